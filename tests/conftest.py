@@ -1,0 +1,40 @@
+"""Shared pytest fixtures.
+
+Tests run JAX on several forced CPU devices so that sharded code paths are exercised on a laptop;
+the flag must be set before JAX is first imported.
+"""
+import os
+import pathlib
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _shared_data_dir() -> pathlib.Path:
+    env = os.environ.get("SOLARJAX_SHARED_DATA")
+    return pathlib.Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+    """The real SHARP files of ../shared/data (or $SOLARJAX_SHARED_DATA)."""
+    path = _shared_data_dir()
+    if not (path / "sharp_cea").is_dir():
+        pytest.fail(f"real test data not found at {path}: set SOLARJAX_SHARED_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_br_files(shared_data) -> list[pathlib.Path]:
+    """The 40 real Br frames (16 HARPs)."""
+    return sorted((shared_data / "sharp_cea").glob("*.Br.fits"))
+
+
+@pytest.fixture(scope="session")
+def corrupt_files(shared_data) -> list[pathlib.Path]:
+    """Three real broken downloads: one empty, two truncated RICE-compressed files."""
+    return sorted((shared_data / "sharp_cea_corrupt").iterdir())
