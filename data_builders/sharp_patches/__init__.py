@@ -1,0 +1,9 @@
+"""sharp_patches dataset: SDO/HMI SHARP CEA Br patches, synthetic or real."""
+from data_builders.sharp_patches.sharp_patches_dataset_builder import (  # noqa: F401
+    BUILD_LOG_NAME,
+    Builder,
+    BuildLog,
+    SharpPatchesConfig,
+    build,
+    harp_split,
+)

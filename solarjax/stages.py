@@ -1,0 +1,94 @@
+"""Cached, resumable pipeline stages for `solarjax demo` and the experiments.
+
+A stage is a function `fn(stage_dir) -> dict` (its JSON-serialisable result) with a config. Its
+fingerprint is the hash of its config and of the fingerprints of the stages it depends on; a stage
+whose `stage.json` holds the same fingerprint is skipped and its saved result returned, so a rerun
+skips finished work. A stage that was interrupted has no `stage.json` and runs again in the same
+directory, where trainers resume from their own checkpoints.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import pathlib
+import time
+from typing import Any, Callable
+
+
+def fingerprint(config: Any) -> str:
+    """Short stable hash of a JSON-serialisable value (key order does not matter)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class StageRunner:
+    """Runs stages in order under `outdir`, printing progress with time estimates.
+
+    Attributes:
+      outdir: root of the run; stage `name` lives in `outdir / name`.
+      total: number of stages expected (for the `[i/total]` progress prefix).
+      log: where progress lines go.
+    """
+
+    outdir: pathlib.Path
+    total: int
+    log: Callable[[str], None] = print
+    done: int = 0
+    timings: dict = dataclasses.field(default_factory=dict)
+
+    def run(
+        self,
+        name: str,
+        config: dict,
+        fn: Callable[[pathlib.Path], dict],
+        *,
+        depends_on: tuple[str, ...] = (),
+        estimate_s: float | None = None,
+    ) -> dict:
+        """Runs (or skips) one stage and returns its result dict.
+
+        Args:
+          name: stage name, also its directory name.
+          config: everything that changes the stage's output.
+          fn: `fn(stage_dir) -> result` doing the work.
+          depends_on: names of earlier stages whose fingerprints enter this one's.
+          estimate_s: expected seconds on a 2-core CPU, shown before the stage starts.
+        """
+        self.done += 1
+        stage_dir = pathlib.Path(self.outdir) / name
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        upstream = {dep: self._stage_record(dep)["fingerprint"] for dep in depends_on}
+        stage_fp = fingerprint({"config": config, "upstream": upstream})
+        record_path = stage_dir / "stage.json"
+        prefix = f"[{self.done}/{self.total}] {name}"
+        if record_path.exists():
+            record = json.loads(record_path.read_text())
+            if record.get("fingerprint") == stage_fp:
+                self.log(f"{prefix}: done earlier ({record['seconds']:.0f} s), skipped")
+                self.timings[name] = 0.0
+                return record["result"]
+            record_path.unlink()
+        eta = f" (about {_format_seconds(estimate_s)})" if estimate_s else ""
+        self.log(f"{prefix}: running{eta}")
+        start = time.perf_counter()
+        result = fn(stage_dir)
+        seconds = time.perf_counter() - start
+        record = {"name": name, "fingerprint": stage_fp, "config": config, "seconds": seconds, "result": result}
+        tmp = record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=1, default=str))
+        tmp.replace(record_path)
+        self.timings[name] = seconds
+        self.log(f"{prefix}: finished in {_format_seconds(seconds)}")
+        return result
+
+    def _stage_record(self, name: str) -> dict:
+        path = pathlib.Path(self.outdir) / name / "stage.json"
+        if not path.exists():
+            raise RuntimeError(f"stage {name!r} has not finished: {path} is missing")
+        return json.loads(path.read_text())
+
+
+def _format_seconds(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
