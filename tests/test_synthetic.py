@@ -1,0 +1,292 @@
+"""Tests of the synthetic active-region generator: seeding, shapes, and the physics it promises."""
+import time
+
+import numpy as np
+import pytest
+import scipy.ndimage
+import scipy.stats
+
+from solarjax.data import synthetic
+from solarjax.data.fits import read_sharp
+from solarjax.data.preprocess import normalise_field
+
+THRESHOLD = 0.15  # the paper's polarity threshold on the normalised image (150 G)
+
+
+def flux_weighted_centroids(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) centroids [n, 2] of s > 0.15 and of s < -0.15, weighted by |s|; NaN when empty."""
+    rows, cols = np.mgrid[:images.shape[1], :images.shape[2]]
+
+    def centroid(mask):
+        weight = np.where(mask, np.abs(images), 0.0)
+        total = weight.sum((1, 2))
+        with np.errstate(invalid="ignore"):
+            return np.stack([(weight * rows).sum((1, 2)) / total, (weight * cols).sum((1, 2)) / total], -1)
+
+    return centroid(images > THRESHOLD), centroid(images < -THRESHOLD)
+
+
+def r_value(images: np.ndarray) -> np.ndarray:
+    """REFERENCE.md's R: sum |s| over the overlap of pos and neg, each dilated by a 7x7 square."""
+    square = np.ones((1, 7, 7), bool)
+    overlap = (scipy.ndimage.binary_dilation(images > THRESHOLD, square)
+               & scipy.ndimage.binary_dilation(images < -THRESHOLD, square))
+    return np.where(overlap, np.abs(images), 0.0).sum((1, 2))
+
+
+def image_flux_mx(batch: synthetic.SyntheticBatch) -> np.ndarray:
+    """Unsigned flux [Mx] of each patch: sum |B| times the pixel area."""
+    area_cm2 = batch.pixel_size_mm[:, 0].astype(np.float64) * batch.pixel_size_mm[:, 1] * synthetic.CM2_PER_MM2
+    return np.abs(batch.br_gauss).astype(np.float64).sum((1, 2)) * area_cm2
+
+
+@pytest.fixture(scope="module")
+def default_batch():
+    return synthetic.generate(1000, 2024)
+
+
+@pytest.fixture(scope="module")
+def single_bipoles():
+    """1000 single-bipole patches (the Hale and Joy tests measure one bipole per patch)."""
+    return synthetic.generate(1000, 11, synthetic.SyntheticConfig(extra_bipole_probability=0.0))
+
+
+def assert_batches_equal(a: synthetic.SyntheticBatch, b: synthetic.SyntheticBatch):
+    np.testing.assert_array_equal(a.br_gauss, b.br_gauss)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.pixel_size_mm, b.pixel_size_mm)
+    assert a.truth.keys() == b.truth.keys()
+    for key in a.truth:
+        np.testing.assert_array_equal(a.truth[key], b.truth[key], err_msg=key)
+
+
+def test_same_seed_same_patches_and_patch_i_independent_of_n(monkeypatch):
+    whole = synthetic.generate(10, 7)
+    assert_batches_equal(whole, synthetic.generate(10, 7))
+    head, tail = synthetic.generate(3, 7), synthetic.generate(7, 7, start=3)
+    assert_batches_equal(whole, synthetic.SyntheticBatch(
+        br_gauss=np.concatenate([head.br_gauss, tail.br_gauss]),
+        images=np.concatenate([head.images, tail.images]),
+        pixel_size_mm=np.concatenate([head.pixel_size_mm, tail.pixel_size_mm]),
+        truth={k: np.concatenate([head.truth[k], tail.truth[k]]) for k in head.truth}))
+    monkeypatch.setattr(synthetic, "_CHUNK", 4)  # internal chunking must not matter either
+    assert_batches_equal(whole, synthetic.generate(10, 7))
+    other = synthetic.generate(10, 8)
+    assert not np.array_equal(whole.br_gauss, other.br_gauss)
+    assert len(synthetic.generate(0, 7)) == 0
+
+
+def test_shapes_dtypes_and_preprocessing(default_batch):
+    b, n = default_batch, len(default_batch)
+    config = synthetic.SyntheticConfig()
+    assert b.br_gauss.shape == b.images.shape == (n, 128, 128)
+    assert b.br_gauss.dtype == b.images.dtype == b.pixel_size_mm.dtype == np.float32
+    assert b.pixel_size_mm.shape == (n, 2)
+    np.testing.assert_array_equal(b.images, np.clip(b.br_gauss / 1000.0, -1.0, 1.0))
+    box = b.pixel_size_mm * 128
+    assert np.all(box >= np.array(config.min_box_mm) - 1e-3) and np.all(box <= np.array(config.max_box_mm) + 1e-3)
+    t = b.truth
+    for key in ("latitude_deg", "hemisphere", "cycle_parity", "n_bipoles", "total_flux_mx", "mean_separation_mm",
+                "mean_tilt_deg", "delta", "noise_rms_gauss"):
+        assert t[key].shape == (n,), key
+    for key in ("bipole_flux_mx", "bipole_separation_mm", "bipole_tilt_deg", "bipole_leading_sign", "bipole_delta"):
+        assert t[key].shape == (n, config.max_bipoles), key
+    assert set(np.unique(t["hemisphere"])) == {-1, 1} and set(np.unique(t["cycle_parity"])) == {0, 1}
+    assert np.all(np.sign(t["latitude_deg"]) == t["hemisphere"])
+    assert set(np.unique(t["n_bipoles"])) == set(range(1, config.max_bipoles + 1))
+    padded = np.arange(config.max_bipoles) >= t["n_bipoles"][:, None]
+    assert np.all(t["bipole_flux_mx"][padded] == 0) and np.all(t["bipole_leading_sign"][padded] == 0)
+    assert np.all(np.isnan(t["bipole_separation_mm"][padded])) and not np.any(t["bipole_delta"][padded])
+    assert np.all(np.isfinite(t["bipole_separation_mm"][~padded])) and np.all(t["bipole_flux_mx"][~padded] > 0)
+    np.testing.assert_allclose(t["total_flux_mx"], t["bipole_flux_mx"].sum(1))
+    np.testing.assert_array_equal(t["delta"], t["bipole_delta"].any(1))
+
+
+def test_flux_spans_decades_and_primary_flux_is_log_uniform(default_batch):
+    t = default_batch.truth
+    lo, hi = np.quantile(t["total_flux_mx"], [0.05, 0.95])
+    assert np.log10(hi / lo) >= 2.0
+    config = synthetic.SyntheticConfig()
+    primary = t["bipole_flux_mx"][:, 0]
+    assert primary.min() >= config.min_flux_mx and primary.max() <= config.max_flux_mx
+    unit = np.log(primary / config.min_flux_mx) / np.log(config.max_flux_mx / config.min_flux_mx)
+    assert scipy.stats.kstest(unit, "uniform").pvalue > 0.01
+    # A steeper power law (the whole-Sun population) gives dN/dF ~ F**-1.85: check its inverse CDF.
+    steep = synthetic.generate(400, 3, synthetic.SyntheticConfig(flux_power_index=1.85)).truth["bipole_flux_mx"][:, 0]
+    a, b = config.min_flux_mx ** -0.85, config.max_flux_mx ** -0.85
+    assert scipy.stats.kstest((steep ** -0.85 - a) / (b - a), "uniform").pvalue > 0.01
+    # The image carries the flux: sum |B| * pixel area follows the truth.
+    assert scipy.stats.spearmanr(image_flux_mx(default_batch), t["total_flux_mx"]).statistic > 0.9
+
+
+def test_flux_in_image_matches_truth_without_network_and_noise():
+    config = synthetic.SyntheticConfig(extra_bipole_probability=0.0, delta_probability=0.0, noise_gauss=(0.0, 0.0),
+                                       network_flux_density_gauss=(0.0, 0.0))
+    batch = synthetic.generate(200, 5, config)
+    ratio = image_flux_mx(batch) / batch.truth["total_flux_mx"]
+    assert np.all(ratio <= 1 + 1e-4)  # |sum of components| <= sum of |components|
+    assert np.median(ratio) > 0.95  # only flux cut by the box edge or cancelled where polarities meet is lost
+
+
+def test_flux_budget_conserves_each_polarity():
+    config = synthetic.SyntheticConfig()
+    flux = np.array([[1e20, 3e21, 5e22, 5e22]])
+    imbalance = np.array([[0.0, 0.5, -0.5, 0.2]])
+    for delta_fraction in (0.0, 1.0):
+        budget = synthetic._flux_budget(flux, imbalance, np.ones_like(flux), np.ones_like(flux, bool),
+                                        np.full_like(flux, delta_fraction), config)
+        parts = [budget["lead_spot"], budget["delta_spot"], budget["follow_spots"], budget["plage"][..., 0],
+                 budget["plage"][..., 1]]
+        assert all(np.all(part >= 0) for part in parts)
+        np.testing.assert_allclose(budget["lead_spot"] + budget["plage"][..., 0], flux / 2 * (1 + imbalance))
+        np.testing.assert_allclose(budget["delta_spot"] + budget["follow_spots"] + budget["plage"][..., 1],
+                                   flux / 2 * (1 - imbalance))
+    assert budget["lead_spot"][0, 0] == 0 and budget["lead_spot"][0, 2] == pytest.approx(0.6 * 0.25 * 5e22)
+
+
+def test_hales_law(single_bipoles):
+    t = single_bipoles.truth
+    c_pos, c_neg = flux_weighted_centroids(single_bipoles.images)
+    measured = np.sign(c_pos[:, 1] - c_neg[:, 1])  # positive leads when it lies further west
+    defined = np.isfinite(measured)
+    assert defined.mean() > 0.97
+    truth_sign = t["bipole_leading_sign"][:, 0]
+    hale = synthetic.hale_leading_sign(t["hemisphere"], t["cycle_parity"])
+    assert np.mean(measured[defined] == truth_sign[defined]) >= 0.90
+    assert 0.03 <= np.mean(truth_sign != hale) <= 0.07  # anti-Hale share, 5% by default
+    assert np.mean(measured[defined] == hale[defined]) >= 0.85
+    # Cycle 24 (even): negative leads in the north.
+    np.testing.assert_array_equal(synthetic.hale_leading_sign(np.array([1, -1, 1, -1]), np.array([0, 0, 1, 1])),
+                                  [-1, 1, 1, -1])
+    everything_odd = synthetic.generate(50, 1, synthetic.SyntheticConfig(cycle_parity=1, anti_hale_probability=0.0))
+    lead = everything_odd.truth["bipole_leading_sign"][:, 0]
+    np.testing.assert_array_equal(lead, everything_odd.truth["hemisphere"])
+
+
+def test_joys_law(single_bipoles):
+    """Tilt measured from the polarity centroids (in Mm) grows with |latitude| at about the set rate.
+
+    Centroids measure a bipole's axis where its polarities stand out: regions of >= 1e21 Mx without
+    a delta spot (whose umbrae of the following sign sit by the leading spot).
+    """
+    b, t = single_bipoles, single_bipoles.truth
+    c_pos, c_neg = flux_weighted_centroids(b.images)
+    positive_leads = (t["bipole_leading_sign"][:, 0] > 0)[:, None]
+    lead, follow = np.where(positive_leads, c_pos, c_neg), np.where(positive_leads, c_neg, c_pos)
+    north_mm = (lead[:, 0] - follow[:, 0]) * b.pixel_size_mm[:, 0]
+    west_mm = (lead[:, 1] - follow[:, 1]) * b.pixel_size_mm[:, 1]
+    tilt = np.degrees(np.arctan2(-t["hemisphere"] * north_mm, west_mm))  # leading equatorward: positive
+    usable = np.isfinite(tilt) & (t["total_flux_mx"] >= 1e21) & ~t["delta"]
+    assert usable.sum() > 300
+    latitude = np.abs(t["latitude_deg"][usable])
+    fit = scipy.stats.linregress(latitude, tilt[usable])
+    assert 0.25 < fit.slope < 0.9  # set: 0.5 deg per deg, with 15 deg scatter
+    assert np.corrcoef(tilt[usable], t["mean_tilt_deg"][usable])[0, 1] > 0.7
+    assert tilt[usable][latitude > 20].mean() - tilt[usable][latitude < 10].mean() > 5.0
+    separation = np.hypot(north_mm, west_mm)[usable]
+    assert 0.7 < np.median(separation / t["mean_separation_mm"][usable]) < 1.3
+
+
+def test_delta_configuration_raises_r(default_batch):
+    # The same draws with and without a delta spot: every region of >= 3e21 Mx may have one.
+    paired = [synthetic.generate(80, 9, synthetic.SyntheticConfig(min_flux_mx=3e21, delta_probability=p))
+              for p in (1.0, 0.0)]
+    assert paired[0].truth["delta"].all() and not paired[1].truth["delta"].any()
+    np.testing.assert_array_equal(paired[0].truth["total_flux_mx"], paired[1].truth["total_flux_mx"])
+    with_delta, without = (r_value(b.images) for b in paired)
+    assert np.mean(with_delta > without) > 0.9
+    assert np.median(with_delta) > 5 * np.median(without)
+    # In the default population too, at similar flux.
+    t, r = default_batch.truth, r_value(default_batch.images)
+    for low, high in ((3e21, 1e22), (1e22, 1e23)):
+        similar = (t["total_flux_mx"] >= low) & (t["total_flux_mx"] < high)
+        assert (similar & t["delta"]).sum() >= 20
+        assert np.median(r[similar & t["delta"]]) > 3 * np.median(r[similar & ~t["delta"]]) + 10
+
+
+def test_umbrae_reach_kilogauss_and_saturate(default_batch):
+    t, br = default_batch.truth, default_batch.br_gauss
+    large = t["total_flux_mx"] > 1e22
+    peak = np.abs(br[large]).max((1, 2))
+    assert 1800 < np.median(peak) < 3500 and peak.max() < 6000
+    assert np.mean(np.abs(default_batch.images[large]).max((1, 2)) == 1.0) > 0.95  # all but spotless, decayed ones
+    small = t["total_flux_mx"] < 3e20  # ephemeral regions: no spots, plage of a few hundred G
+    assert np.median(np.abs(br[small]).max((1, 2))) < 1000
+
+
+def test_noise_of_empty_pixels_is_the_documented_level():
+    quiet = dict(network_flux_density_gauss=(0.0, 0.0))
+    noisy = synthetic.generate(60, 4, synthetic.SyntheticConfig(**quiet))
+    clean = synthetic.generate(60, 4, synthetic.SyntheticConfig(noise_gauss=(0.0, 0.0), **quiet))
+    expected = noisy.truth["noise_rms_gauss"]
+    lo, hi = synthetic.SyntheticConfig().noise_gauss
+    assert np.all((expected >= lo) & (expected <= hi))
+    empty = np.abs(clean.br_gauss) < 0.5  # far from every spot and plage cloud
+    checked = empty.sum((1, 2)) >= 1000
+    assert checked.sum() >= 40
+    for image, mask, rms in zip(noisy.br_gauss[checked], empty[checked], expected[checked]):
+        assert abs(image[mask].std() / rms - 1) < 0.06
+
+
+def test_quiet_sun_texture_matches_real_frames(default_batch):
+    """Robust rms of neighbour differences in quiet pixels (|s| < 0.06): the real frames give 6-27 G."""
+    s = default_batch.images[:200]
+    diff = (s[:, :, 1:] - s[:, :, :-1]) / np.sqrt(2)
+    quiet = (np.abs(s[:, :, 1:]) < 0.06) & (np.abs(s[:, :, :-1]) < 0.06)
+    level = np.array([1.4826 * np.median(np.abs(d[q])) for d, q in zip(diff, quiet)]) * 1000
+    assert 5 < np.quantile(level, 0.05) and np.quantile(level, 0.95) < 28
+    assert 12 < np.median(level) < 22
+
+
+def test_orientation_agrees_with_real_sharp_frames(real_br_files):
+    """The generator's conventions (rows north, columns west, cycle 24 even) on the real frames.
+
+    The 40 frames are cycle-24 regions (2011-2017): Hale's law with parity 0 should predict their
+    leading polarity (the big anti-Hale exception is HARP 1449, NOAA 11429), and by Joy's law their
+    leading polarity should mostly lie nearer the equator.
+    """
+    hale_agrees, equatorward = [], []
+    for path in real_br_files:
+        patch = read_sharp(path)
+        c_pos, c_neg = flux_weighted_centroids(normalise_field(patch.data)[None])
+        if not np.all(np.isfinite(c_pos) & np.isfinite(c_neg)):
+            continue
+        lead_sign = np.sign(c_pos[0, 1] - c_neg[0, 1])
+        hemisphere = np.sign(patch.meta["lat_deg"])
+        hale_agrees.append(lead_sign == synthetic.hale_leading_sign(hemisphere, 0))
+        lead, follow = (c_pos[0], c_neg[0]) if lead_sign > 0 else (c_neg[0], c_pos[0])
+        equatorward.append(hemisphere * (lead[0] - follow[0]) < 0)
+    assert len(hale_agrees) >= 35
+    assert np.mean(hale_agrees) >= 0.8
+    assert np.mean(equatorward) >= 0.6
+
+
+def test_speed():
+    """A sanity bound only (the machine may be shared): about 1 ms of CPU per patch when idle."""
+    synthetic.generate(8, 0)
+    start = time.perf_counter()
+    synthetic.generate(128, 0)
+    assert time.perf_counter() - start < 10.0
+
+
+def test_bad_input_is_refused_with_the_field_named():
+    with pytest.raises(ValueError, match="max_bipoles"):
+        synthetic.SyntheticConfig(max_bipoles=0)
+    with pytest.raises(ValueError, match="box_fill"):
+        synthetic.SyntheticConfig(box_fill=(0.9, 0.5))
+    with pytest.raises(ValueError, match="min_flux_mx"):
+        synthetic.SyntheticConfig(min_flux_mx=1e23)
+    with pytest.raises(ValueError, match="cycle_parity"):
+        synthetic.SyntheticConfig(cycle_parity=24)
+    with pytest.raises(ValueError, match="seed"):
+        synthetic.generate(2, -1)
+    with pytest.raises(ValueError, match="n must"):
+        synthetic.generate(2.5, 0)
+    with pytest.raises(TypeError, match="SyntheticConfig"):
+        synthetic.generate(2, 0, config={"size": 64})
+
+
+def test_other_sizes_keep_the_physics():
+    batch = synthetic.generate(20, 0, synthetic.SyntheticConfig(size=64))
+    assert batch.images.shape == (20, 64, 64)
+    np.testing.assert_allclose(batch.pixel_size_mm * 64, synthetic.generate(20, 0).pixel_size_mm * 128, rtol=1e-5)
