@@ -1,0 +1,380 @@
+"""How well latent steering works: monotonicity, leakage, targeting success, and the paper's figures.
+
+For each quantity with a direction, base latents z ~ N(0, I) are moved along its normal by
+alpha in [-3, 3] (the paper's alpha, in units of latent distance) and every exact quantity of the
+generated patches is measured:
+
+* monotonicity: Spearman's rank correlation between the target quantity and alpha, averaged over
+  the base latents (a traversal where the quantity is undefined somewhere is left out; one where
+  it does not change counts as 0);
+* leakage of quantity p: the change of p per unit change of the target q along the traversal,
+  both in units of their standard deviation under the prior, ``|slope(p) / slope(q)|`` with
+  least-squares slopes against alpha, median over the base latents;
+* both again along the conditional direction (the normal projected off the normals of the held
+  quantities), and the leakage into the held quantities with and without conditioning. By
+  default every other quantity is held except those whose normal is nearly parallel to the
+  target's (|cos| >= 0.8: TPF, TNF and area move with TUF, PSEP with leading polarity), which
+  cannot be held while the target changes; the report lists which were held;
+* targeting: the fraction of `steer_to` requests met within 5%, over requests whose target lies
+  within the 1st-99th percentile of the quantity under the prior ("in range").
+
+`run_evaluation` writes ``report.json`` and the figures: the latent map of a quantity with its
+decision boundary and thumbnails (the paper's Figure 3: latents projected on the normal and on
+one orthogonal direction), traversal strips with curves of every quantity against alpha (its
+Figure 4), and a conditional traversal (R up, TUF and leading polarity held). Magnetograms use
+sunpy's ``hmimag`` colour map on [-1000, 1000] G.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.stats
+
+from solarjax import physics
+from solarjax.steering.directions import (
+    Directions,
+    as_generator,
+    latent_quantities,
+    map_generated,
+    sample_latents,
+    strict_json,
+)
+from solarjax.steering.edit import edit
+from solarjax.steering.target import steer_to
+from solarjax.train import monitor
+
+DEFAULT_ALPHAS = np.linspace(-3.0, 3.0, 13)
+FIGURE_QUANTITIES = ("tuf", "psep", "r_value")
+"""Quantities the paper's figures emphasise."""
+CONDITIONAL_EXAMPLE = ("r_value", ("tuf", "lead_polarity"))
+"""The conditional traversal of the report: R up, TUF and leading polarity held."""
+DEFAULT_REQUESTS = (
+    {"targets": {"tuf": ("rel", 0.5)}},
+    {"targets": {"tuf": ("rel", -0.3)}},
+    {"targets": {"tuf": ("rel", 0.3)}, "hold": ("psep",)},
+    {"targets": {"psep": ("rel", 0.3)}},
+    {"targets": {"psep": ("rel", -0.2)}, "hold": ("tuf",)},
+    {"targets": {"r_value": ("rel", 0.5)}},
+    {"targets": {"r_value": ("rel", 1.0)}, "hold": ("tuf",)},
+)
+"""Targeting requests of the report (the CLI's '--set tuf=+50% --hold psep' and the like)."""
+MAX_HOLD_COSINE = 0.8
+"""By default a quantity is held only if its normal's |cosine| with the target's is below this."""
+
+
+# ------------------------------------------------------------------------------------- metrics
+def traversal_quantities(generator: Any, z: np.ndarray, direction: np.ndarray, alphas: np.ndarray = DEFAULT_ALPHAS,
+                         keep_norm: bool = False) -> dict[str, np.ndarray]:
+    """Exact quantities along straight edits: dict name -> [N, A] for latents [N, D], alphas [A]."""
+    generator = as_generator(generator)
+    z = np.asarray(z, np.float32)
+    edited = np.asarray(edit(z, direction, np.asarray(alphas, np.float32), keep_norm=keep_norm))
+    values = latent_quantities(generator, edited.reshape(-1, z.shape[1]))
+    return {name: v.reshape(len(z), len(alphas)) for name, v in values.items()}
+
+
+def monotonicity(values: np.ndarray, alphas: np.ndarray) -> float:
+    """Mean Spearman correlation of each row of values [N, A] with alphas [A].
+
+    Rows with a NaN are left out; constant rows count as 0; NaN when no row is left.
+    """
+    values = np.asarray(values, np.float64)
+    rows = values[np.isfinite(values).all(axis=1)]
+    if len(rows) == 0:
+        return float("nan")
+    ranks = scipy.stats.rankdata(rows, axis=1)
+    alpha_ranks = scipy.stats.rankdata(alphas)
+    ranks = ranks - ranks.mean(axis=1, keepdims=True)
+    alpha_ranks = alpha_ranks - alpha_ranks.mean()
+    spread = np.linalg.norm(ranks, axis=1) * np.linalg.norm(alpha_ranks)
+    correlation = np.divide(ranks @ alpha_ranks, spread, out=np.zeros(len(rows)), where=spread > 0)
+    return float(correlation.mean())
+
+
+def _slopes(values: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """[N] least-squares slopes of each row of values [N, A] against alphas (NaN rows give NaN)."""
+    centred = np.asarray(alphas, np.float64) - np.mean(alphas)
+    return (values - values.mean(axis=1, keepdims=True)) @ centred / (centred @ centred)
+
+
+def leakage(values: Mapping[str, np.ndarray], alphas: np.ndarray, target: str,
+            scales: Mapping[str, float]) -> dict[str, float]:
+    """Change of every other quantity per unit change of the target along traversals.
+
+    Args:
+      values: name -> [N, A] quantities along the traversals (`traversal_quantities`).
+      alphas: [A] step sizes.
+      target: the quantity the direction is meant to change.
+      scales: name -> standard deviation under the prior (units of both changes).
+
+    Returns:
+      name -> median over the traversals of ``|slope(p) / scale_p| / |slope(q) / scale_q|``
+      (traversals where either is undefined are left out; NaN when none is left).
+    """
+    target_slope = np.abs(_slopes(values[target], alphas)) / scales[target]
+    result = {}
+    for name, v in values.items():
+        if name == target:
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.abs(_slopes(v, alphas)) / scales[name] / target_slope
+        ratio = ratio[np.isfinite(ratio)]
+        result[name] = float(np.median(ratio)) if len(ratio) else float("nan")
+    return result
+
+
+def default_hold(directions: Directions, name: str, max_cosine: float = MAX_HOLD_COSINE) -> tuple[str, ...]:
+    """Every other quantity whose normal has |cosine| < ``max_cosine`` with the normal of ``name``."""
+    cosines = directions.normals @ directions.normal(name)
+    return tuple(other for other, cosine in zip(directions.names, cosines)
+                 if other != name and abs(cosine) < max_cosine)
+
+
+def evaluate_directions(generator: Any, directions: Directions, names: Sequence[str] | None = None,
+                        n_latents: int = 100, alphas: np.ndarray = DEFAULT_ALPHAS,
+                        hold: Mapping[str, Sequence[str]] | None = None, seed: int = 0,
+                        keep_norm: bool = False) -> dict[str, dict[str, Any]]:
+    """Monotonicity and leakage of each direction, plain and conditional.
+
+    Args:
+      generator: the generator the directions belong to.
+      directions: fitted `Directions`.
+      names: quantities to evaluate (default: all of ``directions``).
+      n_latents: base latents (seeded by ``seed``).
+      alphas: [A] step sizes.
+      hold: name -> quantities held by its conditional direction (default: `default_hold`).
+      keep_norm: rescale edited latents to their base norm.
+
+    Returns:
+      name -> {'monotonicity', 'monotonicity_conditional', 'leakage' (other -> value),
+      'leakage_conditional', 'held', 'held_leakage' (mean leakage into the held quantities),
+      'held_leakage_conditional', 'held_leakage_ratio' (conditional / plain), 'target_change'
+      and 'target_change_conditional' (median change of the target over the alpha range, in
+      prior standard deviations)}.
+    """
+    generator = as_generator(generator)
+    names = tuple(names) if names is not None else directions.names
+    z = sample_latents(n_latents, generator.latent_dim, seed)
+    alphas = np.asarray(alphas, np.float64)
+    report = {}
+    for name in names:
+        held = tuple(hold[name]) if hold is not None else default_hold(directions, name)
+        plain = traversal_quantities(generator, z, directions.normal(name), alphas, keep_norm)
+        conditioned = traversal_quantities(generator, z, directions.direction(name, held), alphas, keep_norm)
+        leak, leak_conditional = (leakage(v, alphas, name, directions.std) for v in (plain, conditioned))
+        held_plain = float(np.nanmean([leak[h] for h in held])) if held else float("nan")
+        held_conditional = float(np.nanmean([leak_conditional[h] for h in held])) if held else float("nan")
+        span = alphas[-1] - alphas[0]
+        report[name] = {
+            "monotonicity": monotonicity(plain[name], alphas),
+            "monotonicity_conditional": monotonicity(conditioned[name], alphas),
+            "leakage": leak,
+            "leakage_conditional": leak_conditional,
+            "held": list(held),
+            "held_leakage": held_plain,
+            "held_leakage_conditional": held_conditional,
+            "held_leakage_ratio": held_conditional / held_plain if held_plain > 0 else float("nan"),
+            "target_change": float(np.nanmedian(_slopes(plain[name], alphas)) * span / directions.std[name]),
+            "target_change_conditional":
+                float(np.nanmedian(_slopes(conditioned[name], alphas)) * span / directions.std[name]),
+        }
+    return report
+
+
+def evaluate_targeting(generator: Any, requests: Sequence[Mapping[str, Any]] = DEFAULT_REQUESTS,
+                       n_latents: int = 20, seed: int = 1, scales: Mapping[str, float] | None = None,
+                       prior_latents: int = 1000, **steer_kwargs) -> dict[str, Any]:
+    """Success rate of `steer_to` on in-range requests.
+
+    Args:
+      generator: the generator.
+      requests: each {'targets': {name: (kind, value)}, 'hold': (names...)}.
+      n_latents: base latents per request (seeded by ``seed``).
+      scales: name -> standard deviation under the prior (default: from ``prior_latents`` latents).
+      prior_latents: latents drawn to find each quantity's 1st-99th percentile range.
+      **steer_kwargs: passed to `steer_to` (steps, learning_rate, ...).
+
+    Returns:
+      {'success_rate' (over all in-range requests), 'in_range', 'requested', 'requests': per
+      request {'targets', 'hold', 'in_range', 'success_rate', 'median_abs_relative_error',
+      'median_abs_held_change'}}.
+    """
+    generator = as_generator(generator)
+    prior = latent_quantities(generator, sample_latents(prior_latents, generator.latent_dim, seed + 1))
+    ranges = {name: np.nanpercentile(prior[name], [1, 99]) for name in physics.QUANTITY_NAMES}
+    scales = dict(scales) if scales is not None else {n: float(np.nanstd(prior[n])) for n in physics.QUANTITY_NAMES}
+    z0 = sample_latents(n_latents, generator.latent_dim, seed)
+    rows, met_total, in_range_total = [], 0, 0
+    for request in requests:
+        hold = tuple(request.get("hold", ()))
+        result = steer_to(generator, z0, request["targets"], hold=hold, scales=scales, **steer_kwargs)
+        in_range = np.all([(t >= ranges[n][0]) & (t <= ranges[n][1]) for n, t in result.targets.items()], axis=0)
+        met = result.success & in_range
+        met_total += int(met.sum())
+        in_range_total += int(in_range.sum())
+        errors = np.abs(np.stack(list(result.relative_error.values())))[:, in_range]
+        changes = np.abs(np.stack(list(result.held_change.values())))[:, in_range] if hold else np.zeros((0, 0))
+        rows.append({
+            "targets": {n: list(v) for n, v in request["targets"].items()},
+            "hold": list(hold),
+            "in_range": int(in_range.sum()),
+            "success_rate": float(met.sum() / in_range.sum()) if in_range.any() else float("nan"),
+            "median_abs_relative_error": float(np.nanmedian(errors)) if errors.size else float("nan"),
+            "median_abs_held_change": float(np.nanmedian(changes)) if changes.size else float("nan"),
+        })
+    return {
+        "success_rate": met_total / in_range_total if in_range_total else float("nan"),
+        "in_range": in_range_total,
+        "requested": len(requests) * n_latents,
+        "requests": rows,
+    }
+
+
+# ------------------------------------------------------------------------------------- figures
+def _show_field(ax, image: np.ndarray, **kwargs):
+    """Draws one normalised patch [H, W] or [H, W, 1] in G with hmimag on [-1000, 1000] G."""
+    image = np.asarray(image)
+    field = (image[..., 0] if image.ndim == 3 else image) * monitor.GAUSS_PER_UNIT
+    vmin, vmax = monitor.FIELD_RANGE_GAUSS
+    return ax.imshow(field, cmap=monitor.hmimag_colormap(), vmin=vmin, vmax=vmax, origin="lower",
+                     interpolation="nearest", **kwargs)
+
+
+def _orthogonal_unit(normal: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded random unit vector orthogonal to ``normal``."""
+    v = np.random.default_rng(seed).normal(size=normal.shape)
+    v -= (v @ normal) * normal
+    return v / np.linalg.norm(v)
+
+
+def plot_latent_map(generator: Any, directions: Directions, name: str, path: str | os.PathLike,
+                    n_points: int = 1000, grid: int = 5, seed: int = 0) -> pathlib.Path:
+    """The paper's Figure 3 for one quantity: latents on the (normal, orthogonal) plane.
+
+    Latents z ~ N(0, I) are drawn at their signed distance to the boundary (x) and their
+    projection on a random unit vector orthogonal to the normal (y), coloured by the exact
+    quantity; the boundary is x = 0. Thumbnails: patches generated at a grid of (x, y) in
+    [-3, 3]^2, from one base latent whose components along the two axes are replaced.
+    """
+    from matplotlib.figure import Figure
+
+    generator = as_generator(generator)
+    normal, intercept = directions.normal(name), directions.intercept(name)
+    across = _orthogonal_unit(normal, seed)
+    z = sample_latents(n_points, generator.latent_dim, seed)
+    values = latent_quantities(generator, z)[name]
+    x, y = z @ normal + intercept, z @ across
+    positions = np.linspace(-3.0, 3.0, grid)
+    base = sample_latents(1, generator.latent_dim, seed + 1)[0].astype(np.float64)
+    base -= (base @ normal) * normal + (base @ across) * across
+    thumbs_z = np.array([base + (gx - intercept) * normal + gy * across for gy in positions for gx in positions])
+    thumbs = map_generated(generator, thumbs_z)
+
+    figure = Figure(figsize=(11, 9), layout="constrained")
+    ax = figure.add_subplot()
+    points = ax.scatter(x, y, c=values, s=6, cmap="viridis", alpha=0.5, zorder=1)
+    half = 0.3 * (positions[1] - positions[0]) if grid > 1 else 0.8
+    for (gy, gx), image in zip(((gy, gx) for gy in positions for gx in positions), thumbs):
+        field = _show_field(ax, image, extent=(gx - half, gx + half, gy - half, gy + half), zorder=3)
+    ax.axvline(0.0, color="k", lw=1.5, ls="--", zorder=4, label="decision boundary")
+    ax.set_xlim(-3.6, 3.6)
+    ax.set_ylim(-3.6, 3.6)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"signed distance to the {name} boundary (along its normal)")
+    ax.set_ylabel("projection on an orthogonal unit direction")
+    ax.set_title(f"{name}: SVM test accuracy {directions.test_accuracy[name]:.3f}")
+    ax.legend(loc="upper left")
+    figure.colorbar(points, ax=ax, label=name, shrink=0.8)
+    figure.colorbar(field, ax=ax, label="Br [G]", shrink=0.8)
+    return _save(figure, path)
+
+
+def plot_traversal(generator: Any, z: np.ndarray, direction: np.ndarray, path: str | os.PathLike,
+                   alphas: np.ndarray = np.linspace(-3.0, 3.0, 7), scales: Mapping[str, float] | None = None,
+                   title: str = "") -> pathlib.Path:
+    """The paper's Figure 4: one latent moved along a direction, with every quantity against alpha.
+
+    Top: the patches at each alpha. Bottom: every exact quantity minus its value at the first
+    alpha, in units of ``scales`` (prior standard deviations) when given.
+    """
+    from matplotlib.figure import Figure
+
+    generator = as_generator(generator)
+    edited = np.asarray(edit(np.asarray(z, np.float32)[None], direction, np.asarray(alphas, np.float32)))[0]
+    images = map_generated(generator, edited)
+    values = latent_quantities(generator, edited)
+    figure = Figure(figsize=(2.0 * len(alphas) + 1.5, 6.5), layout="constrained")
+    top, bottom = figure.subfigures(2, 1, height_ratios=(1.0, 1.3))
+    axes = top.subplots(1, len(alphas))
+    for ax, image, alpha in zip(np.atleast_1d(axes), images, alphas):
+        field = _show_field(ax, image)
+        ax.set_title(f"alpha = {alpha:+.1f}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    top.colorbar(field, ax=axes, label="Br [G]", shrink=0.9)
+    top.suptitle(title)
+    ax = bottom.subplots()
+    for name in physics.QUANTITY_NAMES:
+        scale = scales[name] if scales is not None else 1.0
+        ax.plot(alphas, (values[name] - values[name][0]) / scale, marker="o", label=name)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xlabel("alpha")
+    ax.set_ylabel("change from first alpha" + (" [prior std]" if scales is not None else ""))
+    ax.legend(ncol=5, fontsize="small")
+    return _save(figure, path)
+
+
+def _save(figure, path: str | os.PathLike) -> pathlib.Path:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    return path
+
+
+# -------------------------------------------------------------------------------------- report
+def run_evaluation(generator: Any, directions: Directions, outdir: str | os.PathLike, n_latents: int = 100,
+                   alphas: np.ndarray = DEFAULT_ALPHAS, targeting_latents: int = 20,
+                   requests: Sequence[Mapping[str, Any]] = DEFAULT_REQUESTS, seed: int = 0,
+                   figure_quantities: Sequence[str] = FIGURE_QUANTITIES, **steer_kwargs) -> dict[str, Any]:
+    """Evaluates directions and targeting, and writes ``report.json`` and the figures to ``outdir``.
+
+    Returns:
+      The report: {'fingerprint', 'directions' (`Directions.summary`), 'traversals'
+      (`evaluate_directions`), 'targeting' (`evaluate_targeting`), 'figures' (paths relative to
+      ``outdir``)}.
+    """
+    generator = as_generator(generator)
+    if directions.fingerprint != generator.fingerprint:
+        raise ValueError(f"directions of generator {directions.fingerprint!r} cannot evaluate generator {generator.fingerprint!r}")
+    outdir = pathlib.Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    traversals = evaluate_directions(generator, directions, n_latents=n_latents, alphas=alphas, seed=seed)
+    targeting = evaluate_targeting(generator, requests, n_latents=targeting_latents, seed=seed + 1,
+                                   scales=directions.std, **steer_kwargs)
+    base = sample_latents(1, generator.latent_dim, seed + 2)[0]
+    figures = []
+    for name in figure_quantities:
+        if name in directions.names:
+            figures.append(plot_latent_map(generator, directions, name, outdir / f"latent_map_{name}.png", seed=seed))
+            figures.append(plot_traversal(generator, base, directions.normal(name), outdir / f"traversal_{name}.png",
+                                          scales=directions.std, title=f"{name} up (SVM normal)"))
+    primal, held = CONDITIONAL_EXAMPLE
+    if primal in directions.names and all(h in directions.names for h in held):
+        figures.append(plot_traversal(
+            generator, base, directions.direction(primal, held), outdir / f"traversal_{primal}_conditional.png",
+            scales=directions.std, title=f"{primal} up, {' and '.join(held)} held (conditional direction)"))
+    report = {
+        "fingerprint": generator.fingerprint,
+        "directions": directions.summary(),
+        "traversals": traversals,
+        "targeting": targeting,
+        "figures": [str(p.relative_to(outdir)) for p in figures],
+    }
+    (outdir / "report.json").write_text(json.dumps(strict_json(report), indent=2))
+    return report
+

@@ -1,0 +1,86 @@
+"""Evaluation of steering: monotonicity, leakage, targeting, report and figures."""
+import json
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from solarjax.steering import evaluate
+from solarjax.steering.directions import fit_directions
+from test_steering_toy import toy_generator
+
+ALPHAS = np.linspace(-3.0, 3.0, 7)
+
+
+@pytest.fixture(scope="module")
+def directions():
+    return fit_directions(toy_generator(), n=1000)
+
+
+def test_monotonicity_known_answers():
+    up, down = np.arange(7.0), -np.arange(7.0) ** 3
+    constant, undefined = np.ones(7), np.r_[np.nan, np.ones(6)]
+    assert evaluate.monotonicity(np.stack([up, up]), ALPHAS) == pytest.approx(1.0)
+    assert evaluate.monotonicity(np.stack([down]), ALPHAS) == pytest.approx(-1.0)
+    assert evaluate.monotonicity(np.stack([up, constant]), ALPHAS) == pytest.approx(0.5)
+    assert evaluate.monotonicity(np.stack([up, undefined]), ALPHAS) == pytest.approx(1.0)   # NaN row left out
+    assert np.isnan(evaluate.monotonicity(np.stack([undefined]), ALPHAS))
+    rows = np.random.default_rng(0).normal(size=(5, 7))
+    expected = np.mean([scipy.stats.spearmanr(row, ALPHAS).statistic for row in rows])
+    assert evaluate.monotonicity(rows, ALPHAS) == pytest.approx(expected, abs=1e-12)
+
+
+def test_leakage_known_answers():
+    # Target rises 2 units per alpha, p by 1 (opposite sign), r not at all; r's scale is irrelevant.
+    values = {"q": np.stack([2.0 * ALPHAS, 4.0 * ALPHAS]), "p": np.stack([-ALPHAS, -2.0 * ALPHAS]),
+              "r": np.zeros((2, 7))}
+    got = evaluate.leakage(values, ALPHAS, "q", {"q": 1.0, "p": 1.0, "r": 5.0})
+    assert got == {"p": pytest.approx(0.5), "r": 0.0}
+    # In units of prior standard deviations: p varies 4x more than q in the prior -> 4x less leakage.
+    assert evaluate.leakage(values, ALPHAS, "q", {"q": 1.0, "p": 4.0, "r": 1.0})["p"] == pytest.approx(0.125)
+
+
+def test_default_hold_leaves_out_parallel_normals(directions):
+    held = evaluate.default_hold(directions, "psep")
+    assert "lead_polarity" not in held            # both are the separation axis in the toy
+    assert "tilt" in held and "psep" not in held
+
+
+def test_directions_are_monotone_and_conditioning_cuts_leakage(directions):
+    report = evaluate.evaluate_directions(toy_generator(), directions, names=("psep", "r_value"), n_latents=12,
+                                          alphas=ALPHAS, hold={"psep": ("tilt",), "r_value": ("tuf",)})
+    assert report["psep"]["monotonicity"] > 0.95
+    assert report["psep"]["target_change"] > 2.0            # prior standard deviations over alpha in [-3, 3]
+    r = report["r_value"]
+    assert r["held"] == ["tuf"]
+    assert r["monotonicity_conditional"] > 0.7
+    assert r["held_leakage"] > 0.1                          # R's normal also moves TUF ...
+    assert r["held_leakage_ratio"] < 0.5                    # ... much less once TUF is held
+    assert r["held_leakage_conditional"] == pytest.approx(r["leakage_conditional"]["tuf"])
+
+
+def test_run_evaluation_writes_report_and_figures(directions, tmp_path):
+    requests = ({"targets": {"tuf": ("rel", 0.3)}, "hold": ("psep",)},
+                {"targets": {"tuf": ("abs", 10.0)}})                      # far outside the prior's range
+    report = evaluate.run_evaluation(toy_generator(), directions, tmp_path, n_latents=6, alphas=ALPHAS[::2],
+                                     targeting_latents=6, requests=requests, steps=150)
+    on_disk = json.loads((tmp_path / "report.json").read_text(),
+                         parse_constant=lambda c: pytest.fail(f"non-JSON constant {c} in report.json"))
+    assert on_disk["fingerprint"] == directions.fingerprint
+    assert set(on_disk["traversals"]) == set(directions.names)
+    targeting = on_disk["targeting"]
+    assert targeting["requested"] == 12 and targeting["in_range"] == 6
+    assert targeting["requests"][1]["in_range"] == 0 and targeting["requests"][1]["success_rate"] is None
+    assert targeting["success_rate"] >= 5 / 6
+    assert targeting["requests"][0]["median_abs_held_change"] < 0.03
+    expected = {"latent_map_tuf.png", "latent_map_psep.png", "latent_map_r_value.png", "traversal_tuf.png",
+                "traversal_psep.png", "traversal_r_value.png", "traversal_r_value_conditional.png"}
+    assert set(report["figures"]) == expected
+    for name in expected:
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_run_evaluation_refuses_other_generator(directions, tmp_path):
+    with pytest.raises(ValueError, match="cannot evaluate generator"):
+        evaluate.run_evaluation(toy_generator(amplitude=0.5), directions, tmp_path)
