@@ -196,6 +196,318 @@ def _run_data_build(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------- train
+def _add_train(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train the GAN or the SimSiam encoder",
+        description="Train a model from an experiments/configs/*.py config into WORKDIR; rerunning with the same "
+                    "WORKDIR resumes from the last checkpoint (a different model config is refused).",
+    )
+    models = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
+    for name, text in (("gan", "the paper's GAN (experiments/configs/gan_synthetic.py)"),
+                       ("simsiam", "the SimSiam encoder (experiments/configs/simsiam_synthetic.py)")):
+        model = models.add_parser(name, help=text, description=f"Train {text}.")
+        model.add_argument("--config", required=True, help="config file defining get_config()")
+        model.add_argument("--workdir", required=True, help="run directory (config.json, metrics.jsonl, checkpoints/)")
+        model.add_argument("--data-dir", help="override config.data.data_dir (the TFDS data directory)")
+        model.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    from solarjax.train.simsiam import load_config_file
+
+    config = load_config_file(args.config)
+    if args.data_dir:
+        config.data.data_dir = args.data_dir
+    if args.model == "gan":
+        from solarjax.train.gan import train_and_evaluate
+    else:
+        from solarjax.train.simsiam import train_and_evaluate
+    train_and_evaluate(config, args.workdir)
+    return 0
+
+
+def _add_sample(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sample", help="generate patches from a trained GAN (PNG grid + FITS cube)",
+        description="Draw z ~ N(0, I) with SEED, generate N patches with the GAN of WORKDIR and write OUT.png "
+                    "(hmimag, +-1000 G) and OUT.fits (Br in G, latents in the LATENTS extension).",
+    )
+    parser.add_argument("--workdir", required=True, help="GAN run directory")
+    parser.add_argument("-n", type=int, default=64, help="number of patches (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    parser.add_argument("--out", default="samples", help="output path without suffix (default ./samples)")
+    parser.set_defaults(func=_run_sample)
+
+
+def _run_sample(args) -> int:
+    from solarjax import gan
+
+    generator = gan.load(args.workdir)
+    z = generator.sample_latents(args.n, seed=args.seed)
+    images = np.asarray(generator.generate(z))
+    print(gan.sample_grid_png(images, f"{args.out}.png"))
+    print(gan.write_fits_cube(images, f"{args.out}.fits", latents=z, header=generator.fits_header()))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- steer
+def _add_steer(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "steer", help="physical directions in the GAN's latent space; steered generation; inversion",
+        description="fit: SVM normals of every quantity; generate: patches with requested physics; "
+                    "invert: latents that reproduce real patches.",
+    )
+    commands = parser.add_subparsers(dest="steer_command", metavar="STEER_COMMAND", required=True)
+    fit = commands.add_parser("fit", help="fit the directions (saved to GAN/directions)",
+                              description="Sample N latents (seed 23), generate, compute the quantities, fit a "
+                                          "linear SVM per quantity on a median split; save the unit normals.")
+    fit.add_argument("--gan", required=True, help="GAN run directory")
+    fit.add_argument("-n", type=int, default=10_000, help="latents (default 10000, as the paper)")
+    fit.add_argument("--method", choices=("svm", "logistic", "ridge"), default="svm")
+    fit.set_defaults(func=_run_steer_fit)
+
+    generate = commands.add_parser(
+        "generate", help="generate patches with requested physics",
+        description="Optimise latents so that the generated patches reach the requested quantities "
+                    "(--set tuf=+50%% psep=0.3; relative '+50%%', '-20%%', 'x2' or absolute), holding the --hold "
+                    "quantities. Writes OUT.png, OUT.fits and OUT.json (quantities before/after).")
+    generate.add_argument("--gan", required=True, help="GAN run directory")
+    generate.add_argument("--set", nargs="+", required=True, metavar="NAME=TARGET", help="targets, e.g. tuf=+50%%")
+    generate.add_argument("--hold", default="", help="comma-separated quantities to keep, e.g. psep,lead_polarity")
+    generate.add_argument("-n", type=int, default=16, help="patches (default 16)")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--out", default="steered", help="output path without suffix")
+    generate.set_defaults(func=_run_steer_generate)
+
+    invert = commands.add_parser(
+        "invert", help="find latents reproducing real SHARP patches",
+        description="The paper's masked-MSE inversion (restarts, best kept) of SHARP Br FITS files; prints the "
+                    "reconstruction error and the quantities of each file next to its reconstruction.")
+    invert.add_argument("files", nargs="+")
+    invert.add_argument("--gan", required=True, help="GAN run directory")
+    invert.add_argument("--restarts", type=int, default=10)
+    invert.add_argument("--steps", type=int, default=1000)
+    invert.add_argument("--out", default="inverted", help="output path without suffix (PNG, FITS, JSON)")
+    invert.set_defaults(func=_run_steer_invert)
+
+
+def _run_steer_fit(args) -> int:
+    import pathlib
+
+    from solarjax import gan, steering
+
+    generator = gan.load(args.gan)
+    directions = steering.fit_directions(generator, n=args.n, method=args.method)
+    out = pathlib.Path(args.gan) / "directions"
+    directions.save(out)
+    print(json.dumps(_jsonable(directions.summary()), indent=1))
+    print(f"directions saved to {out}")
+    return 0
+
+
+def _run_steer_generate(args) -> int:
+    from solarjax import gan, steering
+
+    targets = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        targets[name.strip()] = steering.parse_target(value)
+    hold = [h.strip() for h in args.hold.split(",") if h.strip()]
+    generator = gan.load(args.gan)
+    z0 = generator.sample_latents(args.n, seed=args.seed)
+    result = steering.steer_to(generator, z0, targets, hold=hold)
+    gan.sample_grid_png(result.images, f"{args.out}.png", title=" ".join(args.set))
+    gan.write_fits_cube(result.images, f"{args.out}.fits", latents=result.latents, header=generator.fits_header())
+    report = {"targets": args.set, "hold": hold, "success": result.success.tolist(),
+              "initial": {k: v.tolist() for k, v in result.initial_quantities.items()},
+              "reached": {k: v.tolist() for k, v in result.quantities.items()}}
+    with open(f"{args.out}.json", "w") as f:
+        json.dump(_jsonable(report), f, indent=1)
+    print(f"{int(result.success.sum())}/{len(result.success)} requests met within 5%; wrote {args.out}.png/.fits/.json")
+    return 0
+
+
+def _run_steer_invert(args) -> int:
+    from solarjax import gan, steering
+
+    generator = gan.load(args.gan)
+    result, failures = steering.invert_files(args.files, generator, restarts=args.restarts, steps=args.steps)
+    for path, reason in failures:
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    if result is not None:
+        gan.sample_grid_png(result.reconstructions, f"{args.out}.png", title="reconstructions")
+        gan.write_fits_cube(result.reconstructions, f"{args.out}.fits", latents=result.latents,
+                            header=generator.fits_header())
+        good = [p for p in args.files if str(p) not in {str(f) for f, _ in failures}]
+        rows = [{"path": path, "masked_mse": float(result.error[i]),
+                 "real": {k: float(v[i]) for k, v in result.quantities_real.items()},
+                 "reconstruction": {k: float(v[i]) for k, v in result.quantities_reconstructed.items()}}
+                for i, path in enumerate(good)]
+        with open(f"{args.out}.json", "w") as f:
+            json.dump(_jsonable(rows), f, indent=1)
+        for row in rows:
+            print(f"{row['path']}: masked MSE {row['masked_mse']:.4g}")
+    return 1 if failures else 0
+
+
+# ---------------------------------------------------------------------------------- index, search
+def _add_index(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "index", help="embed a dataset split and build a search index",
+        description="build: embed every patch of sharp_patches/CONFIG:SPLIT with the SimSiam encoder of --ssl into "
+                    "OUT/table (memory-mapped, with metadata and physics) and build OUT/index (exact for small "
+                    "tables, ScaNN above 100,000 rows; recall against exact is measured at build time).")
+    commands = parser.add_subparsers(dest="index_command", metavar="INDEX_COMMAND", required=True)
+    build = commands.add_parser("build", help="embed a split and build the index")
+    build.add_argument("--ssl", required=True, help="SimSiam run directory")
+    build.add_argument("--data-dir", default=_default_data_dir(), help="TFDS data directory")
+    build.add_argument("--config", choices=("synthetic", "fits"), default="synthetic", help="sharp_patches config")
+    build.add_argument("--split", default="train")
+    build.add_argument("--out", required=True, help="output directory")
+    build.add_argument("--kind", choices=("auto", "exact", "scann"), default="auto")
+    build.add_argument("--metric", choices=("l2", "cosine"), default="l2")
+    build.set_defaults(func=_run_index_build)
+
+
+def _run_index_build(args) -> int:
+    import pathlib
+
+    from solarjax import physics, ssl
+    from solarjax.data import pipeline
+    from solarjax.retrieval import build_index, embed_dataset
+
+    encoder = ssl.load(args.ssl)
+    keys = ("image", "harpnum", "noaa_ar", "t_rec", "lat_deg", "lon_deg", *physics.QUANTITY_NAMES, "source", "record")
+    batches = pipeline.make_iterator(args.split, batch_size=128, seed=0, data_dir=args.data_dir, config=args.config,
+                                     num_epochs=1, shuffle=False, drop_remainder=False, keys=keys)
+    out = pathlib.Path(args.out)
+    table = embed_dataset(out / "table", encoder.embed, encoder.fingerprint, batches,
+                          dataset=f"sharp_patches/{args.config}:{args.split}")
+    index = build_index(table, kind=args.kind, metric=args.metric)
+    index.save(out / "index")
+    print(f"{table.num_rows} rows, {index.kind} index in {out / 'index'}")
+    return 0
+
+
+def _add_search(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "search", help="find the real patches that match a query",
+        description="QUERY: SHARP FITS files (read and preprocessed as in training) or .npy arrays of patches "
+                    "[N, 128, 128] in B / 1000 G (e.g. generated ones). Prints the top-k rows per query.")
+    parser.add_argument("queries", nargs="+", metavar="QUERY")
+    parser.add_argument("--index", required=True, help="directory written by `solarjax index build` (OUT)")
+    parser.add_argument("--ssl", required=True, help="SimSiam run directory (the index's encoder)")
+    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--start", help="earliest T_REC (ISO)")
+    parser.add_argument("--end", help="latest T_REC (ISO)")
+    parser.add_argument("--harp", type=int, nargs="+", help="only these HARPs")
+    parser.add_argument("--exclude-harp", type=int, nargs="+", default=(), help="never these HARPs")
+    parser.add_argument("--one-per-harp", action="store_true", help="at most one result per HARP")
+    parser.add_argument("--exclude-own-harp-days", type=float, help="drop the query's own HARP within +-N days")
+    parser.add_argument("--hemisphere", choices=("north", "south"))
+    parser.add_argument("--json", action="store_true", help="JSON on stdout")
+    parser.add_argument("--png", help="write a contact sheet of the queries and their matches to this PNG")
+    parser.add_argument("--data-dir", default=_default_data_dir(), help="TFDS data directory of the indexed dataset (for --png)")
+    parser.set_defaults(func=_run_search)
+
+
+def _run_search(args) -> int:
+    import pathlib
+
+    from solarjax import ssl
+    from solarjax.retrieval import Filters, load_index
+
+    encoder = ssl.load(args.ssl)
+    index = load_index(pathlib.Path(args.index) / "index", expected_fingerprint=encoder.fingerprint)
+    filters = Filters(
+        t_rec_range=(args.start, args.end) if (args.start or args.end) else None,
+        harp_include=args.harp, harp_exclude=tuple(args.exclude_harp), one_per_harp=args.one_per_harp,
+        exclude_own_harp_days=args.exclude_own_harp_days, hemisphere=args.hemisphere)
+    arrays = [q for q in args.queries if q.endswith(".npy")]
+    files = [q for q in args.queries if not q.endswith(".npy")]
+    results, labels, query_images = [], [], []
+    if files:
+        from solarjax.data import preprocess_patch, read_sharp
+
+        results += index.search_fits(files, encoder, k=args.k, filters=filters)
+        labels += files
+        query_images += [preprocess_patch(read_sharp(f)).image for f in files]
+    for path in arrays:
+        images = np.load(path).astype(np.float32)
+        images = images.reshape((-1,) + images.shape[-2:]) if images.shape[-1] != 1 else images[..., 0]
+        results += index.search_images(images, encoder, k=args.k, filters=filters)
+        labels += [f"{path}[{i}]" for i in range(len(images))]
+        query_images += list(images)
+    if args.json:
+        out = [{"query": label, "results": [{"row": h.row, "distance": h.distance, "similarity": h.similarity,
+                                             "metadata": h.metadata} for h in hits]}
+               for label, hits in zip(labels, results)]
+        json.dump(_jsonable(out), sys.stdout, indent=1)
+        print()
+    else:
+        for label, hits in zip(labels, results):
+            print(f"query {label}")
+            for rank, h in enumerate(hits, 1):
+                m = h.metadata
+                print(f"  {rank:2d}. sim {h.similarity:.3f}  HARP {m.get('harpnum')}  NOAA {m.get('noaa_ar')}  "
+                      f"{m.get('t_rec')}  TUF {m.get('tuf', float('nan')):.4f}  {m.get('record', '')}")
+    if args.png:
+        _write_contact_sheet(args.png, np.stack(query_images), results, index, args.data_dir)
+    return 0
+
+
+def _write_contact_sheet(path, query_images, results, index, data_dir) -> None:
+    """Queries next to their matches; match images are read back from the indexed TFDS split."""
+    import tensorflow_datasets as tfds
+
+    import data_builders  # noqa: F401  (registers sharp_patches)
+    from solarjax import physics
+    from solarjax.retrieval.evaluate import plot_query_matches
+
+    names = ("tuf", "psep", "r_value")
+    rows = np.full((len(results), max(len(h) for h in results)), -1, np.int64)
+    for q, hits in enumerate(results):
+        rows[q, : len(hits)] = [h.row for h in hits]
+    used = np.unique(rows[rows >= 0])
+    sources = {}
+    database = np.zeros((index.num_rows, *query_images.shape[1:]), np.float32)
+    for row in used:
+        dataset, _, split = str(index.table.column("dataset")[row]).partition(":")
+        if dataset not in sources:
+            sources[dataset] = tfds.data_source(dataset, data_dir=data_dir, split=split)
+        database[row] = np.asarray(sources[dataset][int(index.table.column("example_index")[row])]["image"])[..., 0]
+    query_values = np.stack([np.asarray(physics.quantities(query_images)[n]) for n in names], axis=1)
+    table_values = np.stack([index.table.column(n) for n in names], axis=1)
+    plot_query_matches(path, query_images, query_values, rows, database, table_values, names)
+    print(f"contact sheet: {path}")
+
+
+# ------------------------------------------------------------------------------------------ demo
+def _add_demo(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="the whole method end to end on synthetic data; writes report.html",
+        description=(
+            "Build the synthetic dataset, train the GAN, fit the physical directions, train SimSiam, build the "
+            "index, steer and search, evaluate, and write OUTDIR/report.html and OUTDIR/metrics.json. Finished "
+            "stages are cached by config fingerprint: a rerun skips them, an interrupted run resumes. About "
+            "15 min on a 2-core CPU; --quick (smoke test) under 5 min."
+        ),
+    )
+    parser.add_argument("--outdir", default="demo_out", help="output directory (default demo_out)")
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke test")
+    parser.add_argument("--fits-dir", help="real SHARP Br FITS files to embed and search (default: ../shared/data/sharp_cea)")
+    parser.set_defaults(func=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from solarjax.demo import run_demo
+
+    run_demo(args.outdir, quick=args.quick, fits_dir=args.fits_dir)
+    return 0
+
+
 # ------------------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -204,6 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_physics(subparsers)
     _add_data(subparsers)
+    _add_train(subparsers)
+    _add_sample(subparsers)
+    _add_steer(subparsers)
+    _add_index(subparsers)
+    _add_search(subparsers)
+    _add_demo(subparsers)
     return parser
 
 

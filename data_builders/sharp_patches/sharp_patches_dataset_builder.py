@@ -46,7 +46,7 @@ import tensorflow_datasets as tfds
 from solarjax import physics
 from solarjax.data import synthetic
 from solarjax.data.download import FITS_BLOCK_BYTES
-from solarjax.data.fits import SharpPatch, SharpReadError, read_sharp
+from solarjax.data.fits import SHARP_CEA_PIXEL_MM, SharpPatch, SharpReadError, read_sharp
 from solarjax.data.preprocess import preprocess_patch
 
 logger = logging.getLogger(__name__)
@@ -339,7 +339,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         seed = self.builder_config.seed
         for start in range(indices.start, indices.stop, CHUNK_SIZE):
             batch = synthetic.generate(min(CHUNK_SIZE, indices.stop - start), seed, start=start)
-            shapes = np.rint(PATCH_SIZE * batch.pixel_size_mm / synthetic.NATIVE_PIXEL_MM).astype(np.int32)
+            shapes = np.rint(PATCH_SIZE * batch.pixel_size_mm / SHARP_CEA_PIXEL_MM).astype(np.int32)
             fields = []
             for i in range(len(batch)):
                 example = {

@@ -46,6 +46,10 @@ R_SUN_MM = 695.7
 MM_PER_DEGREE = R_SUN_MM * math.pi / 180.0
 """Length of one degree of heliographic arc on the solar surface, in Mm."""
 
+SHARP_CEA_PIXEL_DEG = 0.03
+"""Pixel size of the SHARP CEA grid, degrees of heliographic arc (row and column)."""
+SHARP_CEA_PIXEL_MM = SHARP_CEA_PIXEL_DEG * MM_PER_DEGREE
+
 CM2_PER_MM2 = 1e16
 """Square centimetres in a square megametre (1 Mm = 1e8 cm)."""
 
