@@ -3,8 +3,10 @@
 Tests run JAX on several forced CPU devices so that sharded code paths are exercised on a laptop;
 the flag must be set before JAX is first imported.
 """
+import hashlib
 import os
 import pathlib
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -38,3 +40,30 @@ def real_br_files(shared_data) -> list[pathlib.Path]:
 def corrupt_files(shared_data) -> list[pathlib.Path]:
     """Three real broken downloads: one empty, two truncated RICE-compressed files."""
     return sorted((shared_data / "sharp_cea_corrupt").iterdir())
+
+
+def _artefact_code_hash() -> str:
+    """sha256 of every source file that shapes the demo's artefacts (not the web app)."""
+    digest = hashlib.sha256()
+    files = [*REPO_ROOT.glob("solarjax/**/*.py"), *REPO_ROOT.glob("data_builders/**/*.py"),
+             *REPO_ROOT.glob("experiments/configs/*.py")]
+    for path in sorted(f for f in files if "app" not in f.relative_to(REPO_ROOT).parts[:2]):
+        digest.update(str(path.relative_to(REPO_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def demo_workdir() -> pathlib.Path:
+    """Output of `solarjax demo --quick`, built once per code version (a few minutes) in the temp folder.
+
+    SOLARJAX_DEMO_WORKDIR points the tests at an existing demo output instead.
+    """
+    override = os.environ.get("SOLARJAX_DEMO_WORKDIR")
+    if override:
+        return pathlib.Path(override)
+    from solarjax.demo import run_demo
+
+    workdir = pathlib.Path(tempfile.gettempdir()) / f"solarjax-demo-quick-{_artefact_code_hash()}"
+    run_demo(workdir, quick=True)
+    return workdir

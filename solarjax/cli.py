@@ -483,6 +483,25 @@ def _write_contact_sheet(path, query_images, results, index, data_dir) -> None:
     print(f"contact sheet: {path}")
 
 
+# ----------------------------------------------------------------------------------------- serve
+def _add_serve(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="the reverse image-search web application",
+        description="Load the GAN, directions, encoder and index of a demo output directory (fingerprints must "
+                    "match) and serve the search page and its JSON API (OpenAPI at /docs).")
+    parser.add_argument("--workdir", default="demo_out", help="directory written by `solarjax demo` (default demo_out)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.set_defaults(func=_run_serve)
+
+
+def _run_serve(args) -> int:
+    from solarjax.app import serve
+
+    serve(args.workdir, host=args.host, port=args.port)
+    return 0
+
+
 # ------------------------------------------------------------------------------------------ demo
 def _add_demo(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -521,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_steer(subparsers)
     _add_index(subparsers)
     _add_search(subparsers)
+    _add_serve(subparsers)
     _add_demo(subparsers)
     return parser
 

@@ -139,6 +139,8 @@ def run_demo(outdir: str | os.PathLike, *, quick: bool = False, fits_dir: str | 
 def _stage_seconds(outdir: pathlib.Path) -> dict[str, float]:
     seconds = {}
     for record in sorted(outdir.glob("*/stage.json")):
+        if record.parent.name == "report":
+            continue
         seconds[record.parent.name] = round(json.loads(record.read_text())["seconds"], 1)
     return seconds
 
