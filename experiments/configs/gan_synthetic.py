@@ -1,0 +1,59 @@
+r"""The paper's GAN ('simple' architecture) on the embedded synthetic active regions, on CPU.
+
+Command (build the data once, then train; a killed run resumes from its work directory):
+
+    solarjax data build --config synthetic --data-dir ~/tensorflow_datasets
+    solarjax train gan --config experiments/configs/gan_synthetic.py --workdir runs/gan_synthetic
+
+Runtime: 6,000 steps of batch 32 (192,000 patches, about a dozen passes over the train split of
+the default 20,000-patch build). Measured 28-31 train images/s on a 2-core CPU shared with other
+jobs (load average ~7), i.e. about 1.8 h, and 50 images/s at load ~4 (benchmarks/gan_bench.py:
+3.0x PyTorch's 16.7 images/s in the same run); an idle machine is faster. Each of the 4 quality
+evaluations (2,000 generated against 2,000 training patches) adds about a minute.
+
+Expected result: ``samples/step_*.png`` (hmimag colours on +-1000 G) go from noise to varied,
+blob-like flux concentrations within the first few hundred steps (seen at step 400, still with
+checkerboard texture) and towards bipolar active regions on quiet-Sun background as training
+continues (the authors trained ~111,000 steps on real data; this CPU budget is a first look, not a
+converged model). ``metrics.jsonl`` lines ``quality/ks/<quantity>`` give each physical quantity's
+KS distance between generated and training patches, ``quality/frechet`` the Frechet distance on the
+fixed random-feature encoder, which ranks the checkpoints (the best is kept).
+
+Fields: seed (parameters, latents, data order); model.arch ('simple' | 'resize_conv') and
+model.latent_dim define the model (their hash is the checkpoint fingerprint); conv_impl ('auto' =
+'matmul' on CPU, 'xla' elsewhere: same numbers, see `solarjax.models.gan`); optimizer (Adam);
+batch_size (global, all devices and hosts); total_steps; log_every (metrics.jsonl), checkpoint_every,
+keep_checkpoints (last K, plus the best), sample_every (PNG grid of num_grid_samples fixed latents),
+eval_every (quality figures, 0 = never; also at the last step); quality.*; data.* (the
+`sharp_patches` TFDS dataset read by `solarjax.data.pipeline`).
+"""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 23
+    config.model = ml_collections.ConfigDict({'arch': 'simple', 'latent_dim': 100})
+    config.conv_impl = 'auto'
+    config.optimizer = ml_collections.ConfigDict({'learning_rate': 5e-4, 'b1': 0.9, 'b2': 0.999})
+    config.batch_size = 32
+    config.total_steps = 6000
+    config.log_every = 50
+    config.checkpoint_every = 500
+    config.keep_checkpoints = 3
+    config.sample_every = 500
+    config.num_grid_samples = 64
+    config.eval_every = 2000
+    config.quality = ml_collections.ConfigDict({
+        'num_samples': 2000,
+        'num_reference': 2000,
+        'batch_size': 250,
+        'encoder_seed': 0,
+        'best_metric': 'frechet',
+    })
+    config.data = ml_collections.ConfigDict({
+        'data_dir': '~/tensorflow_datasets',
+        'builder_config': 'synthetic',
+        'split': 'train',
+    })
+    return config

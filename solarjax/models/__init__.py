@@ -1,0 +1,1 @@
+"""flax.linen models: `gan` (generators, discriminators), `resnet` and `simsiam` (encoders)."""

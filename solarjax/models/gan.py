@@ -1,0 +1,380 @@
+"""GAN generators and discriminators for 128x128 Br patches (flax.linen, stateless modules).
+
+Two architectures, chosen by name (``config.model.arch``):
+
+* ``'simple'``: the paper's generator and discriminator, layer for layer (REFERENCE.md):
+  G: Dense(100 -> 15*15*64) -> three stride-2 3x3 'VALID' transposed convolutions
+  (15 -> 31 -> 63 -> pad right/bottom by 1 -> 64 -> 129, cropped to 128) -> tanh; 1,510,081 params.
+  D: three stride-2 3x3 'VALID' convolutions (128 -> 63 -> 31 -> 15) -> Dense(100) -> Dense(1);
+  1,495,945 params. LeakyReLU(0.2) everywhere, no normalisation.
+* ``'resize_conv'``: a stronger pair for accelerators. G grows 8x8x256 to 128x128 by four blocks
+  of nearest-neighbour upsampling + 3x3 convolution + LeakyReLU + pixel norm (resize-convolution has
+  no checkerboard artefacts, Odena et al. 2016; pixel norm from Karras et al. 2018). D is four
+  stride-2 4x4 convolutions (32, 64, 128, 256 channels) and a linear logit, every layer spectrally
+  normalised (Miyato et al. 2018); its power-iteration vectors live in the 'batch_stats' collection.
+
+Conventions: images are NHWC float32 [N, 128, 128, 1], the normalised field s = B / 1000 G, and a
+generator's output lies in [-1, 1]; latents z are [N, latent_dim]; a discriminator returns logits [N].
+Every discriminator takes ``update_stats`` (advance spectral-norm power iterations) so that trainers
+call both architectures alike.
+
+Convolution arithmetic (``conv_impl``). XLA:CPU runs a convolution fast only when it is a plain
+(no lhs dilation) forward convolution it can hand to its fused kernel library; a transposed
+convolution is an lhs-dilated convolution, and so is the input gradient of every strided
+convolution (which the generator's update needs through D), and these fall back to a slow generic
+loop (about 10x slower here). ``conv_impl='matmul'`` therefore expresses each layer as patch
+extraction (strided slices and a concatenation) and one matrix product, and each stride-2
+transposed convolution by its sub-pixel (phase) decomposition: the four output phases of a 3x3
+stride-2 kernel are 2x2 stride-1 correlations of the input, computed together as one stride-1
+convolution with 4*Cout outputs followed by depth-to-space. Forward and autodiff backward are then
+only slices, pads and matrix products. ``conv_impl='xla'`` uses `lax.conv_general_dilated` /
+`lax.conv_transpose` directly (the better choice on GPU/TPU). Both give the same numbers as
+`flax.linen.Conv` / `flax.linen.ConvTranspose` with the same parameters (tests check it).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import math
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+ConvImpl = Literal['matmul', 'xla']
+CONV_IMPLS = ('matmul', 'xla')
+IMAGE_SIZE = 128
+LEAKY_SLOPE = 0.2
+_DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
+
+
+def _check_conv_impl(conv_impl: str) -> None:
+    if conv_impl not in CONV_IMPLS:
+        raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}")
+
+
+def leaky_relu(x: jax.Array) -> jax.Array:
+    """LeakyReLU with the paper's slope 0.2."""
+    return nn.leaky_relu(x, LEAKY_SLOPE)
+
+
+def conv_patches(x: jax.Array, kernel_height: int, kernel_width: int, stride: int) -> jax.Array:
+    """The 'VALID' convolution patches of x, taps concatenated on the channel axis.
+
+    Args:
+      x: [N, H, W, C].
+      kernel_height, kernel_width: window size.
+      stride: the same stride on both spatial axes.
+
+    Returns:
+      [N, Ho, Wo, kernel_height * kernel_width * C] with Ho = (H - kernel_height) // stride + 1
+      (Wo alike); tap (i, j) occupies channels [(i * kernel_width + j) * C, ... + C), the order of
+      ``kernel.reshape(-1, Cout)`` for an HWIO kernel.
+    """
+    _, height, width, _ = x.shape
+    out_height = (height - kernel_height) // stride + 1
+    out_width = (width - kernel_width) // stride + 1
+    taps = [
+        x[:, i:i + stride * (out_height - 1) + 1:stride, j:j + stride * (out_width - 1) + 1:stride]
+        for i in range(kernel_height)
+        for j in range(kernel_width)
+    ]
+    return jnp.concatenate(taps, axis=-1)
+
+
+def conv_valid(x: jax.Array, kernel: jax.Array, stride: int, conv_impl: ConvImpl) -> jax.Array:
+    """'VALID' cross-correlation, as `flax.linen.Conv` computes it (no kernel flip).
+
+    Args:
+      x: [N, H, W, Cin].
+      kernel: [kh, kw, Cin, Cout] (HWIO).
+      stride: stride on both spatial axes.
+      conv_impl: 'matmul' (patches @ kernel) or 'xla' (`lax.conv_general_dilated`).
+
+    Returns:
+      [N, (H - kh) // stride + 1, (W - kw) // stride + 1, Cout].
+    """
+    _check_conv_impl(conv_impl)
+    if conv_impl == 'xla':
+        return lax.conv_general_dilated(x, kernel, (stride, stride), 'VALID',
+                                        dimension_numbers=_DIMENSION_NUMBERS)
+    kernel_height, kernel_width, _, out_channels = kernel.shape
+    patches = conv_patches(x, kernel_height, kernel_width, stride)
+    return patches @ kernel.reshape(-1, out_channels)
+
+
+def subpixel_kernel(kernel: jax.Array) -> jax.Array:
+    """The 2x2 stride-1 kernel whose outputs are the four phases of a 3x3 stride-2 transposed conv.
+
+    For flax's transposed convolution (``y[o] = sum_k xd[o + k - 2] w[k]`` with x dilated by 2),
+    on one axis the even outputs are ``y[2m] = x[m-1] w[0] + x[m] w[2]`` and the odd ones
+    ``y[2m+1] = x[m] w[1]``: a 2-tap correlation over (x[m-1], x[m]) with taps (w0, w2) for
+    phase 0 and (0, w1) for phase 1. In 2D the phase (a, b) uses the product of the row and
+    column taps.
+
+    Args:
+      kernel: [3, 3, Cin, Cout] (HWIO, flax's ``nn.ConvTranspose`` layout).
+
+    Returns:
+      [2, 2, Cin, 4 * Cout]; output channel (2a + b) * Cout + c is phase (a, b), channel c.
+    """
+    if kernel.shape[:2] != (3, 3):
+        raise ValueError(f"subpixel_kernel needs a 3x3 kernel, got shape {kernel.shape}")
+    taps = ((0, 2), (None, 1))  # taps[phase][window offset] -> kernel index (None: zero)
+    zero = jnp.zeros_like(kernel[0, 0])
+    rows = []
+    for dr in range(2):
+        cols = []
+        for dc in range(2):
+            phases = []
+            for a in range(2):
+                for b in range(2):
+                    r, c = taps[a][dr], taps[b][dc]
+                    phases.append(zero if r is None or c is None else kernel[r, c])
+            cols.append(jnp.concatenate(phases, axis=-1))
+        rows.append(jnp.stack(cols))
+    return jnp.stack(rows)
+
+
+def depth_to_space(x: jax.Array, channels: int) -> jax.Array:
+    """Interleaves 2x2 phases held on the channel axis into space.
+
+    Args:
+      x: [N, H, W, 4 * channels], channel (2a + b) * channels + c holding output pixel
+        (2h + a, 2w + b), channel c.
+
+    Returns:
+      [N, 2H, 2W, channels].
+    """
+    n, height, width, _ = x.shape
+    x = x.reshape(n, height, width, 2, 2, channels)
+    return x.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * height, 2 * width, channels)
+
+
+def conv_transpose_stride2(x: jax.Array, kernel: jax.Array, conv_impl: ConvImpl) -> jax.Array:
+    """3x3 stride-2 'VALID' transposed convolution, as `flax.linen.ConvTranspose` computes it.
+
+    Equals ``lax.conv_transpose(x, kernel, (2, 2), 'VALID')`` (flax's default, no kernel flip).
+    With ``conv_impl='matmul'``: pad x by one zero on every side, one 2x2 stride-1 'VALID'
+    correlation with `subpixel_kernel` (H+1 rows per phase), depth-to-space, crop to 2H+1.
+
+    Args:
+      x: [N, H, W, Cin].
+      kernel: [3, 3, Cin, Cout].
+      conv_impl: 'matmul' or 'xla'.
+
+    Returns:
+      [N, 2H + 1, 2W + 1, Cout].
+    """
+    _check_conv_impl(conv_impl)
+    if conv_impl == 'xla':
+        return lax.conv_transpose(x, kernel, (2, 2), 'VALID', dimension_numbers=_DIMENSION_NUMBERS)
+    _, height, width, _ = x.shape
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    phases = conv_valid(padded, subpixel_kernel(kernel), 1, 'matmul')
+    return depth_to_space(phases, kernel.shape[-1])[:, :2 * height + 1, :2 * width + 1]
+
+
+def pytorch_default_init(fan_in: int) -> Callable:
+    """PyTorch's default initialiser of Linear/Conv weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    (kaiming_uniform with a = sqrt(5) for weights; the same bound for biases.) PyTorch's fan_in is
+    in_features for Linear, Cin * k * k for Conv2d and, from its weight layout, Cout * k * k for
+    ConvTranspose2d. The 'simple' models use it, as the authors' PyTorch code does.
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def pad_spatial(x: jax.Array, before: int, after: int) -> jax.Array:
+    """Zero-pads the two spatial axes of [N, H, W, C] by `before` / `after` pixels."""
+    return jnp.pad(x, ((0, 0), (before, after), (before, after), (0, 0)))
+
+
+class Conv2D(nn.Module):
+    """Square convolution with symmetric zero padding; `nn.Conv` with ``padding=((p, p), (p, p))``.
+
+    Parameters 'kernel' [k, k, Cin, features] and 'bias' [features] (by default LeCun normal and
+    zeros, as nn.Conv). Input [N, H, W, Cin]; output [N, (H + 2p - k) // stride + 1, ..., features].
+    """
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+    conv_impl: ConvImpl = 'matmul'
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    bias_init: Callable = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param('kernel', self.kernel_init,
+                            (self.kernel_size, self.kernel_size, x.shape[-1], self.features))
+        bias = self.param('bias', self.bias_init, (self.features,))
+        if self.padding:
+            x = pad_spatial(x, self.padding, self.padding)
+        return conv_valid(x, kernel, self.stride, self.conv_impl) + bias
+
+
+class ConvTranspose2x(nn.Module):
+    """3x3 stride-2 'VALID' transposed convolution; `nn.ConvTranspose(features, (3, 3), (2, 2), 'VALID')`.
+
+    Parameters 'kernel' [3, 3, Cin, features] and 'bias' [features] (by default LeCun normal and
+    zeros, as nn.ConvTranspose). Input [N, H, W, Cin]; output [N, 2H + 1, 2W + 1, features].
+    """
+
+    features: int
+    conv_impl: ConvImpl = 'matmul'
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    bias_init: Callable = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param('kernel', self.kernel_init, (3, 3, x.shape[-1], self.features))
+        bias = self.param('bias', self.bias_init, (self.features,))
+        return conv_transpose_stride2(x, kernel, self.conv_impl) + bias
+
+
+def _pytorch_dense(features: int, in_features: int) -> nn.Dense:
+    init = pytorch_default_init(in_features)
+    return nn.Dense(features, kernel_init=init, bias_init=init)
+
+
+def _pytorch_conv_transpose(features: int, conv_impl: ConvImpl) -> ConvTranspose2x:
+    init = pytorch_default_init(features * 9)
+    return ConvTranspose2x(features, conv_impl, kernel_init=init, bias_init=init)
+
+
+def _pytorch_conv(features: int, in_features: int, conv_impl: ConvImpl) -> Conv2D:
+    init = pytorch_default_init(in_features * 9)
+    return Conv2D(features, 3, stride=2, conv_impl=conv_impl, kernel_init=init, bias_init=init)
+
+
+class SimpleGenerator(nn.Module):
+    """The paper's generator: z [N, latent_dim] -> images [N, 128, 128, 1] in [-1, 1].
+
+    Parameters start from PyTorch's default initialisation (`pytorch_default_init`).
+    """
+
+    conv_impl: ConvImpl = 'matmul'
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        x = leaky_relu(_pytorch_dense(15 * 15 * 64, z.shape[-1])(z)).reshape(-1, 15, 15, 64)
+        x = leaky_relu(_pytorch_conv_transpose(64, self.conv_impl)(x))     # 31 x 31
+        x = leaky_relu(_pytorch_conv_transpose(32, self.conv_impl)(x))     # 63 x 63
+        x = pad_spatial(x, 0, 1)                                           # 64 x 64
+        x = jnp.tanh(_pytorch_conv_transpose(1, self.conv_impl)(x))        # 129 x 129
+        return x[:, :IMAGE_SIZE, :IMAGE_SIZE]
+
+
+class SimpleDiscriminator(nn.Module):
+    """The paper's discriminator: images [N, 128, 128, 1] -> logits [N].
+
+    Parameters start from PyTorch's default initialisation (`pytorch_default_init`).
+    ``update_stats`` is accepted for a uniform discriminator interface; this one has no state.
+    """
+
+    conv_impl: ConvImpl = 'matmul'
+
+    @nn.compact
+    def __call__(self, images: jax.Array, update_stats: bool = False) -> jax.Array:
+        x = images
+        for features in (32, 64, 64):                                      # 63, 31, 15
+            x = leaky_relu(_pytorch_conv(features, x.shape[-1], self.conv_impl)(x))
+        x = x.reshape(x.shape[0], -1)
+        x = leaky_relu(_pytorch_dense(100, x.shape[-1])(x))
+        return _pytorch_dense(1, 100)(x)[:, 0]
+
+
+def pixel_norm(x: jax.Array, epsilon: float = 1e-8) -> jax.Array:
+    """Normalises each pixel's feature vector to unit root-mean-square (over the last axis)."""
+    return x * lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + epsilon)
+
+
+def upsample_nearest(x: jax.Array) -> jax.Array:
+    """[N, H, W, C] -> [N, 2H, 2W, C], each pixel repeated 2x2."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+class ResizeConvGenerator(nn.Module):
+    """Resize-convolution generator: z [N, latent_dim] -> images [N, 128, 128, 1] in [-1, 1].
+
+    Dense -> 8x8x256 -> 4 x (upsample 2x, 3x3 conv, LeakyReLU, pixel norm) with (128, 64, 32, 16)
+    channels -> 3x3 conv to 1 channel -> tanh.
+    """
+
+    conv_impl: ConvImpl = 'matmul'
+    base_channels: int = 256
+    block_channels: tuple[int, ...] = (128, 64, 32, 16)
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        start = IMAGE_SIZE // 2 ** len(self.block_channels)
+        x = leaky_relu(nn.Dense(start * start * self.base_channels)(z))
+        x = pixel_norm(x.reshape(-1, start, start, self.base_channels))
+        for features in self.block_channels:
+            x = Conv2D(features, 3, padding=1, conv_impl=self.conv_impl)(upsample_nearest(x))
+            x = pixel_norm(leaky_relu(x))
+        return jnp.tanh(Conv2D(1, 3, padding=1, conv_impl=self.conv_impl)(x))
+
+
+class SpectralNormDiscriminator(nn.Module):
+    """Spectrally normalised discriminator: images [N, 128, 128, 1] -> logits [N].
+
+    Four 4x4 stride-2 convolutions with padding 1 (128 -> 64 -> 32 -> 16 -> 8) and LeakyReLU, then
+    a linear logit; each layer wrapped in `nn.SpectralNorm` (one power iteration per call with
+    ``update_stats=True``; vectors in the 'batch_stats' collection).
+    """
+
+    conv_impl: ConvImpl = 'matmul'
+    channels: tuple[int, ...] = (32, 64, 128, 256)
+
+    @nn.compact
+    def __call__(self, images: jax.Array, update_stats: bool = False) -> jax.Array:
+        x = images
+        for features in self.channels:
+            conv = Conv2D(features, 4, stride=2, padding=1, conv_impl=self.conv_impl)
+            x = leaky_relu(nn.SpectralNorm(conv)(x, update_stats=update_stats))
+        x = x.reshape(x.shape[0], -1)
+        return nn.SpectralNorm(nn.Dense(1))(x, update_stats=update_stats)[:, 0]
+
+
+ARCHITECTURES = {
+    'simple': (SimpleGenerator, SimpleDiscriminator),
+    'resize_conv': (ResizeConvGenerator, SpectralNormDiscriminator),
+}
+
+
+def make_models(arch: str, conv_impl: ConvImpl = 'matmul') -> tuple[nn.Module, nn.Module]:
+    """The (generator, discriminator) pair of an architecture.
+
+    Args:
+      arch: a key of `ARCHITECTURES` ('simple' or 'resize_conv').
+      conv_impl: 'matmul' or 'xla' (see the module docstring; numbers are the same).
+
+    Raises:
+      ValueError: unknown arch or conv_impl.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown GAN architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    _check_conv_impl(conv_impl)
+    generator_cls, discriminator_cls = ARCHITECTURES[arch]
+    return generator_cls(conv_impl=conv_impl), discriminator_cls(conv_impl=conv_impl)
+
+
+def default_conv_impl(backend: str | None = None) -> ConvImpl:
+    """'matmul' on CPU (see the module docstring), 'xla' on GPU and TPU."""
+    backend = jax.default_backend() if backend is None else backend
+    return 'matmul' if backend == 'cpu' else 'xla'
+
+
+def parameter_count(params) -> int:
+    """Number of scalars in a parameter pytree."""
+    return sum(int(leaf.size) for leaf in jax.tree.leaves(params))

@@ -1,0 +1,1 @@
+"""Training: pure train steps, loops, sharding, checkpoints (orbax), monitoring, quality figures."""

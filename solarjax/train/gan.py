@@ -1,0 +1,406 @@
+"""GAN training: a pure, sharded train step and a resumable loop (flax-examples / big_vision style).
+
+    from experiments.configs import gan_synthetic
+    state = train_and_evaluate(gan_synthetic.get_config(), workdir='runs/gan')
+
+The step follows the paper: per batch, latents z ~ N(0, I) are drawn once; the generator takes one
+Adam step on the non-saturating loss -log D(G(z)); the discriminator takes one Adam step on
+-log D(x) - log(1 - D(G(z))) with the same fake batch G(z) (made with the generator's parameters
+from before its update, as the PyTorch original's ``fake.detach()``). Losses are
+`optax.sigmoid_binary_cross_entropy` on logits, averaged over the batch; the discriminator's loss
+is the sum of its real and fake terms.
+
+Determinism: step t draws its latents from ``fold_in(state.rng, t)``, the data iterator's position is
+checkpointed with the state, so a run that is killed and restarted from its work directory reaches
+the same parameters as one that was never interrupted.
+
+Work directory: ``config.json``, ``metrics.jsonl``, ``samples/step_XXXXXXX.png``, ``checkpoints/``.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import json
+import os
+import pathlib
+import time
+from typing import Any, Callable, Iterator, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+from flax import struct
+from jax.sharding import Mesh, NamedSharding
+
+from solarjax.models import gan as gan_models
+from solarjax.train import checkpoint as checkpoint_lib
+from solarjax.train import monitor
+from solarjax.train import quality as quality_lib
+from solarjax.train import sharding
+
+IMAGE_SHAPE = (gan_models.IMAGE_SIZE, gan_models.IMAGE_SIZE, 1)
+DataIteratorFactory = Callable[[], Iterator[Mapping[str, np.ndarray]]]
+
+
+@struct.dataclass
+class GanState:
+    """Everything a GAN run carries from step to step (a pytree).
+
+    Attributes:
+      step: int32 [], number of train steps taken.
+      g_params, d_params: generator and discriminator parameters.
+      d_stats: the discriminator's 'batch_stats' collection (spectral-norm power-iteration
+        vectors); an empty dict for architectures without it.
+      g_opt_state, d_opt_state: optax states.
+      rng: the run's base PRNG key; step t uses ``fold_in(rng, t)`` (see `step_key`).
+    """
+
+    step: jax.Array
+    g_params: Any
+    d_params: Any
+    d_stats: Any
+    g_opt_state: Any
+    d_opt_state: Any
+    rng: jax.Array
+
+
+def make_optimizer(learning_rate: float, b1: float, b2: float) -> optax.GradientTransformation:
+    """Adam (the paper: learning rate 5e-4 with the default betas 0.9, 0.999)."""
+    return optax.adam(learning_rate, b1=b1, b2=b2)
+
+
+def discriminator_variables(params: Any, stats: Any) -> dict:
+    """The variables dict for ``discriminator.apply``."""
+    return {'params': params, 'batch_stats': stats} if stats else {'params': params}
+
+
+def init_state(generator: nn.Module, discriminator: nn.Module, g_tx: optax.GradientTransformation,
+               d_tx: optax.GradientTransformation, key: jax.Array, latent_dim: int) -> GanState:
+    """A fresh state: parameters from `key` (split three ways: G, D, the run's base key)."""
+    g_key, d_key, run_key = jax.random.split(key, 3)
+    g_params = generator.init(g_key, jnp.zeros((1, latent_dim), jnp.float32))['params']
+    d_variables = discriminator.init(d_key, jnp.zeros((1, *IMAGE_SHAPE), jnp.float32))
+    d_params = d_variables['params']
+    return GanState(
+        step=jnp.zeros((), jnp.int32),
+        g_params=g_params,
+        d_params=d_params,
+        d_stats=d_variables.get('batch_stats', {}),
+        g_opt_state=g_tx.init(g_params),
+        d_opt_state=d_tx.init(d_params),
+        rng=run_key,
+    )
+
+
+def step_key(state: GanState) -> jax.Array:
+    """The PRNG key of the state's next step: ``fold_in(state.rng, state.step)``."""
+    return jax.random.fold_in(state.rng, state.step)
+
+
+def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.GradientTransformation,
+                    d_tx: optax.GradientTransformation, latent_dim: int,
+                    batch_sharding: NamedSharding | None = None) -> Callable:
+    """The pure train step ``(state, batch, key) -> (state, metrics)``.
+
+    Args:
+      generator, discriminator: the modules (see `solarjax.models.gan`).
+      g_tx, d_tx: their optimisers.
+      latent_dim: size of z.
+      batch_sharding: if given, the latent batch is laid out like the data batch (so G and D
+        run data-parallel on a mesh); None for single-device use.
+
+    The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
+    and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
+    (share of real patches with logit > 0), ``d_fake_accuracy`` (share of fakes with logit < 0),
+    ``g_grad_norm``, ``d_grad_norm`` (global L2 norms of the gradients).
+    """
+
+    def train_step(state: GanState, batch: Mapping[str, jax.Array], key: jax.Array):
+        real = batch['image']
+        z = jax.random.normal(key, (real.shape[0], latent_dim), real.dtype)
+        if batch_sharding is not None:
+            z = jax.lax.with_sharding_constraint(z, batch_sharding)
+        frozen_d = discriminator_variables(state.d_params, state.d_stats)
+
+        def generator_loss(g_params):
+            fake = generator.apply({'params': g_params}, z)
+            logits = discriminator.apply(frozen_d, fake, update_stats=False)
+            return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, jnp.ones_like(logits))), fake
+
+        (g_loss, fake), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(state.g_params)
+        fake = jax.lax.stop_gradient(fake)
+
+        def discriminator_loss(d_params):
+            real_logits, updated = discriminator.apply(
+                discriminator_variables(d_params, state.d_stats), real, update_stats=True,
+                mutable=['batch_stats'])
+            d_stats = updated.get('batch_stats', {})
+            fake_logits = discriminator.apply(discriminator_variables(d_params, d_stats), fake,
+                                              update_stats=False)
+            loss = (jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, jnp.ones_like(real_logits)))
+                    + jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, jnp.zeros_like(fake_logits))))
+            return loss, (real_logits, fake_logits, d_stats)
+
+        (d_loss, (real_logits, fake_logits, d_stats)), d_grads = jax.value_and_grad(
+            discriminator_loss, has_aux=True)(state.d_params)
+
+        g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
+        d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
+        new_state = state.replace(
+            step=state.step + 1,
+            g_params=optax.apply_updates(state.g_params, g_updates),
+            d_params=optax.apply_updates(state.d_params, d_updates),
+            d_stats=d_stats,
+            g_opt_state=g_opt_state,
+            d_opt_state=d_opt_state,
+        )
+        metrics = {
+            'g_loss': g_loss,
+            'd_loss': d_loss,
+            'd_real_accuracy': jnp.mean((real_logits > 0).astype(jnp.float32)),
+            'd_fake_accuracy': jnp.mean((fake_logits < 0).astype(jnp.float32)),
+            'g_grad_norm': optax.tree.norm(g_grads),
+            'd_grad_norm': optax.tree.norm(d_grads),
+        }
+        return new_state, metrics
+
+    return train_step
+
+
+def jit_train_step(train_step: Callable, mesh: Mesh) -> Callable:
+    """`train_step` jitted for `mesh`: state, key and metrics replicated, batch split on 'data'.
+
+    The input state's buffers are donated (reused for the output state).
+    """
+    replicated = sharding.replicated(mesh)
+    return jax.jit(train_step, in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
+                   out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class GanPrograms:
+    """The modules, optimisers and jitted programs of one (model, optimiser, mesh).
+
+    Attributes:
+      generator, discriminator: flax modules.
+      g_tx, d_tx: their optimisers.
+      init: ``key -> GanState``, replicated on the mesh.
+      train_step: the sharded train step (see `make_train_step`, `jit_train_step`).
+      generate: ``(g_params, z [N, latent_dim]) -> images [N, 128, 128, 1]``.
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+    g_tx: optax.GradientTransformation
+    d_tx: optax.GradientTransformation
+    init: Callable[[jax.Array], GanState]
+    train_step: Callable
+    generate: Callable[[Any, jax.Array], jax.Array]
+
+
+@functools.lru_cache(maxsize=8)
+def build_programs(arch: str, conv_impl: str, latent_dim: int, adam: tuple[float, float, float],
+                   mesh: Mesh) -> GanPrograms:
+    """`GanPrograms` for hashable settings; cached, so a resumed run in the same process (or a
+    second run of the same model) reuses the compiled programs.
+
+    Args:
+      arch: architecture name; conv_impl: 'matmul' or 'xla'; latent_dim: size of z;
+      adam: (learning_rate, b1, b2); mesh: the device mesh.
+    """
+    generator, discriminator = gan_models.make_models(arch, conv_impl)
+    g_tx, d_tx = make_optimizer(*adam), make_optimizer(*adam)
+    init = jax.jit(lambda key: init_state(generator, discriminator, g_tx, d_tx, key, latent_dim),
+                   out_shardings=sharding.replicated(mesh))
+    train_step = jit_train_step(
+        make_train_step(generator, discriminator, g_tx, d_tx, latent_dim, sharding.batch_sharded(mesh)),
+        mesh)
+    generate = jax.jit(lambda params, z: generator.apply({'params': params}, z))
+    return GanPrograms(generator, discriminator, g_tx, d_tx, init, train_step, generate)
+
+
+def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
+    """`build_programs` for a run config (``conv_impl='auto'`` picks by backend)."""
+    conv_impl = config.conv_impl if config.conv_impl != 'auto' else gan_models.default_conv_impl()
+    adam = (float(config.optimizer.learning_rate), float(config.optimizer.b1), float(config.optimizer.b2))
+    return build_programs(config.model.arch, conv_impl, int(config.model.latent_dim), adam, mesh)
+
+
+def pipeline_iterator_factory(config: ml_collections.ConfigDict) -> DataIteratorFactory:
+    """Iterators over ``sharp_patches`` via `solarjax.data.pipeline` (shuffled with config.seed)."""
+    from solarjax.data import pipeline
+
+    def factory():
+        return pipeline.make_iterator(
+            config.data.split, batch_size=config.batch_size, seed=config.seed,
+            data_dir=os.path.expanduser(config.data.data_dir), config=config.data.builder_config)
+
+    return factory
+
+
+def local_images(batch: Any, local_batch_size: int) -> np.ndarray:
+    """The checked ``'image'`` array [local_batch_size, 128, 128, 1] float32 of a data batch."""
+    if not isinstance(batch, Mapping) or 'image' not in batch:
+        raise TypeError(f"data batches must be dicts with an 'image' entry, got {type(batch).__name__}")
+    images = np.asarray(batch['image'], np.float32)
+    if images.shape != (local_batch_size, *IMAGE_SHAPE):
+        raise ValueError(
+            f"data batch 'image' has shape {images.shape}, expected {(local_batch_size, *IMAGE_SHAPE)} "
+            f"(config.batch_size / process count rows of 128x128x1 patches)")
+    return images
+
+
+def reference_batches(factory: DataIteratorFactory, num_images: int, local_batch_size: int):
+    """The first `num_images` training patches of a fresh iterator, in batches."""
+    iterator = factory()
+    for _ in range(-(-num_images // local_batch_size)):
+        yield local_images(next(iterator), local_batch_size)
+
+
+def config_dict(config: ml_collections.ConfigDict) -> dict:
+    """The config as a plain JSON-serialisable dict."""
+    return json.loads(config.to_json())
+
+
+def write_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+    """Writes ``workdir/config.json``."""
+    (workdir / 'config.json').write_text(json.dumps(config_dict(config), indent=2, sort_keys=True) + '\n')
+
+
+def _due(step: int, every: int) -> bool:
+    return every > 0 and step % every == 0
+
+
+class _Recorder:
+    """Checks, logs and displays step metrics on the host (one step behind the device)."""
+
+    def __init__(self, workdir: pathlib.Path, config, checkpoints, progress, is_main: bool):
+        self.writer = monitor.MetricsWriter(workdir / 'metrics.jsonl')
+        self.config = config
+        self.checkpoints = checkpoints
+        self.progress = progress
+        self.is_main = is_main
+        self.window = collections.deque()
+        self.last_log = (None, None)  # (step, time) of the previous log line
+
+    def record(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
+        host = {name: float(value) for name, value in jax.device_get(metrics).items()}
+        latest = self.checkpoints.latest_step()
+        monitor.check_finite(step, host, None if latest is None else f"{self.checkpoints.directory}/{latest}")
+        self.progress.update(1)
+        self.progress.set_postfix(g_loss=f"{host['g_loss']:.3f}", d_loss=f"{host['d_loss']:.3f}")
+        now = time.perf_counter()
+        last_step, last_time = self.last_log
+        if last_step is None:
+            self.last_log = (step, now)
+        elif _due(step, self.config.log_every):
+            host['images_per_second'] = (step - last_step) * self.config.batch_size / (now - last_time)
+            self.last_log = (step, now)
+            if self.is_main:
+                self.writer.write(step, host)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
+                       data_iterator_factory: DataIteratorFactory | None = None) -> GanState:
+    """Trains (or resumes) the GAN of `config` in `workdir` up to ``config.total_steps`` steps.
+
+    Args:
+      config: see ``experiments/configs/gan_synthetic.py`` for the fields.
+      workdir: run directory; a run found there (checkpoints) is resumed.
+      data_iterator_factory: ``() -> iterator`` of process-local batches ``{'image': [B_local, 128,
+        128, 1]}`` with grain's ``get_state``/``set_state``/``start_prefetch``; default:
+        `pipeline_iterator_factory(config)`. It is also called once more for the reference
+        patches of the quality figures.
+
+    Returns:
+      The final train state.
+
+    Raises:
+      FingerprintMismatchError: `workdir` holds checkpoints of another model config.
+      NonFiniteError: a loss or gradient norm became NaN/Inf (the last good checkpoint is kept).
+    """
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    is_main = jax.process_index() == 0
+    mesh = sharding.make_data_mesh()
+    sharding.check_batch_divides(config.batch_size, mesh)
+    local_batch_size = config.batch_size // jax.process_count()
+    checkpoints = checkpoint_lib.RunCheckpoints(
+        workdir / 'checkpoints', fingerprint=checkpoint_lib.model_fingerprint(config.model.to_dict()),
+        keep_last=config.keep_checkpoints, best_metric=config.quality.best_metric, best_mode='min')
+    start = checkpoints.latest_step()
+    if start is not None:
+        checkpoints.check_fingerprint(start)  # before anything in workdir changes
+    if is_main:
+        write_config(config, workdir)
+
+    programs = programs_for(config, mesh)
+    state = programs.init(jax.random.key(config.seed))
+    factory = data_iterator_factory or pipeline_iterator_factory(config)
+    iterator = factory()
+    if start is not None:
+        state = checkpoints.restore(start, state, iterator)
+    start = int(state.step)
+
+    batch_sharding = sharding.batch_sharded(mesh)
+    train_step, generate = programs.train_step, programs.generate
+    base_key = jax.random.key(config.seed)
+    grid_latents = jax.random.normal(jax.random.fold_in(base_key, 1),
+                                     (config.num_grid_samples, config.model.latent_dim))
+    evaluating = config.eval_every > 0
+    if evaluating:
+        encoder = quality_lib.random_feature_encoder(config.quality.encoder_seed)
+        reference = quality_lib.summarise(
+            reference_batches(factory, config.quality.num_reference, local_batch_size), encoder)
+
+    def evaluate(params) -> dict[str, float]:
+        batches = quality_lib.generated_batches(
+            lambda z: generate(params, z), config.quality.num_samples, config.quality.batch_size,
+            config.model.latent_dim, jax.random.fold_in(base_key, 2))
+        return quality_lib.quality_figures(quality_lib.summarise(batches, encoder), reference)
+
+    progress = tqdm.tqdm(total=config.total_steps, initial=start, desc='gan', disable=not is_main,
+                         dynamic_ncols=True)
+    recorder = _Recorder(workdir, config, checkpoints, progress, is_main)
+    pending = None  # (step, metrics) computed on device, not yet checked on the host
+    try:
+        for step in range(start + 1, config.total_steps + 1):
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                raise RuntimeError(
+                    f"the data iterator ended after {step - 1 - start} batches, before step "
+                    f"{config.total_steps}: use a repeating iterator (num_epochs=None)") from None
+            images = local_images(batch, local_batch_size)
+            global_batch = {'image': jax.make_array_from_process_local_data(batch_sharding, images)}
+            state, metrics = train_step(state, global_batch, step_key(state))
+            if pending is not None:
+                recorder.record(*pending)
+            pending = (step, metrics)
+
+            is_last = step == config.total_steps
+            sample_now = _due(step, config.sample_every) or is_last
+            evaluate_now = evaluating and (_due(step, config.eval_every) or is_last)
+            save_now = _due(step, config.checkpoint_every) or evaluate_now or is_last
+            if not (sample_now or evaluate_now or save_now):
+                continue
+            recorder.record(*pending)
+            pending = None
+            if sample_now and is_main:
+                monitor.save_sample_grid(generate(state.g_params, grid_latents),
+                                         workdir / 'samples' / f'step_{step:07d}.png',
+                                         title=f'step {step}')
+            figures = evaluate(state.g_params) if evaluate_now else None
+            if figures is not None and is_main:
+                recorder.writer.write(step, {f'quality/{k}': v for k, v in figures.items()})
+            if save_now:
+                checkpoints.save(step, state, iterator, config_dict(config), metrics=figures)
+    finally:
+        progress.close()
+        checkpoints.close()
+    return state

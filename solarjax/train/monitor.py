@@ -1,0 +1,120 @@
+"""Run monitoring: JSONL metrics, magnetogram sample grids, a guard against NaN/Inf.
+
+``workdir/metrics.jsonl`` holds one JSON object per line, ``{"step": int, <name>: float, ...}``;
+training metrics and quality figures are separate lines of the same file. Sample grids are PNGs
+drawn with sunpy's ``hmimag`` colour map on [-1000, 1000] G.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+from typing import Mapping
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+GAUSS_PER_UNIT = 1000.0
+"""Images hold s = B / 1000 G."""
+FIELD_RANGE_GAUSS = (-1000.0, 1000.0)
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced NaN or Inf."""
+
+
+class MetricsWriter:
+    """Appends ``{"step": step, **metrics}`` lines to a JSONL file (flushed after each line)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = pathlib.Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Appends one line; values become plain floats (NaN and Inf are written as null)."""
+        record = {'step': int(step)}
+        for name, value in metrics.items():
+            value = float(value)
+            record[name] = value if math.isfinite(value) else None
+        with self.path.open('a') as f:
+            f.write(json.dumps(record) + '\n')
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """All records of a metrics JSONL file, in order."""
+    with pathlib.Path(path).open() as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def non_finite_names(metrics: Mapping[str, float]) -> list[str]:
+    """Names of the metrics whose value is NaN or +-Inf, sorted."""
+    return sorted(name for name, value in metrics.items() if not np.isfinite(value))
+
+
+def check_finite(step: int, metrics: Mapping[str, float], last_good_checkpoint: str | None) -> None:
+    """Raises `NonFiniteError` naming the step, the bad metrics and the checkpoint to resume from.
+
+    Args:
+      step: train step the metrics belong to.
+      metrics: scalar metrics of that step (host floats).
+      last_good_checkpoint: path of the newest checkpoint saved before the failure, or None.
+    """
+    bad = non_finite_names(metrics)
+    if bad:
+        values = ', '.join(f"{name}={float(metrics[name])}" for name in bad)
+        kept = (f"the last good checkpoint is kept at {last_good_checkpoint}"
+                if last_good_checkpoint else "no checkpoint had been saved yet")
+        raise NonFiniteError(
+            f"non-finite training metrics at step {step} ({values}); training stopped and nothing "
+            f"after that step was saved; {kept}. Lower the learning rate or check the data "
+            f"for NaN/Inf values."
+        )
+
+
+def hmimag_colormap():
+    """sunpy's HMI magnetogram colour map."""
+    import sunpy.visualization.colormaps as sunpy_colormaps
+    return sunpy_colormaps.cmlist['hmimag']
+
+
+def save_sample_grid(images: np.ndarray, path: str | os.PathLike, columns: int | None = None,
+                     title: str | None = None) -> pathlib.Path:
+    """Writes a PNG grid of Br patches with the ``hmimag`` colour map on [-1000, 1000] G.
+
+    Args:
+      images: [N, H, W] or [N, H, W, 1], normalised field s = B / 1000 G.
+      path: PNG file to write (parent folders are created).
+      columns: grid columns (default ceil(sqrt(N))).
+      title: optional figure title.
+
+    Returns:
+      The path written.
+    """
+    images = np.asarray(images, np.float32)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3 or len(images) == 0:
+        raise ValueError(f"expected images [N, H, W] or [N, H, W, 1] with N > 0, got {images.shape}")
+    count = len(images)
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.5 * columns + 1.0, 1.5 * rows + 0.4),
+                             squeeze=False, layout='compressed')
+    vmin, vmax = FIELD_RANGE_GAUSS
+    for index, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if index < count:
+            shown = ax.imshow(images[index] * GAUSS_PER_UNIT, cmap=hmimag_colormap(), vmin=vmin,
+                              vmax=vmax, origin='lower', interpolation='nearest')
+    fig.colorbar(shown, ax=axes, shrink=0.8, label='Br [G]')
+    if title:
+        fig.suptitle(title)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
