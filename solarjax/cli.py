@@ -210,12 +210,19 @@ def _add_train(subparsers) -> None:
         model.add_argument("--config", required=True, help="config file defining get_config()")
         model.add_argument("--workdir", required=True, help="run directory (config.json, metrics.jsonl, checkpoints/)")
         model.add_argument("--data-dir", help="override config.data.data_dir (the TFDS data directory)")
+        model.add_argument("--multihost", action="store_true",
+                           help="call jax.distributed.initialize() first (one process per host; the cluster "
+                                "environment, e.g. SLURM or a TPU pod, supplies the coordinator)")
         model.set_defaults(func=_run_train)
 
 
 def _run_train(args) -> int:
     from solarjax.train.simsiam import load_config_file
 
+    if args.multihost:
+        import jax
+
+        jax.distributed.initialize()
     config = load_config_file(args.config)
     if args.data_dir:
         config.data.data_dir = args.data_dir
