@@ -44,15 +44,20 @@ class DemoSize:
     simsiam_steps: int  # SimSiam train steps at batch 64
     simsiam_width: int  # ResNet-18 base width (64 = the paper's ResNet-18)
     num_queries: int  # generated queries of the retrieval evaluation
+    steer_steps: int  # Adam steps per round of differentiable targeting
+    steer_rounds: int  # targeting rounds (each corrects the smooth target by the exact error)
+    steered_queries: int  # steered latents searched in the retrieval stage
 
 
 QUICK = DemoSize(
     num_patches=1_000, gan_steps=60, gan_eval_samples=256, directions_samples=1_000, steering_latents=16,
-    targeting_latents=8, simsiam_steps=10, simsiam_width=8, num_queries=64,
+    targeting_latents=4, simsiam_steps=10, simsiam_width=8, num_queries=64, steer_steps=40, steer_rounds=1,
+    steered_queries=8,
 )
 FULL = DemoSize(
     num_patches=6_000, gan_steps=1_500, gan_eval_samples=1_000, directions_samples=10_000, steering_latents=100,
-    targeting_latents=20, simsiam_steps=300, simsiam_width=16, num_queries=500,
+    targeting_latents=20, simsiam_steps=300, simsiam_width=16, num_queries=500, steer_steps=300, steer_rounds=3,
+    steered_queries=32,
 )
 STAGE_ESTIMATES_S = {  # 2-core CPU, FULL size; QUICK is about a tenth
     "dataset": 40, "gan": 330, "directions": 120, "simsiam": 220, "index": 40, "retrieval": 60,
@@ -196,7 +201,7 @@ def _stage_directions(stage_dir: pathlib.Path, gan_dir: pathlib.Path, size: Demo
     directions.save(stage_dir / "directions")
     report = evaluate.run_evaluation(
         generator, directions, stage_dir / "evaluation", n_latents=size.steering_latents,
-        targeting_latents=size.targeting_latents)
+        targeting_latents=size.targeting_latents, steps=size.steer_steps, rounds=size.steer_rounds)
     return {"report": report, "directions_dir": str(stage_dir / "directions"),
             "figures_dir": str(stage_dir / "evaluation")}
 
@@ -280,7 +285,8 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
                                         out_dir=stage_dir / "generated")
 
     # Steered queries ("+50% TUF, polarity separation held") searched the same way.
-    steered = target.steer_to(generator, z[: min(64, size.num_queries)], {"tuf": ("rel", 0.5)}, hold=["psep"])
+    steered = target.steer_to(generator, z[: size.steered_queries], {"tuf": ("rel", 0.5)}, hold=["psep"],
+                              steps=size.steer_steps, rounds=size.steer_rounds)
     steered_report = evaluate.evaluate_retrieval(steered.images, steered.quantities, index, encoder,
                                                  database_images=database_images, out_dir=stage_dir / "steered")
 
