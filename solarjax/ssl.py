@@ -1,0 +1,116 @@
+"""The trained SimSiam encoder as a function, for retrieval and analysis.
+
+    import solarjax as sj
+    encoder = sj.ssl.load("runs/simsiam_synthetic")        # latest checkpoint of a run
+    features = encoder.embed(images)                       # [N, 128, 128, 1] -> [N, 512], jitted
+    encoder.fingerprint                                    # identifies these weights and this output
+
+`embed` returns the backbone's pooled features (the paper's retrieval space) by default, or the
+projector's output with ``load(..., projection=True)``. BatchNorm uses the running statistics, so a
+patch's embedding does not depend on the rest of its batch. jit compiles once per input shape: feed
+fixed-size (padded) batches when embedding many patches.
+
+The fingerprint hashes the model config, every parameter and BatchNorm statistic, and the choice of
+output: two runs of the same config give different fingerprints, and an index built with one
+encoder can refuse another (`solarjax.retrieval`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pathlib
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from solarjax.models.simsiam import SimSiam
+from solarjax.train import checkpoint as checkpoint_lib
+from solarjax.train import sharding
+from solarjax.train import simsiam as simsiam_train
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoder:
+    """A trained encoder.
+
+    Attributes:
+      embed: jitted ``images [N, H, W, C] or [N, H, W] (s = B / 1000 G) -> float32 [N, dim]``.
+      fingerprint: 16 hex digits identifying the weights, the model config and the output.
+      dim: embedding size (512 for the backbone of ResNet-18, 100 for the projection).
+      projection: whether `embed` returns the projection instead of the backbone features.
+      step: the checkpoint's train step.
+      config: the run's config (plain dict, augmentation recipe resolved).
+    """
+
+    embed: Callable[[Any], jax.Array]
+    fingerprint: str
+    dim: int
+    projection: bool
+    step: int
+    config: dict
+
+
+def encoder_fingerprint(model_config: dict, params: Any, batch_stats: Any, projection: bool) -> str:
+    """sha256 (16 hex digits) of the model config, the weights and statistics, and the output choice."""
+    digest = hashlib.sha256()
+    digest.update(checkpoint_lib.model_fingerprint(model_config).encode())
+    digest.update(b"projection" if projection else b"backbone")
+    for path, leaf in jax.tree_util.tree_leaves_with_path({"params": params, "batch_stats": batch_stats}):
+        digest.update(jax.tree_util.keystr(path).encode())
+        digest.update(np.ascontiguousarray(np.asarray(leaf, np.float32)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def load(workdir: str | os.PathLike, *, step: int | str = "latest", projection: bool = False) -> Encoder:
+    """The encoder of a SimSiam run directory (written by `solarjax.train.simsiam.train_and_evaluate`).
+
+    Args:
+      workdir: the run's work directory (holding ``checkpoints/``).
+      step: a saved step, 'latest', or 'best' (by the k-NN monitor).
+      projection: embed with the projector's output instead of the backbone features.
+
+    Raises:
+      FileNotFoundError: no checkpoints in ``workdir``, or no such step.
+    """
+    directory = pathlib.Path(workdir) / "checkpoints"
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{workdir} holds no SimSiam run: {directory} does not exist")
+    checkpoints = checkpoint_lib.RunCheckpoints(directory, fingerprint=None, best_metric=simsiam_train.BEST_METRIC,
+                                                best_mode="max")
+    try:
+        chosen = {"latest": checkpoints.latest_step, "best": checkpoints.best_step}[step]() if isinstance(
+            step, str) else int(step)
+        if chosen not in checkpoints.all_steps():
+            raise FileNotFoundError(f"no checkpoint for step {step} in {directory}; saved: {checkpoints.all_steps()}")
+        config = ml_collections.ConfigDict(checkpoints.run_info(chosen)["config"])
+        model = simsiam_train.make_model(config.model)
+        mesh = sharding.make_data_mesh(jax.devices()[:1])
+        template = _abstract_state(model, config, mesh)
+        state = checkpoints.restore_state(chosen, template)
+    finally:
+        checkpoints.close()
+
+    model_config = config.model.to_dict()
+    apply = jax.jit(lambda params, stats, images: model.apply({"params": params, "batch_stats": stats}, images,
+                                                              projection, method=SimSiam.embed))
+    params, batch_stats = state.params, state.batch_stats
+
+    def embed(images) -> jax.Array:
+        images = jnp.asarray(images, jnp.float32)
+        return apply(params, batch_stats, images[..., None] if images.ndim == 3 else images)
+
+    dim = model.projector_dims[-1] if projection else model.feature_dim
+    return Encoder(embed=embed, fingerprint=encoder_fingerprint(model_config, params, batch_stats, projection),
+                   dim=dim, projection=projection, step=chosen, config=config.to_dict())
+
+
+def _abstract_state(model: SimSiam, config: ml_collections.ConfigDict, mesh) -> Any:
+    """Shapes, dtypes and (single-device) shardings of the run's train state, for restoring it."""
+    optimizer = simsiam_train.optimizer_of(config)
+    shapes = jax.eval_shape(lambda: simsiam_train.init_state(model, optimizer, jax.random.key(0), config.image_size))
+    replicated = sharding.replicated(mesh)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)

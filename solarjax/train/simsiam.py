@@ -1,0 +1,416 @@
+"""Training the SimSiam encoder: pure jitted step, optimiser, monitors, and the resumable loop.
+
+    config = load_config_file("experiments/configs/simsiam_synthetic.py")
+    train_and_evaluate(config, workdir="runs/simsiam")     # `solarjax train simsiam` does this
+
+or, step by step:
+
+    model, optimizer = SimSiam(), make_optimizer(paper_learning_rate(64))
+    state = init_state(model, optimizer, key)               # params, BN statistics, SGD state, step
+    step = functools.partial(train_step, model, optimizer, augment.RECIPES["paper"])
+    state, metrics = jax.jit(step)(state, batch, key)       # two views on device, one update
+
+The step draws two views of the raw batch with `solarjax.augment` (the recipe of the config),
+passes each view through the network on its own (BatchNorm statistics per view, as in the
+reference code), and descends the symmetric negative cosine with stop-gradient on the targets.
+SGD with momentum and weight decay (PyTorch's coupled form), lr = base_lr * batch / 256, an
+optional cosine decay, and optionally a fixed (undecayed) predictor lr via `optax.multi_transform`.
+
+Monitors: the loss, the collapse level of the l2-normalised predictions (0 = spread, 1 = a single
+point), and a k-NN monitor on a held-out split: the Spearman correlation of each patch's physics
+(TUF, PSEP, R) with that of its nearest neighbour in the embedding, next to the same figure for
+nearest neighbours in pixel space.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+import json
+import os
+import pathlib
+import time
+from typing import Any, Mapping
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+
+from solarjax import augment, physics
+from solarjax.models.simsiam import SimSiam, collapse_level, simsiam_loss
+from solarjax.retrieval.evaluate import correlations
+from solarjax.train import checkpoint as checkpoint_lib
+from solarjax.train import gan as gan_train  # shared loop pieces: sharded jit, pipeline factory, config JSON
+from solarjax.train import monitor, sharding
+
+KNN_QUANTITIES = ("tuf", "psep", "r_value")
+BEST_METRIC = "knn/ssl_mean"  # checkpoints are ranked by the k-NN monitor (higher is better)
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a step changes: a pytree.
+
+    Attributes:
+      step: int32 scalar, number of updates done.
+      params: network parameters (backbone, projector, predictor).
+      batch_stats: BatchNorm running statistics.
+      opt_state: optimiser state.
+      rng: the run's base PRNG key; step t draws its views with ``fold_in(rng, t)`` (`step_key`).
+    """
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array
+
+
+def make_model(model_config: Mapping[str, Any]) -> SimSiam:
+    """The SimSiam network of a config's `model` section."""
+    return SimSiam(
+        input_channels=int(model_config["input_channels"]),
+        width=int(model_config["width"]),
+        projector_dims=tuple(int(d) for d in model_config["projector_dims"]),
+        predictor_hidden=int(model_config["predictor_hidden"]),
+    )
+
+
+def paper_learning_rate(batch_size: int, base_lr: float = 0.05) -> float:
+    """Peak learning rate base_lr * batch_size / 256 (the paper's 0.0125 at batch 64)."""
+    return base_lr * batch_size / 256
+
+
+def make_optimizer(learning_rate: float, *, momentum: float = 0.9, weight_decay: float = 5e-4,
+                   cosine_decay_steps: int | None = None, fixed_predictor_lr: bool = False
+                   ) -> optax.GradientTransformation:
+    """SGD with momentum and weight decay, one group for the encoder and one for the predictor.
+
+    Args:
+      learning_rate: peak lr (see `paper_learning_rate`).
+      momentum: heavy-ball momentum (PyTorch convention, the paper's 0.9).
+      weight_decay: L2 coefficient added to the gradient before momentum, as torch.optim.SGD.
+      cosine_decay_steps: decay the encoder's lr to 0 over this many steps (None: constant).
+      fixed_predictor_lr: keep the predictor at the peak lr while the encoder decays (SimSiam's
+        recommendation); False: the predictor follows the encoder's schedule.
+    """
+    schedule = learning_rate if cosine_decay_steps is None else optax.cosine_decay_schedule(
+        learning_rate, cosine_decay_steps)
+
+    def sgd(lr):
+        return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(lr, momentum=momentum))
+
+    return optax.multi_transform(
+        {"encoder": sgd(schedule), "predictor": sgd(learning_rate if fixed_predictor_lr else schedule)},
+        parameter_groups,
+    )
+
+
+def parameter_groups(params: Any) -> Any:
+    """The optimiser group of every parameter: 'predictor' under the predictor, else 'encoder'."""
+    return {name: jax.tree.map(lambda _: "predictor" if name == "predictor" else "encoder", subtree)
+            for name, subtree in params.items()}
+
+
+def init_state(model: SimSiam, optimizer: optax.GradientTransformation, key: jax.Array,
+               image_size: int = 128) -> TrainState:
+    """A fresh state from `key` (split: parameters, run key): He-normal convolutions, zero momentum."""
+    init_key, run_key = jax.random.split(key)
+    images = jnp.zeros((2, image_size, image_size, model.input_channels), jnp.float32)
+    variables = model.init(init_key, images, train=False)
+    params = variables["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables["batch_stats"],
+                      opt_state=optimizer.init(params), rng=run_key)
+
+
+def step_key(state: TrainState) -> jax.Array:
+    """The PRNG key of the state's next step: ``fold_in(state.rng, state.step)``."""
+    return jax.random.fold_in(state.rng, state.step)
+
+
+def update(model: SimSiam, optimizer: optax.GradientTransformation, state: TrainState, view1: jax.Array,
+           view2: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One SimSiam update on two views [B, H, W, C] of the same images.
+
+    Returns:
+      (new state, metrics): 'loss' (symmetric negative cosine, in [-1, 1]), 'collapse' (of the
+      l2-normalised predictions of view 1), 'grad_norm'.
+    """
+
+    def loss_fn(params):
+        (z1, p1), stats = model.apply({"params": params, "batch_stats": state.batch_stats}, view1, train=True,
+                                      mutable=["batch_stats"])
+        (z2, p2), stats = model.apply({"params": params, **stats}, view2, train=True, mutable=["batch_stats"])
+        return simsiam_loss(p1, p2, z1, z2), (stats["batch_stats"], p1)
+
+    (loss, (batch_stats, p1)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                              batch_stats=batch_stats, opt_state=opt_state)
+    metrics = {"loss": loss, "collapse": collapse_level(p1), "grad_norm": optax.tree.norm(grads)}
+    return new_state, metrics
+
+
+def train_step(model: SimSiam, optimizer: optax.GradientTransformation, recipe: augment.Recipe, state: TrainState,
+               batch: Mapping[str, jax.Array], key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    """Two augmented views of batch['image'] [B, H, W, C] drawn with `key`, then `update`."""
+    view1, view2 = augment.two_views(key, batch["image"], recipe)
+    return update(model, optimizer, state, view1, view2)
+
+
+# ------------------------------------------------------------------------------------- monitors
+def nearest_neighbours(vectors: np.ndarray) -> np.ndarray:
+    """Index of each row's nearest other row (Euclidean). vectors: [N, D] -> int64 [N]."""
+    x = jnp.asarray(vectors, jnp.float32).reshape(len(vectors), -1)
+    squared = jnp.sum(x * x, axis=1)
+    distances = squared[:, None] + squared[None, :] - 2.0 * (x @ x.T)
+    distances = jnp.where(jnp.eye(len(x), dtype=bool), jnp.inf, distances)
+    return np.asarray(jnp.argmin(distances, axis=1), np.int64)
+
+
+def neighbour_agreement(vectors: np.ndarray, quantities: Mapping[str, np.ndarray],
+                        names: tuple[str, ...] = KNN_QUANTITIES) -> dict[str, float]:
+    """Spearman correlation of each quantity between every patch and its nearest neighbour.
+
+    Args:
+      vectors: [N, D] embeddings (or flattened images, for the pixel-space baseline).
+      quantities: name -> [N] values of the same patches (NaN where undefined: those pairs drop).
+
+    Returns:
+      name -> Spearman rho over the pairs where both values are finite.
+    """
+    neighbour = nearest_neighbours(vectors)
+    return {name: correlations(np.asarray(quantities[name]), np.asarray(quantities[name])[neighbour])["spearman"]
+            for name in names}
+
+
+# ------------------------------------------------------------------------------------------- run
+def optimizer_of(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """`make_optimizer` with a config's `optimizer` section, batch size and number of steps."""
+    opt = config.optimizer
+    return make_optimizer(paper_learning_rate(config.batch_size, opt.base_lr), momentum=opt.momentum,
+                          weight_decay=opt.weight_decay,
+                          cosine_decay_steps=config.num_steps if opt.cosine_decay else None,
+                          fixed_predictor_lr=opt.fixed_predictor_lr)
+
+
+def create_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
+                 ) -> tuple[SimSiam, optax.GradientTransformation, TrainState]:
+    """The model, optimiser and fresh state (from `config.seed`, replicated over `mesh`) of a config."""
+    model, optimizer = make_model(config.model), optimizer_of(config)
+    init = jax.jit(lambda key: init_state(model, optimizer, key, config.image_size),
+                   out_shardings=sharding.replicated(mesh))
+    return model, optimizer, init(jax.random.key(config.seed))
+
+
+def recipe_of(config: ml_collections.ConfigDict) -> augment.Recipe:
+    """The augmentation recipe of a config: `config.augment` is a recipe name or its fields."""
+    spec = config.augment
+    return augment.get_recipe(spec if isinstance(spec, str) else spec.to_dict())
+
+
+def run_config(config: ml_collections.ConfigDict) -> dict:
+    """The config as plain JSON, with the recipe resolved to its fields (stored with the run)."""
+    plain = gan_train.config_dict(config)
+    plain["augment"] = recipe_of(config).to_dict()
+    return plain
+
+
+def encoder_config_fingerprint(model_config: Mapping[str, Any]) -> str:
+    """Fingerprint of a model config (checkpoints of another architecture are refused)."""
+    if isinstance(model_config, ml_collections.ConfigDict):
+        model_config = model_config.to_dict()
+    return checkpoint_lib.model_fingerprint(model_config)
+
+
+def make_embed_fn(model: SimSiam, mesh: jax.sharding.Mesh, projection: bool = False):
+    """Jitted ``(params, batch_stats, images [N, H, W, C]) -> [N, F]`` with images split over 'data'."""
+    replicated = sharding.replicated(mesh)
+
+    def embed(params, batch_stats, images):
+        return model.apply({"params": params, "batch_stats": batch_stats}, images, projection, method=SimSiam.embed)
+
+    return jax.jit(embed, in_shardings=(replicated, replicated, sharding.batch_sharded(mesh)),
+                   out_shardings=replicated)
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    """The fixed held-out patches of the k-NN monitor.
+
+    Attributes:
+      images: [N, H, W, C] float32.
+      quantities: name -> [N] physics of each patch (`solarjax.physics.quantities`).
+      pixel_agreement: `neighbour_agreement` of nearest neighbours in pixel space (the baseline).
+    """
+
+    images: np.ndarray
+    quantities: dict[str, np.ndarray]
+    pixel_agreement: dict[str, float]
+
+    @classmethod
+    def from_images(cls, images: np.ndarray) -> "HeldOut":
+        images = np.asarray(images, np.float32)
+        quantities = {k: np.asarray(v) for k, v in physics.quantities(images).items()}
+        return cls(images, quantities, neighbour_agreement(images.reshape(len(images), -1), quantities))
+
+
+def load_heldout(config: ml_collections.ConfigDict) -> HeldOut:
+    """The first `config.knn.num_patches` patches of the held-out split (same on every process)."""
+    from solarjax.data import pipeline
+
+    iterator = pipeline.make_iterator(
+        config.data.heldout_split, batch_size=config.knn.num_patches, seed=config.seed,
+        data_dir=os.path.expanduser(config.data.data_dir), config=config.data.builder_config, num_epochs=1,
+        shuffle=False, drop_remainder=False, process_index=0, process_count=1)
+    return HeldOut.from_images(next(iterator)["image"])
+
+
+def knn_figures(embed, state: TrainState, heldout: HeldOut, mesh: jax.sharding.Mesh) -> dict[str, float]:
+    """k-NN monitor: Spearman of TUF, PSEP, R between each held-out patch and its nearest neighbour.
+
+    Keys 'knn/ssl_<q>' (backbone features), 'knn/pixel_<q>' (pixel space), and their means over
+    the quantities 'knn/ssl_mean', 'knn/pixel_mean'.
+    """
+    count = len(heldout.images)
+    padded = np.pad(heldout.images, [(0, -count % mesh.size)] + [(0, 0)] * (heldout.images.ndim - 1))
+    images = jax.make_array_from_callback(padded.shape, sharding.batch_sharded(mesh), lambda index: padded[index])
+    features = np.asarray(embed(state.params, state.batch_stats, images))[:count]  # padding rows: dropped
+    figures = {}
+    for space, agreement in (("ssl", neighbour_agreement(features, heldout.quantities)),
+                             ("pixel", heldout.pixel_agreement)):
+        figures.update({f"knn/{space}_{q}": v for q, v in agreement.items()})
+        figures[f"knn/{space}_mean"] = float(np.nanmean(list(agreement.values())))
+    return figures
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
+                       data_iterator_factory: gan_train.DataIteratorFactory | None = None,
+                       heldout: HeldOut | None = None) -> TrainState:
+    """Trains (or resumes) the SimSiam encoder of `config` in `workdir` up to `config.num_steps`.
+
+    Work directory: ``config.json`` (the recipe resolved), ``metrics.jsonl`` (loss, collapse,
+    grad_norm, images_per_second every `log_every` steps; the k-NN figures every `eval_every`),
+    ``checkpoints/`` (last `keep_checkpoints` and the best by 'knn/ssl_mean').
+
+    Args:
+      config: see ``experiments/configs/simsiam_synthetic.py`` for the fields.
+      workdir: run directory; a run found there is resumed (same parameters as an uninterrupted run).
+      data_iterator_factory: ``() -> iterator`` of process-local batches ``{'image': [B_local, H, W,
+        C]}`` with get_state/set_state; default: the `sharp_patches` pipeline (config.data).
+      heldout: the k-NN monitor's patches; default: `load_heldout(config)` when eval_every > 0.
+
+    Returns:
+      The final train state.
+
+    Raises:
+      FingerprintMismatchError: `workdir` holds checkpoints of another model config.
+      NonFiniteError: a metric became NaN/Inf (the last good checkpoint is kept).
+    """
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    is_main = jax.process_index() == 0
+    plain_config = run_config(config)
+    factory = data_iterator_factory or gan_train.pipeline_iterator_factory(config)
+    mesh = sharding.make_data_mesh()
+    sharding.check_batch_divides(config.batch_size, mesh)
+    local_batch_size = config.batch_size // jax.process_count()
+    image_shape = (config.image_size, config.image_size, config.model.input_channels)
+
+    checkpoints = checkpoint_lib.RunCheckpoints(
+        workdir / "checkpoints", fingerprint=encoder_config_fingerprint(config.model),
+        keep_last=config.keep_checkpoints, best_metric=BEST_METRIC, best_mode="max")
+    latest = checkpoints.latest_step()
+    if latest is not None:
+        checkpoints.check_fingerprint(latest)  # refuse another architecture before compiling anything
+    model, optimizer, state = create_state(config, mesh)
+    iterator = factory()
+    if latest is not None:
+        state = checkpoints.restore(latest, state, iterator)
+    start = int(state.step)
+    if is_main:  # after the fingerprint check: a refused config never overwrites a run's record
+        (workdir / "config.json").write_text(json.dumps(plain_config, indent=2, sort_keys=True) + "\n")
+
+    batch_sharding = sharding.batch_sharded(mesh)
+    step_fn = gan_train.jit_train_step(functools.partial(train_step, model, optimizer, recipe_of(config)), mesh)
+    evaluating = config.eval_every > 0
+    if evaluating:
+        heldout = heldout or load_heldout(config)
+        embed = make_embed_fn(model, mesh)
+    writer = monitor.MetricsWriter(workdir / "metrics.jsonl")
+    progress = tqdm.tqdm(total=config.num_steps, initial=start, desc="simsiam", disable=not is_main,
+                         dynamic_ncols=True)
+    clock = (start, time.perf_counter())
+
+    def record(step: int, metrics) -> None:
+        nonlocal clock
+        host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        latest = checkpoints.latest_step()
+        monitor.check_finite(step, host, None if latest is None else f"{checkpoints.directory}/{latest}")
+        progress.update(1)
+        progress.set_postfix(loss=f"{host['loss']:.3f}", collapse=f"{host['collapse']:.2f}")
+        if _due(step, config.log_every) and is_main:
+            now = time.perf_counter()
+            host["images_per_second"] = (step - clock[0]) * config.batch_size / (now - clock[1])
+            clock = (step, now)
+            writer.write(step, host)
+
+    pending = None  # metrics of the previous step, checked while the device runs the next one
+    try:
+        for step in range(start + 1, config.num_steps + 1):
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                raise RuntimeError(f"the data iterator ended before step {config.num_steps}: use a repeating "
+                                   "iterator (num_epochs=None)") from None
+            images = _checked_images(batch, (local_batch_size, *image_shape))
+            global_batch = {"image": jax.make_array_from_process_local_data(batch_sharding, images)}
+            state, metrics = step_fn(state, global_batch, step_key(state))
+            if pending is not None:
+                record(*pending)
+            pending = (step, metrics)
+            is_last = step == config.num_steps
+            evaluate_now = evaluating and (_due(step, config.eval_every) or is_last)
+            if not (evaluate_now or is_last or _due(step, config.checkpoint_every)):
+                continue
+            record(*pending)
+            pending = None
+            figures = knn_figures(embed, state, heldout, mesh) if evaluate_now else None
+            if figures is not None and is_main:
+                writer.write(step, figures)
+            checkpoints.save(step, state, iterator, plain_config, metrics=figures)
+    finally:
+        progress.close()
+        checkpoints.close()
+    return state
+
+
+def _due(step: int, every: int) -> bool:
+    return every > 0 and step % every == 0
+
+
+def _checked_images(batch: Any, shape: tuple[int, ...]) -> np.ndarray:
+    if not isinstance(batch, Mapping) or "image" not in batch:
+        raise TypeError(f"data batches must be dicts with an 'image' entry, got {type(batch).__name__}")
+    images = np.asarray(batch["image"], np.float32)
+    if images.shape != shape:
+        raise ValueError(f"data batch 'image' has shape {images.shape}, expected {shape} "
+                         "(config.batch_size / process count patches of config.image_size, input channels)")
+    return images
+
+
+def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
+    """`get_config()` of a config file such as experiments/configs/simsiam_synthetic.py."""
+    path = pathlib.Path(path)
+    spec = importlib.util.spec_from_file_location(f"solarjax_config_{path.stem}", path)
+    if spec is None or not path.is_file():
+        raise FileNotFoundError(f"config file {path} not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"config file {path} defines no get_config()")
+    return module.get_config()
