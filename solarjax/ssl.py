@@ -88,7 +88,7 @@ def load(workdir: str | os.PathLike, *, step: int | str = "latest", projection: 
             raise FileNotFoundError(f"no checkpoint for step {step} in {directory}; saved: {checkpoints.all_steps()}")
         config = ml_collections.ConfigDict(checkpoints.run_info(chosen)["config"])
         model = simsiam_train.make_model(config.model)
-        mesh = sharding.make_data_mesh(jax.devices()[:1])
+        mesh = sharding.make_data_mesh()  # parameters replicated on every device, so sharded batches embed
         template = _abstract_state(model, config, mesh)
         state = checkpoints.restore_state(chosen, template)
     finally:
