@@ -52,6 +52,7 @@ from typing import Any, Literal
 import numpy as np
 
 from solarjax import physics
+from solarjax.train.monitor import hmimag_colormap
 
 STEERABLE = ("tuf", "psep", "r_value", "tilt")
 """Quantities with a slider: flux, polarity separation, complexity (Schrijver R) and tilt."""
@@ -156,12 +157,7 @@ def load_artefacts(workdir: str | os.PathLike) -> Artefacts:
 
 
 # ------------------------------------------------------------------------------------------ images
-@functools.cache
-def _hmimag():
-    import sunpy.visualization.colormaps  # noqa: F401  (registers hmimag with matplotlib)
-    from matplotlib import colormaps
-
-    return colormaps["hmimag"]
+_hmimag = functools.cache(hmimag_colormap)
 
 
 def render_png(image: np.ndarray) -> bytes:

@@ -44,6 +44,7 @@ import scipy.stats
 
 from solarjax.retrieval.filters import Filters
 from solarjax.retrieval.index import BLOCK_ROWS, Encoder, Index, exact_top_k
+from solarjax.train.monitor import hmimag_colormap
 
 EVAL_QUANTITIES = ("tuf", "tpf", "tnf", "psep", "r_value")
 """Quantities of the paper's retrieval table."""
@@ -393,13 +394,6 @@ def _jsonable(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------------- figures
-def _hmimag():
-    import sunpy.visualization.colormaps  # noqa: F401  (registers the sunpy colour maps)
-    import matplotlib
-
-    return matplotlib.colormaps["hmimag"]
-
-
 def _quantity_caption(values: np.ndarray, names: Sequence[str]) -> str:
     shown = [n for n in ("tuf", "psep", "r_value") if n in names] or list(names)[:3]
     return "\n".join(f"{QUANTITY_LABELS.get(n, n)} {values[list(names).index(n)]:.3g}" for n in shown)
@@ -432,7 +426,7 @@ def plot_query_matches(
     figure, axes = plt.subplots(
         num_queries, num_matches + 1, figsize=(2.1 * (num_matches + 1) + 0.8, 2.6 * num_queries), squeeze=False
     )
-    cmap = _hmimag()
+    cmap = hmimag_colormap()
     shown = None
     for q in range(num_queries):
         panels = [(np.asarray(query_images[q]), query_values[q], "query")]
