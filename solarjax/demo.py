@@ -366,27 +366,28 @@ def _png_tag(path: pathlib.Path) -> str:
             f"<figcaption>{caption}</figcaption></figure>")
 
 
-def _value_html(value: Any, depth: int = 0) -> str:
-    """Nested results as HTML: numbers rounded, dicts of dicts as tables, long lists summarised."""
+def _value_html(value: Any) -> str:
+    """Nested results as HTML: a dict of dicts becomes a table of its scalar fields (nested fields are in
+    metrics.json), other dicts lists, numbers rounded, long lists summarised."""
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict):
         if value and all(isinstance(v, dict) for v in value.values()):
-            columns = sorted({k for v in value.values() for k in v}, key=str)
-            if all(not isinstance(x, (dict, list)) for v in value.values() for x in v.values()):
+            columns = sorted({k for v in value.values() for k, x in v.items() if not isinstance(x, (dict, list))},
+                             key=str)
+            if columns:
                 head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
                 rows = "".join(
                     f"<tr><th>{html.escape(str(name))}</th>"
-                    + "".join(f"<td>{_value_html(row.get(c, ''), depth + 1)}</td>" for c in columns) + "</tr>"
+                    + "".join(f"<td>{_value_html(row.get(c, ''))}</td>" for c in columns) + "</tr>"
                     for name, row in value.items())
                 return f"<table><tr><th></th>{head}</tr>{rows}</table>"
-        items = "".join(f"<li><b>{html.escape(str(k))}</b>: {_value_html(v, depth + 1)}</li>"
-                        for k, v in value.items())
+        items = "".join(f"<li><b>{html.escape(str(k))}</b>: {_value_html(v)}</li>" for k, v in value.items())
         return f"<ul>{items}</ul>"
     if isinstance(value, list):
         if len(value) > 12:
             return f"[{len(value)} values]"
-        return ", ".join(_value_html(v, depth + 1) for v in value)
+        return ", ".join(_value_html(v) for v in value)
     return html.escape(str(value))
 
 
@@ -399,7 +400,7 @@ def _stage_report(outdir: pathlib.Path, metrics: dict) -> dict:
         "[-1, 1]) was built; the paper's GAN was trained on it; linear SVM directions of every physical "
         "quantity were fitted in its latent space; a SimSiam encoder was trained on the same patches; every "
         "training patch was embedded into a search index; generated and steered patches were used as queries "
-        f"and their matches evaluated. Size: <b>{metrics['size']}</b>.</p>",
+        f"and their matches evaluated. Size: <b>{metrics['size']}</b>. Every number is also in metrics.json.</p>",
         "<h2>Time per stage (s)</h2>", _value_html({"seconds": seconds}),
         "<h2>0. Dataset</h2>", _value_html(metrics["dataset"]),
     ]
