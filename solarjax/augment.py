@@ -136,8 +136,7 @@ def resample(image: jax.Array, inverse_matrix: jax.Array, offset: jax.Array, fil
 
     Output pixel p = (row, col) takes the input at q = inverse_matrix @ p + offset. Where q falls
     outside the frame, the missing corner weights go to `fill_noise` instead of the edge value, so
-    uncovered corners look like quiet Sun. With integer q the result
-    equals the input pixel exactly.
+    uncovered corners look like quiet Sun. With integer q the result equals the input pixel exactly.
 
     Args:
       image: [H, W, C].

@@ -95,6 +95,7 @@ def load(workdir: str | os.PathLike, *, step: int | str = "latest", projection: 
         checkpoints.close()
 
     model_config = config.model.to_dict()
+    # No in_shardings: any batch size, and batches already sharded over the mesh stay sharded.
     apply = jax.jit(lambda params, stats, images: model.apply({"params": params, "batch_stats": stats}, images,
                                                               projection, method=SimSiam.embed))
     params, batch_stats = state.params, state.batch_stats
@@ -109,7 +110,7 @@ def load(workdir: str | os.PathLike, *, step: int | str = "latest", projection: 
 
 
 def _abstract_state(model: SimSiam, config: ml_collections.ConfigDict, mesh) -> Any:
-    """Shapes, dtypes and (single-device) shardings of the run's train state, for restoring it."""
+    """Shapes, dtypes and shardings (replicated over `mesh`) of the run's train state, for restoring it."""
     optimizer = simsiam_train.optimizer_of(config)
     shapes = jax.eval_shape(lambda: simsiam_train.init_state(model, optimizer, jax.random.key(0), config.image_size))
     replicated = sharding.replicated(mesh)

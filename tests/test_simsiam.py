@@ -420,6 +420,11 @@ def test_ssl_load_embeds_with_the_trained_encoder(resumed_run, patches):
     assert projected.embed(images).shape == (5, 8) and projected.dim == 8
     assert ssl.load(root / "straight").fingerprint == encoder.fingerprint
     assert len({encoder.fingerprint, projected.fingerprint, ssl.load(root / "resumed", step=2).fingerprint}) == 3
+    knn = {r["step"]: r["knn/ssl_mean"] for r in monitor.read_metrics(root / "straight" / "metrics.jsonl")
+           if "knn/ssl_mean" in r}
+    assert ssl.load(root / "straight", step="best").step == max(knn, key=knn.get)
+    with pytest.raises(FileNotFoundError, match="no checkpoint for step 3"):
+        ssl.load(root / "straight", step=3)
     with pytest.raises(FileNotFoundError, match="holds no SimSiam run"):
         ssl.load(root / "nowhere")
 

@@ -42,6 +42,7 @@ from typing import Any, Iterator
 import jax
 import numpy as np
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import shuffle as tfds_shuffle
 
 from solarjax import physics
 from solarjax.data import synthetic
@@ -68,6 +69,8 @@ SHARP_FILE_NAME = re.compile(
 """JSOC export file name of one SHARP CEA segment."""
 
 MAX_BIPOLES = synthetic.SyntheticConfig().max_bipoles
+IN_MEMORY_SHUFFLE_BYTES = 64 << 30
+"""Largest split (serialised bytes) shuffled in memory; TFDS's own 1 GB limit would need TensorFlow."""
 
 # Synthetic ground truth stored as `truth_<name>`: dtype and the neutral value real patches get.
 _TRUTH_SCALARS = {
@@ -313,6 +316,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        # TFDS shuffles a split in memory up to MAX_MEM_BUFFER_SIZE (1 GB, ~15,000 patches) and beyond
+        # that spills to temporary files through TensorFlow's gfile, which is not installed: keep the
+        # whole split in memory instead (64 KB per patch: 44,000 real SHARPs are ~3 GB).
+        tfds_shuffle.MAX_MEM_BUFFER_SIZE = max(tfds_shuffle.MAX_MEM_BUFFER_SIZE, IN_MEMORY_SHUFFLE_BYTES)
         if self.builder_config.source == "fits":
             work = self._plan_fits(pathlib.Path(os.fspath(dl_manager.manual_dir)))
         else:

@@ -12,8 +12,8 @@ order), SGD lr 0.05 * 64 / 256 = 0.0125 constant, momentum 0.9, weight decay 5e-
 10 epochs (6,900 steps of 64 over about 44,000 patches; the train split by HARP holds about 80 %
 of them, so about 8.6 epochs of it).
 
-Runtime: about 3 train steps/s (200 images/s) on one H100-class GPU, under an hour; on a 2-core
-CPU about 8 images/s (a day: use simsiam_synthetic.py there).
+Runtime: on a 2-core CPU about 7-8 train images/s at this width (benchmarks/simsiam_bench.py),
+so about 16 h for 6,900 steps: use an accelerator (not measured here) or simsiam_synthetic.py.
 
 Expected result: the collapse level (metrics.jsonl 'collapse') falls from about 1 to below 0.3
 within the first epoch and stays there; the k-NN monitor 'knn/ssl_mean' (Spearman of TUF, PSEP

@@ -2,16 +2,25 @@ r"""SimSiam on the embedded synthetic active regions, sized for a 2-core CPU.
 
 Command (build the data once, then train; a killed run resumes from its work directory):
 
-    solarjax data build --config synthetic --data-dir ~/tensorflow_datasets
+    solarjax data build --config synthetic --num-examples 10000 --data-dir ~/tensorflow_datasets
     solarjax train simsiam --config experiments/configs/simsiam_synthetic.py --workdir runs/simsiam_synthetic
 
-The paper's recipe (projector 512-512-100, predictor 100-128-100, `paper` augmentations, SGD
-lr 0.05 * batch / 256 = 0.0125 constant, momentum 0.9, weight decay 5e-4, batch 64) on a
-ResNet-18 of a quarter of the width (16: 128-d backbone features), so that a CPU trains it.
+The paper's recipe (projector 512-512-100, predictor 100-128-100, `paper` augmentations: one to
+seven of rotation +-20 deg, translation +-10 px, zoom 0.8-1.2, 2x2 blur, both flips, polarity flip
+as -B, in random order; SGD lr 0.05 * 64 / 256 = 0.0125 constant, momentum 0.9, weight decay 5e-4,
+batch 64) on a ResNet-18 of a quarter of the width (16: 128-d backbone features), 500 steps
+(32,000 pairs of views, 4 passes over the 8,000 training patches of a 10,000-patch build).
 
-Runtime: PENDING
+CPU budget: 12 min measured (729 s with compilation and five k-NN evaluations; ~1.1 s per step,
+~55 train images/s) on a 2-core CPU shared with other jobs.
 
-Expected result: PENDING
+Expected result (measured, seed 23): the collapse level of the predictions stays below 0.3 (0.21
+at step 20, 0.08-0.13 from step 100 on; loss -0.97 at step 500). Nearest neighbours in the
+embedding agree in physics better than nearest neighbours in pixel space: 'knn/ssl_mean' (mean
+Spearman of TUF, PSEP and R between each of 512 validation patches and its top-1 neighbour)
+0.46-0.56 from step 100 on against 'knn/pixel_mean' 0.40. On the 1,000 test patches with
+`solarjax.ssl.load` (step 500): Spearman TUF 0.84 / PSEP 0.34 / R 0.44 against pixel space
+0.81 / 0.33 / 0.15. R gains most; PSEP barely, as the zoom augmentation teaches scale invariance.
 """
 import ml_collections
 

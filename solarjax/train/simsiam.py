@@ -227,12 +227,16 @@ def encoder_config_fingerprint(model_config: Mapping[str, Any]) -> str:
     return checkpoint_lib.model_fingerprint(model_config)
 
 
-def make_embed_fn(model: SimSiam, mesh: jax.sharding.Mesh, projection: bool = False):
-    """Jitted ``(params, batch_stats, images [N, H, W, C]) -> [N, F]`` with images split over 'data'."""
+def make_embed_fn(model: SimSiam, mesh: jax.sharding.Mesh):
+    """Jitted ``(params, batch_stats, images [N, H, W, C]) -> [N, 8 * width]`` backbone features.
+
+    Images are split over 'data' (N a multiple of the mesh size); BatchNorm uses its running
+    statistics, so each row depends on its own image only.
+    """
     replicated = sharding.replicated(mesh)
 
     def embed(params, batch_stats, images):
-        return model.apply({"params": params, "batch_stats": batch_stats}, images, projection, method=SimSiam.embed)
+        return model.apply({"params": params, "batch_stats": batch_stats}, images, method=SimSiam.embed)
 
     return jax.jit(embed, in_shardings=(replicated, replicated, sharding.batch_sharded(mesh)),
                    out_shardings=replicated)
