@@ -5,13 +5,14 @@ Each subcommand imports what it needs when it runs, so `solarjax --help` stays i
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import sys
 from typing import Sequence
 
 import numpy as np
+
+from solarjax.jsonable import jsonable
 
 _DESCRIPTION = """\
 solarjax: generate solar active regions with the physical properties you ask for, and retrieve the
@@ -20,23 +21,6 @@ real SDO/HMI SHARP observations that match them.
 Pipeline: SHARP Br patches -> GAN -> latent directions of physical quantities (SVM normals)
 -> steered generated patch -> SimSiam embedding -> nearest real SHARP patches (ScaNN).
 """
-
-
-def _jsonable(value):
-    """Metadata values as JSON: datetimes to ISO text, NaN to null, numpy scalars to Python."""
-    if isinstance(value, (datetime.datetime, datetime.date)):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 # --------------------------------------------------------------------------------------- physics
@@ -103,7 +87,7 @@ def _run_physics(args) -> int:
             )
 
     if args.json:
-        json.dump(_jsonable(records), sys.stdout, indent=1)
+        json.dump(jsonable(records), sys.stdout, indent=1)
         print()
     else:
         _print_physics_table(records)
@@ -308,7 +292,7 @@ def _run_steer_fit(args) -> int:
     directions = steering.fit_directions(generator, n=args.n, method=args.method)
     out = pathlib.Path(args.gan) / "directions"
     directions.save(out)
-    print(json.dumps(_jsonable(directions.summary()), indent=1))
+    print(json.dumps(jsonable(directions.summary()), indent=1))
     print(f"directions saved to {out}")
     return 0
 
@@ -330,7 +314,7 @@ def _run_steer_generate(args) -> int:
               "initial": {k: v.tolist() for k, v in result.initial_quantities.items()},
               "reached": {k: v.tolist() for k, v in result.quantities.items()}}
     with open(f"{args.out}.json", "w") as f:
-        json.dump(_jsonable(report), f, indent=1)
+        json.dump(jsonable(report), f, indent=1)
     print(f"{int(result.success.sum())}/{len(result.success)} requests met within 5%; wrote {args.out}.png/.fits/.json")
     return 0
 
@@ -352,7 +336,7 @@ def _run_steer_invert(args) -> int:
                  "reconstruction": {k: float(v[i]) for k, v in result.quantities_reconstructed.items()}}
                 for i, path in enumerate(good)]
         with open(f"{args.out}.json", "w") as f:
-            json.dump(_jsonable(rows), f, indent=1)
+            json.dump(jsonable(rows), f, indent=1)
         for row in rows:
             print(f"{row['path']}: masked MSE {row['masked_mse']:.4g}")
     return 1 if failures else 0
@@ -450,7 +434,7 @@ def _run_search(args) -> int:
         out = [{"query": label, "results": [{"row": h.row, "distance": h.distance, "similarity": h.similarity,
                                              "metadata": h.metadata} for h in hits]}
                for label, hits in zip(labels, results)]
-        json.dump(_jsonable(out), sys.stdout, indent=1)
+        json.dump(jsonable(out), sys.stdout, indent=1)
         print()
     else:
         for label, hits in zip(labels, results):

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
+from solarjax.jsonable import jsonable
 from solarjax.retrieval.filters import Filters
 from solarjax.retrieval.index import BLOCK_ROWS, Encoder, Index, exact_top_k
 from solarjax.train.monitor import hmimag_colormap
@@ -298,7 +299,7 @@ def evaluate_retrieval(
                 plot_query_vs_match(out_dir / "query_vs_match.png", query_values, matched, report["correlations"], quantity_names)
             ),
         }
-        (out_dir / "retrieval_report.json").write_text(json.dumps(_jsonable(report), indent=1))
+        (out_dir / "retrieval_report.json").write_text(json.dumps(jsonable(report), indent=1))
     return report
 
 
@@ -379,18 +380,6 @@ def format_correlation_table(report: Mapping[str, Any]) -> str:
         lines.append(cells)
     widths = [max(len(line[j]) for line in lines) for j in range(len(header))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 # ------------------------------------------------------------------------------------- figures

@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 import pathlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from solarjax import physics
+from solarjax.jsonable import jsonable
 from solarjax.steering.edit import conditional
 from solarjax.train import sharding
 
@@ -263,7 +264,7 @@ class Directions:
                        "sha256": _sha256(arrays_path)},
         }
         _atomic_write(folder / "directions.json",
-                      lambda f: f.write(json.dumps(strict_json(manifest), indent=2).encode()))
+                      lambda f: f.write(json.dumps(jsonable(manifest), indent=2).encode()))
         return folder
 
 
@@ -445,19 +446,6 @@ def _sha256(path: pathlib.Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def strict_json(value: Any) -> Any:
-    """A JSON-ready copy: NaN/inf to None, numpy scalars to Python, tuples to lists."""
-    if isinstance(value, Mapping):
-        return {str(k): strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def _float(value: Any) -> float:

@@ -36,13 +36,13 @@ import numpy as np
 import scipy.stats
 
 from solarjax import physics
+from solarjax.jsonable import jsonable
 from solarjax.steering.directions import (
     Directions,
     as_generator,
     latent_quantities,
     map_generated,
     sample_latents,
-    strict_json,
 )
 from solarjax.steering.edit import edit
 from solarjax.steering.target import steer_to
@@ -375,6 +375,6 @@ def run_evaluation(generator: Any, directions: Directions, outdir: str | os.Path
         "targeting": targeting,
         "figures": [str(p.relative_to(outdir)) for p in figures],
     }
-    (outdir / "report.json").write_text(json.dumps(strict_json(report), indent=2))
+    (outdir / "report.json").write_text(json.dumps(jsonable(report), indent=2))
     return report
 
