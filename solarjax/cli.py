@@ -201,7 +201,7 @@ def _add_train(subparsers) -> None:
 
 
 def _run_train(args) -> int:
-    from solarjax.train.simsiam import load_config_file
+    from solarjax.train.loop import load_config_file
 
     if args.multihost:
         import jax

@@ -66,7 +66,7 @@ STAGE_ESTIMATES_S = {  # 2-core CPU, FULL size; QUICK is about a tenth
 
 
 def _load_config(name: str):
-    from solarjax.train.simsiam import load_config_file
+    from solarjax.train.loop import load_config_file
 
     return load_config_file(CONFIG_DIR / name)
 

@@ -20,8 +20,7 @@ from solarjax.data.synthetic import generate
 from solarjax.models.resnet import ResNet18
 from solarjax.models.simsiam import Predictor, Projector, SimSiam, collapse_level, negative_cosine, simsiam_loss
 from solarjax.train import checkpoint as checkpoint_lib
-from solarjax.train import gan as gan_train
-from solarjax.train import monitor, sharding
+from solarjax.train import loop, monitor, sharding
 from solarjax.train import simsiam as simsiam_train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -273,7 +272,7 @@ def test_sharded_step_equals_single_device_step(patches):
     step = functools.partial(simsiam_train.train_step, model, optimizer, simsiam_train.recipe_of(config))
     sharded_batch = {"image": jax.device_put(images, sharding.batch_sharded(mesh))}
     assert len(sharded_batch["image"].addressable_shards) == 4
-    sharded, sharded_metrics = gan_train.jit_train_step(step, mesh)(state, sharded_batch, key)
+    sharded, sharded_metrics = loop.jit_train_step(step, mesh)(state, sharded_batch, key)
     assert sharded.params["backbone"]["stem_conv"]["kernel"].sharding.is_fully_replicated
     # Same numbers up to the order of float32 sums (batch statistics are all-reduced across devices).
     np.testing.assert_allclose(sharded_metrics["loss"], single_metrics["loss"], atol=2e-5)  # loss in [-1, 1]
@@ -330,7 +329,7 @@ class ListIterator:
 
 
 def _tiny_config(num_steps: int, eval_every: int = 0) -> ml_collections.ConfigDict:
-    config = simsiam_train.load_config_file(REPO / "experiments" / "configs" / "simsiam_synthetic.py")
+    config = loop.load_config_file(REPO / "experiments" / "configs" / "simsiam_synthetic.py")
     config.image_size = SMALL
     config.model.width = 4
     config.model.projector_dims = (16, 16, 8)
@@ -431,10 +430,10 @@ def test_ssl_load_embeds_with_the_trained_encoder(resumed_run, patches):
 
 def test_configs_state_the_paper_settings():
     for name in ("simsiam_synthetic", "simsiam_sharp_full"):
-        config = simsiam_train.load_config_file(REPO / "experiments" / "configs" / f"{name}.py")
+        config = loop.load_config_file(REPO / "experiments" / "configs" / f"{name}.py")
         assert simsiam_train.recipe_of(config) == augment.RECIPES["paper"]
         assert config.optimizer.base_lr == 0.05 and config.optimizer.momentum == 0.9
         assert tuple(config.model.projector_dims) == (512, 512, 100) and config.model.predictor_hidden == 128
-    full = simsiam_train.load_config_file(REPO / "experiments" / "configs" / "simsiam_sharp_full.py")
+    full = loop.load_config_file(REPO / "experiments" / "configs" / "simsiam_sharp_full.py")
     assert full.model.width == 64 and full.batch_size == 64
     assert simsiam_train.paper_learning_rate(full.batch_size, full.optimizer.base_lr) == 0.0125

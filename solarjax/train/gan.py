@@ -21,11 +21,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import json
 import os
 import pathlib
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -39,14 +38,11 @@ from jax.sharding import Mesh, NamedSharding
 
 from solarjax.models import gan as gan_models
 from solarjax.train import checkpoint as checkpoint_lib
-from solarjax.train import monitor
+from solarjax.train import loop, monitor
 from solarjax.train import quality as quality_lib
 from solarjax.train import sharding
 
 IMAGE_SHAPE = (gan_models.IMAGE_SIZE, gan_models.IMAGE_SIZE, 1)
-DataIteratorFactory = Callable[[], Iterator[Mapping[str, np.ndarray]]]
-
-
 @struct.dataclass
 class GanState:
     """Everything a GAN run carries from step to step (a pytree).
@@ -172,16 +168,6 @@ def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.
     return train_step
 
 
-def jit_train_step(train_step: Callable, mesh: Mesh) -> Callable:
-    """`train_step` jitted for `mesh`: state, key and metrics replicated, batch split on 'data'.
-
-    The input state's buffers are donated (reused for the output state).
-    """
-    replicated = sharding.replicated(mesh)
-    return jax.jit(train_step, in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
-                   out_shardings=(replicated, replicated), donate_argnums=0)
-
-
 @dataclasses.dataclass(frozen=True)
 class GanPrograms:
     """The modules, optimisers and jitted programs of one (model, optimiser, mesh).
@@ -217,7 +203,7 @@ def build_programs(arch: str, conv_impl: str, latent_dim: int, adam: tuple[float
     g_tx, d_tx = make_optimizer(*adam), make_optimizer(*adam)
     init = jax.jit(lambda key: init_state(generator, discriminator, g_tx, d_tx, key, latent_dim),
                    out_shardings=sharding.replicated(mesh))
-    train_step = jit_train_step(
+    train_step = loop.jit_train_step(
         make_train_step(generator, discriminator, g_tx, d_tx, latent_dim, sharding.batch_sharded(mesh)),
         mesh)
     generate = jax.jit(lambda params, z: generator.apply({'params': params}, z))
@@ -229,18 +215,6 @@ def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
     conv_impl = config.conv_impl if config.conv_impl != 'auto' else gan_models.default_conv_impl()
     adam = (float(config.optimizer.learning_rate), float(config.optimizer.b1), float(config.optimizer.b2))
     return build_programs(config.model.arch, conv_impl, int(config.model.latent_dim), adam, mesh)
-
-
-def pipeline_iterator_factory(config: ml_collections.ConfigDict) -> DataIteratorFactory:
-    """Iterators over ``sharp_patches`` via `solarjax.data.pipeline` (shuffled with config.seed)."""
-    from solarjax.data import pipeline
-
-    def factory():
-        return pipeline.make_iterator(
-            config.data.split, batch_size=config.batch_size, seed=config.seed,
-            data_dir=os.path.expanduser(config.data.data_dir), config=config.data.builder_config)
-
-    return factory
 
 
 def local_images(batch: Any, local_batch_size: int) -> np.ndarray:
@@ -255,25 +229,11 @@ def local_images(batch: Any, local_batch_size: int) -> np.ndarray:
     return images
 
 
-def reference_batches(factory: DataIteratorFactory, num_images: int, local_batch_size: int):
+def reference_batches(factory: loop.DataIteratorFactory, num_images: int, local_batch_size: int):
     """The first `num_images` training patches of a fresh iterator, in batches."""
     iterator = factory()
     for _ in range(-(-num_images // local_batch_size)):
         yield local_images(next(iterator), local_batch_size)
-
-
-def config_dict(config: ml_collections.ConfigDict) -> dict:
-    """The config as a plain JSON-serialisable dict."""
-    return json.loads(config.to_json())
-
-
-def write_config(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
-    """Writes ``workdir/config.json``."""
-    (workdir / 'config.json').write_text(json.dumps(config_dict(config), indent=2, sort_keys=True) + '\n')
-
-
-def _due(step: int, every: int) -> bool:
-    return every > 0 and step % every == 0
 
 
 class _Recorder:
@@ -298,7 +258,7 @@ class _Recorder:
         last_step, last_time = self.last_log
         if last_step is None:
             self.last_log = (step, now)
-        elif _due(step, self.config.log_every):
+        elif loop.due(step, self.config.log_every):
             host['images_per_second'] = (step - last_step) * self.config.batch_size / (now - last_time)
             self.last_log = (step, now)
             if self.is_main:
@@ -306,7 +266,7 @@ class _Recorder:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-                       data_iterator_factory: DataIteratorFactory | None = None) -> GanState:
+                       data_iterator_factory: loop.DataIteratorFactory | None = None) -> GanState:
     """Trains (or resumes) the GAN of `config` in `workdir` up to ``config.total_steps`` steps.
 
     Args:
@@ -337,11 +297,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     if start is not None:
         checkpoints.check_fingerprint(start)  # before anything in workdir changes
     if is_main:
-        write_config(config, workdir)
+        loop.write_config(config, workdir)
 
     programs = programs_for(config, mesh)
     state = programs.init(jax.random.key(config.seed))
-    factory = data_iterator_factory or pipeline_iterator_factory(config)
+    factory = data_iterator_factory or loop.pipeline_iterator_factory(config)
     iterator = factory()
     if start is not None:
         state = checkpoints.restore(start, state, iterator)
@@ -384,9 +344,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             pending = (step, metrics)
 
             is_last = step == config.total_steps
-            sample_now = _due(step, config.sample_every) or is_last
-            evaluate_now = evaluating and (_due(step, config.eval_every) or is_last)
-            save_now = _due(step, config.checkpoint_every) or evaluate_now or is_last
+            sample_now = loop.due(step, config.sample_every) or is_last
+            evaluate_now = evaluating and (loop.due(step, config.eval_every) or is_last)
+            save_now = loop.due(step, config.checkpoint_every) or evaluate_now or is_last
             if not (sample_now or evaluate_now or save_now):
                 continue
             recorder.record(*pending)
@@ -399,7 +359,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             if figures is not None and is_main:
                 recorder.writer.write(step, {f'quality/{k}': v for k, v in figures.items()})
             if save_now:
-                checkpoints.save(step, state, iterator, config_dict(config), metrics=figures)
+                checkpoints.save(step, state, iterator, loop.config_dict(config), metrics=figures)
     finally:
         progress.close()
         checkpoints.close()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import json
 import os
 import pathlib
@@ -44,8 +43,7 @@ from solarjax import augment, physics
 from solarjax.models.simsiam import SimSiam, collapse_level, simsiam_loss
 from solarjax.retrieval.evaluate import correlations
 from solarjax.train import checkpoint as checkpoint_lib
-from solarjax.train import gan as gan_train  # shared loop pieces: sharded jit, pipeline factory, config JSON
-from solarjax.train import monitor, sharding
+from solarjax.train import loop, monitor, sharding
 
 KNN_QUANTITIES = ("tuf", "psep", "r_value")
 BEST_METRIC = "knn/ssl_mean"  # checkpoints are ranked by the k-NN monitor (higher is better)
@@ -215,7 +213,7 @@ def recipe_of(config: ml_collections.ConfigDict) -> augment.Recipe:
 
 def run_config(config: ml_collections.ConfigDict) -> dict:
     """The config as plain JSON, with the recipe resolved to its fields (stored with the run)."""
-    plain = gan_train.config_dict(config)
+    plain = loop.config_dict(config)
     plain["augment"] = recipe_of(config).to_dict()
     return plain
 
@@ -293,7 +291,7 @@ def knn_figures(embed, state: TrainState, heldout: HeldOut, mesh: jax.sharding.M
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-                       data_iterator_factory: gan_train.DataIteratorFactory | None = None,
+                       data_iterator_factory: loop.DataIteratorFactory | None = None,
                        heldout: HeldOut | None = None) -> TrainState:
     """Trains (or resumes) the SimSiam encoder of `config` in `workdir` up to `config.num_steps`.
 
@@ -319,7 +317,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     workdir.mkdir(parents=True, exist_ok=True)
     is_main = jax.process_index() == 0
     plain_config = run_config(config)
-    factory = data_iterator_factory or gan_train.pipeline_iterator_factory(config)
+    factory = data_iterator_factory or loop.pipeline_iterator_factory(config)
     mesh = sharding.make_data_mesh()
     sharding.check_batch_divides(config.batch_size, mesh)
     local_batch_size = config.batch_size // jax.process_count()
@@ -340,7 +338,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         (workdir / "config.json").write_text(json.dumps(plain_config, indent=2, sort_keys=True) + "\n")
 
     batch_sharding = sharding.batch_sharded(mesh)
-    step_fn = gan_train.jit_train_step(functools.partial(train_step, model, optimizer, recipe_of(config)), mesh)
+    step_fn = loop.jit_train_step(functools.partial(train_step, model, optimizer, recipe_of(config)), mesh)
     evaluating = config.eval_every > 0
     if evaluating:
         heldout = heldout or load_heldout(config)
@@ -357,7 +355,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         monitor.check_finite(step, host, None if latest is None else f"{checkpoints.directory}/{latest}")
         progress.update(1)
         progress.set_postfix(loss=f"{host['loss']:.3f}", collapse=f"{host['collapse']:.2f}")
-        if _due(step, config.log_every) and is_main:
+        if loop.due(step, config.log_every) and is_main:
             now = time.perf_counter()
             host["images_per_second"] = (step - clock[0]) * config.batch_size / (now - clock[1])
             clock = (step, now)
@@ -378,8 +376,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                 record(*pending)
             pending = (step, metrics)
             is_last = step == config.num_steps
-            evaluate_now = evaluating and (_due(step, config.eval_every) or is_last)
-            if not (evaluate_now or is_last or _due(step, config.checkpoint_every)):
+            evaluate_now = evaluating and (loop.due(step, config.eval_every) or is_last)
+            if not (evaluate_now or is_last or loop.due(step, config.checkpoint_every)):
                 continue
             record(*pending)
             pending = None
@@ -393,10 +391,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     return state
 
 
-def _due(step: int, every: int) -> bool:
-    return every > 0 and step % every == 0
-
-
 def _checked_images(batch: Any, shape: tuple[int, ...]) -> np.ndarray:
     if not isinstance(batch, Mapping) or "image" not in batch:
         raise TypeError(f"data batches must be dicts with an 'image' entry, got {type(batch).__name__}")
@@ -405,16 +399,3 @@ def _checked_images(batch: Any, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(f"data batch 'image' has shape {images.shape}, expected {shape} "
                          "(config.batch_size / process count patches of config.image_size, input channels)")
     return images
-
-
-def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
-    """`get_config()` of a config file such as experiments/configs/simsiam_synthetic.py."""
-    path = pathlib.Path(path)
-    spec = importlib.util.spec_from_file_location(f"solarjax_config_{path.stem}", path)
-    if spec is None or not path.is_file():
-        raise FileNotFoundError(f"config file {path} not found")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ValueError(f"config file {path} defines no get_config()")
-    return module.get_config()
