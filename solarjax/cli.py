@@ -501,8 +501,8 @@ def _add_demo(subparsers) -> None:
         description=(
             "Build the synthetic dataset, train the GAN, fit the physical directions, train SimSiam, build the "
             "index, steer and search, evaluate, and write OUTDIR/report.html and OUTDIR/metrics.json. Finished "
-            "stages are cached by config fingerprint: a rerun skips them, an interrupted run resumes. About "
-            "15 min on a 2-core CPU; --quick (smoke test) under 5 min."
+            "stages are cached by config fingerprint: a rerun skips them, an interrupted run resumes. The "
+            "full size takes over 20 min on a 2-core CPU (its GAN stage alone ~11 min); --quick (smoke test) ~4 min."
         ),
     )
     parser.add_argument("--outdir", default="demo_out", help="output directory (default demo_out)")
