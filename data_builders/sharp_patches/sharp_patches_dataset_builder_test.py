@@ -22,7 +22,57 @@ from solarjax.data.fits import read_sharp
 from solarjax.data.preprocess import preprocess_patch
 
 PHYSICS = physics_feature_names()
-DUMMY_DATA = pathlib.Path(__file__).parent / "dummy_data"
+
+
+def write_dummy_export(folder: pathlib.Path) -> pathlib.Path:
+    """A tiny fake JSOC export in SHARP's format (no real data), written with astropy.
+
+    Each field is two Gaussian spots (+1800 G, -1300 G) plus 10 G white noise, RICE-compressed in HDU 1;
+    the bitmap is an uncompressed primary image. HARP -> split: 1 -> train (two times, one with a
+    bitmap of codes 1/33/34), 2 -> validation (30x30, first 4 columns NaN), 19 -> test (20x60) with a
+    magnetogram cut 1000 bytes short (an interrupted download), and a README.md that is not a SHARP file.
+    """
+    from astropy.io import fits
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+
+    def header(harp, t_rec, noaa, crval1, crval2):
+        return {"HARPNUM": harp, "T_REC": t_rec, "NOAA_AR": noaa, "QUALITY": 0, "BUNIT": "Mx/cm^2",
+                "CTYPE1": "CRLN-CEA", "CTYPE2": "CRLT-CEA", "CDELT1": 0.03, "CDELT2": 0.03,
+                "CRVAL1": crval1, "CRVAL2": crval2, "CRLN_OBS": 100.0}
+
+    def field(shape):
+        rows, cols = np.indices(shape)
+        spot = lambda r, c, peak: peak * np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * (shape[0] / 8) ** 2))
+        b = spot(shape[0] / 2, shape[1] / 3, 1800.0) + spot(shape[0] / 2, 2 * shape[1] / 3, -1300.0)
+        return (b + rng.normal(0.0, 10.0, shape)).astype(np.float32)
+
+    def write_field(name, data, cards):
+        hdu = fits.CompImageHDU(data, compression_type="RICE_1", quantize_level=-0.01)
+        hdu.header.update(cards)
+        path = folder / f"hmi.sharp_cea_720s.{name}.fits"
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
+        return path
+
+    one = header(1, "2012.03.06_14:24:00_TAI", 11429, 70.0, 17.5)
+    write_field("1.20120306_142400_TAI.Br", field((24, 40)), one)
+    bitmap = np.ones((24, 40), np.uint8)
+    bitmap[6:18, 8:32] = 33
+    bitmap[9:15, 12:28] = 34
+    primary = fits.PrimaryHDU(bitmap)
+    primary.header.update(one)
+    primary.writeto(folder / "hmi.sharp_cea_720s.1.20120306_142400_TAI.bitmap.fits", overwrite=True)
+    write_field("1.20120306_202400_TAI.Br", field((24, 40)), header(1, "2012.03.06_20:24:00_TAI", 11429, 73.0, 17.5))
+    two = field((30, 30))
+    two[:, :4] = np.nan
+    write_field("2.20120306_142400_TAI.Br", two, header(2, "2012.03.06_14:24:00_TAI", 0, 130.0, -12.0))
+    nineteen = header(19, "2012.03.06_14:24:00_TAI", 11430, 95.0, 22.0)
+    write_field("19.20120306_142400_TAI.Br", field((20, 60)), nineteen)
+    magnetogram = write_field("19.20120306_142400_TAI.magnetogram", field((20, 60)), nineteen)
+    magnetogram.write_bytes(magnetogram.read_bytes()[:-1000])
+    (folder / "README.md").write_text("a fake JSOC export for the builder test\n")
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +94,21 @@ def _link_into(folder, files):
 
 
 def test_fits_build_of_the_dummy_export(tmp_path):
-    """dummy_data/: 4 fake Br frames of HARPs 1 (train), 2 (validation), 19 (test), one bitmap,
-    one truncated magnetogram (see dummy_data/README.md)."""
-    info = build("fits", tmp_path, manual_dir=DUMMY_DATA)
+    """4 fake Br frames of HARPs 1 (train), 2 (validation), 19 (test), one bitmap, one truncated
+    magnetogram (see `write_dummy_export`)."""
+    dummy = write_dummy_export(tmp_path / "dummy_export")
+    truncated_size = (dummy / "hmi.sharp_cea_720s.19.20120306_142400_TAI.magnetogram.fits").stat().st_size
+    info = build("fits", tmp_path / "tfds", manual_dir=dummy)
     assert {name: s.num_examples for name, s in info.splits.items()} == {"train": 2, "validation": 1, "test": 1}
     [failure] = info.metadata["failures"]
     assert os.path.basename(failure["path"]) == "hmi.sharp_cea_720s.19.20120306_142400_TAI.magnetogram.fits"
-    assert failure["reason"] == "truncated: 13400 bytes is not a whole number of 2880-byte FITS blocks"
+    assert failure["reason"] == f"truncated: {truncated_size} bytes is not a whole number of 2880-byte FITS blocks"
     [ignored] = info.metadata["ignored"]
     assert os.path.basename(ignored["path"]) == "README.md"
     assert ignored["reason"].startswith("not a SHARP CEA file name")
     assert info.metadata["unused_segments"] == {}
 
-    sources = tfds.data_source("sharp_patches/fits", data_dir=tmp_path)
+    sources = tfds.data_source("sharp_patches/fits", data_dir=tmp_path / "tfds")
     [validation] = _all_examples(sources["validation"])
     assert validation["record"] == b"hmi.sharp_cea_720s[2][2012.03.06_14:24:00_TAI]"
     assert validation["original_shape"].tolist() == [30, 30] and validation["noaa_ar"] == 0
