@@ -364,14 +364,13 @@ def _add_index(subparsers) -> None:
 def _run_index_build(args) -> int:
     import pathlib
 
-    from solarjax import physics, ssl
+    from solarjax import ssl
     from solarjax.data import pipeline
-    from solarjax.retrieval import build_index, embed_dataset
+    from solarjax.retrieval import DATASET_FEATURES, build_index, embed_dataset
 
     encoder = ssl.load(args.ssl)
-    keys = ("image", "harpnum", "noaa_ar", "t_rec", "lat_deg", "lon_deg", *physics.QUANTITY_NAMES, "source", "record")
     batches = pipeline.make_iterator(args.split, batch_size=128, seed=0, data_dir=args.data_dir, config=args.config,
-                                     num_epochs=1, shuffle=False, drop_remainder=False, keys=keys)
+                                     num_epochs=1, shuffle=False, drop_remainder=False, keys=DATASET_FEATURES)
     out = pathlib.Path(args.out)
     table = embed_dataset(out / "table", encoder.embed, encoder.fingerprint, batches,
                           dataset=f"sharp_patches/{args.config}:{args.split}")
@@ -464,7 +463,8 @@ def _write_contact_sheet(path, query_images, results, index, data_dir) -> None:
     sources = {}
     database = np.zeros((index.num_rows, *query_images.shape[1:]), np.float32)
     for row in used:
-        dataset, _, split = str(index.table.column("dataset")[row]).partition(":")
+        name = index.table.column("dataset")[row]  # text columns are stored as UTF-8 bytes
+        dataset, _, split = (name.decode() if isinstance(name, bytes) else str(name)).partition(":")
         if dataset not in sources:
             sources[dataset] = tfds.data_source(dataset, data_dir=data_dir, split=split)
         database[row] = np.asarray(sources[dataset][int(index.table.column("example_index")[row])]["image"])[..., 0]

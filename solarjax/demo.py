@@ -237,19 +237,12 @@ def _split_batches(tfds_dir: pathlib.Path, split: str, keys: tuple[str, ...], ba
 TRUTH_COLUMNS = ("truth_n_bipoles", "truth_delta", "truth_hemisphere")
 
 
-def _table_keys() -> tuple[str, ...]:
-    from solarjax import physics
-
-    return ("image", "harpnum", "noaa_ar", "t_rec", "lat_deg", "lon_deg", *physics.QUANTITY_NAMES, "source",
-            "record", *TRUTH_COLUMNS)
-
-
 def _stage_index(stage_dir: pathlib.Path, tfds_dir: pathlib.Path, simsiam_dir: pathlib.Path) -> dict:
     from solarjax import ssl
-    from solarjax.retrieval import build_index, embed_dataset
+    from solarjax.retrieval import DATASET_FEATURES, build_index, embed_dataset
 
     encoder = ssl.load(simsiam_dir)
-    batches = _split_batches(tfds_dir, "train", _table_keys())
+    batches = _split_batches(tfds_dir, "train", (*DATASET_FEATURES, *TRUTH_COLUMNS))
     table = embed_dataset(stage_dir / "table", encoder.embed, encoder.fingerprint, batches,
                           dataset="sharp_patches/synthetic:train")
     index = build_index(table)

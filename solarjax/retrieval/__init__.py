@@ -24,6 +24,7 @@ from solarjax.retrieval.index import (
 )
 from solarjax.retrieval.table import (
     CORE_COLUMNS,
+    DATASET_FEATURES,
     FingerprintMismatchError,
     Table,
     TableError,
@@ -36,6 +37,7 @@ from solarjax.retrieval.table import (
 
 __all__ = [
     "CORE_COLUMNS",
+    "DATASET_FEATURES",
     "ExactIndex",
     "Filters",
     "FingerprintMismatchError",

@@ -64,6 +64,10 @@ quantities of `solarjax.physics` in normalised units; source: 'fits' or 'synthet
 JSOC record name, e.g. 'hmi.sharp_cea_720s[1449][2012.03.06_14:24:00_TAI]'.
 """
 
+DATASET_FEATURES = ("image", *(name for name in CORE_COLUMNS if name not in ("dataset", "example_index")))
+"""The `sharp_patches` features a table is built from: the image and every core metadata column the
+dataset provides (pass them as ``keys`` to `solarjax.data.pipeline.make_iterator`)."""
+
 _KIND_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_, "time": "datetime64[s]"}
 
 EmbedFn = Callable[[Any], Any]
