@@ -29,6 +29,9 @@ Faults, each consumed once per injection (`JsocReplay.inject`):
                        "jsoc_info:rs_list", "jsoc_fetch:exp_status", "checkAddress".
 Exports answer ``export_notfound_polls`` times status 6, then ``export_pending_polls`` times
 status 1, then 0. `JsocReplay.requests` counts every request by the same keys.
+
+The series-specific parts are three methods (``series_description``, ``select``,
+``export_entries``); `jsoc_replay_aia.AiaReplay` overrides them to replay the AIA level-1 series.
 """
 from __future__ import annotations
 
@@ -298,16 +301,11 @@ class JsocReplay:
         with self._lock:
             self.requests[key] += 1
 
-    # ---- JSON endpoints
-    def check_address(self, params) -> dict:
-        address = urllib.parse.unquote_plus(params.get("address", ""))
-        if address == REGISTERED_EMAIL:
-            return {"status": 2, "msg": f"{address} is registered"}
-        return {"status": 4, "msg": f"{address} has neither been validated nor registered"}
-
-    def series_struct(self, params) -> dict:
-        if params.get("ds", "").lower() != SERIES:
-            return {"status": 1, "error": f"Cannot find series {params.get('ds')!r}"}
+    # ---- series-specific parts (a replay of another series overrides these three)
+    def series_description(self, series: str) -> dict | None:
+        """jsoc_info op=series_struct's answer for ``series`` (lower case), None if unknown."""
+        if series != SERIES:
+            return None
         return {
             "note": "SHARP CEA, 720s cadence (replay)",
             "retention": 10000,
@@ -329,11 +327,39 @@ class JsocReplay:
             "status": 0,
         }
 
+    def select(self, query: str) -> tuple[list, list[str] | None]:
+        """The records a record-set query names and its ``{segments}`` (None if absent)."""
+        return select(self.records, query)
+
+    def export_entries(self, records: list, segments: list[str] | None, fmt: str | None):
+        """(record name, file name or 'NoDataFile', path or None) of every exported segment."""
+        fmt = fmt or "{seriesname}.{recnum:%lld}.{segment}"
+        files = []
+        for r in records:
+            for s in segments or list(SEGMENT_UNITS):
+                path = r.files.get(s)
+                name = render_filename(fmt, r, s) if path is not None else "NoDataFile"
+                files.append((f"{SERIES}[{r.harpnum}][{t_rec_text(r.t_rec)}]{{{s}}}", name, path))
+        return files
+
+    # ---- JSON endpoints
+    def check_address(self, params) -> dict:
+        address = urllib.parse.unquote_plus(params.get("address", ""))
+        if address == REGISTERED_EMAIL:
+            return {"status": 2, "msg": f"{address} is registered"}
+        return {"status": 4, "msg": f"{address} has neither been validated nor registered"}
+
+    def series_struct(self, params) -> dict:
+        description = self.series_description(params.get("ds", "").lower())
+        if description is None:
+            return {"status": 1, "error": f"Cannot find series {params.get('ds')!r}"}
+        return description
+
     def rs_list(self, params) -> dict:
         if params.get("seg") or params.get("link"):
             return {"status": 1, "error": "the replay answers keyword lists only"}
         try:
-            records, _ = select(self.records, params.get("ds", ""))
+            records, _ = self.select(params.get("ds", ""))
         except RecordSetError as err:
             return {"status": 1, "error": str(err)}
         names = [k for k in params.get("key", "").split(",") if k]
@@ -353,15 +379,8 @@ class JsocReplay:
         if method != "url" or protocol != "fits":
             return {"status": 4, "error": f"the replay exports method=url protocol=fits only, not {method}/{protocol}"}
         try:
-            records, segments = select(self.records, params.get("ds", ""))
-            fmt = params.get("filenamefmt", "{seriesname}.{recnum:%lld}.{segment}")
-            segments = segments or list(SEGMENT_UNITS)
-            files = []
-            for r in records:
-                for s in segments:
-                    path = r.files.get(s)
-                    name = render_filename(fmt, r, s) if path is not None else "NoDataFile"
-                    files.append((f"{SERIES}[{r.harpnum}][{t_rec_text(r.t_rec)}]{{{s}}}", name, path))
+            records, segments = self.select(params.get("ds", ""))
+            files = self.export_entries(records, segments, params.get("filenamefmt"))
         except RecordSetError as err:
             return {"status": 4, "error": str(err)}
         if not records:

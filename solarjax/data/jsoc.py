@@ -18,7 +18,8 @@ Steps (each a small function below, all checked against a local JSOC replay in t
 3. Export. The selected records that still lack a file go to ``jsoc_fetch op=exp_request``
    (method ``url``, protocol ``fits``) as recnum lists ``hmi.sharp_cea_720s[:#r1,#r2,...]{Br}``
    (JSOC's own canonical form for explicit lists), ``records_per_export`` at a time; drms polls
-   ``exp_status`` until the export is ready (status 0; 1, 2 and 6 mean pending).
+   ``exp_status`` until the export is ready (status 0; 1, 2 and 6 mean pending). Steps 3 and 4
+   are `export_and_fetch`, shared with the SDO/AIA downloader (`solarjax.data.aia`).
 4. Fetch. `solarjax.data.download.fetch_files` downloads each file to ``<name>.part``, checks its
    length and that astropy reads it, renames it, and records it in ``manifest.json``; reruns skip
    finished files and retry failed ones.
@@ -50,6 +51,7 @@ from typing import Callable, Collection, Iterable, Sequence
 
 from solarjax.data.download import (
     DownloadItem,
+    Manifest,
     ManifestError,
     RetryPolicy,
     call_with_retries,
@@ -282,7 +284,7 @@ def _noaa_numbers(value, source: str) -> tuple[int, ...]:
     return tuple(int(t) for t in tokens)
 
 
-def _quality_flags(value, source: str) -> int:
+def quality_flags(value, source: str) -> int:
     """QUALITY as an int: jsoc_info sends it as hex text (``0x00010400``)."""
     try:
         if isinstance(value, str):
@@ -321,7 +323,7 @@ def records_from_keywords(table, source: str) -> list[SharpRecord]:
                 harpnum=int(harpnum),
                 t_rec=time_value,
                 recnum=int(recnum),
-                quality=_quality_flags(quality, source),
+                quality=quality_flags(quality, source),
                 lon_fwt=float(lon),
                 lat_fwt=float(lat),
                 crlt_obs=float(b0),
@@ -390,7 +392,7 @@ def query_sharp_records(
         try:
             table = call_with_retries(
                 # drms 0.9 converts hex QUALITY only for object columns, so with pandas >= 3 (str
-                # columns) it would turn every QUALITY into NaN: `_quality_flags` reads it instead.
+                # columns) it would turn every QUALITY into NaN: `quality_flags` reads it instead.
                 lambda q=query: client.query(q, key=list(QUERY_KEYWORDS), skip_conversion=["QUALITY"]),
                 policy,
                 sleep=sleep,
@@ -408,15 +410,30 @@ def estimate_bytes(segment_counts: dict[str, int]) -> int:
     return sum(TYPICAL_SEGMENT_BYTES[segment] * n for segment, n in segment_counts.items())
 
 
-def _export_urls(client, query: str, email: str, *, policy, sleep, poll_seconds: float, timeout_s: float):
-    """Submit one url/fits export and wait for it; returns (request id, {file name: URL})."""
+def export_urls(
+    client, query: str, email: str, *, filenamefmt: str, policy, sleep, poll_seconds: float, timeout_s: float
+) -> tuple[str, dict[str, str]]:
+    """Submit one url/fits export of record set ``query`` and wait for it.
+
+    Args:
+      client: a `jsoc_client`.
+      query: the record set to export, with its ``{segments}``.
+      email: address registered with JSOC.
+      filenamefmt: JSOC's file name template (e.g. `SHARP_FILENAME_FORMAT`).
+      policy, sleep: retries of the request and of each status poll.
+      poll_seconds: wait between status polls; timeout_s: give up after this long.
+
+    Returns:
+      (request id, {file name: URL}).
+
+    Raises:
+      JsocError: JSOC refused the export or it was not ready in time.
+    """
     import drms
 
     try:
         export = call_with_retries(
-            lambda: client.export(
-                query, method="url", protocol="fits", filenamefmt=SHARP_FILENAME_FORMAT, email=email
-            ),
+            lambda: client.export(query, method="url", protocol="fits", filenamefmt=filenamefmt, email=email),
             policy,
             sleep=sleep,
         )
@@ -430,6 +447,80 @@ def _export_urls(client, query: str, email: str, *, policy, sleep, poll_seconds:
 
 
 # ---------------------------------------------------------------------------------------- download
+@dataclasses.dataclass
+class ExportFetchResult:
+    """Outcome of `export_and_fetch`: names fetched, failures with reasons, bytes, JSOC request ids."""
+
+    downloaded: list[str] = dataclasses.field(default_factory=list)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    bytes_downloaded: int = 0
+    export_ids: list[str] = dataclasses.field(default_factory=list)
+
+
+def export_and_fetch(
+    client,
+    batches: Iterable[tuple[str, Sequence[str]]],
+    manifest: Manifest,
+    *,
+    email: str,
+    filenamefmt: str,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    poll_seconds: float,
+    export_timeout_s: float,
+    timeout_s: float,
+    log: Callable[[str], None],
+) -> ExportFetchResult:
+    """Export each batch from JSOC (url/fits) and fetch its files with `fetch_files`.
+
+    Shared by every JSOC downloader (SHARP here, AIA in `solarjax.data.aia`). A batch is
+    ``(record set, file names expected from it)``; the names must already be marked requested in
+    ``manifest`` (their record descriptions go into failure reasons). A failed export marks its
+    names failed (0 attempts) and the next batch goes on; a name JSOC's answer lacks (e.g. its
+    segment is ``NoDataFile``) is marked failed too. The manifest is saved after every batch.
+
+    Args:
+      client: a `jsoc_client` with ``email`` checked.
+      batches: (record set with ``{segments}``, expected local file names) pairs.
+      manifest: the output folder's manifest, updated in place.
+      email: address registered with JSOC.
+      filenamefmt: JSOC's file name template; it must render the expected names.
+      policy, sleep: retries of every request and file.
+      poll_seconds, export_timeout_s: export status polling interval and limit, seconds.
+      timeout_s: socket timeout of each file download, seconds.
+      log: progress lines.
+    """
+    outcome = ExportFetchResult()
+    for query, names in batches:
+        try:
+            export_id, urls = export_urls(
+                client, query, email, filenamefmt=filenamefmt, policy=policy, sleep=sleep,
+                poll_seconds=poll_seconds, timeout_s=export_timeout_s,
+            )
+        except (JsocError, OSError, http.client.HTTPException, json.JSONDecodeError) as err:
+            reason = describe_error(err)
+            log(f"export of {len(names)} files failed: {reason}")
+            for name in names:
+                manifest.mark_failed(name, reason, attempts=0, url=None)
+                outcome.failed[name] = reason
+            manifest.save()
+            continue
+        outcome.export_ids.append(export_id)
+        log(f"export {export_id}: {len(urls)} files ready")
+        for name in names:
+            if name not in urls:
+                reason = f"JSOC export {export_id} has no file for {manifest.requested[name]['record']}"
+                manifest.mark_failed(name, reason, attempts=0, url=None)
+                outcome.failed[name] = reason
+        items = [DownloadItem(n, urls[n], manifest.requested[n]["record"]) for n in names if n in urls]
+        result = fetch_files(items, manifest, policy=policy, sleep=sleep, timeout_s=timeout_s, log=log)
+        outcome.downloaded += result.downloaded
+        outcome.failed.update(result.failed)
+        outcome.bytes_downloaded += result.bytes_downloaded
+    manifest.save()
+    return outcome
+
+
 @dataclasses.dataclass
 class DownloadReport:
     """What `download_sharps` selected, fetched, skipped and could not fetch.
@@ -477,7 +568,8 @@ class DownloadReport:
         return "\n".join(lines)
 
 
-def _chunks(items: Sequence, size: int) -> list[Sequence]:
+def chunked(items: Sequence, size: int) -> list[Sequence]:
+    """``items`` in consecutive slices of at most ``size``."""
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
@@ -583,34 +675,17 @@ def download_sharps(
         manifest.mark_requested(name, sharp_record_name(record.harpnum, record.t_rec, segment))
     manifest.save()
     pending = [r for r in records if any(sharp_filename(r.harpnum, r.t_rec, s) in missing for s in segments)]
-    for chunk in _chunks(pending, records_per_export):
-        names = [n for r in chunk for s in segments if (n := sharp_filename(r.harpnum, r.t_rec, s)) in missing]
-        query = export_recordset(chunk, segments)
-        try:
-            export_id, urls = _export_urls(
-                client, query, email, policy=policy, sleep=sleep, poll_seconds=poll_seconds, timeout_s=export_timeout_s
-            )
-        except (JsocError, OSError, http.client.HTTPException, json.JSONDecodeError) as err:
-            reason = describe_error(err)
-            log(f"export of {len(chunk)} records failed: {reason}")
-            for name in names:
-                manifest.mark_failed(name, reason, attempts=0, url=None)
-                report.failed[name] = reason
-            manifest.save()
-            continue
-        report.export_ids.append(export_id)
-        log(f"export {export_id}: {len(urls)} files ready")
-        for name in names:
-            if name not in urls:
-                reason = f"JSOC export {export_id} has no file for {manifest.requested[name]['record']}"
-                manifest.mark_failed(name, reason, attempts=0, url=None)
-                report.failed[name] = reason
-        items = [DownloadItem(n, urls[n], manifest.requested[n]["record"]) for n in names if n in urls]
-        result = fetch_files(items, manifest, policy=policy, sleep=sleep, timeout_s=timeout_s, log=log)
-        report.downloaded += result.downloaded
-        report.failed.update(result.failed)
-        report.bytes_downloaded += result.bytes_downloaded
-    manifest.save()
+    batches = [
+        (export_recordset(chunk, segments),
+         [n for r in chunk for s in segments if (n := sharp_filename(r.harpnum, r.t_rec, s)) in missing])
+        for chunk in chunked(pending, records_per_export)
+    ]
+    outcome = export_and_fetch(
+        client, batches, manifest, email=email, filenamefmt=SHARP_FILENAME_FORMAT, policy=policy, sleep=sleep,
+        poll_seconds=poll_seconds, export_timeout_s=export_timeout_s, timeout_s=timeout_s, log=log,
+    )
+    report.downloaded, report.failed = outcome.downloaded, outcome.failed
+    report.bytes_downloaded, report.export_ids = outcome.bytes_downloaded, outcome.export_ids
     log(report.summary())
     return report
 
