@@ -45,7 +45,7 @@ import scipy.stats
 from solarjax.jsonable import jsonable
 from solarjax.retrieval.filters import Filters
 from solarjax.retrieval.index import BLOCK_ROWS, Encoder, Index, exact_top_k
-from solarjax.train.monitor import hmimag_colormap
+from solarjax.train.monitor import show_field
 
 EVAL_QUANTITIES = ("tuf", "tpf", "tnf", "psep", "r_value")
 """Quantities of the paper's retrieval table."""
@@ -53,9 +53,6 @@ EVAL_QUANTITIES = ("tuf", "tpf", "tnf", "psep", "r_value")
 QUANTITY_LABELS = {"tuf": "TUF", "tpf": "TPF", "tnf": "TNF", "psep": "PSEP", "r_value": "R"}
 
 METHODS = ("ssl", "pixel_l2", "physics_euclidean", "physics_mahalanobis", "random")
-
-FIELD_RANGE_GAUSS = 1000.0
-"""Colour scale of the figures: Br on [-1000, 1000] G (images are B / 1000 G)."""
 
 PIXEL_BLOCK_ROWS = 1_024
 """Table images scored per block by the pixel-space baseline (64 MiB of 128x128 float32)."""
@@ -415,7 +412,6 @@ def plot_query_matches(
     figure, axes = plt.subplots(
         num_queries, num_matches + 1, figsize=(2.1 * (num_matches + 1) + 0.8, 2.6 * num_queries), squeeze=False
     )
-    cmap = hmimag_colormap()
     shown = None
     for q in range(num_queries):
         panels = [(np.asarray(query_images[q]), query_values[q], "query")]
@@ -431,9 +427,7 @@ def plot_query_matches(
                 axis.set_axis_off()
                 continue
             image, values, title = panels[column]
-            shown = axis.imshow(
-                np.squeeze(image) * FIELD_RANGE_GAUSS, cmap=cmap, vmin=-FIELD_RANGE_GAUSS, vmax=FIELD_RANGE_GAUSS, origin="lower"
-            )
+            shown = show_field(axis, image)
             axis.set_title(title, fontsize=8)
             axis.set_xlabel(_quantity_caption(values, quantity_names), fontsize=7)
     if shown is not None:

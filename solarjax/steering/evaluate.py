@@ -236,15 +236,6 @@ def evaluate_targeting(generator: Any, requests: Sequence[Mapping[str, Any]] = D
 
 
 # ------------------------------------------------------------------------------------- figures
-def _show_field(ax, image: np.ndarray, **kwargs):
-    """Draws one normalised patch [H, W] or [H, W, 1] in G with hmimag on [-1000, 1000] G."""
-    image = np.asarray(image)
-    field = (image[..., 0] if image.ndim == 3 else image) * monitor.GAUSS_PER_UNIT
-    vmin, vmax = monitor.FIELD_RANGE_GAUSS
-    return ax.imshow(field, cmap=monitor.hmimag_colormap(), vmin=vmin, vmax=vmax, origin="lower",
-                     interpolation="nearest", **kwargs)
-
-
 def _orthogonal_unit(normal: np.ndarray, seed: int) -> np.ndarray:
     """A seeded random unit vector orthogonal to ``normal``."""
     v = np.random.default_rng(seed).normal(size=normal.shape)
@@ -280,7 +271,7 @@ def plot_latent_map(generator: Any, directions: Directions, name: str, path: str
     points = ax.scatter(x, y, c=values, s=6, cmap="viridis", alpha=0.5, zorder=1)
     half = 0.3 * (positions[1] - positions[0]) if grid > 1 else 0.8
     for (gy, gx), image in zip(((gy, gx) for gy in positions for gx in positions), thumbs):
-        field = _show_field(ax, image, extent=(gx - half, gx + half, gy - half, gy + half), zorder=3)
+        field = monitor.show_field(ax, image, extent=(gx - half, gx + half, gy - half, gy + half), zorder=3)
     ax.axvline(0.0, color="k", lw=1.5, ls="--", zorder=4, label="decision boundary")
     ax.set_xlim(-3.6, 3.6)
     ax.set_ylim(-3.6, 3.6)
@@ -312,7 +303,7 @@ def plot_traversal(generator: Any, z: np.ndarray, direction: np.ndarray, path: s
     top, bottom = figure.subfigures(2, 1, height_ratios=(1.0, 1.3))
     axes = top.subplots(1, len(alphas))
     for ax, image, alpha in zip(np.atleast_1d(axes), images, alphas):
-        field = _show_field(ax, image)
+        field = monitor.show_field(ax, image)
         ax.set_title(f"alpha = {alpha:+.1f}")
         ax.set_xticks([])
         ax.set_yticks([])

@@ -81,6 +81,17 @@ def hmimag_colormap():
     return sunpy_colormaps.cmlist['hmimag']
 
 
+def show_field(ax, image, **kwargs):
+    """Draws one normalised patch [H, W] or [H, W, 1] as Br in G (hmimag on [-1000, 1000] G, north up).
+
+    Extra keyword arguments go to `Axes.imshow`; returns its image artist (for a colour bar).
+    """
+    field = np.squeeze(np.asarray(image, np.float32)) * GAUSS_PER_UNIT
+    vmin, vmax = FIELD_RANGE_GAUSS
+    return ax.imshow(field, cmap=hmimag_colormap(), vmin=vmin, vmax=vmax, origin='lower',
+                     interpolation='nearest', **kwargs)
+
+
 def save_sample_grid(images: np.ndarray, path: str | os.PathLike, columns: int | None = None,
                      title: str | None = None) -> pathlib.Path:
     """Writes a PNG grid of Br patches with the ``hmimag`` colour map on [-1000, 1000] G.
@@ -104,12 +115,10 @@ def save_sample_grid(images: np.ndarray, path: str | os.PathLike, columns: int |
     rows = math.ceil(count / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(1.5 * columns + 1.0, 1.5 * rows + 0.4),
                              squeeze=False, layout='compressed')
-    vmin, vmax = FIELD_RANGE_GAUSS
     for index, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if index < count:
-            shown = ax.imshow(images[index] * GAUSS_PER_UNIT, cmap=hmimag_colormap(), vmin=vmin,
-                              vmax=vmax, origin='lower', interpolation='nearest')
+            shown = show_field(ax, images[index])
     fig.colorbar(shown, ax=axes, shrink=0.8, label='Br [G]')
     if title:
         fig.suptitle(title)
