@@ -54,6 +54,23 @@ def _artefact_code_hash() -> str:
 
 
 @pytest.fixture(scope="session")
+def aia_fits(tmp_path_factory) -> dict[int, pathlib.Path]:
+    """sunpy's real level-1 171 A full disk, and copies of it labelled 193 and 211 A (wavelength -> path)."""
+    import sunpy.data.test
+    from astropy.io import fits
+
+    real = pathlib.Path(sunpy.data.test.get_test_filepath("aia_171_level1.fits"))
+    folder = tmp_path_factory.mktemp("aia_fits")
+    files = {171: real}
+    for wavelength in (193, 211):
+        with fits.open(real) as hdus:
+            hdus[0].header["WAVELNTH"] = wavelength
+            files[wavelength] = folder / f"aia_{wavelength}_level1.fits"
+            hdus.writeto(files[wavelength])
+    return files
+
+
+@pytest.fixture(scope="session")
 def demo_workdir() -> pathlib.Path:
     """Output of `solarjax demo --quick`, built once per code version (a few minutes) in the temp folder.
 

@@ -5,18 +5,119 @@ Starts `solarjax.app.create_app(workdir)` under uvicorn on 127.0.0.1 (a free por
 k = 10) back to back for `duration_s` seconds. Reports requests/s, p50/p99 latency of the
 successful requests, 503s (the bounded queue shedding load) and other errors.
 
-Run: ``python -m benchmarks.app_load_bench --workdir demo_out`` (prints JSON); the harness calls
-`run`. Target: zero errors, p99 < 200 ms.
+Index size. ``--rows N`` serves a table of N rows made by `scaled_workdir` (once; cached under
+``--cache``): the work directory's own table, then further synthetic active regions
+(`solarjax.data.synthetic`, set `SYNTHETIC_SEED`, indices from `SYNTHETIC_START` on, beyond any
+`sharp_patches` build) embedded with the work directory's own encoder, with their physics
+quantities and ground truth as the `sharp_patches` builder records them. Their images are not in
+the TFDS data; the server regenerates a synthetic record's patch from its seed and index. The
+index over the table is ScaNN (`INDEX_KIND`).
+
+Run: ``python -m benchmarks.app_load_bench --workdir demo_out [--rows 100000]`` (prints JSON);
+the harness calls `run`. Target: zero errors, p99 < 200 ms for a 10^5-row index.
 """
 import argparse
 import http.client
 import json
 import os
+import pathlib
 import socket
 import threading
 import time
 
 import numpy as np
+
+LINKED_ARTEFACTS = ("gan", "directions", "simsiam", "tfds")
+"""Work directory entries a scaled work directory shares with its source (symlinked)."""
+
+SYNTHETIC_SEED = 23
+SYNTHETIC_START = 1_000_000
+"""The synthetic set (the `sharp_patches` default) and the first index of the added patches."""
+
+INDEX_KIND = "scann"
+BATCH = 256
+SCALED_MANIFEST = "scaled.json"
+DEFAULT_CACHE = pathlib.Path("/tmp/solarjax-app-bench")
+
+
+def _synthetic_rows(count: int, extra_columns: list[str], embed) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Embeddings [count, D] and table columns of synthetic patches SYNTHETIC_START, ...
+
+    Args:
+      count: patches to add.
+      extra_columns: the table's non-core columns; each must be a `truth_<name>` scalar.
+      embed: the encoder's ``embed``.
+    """
+    from solarjax import physics
+    from solarjax.data import synthetic
+    from solarjax.retrieval import embed_images
+
+    embeddings, columns = [], {}
+    for start in range(SYNTHETIC_START, SYNTHETIC_START + count, BATCH):
+        batch = synthetic.generate(min(BATCH, SYNTHETIC_START + count - start), SYNTHETIC_SEED, start=start)
+        size = len(batch)
+        padded = np.zeros((BATCH,) + batch.images.shape[1:], np.float32)
+        padded[:size] = batch.images
+        values = {name: np.asarray(value)[:size] for name, value in physics.quantities(padded).items()}
+        values.update({
+            "dataset": np.full(size, b""), "example_index": np.full(size, -1), "harpnum": np.full(size, -1),
+            "noaa_ar": np.zeros(size, np.int64), "t_rec": np.full(size, np.datetime64("NaT", "s")),
+            "lat_deg": batch.truth["latitude_deg"].astype(np.float64), "lon_deg": np.full(size, np.nan),
+            "source": np.full(size, b"synthetic"),
+            "record": np.array([f"synthetic[{SYNTHETIC_SEED}][{i}]".encode() for i in range(start, start + size)]),
+        })
+        for name in extra_columns:
+            if not name.startswith("truth_") or name[6:] not in batch.truth:
+                raise ValueError(f"table column {name!r} is not a synthetic ground-truth scalar")
+            values[name] = np.asarray(batch.truth[name[6:]])
+        embeddings.append(embed_images(embed, batch.images, BATCH))
+        for name, value in values.items():
+            columns.setdefault(name, []).append(value)
+    return np.concatenate(embeddings), {name: np.concatenate(parts) for name, parts in columns.items()}
+
+
+def scaled_workdir(workdir: str | os.PathLike, rows: int, cache_dir: str | os.PathLike | None = None,
+                   kind: str = INDEX_KIND) -> pathlib.Path:
+    """A work directory whose index holds `rows` rows: `workdir`'s table and synthetic patches (see
+    the module docstring), indexed by an index of ``kind``; built once and reused while its
+    manifest matches (source table, encoder, rows, kind).
+
+    Returns:
+      DIR with DIR/{gan,directions,simsiam,tfds} linked to `workdir`'s and DIR/index/{table,index}.
+    """
+    import shutil
+
+    from solarjax import ssl
+    from solarjax.retrieval import CORE_COLUMNS, append_rows, build_index, build_table_from_arrays, open_table
+
+    workdir = pathlib.Path(workdir).resolve()
+    source = open_table(workdir / "index" / "table")
+    key = {"source": str(workdir), "table_id": source.table_id, "fingerprint": source.fingerprint, "rows": rows,
+           "synthetic": [SYNTHETIC_SEED, SYNTHETIC_START], "kind": kind}
+    out = pathlib.Path(cache_dir or DEFAULT_CACHE) / f"rows-{rows}-{source.fingerprint}-{kind}"
+    manifest = out / SCALED_MANIFEST
+    if manifest.is_file() and json.loads(manifest.read_text()) == key:
+        return out
+    if rows <= source.num_rows:
+        raise ValueError(f"--rows {rows}: the table {source.path} already has {source.num_rows} rows")
+    encoder = ssl.load(workdir / "simsiam")
+    if encoder.fingerprint != source.fingerprint:
+        raise ValueError(f"{workdir}: its table was embedded by encoder {source.fingerprint}, "
+                         f"its SimSiam run is {encoder.fingerprint}")
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "index").mkdir(parents=True)
+    for name in LINKED_ARTEFACTS:
+        (out / name).symlink_to(workdir / name)
+    table_dir = out / "index" / "table"
+    build_table_from_arrays(table_dir, source.all_embeddings(), {name: source.column(name) for name in source.columns},
+                            encoder.fingerprint)
+    extra = [name for name in source.columns if name not in CORE_COLUMNS]
+    embeddings, columns = _synthetic_rows(rows - source.num_rows, extra, encoder.embed)
+    table = append_rows(table_dir, embeddings, columns, encoder.fingerprint)
+    build_index(table, kind=kind).save(out / "index" / "index")
+    manifest.write_text(json.dumps(key, indent=1))
+    return out
 
 
 def _free_port() -> int:
@@ -47,13 +148,17 @@ def _client(port: int, deadline: float, seed: int, latencies: list, statuses: li
     connection.close()
 
 
-def run(workdir: str | None = None, concurrency: int = 4, duration_s: float = 20.0) -> dict:
-    """Requests/s, latency percentiles (ms) and error counts of concurrent generated-query searches."""
+def run(workdir: str | None = None, concurrency: int = 4, duration_s: float = 20.0, rows: int | None = None,
+        cache_dir: str | None = None) -> dict:
+    """Requests/s, latency percentiles (ms) and error counts of concurrent generated-query searches
+    (`rows`: serve a table of that many rows made by `scaled_workdir`)."""
     import uvicorn
 
     from solarjax.app import create_app
 
     workdir = workdir or os.environ.get("SOLARJAX_APP_WORKDIR", "demo_out")
+    if rows is not None:
+        workdir = scaled_workdir(workdir, rows, cache_dir)
     app = create_app(workdir)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -96,5 +201,7 @@ if __name__ == "__main__":
     parser.add_argument("--workdir")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--rows", type=int, help="serve a table of this many rows (built once by scaled_workdir)")
+    parser.add_argument("--cache", help=f"where scaled work directories are kept (default {DEFAULT_CACHE})")
     args = parser.parse_args()
-    print(json.dumps(run(args.workdir, args.concurrency, args.duration), indent=1))
+    print(json.dumps(run(args.workdir, args.concurrency, args.duration, args.rows, args.cache), indent=1))

@@ -1,4 +1,4 @@
-"""Physics-aware augmentations of magnetogram patches, pure JAX with explicit PRNG keys.
+"""Physics-aware augmentations of magnetogram (and AIA EUV) patches, pure JAX with explicit PRNG keys.
 
 Every augmentation is a pair of pure functions: `sample(key, recipe) -> params` draws its random
 scalars (angle, shift, zoom, noise level), and `apply(image, params, noise) -> image` transforms one
@@ -29,6 +29,19 @@ the exact augmentations (flips, polarity flips, integer translation) and within 
 for the resampling ones (rotation, zoom, blur) and for additive noise, provided that the field
 inside the frame stays inside it (margin >= the largest shift) and void filling adds no noise; the
 void noise is a separate, declared model of the quiet Sun (see `Recipe.fill_noise_std`).
+
+EUV patches (SDO/AIA, recipe 'euv'). Images are [H, W, C] with one channel per wavelength of
+`Recipe.wavelengths`, each normalised by `solarjax.data.aia_prep.normalise`:
+y = asinh(x / a_c) / S_c with S_c = asinh(x_max_c / a_c), x in DN/s, clipped to [0, 1]. The
+photometric augmentations act on the physical intensity x through that map, exactly:
+'gain' multiplies x by a per-channel factor g_c (x -> g_c x is y -> asinh(g_c sinh(S_c y)) / S_c;
+a_c cancels), 'photon_noise' adds Poisson-like noise of variance q x on x DN/s (in units of a_c
+the signal u = x / a_c = sinh(S_c y) gets u + sqrt(q u / a_c) n). Both clip to [0, 1] as the normalisation
+does, so a saturated pixel (x >= x_max_c) stays saturated under a gain above 1 and maps to a lower
+bound of its true value under a gain below 1; clipping at 0 also shrinks the noise of pixels whose
+signal is within a few noise standard deviations of zero. Geometric augmentations (rotation,
+translation, zoom, flips) move pixels as for Br; the 'euv' recipe fills uncovered pixels with 0
+(no emission) and has no polarity flip (intensities are not signed).
 """
 from __future__ import annotations
 
@@ -77,6 +90,13 @@ class Recipe:
       noise_std_range: (min, max) rms of the additive Gaussian noise, normalised units (0.01 = 10 G).
       fill_noise_std: rms of the quiet-Sun noise put where a geometric transform uncovers the frame
         (zero field plus noise, never a smear of the edge), normalised units.
+      wavelengths: EUV recipes: the wavelength (Angstrom) of each image channel, in order; fixes
+        the normalisation constants of 'gain' and 'photon_noise' (empty for Br).
+      gain_range: (min, max) of the per-channel gain g, drawn log-uniformly (1/g as likely as g).
+      photon_noise_range: (min, max) of q in DN/s, drawn uniformly: noise variance q * x in
+        (DN/s)^2 on a signal of x DN/s, the same q for every channel. Shot noise of photon counts
+        gives q = (DN per photon) / (exposure time): about 0.56 (171), 0.5 (193) and 0.3 (211)
+        DN/s at full resolution and nominal exposure, divided by f^2 after an f x f block mean.
     """
 
     name: str
@@ -89,6 +109,9 @@ class Recipe:
     zoom_range: tuple[float, float] = (0.8, 1.2)
     noise_std_range: tuple[float, float] = (0.0, 2 * HMI_BR_NOISE)
     fill_noise_std: float = HMI_BR_NOISE
+    wavelengths: tuple[int, ...] = ()
+    gain_range: tuple[float, float] = (0.8, 1.25)
+    photon_noise_range: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self):
         unknown = [a for a in self.augmentations if a not in AUGMENTATIONS]
@@ -115,6 +138,15 @@ class Recipe:
                 f"recipe {self.name!r}: noise_std_range must be 0 <= min <= max, got {self.noise_std_range}")
         if self.rotation_degrees < 0 or self.translation_pixels < 0 or self.fill_noise_std < 0:
             raise ValueError(f"recipe {self.name!r}: rotation, translation and fill noise must be >= 0")
+        if not (0 < self.gain_range[0] <= self.gain_range[1]):
+            raise ValueError(f"recipe {self.name!r}: gain_range must be 0 < min <= max, got {self.gain_range}")
+        if not (0 <= self.photon_noise_range[0] <= self.photon_noise_range[1]):
+            raise ValueError(
+                f"recipe {self.name!r}: photon_noise_range must be 0 <= min <= max, got {self.photon_noise_range}")
+        photometric = [a for a in self.augmentations if a in EUV_PHOTOMETRIC]
+        if photometric and not self.wavelengths:
+            raise ValueError(f"recipe {self.name!r}: {photometric} need the wavelength of each image channel "
+                             "(Recipe.wavelengths)")
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain JSON types."""
@@ -227,6 +259,81 @@ def _add_noise(image, params, noise):
     return jnp.clip(image + (params["sigma"] * noise).astype(image.dtype), -1.0, 1.0)
 
 
+def channel_constants(wavelengths: tuple[int, ...]) -> dict[str, jax.Array]:
+    """The normalisation constants of each channel, from `solarjax.data.aia_prep.CHANNEL_SCALES`.
+
+    Called when an EUV augmentation is first sampled (at trace time), so importing this module
+    does not import the AIA packaging.
+
+    Returns:
+      'softening': [C] a_c in DN/s; 'stretch': [C] S_c = asinh(x_max_c / a_c); float32.
+
+    Raises:
+      ValueError: a wavelength without normalisation constants.
+    """
+    from solarjax.data.aia_prep import CHANNEL_SCALES
+
+    unknown = [w for w in wavelengths if w not in CHANNEL_SCALES]
+    if unknown:
+        raise ValueError(f"no AIA normalisation constants for wavelengths {unknown}; known: {sorted(CHANNEL_SCALES)}")
+    softening = [CHANNEL_SCALES[w][0] for w in wavelengths]
+    stretch = [math.asinh(CHANNEL_SCALES[w][1] / CHANNEL_SCALES[w][0]) for w in wavelengths]
+    return {"softening": jnp.asarray(softening, jnp.float32), "stretch": jnp.asarray(stretch, jnp.float32)}
+
+
+def _checked_stretch(image: jax.Array, params: Params) -> jax.Array:
+    """The params' per-channel stretch [C], refused when the image has another number of channels."""
+    stretch = params["stretch"]
+    if stretch.shape != image.shape[-1:]:
+        raise ValueError(f"recipe for {stretch.shape[0]} channels (Recipe.wavelengths) applied to an image of "
+                         f"shape {image.shape}")
+    return stretch
+
+
+def apply_gain(image: jax.Array, gain: jax.Array, stretch: jax.Array) -> jax.Array:
+    """Multiplies the physical intensity of an asinh-normalised image by a per-channel gain.
+
+    Args:
+      image: [H, W, C] normalised y = asinh(x / a_c) / S_c in [0, 1].
+      gain: [C] factors g_c > 0 on x (DN/s).
+      stretch: [C] S_c = asinh(x_max_c / a_c) (`channel_constants`).
+
+    Returns:
+      [H, W, C] asinh(g_c sinh(S_c y)) / S_c clipped to [0, 1]: exactly normalise(g_c x) for y < 1.
+    """
+    signal = jnp.sinh(stretch * image)  # x / a_c
+    return jnp.clip(jnp.arcsinh(gain * signal) / stretch, 0.0, 1.0).astype(image.dtype)
+
+
+def apply_photon_noise(image: jax.Array, noise_level: jax.Array, softening: jax.Array, stretch: jax.Array,
+                       noise: jax.Array) -> jax.Array:
+    """Poisson-like noise on an asinh-normalised image: variance noise_level * x on x DN/s.
+
+    Args:
+      image: [H, W, C] normalised y in [0, 1].
+      noise_level: q >= 0 in DN/s, scalar (0: identity up to float rounding).
+      softening: [C] a_c in DN/s.
+      stretch: [C] S_c = asinh(x_max_c / a_c).
+      noise: [H, W, C] standard normal.
+
+    Returns:
+      [H, W, C] asinh(u + sqrt(q u / a_c) n) / S_c clipped to [0, 1], u = sinh(S_c y) = x / a_c.
+    """
+    signal = jnp.sinh(stretch * image)
+    noisy = signal + jnp.sqrt(noise_level * jnp.maximum(signal, 0.0) / softening) * noise
+    return jnp.clip(jnp.arcsinh(noisy) / stretch, 0.0, 1.0).astype(image.dtype)
+
+
+def _gain(image, params, noise):
+    del noise
+    return apply_gain(image, params["gain"], _checked_stretch(image, params))
+
+
+def _photon_noise(image, params, noise):
+    return apply_photon_noise(image, params["noise_level"], params["softening"], _checked_stretch(image, params),
+                              noise)
+
+
 # ------------------------------------------------------------------------------------- parameters
 def _no_params(key, recipe):
     del key, recipe
@@ -256,6 +363,18 @@ def _sample_noise(key, recipe):
     return {"sigma": jax.random.uniform(key, (), jnp.float32, low, high)}
 
 
+def _sample_gain(key, recipe):
+    low, high = recipe.gain_range
+    log_gain = jax.random.uniform(key, (len(recipe.wavelengths),), jnp.float32, math.log(low), math.log(high))
+    return {"gain": jnp.exp(log_gain), "stretch": channel_constants(recipe.wavelengths)["stretch"]}
+
+
+def _sample_photon_noise(key, recipe):
+    low, high = recipe.photon_noise_range
+    return {"noise_level": jax.random.uniform(key, (), jnp.float32, low, high),
+            **channel_constants(recipe.wavelengths)}
+
+
 # ----------------------------------------------------------------------------------- declarations
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
@@ -270,6 +389,8 @@ class Augmentation:
       uses_noise: True when `apply` reads its `noise` field.
       mirrors: True when the augmentation is a reflection, which reverses the handedness of the
         field (the sense of twist, i.e. of current helicity); rotations and B -> -B keep it.
+      fills_voids: True when `apply` reads `noise` only to fill the pixels a geometric transform
+        uncovers, scaled by `Recipe.fill_noise_std` (so not at all when that is 0).
     """
 
     name: str
@@ -279,6 +400,7 @@ class Augmentation:
     exact: bool
     uses_noise: bool
     mirrors: bool = False
+    fills_voids: bool = False
 
 
 def _actions(default: str, **overrides: str) -> dict[str, str]:
@@ -295,14 +417,15 @@ AUGMENTATIONS: dict[str, Augmentation] = {
         Augmentation(
             "rotation", _sample_angle, _rotate,
             _actions(INVARIANT, tilt=ROTATES, lead_polarity=ROTATES, tpf=CHANGES, tnf=CHANGES, r_value=CHANGES),
-            exact=False, uses_noise=True,
+            exact=False, uses_noise=True, fills_voids=True,
         ),
-        Augmentation("translation", _sample_shift, _translate, _actions(INVARIANT), exact=True, uses_noise=True),
+        Augmentation("translation", _sample_shift, _translate, _actions(INVARIANT), exact=True, uses_noise=True,
+                     fills_voids=True),
         Augmentation(
             "zoom", _sample_zoom, _zoom,
             _actions(INVARIANT, tuf=SCALES_ZOOM2, net_flux=SCALES_ZOOM2, area=SCALES_ZOOM2, psep=SCALES_ZOOM,
                      lead_polarity=SCALES_ZOOM, tpf=CHANGES, tnf=CHANGES, r_value=CHANGES),
-            exact=False, uses_noise=True,
+            exact=False, uses_noise=True, fills_voids=True,
         ),
         Augmentation(
             "blur", _no_params, _box_blur_2x2,
@@ -329,8 +452,18 @@ AUGMENTATIONS: dict[str, Augmentation] = {
             _actions(INVARIANT, tuf=CHANGES, tpf=CHANGES, tnf=CHANGES, r_value=CHANGES),
             exact=False, uses_noise=True,
         ),
+        # EUV intensities: the Br physics quantities mean nothing there, so no claims.
+        Augmentation("gain", _sample_gain, _gain, _actions(CHANGES), exact=False, uses_noise=False),
+        Augmentation("photon_noise", _sample_photon_noise, _photon_noise, _actions(CHANGES), exact=False,
+                     uses_noise=True),
     )
 }
+
+EUV_PHOTOMETRIC = ("gain", "photon_noise")
+"""Augmentations that act on AIA intensities through the normalisation (need `Recipe.wavelengths`)."""
+
+AIA_SSL_WAVELENGTHS = (171, 193, 211)
+"""The default channel triplet of SSL on AIA patches (Angstrom)."""
 
 
 def _recipe(name: str, augmentations: tuple[str, ...], **ranges) -> Recipe:
@@ -359,6 +492,12 @@ RECIPES: dict[str, Recipe] = {
         "orientation_free",
         ("rotation", "translation", "zoom", "blur", "hflip", "vflip", "polarity_flip", "noise"),
         rotation_degrees=180.0,
+    ),
+    # AIA EUV patches of the default triplet: the paper's geometry without polarity flip or blur,
+    # per-channel gain jitter (calibration and degradation drift) and photon noise; voids stay dark.
+    "euv": _recipe(
+        "euv", ("rotation", "translation", "zoom", "hflip", "vflip", "gain", "photon_noise"),
+        fill_noise_std=0.0, wavelengths=AIA_SSL_WAVELENGTHS,
     ),
 }
 
@@ -450,6 +589,11 @@ def augment(key: jax.Array, image: jax.Array, recipe: Recipe) -> jax.Array:
     augmentation of the order when i < count and its Bernoulli(probability) draw succeeds, and the
     identity otherwise (`lax.switch`).
 
+    Noise fields: one standard-normal field per slot when several of the recipe's augmentations
+    read one (`noise_readers`); a single field per view when only one does (it is applied at most
+    once per view, so this is the same distribution, and a field of C channels costs C times more
+    to draw in every slot); none when no augmentation reads one.
+
     Args:
       key: PRNG key.
       image: [H, W, C].
@@ -466,18 +610,29 @@ def augment(key: jax.Array, image: jax.Array, recipe: Recipe) -> jax.Array:
     branches = [functools.partial(_sample_and_apply, a, recipe) for a in augmentations] + [_identity]
     identity = len(augmentations)
 
-    draws_noise = any(a.uses_noise for a in augmentations)
+    readers = noise_readers(recipe)
+    if len(readers) == 1:
+        view_noise = jax.random.normal(jax.random.fold_in(slots_key, recipe.max_ops), image.shape, image.dtype)
+    else:
+        view_noise = jnp.zeros_like(image)
 
     def run_slot(view, slot_and_key):
         slot, slot_key = slot_and_key
         params_key, noise_key = jax.random.split(slot_key)
-        noise = jax.random.normal(noise_key, view.shape, view.dtype) if draws_noise else jnp.zeros_like(view)
+        noise = jax.random.normal(noise_key, view.shape, view.dtype) if len(readers) > 1 else view_noise
         chosen = order[slot]
         active = (slot < count) & kept[chosen]
         return jax.lax.switch(jnp.where(active, chosen, identity), branches, params_key, view, noise), None
 
     slots = (jnp.arange(recipe.max_ops), jax.random.split(slots_key, recipe.max_ops))
     return jax.lax.scan(run_slot, image, slots)[0]
+
+
+def noise_readers(recipe: Recipe) -> tuple[str, ...]:
+    """The recipe's augmentations that read their noise field under it (void filling counts only
+    when ``recipe.fill_noise_std > 0``)."""
+    return tuple(name for name in recipe.augmentations
+                 if AUGMENTATIONS[name].uses_noise and not (AUGMENTATIONS[name].fills_voids and recipe.fill_noise_std == 0))
 
 
 def _sample_and_apply(augmentation: Augmentation, recipe: Recipe, key: jax.Array, image: jax.Array,

@@ -139,19 +139,40 @@ def _add_data(subparsers) -> None:
     add_download_arguments(download)
     download.set_defaults(func=run_download)
 
-    build = commands.add_parser(
-        "build",
-        help="build the TFDS dataset sharp_patches (synthetic or from FITS)",
+    from solarjax.data.aia import add_aia_download_arguments, run_aia_download
+
+    download_aia = commands.add_parser(
+        "download-aia",
+        help="download SDO/AIA level-1 images from JSOC, channels matched in time (resumable)",
         description=(
-            "Write the TFDS dataset sharp_patches/CONFIG (array_record) into DATA_DIR: 'synthetic' generates "
-            "realistic synthetic active regions (the default dataset, no download needed); 'fits' reads the "
-            "SHARP FITS files of --manual-dir (e.g. from `solarjax data download`). Splits never share an "
-            "active region. Unreadable files are listed in build_log.json and skipped. Read it back with "
-            "tfds.data_source('sharp_patches/CONFIG', data_dir=DATA_DIR) after `import data_builders`."
+            "Query aia.lev1_euv_12s / aia.lev1_uv_24s at a cadence, keep the slots where every requested channel "
+            "has a clean image (QUALITY, T_OBS within a tolerance of the slot) and export them as FITS into "
+            "OUT_DIR, with the same manifest.json, resume and integrity checks as `download`. --route fido uses "
+            "sunpy's Fido (VSO) instead."
         ),
     )
+    add_aia_download_arguments(download_aia)
+    download_aia.set_defaults(func=run_aia_download)
+
+    build = commands.add_parser(
+        "build",
+        help="build the TFDS dataset sharp_patches or aia_patches (synthetic or from FITS)",
+        description=(
+            "Write the TFDS dataset DATASET/CONFIG (array_record) into DATA_DIR: 'synthetic' generates "
+            "realistic synthetic active regions (SHARP Br, or AIA 171/193/211 A rendered from them; no download "
+            "needed); 'fits' reads the FITS files of --manual-dir (SHARP CEA files from `solarjax data download`, "
+            "or AIA level-1 files from `solarjax data download-aia`). SHARP splits never share an active region, "
+            "AIA splits never share a day. Unreadable files are listed in build_log.json and skipped. Read it "
+            "back with tfds.data_source('DATASET/CONFIG', data_dir=DATA_DIR) after `import data_builders`."
+        ),
+    )
+    build.add_argument("--dataset", choices=("sharp_patches", "aia_patches"), default="sharp_patches",
+                       help="which dataset (default sharp_patches)")
     build.add_argument("--config", choices=("synthetic", "fits"), default="synthetic", help="builder config")
-    build.add_argument("--manual-dir", help="folder of SHARP FITS files (fits config)")
+    build.add_argument("--manual-dir", help="folder of SHARP or AIA FITS files (fits config)")
+    build.add_argument("--skip-degradation", action="store_true",
+                       help="aia_patches fits: build without aiapy's degradation correction (its tables need the "
+                            "network; the build log records that it was not applied)")
     build.add_argument(
         "--data-dir", default=_default_data_dir(), help="TFDS data directory (default: $SOLARJAX_DATA_DIR or ~/tensorflow_datasets)"
     )
@@ -168,9 +189,19 @@ def _default_data_dir() -> str:
 
 
 def _run_data_build(args) -> int:
-    from data_builders.sharp_patches import build
+    try:
+        if args.dataset == "aia_patches":
+            from data_builders.aia_patches import build
 
-    info = build(args.config, args.data_dir, manual_dir=args.manual_dir, num_examples=args.num_examples)
+            info = build(args.config, args.data_dir, manual_dir=args.manual_dir, num_examples=args.num_examples,
+                         degradation="skip" if args.skip_degradation else "apply")
+        else:
+            from data_builders.sharp_patches import build
+
+            info = build(args.config, args.data_dir, manual_dir=args.manual_dir, num_examples=args.num_examples)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for name, split in sorted(info.splits.items()):
         print(f"{name}: {split.num_examples} patches")
     failures = info.metadata["failures"]
@@ -346,14 +377,18 @@ def _run_steer_invert(args) -> int:
 def _add_index(subparsers) -> None:
     parser = subparsers.add_parser(
         "index", help="embed a dataset split and build a search index",
-        description="build: embed every patch of sharp_patches/CONFIG:SPLIT with the SimSiam encoder of --ssl into "
-                    "OUT/table (memory-mapped, with metadata and physics) and build OUT/index (exact for small "
-                    "tables, ScaNN above 100,000 rows; recall against exact is measured at build time).")
+        description="build: embed every patch of DATASET/CONFIG:SPLIT (sharp_patches, or aia_patches of AIA EUV "
+                    "channels) with the SimSiam encoder of --ssl into OUT/table (memory-mapped, with the dataset's "
+                    "metadata: HARP, T_REC, physics for SHARPs; id, t_obs, wavelengths, bbox, hpc, mu for AIA) and "
+                    "build OUT/index (exact for small tables, ScaNN above 100,000 rows; recall against exact is "
+                    "measured at build time).")
     commands = parser.add_subparsers(dest="index_command", metavar="INDEX_COMMAND", required=True)
     build = commands.add_parser("build", help="embed a split and build the index")
     build.add_argument("--ssl", required=True, help="SimSiam run directory")
     build.add_argument("--data-dir", default=_default_data_dir(), help="TFDS data directory")
-    build.add_argument("--config", choices=("synthetic", "fits"), default="synthetic", help="sharp_patches config")
+    build.add_argument("--dataset", choices=("sharp_patches", "aia_patches"), default="sharp_patches",
+                       help="TFDS dataset (default sharp_patches)")
+    build.add_argument("--config", choices=("synthetic", "fits"), default="synthetic", help="builder config")
     build.add_argument("--split", default="train")
     build.add_argument("--out", required=True, help="output directory")
     build.add_argument("--kind", choices=("auto", "exact", "scann"), default="auto")
@@ -366,14 +401,16 @@ def _run_index_build(args) -> int:
 
     from solarjax import ssl
     from solarjax.data import pipeline
-    from solarjax.retrieval import DATASET_FEATURES, build_index, embed_dataset
+    from solarjax.retrieval import build_index, embed_dataset
+    from solarjax.retrieval.table import dataset_features
 
     encoder = ssl.load(args.ssl)
     batches = pipeline.make_iterator(args.split, batch_size=128, seed=0, data_dir=args.data_dir, config=args.config,
-                                     num_epochs=1, shuffle=False, drop_remainder=False, keys=DATASET_FEATURES)
+                                     dataset=args.dataset, num_epochs=1, shuffle=False, drop_remainder=False,
+                                     keys=dataset_features(args.dataset))
     out = pathlib.Path(args.out)
     table = embed_dataset(out / "table", encoder.embed, encoder.fingerprint, batches,
-                          dataset=f"sharp_patches/{args.config}:{args.split}")
+                          dataset=f"{args.dataset}/{args.config}:{args.split}", dataset_name=args.dataset)
     index = build_index(table, kind=args.kind, metric=args.metric)
     index.save(out / "index")
     print(f"{table.num_rows} rows, {index.kind} index in {out / 'index'}")
@@ -384,13 +421,17 @@ def _add_search(subparsers) -> None:
     parser = subparsers.add_parser(
         "search", help="find the real patches that match a query",
         description="QUERY: SHARP FITS files (read and preprocessed as in training) or .npy arrays of patches "
-                    "[N, 128, 128] in B / 1000 G (e.g. generated ones). Prints the top-k rows per query.")
+                    "[N, 128, 128] in B / 1000 G (e.g. generated ones); for an aia_patches index, .npy arrays of "
+                    "normalised patches [N, 128, 128, C] (or [128, 128, C]) in the index's channel order. Prints the "
+                    "top-k rows per query.")
     parser.add_argument("queries", nargs="+", metavar="QUERY")
     parser.add_argument("--index", required=True, help="directory written by `solarjax index build` (OUT)")
     parser.add_argument("--ssl", required=True, help="SimSiam run directory (the index's encoder)")
     parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--start", help="earliest T_REC (ISO)")
-    parser.add_argument("--end", help="latest T_REC (ISO)")
+    parser.add_argument("--start", help="earliest observation time, T_REC or AIA t_obs (ISO)")
+    parser.add_argument("--end", help="latest observation time, T_REC or AIA t_obs (ISO)")
+    parser.add_argument("--mu-min", type=float, help="smallest mu = cos(heliocentric angle) of the patch centre (AIA)")
+    parser.add_argument("--mu-max", type=float, help="largest mu (AIA)")
     parser.add_argument("--harp", type=int, nargs="+", help="only these HARPs")
     parser.add_argument("--exclude-harp", type=int, nargs="+", default=(), help="never these HARPs")
     parser.add_argument("--one-per-harp", action="store_true", help="at most one result per HARP")
@@ -413,7 +454,10 @@ def _run_search(args) -> int:
     filters = Filters(
         t_rec_range=(args.start, args.end) if (args.start or args.end) else None,
         harp_include=args.harp, harp_exclude=tuple(args.exclude_harp), one_per_harp=args.one_per_harp,
-        exclude_own_harp_days=args.exclude_own_harp_days, hemisphere=args.hemisphere)
+        exclude_own_harp_days=args.exclude_own_harp_days, hemisphere=args.hemisphere,
+        mu_range=(args.mu_min, args.mu_max) if (args.mu_min is not None or args.mu_max is not None) else None)
+    if index.table.dataset_name == "aia_patches":
+        return _search_aia(args, index, encoder, filters)
     arrays = [q for q in args.queries if q.endswith(".npy")]
     files = [q for q in args.queries if not q.endswith(".npy")]
     results, labels, query_images = [], [], []
@@ -430,11 +474,7 @@ def _run_search(args) -> int:
         labels += [f"{path}[{i}]" for i in range(len(images))]
         query_images += list(images)
     if args.json:
-        out = [{"query": label, "results": [{"row": h.row, "distance": h.distance, "similarity": h.similarity,
-                                             "metadata": h.metadata} for h in hits]}
-               for label, hits in zip(labels, results)]
-        json.dump(jsonable(out), sys.stdout, indent=1)
-        print()
+        _print_search_json(labels, results)
     else:
         for label, hits in zip(labels, results):
             print(f"query {label}")
@@ -444,6 +484,48 @@ def _run_search(args) -> int:
                       f"{m.get('t_rec')}  TUF {m.get('tuf', float('nan')):.4f}  {m.get('record', '')}")
     if args.png:
         _write_contact_sheet(args.png, np.stack(query_images), results, index, args.data_dir)
+    return 0
+
+
+def _print_search_json(labels, results) -> None:
+    out = [{"query": label, "results": [{"row": h.row, "distance": h.distance, "similarity": h.similarity,
+                                         "metadata": h.metadata} for h in hits]}
+           for label, hits in zip(labels, results)]
+    json.dump(jsonable(out), sys.stdout, indent=1)
+    print()
+
+
+def _search_aia(args, index, encoder, filters) -> int:
+    """`solarjax search` on an aia_patches index: .npy queries of normalised [N, 128, 128, C] patches."""
+    not_arrays = [q for q in args.queries if not q.endswith(".npy")]
+    if not_arrays:
+        print(f"error: {not_arrays[0]}: an aia_patches index takes .npy arrays of normalised patches "
+              "[N, 128, 128, C] as queries", file=sys.stderr)
+        return 2
+    if args.png:
+        print("error: --png draws Br contact sheets; it is not available for an aia_patches index", file=sys.stderr)
+        return 2
+    num_channels = int(encoder.config["model"]["input_channels"])
+    channels = index.table.rows([0])[0]["wavelengths"] if index.num_rows else "unknown"
+    results, labels = [], []
+    for path in args.queries:
+        images = np.load(path).astype(np.float32)
+        images = images[None] if images.ndim == 3 else images
+        if images.ndim != 4 or images.shape[-1] != num_channels:
+            print(f"error: {path}: patches of shape {images.shape}, expected [N, 128, 128, {num_channels}] in the "
+                  f"index's channel order ({channels} Angstrom)", file=sys.stderr)
+            return 2
+        results += index.search_images(images, encoder, k=args.k, filters=filters)
+        labels += [f"{path}[{i}]" for i in range(len(images))]
+    if args.json:
+        _print_search_json(labels, results)
+        return 0
+    for label, hits in zip(labels, results):
+        print(f"query {label}")
+        for rank, h in enumerate(hits, 1):
+            m = h.metadata
+            print(f"  {rank:2d}. sim {h.similarity:.3f}  {m['id']}  {m['t_obs']}  {m['wavelengths']} A  "
+                  f"mu {m['mu']:.3f}  hpc ({m['hpc_x']:.0f}, {m['hpc_y']:.0f}) arcsec  bbox {m['bbox']}  {m['source']}")
     return 0
 
 
@@ -483,13 +565,26 @@ def _add_serve(subparsers) -> None:
     parser.add_argument("--workdir", default="demo_out", help="directory written by `solarjax demo` (default demo_out)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--aia-index", help="also serve this AIA index (OUT of `solarjax index build --dataset "
+                                            "aia_patches`): a dataset selector appears on the page")
+    parser.add_argument("--aia-ssl", help="the SimSiam run that embedded the AIA index (with --aia-index)")
+    parser.add_argument("--aia-data-dir", default=_default_data_dir(),
+                        help="TFDS data directory of the AIA index's aia_patches rows (for their images)")
     parser.set_defaults(func=_run_serve)
 
 
 def _run_serve(args) -> int:
-    from solarjax.app import serve
+    from solarjax.app import ArtefactError, load_aia_artefacts, serve
 
-    serve(args.workdir, host=args.host, port=args.port)
+    if bool(args.aia_index) != bool(args.aia_ssl):
+        print("error: --aia-index and --aia-ssl go together (the index and the encoder that built it)", file=sys.stderr)
+        return 2
+    try:
+        aia = load_aia_artefacts(args.aia_index, args.aia_ssl, args.aia_data_dir) if args.aia_index else None
+        serve(args.workdir, host=args.host, port=args.port, aia=aia)
+    except ArtefactError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -274,6 +274,12 @@ def test_overload_degrades_into_503_not_errors(client):
     assert client.get("/api/info").status_code == 200
 
 
+def test_a_server_without_aia_says_so(client):
+    assert client.get("/api/info").json()["datasets"] == ["sharp"]
+    for response in (client.get("/api/aia/info"), client.post("/api/aia/search/row", json={"row": 0})):
+        assert response.status_code == 404 and "no AIA index" in response.json()["detail"]
+
+
 def test_page_and_static_files_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and "<script" in page.text and 'id="results"' in page.text

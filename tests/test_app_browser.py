@@ -1,7 +1,9 @@
 """End-to-end test in a real headless browser (Debian's chromium driven by Playwright).
 
-Moves a slider, runs a search, applies a filter and uploads a real FITS file; screenshots go to
-$SOLARJAX_TEST_OUTPUT (default: pytest's tmp_path). Needs `apt-get install chromium` and
+Moves a slider, runs a search, applies a filter and uploads a real FITS file; then switches the
+dataset to AIA, searches by a table row, filters by mu and uploads real AIA FITS files (one per
+channel; see tests/test_app_aia.py), and switches back. Screenshots go to $SOLARJAX_TEST_OUTPUT
+(default: pytest's tmp_path). Needs `apt-get install chromium` and
 `pip install playwright` (no browser download: the system chromium is used).
 """
 import os
@@ -13,6 +15,7 @@ import time
 
 import pytest
 
+from tests.test_app_aia import build_aia_artefacts
 from tests.test_app_api import LIMITS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -21,12 +24,12 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 
 
 @pytest.fixture(scope="module")
-def base_url(demo_workdir):
+def base_url(demo_workdir, tmp_path_factory):
     import uvicorn
 
     from solarjax.app import server
 
-    app = server.create_app(demo_workdir, LIMITS)
+    app = server.create_app(demo_workdir, LIMITS, aia=build_aia_artefacts(tmp_path_factory.mktemp("aia_app")))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -115,3 +118,43 @@ def test_corrupt_upload_shows_the_reason(page, shots, corrupt_files):
     page.wait_for_selector("#status.error", timeout=30_000)
     assert truncated.name in page.text_content("#status")
     page.screenshot(path=shots / "5_corrupt_upload.png", full_page=True)
+
+
+def test_switch_to_aia_search_filter_upload_and_back(page, shots, aia_fits):
+    page.select_option("#dataset", "aia")
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('AIA:')", timeout=30_000)
+    assert page.is_hidden("#sliders") and page.is_visible("#aia-upload-form") and page.is_visible("#mu-min")
+    assert "171 A" in page.text_content("#aia-legend")
+    page.fill("#k", "5")
+    page.fill("#aia-row", "0")
+    page.click("#aia-row-button")
+    page.wait_for_function("document.getElementById('query-caption').textContent === 'AIA table row 0'", timeout=30_000)
+    page.wait_for_selector("#results li", timeout=30_000)
+    assert page.locator("#results li").count() == 5
+    page.wait_for_function("[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth === 128)",
+                           timeout=20_000)
+    assert page.is_hidden("#export-png")
+    page.screenshot(path=shots / "6_aia_row.png", full_page=True)
+
+    page.fill("#mu-min", "0.8")
+    page.click("#aia-row-button")
+    page.wait_for_function("[...document.querySelectorAll('#results .mu')].length > 0 && "
+                           "[...document.querySelectorAll('#results .mu')].every(m => parseFloat(m.textContent.slice(3)) >= 0.8)",
+                           timeout=30_000)
+    page.fill("#mu-min", "")
+    page.set_input_files("#aia-upload-files", [str(aia_fits[w]) for w in (171, 193, 211)])
+    page.click("#aia-upload-button")
+    page.wait_for_function("document.getElementById('query-caption').textContent.startsWith('uploaded')", timeout=30_000)
+    assert page.locator("#results li").count() == 5 and page.locator("#map text.query").count() == 1
+    assert "2011-02-15T00:00:01" in page.text_content("#query-metadata")
+    page.screenshot(path=shots / "7_aia_upload.png", full_page=True)
+
+    page.set_input_files("#aia-upload-files", [str(aia_fits[171])])
+    page.click("#aia-upload-button")
+    page.wait_for_selector("#status.error", timeout=30_000)
+    assert "missing [193, 211]" in page.text_content("#status")
+
+    page.select_option("#dataset", "sharp")
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Ready')", timeout=30_000)
+    assert page.is_visible("#sliders") and page.is_hidden("#aia-upload-form")
+    assert page.get_attribute("#query-image", "src").startswith("data:image/png")

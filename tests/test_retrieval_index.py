@@ -223,9 +223,27 @@ def test_own_harp_exclusion_and_self_exclusion_for_table_rows(table, scann_index
 
 def test_scann_recall_at_10_against_exact(table, scann_index, queries):
     assert scann_index.params.num_leaves == round(np.sqrt(NUM_ROWS))
+    assert scann_index.params.scoring == "ah"
     assert scann_index.params.calibrated_recall >= 0.95
     assert measure_recall(scann_index, queries, k=10) >= 0.95
     assert measure_recall(ExactIndex(table, "l2", NUM_ROWS), queries, k=10) == 1.0
+
+
+def test_scann_switches_to_brute_force_scoring_on_crowded_tables(tmp_path):
+    # Rows along one ray with log-normal norms: the 10 nearest rows of a row differ in distance by
+    # less than asymmetric hashing's error, which then cannot reach the target at any leaf count.
+    rng = np.random.default_rng(0)
+    rows, dim = 4_000, 64
+    vectors = np.exp(rng.normal(0.0, 1.0, (rows, 1))) * (1.0 + 0.02 * rng.normal(size=(rows, dim)))
+    table = build_table_from_arrays(tmp_path / "t", vectors.astype(np.float32), {"harpnum": np.arange(rows)}, "enc")
+    index = ScannIndex.build(table, "l2", target_recall=0.95, seed=0)
+    assert index.params.scoring == "brute_force"
+    assert index.params.calibrated_recall >= 0.95
+    assert index.params.leaves_to_search < index.params.num_leaves
+    queries = vectors[rng.choice(rows, 64, replace=False)] * (1.0 + 1e-3 * rng.normal(size=(64, dim)))
+    assert measure_recall(index, queries.astype(np.float32), k=10) >= 0.95
+    index.save(tmp_path / "index")
+    assert load_index(tmp_path / "index").params == index.params
 
 
 def test_save_load_round_trip_and_fingerprint_refusal(tmp_path, table, scann_index, queries):

@@ -1,29 +1,40 @@
-"""The reverse image-search web application: steer the GAN by physics, search the real SHARPs.
+"""The reverse image-search web application: steer the GAN by physics, search the real SHARPs
+(and SDO/AIA EUV patches by example).
 
     from solarjax import app
     app.serve("demo_out")                      # http://127.0.0.1:8000 (OpenAPI at /docs)
     fastapi_app = app.create_app("demo_out")   # for tests or another ASGI server
+    aia = app.load_aia_artefacts("runs/aia_index", "runs/simsiam_aia", "~/tensorflow_datasets")
+    app.serve("demo_out", aia=aia)             # SHARP and AIA, with a dataset selector on the page
 
 See `solarjax.app.server` for the endpoints, the safety limits and the start-up checks.
 """
 from solarjax.app.server import (
+    AiaArtefacts,
+    AiaSearch,
     ArtefactError,
     Artefacts,
     SearchEngine,
     ServerLimits,
     create_app,
+    load_aia_artefacts,
     load_artefacts,
+    render_aia_png,
     render_png,
     serve,
 )
 
 __all__ = [
+    "AiaArtefacts",
+    "AiaSearch",
     "ArtefactError",
     "Artefacts",
     "SearchEngine",
     "ServerLimits",
     "create_app",
+    "load_aia_artefacts",
     "load_artefacts",
+    "render_aia_png",
     "render_png",
     "serve",
 ]

@@ -13,10 +13,15 @@ with another encoder) with a message naming the artefact. Every jitted program a
 is then compiled on the shapes served (one query, padded to the device count; `SEARCH_K` results
 per search block for every block width the index can use), so no request ever compiles.
 
-API (OpenAPI at /docs). Images are s = B / 1000 G; PNGs use sunpy's hmimag colour map on
-[-1000, 1000] G, north up.
+An AIA dataset can be served beside it (`AiaArtefacts`, `load_aia_artefacts`): an index of an
+`aia_patches` table (``solarjax index build --dataset aia_patches --out OUT``: OUT/index, OUT/table),
+the SimSiam run that embedded it, and the TFDS data directory of its rows. The page then offers a
+dataset selector; the AIA endpoints live under /api/aia/.
 
-    GET  /api/info                     steerable quantities, slider range, limits, colour map
+API (OpenAPI at /docs). SHARP images are s = B / 1000 G; their PNGs use sunpy's hmimag colour map
+on [-1000, 1000] G, north up.
+
+    GET  /api/info                     steerable quantities, slider range, limits, colour map, datasets
     POST /api/generate                 slider values (+ held quantities) -> patch PNG + quantities
     POST /api/search/generated         the same body + filters -> query and its top-k real matches
     POST /api/search/upload            multipart FITS (SHARP Br) or NPY (2-D Br in G) + filters
@@ -27,11 +32,23 @@ API (OpenAPI at /docs). Images are s = B / 1000 G; PNGs use sunpy's hmimag colou
     GET  /api/export/{search_id}.png   a search's contact sheet
     GET  /api/map                      2-D PCA projection of the table (sampled) for the map view
 
+    GET  /api/aia/info                 channels, table size, time and mu ranges of the AIA table
+    POST /api/aia/search/upload        multipart: one AIA level-1 FITS per channel, or one NPY patch
+    POST /api/aia/search/row           an AIA table row (by row number or patch id) + filters
+    GET  /api/aia/patch/{row}          a row's metadata (the AIA data contract's columns)
+    GET  /api/aia/patch/{row}/image.png    RGB composite of 3 channels, or one channel (?channel=171)
+                                       in sunpy's sdoaia colour map; north up
+    GET  /api/aia/export/{search_id}.csv   an AIA search's results
+    GET  /api/aia/map                  2-D PCA projection of the AIA table
+
+AIA filters: k, observation-time range (t_obs), mu range (cosine of the heliocentric angle).
+
 Safety: uploads are limited in size, checked by content (FITS signature / NPY magic) and written
 under a fresh temporary name (no path from a request ever reaches the filesystem); a bad file is
 a 4xx naming the uploaded file and the reason. At most `ServerLimits.max_pending` computing requests
-(`GATED_PATHS`) are admitted at once; the rest get 503 with Retry-After, so overload degrades instead of piling
-up. `serve` binds 127.0.0.1 unless told otherwise.
+(`GATED_PATHS`) are admitted at once; the rest get 503 with Retry-After, so overload degrades instead
+of piling up. A request computes holding one of `ServerLimits.workers` slots from start to end (no
+interleaving of requests' steps on the CPU). `serve` binds 127.0.0.1 unless told otherwise.
 """
 
 import collections
@@ -43,6 +60,7 @@ import itertools
 import math
 import os
 import pathlib
+import re
 import tempfile
 import threading
 import uuid
@@ -77,10 +95,14 @@ FITS_SIGNATURE = b"SIMPLE  ="
 NPY_MAGIC = b"\x93NUMPY"
 NPY_SIDE_RANGE = (16, 4096)
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / "static"
-GATED_PATHS = ("/api/generate", "/api/search/", "/api/export/")
+GATED_PATHS = ("/api/generate", "/api/search/", "/api/export/", "/api/aia/search/", "/api/aia/export/")
 """Endpoints that compute (generator, encoder, search, contact sheets): they pass the bounded queue."""
 RESULT_COLUMNS = ("harpnum", "noaa_ar", "t_rec", "lat_deg", "lon_deg", "record")
 SHEET_QUANTITIES = ("tuf", "psep", "r_value")
+AIA_RESULT_COLUMNS = ("id", "t_obs", "wavelengths", "mu", "hpc_x", "hpc_y", "bbox", "source")
+"""Columns of an AIA result (the AIA data contract's metadata, as `aia_patches` tables store it)."""
+AIA_PATCH_SIZE = 128
+AIA_DATASET = "aia_patches"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,11 +111,14 @@ class ServerLimits:
 
     Attributes:
       max_upload_bytes: largest accepted upload (a SHARP Br FITS is 0.1 - 3 MB).
+      max_aia_upload_bytes: largest accepted AIA file (a full-disk level-1 image is ~10 MB
+        RICE-compressed, 32 MB uncompressed).
       max_pending: API requests admitted at once (running or waiting); more get 503.
       workers: requests computing at once (the others wait for a slot).
     """
 
     max_upload_bytes: int = 16 * 2**20
+    max_aia_upload_bytes: int = 40 * 2**20
     max_pending: int = 32
     workers: int = 2
 
@@ -156,20 +181,138 @@ def load_artefacts(workdir: str | os.PathLike) -> Artefacts:
     return Artefacts(generator, directions, encoder, index, paths["TFDS data"])
 
 
+@dataclasses.dataclass(frozen=True)
+class AiaArtefacts:
+    """An AIA search: a SimSiam encoder of C channels, its index over an `aia_patches` table, and
+    the TFDS data directory holding the table rows' patches."""
+
+    encoder: Any  # solarjax.ssl.Encoder (or any object with `embed` and `fingerprint`)
+    index: Any  # solarjax.retrieval.Index
+    tfds_dir: pathlib.Path
+
+    @property
+    def wavelengths(self) -> tuple[int, ...]:
+        """The table's channels, Angstrom, in the order of the images' last axis."""
+        return table_wavelengths(self.index.table)
+
+
+def table_wavelengths(table) -> tuple[int, ...]:
+    """The one channel list of an `aia_patches` table ('171,193,211' in every row -> (171, 193, 211)).
+
+    Raises:
+      ArtefactError: the table is empty, or its rows hold different channel lists.
+    """
+    values = np.unique(table.column("wavelengths"))
+    if len(values) != 1:
+        found = [bytes(v).decode() for v in values[:4]]
+        raise ArtefactError(f"{table.path}: rows hold {len(values)} channel lists {found}; one list expected")
+    text = bytes(values[0]).decode()
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError as error:
+        raise ArtefactError(f"{table.path}: wavelengths {text!r} are not comma-separated integers") from error
+
+
+def checked_aia_artefacts(artefacts: AiaArtefacts) -> AiaArtefacts:
+    """The artefacts, after checking that they belong together (raises `ArtefactError` naming the
+    table when the index is not of `aia_patches`, holds no row, or another encoder made it)."""
+    from solarjax.retrieval.table import check_fingerprint
+
+    table = artefacts.index.table
+    if table.dataset_name != AIA_DATASET:
+        raise ArtefactError(f"{table.path}: a table of {table.dataset_name!r}, not of {AIA_DATASET!r}: "
+                            "build it with `solarjax index build --dataset aia_patches`")
+    if artefacts.index.num_rows == 0:
+        raise ArtefactError(f"{table.path}: the AIA table holds no row")
+    try:
+        check_fingerprint(f"AIA index over {table.path}", artefacts.index.fingerprint, artefacts.encoder.fingerprint)
+    except ValueError as error:
+        raise ArtefactError(str(error)) from error
+    table_wavelengths(table)
+    return artefacts
+
+
+def load_aia_artefacts(index_dir: str | os.PathLike, ssl_dir: str | os.PathLike,
+                       data_dir: str | os.PathLike) -> AiaArtefacts:
+    """Loads an AIA search: ``index_dir`` written by ``solarjax index build --dataset aia_patches``
+    (index_dir/index, index_dir/table), the SimSiam run ``ssl_dir`` that embedded it, and the TFDS
+    data directory ``data_dir`` of the table's rows.
+
+    Raises:
+      ArtefactError: a path is missing, an artefact cannot be loaded, or they do not belong together.
+    """
+    from solarjax import ssl
+    from solarjax.retrieval import load_index
+
+    paths = {"AIA index": pathlib.Path(index_dir) / "index", "AIA SimSiam run": pathlib.Path(ssl_dir),
+             "AIA TFDS data": pathlib.Path(data_dir).expanduser()}
+    for what, path in paths.items():
+        if not path.exists():
+            raise ArtefactError(f"{path}: no {what}")
+    try:
+        encoder = ssl.load(paths["AIA SimSiam run"])
+    except Exception as error:  # any loader failure stops start-up with the artefact named
+        raise ArtefactError(f"{paths['AIA SimSiam run']}: cannot load the AIA SimSiam run: {error}") from error
+    try:
+        index = load_index(paths["AIA index"], expected_fingerprint=encoder.fingerprint)
+    except Exception as error:
+        raise ArtefactError(f"{paths['AIA index']}: cannot load the AIA index: {error}") from error
+    return checked_aia_artefacts(AiaArtefacts(encoder, index, paths["AIA TFDS data"]))
+
+
 # ------------------------------------------------------------------------------------------ images
 _hmimag = functools.cache(hmimag_colormap)
+
+
+PNG_COMPRESS_LEVEL = 1
+"""zlib level of served PNGs: 1 encodes a 128 x 128 patch ~4x faster than the default 6, ~20% larger."""
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of uint8 [H, W, 3], row 0 (south) drawn at the bottom."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.flipud(rgb))).save(buffer, format="png", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
 
 
 def render_png(image: np.ndarray) -> bytes:
     """PNG bytes of one patch [H, W] or [H, W, 1] (s = B / 1000 G): hmimag on [-1000, 1000] G,
     row 0 (south) at the bottom."""
-    from matplotlib import image as mpimg
-
     field = np.asarray(image, np.float32).reshape(np.shape(image)[:2])
-    rgba = _hmimag()((np.clip(field, -1.0, 1.0) + 1.0) / 2.0, bytes=True)
-    buffer = io.BytesIO()
-    mpimg.imsave(buffer, np.flipud(rgba), format="png")
-    return buffer.getvalue()
+    return _png(_hmimag()((np.clip(field, -1.0, 1.0) + 1.0) / 2.0, bytes=True)[..., :3])
+
+
+@functools.cache
+def aia_colormap(wavelength: int):
+    """sunpy's SDO/AIA colour map of a channel (``sdoaia171`` etc.)."""
+    import sunpy.visualization.colormaps as sunpy_colormaps
+
+    name = f"sdoaia{int(wavelength)}"
+    if name not in sunpy_colormaps.cmlist:
+        raise ValueError(f"no sunpy colour map {name!r} for channel {wavelength} A")
+    return sunpy_colormaps.cmlist[name]
+
+
+def render_aia_png(image: np.ndarray, wavelengths: Sequence[int], channel: int | None = None) -> bytes:
+    """PNG bytes of one normalised AIA patch [H, W, C] (values in [0, 1], see `aia_prep.normalise`),
+    row 0 (south) at the bottom.
+
+    channel None with C = 3: the RGB composite, red = first channel, green = second, blue = third.
+    Otherwise the given channel (default: the first) in its sdoaia colour map on [0, 1].
+
+    Raises:
+      ValueError: ``channel`` is not one of ``wavelengths``.
+    """
+    image = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
+    wavelengths = [int(w) for w in wavelengths]
+    if channel is None and len(wavelengths) == 3:
+        return _png(np.round(image * 255.0).astype(np.uint8))
+    channel = wavelengths[0] if channel is None else int(channel)
+    if channel not in wavelengths:
+        raise ValueError(f"channel {channel} is not one of the patch's channels {wavelengths}")
+    return _png(aia_colormap(channel)(image[..., wavelengths.index(channel)], bytes=True)[..., :3])
 
 
 def colormap_stops(count: int = 11) -> list[str]:
@@ -221,33 +364,51 @@ def _quantities_of(images: np.ndarray) -> list[dict[str, float | None]]:
     return [{name: _finite_or_none(values[name][i]) for name in physics.QUANTITY_NAMES} for i in range(len(images))]
 
 
+SYNTHETIC_RECORD = re.compile(r"synthetic\[(\d+)\]\[(\d+)\]")
+"""Record name of a `solarjax.data.synthetic` patch: synthetic[<seed>][<index>]."""
+
+
 class RowImages:
-    """Patches of table rows, read back from the TFDS split each row names (thread-safe)."""
+    """Patches [H, W, C] of table rows, read back from the TFDS split each row names (thread-safe).
+
+    A row without a stored example whose record names a synthetic SHARP patch
+    ('synthetic[<seed>][<index>]') is regenerated: such a patch depends only on its seed and index
+    (`solarjax.data.synthetic.generate` with the default config, as `sharp_patches` builds it).
+    """
 
     def __init__(self, table, tfds_dir: pathlib.Path):
         self._dataset = table.column("dataset")
         self._example = table.column("example_index")
+        self._record = table.column("record") if "record" in table.columns else None
         self._tfds_dir = tfds_dir
         self._sources: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def image(self, row: int) -> np.ndarray | None:
-        """[128, 128] float32 of a row, or None when the row has no stored image."""
+        """float32 [H, W, C] of a row, or None when the row has no stored or synthetic image."""
         dataset = self._dataset[row]
         dataset = dataset.decode() if isinstance(dataset, bytes) else str(dataset)
         example = int(self._example[row])
         if not dataset or example < 0:
-            return None
+            return self._synthetic(row)
         import tensorflow_datasets as tfds
 
-        import data_builders  # noqa: F401  (registers sharp_patches)
+        import data_builders.aia_patches  # noqa: F401  (registers sharp_patches and aia_patches)
 
         name, _, split = dataset.partition(":")
         with self._lock:
             if dataset not in self._sources:
                 self._sources[dataset] = tfds.data_source(name, data_dir=os.fspath(self._tfds_dir), split=split)
             image = self._sources[dataset][example]["image"]
-        return np.asarray(image, np.float32)[..., 0]
+        return np.asarray(image, np.float32)
+
+    def _synthetic(self, row: int) -> np.ndarray | None:
+        match = None if self._record is None else SYNTHETIC_RECORD.fullmatch(bytes(self._record[row]).decode())
+        if match is None:
+            return None
+        from solarjax.data import synthetic
+
+        return synthetic.generate(1, int(match[1]), start=int(match[2])).images[0][..., None]
 
 
 class EmbeddingMap:
@@ -267,15 +428,52 @@ class EmbeddingMap:
         return (np.asarray(embeddings, np.float64) - self.mean) @ self.axes.T
 
 
-class SearchEngine:
-    """Steering, embedding and search for one set of artefacts; safe to call from many threads."""
+class IndexSearch:
+    """Embedding and search over one index with the encoder that built it (thread-safe; callers
+    bound concurrency themselves, see `create_app`)."""
 
-    def __init__(self, artefacts: Artefacts, workers: int = 2):
+    def __init__(self, encoder, index, tfds_dir: pathlib.Path):
+        self.encoder = encoder
+        self.index = index
+        self.images = RowImages(index.table, tfds_dir)
+        self.map = EmbeddingMap(index)
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """Query patches [1, 128, 128, C] -> embeddings [1, D] (the encoder's own device)."""
+        return np.asarray(self.encoder.embed(np.asarray(images, np.float32)), np.float32)
+
+    def search(self, embeddings: np.ndarray, k: int, filters, context=None):
+        """Top-k results (SearchResult list) of one query embedding [1, D]."""
+        return self.index.search(embeddings, SEARCH_K, filters, context)[0][:k]
+
+    def map_points(self, rows: Sequence[int]) -> np.ndarray:
+        """Map coordinates [len(rows), 2] of table rows."""
+        return self.map.project(self.index.table.embeddings(np.asarray(rows, np.int64)))
+
+    def warm_search(self, embedding: np.ndarray, grouped: bool) -> None:
+        """Compiles the search programs of every block width the index can use (and, when
+        ``grouped``, those of one result per HARP)."""
+        from solarjax.retrieval import Filters
+        from solarjax.retrieval.index import BLOCK_ROWS, ExactIndex, ScannIndex, _bucket, exact_top_k
+
+        widths = []
+        if isinstance(self.index, (ExactIndex, ScannIndex)):
+            largest = _bucket(min(self.index.num_rows, BLOCK_ROWS), max(SEARCH_K, 256))
+            widths = [1 << p for p in range(int(math.log2(max(SEARCH_K, 256))), int(math.log2(largest)) + 1)]
+        for width, group in itertools.product(widths, (False, True) if grouped else (False,)):
+            exact_top_k(embedding, [(np.arange(width), np.zeros((width, embedding.shape[1]), np.float32))],
+                        SEARCH_K, self.index.metric, groups=(lambda rows: rows) if group else None)
+        self.search(embedding, 1, Filters())
+        if grouped:
+            self.search(embedding, 1, Filters(one_per_harp=True))
+
+
+class SearchEngine(IndexSearch):
+    """Steering, generation, embedding and search of the SHARP artefacts."""
+
+    def __init__(self, artefacts: Artefacts):
+        super().__init__(artefacts.encoder, artefacts.index, artefacts.tfds_dir)
         self.artefacts = artefacts
-        self.index = artefacts.index
-        self.images = RowImages(self.index.table, artefacts.tfds_dir)
-        self.map = EmbeddingMap(self.index)
-        self._slots = threading.BoundedSemaphore(workers)
         self._directions = {
             hold: {name: np.asarray(artefacts.directions.direction(name, hold=hold), np.float32) for name in STEERABLE}
             for size in range(len(STEERABLE) + 1) for hold in itertools.combinations(STEERABLE, size)
@@ -298,24 +496,10 @@ class SearchEngine:
 
     def generate(self, seed: int, sliders: Mapping[str, float], hold: Sequence[str]) -> np.ndarray:
         """The steered patch [1, 128, 128, 1]."""
-        with self._slots:
-            return np.asarray(self.artefacts.generator.generate(self.steered_latent(seed, sliders, hold)))
+        return np.asarray(self.artefacts.generator.generate(self.steered_latent(seed, sliders, hold)))
 
     def quantities(self, images: np.ndarray) -> list[dict[str, float | None]]:
-        with self._slots:
-            return _quantities_of(images)
-
-    # -- search ----------------------------------------------------------------------------
-    def embed(self, images: np.ndarray) -> np.ndarray:
-        """Query patches [1, 128, 128, 1] -> embeddings [1, D] (the encoder's own device)."""
-        with self._slots:
-            return np.asarray(self.artefacts.encoder.embed(np.asarray(images, np.float32)), np.float32)
-
-    def search(self, embeddings: np.ndarray, k: int, filters, context=None):
-        """Top-k results (SearchResult list) of one query embedding [1, D]."""
-        with self._slots:
-            hits = self.index.search(embeddings, SEARCH_K, filters, context)[0]
-        return hits[:k]
+        return _quantities_of(images)
 
     def row_of(self, harpnum: int, t_rec: str) -> int:
         """The table row of a HARP at a T_REC (ISO or JSOC form)."""
@@ -330,22 +514,41 @@ class SearchEngine:
     # -- warm-up ---------------------------------------------------------------------------
     def warm(self) -> None:
         """Compiles every program a request runs, on the shapes served."""
-        from solarjax.retrieval.index import BLOCK_ROWS, ExactIndex, ScannIndex, _bucket, exact_top_k
-
         image = self.generate(0, {name: 0.5 for name in STEERABLE}, hold=STEERABLE[:1])
         self.quantities(image)
-        embedding = self.embed(image)
-        widths = []
-        if isinstance(self.index, (ExactIndex, ScannIndex)):
-            largest = _bucket(min(self.index.num_rows, BLOCK_ROWS), max(SEARCH_K, 256))
-            widths = [1 << p for p in range(int(math.log2(max(SEARCH_K, 256))), int(math.log2(largest)) + 1)]
-        for width, grouped in itertools.product(widths, (False, True)):
-            exact_top_k(embedding, [(np.arange(width), np.zeros((width, embedding.shape[1]), np.float32))],
-                        SEARCH_K, self.index.metric, groups=(lambda rows: rows) if grouped else None)
-        from solarjax.retrieval import Filters
+        self.warm_search(self.embed(image), grouped=True)
 
-        self.search(embedding, 1, Filters())
-        self.search(embedding, 1, Filters(one_per_harp=True))
+
+class AiaSearch(IndexSearch):
+    """Embedding and search of an AIA table (`aia_patches`)."""
+
+    def __init__(self, artefacts: AiaArtefacts):
+        super().__init__(artefacts.encoder, artefacts.index, artefacts.tfds_dir)
+        self.artefacts = artefacts
+        self.wavelengths = artefacts.wavelengths
+        self._ids = self.index.table.column("id")
+
+    def row_of_id(self, patch_id: str) -> int:
+        """The table row of a patch id."""
+        found = np.flatnonzero(self._ids == patch_id.encode())
+        if not len(found):
+            raise NotFound(f"no AIA patch with id {patch_id!r} in the table")
+        return int(found[0])
+
+    def warm(self) -> None:
+        """Compiles the encoder on one query and every search program."""
+        query = np.zeros((1, AIA_PATCH_SIZE, AIA_PATCH_SIZE, len(self.wavelengths)), np.float32)
+        self.warm_search(self.embed(query), grouped=False)
+
+    def time_and_mu_ranges(self) -> dict[str, list]:
+        """[first, last] observation time (ISO) and [min, max] mu over the table (None when absent)."""
+        table = self.index.table
+        times = table.column("t_obs")[: self.index.num_rows]
+        times = times[~np.isnat(times)]
+        mu = table.column("mu")[: self.index.num_rows]
+        mu = mu[np.isfinite(mu)]
+        iso = [str(np.datetime_as_string(t, unit="s")) for t in (times.min(), times.max())] if len(times) else [None, None]
+        return {"t_obs": iso, "mu": [float(mu.min()), float(mu.max())] if len(mu) else [None, None]}
 
 
 class ResultStore:
@@ -370,11 +573,12 @@ class ResultStore:
 
 
 # ------------------------------------------------------------------------------------------ app
-def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()):
-    """The FastAPI app serving one work directory (artefacts loaded and warmed here).
+def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits(), aia: AiaArtefacts | None = None):
+    """The FastAPI app serving one work directory (artefacts loaded and warmed here), and an AIA
+    search beside it when ``aia`` is given (see `load_aia_artefacts`).
 
     Raises:
-      ArtefactError: see `load_artefacts`.
+      ArtefactError: see `load_artefacts` and `checked_aia_artefacts`.
     """
     import fastapi
     from fastapi import File, Form, UploadFile
@@ -385,9 +589,13 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
     from solarjax.retrieval import Filters
     from solarjax.retrieval.filters import QueryContext
 
-    engine = SearchEngine(load_artefacts(workdir), workers=limits.workers)
+    engine = SearchEngine(load_artefacts(workdir))
     engine.warm()
-    store = ResultStore()
+    aia_engine = None if aia is None else AiaSearch(checked_aia_artefacts(aia))
+    if aia_engine is not None:
+        aia_engine.warm()
+    slots = threading.BoundedSemaphore(limits.workers)
+    store, aia_store = ResultStore(), ResultStore()
 
     class SliderState(BaseModel):
         """A generated query: base latent seed, alpha per steerable quantity, held quantities."""
@@ -402,6 +610,9 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
                     raise fastapi.HTTPException(422, f"slider {name} = {alpha} is outside [-{ALPHA_LIMIT}, {ALPHA_LIMIT}]")
             return self
 
+    def time_range(start: str | None, end: str | None):
+        return (start or None, end or None) if (start or end) else None
+
     class FilterSpec(BaseModel):
         """Search filters; times are ISO 8601 (UTC) or JSOC T_REC."""
 
@@ -415,11 +626,27 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         def to_filters(self, query_harpnum: int = 0) -> Filters:
             try:
                 return Filters(
-                    t_rec_range=(self.t_start or None, self.t_end or None) if (self.t_start or self.t_end) else None,
+                    t_rec_range=time_range(self.t_start, self.t_end),
                     hemisphere=self.hemisphere,
                     one_per_harp=self.one_per_harp,
                     harp_exclude=(query_harpnum,) if self.exclude_same_harp and query_harpnum > 0 else (),
                 )
+            except ValueError as error:
+                raise fastapi.HTTPException(422, f"bad filter: {error}") from error
+
+    class AiaFilterSpec(BaseModel):
+        """AIA search filters: observation time (ISO 8601 UTC) and mu of the patch centre."""
+
+        k: int = Field(10, ge=1, le=MAX_K)
+        t_start: str | None = None
+        t_end: str | None = None
+        mu_min: float | None = Field(None, ge=0.0, le=1.0)
+        mu_max: float | None = Field(None, ge=0.0, le=1.0)
+
+        def to_filters(self) -> Filters:
+            mu = (self.mu_min, self.mu_max) if (self.mu_min is not None or self.mu_max is not None) else None
+            try:
+                return Filters(t_rec_range=time_range(self.t_start, self.t_end), mu_range=mu)
             except ValueError as error:
                 raise fastapi.HTTPException(422, f"bad filter: {error}") from error
 
@@ -436,7 +663,7 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
 
         def resolved(self) -> int:
             if self.row is not None:
-                return checked_row(self.row)
+                return checked_row(engine, self.row)
             if self.harpnum is None or not self.t_rec:
                 raise fastapi.HTTPException(422, "give a row, or a harpnum and a t_rec")
             try:
@@ -444,9 +671,24 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
             except ValueError as error:
                 raise fastapi.HTTPException(422, f"bad t_rec: {error}") from error
 
+    class AiaRowSearch(BaseModel):
+        """An AIA table row as query: its row number or its patch id."""
+
+        row: int | None = None
+        id: str | None = None
+        filters: AiaFilterSpec = Field(default_factory=AiaFilterSpec)
+
+        def resolved(self) -> int:
+            if self.row is not None:
+                return checked_row(need_aia(), self.row)
+            if not self.id:
+                raise fastapi.HTTPException(422, "give a row or an id")
+            return need_aia().row_of_id(self.id)
+
     app = fastapi.FastAPI(
         title="solarjax reverse image search",
-        description="Steer a GAN of SDO/HMI SHARP Br patches by physics and find the real patches that match.",
+        description="Steer a GAN of SDO/HMI SHARP Br patches by physics and find the real patches that match; "
+                    "search SDO/AIA EUV patches by example.",
         version="1",
     )
     pending = {"count": 0}
@@ -464,25 +706,42 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         finally:
             pending["count"] -= 1
 
-    def query_payload(image: np.ndarray, embedding: np.ndarray, metadata: dict | None = None) -> dict:
+    def need_aia() -> AiaSearch:
+        if aia_engine is None:
+            raise NotFound("this server has no AIA index (start it with --aia-index and --aia-ssl)")
+        return aia_engine
+
+    def checked_row(search: IndexSearch, row: int) -> int:
+        if not 0 <= row < search.index.num_rows:
+            raise NotFound(f"no row {row}: the table has rows 0 to {search.index.num_rows - 1}")
+        return row
+
+    def data_url(png: bytes) -> str:
         import base64
 
+        return "data:image/png;base64," + base64.b64encode(png).decode()
+
+    def jsonable_metadata(metadata: Mapping[str, Any] | None) -> dict:
+        return {key: _finite_or_none(value) for key, value in (metadata or {}).items()}
+
+    # -- SHARP ---------------------------------------------------------------------------------
+    def query_payload(image: np.ndarray, embedding: np.ndarray, metadata: dict | None = None) -> dict:
         return {
-            "image": "data:image/png;base64," + base64.b64encode(render_png(image[0])).decode(),
+            "image": data_url(render_png(image[0])),
             "quantities": engine.quantities(image)[0],
-            "metadata": {key: _finite_or_none(value) for key, value in (metadata or {}).items()},
+            "metadata": jsonable_metadata(metadata),
             "map_xy": engine.map.project(embedding)[0].tolist(),
         }
 
-    def result_payload(rank: int, hit) -> dict:
-        meta = hit.metadata
-        return {
+    def result_payloads(hits) -> list[dict]:
+        points = engine.map_points([hit.row for hit in hits])
+        return [{
             "rank": rank, "row": hit.row, "similarity": hit.similarity, "distance": hit.distance,
-            **{name: _finite_or_none(meta.get(name)) for name in RESULT_COLUMNS},
-            "quantities": {name: _finite_or_none(meta.get(name)) for name in physics.QUANTITY_NAMES},
+            **{name: _finite_or_none(hit.metadata.get(name)) for name in RESULT_COLUMNS},
+            "quantities": {name: _finite_or_none(hit.metadata.get(name)) for name in physics.QUANTITY_NAMES},
             "image_url": f"/api/patch/{hit.row}/image.png",
-            "map_xy": engine.map.project(engine.index.table.embeddings([hit.row]))[0].tolist(),
-        }
+            "map_xy": point.tolist(),
+        } for rank, (hit, point) in enumerate(zip(hits, points), start=1)]
 
     def run_search(image: np.ndarray, spec: FilterSpec, metadata: dict | None = None,
                    context: QueryContext | None = None, embedding: np.ndarray | None = None) -> dict:
@@ -490,7 +749,7 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         harpnum = int((metadata or {}).get("harpnum") or 0)
         hits = engine.search(embedding, spec.k, spec.to_filters(harpnum), context)
         query = query_payload(image, embedding, metadata)
-        results = [result_payload(rank, hit) for rank, hit in enumerate(hits, start=1)]
+        results = result_payloads(hits)
         search_id = store.put({"image": image[0], "quantities": query["quantities"], "results": results})
         return {"search_id": search_id, "query": query, "results": results,
                 "export": {"csv": f"/api/export/{search_id}.csv", "png": f"/api/export/{search_id}.png"}}
@@ -503,7 +762,7 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
     async def bad_upload(request, error):
         return JSONResponse({"detail": str(error)}, status_code=error.status)
 
-    @app.get("/api/info", summary="What the page needs: sliders, limits, colour map, table size")
+    @app.get("/api/info", summary="What the page needs: sliders, limits, colour map, table size, datasets")
     def info():
         artefacts = engine.artefacts
         return {
@@ -518,59 +777,60 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
             "num_rows": engine.index.num_rows,
             "index_kind": engine.index.kind,
             "fingerprints": {"generator": artefacts.generator.fingerprint, "encoder": artefacts.encoder.fingerprint},
+            "datasets": ["sharp"] + ([] if aia_engine is None else ["aia"]),
         }
 
     @app.post("/api/generate", summary="Generate a patch from slider values (held quantities kept)")
     def generate(state: SliderState):
         state.checked()
-        image = engine.generate(state.seed, state.sliders, state.hold)
-        return query_payload(image, engine.embed(image))
+        with slots:
+            image = engine.generate(state.seed, state.sliders, state.hold)
+            return query_payload(image, engine.embed(image))
 
     @app.post("/api/search/generated", summary="Search with the patch the sliders generate")
     def search_generated(request: GeneratedSearch):
         request.checked()
-        image = engine.generate(request.seed, request.sliders, request.hold)
-        return run_search(image, request.filters)
+        with slots:
+            image = engine.generate(request.seed, request.sliders, request.hold)
+            return run_search(image, request.filters)
 
     @app.post("/api/search/upload", summary="Search with an uploaded SHARP Br FITS file or a 2-D NPY Br map (G)")
     def search_upload(file: UploadFile = File(...), filters: str = Form("{}")):
-        try:
-            spec = FilterSpec.model_validate_json(filters)
-        except ValueError as error:
-            raise fastapi.HTTPException(422, f"bad filters: {error}") from error
+        spec = parsed_filters(FilterSpec, filters)
         name = _safe_name(file.filename)
         contents = _read_limited(file.file, limits.max_upload_bytes, name)
-        image, metadata = _uploaded_image(name, contents)
-        context = QueryContext.from_metadata([metadata]) if metadata.get("harpnum") else None
-        return run_search(image, spec, metadata, context)
+        with slots:
+            image, metadata = _uploaded_image(name, contents)
+            context = QueryContext.from_metadata([metadata]) if metadata.get("harpnum") else None
+            return run_search(image, spec, metadata, context)
+
+    def parsed_filters(model, text: str):
+        try:
+            return model.model_validate_json(text)
+        except ValueError as error:
+            raise fastapi.HTTPException(422, f"bad filters: {error}") from error
 
     @app.post("/api/search/row", summary="Search with a table row, given by HARP and T_REC")
     def search_row(request: RowSearch):
         row = request.resolved()
-        metadata = engine.index.table.rows([row])[0]
-        image = engine.images.image(row)
-        if image is None:
-            raise NotFound(f"row {row} has no stored image")
         table = engine.index.table
-        context = QueryContext([table.column("harpnum")[row]], [table.column("t_rec")[row]], [row])
-        return run_search(image[None, ..., None], request.filters, {"row": row, **metadata}, context,
-                          embedding=engine.index.table.embeddings([row]))
-
-    def checked_row(row: int) -> int:
-        if not 0 <= row < engine.index.num_rows:
-            raise NotFound(f"no row {row}: the table has rows 0 to {engine.index.num_rows - 1}")
-        return row
+        with slots:
+            image = engine.images.image(row)
+            if image is None:
+                raise NotFound(f"row {row} has no stored image")
+            context = QueryContext([table.column("harpnum")[row]], [table.column("t_rec")[row]], [row])
+            return run_search(image[None], request.filters, {"row": row, **table.rows([row])[0]}, context,
+                              embedding=table.embeddings([row]))
 
     @app.get("/api/patch/{row}", summary="A table row's metadata and quantities")
     def patch(row: int):
-        metadata = engine.index.table.rows([checked_row(row)])[0]
-        return {"row": row, **{key: _finite_or_none(value) for key, value in metadata.items()},
-                "image_url": f"/api/patch/{row}/image.png"}
+        metadata = engine.index.table.rows([checked_row(engine, row)])[0]
+        return {"row": row, **jsonable_metadata(metadata), "image_url": f"/api/patch/{row}/image.png"}
 
     @app.get("/api/patch/{row}/image.png", summary="A table row's patch (hmimag, +-1000 G)",
              response_class=Response, responses={200: {"content": {"image/png": {}}}})
     def patch_image(row: int):
-        return Response(row_png(checked_row(row)), media_type="image/png",
+        return Response(row_png(checked_row(engine, row)), media_type="image/png",
                         headers={"Cache-Control": "max-age=3600"})
 
     @functools.lru_cache(maxsize=4096)
@@ -580,26 +840,31 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
             raise NotFound(f"row {row} has no stored image")
         return render_png(image)
 
-    def stored(search_id: str) -> dict:
-        entry = store.get(search_id)
+    def stored(results: ResultStore, search_id: str) -> dict:
+        entry = results.get(search_id)
         if entry is None:
             raise NotFound(f"no search {search_id!r}: unknown or expired (the server keeps the last {RESULT_STORE_SIZE})")
         return entry
 
+    def csv_response(text: str, search_id: str) -> Response:
+        return Response(text, media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="solarjax-{search_id[:8]}.csv"'})
+
     @app.get("/api/export/{search_id}.csv", summary="A search's results as CSV, with JSOC record names",
              response_class=Response, responses={200: {"content": {"text/csv": {}}}})
     def export_csv(search_id: str):
-        return Response(results_csv(stored(search_id)["results"]), media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="solarjax-{search_id[:8]}.csv"'})
+        return csv_response(results_csv(stored(store, search_id)["results"], RESULT_COLUMNS, physics.QUANTITY_NAMES),
+                            search_id)
 
     @app.get("/api/export/{search_id}.png", summary="A search's contact sheet",
              response_class=Response, responses={200: {"content": {"image/png": {}}}})
     def export_png(search_id: str):
-        entry = stored(search_id)
-        images = [engine.images.image(hit["row"]) for hit in entry["results"]]
-        blank = np.zeros_like(entry["image"][..., 0])
-        sheet = contact_sheet_png(entry["image"], entry["quantities"], entry["results"],
-                                  [blank if image is None else image for image in images])
+        entry = stored(store, search_id)
+        with slots:
+            images = [engine.images.image(hit["row"]) for hit in entry["results"]]
+            blank = np.zeros_like(entry["image"][..., 0])
+            sheet = contact_sheet_png(entry["image"], entry["quantities"], entry["results"],
+                                      [blank if image is None else image for image in images])
         return Response(sheet, media_type="image/png",
                         headers={"Content-Disposition": f'attachment; filename="solarjax-{search_id[:8]}.png"'})
 
@@ -609,24 +874,114 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         return {"rows": engine.map.rows.tolist(), "xy": engine.map.points.round(5).tolist(),
                 "tuf": [_finite_or_none(v) for v in tuf]}
 
+    # -- AIA -----------------------------------------------------------------------------------
+    def aia_query_payload(image: np.ndarray, embedding: np.ndarray, metadata: dict) -> dict:
+        search = need_aia()
+        return {"image": data_url(render_aia_png(image[0], search.wavelengths)),
+                "metadata": jsonable_metadata(metadata), "map_xy": search.map.project(embedding)[0].tolist()}
+
+    def run_aia_search(image: np.ndarray, spec: AiaFilterSpec, metadata: dict, context: QueryContext | None = None,
+                       embedding: np.ndarray | None = None) -> dict:
+        search = need_aia()
+        embedding = search.embed(image) if embedding is None else embedding
+        hits = search.search(embedding, spec.k, spec.to_filters(), context)
+        points = search.map_points([hit.row for hit in hits])
+        results = [{
+            "rank": rank, "row": hit.row, "similarity": hit.similarity, "distance": hit.distance,
+            **{name: _finite_or_none(hit.metadata.get(name)) for name in AIA_RESULT_COLUMNS},
+            "image_url": f"/api/aia/patch/{hit.row}/image.png", "map_xy": point.tolist(),
+        } for rank, (hit, point) in enumerate(zip(hits, points), start=1)]
+        search_id = aia_store.put({"results": results})
+        return {"search_id": search_id, "query": aia_query_payload(image, embedding, metadata), "results": results,
+                "export": {"csv": f"/api/aia/export/{search_id}.csv"}}
+
+    @app.get("/api/aia/info", summary="The AIA table: channels, size, time and mu ranges")
+    def aia_info():
+        search = need_aia()
+        return {"wavelengths": list(search.wavelengths), "num_rows": search.index.num_rows,
+                "index_kind": search.index.kind, "max_k": MAX_K, "max_upload_bytes": limits.max_aia_upload_bytes,
+                "composite": "rgb" if len(search.wavelengths) == 3 else "first channel",
+                "fingerprint": search.encoder.fingerprint, **search.time_and_mu_ranges()}
+
+    @app.post("/api/aia/search/upload",
+              summary="Search with AIA level-1 FITS files (one per channel of the index) or one NPY patch")
+    def aia_search_upload(files: list[UploadFile] = File(...), filters: str = Form("{}")):
+        search = need_aia()
+        spec = parsed_filters(AiaFilterSpec, filters)
+        uploads = [(_safe_name(file.filename), file.file) for file in files]
+        uploads = [(name, _read_limited(stream, limits.max_aia_upload_bytes, name)) for name, stream in uploads]
+        with slots:
+            image, metadata = _uploaded_aia(uploads, search.wavelengths)
+            return run_aia_search(image, spec, metadata)
+
+    @app.post("/api/aia/search/row", summary="Search with an AIA table row, given by row number or patch id")
+    def aia_search_row(request: AiaRowSearch):
+        search = need_aia()
+        row = request.resolved()
+        table = search.index.table
+        with slots:
+            image = search.images.image(row)
+            if image is None:
+                raise NotFound(f"AIA row {row} has no stored image")
+            context = QueryContext([0], [table.column("t_obs")[row]], [row])
+            return run_aia_search(image[None], request.filters, {"row": row, **table.rows([row])[0]}, context,
+                                  embedding=table.embeddings([row]))
+
+    @app.get("/api/aia/patch/{row}", summary="An AIA table row's metadata")
+    def aia_patch(row: int):
+        search = need_aia()
+        metadata = search.index.table.rows([checked_row(search, row)])[0]
+        return {"row": row, **jsonable_metadata(metadata), "image_url": f"/api/aia/patch/{row}/image.png"}
+
+    @app.get("/api/aia/patch/{row}/image.png",
+             summary="An AIA row's patch: RGB composite of 3 channels, or one channel in its sdoaia colour map",
+             response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    def aia_patch_image(row: int, channel: int | None = None):
+        search = need_aia()
+        if channel is not None and channel not in search.wavelengths:
+            raise fastapi.HTTPException(422, f"channel {channel} is not one of the table's {list(search.wavelengths)}")
+        return Response(aia_row_png(checked_row(search, row), channel), media_type="image/png",
+                        headers={"Cache-Control": "max-age=3600"})
+
+    @functools.lru_cache(maxsize=4096)
+    def aia_row_png(row: int, channel: int | None) -> bytes:
+        search = need_aia()
+        image = search.images.image(row)
+        if image is None:
+            raise NotFound(f"AIA row {row} has no stored image")
+        return render_aia_png(image, search.wavelengths, channel)
+
+    @app.get("/api/aia/export/{search_id}.csv", summary="An AIA search's results as CSV",
+             response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+    def aia_export_csv(search_id: str):
+        return csv_response(results_csv(stored(aia_store, search_id)["results"], AIA_RESULT_COLUMNS), search_id)
+
+    @app.get("/api/aia/map", summary="2-D PCA projection of the AIA table (sampled rows)")
+    def aia_embedding_map():
+        search = need_aia()
+        mu = search.index.table.column("mu")[search.map.rows]
+        return {"rows": search.map.rows.tolist(), "xy": search.map.points.round(5).tolist(),
+                "mu": [_finite_or_none(v) for v in mu]}
+
     @app.get("/", include_in_schema=False)
     def page():
         return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.engine = engine
+    app.state.aia_engine = aia_engine
     return app
 
 
-def results_csv(results: Sequence[dict]) -> str:
-    """CSV text: rank, similarity, distance, row, metadata (record = JSOC record name), quantities."""
+def results_csv(results: Sequence[dict], columns: Sequence[str], quantities: Sequence[str] = ()) -> str:
+    """CSV text: rank, similarity, distance, row, the metadata ``columns`` (SHARP: record = JSOC
+    record name) and the ``quantities``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["rank", "similarity", "distance", "row", *RESULT_COLUMNS, *physics.QUANTITY_NAMES])
+    writer.writerow(["rank", "similarity", "distance", "row", *columns, *quantities])
     for hit in results:
         writer.writerow([hit["rank"], hit["similarity"], hit["distance"], hit["row"],
-                         *(hit[name] for name in RESULT_COLUMNS),
-                         *(hit["quantities"][name] for name in physics.QUANTITY_NAMES)])
+                         *(hit[name] for name in columns), *(hit["quantities"][name] for name in quantities)])
     return buffer.getvalue()
 
 
@@ -702,11 +1057,92 @@ def _npy_field(name: str, contents: bytes) -> np.ndarray:
     return array.astype(np.float32)
 
 
+AIA_FITS_SUFFIXES = (".fits", ".fit", ".fts")
+
+
+def _uploaded_aia(uploads: Sequence[tuple[str, bytes]], wavelengths: Sequence[int]) -> tuple[np.ndarray, dict]:
+    """Normalised AIA query [1, 128, 128, C] and its metadata from uploaded files (safe names, bytes).
+
+    One NPY file: a normalised patch [128, 128, C] (or [1, 128, 128, C]) in the table's channel
+    order. Otherwise one AIA level-1 FITS file per channel of the table (any order; the WAVELNTH
+    keyword says which), prepared as `aia_patches` prepares its files (`aia_prep.prepare_observation`:
+    DN/s, registration, channels stacked) without the degradation correction (its tables need the
+    network), then the central 128 x 128 patch is cut and normalised per channel.
+    """
+    from solarjax.data import aia_prep
+
+    wavelengths = [int(w) for w in wavelengths]
+    names = [name for name, _ in uploads]
+    if len(uploads) == 1 and names[0].lower().endswith(".npy"):
+        return _aia_npy(names[0], uploads[0][1], wavelengths)
+    for name, contents in uploads:
+        suffix = pathlib.PurePosixPath(name).suffix.lower()
+        if suffix not in AIA_FITS_SUFFIXES:
+            raise UploadError(name, f"unsupported file type {suffix or '(none)'}: upload one AIA level-1 FITS file "
+                                    f"per channel ({', '.join(AIA_FITS_SUFFIXES)}) or one .npy patch", status=415)
+        if not contents.startswith(FITS_SIGNATURE):
+            raise UploadError(name, f"not a FITS file: it starts with {contents[:16]!r}, not 'SIMPLE  ='")
+    with tempfile.TemporaryDirectory(prefix="solarjax-upload-") as folder:
+        by_channel: dict[int, tuple[str, pathlib.Path]] = {}
+        for number, (name, contents) in enumerate(uploads):
+            path = pathlib.Path(folder) / f"{number}-{name}"
+            path.write_bytes(contents)
+            try:
+                wavelength, _ = aia_prep.read_aia_channel_and_time(path)
+            except aia_prep.AIAReadError as error:
+                raise UploadError(name, error.reason) from error
+            if wavelength in by_channel:
+                raise UploadError(name, f"a second {wavelength} A file (the first is {by_channel[wavelength][0]})")
+            by_channel[wavelength] = (name, path)
+        missing = [w for w in wavelengths if w not in by_channel]
+        unused = [by_channel[w][0] for w in by_channel if w not in wavelengths]
+        if missing or unused:
+            raise UploadError(", ".join(names), f"the index holds channels {wavelengths} A: upload one FITS file per "
+                                                f"channel (missing {missing}; not used: {unused})")
+        try:
+            observation = aia_prep.prepare_observation([by_channel[w][1] for w in wavelengths], degradation="skip")
+        except aia_prep.AIAReadError as error:
+            raise UploadError(error.path.name.partition("-")[2], error.reason) from error
+        except ValueError as error:  # channel times too far apart
+            raise UploadError(", ".join(names), str(error).replace(f"{folder}/", "")) from error
+    rows, cols = observation.images.shape[:2]
+    if rows < AIA_PATCH_SIZE or cols < AIA_PATCH_SIZE:
+        raise UploadError(", ".join(names), f"the registered image is {rows} x {cols} pixels, smaller than the "
+                                            f"{AIA_PATCH_SIZE} x {AIA_PATCH_SIZE} patch")
+    row0, col0 = (rows - AIA_PATCH_SIZE) // 2, (cols - AIA_PATCH_SIZE) // 2
+    box = np.array([[row0, row0 + AIA_PATCH_SIZE, col0, col0 + AIA_PATCH_SIZE]])
+    patch = aia_prep.extract_patches(observation, box)[0]
+    image = aia_prep.normalise_channels(patch.image, wavelengths).astype(np.float32)
+    metadata = {"files": ";".join(by_channel[w][0] for w in wavelengths), "t_obs": patch.t_obs,
+                "wavelengths": ",".join(map(str, wavelengths)), "bbox": ",".join(map(str, patch.bbox.tolist())),
+                "hpc_x": patch.hpc_x, "hpc_y": patch.hpc_y, "mu": patch.mu, "registered_shape": [rows, cols],
+                "degradation_corrected": False}
+    return image[None], metadata
+
+
+def _aia_npy(name: str, contents: bytes, wavelengths: Sequence[int]) -> tuple[np.ndarray, dict]:
+    """A normalised AIA patch from an NPY upload: [1, 128, 128, C] float32 in [0, 1]."""
+    if not contents.startswith(NPY_MAGIC):
+        raise UploadError(name, "not an NPY file: no \\x93NUMPY header")
+    try:
+        array = np.load(io.BytesIO(contents), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise UploadError(name, f"unreadable NPY file: {error}") from error
+    shape = (AIA_PATCH_SIZE, AIA_PATCH_SIZE, len(wavelengths))
+    if array.shape not in (shape, (1, *shape)) or not np.issubdtype(array.dtype, np.floating):
+        raise UploadError(name, f"an NPY AIA query must be a float patch of shape {list(shape)} (channels "
+                                f"{list(wavelengths)} A, normalised), got {array.dtype} {list(array.shape)}")
+    if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
+        raise UploadError(name, "normalised AIA intensities must be finite and in [0, 1] (aia_prep.normalise)")
+    return array.reshape(1, *shape).astype(np.float32), {"file": name, "wavelengths": ",".join(map(str, wavelengths))}
+
+
 def serve(workdir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
-          limits: ServerLimits = ServerLimits()) -> None:
-    """Loads and warms the artefacts of `workdir`, then serves the app until interrupted."""
+          limits: ServerLimits = ServerLimits(), aia: AiaArtefacts | None = None) -> None:
+    """Loads and warms the artefacts of `workdir` (and the AIA search ``aia``, see
+    `load_aia_artefacts`), then serves the app until interrupted."""
     import uvicorn
 
-    app = create_app(workdir, limits)
+    app = create_app(workdir, limits, aia)
     print(f"solarjax app: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", flush=True)
     uvicorn.run(app, host=host, port=port, limit_concurrency=limits.max_pending + 16, log_level="warning")

@@ -1,4 +1,4 @@
-"""Input pipeline: grain over the TFDS `sharp_patches` data source, batched for a device mesh.
+"""Input pipeline: grain over the TFDS `sharp_patches` (or `aia_patches`) data source, batched for a device mesh.
 
 The dataset is built once (``solarjax data build``, see `data_builders.sharp_patches.build`) into
 ``data_dir``; this module reads it with ``tfds.data_source`` (array_record, no TensorFlow) and a
@@ -6,6 +6,8 @@ grain ``DataLoader``:
 
     it = make_iterator("train", batch_size=32, seed=23, data_dir=data_dir)
     batch = next(it)                        # {"image": float32 [32, 128, 128, 1]} on this process
+    aia = make_iterator("train", batch_size=32, seed=23, data_dir=data_dir, dataset="aia_patches")
+    next(aia)["image"]                      # float32 [32, 128, 128, C], C AIA channels in [0, 1]
     images = to_global_batch(batch, mesh)   # jax.Array [32 * process_count, ...] sharded on 'data'
     state = it.get_state()                  # bytes: store them in the checkpoint
     it.set_state(state)                     # resume at the next example
@@ -35,21 +37,23 @@ import numpy as np
 import tensorflow_datasets as tfds
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-import data_builders  # noqa: F401  (registers `sharp_patches` with TFDS)
+import data_builders  # noqa: F401  (registers the solarjax builders with TFDS)
 
 DATASET_NAME = "sharp_patches"
+"""The default dataset; `aia_patches` (multi-channel AIA EUV patches) is read the same way."""
 
 Batch = dict[str, np.ndarray]
 Augmentation = Callable[[Batch, np.random.Generator], Batch]
 
 
-def load_split(split: str, *, data_dir: str | os.PathLike, config: str = "synthetic"):
-    """The built ``sharp_patches/<config>`` split as a random-access data source.
+def load_split(split: str, *, data_dir: str | os.PathLike, config: str = "synthetic", dataset: str = DATASET_NAME):
+    """The built ``<dataset>/<config>`` split as a random-access data source.
 
     Args:
       split: 'train', 'validation' or 'test'.
       data_dir: the TFDS data directory the dataset was built into.
       config: builder config name, 'synthetic' or 'fits'.
+      dataset: 'sharp_patches' or 'aia_patches'.
 
     Returns:
       A ``tfds`` ArrayRecord data source: ``len(source)`` examples, ``source[i]`` a dict of numpy
@@ -59,13 +63,12 @@ def load_split(split: str, *, data_dir: str | os.PathLike, config: str = "synthe
       FileNotFoundError: the dataset was not built into ``data_dir``.
       ValueError: the dataset has no such split.
     """
-    name = f"{DATASET_NAME}/{config}"
+    name = f"{dataset}/{config}"
     builder = tfds.builder(name, data_dir=os.fspath(data_dir))
     if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"dataset {name} is not built in {builder.data_dir}: run "
-            f"`solarjax data build --config {config} --data-dir {data_dir}` first"
-        )
+        how = (f"run `solarjax data build --config {config} --data-dir {data_dir}` first" if dataset == DATASET_NAME
+               else f"build it first with data_builders.{dataset}")
+        raise FileNotFoundError(f"dataset {name} is not built in {builder.data_dir}: {how}")
     if split not in builder.info.splits:
         raise ValueError(
             f"dataset {name} in {builder.data_dir} has no split {split!r}; "
@@ -111,6 +114,7 @@ def make_iterator(
     seed: int,
     data_dir: str | os.PathLike,
     config: str = "synthetic",
+    dataset: str = DATASET_NAME,
     num_epochs: int | None = None,
     shuffle: bool = True,
     drop_remainder: bool = True,
@@ -128,6 +132,7 @@ def make_iterator(
       seed: shuffle and augmentation seed, an integer in [0, 2**32).
       data_dir: TFDS data directory holding the built dataset.
       config: 'synthetic' or 'fits'.
+      dataset: 'sharp_patches' or 'aia_patches'.
       num_epochs: passes over the split; None repeats forever.
       shuffle: shuffle the split with a fresh permutation per epoch (deterministic in ``seed``).
       drop_remainder: drop a last incomplete batch (use True for training: one jit shape).
@@ -138,7 +143,8 @@ def make_iterator(
 
     Returns:
       A grain ``DataLoaderIterator`` yielding ``dict[str, np.ndarray]`` with a leading batch
-      dimension (``image``: float32 [batch_size // process_count, 128, 128, 1], B / 1000 G);
+      dimension (``image``: float32 [batch_size // process_count, 128, 128, 1], B / 1000 G, for
+      sharp_patches; [..., 128, 128, C] normalised intensities of C channels for aia_patches);
       ``get_state()`` / ``set_state(state)`` save and restore the position.
     """
     process_index = jax.process_index() if process_index is None else process_index
@@ -149,7 +155,7 @@ def make_iterator(
         )
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed}")
-    source = load_split(split, data_dir=data_dir, config=config)
+    source = load_split(split, data_dir=data_dir, config=config, dataset=dataset)
     sampler = grain.samplers.IndexSampler(
         num_records=len(source), shuffle=shuffle, num_epochs=num_epochs, seed=seed
     )

@@ -5,7 +5,7 @@ returns k results whenever at least k allowed rows (k allowed HARPs with ``one_p
 Filters split into three parts that the indexes evaluate separately:
 
 * a row mask [N] that does not depend on the query (time range, HARP include/exclude,
-  hemisphere, latitude range, ranges on physics quantities): `row_mask`;
+  hemisphere, latitude range, mu range, ranges on physics quantities): `row_mask`;
 * a query mask [Q, C] over a block of C rows that does (the query's own HARP within +-N days,
   the query's own row): `query_mask`;
 * grouping for "one result per HARP": `group_ids`.
@@ -18,7 +18,11 @@ Conventions:
     HARP filters never allow it through an include list, and "one result per HARP" treats each
     such row as its own group.
   * Times are UTC at one-second resolution (a SHARP's T_REC converted from TAI, as
-    `solarjax.data.read_sharp` gives it); ranges are inclusive at both ends.
+    `solarjax.data.read_sharp` gives it; an AIA patch's T_OBS); ranges are inclusive at both ends.
+    Tables name their observation-time column ('t_rec', or 't_obs' for `aia_patches`); the
+    filters read it as 't_rec' (`solarjax.retrieval.table.Table.filter_column`).
+  * mu is the cosine of the heliocentric angle at the patch centre (1 at disk centre, 0 at the
+    limb; AIA tables), NaN off-disk.
   * Latitude in degrees (Stonyhurst, patch centre); north is ``lat_deg > 0``, south ``< 0``.
   * A row whose value is missing (NaN quantity or latitude, NaT time) fails every filter on it.
 """
@@ -79,7 +83,8 @@ class Filters:
     """Which rows a search may return. Every field left at its default allows everything.
 
     Attributes:
-      t_rec_range: (start, end) T_REC bounds, inclusive; either may be None (open).
+      t_rec_range: (start, end) bounds on the observation time (T_REC; t_obs of AIA patches),
+        inclusive; either may be None (open).
       harp_include: only these HARP numbers (None: any HARP, and rows without one).
       harp_exclude: never these HARP numbers.
       one_per_harp: at most one result per HARP (the nearest of its frames).
@@ -88,6 +93,7 @@ class Filters:
         the whole HARP. Queries without a HARP are unaffected.
       hemisphere: 'north' or 'south'.
       lat_range: (min, max) latitude in degrees, inclusive.
+      mu_range: (min, max) of mu, inclusive; either bound may be None (tables with a 'mu' column).
       quantity_ranges: {quantity: (min, max)} on the stored physics quantities (normalised
         units, see `solarjax.physics`), inclusive; either bound may be None.
       exclude_self: a query taken from the table never returns its own row.
@@ -100,6 +106,7 @@ class Filters:
     exclude_own_harp_days: float | None = None
     hemisphere: str | None = None
     lat_range: tuple[float, float] | None = None
+    mu_range: tuple[float | None, float | None] | None = None
     quantity_ranges: Mapping[str, tuple[float | None, float | None]] = dataclasses.field(default_factory=dict)
     exclude_self: bool = True
 
@@ -118,6 +125,8 @@ class Filters:
             raise ValueError(f"hemisphere must be one of {HEMISPHERES}, got {self.hemisphere!r}")
         if self.lat_range is not None:
             object.__setattr__(self, "lat_range", _checked_range("lat_range", self.lat_range))
+        if self.mu_range is not None:
+            object.__setattr__(self, "mu_range", _checked_range("mu_range", self.mu_range))
         unknown = sorted(set(self.quantity_ranges) - set(QUANTITY_NAMES))
         if unknown:
             raise ValueError(f"unknown quantities {unknown} in quantity_ranges; known: {QUANTITY_NAMES}")
@@ -136,6 +145,7 @@ class Filters:
             or bool(self.harp_exclude)
             or self.hemisphere is not None
             or self.lat_range is not None
+            or self.mu_range is not None
             or bool(self.quantity_ranges)
         )
 
@@ -203,7 +213,7 @@ def row_mask(filters: Filters, column: Callable[[str], np.ndarray], num_rows: in
     Args:
       filters: the filters.
       column: ``column(name) -> array [>= num_rows]`` giving a table column ('harpnum', 't_rec',
-        'lat_deg', quantity names).
+        'lat_deg', 'mu', quantity names).
       num_rows: number of rows the index covers.
 
     Returns:
@@ -234,6 +244,9 @@ def row_mask(filters: Filters, column: Callable[[str], np.ndarray], num_rows: in
             allowed &= lat < 0
         if filters.lat_range is not None:
             allowed &= (lat >= filters.lat_range[0]) & (lat <= filters.lat_range[1])
+    if filters.mu_range is not None:
+        mu = column("mu")[:num_rows]
+        allowed &= (mu >= filters.mu_range[0]) & (mu <= filters.mu_range[1])
     for name, (low, high) in filters.quantity_ranges.items():
         values = column(name)[:num_rows]
         allowed &= (values >= low) & (values <= high)

@@ -15,8 +15,9 @@ are never re-embedded or rewritten, and a crash mid-append leaves the table as i
 directory the manifest does not list is ignored and overwritten by the next append). One writer
 at a time.
 
-Columns. `CORE_COLUMNS` are present in every table (filled with their missing value when the
-input lacks them); further per-row scalar columns (e.g. the synthetic ground truth ``n_bipoles``,
+Columns. The core columns of the table's dataset (`CORE_COLUMNS` for `sharp_patches`,
+`AIA_CORE_COLUMNS` for `aia_patches`; see `core_columns`) are present in every table of it (filled
+with their missing value when the input lacks them); further per-row scalar columns (e.g. the synthetic ground truth ``n_bipoles``,
 ``delta``, ``hemisphere``) are fixed by the table's first part and required in every later one.
 Column kinds: 'int' (int64), 'float' (float64, NaN missing), 'bool', 'text' (UTF-8 bytes) and
 'time' (datetime64[s] UTC, NaT missing; see `filters.to_datetime64`).
@@ -64,14 +65,52 @@ quantities of `solarjax.physics` in normalised units; source: 'fits' or 'synthet
 JSOC record name, e.g. 'hmi.sharp_cea_720s[1449][2012.03.06_14:24:00_TAI]'.
 """
 
-DATASET_FEATURES = ("image", *(name for name in CORE_COLUMNS if name not in ("dataset", "example_index")))
-"""The `sharp_patches` features a table is built from: the image and every core metadata column the
-dataset provides (pass them as ``keys`` to `solarjax.data.pipeline.make_iterator`)."""
+AIA_CORE_COLUMNS: dict[str, tuple[str, Any]] = {
+    "dataset": ("text", ""),
+    "example_index": ("int", -1),
+    "id": ("text", ""),
+    "t_obs": ("time", None),
+    "wavelengths": ("text", ""),
+    "bbox": ("text", ""),
+    "hpc_x": ("float", math.nan),
+    "hpc_y": ("float", math.nan),
+    "mu": ("float", math.nan),
+    "source": ("text", ""),
+}
+"""Columns of every table of `aia_patches` (the AIA data contract's metadata): name -> (kind, missing).
+
+id: the patch id; t_obs: observation time (UTC); wavelengths: the image channels in order, in
+Angstrom, comma-joined ('171,193,211'); bbox: 'row0,row1,col0,col1' in the registered full-disk
+grid (end exclusive); hpc_x/hpc_y: helioprojective patch centre in arcsec; mu: cosine of the
+heliocentric angle at the patch centre (NaN off-disk); source: the source records or files.
+"""
+
+DATASET_CORE_COLUMNS = {"sharp_patches": CORE_COLUMNS, "aia_patches": AIA_CORE_COLUMNS}
+TIME_COLUMNS = {"sharp_patches": "t_rec", "aia_patches": "t_obs"}
+"""The observation-time column of each dataset's tables (what a time filter reads)."""
+DEFAULT_DATASET = "sharp_patches"
+
+
+def core_columns(dataset_name: str) -> dict[str, tuple[str, Any]]:
+    """The core columns of tables of a TFDS dataset ('sharp_patches' or 'aia_patches')."""
+    if dataset_name not in DATASET_CORE_COLUMNS:
+        raise ValueError(f"no embedding-table columns for dataset {dataset_name!r}; known: {sorted(DATASET_CORE_COLUMNS)}")
+    return DATASET_CORE_COLUMNS[dataset_name]
+
+
+def dataset_features(dataset_name: str) -> tuple[str, ...]:
+    """The features a table of ``dataset_name`` is built from: the image and every core metadata
+    column the dataset provides (pass them as ``keys`` to `solarjax.data.pipeline.make_iterator`)."""
+    return ("image", *(name for name in core_columns(dataset_name) if name not in ("dataset", "example_index")))
+
+
+DATASET_FEATURES = dataset_features(DEFAULT_DATASET)
+"""The `sharp_patches` features a table is built from (see `dataset_features`)."""
 
 _KIND_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_, "time": "datetime64[s]"}
 
 EmbedFn = Callable[[Any], Any]
-"""``embed_fn(images [B, H, W, 1] float32) -> embeddings [B, D]`` (numpy or jax arrays)."""
+"""``embed_fn(images [B, H, W, C] float32) -> embeddings [B, D]`` (numpy or jax arrays)."""
 
 
 class TableError(ValueError):
@@ -149,13 +188,14 @@ def _column_array(name: str, kind: str, values: Any, num_rows: int) -> np.ndarra
     return array
 
 
-def _metadata_columns(metadata: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _metadata_columns(metadata: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                      core: Mapping[str, tuple[str, Any]]) -> dict[str, Any]:
     """Metadata given as columns ({name: [N] values}) or as rows ([{name: value}]) -> columns."""
     if isinstance(metadata, Mapping):
         return dict(metadata)
     rows = list(metadata)
     names = sorted({name for row in rows for name in row})
-    missing = {name: CORE_COLUMNS[name][1] if name in CORE_COLUMNS else None for name in names}
+    missing = {name: core[name][1] if name in core else None for name in names}
     return {name: [row.get(name, missing[name]) for row in rows] for name in names}
 
 
@@ -163,16 +203,18 @@ def _stored_columns(
     metadata: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     num_rows: int,
     schema: Mapping[str, str] | None,
+    core: Mapping[str, tuple[str, Any]],
 ) -> tuple[dict[str, str], dict[str, np.ndarray]]:
-    """Converts metadata to stored column arrays; checks it against ``schema`` (None: new table).
+    """Converts metadata to stored column arrays; checks it against ``schema`` (None: new table)
+    whose core columns are ``core``.
 
     Returns:
       (schema {name: kind}, {name: array [num_rows]}).
     """
-    given = _metadata_columns(metadata)
+    given = _metadata_columns(metadata, core)
     if schema is None:
-        schema = {name: kind for name, (kind, _) in CORE_COLUMNS.items()}
-        for name in sorted(set(given) - set(CORE_COLUMNS)):
+        schema = {name: kind for name, (kind, _) in core.items()}
+        for name in sorted(set(given) - set(core)):
             values = np.asarray(given[name])
             if values.ndim != 1:
                 raise ValueError(f"metadata column {name!r} has shape {values.shape}: a column holds one value per row")
@@ -180,12 +222,12 @@ def _stored_columns(
     unknown = sorted(set(given) - set(schema))
     if unknown:
         raise ValueError(f"metadata columns {unknown} are not in the table's columns {sorted(schema)}")
-    absent_extras = sorted(set(schema) - set(CORE_COLUMNS) - set(given))
+    absent_extras = sorted(set(schema) - set(core) - set(given))
     if absent_extras:
         raise ValueError(f"metadata lacks the table's columns {absent_extras}")
     arrays = {}
     for name, kind in schema.items():
-        values = given[name] if name in given else [CORE_COLUMNS[name][1]] * num_rows
+        values = given[name] if name in given else [core[name][1]] * num_rows
         arrays[name] = _column_array(name, kind, values, num_rows)
     return dict(schema), arrays
 
@@ -207,6 +249,8 @@ class Table:
     Attributes:
       path: the table directory.
       table_id: random id given at creation (an index records it to find its own table).
+      dataset_name: the TFDS dataset of the rows ('sharp_patches' or 'aia_patches'), which fixes
+        the core columns and the time column (`time_column`).
       fingerprint: fingerprint of the encoder that made the embeddings.
       dim: embedding dimension D.
       columns: {name: kind} of the metadata columns.
@@ -216,6 +260,7 @@ class Table:
     def __init__(self, path: pathlib.Path, manifest: Mapping[str, Any]):
         self.path = path
         self.table_id: str = manifest["table_id"]
+        self.dataset_name: str = manifest.get("dataset_name", DEFAULT_DATASET)
         self.fingerprint: str = manifest["fingerprint"]
         self.dim: int = int(manifest["dim"])
         self.columns: dict[str, str] = dict(manifest["columns"])
@@ -314,6 +359,20 @@ class Table:
                 self._column_cache[name] = np.zeros(0, _KIND_DTYPES.get(self.columns[name], "S1"))
         return self._column_cache[name]
 
+    @property
+    def time_column(self) -> str:
+        """Name of the observation-time column ('t_rec' for SHARPs, 't_obs' for AIA patches)."""
+        return TIME_COLUMNS[self.dataset_name]
+
+    def filter_column(self, name: str) -> np.ndarray:
+        """A column [N] as the search filters read it (`solarjax.retrieval.filters`): 't_rec' is
+        the observation time (`time_column`), and 'harpnum' is 0 (no HARP) in tables without HARPs."""
+        if name == "t_rec":
+            return self.column(self.time_column)
+        if name == "harpnum" and name not in self.columns:
+            return self._column_cache.setdefault(name, np.zeros(self.num_rows, np.int64))
+        return self.column(name)
+
     def rows(self, rows: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
         """Metadata of the given rows as plain Python dicts (text as str, times as ISO str or None)."""
         names = list(self.columns)
@@ -385,7 +444,7 @@ def open_table(path: str | os.PathLike, expected_fingerprint: str | None = None)
     return table
 
 
-def _create_table(path: pathlib.Path, fingerprint: str, dim: int, schema: Mapping[str, str]) -> None:
+def _create_table(path: pathlib.Path, fingerprint: str, dim: int, schema: Mapping[str, str], dataset_name: str) -> None:
     if (path / TABLE_MANIFEST).exists():
         raise FileExistsError(f"{path} already holds an embedding table: append to it with append_rows")
     if not fingerprint:
@@ -395,6 +454,7 @@ def _create_table(path: pathlib.Path, fingerprint: str, dim: int, schema: Mappin
         "format": TABLE_FORMAT,
         "version": TABLE_VERSION,
         "table_id": uuid.uuid4().hex,
+        "dataset_name": dataset_name,
         "fingerprint": fingerprint,
         "dim": int(dim),
         "columns": dict(schema),
@@ -440,7 +500,8 @@ def append_rows(
     manifest = _read_manifest(path)
     check_fingerprint(f"table {path}", manifest["fingerprint"], fingerprint)
     array = _checked_embeddings(embeddings, int(manifest["dim"]))
-    _, columns = _stored_columns(metadata, len(array), manifest["columns"])
+    core = core_columns(manifest.get("dataset_name", DEFAULT_DATASET))
+    _, columns = _stored_columns(metadata, len(array), manifest["columns"], core)
     name = f"part-{len(manifest['parts']):05d}"
     staging = path / f".{name}.{uuid.uuid4().hex}.tmp"
     staging.mkdir()
@@ -461,6 +522,8 @@ def build_table_from_arrays(
     embeddings: Any,
     metadata: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     fingerprint: str,
+    *,
+    dataset_name: str = DEFAULT_DATASET,
 ) -> Table:
     """Creates a new table from embeddings already computed.
 
@@ -468,16 +531,17 @@ def build_table_from_arrays(
       out_dir: directory of the new table (created; must not hold a table already).
       embeddings: [N, D] float embeddings.
       metadata: per-row metadata as columns ({name: [N] values}) or rows ([{name: value}]);
-        see `CORE_COLUMNS`; any further scalar columns are kept as extra columns.
+        see `core_columns`; any further scalar columns are kept as extra columns.
       fingerprint: fingerprint of the encoder that made ``embeddings``.
+      dataset_name: the rows' dataset, 'sharp_patches' or 'aia_patches' (fixes the core columns).
 
     Returns:
       The opened table.
     """
     out_dir = pathlib.Path(out_dir)
     array = _checked_embeddings(embeddings, None)
-    schema, _ = _stored_columns(metadata, len(array), None)
-    _create_table(out_dir, fingerprint, array.shape[1], schema)
+    schema, _ = _stored_columns(metadata, len(array), None, core_columns(dataset_name))
+    _create_table(out_dir, fingerprint, array.shape[1], schema, dataset_name)
     return append_rows(out_dir, array, metadata, fingerprint)
 
 
@@ -486,8 +550,9 @@ def embed_images(embed_fn: EmbedFn, images: Any, batch_size: int = 256) -> np.nd
     """Embeds images in fixed-shape batches (the last one zero-padded, so a jitted encoder compiles once).
 
     Args:
-      embed_fn: ``embed_fn(images [B, H, W, 1] float32) -> [B, D]``.
-      images: [N, H, W] or [N, H, W, 1] patches, B / 1000 G in [-1, 1].
+      embed_fn: ``embed_fn(images [B, H, W, C] float32) -> [B, D]``.
+      images: [N, H, W] or [N, H, W, C] patches (Br: B / 1000 G in [-1, 1], C = 1; AIA: C
+        normalised channels).
       batch_size: rows per call, rounded up to a multiple of the device count; each batch is
         sharded over all devices on its first axis.
 
@@ -505,12 +570,12 @@ def embed_images(embed_fn: EmbedFn, images: Any, batch_size: int = 256) -> np.nd
 
 
 def _as_image_batch(images: Any) -> np.ndarray:
-    """[N, H, W] or [N, H, W, 1] -> float32 [N, H, W, 1]."""
+    """[N, H, W] or [N, H, W, C] -> float32 [N, H, W, C] (C = 1 for the former)."""
     array = np.asarray(images, dtype=np.float32)
     if array.ndim == 3:
         array = array[..., None]
-    if array.ndim != 4 or array.shape[-1] != 1:
-        raise ValueError(f"images must be [N, H, W] or [N, H, W, 1], got shape {array.shape}")
+    if array.ndim != 4:
+        raise ValueError(f"images must be [N, H, W] or [N, H, W, C], got shape {array.shape}")
     return array
 
 
@@ -537,32 +602,41 @@ def _padded(images: np.ndarray, batch_size: int) -> np.ndarray:
 def _embed_padded(
     embed_fn: EmbedFn, images: np.ndarray, batch_size: int, sharding: jax.sharding.Sharding
 ) -> np.ndarray:
-    """Embeds ``images`` [b <= batch_size, H, W, 1] as one batch of exactly ``batch_size`` rows."""
+    """Embeds ``images`` [b <= batch_size, H, W, C] as one batch of exactly ``batch_size`` rows."""
     embeddings = np.asarray(embed_fn(jax.device_put(_padded(images, batch_size), sharding)), dtype=np.float32)
     if embeddings.ndim != 2 or embeddings.shape[0] != batch_size:
         raise ValueError(f"embed_fn returned shape {embeddings.shape} for a batch of {batch_size} images; expected [{batch_size}, D]")
     return embeddings[: len(images)]
 
 
-def _batch_metadata(
-    batch: Mapping[str, Any], images: np.ndarray, batch_size: int, dataset: str, first_index: int
-) -> dict[str, Any]:
-    """Per-row scalar features of a dataset batch as table columns; images and vectors are left out.
+def _joined_integers(values: np.ndarray) -> list[str]:
+    """Rows of an integer array [n, m] as text 'v0,v1,...' (e.g. wavelengths, bounding boxes)."""
+    return [",".join(str(int(v)) for v in row) for row in np.asarray(values)]
 
-    Text features (bytes) stay text; 'example_index' defaults to the running position in the
-    stream and 'dataset' to ``dataset``; physics quantities missing from the batch are computed
-    from its images [b, H, W, 1] with `solarjax.physics.quantities` (padded to ``batch_size``
-    rows, so that it compiles once).
+
+def _batch_metadata(
+    batch: Mapping[str, Any], images: np.ndarray, batch_size: int, dataset: str, first_index: int,
+    core: Mapping[str, tuple[str, Any]],
+) -> dict[str, Any]:
+    """Per-row features of a dataset batch as table columns; images and other vectors are left out.
+
+    Text features (bytes) stay text; integer vectors [b, m] of core text columns (AIA wavelengths
+    and bbox) become comma-joined text; 'example_index' defaults to the running position in the
+    stream and 'dataset' to ``dataset``; core physics quantities missing from the batch are
+    computed from its images [b, H, W, 1] with `solarjax.physics.quantities` (padded to
+    ``batch_size`` rows, so that it compiles once).
     """
     rows = len(images)
-    columns = {
-        name: np.asarray(values)
-        for name, values in batch.items()
-        if name != "image" and np.asarray(values).shape == (rows,)
-    }
+    columns = {}
+    for name, values in batch.items():
+        values = np.asarray(values)
+        if name != "image" and values.shape == (rows,):
+            columns[name] = values
+        elif core.get(name, ("",))[0] == "text" and values.ndim == 2 and np.issubdtype(values.dtype, np.integer):
+            columns[name] = _joined_integers(values)
     columns.setdefault("dataset", [dataset] * rows)
     columns.setdefault("example_index", np.arange(first_index, first_index + rows))
-    missing_quantities = [name for name in QUANTITY_NAMES if name not in columns]
+    missing_quantities = [name for name in QUANTITY_NAMES if name in core and name not in columns]
     if missing_quantities:
         from solarjax import physics
 
@@ -578,6 +652,7 @@ def embed_dataset(
     batches: Iterable[Mapping[str, Any]],
     *,
     dataset: str = "",
+    dataset_name: str = DEFAULT_DATASET,
     rows_per_part: int = 100_000,
     total_batches: int | None = None,
 ) -> Table:
@@ -590,13 +665,15 @@ def embed_dataset(
 
     Args:
       out_dir: table directory; an existing table must carry the same ``fingerprint``.
-      embed_fn: ``embed_fn(images [B, H, W, 1] float32) -> [B, D]``, e.g. ``ssl.load(w).embed``.
+      embed_fn: ``embed_fn(images [B, H, W, C] float32) -> [B, D]``, e.g. ``ssl.load(w).embed``.
       fingerprint: the encoder's fingerprint.
-      batches: dicts with 'image' [B, H, W, 1] (or [B, H, W]) and per-row metadata arrays [B]
-        (the features of `solarjax.data.pipeline.make_iterator` with ``shuffle=False``); see
-        `CORE_COLUMNS` for the names used; feature arrays of other shapes are not stored.
+      batches: dicts with 'image' [B, H, W, C] (or [B, H, W]) and per-row metadata arrays [B]
+        (the features `dataset_features(dataset_name)` of `solarjax.data.pipeline.make_iterator`
+        with ``shuffle=False``); see `core_columns` for the names used; integer vectors [B, m] of
+        core text columns are stored comma-joined, other feature arrays are not stored.
       dataset: value of the 'dataset' column when batches do not carry one; 'example_index'
         defaults to the position in this stream (0, 1, ...).
+      dataset_name: the TFDS dataset of the batches, 'sharp_patches' or 'aia_patches'.
       rows_per_part: rows per written part.
       total_batches: number of batches, for the progress bar only.
 
@@ -604,8 +681,11 @@ def embed_dataset(
       The opened table.
     """
     out_dir = pathlib.Path(out_dir)
+    core = core_columns(dataset_name)
     if (out_dir / TABLE_MANIFEST).exists():
-        open_table(out_dir, expected_fingerprint=fingerprint)
+        existing = open_table(out_dir, expected_fingerprint=fingerprint)
+        if existing.dataset_name != dataset_name:
+            raise ValueError(f"table {out_dir} holds rows of {existing.dataset_name}, not {dataset_name}")
     sharding = _batch_sharding()
     batch_size = None
     buffered_embeddings: list[np.ndarray] = []
@@ -617,19 +697,20 @@ def embed_dataset(
         if batch_size is None:
             batch_size = _device_multiple(len(images))
         buffered_embeddings.append(_embed_padded(embed_fn, images, batch_size, sharding))
-        buffered_metadata.append(_batch_metadata(batch, images, batch_size, dataset, index))
+        buffered_metadata.append(_batch_metadata(batch, images, batch_size, dataset, index, core))
         buffered_rows += len(images)
         index += len(images)
         if buffered_rows >= rows_per_part:
-            _write_part(out_dir, fingerprint, buffered_embeddings, buffered_metadata)
+            _write_part(out_dir, fingerprint, buffered_embeddings, buffered_metadata, dataset_name)
             buffered_embeddings, buffered_metadata, buffered_rows = [], [], 0
     if buffered_rows:
-        _write_part(out_dir, fingerprint, buffered_embeddings, buffered_metadata)
+        _write_part(out_dir, fingerprint, buffered_embeddings, buffered_metadata, dataset_name)
     return open_table(out_dir)
 
 
 def _write_part(
-    out_dir: pathlib.Path, fingerprint: str, embeddings: list[np.ndarray], metadata: list[dict[str, Any]]
+    out_dir: pathlib.Path, fingerprint: str, embeddings: list[np.ndarray], metadata: list[dict[str, Any]],
+    dataset_name: str,
 ) -> None:
     """Writes buffered batches as one part, creating the table on the first part."""
     array = np.concatenate(embeddings)
@@ -637,4 +718,4 @@ def _write_part(
     if (out_dir / TABLE_MANIFEST).exists():
         append_rows(out_dir, array, columns, fingerprint)
     else:
-        build_table_from_arrays(out_dir, array, columns, fingerprint)
+        build_table_from_arrays(out_dir, array, columns, fingerprint, dataset_name=dataset_name)

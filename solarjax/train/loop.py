@@ -30,13 +30,15 @@ def jit_train_step(train_step: Callable, mesh: Mesh) -> Callable:
 
 
 def pipeline_iterator_factory(config: ml_collections.ConfigDict) -> DataIteratorFactory:
-    """Iterators over ``sharp_patches`` via `solarjax.data.pipeline` (shuffled with config.seed)."""
+    """Iterators over ``config.data.dataset`` (default ``sharp_patches``) via `solarjax.data.pipeline`
+    (shuffled with config.seed)."""
     from solarjax.data import pipeline
 
     def factory():
         return pipeline.make_iterator(
             config.data.split, batch_size=config.batch_size, seed=config.seed,
-            data_dir=os.path.expanduser(config.data.data_dir), config=config.data.builder_config)
+            data_dir=os.path.expanduser(config.data.data_dir), config=config.data.builder_config,
+            dataset=config.data.get("dataset", pipeline.DATASET_NAME))
 
     return factory
 

@@ -19,7 +19,8 @@ optional cosine decay, and optionally a fixed (undecayed) predictor lr via `opta
 Monitors: the loss, the collapse level of the l2-normalised predictions (0 = spread, 1 = a single
 point), and a k-NN monitor on a held-out split: the Spearman correlation of each patch's physics
 (TUF, PSEP, R) with that of its nearest neighbour in the embedding, next to the same figure for
-nearest neighbours in pixel space.
+nearest neighbours in pixel space. On `aia_patches` (``config.data.dataset``, C EUV channels) the
+monitored quantities are the mean normalised intensity of each channel and mu (`aia_quantities`).
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import loop, monitor, sharding
 
 KNN_QUANTITIES = ("tuf", "psep", "r_value")
+SHARP_DATASET, AIA_DATASET = "sharp_patches", "aia_patches"
 BEST_METRIC = "knn/ssl_mean"  # checkpoints are ranked by the k-NN monitor (higher is better)
 
 
@@ -246,7 +248,7 @@ class HeldOut:
 
     Attributes:
       images: [N, H, W, C] float32.
-      quantities: name -> [N] physics of each patch (`solarjax.physics.quantities`).
+      quantities: name -> [N] value of each monitored quantity of each patch (NaN: undefined).
       pixel_agreement: `neighbour_agreement` of nearest neighbours in pixel space (the baseline).
     """
 
@@ -255,25 +257,68 @@ class HeldOut:
     pixel_agreement: dict[str, float]
 
     @classmethod
-    def from_images(cls, images: np.ndarray) -> "HeldOut":
+    def from_images(cls, images: np.ndarray, quantities: Mapping[str, np.ndarray] | None = None) -> "HeldOut":
+        """Held-out patches [N, H, W, C] and their quantities (default: Br physics TUF, PSEP, R)."""
         images = np.asarray(images, np.float32)
-        quantities = {k: np.asarray(v) for k, v in physics.quantities(images).items()}
-        return cls(images, quantities, neighbour_agreement(images.reshape(len(images), -1), quantities))
+        if quantities is None:
+            computed = physics.quantities(images)
+            quantities = {name: computed[name] for name in KNN_QUANTITIES}
+        quantities = {name: np.asarray(values) for name, values in quantities.items()}
+        pixel = neighbour_agreement(images.reshape(len(images), -1), quantities, tuple(quantities))
+        return cls(images, quantities, pixel)
+
+
+def aia_quantities(images: np.ndarray, wavelengths: tuple[int, ...], mu: np.ndarray) -> dict[str, np.ndarray]:
+    """The k-NN monitor's quantities of AIA patches.
+
+    Args:
+      images: [N, H, W, C] normalised intensities, channel c of wavelength ``wavelengths[c]``.
+      wavelengths: C wavelengths in Angstrom.
+      mu: [N] cosine of the heliocentric angle at each patch centre (NaN off-disk).
+
+    Returns:
+      'intensity_<wavelength>' -> [N] mean normalised intensity of the channel, and 'mu' -> [N].
+    """
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or images.shape[-1] != len(wavelengths):
+        raise ValueError(f"images of shape {images.shape} do not hold the {len(wavelengths)} channels {wavelengths}")
+    means = images.mean(axis=(1, 2), dtype=np.float64)
+    return {**{f"intensity_{w}": means[:, c] for c, w in enumerate(wavelengths)}, "mu": np.asarray(mu, np.float64)}
+
+
+def dataset_of(config: ml_collections.ConfigDict) -> str:
+    """The TFDS dataset a config trains on: ``config.data.dataset``, 'sharp_patches' by default."""
+    return config.data.get("dataset", SHARP_DATASET)
 
 
 def load_heldout(config: ml_collections.ConfigDict) -> HeldOut:
-    """The first `config.knn.num_patches` patches of the held-out split (same on every process)."""
+    """The first `config.knn.num_patches` patches of the held-out split (same on every process).
+
+    Raises:
+      ValueError: an `aia_patches` split whose channels differ from the recipe's wavelengths.
+    """
     from solarjax.data import pipeline
 
+    dataset = dataset_of(config)
+    keys = ("image", "wavelengths", "mu") if dataset == AIA_DATASET else ("image",)
     iterator = pipeline.make_iterator(
         config.data.heldout_split, batch_size=config.knn.num_patches, seed=config.seed,
-        data_dir=os.path.expanduser(config.data.data_dir), config=config.data.builder_config, num_epochs=1,
-        shuffle=False, drop_remainder=False, process_index=0, process_count=1)
-    return HeldOut.from_images(next(iterator)["image"])
+        data_dir=os.path.expanduser(config.data.data_dir), config=config.data.builder_config, dataset=dataset,
+        keys=keys, num_epochs=1, shuffle=False, drop_remainder=False, process_index=0, process_count=1)
+    batch = next(iterator)
+    if dataset != AIA_DATASET:
+        return HeldOut.from_images(batch["image"])
+    wavelengths = recipe_of(config).wavelengths
+    stored = tuple(int(w) for w in np.asarray(batch["wavelengths"])[0])
+    if stored != tuple(wavelengths):
+        raise ValueError(f"{dataset}/{config.data.builder_config} holds channels {stored}, but the augmentation "
+                         f"recipe normalises channels {tuple(wavelengths)}: set Recipe.wavelengths to match")
+    return HeldOut.from_images(batch["image"], aia_quantities(batch["image"], stored, batch["mu"]))
 
 
 def knn_figures(embed, state: TrainState, heldout: HeldOut, mesh: jax.sharding.Mesh) -> dict[str, float]:
-    """k-NN monitor: Spearman of TUF, PSEP, R between each held-out patch and its nearest neighbour.
+    """k-NN monitor: Spearman of each held-out quantity (TUF, PSEP, R for Br) between each held-out
+    patch and its nearest neighbour.
 
     Keys 'knn/ssl_<q>' (backbone features), 'knn/pixel_<q>' (pixel space), and their means over
     the quantities 'knn/ssl_mean', 'knn/pixel_mean'.
@@ -283,7 +328,8 @@ def knn_figures(embed, state: TrainState, heldout: HeldOut, mesh: jax.sharding.M
     images = jax.make_array_from_callback(padded.shape, sharding.batch_sharded(mesh), lambda index: padded[index])
     features = np.asarray(embed(state.params, state.batch_stats, images))[:count]  # padding rows: dropped
     figures = {}
-    for space, agreement in (("ssl", neighbour_agreement(features, heldout.quantities)),
+    names = tuple(heldout.quantities)
+    for space, agreement in (("ssl", neighbour_agreement(features, heldout.quantities, names)),
                              ("pixel", heldout.pixel_agreement)):
         figures.update({f"knn/{space}_{q}": v for q, v in agreement.items()})
         figures[f"knn/{space}_mean"] = float(np.nanmean(list(agreement.values())))
@@ -303,7 +349,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       config: see ``experiments/configs/simsiam_synthetic.py`` for the fields.
       workdir: run directory; a run found there is resumed (same parameters as an uninterrupted run).
       data_iterator_factory: ``() -> iterator`` of process-local batches ``{'image': [B_local, H, W,
-        C]}`` with get_state/set_state; default: the `sharp_patches` pipeline (config.data).
+        C]}`` with get_state/set_state; default: the pipeline of config.data (`sharp_patches`, or
+        ``config.data.dataset``).
       heldout: the k-NN monitor's patches; default: `load_heldout(config)` when eval_every > 0.
 
     Returns:

@@ -1,9 +1,11 @@
 // solarjax reverse image search: talks to the JSON API of solarjax.app.server (no build step).
 "use strict";
 
-const state = { info: null, map: null, generateTimer: null, generation: 0 };
+const state = { info: null, aiaInfo: null, dataset: "sharp", maps: {}, generateTimer: null, generation: 0 };
 const $ = (id) => document.getElementById(id);
 const fmt = (v) => (v === null || v === undefined ? "n/a" : Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(2) : v.toFixed(3));
+const escape = (text) => String(text ?? "n/a").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const AIA_COLUMNS = ["id", "t_obs", "wavelengths", "mu", "hpc_x", "hpc_y", "bbox", "source"];
 
 function setStatus(text, kind) {
   const status = $("status");
@@ -32,11 +34,17 @@ function sliderState() {
 }
 
 function filterSpec() {
-  const spec = { k: parseInt($("k").value || "8", 10), one_per_harp: $("one-per-harp").checked,
-                 exclude_same_harp: $("exclude-same-harp").checked };
-  if ($("hemisphere").value) spec.hemisphere = $("hemisphere").value;
+  const spec = { k: parseInt($("k").value || "8", 10) };
   if ($("t-start").value) spec.t_start = $("t-start").value;
   if ($("t-end").value) spec.t_end = $("t-end").value;
+  if (state.dataset === "aia") {
+    if ($("mu-min").value !== "") spec.mu_min = parseFloat($("mu-min").value);
+    if ($("mu-max").value !== "") spec.mu_max = parseFloat($("mu-max").value);
+    return spec;
+  }
+  spec.one_per_harp = $("one-per-harp").checked;
+  spec.exclude_same_harp = $("exclude-same-harp").checked;
+  if ($("hemisphere").value) spec.hemisphere = $("hemisphere").value;
   return spec;
 }
 
@@ -59,8 +67,14 @@ function buildSliders() {
 function showQuery(query, caption, results) {
   $("query-image").src = query.image;
   $("query-caption").textContent = caption;
-  const rows = state.info.quantities.map((name) => `<tr><th>${name}</th><td>${fmt(query.quantities[name])}</td></tr>`);
-  $("query-quantities").innerHTML = `<tr><th>quantity</th><th>query</th></tr>${rows.join("")}`;
+  if (state.dataset === "aia") {
+    const shown = (value) => (typeof value === "number" && !Number.isInteger(value) ? fmt(value) : value);
+    const rows = Object.entries(query.metadata).map(([key, value]) => `<tr><th>${escape(key)}</th><td>${escape(shown(value))}</td></tr>`);
+    $("query-metadata").innerHTML = rows.join("");
+  } else {
+    const rows = state.info.quantities.map((name) => `<tr><th>${name}</th><td>${fmt(query.quantities[name])}</td></tr>`);
+    $("query-quantities").innerHTML = `<tr><th>quantity</th><th>query</th></tr>${rows.join("")}`;
+  }
   drawMap(query.map_xy, results || []);
 }
 
@@ -72,8 +86,8 @@ function scheduleGenerate() {
 async function generate() {
   const generation = ++state.generation;
   try {
-    const query = await api("/api/generate", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(sliderState()) });
-    if (generation === state.generation) showQuery(query, "generated patch");
+    const query = await api("/api/generate", jsonBody(sliderState()));
+    if (generation === state.generation && state.dataset === "sharp") showQuery(query, "generated patch");
   } catch (error) { setStatus(`Could not generate: ${error.message}`, "error"); }
 }
 
@@ -91,19 +105,34 @@ function resultCard(hit, query) {
   return li;
 }
 
+function aiaResultCard(hit) {
+  const li = document.createElement("li");
+  li.innerHTML = `<img src="${hit.image_url}" alt="match ${hit.rank}, AIA patch ${escape(hit.id)}" width="160" height="160">
+    <div class="meta">#${hit.rank} similarity <b class="similarity">${hit.similarity.toFixed(3)}</b><br>
+    ${escape(hit.id)}<br>T_OBS ${escape(hit.t_obs)}<br>
+    <span class="mu">mu ${fmt(hit.mu)}</span> hpc (${fmt(hit.hpc_x)}, ${fmt(hit.hpc_y)}) arcsec<br>
+    ${escape(hit.wavelengths)} A, bbox ${escape(hit.bbox)}</div>
+    <button type="button" data-row="${hit.row}">search like this</button>`;
+  li.querySelector("button").addEventListener("click", () => searchAiaRow(hit.row));
+  return li;
+}
+
 function jsonBody(payload) {
   return { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) };
 }
 
 async function runSearch(path, options, caption) {
   setStatus("Searching...", "busy");
+  const dataset = state.dataset;
   try {
     const body = await api(path, options);
+    if (dataset !== state.dataset) return;
     showQuery(body.query, caption, body.results);
-    const list = $("results");
-    list.replaceChildren(...body.results.map((hit) => resultCard(hit, body.query)));
+    const card = dataset === "aia" ? aiaResultCard : (hit) => resultCard(hit, body.query);
+    $("results").replaceChildren(...body.results.map(card));
     $("export-csv").href = body.export.csv;
-    $("export-png").href = body.export.png;
+    $("export-png").hidden = !body.export.png;
+    if (body.export.png) $("export-png").href = body.export.png;
     $("exports").hidden = false;
     setStatus(`${body.results.length} matches`, "");
   } catch (error) { setStatus(`Search failed: ${error.message}`, "error"); }
@@ -113,31 +142,90 @@ function searchGenerated() {
   runSearch("/api/search/generated", jsonBody({ ...sliderState(), filters: filterSpec() }), "generated patch");
 }
 
+function uploadForm(input, field) {
+  const files = [...input.files];
+  if (!files.length) { setStatus("Choose a file first.", "error"); return null; }
+  const limit = state.dataset === "aia" ? state.aiaInfo.max_upload_bytes : state.info.max_upload_bytes;
+  const large = files.find((file) => file.size > limit);
+  if (large) { setStatus(`${large.name}: larger than ${limit} bytes`, "error"); return null; }
+  const form = new FormData();
+  for (const file of files) form.append(field, file);
+  form.append("filters", JSON.stringify(filterSpec()));
+  return { form, names: files.map((file) => file.name).join(", ") };
+}
+
 function searchUpload(event) {
   event.preventDefault();
-  const file = $("upload-file").files[0];
-  if (!file) { setStatus("Choose a FITS or NPY file first.", "error"); return; }
-  if (file.size > state.info.max_upload_bytes) { setStatus(`${file.name}: larger than ${state.info.max_upload_bytes} bytes`, "error"); return; }
-  const form = new FormData();
-  form.append("file", file);
-  form.append("filters", JSON.stringify(filterSpec()));
-  runSearch("/api/search/upload", { method: "POST", body: form }, `uploaded ${file.name} (preprocessed)`);
+  const upload = uploadForm($("upload-file"), "file");
+  if (upload) runSearch("/api/search/upload", { method: "POST", body: upload.form }, `uploaded ${upload.names} (preprocessed)`);
+}
+
+function searchAiaUpload(event) {
+  event.preventDefault();
+  const upload = uploadForm($("aia-upload-files"), "files");
+  if (upload) runSearch("/api/aia/search/upload", { method: "POST", body: upload.form }, `uploaded ${upload.names} (central patch, normalised)`);
+}
+
+function searchAiaRow(row) {
+  runSearch("/api/aia/search/row", jsonBody({ row, filters: filterSpec() }), `AIA table row ${row}`);
+}
+
+function searchAiaRowInput(event) {
+  event.preventDefault();
+  const text = $("aia-row").value.trim();
+  if (/^\d+$/.test(text)) { searchAiaRow(parseInt(text, 10)); return; }
+  if (!text) { setStatus("Give a row number or a patch id.", "error"); return; }
+  runSearch("/api/aia/search/row", jsonBody({ id: text, filters: filterSpec() }), `AIA patch ${text}`);
 }
 
 function drawMap(queryXY, results) {
-  if (!state.map) return;
+  const map = state.maps[state.dataset];
+  if (!map) return;
   const svg = $("map"), W = 600, H = 400, pad = 20;
-  const xs = state.map.xy.map((p) => p[0]).concat(queryXY ? [queryXY[0]] : []);
-  const ys = state.map.xy.map((p) => p[1]).concat(queryXY ? [queryXY[1]] : []);
+  const xs = map.xy.map((p) => p[0]).concat(queryXY ? [queryXY[0]] : []);
+  const ys = map.xy.map((p) => p[1]).concat(queryXY ? [queryXY[1]] : []);
   const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
   const sx = (x) => pad + (W - 2 * pad) * (x - x0) / ((x1 - x0) || 1);
   const sy = (y) => H - pad - (H - 2 * pad) * (y - y0) / ((y1 - y0) || 1);
-  const parts = state.map.xy.map((p) => `<circle cx="${sx(p[0]).toFixed(1)}" cy="${sy(p[1]).toFixed(1)}" r="2"></circle>`);
+  const parts = map.xy.map((p) => `<circle cx="${sx(p[0]).toFixed(1)}" cy="${sy(p[1]).toFixed(1)}" r="2"></circle>`);
   for (const hit of results) {
-    parts.push(`<image href="${hit.image_url}" x="${(sx(hit.map_xy[0]) - 12).toFixed(1)}" y="${(sy(hit.map_xy[1]) - 12).toFixed(1)}" width="24" height="24"><title>#${hit.rank} HARP ${hit.harpnum}</title></image>`);
+    parts.push(`<image href="${hit.image_url}" x="${(sx(hit.map_xy[0]) - 12).toFixed(1)}" y="${(sy(hit.map_xy[1]) - 12).toFixed(1)}" width="24" height="24"><title>#${hit.rank} ${escape(hit.id || `HARP ${hit.harpnum}`)}</title></image>`);
   }
   if (queryXY) parts.push(`<text class="query" x="${sx(queryXY[0]) - 8}" y="${sy(queryXY[1]) + 8}">\u2605<title>query</title></text>`);
   svg.innerHTML = parts.join("");
+}
+
+function aiaLegend(info) {
+  if (info.wavelengths.length !== 3) return `${info.wavelengths[0]} A in the sdoaia${info.wavelengths[0]} colour map`;
+  const colours = ["#c00", "#080", "#00c"];
+  return "RGB composite: " + info.wavelengths.map((w, i) => `<span style="background:${colours[i]}">${w} A</span>`).join("");
+}
+
+async function switchDataset() {
+  state.dataset = $("dataset").value;
+  document.body.dataset.dataset = state.dataset;
+  $("results").replaceChildren();
+  $("exports").hidden = true;
+  $("query-image").removeAttribute("src");
+  $("k").max = state.info.max_k;
+  try {
+    if (state.dataset === "aia") {
+      if (!state.aiaInfo) {
+        state.aiaInfo = await api("/api/aia/info");
+        state.maps.aia = await api("/api/aia/map");
+        $("aia-legend").innerHTML = aiaLegend(state.aiaInfo);
+      }
+      const info = state.aiaInfo;
+      $("query-caption").textContent = "upload AIA files or pick a table row";
+      $("query-metadata").innerHTML = "";
+      drawMap(null, []);
+      setStatus(`AIA: ${info.num_rows} patches indexed (${info.index_kind}), channels ${info.wavelengths.join(", ")} A, ` +
+                `T_OBS ${info.t_obs[0]} to ${info.t_obs[1]}, mu ${fmt(info.mu[0])} to ${fmt(info.mu[1])}.`, "");
+    } else {
+      await generate();
+      setStatus(`Ready: ${state.info.num_rows} patches indexed (${state.info.index_kind}).`, "");
+    }
+  } catch (error) { setStatus(`Could not switch dataset: ${error.message}`, "error"); }
 }
 
 async function start() {
@@ -146,9 +234,13 @@ async function start() {
     document.querySelector(".colorbar").style.background = `linear-gradient(to right, ${state.info.colormap.join(", ")})`;
     $("k").max = state.info.max_k;
     buildSliders();
-    state.map = await api("/api/map");
+    state.maps.sharp = await api("/api/map");
     $("search-button").addEventListener("click", searchGenerated);
     $("upload-form").addEventListener("submit", searchUpload);
+    $("aia-upload-form").addEventListener("submit", searchAiaUpload);
+    $("aia-row-form").addEventListener("submit", searchAiaRowInput);
+    $("dataset").addEventListener("change", switchDataset);
+    $("dataset-picker").hidden = !state.info.datasets.includes("aia");
     await generate();
     setStatus(`Ready: ${state.info.num_rows} patches indexed (${state.info.index_kind}).`, "");
   } catch (error) { setStatus(`Could not start: ${error.message}`, "error"); }
