@@ -288,3 +288,17 @@ def test_cli_search_on_the_aia_index_filters_by_time_and_mu(aia_run, tmp_path, c
     np.save(one_channel := tmp_path / "one_channel.npy", np.zeros((2, 128, 128, 1), np.float32))
     assert cli.main(["search", str(one_channel), "--index", str(aia_run["out"]), "--ssl", str(aia_run["run"])]) == 2
     assert "expected [N, 128, 128, 3] in the index's channel order (171,193,211 Angstrom)" in capsys.readouterr().err
+
+
+def test_aia_figures_show_each_query_with_its_top_matches(aia_run, tmp_path):
+    from experiments import aia_search
+
+    summary = aia_search.main(["--data-dir", str(aia_run["data_dir"]), "--ssl", str(aia_run["run"]),
+                               "--index", str(aia_run["out"]), "--out", str(tmp_path),
+                               "--num-patches", "3", "--num-queries", "2"])
+    assert (tmp_path / "gallery.png").stat().st_size > 0 and (tmp_path / "search.png").stat().st_size > 0
+    assert summary["wavelengths"] == list(WAVELENGTHS) and len(summary["searches"]) == 2
+    for search in summary["searches"]:
+        similarities = [m["similarity"] for m in search["matches"]]
+        assert len(similarities) == aia_search.NUM_MATCHES and similarities == sorted(similarities, reverse=True)
+        assert all(0.0 <= m["mu"] <= 1.0 for m in search["matches"])
