@@ -54,6 +54,7 @@ from sunpy.map import contains_full_disk
 from sunpy.map.sources.sdo import AIAMap
 
 from solarjax.data.download import FITS_BLOCK_BYTES
+from solarjax.data.fits import FitsReadError, check_complete, read_file_bytes, unopenable_reason
 
 AIA_CHANNELS = (94, 131, 171, 193, 211, 304, 335, 1600, 1700)
 """AIA channels (wavelengths in Angstrom): EUV 94..335, UV 1600 and 1700."""
@@ -90,7 +91,7 @@ pixels (flares, short automatic exposures) are clipped to 1.
 _FITS_SIGNATURE = b"SIMPLE  ="
 
 
-class AIAReadError(Exception):
+class AIAReadError(FitsReadError):
     """A file that cannot be read as an AIA level-1 image.
 
     Attributes:
@@ -100,11 +101,6 @@ class AIAReadError(Exception):
         'corrupt image data', 'bad metadata', 'not an AIA image', 'not level 1', 'unknown channel',
         'bad exposure time', 'missing metadata'.
     """
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = pathlib.Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 class DegradationUnavailableError(RuntimeError):
@@ -206,7 +202,7 @@ def read_aia(path: str | os.PathLike) -> AIAMap:
         or without T_OBS. The message names the file and the cause.
     """
     path = pathlib.Path(path)
-    contents = _read_bytes(path)
+    contents = read_file_bytes(path, AIAReadError)
     if not contents.startswith(_FITS_SIGNATURE):
         raise AIAReadError(path, f"not a FITS file: it starts with {contents[:16]!r}, not 'SIMPLE  ='")
     header, data = _fits_image(path, contents)
@@ -277,18 +273,6 @@ def observation_time(smap: sunpy.map.GenericMap) -> Time:
     return Time(str(smap.meta["t_obs"]).rstrip("Z"), scale="utc")
 
 
-def _read_bytes(path: pathlib.Path) -> bytes:
-    try:
-        contents = path.read_bytes()
-    except FileNotFoundError as error:
-        raise AIAReadError(path, "no such file") from error
-    except OSError as error:
-        raise AIAReadError(path, f"cannot open the file: {error.strerror or error}") from error
-    if not contents:
-        raise AIAReadError(path, "empty file: 0 bytes")
-    return contents
-
-
 def _fits_image(path: pathlib.Path, contents: bytes) -> tuple[fits.Header, np.ndarray]:
     """Header and float64 data of the first 2-D image HDU, after checking the file is complete."""
     size = len(contents)
@@ -298,18 +282,9 @@ def _fits_image(path: pathlib.Path, contents: bytes) -> tuple[fits.Header, np.nd
         try:
             hdus = fits.open(io.BytesIO(contents), memmap=False, lazy_load_hdus=False)
         except (OSError, ValueError, VerifyError) as error:
-            if size % FITS_BLOCK_BYTES:
-                raise AIAReadError(path, f"truncated: {size} bytes is not a whole number of "
-                                         f"{FITS_BLOCK_BYTES}-byte FITS blocks ({error})") from error
-            raise AIAReadError(path, f"corrupt header: {error}") from error
+            raise AIAReadError(path, unopenable_reason(size, error)) from error
         with hdus:
-            last = hdus.fileinfo(len(hdus) - 1)
-            needed = last["datLoc"] + last["datSpan"]
-            if needed > size:
-                raise AIAReadError(path, f"truncated: {size} bytes on disk, HDU {len(hdus) - 1} needs {needed} bytes")
-            if size % FITS_BLOCK_BYTES:
-                raise AIAReadError(path, f"truncated: {size} bytes is not a whole number of "
-                                         f"{FITS_BLOCK_BYTES}-byte FITS blocks")
+            check_complete(path, hdus, size, AIAReadError)
             for hdu in hdus:
                 if hdu.is_image and hdu.header.get("NAXIS", 0) == 2:
                     try:

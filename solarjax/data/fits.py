@@ -40,6 +40,8 @@ from astropy.io.fits.verify import VerifyError, VerifyWarning
 from astropy.time import Time
 from astropy.utils.exceptions import AstropyUserWarning
 
+from solarjax.data.download import FITS_BLOCK_BYTES
+
 R_SUN_MM = 695.7
 """Solar radius in Mm (IAU 2015 nominal value) used to turn degrees of heliographic arc into Mm."""
 
@@ -85,7 +87,6 @@ _METADATA_KEYWORDS = (
     + _WCS_FLOAT_KEYWORDS + _WCS_TEXT_KEYWORDS + SHARP_SUMMARY_KEYWORDS
 )
 
-_FITS_BLOCK_BYTES = 2880
 _FITS_CARD_BYTES = 80
 _FITS_SIGNATURE = b"SIMPLE  ="
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -103,7 +104,21 @@ _NONFINITE_CARD = re.compile(
 )
 
 
-class SharpReadError(Exception):
+class FitsReadError(Exception):
+    """A file that cannot be read (base of `SharpReadError` and `aia_prep.AIAReadError`).
+
+    Attributes:
+      path: the file.
+      reason: what is wrong with it (see the subclasses for the reasons each can give).
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = pathlib.Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class SharpReadError(FitsReadError):
     """A file that cannot be read as a SHARP segment.
 
     Attributes:
@@ -114,11 +129,6 @@ class SharpReadError(Exception):
         'missing metadata',
         'bad metadata', 'bad HDF5 layout'.
     """
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = pathlib.Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -179,7 +189,7 @@ def read_sharp(path: str | os.PathLike, segment: str | None = None) -> SharpPatc
       SharpReadError: for any file that cannot be read; the message names the file and the cause.
     """
     path = pathlib.Path(path)
-    contents = _read_bytes(path)
+    contents = read_file_bytes(path)
     if not contents.startswith(_FITS_SIGNATURE):
         raise SharpReadError(path, f"not a FITS file: it starts with {contents[:16]!r}, not 'SIMPLE  ='")
     segment = segment if segment is not None else _segment_from_file_name(path)
@@ -189,9 +199,9 @@ def read_sharp(path: str | os.PathLike, segment: str | None = None) -> SharpPatc
         try:
             hdus = fits.open(io.BytesIO(contents), memmap=False, lazy_load_hdus=False)
         except (OSError, ValueError, VerifyError) as error:
-            raise SharpReadError(path, _unopenable_reason(len(contents), error)) from error
+            raise SharpReadError(path, unopenable_reason(len(contents), error)) from error
         with hdus:
-            _check_complete(path, hdus, len(contents))
+            check_complete(path, hdus, len(contents))
             index = _image_hdu_index(path, hdus)
             info = hdus.fileinfo(index)
             cards = _header_cards(contents[info["hdrLoc"]:info["datLoc"]])
@@ -235,7 +245,7 @@ def read_sharp_hdf5(
       SharpReadError: when the file is not HDF5 or the layout does not match.
     """
     path = pathlib.Path(path)
-    contents = _read_bytes(path)
+    contents = read_file_bytes(path)
     if not contents.startswith(_HDF5_SIGNATURE):
         raise SharpReadError(path, f"not an HDF5 file: it starts with {contents[:16]!r}")
     for name in channels:
@@ -365,15 +375,16 @@ def tai_to_utc(tai: datetime.datetime) -> datetime.datetime:
     return Time(tai, scale="tai").utc.to_datetime(timezone=datetime.timezone.utc)
 
 
-def _read_bytes(path: pathlib.Path) -> bytes:
+def read_file_bytes(path: pathlib.Path, error_type: type[FitsReadError] = SharpReadError) -> bytes:
+    """The whole file; ``error_type`` for a missing, unreadable or empty one."""
     try:
         contents = path.read_bytes()
     except FileNotFoundError as error:
-        raise SharpReadError(path, "no such file") from error
+        raise error_type(path, "no such file") from error
     except OSError as error:
-        raise SharpReadError(path, f"cannot open the file: {error.strerror or error}") from error
+        raise error_type(path, f"cannot open the file: {error.strerror or error}") from error
     if not contents:
-        raise SharpReadError(path, "empty file: 0 bytes")
+        raise error_type(path, "empty file: 0 bytes")
     return contents
 
 
@@ -384,25 +395,27 @@ def _checked_metadata(path: pathlib.Path, values: Mapping[str, Any], segment: st
         raise SharpReadError(path, f"bad metadata: {error}") from error
 
 
-def _unopenable_reason(size: int, error: Exception) -> str:
-    """Why astropy could not open a FITS file: a partial last block means a cut-off download."""
-    if size % _FITS_BLOCK_BYTES:
-        return f"truncated: {size} bytes is not a whole number of {_FITS_BLOCK_BYTES}-byte FITS blocks ({error})"
+def unopenable_reason(size: int, error: Exception) -> str:
+    """Why astropy could not open a FITS file of ``size`` bytes: a partial last block means a
+    cut-off download."""
+    if size % FITS_BLOCK_BYTES:
+        return f"truncated: {size} bytes is not a whole number of {FITS_BLOCK_BYTES}-byte FITS blocks ({error})"
     return f"corrupt header: {error}"
 
 
-def _check_complete(path: pathlib.Path, hdus: fits.HDUList, size: int) -> None:
-    """Raises when the last HDU's data runs past the end of the file, or a partial block follows it
-    (astropy silently drops an HDU whose header was cut off)."""
+def check_complete(path: pathlib.Path, hdus: fits.HDUList, size: int,
+                   error_type: type[FitsReadError] = SharpReadError) -> None:
+    """Raises ``error_type`` when the last HDU's data runs past the end of the file (``size``
+    bytes), or a partial block follows it (astropy silently drops an HDU whose header was cut off)."""
     last = len(hdus) - 1
     info = hdus.fileinfo(last)
     expected = info["datLoc"] + info["datSpan"]
     if expected > size:
-        raise SharpReadError(path, f"truncated: {size} bytes on disk, HDU {last} needs {expected} bytes")
-    if size % _FITS_BLOCK_BYTES:
-        raise SharpReadError(
+        raise error_type(path, f"truncated: {size} bytes on disk, HDU {last} needs {expected} bytes")
+    if size % FITS_BLOCK_BYTES:
+        raise error_type(
             path,
-            f"truncated: {size} bytes is not a whole number of {_FITS_BLOCK_BYTES}-byte FITS blocks "
+            f"truncated: {size} bytes is not a whole number of {FITS_BLOCK_BYTES}-byte FITS blocks "
             f"(an incomplete header follows HDU {last})",
         )
 
