@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import io
 import math
 import os
 import pathlib
@@ -42,10 +41,9 @@ import sunpy.map
 import zarr
 from astropy.coordinates import SkyCoord, UnitSphericalRepresentation
 from astropy.io import fits
-from astropy.io.fits.verify import VerifyError, VerifyWarning
+from astropy.io.fits.verify import VerifyError
 from astropy.table import Table
 from astropy.time import Time
-from astropy.utils.exceptions import AstropyUserWarning
 from aiapy.calibrate import degradation as aiapy_degradation
 from aiapy.calibrate import register as aiapy_register
 from aiapy.calibrate.util import get_correction_table
@@ -54,7 +52,7 @@ from sunpy.map import contains_full_disk
 from sunpy.map.sources.sdo import AIAMap
 
 from solarjax.data.download import FITS_BLOCK_BYTES
-from solarjax.data.fits import FitsReadError, check_complete, read_file_bytes, unopenable_reason
+from solarjax.data.fits import FitsReadError, image_data, image_hdu_index, opened_fits, read_file_bytes
 
 AIA_CHANNELS = (94, 131, 171, 193, 211, 304, 335, 1600, 1700)
 """AIA channels (wavelengths in Angstrom): EUV 94..335, UV 1600 and 1700."""
@@ -275,25 +273,9 @@ def observation_time(smap: sunpy.map.GenericMap) -> Time:
 
 def _fits_image(path: pathlib.Path, contents: bytes) -> tuple[fits.Header, np.ndarray]:
     """Header and float64 data of the first 2-D image HDU, after checking the file is complete."""
-    size = len(contents)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyUserWarning)
-        warnings.simplefilter("ignore", VerifyWarning)
-        try:
-            hdus = fits.open(io.BytesIO(contents), memmap=False, lazy_load_hdus=False)
-        except (OSError, ValueError, VerifyError) as error:
-            raise AIAReadError(path, unopenable_reason(size, error)) from error
-        with hdus:
-            check_complete(path, hdus, size, AIAReadError)
-            for hdu in hdus:
-                if hdu.is_image and hdu.header.get("NAXIS", 0) == 2:
-                    try:
-                        data = np.asarray(hdu.data, dtype=np.float64)
-                    except Exception as error:  # noqa: BLE001 - decoders raise many types
-                        raise AIAReadError(path, f"corrupt image data: {type(error).__name__}: {error}") from error
-                    return hdu.header.copy(), data
-            structure = ", ".join(f"{type(hdu).__name__} NAXIS={hdu.header.get('NAXIS', 0)}" for hdu in hdus)
-            raise AIAReadError(path, f"no image HDU: the file holds {structure}")
+    with opened_fits(path, contents, AIAReadError) as hdus:
+        hdu = hdus[image_hdu_index(path, hdus, AIAReadError)]
+        return hdu.header.copy(), image_data(path, hdu, np.float64, AIAReadError)
 
 
 # -------------------------------------------------------------------------------------- calibration

@@ -21,6 +21,7 @@ AREA_ACR keyword in the tests).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -193,20 +194,12 @@ def read_sharp(path: str | os.PathLike, segment: str | None = None) -> SharpPatc
     if not contents.startswith(_FITS_SIGNATURE):
         raise SharpReadError(path, f"not a FITS file: it starts with {contents[:16]!r}, not 'SIMPLE  ='")
     segment = segment if segment is not None else _segment_from_file_name(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyUserWarning)
-        warnings.simplefilter("ignore", VerifyWarning)
-        try:
-            hdus = fits.open(io.BytesIO(contents), memmap=False, lazy_load_hdus=False)
-        except (OSError, ValueError, VerifyError) as error:
-            raise SharpReadError(path, unopenable_reason(len(contents), error)) from error
-        with hdus:
-            check_complete(path, hdus, len(contents))
-            index = _image_hdu_index(path, hdus)
-            info = hdus.fileinfo(index)
-            cards = _header_cards(contents[info["hdrLoc"]:info["datLoc"]])
-            values, header_warnings = _header_values(cards)
-            data = _image_data(path, hdus[index])
+    with opened_fits(path, contents) as hdus:
+        index = image_hdu_index(path, hdus)
+        info = hdus.fileinfo(index)
+        cards = _header_cards(contents[info["hdrLoc"]:info["datLoc"]])
+        values, header_warnings = _header_values(cards)
+        data = image_data(path, hdus[index])
     if segment is None:
         segment = values.get("SEGMENT")
     if segment is None:
@@ -395,38 +388,57 @@ def _checked_metadata(path: pathlib.Path, values: Mapping[str, Any], segment: st
         raise SharpReadError(path, f"bad metadata: {error}") from error
 
 
-def unopenable_reason(size: int, error: Exception) -> str:
-    """Why astropy could not open a FITS file of ``size`` bytes: a partial last block means a
-    cut-off download."""
-    if size % FITS_BLOCK_BYTES:
-        return f"truncated: {size} bytes is not a whole number of {FITS_BLOCK_BYTES}-byte FITS blocks ({error})"
-    return f"corrupt header: {error}"
+@contextlib.contextmanager
+def opened_fits(path: pathlib.Path, contents: bytes, error_type: type[FitsReadError] = SharpReadError):
+    """The HDUs of a whole FITS file's bytes, with astropy's header warnings silenced in the block.
+
+    Raises ``error_type`` when astropy cannot open the bytes (a partial last block: 'truncated',
+    otherwise 'corrupt header') or when the file is incomplete: the last HDU's data runs past the
+    end, or a partial block follows it (astropy silently drops an HDU whose header was cut off).
+    """
+    size = len(contents)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        warnings.simplefilter("ignore", VerifyWarning)
+        try:
+            hdus = fits.open(io.BytesIO(contents), memmap=False, lazy_load_hdus=False)
+        except (OSError, ValueError, VerifyError) as error:
+            if size % FITS_BLOCK_BYTES:
+                reason = f"truncated: {size} bytes is not a whole number of {FITS_BLOCK_BYTES}-byte FITS blocks ({error})"
+            else:
+                reason = f"corrupt header: {error}"
+            raise error_type(path, reason) from error
+        with hdus:
+            last = len(hdus) - 1
+            info = hdus.fileinfo(last)
+            expected = info["datLoc"] + info["datSpan"]
+            if expected > size:
+                raise error_type(path, f"truncated: {size} bytes on disk, HDU {last} needs {expected} bytes")
+            if size % FITS_BLOCK_BYTES:
+                raise error_type(
+                    path,
+                    f"truncated: {size} bytes is not a whole number of {FITS_BLOCK_BYTES}-byte FITS blocks "
+                    f"(an incomplete header follows HDU {last})",
+                )
+            yield hdus
 
 
-def check_complete(path: pathlib.Path, hdus: fits.HDUList, size: int,
-                   error_type: type[FitsReadError] = SharpReadError) -> None:
-    """Raises ``error_type`` when the last HDU's data runs past the end of the file (``size``
-    bytes), or a partial block follows it (astropy silently drops an HDU whose header was cut off)."""
-    last = len(hdus) - 1
-    info = hdus.fileinfo(last)
-    expected = info["datLoc"] + info["datSpan"]
-    if expected > size:
-        raise error_type(path, f"truncated: {size} bytes on disk, HDU {last} needs {expected} bytes")
-    if size % FITS_BLOCK_BYTES:
-        raise error_type(
-            path,
-            f"truncated: {size} bytes is not a whole number of {FITS_BLOCK_BYTES}-byte FITS blocks "
-            f"(an incomplete header follows HDU {last})",
-        )
-
-
-def _image_hdu_index(path: pathlib.Path, hdus: fits.HDUList) -> int:
-    """Index of the first HDU holding a 2-D image."""
+def image_hdu_index(path: pathlib.Path, hdus: fits.HDUList, error_type: type[FitsReadError] = SharpReadError) -> int:
+    """Index of the first HDU holding a 2-D image; ``error_type`` ('no image HDU') when none does."""
     for index, hdu in enumerate(hdus):
         if hdu.is_image and hdu.header.get("NAXIS", 0) == 2:
             return index
     structure = ", ".join(f"{type(hdu).__name__} NAXIS={hdu.header.get('NAXIS', 0)}" for hdu in hdus)
-    raise SharpReadError(path, f"no image HDU: the file holds {structure}")
+    raise error_type(path, f"no image HDU: the file holds {structure}")
+
+
+def image_data(path: pathlib.Path, hdu, dtype=np.float32, error_type: type[FitsReadError] = SharpReadError) -> np.ndarray:
+    """An image HDU's data as ``dtype``; ``error_type`` ('corrupt image data') when it cannot be decoded."""
+    try:
+        data = hdu.data
+    except Exception as error:  # noqa: BLE001 - decoders raise many types (CfitsioException, ...)
+        raise error_type(path, f"corrupt image data: {type(error).__name__}: {error}") from error
+    return np.asarray(data, dtype=dtype)
 
 
 def _header_cards(header_bytes: bytes) -> list[str]:
@@ -474,14 +486,6 @@ def _header_values(cards: list[str]) -> tuple[dict[str, Any], list[str]]:
                 continue
             values[keyword] = None if isinstance(value, fits.card.Undefined) else value
     return values, header_warnings
-
-
-def _image_data(path: pathlib.Path, hdu: fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU) -> np.ndarray:
-    try:
-        data = hdu.data
-    except Exception as error:  # noqa: BLE001 - decoders raise many types (CfitsioException, ...)
-        raise SharpReadError(path, f"corrupt image data: {type(error).__name__}: {error}") from error
-    return np.asarray(data, dtype=np.float32)
 
 
 def _segment_from_file_name(path: pathlib.Path) -> str | None:
