@@ -7,7 +7,6 @@ with `build_table_from_arrays`, and an exact index. Uploads use sunpy's real lev
 (``aia_171_level1.fits``, a 128 x 128 full disk); the 193 and 211 A files of a query are that file
 with its WAVELNTH keyword changed.
 """
-import base64
 import io
 import json
 import pathlib
@@ -19,7 +18,7 @@ import pytest
 from fastapi import testclient as fastapi_testclient
 
 from solarjax.app import server
-from tests.test_app_api import LIMITS
+from tests.test_app_api import LIMITS, _data_url_pixels, _png_pixels
 
 WAVELENGTHS = (171, 193, 211)
 NUM_EXAMPLES = 40
@@ -85,19 +84,6 @@ def client(demo_workdir, aia_artefacts):
 @pytest.fixture(scope="module")
 def aia(client) -> server.AiaSearch:
     return client.app.state.aia_engine
-
-
-def _png_pixels(data: bytes) -> np.ndarray:
-    from matplotlib import image as mpimg
-
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return mpimg.imread(io.BytesIO(data), format="png")
-
-
-def _data_url_pixels(url: str) -> np.ndarray:
-    prefix = "data:image/png;base64,"
-    assert url.startswith(prefix)
-    return _png_pixels(base64.b64decode(url[len(prefix):]))
 
 
 def _jsonable(metadata: dict) -> dict:
