@@ -1,7 +1,7 @@
 """`solarjax demo`: the whole method end to end on the embedded synthetic default, on a CPU.
 
 Stages (each cached by its config fingerprint in `outdir/<stage>/stage.json`; a rerun skips finished
-stages and an interrupted one resumes from its checkpoints):
+stages, an interrupted trainer resumes from its checkpoints and any other stage reruns from scratch):
 
 1. dataset     build `sharp_patches/synthetic` (TFDS, array_record) into `outdir/tfds`
 2. gan         train the paper's GAN (orbax checkpoints, metrics.jsonl, sample grids)
@@ -113,13 +113,15 @@ def run_demo(outdir: str | os.PathLike, *, quick: bool = False, fits_dir: str | 
         estimate_s=estimate("dataset"))
     results["gan"] = runner.run(
         "gan", {"steps": size.gan_steps, "eval": size.gan_eval_samples},
-        lambda d: _stage_gan(d, tfds_dir, size), depends_on=("dataset",), estimate_s=estimate("gan"))
+        lambda d: _stage_gan(d, tfds_dir, size), depends_on=("dataset",), estimate_s=estimate("gan"),
+        resumable=True)
     results["directions"] = runner.run(
         "directions", dataclasses.asdict(size), lambda d: _stage_directions(d, outdir / "gan", size),
         depends_on=("gan",), estimate_s=estimate("directions"))
     results["simsiam"] = runner.run(
         "simsiam", {"steps": size.simsiam_steps, "width": size.simsiam_width},
-        lambda d: _stage_simsiam(d, tfds_dir, size), depends_on=("dataset",), estimate_s=estimate("simsiam"))
+        lambda d: _stage_simsiam(d, tfds_dir, size), depends_on=("dataset",), estimate_s=estimate("simsiam"),
+        resumable=True)
     results["index"] = runner.run(
         "index", {}, lambda d: _stage_index(d, tfds_dir, outdir / "simsiam"),
         depends_on=("simsiam",), estimate_s=estimate("index"))

@@ -3,8 +3,9 @@
 A stage is a function `fn(stage_dir) -> dict` (its JSON-serialisable result) with a config. Its
 fingerprint is the hash of its config and of the fingerprints of the stages it depends on; a stage
 whose `stage.json` holds the same fingerprint is skipped and its saved result returned, so a rerun
-skips finished work. A stage that was interrupted has no `stage.json` and runs again in the same
-directory, where trainers resume from their own checkpoints.
+skips finished work. Any other stage runs in an emptied directory, except a `resumable` one (a
+trainer) that was interrupted under the same fingerprint (recorded in `stage.started.json`): that
+one runs again in its directory and resumes from its own checkpoints.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import pathlib
+import shutil
 import time
 from typing import Any, Callable
 
@@ -46,6 +48,7 @@ class StageRunner:
         *,
         depends_on: tuple[str, ...] = (),
         estimate_s: float | None = None,
+        resumable: bool = False,
     ) -> dict:
         """Runs (or skips) one stage and returns its result dict.
 
@@ -55,13 +58,15 @@ class StageRunner:
           fn: `fn(stage_dir) -> result` doing the work.
           depends_on: names of earlier stages whose fingerprints enter this one's.
           estimate_s: expected seconds on a 2-core CPU, shown before the stage starts.
+          resumable: whether `fn` continues from what an interrupted run of the same fingerprint left
+            in `stage_dir`; stages that are not start from an empty directory.
         """
         self.done += 1
         stage_dir = pathlib.Path(self.outdir) / name
-        stage_dir.mkdir(parents=True, exist_ok=True)
         upstream = {dep: self._stage_record(dep)["fingerprint"] for dep in depends_on}
         stage_fp = fingerprint({"config": config, "upstream": upstream})
         record_path = stage_dir / "stage.json"
+        started_path = stage_dir / "stage.started.json"
         prefix = f"[{self.done}/{self.total}] {name}"
         if record_path.exists():
             record = json.loads(record_path.read_text())
@@ -69,7 +74,12 @@ class StageRunner:
                 self.log(f"{prefix}: done earlier ({record['seconds']:.0f} s), skipped")
                 self.timings[name] = 0.0
                 return record["result"]
-            record_path.unlink()
+        interrupted_fp = json.loads(started_path.read_text())["fingerprint"] if started_path.exists() else None
+        resuming = resumable and interrupted_fp == stage_fp and not record_path.exists()
+        if stage_dir.exists() and not resuming:
+            shutil.rmtree(stage_dir)
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        started_path.write_text(json.dumps({"fingerprint": stage_fp}))
         eta = f" (about {_format_seconds(estimate_s)})" if estimate_s else ""
         self.log(f"{prefix}: running{eta}")
         start = time.perf_counter()
