@@ -56,7 +56,7 @@ QUICK = DemoSize(
 )
 FULL = DemoSize(
     num_patches=6_000, gan_steps=1_500, gan_eval_samples=1_000, directions_samples=10_000, steering_latents=100,
-    targeting_latents=20, simsiam_steps=300, simsiam_width=16, num_queries=500, steer_steps=300, steer_rounds=3,
+    targeting_latents=20, simsiam_steps=300, simsiam_width=16, num_queries=500, steer_steps=150, steer_rounds=3,
     steered_queries=32,
 )
 STAGE_ESTIMATES_S = {  # 2-core CPU, FULL size; QUICK is about a tenth
