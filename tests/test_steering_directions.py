@@ -1,12 +1,14 @@
 """Latent directions of physical quantities (solarjax.steering.directions)."""
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from solarjax import physics
 from solarjax.steering.directions import (
     Directions,
+    LatentGenerator,
     DirectionsFileError,
     GeneratorMismatchError,
     as_generator,
@@ -58,6 +60,26 @@ def test_decision_function_separates_median_labels(directions):
     side = directions.decision(z)[:, directions.names.index("tuf")] > 0
     assert np.mean(side == high) > 0.9
     assert directions.label_thresholds["tuf"][0] == directions.label_thresholds["tuf"][1]
+
+
+def _polarity_flipping_apply(params, z):
+    """The toy with its field's sign set by z[0]: flux grows with |z[0]| and |z[3]|, so G(-z) = -G(z)
+    up to the bipole's geometry and TUF is even in z, as in a GAN trained on both polarities."""
+    magnitudes = z.at[:, 0].set(jnp.abs(z[:, 0])).at[:, 3].set(jnp.abs(z[:, 3]))
+    return toy_apply(params, magnitudes) * jnp.sign(z[:, 0])[:, None, None, None]
+
+
+def test_sign_symmetry_flags_quantities_no_linear_boundary_can_order(directions):
+    # The toy's flux grows monotonically along +e0 and +e3: TUF at z and -z anti-correlate.
+    assert directions.sign_symmetry["tuf"] < -0.9
+    assert directions.sign_symmetry["psep"] < -0.9
+    toy = toy_generator()
+    flipping = LatentGenerator(_polarity_flipping_apply, toy.params, "toy-polarity-flipping", LATENT_DIM)
+    d = fit_directions(flipping, quantities=("tuf", "lead_polarity"), n=N)
+    assert d.sign_symmetry["tuf"] > 0.8                    # even in z (up to the bipole geometry)
+    assert d.test_accuracy["tuf"] < 0.65 and d.r2["tuf"] < 0.05
+    assert d.sign_symmetry["lead_polarity"] < -0.9         # the polarity itself is odd, and linear
+    assert d.test_accuracy["lead_polarity"] > 0.95
 
 
 def test_seed_and_determinism():
@@ -112,6 +134,7 @@ def test_save_load_roundtrip_and_fingerprint(directions, tmp_path):
     np.testing.assert_array_equal(loaded.intercepts, directions.intercepts)
     assert loaded.names == directions.names
     assert loaded.test_accuracy == directions.test_accuracy and loaded.r2 == directions.r2
+    assert loaded.sign_symmetry == directions.sign_symmetry
     assert loaded.counts == directions.counts and loaded.settings == directions.settings
     assert load_directions(folder, directions.fingerprint).fingerprint == directions.fingerprint
     other = toy_generator(amplitude=0.5)

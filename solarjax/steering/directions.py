@@ -19,6 +19,10 @@ p% are low, the highest p% high, and the middle is left out (of training and tes
 is scored the same way: test accuracy is the fraction of test latents on the side of the boundary
 that matches their label; R^2 is that of a ridge regression (alpha 1) of the quantity on z,
 trained on the training latents and scored on the test latents where the quantity is defined.
+Sign symmetry is the Pearson correlation of the quantity at z and at -z over the test latents: near
++1 the quantity is even in z and no linear boundary can order it (accuracy near 0.5, R^2 near 0);
+this is what a generator that flips the field's sign with one latent direction does to the
+unsigned quantities (TUF, area) when it learns a polarity-symmetric data set.
 
 Methods: 'svm' (scikit-learn ``LinearSVC``, C = 1, ``dual='auto'``, as the paper), 'logistic'
 (``LogisticRegression``, C = 1) and 'ridge' (ridge regression of the standardised quantity on z;
@@ -182,6 +186,8 @@ class Directions:
       intercepts: [Q] offsets: ``normals @ z + intercepts`` is the signed distance to the boundary.
       test_accuracy: name -> fraction of test latents on the side matching their label.
       r2: name -> test R^2 of a ridge regression of the quantity on z.
+      sign_symmetry: name -> Pearson correlation of the quantity at z and at -z (test latents):
+        +1 even in z (no linear direction orders it), -1 odd.
       label_thresholds: name -> (low cut, high cut) in the quantity's units; equal for 'median'.
       counts: name -> {'defined', 'train', 'test'}: latents with the quantity defined, and those
         labelled in each split.
@@ -195,6 +201,7 @@ class Directions:
     intercepts: np.ndarray
     test_accuracy: dict[str, float]
     r2: dict[str, float]
+    sign_symmetry: dict[str, float]
     label_thresholds: dict[str, tuple[float, float]]
     counts: dict[str, dict[str, int]]
     mean: dict[str, float]
@@ -232,10 +239,12 @@ class Directions:
         return np.asarray(z, np.float64) @ self.normals.T + self.intercepts
 
     def summary(self) -> dict[str, dict[str, Any]]:
-        """JSON-ready per-quantity figures: accuracy, R^2, thresholds, counts, mean, std, intercept."""
+        """JSON-ready per-quantity figures: accuracy, R^2, sign symmetry, thresholds, counts, mean, std,
+        intercept."""
         return {name: {
             "test_accuracy": self.test_accuracy[name],
             "r2": self.r2[name],
+            "sign_symmetry": self.sign_symmetry[name],
             "intercept": self.intercept(name),
             "label_thresholds": list(self.label_thresholds[name]),
             "counts": self.counts[name],
@@ -312,6 +321,7 @@ def load_directions(folder: str | os.PathLike, generator: Any) -> Directions:
         names=names, normals=normals, intercepts=intercepts,
         test_accuracy={n: _float(figures[n]["test_accuracy"]) for n in names},
         r2={n: _float(figures[n]["r2"]) for n in names},
+        sign_symmetry={n: _float(figures[n]["sign_symmetry"]) for n in names},
         label_thresholds={n: tuple(_float(v) for v in figures[n]["label_thresholds"]) for n in names},
         counts={n: dict(figures[n]["counts"]) for n in names},
         mean={n: _float(figures[n]["mean"]) for n in names},
@@ -360,12 +370,14 @@ def fit_directions(generator: Any, quantities: Sequence[str] = physics.QUANTITY_
 
     fits = {name: _fit_quantity(name, z, values[name].astype(np.float64), is_test, low_pct, high_pct, method, seed)
             for name in quantities}
+    mirrored = latent_quantities(generator, -z[is_test], batch_size)
     return Directions(
         names=tuple(quantities),
         normals=np.stack([fits[q]["normal"] for q in quantities]),
         intercepts=np.array([fits[q]["intercept"] for q in quantities]),
         test_accuracy={q: fits[q]["test_accuracy"] for q in quantities},
         r2={q: fits[q]["r2"] for q in quantities},
+        sign_symmetry={q: _pearson(values[q][is_test], mirrored[q]) for q in quantities},
         label_thresholds={q: fits[q]["thresholds"] for q in quantities},
         counts={q: fits[q]["counts"] for q in quantities},
         mean={q: fits[q]["mean"] for q in quantities},
@@ -430,6 +442,14 @@ def _fit_quantity(name: str, z: np.ndarray, values: np.ndarray, is_test: np.ndar
         "counts": {"defined": int(defined.sum()), "train": int(train.sum()), "test": int(test.sum())},
         "mean": mean, "std": std,
     }
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation over the entries where both are finite (NaN if fewer than 3 or constant)."""
+    both = np.isfinite(a) & np.isfinite(b)
+    if both.sum() < 3 or np.std(a[both]) == 0 or np.std(b[both]) == 0:
+        return float("nan")
+    return float(np.corrcoef(a[both], b[both])[0, 1])
 
 
 # ------------------------------------------------------------------------------------- file I/O
