@@ -65,6 +65,7 @@ from solarjax.data.download import (
 from solarjax.data.jsoc import (
     JSOC_BASE_URL,
     JSOC_EMAIL_REGISTRATION,
+    FetchReport,
     JsocError,
     chunked,
     export_and_fetch,
@@ -469,51 +470,22 @@ def match_channels(
 
 
 # ---------------------------------------------------------------------------------------- download
-@dataclasses.dataclass
-class AiaDownloadReport:
-    """What `download_aia` matched, fetched, skipped and could not fetch.
+@dataclasses.dataclass(kw_only=True)
+class AiaDownloadReport(FetchReport):
+    """What `download_aia` matched, fetched, skipped and could not fetch: a `FetchReport` plus the matching.
 
     Attributes:
-      out_dir: the output folder.
       selection: matched and dropped slots, rejected records.
       files: every file name the complete slots need.
-      downloaded: names fetched by this run.
-      skipped: names already finished before this run (not exported or fetched again).
-      failed: name -> reason, for files this run could not fetch.
-      bytes_downloaded: bytes fetched by this run.
       estimated_bytes: files still missing x `TYPICAL_AIA_FILE_BYTES`.
-      export_ids: JSOC export request ids used by this run.
-      dry_run: True if nothing was exported or written.
     """
 
-    out_dir: pathlib.Path
     selection: AiaSelection
-    files: list[str]
-    downloaded: list[str] = dataclasses.field(default_factory=list)
-    skipped: list[str] = dataclasses.field(default_factory=list)
-    failed: dict[str, str] = dataclasses.field(default_factory=dict)
-    bytes_downloaded: int = 0
-    estimated_bytes: int = 0
-    export_ids: list[str] = dataclasses.field(default_factory=list)
-    dry_run: bool = False
 
     def summary(self) -> str:
         """Human-readable lines: matching, then what was (or would be) fetched."""
-        lines = self.selection.summary_lines()
-        lines.append(f"{len(self.files)} files; {len(self.skipped)} already in {self.out_dir}")
-        if self.dry_run:
-            missing = len(self.files) - len(self.skipped)
-            lines.append(
-                f"dry run: {missing} files to fetch, estimated {self.estimated_bytes / 1e9:.2f} GB "
-                f"({TYPICAL_AIA_FILE_BYTES / 1e6:g} MB per file)"
-            )
-        else:
-            lines.append(
-                f"downloaded {len(self.downloaded)} files ({self.bytes_downloaded / 1e6:.1f} MB), "
-                f"{len(self.failed)} failed"
-            )
-            lines += [f"  failed {name}: {reason}" for name, reason in sorted(self.failed.items())]
-        return "\n".join(lines)
+        estimate = f"{self.estimated_bytes / 1e9:.2f} GB ({TYPICAL_AIA_FILE_BYTES / 1e6:g} MB per file)"
+        return "\n".join(self.selection.summary_lines() + self.fetch_lines(estimate=estimate))
 
 
 def _whole_seconds(t: datetime.datetime, what: str) -> datetime.datetime:
@@ -626,10 +598,7 @@ def download_aia(
             client, batches, manifest, email=email, filenamefmt=aia_filenamefmt(series), policy=policy,
             sleep=sleep, poll_seconds=poll_seconds, export_timeout_s=export_timeout_s, timeout_s=timeout_s, log=log,
         )
-        report.downloaded += outcome.downloaded
-        report.failed.update(outcome.failed)
-        report.bytes_downloaded += outcome.bytes_downloaded
-        report.export_ids += outcome.export_ids
+        report.add_fetched(outcome)
     log(report.summary())
     return report
 

@@ -19,7 +19,8 @@ Steps (each a small function below, all checked against a local JSOC replay in t
    (method ``url``, protocol ``fits``) as recnum lists ``hmi.sharp_cea_720s[:#r1,#r2,...]{Br}``
    (JSOC's own canonical form for explicit lists), ``records_per_export`` at a time; drms polls
    ``exp_status`` until the export is ready (status 0; 1, 2 and 6 mean pending). Steps 3 and 4
-   are `export_and_fetch`, shared with the SDO/AIA downloader (`solarjax.data.aia`).
+   are `export_and_fetch`, shared with the SDO/AIA downloader (`solarjax.data.aia`), as is
+   `FetchReport`, the fetch part of both downloaders' reports.
 4. Fetch. `solarjax.data.download.fetch_files` downloads each file to ``<name>.part``, checks its
    length and that astropy reads it, renames it, and records it in ``manifest.json``; reruns skip
    finished files and retry failed ones.
@@ -521,25 +522,23 @@ def export_and_fetch(
     return outcome
 
 
-@dataclasses.dataclass
-class DownloadReport:
-    """What `download_sharps` selected, fetched, skipped and could not fetch.
+@dataclasses.dataclass(kw_only=True)
+class FetchReport:
+    """The fetch part of a download report, shared by `DownloadReport` and `solarjax.data.aia.AiaDownloadReport`.
 
     Attributes:
       out_dir: the output folder.
-      records: selected records, sorted by (HARPNUM, T_REC).
-      files: every file name the selection needs (records x segments).
+      files: every file name the selection needs.
       downloaded: names fetched by this run.
       skipped: names already finished before this run (not exported or fetched again).
       failed: name -> reason, for files this run could not fetch.
       bytes_downloaded: bytes fetched by this run.
-      estimated_bytes: expected bytes of the files that were still missing (see module docstring).
+      estimated_bytes: expected bytes of the files that were still missing (typical size per file).
       export_ids: JSOC export request ids used by this run.
       dry_run: True if nothing was exported or written.
     """
 
     out_dir: pathlib.Path
-    records: list[SharpRecord]
     files: list[str]
     downloaded: list[str] = dataclasses.field(default_factory=list)
     skipped: list[str] = dataclasses.field(default_factory=list)
@@ -549,23 +548,54 @@ class DownloadReport:
     export_ids: list[str] = dataclasses.field(default_factory=list)
     dry_run: bool = False
 
-    def summary(self) -> str:
-        """Human-readable lines: selection, then what was (or would be) fetched."""
-        harps = len({r.harpnum for r in self.records})
-        missing = len(self.files) - len(self.skipped)
-        lines = [
-            f"{len(self.records)} SHARP records selected ({harps} HARPs), {len(self.files)} files; "
-            f"{len(self.skipped)} already in {self.out_dir}",
-        ]
+    def add_fetched(self, outcome: ExportFetchResult) -> None:
+        """Add one `export_and_fetch` outcome (names, failures, bytes, export ids) to this report."""
+        self.downloaded += outcome.downloaded
+        self.failed.update(outcome.failed)
+        self.bytes_downloaded += outcome.bytes_downloaded
+        self.export_ids += outcome.export_ids
+
+    def fetch_lines(self, *, lead: str = "", estimate: str) -> list[str]:
+        """Summary lines of the fetch.
+
+        ``<lead>N files; M already in <out_dir>``, then either ``dry run: K files to fetch,
+        estimated <estimate>`` or ``downloaded N files (X MB), K failed`` and one
+        ``  failed <name>: <reason>`` line per failure, sorted by name.
+
+        Args:
+          lead: text put before the file count on its line (e.g. the selection's counts).
+          estimate: the dry run's size text, e.g. ``3.1 MB``.
+        """
+        lines = [f"{lead}{len(self.files)} files; {len(self.skipped)} already in {self.out_dir}"]
         if self.dry_run:
-            lines.append(f"dry run: {missing} files to fetch, estimated {self.estimated_bytes / 1e6:.1f} MB")
+            missing = len(self.files) - len(self.skipped)
+            lines.append(f"dry run: {missing} files to fetch, estimated {estimate}")
         else:
             lines.append(
                 f"downloaded {len(self.downloaded)} files ({self.bytes_downloaded / 1e6:.1f} MB), "
                 f"{len(self.failed)} failed"
             )
             lines += [f"  failed {name}: {reason}" for name, reason in sorted(self.failed.items())]
-        return "\n".join(lines)
+        return lines
+
+
+@dataclasses.dataclass(kw_only=True)
+class DownloadReport(FetchReport):
+    """What `download_sharps` selected, fetched, skipped and could not fetch: a `FetchReport` plus the records.
+
+    Attributes:
+      records: selected records, sorted by (HARPNUM, T_REC).
+      files: every file name the selection needs (records x segments).
+      estimated_bytes: files still missing x `TYPICAL_SEGMENT_BYTES` of their segment.
+    """
+
+    records: list[SharpRecord]
+
+    def summary(self) -> str:
+        """Human-readable lines: selection, then what was (or would be) fetched."""
+        harps = len({r.harpnum for r in self.records})
+        lead = f"{len(self.records)} SHARP records selected ({harps} HARPs), "
+        return "\n".join(self.fetch_lines(lead=lead, estimate=f"{self.estimated_bytes / 1e6:.1f} MB"))
 
 
 def chunked(items: Sequence, size: int) -> list[Sequence]:
@@ -684,8 +714,7 @@ def download_sharps(
         client, batches, manifest, email=email, filenamefmt=SHARP_FILENAME_FORMAT, policy=policy, sleep=sleep,
         poll_seconds=poll_seconds, export_timeout_s=export_timeout_s, timeout_s=timeout_s, log=log,
     )
-    report.downloaded, report.failed = outcome.downloaded, outcome.failed
-    report.bytes_downloaded, report.export_ids = outcome.bytes_downloaded, outcome.export_ids
+    report.add_fetched(outcome)
     log(report.summary())
     return report
 
