@@ -35,42 +35,26 @@ written: TFDS then stops with "No examples were yielded").
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import logging
 import os
 import pathlib
-import time
 from typing import Any, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
 from astropy.table import Table
 from astropy.time import Time
-from tensorflow_datasets.core import shuffle as tfds_shuffle
 
+from data_builders import common
+from data_builders.common import PATCH_SIZE
 from solarjax.data import aia_prep, aia_synthetic
-
-logger = logging.getLogger(__name__)
-
-PATCH_SIZE = 128
-"""Side of the stored patches in pixels."""
 
 DEFAULT_WAVELENGTHS = (171, 193, 211)
 """Channels of the predefined configs, Angstrom."""
 
-SPLIT_FRACTIONS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
-"""Share of days (fits) or of indices (synthetic) in each split."""
-
 SYNTHETIC_CHUNK = 256
 """Synthetic patches generated per call."""
 
-BUILD_LOG_NAME = "build_log.json"
-
 FITS_SUFFIXES = (".fits", ".fts", ".fit")
-
-IN_MEMORY_SHUFFLE_BYTES = 64 << 30
-"""Largest split (serialised bytes) shuffled in memory; TFDS's own 1 GB limit would need TensorFlow."""
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 The `fits` config reads AIA level-1 FITS files (any names, subfolders allowed), for example a JSOC
@@ -85,15 +69,12 @@ aia_V*_response_table.txt passed as correction_table=); offline, pass degradatio
 
 
 @dataclasses.dataclass
-class AIAPatchesConfig(tfds.core.BuilderConfig):
-    """An `aia_patches` config.
+class AIAPatchesConfig(common.PatchesConfig):
+    """An `aia_patches` config: the fields of `common.PatchesConfig` (``num_examples`` of fits: at
+    most this many observations, the earliest) and the channels and patch layout.
 
     Attributes:
-      source: 'synthetic' or 'fits'.
       wavelengths: channels in stacking order, Angstrom.
-      num_examples: synthetic: patches over all splits; fits: at most this many observations (the
-        earliest); None: all. The builder's ``num_examples`` argument overrides it.
-      seed: the synthetic set.
       overlap: fits: pixels shared by neighbouring grid patches (0 <= overlap < 128).
       downsample_factor: fits: integer block-mean factor after registration.
       min_mu, max_mu: fits: keep patches whose centre mu lies in [min_mu, max_mu] (None: no bound;
@@ -101,10 +82,7 @@ class AIAPatchesConfig(tfds.core.BuilderConfig):
       time_tolerance_s: fits: largest T_OBS spread among the channels of one observation, s.
     """
 
-    source: str = "synthetic"
     wavelengths: tuple[int, ...] = DEFAULT_WAVELENGTHS
-    num_examples: int | None = None
-    seed: int = 23
     overlap: int = 0
     downsample_factor: int = 1
     min_mu: float | None = None
@@ -112,24 +90,11 @@ class AIAPatchesConfig(tfds.core.BuilderConfig):
     time_tolerance_s: float = aia_prep.DEFAULT_TIME_TOLERANCE_S
 
 
-class BuildLog(tfds.core.Metadata):
-    """What a build did with its input, saved as `BUILD_LOG_NAME` in the dataset directory.
-
-    Keys: ``failures`` and ``ignored`` (lists of {"path", "reason"}), ``degradation``
-    ({"applied": bool, "table": str or None}).
-    """
+class BuildLog(common.BuildLog):
+    """`common.BuildLog` with ``degradation`` ({"applied": bool, "table": str or None})."""
 
     def __init__(self):
-        super().__init__(failures=[], ignored=[], degradation={"applied": False, "table": None})
-
-    def save_metadata(self, data_dir):
-        path = pathlib.Path(os.fspath(data_dir)) / BUILD_LOG_NAME
-        path.write_text(json.dumps(dict(self), indent=1))
-
-    def load_metadata(self, data_dir):
-        path = pathlib.Path(os.fspath(data_dir)) / BUILD_LOG_NAME
-        self.clear()
-        self.update(json.loads(path.read_text()))
+        super().__init__(degradation={"applied": False, "table": None})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,27 +106,8 @@ class _ObservationFiles:
 
 
 def day_split(day: str) -> str:
-    """The split of a UTC day 'YYYY-MM-DD': sha256 of 'AIA<day>' as a fraction in [0, 1) against `SPLIT_FRACTIONS`."""
-    digest = hashlib.sha256(f"AIA{day}".encode()).digest()
-    fraction = int.from_bytes(digest[:8], "big") / 2.0**64
-    cumulative = 0.0
-    for split, share in SPLIT_FRACTIONS:
-        cumulative += share
-        if fraction < cumulative:
-            return split
-    return SPLIT_FRACTIONS[-1][0]
-
-
-def synthetic_split_ranges(num_examples: int) -> dict[str, range]:
-    """Contiguous index ranges per split; non-train splits get floor(share * n), empty ones are left out."""
-    sizes = {split: int(share * num_examples) for split, share in SPLIT_FRACTIONS[1:]}
-    sizes = {SPLIT_FRACTIONS[0][0]: num_examples - sum(sizes.values()), **sizes}
-    ranges, start = {}, 0
-    for split, size in sizes.items():
-        if size > 0:
-            ranges[split] = range(start, start + size)
-        start += size
-    return ranges
+    """The split of a UTC day 'YYYY-MM-DD': `common.hash_split` of 'AIA<day>'."""
+    return common.hash_split(f"AIA{day}")
 
 
 def group_by_time(
@@ -215,7 +161,7 @@ def _features(num_channels: int) -> tfds.features.FeaturesDict:
     })
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.PatchesBuilder):
     """Multi-channel AIA patches, synthetic (default) or from level-1 FITS files, as array_record."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -228,6 +174,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "synthetic"
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+    MANUAL_DIR_HOLDS = "a folder of AIA level-1 FITS files"
 
     def __init__(
         self,
@@ -244,13 +191,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           correction_table: see `aia_prep.load_correction_table`.
           **kwargs: as `tfds.core.GeneratorBasedBuilder`.
         """
-        kwargs.setdefault("file_format", tfds.core.FileFormat.ARRAY_RECORD)
-        super().__init__(**kwargs)
-        if num_examples is not None and num_examples < 1:
-            raise ValueError(f"num_examples must be positive, got {num_examples}")
+        super().__init__(num_examples=num_examples, **kwargs)
         if degradation not in ("apply", "skip"):
             raise ValueError(f"degradation must be 'apply' or 'skip', got {degradation!r}")
-        self._num_examples = num_examples if num_examples is not None else self.builder_config.num_examples
         self._degradation = degradation
         self._correction_table = correction_table
         self._table: Table | None = None
@@ -263,13 +206,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        tfds_shuffle.MAX_MEM_BUFFER_SIZE = max(tfds_shuffle.MAX_MEM_BUFFER_SIZE, IN_MEMORY_SHUFFLE_BYTES)
         if self.builder_config.source == "fits":
-            self._table = self._degradation_table()
-            work = self._plan_fits(pathlib.Path(os.fspath(dl_manager.manual_dir)))
-        else:
-            work = synthetic_split_ranges(self._num_examples)
-        return {split: self._generate_examples(items) for split, items in work.items()}
+            self._table = self._degradation_table()  # before planning: a missing table stops the build first
+        return super()._split_generators(dl_manager)
 
     def _generate_examples(self, items: range | list[_ObservationFiles]) -> Iterator[tuple[Any, dict[str, Any]]]:
         """Yields (key, example) for a synthetic index range or a list of observations."""
@@ -299,10 +238,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 }
 
     # ------------------------------------------------------------------------------------ fits
-    def _fail(self, path: pathlib.Path | str, reason: str) -> None:
-        self.info.metadata["failures"].append({"path": str(path), "reason": reason})
-        logger.warning("aia_patches: skipped %s: %s", path, reason)
-
     def _degradation_table(self) -> Table | None:
         """The correction table (loaded once), or None for degradation='skip'; recorded in the log."""
         if self._degradation == "skip":
@@ -318,9 +253,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         config = self.builder_config
         log = self.info.metadata
         files = []
-        for path in sorted(p for p in manual_dir.rglob("*") if p.is_file()):
+        for path in common.manual_dir_files(manual_dir):
             if path.suffix.lower() not in FITS_SUFFIXES:
-                log["ignored"].append({"path": str(path), "reason": f"not a FITS file name (*{'/*'.join(FITS_SUFFIXES)})"})
+                self._ignore(path, f"not a FITS file name (*{'/*'.join(FITS_SUFFIXES)})")
                 continue
             try:
                 wavelength, t_obs = aia_prep.read_aia_channel_and_time(path)
@@ -328,21 +263,19 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 self._fail(path, error.reason)
                 continue
             if wavelength not in config.wavelengths:
-                log["ignored"].append({"path": str(path), "reason": f"channel {wavelength} A not in {config.wavelengths}"})
+                self._ignore(path, f"channel {wavelength} A not in {config.wavelengths}")
                 continue
             files.append((path, wavelength, t_obs))
         observations, left_out = group_by_time(files, tuple(config.wavelengths), config.time_tolerance_s)
-        log["ignored"].extend({"path": str(path), "reason": reason} for path, reason in left_out)
+        for path, reason in left_out:
+            self._ignore(path, reason)
         observations = observations[: self._num_examples]
         if not observations:
             raise FileNotFoundError(
                 f"{manual_dir}: no complete observation of {config.wavelengths} A among the AIA files "
                 f"({len(log['failures'])} broken, {len(log['ignored'])} ignored)\n{MANUAL_DOWNLOAD_INSTRUCTIONS}"
             )
-        plan: dict[str, list[_ObservationFiles]] = {}
-        for observation in observations:
-            plan.setdefault(day_split(observation.t_obs.utc.isot[:10]), []).append(observation)
-        return {split: plan[split] for split, _ in SPLIT_FRACTIONS if split in plan}
+        return common.group_by_split(observations, lambda observation: day_split(observation.t_obs.utc.isot[:10]))
 
     def _fits_examples(self, observations: list[_ObservationFiles], table: Table | None):
         config = self.builder_config
@@ -413,26 +346,5 @@ def build(
       The built dataset's info: ``info.splits``, ``info.data_dir`` and ``info.metadata`` (the
       `BuildLog`, also in ``<info.data_dir>/build_log.json``).
     """
-    if isinstance(config, str) and config not in Builder.builder_configs:
-        raise ValueError(f"unknown config {config!r}; choose one of {sorted(Builder.builder_configs)}")
-    source = Builder.builder_configs[config].source if isinstance(config, str) else config.source
-    if source not in ("synthetic", "fits"):
-        raise ValueError(f"config source must be 'synthetic' or 'fits', got {source!r}")
-    if source == "fits" and manual_dir is None:
-        raise ValueError("the fits config needs manual_dir, a folder of AIA level-1 FITS files\n"
-                         + MANUAL_DOWNLOAD_INSTRUCTIONS)
-    builder = Builder(config=config, data_dir=os.fspath(data_dir), num_examples=num_examples,
-                      degradation=degradation, correction_table=correction_table)
-    started = time.perf_counter()
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(
-            manual_dir=None if manual_dir is None else os.fspath(manual_dir),
-            download_mode=tfds.download.GenerateMode.FORCE_REDOWNLOAD,
-            try_download_gcs=False,
-        )
-    )
-    seconds = time.perf_counter() - started
-    total = sum(split.num_examples for split in builder.info.splits.values())
-    logger.info("built aia_patches/%s: %d patches in %.1f s, %d failures; log in %s", builder.builder_config.name,
-                total, seconds, len(builder.info.metadata["failures"]), pathlib.Path(builder.data_dir) / BUILD_LOG_NAME)
-    return builder.info
+    return common.build_dataset(Builder, config, data_dir, manual_dir, num_examples=num_examples,
+                                degradation=degradation, correction_table=correction_table)

@@ -30,38 +30,25 @@ fails to read cannot be written: TFDS then stops with "No examples were yielded"
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import logging
 import os
 import pathlib
 import re
-import time
 from typing import Any, Iterator
 
 import jax
 import numpy as np
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core import shuffle as tfds_shuffle
 
+from data_builders import common
+from data_builders.common import PATCH_SIZE
 from solarjax import physics
 from solarjax.data import synthetic
 from solarjax.data.download import FITS_BLOCK_BYTES
 from solarjax.data.fits import SHARP_CEA_PIXEL_MM, SharpPatch, SharpReadError, read_sharp
 from solarjax.data.preprocess import preprocess_patch
 
-logger = logging.getLogger(__name__)
-
-PATCH_SIZE = 128
-"""Side of the stored images in pixels."""
-
-SPLIT_FRACTIONS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
-"""Share of HARPs (fits) or of indices (synthetic) in each split."""
-
 CHUNK_SIZE = 256
 """Patches read or generated, and scored by one vectorised physics call (fixed shape: one compilation)."""
-
-BUILD_LOG_NAME = "build_log.json"
 
 SHARP_FILE_NAME = re.compile(
     r"^hmi\.sharp_cea_720s\.(?P<harpnum>\d+)\.(?P<time>\d{8}_\d{6})_TAI\.(?P<segment>[A-Za-z]+)\.fits$"
@@ -69,8 +56,6 @@ SHARP_FILE_NAME = re.compile(
 """JSOC export file name of one SHARP CEA segment."""
 
 MAX_BIPOLES = synthetic.SyntheticConfig().max_bipoles
-IN_MEMORY_SHUFFLE_BYTES = 64 << 30
-"""Largest split (serialised bytes) shuffled in memory; TFDS's own 1 GB limit would need TensorFlow."""
 
 # Synthetic ground truth stored as `truth_<name>`: dtype and the neutral value real patches get.
 _TRUTH_SCALARS = {
@@ -107,39 +92,19 @@ Br files become examples; a bitmap file of the same record is stored next to its
 
 
 @dataclasses.dataclass
-class SharpPatchesConfig(tfds.core.BuilderConfig):
-    """A `sharp_patches` config.
+class SharpPatchesConfig(common.PatchesConfig):
+    """A `sharp_patches` config (fields of `common.PatchesConfig`).
 
-    Attributes:
-      source: 'synthetic' or 'fits'.
-      num_examples: synthetic: patches over all splits; fits: at most this many Br files (the
-        first in name order); None: every file. The builder's ``num_examples`` argument overrides it.
-      seed: the synthetic set (see `solarjax.data.synthetic.generate`).
+    ``num_examples`` of fits: at most this many Br files (the first in name order); ``seed``: see
+    `solarjax.data.synthetic.generate`.
     """
 
-    source: str = "synthetic"
-    num_examples: int | None = None
-    seed: int = 23
 
-
-class BuildLog(tfds.core.Metadata):
-    """What a build did with its input files, saved as `BUILD_LOG_NAME` in the dataset directory.
-
-    Keys: ``failures`` and ``ignored`` (lists of {"path", "reason"}), ``unused_segments``
-    (segment name -> number of files checked but not read).
-    """
+class BuildLog(common.BuildLog):
+    """`common.BuildLog` with ``unused_segments`` (segment name -> number of files checked but not read)."""
 
     def __init__(self):
-        super().__init__(failures=[], ignored=[], unused_segments={})
-
-    def save_metadata(self, data_dir):
-        path = pathlib.Path(os.fspath(data_dir)) / BUILD_LOG_NAME
-        path.write_text(json.dumps(dict(self), indent=1))
-
-    def load_metadata(self, data_dir):
-        path = pathlib.Path(os.fspath(data_dir)) / BUILD_LOG_NAME
-        self.clear()
-        self.update(json.loads(path.read_text()))
+        super().__init__(unused_segments={})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,27 +131,8 @@ class _Chunk:
 
 
 def harp_split(harpnum: int) -> str:
-    """The split of a HARP: sha256 of 'HARP<harpnum>' as a fraction in [0, 1) against `SPLIT_FRACTIONS`."""
-    digest = hashlib.sha256(f"HARP{int(harpnum)}".encode()).digest()
-    fraction = int.from_bytes(digest[:8], "big") / 2.0**64
-    cumulative = 0.0
-    for split, share in SPLIT_FRACTIONS:
-        cumulative += share
-        if fraction < cumulative:
-            return split
-    return SPLIT_FRACTIONS[-1][0]
-
-
-def synthetic_split_ranges(num_examples: int) -> dict[str, range]:
-    """Contiguous index ranges per split; non-train splits get floor(share * n), empty ones are left out."""
-    sizes = {split: int(share * num_examples) for split, share in SPLIT_FRACTIONS[1:]}
-    sizes = {SPLIT_FRACTIONS[0][0]: num_examples - sum(sizes.values()), **sizes}
-    ranges, start = {}, 0
-    for split, size in sizes.items():
-        if size > 0:
-            ranges[split] = range(start, start + size)
-        start += size
-    return ranges
+    """The split of a HARP: `common.hash_split` of 'HARP<harpnum>'."""
+    return common.hash_split(f"HARP{int(harpnum)}")
 
 
 def resize_nearest(mask: np.ndarray, size: int = PATCH_SIZE) -> np.ndarray:
@@ -282,7 +228,7 @@ def _neutral_truth() -> dict[str, Any]:
     return truth
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.PatchesBuilder):
     """SHARP CEA Br patches, synthetic (default) or from FITS files, as array_record."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -299,14 +245,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "synthetic"
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
-
-    def __init__(self, *, num_examples: int | None = None, **kwargs):
-        """Args: num_examples overrides the config's; other arguments as `tfds.core.GeneratorBasedBuilder`."""
-        kwargs.setdefault("file_format", tfds.core.FileFormat.ARRAY_RECORD)
-        super().__init__(**kwargs)
-        if num_examples is not None and num_examples < 1:
-            raise ValueError(f"num_examples must be positive, got {num_examples}")
-        self._num_examples = num_examples if num_examples is not None else self.builder_config.num_examples
+    MANUAL_DIR_HOLDS = "a folder of SHARP FITS files"
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -315,21 +254,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             metadata=BuildLog(),
         )
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        # TFDS shuffles a split in memory up to MAX_MEM_BUFFER_SIZE (1 GB, ~15,000 patches) and beyond
-        # that spills to temporary files through TensorFlow's gfile, which is not installed: keep the
-        # whole split in memory instead (64 KB per patch: 44,000 real SHARPs are ~3 GB).
-        tfds_shuffle.MAX_MEM_BUFFER_SIZE = max(tfds_shuffle.MAX_MEM_BUFFER_SIZE, IN_MEMORY_SHUFFLE_BYTES)
-        if self.builder_config.source == "fits":
-            work = self._plan_fits(pathlib.Path(os.fspath(dl_manager.manual_dir)))
-        else:
-            work = synthetic_split_ranges(self._num_examples)
-        return {split: self._generate_examples(split, items) for split, items in work.items()}
-
-    def _generate_examples(self, split: str, items):
+    def _generate_examples(self, items: range | list[_BrFile]) -> Iterator[tuple[Any, dict[str, Any]]]:
         """Yields (key, example): chunks of patches, their physics added in one vectorised call."""
         chunks = self._fits_chunks(items) if self.builder_config.source == "fits" else self._synthetic_chunks(items)
-        count = 0
         for chunk in chunks:
             quantities = physics_features(chunk.images, chunk.pixel_size_mm)
             for i, key in enumerate(chunk.keys):
@@ -338,8 +265,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 example["pixel_size_mm"] = chunk.pixel_size_mm[i]
                 example.update({name: value[i] for name, value in quantities.items()})
                 yield key, example
-            count += len(chunk.keys)
-        logger.info("sharp_patches/%s %s: %d examples", self.builder_config.name, split, count)
 
     # ------------------------------------------------------------------------------- synthetic
     def _synthetic_chunks(self, indices: range) -> Iterator[_Chunk]:
@@ -372,20 +297,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             )
 
     # ------------------------------------------------------------------------------------ fits
-    def _fail(self, path: pathlib.Path, reason: str) -> None:
-        self.info.metadata["failures"].append({"path": str(path), "reason": reason})
-        logger.warning("sharp_patches: skipped %s: %s", path, reason)
-
     def _plan_fits(self, manual_dir: pathlib.Path) -> dict[str, list[_BrFile]]:
         """Sorts the manual dir's files into Br files per split; logs bad, ignored and unused files."""
         log = self.info.metadata
         br_files: dict[tuple[int, str], pathlib.Path] = {}
         bitmaps: dict[tuple[int, str], pathlib.Path] = {}
-        for path in sorted(p for p in manual_dir.rglob("*") if p.is_file()):
+        for path in common.manual_dir_files(manual_dir):
             match = SHARP_FILE_NAME.match(path.name)
             if match is None:
-                log["ignored"].append({"path": str(path), "reason": "not a SHARP CEA file name "
-                                       "hmi.sharp_cea_720s.<HARPNUM>.<YYYYMMDD_HHMMSS>_TAI.<segment>.fits"})
+                self._ignore(path, "not a SHARP CEA file name "
+                                   "hmi.sharp_cea_720s.<HARPNUM>.<YYYYMMDD_HHMMSS>_TAI.<segment>.fits")
                 continue
             problem = _size_problem(path.stat().st_size)
             if problem is not None:
@@ -396,26 +317,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             if segment in ("Br", "bitmap"):
                 kept = br_files if segment == "Br" else bitmaps
                 if record in kept:
-                    log["ignored"].append({"path": str(path), "reason": f"duplicate of {kept[record]}"})
+                    self._ignore(path, f"duplicate of {kept[record]}")
                 else:
                     kept[record] = path
             else:
                 log["unused_segments"][segment] = log["unused_segments"].get(segment, 0) + 1
         for record in sorted(bitmaps.keys() - br_files.keys()):
-            reason = "bitmap without a Br file of the same record"
-            log["ignored"].append({"path": str(bitmaps[record]), "reason": reason})
+            self._ignore(bitmaps[record], "bitmap without a Br file of the same record")
         records = sorted(br_files)[: self._num_examples]
         if not records:
             raise FileNotFoundError(
                 f"{manual_dir}: no usable hmi.sharp_cea_720s.*.Br.fits file "
                 f"({len(log['failures'])} broken, {len(log['ignored'])} ignored)\n{MANUAL_DOWNLOAD_INSTRUCTIONS}"
             )
-        plan: dict[str, list[_BrFile]] = {}
-        for record in records:
-            plan.setdefault(harp_split(record[0]), []).append(
-                _BrFile(path=br_files[record], harpnum=record[0], bitmap=bitmaps.get(record))
-            )
-        return {split: plan[split] for split, _ in SPLIT_FRACTIONS if split in plan}
+        files = [_BrFile(path=br_files[record], harpnum=record[0], bitmap=bitmaps.get(record)) for record in records]
+        return common.group_by_split(files, lambda file: harp_split(file.harpnum))
 
     def _fits_chunks(self, files: list[_BrFile]) -> Iterator[_Chunk]:
         for start in range(0, len(files), CHUNK_SIZE):
@@ -497,26 +413,4 @@ def build(
       The built dataset's info: ``info.splits[split].num_examples``, ``info.data_dir`` and
       ``info.metadata`` (the `BuildLog`, also written to ``<info.data_dir>/build_log.json``).
     """
-    if config_name not in Builder.builder_configs:
-        raise ValueError(f"unknown config {config_name!r}; choose one of {sorted(Builder.builder_configs)}")
-    if config_name == "fits" and manual_dir is None:
-        raise ValueError(
-            "the fits config needs manual_dir, a folder of SHARP FITS files\n" + MANUAL_DOWNLOAD_INSTRUCTIONS
-        )
-    builder = Builder(config=config_name, data_dir=os.fspath(data_dir), num_examples=num_examples)
-    started = time.perf_counter()
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(
-            manual_dir=None if manual_dir is None else os.fspath(manual_dir),
-            download_mode=tfds.download.GenerateMode.FORCE_REDOWNLOAD,
-            try_download_gcs=False,
-        )
-    )
-    seconds = time.perf_counter() - started
-    total = sum(split.num_examples for split in builder.info.splits.values())
-    logger.info(
-        "built sharp_patches/%s: %d patches in %.1f s (%.0f patches/s), %d files failed; log in %s",
-        config_name, total, seconds, total / seconds, len(builder.info.metadata["failures"]),
-        pathlib.Path(builder.data_dir) / BUILD_LOG_NAME,
-    )
-    return builder.info
+    return common.build_dataset(Builder, config_name, data_dir, manual_dir, num_examples=num_examples)

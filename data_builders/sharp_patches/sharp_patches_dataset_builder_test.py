@@ -11,11 +11,7 @@ import tensorflow_datasets as tfds
 
 import data_builders  # noqa: F401  (registers sharp_patches)
 from data_builders.sharp_patches import BUILD_LOG_NAME, build, harp_split
-from data_builders.sharp_patches.sharp_patches_dataset_builder import (
-    physics_feature_names,
-    resize_nearest,
-    synthetic_split_ranges,
-)
+from data_builders.sharp_patches.sharp_patches_dataset_builder import physics_feature_names, resize_nearest
 from solarjax import physics
 from solarjax.data import synthetic
 from solarjax.data.fits import read_sharp
@@ -265,15 +261,6 @@ def test_harp_split_is_a_fixed_hash_with_the_documented_fractions():
     assert harp_split(1446) == "test" and harp_split(1455) == "validation"
     for split, share in (("train", 0.8), ("validation", 0.1), ("test", 0.1)):
         assert abs(np.mean(splits == split) - share) < 0.01
-
-
-@pytest.mark.parametrize(
-    "n, sizes", [(1, [1, 0, 0]), (9, [9, 0, 0]), (10, [8, 1, 1]), (20_000, [16_000, 2_000, 2_000])]
-)
-def test_synthetic_split_ranges_partition_the_indices(n, sizes):
-    ranges = synthetic_split_ranges(n)
-    assert [len(ranges.get(s, range(0))) for s in ("train", "validation", "test")] == sizes
-    assert [i for r in ranges.values() for i in r] == list(range(n))
 
 
 def test_resize_nearest_takes_the_pixel_under_each_centre():

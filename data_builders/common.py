@@ -1,0 +1,226 @@
+"""The skeleton shared by the patch dataset builders (`sharp_patches`, `aia_patches`).
+
+Both builders have two sources: ``synthetic`` (a seeded generated set, split into contiguous index
+ranges) and ``fits`` (files of a manual dir, split by a sha256 hash of what must stay in one split:
+the HARP, or the UTC day). Both write array_record files and a build log. This module holds what
+they share; features, configs beyond `PatchesConfig` and example generation stay in each builder.
+
+  `PatchesConfig`: the config fields every builder reads (source, num_examples, seed).
+  `PatchesBuilder`: the builder skeleton; a subclass gives `_info`, `_plan_fits` and
+    `_generate_examples`.
+  `BuildLog`: ``build_log.json``, the dataset's record of failed and ignored input files.
+  `hash_split`, `synthetic_split_ranges`, `group_by_split`: the split assignment.
+  `build_dataset`: builds one config into a data directory (each builder's ``build`` calls it).
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import time
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import shuffle as tfds_shuffle
+
+PATCH_SIZE = 128
+"""Side of the stored patches in pixels."""
+
+SOURCES = ("synthetic", "fits")
+"""Where a config's patches come from."""
+
+SPLIT_FRACTIONS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
+"""Share of hashed keys (fits) or of indices (synthetic) in each split, in split order."""
+
+BUILD_LOG_NAME = "build_log.json"
+
+IN_MEMORY_SHUFFLE_BYTES = 64 << 30
+"""Largest split (serialised bytes) shuffled in memory; TFDS's own 1 GB limit would need TensorFlow."""
+
+Item = TypeVar("Item")
+
+
+@dataclasses.dataclass
+class PatchesConfig(tfds.core.BuilderConfig):
+    """The config fields `PatchesBuilder` reads.
+
+    Attributes:
+      source: 'synthetic' or 'fits'.
+      num_examples: synthetic: patches over all splits; fits: at most this many input units (the
+        builder says which: Br files, observations); None: all. The builder's ``num_examples``
+        argument overrides it.
+      seed: the synthetic set.
+    """
+
+    source: str = "synthetic"
+    num_examples: int | None = None
+    seed: int = 23
+
+
+class BuildLog(tfds.core.Metadata):
+    """What a build did with its input files, saved as `BUILD_LOG_NAME` (indented JSON) in the dataset directory.
+
+    Keys: ``failures`` and ``ignored`` (lists of {"path", "reason"}), then the builder's own keys.
+    """
+
+    def __init__(self, **builder_keys: Any):
+        """Args: builder_keys: the builder's own keys and their initial values (after failures, ignored)."""
+        super().__init__(failures=[], ignored=[], **builder_keys)
+
+    def save_metadata(self, data_dir):
+        path = pathlib.Path(os.fspath(data_dir)) / BUILD_LOG_NAME
+        path.write_text(json.dumps(dict(self), indent=1))
+
+    def load_metadata(self, data_dir):
+        path = pathlib.Path(os.fspath(data_dir)) / BUILD_LOG_NAME
+        self.clear()
+        self.update(json.loads(path.read_text()))
+
+
+def hash_split(key: str) -> str:
+    """The split of a key: the first 8 bytes of its sha256 as a fraction in [0, 1) against `SPLIT_FRACTIONS`."""
+    digest = hashlib.sha256(key.encode()).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2.0**64
+    cumulative = 0.0
+    for split, share in SPLIT_FRACTIONS:
+        cumulative += share
+        if fraction < cumulative:
+            return split
+    return SPLIT_FRACTIONS[-1][0]
+
+
+def synthetic_split_ranges(num_examples: int) -> dict[str, range]:
+    """Contiguous index ranges per split; non-train splits get floor(share * n), empty ones are left out."""
+    sizes = {split: int(share * num_examples) for split, share in SPLIT_FRACTIONS[1:]}
+    sizes = {SPLIT_FRACTIONS[0][0]: num_examples - sum(sizes.values()), **sizes}
+    ranges, start = {}, 0
+    for split, size in sizes.items():
+        if size > 0:
+            ranges[split] = range(start, start + size)
+        start += size
+    return ranges
+
+
+def group_by_split(items: Iterable[Item], split_of: Callable[[Item], str]) -> dict[str, list[Item]]:
+    """Items per split, splits in `SPLIT_FRACTIONS` order, items in input order; empty splits left out."""
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        groups.setdefault(split_of(item), []).append(item)
+    return {split: groups[split] for split, _ in SPLIT_FRACTIONS if split in groups}
+
+
+def manual_dir_files(manual_dir: pathlib.Path) -> list[pathlib.Path]:
+    """Every file under ``manual_dir`` (subfolders included), in path order."""
+    return sorted(path for path in manual_dir.rglob("*") if path.is_file())
+
+
+class PatchesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Builder skeleton: array_record files, synthetic or fits source, a `BuildLog` as ``info.metadata``.
+
+    A subclass (named ``Builder`` in ``<name>_dataset_builder.py``, which registers it) gives
+    `_info` (with a `BuildLog` as metadata), `_plan_fits` and `_generate_examples`; its configs are
+    `PatchesConfig`s. Its module's logger gets the failure warnings and the per-split counts.
+    """
+
+    MANUAL_DIR_HOLDS: str
+    """What ``manual_dir`` holds, for the error of a fits build without one (e.g. "a folder of ...")."""
+
+    def __init__(self, *, num_examples: int | None = None, **kwargs):
+        """Args: num_examples overrides the config's; other arguments as `tfds.core.GeneratorBasedBuilder`."""
+        kwargs.setdefault("file_format", tfds.core.FileFormat.ARRAY_RECORD)
+        super().__init__(**kwargs)
+        if num_examples is not None and num_examples < 1:
+            raise ValueError(f"num_examples must be positive, got {num_examples}")
+        self._num_examples = num_examples if num_examples is not None else self.builder_config.num_examples
+
+    @abc.abstractmethod
+    def _plan_fits(self, manual_dir: pathlib.Path) -> dict[str, list]:
+        """The manual dir's input units per split (`group_by_split` order); logs bad and ignored files."""
+
+    @abc.abstractmethod
+    def _generate_examples(self, items: range | list) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """Yields (key, example) for a synthetic index range or a list of `_plan_fits` units."""
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        # TFDS shuffles a split in memory up to MAX_MEM_BUFFER_SIZE (1 GB, ~15,000 SHARP patches) and
+        # beyond that spills to temporary files through TensorFlow's gfile, which is not installed: keep
+        # the whole split in memory instead (64 KB per SHARP patch: 44,000 real SHARPs are ~3 GB).
+        tfds_shuffle.MAX_MEM_BUFFER_SIZE = max(tfds_shuffle.MAX_MEM_BUFFER_SIZE, IN_MEMORY_SHUFFLE_BYTES)
+        if self.builder_config.source == "fits":
+            work = self._plan_fits(pathlib.Path(os.fspath(dl_manager.manual_dir)))
+        else:
+            work = synthetic_split_ranges(self._num_examples)
+        return {split: self._counted(split, self._generate_examples(items)) for split, items in work.items()}
+
+    def _counted(self, split: str, examples: Iterator[tuple[Any, dict[str, Any]]]):
+        """Passes ``examples`` through, then logs how many there were."""
+        count = 0
+        for count, example in enumerate(examples, start=1):
+            yield example
+        _logger_of(type(self)).info("%s/%s %s: %d examples", self.name, self.builder_config.name, split, count)
+
+    def _fail(self, path: pathlib.Path | str, reason: str) -> None:
+        """Logs an input that could not be used (build log and a warning); the build goes on."""
+        self.info.metadata["failures"].append({"path": str(path), "reason": reason})
+        _logger_of(type(self)).warning("%s: skipped %s: %s", self.name, path, reason)
+
+    def _ignore(self, path: pathlib.Path | str, reason: str) -> None:
+        """Logs a file that is not input of this build (build log only)."""
+        self.info.metadata["ignored"].append({"path": str(path), "reason": reason})
+
+
+def _logger_of(builder_class: type[PatchesBuilder]) -> logging.Logger:
+    """The logger of the builder's module (``data_builders.<name>.<name>_dataset_builder``)."""
+    return logging.getLogger(builder_class.__module__)
+
+
+def build_dataset(
+    builder_class: type[PatchesBuilder],
+    config: str | PatchesConfig,
+    data_dir: str | os.PathLike,
+    manual_dir: str | os.PathLike | None = None,
+    **builder_kwargs: Any,
+) -> tfds.core.DatasetInfo:
+    """Builds ``<name>/<config>`` of ``builder_class`` into ``data_dir``, replacing an earlier build.
+
+    Args:
+      builder_class: a registered `PatchesBuilder`.
+      config: the name of one of its configs, or a `PatchesConfig` of another name.
+      data_dir: TFDS data directory; the dataset lands in ``<data_dir>/<name>/<config>/<version>``.
+      manual_dir: folder of input files (fits configs).
+      **builder_kwargs: passed to ``builder_class`` (e.g. ``num_examples``).
+
+    Returns:
+      The built dataset's info: ``info.splits[split].num_examples``, ``info.data_dir`` and
+      ``info.metadata`` (the `BuildLog`, also written to ``<info.data_dir>/build_log.json``).
+    """
+    configs = builder_class.builder_configs
+    if isinstance(config, str) and config not in configs:
+        raise ValueError(f"unknown config {config!r}; choose one of {sorted(configs)}")
+    source = configs[config].source if isinstance(config, str) else config.source
+    if source not in SOURCES:
+        raise ValueError(f"config source must be 'synthetic' or 'fits', got {source!r}")
+    if source == "fits" and manual_dir is None:
+        raise ValueError(f"the fits config needs manual_dir, {builder_class.MANUAL_DIR_HOLDS}\n"
+                         + builder_class.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    builder = builder_class(config=config, data_dir=os.fspath(data_dir), **builder_kwargs)
+    started = time.perf_counter()
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=None if manual_dir is None else os.fspath(manual_dir),
+            download_mode=tfds.download.GenerateMode.FORCE_REDOWNLOAD,
+            try_download_gcs=False,
+        )
+    )
+    seconds = time.perf_counter() - started
+    total = sum(split.num_examples for split in builder.info.splits.values())
+    _logger_of(builder_class).info(
+        "built %s/%s: %d patches in %.1f s (%.0f patches/s), %d failures; log in %s",
+        builder.name, builder.builder_config.name, total, seconds, total / seconds,
+        len(builder.info.metadata["failures"]), pathlib.Path(builder.data_dir) / BUILD_LOG_NAME,
+    )
+    return builder.info
