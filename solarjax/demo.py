@@ -111,16 +111,17 @@ def run_demo(outdir: str | os.PathLike, *, quick: bool = False, fits_dir: str | 
     results["dataset"] = runner.run(
         "dataset", {"num_patches": size.num_patches}, lambda d: _stage_dataset(d, tfds_dir, size),
         estimate_s=estimate("dataset"))
+    gan_config, simsiam_config = _gan_config(tfds_dir, size), _simsiam_config(tfds_dir, size)
     results["gan"] = runner.run(
-        "gan", {"steps": size.gan_steps, "eval": size.gan_eval_samples},
-        lambda d: _stage_gan(d, tfds_dir, size), depends_on=("dataset",), estimate_s=estimate("gan"),
+        "gan", _trainer_fingerprint_view(gan_config),
+        lambda d: _stage_gan(d, gan_config, size), depends_on=("dataset",), estimate_s=estimate("gan"),
         resumable=True)
     results["directions"] = runner.run(
         "directions", dataclasses.asdict(size), lambda d: _stage_directions(d, outdir / "gan", size),
         depends_on=("gan",), estimate_s=estimate("directions"))
     results["simsiam"] = runner.run(
-        "simsiam", {"steps": size.simsiam_steps, "width": size.simsiam_width},
-        lambda d: _stage_simsiam(d, tfds_dir, size), depends_on=("dataset",), estimate_s=estimate("simsiam"),
+        "simsiam", _trainer_fingerprint_view(simsiam_config),
+        lambda d: _stage_simsiam(d, simsiam_config, size), depends_on=("dataset",), estimate_s=estimate("simsiam"),
         resumable=True)
     results["index"] = runner.run(
         "index", {}, lambda d: _stage_index(d, tfds_dir, outdir / "simsiam"),
@@ -169,9 +170,16 @@ def _stage_dataset(stage_dir: pathlib.Path, tfds_dir: pathlib.Path, size: DemoSi
     }
 
 
-def _stage_gan(stage_dir: pathlib.Path, tfds_dir: pathlib.Path, size: DemoSize) -> dict:
-    from solarjax.train import gan as gan_train
+def _trainer_fingerprint_view(config) -> dict:
+    """A trainer config as the stage fingerprint sees it: every field but the data directory (which
+    moves with the output directory), so an edited experiment config retrains and a moved demo does not."""
+    view = config.to_dict()
+    view["data"] = {k: v for k, v in view["data"].items() if k != "data_dir"}
+    return view
 
+
+def _gan_config(tfds_dir: pathlib.Path, size: DemoSize):
+    """`experiments/configs/gan_synthetic.py` sized for the demo."""
     config = _load_config("gan_synthetic.py")
     config.total_steps = size.gan_steps
     config.data.data_dir = str(tfds_dir)
@@ -181,6 +189,12 @@ def _stage_gan(stage_dir: pathlib.Path, tfds_dir: pathlib.Path, size: DemoSize) 
     config.log_every = max(size.gan_steps // 30, 1)
     config.quality.num_samples = size.gan_eval_samples
     config.quality.num_reference = size.gan_eval_samples
+    return config
+
+
+def _stage_gan(stage_dir: pathlib.Path, config, size: DemoSize) -> dict:
+    from solarjax.train import gan as gan_train
+
     gan_train.train_and_evaluate(config, stage_dir)
     quality = _last_metrics(stage_dir, "quality/")
     speed = _last_metrics(stage_dir, "images_per_second")
@@ -209,9 +223,8 @@ def _stage_directions(stage_dir: pathlib.Path, gan_dir: pathlib.Path, size: Demo
             "figures_dir": str(stage_dir / "evaluation")}
 
 
-def _stage_simsiam(stage_dir: pathlib.Path, tfds_dir: pathlib.Path, size: DemoSize) -> dict:
-    from solarjax.train import simsiam
-
+def _simsiam_config(tfds_dir: pathlib.Path, size: DemoSize):
+    """`experiments/configs/simsiam_synthetic.py` sized for the demo."""
     config = _load_config("simsiam_synthetic.py")
     config.num_steps = size.simsiam_steps
     config.model.width = size.simsiam_width
@@ -220,6 +233,12 @@ def _stage_simsiam(stage_dir: pathlib.Path, tfds_dir: pathlib.Path, size: DemoSi
     config.checkpoint_every = max(size.simsiam_steps // 4, 1)
     config.log_every = max(size.simsiam_steps // 20, 1)
     config.knn.num_patches = min(config.knn.num_patches, size.num_patches // 10)
+    return config
+
+
+def _stage_simsiam(stage_dir: pathlib.Path, config, size: DemoSize) -> dict:
+    from solarjax.train import simsiam
+
     simsiam.train_and_evaluate(config, stage_dir)
     last = _last_metrics(stage_dir, "loss")
     knn = _last_metrics(stage_dir, "knn/")

@@ -28,3 +28,14 @@ def test_rerun_skips_finished_stages(demo_workdir):
     run_demo(demo_workdir, quick=True, log=lines.append)
     skipped = [line for line in lines if line.endswith("skipped")]
     assert len(skipped) == len(STAGES), lines
+
+
+def test_trainer_stage_fingerprints_follow_the_experiment_configs_not_the_output_folder(tmp_path):
+    from solarjax import demo
+    from solarjax.stages import fingerprint
+
+    for make_config in (demo._gan_config, demo._simsiam_config):
+        here, moved = make_config(tmp_path / "a", demo.QUICK), make_config(tmp_path / "b", demo.QUICK)
+        assert fingerprint(demo._trainer_fingerprint_view(here)) == fingerprint(demo._trainer_fingerprint_view(moved))
+        moved.seed = here.seed + 1
+        assert fingerprint(demo._trainer_fingerprint_view(here)) != fingerprint(demo._trainer_fingerprint_view(moved))
