@@ -165,3 +165,23 @@ def test_bad_requests_get_clear_errors(data_dir, tmp_path):
         make_iterator("train", batch_size=8, seed=-1, data_dir=data_dir)
     with pytest.raises(KeyError, match="'flux'"):
         make_iterator("train", batch_size=8, seed=0, data_dir=data_dir, keys=("image", "flux"))
+
+
+def test_canonical_polarity_flips_negative_leaders(data_dir):
+    plain = next(make_iterator("train", batch_size=TRAIN, seed=0, data_dir=data_dir, shuffle=False,
+                               keys=("image", "lead_polarity")))
+    flipped = next(make_iterator("train", batch_size=TRAIN, seed=0, data_dir=data_dir, shuffle=False,
+                                 keys=("image", "lead_polarity"), canonical_polarity=True))
+    negative = plain["lead_polarity"] < 0
+    assert 5 < negative.sum() < TRAIN - 5                  # the synthetic set leads with both signs
+    sign = np.where(negative, -1.0, 1.0)[:, None, None, None]
+    np.testing.assert_array_equal(flipped["image"], plain["image"] * sign)
+    np.testing.assert_array_equal(flipped["lead_polarity"], np.abs(plain["lead_polarity"]))
+    # The stored quantity describes the flipped image: recomputed, every leader is positive.
+    from solarjax import physics
+    recomputed = np.asarray(physics.quantities(flipped["image"])["lead_polarity"])
+    assert np.all(recomputed[np.isfinite(recomputed)] > 0)
+    only_images = next(make_iterator("train", batch_size=TRAIN, seed=0, data_dir=data_dir, shuffle=False,
+                                     canonical_polarity=True))
+    assert set(only_images) == {"image"}
+    np.testing.assert_array_equal(only_images["image"], flipped["image"])

@@ -97,6 +97,26 @@ class _SelectFeatures(grain.transforms.Map):
         }
 
 
+class _CanonicalPolarity(grain.transforms.Map):
+    """Makes the leading polarity positive: B -> -B where the example's ``lead_polarity`` < 0.
+
+    Drops ``lead_polarity`` afterwards unless ``keep_lead_polarity`` (then it is flipped too, so it
+    describes the returned image). Examples with an undefined (NaN) leading polarity are unchanged.
+    """
+
+    def __init__(self, keep_lead_polarity: bool):
+        self._keep = keep_lead_polarity
+
+    def map(self, element: dict[str, Any]) -> dict[str, Any]:
+        element = dict(element)
+        lead = element["lead_polarity"] if self._keep else element.pop("lead_polarity")
+        if lead < 0:
+            element["image"] = -element["image"]
+            if self._keep:
+                element["lead_polarity"] = -lead
+        return element
+
+
 class _AugmentBatch(grain.transforms.RandomMap):
     """Applies the user's ``augment(batch, rng)`` with grain's per-batch seeded generator."""
 
@@ -120,6 +140,7 @@ def make_iterator(
     drop_remainder: bool = True,
     keys: Sequence[str] = ("image",),
     augment: Augmentation | None = None,
+    canonical_polarity: bool = False,
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> grain.DataLoaderIterator:
@@ -138,6 +159,9 @@ def make_iterator(
       drop_remainder: drop a last incomplete batch (use True for training: one jit shape).
       keys: features to keep, e.g. ('image',) or ('image', 'tuf', 'harpnum').
       augment: optional ``augment(batch, rng) -> batch`` on each process-local numpy batch.
+      canonical_polarity: sharp_patches only: flip the sign of every image whose leading polarity
+        is negative, so that all lead with positive flux (a GAN then need not make the field odd
+        in z; see `experiments/configs/gan_synthetic.py`).
       process_index, process_count: this process's shard; default ``jax.process_index()`` and
         ``jax.process_count()`` (set them to emulate several hosts in one process).
 
@@ -159,8 +183,11 @@ def make_iterator(
     sampler = grain.samplers.IndexSampler(
         num_records=len(source), shuffle=shuffle, num_epochs=num_epochs, seed=seed
     )
-    operations: list[Any] = [
-        _SelectFeatures(source.dataset_info.features, keys),
+    read_keys = tuple(keys) + (("lead_polarity",) if canonical_polarity and "lead_polarity" not in keys else ())
+    operations: list[Any] = [_SelectFeatures(source.dataset_info.features, read_keys)]
+    if canonical_polarity:
+        operations.append(_CanonicalPolarity(keep_lead_polarity="lead_polarity" in keys))
+    operations += [
         grain.transforms.Batch(batch_size=batch_size // process_count, drop_remainder=drop_remainder),
     ]
     if augment is not None:

@@ -31,14 +31,15 @@ def jit_train_step(train_step: Callable, mesh: Mesh) -> Callable:
 
 def pipeline_iterator_factory(config: ml_collections.ConfigDict) -> DataIteratorFactory:
     """Iterators over ``config.data.dataset`` (default ``sharp_patches``) via `solarjax.data.pipeline`
-    (shuffled with config.seed)."""
+    (shuffled with config.seed; ``config.data.canonical_polarity`` makes every leading polarity positive)."""
     from solarjax.data import pipeline
 
     def factory():
         return pipeline.make_iterator(
             config.data.split, batch_size=config.batch_size, seed=config.seed,
             data_dir=os.path.expanduser(config.data.data_dir), config=config.data.builder_config,
-            dataset=config.data.get("dataset", pipeline.DATASET_NAME))
+            dataset=config.data.get("dataset", pipeline.DATASET_NAME),
+            canonical_polarity=config.data.get("canonical_polarity", False))
 
     return factory
 
