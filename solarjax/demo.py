@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from solarjax.stages import StageRunner
+from solarjax.stages import StageRunner, exclusive
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "experiments" / "configs"
@@ -93,9 +93,14 @@ def run_demo(outdir: str | os.PathLike, *, quick: bool = False, fits_dir: str | 
       fits_dir: real SHARP Br FITS files for the 'real' stage (default: ../shared/data/sharp_cea
         beside the repository when present; the stage is skipped when there are none).
     """
-    size = QUICK if quick else FULL
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    with exclusive(outdir):
+        return _run_demo(outdir, QUICK if quick else FULL, fits_dir, log)
+
+
+def _run_demo(outdir: pathlib.Path, size: DemoSize, fits_dir, log) -> dict:
+    quick = size is QUICK
     if fits_dir is None:
         default = REPO_ROOT.parent / "shared" / "data" / "sharp_cea"
         fits_dir = os.environ.get("SOLARJAX_DEMO_FITS", default if default.is_dir() else None)

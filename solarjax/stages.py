@@ -9,7 +9,9 @@ one runs again in its directory and resumes from its own checkpoints.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import pathlib
@@ -98,6 +100,28 @@ class StageRunner:
         if not path.exists():
             raise RuntimeError(f"stage {name!r} has not finished: {path} is missing")
         return json.loads(path.read_text())
+
+
+class OutdirInUseError(RuntimeError):
+    """Another process is running stages in the same output directory."""
+
+
+@contextlib.contextmanager
+def exclusive(outdir: pathlib.Path):
+    """Holds an exclusive lock on ``outdir/.lock`` for the block; a second run there fails at once.
+
+    Raises:
+      OutdirInUseError: another process holds the lock (two runs would write the same stages).
+    """
+    lock_path = pathlib.Path(outdir) / ".lock"
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutdirInUseError(
+                f"{outdir} is in use by another run (it holds {lock_path}): wait for it to finish or "
+                "choose another output directory") from None
+        yield
 
 
 def _format_seconds(seconds: float) -> str:

@@ -73,3 +73,24 @@ def test_changed_upstream_reruns_the_stage(tmp_path):
     _runner(tmp_path).run("up", {"a": 2}, lambda d: {})
     _runner(tmp_path).run("down", {}, lambda d: seen.append(1) or {}, depends_on=("up",))
     assert len(seen) == 2
+
+
+def test_a_second_run_in_the_same_folder_is_refused(tmp_path):
+    from solarjax.stages import OutdirInUseError, exclusive
+
+    with exclusive(tmp_path):
+        with pytest.raises(OutdirInUseError, match="in use by another run"):
+            with exclusive(tmp_path):
+                pass
+    with exclusive(tmp_path):          # released when the first run ends
+        pass
+
+
+def test_demo_command_refuses_a_busy_output_folder(tmp_path, capsys):
+    from solarjax.cli import main
+    from solarjax.stages import exclusive
+
+    with exclusive(tmp_path):
+        assert main(["demo", "--quick", "--outdir", str(tmp_path)]) == 2
+    assert "in use by another run" in capsys.readouterr().err
+    assert not (tmp_path / "dataset").exists()
