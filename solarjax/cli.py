@@ -597,7 +597,7 @@ def _add_demo(subparsers) -> None:
             "Build the synthetic dataset, train the GAN, fit the physical directions, train SimSiam, build the "
             "index, steer and search, evaluate, and write OUTDIR/report.html and OUTDIR/metrics.json. Finished "
             "stages are cached by config fingerprint: a rerun skips them, an interrupted run resumes. The "
-            "full size takes about 25 min on a 2-core CPU (GAN ~11 min); --quick (smoke test) ~4 min."
+            "full size takes about 18 min on an idle 2-core CPU (GAN ~10 min); --quick (smoke test) ~4 min."
         ),
     )
     parser.add_argument("--outdir", default="demo_out", help="output directory (default demo_out)")

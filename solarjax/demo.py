@@ -60,8 +60,8 @@ FULL = DemoSize(
     steered_queries=32,
 )
 STAGE_ESTIMATES_S = {  # 2-core CPU, FULL size; QUICK is about a tenth
-    "dataset": 16, "gan": 680, "directions": 370, "simsiam": 390, "index": 10, "retrieval": 50,
-    "real": 3, "report": 1,
+    "dataset": 18, "gan": 600, "directions": 170, "simsiam": 240, "index": 10, "retrieval": 40,
+    "real": 2, "report": 1,
 }
 
 
@@ -88,8 +88,8 @@ def run_demo(outdir: str | os.PathLike, *, quick: bool = False, fits_dir: str | 
 
     Args:
       outdir: output directory (stages, `report.html`, `metrics.json`).
-      quick: the smoke-test size (~4 min on a 2-core CPU) instead of the full demo (25 min measured on
-        an idle 2-core CPU; GAN 11.4 min, directions 6.1 min, SimSiam 6.5 min).
+      quick: the smoke-test size (~4 min on a 2-core CPU) instead of the full demo (18.0 min measured on
+        an idle 2-core CPU; GAN 10.0 min, directions 2.8 min, SimSiam 3.9 min).
       fits_dir: real SHARP Br FITS files for the 'real' stage (default: ../shared/data/sharp_cea
         beside the repository when present; the stage is skipped when there are none).
     """
