@@ -476,12 +476,9 @@ def _run_search(args) -> int:
     if args.json:
         _print_search_json(labels, results)
     else:
-        for label, hits in zip(labels, results):
-            print(f"query {label}")
-            for rank, h in enumerate(hits, 1):
-                m = h.metadata
-                print(f"  {rank:2d}. sim {h.similarity:.3f}  HARP {m.get('harpnum')}  NOAA {m.get('noaa_ar')}  "
-                      f"{m.get('t_rec')}  TUF {m.get('tuf', float('nan')):.4f}  {m.get('record', '')}")
+        _print_search_text(labels, results, lambda m: (
+            f"HARP {m.get('harpnum')}  NOAA {m.get('noaa_ar')}  {m.get('t_rec')}  "
+            f"TUF {m.get('tuf', float('nan')):.4f}  {m.get('record', '')}"))
     if args.png:
         _write_contact_sheet(args.png, np.stack(query_images), results, index, args.data_dir)
     return 0
@@ -493,6 +490,14 @@ def _print_search_json(labels, results) -> None:
            for label, hits in zip(labels, results)]
     json.dump(jsonable(out), sys.stdout, indent=1)
     print()
+
+
+def _print_search_text(labels, results, describe) -> None:
+    """One 'query LABEL' line per query, then one ranked line per hit: similarity and describe(metadata)."""
+    for label, hits in zip(labels, results):
+        print(f"query {label}")
+        for rank, h in enumerate(hits, 1):
+            print(f"  {rank:2d}. sim {h.similarity:.3f}  {describe(h.metadata)}")
 
 
 def _search_aia(args, index, encoder, filters) -> int:
@@ -520,12 +525,9 @@ def _search_aia(args, index, encoder, filters) -> int:
     if args.json:
         _print_search_json(labels, results)
         return 0
-    for label, hits in zip(labels, results):
-        print(f"query {label}")
-        for rank, h in enumerate(hits, 1):
-            m = h.metadata
-            print(f"  {rank:2d}. sim {h.similarity:.3f}  {m['id']}  {m['t_obs']}  {m['wavelengths']} A  "
-                  f"mu {m['mu']:.3f}  hpc ({m['hpc_x']:.0f}, {m['hpc_y']:.0f}) arcsec  bbox {m['bbox']}  {m['source']}")
+    _print_search_text(labels, results, lambda m: (
+        f"{m['id']}  {m['t_obs']}  {m['wavelengths']} A  mu {m['mu']:.3f}  "
+        f"hpc ({m['hpc_x']:.0f}, {m['hpc_y']:.0f}) arcsec  bbox {m['bbox']}  {m['source']}"))
     return 0
 
 

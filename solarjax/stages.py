@@ -77,7 +77,7 @@ class StageRunner:
                 self.timings[name] = 0.0
                 return record["result"]
         interrupted_fp = json.loads(started_path.read_text())["fingerprint"] if started_path.exists() else None
-        resuming = resumable and interrupted_fp == stage_fp and not record_path.exists()
+        resuming = resumable and interrupted_fp == stage_fp  # a finished run of stage_fp was skipped above
         if stage_dir.exists() and not resuming:
             shutil.rmtree(stage_dir)
         stage_dir.mkdir(parents=True, exist_ok=True)
