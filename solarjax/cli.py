@@ -610,11 +610,11 @@ def _add_demo(subparsers) -> None:
 
 def _run_demo(args) -> int:
     from solarjax.demo import run_demo
-    from solarjax.stages import OutdirInUseError
+    from solarjax.stages import OutdirError
 
     try:
         run_demo(args.outdir, quick=args.quick, fits_dir=args.fits_dir)
-    except OutdirInUseError as err:
+    except OutdirError as err:
         print(f"solarjax demo: {err}", file=sys.stderr)
         return 2
     return 0

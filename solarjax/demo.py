@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from solarjax.stages import StageRunner, exclusive
+from solarjax.stages import StageRunner, claimed
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "experiments" / "configs"
@@ -65,6 +65,10 @@ STAGE_ESTIMATES_S = {  # 2-core CPU, FULL size; QUICK is about a tenth
 }
 
 
+DEMO_ENTRIES = frozenset({*STAGE_ESTIMATES_S, "tfds", "report.html", "metrics.json"})
+"""What a demo writes in its output directory (an older demo's output there is reused)."""
+
+
 def _load_config(name: str):
     from solarjax.train.loop import load_config_file
 
@@ -94,8 +98,7 @@ def run_demo(outdir: str | os.PathLike, *, quick: bool = False, fits_dir: str | 
         beside the repository when present; the stage is skipped when there are none).
     """
     outdir = pathlib.Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    with exclusive(outdir):
+    with claimed(outdir, DEMO_ENTRIES):
         return _run_demo(outdir, QUICK if quick else FULL, fits_dir, log)
 
 

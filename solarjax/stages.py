@@ -6,6 +6,10 @@ whose `stage.json` holds the same fingerprint is skipped and its saved result re
 skips finished work. Any other stage runs in an emptied directory, except a `resumable` one (a
 trainer) that was interrupted under the same fingerprint (recorded in `stage.started.json`): that
 one runs again in its directory and resumes from its own checkpoints.
+
+Nothing a user made is deleted: `claimed(outdir)` refuses a directory that holds files no run wrote
+(it marks the directories it owns with `OWNER_MARK`), and a stage directory is only emptied when it
+holds a stage record.
 """
 from __future__ import annotations
 
@@ -79,6 +83,10 @@ class StageRunner:
         interrupted_fp = json.loads(started_path.read_text())["fingerprint"] if started_path.exists() else None
         resuming = resumable and interrupted_fp == stage_fp  # a finished run of stage_fp was skipped above
         if stage_dir.exists() and not resuming:
+            if not (record_path.exists() or started_path.exists()):
+                raise OutdirNotOwnedError(
+                    f"{stage_dir} holds files that no solarjax run wrote (no stage.json): move them or choose "
+                    "another output directory")
             shutil.rmtree(stage_dir)
         stage_dir.mkdir(parents=True, exist_ok=True)
         started_path.write_text(json.dumps({"fingerprint": stage_fp}))
@@ -102,8 +110,46 @@ class StageRunner:
         return json.loads(path.read_text())
 
 
-class OutdirInUseError(RuntimeError):
+class OutdirError(RuntimeError):
+    """An output directory that a run may not use."""
+
+
+class OutdirInUseError(OutdirError):
     """Another process is running stages in the same output directory."""
+
+
+class OutdirNotOwnedError(OutdirError):
+    """An output directory (or a stage directory in it) holds files that no solarjax run wrote."""
+
+
+OWNER_MARK = ".solarjax-run"
+"""File a run writes in every output directory it owns."""
+
+
+@contextlib.contextmanager
+def claimed(outdir: pathlib.Path, known_entries: frozenset[str] = frozenset()):
+    """Creates `outdir` if needed, locks it (`exclusive`) and checks that this project owns it.
+
+    A directory is owned when it holds `OWNER_MARK`, or is empty, or holds only `known_entries` (the names
+    an older solarjax wrote there); it is then marked. Stage directories are checked again by `StageRunner`.
+
+    Raises:
+      OutdirNotOwnedError: `outdir` holds anything else (nothing is deleted or overwritten).
+      OutdirInUseError: another process holds the lock.
+    """
+    outdir = pathlib.Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    with exclusive(outdir):
+        mark = outdir / OWNER_MARK
+        if not mark.exists():
+            foreign = sorted(p.name for p in outdir.iterdir() if p.name not in known_entries | {".lock"})
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                raise OutdirNotOwnedError(
+                    f"{outdir} already holds files that no solarjax run wrote ({shown}): choose an empty or new "
+                    "output directory")
+            mark.write_text("This directory is written by solarjax; its stage folders may be emptied and rerun.\n")
+        yield outdir
 
 
 @contextlib.contextmanager

@@ -94,3 +94,48 @@ def test_demo_command_refuses_a_busy_output_folder(tmp_path, capsys):
         assert main(["demo", "--quick", "--outdir", str(tmp_path)]) == 2
     assert "in use by another run" in capsys.readouterr().err
     assert not (tmp_path / "dataset").exists()
+
+
+def test_demo_refuses_a_folder_holding_the_users_files_and_deletes_nothing(tmp_path, capsys):
+    from solarjax.cli import main
+
+    (tmp_path / "gan").mkdir()
+    (tmp_path / "gan" / "my_weights.npz").write_bytes(b"user data")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["demo", "--quick", "--outdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "notes.txt" in err[0] and str(tmp_path) in err[0]
+    assert (tmp_path / "gan" / "my_weights.npz").read_bytes() == b"user data"
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "dataset").exists()
+
+
+def test_a_stage_folder_without_a_stage_record_is_never_emptied(tmp_path):
+    from solarjax.stages import OutdirNotOwnedError
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "user.txt").write_text("mine")
+    with pytest.raises(OutdirNotOwnedError, match="no solarjax run wrote"):
+        _runner(tmp_path).run("s", {"a": 1}, lambda d: {})
+    assert (tmp_path / "s" / "user.txt").read_text() == "mine"
+
+
+def test_claimed_marks_new_and_older_demo_folders_and_refuses_foreign_ones(tmp_path):
+    from solarjax.stages import OWNER_MARK, OutdirNotOwnedError, claimed
+
+    with claimed(tmp_path / "new"):
+        pass
+    assert (tmp_path / "new" / OWNER_MARK).exists()
+    older = tmp_path / "older"             # what an earlier solarjax demo left: known names only
+    (older / "gan").mkdir(parents=True)
+    (older / "report.html").write_text("<html>")
+    with claimed(older, frozenset({"gan", "report.html"})):
+        pass
+    assert (older / OWNER_MARK).exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "data.fits").write_bytes(b"x")
+    with pytest.raises(OutdirNotOwnedError, match="data.fits"):
+        with claimed(foreign, frozenset({"gan"})):
+            pass
+    assert not (foreign / OWNER_MARK).exists()
