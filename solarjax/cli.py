@@ -52,9 +52,14 @@ def _run_physics(args) -> int:
     patches, failures = [], []
     for path in args.files:
         try:
-            patches.append(read_sharp(path))
+            patch = read_sharp(path)
         except SharpReadError as err:
             failures.append(err)
+            continue
+        if patch.segment == "Br":
+            patches.append(patch)
+        else:
+            failures.append(SharpReadError(path, f"a {patch.segment} segment: the method's quantities are defined on Br"))
     for err in failures:
         print(f"error: {err}", file=sys.stderr)
 

@@ -57,3 +57,18 @@ def test_physics_table_output(real_br_files, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["HARP", "T_REC", "TUF"]
     assert lines[-1] == "3 patches"
+
+
+def test_physics_command_refuses_segments_other_than_br(real_br_files, capsys):
+    br = real_br_files[1]
+    others = [br.parent / br.name.replace(".Br.", f".{s}.") for s in ("Bp", "Bt", "bitmap", "magnetogram")]
+    others = [p for p in others if p.exists()]
+    assert len(others) >= 3
+    status = cli.main(["physics", "--json", str(br), *map(str, others)])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert [r["path"] for r in json.loads(captured.out)] == [str(br)]
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == len(others)
+    for path, line in zip(others, errors):
+        assert path.name in line and "segment: the method's quantities are defined on Br" in line

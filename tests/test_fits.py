@@ -216,12 +216,46 @@ def test_segment_from_name_header_or_argument(tmp_path, good_file):
     unsupported.symlink_to(good_file)
     _expect_failure(unsupported, "unsupported segment 'conf_disambig'")
 
-    renamed = tmp_path / "my_patch.fits"
+    renamed = tmp_path / "my_patch.fits"       # a real Br file under a name that says nothing
     renamed.symlink_to(good_file)
-    _expect_failure(renamed, "unknown segment")
+    patch = read_sharp(renamed)
+    assert patch.segment == "Br" and patch.meta["harpnum"] == 1441
+    assert any("read as Br" in w for w in patch.meta["header_warnings"])
     patch = read_sharp(renamed, segment="Br")
     assert patch.segment == "Br" and patch.meta["harpnum"] == 1441
     assert patch.meta["t_rec_tai"] == datetime.datetime(2012, 3, 7, 2, 24)
+
+
+@pytest.mark.parametrize("segment, described", [("bitmap", "a bitmap"), ("magnetogram", "line-of-sight")])
+def test_a_non_br_file_named_br_is_judged_by_its_header(tmp_path, good_file, segment, described):
+    real = good_file.parent / good_file.name.replace(".Br.", f".{segment}.")
+    disguised = tmp_path / good_file.name          # the real bitmap / LOS magnetogram, named *.Br.fits
+    disguised.symlink_to(real)
+    assert described in _expect_failure(disguised, "segment mismatch: named 'Br'")
+    anonymous = tmp_path / "region.fits"
+    anonymous.symlink_to(real)
+    assert read_sharp(anonymous).segment == segment
+
+
+def test_a_compressed_image_bomb_is_refused_from_its_header_in_bounded_memory(tmp_path, good_file):
+    import subprocess
+    import sys
+
+    bomb = tmp_path / "hmi.sharp_cea_720s.1441.20120307_022400_TAI.Br.fits"
+    with fits.open(good_file) as hdus:
+        header = hdus[1].header.copy()
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(np.zeros((6000, 6000), np.int16), compression_type="RICE_1")]
+                 ).writeto(bomb)
+    assert bomb.stat().st_size < 2_000_000
+    script = (
+        "import resource, sys\n"
+        "from solarjax.data import SharpReadError, read_sharp\n"
+        "try:\n    read_sharp(sys.argv[1])\nexcept SharpReadError as err:\n    print(err.reason)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(bomb)], capture_output=True, text=True, check=True)
+    reason, peak_mb = out.stdout.strip().splitlines()
+    assert reason.startswith("image too large: 6000 x 6000 pixels")
+    assert int(peak_mb) < 300, f"peak RSS {peak_mb} MB"
 
 
 def _replace_card(contents: bytes, keyword: str, new_card: str) -> bytes:

@@ -53,6 +53,10 @@ SHARP_CEA_PIXEL_DEG = 0.03
 """Pixel size of the SHARP CEA grid, degrees of heliographic arc (row and column)."""
 SHARP_CEA_PIXEL_MM = SHARP_CEA_PIXEL_DEG * MM_PER_DEGREE
 
+MAX_IMAGE_PIXELS = 4096 * 4096
+"""Largest image any reader decodes (an AIA/HMI full disk; the largest SHARP CEA boxes are far smaller):
+the size is read from the header before any decompression, so a small compressed 'bomb' is refused."""
+
 CM2_PER_MM2 = 1e16
 """Square centimetres in a square megametre (1 Mm = 1e8 cm)."""
 
@@ -126,7 +130,7 @@ class SharpReadError(FitsReadError):
       path: the file.
       reason: what is wrong with it, starting with one of: 'no such file', 'empty file',
         'truncated', 'not a FITS file', 'not an HDF5 file', 'corrupt HDF5 file', 'corrupt header',
-        'no image HDU', 'corrupt image data', 'unsupported segment', 'unknown segment',
+        'no image HDU', 'image too large', 'corrupt image data', 'unsupported segment', 'unknown segment', 'segment mismatch',
         'missing metadata',
         'bad metadata', 'bad HDF5 layout'.
     """
@@ -199,13 +203,11 @@ def read_sharp(path: str | os.PathLike, segment: str | None = None) -> SharpPatc
         info = hdus.fileinfo(index)
         cards = _header_cards(contents[info["hdrLoc"]:info["datLoc"]])
         values, header_warnings = _header_values(cards)
+        content = segment_content(hdus[index].header)
         data = image_data(path, hdus[index])
     if segment is None:
         segment = values.get("SEGMENT")
-    if segment is None:
-        raise SharpReadError(
-            path, "unknown segment: the file name does not end in .<segment>.fits and the header has no SEGMENT"
-        )
+    segment = _segment_agreeing_with_content(path, segment, content, header_warnings)
     meta = _checked_metadata(path, values, _checked_segment(path, segment))
     meta["header_warnings"] = header_warnings + meta["header_warnings"]
     for required in ("harpnum", "t_rec"):
@@ -432,8 +434,15 @@ def image_hdu_index(path: pathlib.Path, hdus: fits.HDUList, error_type: type[Fit
     raise error_type(path, f"no image HDU: the file holds {structure}")
 
 
-def image_data(path: pathlib.Path, hdu, dtype=np.float32, error_type: type[FitsReadError] = SharpReadError) -> np.ndarray:
-    """An image HDU's data as ``dtype``; ``error_type`` ('corrupt image data') when it cannot be decoded."""
+def image_data(path: pathlib.Path, hdu, dtype=np.float32, error_type: type[FitsReadError] = SharpReadError,
+               max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """An image HDU's data as ``dtype``; ``error_type`` ('corrupt image data') when it cannot be decoded, or
+    ('image too large') when its header declares more than ``max_pixels`` pixels (checked before decoding)."""
+    shape = tuple(int(hdu.header.get(f"NAXIS{axis}", 0)) for axis in (2, 1))
+    if math.prod(shape) > max_pixels:
+        raise error_type(
+            path, f"image too large: {shape[0]} x {shape[1]} pixels in the header, more than the {max_pixels:,} "
+            "a SHARP or AIA image can have")
     try:
         data = hdu.data
     except Exception as error:  # noqa: BLE001 - decoders raise many types (CfitsioException, ...)
@@ -495,6 +504,53 @@ def _segment_from_file_name(path: pathlib.Path) -> str | None:
         return match["segment"]
     suffixes = path.name.split(".")
     return suffixes[-2] if len(suffixes) > 2 and suffixes[-2] in SEGMENTS else None
+
+
+FIELD_UNITS = ("Mx/cm^2", "Mx/cm2", "G", "Gauss")
+"""BUNIT values of a magnetic-field segment (JSOC writes Mx/cm^2, which is gauss)."""
+
+_CONTENT_SEGMENTS = {"vector": ("Br", "Bp", "Bt"), "magnetogram": ("magnetogram",), "bitmap": ("bitmap",)}
+
+
+def segment_content(header: fits.Header) -> str | None:
+    """What a JSOC SHARP CEA image header says the data are: 'vector' (Br, Bp or Bt), 'magnetogram', 'bitmap'.
+
+    JSOC headers do not name the segment; these traces tell the kinds apart in every export seen here
+    (208 files, 16 HARPs): field segments carry BUNIT Mx/cm^2 and are quantised at BSCALE 0.01 G (vector
+    components) or 0.1 G (line-of-sight magnetogram); the bitmap is an integer image with an empty BUNIT.
+    Br, Bp and Bt headers are identical. None when the header matches none of these (files written by
+    other tools).
+    """
+    unit = str(header.get("BUNIT", "") or "").strip()
+    bscale = header.get("BSCALE")
+    if unit in FIELD_UNITS and isinstance(bscale, float):
+        if math.isclose(bscale, 0.01):
+            return "vector"
+        if math.isclose(bscale, 0.1):
+            return "magnetogram"
+    if "BUNIT" in header and not unit and header.get("BITPIX", 0) > 0 and header.get("BSCALE", 1) == 1:
+        return "bitmap"
+    return None
+
+
+def _segment_agreeing_with_content(path: pathlib.Path, segment: str | None, content: str | None,
+                                   header_warnings: list[str]) -> str:
+    """The segment named by the caller, file name or header, checked against the header's content."""
+    if segment is None:
+        if content is None:
+            raise SharpReadError(
+                path, "unknown segment: the file name does not end in .<segment>.fits, the header has no SEGMENT "
+                "and its units/scaling match no SHARP segment")
+        segment = _CONTENT_SEGMENTS[content][0]
+        if content == "vector":
+            header_warnings.append(
+                "segment not named by the file or header: read as Br (the headers of Br, Bp and Bt are identical)")
+        return segment
+    if content is not None and segment in SEGMENTS and segment not in _CONTENT_SEGMENTS[content]:
+        described = {"vector": "a vector-field component (Br, Bp or Bt)", "magnetogram": "a line-of-sight "
+                     "magnetogram (BSCALE 0.1)", "bitmap": "a bitmap (integer codes, no field unit)"}[content]
+        raise SharpReadError(path, f"segment mismatch: named {segment!r} but the header describes {described}")
+    return segment
 
 
 def _checked_segment(path: pathlib.Path, segment: str) -> str:
