@@ -108,6 +108,19 @@ def test_bad_slider_requests_are_422(client, body, needle):
     assert needle in response.text
 
 
+@pytest.mark.parametrize("path, text", [
+    ("/api/generate", '{"seed": NaN}'),
+    ("/api/generate", '{"sliders": {"tuf": Infinity}}'),
+    ("/api/search/generated", '{"filters": {"k": 1e400}}'),
+    ("/api/search/row", '{"row": 0, "filters": {"k": -Infinity}}'),
+])
+def test_non_finite_json_numbers_are_422_and_the_server_keeps_serving(client, path, text):
+    response = client.post(path, content=text, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]
+    assert client.get("/api/info").status_code == 200
+
+
 # ------------------------------------------------------------------------------------- search
 def test_generated_search_matches_the_library(client, engine):
     body = client.post("/api/search/generated", json={"seed": 5, "sliders": {"psep": 1.0}, "filters": {"k": 7}}).json()

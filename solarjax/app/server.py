@@ -572,6 +572,19 @@ class ResultStore:
             return self._entries.get(key)
 
 
+def _json_safe(value: Any) -> Any:
+    """A validation report made JSON-encodable: non-finite floats and unknown objects become text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
 # ------------------------------------------------------------------------------------------ app
 def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits(), aia: AiaArtefacts | None = None):
     """The FastAPI app serving one work directory (artefacts loaded and warmed here), and an AIA
@@ -582,6 +595,7 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
     """
     import fastapi
     from fastapi import File, Form, UploadFile
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel, Field
@@ -761,6 +775,12 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
     @app.exception_handler(UploadError)
     async def bad_upload(request, error):
         return JSONResponse({"detail": str(error)}, status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request_body(request, error):
+        """422 naming each bad field; non-finite inputs (NaN, Infinity, 1e400) are echoed as text, since
+        JSON cannot carry them (the default handler failed to encode them and answered 500)."""
+        return JSONResponse({"detail": _json_safe(error.errors())}, status_code=422)
 
     @app.get("/api/info", summary="What the page needs: sliders, limits, colour map, table size, datasets")
     def info():
