@@ -212,6 +212,51 @@ def test_bad_uploads(client, name, contents, status, needle):
     assert ".." not in response.json()["detail"]
 
 
+def test_oversized_uploads_are_refused_while_streaming(client):
+    declared = client.post("/api/search/upload", content=b"x" * 1024,
+                           headers={"content-type": "multipart/form-data; boundary=b",
+                                    "content-length": str(200 * 2**20)})
+    assert declared.status_code == 413 and "byte limit" in declared.json()["detail"]
+    sent = []
+
+    def chunks():                    # a file part of 64 MiB offered in 1 MiB chunks, with no Content-Length
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.fits"\r\n\r\n'
+        for _ in range(64):
+            sent.append(1)
+            yield b"x" * 2**20
+
+    response = client.post("/api/search/upload", content=chunks(),
+                           headers={"content-type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 413 and "byte limit" in response.json()["detail"]
+    assert client.get("/api/info").status_code == 200
+
+
+def test_body_limit_stops_reading_a_chunked_body_at_its_cap():
+    """The middleware alone, as a server drives it: messages are pulled one by one."""
+    import asyncio
+
+    pulled, sent, seen_by_app = [], [], []
+
+    async def receive():
+        pulled.append(1)
+        return {"type": "http.request", "body": b"x" * 2**20, "more_body": len(pulled) < 64}
+
+    async def send(message):
+        sent.append(message)
+
+    async def app(scope, receive, send):          # reads until the end or a disconnect, like a form parser
+        while True:
+            message = await receive()
+            seen_by_app.append(message["type"])
+            if message["type"] == "http.disconnect" or not message.get("more_body"):
+                raise RuntimeError("client went away")
+
+    limited = server.BodyLimit(app, {"/api/search/upload": 3 * 2**20})
+    asyncio.run(limited({"type": "http", "path": "/api/search/upload", "headers": []}, receive, send))
+    assert len(pulled) == 4 and seen_by_app[-1] == "http.disconnect"
+    assert sent[0]["status"] == 413 and len(sent) == 2
+
+
 def test_npy_uploads(client):
     rng = np.random.default_rng(0)
     field = np.zeros((200, 300), np.float32)

@@ -57,6 +57,7 @@ import dataclasses
 import functools
 import io
 import itertools
+import json
 import math
 import os
 import pathlib
@@ -585,6 +586,63 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+MULTIPART_OVERHEAD_BYTES = 64 * 2**10
+"""Room for multipart boundaries, headers and form fields on top of the files of an upload."""
+
+
+class BodyLimit:
+    """ASGI middleware capping request bodies per path while they stream in.
+
+    A declared Content-Length over the cap is answered 413 before any byte is read; a body without one
+    (chunked) is counted as it arrives: at the cap the client gets 413, the app sees a disconnect, and
+    nothing more is read or spooled.
+
+    Args:
+      app: the ASGI app.
+      caps: path -> largest body in bytes; other paths are not capped here.
+    """
+
+    def __init__(self, app, caps: Mapping[str, int]):
+        self.app, self.caps = app, dict(caps)
+
+    async def __call__(self, scope, receive, send):
+        cap = self.caps.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if cap is None:
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            return await _send_413(send, cap)
+        state = {"received": 0, "refused": False}
+
+        async def counted_receive():
+            if state["refused"]:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            state["received"] += len(message.get("body", b""))
+            if state["received"] > cap:
+                state["refused"] = True
+                await _send_413(send, cap)
+                return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            if not state["refused"]:
+                await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not state["refused"]:
+                raise
+
+
+async def _send_413(send, cap: int) -> None:
+    body = json.dumps({"detail": f"request too large: over the {cap} byte limit of this route"}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 # ------------------------------------------------------------------------------------------ app
 def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits(), aia: AiaArtefacts | None = None):
     """The FastAPI app serving one work directory (artefacts loaded and warmed here), and an AIA
@@ -988,6 +1046,10 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    channels = 1 if aia_engine is None else len(aia_engine.wavelengths)
+    app.add_middleware(BodyLimit, caps={
+        "/api/search/upload": limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+        "/api/aia/search/upload": channels * limits.max_aia_upload_bytes + MULTIPART_OVERHEAD_BYTES})
     app.state.engine = engine
     app.state.aia_engine = aia_engine
     return app
