@@ -416,6 +416,40 @@ def test_fido_query_is_the_same_request_offline():
         aia.fido_query("2012-03-07", "2012-03-08", cadence_s=12, wavelengths=(171, 1600))
 
 
+def test_fido_dry_run_searches_prints_and_creates_nothing(tmp_path, monkeypatch, capsys):
+    from sunpy.net import Fido
+
+    class Found:                      # what the VSO answered: only the count is used by a dry run
+        file_num = 6
+
+    def no_fetch(*args, **kwargs):
+        raise AssertionError("a dry run fetched")
+
+    monkeypatch.setattr(Fido, "search", lambda *query: Found())
+    monkeypatch.setattr(Fido, "fetch", no_fetch)
+    out = tmp_path / "aia"
+    common = ["--start", "2012-03-07T00:00", "--end", "2012-03-07T01:00", "--route", "fido"]
+    assert cli.main(["data", "download-aia", str(out), *common, "--dry-run"]) == 0
+    assert "Fido found 6 files" in capsys.readouterr().out
+    assert not out.exists()
+
+
+def test_fido_route_offline_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    from sunpy.net import Fido
+
+    def offline(*query):              # what sunpy's VSO client raises when no mirror answers
+        raise ConnectionError("No online VSO mirrors could be found.")
+
+    monkeypatch.setattr(Fido, "search", offline)
+    out = tmp_path / "aia"
+    args = ["data", "download-aia", str(out), "--start", "2012-03-07T00:00", "--end", "2012-03-07T01:00",
+            "--route", "fido", "--dry-run"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: fido route: No online VSO mirrors could be found."]
+    assert not out.exists()
+
+
 def test_check_fetched_files_keeps_good_and_deletes_corrupt(tmp_path):
     real = pathlib.Path(sunpy.data.test.get_test_filepath("aia_171_level1.fits"))
     good, cut = tmp_path / "good.fits", tmp_path / "cut.fits"

@@ -652,23 +652,29 @@ def fido_download(
     *,
     cadence_s: int = 3600,
     wavelengths: Sequence[int] = DEFAULT_WAVELENGTHS,
+    dry_run: bool = False,
     log: Callable[[str], None] = print,
 ) -> tuple[list[pathlib.Path], dict[str, str]]:
     """Search the VSO with `fido_query` and fetch into ``out_dir`` (needs the internet).
 
     Files already in ``out_dir`` are not fetched again (Fido's ``overwrite=False``); corrupt ones
     are deleted (`check_fetched_files`). Time matching and QUALITY filtering are not applied here:
-    the VSO's ``sample`` picks the images.
+    the VSO's ``sample`` picks the images. A ``dry_run`` searches and prints, and creates nothing.
 
     Returns:
       (good files, {name or URL: reason} of corrupt files and failed transfers).
+
+    Raises:
+      ConnectionError: no VSO mirror answers (offline).
     """
     from sunpy.net import Fido
 
     out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     result = Fido.search(*fido_query(start, end, cadence_s=cadence_s, wavelengths=wavelengths))
     log(f"Fido found {result.file_num} files")
+    if dry_run:
+        return [], {}
+    out_dir.mkdir(parents=True, exist_ok=True)
     fetched = Fido.fetch(result, path=str(out_dir / "{file}"))
     good, failed = check_fetched_files(fetched)
     for error in fetched.errors:
@@ -732,7 +738,7 @@ def run_aia_download(args: argparse.Namespace) -> int:
     try:
         if args.route == "fido":
             _, failed = fido_download(args.out_dir, args.start, args.end, cadence_s=args.cadence,
-                                      wavelengths=args.wavelengths)
+                                      wavelengths=args.wavelengths, dry_run=args.dry_run)
             return 1 if failed else 0
         report = download_aia(
             args.out_dir,
@@ -750,5 +756,8 @@ def run_aia_download(args: argparse.Namespace) -> int:
         )
     except (ValueError, JsocError, ManifestError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ConnectionError as err:
+        print(f"error: {args.route} route: {err}", file=sys.stderr)
         return 2
     return 1 if report.failed else 0
