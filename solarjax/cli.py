@@ -5,8 +5,11 @@ Each subcommand imports what it needs when it runs, so `solarjax --help` stays i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
+import pathlib
 import sys
 from typing import Sequence
 
@@ -264,18 +267,45 @@ def _add_sample(subparsers) -> None:
     parser.add_argument("-n", type=int, default=64, help="number of patches (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
     parser.add_argument("--out", default="samples", help="output path without suffix (default ./samples)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT.png / OUT.fits if they exist")
     parser.set_defaults(func=_run_sample)
 
 
 def _run_sample(args) -> int:
     from solarjax import gan
 
+    outputs = [pathlib.Path(f"{args.out}{suffix}") for suffix in (".png", ".fits")]
+    if refused := _existing_outputs(outputs, args.overwrite):
+        print(f"solarjax sample: {refused}", file=sys.stderr)
+        return 2
     generator = gan.load(args.workdir)
     z = generator.sample_latents(args.n, seed=args.seed)
     images = np.asarray(generator.generate(z))
-    print(gan.sample_grid_png(images, f"{args.out}.png"))
-    print(gan.write_fits_cube(images, f"{args.out}.fits", latents=z, header=generator.fits_header()))
+    with _replaced_atomically(outputs[0]) as partial:
+        gan.sample_grid_png(images, partial)
+    with _replaced_atomically(outputs[1]) as partial:
+        gan.write_fits_cube(images, partial, latents=z, header=generator.fits_header())
+    print("\n".join(map(str, outputs)))
     return 0
+
+
+def _existing_outputs(paths: Sequence[pathlib.Path], overwrite: bool) -> str | None:
+    """None when the outputs may be written; else the one-line refusal naming what exists."""
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        return f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: pass --overwrite to replace"
+    return None
+
+
+@contextlib.contextmanager
+def _replaced_atomically(path: pathlib.Path):
+    """Yields a partial path beside `path`; renamed onto `path` when the block succeeds, removed if not."""
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------- steer
