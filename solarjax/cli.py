@@ -657,9 +657,12 @@ def _run_demo(args) -> int:
 
 # ------------------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
+    from solarjax import __version__
+
     parser = argparse.ArgumentParser(
         prog="solarjax", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"solarjax {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_physics(subparsers)
     _add_data(subparsers)
