@@ -26,6 +26,46 @@ Pipeline: SHARP Br patches -> GAN -> latent directions of physical quantities (S
 """
 
 
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `solarjax CMD: error: MESSAGE (see solarjax CMD --help)`, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def unit_fraction(text: str) -> float:
+    """argparse type: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that describe bad input or missing artefacts (one line, exit 2), not bugs."""
+    from solarjax.data.download import DownloadError
+    from solarjax.data.fits import FitsReadError
+    from solarjax.data.jsoc import JsocError
+    from solarjax.stages import OutdirError
+
+    return (OSError, ValueError, FitsReadError, OutdirError, JsocError, DownloadError)
+
+
 # --------------------------------------------------------------------------------------- physics
 def _add_physics(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -41,9 +81,10 @@ def _add_physics(subparsers) -> None:
     )
     parser.add_argument("files", nargs="+", help="SHARP FITS files (e.g. *.Br.fits)")
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
-    parser.add_argument("--size", type=int, default=128, help="resize target in pixels (default 128)")
+    parser.add_argument("--size", type=positive_int, default=128, help="resize target in pixels (default 128)")
     parser.add_argument(
-        "--threshold", type=float, default=0.15, help="polarity threshold, normalised units (default 0.15 = 150 G)"
+        "--threshold", type=unit_fraction, default=0.15,
+        help="polarity threshold, normalised units in (0, 1] (default 0.15 = 150 G)"
     )
     parser.set_defaults(func=_run_physics)
 
@@ -264,7 +305,7 @@ def _add_sample(subparsers) -> None:
                     "(hmimag, +-1000 G) and OUT.fits (Br in G, latents in the LATENTS extension).",
     )
     parser.add_argument("--workdir", required=True, help="GAN run directory")
-    parser.add_argument("-n", type=int, default=64, help="number of patches (default 64)")
+    parser.add_argument("-n", type=positive_int, default=64, help="number of patches (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
     parser.add_argument("--out", default="samples", help="output path without suffix (default ./samples)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT.png / OUT.fits if they exist")
@@ -601,7 +642,7 @@ def _add_serve(subparsers) -> None:
                     "match) and serve the search page and its JSON API (OpenAPI at /docs).")
     parser.add_argument("--workdir", default="demo_out", help="directory written by `solarjax demo` (default demo_out)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     parser.add_argument("--aia-index", help="also serve this AIA index (OUT of `solarjax index build --dataset "
                                             "aia_patches`): a dataset selector appears on the page")
     parser.add_argument("--aia-ssl", help="the SimSiam run that embedded the AIA index (with --aia-index)")
@@ -659,7 +700,7 @@ def _run_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from solarjax import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="solarjax", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"solarjax {__version__}")
@@ -677,8 +718,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command; bad input or a missing artefact is one line on stderr and exit 2
+    (SOLARJAX_TRACEBACK=1 shows the traceback instead)."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except _user_errors() as err:
+        if os.environ.get("SOLARJAX_TRACEBACK"):
+            raise
+        nested = ("data_command", "model", "steer_command", "index_command")
+        command = " ".join([args.command, *(str(getattr(args, name)) for name in nested if getattr(args, name, None))])
+        print(f"solarjax {command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
