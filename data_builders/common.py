@@ -93,15 +93,22 @@ def hash_split(key: str) -> str:
     return SPLIT_FRACTIONS[-1][0]
 
 
-def synthetic_split_ranges(num_examples: int) -> dict[str, range]:
-    """Contiguous index ranges per split; non-train splits get floor(share * n), empty ones are left out."""
-    sizes = {split: int(share * num_examples) for split, share in SPLIT_FRACTIONS[1:]}
-    sizes = {SPLIT_FRACTIONS[0][0]: num_examples - sum(sizes.values()), **sizes}
+def synthetic_split_ranges(num_examples: int, block: int = 1) -> dict[str, range]:
+    """Contiguous index ranges per split whose boundaries are multiples of ``block``.
+
+    With b = ceil(n / block) blocks, validation and test get floor(share * b) blocks each and train
+    the first b - (those) blocks; the last block may be short. ``block`` = frames per synthetic
+    region keeps every region in one split. Empty splits are left out.
+    """
+    blocks = -(-num_examples // block)
+    sizes = {split: int(share * blocks) for split, share in SPLIT_FRACTIONS[1:]}
+    sizes = {SPLIT_FRACTIONS[0][0]: blocks - sum(sizes.values()), **sizes}
     ranges, start = {}, 0
     for split, size in sizes.items():
-        if size > 0:
-            ranges[split] = range(start, start + size)
-        start += size
+        stop = min((start // block + size) * block, num_examples)
+        if stop > start:
+            ranges[split] = range(start, stop)
+        start = stop
     return ranges
 
 
@@ -129,10 +136,28 @@ class PatchesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     MANUAL_DIR_HOLDS: str
     """What ``manual_dir`` holds, for the error of a fits build without one (e.g. "a folder of ...")."""
 
-    def __init__(self, *, num_examples: int | None = None, **kwargs):
-        """Args: num_examples overrides the config's; other arguments as `tfds.core.GeneratorBasedBuilder`."""
+    SYNTHETIC_BLOCK: int = 1
+    """Synthetic patches per split block (`synthetic_split_ranges`): patches that must share a split."""
+
+    def __init__(self, *, num_examples: int | None = None, building: bool = False, **kwargs):
+        """Args: num_examples overrides the config's; building: the builder will build (reading
+        builders refuse a data dir that holds only an older version); other arguments as
+        `tfds.core.GeneratorBasedBuilder`.
+
+        Raises:
+          OldBuildError: reading, and the data dir has this config only at an older version.
+        """
         kwargs.setdefault("file_format", tfds.core.FileFormat.ARRAY_RECORD)
         super().__init__(**kwargs)
+        if not building and not self.is_prepared():
+            older = older_versions(pathlib.Path(self.data_dir).parent, str(self.version))
+            if older:
+                raise OldBuildError(
+                    f"{self.name}/{self.builder_config.name} in {pathlib.Path(self.data_dir).parent} was built by "
+                    f"version {', '.join(older)}; this code reads version {self.version} "
+                    f"({self.RELEASE_NOTES.get(str(self.version), 'a newer format')}). Rebuild it, e.g. "
+                    f"`solarjax data build --config {self.builder_config.name} --data-dir "
+                    f"{pathlib.Path(self.data_dir).parents[2]}`")
         if num_examples is not None and num_examples < 1:
             raise ValueError(f"num_examples must be positive, got {num_examples}")
         self._num_examples = num_examples if num_examples is not None else self.builder_config.num_examples
@@ -153,7 +178,7 @@ class PatchesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         if self.builder_config.source == "fits":
             work = self._plan_fits(pathlib.Path(os.fspath(dl_manager.manual_dir)))
         else:
-            work = synthetic_split_ranges(self._num_examples)
+            work = synthetic_split_ranges(self._num_examples, self.SYNTHETIC_BLOCK)
         return {split: self._counted(split, self._generate_examples(items)) for split, items in work.items()}
 
     def _counted(self, split: str, examples: Iterator[tuple[Any, dict[str, Any]]]):
@@ -171,6 +196,20 @@ class PatchesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _ignore(self, path: pathlib.Path | str, reason: str) -> None:
         """Logs a file that is not input of this build (build log only)."""
         self.info.metadata["ignored"].append({"path": str(path), "reason": reason})
+
+
+class OldBuildError(FileNotFoundError):
+    """A dataset directory holds a build of an older version than the code reads (the build this
+    code reads is missing, as `solarjax.data.pipeline.load_split` reports an absent one)."""
+
+
+def older_versions(config_dir: pathlib.Path, current: str) -> list[str]:
+    """Version folders (with a dataset_info.json) in a config's folder that are not ``current``, oldest first."""
+    if not config_dir.is_dir():
+        return []
+    found = [path.name for path in config_dir.iterdir()
+             if path.is_dir() and path.name != current and (path / "dataset_info.json").exists()]
+    return sorted(found, key=lambda name: tuple(int(p) if p.isdigit() else -1 for p in name.split(".")))
 
 
 def _logger_of(builder_class: type[PatchesBuilder]) -> logging.Logger:
@@ -207,7 +246,7 @@ def build_dataset(
     if source == "fits" and manual_dir is None:
         raise ValueError(f"the fits config needs manual_dir, {builder_class.MANUAL_DIR_HOLDS}\n"
                          + builder_class.MANUAL_DOWNLOAD_INSTRUCTIONS)
-    builder = builder_class(config=config, data_dir=os.fspath(data_dir), **builder_kwargs)
+    builder = builder_class(config=config, data_dir=os.fspath(data_dir), building=True, **builder_kwargs)
     started = time.perf_counter()
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(

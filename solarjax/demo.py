@@ -117,7 +117,8 @@ def _run_demo(outdir: pathlib.Path, size: DemoSize, fits_dir, log) -> dict:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     results["dataset"] = runner.run(
-        "dataset", {"num_patches": size.num_patches}, lambda d: _stage_dataset(d, tfds_dir, size),
+        "dataset", {"num_patches": size.num_patches, "builder_version": _builder_version()},
+        lambda d: _stage_dataset(d, tfds_dir, size),
         estimate_s=estimate("dataset"))
     gan_config, simsiam_config = _gan_config(tfds_dir, size), _simsiam_config(tfds_dir, size)
     results["gan"] = runner.run(
@@ -167,15 +168,26 @@ def _stage_dataset(stage_dir: pathlib.Path, tfds_dir: pathlib.Path, size: DemoSi
     import tensorflow_datasets as tfds
 
     from data_builders.sharp_patches import build
+    from data_builders.sharp_patches.sharp_patches_dataset_builder import FRAMES_PER_REGION
 
     tfds.disable_progress_bar()
     started = time.perf_counter()
     info = build("synthetic", tfds_dir, num_examples=size.num_patches)
     seconds = time.perf_counter() - started
+    frames = FRAMES_PER_REGION
     return {
         "splits": {name: split.num_examples for name, split in info.splits.items()},
+        "regions": {name: -(-split.num_examples // frames) for name, split in info.splits.items()},
+        "frames_per_region": frames,
         "patches_per_second": round(size.num_patches / seconds, 1),
     }
+
+
+def _builder_version() -> str:
+    """The `sharp_patches` builder version: a new version rebuilds the dataset (and every stage after it)."""
+    from data_builders.sharp_patches.sharp_patches_dataset_builder import Builder
+
+    return str(Builder.VERSION)
 
 
 def _trainer_fingerprint_view(config) -> dict:

@@ -1,4 +1,4 @@
-"""Tests of the synthetic active-region generator: seeding, shapes, and the physics it promises."""
+"""Tests of the synthetic active-region generator: seeding, shapes, regions in time, and the physics it promises."""
 import time
 
 import numpy as np
@@ -6,6 +6,8 @@ import pytest
 import scipy.ndimage
 import scipy.stats
 
+from data_builders import common
+from solarjax import physics
 from solarjax.data import synthetic
 from solarjax.data.fits import read_sharp
 from solarjax.data.preprocess import normalise_field
@@ -47,8 +49,14 @@ def default_batch():
 
 @pytest.fixture(scope="module")
 def single_bipoles():
-    """1000 single-bipole patches (the Hale and Joy tests measure one bipole per patch)."""
-    return synthetic.generate(1000, 11, synthetic.SyntheticConfig(extra_bipole_probability=0.0))
+    """1000 single-bipole regions of one frame each (the Hale and Joy tests measure one bipole per region)."""
+    return synthetic.generate(1000, 11, synthetic.SyntheticConfig(extra_bipole_probability=0.0, frames_per_region=1))
+
+
+@pytest.fixture(scope="module")
+def many_regions():
+    """4000 regions' draws and frame layout, not rendered (the statistical laws on truth)."""
+    return synthetic._region_frames(3, np.arange(4000), synthetic.SyntheticConfig())
 
 
 def assert_batches_equal(a: synthetic.SyntheticBatch, b: synthetic.SyntheticBatch):
@@ -86,46 +94,52 @@ def test_shapes_dtypes_and_preprocessing(default_batch):
     box = b.pixel_size_mm * 128
     assert np.all(box >= np.array(config.min_box_mm) - 1e-3) and np.all(box <= np.array(config.max_box_mm) + 1e-3)
     t = b.truth
-    for key in ("latitude_deg", "hemisphere", "cycle_parity", "n_bipoles", "total_flux_mx", "mean_separation_mm",
-                "mean_tilt_deg", "delta", "noise_rms_gauss"):
+    for key in ("region_id", "frame_index", "obs_time", "age_days", "cycle", "latitude_deg", "longitude_deg",
+                "hemisphere", "cycle_parity", "anti_hale", "n_bipoles", "flux_fraction", "total_flux_mx",
+                "mean_separation_mm", "mean_tilt_deg", "delta", "noise_rms_gauss"):
         assert t[key].shape == (n,), key
+    np.testing.assert_allclose(t["box_mm"], box, rtol=1e-5)
     for key in ("bipole_flux_mx", "bipole_separation_mm", "bipole_tilt_deg", "bipole_leading_sign", "bipole_delta"):
         assert t[key].shape == (n, config.max_bipoles), key
-    assert set(np.unique(t["hemisphere"])) == {-1, 1} and set(np.unique(t["cycle_parity"])) == {0, 1}
+    assert set(np.unique(t["hemisphere"])) == {-1, 1} and set(np.unique(t["cycle"])) <= {24, 25}
+    np.testing.assert_array_equal(t["cycle_parity"], t["cycle"] % 2)
+    assert np.all(np.abs(t["longitude_deg"]) <= 70.0 + 1e-3)
     assert np.all(np.sign(t["latitude_deg"]) == t["hemisphere"])
     assert set(np.unique(t["n_bipoles"])) == set(range(1, config.max_bipoles + 1))
     padded = np.arange(config.max_bipoles) >= t["n_bipoles"][:, None]
     assert np.all(t["bipole_flux_mx"][padded] == 0) and np.all(t["bipole_leading_sign"][padded] == 0)
     assert np.all(np.isnan(t["bipole_separation_mm"][padded])) and not np.any(t["bipole_delta"][padded])
-    assert np.all(np.isfinite(t["bipole_separation_mm"][~padded])) and np.all(t["bipole_flux_mx"][~padded] > 0)
+    assert np.all(np.isfinite(t["bipole_separation_mm"][~padded])) and np.all(t["bipole_flux_mx"][~padded] >= 0)
+    assert np.all(t["bipole_flux_mx"][:, 0] > 0)  # secondaries may not have emerged yet (flux 0)
     np.testing.assert_allclose(t["total_flux_mx"], t["bipole_flux_mx"].sum(1))
     np.testing.assert_array_equal(t["delta"], t["bipole_delta"].any(1))
 
 
-def test_flux_spans_decades_and_primary_flux_is_log_uniform(default_batch):
+def test_flux_spans_decades_and_peak_flux_is_a_power_law(default_batch, many_regions):
     t = default_batch.truth
-    lo, hi = np.quantile(t["total_flux_mx"], [0.05, 0.95])
-    assert np.log10(hi / lo) >= 2.0
+    assert t["total_flux_mx"].min() < 1e21 and t["total_flux_mx"].max() > 1e23 / 3
     config = synthetic.SyntheticConfig()
-    primary = t["bipole_flux_mx"][:, 0]
-    assert primary.min() >= config.min_flux_mx and primary.max() <= config.max_flux_mx
-    unit = np.log(primary / config.min_flux_mx) / np.log(config.max_flux_mx / config.min_flux_mx)
-    assert scipy.stats.kstest(unit, "uniform").pvalue > 0.01
-    # A steeper power law (the whole-Sun population) gives dN/dF ~ F**-1.85: check its inverse CDF.
-    steep = synthetic.generate(400, 3, synthetic.SyntheticConfig(flux_power_index=1.85)).truth["bipole_flux_mx"][:, 0]
-    a, b = config.min_flux_mx ** -0.85, config.max_flux_mx ** -0.85
-    assert scipy.stats.kstest((steep ** -0.85 - a) / (b - a), "uniform").pvalue > 0.01
+    peak = t["bipole_flux_mx"][:, 0] / t["flux_fraction"]  # the primary's peak flux
+    assert peak.min() >= config.min_flux_mx * (1 - 1e-5) and peak.max() <= config.max_flux_mx * (1 + 1e-5)
+    # dN/dF ~ F**-1.3 on [min, max]: its inverse CDF maps the peaks of 4000 regions to uniform.
+    region_peak = many_regions["flux"].reshape(4000, config.frames_per_region, -1)[:, 0, 0] / (
+        many_regions["now_primary"].reshape(4000, -1)[:, 0])
+    k = 1 - config.flux_power_index
+    a, b = config.min_flux_mx ** k, config.max_flux_mx ** k
+    assert scipy.stats.kstest((region_peak ** k - a) / (b - a), "uniform").pvalue > 0.01
+    assert region_peak.max() > 1e23  # the largest regions reach >= 1e23 Mx
     # The image carries the flux: sum |B| * pixel area follows the truth.
     assert scipy.stats.spearmanr(image_flux_mx(default_batch), t["total_flux_mx"]).statistic > 0.9
 
 
 def test_flux_in_image_matches_truth_without_network_and_noise():
     config = synthetic.SyntheticConfig(extra_bipole_probability=0.0, delta_probability=0.0, noise_gauss=(0.0, 0.0),
-                                       network_flux_density_gauss=(0.0, 0.0))
+                                       network_flux_density_gauss=(0.0, 0.0), box_fill=(0.6, 0.7))
     batch = synthetic.generate(200, 5, config)
     ratio = image_flux_mx(batch) / batch.truth["total_flux_mx"]
     assert np.all(ratio <= 1 + 1e-4)  # |sum of components| <= sum of |components|
-    assert np.median(ratio) > 0.95  # only flux cut by the box edge or cancelled where polarities meet is lost
+    # Only flux cut by the box edge or cancelled where the (compact, sheared) polarities meet is lost.
+    assert np.median(ratio) > 0.9 and np.quantile(ratio, 0.1) > 0.7
 
 
 def test_flux_budget_conserves_each_polarity():
@@ -153,7 +167,8 @@ def test_hales_law(single_bipoles):
     truth_sign = t["bipole_leading_sign"][:, 0]
     hale = synthetic.hale_leading_sign(t["hemisphere"], t["cycle_parity"])
     assert np.mean(measured[defined] == truth_sign[defined]) >= 0.90
-    assert 0.03 <= np.mean(truth_sign != hale) <= 0.07  # anti-Hale share, 5% by default
+    assert 0.03 <= np.mean(truth_sign != hale) <= 0.07  # anti-Hale share, 5% by default (1000 regions)
+    np.testing.assert_array_equal(truth_sign != hale, t["anti_hale"])
     assert np.mean(measured[defined] == hale[defined]) >= 0.85
     # Cycle 24 (even): negative leads in the north.
     np.testing.assert_array_equal(synthetic.hale_leading_sign(np.array([1, -1, 1, -1]), np.array([0, 0, 1, 1])),
@@ -180,8 +195,9 @@ def test_joys_law(single_bipoles):
     assert usable.sum() > 300
     latitude = np.abs(t["latitude_deg"][usable])
     fit = scipy.stats.linregress(latitude, tilt[usable])
-    assert 0.25 < fit.slope < 0.9  # set: 0.5 deg per deg, with 15 deg scatter
-    assert np.corrcoef(tilt[usable], t["mean_tilt_deg"][usable])[0, 1] > 0.7
+    assert 0.25 < fit.slope < 0.9  # set: 0.56 deg per deg, with 8 deg scatter
+    # The set scatter (8 deg) is comparable to the measurement's (plage, fragments, shear): a weaker link.
+    assert np.corrcoef(tilt[usable], t["mean_tilt_deg"][usable])[0, 1] > 0.3
     assert tilt[usable][latitude > 20].mean() - tilt[usable][latitude < 10].mean() > 5.0
     separation = np.hypot(north_mm, west_mm)[usable]
     assert 0.7 < np.median(separation / t["mean_separation_mm"][usable]) < 1.3
@@ -189,7 +205,9 @@ def test_joys_law(single_bipoles):
 
 def test_delta_configuration_raises_r(default_batch):
     # The same draws with and without a delta spot: every region of >= 3e21 Mx may have one.
-    paired = [synthetic.generate(80, 9, synthetic.SyntheticConfig(min_flux_mx=3e21, delta_probability=p))
+    # Single frames caught while emerging (observed_decay_efolds=0), before the spots decay.
+    paired = [synthetic.generate(80, 9, synthetic.SyntheticConfig(min_flux_mx=3e21, delta_probability=p,
+                                                                  frames_per_region=1, observed_decay_efolds=0.0))
               for p in (1.0, 0.0)]
     assert paired[0].truth["delta"].all() and not paired[1].truth["delta"].any()
     np.testing.assert_array_equal(paired[0].truth["total_flux_mx"], paired[1].truth["total_flux_mx"])
@@ -201,21 +219,23 @@ def test_delta_configuration_raises_r(default_batch):
     for low, high in ((3e21, 1e22), (1e22, 1e23)):
         similar = (t["total_flux_mx"] >= low) & (t["total_flux_mx"] < high)
         assert (similar & t["delta"]).sum() >= 20
-        assert np.median(r[similar & t["delta"]]) > 3 * np.median(r[similar & ~t["delta"]]) + 10
+        assert np.median(r[similar & t["delta"]]) > 1.5 * np.median(r[similar & ~t["delta"]])
 
 
 def test_umbrae_reach_kilogauss_and_saturate(default_batch):
     t, br = default_batch.truth, default_batch.br_gauss
     large = t["total_flux_mx"] > 1e22
     peak = np.abs(br[large]).max((1, 2))
-    assert 1800 < np.median(peak) < 3500 and peak.max() < 6000
-    assert np.mean(np.abs(default_batch.images[large]).max((1, 2)) == 1.0) > 0.95  # all but spotless, decayed ones
-    small = t["total_flux_mx"] < 3e20  # ephemeral regions: no spots, plage of a few hundred G
-    assert np.median(np.abs(br[small]).max((1, 2))) < 1000
+    # (Same-sign umbrae that drift together add up beyond one spot's 3.2 kG; the 1 kG clip hides it.)
+    assert 1800 < np.median(peak) < 3500 and peak.max() < 8000
+    assert np.mean(np.abs(default_batch.images[large]).max((1, 2)) == 1.0) > 0.9  # all but spotless, decayed ones
+    small = synthetic.generate(40, 2, synthetic.SyntheticConfig(min_flux_mx=1e20, max_flux_mx=2.5e20))
+    # ephemeral regions: no spots, plage of a few hundred G
+    assert np.median(np.abs(small.br_gauss).max((1, 2))) < 1000
 
 
 def test_noise_of_empty_pixels_is_the_documented_level():
-    quiet = dict(network_flux_density_gauss=(0.0, 0.0))
+    quiet = dict(network_flux_density_gauss=(0.0, 0.0), min_flux_mx=1e20, max_flux_mx=1e21, frames_per_region=1)
     noisy = synthetic.generate(60, 4, synthetic.SyntheticConfig(**quiet))
     clean = synthetic.generate(60, 4, synthetic.SyntheticConfig(noise_gauss=(0.0, 0.0), **quiet))
     expected = noisy.truth["noise_rms_gauss"]
@@ -261,6 +281,134 @@ def test_orientation_agrees_with_real_sharp_frames(real_br_files):
     assert np.mean(equatorward) >= 0.6
 
 
+def test_hales_law_correlates_leading_sign_with_hemisphere(many_regions):
+    """4000 regions of the default era (cycle 24): the leading sign is minus the hemisphere but for
+    the ~5 % anti-Hale regions (binomial 99.9 % bounds), so sign and hemisphere correlate at ~-0.9."""
+    r = many_regions
+    lead = r["leading_sign"].reshape(4000, -1, r["leading_sign"].shape[-1])[:, 0, 0]
+    hale = synthetic.hale_leading_sign(r["hemisphere"], r["parity"])
+    np.testing.assert_array_equal(lead == hale, ~r["anti_hale"])
+    anti = r["anti_hale"].mean()
+    assert 0.05 - 3.3 * np.sqrt(0.05 * 0.95 / 4000) < anti < 0.05 + 3.3 * np.sqrt(0.05 * 0.95 / 4000)
+    assert np.mean(r["cycle"] == 24) > 0.95 and set(np.unique(r["cycle"])) <= {24, 25}
+    assert np.corrcoef(lead, r["hemisphere"])[0, 1] < -0.8
+    # Forced odd parity flips the orientation in both hemispheres.
+    odd = synthetic._region_frames(3, np.arange(500), synthetic.SyntheticConfig(cycle_parity=1))
+    odd_lead = odd["leading_sign"].reshape(500, -1, odd["leading_sign"].shape[-1])[:, 0, 0]
+    assert np.corrcoef(odd_lead, odd["hemisphere"])[0, 1] > 0.8
+
+
+def test_measured_hale_sign_and_joy_tilt_per_hemisphere(default_batch):
+    """On the rendered default set, scored by solarjax.physics as the real frames are: the measured
+    leading sign follows Hale's law for cycle 24 and the mean tilt is negative in each hemisphere
+    (physics' tilt: negative centroid south of positive, which Joy's law gives in both hemispheres
+    of an even cycle)."""
+    q = {k: np.asarray(v) for k, v in physics.quantities(default_batch.images).items()}
+    t = default_batch.truth
+    ok = np.isfinite(q["lead_polarity"])
+    assert np.corrcoef(np.sign(q["lead_polarity"][ok]), t["hemisphere"][ok])[0, 1] < -0.6
+    for hemisphere in (1, -1):
+        tilt = q["tilt"][(t["hemisphere"] == hemisphere) & (t["cycle"] == 24) & np.isfinite(q["tilt"])]
+        assert tilt.size > 300  # ~60 regions per hemisphere: a frame-level share of ~0.7 varies by +-0.1
+        assert tilt.mean() < 0 and np.mean(tilt < 0) > 0.5, hemisphere
+        # In truth: Joy's sense (leading equatorward) in both hemispheres.
+        assert t["bipole_tilt_deg"][t["hemisphere"] == hemisphere, 0].mean() > 3.0
+
+
+def test_frames_of_a_region_share_it_and_follow_its_evolution(default_batch):
+    t, frames = default_batch.truth, synthetic.SyntheticConfig().frames_per_region
+    config = synthetic.SyntheticConfig()
+    np.testing.assert_array_equal(t["region_id"], np.arange(len(default_batch)) // frames)
+    np.testing.assert_array_equal(t["frame_index"], np.arange(len(default_batch)) % frames)
+    by_region = lambda a: a.reshape(-1, frames, *a.shape[1:])
+    for key in ("latitude_deg", "hemisphere", "cycle", "anti_hale", "n_bipoles", "network_flux_density_gauss"):
+        assert np.all(by_region(t[key]) == by_region(t[key])[:, :1]), key
+    assert np.all(by_region(default_batch.pixel_size_mm) == by_region(default_batch.pixel_size_mm)[:, :1])
+    step = np.diff(by_region(t["obs_time"]), axis=1).astype(np.int64)
+    np.testing.assert_array_equal(step, int(config.cadence_hours * 3600))  # increasing, a cadence apart
+    np.testing.assert_allclose(np.diff(by_region(t["age_days"]), axis=1), config.cadence_hours / 24, atol=1e-4)
+    # Longitude advances at the synodic rate of the region's latitude (~13 deg/day).
+    rate = np.diff(by_region(t["longitude_deg"]), axis=1) / (config.cadence_hours / 24)
+    lat = np.deg2rad(by_region(t["latitude_deg"])[:, 1:])
+    expected = np.rad2deg(synthetic._rotation_rad_per_day(lat)) - synthetic.EARTH_ORBIT_DEG_PER_DAY
+    np.testing.assert_allclose(rate, expected, atol=1e-3)
+    assert np.all((rate > 11.5) & (rate < 13.5))
+    # A region's flux follows the profile: the primary's flux / peak is flux_profile at its age.
+    peak = by_region(t["bipole_flux_mx"][:, 0] / t["flux_fraction"])
+    np.testing.assert_allclose(peak, np.broadcast_to(peak[:, :1], peak.shape), rtol=1e-5)
+    # Images follow their region's flux through time (within-region rank correlation).
+    image_flux = by_region(image_flux_mx(default_batch))
+    rho = [scipy.stats.spearmanr(a, b).statistic for a, b in zip(image_flux, by_region(t["total_flux_mx"]))
+           if np.ptp(b) > 0.2 * b.max()]
+    assert len(rho) > 20 and np.median(rho) > 0.7
+    # Frames of one region look alike: a frame's nearest neighbour in pixels is mostly of its region.
+    x = default_batch.images[:400].reshape(400, -1).astype(np.float64)
+    squared = (x ** 2).sum(1)
+    distance = squared[:, None] + squared[None] - 2 * x @ x.T
+    np.fill_diagonal(distance, np.inf)
+    nearest = distance.argmin(1)
+    assert np.mean(nearest // frames == np.arange(400) // frames) > 0.5
+
+
+def test_flux_profile_known_values():
+    rise, decay = np.array(2.0), np.array(10.0)
+    now, emerged = synthetic.flux_profile(np.array([-1.0, 0.0, 1.0, 2.0, 12.0]), rise, decay)
+    np.testing.assert_allclose(now, [0.0, 0.0, 0.5, 1.0, np.exp(-1.0)], atol=1e-12)
+    np.testing.assert_allclose(emerged, [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-12)
+    rise_days, decay_days = synthetic._life_times(np.array([1e22, 1e23]), synthetic.SyntheticConfig())
+    np.testing.assert_allclose(rise_days, [3.0, 3.0 * 10 ** 0.43])
+    np.testing.assert_allclose(decay_days, [12.0, 12.0 * 10 ** 0.5])
+
+
+def test_differential_rotation_shear_known_answers():
+    # Snodgrass (1983) magnetic features: 2.902 microrad/s = 14.37 deg/day at the equator.
+    assert np.rad2deg(synthetic._rotation_rad_per_day(np.array(0.0))) == pytest.approx(14.366, abs=1e-3)
+    assert synthetic._shear_mm(np.array(0.0), np.array(0.3), np.array(5.0)) == 0.0
+    # Poleward features lag: north of a northern region's centre they drift east (negative), and
+    # south of a southern one too; the shear grows linearly in time.
+    north = synthetic._shear_mm(np.array(20.0), np.deg2rad(15.0), np.array([1.0, 2.0]))
+    south = synthetic._shear_mm(np.array(-20.0), np.deg2rad(-15.0), np.array([1.0, 2.0]))
+    assert north[0] < 0 and south[0] < 0
+    np.testing.assert_allclose(north[1], 2 * north[0])
+    np.testing.assert_allclose(north, south)
+    # Small offsets: R cos(lat) dOmega/dlat * y / R per day.
+    a, b, c = synthetic.SNODGRASS_RAD_PER_DAY
+    lat = np.deg2rad(15.0)
+    slope = (2 * b + 4 * c * np.sin(lat) ** 2) * np.sin(lat) * np.cos(lat)
+    np.testing.assert_allclose(synthetic._shear_mm(np.array(0.1), lat, np.array(1.0)), np.cos(lat) * slope * 0.1,
+                               rtol=1e-3)
+
+
+def test_butterfly_dates_and_latitudes(many_regions):
+    r, config = many_regions, synthetic.SyntheticConfig()
+    years = r["years"]
+    assert years.min() >= config.era_years[0] and years.max() <= config.era_years[1]
+    # Activity peaks mid-cycle: more regions in 2012-2016 than in 2010-2012 or 2017-2020.
+    assert np.mean((years > 2012) & (years < 2016)) > 0.5
+    cycle24 = r["cycle"] == 24
+    since = years[cycle24] - synthetic.CYCLE_MINIMA[24]
+    assert scipy.stats.spearmanr(since, r["abs_latitude"][cycle24]).statistic < -0.3  # equatorward drift
+    early, late = r["abs_latitude"][cycle24][since < 3].mean(), r["abs_latitude"][cycle24][since > 8].mean()
+    assert early > 17 and late < 12
+    # New-cycle regions near the minimum start at high latitude.
+    if (~cycle24).any():
+        assert r["abs_latitude"][~cycle24].mean() > 20
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 79, 80, 81, 160, 1003])
+def test_region_aligned_splits_never_share_a_region(n):
+    frames = synthetic.SyntheticConfig().frames_per_region
+    ranges = common.synthetic_split_ranges(n, frames)
+    assert [i for r in ranges.values() for i in r] == list(range(n))
+    regions = {split: {i // frames for i in r} for split, r in ranges.items()}
+    for split, ids in regions.items():
+        for other, other_ids in regions.items():
+            assert split == other or not ids & other_ids
+    if n >= 10 * frames:
+        assert set(ranges) == {"train", "validation", "test"}
+        assert len(regions["validation"]) == len(regions["test"]) == int(0.1 * -(-n // frames))
+
+
 def test_speed():
     """A sanity bound only (the machine may be shared): about 1 ms of CPU per patch when idle."""
     synthetic.generate(8, 0)
@@ -275,7 +423,7 @@ def test_bad_input_is_refused_with_the_field_named():
     with pytest.raises(ValueError, match="box_fill"):
         synthetic.SyntheticConfig(box_fill=(0.9, 0.5))
     with pytest.raises(ValueError, match="min_flux_mx"):
-        synthetic.SyntheticConfig(min_flux_mx=1e23)
+        synthetic.SyntheticConfig(min_flux_mx=3e23)
     with pytest.raises(ValueError, match="cycle_parity"):
         synthetic.SyntheticConfig(cycle_parity=24)
     with pytest.raises(ValueError, match="seed"):

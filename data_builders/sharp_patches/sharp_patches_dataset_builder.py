@@ -2,7 +2,10 @@
 
 Configs
   synthetic (default): `solarjax.data.synthetic` active regions, ``num_examples`` patches
-    (default 20,000) of the synthetic set ``seed`` (default 23), with their ground truth.
+    (default 20,000) of the synthetic set ``seed`` (default 23), with their ground truth. Each
+    region is observed in `FRAMES_PER_REGION` frames a cadence apart; like a real HARP it has a
+    ``harpnum`` (region id + 1) and each frame a ``t_rec``, so the same-region evaluation runs
+    unchanged on synthetic data.
   fits: real ``hmi.sharp_cea_720s`` Br files from ``manual_dir`` (a JSOC export, e.g. made by
     ``solarjax data download``), with the bitmap segment where the export has it.
 
@@ -17,8 +20,12 @@ Splits never share an active region:
     (u < 0.8), validation (u < 0.9) or test; the assignment of a HARP never depends on the other
     files. A split with no file is left out. The 16 HARPs of the shared test data give train 9
     HARPs (18 frames), validation 3 (11), test 4 (11).
-  synthetic: contiguous index ranges of one seeded set (patch i depends only on (seed, i)):
-    validation and test get floor(0.1 n) each, train the first n - 2 floor(0.1 n) indices.
+  synthetic: contiguous index ranges of one seeded set (patch i depends only on (seed, i)) cut at
+    region boundaries: with b = ceil(n / FRAMES_PER_REGION) regions, validation and test get
+    floor(0.1 b) regions each, train the first ones.
+
+Versions: 2.0.0 made the synthetic patches frames of evolving regions; a data dir holding only an
+older build is refused when read (`common.OldBuildError`, naming the rebuild command).
 
 Build log: ``build_log.json`` in the dataset directory (also `DatasetInfo.metadata` of the builder
 that built it) lists ``failures`` (files that could not be used: path, reason) and ``ignored``
@@ -56,14 +63,20 @@ SHARP_FILE_NAME = re.compile(
 """JSOC export file name of one SHARP CEA segment."""
 
 MAX_BIPOLES = synthetic.SyntheticConfig().max_bipoles
+FRAMES_PER_REGION = synthetic.SyntheticConfig().frames_per_region
 
 # Synthetic ground truth stored as `truth_<name>`: dtype and the neutral value real patches get.
 _TRUTH_SCALARS = {
     "latitude_deg": (np.float32, np.nan, "latitude of the region, deg (signed)"),
     "hemisphere": (np.int32, 0, "+1 north, -1 south; 0 for real patches"),
     "cycle_parity": (np.int32, -1, "0 even cycle, 1 odd cycle; -1 for real patches"),
+    "cycle": (np.int32, 0, "solar cycle number (e.g. 24); 0 for real patches"),
+    "anti_hale": (np.bool_, False, "the region's orientation is against Hale's law"),
+    "frame_index": (np.int32, -1, "frame of its region, 0.. in time order; -1 for real patches"),
+    "age_days": (np.float32, np.nan, "days since the region's primary bipole began to emerge"),
+    "flux_fraction": (np.float32, np.nan, "primary bipole's flux now / its peak"),
     "n_bipoles": (np.int32, 0, "number of bipoles; 0 for real patches"),
-    "total_flux_mx": (np.float32, np.nan, "unsigned flux of the bipoles (network excluded), Mx"),
+    "total_flux_mx": (np.float32, np.nan, "unsigned flux of the bipoles at this time (network excluded), Mx"),
     "mean_separation_mm": (np.float32, np.nan, "flux-weighted mean footpoint separation, Mm"),
     "mean_tilt_deg": (np.float32, np.nan, "flux-weighted mean tilt, deg (positive: Joy's sense)"),
     "delta": (np.bool_, False, "some bipole has a delta spot"),
@@ -200,11 +213,11 @@ def _features() -> tfds.features.FeaturesDict:
         "bitmap": tensor(shape=(PATCH_SIZE, PATCH_SIZE, 1), dtype=np.uint8, encoding=tfds.features.Encoding.ZLIB,
                          doc="SHARP bitmap segment (nearest resize); zeros when has_bitmap is False"),
         "has_bitmap": scalar(dtype=np.bool_, doc="the record's bitmap file was read"),
-        "harpnum": scalar(dtype=np.int64, doc="HARP number; -1 for synthetic patches"),
+        "harpnum": scalar(dtype=np.int64, doc="HARP number; synthetic: region id + 1"),
         "noaa_ar": scalar(dtype=np.int64, doc="NOAA active region number; 0 if none"),
-        "t_rec": text(doc="observation time T_REC in UTC, ISO 8601; empty for synthetic patches"),
+        "t_rec": text(doc="observation time T_REC in UTC, ISO 8601 (synthetic: the frame's time)"),
         "lat_deg": scalar(dtype=np.float32, doc="Stonyhurst latitude of the patch centre, deg"),
-        "lon_deg": scalar(dtype=np.float32, doc="Stonyhurst longitude of the patch centre, deg (NaN: synthetic)"),
+        "lon_deg": scalar(dtype=np.float32, doc="Stonyhurst longitude of the patch centre, deg"),
         "original_shape": tensor(shape=(2,), dtype=np.int32,
                                  doc="(rows, cols) before resize; synthetic: the equivalent SHARP CEA shape"),
         "pixel_size_mm": tensor(shape=(2,), dtype=np.float32, doc="(row, col) size of one 128x128 pixel, Mm"),
@@ -231,8 +244,13 @@ def _neutral_truth() -> dict[str, Any]:
 class Builder(common.PatchesBuilder):
     """SHARP CEA Br patches, synthetic (default) or from FITS files, as array_record."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "2.0.0": "Synthetic patches are frames of evolving regions (harpnum, t_rec, lon_deg, more truth); "
+                 "synthetic splits keep whole regions.",
+    }
+    SYNTHETIC_BLOCK = FRAMES_PER_REGION
     BUILDER_CONFIGS = [
         SharpPatchesConfig(
             name="synthetic", source="synthetic", num_examples=20_000,
@@ -277,11 +295,11 @@ class Builder(common.PatchesBuilder):
                 example = {
                     "bitmap": np.zeros((PATCH_SIZE, PATCH_SIZE, 1), np.uint8),
                     "has_bitmap": False,
-                    "harpnum": -1,
+                    "harpnum": int(batch.truth["region_id"][i]) + 1,
                     "noaa_ar": 0,
-                    "t_rec": "",
+                    "t_rec": f"{batch.truth['obs_time'][i]}+00:00",
                     "lat_deg": batch.truth["latitude_deg"][i],
-                    "lon_deg": np.nan,
+                    "lon_deg": batch.truth["longitude_deg"][i],
                     "original_shape": shapes[i],
                     "source": "synthetic",
                     "record": f"synthetic[{seed}][{start + i}]",
@@ -405,7 +423,7 @@ def build(
 
     Args:
       config_name: 'synthetic' or 'fits'.
-      data_dir: TFDS data directory; the dataset lands in ``<data_dir>/sharp_patches/<config>/1.0.0``.
+      data_dir: TFDS data directory; the dataset lands in ``<data_dir>/sharp_patches/<config>/2.0.0``.
       manual_dir: folder of SHARP FITS files (fits config).
       num_examples: synthetic: patches in all splits (default 20,000); fits: at most this many Br files.
 

@@ -11,7 +11,9 @@ import tensorflow_datasets as tfds
 
 import data_builders  # noqa: F401  (registers sharp_patches)
 from data_builders.sharp_patches import BUILD_LOG_NAME, build, harp_split
-from data_builders.sharp_patches.sharp_patches_dataset_builder import physics_feature_names, resize_nearest
+from data_builders.common import OldBuildError
+from data_builders.sharp_patches.sharp_patches_dataset_builder import (
+    FRAMES_PER_REGION, Builder, physics_feature_names, resize_nearest)
 from solarjax import physics
 from solarjax.data import synthetic
 from solarjax.data.fits import read_sharp
@@ -129,7 +131,7 @@ def test_fits_build_holds_every_real_frame_with_each_harp_in_one_split(fits_data
         for other, other_harps in harps_by_split.items():
             assert other == split or not harps & other_harps
 
-    log = json.loads((fits_data_dir / "sharp_patches/fits/1.0.0" / BUILD_LOG_NAME).read_text())
+    log = json.loads((fits_data_dir / "sharp_patches/fits/2.0.0" / BUILD_LOG_NAME).read_text())
     assert log["failures"] == []
     assert len(log["ignored"]) == 24  # bitmaps of HARPs 5011, 5107, 6223 and of a 1446 frame without Br
     assert all(entry["reason"] == "bitmap without a Br file of the same record" for entry in log["ignored"])
@@ -199,7 +201,7 @@ def test_corrupt_files_are_logged_and_the_build_goes_on(shared_data, corrupt_fil
         "hmi.sharp_cea_720s.1455.20120306_202400_TAI.magnetogram.fits":
             "truncated: 73441 bytes is not a whole number of 2880-byte FITS blocks",
     }
-    on_disk = json.loads((tmp_path / "tfds/sharp_patches/fits/1.0.0" / BUILD_LOG_NAME).read_text())
+    on_disk = json.loads((tmp_path / "tfds/sharp_patches/fits/2.0.0" / BUILD_LOG_NAME).read_text())
     assert on_disk["failures"] == info.metadata["failures"]
     for name in failures:
         assert name in caplog.text
@@ -225,34 +227,60 @@ def test_renamed_and_duplicate_files_are_refused(shared_data, tmp_path):
     assert duplicate == {"path": str(manual_dir / name), "reason": f"duplicate of {manual_dir / 'again' / name}"}
 
 
-def test_synthetic_build_splits_by_index_and_round_trips(tmp_path):
-    info = build("synthetic", tmp_path, num_examples=40)
-    assert {name: s.num_examples for name, s in info.splits.items()} == {"train": 32, "validation": 4, "test": 4}
+def test_synthetic_build_splits_by_region_and_round_trips(tmp_path):
+    frames = FRAMES_PER_REGION
+    n = 20 * frames  # 20 regions: 16 train, 2 validation, 2 test
+    info = build("synthetic", tmp_path, num_examples=n)
+    assert {name: s.num_examples for name, s in info.splits.items()} == {
+        "train": 16 * frames, "validation": 2 * frames, "test": 2 * frames}
 
-    generated = synthetic.generate(40, 23)
+    generated = synthetic.generate(n, 23)
     expected = {**physics.quantities(generated.images),
                 **physics.physical_quantities(generated.images, generated.pixel_size_mm)}
     sources = tfds.data_source("sharp_patches/synthetic", data_dir=tmp_path)
-    for split, indices in {"train": range(0, 32), "validation": range(32, 36), "test": range(36, 40)}.items():
+    harps = {}
+    for split, indices in {"train": range(0, 16 * frames), "validation": range(16 * frames, 18 * frames),
+                           "test": range(18 * frames, n)}.items():
         examples = _all_examples(sources[split])
         records = {e["record"].decode(): e for e in examples}
         assert sorted(records) == sorted(f"synthetic[23][{i}]" for i in indices)
+        harps[split] = {int(e["harpnum"]) for e in examples}
         for i in indices:
             example = records[f"synthetic[23][{i}]"]
             np.testing.assert_array_equal(example["image"][..., 0], generated.images[i])
             np.testing.assert_array_equal(example["pixel_size_mm"], generated.pixel_size_mm[i])
+            assert example["harpnum"] == i // frames + 1 == generated.truth["region_id"][i] + 1
+            assert example["t_rec"].decode() == f"{generated.truth['obs_time'][i]}+00:00"
+            assert example["truth_frame_index"] == i % frames
             assert example["truth_n_bipoles"] == generated.truth["n_bipoles"][i]
             assert example["truth_delta"] == generated.truth["delta"][i]
             assert example["truth_hemisphere"] == generated.truth["hemisphere"][i]
+            assert example["truth_cycle"] == generated.truth["cycle"][i]
             np.testing.assert_allclose(example["truth_total_flux_mx"], generated.truth["total_flux_mx"][i], rtol=1e-6)
             np.testing.assert_array_equal(example["truth_bipole_tilt_deg"], generated.truth["bipole_tilt_deg"][i])
             assert example["lat_deg"] == generated.truth["latitude_deg"][i]
-            assert example["harpnum"] == -1 and example["source"] == b"synthetic" and not example["has_bitmap"]
+            assert example["lon_deg"] == generated.truth["longitude_deg"][i]
+            assert example["source"] == b"synthetic" and not example["has_bitmap"]
             for name in PHYSICS:
                 np.testing.assert_allclose(example[name], np.float32(expected[name][i]), rtol=1e-5, equal_nan=True)
+    assert not harps["train"] & harps["validation"] and not harps["train"] & harps["test"]
+    assert not harps["validation"] & harps["test"]
+    assert len(harps["train"]) == 16 and len(harps["test"]) == 2
 
-    rebuilt = build("synthetic", tmp_path, num_examples=20)
-    assert {name: s.num_examples for name, s in rebuilt.splits.items()} == {"train": 16, "validation": 2, "test": 2}
+
+def test_an_older_build_is_refused_with_the_rebuild_command(tmp_path, monkeypatch):
+    old_version = tfds.core.Version("1.0.0")
+    with monkeypatch.context() as patch:
+        patch.setattr(Builder, "VERSION", old_version)
+        patch.setattr(Builder, "SUPPORTED_VERSIONS", [])
+        build("synthetic", tmp_path, num_examples=16)
+    assert (tmp_path / "sharp_patches/synthetic/1.0.0/dataset_info.json").exists()
+    with pytest.raises(OldBuildError, match=r"built by version 1\.0\.0; this code reads version 2\.0\.0.*"
+                                            r"solarjax data build --config synthetic"):
+        tfds.data_source("sharp_patches/synthetic", data_dir=tmp_path)
+    rebuilt = build("synthetic", tmp_path, num_examples=16)  # building over it is allowed
+    assert sum(s.num_examples for s in rebuilt.splits.values()) == 16
+    assert len(tfds.data_source("sharp_patches/synthetic", data_dir=tmp_path, split="train")) == 16
 
 
 def test_harp_split_is_a_fixed_hash_with_the_documented_fractions():

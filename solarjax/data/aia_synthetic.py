@@ -198,7 +198,7 @@ class AiaSyntheticConfig:
     quiet_dem_width: float = 0.1
     core_log_t: float = 6.35
     core_dem_width: float = 0.15
-    core_reference_gauss: float = 100.0
+    core_reference_gauss: float = 130.0
     core_power: float = 1.5
     core_saturation_gauss: float = 1000.0
     max_loops: int = 48

@@ -1,23 +1,58 @@
-"""Synthetic SHARP-like active-region Br patches with known physics (the embedded default dataset).
+"""Synthetic SHARP-like active regions that evolve in time, with known physics (the embedded default dataset).
 
-Each patch is a radial-field map of one active region as SHARP shows it after solarjax's
+Each patch is a radial-field map of one active region at one time as SHARP shows it after solarjax's
 preprocessing, which squashes the whole CEA cut-out to 128x128: the patch has its own effective pixel
 size in Mm per row and per column, recorded, so that flux in Mx is sum(B [G]) * pixel area [cm^2].
 
-Physical model (lengths in Mm on the photosphere, fluxes in Mx, fields in G):
+Regions and frames. Like a HARP, a synthetic region is observed several times: patch i is frame
+k = i mod F of region r = i // F (F = ``frames_per_region``), taken ``cadence_hours`` after frame
+k - 1. Frames of one region share their region's draws (date, latitude, hemisphere, cycle, bipoles,
+fragments, plage clouds, HARP box) and differ by the region's evolution between their times and by
+their own noise and (partly) their own network texture. Splits that keep whole index blocks of F
+patches never share a region.
 
-* One primary bipole and, with probability ``extra_bipole_probability`` each, further smaller
-  bipoles nearby (at most ``max_bipoles``). The primary's unsigned flux F (both polarities) follows
-  dN/dF ~ F**-flux_power_index on [min_flux_mx, max_flux_mx], from ephemeral regions to the largest
-  complex regions; a secondary bipole carries a log-uniform fraction of the primary's flux.
-* Footpoint separation grows with flux, d = separation_at_1e22_mm * (F / 1e22 Mx)**exponent, with
-  log-normal scatter.
-* Tilt from Joy's law, tilt = joy_coefficient * |latitude| + N(0, tilt_scatter_deg), positive when
-  the leading polarity is nearer the equator.
+Physical model (lengths in Mm on the photosphere, fluxes in Mx, fields in G, times in days):
+
+* Date, cycle, latitude, hemisphere (the butterfly diagram). The region's date is drawn over
+  ``era_years`` with the sunspot-cycle shape of Hathaway, Wilson & Reichmann (1994),
+  f(t) = t**3 / (exp(t**2 / b**2) - 0.71), t the time since the cycle's minimum (minima of cycles 23,
+  24, 25: 1996.4, 2008.96, 2019.96; b = ``cycle_width_years``), summed over the cycles; the
+  region belongs to each cycle with its share of the activity at that date (old- and new-cycle
+  regions overlap near minima). Its |latitude| is normal about the centroid of the sunspot zone,
+  which drifts equatorward as 28 deg * exp(-t / 90 months) (Hathaway 2011, Solar Phys. 273, 221),
+  with ``latitude_sd_deg``; north and south are equally likely. The default era is the HMI
+  mission during cycle 24 (2010.3-2019.9), like the real SHARP frames shipped with the project.
 * Leading polarity from Hale's law: in even cycles (24) the leading polarity is negative in the north
   and positive in the south, the other way round in odd cycles (23, 25); a share
-  ``anti_hale_probability`` of bipoles is reversed (anti-Hale regions, a few per cent on the Sun).
-  The two polarities' fluxes differ by a small random imbalance; their sum is F.
+  ``anti_hale_probability`` of regions is reversed (anti-Hale: a few per cent of bipolar regions,
+  up to ~8 % in McClintock, Norton & Li 2014, ApJ 797, 130).
+* Tilt from Joy's law, tilt = joy_coefficient * |latitude| + N(0, tilt_scatter_deg), positive when
+  the leading polarity is nearer the equator (Stenflo & Kosovichev 2012, ApJ 745, 129: 32.1 deg *
+  sin(latitude), i.e. ~0.56 deg per deg at active latitudes, with a large scatter).
+* One primary bipole and, with probability ``extra_bipole_probability`` each, further smaller
+  bipoles nearby (at most ``max_bipoles``), which emerge into the region up to a few days after
+  the primary (complex regions). The primary's peak unsigned flux F (both polarities) follows
+  dN/dF ~ F**-flux_power_index on [min_flux_mx, max_flux_mx]; a secondary bipole carries a
+  log-uniform fraction of it.
+* Evolution (van Driel-Gesztelyi & Green 2015, Living Rev. Sol. Phys. 12, 1: emergence over hours
+  for small to ~5 days for large regions, then a decay phase of weeks to months; Harvey 1993, PhD
+  thesis, Utrecht: lifetimes grow with size). A bipole's flux rises as sin^2 over its rise time
+  t_rise = rise_days_at_1e22 * (F / 1e22 Mx)**0.43 (flux growth rate ~ F**0.57, Otsuji et al. 2011,
+  PASJ 63, 1047), then decays exponentially with the e-folding time
+  decay_days_at_1e22 * (F / 1e22 Mx)**decay_flux_exponent (a choice of the order of those reviews).
+  Its footpoints separate while it emerges (d grows with the flux emerged so far, below) and do not
+  come back. Sunspots decay faster than the plage, linearly at ``spot_decay_mx_per_day`` after the
+  peak (the Gnevyshev-Waldmeier rule, ~10 MSH/day; Petrovay & van Driel-Gesztelyi 1997, Solar
+  Phys. 176, 249). After the peak the plage disperses by turbulent diffusion: cloud spreads grow as
+  sigma**2 + 4 D age, D = ``diffusion_km2_s`` (fitted: 50 km^2/s, below the few hundred km^2/s of
+  surface flux-transport models, which describe larger scales; faster dispersal empties the real
+  frames' plage too soon). Following fragments drift with random proper motions of
+  ``fragment_speed_km_s``. Every
+  feature is sheared by differential rotation since its bipole emerged, with the magnetic-feature
+  rate of Snodgrass (1983, ApJ 270, 288), Omega = 2.902 - 0.464 sin^2(lat) - 0.328 sin^4(lat)
+  microrad/s; the region moves across the disk at that rate less the Earth's orbital rate.
+* Footpoint separation grows with flux, d = separation_at_1e22_mm * (F / 1e22 Mx)**exponent, with
+  log-normal scatter. The two polarities' fluxes differ by a random imbalance; their sum is F.
 * Each polarity's flux is split into sunspots and plage. The spot share grows from zero for
   ephemeral regions to ``spot_fraction_max`` for large ones. The leading polarity has one compact
   spot; the following polarity a smaller spot share broken into ``following_fragments`` spots and
@@ -26,20 +61,23 @@ Physical model (lengths in Mm on the photosphere, fluxes in Mx, fields in G):
   data. Plage is a few overlapping clouds around each footpoint, modulated by a clumpy texture.
 * A bipole of at least ``delta_min_flux_mx`` has, with probability ``delta_probability``, a delta
   configuration: its polarities are pressed together and umbrae of the following sign touch the
-  leading umbra along a polarity inversion line.
+  leading umbra along a polarity inversion line (the strong-gradient PILs of the R tail).
 * The quiet Sun: mixed-polarity network, the same log-normal clump texture in unipolar patches of
   supergranular size with a random net sign; and white noise for the instrument noise plus the
   unresolved internetwork field at this resolution.
-* The SHARP box (rows north-south, columns east-west) encloses the region with a random margin (HARP
-  boxes are sized for a region's whole disk passage) within the range of real SHARP boxes.
+* The HARP box (rows north-south, columns east-west) is fixed for a region: it encloses the
+  region's extent over all its frames with a random margin, within the range of real SHARP boxes.
+
+The defaults listed as fitted in SyntheticConfig's docstring were chosen against the 40 real
+frames of the shared test data (experiments/compare_synthetic_real.py).
 
 Orientation: rows increase northward and columns westward, as in the SHARP CEA arrays read by astropy
 (CDELT1, CDELT2 > 0), so the leading polarity sits at larger column.
 
-Seeding: the patch with index i (patch k of ``generate(n, seed, start=s)`` has i = s + k) uses its own
-random stream, ``numpy.random.default_rng(numpy.random.SeedSequence(seed, spawn_key=(i,)))`` (the i-th
-child of ``SeedSequence(seed).spawn``), so it depends only on (seed, i, config), never on n or on how
-generation is split.
+Seeding: region r draws from ``numpy.random.default_rng(numpy.random.SeedSequence(seed,
+spawn_key=(r, REGION_STREAM)))``; patch i draws its noise and its own share of the network texture
+from ``SeedSequence(seed, spawn_key=(i,))``. So patch i depends only on (seed, i, config), never on n
+or on how generation is split.
 """
 from __future__ import annotations
 
@@ -53,25 +91,68 @@ import threadpoolctl
 from solarjax.data.preprocess import normalise_field
 
 CM2_PER_MM2 = 1e16
+SOLAR_RADIUS_MM = 695.7
+REGION_STREAM = 0x4A4B  # second element of the spawn key of a region's random stream
+CYCLE_MINIMA = {23: 1996.4, 24: 2008.96, 25: 2019.96}
+"""Start (minimum, decimal year) of the sunspot cycles the generator can draw from."""
+CYCLE_END = 2031.0
+SNODGRASS_RAD_PER_DAY = tuple(a * 1e-6 * 86400 for a in (2.902, -0.464, -0.328))
+"""Sidereal rotation A + B sin^2 + C sin^4 of magnetic features (Snodgrass 1983), rad/day."""
+EARTH_ORBIT_DEG_PER_DAY = 360.0 / 365.25
+J2000 = np.datetime64("2000-01-01T12:00:00", "s")
 
 _REACH_WIDTHS = 1.5  # a region's extent reaches this many Gaussian widths beyond its spots and clouds
 _CLUMP_LIMIT_SD = 2.5  # clumps are capped at this many sd of their field (plage stays below ~2 kG)
 _POLARITY_BAND_DIVISOR = 6  # the network polarity pattern (>= 15 Mm) has no power beyond size / 6 cycles
 _CHUNK = 256  # patches rendered at a time (memory only: results do not depend on it)
+_ACTIVITY_GRID = 2048  # points of the date distribution's inverse CDF
 
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
     """Knobs of the synthetic active-region generator; units in the names.
 
+    Fitted: min/max_flux_mx, flux_power_index, separation_*, flux_imbalance_sd,
+    secondary_distance_ratio, plage_spread, plage_aspect, plage_field_gauss, plage_texture_floor,
+    box_fill, tilt_scatter_deg, observed_decay_efolds, detect_fraction, fragment_speed_km_s and
+    diffusion_km2_s were chosen (~20 trials of 512-2048 patches) so that TUF, PSEP, R, area,
+    net/unsigned flux, box size and aspect match the 40 real SHARP frames of the shared test data
+    (experiments/compare_synthetic_real.py); those KS distances are therefore a fit, not held-out
+    evidence. The Joy slope is the literature value (0.56 deg/deg, the small-angle slope of
+    32.1 deg sin(latitude)): the real frames' tilts are larger than it gives, and that misfit is
+    reported, not tuned away.
+
+    Regions and time
+      frames_per_region: frames F of each region (patch i is frame i mod F of region i // F).
+      cadence_hours: time between a region's frames.
+      era_years: (first, last) decimal year of the regions' first frames, within 1996.4-2031.
+      cycle_width_years: b of the cycle shape (see the module docstring); 4.5 years puts a cycle's
+        maximum 4.9 years after its minimum (cycle 24: minimum Dec 2008, maximum Apr 2014).
+      butterfly_start_deg, butterfly_decay_years: mean |latitude| = start * exp(-t / decay), t the
+        time since the region's cycle began.
+      longitude_range_deg: Stonyhurst longitudes the region's frames stay within (the first frame is
+        placed so that the last one, carried by rotation, is still inside).
+      rise_days_at_1e22, rise_flux_exponent: a bipole's rise time = rise_days * (F / 1e22)**exponent.
+      decay_days_at_1e22, decay_flux_exponent: its e-folding decay time after the peak, likewise.
+      observed_decay_efolds: the first frame falls uniformly between the time the primary bipole
+        reaches ``detect_fraction`` of its peak flux and this many decay times after the peak.
+      detect_fraction: see observed_decay_efolds.
+      secondary_onset_days: range of a secondary bipole's emergence time after the primary's (uniform).
+      spot_decay_mx_per_day: linear decay rate of a bipole's leading spot flux after its peak.
+      diffusion_km2_s: turbulent diffusion that spreads the plage after the peak.
+      fragment_speed_km_s: rms speed (per axis) of the following fragments' proper motions.
+      texture_frame_correlation: correlation of a frame's network and plage texture with its
+        region's (1: frozen texture, 0: a new texture each frame).
     Patch and box
       size: image side in pixels (128, the paper's patch size).
-      box_fill: range of the share of the SHARP box side that the region's extent fills (uniform
-        draw per axis; HARP boxes enclose a region's largest extent over its disk passage).
+      box_fill: range of the share of the HARP box side that the region's extent over its frames
+        fills (uniform draw per axis, at most 2); above 1 the box cuts the faint outskirts (the
+        extent reaches 1.5 widths beyond every cloud), as HARP bitmaps do.
       min_box_mm, max_box_mm: (rows, cols) limits of the SHARP box in Mm; the defaults are the
         smallest and largest of the 40 real frames (105x163 and 460x1167 CEA pixels).
     Bipoles
-      min_flux_mx, max_flux_mx: range of the primary bipole's unsigned flux (both polarities).
+      min_flux_mx, max_flux_mx: range of the primary bipole's peak unsigned flux (both polarities);
+        a frame shows the flux of its time (emerging or decaying regions: down to ~1e20 Mx).
       flux_power_index: dN/dF ~ F**-index; 1.0 is log-uniform (the SHARP archive is rich in large,
         long-lived regions; the whole-Sun population is steeper, ~1.85).
       extra_bipole_probability: chance of each further bipole (geometric number, capped).
@@ -83,17 +164,17 @@ class SyntheticConfig:
         d = separation_at_1e22_mm * (F / 1e22 Mx)**exponent * 10**N(0, scatter_dex).
       flux_imbalance_sd: leading and following fluxes are F/2 * (1 +- x), x ~ N(0, sd) in +-0.5.
     Latitude, Joy, Hale
-      latitude_mean_deg, latitude_sd_deg, latitude_range_deg: |latitude| is a normal truncated to
-        the range; north and south are equally likely.
+      latitude_sd_deg, latitude_range_deg: |latitude| is normal about the butterfly mean, truncated
+        to the range; north and south are equally likely.
       joy_coefficient, tilt_scatter_deg: tilt [deg] = joy_coefficient * |latitude| + N(0, scatter).
-      cycle_parity: 0 (even cycles, e.g. 24), 1 (odd cycles, e.g. 23, 25), or None to draw 0/1.
-      anti_hale_probability: chance that a bipole's polarity is reversed against Hale's law.
+      cycle_parity: None (the cycle of the region's date), or 0 (even) / 1 (odd) to force every
+        region's Hale orientation.
+      anti_hale_probability: chance that a region's polarity is reversed against Hale's law (its
+        bipoles share the orientation).
     Sunspots
       spot_fraction_max: share of a leading polarity's flux in its spot in large regions.
       spot_onset_flux_mx, spot_full_flux_mx: bipole flux where spots begin / reach the full share
         (log-linear in between; ephemeral regions have no spots).
-      spot_survival: range of the factor (uniform draw per bipole) on that share for the region's
-        evolutionary phase: young regions keep their spots, decaying ones are mostly plage.
       following_spot_ratio: following polarity's spot share / the leading one's.
       following_fragments: spots and pores the following spot flux is split into.
       fragment_spread: scatter of following fragments around their footpoint, in units of d.
@@ -104,7 +185,7 @@ class SyntheticConfig:
         (B_1e21 + per_dex * log10(Phi / 1e21 Mx)) clipped to the range, times 1 + N(0, scatter).
     Delta spots
       delta_probability: chance of a delta configuration for a bipole of at least delta_min_flux_mx.
-        A delta bipole keeps its full spot share (spot_survival does not apply).
+        A delta bipole's spots decay like the others.
       delta_compactness: a delta bipole's footpoint separation / the usual one (colliding flux).
       delta_flux_fraction: range of the delta umbrae's flux / the leading spot's flux (taken from the
         following polarity, so the polarity fluxes are unchanged).
@@ -141,35 +222,52 @@ class SyntheticConfig:
         at native resolution; it grows towards the limb.
     """
 
+    frames_per_region: int = 4
+    cadence_hours: float = 12.0
+    era_years: tuple[float, float] = (2010.33, 2019.92)
+    cycle_width_years: float = 4.5
+    butterfly_start_deg: float = 28.0
+    butterfly_decay_years: float = 7.5
+    longitude_range_deg: tuple[float, float] = (-70.0, 70.0)
+    rise_days_at_1e22: float = 3.0
+    rise_flux_exponent: float = 0.43
+    decay_days_at_1e22: float = 12.0
+    decay_flux_exponent: float = 0.5
+    observed_decay_efolds: float = 1.0
+    detect_fraction: float = 0.2
+    secondary_onset_days: tuple[float, float] = (-1.0, 4.0)
+    spot_decay_mx_per_day: float = 4.6e20
+    diffusion_km2_s: float = 50.0
+    fragment_speed_km_s: float = 0.02
+    texture_frame_correlation: float = 0.8
+
     size: int = 128
-    box_fill: tuple[float, float] = (0.55, 1.0)
+    box_fill: tuple[float, float] = (0.75, 1.15)
     min_box_mm: tuple[float, float] = (38.0, 59.0)
     max_box_mm: tuple[float, float] = (168.0, 425.0)
 
-    min_flux_mx: float = 1e20
-    max_flux_mx: float = 5e22
-    flux_power_index: float = 1.0
+    min_flux_mx: float = 3e21
+    max_flux_mx: float = 2e23
+    flux_power_index: float = 1.3
     extra_bipole_probability: float = 0.4
     max_bipoles: int = 4
     secondary_flux_ratio: tuple[float, float] = (0.03, 0.6)
-    secondary_distance_ratio: tuple[float, float] = (0.3, 1.0)
-    separation_at_1e22_mm: float = 65.0
-    separation_flux_exponent: float = 0.4
+    secondary_distance_ratio: tuple[float, float] = (0.2, 0.6)
+    separation_at_1e22_mm: float = 48.0
+    separation_flux_exponent: float = 0.3
     separation_scatter_dex: float = 0.12
-    flux_imbalance_sd: float = 0.15
+    flux_imbalance_sd: float = 0.25
 
-    latitude_mean_deg: float = 15.0
-    latitude_sd_deg: float = 8.0
-    latitude_range_deg: tuple[float, float] = (2.0, 40.0)
-    joy_coefficient: float = 0.5
-    tilt_scatter_deg: float = 15.0
+    latitude_sd_deg: float = 6.0
+    latitude_range_deg: tuple[float, float] = (1.0, 45.0)
+    joy_coefficient: float = 0.56
+    tilt_scatter_deg: float = 8.0
     cycle_parity: int | None = None
     anti_hale_probability: float = 0.05
 
     spot_fraction_max: float = 0.6
     spot_onset_flux_mx: float = 3e20
     spot_full_flux_mx: float = 1e22
-    spot_survival: tuple[float, float] = (0.0, 1.0)
     following_spot_ratio: float = 0.6
     following_fragments: int = 4
     fragment_spread: float = 0.12
@@ -188,14 +286,14 @@ class SyntheticConfig:
     delta_umbrae: int = 3
 
     plage_clouds: int = 4
-    plage_spread: float = 0.2
+    plage_spread: float = 0.12
     following_plage_ratio: float = 1.4
-    plage_aspect: float = 0.7
+    plage_aspect: float = 0.4
     plage_inward_ratio: float = 0.7
     plage_cloud_width: float = 0.6
     plage_min_width_mm: float = 2.0
-    plage_field_gauss: float = 400.0
-    plage_texture_floor: float = 0.5
+    plage_field_gauss: float = 500.0
+    plage_texture_floor: float = 0.3
 
     texture_scale_mm: float = 1.5
     plage_contrast: float = 0.9
@@ -212,6 +310,7 @@ class SyntheticConfig:
                 raise ValueError(f"SyntheticConfig.{name} must be {need}, got {getattr(self, name)!r}")
 
 
+
 def _config_checks(c: SyntheticConfig) -> list[tuple[str, bool, str]]:
     """(field, valid?, what it must be) for every constrained field."""
     def pair(value, low=0.0, high=np.inf):
@@ -222,8 +321,26 @@ def _config_checks(c: SyntheticConfig) -> list[tuple[str, bool, str]]:
 
     unit = "a number in [0, 1]"
     return [
+        ("frames_per_region", count(c.frames_per_region), "an int >= 1"),
+        ("cadence_hours", c.cadence_hours > 0, "positive"),
+        ("era_years", pair(c.era_years, min(CYCLE_MINIMA.values()), CYCLE_END),
+         f"(first, last) years within {min(CYCLE_MINIMA.values())}-{CYCLE_END}"),
+        ("cycle_width_years", c.cycle_width_years > 0, "positive"),
+        ("butterfly_start_deg", 0 < c.butterfly_start_deg < 90, "in (0, 90)"),
+        ("butterfly_decay_years", c.butterfly_decay_years > 0, "positive"),
+        ("longitude_range_deg", pair(c.longitude_range_deg, -90.0, 90.0), "(lo, hi) in [-90, 90]"),
+        ("rise_days_at_1e22", c.rise_days_at_1e22 > 0, "positive"),
+        ("decay_days_at_1e22", c.decay_days_at_1e22 > 0, "positive"),
+        ("observed_decay_efolds", c.observed_decay_efolds >= 0, "non-negative"),
+        ("detect_fraction", 0 < c.detect_fraction < 1, "in (0, 1)"),
+        ("secondary_onset_days", len(c.secondary_onset_days) == 2
+         and c.secondary_onset_days[0] <= c.secondary_onset_days[1], "(lo, hi) with lo <= hi"),
+        ("spot_decay_mx_per_day", c.spot_decay_mx_per_day >= 0, "non-negative"),
+        ("diffusion_km2_s", c.diffusion_km2_s >= 0, "non-negative"),
+        ("fragment_speed_km_s", c.fragment_speed_km_s >= 0, "non-negative"),
+        ("texture_frame_correlation", 0 <= c.texture_frame_correlation <= 1, unit),
         ("size", count(c.size, 8), "an int >= 8"),
-        ("box_fill", pair(c.box_fill, 0.0, 1.0) and c.box_fill[0] > 0, "(lo, hi) with 0 < lo <= hi <= 1"),
+        ("box_fill", pair(c.box_fill, 0.0, 2.0) and c.box_fill[0] > 0, "(lo, hi) with 0 < lo <= hi <= 2"),
         ("min_box_mm", pair(sorted(c.min_box_mm)) and min(c.min_box_mm) > 0, "two positive lengths"),
         ("max_box_mm", len(c.max_box_mm) == 2 and all(a >= b for a, b in zip(c.max_box_mm, c.min_box_mm)),
          ">= min_box_mm in each axis"),
@@ -243,7 +360,6 @@ def _config_checks(c: SyntheticConfig) -> list[tuple[str, bool, str]]:
         ("anti_hale_probability", 0 <= c.anti_hale_probability <= 1, unit),
         ("spot_fraction_max", 0 <= c.spot_fraction_max <= 1, unit),
         ("spot_onset_flux_mx", 0 < c.spot_onset_flux_mx < c.spot_full_flux_mx, "positive and < spot_full_flux_mx"),
-        ("spot_survival", pair(c.spot_survival, 0.0, 1.0), "(lo, hi) in [0, 1]"),
         ("following_spot_ratio", 0 <= c.following_spot_ratio <= 1, unit),
         ("following_fragments", count(c.following_fragments), "an int >= 1"),
         ("fragment_spread", c.fragment_spread >= 0, "non-negative"),
@@ -285,13 +401,18 @@ class SyntheticBatch:
     images: float32 [n, size, size], clip(br_gauss / 1000 G, -1, 1) (preprocess.normalise_field).
     pixel_size_mm: float32 [n, 2], effective (row, col) pixel size in Mm.
     truth: numpy arrays with leading axis n:
-      latitude_deg (float32, signed), hemisphere (int8, +1 north / -1 south), cycle_parity (int8,
-      0 even / 1 odd), n_bipoles (int8), total_flux_mx (float64, unsigned flux of the bipoles, both
-      polarities, network excluded), mean_separation_mm and mean_tilt_deg (float32, flux-weighted
+      region_id (int64, patches of one region share it), frame_index (int32, 0.. F - 1 in time
+      order), obs_time (datetime64[s], UTC), age_days (float32, time since the primary bipole
+      began to emerge), cycle (int16, e.g. 24), latitude_deg (float32, signed), longitude_deg
+      (float32, Stonyhurst, of this frame), hemisphere (int8, +1 north / -1 south), cycle_parity
+      (int8, 0 even / 1 odd), anti_hale (bool), n_bipoles (int8), flux_fraction (float32, the
+      primary's flux now / its peak), box_mm (float32 [n, 2], HARP box rows x cols),
+      total_flux_mx (float64, unsigned flux of the bipoles now, both polarities, network excluded), mean_separation_mm and mean_tilt_deg (float32, flux-weighted
       over the bipoles; tilt positive in Joy's sense), delta (bool, some bipole has a delta spot),
       network_flux_density_gauss and noise_rms_gauss (float32);
       per bipole, [n, max_bipoles], padded with 0 / NaN / False beyond n_bipoles:
-      bipole_flux_mx (float64), bipole_separation_mm, bipole_tilt_deg (float32),
+      bipole_flux_mx (float64, at this frame's time; 0 for a secondary not yet emerged),
+      bipole_separation_mm, bipole_tilt_deg (float32, Joy's-law tilt at emergence, before the shear),
       bipole_leading_sign (int8, sign of the leading polarity's Br), bipole_delta (bool).
     """
 
@@ -356,10 +477,10 @@ def _concatenate(chunks: list[SyntheticBatch], count: int) -> SyntheticBatch:
 
 
 class _PatchRandom:
-    """One independent random stream per patch index; every draw is [n, *shape]."""
+    """One independent random stream per patch (or per region, with ``key``); every draw is [n, *shape]."""
 
-    def __init__(self, seed: int, indices: np.ndarray):
-        self._generators = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i),)))
+    def __init__(self, seed: int, indices: np.ndarray, *key: int):
+        self._generators = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i), *key)))
                             for i in indices]
 
     def uniform(self, *shape: int) -> np.ndarray:
@@ -389,8 +510,8 @@ def _power_law(u: np.ndarray, low: float, high: float, index: float) -> np.ndarr
     return (a + u * (b - a)) ** (1 / (1 - index))
 
 
-def _truncated_normal(u: np.ndarray, mean: float, sd: float, bounds: tuple[float, float]) -> np.ndarray:
-    """Uniform (0, 1) -> normal(mean, sd) truncated to bounds (inverse CDF)."""
+def _truncated_normal(u: np.ndarray, mean: np.ndarray | float, sd: float, bounds: tuple[float, float]) -> np.ndarray:
+    """Uniform (0, 1) -> normal(mean, sd) truncated to bounds (inverse CDF); mean broadcasts with u."""
     lo, hi = (scipy.special.ndtr((b - mean) / sd) for b in bounds)
     return mean + sd * scipy.special.ndtri(np.clip(lo + u * (hi - lo), 1e-12, 1 - 1e-12))
 
@@ -488,7 +609,7 @@ def _flux_budget(flux: np.ndarray, imbalance: np.ndarray, survival: np.ndarray, 
     delta_spot + follow_spots + plage[1] = following flux, and the two summing to flux.
     """
     lead_flux, follow_flux = flux / 2 * (1 + imbalance), flux / 2 * (1 - imbalance)
-    spot_share = _spot_fraction(flux, c) * np.where(has_delta, 1.0, survival)
+    spot_share = _spot_fraction(flux, c) * survival
     lead_spot = spot_share * lead_flux
     delta_spot = np.where(has_delta, np.minimum(delta_fraction * lead_spot, follow_flux), 0.0)
     follow_spots = np.maximum(c.following_spot_ratio * spot_share * follow_flux - delta_spot, 0.0)
@@ -530,8 +651,9 @@ def _spots(foot_x, foot_y, axis_angle, separation, leading_sign, budget, delta_d
     return x, y, flux * sign, umbra_width
 
 
+
 def _plage_clouds(foot_x, foot_y, axis_angle, separation, leading_sign, plage_flux, offsets, weights,
-                  c: SyntheticConfig) -> tuple[np.ndarray, ...]:
+                  dispersal_mm2, c: SyntheticConfig) -> tuple[np.ndarray, ...]:
     """Plage clouds scattered about each footpoint, trailing away from the other polarity.
 
     Args:
@@ -539,12 +661,13 @@ def _plage_clouds(foot_x, foot_y, axis_angle, separation, leading_sign, plage_fl
       plage_flux: [n, nb, 2] unsigned plage flux of the leading and following polarity [Mx].
       offsets: [n, nb, 2, plage_clouds, 2] N(0, 1) draws (along, across the axis).
       weights: [n, nb, 2, plage_clouds] positive flux weights.
+      dispersal_mm2: [n, nb] variance [Mm^2] added to the spreads by diffusion since the peak.
     Returns:
       x, y, width [Mm] and signed flux [Mx], each [n, nb, 2, plage_clouds].
     """
     flux_limited = np.sqrt(plage_flux / (2 * np.pi * c.plage_field_gauss * c.plage_aspect) / CM2_PER_MM2)
     spread = np.maximum(c.plage_spread * separation[..., None], flux_limited)
-    spread = spread * np.array([1.0, c.following_plage_ratio])
+    spread = np.sqrt(spread ** 2 + dispersal_mm2[..., None]) * np.array([1.0, c.following_plage_ratio])
     outward = np.array([1.0, -1.0])[:, None]  # along-axis direction away from the bipole's centre
     along = offsets[..., 0] * spread[..., None] * np.where(offsets[..., 0] * outward > 0, 1.0, c.plage_inward_ratio)
     dx, dy = _rotate(along, offsets[..., 1] * c.plage_aspect * spread[..., None], axis_angle[..., None, None])
@@ -554,17 +677,10 @@ def _plage_clouds(foot_x, foot_y, axis_angle, separation, leading_sign, plage_fl
     return foot_x[..., None] + dx, foot_y[..., None] + dy, width, flux
 
 
-def _sharp_box(spots: tuple[np.ndarray, ...], clouds: tuple[np.ndarray, ...], box_fill: np.ndarray,
-               box_shift: np.ndarray, c: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The SHARP box round the region's extent (spots and clouds to _REACH_WIDTHS widths).
-
-    Args:
-      spots: _spots' output; clouds: _plage_clouds' output.
-      box_fill: [n, 2] share of the box the extent fills; box_shift: [n, 2] in [-1/2, 1/2], where
-        the region sits in the slack.
-    Returns:
-      box_origin [n, 2] (south, east corner; north, west in Mm) and pixel_mm [n, 2] (row, col).
-    """
+def _extent(spots: tuple[np.ndarray, ...], clouds: tuple[np.ndarray, ...],
+            c: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(south, east) and (north, west) corners [m, 2] of the region's extent (spots and clouds to
+    _REACH_WIDTHS widths); spots: _spots' output, clouds: _plage_clouds' output, leading axis m."""
     spot_x, spot_y, spot_flux, umbra_width = spots
     cloud_x, cloud_y, cloud_width, cloud_flux = clouds
     spot_reach = _REACH_WIDTHS * c.penumbra_width_ratio * umbra_width
@@ -576,7 +692,20 @@ def _sharp_box(spots: tuple[np.ndarray, ...], clouds: tuple[np.ndarray, ...], bo
     high = [np.maximum(np.where(live_spot, spot + spot_reach, -np.inf).max((1, 2)),
                        np.where(live_cloud, cloud + cloud_reach, -np.inf).max((1, 2, 3)))
             for spot, cloud in ((spot_y, cloud_y), (spot_x, cloud_x))]
-    low, high = np.stack(low, -1), np.stack(high, -1)
+    return np.stack(low, -1), np.stack(high, -1)
+
+
+def _harp_box(low: np.ndarray, high: np.ndarray, box_fill: np.ndarray, box_shift: np.ndarray,
+              c: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The HARP box round an extent.
+
+    Args:
+      low, high: [n, 2] corners of the extent (rows: north, cols: west; Mm).
+      box_fill: [n, 2] share of the box the extent fills; box_shift: [n, 2] in [-1/2, 1/2], where
+        the region sits in the slack.
+    Returns:
+      box_origin [n, 2] (south, east corner; north, west in Mm) and pixel_mm [n, 2] (row, col).
+    """
     extent = high - low
     box = np.clip(extent / box_fill, c.min_box_mm, c.max_box_mm)
     box_origin = (low + high) / 2 + box_shift * np.maximum(box - extent, 0.0) - box / 2
@@ -627,90 +756,254 @@ def _render_mx(x, y, width, flux, box_origin, pixel_mm, c: SyntheticConfig,
     return image if texture is None else image * texture
 
 
-def _generate_chunk(seed: int, indices: np.ndarray, c: SyntheticConfig) -> SyntheticBatch:
-    """Draws and renders the patches `indices`; arrays are [n, ...] with n = len(indices)."""
-    rand = _PatchRandom(seed, indices)
-    n, nb, size = len(indices), c.max_bipoles, c.size
 
-    # Patch: hemisphere, latitude, cycle, number of bipoles, box margins, quiet Sun and noise.
-    u = rand.uniform(11)
-    hemisphere = np.where(u[:, 0] < 0.5, 1, -1).astype(np.int8)
-    abs_latitude = _truncated_normal(u[:, 1], c.latitude_mean_deg, c.latitude_sd_deg, c.latitude_range_deg)
-    parity = ((u[:, 2] < 0.5) if c.cycle_parity is None else np.full(n, c.cycle_parity)).astype(np.int8)
-    n_bipoles = 1 + (u[:, 3, None] < c.extra_bipole_probability ** np.arange(1, nb)).sum(-1)
-    box_fill = _between(u[:, 4:6], c.box_fill)
-    box_shift = u[:, 6:8] - 0.5
-    network_density = _between(u[:, 8], c.network_flux_density_gauss)
-    network_bias = c.network_polarity_bias * (2 * u[:, 9] - 1)
-    noise_rms = _between(u[:, 10], c.noise_gauss)
+def _cycle_activity(years: np.ndarray, c: SyntheticConfig) -> np.ndarray:
+    """Activity of each cycle of CYCLE_MINIMA at decimal years [m] -> [m, cycles] (arbitrary units)."""
+    t = np.asarray(years, np.float64)[:, None] - np.array(list(CYCLE_MINIMA.values()))
+    shape = np.clip(t, 0.0, None) ** 3 / (np.exp(np.clip(t / c.cycle_width_years, 0.0, 20.0) ** 2) - 0.71)
+    return np.where(t > 0, shape, 0.0)
 
-    # Bipoles [n, nb]: flux, delta, separation, tilt, Hale orientation, position.
-    u = rand.uniform(nb, 8)
-    g = rand.normal(nb, 3)
+
+def _draw_dates(u_date: np.ndarray, u_cycle: np.ndarray, c: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform (0, 1) draws [m] -> (decimal year, cycle index into CYCLE_MINIMA), each [m].
+
+    The date follows the summed activity over ``era_years``; the cycle is drawn with its share of
+    the activity at that date.
+    """
+    first, last = c.era_years
+    if last - first < 1e-9:
+        years = np.full(u_date.shape, first)
+    else:
+        grid = np.linspace(first, last, _ACTIVITY_GRID)
+        density = _cycle_activity(grid, c).sum(-1) + 1e-12
+        cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2)])
+        years = np.interp(u_date, cdf / cdf[-1], grid)
+    share = _cycle_activity(years, c) + 1e-300
+    share = np.cumsum(share / share.sum(-1, keepdims=True), -1)
+    return years, np.minimum((u_cycle[:, None] > share).sum(-1), len(CYCLE_MINIMA) - 1)
+
+
+def _rotation_rad_per_day(latitude_rad: np.ndarray) -> np.ndarray:
+    """Sidereal rotation rate of magnetic features (SNODGRASS_RAD_PER_DAY) at a latitude [rad]."""
+    a, b, c = SNODGRASS_RAD_PER_DAY
+    sin2 = np.sin(latitude_rad) ** 2
+    return a + b * sin2 + c * sin2 ** 2
+
+
+def _shear_mm(y_mm: np.ndarray, latitude_rad: np.ndarray, age_days: np.ndarray) -> np.ndarray:
+    """Westward displacement [Mm] by differential rotation of a feature y_mm north of the region's
+    centre (at latitude_rad), relative to the centre, after age_days (all broadcast)."""
+    return (SOLAR_RADIUS_MM * np.cos(latitude_rad) * age_days
+            * (_rotation_rad_per_day(latitude_rad + y_mm / SOLAR_RADIUS_MM) - _rotation_rad_per_day(latitude_rad)))
+
+
+def flux_profile(age_days: np.ndarray, rise_days: np.ndarray, decay_days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A bipole's flux history as fractions of its peak, each [...] (arguments broadcast).
+
+    Returns:
+      (now, emerged): the flux at age_days (0 before emergence, sin^2 rise to 1 at rise_days, then
+      exp(-(age - rise) / decay)), and the most flux emerged so far (the rise, then 1).
+    """
+    emerged = np.sin(np.pi / 2 * np.clip(age_days / rise_days, 0.0, 1.0)) ** 2
+    decayed = np.exp(-np.clip(age_days - rise_days, 0.0, None) / decay_days)
+    return emerged * decayed, emerged
+
+
+def _life_times(flux_mx: np.ndarray, c: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(rise, e-folding decay) times [days] of bipoles of peak unsigned flux flux_mx [Mx]."""
+    ratio = np.maximum(flux_mx, 1.0) / 1e22
+    return (np.maximum(c.rise_days_at_1e22 * ratio ** c.rise_flux_exponent, 0.1),
+            np.maximum(c.decay_days_at_1e22 * ratio ** c.decay_flux_exponent, 0.1))
+
+
+def _region_frames(seed: int, regions: np.ndarray, c: SyntheticConfig) -> dict[str, np.ndarray]:
+    """Draws the regions and lays out every frame of each: geometry per (region, frame), box per region.
+
+    Args:
+      regions: [nr] distinct region ids.
+    Returns:
+      region-level arrays [nr, ...] and frame-level arrays [nr * F, ...] (frame k of region j at
+      row j * F + k): see the keys below.
+    """
+    rand = _PatchRandom(seed, regions, REGION_STREAM)
+    nr, nb, nf, size = len(regions), c.max_bipoles, c.frames_per_region, c.size
+    cadence_days = c.cadence_hours / 24.0
+
+    # Region: date, cycle, latitude, hemisphere, orientation, bipoles, box margins, quiet Sun, noise.
+    u = rand.uniform(16)  # column 15 and ub[..., 1] below are spare (unused) draws
+    years, cycle_index = _draw_dates(u[:, 0], u[:, 1], c)
+    cycles = np.array(list(CYCLE_MINIMA)).astype(np.int16)[cycle_index]
+    since_minimum = years - np.array(list(CYCLE_MINIMA.values()))[cycle_index]
+    hemisphere = np.where(u[:, 2] < 0.5, 1, -1).astype(np.int8)
+    mean_latitude = c.butterfly_start_deg * np.exp(-since_minimum / c.butterfly_decay_years)
+    abs_latitude = _truncated_normal(u[:, 3], mean_latitude, c.latitude_sd_deg, c.latitude_range_deg)
+    latitude_rad = np.deg2rad(hemisphere * abs_latitude)
+    parity = (cycles % 2 if c.cycle_parity is None else np.full(nr, c.cycle_parity)).astype(np.int8)
+    anti_hale = u[:, 11] < c.anti_hale_probability
+    n_bipoles = 1 + (u[:, 4, None] < c.extra_bipole_probability ** np.arange(1, nb)).sum(-1)
+    box_fill = _between(u[:, 5:7], c.box_fill)
+    box_shift = u[:, 7:9] - 0.5
+    network_density = _between(u[:, 9], c.network_flux_density_gauss)
+    network_bias = c.network_polarity_bias * (2 * u[:, 10] - 1)
+    noise_rms = _between(u[:, 14], c.noise_gauss)
+
+    # Bipoles [nr, nb]: peak flux, delta, separation, tilt, orientation, position, emergence time.
+    ub = rand.uniform(nb, 8)
+    g = rand.normal(nb, 3).astype(np.float64)
     active = np.arange(nb) < n_bipoles[:, None]
-    primary_flux = _power_law(u[:, 0, 0], c.min_flux_mx, c.max_flux_mx, c.flux_power_index)
-    ratio = np.concatenate([np.ones((n, 1)), _log_between(u[:, 1:, 0], c.secondary_flux_ratio)], axis=1)
-    flux = np.where(active, primary_flux[:, None] * ratio, 0.0)
-    has_delta = active & (flux >= c.delta_min_flux_mx) & (u[..., 4] < c.delta_probability)
-    separation = (c.separation_at_1e22_mm * (np.maximum(flux, 1.0) / 1e22) ** c.separation_flux_exponent
-                  * 10 ** (c.separation_scatter_dex * g[..., 0]) * np.where(has_delta, c.delta_compactness, 1.0))
+    primary_flux = _power_law(ub[:, 0, 0], c.min_flux_mx, c.max_flux_mx, c.flux_power_index)
+    ratio = np.concatenate([np.ones((nr, 1)), _log_between(ub[:, 1:, 0], c.secondary_flux_ratio)], axis=1)
+    peak_flux = np.where(active, primary_flux[:, None] * ratio, 0.0)
+    has_delta = active & (peak_flux >= c.delta_min_flux_mx) & (ub[..., 4] < c.delta_probability)
+    peak_separation = (c.separation_at_1e22_mm * (np.maximum(peak_flux, 1.0) / 1e22) ** c.separation_flux_exponent
+                       * 10 ** (c.separation_scatter_dex * g[..., 0]) * np.where(has_delta, c.delta_compactness, 1.0))
     tilt_deg = c.joy_coefficient * abs_latitude[:, None] + c.tilt_scatter_deg * g[..., 1]
     axis_angle = -hemisphere[:, None] * np.deg2rad(tilt_deg)  # direction of the leading footpoint
-    hale = u[..., 1] >= c.anti_hale_probability
-    leading_sign = np.where(active, hale_leading_sign(hemisphere, parity)[:, None] * np.where(hale, 1, -1), 0)
-    distance = _between(u[..., 2], c.secondary_distance_ratio) * separation[:, :1]
+    orientation = hale_leading_sign(hemisphere, parity) * np.where(anti_hale, -1, 1)
+    leading_sign = np.where(active, orientation[:, None], 0)
+    distance = _between(ub[..., 2], c.secondary_distance_ratio) * peak_separation[:, :1]
     is_primary = np.arange(nb) == 0
-    centre_x = np.where(is_primary, 0.0, distance * np.cos(2 * np.pi * u[..., 3]))
-    centre_y = np.where(is_primary, 0.0, distance * np.sin(2 * np.pi * u[..., 3]))
-    half_x, half_y = _rotate(separation / 2, 0.0, axis_angle)
-    foot_x = np.stack([centre_x + half_x, centre_x - half_x], -1)  # [n, nb, 2]: leading, following
-    foot_y = np.stack([centre_y + half_y, centre_y - half_y], -1)
+    centre_x = np.where(is_primary, 0.0, distance * np.cos(2 * np.pi * ub[..., 3]))
+    centre_y = np.where(is_primary, 0.0, distance * np.sin(2 * np.pi * ub[..., 3]))
+    onset = np.where(is_primary, 0.0, _between(ub[..., 7], c.secondary_onset_days))
+    rise, decay = _life_times(peak_flux, c)
     imbalance = np.clip(c.flux_imbalance_sd * g[..., 2], -0.5, 0.5)
-    budget = _flux_budget(flux, imbalance, _between(u[..., 7], c.spot_survival), has_delta,
-                          _between(u[..., 5], c.delta_flux_fraction), c)
-
-    # Spots, plage clouds, the SHARP box around them, the quiet Sun.
+    delta_fraction = _between(ub[..., 5], c.delta_flux_fraction)
     field_scatter = rand.normal(nb, 1 + c.delta_umbrae + c.following_fragments)
     u_fragments = rand.uniform(nb, c.following_fragments, 3)
-    spots = _spots(foot_x, foot_y, axis_angle, separation, leading_sign, budget, 2 * np.pi * u[..., 6],
-                   field_scatter, u_fragments, c)
+    velocity = rand.normal(nb, c.following_fragments, 2) * (c.fragment_speed_km_s * 86.4)  # Mm/day per axis
     offsets = rand.normal(nb, 2, c.plage_clouds, 2)
     weights = 1 - np.log(rand.uniform(nb, 2, c.plage_clouds))
-    clouds = _plage_clouds(foot_x, foot_y, axis_angle, separation, leading_sign, budget["plage"], offsets, weights, c)
-    box_origin, pixel_mm = _sharp_box(spots, clouds, box_fill, box_shift, c)
-    clump_white = _white_spectrum(rand.normal(2, size, size // 2 + 1), size)
     band = size // _POLARITY_BAND_DIVISOR
-    polarity_white = _white_spectrum(rand.normal(2, 2 * band, band + 1), size)
-    texture, network = _quiet_sun_textures(clump_white, polarity_white, pixel_mm, network_density, network_bias, c)
+    clump_draws = rand.normal(2, size, size // 2 + 1)
+    polarity_draws = rand.normal(2, 2 * band, band + 1)
+
+    # Frame times: the first between detection and the decay, the others a cadence apart.
+    detect = rise[:, 0] * 2 / np.pi * np.arcsin(np.sqrt(c.detect_fraction))
+    last_first = rise[:, 0] + c.observed_decay_efolds * decay[:, 0]
+    first_time = detect + u[:, 12] * np.maximum(last_first - detect, 0.0)
+    age = first_time[:, None] + cadence_days * np.arange(nf)  # [nr, F], days since the primary began
+    synodic_deg = np.rad2deg(_rotation_rad_per_day(latitude_rad)) - EARTH_ORBIT_DEG_PER_DAY
+    lon_lo, lon_hi = c.longitude_range_deg
+    first_longitude = lon_lo + u[:, 13] * np.maximum(lon_hi - lon_lo - synodic_deg * cadence_days * (nf - 1), 0.0)
+    longitude = first_longitude[:, None] + synodic_deg[:, None] * (age - first_time[:, None])
+
+    # Every (region, frame) row: flux now, separation so far, spots, fragments, plage, shear.
+    def rows(a):  # [nr, ...] -> [nr * F, ...]
+        return np.repeat(a, nf, axis=0)
+
+    bipole_age = age.reshape(-1)[:, None] - rows(onset)  # [m, nb]
+    now, emerged = flux_profile(bipole_age, rows(rise), rows(decay))
+    flux = np.where(rows(active), rows(peak_flux) * now, 0.0)
+    separation = rows(peak_separation) * np.maximum(emerged, 0.05) ** c.separation_flux_exponent
+    after_peak = np.clip(bipole_age - rows(rise), 0.0, None)
+    peak_lead_spot = _spot_fraction(rows(peak_flux), c) * rows(peak_flux) / 2 * (1 + rows(imbalance))
+    survival = np.clip(1 - after_peak * c.spot_decay_mx_per_day / np.maximum(peak_lead_spot, 1.0), 0.0, 1.0)
+    budget = _flux_budget(flux, rows(imbalance), survival, rows(has_delta), rows(delta_fraction), c)
+    half_x, half_y = _rotate(separation / 2, 0.0, rows(axis_angle))
+    foot_x = np.stack([rows(centre_x) + half_x, rows(centre_x) - half_x], -1)  # [m, nb, 2]: leading, following
+    foot_y = np.stack([rows(centre_y) + half_y, rows(centre_y) - half_y], -1)
+    spot_x, spot_y, spot_flux, umbra_width = _spots(
+        foot_x, foot_y, rows(axis_angle), separation, rows(leading_sign), budget, 2 * np.pi * rows(ub[..., 6]),
+        rows(field_scatter), rows(u_fragments), c)
+    moving = np.clip(bipole_age, 0.0, None)[..., None] * rows(velocity).transpose(3, 0, 1, 2)  # [2, m, nb, frag]
+    first_fragment = 1 + c.delta_umbrae
+    spot_x[..., first_fragment:] += moving[0]
+    spot_y[..., first_fragment:] += moving[1]
+    dispersal = 4 * c.diffusion_km2_s * 0.0864 * after_peak  # Mm^2
+    clouds = _plage_clouds(foot_x, foot_y, rows(axis_angle), separation, rows(leading_sign), budget["plage"],
+                           rows(offsets), rows(weights), dispersal, c)
+    frame_latitude = rows(latitude_rad)[:, None, None]
+    sheared_age = np.clip(bipole_age, 0.0, None)[..., None]
+    spot_x = spot_x + _shear_mm(spot_y, frame_latitude, sheared_age)
+    cloud_x = clouds[0] + _shear_mm(clouds[1], frame_latitude[..., None], sheared_age[..., None])
+    spots = (spot_x, spot_y, spot_flux, umbra_width)
+    clouds = (cloud_x, *clouds[1:])
+
+    # The HARP box: round the extent over all frames.
+    low, high = _extent(spots, clouds, c)
+    low, high = low.reshape(nr, nf, 2).min(1), high.reshape(nr, nf, 2).max(1)
+    box_origin, pixel_mm = _harp_box(low, high, box_fill, box_shift, c)
+
+    weight = flux / np.maximum(flux.sum(-1, keepdims=True), 1e-300)
+    return {
+        "years": years, "cycle": cycles, "hemisphere": hemisphere, "abs_latitude": abs_latitude,
+        "parity": parity, "anti_hale": anti_hale, "n_bipoles": n_bipoles, "network_density": network_density,
+        "network_bias": network_bias, "noise_rms": noise_rms, "box_origin": box_origin, "pixel_mm": pixel_mm,
+        "clump_draws": clump_draws, "polarity_draws": polarity_draws, "age": age, "longitude": longitude,
+        "tilt_deg": tilt_deg, "active": active,
+        # rows [m, ...]
+        "spots": spots, "clouds": clouds, "flux": flux, "separation": separation, "has_delta": rows(has_delta),
+        "leading_sign": rows(leading_sign), "now_primary": now[:, 0], "weight": weight,
+    }
+
+
+def _generate_chunk(seed: int, indices: np.ndarray, c: SyntheticConfig) -> SyntheticBatch:
+    """Draws and renders the patches `indices`; arrays are [n, ...] with n = len(indices)."""
+    nf, size = c.frames_per_region, c.size
+    region_ids, which = np.unique(indices // nf, return_inverse=True)  # which: [n] -> region position
+    frame = (indices % nf).astype(np.int64)
+    row = which * nf + frame
+    r = _region_frames(seed, region_ids, c)
+    rand = _PatchRandom(seed, indices)
+
+    def mixed(region_draws, frame_draws):  # frame's white noise: correlated with its region's
+        rho = np.float32(c.texture_frame_correlation)
+        frame_draws *= np.sqrt(1 - rho ** 2)
+        frame_draws += rho * region_draws[which]
+        return frame_draws
+
+    band = size // _POLARITY_BAND_DIVISOR
+    clump_white = _white_spectrum(mixed(r["clump_draws"], rand.normal(2, size, size // 2 + 1)), size)
+    polarity_white = _white_spectrum(mixed(r["polarity_draws"], rand.normal(2, 2 * band, band + 1)), size)
+    box_origin, pixel_mm = r["box_origin"][which], r["pixel_mm"][which]
+    texture, network = _quiet_sun_textures(clump_white, polarity_white, pixel_mm, r["network_density"][which],
+                                           r["network_bias"][which], c)
 
     # Render: spots as umbra + penumbra Gaussians, plage clouds under the texture.
-    spot_x, spot_y, spot_flux, umbra_width = spots
+    spot_x, spot_y, spot_flux, umbra_width = (a[row] for a in r["spots"])
+    clouds = tuple(a[row] for a in r["clouds"])
     shares = np.array([c.umbra_flux_fraction, 1 - c.umbra_flux_fraction])
     spots_mx = _render_mx(np.repeat(spot_x[..., None], 2, -1), np.repeat(spot_y[..., None], 2, -1),
                           umbra_width[..., None] * np.array([1.0, c.penumbra_width_ratio]),
                           spot_flux[..., None] * shares, box_origin, pixel_mm, c)
     plage_mx = _render_mx(*clouds, box_origin, pixel_mm, c, texture=texture)
     pixel_area_cm2 = (pixel_mm[:, 0] * pixel_mm[:, 1] * CM2_PER_MM2)[:, None, None]
+    noise_rms = r["noise_rms"][which]
     noise = rand.normal(size, size) * noise_rms[:, None, None].astype(np.float32)
     br = ((spots_mx + plage_mx) / pixel_area_cm2 + network).astype(np.float32) + noise
 
-    weight = flux / flux.sum(-1, keepdims=True)
+    active = r["active"][which]
+    flux, weight = r["flux"][row], r["weight"][row]
+    age = r["age"][which, frame]
+    start = J2000 + np.rint((r["years"][which] - 2000.0) * 365.25 * 86400).astype("timedelta64[s]")
+    obs_time = start + np.rint((age - r["age"][which, 0]) * 86400).astype("timedelta64[s]")
+    hemisphere = r["hemisphere"][which]
     truth = {
-        "latitude_deg": (hemisphere * abs_latitude).astype(np.float32),
+        "region_id": (indices // nf).astype(np.int64),
+        "frame_index": frame.astype(np.int32),
+        "obs_time": obs_time,
+        "age_days": age.astype(np.float32),
+        "cycle": r["cycle"][which],
+        "latitude_deg": (hemisphere * r["abs_latitude"][which]).astype(np.float32),
+        "longitude_deg": r["longitude"][which, frame].astype(np.float32),
         "hemisphere": hemisphere,
-        "cycle_parity": parity,
-        "n_bipoles": n_bipoles.astype(np.int8),
+        "cycle_parity": r["parity"][which],
+        "anti_hale": r["anti_hale"][which],
+        "n_bipoles": r["n_bipoles"][which].astype(np.int8),
+        "flux_fraction": r["now_primary"][row].astype(np.float32),
+        "box_mm": (pixel_mm * size).astype(np.float32),
         "total_flux_mx": flux.sum(-1),
-        "mean_separation_mm": (weight * separation).sum(-1).astype(np.float32),
-        "mean_tilt_deg": (weight * tilt_deg).sum(-1).astype(np.float32),
-        "delta": has_delta.any(-1),
-        "network_flux_density_gauss": network_density.astype(np.float32),
+        "mean_separation_mm": (weight * r["separation"][row]).sum(-1).astype(np.float32),
+        "mean_tilt_deg": (weight * r["tilt_deg"][which]).sum(-1).astype(np.float32),
+        "delta": r["has_delta"][row].any(-1),
+        "network_flux_density_gauss": r["network_density"][which].astype(np.float32),
         "noise_rms_gauss": noise_rms.astype(np.float32),
         "bipole_flux_mx": flux,
-        "bipole_separation_mm": np.where(active, separation, np.nan).astype(np.float32),
-        "bipole_tilt_deg": np.where(active, tilt_deg, np.nan).astype(np.float32),
-        "bipole_leading_sign": leading_sign.astype(np.int8),
-        "bipole_delta": has_delta,
+        "bipole_separation_mm": np.where(active, r["separation"][row], np.nan).astype(np.float32),
+        "bipole_tilt_deg": np.where(active, r["tilt_deg"][which], np.nan).astype(np.float32),
+        "bipole_leading_sign": r["leading_sign"][row].astype(np.int8),
+        "bipole_delta": r["has_delta"][row],
     }
     return SyntheticBatch(br_gauss=br, images=normalise_field(br),
                           pixel_size_mm=pixel_mm.astype(np.float32), truth=truth)
