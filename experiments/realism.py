@@ -14,6 +14,9 @@ scored the same way, on s = B / 1000 G:
   wavenumber k (cycles per 128 pixels); its slope is the least-squares slope of log P against log k
   over 3 <= k <= 48, per patch;
 * mean gradient magnitude: mean over pixels of |grad Br| (central differences), in G per pixel;
+* strong-pixel fraction: per patch, the share of pixels beyond +-500 G;
+* the library's figures (`solarjax.train.quality.realism_figures`: strong-pixel density ratio, spectral
+  peak ratios at k = 16, 32, 48, median-R ratio, ``realism_score``), the ones logged during training;
 * two-sample KS distance between the sets for every `solarjax.physics` quantity and for the three
   per-patch diagnostics above.
 
@@ -37,81 +40,21 @@ from experiments import common, plotting
 from solarjax import physics
 from solarjax.train import quality
 
-QUIET_LEVEL = 0.05
+QUIET_LEVEL = quality.QUIET_LEVEL_GAUSS / physics.GAUSS_PER_UNIT
 """|s| below 50 G counts as quiet (noise) pixels."""
-SLOPE_RANGE = (3, 48)
-"""Wavenumbers (cycles per 128 pixels) of the spectral-slope fit."""
+SLOPE_RANGE = quality.SLOPE_RANGE
 HISTOGRAM_BINS = np.linspace(-1000.0, 1000.0, 81)
-DIAGNOSTICS = ("noise_width_gauss", "spectral_slope", "mean_gradient_gauss_per_pixel")
+DIAGNOSTICS = quality.PER_PATCH_DIAGNOSTICS
+_field = quality.field_gauss
+radial_power_spectrum = quality.radial_power_spectrum
 
 
 # ---------------------------------------------------------------------------------- diagnostics
-def _field(images: np.ndarray) -> np.ndarray:
-    """[N, H, W] float64 Br in G of normalised patches [N, H, W] or [N, H, W, 1]."""
-    images = np.asarray(images, np.float64)
-    return (images[..., 0] if images.ndim == 4 else images) * physics.GAUSS_PER_UNIT
-
-
-def noise_width(images: np.ndarray, quiet: float = QUIET_LEVEL) -> np.ndarray:
-    """[N] standard deviation of the pixels with |s| < ``quiet``, in G (NaN when a patch has fewer than 2)."""
-    field = _field(images)
-    quiet_mask = np.abs(field) < quiet * physics.GAUSS_PER_UNIT
-    counts = quiet_mask.sum(axis=(1, 2))
-    mean = np.where(quiet_mask, field, 0.0).sum(axis=(1, 2)) / np.maximum(counts, 1)
-    squares = np.where(quiet_mask, (field - mean[:, None, None]) ** 2, 0.0).sum(axis=(1, 2))
-    variance = squares / np.maximum(counts - 1, 1)
-    return np.where(counts >= 2, np.sqrt(variance), np.nan)
-
-
-def radial_power_spectrum(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Azimuthally averaged power spectrum of each patch.
-
-    Args:
-      images: [N, H, W(, 1)] normalised patches (square, H = W).
-
-    Returns:
-      (k [K] integer wavenumbers 1..H/2 in cycles per patch, power [N, K] mean |FFT(Br - mean)|^2 / (H W)
-      over the ring of each k, in G^2).
-    """
-    field = _field(images)
-    size = field.shape[1]
-    if field.shape[2] != size:
-        raise ValueError(f"radial_power_spectrum needs square patches, got {field.shape[1:]}")
-    spectrum = np.abs(np.fft.fft2(field - field.mean(axis=(1, 2), keepdims=True))) ** 2 / size**2
-    frequencies = np.fft.fftfreq(size) * size
-    ring = np.rint(np.hypot(*np.meshgrid(frequencies, frequencies, indexing="ij"))).astype(int).ravel()
-    k = np.arange(1, size // 2 + 1)
-    counts = np.bincount(ring, minlength=k[-1] + 1)[k]
-    power = np.stack([np.bincount(ring, weights=s.ravel(), minlength=k[-1] + 1)[k] for s in spectrum]) / counts
-    return k, power
-
-
-def spectral_slope(k: np.ndarray, power: np.ndarray, k_range: tuple[int, int] = SLOPE_RANGE) -> np.ndarray:
-    """[N] least-squares slope of log10 power against log10 k over k in ``k_range`` (NaN for a zero spectrum)."""
-    chosen = (k >= k_range[0]) & (k <= k_range[1])
-    x = np.log10(k[chosen])
-    with np.errstate(divide="ignore"):
-        y = np.log10(power[:, chosen])
-    x = x - x.mean()
-    slopes = (y - y.mean(axis=1, keepdims=True)) @ x / (x @ x)
-    return np.where(np.isfinite(slopes), slopes, np.nan)
-
-
-def mean_gradient(images: np.ndarray) -> np.ndarray:
-    """[N] mean over pixels of |grad Br| by central differences (one-sided at the edges), in G per pixel."""
-    rows, cols = np.gradient(_field(images), axis=(1, 2))
-    return np.hypot(rows, cols).mean(axis=(1, 2))
-
-
 def diagnostics(images: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-patch diagnostics [N] (`DIAGNOSTICS`) and every physics quantity (normalised units)."""
-    k, power = radial_power_spectrum(images)
-    return {
-        "noise_width_gauss": noise_width(images),
-        "spectral_slope": spectral_slope(k, power),
-        "mean_gradient_gauss_per_pixel": mean_gradient(images),
-        **{name: np.asarray(v, np.float64) for name, v in physics.quantities(images).items()},
-    }
+    """Per-patch realism diagnostics [N] (`solarjax.train.quality.realism_diagnostics`) and every physics
+    quantity (normalised units)."""
+    per_patch, _, _ = quality.realism_diagnostics(images)
+    return {**per_patch, **{name: np.asarray(v, np.float64) for name, v in physics.quantities(images).items()}}
 
 
 def compare(real: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray]) -> dict:
@@ -199,12 +142,17 @@ def run(args) -> dict:
     generated_images = steering.map_generated(generator, z)
     real, generated = diagnostics(real_images), diagnostics(generated_images)
     table = compare(real, generated)
+    encoder = quality.random_feature_encoder(0)
+    summaries = [quality.summarise([images[i:i + 250] for i in range(0, len(images), 250)], encoder)
+                 for images in (generated_images, real_images)]
+    library = quality.quality_figures(*summaries)
     figure = plot_realism(args.out / "realism.png", real_images, generated_images, real, generated, table,
                           labels=(f"{args.dataset} ({args.split})", "generated"))
     result = {
         "dataset": args.dataset, "split": args.split, "num_real": len(real_images),
         "num_generated": len(generated_images), "gan_step": generator.step, "seed": args.seed,
         "quiet_level": QUIET_LEVEL, "slope_range": SLOPE_RANGE, "table": table,
+        "realism": {k: v for k, v in library.items() if k.startswith("realism")},
         "figures": common.relative_paths([figure], args.out), "seconds": time.perf_counter() - started,
     }
     common.write_json(args.out, "realism.json", result)

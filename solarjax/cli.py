@@ -268,7 +268,7 @@ def _add_train(subparsers) -> None:
                     "WORKDIR resumes from the last checkpoint (a different model config is refused).",
     )
     models = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
-    for name, text in (("gan", "the paper's GAN (experiments/configs/gan_synthetic.py)"),
+    for name, text in (("gan", "the GAN (experiments/configs/gan_synthetic.py; the paper's: gan_paper.py)"),
                        ("simsiam", "the SimSiam encoder (experiments/configs/simsiam_synthetic.py)")):
         model = models.add_parser(name, help=text, description=f"Train {text}.")
         model.add_argument("--config", required=True, help="config file defining get_config()")

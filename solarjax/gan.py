@@ -118,7 +118,7 @@ def load(workdir: str | os.PathLike, step: int | str = 'best',
     generator = programs.generator
     return TrainedGenerator(
         apply_fn=lambda params, z: generator.apply({'params': params}, z),
-        params=state.g_params, fingerprint=checkpoints.fingerprint,
+        params=gan_train.sampling_params(state), fingerprint=checkpoints.fingerprint,
         latent_dim=int(config.model.latent_dim), step=chosen, config=config.to_dict(),
         workdir=os.fspath(workdir))
 

@@ -6,15 +6,20 @@ import json
 import math
 import pathlib
 
+import flax
+import grain
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from astropy.io import fits
 
 from solarjax import gan
 from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import gan as gan_train
+from solarjax.train import loop
 from solarjax.train import monitor
 from solarjax.train import quality
 from solarjax.train import sharding
@@ -86,8 +91,8 @@ def factory(**kwargs):
     return lambda: ArrayIterator(PATCHES, BATCH, **kwargs)
 
 
-def tiny_config(total_steps=6, eval_every=0, arch='simple'):
-    config = load_config('gan_synthetic')
+def tiny_config(total_steps=6, eval_every=0, arch='simple', name='gan_paper'):
+    config = load_config(name)
     config.model.arch = arch
     config.batch_size = BATCH
     config.total_steps = total_steps
@@ -181,7 +186,9 @@ def test_run_writes_metrics_samples_config_and_ranked_checkpoints(uninterrupted_
     assert len(ks) == 9  # every quantity; null where a 3-step generator's patches leave it undefined
     assert all(v is None or 0 <= v <= 1 for v in ks.values())
     assert (workdir / 'samples' / 'step_0000006.png').stat().st_size > 1000
-    assert json.loads((workdir / 'config.json').read_text())['model'] == {'arch': 'simple', 'latent_dim': 100}
+    assert json.loads((workdir / 'config.json').read_text())['model'] == {
+        'arch': 'simple', 'latent_dim': 100, 'loss': 'non_saturating', 'ema_decay': 0.0}
+    assert state.g_ema_params is None  # the paper's config keeps no moving average
     checkpoints = checkpoint_lib.RunCheckpoints(workdir / 'checkpoints', fingerprint=None)
     best = min(quality_records, key=lambda r: r['quality/frechet'])['step']
     assert checkpoints.best_step() == best
@@ -207,8 +214,8 @@ def test_checkpoint_of_another_model_config_is_refused(uninterrupted_run):
     workdir, _ = uninterrupted_run
     config = tiny_config(eval_every=3)
     config.model.latent_dim = 64
-    saved = checkpoint_lib.model_fingerprint({'arch': 'simple', 'latent_dim': 100})
-    wanted = checkpoint_lib.model_fingerprint({'arch': 'simple', 'latent_dim': 64})
+    saved = checkpoint_lib.model_fingerprint(tiny_config().model.to_dict())
+    wanted = checkpoint_lib.model_fingerprint(config.model.to_dict())
     assert saved != wanted
     with pytest.raises(checkpoint_lib.FingerprintMismatchError, match=f'fingerprint {saved}.*fingerprint {wanted}'):
         gan_train.train_and_evaluate(config, workdir, factory())
@@ -263,6 +270,74 @@ def test_load_refuses_missing_runs_and_unknown_steps(uninterrupted_run, tmp_path
         gan.load(tmp_path)
     with pytest.raises(ValueError, match="step must be 'best', 'latest' or one of the saved steps"):
         gan.load(uninterrupted_run[0], step=1)
+
+
+@flax.struct.dataclass
+class PreEmaGanState:
+    """The train-state layout of checkpoints written before the generator's EMA existed."""
+
+    step: jax.Array
+    g_params: object
+    d_params: object
+    d_stats: object
+    g_opt_state: object
+    d_opt_state: object
+    rng: jax.Array
+
+
+def _save_old_checkpoint(workdir, model):
+    """A checkpoint as the trainer wrote it before 'loss' / 'ema_decay' existed: old model config, old state."""
+    config = tiny_config()
+    config.model = ml_collections.ConfigDict(model)
+    mesh = sharding.make_data_mesh()
+    programs = gan_train.programs_for(tiny_config(), mesh)
+    state = programs.init(jax.random.key(3))
+    old = PreEmaGanState(**{name: getattr(state, name) for name in PreEmaGanState.__dataclass_fields__})
+    fingerprint = checkpoint_lib.model_fingerprint(model)
+    checkpoints = checkpoint_lib.RunCheckpoints(workdir / 'checkpoints', fingerprint=fingerprint)
+    # written as the trainer did then: the state dataclass itself, not `checkpoint.stored_tree`
+    checkpoints.manager.save(3, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(old),
+        data_iterator=grain.checkpoint.CheckpointSave(ArrayIterator(PATCHES, BATCH)),
+        run=ocp.args.JsonSave({'fingerprint': fingerprint, 'config': loop.config_dict(config)})))
+    checkpoints.close()
+    return programs, state
+
+
+def test_checkpoints_from_before_the_ema_still_load(tmp_path):
+    programs, state = _save_old_checkpoint(tmp_path, {'arch': 'simple', 'latent_dim': 100})
+    generator = gan.load(tmp_path)
+    assert generator.step == 3
+    z = generator.sample_latents(2, seed=4)
+    np.testing.assert_allclose(generator.generate(z), programs.generate(state.g_params, z), atol=1e-6)
+
+
+def test_checkpoint_of_an_unknown_architecture_is_refused_by_name(tmp_path):
+    _save_old_checkpoint(tmp_path, {'arch': 'dcgan', 'latent_dim': 100})
+    with pytest.raises(ValueError, match="unknown GAN architecture 'dcgan'"):
+        gan.load(tmp_path)
+
+
+def test_default_config_with_ema_logs_realism_ranks_by_it_and_samples_with_the_ema(tmp_path):
+    config = tiny_config(total_steps=4, eval_every=2, arch='resize_conv_small', name='gan_synthetic')
+    assert config.quality.best_metric == 'realism_score'
+    config.model.ema_decay = 0.99
+    state = gan_train.train_and_evaluate(config, tmp_path, factory())
+    records = [r for r in monitor.read_metrics(tmp_path / 'metrics.jsonl') if 'quality/realism_score' in r]
+    assert [r['step'] for r in records] == [2, 4]
+    for record in records:
+        assert 0 <= record['quality/realism_score'] <= 1
+        assert {'quality/realism/ks_noise_width_gauss', 'quality/realism/ks_spectral_slope',
+                'quality/realism/ks_mean_gradient_gauss_per_pixel', 'quality/realism/strong_pixel_ratio',
+                'quality/realism/peak_ratio_max', 'quality/frechet', 'quality/ks_mean'} <= set(record)
+    best = min(records, key=lambda r: r['quality/realism_score'])['step']
+    generator = gan.load(tmp_path)
+    assert generator.step == best
+    latest = gan.load(tmp_path, step='latest')
+    z = latest.sample_latents(2, seed=1)
+    expected = gan_train.programs_for(config, sharding.make_data_mesh()).generate(state.g_ema_params, z)
+    np.testing.assert_array_equal(np.asarray(latest.generate(z)), np.asarray(expected))
+    assert not np.allclose(jax.tree.leaves(state.g_ema_params)[0], jax.tree.leaves(state.g_params)[0])
 
 
 # ----------------------------------------------------------------------------- retention, quality

@@ -19,6 +19,7 @@ checkpoint whose fingerprint differs from the run's is refused with `Fingerprint
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Iterator, Mapping
 
@@ -27,6 +28,23 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from solarjax import stages
+
+
+def stored_tree(state: Any) -> Any:
+    """What is written for a state: a dataclass state becomes the dict of its fields that are not None
+    (so a field added later with the default None, such as the GAN's ``g_ema_params`` when no EMA is
+    kept, leaves the on-disk layout of older checkpoints unchanged); anything else as it is."""
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        return {field.name: getattr(state, field.name) for field in dataclasses.fields(state)
+                if getattr(state, field.name) is not None}
+    return state
+
+
+def _rebuilt(template: Any, restored: Any) -> Any:
+    """The restored tree in the template's type (inverse of `stored_tree`)."""
+    if dataclasses.is_dataclass(template) and not isinstance(template, type):
+        return dataclasses.replace(template, **restored)
+    return restored
 
 
 class FingerprintMismatchError(ValueError):
@@ -121,7 +139,7 @@ class RunCheckpoints:
         if metrics is not None and self.best_metric not in metrics:
             raise KeyError(f"metrics {sorted(metrics)} lack the ranking figure {self.best_metric!r}")
         args = ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
+            state=ocp.args.StandardSave(stored_tree(state)),
             data_iterator=grain.checkpoint.CheckpointSave(data_iterator),
             run=ocp.args.JsonSave({'fingerprint': self.fingerprint, 'config': dict(config)}),
         )
@@ -141,17 +159,17 @@ class RunCheckpoints:
         """
         self.check_fingerprint(step)
         restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(state_template),
+            state=ocp.args.StandardRestore(stored_tree(state_template)),
             data_iterator=grain.checkpoint.CheckpointRestore(data_iterator),
         ))
-        return restored['state']
+        return _rebuilt(state_template, restored['state'])
 
     def restore_state(self, step: int, state_template: Any) -> Any:
         """The train state of `step` only (for evaluation and sampling)."""
         self.check_fingerprint(step)
         restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(state_template)))
-        return restored['state']
+            state=ocp.args.StandardRestore(stored_tree(state_template))))
+        return _rebuilt(state_template, restored['state'])
 
     def wait_until_finished(self) -> None:
         """Blocks until every started save is on disk."""

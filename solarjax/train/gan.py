@@ -8,7 +8,11 @@ Adam step on the non-saturating loss -log D(G(z)); the discriminator takes one A
 -log D(x) - log(1 - D(G(z))) with the same fake batch G(z) (made with the generator's parameters
 from before its update, as the PyTorch original's ``fake.detach()``). Losses are
 `optax.sigmoid_binary_cross_entropy` on logits, averaged over the batch; the discriminator's loss
-is the sum of its real and fake terms.
+is the sum of its real and fake terms. Options beyond the paper (``config.model``): ``loss='hinge'``
+(`adversarial_losses`) and ``ema_decay > 0``, an exponential moving average of the generator's weights
+kept in the state and the checkpoints, which sample grids, quality figures and `solarjax.gan.load` use.
+Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
+``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
 
 Determinism: step t draws its latents from ``fold_in(state.rng, t)``, the data iterator's position is
 checkpointed with the state, so a run that is killed and restarted from its work directory reaches
@@ -54,6 +58,9 @@ class GanState:
         vectors); an empty dict for architectures without it.
       g_opt_state, d_opt_state: optax states.
       rng: the run's base PRNG key; step t uses ``fold_in(rng, t)`` (see `step_key`).
+      g_ema_params: exponential moving average of the generator's parameters (``model.ema_decay``
+        > 0), the parameters samples are drawn with; None without EMA (and in checkpoints written
+        before EMA existed).
     """
 
     step: jax.Array
@@ -63,6 +70,44 @@ class GanState:
     g_opt_state: Any
     d_opt_state: Any
     rng: jax.Array
+    g_ema_params: Any = None
+
+
+LOSSES = ('non_saturating', 'hinge')
+
+
+def sampling_params(state: GanState) -> Any:
+    """The generator parameters to sample with: the EMA when the run keeps one, else the trained ones."""
+    return state.g_params if state.g_ema_params is None else state.g_ema_params
+
+
+def ema_update(average: Any, params: Any, decay: float) -> Any:
+    """One step of an exponential moving average: ``decay * average + (1 - decay) * params`` per leaf."""
+    return jax.tree.map(lambda a, p: decay * a + (1.0 - decay) * p, average, params)
+
+
+def adversarial_losses(loss: str) -> tuple[Callable, Callable]:
+    """``(generator_loss(fake_logits), discriminator_loss(real_logits, fake_logits))``, batch means.
+
+    'non_saturating' (the paper): -log D(G(z)) and -log D(x) - log(1 - D(G(z))) on sigmoid logits.
+    'hinge' (Lim & Ye 2017; Miyato et al. 2018): -D(G(z)) and relu(1 - D(x)) + relu(1 + D(G(z))).
+    """
+    if loss == 'non_saturating':
+        def generator_loss(fake):
+            return jnp.mean(optax.sigmoid_binary_cross_entropy(fake, jnp.ones_like(fake)))
+
+        def discriminator_loss(real, fake):
+            return (jnp.mean(optax.sigmoid_binary_cross_entropy(real, jnp.ones_like(real)))
+                    + jnp.mean(optax.sigmoid_binary_cross_entropy(fake, jnp.zeros_like(fake))))
+    elif loss == 'hinge':
+        def generator_loss(fake):
+            return -jnp.mean(fake)
+
+        def discriminator_loss(real, fake):
+            return jnp.mean(jax.nn.relu(1.0 - real)) + jnp.mean(jax.nn.relu(1.0 + fake))
+    else:
+        raise ValueError(f"unknown GAN loss {loss!r}; choose one of {LOSSES}")
+    return generator_loss, discriminator_loss
 
 
 def make_optimizer(learning_rate: float, b1: float, b2: float) -> optax.GradientTransformation:
@@ -76,8 +121,10 @@ def discriminator_variables(params: Any, stats: Any) -> dict:
 
 
 def init_state(generator: nn.Module, discriminator: nn.Module, g_tx: optax.GradientTransformation,
-               d_tx: optax.GradientTransformation, key: jax.Array, latent_dim: int) -> GanState:
-    """A fresh state: parameters from `key` (split three ways: G, D, the run's base key)."""
+               d_tx: optax.GradientTransformation, key: jax.Array, latent_dim: int,
+               ema: bool = False) -> GanState:
+    """A fresh state: parameters from `key` (split three ways: G, D, the run's base key); with `ema`
+    the moving average starts at the initial generator parameters."""
     g_key, d_key, run_key = jax.random.split(key, 3)
     g_params = generator.init(g_key, jnp.zeros((1, latent_dim), jnp.float32))['params']
     d_variables = discriminator.init(d_key, jnp.zeros((1, *IMAGE_SHAPE), jnp.float32))
@@ -90,6 +137,7 @@ def init_state(generator: nn.Module, discriminator: nn.Module, g_tx: optax.Gradi
         g_opt_state=g_tx.init(g_params),
         d_opt_state=d_tx.init(d_params),
         rng=run_key,
+        g_ema_params=jax.tree.map(jnp.copy, g_params) if ema else None,
     )
 
 
@@ -100,7 +148,8 @@ def step_key(state: GanState) -> jax.Array:
 
 def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.GradientTransformation,
                     d_tx: optax.GradientTransformation, latent_dim: int,
-                    batch_sharding: NamedSharding | None = None) -> Callable:
+                    batch_sharding: NamedSharding | None = None, loss: str = 'non_saturating',
+                    ema_decay: float = 0.0) -> Callable:
     """The pure train step ``(state, batch, key) -> (state, metrics)``.
 
     Args:
@@ -109,12 +158,17 @@ def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.
       latent_dim: size of z.
       batch_sharding: if given, the latent batch is laid out like the data batch (so G and D
         run data-parallel on a mesh); None for single-device use.
+      loss: 'non_saturating' or 'hinge' (`adversarial_losses`).
+      ema_decay: with a state that keeps ``g_ema_params``, they move to
+        ``ema_decay * ema + (1 - ema_decay) * g_params`` after the generator's update.
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
     (share of real patches with logit > 0), ``d_fake_accuracy`` (share of fakes with logit < 0),
     ``g_grad_norm``, ``d_grad_norm`` (global L2 norms of the gradients).
     """
+
+    g_objective, d_objective = adversarial_losses(loss)
 
     def train_step(state: GanState, batch: Mapping[str, jax.Array], key: jax.Array):
         real = batch['image']
@@ -126,7 +180,7 @@ def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.
         def generator_loss(g_params):
             fake = generator.apply({'params': g_params}, z)
             logits = discriminator.apply(frozen_d, fake, update_stats=False)
-            return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, jnp.ones_like(logits))), fake
+            return g_objective(logits), fake
 
         (g_loss, fake), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(state.g_params)
         fake = jax.lax.stop_gradient(fake)
@@ -138,18 +192,20 @@ def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.
             d_stats = updated.get('batch_stats', {})
             fake_logits = discriminator.apply(discriminator_variables(d_params, d_stats), fake,
                                               update_stats=False)
-            loss = (jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, jnp.ones_like(real_logits)))
-                    + jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, jnp.zeros_like(fake_logits))))
-            return loss, (real_logits, fake_logits, d_stats)
+            return d_objective(real_logits, fake_logits), (real_logits, fake_logits, d_stats)
 
         (d_loss, (real_logits, fake_logits, d_stats)), d_grads = jax.value_and_grad(
             discriminator_loss, has_aux=True)(state.d_params)
 
         g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
         d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
+        g_params = optax.apply_updates(state.g_params, g_updates)
+        g_ema_params = (None if state.g_ema_params is None
+                        else ema_update(state.g_ema_params, g_params, ema_decay))
         new_state = state.replace(
             step=state.step + 1,
-            g_params=optax.apply_updates(state.g_params, g_updates),
+            g_params=g_params,
+            g_ema_params=g_ema_params,
             d_params=optax.apply_updates(state.d_params, d_updates),
             d_stats=d_stats,
             g_opt_state=g_opt_state,
@@ -191,30 +247,39 @@ class GanPrograms:
 
 @functools.lru_cache(maxsize=8)
 def build_programs(arch: str, conv_impl: str, latent_dim: int, adam: tuple[float, float, float],
-                   mesh: Mesh) -> GanPrograms:
+                   mesh: Mesh, loss: str = 'non_saturating', ema_decay: float = 0.0) -> GanPrograms:
     """`GanPrograms` for hashable settings; cached, so a resumed run in the same process (or a
     second run of the same model) reuses the compiled programs.
 
     Args:
       arch: architecture name; conv_impl: 'matmul' or 'xla'; latent_dim: size of z;
-      adam: (learning_rate, b1, b2); mesh: the device mesh.
+      adam: (learning_rate, b1, b2); mesh: the device mesh; loss: 'non_saturating' or 'hinge';
+      ema_decay: 0 (no moving average in the state) or the decay of the generator's EMA.
     """
+    if not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    adversarial_losses(loss)  # refuses an unknown loss now
     generator, discriminator = gan_models.make_models(arch, conv_impl)
     g_tx, d_tx = make_optimizer(*adam), make_optimizer(*adam)
-    init = jax.jit(lambda key: init_state(generator, discriminator, g_tx, d_tx, key, latent_dim),
+    init = jax.jit(lambda key: init_state(generator, discriminator, g_tx, d_tx, key, latent_dim,
+                                          ema=ema_decay > 0),
                    out_shardings=sharding.replicated(mesh))
     train_step = loop.jit_train_step(
-        make_train_step(generator, discriminator, g_tx, d_tx, latent_dim, sharding.batch_sharded(mesh)),
+        make_train_step(generator, discriminator, g_tx, d_tx, latent_dim, sharding.batch_sharded(mesh),
+                        loss=loss, ema_decay=ema_decay),
         mesh)
     generate = jax.jit(lambda params, z: generator.apply({'params': params}, z))
     return GanPrograms(generator, discriminator, g_tx, d_tx, init, train_step, generate)
 
 
 def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
-    """`build_programs` for a run config (``conv_impl='auto'`` picks by backend)."""
+    """`build_programs` for a run config (``conv_impl='auto'`` picks by backend; configs from before
+    ``model.loss`` / ``model.ema_decay`` existed mean the paper's loss and no EMA)."""
     conv_impl = config.conv_impl if config.conv_impl != 'auto' else gan_models.default_conv_impl()
     adam = (float(config.optimizer.learning_rate), float(config.optimizer.b1), float(config.optimizer.b2))
-    return build_programs(config.model.arch, conv_impl, int(config.model.latent_dim), adam, mesh)
+    return build_programs(config.model.arch, conv_impl, int(config.model.latent_dim), adam, mesh,
+                          loss=config.model.get('loss', 'non_saturating'),
+                          ema_decay=float(config.model.get('ema_decay', 0.0)))
 
 
 def local_images(batch: Any, local_batch_size: int) -> np.ndarray:
@@ -352,10 +417,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             recorder.record(*pending)
             pending = None
             if sample_now and is_main:
-                monitor.save_sample_grid(generate(state.g_params, grid_latents),
+                monitor.save_sample_grid(generate(sampling_params(state), grid_latents),
                                          workdir / 'samples' / f'step_{step:07d}.png',
                                          title=f'step {step}')
-            figures = evaluate(state.g_params) if evaluate_now else None
+            figures = evaluate(sampling_params(state)) if evaluate_now else None
             if figures is not None and is_main:
                 recorder.writer.write(step, {f'quality/{k}': v for k, v in figures.items()})
             if save_now:

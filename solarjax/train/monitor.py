@@ -127,3 +127,49 @@ def save_sample_grid(images: np.ndarray, path: str | os.PathLike, columns: int |
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def save_comparison_grid(data: np.ndarray, generated: np.ndarray, path: str | os.PathLike,
+                         columns: int = 4, labels: tuple[str, str] = ('data', 'generated'),
+                         title: str | None = None) -> pathlib.Path:
+    """Writes two PNG grids side by side, data on the left and generated on the right, on one colour scale.
+
+    Args:
+      data, generated: [N, H, W] or [N, H, W, 1] normalised patches (s = B / 1000 G); the first
+        ``columns * rows`` of each are drawn, rows = ceil(min(len) / columns).
+      path: PNG file to write (parent folders are created).
+      columns: patches per row in each grid.
+      labels: the two grids' titles.
+      title: optional figure title.
+
+    Returns:
+      The path written. Both grids use `show_field` (hmimag, [-1000, 1000] G) and share one colour bar.
+    """
+    sets = []
+    for images in (data, generated):
+        images = np.asarray(images, np.float32)
+        if images.ndim == 4 and images.shape[-1] == 1:
+            images = images[..., 0]
+        if images.ndim != 3 or len(images) == 0:
+            raise ValueError(f"expected images [N, H, W] or [N, H, W, 1] with N > 0, got {images.shape}")
+        sets.append(images)
+    count = min(len(images) for images in sets)
+    rows = math.ceil(count / columns)
+    fig = plt.figure(figsize=(2 * (1.5 * columns) + 1.6, 1.5 * rows + 0.8), layout='compressed')
+    panels = fig.subfigures(1, 2)
+    shown = None
+    for panel, images, label in zip(panels, sets, labels):
+        axes = panel.subplots(rows, columns, squeeze=False)
+        for index, ax in enumerate(axes.flat):
+            ax.set_axis_off()
+            if index < count:
+                shown = show_field(ax, images[index])
+        panel.suptitle(label)
+    fig.colorbar(shown, ax=panels[1].axes, shrink=0.8, label='Br [G]')
+    if title:
+        fig.suptitle(title)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

@@ -9,6 +9,15 @@
   network (seeded weights), whose features still separate textures and scales; figures are
   comparable only between runs that use the same encoder.
 
+* Realism diagnostics (`realism_diagnostics`, per patch, on Br = 1000 G * s): noise width (standard
+  deviation of the quiet pixels, |Br| < 50 G, in G), spectral slope (least-squares slope of log power
+  against log k of the radial power spectrum over k = 3-48 cycles per patch), mean gradient magnitude
+  (G per pixel), and the share of pixels beyond +-500 G. Against the reference: the KS distance of the
+  first three, the ratio of strong-pixel densities, the largest spectral peak ratio at k = 16, 32, 48
+  (the harmonics of the 8-pixel period three stride-2 upsamplings leave; 1.0 for a smooth spectrum),
+  and the ratio of median Schrijver R. `realism_score` folds them and the mean physics KS into one
+  number in [0, 1].
+
 These figures rank a run's checkpoints (smaller is better).
 """
 from __future__ import annotations
@@ -102,6 +111,120 @@ def default_quantities_fn() -> QuantitiesFn:
     return physics.quantities
 
 
+# ------------------------------------------------------------------------------ realism diagnostics
+GAUSS_PER_UNIT = 1000.0
+"""Images hold s = B / 1000 G."""
+QUIET_LEVEL_GAUSS = 50.0
+"""|Br| below this counts as a quiet (noise) pixel."""
+STRONG_LEVEL_GAUSS = 500.0
+"""|Br| beyond this counts as a strong (spot / umbra) pixel."""
+SLOPE_RANGE = (3, 48)
+"""Wavenumbers (cycles per patch) of the spectral-slope fit."""
+PEAK_WAVENUMBERS = (16, 32, 48)
+"""Where three stride-2 upsamplings (an 8-pixel period on 128 pixels) put their harmonics."""
+PEAK_NEIGHBOURS = (-2, -1, 1, 2)
+"""Offsets of the wavenumbers a peak is compared with."""
+PER_PATCH_DIAGNOSTICS = ('noise_width_gauss', 'spectral_slope', 'mean_gradient_gauss_per_pixel',
+                         'strong_pixel_fraction')
+
+
+def field_gauss(images) -> np.ndarray:
+    """[N, H, W] float64 Br in G of normalised patches [N, H, W] or [N, H, W, 1]."""
+    images = np.asarray(images, np.float64)
+    return (images[..., 0] if images.ndim == 4 else images) * GAUSS_PER_UNIT
+
+
+def noise_width(images, quiet_gauss: float = QUIET_LEVEL_GAUSS) -> np.ndarray:
+    """[N] standard deviation (ddof 1) of the pixels with |Br| < quiet_gauss, in G; NaN below 2 such pixels."""
+    field = field_gauss(images)
+    quiet = np.abs(field) < quiet_gauss
+    counts = quiet.sum(axis=(1, 2))
+    mean = np.where(quiet, field, 0.0).sum(axis=(1, 2)) / np.maximum(counts, 1)
+    squares = np.where(quiet, (field - mean[:, None, None]) ** 2, 0.0).sum(axis=(1, 2))
+    return np.where(counts >= 2, np.sqrt(squares / np.maximum(counts - 1, 1)), np.nan)
+
+
+def radial_power_spectrum(images) -> tuple[np.ndarray, np.ndarray]:
+    """Azimuthally averaged power spectrum of each square patch.
+
+    Args:
+      images: [N, H, H(, 1)] normalised patches.
+
+    Returns:
+      (k [H/2] integer wavenumbers 1..H/2 in cycles per patch, power [N, H/2]: the mean of
+      |FFT(Br - mean Br)|^2 / H^2 over the ring |k_vec| rounded to k, in G^2).
+    """
+    field = field_gauss(images)
+    size = field.shape[1]
+    if field.shape[2] != size:
+        raise ValueError(f"radial_power_spectrum needs square patches, got {field.shape[1:]}")
+    spectrum = np.abs(np.fft.fft2(field - field.mean(axis=(1, 2), keepdims=True))) ** 2 / size ** 2
+    frequencies = np.fft.fftfreq(size) * size
+    ring = np.rint(np.hypot(*np.meshgrid(frequencies, frequencies, indexing='ij'))).astype(int).ravel()
+    k = np.arange(1, size // 2 + 1)
+    counts = np.bincount(ring, minlength=k[-1] + 1)[k]
+    flat = spectrum.reshape(len(spectrum), -1)
+    power = np.stack([np.bincount(ring, weights=row, minlength=k[-1] + 1)[k] for row in flat]) / counts
+    return k, power
+
+
+def spectral_slope(k: np.ndarray, power: np.ndarray, k_range: tuple[int, int] = SLOPE_RANGE) -> np.ndarray:
+    """[N] least-squares slope of log10 power [N, K] against log10 k [K] over k in k_range (NaN if any power is 0)."""
+    chosen = (k >= k_range[0]) & (k <= k_range[1])
+    x = np.log10(k[chosen])
+    with np.errstate(divide='ignore'):
+        y = np.log10(power[:, chosen])
+    x = x - x.mean()
+    with np.errstate(invalid='ignore'):
+        slopes = (y - y.mean(axis=1, keepdims=True)) @ x / (x @ x)
+    return np.where(np.isfinite(slopes), slopes, np.nan)
+
+
+def mean_gradient(images) -> np.ndarray:
+    """[N] mean over pixels of |grad Br| by central differences (one-sided at the edges), in G per pixel."""
+    rows, cols = np.gradient(field_gauss(images), axis=(1, 2))
+    return np.hypot(rows, cols).mean(axis=(1, 2))
+
+
+def strong_pixel_fraction(images, strong_gauss: float = STRONG_LEVEL_GAUSS) -> np.ndarray:
+    """[N] share of pixels with |Br| > strong_gauss."""
+    return (np.abs(field_gauss(images)) > strong_gauss).mean(axis=(1, 2))
+
+
+def spectral_peak_ratios(k: np.ndarray, mean_power: np.ndarray,
+                         peaks: tuple[int, ...] = PEAK_WAVENUMBERS) -> dict[int, float]:
+    """Power at each peak wavenumber over the geometric mean of its neighbours (`PEAK_NEIGHBOURS`).
+
+    Args:
+      k: [K] wavenumbers; mean_power: [K] a set's mean radial spectrum.
+
+    Returns:
+      peak k -> ratio (about 1 for a smooth spectrum, >> 1 for a periodic texture).
+    """
+    position = {int(v): i for i, v in enumerate(k)}
+    ratios = {}
+    for peak in peaks:
+        neighbours = [mean_power[position[peak + d]] for d in PEAK_NEIGHBOURS if peak + d in position]
+        with np.errstate(divide='ignore'):
+            ratios[peak] = float(mean_power[position[peak]] / np.exp(np.mean(np.log(neighbours))))
+    return ratios
+
+
+def realism_diagnostics(images) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The per-patch diagnostics of a batch and its radial power spectra.
+
+    Args:
+      images: [N, 128, 128(, 1)], s = B / 1000 G.
+
+    Returns:
+      ({name: [N]} for `PER_PATCH_DIAGNOSTICS`, k [64], power [N, 64] in G^2).
+    """
+    k, power = radial_power_spectrum(images)
+    return ({'noise_width_gauss': noise_width(images), 'spectral_slope': spectral_slope(k, power),
+             'mean_gradient_gauss_per_pixel': mean_gradient(images),
+             'strong_pixel_fraction': strong_pixel_fraction(images)}, k, power)
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageSummary:
     """What the quality figures need of a set of patches.
@@ -109,10 +232,15 @@ class ImageSummary:
     Attributes:
       quantities: name -> [N] physical quantity (NaN where undefined).
       features: [N, F] encoder features.
+      diagnostics: name -> [N] realism diagnostic (`PER_PATCH_DIAGNOSTICS`); empty if not computed.
+      wavenumbers: [K] and mean_power [K]: the set's mean radial power spectrum (G^2); None if not computed.
     """
 
     quantities: dict[str, np.ndarray]
     features: np.ndarray
+    diagnostics: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    wavenumbers: np.ndarray | None = None
+    mean_power: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -121,22 +249,84 @@ class ImageSummary:
 
 def summarise(batches: Iterable[np.ndarray], encoder: Encoder,
               quantities_fn: QuantitiesFn | None = None) -> ImageSummary:
-    """Quantities and features of image batches [B, 128, 128, 1] (consumed one at a time)."""
+    """Quantities, features and realism diagnostics of image batches [B, 128, 128, 1] (consumed one at a time)."""
     quantities_fn = quantities_fn or default_quantities_fn()
-    features, quantities = [], {}
+    features, quantities, diagnostics, power_sum, wavenumbers = [], {}, {}, 0.0, None
     for images in batches:
-        images = jnp.asarray(images, jnp.float32)
-        features.append(np.asarray(encoder(images)))
-        for name, values in quantities_fn(images).items():
+        images = np.asarray(images, np.float32)
+        features.append(np.asarray(encoder(jnp.asarray(images))))
+        for name, values in quantities_fn(jnp.asarray(images)).items():
             quantities.setdefault(name, []).append(np.asarray(values))
+        per_patch, wavenumbers, power = realism_diagnostics(images)
+        for name, values in per_patch.items():
+            diagnostics.setdefault(name, []).append(values)
+        power_sum = power_sum + power.sum(axis=0)
     if not features:
         raise ValueError("summarise got no image batches")
-    return ImageSummary({name: np.concatenate(v) for name, v in quantities.items()},
-                        np.concatenate(features))
+    features = np.concatenate(features)
+    return ImageSummary({name: np.concatenate(v) for name, v in quantities.items()}, features,
+                        {name: np.concatenate(v) for name, v in diagnostics.items()},
+                        wavenumbers, power_sum / len(features))
+
+
+def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[str, float]:
+    """Realism of generated against reference patches (both summarised with diagnostics).
+
+    Returns:
+      ``realism/ks_<diagnostic>`` for noise width, spectral slope and mean gradient;
+      ``realism/strong_pixel_ratio`` (generated / reference density of pixels beyond +-500 G);
+      ``realism/peak_ratio_k<k>`` for k in `PEAK_WAVENUMBERS` and ``realism/peak_ratio_max``;
+      ``realism/r_median_ratio`` (generated / reference median of the physics quantity 'r_value',
+      when present); medians ``realism/<diagnostic>_generated`` and ``..._reference``.
+    """
+    if not generated.diagnostics or not reference.diagnostics:
+        raise ValueError("realism_figures needs summaries with diagnostics (made by `summarise`)")
+    figures = {}
+    for name in ('noise_width_gauss', 'spectral_slope', 'mean_gradient_gauss_per_pixel'):
+        figures[f'realism/ks_{name}'] = ks_distance(generated.diagnostics[name], reference.diagnostics[name])
+    for name in PER_PATCH_DIAGNOSTICS:
+        for label, summary in (('generated', generated), ('reference', reference)):
+            values = summary.diagnostics[name]
+            finite = values[np.isfinite(values)]
+            figures[f'realism/{name}_{label}'] = float(np.median(finite)) if finite.size else math.nan
+    strong_generated = float(np.mean(generated.diagnostics['strong_pixel_fraction']))
+    strong_reference = float(np.mean(reference.diagnostics['strong_pixel_fraction']))
+    figures['realism/strong_pixel_ratio'] = (strong_generated / strong_reference if strong_reference > 0
+                                             else math.nan)
+    peaks = spectral_peak_ratios(generated.wavenumbers, generated.mean_power)
+    figures.update({f'realism/peak_ratio_k{k}': v for k, v in peaks.items()})
+    figures['realism/peak_ratio_max'] = max(peaks.values())
+    if 'r_value' in generated.quantities and 'r_value' in reference.quantities:
+        r_generated, r_reference = (np.asarray(s.quantities['r_value'], np.float64) for s in (generated, reference))
+        r_generated, r_reference = r_generated[np.isfinite(r_generated)], r_reference[np.isfinite(r_reference)]
+        figures['realism/r_median_ratio'] = (float(np.median(r_generated) / np.median(r_reference))
+                                             if r_generated.size and r_reference.size and np.median(r_reference) > 0
+                                             else math.nan)
+    return figures
+
+
+def realism_score(figures: Mapping[str, float]) -> float:
+    """One number in [0, 1] (0: indistinguishable by these figures) from `quality_figures`.
+
+    The mean of six terms, each in [0, 1]: the KS distances of noise width, spectral slope and
+    gradient; the mean physics KS (``ks_mean``); ``min(1, |log2 strong_pixel_ratio| / 2)`` (a 2x
+    density error counts 0.5); ``min(1, max(0, peak_ratio_max - 1))`` (a 1.5x peak counts 0.5).
+    An undefined term counts as 1.
+    """
+    def bounded(value):
+        return 1.0 if value is None or not math.isfinite(value) else min(1.0, max(0.0, float(value)))
+
+    strong = figures.get('realism/strong_pixel_ratio', math.nan)
+    tail = abs(math.log2(strong)) / 2 if math.isfinite(strong) and strong > 0 else math.nan
+    terms = [figures.get('realism/ks_noise_width_gauss'), figures.get('realism/ks_spectral_slope'),
+             figures.get('realism/ks_mean_gradient_gauss_per_pixel'), figures.get('ks_mean'), tail,
+             figures.get('realism/peak_ratio_max', math.nan) - 1.0]
+    return float(np.mean([bounded(term) for term in terms]))
 
 
 def quality_figures(generated: ImageSummary, reference: ImageSummary) -> dict[str, float]:
-    """``{'frechet', 'ks_mean', 'ks/<quantity>' ...}`` of generated against reference patches.
+    """``{'frechet', 'ks_mean', 'ks/<quantity>' ...}`` of generated against reference patches, and the
+    `realism_figures` with their ``realism_score`` when both summaries carry diagnostics.
 
     ``ks_mean`` averages the KS distances that are defined (NaN if none is).
     """
@@ -147,6 +337,9 @@ def quality_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
     figures = {'frechet': frechet_distance(mean_g, cov_g, mean_r, cov_r),
                'ks_mean': float(np.mean(defined)) if defined else math.nan}
     figures.update({f'ks/{name}': value for name, value in ks.items()})
+    if generated.diagnostics and reference.diagnostics:
+        figures.update(realism_figures(generated, reference))
+        figures['realism_score'] = realism_score(figures)
     return figures
 
 
@@ -166,3 +359,35 @@ def generated_batches(generate: Callable[[jax.Array], jax.Array], num_samples: i
     for start in range(0, num_samples, batch_size):
         z = jax.random.normal(jax.random.fold_in(key, start), (batch_size, latent_dim))
         yield np.asarray(generate(z))[:min(batch_size, num_samples - start)]
+
+
+REALISM_TARGETS = {
+    'realism/ks_noise_width_gauss': ('KS of noise width', (0.0, 0.25)),
+    'realism/ks_spectral_slope': ('KS of spectral slope (k = 3-48)', (0.0, 0.25)),
+    'realism/ks_mean_gradient_gauss_per_pixel': ('KS of mean gradient magnitude', (0.0, 0.25)),
+    'realism/strong_pixel_ratio': ('pixel density beyond +-500 G, generated / data', (0.5, 2.0)),
+    'realism/peak_ratio_max': ('largest spectral peak at k = 16, 32, 48 over its neighbours', (0.0, 1.5)),
+    'ks_mean': ('mean KS of the physics quantities', (0.0, 0.15)),
+    'realism/r_median_ratio': ('median Schrijver R, generated / data', (0.75, 1.25)),
+}
+"""figure -> (what it is, (lowest, highest) value a data-like generator has)."""
+
+_MEDIANS = {'realism/ks_noise_width_gauss': 'noise_width_gauss', 'realism/ks_spectral_slope': 'spectral_slope',
+            'realism/ks_mean_gradient_gauss_per_pixel': 'mean_gradient_gauss_per_pixel',
+            'realism/strong_pixel_ratio': 'strong_pixel_fraction'}
+
+
+def realism_table(figures: Mapping[str, float]) -> dict[str, dict]:
+    """`quality_figures` against `REALISM_TARGETS`: what -> {value, target, met, data median,
+    generated median} (medians where the figure compares a per-patch diagnostic)."""
+    table = {}
+    for key, (label, (low, high)) in REALISM_TARGETS.items():
+        value = figures.get(key, math.nan)
+        value = math.nan if value is None else float(value)
+        row = {'value': value, 'target': f'{low:g}-{high:g}',
+               'met': bool(math.isfinite(value) and low <= value <= high)}
+        if key in _MEDIANS:
+            row['data_median'] = figures.get(f'realism/{_MEDIANS[key]}_reference', math.nan)
+            row['generated_median'] = figures.get(f'realism/{_MEDIANS[key]}_generated', math.nan)
+        table[label] = row
+    return table
