@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 from astropy.io import fits
 
+from solarjax.fingerprint import weights_fingerprint
 from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import gan as gan_train
 from solarjax.train import monitor
@@ -35,7 +36,8 @@ class TrainedGenerator:
     Attributes:
       apply_fn: pure ``(params, z [N, latent_dim]) -> images [N, 128, 128, 1]`` in [-1, 1].
       params: the generator's parameters.
-      fingerprint: the model fingerprint stored with the checkpoint.
+      fingerprint: identifies these weights: a hash of the model fingerprint, the step and the sampling
+        parameters (directions, tables and indexes built on one generator refuse another).
       latent_dim: size of z.
       step: the train step of the checkpoint.
       config: the run config (plain dict).
@@ -66,7 +68,7 @@ class TrainedGenerator:
 
     def fits_header(self) -> dict[str, Any]:
         """Provenance cards for `write_fits_cube`."""
-        return {'GANFP': (self.fingerprint, 'solarjax GAN model fingerprint'),
+        return {'GANFP': (self.fingerprint, 'solarjax GAN fingerprint (weights)'),
                 'GANSTEP': (self.step, 'train step of the checkpoint'),
                 'GANARCH': (self.config['model']['arch'], 'GAN architecture')}
 
@@ -116,9 +118,10 @@ def load(workdir: str | os.PathLike, step: int | str = 'best',
     finally:
         checkpoints.close()
     generator = programs.generator
+    params = gan_train.sampling_params(state)
     return TrainedGenerator(
         apply_fn=lambda params, z: generator.apply({'params': params}, z),
-        params=gan_train.sampling_params(state), fingerprint=checkpoints.fingerprint,
+        params=params, fingerprint=weights_fingerprint(checkpoints.fingerprint, f"step {chosen}", weights=params),
         latent_dim=int(config.model.latent_dim), step=chosen, config=config.to_dict(),
         workdir=os.fspath(workdir))
 

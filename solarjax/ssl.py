@@ -17,7 +17,6 @@ encoder can refuse another (`solarjax.retrieval`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import pathlib
 from typing import Any, Callable
@@ -25,8 +24,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
+from solarjax.fingerprint import weights_fingerprint
 from solarjax.models.simsiam import SimSiam
 from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import sharding
@@ -56,13 +55,8 @@ class Encoder:
 
 def encoder_fingerprint(model_config: dict, params: Any, batch_stats: Any, projection: bool) -> str:
     """sha256 (16 hex digits) of the model config, the weights and statistics, and the output choice."""
-    digest = hashlib.sha256()
-    digest.update(checkpoint_lib.model_fingerprint(model_config).encode())
-    digest.update(b"projection" if projection else b"backbone")
-    for path, leaf in jax.tree_util.tree_leaves_with_path({"params": params, "batch_stats": batch_stats}):
-        digest.update(jax.tree_util.keystr(path).encode())
-        digest.update(np.ascontiguousarray(np.asarray(leaf, np.float32)).tobytes())
-    return digest.hexdigest()[:16]
+    return weights_fingerprint(checkpoint_lib.model_fingerprint(model_config), "projection" if projection else "backbone",
+                               weights={"params": params, "batch_stats": batch_stats})
 
 
 def load(workdir: str | os.PathLike, *, step: int | str = "latest", projection: bool = False) -> Encoder:

@@ -16,18 +16,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import hashlib
 import json
 import pathlib
 import shutil
 import time
-from typing import Any, Callable
+from typing import Callable
 
-
-def fingerprint(config: Any) -> str:
-    """Short stable hash of a JSON-serialisable value (key order does not matter)."""
-    text = json.dumps(config, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+from solarjax.fingerprint import config_fingerprint as fingerprint
 
 
 @dataclasses.dataclass

@@ -31,7 +31,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from astropy.io import fits
 
 from solarjax.data.fits import FitsReadError, image_data, image_hdu_index, opened_fits, read_file_bytes
 

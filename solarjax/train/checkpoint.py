@@ -27,7 +27,7 @@ import grain
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from solarjax import stages
+from solarjax.fingerprint import config_fingerprint
 
 
 def stored_tree(state: Any) -> Any:
@@ -53,7 +53,7 @@ class FingerprintMismatchError(ValueError):
 
 def model_fingerprint(model_config: Mapping[str, Any]) -> str:
     """16-hex-digit hash of a model config (a plain dict; key order does not matter)."""
-    return stages.fingerprint(dict(model_config))
+    return config_fingerprint(dict(model_config))
 
 
 class RunCheckpoints:
