@@ -14,7 +14,7 @@ ALPHAS = np.linspace(-3.0, 3.0, 7)
 
 @pytest.fixture(scope="module")
 def directions():
-    return fit_directions(toy_generator(), n=1000)
+    return fit_directions(toy_generator(), n=1000, symmetry_latents=100, rotations=1)
 
 
 def test_monotonicity_known_answers():
@@ -62,19 +62,26 @@ def test_directions_are_monotone_and_conditioning_cuts_leakage(directions):
 def test_run_evaluation_writes_report_and_figures(directions, tmp_path):
     requests = ({"targets": {"tuf": ("rel", 0.3)}, "hold": ("psep",)},
                 {"targets": {"tuf": ("abs", 10.0)}})                      # far outside the prior's range
-    report = evaluate.run_evaluation(toy_generator(), directions, tmp_path, n_latents=6, alphas=ALPHAS[::2],
+    report = evaluate.run_evaluation(toy_generator(), directions, tmp_path, n_latents=6, alphas=np.linspace(-2, 2, 5),
+                                     names=("tuf",),
                                      targeting_latents=6, requests=requests, steps=150)
     on_disk = json.loads((tmp_path / "report.json").read_text(),
                          parse_constant=lambda c: pytest.fail(f"non-JSON constant {c} in report.json"))
     assert on_disk["fingerprint"] == directions.fingerprint
-    assert set(on_disk["traversals"]) == set(directions.names)
+    assert set(on_disk["families"]["results"]) == {"paper", "piecewise", "local"}
+    assert set(on_disk["families"]["results"]["local"]) == {"tuf"}
+    assert on_disk["best_method"] in evaluate.FAMILIES
+    assert evaluate.load_best_method(tmp_path) == on_disk["best_method"]
+    assert evaluate.load_best_method(tmp_path / "missing") == "paper"
+    assert set(on_disk["diagnosis"]["quantities"]) == set(directions.names)
     targeting = on_disk["targeting"]
     assert targeting["requested"] == 12 and targeting["in_range"] == 6
     assert targeting["requests"][1]["in_range"] == 0 and targeting["requests"][1]["success_rate"] is None
     assert targeting["success_rate"] >= 5 / 6
     assert targeting["requests"][0]["median_abs_held_change"] < 0.03
     expected = {"latent_map_tuf.png", "latent_map_psep.png", "latent_map_r_value.png", "traversal_tuf.png",
-                "traversal_psep.png", "traversal_r_value.png", "traversal_r_value_conditional.png"}
+                "traversal_psep.png", "traversal_r_value.png", "traversal_r_value_conditional.png",
+                "traversal_tuf_local.png"}
     assert set(report["figures"]) == expected
     for name in expected:
         data = (tmp_path / name).read_bytes()
@@ -84,3 +91,49 @@ def test_run_evaluation_writes_report_and_figures(directions, tmp_path):
 def test_run_evaluation_refuses_other_generator(directions, tmp_path):
     with pytest.raises(ValueError, match="cannot evaluate generator"):
         evaluate.run_evaluation(toy_generator(amplitude=0.5), directions, tmp_path)
+
+
+def test_undefined_traversals_count_as_failures():
+    up = np.arange(7.0)
+    rows = np.stack([up, np.r_[np.nan, up[1:]], np.ones(7), -up])
+    np.testing.assert_allclose(evaluate.traversal_monotonicity(rows, ALPHAS), [1.0, 0.0, 0.0, -1.0])
+
+
+def test_bootstrap_interval_known_answers():
+    values = np.random.default_rng(0).normal(size=400)
+    estimate, low, high = evaluate.bootstrap_interval(np.mean, [values], resamples=500)
+    assert estimate == pytest.approx(values.mean())
+    half_width = 1.96 * values.std() / np.sqrt(len(values))                    # the normal-theory interval
+    assert low == pytest.approx(estimate - half_width, abs=0.3 * half_width)
+    assert high == pytest.approx(estimate + half_width, abs=0.3 * half_width)
+    assert evaluate.bootstrap_interval(np.mean, [np.ones(20)], resamples=50) == (1.0, 1.0, 1.0)
+
+
+def test_realism_of_unedited_patches_is_neutral():
+    from test_steering_toy import LATENT_DIM
+    from solarjax.steering.directions import map_generated, sample_latents
+
+    z = sample_latents(64, LATENT_DIM, seed=5)
+    data = map_generated(toy_generator(), sample_latents(64, LATENT_DIM, seed=6))
+    same = evaluate.realism(toy_generator(), z, z, data)
+    assert same["frechet_edited_unedited"] == pytest.approx(0.0, abs=1e-6)
+    assert same["frechet_ratio"] == pytest.approx(1.0)
+    assert same["ks_edited_unedited"]["tuf"] == 0.0
+    moved = z.copy()
+    moved[:, 0] += 3.0                                                          # much more flux: off the data
+    assert evaluate.realism(toy_generator(), moved, z, data)["frechet_ratio"] > 1.5
+
+
+def test_families_on_the_same_latents_with_intervals(directions):
+    report = evaluate.evaluate_families(toy_generator(), directions, names=("tuf",), n_latents=8,
+                                        alphas=np.linspace(-2, 2, 5), hold={"tuf": ("psep",)}, resamples=200)
+    assert report["settings"]["keep_norm"] is True
+    for method in evaluate.FAMILIES:
+        row = report["results"][method]["tuf"]
+        assert row["monotonicity"]["low"] <= row["monotonicity"]["value"] <= row["monotonicity"]["high"]
+        assert row["monotonicity"]["value"] > 0.9, method
+        assert set(row["leakage"]) == {"psep"}
+        assert row["realism"]["frechet_edited_unedited"] >= 0
+    local = report["results"]["local"]["tuf"]
+    assert local["monotonicity"]["value"] == pytest.approx(1.0) and local["leakage"]["psep"]["value"] < 0.05
+    assert report["best"] in evaluate.FAMILIES

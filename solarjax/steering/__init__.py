@@ -6,6 +6,9 @@
     z = steering.sample_latents(16, generator.latent_dim, seed=0)
     more_flux = steering.edit(z, directions.normal("tuf"), alphas=[0, 1, 2, 3])          # [16, 4, D]
     r_only = directions.direction("r_value", hold=("tuf", "lead_polarity"))               # conditional
+    paths = steering.steer_latents("local", generator, directions, z, "tuf", hold=("psep",),
+                                   alphas=[-2, 0, 2])     # "paper" | "piecewise" | "local": [16, 3, D]
+    directions.diagnosis["quantities"]["tuf"]["structure"]  # why a global boundary fails
     result = steering.steer_to(generator, z, {"tuf": ("rel", 0.5)}, hold=["psep"])       # +50% TUF
     inverted = steering.invert(real_patches, generator)                                   # real -> z
 
@@ -25,6 +28,8 @@ from solarjax.steering.directions import (
     sample_latents,
 )
 from solarjax.steering.edit import conditional, edit, project_out
+from solarjax.steering.families import METHODS, steer_along, steer_latents, steer_traversal
+from solarjax.steering.local import local_path, local_traversal
 from solarjax.steering.invert import InversionResult, invert, invert_files, masked_mse
 from solarjax.steering.target import SteeringResult, parse_target, prior_scales, steer_to
 
@@ -34,6 +39,7 @@ __all__ = [
     "GeneratorMismatchError",
     "InversionResult",
     "LatentGenerator",
+    "METHODS",
     "SteeringResult",
     "as_generator",
     "conditional",
@@ -42,6 +48,8 @@ __all__ = [
     "invert",
     "invert_files",
     "latent_quantities",
+    "local_path",
+    "local_traversal",
     "load_directions",
     "map_generated",
     "masked_mse",
@@ -49,5 +57,8 @@ __all__ = [
     "prior_scales",
     "project_out",
     "sample_latents",
+    "steer_along",
+    "steer_latents",
     "steer_to",
+    "steer_traversal",
 ]

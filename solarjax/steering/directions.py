@@ -39,7 +39,7 @@ import hashlib
 import json
 import os
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -194,6 +194,17 @@ class Directions:
       mean, std: name -> mean and standard deviation of the defined values under the prior.
       settings: how the directions were fitted (method, labels, n, seed, test_fraction).
       fingerprint: fingerprint of the generator they belong to.
+      split: the quantity whose boundary splits latent space for the piecewise family (None: no
+        piecewise boundaries were fitted).
+      piecewise_normals: [2, Q, D] unit normals fitted on the latents below (0) and above (1) the
+        split boundary, on the same labels as ``normals``.
+      piecewise_intercepts: [2, Q] their offsets.
+      piecewise_radial: [2, Q] their coefficients of |z| - sqrt(D): the piecewise boundary of side s
+        is ``piecewise_normals[s] . z + piecewise_radial[s] (|z| - sqrt(D)) + piecewise_intercepts[s]``.
+      piecewise_accuracy: name -> test accuracy of the piecewise boundaries (each test latent
+        scored by the boundary of its side).
+      diagnosis: `solarjax.steering.diagnosis` figures: {'generator_odd_fraction', 'split',
+        'quantities': name -> figures}.
     """
 
     names: tuple[str, ...]
@@ -208,6 +219,12 @@ class Directions:
     std: dict[str, float]
     settings: dict[str, Any]
     fingerprint: str
+    split: str | None = None
+    piecewise_normals: np.ndarray | None = None
+    piecewise_intercepts: np.ndarray | None = None
+    piecewise_radial: np.ndarray | None = None
+    piecewise_accuracy: dict[str, float] = dataclasses.field(default_factory=dict)
+    diagnosis: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def latent_dim(self) -> int:
@@ -234,6 +251,27 @@ class Directions:
         held = [self.normal(h) for h in hold if h != name]
         return np.asarray(conditional(jnp.asarray(self.normal(name)), *map(jnp.asarray, held)))
 
+    @property
+    def has_piecewise(self) -> bool:
+        return self.split is not None and self.piecewise_normals is not None
+
+    def side(self, z: np.ndarray) -> np.ndarray:
+        """[N] 1 where latents [N, D] lie on the high side of the split boundary, else 0."""
+        if not self.has_piecewise:
+            raise ValueError("these directions have no piecewise boundaries (fit them with piecewise=True)")
+        return (np.asarray(z, np.float64) @ self.normal(self.split) + self.intercept(self.split) >= 0).astype(int)
+
+    def piecewise_direction(self, name: str, z: np.ndarray, hold: Sequence[str] = ()) -> np.ndarray:
+        """[N, D] unit directions raising ``name`` (holding ``hold``) for latents z [N, D], each from the
+        boundaries of the half-space of the split boundary the latent lies on."""
+        sides = self.side(z)
+        rows = [self._row(name)] + [self._row(h) for h in hold if h != name]
+        per_side = []
+        for side in (0, 1):
+            normals = self.piecewise_normals[side][rows]
+            per_side.append(np.asarray(conditional(jnp.asarray(normals[0]), *map(jnp.asarray, normals[1:]))))
+        return np.stack(per_side)[sides]
+
     def decision(self, z: np.ndarray) -> np.ndarray:
         """[N, Q] signed distances of latents [N, D] to every boundary (positive: high side)."""
         return np.asarray(z, np.float64) @ self.normals.T + self.intercepts
@@ -250,6 +288,7 @@ class Directions:
             "counts": self.counts[name],
             "mean": self.mean[name],
             "std": self.std[name],
+            "piecewise_accuracy": self.piecewise_accuracy.get(name),
         } for name in self.names}
 
     def save(self, folder: str | os.PathLike) -> pathlib.Path:
@@ -261,7 +300,11 @@ class Directions:
         folder = pathlib.Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         arrays_path = folder / "directions.npz"
-        _atomic_write(arrays_path, lambda f: np.savez(f, normals=self.normals, intercepts=self.intercepts))
+        arrays = {"normals": self.normals, "intercepts": self.intercepts}
+        if self.has_piecewise:
+            arrays.update(piecewise_normals=self.piecewise_normals, piecewise_intercepts=self.piecewise_intercepts,
+                          piecewise_radial=self.piecewise_radial)
+        _atomic_write(arrays_path, lambda f: np.savez(f, **arrays))
         manifest = {
             "format": FORMAT,
             "fingerprint": self.fingerprint,
@@ -269,6 +312,8 @@ class Directions:
             "names": list(self.names),
             "settings": self.settings,
             "quantities": self.summary(),
+            "split": self.split,
+            "diagnosis": self.diagnosis,
             "arrays": {"file": arrays_path.name, "bytes": arrays_path.stat().st_size,
                        "sha256": _sha256(arrays_path)},
         }
@@ -313,6 +358,9 @@ def load_directions(folder: str | os.PathLike, generator: Any) -> Directions:
         raise DirectionsFileError(f"{arrays_path}: size or SHA-256 differs from {manifest_path} (partial or corrupted file)")
     with np.load(arrays_path) as arrays:
         normals, intercepts = arrays["normals"], arrays["intercepts"]
+        piecewise_normals = arrays["piecewise_normals"] if "piecewise_normals" in arrays else None
+        piecewise_intercepts = arrays["piecewise_intercepts"] if "piecewise_intercepts" in arrays else None
+        piecewise_radial = arrays["piecewise_radial"] if "piecewise_radial" in arrays else None
     names = tuple(manifest["names"])
     figures = manifest["quantities"]
     if normals.shape != (len(names), manifest["latent_dim"]) or intercepts.shape != (len(names),):
@@ -327,12 +375,19 @@ def load_directions(folder: str | os.PathLike, generator: Any) -> Directions:
         mean={n: _float(figures[n]["mean"]) for n in names},
         std={n: _float(figures[n]["std"]) for n in names},
         settings=manifest["settings"], fingerprint=manifest["fingerprint"],
+        split=manifest.get("split") if piecewise_normals is not None else None,
+        piecewise_normals=piecewise_normals, piecewise_intercepts=piecewise_intercepts,
+        piecewise_radial=piecewise_radial, piecewise_accuracy={n: _float(figures[n].get("piecewise_accuracy")) for n in names
+                            if figures[n].get("piecewise_accuracy") is not None},
+        diagnosis=manifest.get("diagnosis") or {},
     )
 
 
 def fit_directions(generator: Any, quantities: Sequence[str] = physics.QUANTITY_NAMES, n: int = 10_000,
                    seed: int = 23, labels: str | Sequence = "median", method: str = "svm",
-                   test_fraction: float = 0.2, batch_size: int = DEFAULT_BATCH_SIZE) -> Directions:
+                   test_fraction: float = 0.2, batch_size: int = DEFAULT_BATCH_SIZE,
+                   split: str | None = "lead_polarity", diagnose: bool = True,
+                   symmetry_latents: int = 1000, rotations: int = 2) -> Directions:
     """Fits one linear boundary per physical quantity in the generator's latent space.
 
     Args:
@@ -345,6 +400,12 @@ def fit_directions(generator: Any, quantities: Sequence[str] = physics.QUANTITY_
       method: 'svm', 'logistic' or 'ridge' (see the module docstring).
       test_fraction: fraction of the latents held out for the test figures.
       batch_size: latents per generation batch.
+      split: quantity whose boundary splits latent space into two half-spaces, each with its own
+        boundary per quantity (the piecewise family; fitted with ``method`` on the same labels);
+        None (or a quantity not among ``quantities``) fits no piecewise boundaries.
+      diagnose: compute the `solarjax.steering.diagnosis` figures (needs ``split``).
+      symmetry_latents: test latents whose negations and rotations are generated for the diagnosis.
+      rotations: random rotations Q of the diagnosis.
 
     Returns:
       `Directions` for the requested quantities.
@@ -371,6 +432,14 @@ def fit_directions(generator: Any, quantities: Sequence[str] = physics.QUANTITY_
     fits = {name: _fit_quantity(name, z, values[name].astype(np.float64), is_test, low_pct, high_pct, method, seed)
             for name in quantities}
     mirrored = latent_quantities(generator, -z[is_test], batch_size)
+    split = split if split in quantities else None
+    piecewise, diagnosis = {}, {}
+    if split is not None:
+        side = z @ fits[split]["normal"] + fits[split]["intercept"] >= 0
+        piecewise = {q: _fit_piecewise(q, z, side, fits[q], method, seed) for q in quantities}
+        if diagnose:
+            diagnosis = _diagnose(generator, z, values, mirrored, is_test, side, fits, split, seed,
+                                  symmetry_latents, rotations, batch_size, method)
     return Directions(
         names=tuple(quantities),
         normals=np.stack([fits[q]["normal"] for q in quantities]),
@@ -385,7 +454,86 @@ def fit_directions(generator: Any, quantities: Sequence[str] = physics.QUANTITY_
         settings={"method": method, "labels": labels if isinstance(labels, str) else list(labels),
                   "n": n, "seed": seed, "test_fraction": test_fraction},
         fingerprint=generator.fingerprint,
+        split=split,
+        piecewise_normals=np.stack([[piecewise[q]["normals"][s] for q in quantities] for s in (0, 1)]) if split else None,
+        piecewise_intercepts=np.array([[piecewise[q]["intercepts"][s] for q in quantities] for s in (0, 1)]) if split else None,
+        piecewise_radial=np.array([[piecewise[q]["radial"][s] for q in quantities] for s in (0, 1)]) if split else None,
+        piecewise_accuracy={q: piecewise[q]["test_accuracy"] for q in piecewise},
+        diagnosis=diagnosis,
     )
+
+
+def _fit_piecewise(name: str, z: np.ndarray, side: np.ndarray, fit: Mapping[str, Any], method: str,
+                   seed: int) -> dict[str, Any]:
+    """One boundary per half-space (side False = 0, True = 1) on the labels of the global fit ``fit``.
+
+    Each boundary is linear in [z, |z| - sqrt(D)]: ``n . z + a (|z| - sqrt(D)) + b`` with n a unit
+    vector, so a quantity that also grows with |z| gets its direction at fixed |z| (the shell the
+    edit moves on) in n. A half-space with too few labelled latents or one class keeps the global
+    boundary (a = 0).
+    """
+    high, train, test = fit["high"], fit["train"], fit["test"]
+    radius = np.linalg.norm(z, axis=1) - np.sqrt(z.shape[1])
+    features = np.hstack([z, radius[:, None]])
+    normals, radial, intercepts, correct = [], [], [], np.zeros(len(z), bool)
+    for value in (False, True):
+        here = side == value
+        normal, slope, intercept = fit["normal"], 0.0, fit["intercept"]
+        if (train & here).sum() >= 10 and len(np.unique(high[train & here])) == 2:
+            weights, bias = _boundary(features[train & here], high[train & here], method, seed)
+            norm = float(np.linalg.norm(weights[:-1]))
+            if norm > 0:
+                normal, slope, intercept = weights[:-1] / norm, float(weights[-1]) / norm, bias / norm
+        normals.append(normal)
+        radial.append(slope)
+        intercepts.append(intercept)
+        correct[here] = (z[here] @ normal + slope * radius[here] + intercept > 0) == high[here]
+    return {"normals": normals, "radial": radial, "intercepts": intercepts,
+            "test_accuracy": float(np.mean(correct[test])) if test.any() else float("nan")}
+
+
+def _boundary(z: np.ndarray, high: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, float]:
+    """(unit normal [D], intercept) of a linear classifier of labels ``high`` (ridge: on the 0/1 labels)."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.svm import LinearSVC
+
+    if method == "svm":
+        model = LinearSVC(C=1.0, dual="auto", max_iter=10_000, random_state=seed).fit(z, high)
+        weights, bias = model.coef_[0], float(model.intercept_[0])
+    elif method == "logistic":
+        model = LogisticRegression(C=1.0, max_iter=1_000).fit(z, high)
+        weights, bias = model.coef_[0], float(model.intercept_[0])
+    else:
+        model = Ridge(alpha=1.0).fit(z, high.astype(np.float64))
+        weights, bias = model.coef_, float(model.intercept_) - 0.5
+    norm = float(np.linalg.norm(weights))
+    return (weights / norm, bias / norm) if norm > 0 else (weights, bias)
+
+
+def _diagnose(generator, z, values, mirrored, is_test, side, fits, split, seed, symmetry_latents, rotations,
+              batch_size, method) -> dict[str, Any]:
+    """`solarjax.steering.diagnosis` figures of every fitted quantity (see that module)."""
+    from solarjax.steering import diagnosis
+
+    test_index = np.flatnonzero(is_test)[:symmetry_latents]
+    symmetric = z[test_index]
+    rng = np.random.default_rng(seed)
+    rotated = [latent_quantities(generator, symmetric @ diagnosis.random_rotation(z.shape[1], rng).T, batch_size)
+               for _ in range(rotations)]
+    odd_latents = symmetric[:256]
+    patches = map_generated(generator, np.concatenate([odd_latents, -odd_latents]), batch_size=batch_size)
+    patches = patches.reshape(2, len(odd_latents), -1)
+    signs = np.where(side, 1.0, -1.0)
+    position = {index: i for i, index in enumerate(np.flatnonzero(is_test))}
+    mirrored_rows = np.array([position[i] for i in test_index])
+    report = {}
+    for name, fit in fits.items():
+        report[name] = diagnosis.diagnose_quantity(
+            z, signs, fit["high"], fit["train"], fit["test"], values[name][test_index],
+            mirrored[name][mirrored_rows], [r[name] for r in rotated], seed,
+            known={"z": fit["test_accuracy"]} if method == "svm" else None)
+    return {"generator_odd_fraction": diagnosis.odd_fraction(patches[0], patches[1]), "split": split,
+            "symmetry_latents": len(test_index), "rotations": rotations, "quantities": report}
 
 
 def _label_percentiles(labels: str | Sequence) -> tuple[float, float]:
@@ -440,7 +588,7 @@ def _fit_quantity(name: str, z: np.ndarray, values: np.ndarray, is_test: np.ndar
         "normal": normal, "intercept": intercept, "test_accuracy": accuracy, "r2": r2,
         "thresholds": (float(low_cut), float(high_cut)),
         "counts": {"defined": int(defined.sum()), "train": int(train.sum()), "test": int(test.sum())},
-        "mean": mean, "std": std,
+        "mean": mean, "std": std, "high": high, "train": train, "test": test,
     }
 
 

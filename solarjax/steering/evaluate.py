@@ -1,28 +1,30 @@
-"""How well latent steering works: monotonicity, leakage, targeting success, and the paper's figures.
+"""How well latent steering works: three families compared, targeting success, the paper's figures.
 
-For each quantity with a direction, base latents z ~ N(0, I) are moved along its normal by
-alpha in [-3, 3] (the paper's alpha, in units of latent distance) and every exact quantity of the
-generated patches is measured:
+`evaluate_families` (what the demo and `run_evaluation` report) moves the same base latents
+z ~ N(0, I) with every steering family (`solarjax.steering.families`: paper, piecewise, local) by
+alpha in [-3, 3], on the Gaussian shell (``keep_norm=True``), plainly and with held quantities
+(`EVALUATION_HOLD`), and measures every exact quantity of the patches:
 
 * monotonicity: Spearman's rank correlation between the target quantity and alpha, averaged over
-  the base latents (a traversal where the quantity is undefined somewhere is left out; one where
-  it does not change counts as 0);
-* leakage of quantity p: the change of p per unit change of the target q along the traversal,
-  both in units of their standard deviation under the prior, ``|slope(p) / slope(q)|`` with
-  least-squares slopes against alpha, median over the base latents;
-* both again along the conditional direction (the normal projected off the normals of the held
-  quantities), and the leakage into the held quantities with and without conditioning. By
-  default every other quantity is held except those whose normal is nearly parallel to the
-  target's (|cos| >= 0.8: TPF, TNF and area move with TUF, PSEP with leading polarity), which
-  cannot be held while the target changes; the report lists which were held;
-* targeting: the fraction of `steer_to` requests met within 5%, over requests whose target lies
-  within the 1st-99th percentile of the quantity under the prior ("in range").
+  the base latents; a traversal where the quantity is undefined anywhere scores 0 (a failure,
+  never a drop), as does one where it does not change;
+* leakage into each held quantity: its change per change of the target, both in standard
+  deviations under the prior (sd per sd), ratio of the mean absolute least-squares slopes;
+* realism guard: Frechet distance (random-feature encoder of `solarjax.train.quality`) and KS per
+  quantity of patches edited to |alpha| = 2 against unedited patches and the data;
+* 95% bootstrap intervals over the base latents for monotonicity and leakage.
+
+The best family (`best_method`) is the one with the highest mean lower interval end of
+monotonicity. The older per-direction figures (`evaluate_directions`: plain and conditional SVM
+normals of every quantity, `default_hold`) remain for the paper's own comparison. Targeting: the
+fraction of `steer_to` requests met within 5%, over requests whose target lies within the 1st-99th
+percentile of the quantity under the prior ("in range").
 
 `run_evaluation` writes ``report.json`` and the figures: the latent map of a quantity with its
 decision boundary and thumbnails (the paper's Figure 3: latents projected on the normal and on
 one orthogonal direction), traversal strips with curves of every quantity against alpha (its
-Figure 4), and a conditional traversal (R up, TUF and leading polarity held). Magnetograms use
-sunpy's ``hmimag`` colour map on [-1000, 1000] G.
+Figure 4) along SVM normals and along a local path, and a conditional traversal (R up, TUF and
+leading polarity held). Magnetograms use sunpy's ``hmimag`` colour map on [-1000, 1000] G.
 """
 from __future__ import annotations
 
@@ -63,13 +65,26 @@ DEFAULT_REQUESTS = (
     {"targets": {"r_value": ("rel", 1.0)}, "hold": ("tuf",)},
 )
 """Targeting requests of the report (the CLI's '--set tuf=+50% --hold psep' and the like)."""
+FAMILIES = ("paper", "piecewise", "local")
+EVALUATED_QUANTITIES = ("tuf", "psep", "r_value", "tilt", "area")
+"""Quantities every family is evaluated on (the targets of the steering issue)."""
+EVALUATION_HOLD = {
+    "tuf": ("psep",),
+    "psep": ("tuf",),
+    "r_value": ("tuf", "lead_polarity"),
+    "tilt": ("tuf", "psep"),
+    "area": ("psep",),
+}
+"""Held quantities of each conditional traversal: flux without moving the polarities apart and the
+reverse, the paper's R example (TUF and leading polarity held), tilt at fixed flux and separation,
+area at fixed separation."""
 MAX_HOLD_COSINE = 0.8
 """By default a quantity is held only if its normal's |cosine| with the target's is below this."""
 
 
 # ------------------------------------------------------------------------------------- metrics
 def traversal_quantities(generator: Any, z: np.ndarray, direction: np.ndarray, alphas: np.ndarray = DEFAULT_ALPHAS,
-                         keep_norm: bool = False) -> dict[str, np.ndarray]:
+                         keep_norm: bool = True) -> dict[str, np.ndarray]:
     """Exact quantities along straight edits: dict name -> [N, A] for latents [N, D], alphas [A]."""
     generator = as_generator(generator)
     z = np.asarray(z, np.float32)
@@ -138,7 +153,7 @@ def default_hold(directions: Directions, name: str, max_cosine: float = MAX_HOLD
 def evaluate_directions(generator: Any, directions: Directions, names: Sequence[str] | None = None,
                         n_latents: int = 100, alphas: np.ndarray = DEFAULT_ALPHAS,
                         hold: Mapping[str, Sequence[str]] | None = None, seed: int = 0,
-                        keep_norm: bool = False) -> dict[str, dict[str, Any]]:
+                        keep_norm: bool = True) -> dict[str, dict[str, Any]]:
     """Monotonicity and leakage of each direction, plain and conditional.
 
     Args:
@@ -235,6 +250,191 @@ def evaluate_targeting(generator: Any, requests: Sequence[Mapping[str, Any]] = D
     }
 
 
+# ------------------------------------------------------------------------------- three families
+def traversal_monotonicity(values: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """[N] Spearman correlation of each traversal values [N, A] with alphas [A]; a traversal where the
+    quantity is undefined (NaN) anywhere, or constant, scores 0 (a failure, not a drop)."""
+    values = np.asarray(values, np.float64)
+    defined = np.isfinite(values).all(axis=1)
+    ranks = scipy.stats.rankdata(np.where(np.isfinite(values), values, 0.0), axis=1)
+    alpha_ranks = scipy.stats.rankdata(alphas)
+    ranks = ranks - ranks.mean(axis=1, keepdims=True)
+    alpha_ranks = alpha_ranks - alpha_ranks.mean()
+    spread = np.linalg.norm(ranks, axis=1) * np.linalg.norm(alpha_ranks)
+    correlation = np.divide(ranks @ alpha_ranks, spread, out=np.zeros(len(values)), where=spread > 0)
+    return np.where(defined, correlation, 0.0)
+
+
+def bootstrap_interval(statistic, samples: Sequence[np.ndarray], resamples: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float, float]:
+    """(estimate, low, high): ``statistic(*samples)`` and its percentile bootstrap interval, resampling the
+    rows (base latents) of every array in ``samples`` together."""
+    estimate = float(statistic(*samples))
+    count = len(samples[0])
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        rows = rng.integers(0, count, count)
+        draws.append(statistic(*(s[rows] for s in samples)))
+    draws = np.asarray(draws, np.float64)
+    draws = draws[np.isfinite(draws)]
+    if not len(draws):
+        return estimate, float("nan"), float("nan")
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return estimate, float(low), float(high)
+
+
+def _leakage_ratio(held_slopes: np.ndarray, target_slopes: np.ndarray) -> float:
+    """mean |held slope| / mean |target slope| over traversals where both are defined (scaled slopes)."""
+    both = np.isfinite(held_slopes) & np.isfinite(target_slopes)
+    denominator = np.mean(np.abs(target_slopes[both])) if both.any() else 0.0
+    return float(np.mean(np.abs(held_slopes[both])) / denominator) if denominator > 0 else float("nan")
+
+
+def _interval(values: tuple[float, float, float]) -> dict[str, float]:
+    return {"value": values[0], "low": values[1], "high": values[2]}
+
+
+def realism(generator: Any, edited: np.ndarray, unedited: np.ndarray, reference: Any = None,
+            encoder_seed: int = 0) -> dict[str, Any]:
+    """Frechet distance (random-feature encoder of `solarjax.train.quality`) and per-quantity KS of edited
+    patches against unedited ones, and of both against the data when ``reference_images`` is given.
+
+    Args:
+      edited, unedited: [N, D] latents.
+      reference: data patches [M, 128, 128, 1], their `solarjax.train.quality.ImageSummary` (same
+        encoder seed), or None.
+
+    Returns:
+      {'frechet_edited_unedited', 'frechet_unedited_data', 'frechet_edited_data', 'frechet_ratio'
+      (edited-data / unedited-data), 'ks_edited_unedited' (name -> KS), 'ks_unedited_data',
+      'ks_edited_data', 'ks_ratio_mean' (mean over quantities of edited-data / unedited-data KS)}.
+    """
+    from solarjax.train import quality
+
+    encoder = quality.random_feature_encoder(encoder_seed)
+    edited_summary = quality.summarise([map_generated(generator, edited)], encoder)
+    unedited_summary = quality.summarise([map_generated(generator, unedited)], encoder)
+    edited_vs_unedited = quality.quality_figures(edited_summary, unedited_summary)
+    result = {"frechet_edited_unedited": edited_vs_unedited["frechet"],
+              "ks_edited_unedited": {k[3:]: v for k, v in edited_vs_unedited.items() if k.startswith("ks/")}}
+    if reference is not None:
+        data = reference if isinstance(reference, quality.ImageSummary) else _summary(reference, encoder_seed)
+        unedited_data, edited_data = (quality.quality_figures(x, data) for x in (unedited_summary, edited_summary))
+        ks_u = {k[3:]: v for k, v in unedited_data.items() if k.startswith("ks/")}
+        ks_e = {k[3:]: v for k, v in edited_data.items() if k.startswith("ks/")}
+        ratios = [ks_e[k] / ks_u[k] for k in ks_u if np.isfinite(ks_e[k]) and ks_u[k] > 0]
+        result.update({
+            "frechet_unedited_data": unedited_data["frechet"], "frechet_edited_data": edited_data["frechet"],
+            "frechet_ratio": edited_data["frechet"] / unedited_data["frechet"],
+            "ks_unedited_data": ks_u, "ks_edited_data": ks_e,
+            "ks_ratio_mean": float(np.mean(ratios)) if ratios else float("nan"),
+        })
+    return result
+
+
+def _summary(images: np.ndarray, encoder_seed: int = 0):
+    """`solarjax.train.quality.ImageSummary` of patches [M, 128, 128, 1] with the random-feature encoder."""
+    from solarjax.train import quality
+
+    encoder = quality.random_feature_encoder(encoder_seed)
+    return quality.summarise([images[i:i + 256] for i in range(0, len(images), 256)], encoder)
+
+
+def evaluate_families(generator: Any, directions: Directions, methods: Sequence[str] = FAMILIES,
+                      names: Sequence[str] = EVALUATED_QUANTITIES, n_latents: int = 100,
+                      alphas: np.ndarray = DEFAULT_ALPHAS, hold: Mapping[str, Sequence[str]] | None = None,
+                      keep_norm: bool = True, seed: int = 0, reference_images: np.ndarray | None = None,
+                      realism_alpha: float = 2.0, step: float | None = None, resamples: int = 1000
+                      ) -> dict[str, Any]:
+    """Every family on the same base latents: monotonicity, conditional leakage, realism, with intervals.
+
+    For each method and target quantity q, the same ``n_latents`` base latents (seeded by ``seed``)
+    are moved by ``alphas`` twice: plainly (nothing held) and conditionally (``hold[q]``, default
+    `EVALUATION_HOLD`). Figures, each with a bootstrap 95% interval over the base latents:
+
+    * ``monotonicity`` / ``monotonicity_conditional``: mean over traversals of Spearman(q, alpha);
+      a traversal where q is undefined anywhere scores 0 (`traversal_monotonicity`); the fraction of
+      such traversals is ``undefined_fraction``;
+    * ``leakage`` (conditional traversals): per held quantity p, mean |slope of p| / mean |slope of q|
+      with both slopes (least squares against alpha) in prior standard deviations, i.e. standard
+      deviations of p per standard deviation of q (traversals where either is undefined are left
+      out); ``max_leakage`` is the largest over the held quantities;
+    * ``realism`` (`realism`): patches of the plain edits at alpha = +realism_alpha (even base
+      latents) and -realism_alpha (odd) against the unedited ones (alpha = 0) and the data.
+
+    Returns:
+      {'settings', 'results': method -> name -> figures, 'best': `best_method`}.
+    """
+    from solarjax.steering import families
+    from solarjax.steering import local as local_lib
+
+    generator = as_generator(generator)
+    hold = dict(EVALUATION_HOLD if hold is None else hold)
+    alphas = np.asarray(alphas, np.float64)
+    if not np.any(np.isclose(alphas, 0.0)) or not (np.any(np.isclose(alphas, realism_alpha))
+                                                   and np.any(np.isclose(alphas, -realism_alpha))):
+        raise ValueError(f"alphas must contain 0 and +-{realism_alpha} (realism guard), got {alphas}")
+    zero = int(np.argmin(np.abs(alphas)))
+    plus, minus = int(np.argmin(np.abs(alphas - realism_alpha))), int(np.argmin(np.abs(alphas + realism_alpha)))
+    z = sample_latents(n_latents, generator.latent_dim, seed)
+    scales = directions.std
+    step_kwargs = {} if step is None else {"step": step}
+    data = _summary(np.asarray(reference_images, np.float32)) if reference_images is not None else None
+    results: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        results[method] = {}
+        for name in names:
+            held = tuple(h for h in hold.get(name, ()) if h != name)
+            if method == "local":  # plain and conditional paths share one compiled program
+                step_kwargs["also_differentiate"] = held
+            latents, plain = families.steer_traversal(method, generator, directions, z, name, (), alphas,
+                                                      keep_norm, **step_kwargs)
+            _, conditioned = families.steer_traversal(method, generator, directions, z, name, held, alphas,
+                                                      keep_norm, **step_kwargs)
+            rho = traversal_monotonicity(plain[name], alphas)
+            rho_conditional = traversal_monotonicity(conditioned[name], alphas)
+            target_slopes = _slopes(conditioned[name], alphas) / scales[name]
+            leak = {}
+            for other in held:
+                held_slopes = _slopes(conditioned[other], alphas) / scales[other]
+                leak[other] = _interval(bootstrap_interval(_leakage_ratio, [held_slopes, target_slopes],
+                                                           resamples, seed))
+            pick = np.where(np.arange(n_latents) % 2 == 0, plus, minus)
+            edited = latents[np.arange(n_latents), pick]
+            span = alphas[-1] - alphas[0]
+            results[method][name] = {
+                "monotonicity": _interval(bootstrap_interval(np.mean, [rho], resamples, seed)),
+                "monotonicity_conditional": _interval(bootstrap_interval(np.mean, [rho_conditional], resamples,
+                                                                         seed)),
+                "undefined_fraction": float(np.mean(~np.isfinite(plain[name]).all(axis=1))),
+                "undefined_fraction_conditional": float(np.mean(~np.isfinite(conditioned[name]).all(axis=1))),
+                "target_change": float(np.nanmedian(_slopes(plain[name], alphas)) * span / scales[name]),
+                "held": list(held),
+                "leakage": leak,
+                "max_leakage": max((v["value"] for v in leak.values()), default=float("nan")),
+                "realism": realism(generator, edited, latents[:, zero], data),
+            }
+    report = {"settings": {"n_latents": n_latents, "alphas": alphas.tolist(), "keep_norm": keep_norm, "seed": seed,
+                           "hold": {n: list(hold.get(n, ())) for n in names}, "realism_alpha": realism_alpha,
+                           "local_step": step if step is not None else local_lib.DEFAULT_STEP, "resamples": resamples},
+              "results": results}
+    report["best"] = best_method(results)
+    return report
+
+
+def best_method(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """The method with the highest mean (over quantities) lower interval end of plain monotonicity; ties go
+    to the lower mean conditional leakage."""
+    def score(method):
+        rows = results[method].values()
+        low = np.mean([r["monotonicity"]["low"] for r in rows])
+        leak = np.nanmean([r["max_leakage"] for r in rows]) if rows else 0.0
+        return (round(float(low), 3), -float(leak) if np.isfinite(leak) else 0.0)
+    return max(results, key=score)
+
+
 # ------------------------------------------------------------------------------------- figures
 def _orthogonal_unit(normal: np.ndarray, seed: int) -> np.ndarray:
     """A seeded random unit vector orthogonal to ``normal``."""
@@ -285,18 +485,20 @@ def plot_latent_map(generator: Any, directions: Directions, name: str, path: str
     return _save(figure, path)
 
 
-def plot_traversal(generator: Any, z: np.ndarray, direction: np.ndarray, path: str | os.PathLike,
+def plot_traversal(generator: Any, z: np.ndarray, direction: np.ndarray | None, path: str | os.PathLike,
                    alphas: np.ndarray = np.linspace(-3.0, 3.0, 7), scales: Mapping[str, float] | None = None,
-                   title: str = "") -> pathlib.Path:
+                   title: str = "", latents: np.ndarray | None = None) -> pathlib.Path:
     """The paper's Figure 4: one latent moved along a direction, with every quantity against alpha.
 
     Top: the patches at each alpha. Bottom: every exact quantity minus its value at the first
-    alpha, in units of ``scales`` (prior standard deviations) when given.
+    alpha, in units of ``scales`` (prior standard deviations) when given. ``latents`` [A, D]
+    (e.g. a local path) replaces the straight edit along ``direction``.
     """
     from matplotlib.figure import Figure
 
     generator = as_generator(generator)
-    edited = np.asarray(edit(np.asarray(z, np.float32)[None], direction, np.asarray(alphas, np.float32)))[0]
+    edited = (np.asarray(latents, np.float32) if latents is not None else
+              np.asarray(edit(np.asarray(z, np.float32)[None], direction, np.asarray(alphas, np.float32)))[0])
     images = map_generated(generator, edited)
     values = latent_quantities(generator, edited)
     figure = Figure(figsize=(2.0 * len(alphas) + 1.5, 6.5), layout="constrained")
@@ -331,20 +533,35 @@ def _save(figure, path: str | os.PathLike) -> pathlib.Path:
 def run_evaluation(generator: Any, directions: Directions, outdir: str | os.PathLike, n_latents: int = 100,
                    alphas: np.ndarray = DEFAULT_ALPHAS, targeting_latents: int = 20,
                    requests: Sequence[Mapping[str, Any]] = DEFAULT_REQUESTS, seed: int = 0,
-                   figure_quantities: Sequence[str] = FIGURE_QUANTITIES, **steer_kwargs) -> dict[str, Any]:
-    """Evaluates directions and targeting, and writes ``report.json`` and the figures to ``outdir``.
+                   figure_quantities: Sequence[str] = FIGURE_QUANTITIES, methods: Sequence[str] | None = None,
+                   names: Sequence[str] = EVALUATED_QUANTITIES, reference_images: np.ndarray | None = None,
+                   local_step: float | None = None, **steer_kwargs) -> dict[str, Any]:
+    """Evaluates the steering families and targeting, and writes ``report.json`` and the figures to ``outdir``.
+
+    Args:
+      methods: families to compare (default: every family the directions can serve).
+      names: quantities every family is evaluated on.
+      reference_images: data patches [M, 128, 128, 1] for the realism guard (None: edited against
+        unedited only).
+      local_step: path length of one local step (default `solarjax.steering.local.DEFAULT_STEP`).
+      **steer_kwargs: passed to `steer_to` by the targeting evaluation.
 
     Returns:
-      The report: {'fingerprint', 'directions' (`Directions.summary`), 'traversals'
-      (`evaluate_directions`), 'targeting' (`evaluate_targeting`), 'figures' (paths relative to
-      ``outdir``)}.
+      The report: {'fingerprint', 'directions' (`Directions.summary`), 'diagnosis', 'families'
+      (`evaluate_families`), 'best_method', 'targeting' (`evaluate_targeting`), 'figures' (paths
+      relative to ``outdir``)}.
     """
+    from solarjax.steering import families as families_lib
+
     generator = as_generator(generator)
     if directions.fingerprint != generator.fingerprint:
         raise ValueError(f"directions of generator {directions.fingerprint!r} cannot evaluate generator {generator.fingerprint!r}")
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    traversals = evaluate_directions(generator, directions, n_latents=n_latents, alphas=alphas, seed=seed)
+    if methods is None:
+        methods = tuple(m for m in FAMILIES if m != "piecewise" or directions.has_piecewise)
+    families = evaluate_families(generator, directions, methods=methods, names=names, n_latents=n_latents,
+                                 alphas=alphas, seed=seed, reference_images=reference_images, step=local_step)
     targeting = evaluate_targeting(generator, requests, n_latents=targeting_latents, seed=seed + 1,
                                    scales=directions.std, **steer_kwargs)
     base = sample_latents(1, generator.latent_dim, seed + 2)[0]
@@ -354,6 +571,11 @@ def run_evaluation(generator: Any, directions: Directions, outdir: str | os.Path
             figures.append(plot_latent_map(generator, directions, name, outdir / f"latent_map_{name}.png", seed=seed))
             figures.append(plot_traversal(generator, base, directions.normal(name), outdir / f"traversal_{name}.png",
                                           scales=directions.std, title=f"{name} up (SVM normal)"))
+    if "local" in methods and "tuf" in directions.names:
+        figure_alphas = np.linspace(-3.0, 3.0, 7)
+        path = families_lib.steer_latents("local", generator, directions, base[None], "tuf", ("psep",), figure_alphas)
+        figures.append(plot_traversal(generator, base, None, outdir / "traversal_tuf_local.png", alphas=figure_alphas,
+                                      scales=directions.std, title="tuf up, psep held (local path)", latents=path[0]))
     primal, held = CONDITIONAL_EXAMPLE
     if primal in directions.names and all(h in directions.names for h in held):
         figures.append(plot_traversal(
@@ -362,10 +584,21 @@ def run_evaluation(generator: Any, directions: Directions, outdir: str | os.Path
     report = {
         "fingerprint": generator.fingerprint,
         "directions": directions.summary(),
-        "traversals": traversals,
+        "diagnosis": directions.diagnosis,
+        "families": families,
+        "best_method": families["best"],
         "targeting": targeting,
         "figures": [str(p.relative_to(outdir)) for p in figures],
     }
     (outdir / "report.json").write_text(json.dumps(jsonable(report), indent=2))
     return report
 
+
+def load_best_method(evaluation_dir: str | os.PathLike, default: str = "paper") -> str:
+    """The best family recorded in ``evaluation_dir/report.json`` (``default`` when there is none)."""
+    path = pathlib.Path(evaluation_dir) / "report.json"
+    try:
+        best = json.loads(path.read_text()).get("best_method")
+    except (OSError, ValueError, AttributeError):
+        return default
+    return best if best in FAMILIES else default

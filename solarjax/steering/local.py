@@ -1,0 +1,223 @@
+"""Local steering: follow the gradient of a smooth quantity along a path on the Gaussian shell.
+
+A global linear normal cannot order a quantity that is even in z (an odd generator makes every
+unsigned quantity even) or that depends on |z|. The local family instead moves each latent along
+the direction that raises the quantity *where that latent is*::
+
+    path = steering.local_path(generator, z, "tuf", hold=("psep",), alphas=np.linspace(-3, 3, 13))
+    # [N, 13, D]: alpha = signed path length in latent units, alpha = 0 is z itself
+
+One step of size h from z (all per latent, vmapped; the whole path is one jitted ``lax.scan``):
+
+1. g = grad_z q~(G(z)) of the target's smooth quantity (`solarjax.physics.smooth_quantities`) and
+   the gradients of the held quantities, one reverse-mode Jacobian [1 + H, D];
+2. d = the part of g orthogonal to the span of the held gradients and of z (least squares,
+   `solarjax.steering.edit.project_out`): to first order d changes no held quantity and not |z|;
+3. a correction c = -J+ (h~(z) - h~(z0)) with J the held gradients made tangent to the shell,
+   which pulls the held smooth quantities back to their values at the start (it is orthogonal to
+   d, so it does not count as path length; capped at the step length);
+4. z <- z + sign * h * d / |d| + c, then rescaled to the norm of the starting latent.
+
+Positive alpha raises the target, negative lowers it. Where d vanishes (the target cannot move
+while holding the others) the latent stays put. Latents for alphas between the grid points of the
+path are linearly interpolated and put back on the shell.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from solarjax import physics
+from solarjax.steering.directions import as_generator, device_multiple
+from solarjax.steering.edit import project_out
+from solarjax.train import sharding
+
+DEFAULT_STEP = 0.5
+"""Path length of one step, in latent units (alpha units)."""
+BATCH_SIZE = 64
+"""Latents per jitted program (rounded to the device count; the last batch is padded)."""
+
+
+def check_names(target: str, hold: Sequence[str]) -> tuple[str, ...]:
+    """The held names without the target, checked against `solarjax.physics.QUANTITY_NAMES`."""
+    for name in (target, *hold):
+        if name not in physics.QUANTITY_NAMES:
+            raise ValueError(f"unknown quantity {name!r}; known: {', '.join(physics.QUANTITY_NAMES)}")
+    return tuple(h for h in dict.fromkeys(hold) if h != target)
+
+
+def local_direction(apply_fn, params, z: jax.Array, target: str, hold: Sequence[str] = ()) -> jax.Array:
+    """[D] unit direction raising ``target`` at one latent z [D], tangent to its shell, held quantities' gradients
+    projected out (zero where nothing is left); differentiable and vmappable."""
+    names = (target, *hold)
+    weights = jnp.zeros(len(names)).at[0].set(1.0)
+    mask = jnp.ones(len(names)).at[0].set(0.0)
+    direction, _, _, _ = _step_geometry(apply_fn, params, z, names, weights, mask)
+    return direction
+
+
+def _step_geometry(apply_fn, params, z, names, target_weights, hold_mask):
+    """Geometry of one step at latent z [D] over the quantities ``names`` [K].
+
+    The target gradient is ``target_weights @ J`` (J the [K, D] Jacobian of the smooth quantities);
+    rows with ``hold_mask`` 1 are held (rows with 0 drop out of the projection: zero rows have zero
+    singular values). Returns (unit tangent direction [D], masked tangent held Jacobian [K, D],
+    smooth values [K], images [1, H, W, 1]).
+    """
+
+    def smooth(z):
+        images = apply_fn(params, z[None])
+        values = physics.smooth_quantities(images)
+        stacked = jnp.stack([values[n][0] for n in names])
+        return stacked, (stacked, images)
+
+    jacobian, (values, images) = jax.jacrev(smooth, has_aux=True)(z)  # [K, D]
+    gradient = target_weights @ jacobian
+    held = jacobian * hold_mask[:, None]
+    radial = z / jnp.maximum(jnp.linalg.norm(z), 1e-12)
+    direction = project_out(gradient, jnp.concatenate([held, radial[None]], axis=0))
+    norm = jnp.linalg.norm(direction)
+    direction = jnp.where(norm > 1e-6 * jnp.linalg.norm(gradient), direction / jnp.maximum(norm, 1e-30), 0.0)
+    held_tangent = held - (held @ radial)[:, None] * radial[None]
+    return direction, held_tangent, values, images
+
+
+def _correction(held_tangent, deviation, limit):
+    """Minimum-norm c with held_tangent @ c = -deviation (least squares over the non-zero rows), its norm
+    capped at ``limit``."""
+    u, s, vt = jnp.linalg.svd(held_tangent, full_matrices=False)
+    tolerance = max(held_tangent.shape) * jnp.finfo(held_tangent.dtype).eps * jnp.maximum(s[0], 1e-30)
+    inverse = jnp.where(s > tolerance, 1.0 / jnp.where(s > tolerance, s, 1.0), 0.0)
+    c = -vt.T @ (inverse * (u.T @ deviation))
+    norm = jnp.linalg.norm(c)
+    return c * jnp.minimum(1.0, limit / jnp.maximum(norm, 1e-30))
+
+
+def _path_of_one(apply_fn, params, z_start, step, target_weights, hold_mask, names, steps, correct):
+    """Latents [steps + 1, D] and exact quantities name -> [steps + 1] of one latent's path (index 0 = start)."""
+    radius = jnp.linalg.norm(z_start)
+    start_values = physics.smooth_quantities(apply_fn(params, z_start[None]))
+    held_start = jnp.stack([start_values[n][0] for n in names])
+
+    def advance(z, _):
+        direction, held_tangent, values, images = _step_geometry(apply_fn, params, z, names, target_weights,
+                                                                 hold_mask)
+        exact = {n: v[0] for n, v in physics.quantities(images).items()}
+        moved = z + step * direction
+        if correct:
+            moved = moved + _correction(held_tangent, hold_mask * (values - held_start), jnp.abs(step))
+        moved = moved * radius / jnp.maximum(jnp.linalg.norm(moved), 1e-12)
+        return moved, (z, exact)
+
+    last, (visited, exact) = jax.lax.scan(advance, z_start, length=steps)
+    final_exact = {n: v[0] for n, v in physics.quantities(apply_fn(params, last[None])).items()}
+    latents = jnp.concatenate([visited, last[None]], axis=0)
+    return latents, {n: jnp.concatenate([exact[n], final_exact[n][None]]) for n in exact}
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn", "names", "steps", "correct"))
+def path_program(apply_fn, params, z0, step, target_weights, hold_mask, *, names, steps, correct=True):
+    """Local paths of a batch: z0 [B, D], signed step length [] or [B], target_weights and hold_mask [K] over
+    ``names`` (one compiled program per names/steps, whatever is targeted or held).
+
+    Returns latents [B, steps + 1, D] and exact quantities name -> [B, steps + 1].
+    """
+    step = jnp.broadcast_to(jnp.asarray(step, z0.dtype), z0.shape[:1])
+    return jax.vmap(lambda z, h: _path_of_one(apply_fn, params, z, h, target_weights, hold_mask, names, steps,
+                                              correct))(z0, step)
+
+
+def _grid(alphas: np.ndarray, step: float) -> tuple[int, float, int, float]:
+    """(steps up, step up, steps down, step down): the fewest steps of at most ``step`` reaching the extremes."""
+    top, bottom = max(float(alphas.max()), 0.0), max(-float(alphas.min()), 0.0)
+    up = math.ceil(top / step - 1e-9) if top > 0 else 0
+    down = math.ceil(bottom / step - 1e-9) if bottom > 0 else 0
+    return up, (top / up if up else step), down, (bottom / down if down else step)
+
+
+def local_traversal(generator: Any, z: np.ndarray, target: str, hold: Sequence[str] = (),
+                    alphas: Sequence[float] = np.linspace(-3.0, 3.0, 13), step: float = DEFAULT_STEP,
+                    correct_held: bool = True, batch_size: int = BATCH_SIZE, also_differentiate: Sequence[str] = ()
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Latents along local paths and the exact quantities of their patches.
+
+    Args:
+      generator: anything `solarjax.steering.as_generator` accepts.
+      z: [N, D] base latents.
+      target: quantity to raise (positive alpha) or lower (negative alpha).
+      hold: quantities whose gradients are projected out (and drift corrected, with ``correct_held``).
+      alphas: [A] signed path lengths in latent units.
+      step: largest path length of one step; each side of the path uses equal steps that end
+        exactly at its extreme alpha.
+      correct_held: pull held smooth quantities back to their starting values every step.
+      batch_size: latents per jitted program.
+      also_differentiate: quantities differentiated but not held (they change nothing; paths that share
+        the set ``target, hold, also_differentiate`` share one compiled program).
+
+    Returns:
+      (latents [N, A, D] float32, exact quantities name -> [N, A], NaN where undefined).
+    """
+    generator = as_generator(generator)
+    hold = check_names(target, hold)
+    z = np.asarray(z, np.float32)
+    alphas = np.asarray(alphas, np.float64)
+    if z.ndim != 2 or z.shape[1] != generator.latent_dim or len(z) == 0:
+        raise ValueError(f"z must be [N, {generator.latent_dim}] with N >= 1, got shape {z.shape}")
+    if alphas.ndim != 1 or len(alphas) == 0 or not np.all(np.isfinite(alphas)):
+        raise ValueError(f"alphas must be a non-empty [A] vector of finite values, got {alphas!r}")
+    if not step > 0:
+        raise ValueError(f"step must be positive, got {step}")
+    up, up_step, down, down_step = _grid(alphas, step)
+    names = (target, *hold, *(n for n in check_names(target, also_differentiate) if n not in hold))
+    weights = jnp.zeros(len(names), jnp.float32).at[0].set(1.0)
+    mask = jnp.asarray([float(n in hold) for n in names], jnp.float32)
+    mesh = sharding.make_data_mesh()
+    batch = device_multiple(min(batch_size, len(z)), mesh)
+    params = jax.device_put(generator.params, sharding.replicated(mesh))
+    latents, exact = [], []
+    for start in range(0, len(z), batch):
+        chunk = z[start:start + batch]
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
+        padded = jax.device_put(padded, sharding.batch_sharded(mesh))
+        sides = []
+        for steps, signed in ((down, -down_step), (up, up_step)):
+            side = path_program(generator.apply_fn, params, padded, jnp.float32(signed), weights, mask,
+                                names=names, steps=steps, correct=bool(correct_held))
+            sides.append(jax.tree.map(lambda leaf: np.asarray(leaf)[:len(chunk)], side))
+        (down_z, down_q), (up_z, up_q) = sides
+        latents.append(np.concatenate([down_z[:, ::-1], up_z[:, 1:]], axis=1))
+        exact.append({n: np.concatenate([down_q[n][:, ::-1], up_q[n][:, 1:]], axis=1) for n in up_q})
+    path = np.concatenate(latents)                                         # [N, down + 1 + up, D]
+    path_q = {n: np.concatenate([e[n] for e in exact]) for n in exact[0]}
+    grid = np.concatenate([-down_step * np.arange(down, 0, -1), up_step * np.arange(up + 1)])
+    position = np.interp(alphas, grid, np.arange(len(grid)))
+    lower = np.floor(position).astype(int)
+    upper = np.minimum(lower + 1, len(grid) - 1)
+    weight = (position - lower)[None, :, None]
+    on_grid = np.abs(position - np.round(position)) < 1e-6
+    result = (1.0 - weight) * path[:, lower] + weight * path[:, upper]
+    radius = np.linalg.norm(z, axis=1)[:, None, None]
+    result = (result * radius / np.maximum(np.linalg.norm(result, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+    if on_grid.all():
+        index = np.round(position).astype(int)
+        values = {n: v[:, index] for n, v in path_q.items()}
+    else:
+        from solarjax.steering.directions import latent_quantities
+        flat = latent_quantities(generator, result.reshape(-1, z.shape[1]))
+        values = {n: v.reshape(len(z), len(alphas)) for n, v in flat.items()}
+    return result, values
+
+
+def local_path(generator: Any, z: np.ndarray, target: str, hold: Sequence[str] = (),
+               alphas: Sequence[float] = np.linspace(-3.0, 3.0, 13), step: float = DEFAULT_STEP,
+               correct_held: bool = True) -> np.ndarray:
+    """[N, A, D] latents moved by signed path length alphas [A] along the local paths of ``target``
+    (``hold`` held); see `local_traversal` and the module docstring."""
+    latents, _ = local_traversal(generator, z, target, hold, alphas, step, correct_held)
+    return latents

@@ -1,0 +1,75 @@
+"""Diagnosis of latent geometry and piecewise boundaries (solarjax.steering.diagnosis, directions)."""
+import numpy as np
+import pytest
+
+from solarjax.steering import diagnosis
+from solarjax.steering.directions import _fit_piecewise, fit_directions, load_directions
+from test_steering_toy import toy_generator
+
+D = 20
+
+
+@pytest.fixture(scope="module")
+def latents():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(3000, D))
+    train = np.zeros(len(z), bool)
+    train[:2400] = True
+    return z, train, ~train
+
+
+def test_odd_fraction_and_correlations_known_answers():
+    x = np.random.default_rng(1).normal(size=500)
+    assert diagnosis.odd_fraction(x, -x) == pytest.approx(1.0)              # odd: q(-z) = -q(z)
+    assert diagnosis.odd_fraction(x ** 2, x ** 2) == pytest.approx(0.0)      # even
+    assert diagnosis.odd_fraction(np.stack([x, x]).T, -np.stack([x, x]).T) == pytest.approx(1.0)   # patches
+    assert diagnosis.pearson(x, 2 * x + 1) == pytest.approx(1.0)
+    assert np.isnan(diagnosis.pearson(x[:2], x[:2]))
+    q = diagnosis.random_rotation(6, np.random.default_rng(2))
+    np.testing.assert_allclose(q @ q.T, np.eye(6), atol=1e-12)
+
+
+def test_feature_sets_name_the_structure(latents):
+    z, train, test = latents
+    side = np.where(z[:, 1] >= 0, 1.0, -1.0)                                 # the split boundary: z1 = 0
+    cases = {
+        "z": z[:, 0] + 0.1 * z[:, 2],                                       # linear
+        "z_norm": np.linalg.norm(z, axis=1),                                 # radial
+        "folded": z[:, 0] * side,                                            # even under z -> -z
+    }
+    for expected, values in cases.items():
+        high = values > np.median(values)
+        accuracy = {name: diagnosis.boundary_accuracy(f, high, train, test, seed=0)
+                    for name, f in diagnosis.feature_sets(z, side).items()}
+        assert diagnosis.name_structure(accuracy) == expected, accuracy
+        assert accuracy[expected] > 0.9
+    assert diagnosis.name_structure({"z": 0.6, "z_norm": 0.6, "folded": 0.55, "folded_norm": 0.7}) == "none"
+
+
+def test_piecewise_boundaries_of_a_sign_symmetric_quantity(latents):
+    z, train, test = latents
+    side = z[:, 1] >= 0
+    values = z[:, 0] * np.where(side, 1.0, -1.0)                             # grows along +e0 above, -e0 below
+    high = values > np.median(values)
+    fit = {"high": high, "train": train, "test": test, "normal": np.eye(D)[0], "intercept": 0.0}
+    pieces = _fit_piecewise("q", z, side, fit, "svm", seed=0)
+    assert pieces["normals"][1] @ np.eye(D)[0] > 0.95
+    assert pieces["normals"][0] @ np.eye(D)[0] < -0.95
+    assert pieces["test_accuracy"] > 0.9
+
+
+def test_fit_directions_saves_diagnosis_and_piecewise(tmp_path):
+    generator = toy_generator()
+    directions = fit_directions(generator, n=600, symmetry_latents=64, rotations=1)
+    assert directions.split == "lead_polarity" and directions.piecewise_normals.shape == (2, 9, 100)
+    tuf = directions.diagnosis["quantities"]["tuf"]
+    assert tuf["structure"] == "z" and tuf["accuracy"]["z"] > 0.85           # the toy's TUF is linear in z[0]
+    assert 0.0 <= directions.diagnosis["generator_odd_fraction"] <= 1.0
+    z = np.random.default_rng(3).normal(size=(5, 100))
+    np.testing.assert_allclose(np.linalg.norm(directions.piecewise_direction("tuf", z, ("psep",)), axis=1), 1.0)
+    directions.save(tmp_path)
+    loaded = load_directions(tmp_path, generator)
+    np.testing.assert_array_equal(loaded.piecewise_normals, directions.piecewise_normals)
+    np.testing.assert_array_equal(loaded.side(z), directions.side(z))
+    assert loaded.diagnosis["quantities"]["tuf"]["structure"] == "z"
+    assert loaded.piecewise_accuracy == pytest.approx(directions.piecewise_accuracy)
