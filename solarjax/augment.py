@@ -482,10 +482,16 @@ RECIPES: dict[str, Recipe] = {
     "paper": _recipe(
         "paper", ("rotation", "translation", "zoom", "blur", "hflip", "vflip", "polarity_flip")
     ),
+    # Retrieval by physics: what keeps TUF, PSEP, R and area (rotation, translation, both flips,
+    # polarity flip as -B, HMI-level noise), nothing that rescales them (no zoom: TUF x zoom^2 and
+    # PSEP x zoom; no blur: it lowers TUF, area and R).
+    "search": _recipe(
+        "search", ("rotation", "translation", "hflip", "vflip", "polarity_flip", "noise")
+    ),
     # Nothing that changes tilt, the leading polarity or the sense of helicity: no mirror, no
     # small rotation, no plain polarity flip; rot180 + polarity flip is a proper rotation of -B.
     "physics_preserving": _recipe(
-        "physics_preserving", ("translation", "zoom", "blur", "noise", "rot180_polarity_flip")
+        "physics_preserving", ("translation", "noise", "rot180_polarity_flip")
     ),
     # An embedding blind to orientation and sign: any rotation, both mirrors, both flips.
     "orientation_free": _recipe(

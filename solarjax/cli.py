@@ -367,15 +367,24 @@ def _add_steer(subparsers) -> None:
 
     generate = commands.add_parser(
         "generate", help="generate patches with requested physics",
-        description="Optimise latents so that the generated patches reach the requested quantities "
+        description="Steer latents so that the generated patches reach the requested quantities "
                     "(--set tuf=+50%% psep=0.3; relative '+50%%', '-20%%', 'x2' or absolute), holding the --hold "
-                    "quantities. Writes OUT.png, OUT.fits and OUT.json (quantities before/after).")
+                    "quantities. --method paper|piecewise|local moves each latent along that family's traversal "
+                    "of one quantity (alpha in [-3, 3]) to the value closest to the target; optimise runs "
+                    "gradient-based targeting (any number of targets); best (default) is the family the "
+                    "directions' evaluation ranked first (local when there is none). Writes OUT.png, OUT.fits "
+                    "and OUT.json (quantities before/after).")
     generate.add_argument("--gan", required=True, help="GAN run directory")
     generate.add_argument("--set", nargs="+", required=True, metavar="NAME=TARGET", help="targets, e.g. tuf=+50%%")
     generate.add_argument("--hold", default="", help="comma-separated quantities to keep, e.g. psep,lead_polarity")
     generate.add_argument("-n", type=int, default=16, help="patches (default 16)")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--out", default="steered", help="output path without suffix")
+    generate.add_argument("--method", choices=("best", "paper", "piecewise", "local", "optimise"), default="best",
+                          help="steering family (default: best by the evaluation next to the directions)")
+    generate.add_argument("--directions", default=None,
+                          help="directions folder (default GAN/directions); its evaluation/report.json (or the "
+                               "sibling ../evaluation) names the best family")
     generate.set_defaults(func=_run_steer_generate)
 
     invert = commands.add_parser(
@@ -400,29 +409,82 @@ def _run_steer_fit(args) -> int:
     out = pathlib.Path(args.gan) / "directions"
     directions.save(out)
     print(json.dumps(jsonable(directions.summary()), indent=1))
+    for name, row in directions.diagnosis.get("quantities", {}).items():
+        accuracy = ", ".join(f"{k} {v:.3f}" for k, v in row["accuracy"].items())
+        print(f"diagnosis {name}: held-out SVM accuracy {accuracy}; corr q(z),q(-z) {row['corr_negation']:.2f}, "
+              f"q(z),q(Qz) {row['corr_rotation']:.2f} -> {row['explanation']}")
     print(f"directions saved to {out}")
     return 0
 
 
+def _steer_method(args, directions_dir) -> str:
+    """The family `steer generate` uses: --method, or for 'best' the evaluation's choice (local without one)."""
+    if args.method != "best":
+        return args.method
+    from solarjax.steering import evaluate
+
+    for folder in (directions_dir / "evaluation", directions_dir.parent / "evaluation"):
+        if (folder / "report.json").is_file():
+            return evaluate.load_best_method(folder, default="local")
+    return "local"
+
+
 def _run_steer_generate(args) -> int:
+    import pathlib
+
+    import numpy as np
+
     from solarjax import gan, steering
 
     targets = {}
     for item in args.set:
         name, _, value = item.partition("=")
-        targets[name.strip()] = steering.parse_target(value)
+        try:
+            targets[name.strip()] = steering.parse_target(value)
+        except ValueError as error:
+            print(f"error: --set {item}: {error}", file=sys.stderr)
+            return 2
     hold = [h.strip() for h in args.hold.split(",") if h.strip()]
+    directions_dir = pathlib.Path(args.directions) if args.directions else pathlib.Path(args.gan) / "directions"
+    method = _steer_method(args, directions_dir)
     generator = gan.load(args.gan)
     z0 = generator.sample_latents(args.n, seed=args.seed)
-    result = steering.steer_to(generator, z0, targets, hold=hold)
-    gan.sample_grid_png(result.images, f"{args.out}.png", title=" ".join(args.set))
-    gan.write_fits_cube(result.images, f"{args.out}.fits", latents=result.latents, header=generator.fits_header())
-    report = {"targets": args.set, "hold": hold, "success": result.success.tolist(),
-              "initial": {k: v.tolist() for k, v in result.initial_quantities.items()},
-              "reached": {k: v.tolist() for k, v in result.quantities.items()}}
+    if method == "optimise":
+        result = steering.steer_to(generator, z0, targets, hold=hold)
+        images, latents, success = result.images, result.latents, result.success
+        initial, reached, alpha = result.initial_quantities, result.quantities, None
+    else:
+        if len(targets) != 1:
+            print(f"error: --method {method} moves one quantity; got {len(targets)} targets (use --method optimise)",
+                  file=sys.stderr)
+            return 2
+        directions = None
+        if method != "local" or (directions_dir / "directions.json").is_file():
+            try:
+                directions = steering.load_directions(directions_dir, generator)
+            except (steering.DirectionsFileError, steering.GeneratorMismatchError) as error:
+                print(f"error: {directions_dir}: {error}", file=sys.stderr)
+                return 2
+        (name, request), = targets.items()
+        scales = directions.std if directions is not None else steering.prior_scales(generator)
+        try:
+            moved = steering.steer_along(method, generator, directions, z0, name, request, hold=hold, scales=scales)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        latents, success, alpha = moved["latents"], moved["success"], moved["alpha"]
+        images = np.asarray(generator.generate(latents))
+        initial, reached = moved["initial"], moved["reached"]
+    gan.sample_grid_png(images, f"{args.out}.png", title=f"{' '.join(args.set)} ({method})")
+    gan.write_fits_cube(images, f"{args.out}.fits", latents=latents, header=generator.fits_header())
+    report = {"targets": args.set, "hold": hold, "method": method, "success": success.tolist(),
+              "alpha": None if alpha is None else alpha.tolist(),
+              "initial": {k: v.tolist() for k, v in initial.items()},
+              "reached": {k: v.tolist() for k, v in reached.items()}}
     with open(f"{args.out}.json", "w") as f:
         json.dump(jsonable(report), f, indent=1)
-    print(f"{int(result.success.sum())}/{len(result.success)} requests met within 5%; wrote {args.out}.png/.fits/.json")
+    print(f"{int(success.sum())}/{len(success)} requests met within 5% ({method}); "
+          f"wrote {args.out}.png/.fits/.json")
     return 0
 
 
@@ -516,6 +578,10 @@ def _add_search(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="JSON on stdout")
     parser.add_argument("--png", help="write a contact sheet of the queries and their matches to this PNG")
     parser.add_argument("--data-dir", default=_default_data_dir(), help="TFDS data directory of the indexed dataset (for --png)")
+    parser.add_argument("--rank", choices=("ssl", "hybrid", "physics"),
+                        help="order of the results: SSL similarity, hybrid (SSL candidates re-ordered with the query's "
+                             "exact TUF, PSEP, R and area), or physics alone (default: the mode chosen on validation "
+                             "in INDEX/ranking.json, else ssl)")
     parser.set_defaults(func=_run_search)
 
 
@@ -533,36 +599,65 @@ def _run_search(args) -> int:
         exclude_own_harp_days=args.exclude_own_harp_days, hemisphere=args.hemisphere,
         mu_range=(args.mu_min, args.mu_max) if (args.mu_min is not None or args.mu_max is not None) else None)
     if index.table.dataset_name == "aia_patches":
+        if args.rank not in (None, "ssl"):
+            print(f"error: --rank {args.rank} ranks by SHARP physics quantities; an aia_patches index ranks by ssl only",
+                  file=sys.stderr)
+            return 2
         return _search_aia(args, index, encoder, filters)
+    from solarjax import physics
+    from solarjax.retrieval import QueryContext, embed_images
+    from solarjax.retrieval import ranking as ranking_lib
+
+    try:
+        saved = ranking_lib.load_ranking(args.index)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    chosen = saved.with_rank(args.rank or saved.rank)
     arrays = [q for q in args.queries if q.endswith(".npy")]
     files = [q for q in args.queries if not q.endswith(".npy")]
     results, labels, query_images = [], [], []
+
+    def ranked(images, context=None):
+        images = np.asarray(images, np.float32)
+        embeddings = np.asarray(embed_images(encoder.embed, images))
+        quantities = {k: np.asarray(v) for k, v in physics.quantities(images).items()}
+        return ranking_lib.search(index, embeddings, quantities, args.k, filters, context, ranking=chosen)
+
     if files:
         from solarjax.data import preprocess_patch, read_sharp
 
-        results += index.search_fits(files, encoder, k=args.k, filters=filters)
+        patches = [read_sharp(f) for f in files]
+        images = np.stack([preprocess_patch(p).image for p in patches])
+        results += ranked(images, QueryContext.from_metadata([p.meta for p in patches]))
         labels += files
-        query_images += [preprocess_patch(read_sharp(f)).image for f in files]
+        query_images += list(images)
     for path in arrays:
         images = np.load(path).astype(np.float32)
         images = images.reshape((-1,) + images.shape[-2:]) if images.shape[-1] != 1 else images[..., 0]
-        results += index.search_images(images, encoder, k=args.k, filters=filters)
+        results += ranked(images)
         labels += [f"{path}[{i}]" for i in range(len(images))]
         query_images += list(images)
+    origin = "chosen on validation" if saved.validation else "default"
+    note = (f"ranking: {chosen.rank}" + (f" (weight {chosen.weight:g})" if chosen.rank == "hybrid" else "")
+            + f"; {origin}: {saved.rank}")
     if args.json:
-        _print_search_json(labels, results)
+        _print_search_json(labels, results, rank=chosen.rank)
     else:
+        print(note)
         _print_search_text(labels, results, lambda m: (
             f"HARP {m.get('harpnum')}  NOAA {m.get('noaa_ar')}  {m.get('t_rec')}  "
-            f"TUF {m.get('tuf', float('nan')):.4f}  {m.get('record', '')}"))
+            f"TUF {m.get('tuf', float('nan')):.4f}  PSEP {m.get('psep', float('nan')):.4f}  "
+            f"R {m.get('r_value', float('nan')):.3g}  {m.get('record', '')}"))
     if args.png:
         _write_contact_sheet(args.png, np.stack(query_images), results, index, args.data_dir)
     return 0
 
 
-def _print_search_json(labels, results) -> None:
-    out = [{"query": label, "results": [{"row": h.row, "distance": h.distance, "similarity": h.similarity,
-                                         "metadata": h.metadata} for h in hits]}
+def _print_search_json(labels, results, rank: str = "ssl") -> None:
+    out = [{"query": label, "rank": rank,
+            "results": [{"row": h.row, "distance": h.distance, "similarity": h.similarity, "score": h.score,
+                         "metadata": h.metadata} for h in hits]}
            for label, hits in zip(labels, results)]
     json.dump(jsonable(out), sys.stdout, indent=1)
     print()

@@ -5,7 +5,8 @@ stages, an interrupted trainer resumes from its checkpoints and any other stage 
 
 1. dataset     build `sharp_patches/synthetic` (TFDS, array_record) into `outdir/tfds`
 2. gan         train the paper's GAN (orbax checkpoints, metrics.jsonl, sample grids)
-3. directions  fit SVM normals of every physical quantity; monotonicity, leakage, targeting
+3. directions  fit SVM normals of every physical quantity and diagnose them; paper, piecewise and local
+               steering compared (monotonicity, leakage, realism, 95% intervals); targeting
 4. simsiam     train the SimSiam encoder on the training split
 5. index       embed the training split into a table and build the search index
 6. retrieval   steered generated queries -> top-1 real match; correlations next to baselines
@@ -55,13 +56,13 @@ QUICK = DemoSize(
     steered_queries=8,
 )
 FULL = DemoSize(
-    num_patches=6_000, gan_steps=1_500, gan_eval_samples=1_000, directions_samples=10_000, steering_latents=100,
+    num_patches=6_000, gan_steps=1_100, gan_eval_samples=1_000, directions_samples=10_000, steering_latents=100,
     targeting_latents=20, simsiam_steps=300, simsiam_width=16, num_queries=500, steer_steps=150, steer_rounds=3,
     steered_queries=32,
 )
 STAGE_ESTIMATES_S = {  # 2-core CPU, FULL size; QUICK is about a tenth
-    "dataset": 18, "gan": 600, "directions": 170, "simsiam": 240, "index": 10, "retrieval": 40,
-    "real": 2, "report": 1,
+    "dataset": 18, "gan": 600, "directions": 170, "simsiam": 240, "index": 10, "retrieval": 120,
+    "real": 15, "report": 1,
 }
 
 
@@ -126,7 +127,8 @@ def _run_demo(outdir: pathlib.Path, size: DemoSize, fits_dir, log) -> dict:
         lambda d: _stage_gan(d, gan_config, size), depends_on=("dataset",), estimate_s=estimate("gan"),
         resumable=True)
     results["directions"] = runner.run(
-        "directions", dataclasses.asdict(size), lambda d: _stage_directions(d, outdir / "gan", size),
+        "directions", {**dataclasses.asdict(size), "steering_families": 1},
+        lambda d: _stage_directions(d, outdir / "gan", size),
         depends_on=("gan",), estimate_s=estimate("directions"))
     results["simsiam"] = runner.run(
         "simsiam", _trainer_fingerprint_view(simsiam_config),
@@ -141,7 +143,7 @@ def _run_demo(outdir: pathlib.Path, size: DemoSize, fits_dir, log) -> dict:
         depends_on=("gan", "directions", "index"), estimate_s=estimate("retrieval"))
     results["real"] = runner.run(
         "real", {"fits_dir": str(fits_dir) if fits_dir else None},
-        lambda d: _stage_real(d, fits_dir, outdir / "simsiam"), depends_on=("simsiam",),
+        lambda d: _stage_real(d, fits_dir, outdir), depends_on=("simsiam", "retrieval"),
         estimate_s=estimate("real"))
     metrics = {
         "size": "quick" if quick else "full",
@@ -203,7 +205,7 @@ def _gan_config(tfds_dir: pathlib.Path, size: DemoSize):
     config = _load_config("gan_synthetic.py")
     config.total_steps = size.gan_steps
     config.data.data_dir = str(tfds_dir)
-    config.eval_every = size.gan_steps
+    config.eval_every = max(size.gan_steps // 2, 1)  # the realism score picks the better of two checkpoints
     config.sample_every = max(size.gan_steps // 3, 1)
     config.checkpoint_every = max(size.gan_steps // 5, 1)
     config.log_every = max(size.gan_steps // 30, 1)
@@ -213,22 +215,44 @@ def _gan_config(tfds_dir: pathlib.Path, size: DemoSize):
 
 
 def _stage_gan(stage_dir: pathlib.Path, config, size: DemoSize) -> dict:
+    from solarjax import gan
     from solarjax.train import gan as gan_train
+    from solarjax.train import loop, monitor
+    from solarjax.train import quality as quality_lib
 
     gan_train.train_and_evaluate(config, stage_dir)
-    quality = _last_metrics(stage_dir, "quality/")
+    generator = gan.load(stage_dir)  # the checkpoint that config.quality.best_metric ranks best
+    evaluations = [row for row in map(json.loads, (stage_dir / "metrics.jsonl").read_text().splitlines())
+                   if "quality/ks_mean" in row]
+    chosen = next((row for row in evaluations if row["step"] == generator.step), evaluations[-1])
+    figures = {k[len("quality/"):]: v for k, v in chosen.items() if k.startswith("quality/")}
     speed = _last_metrics(stage_dir, "images_per_second")
+    data = np.asarray(next(loop.pipeline_iterator_factory(config)())["image"])[:8]
+    generated = np.asarray(generator.generate(generator.sample_latents(8, seed=0)))
+    monitor.save_comparison_grid(data, generated, stage_dir / "realism_grid.png", columns=4,
+                                 labels=("training patches", f"generated (step {generator.step})"))
     samples = sorted((stage_dir / "samples").glob("*.png"))
     return {
         "steps": size.gan_steps,
-        "ks": {k.split("/")[-1]: v for k, v in quality.items() if k.startswith("quality/ks/")},
-        "frechet": quality.get("quality/frechet"),
+        "arch": config.model.arch,
+        "best_step": generator.step,
+        "realism_score": figures.get("realism_score"),
+        "realism": quality_lib.realism_table(figures),
+        "ks": {k.split("/")[-1]: v for k, v in figures.items() if k.startswith("ks/")},
+        "frechet": figures.get("frechet"),
         "images_per_second": speed.get("images_per_second"),
         "samples_png": str(samples[-1]) if samples else None,
     }
 
 
 def _stage_directions(stage_dir: pathlib.Path, gan_dir: pathlib.Path, size: DemoSize) -> dict:
+    """SVM directions with their diagnosis, the three steering families compared, targeting.
+
+    Work on FULL: fitting 10,000 latents plus the diagnosis (2,000 negated and 2,000 rotated
+    latents, 54 linear SVMs), the family comparison on the 5 target quantities (paper and piecewise
+    7 alphas x 100 latents x 2 each; local paths of 12 gradient steps x 100 latents x 2), realism
+    (1,500 edited patches), targeting and figures as before.
+    """
     from solarjax import gan
     from solarjax.steering import directions as directions_lib
     from solarjax.steering import evaluate
@@ -236,11 +260,55 @@ def _stage_directions(stage_dir: pathlib.Path, gan_dir: pathlib.Path, size: Demo
     generator = gan.load(gan_dir)
     directions = directions_lib.fit_directions(generator, n=size.directions_samples)
     directions.save(stage_dir / "directions")
-    report = evaluate.run_evaluation(
+    reference, count = [], 0
+    for batch in _split_batches(gan_dir.parent / "tfds", "train", ("image",)):  # data patches, realism guard
+        reference.append(np.asarray(batch["image"]))
+        count += len(reference[-1])
+        if count >= size.gan_eval_samples:
+            break
+    reference = np.concatenate(reference)[:size.gan_eval_samples]
+    report = evaluate.run_evaluation(  # alpha -3..3 in steps of 1 keeps the three families' cost near one's at 13
         generator, directions, stage_dir / "evaluation", n_latents=size.steering_latents,
-        targeting_latents=size.targeting_latents, steps=size.steer_steps, rounds=size.steer_rounds)
-    return {"report": report, "directions_dir": str(stage_dir / "directions"),
+        alphas=np.linspace(-3.0, 3.0, 7), targeting_latents=size.targeting_latents, reference_images=reference,
+        steps=size.steer_steps, rounds=size.steer_rounds)
+    return {"best_method": report["best_method"], **_directions_tables(directions, report),
+            "targeting": {k: report["targeting"][k] for k in ("success_rate", "in_range", "requested")},
+            "report": report, "directions_dir": str(stage_dir / "directions"),
             "figures_dir": str(stage_dir / "evaluation")}
+
+
+def _interval_text(figure: dict | None) -> str:
+    if not figure or figure.get("value") is None:
+        return "n/a"
+    return f"{figure['value']:.3f} [{figure['low']:.3f}, {figure['high']:.3f}]"
+
+
+def _directions_tables(directions, report: dict) -> dict:
+    """The report's tables: the diagnosis per quantity and the families side by side with 95% intervals."""
+    diagnosis = directions.diagnosis.get("quantities", {})
+    diagnosis_table = {name: {
+        "svm_accuracy_z": row["accuracy"]["z"], "svm_accuracy_z_norm": row["accuracy"]["z_norm"],
+        "svm_accuracy_folded": row["accuracy"]["folded"], "svm_accuracy_folded_norm": row["accuracy"]["folded_norm"],
+        "piecewise_accuracy": directions.piecewise_accuracy.get(name),
+        "odd_fraction": row["odd_fraction"], "corr_q(z)_q(-z)": row["corr_negation"],
+        "corr_q(z)_q(Qz)": row["corr_rotation"], "structure": row["structure"],
+    } for name, row in diagnosis.items()}
+    families_table = {}
+    for method, rows in report["families"]["results"].items():
+        for name, row in rows.items():
+            realism = row["realism"]
+            families_table[f"{method}: {name}"] = {
+                "monotonicity": _interval_text(row["monotonicity"]),
+                "monotonicity_held": _interval_text(row["monotonicity_conditional"]),
+                "held": ", ".join(row["held"]),
+                "max_leakage_sd_per_sd": _interval_text(max(row["leakage"].values(), key=lambda v: v["value"],
+                                                            default=None)),
+                "undefined_fraction": row["undefined_fraction"],
+                "frechet_ratio_|alpha|=2": realism.get("frechet_ratio"),
+                "ks_ratio_mean_|alpha|=2": realism.get("ks_ratio_mean"),
+            }
+    return {"generator_odd_fraction": directions.diagnosis.get("generator_odd_fraction"),
+            "diagnosis": diagnosis_table, "families": families_table}
 
 
 def _simsiam_config(tfds_dir: pathlib.Path, size: DemoSize):
@@ -302,7 +370,8 @@ def _split_arrays(tfds_dir: pathlib.Path, split: str, keys: tuple[str, ...]) -> 
 
 def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pathlib.Path, size: DemoSize) -> dict:
     from solarjax import gan, physics, ssl
-    from solarjax.retrieval import evaluate, load_index
+    from solarjax.retrieval import embed_images, evaluate, load_index
+    from solarjax.retrieval import ranking as ranking_lib
     from solarjax.steering import directions as directions_lib
     from solarjax.steering import target
 
@@ -311,86 +380,185 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
     database_images = _split_arrays(tfds_dir, "train", ("image",))["image"]
     generator = gan.load(outdir / "gan")
     directions_lib.load_directions(outdir / "directions" / "directions", generator)  # fingerprint check
+    # Baselines of the same table: 8x8 thumbnails and an untrained encoder of the same architecture.
+    baselines = evaluate.BaselineFeatures(database_images, random_encoder=ssl.random_init(encoder.config["model"]))
 
-    # The paper's protocol: generated queries from a fixed seed, top-1 real match.
+    # Hybrid weight and default ranking chosen on the validation split (never test); saved beside the index.
+    validation = _split_arrays(tfds_dir, "validation", ("image", *physics.QUANTITY_NAMES, *TRUTH_COLUMNS))
+    ranking = ranking_lib.choose_ranking(
+        index, np.asarray(embed_images(encoder.embed, validation["image"])),
+        {k: validation[k] for k in physics.QUANTITY_NAMES}, query_truth={k: validation[k] for k in TRUTH_COLUMNS})
+    ranking_lib.save_ranking(outdir / "index", ranking)
+    common = dict(database_images=database_images, methods=evaluate.BASELINE_METHODS, ranking=ranking,
+                  baselines=baselines, quantity_names=evaluate.SEARCH_QUANTITIES)
+
+    # The paper's protocol: generated queries from a fixed seed, top-1 match.
     z = directions_lib.sample_latents(size.num_queries, generator.latent_dim, seed=23)
     generated = np.asarray(generator.generate(z))
     generated_q = {k: np.asarray(v) for k, v in physics.quantities(generated).items()}
-    paper = evaluate.evaluate_retrieval(generated, generated_q, index, encoder, database_images=database_images,
-                                        out_dir=stage_dir / "generated")
+    paper = evaluate.evaluate_retrieval(generated, generated_q, index, encoder, out_dir=stage_dir / "generated", **common)
 
     # Steered queries ("+50% TUF, polarity separation held") searched the same way.
     steered = target.steer_to(generator, z[: size.steered_queries], {"tuf": ("rel", 0.5)}, hold=["psep"],
                               steps=size.steer_steps, rounds=size.steer_rounds)
     steered_report = evaluate.evaluate_retrieval(steered.images, steered.quantities, index, encoder,
-                                                 database_images=database_images, out_dir=stage_dir / "steered")
+                                                 out_dir=stage_dir / "steered", **common)
 
-    # Held-out synthetic patches as queries: their ground truth is known.
-    test = _split_arrays(tfds_dir, "test", ("image", *physics.QUANTITY_NAMES, *TRUTH_COLUMNS))
+    # Held-out synthetic patches as queries: their ground truth and plate scale (flux in Mx) are known.
+    test = _split_arrays(tfds_dir, "test", ("image", "unsigned_flux_mx", *physics.QUANTITY_NAMES, *TRUTH_COLUMNS))
+    train_flux = _split_arrays(tfds_dir, "train", ("unsigned_flux_mx",))["unsigned_flux_mx"]
     heldout = evaluate.evaluate_retrieval(
-        test["image"], {k: test[k] for k in physics.QUANTITY_NAMES}, index, encoder,
-        database_images=database_images, query_truth={k: test[k] for k in TRUTH_COLUMNS},
-        out_dir=stage_dir / "heldout")
+        test["image"], {k: test[k] for k in ("unsigned_flux_mx", *physics.QUANTITY_NAMES)}, index, encoder,
+        query_truth={k: test[k] for k in TRUTH_COLUMNS}, out_dir=stage_dir / "heldout",
+        **{**common, "quantity_names": (*evaluate.SEARCH_QUANTITIES, "unsigned_flux_mx"),
+           "database_quantities": {"unsigned_flux_mx": train_flux}})
+    reports = {"generated": paper, "steered": steered_report, "heldout": heldout}
+    tables = {}
+    for name, report in reports.items():
+        tables[f"{name}: top-1 Pearson, 95% interval"] = evaluate.format_interval_table(report["intervals"])
+        tables[f"{name}: top-1 Spearman, 95% interval"] = evaluate.format_interval_table(report["intervals"], "spearman")
+        for subject in ("ssl", "hybrid"):
+            tables[f"{name}: {subject} minus each method, Pearson (paired)"] = evaluate.format_difference_table(
+                report["intervals"], subject)
+    if heldout.get("truth_intervals"):
+        tables["heldout: ground truth of the match (fraction equal)"] = evaluate.format_interval_table(
+            heldout["truth_intervals"])
     return {
+        "ranking": ranking.to_dict(),
         "generated": paper,
         "steered": {**steered_report, "steering_success_rate": float(np.mean(steered.success))},
         "heldout": heldout,
+        "tables": tables,
     }
 
 
-def _stage_real(stage_dir: pathlib.Path, fits_dir, simsiam_dir: pathlib.Path) -> dict:
+REAL_KEYWORDS = ("USFLUX", "R_VALUE", "AREA_ACR", "MEANGBZ")
+
+
+def _stage_real(stage_dir: pathlib.Path, fits_dir, outdir: pathlib.Path) -> dict:
     if fits_dir is None:
         return {"skipped": "no real SHARP files found (pass --fits-dir)"}
     from solarjax import physics, ssl
     from solarjax.data import preprocess_patch, read_sharp_folder
-    from solarjax.retrieval import build_index, build_table_from_arrays, evaluate
+    from solarjax.retrieval import build_table_from_arrays, evaluate, real_checks
+    from solarjax.retrieval import ranking as ranking_lib
 
     folder = read_sharp_folder(fits_dir)
     prepared = [preprocess_patch(p) for p in folder.patches]
     images = np.stack([p.image for p in prepared])[..., None]
-    quantities = {k: np.asarray(v) for k, v in physics.quantities(images).items()}
+    quantities = {k: np.asarray(v, np.float64) for k, v in physics.quantities(images).items()}
+    # Physical units where the plate scale is known: flux in Mx of the full-resolution patch above 150 G
+    # (before clipping and resizing; SHARP's USFLUX-like sum), PSEP in Mm, R in Mx, area in Mm^2.
+    pixel_sizes = np.array([p.pixel_size_mm if p.pixel_size_mm is not None else (np.nan, np.nan) for p in prepared])
+    known = np.isfinite(pixel_sizes).all(axis=1)
+    physical = {k: np.where(known, np.asarray(v, np.float64), np.nan) for k, v in
+                physics.physical_quantities(images, np.nan_to_num(pixel_sizes, nan=1.0)).items()}
+    quantities["unsigned_flux_mx"] = np.array([
+        float(physics.unsigned_flux_above_mx(np.asarray(p.data, np.float64), p.meta["pixel_area_cm2"]))
+        if "pixel_area_cm2" in p.meta else np.nan for p in folder.patches])
+    simsiam_dir = outdir / "simsiam"
     encoder = ssl.load(simsiam_dir)
     embeddings = np.asarray(encoder.embed(images))
+    random_embeddings = np.asarray(ssl.random_init(encoder.config["model"]).embed(images))
     rows = [
         {"dataset": "fits", "example_index": i, "harpnum": p.meta["harpnum"], "noaa_ar": p.meta["noaa_ar"],
          "t_rec": p.meta["t_rec"].isoformat(), "lat_deg": p.meta["lat_deg"], "lon_deg": p.meta["lon_deg"],
-         "source": "fits", **{k: float(v[i]) for k, v in quantities.items()}}
+         "source": "fits", **{k: float(quantities[k][i]) for k in physics.QUANTITY_NAMES}}
         for i, p in enumerate(folder.patches)
     ]
-    table = build_table_from_arrays(stage_dir / "table", embeddings, rows, encoder.fingerprint)
-    precision = evaluate.same_region_precision(build_index(table, kind="exact"), database_images=images)
+    build_table_from_arrays(stage_dir / "table", embeddings, rows, encoder.fingerprint)
+    region = np.array([p.meta["harpnum"] for p in folder.patches])
+    times = [p.meta["t_rec"] for p in folder.patches]
+    # The hybrid: the validation-chosen weight; its quantities in physical units (patch sizes differ, so
+    # normalised TUF and area are not comparable between frames): log10 flux and R in Mx, PSEP in Mm,
+    # log10 area in Mm^2.
+    ranking = ranking_lib.load_ranking(outdir / "index")
+    hybrid_values = np.stack([
+        np.log10(np.maximum(quantities["unsigned_flux_mx"], 1.0)), physical["psep_mm"],
+        np.log10(np.maximum(physical["r_value_mx"], 1.0)), np.log10(np.maximum(physical["area_mm2"], 1e-3))], axis=1)
+    rankers = {
+        "ssl": real_checks.feature_ranker(embeddings),
+        "hybrid": real_checks.hybrid_ranker(embeddings, hybrid_values, ranking.weight, ranking.candidates),
+        "pixel_l2": real_checks.feature_ranker(images.reshape(len(images), -1)),
+        "thumbnail_8x8": real_checks.feature_ranker(evaluate.thumbnails(images)),
+        "random_encoder": real_checks.feature_ranker(random_embeddings),
+        "physics_euclidean": real_checks.feature_ranker(real_checks.physics_features(hybrid_values)),
+    }
+    same_region = real_checks.same_region_precision(rankers, region, times)
+    keywords = {k: np.array([p.meta.get(k, np.nan) for p in folder.patches], np.float64) for k in REAL_KEYWORDS}
+    scored = {**keywords, **{k: quantities[k] for k in (*evaluate.SEARCH_QUANTITIES, "unsigned_flux_mx")}}
+    real_to_real = real_checks.keyword_agreement(rankers, region, scored)
+    header = {k: real_to_real["intervals"][k] for k in REAL_KEYWORDS if k in real_to_real["intervals"]}
+    computed = {k: v for k, v in real_to_real["intervals"].items() if k not in REAL_KEYWORDS}
+    tables = {
+        f"same region >= {same_region['min_gap_hours']:g} h away, precision@1 ({same_region['eligible']} queries)":
+            evaluate.format_interval_table({"p@1": same_region["intervals"]}),
+        "real-to-real (own HARP excluded): header keywords, Spearman": evaluate.format_interval_table(header, "spearman"),
+        "real-to-real: hybrid minus each method, header Spearman (paired)": evaluate.format_difference_table(
+            header, "hybrid", "spearman"),
+        "real-to-real: quantities of the images, Spearman": evaluate.format_interval_table(computed, "spearman"),
+    }
     return {
         "frames": len(folder.patches),
         "harps": len({p.meta["harpnum"] for p in folder.patches}),
         "failures": [[str(path), reason] for path, reason in folder.failures],
-        "same_region_precision": precision,
+        "hybrid_weight": ranking.weight,
+        "hybrid_quantities": ["log10 flux above 150 G [Mx]", "PSEP [Mm]", "log10 R [Mx]", "log10 area [Mm^2]"],
+        "same_region_precision": same_region,
+        "real_to_real": real_to_real,
         "quantities": {k: [float(x) for x in v] for k, v in quantities.items()},
+        "tables": tables,
     }
 
 
 # ------------------------------------------------------------------------------------------ report
 _REPORT_SECTIONS = (
     ("gan", "1. The GAN: generated active regions",
-     "The paper's 'simple' generator (latent dimension 100) trained on the synthetic SHARP-like patches. "
-     "Sample grids show B in G on the hmimag colour map, clipped at +-1000 G as in training. The KS distance "
-     "compares each physical quantity of generated patches with the training patches (0 = same distribution)."),
+     "The default generator (experiments/configs/gan_synthetic.py: resize-convolution upsampling instead of the "
+     "paper's stride-2 transposed convolutions; the paper's 'simple' generator is experiments/configs/gan_paper.py), latent dimension 100, trained on the "
+     "synthetic SHARP-like patches; the checkpoint kept is the one with the best realism score. realism_grid.png "
+     "puts training patches (left) beside generated ones (right); all grids show B in G on the hmimag colour map, "
+     "clipped at +-1000 G as in training. The realism table compares generated with training patches: KS "
+     "distances (0 = same distribution) of the quiet-pixel noise width, the power-spectrum slope and the mean "
+     "gradient; the density of pixels beyond +-500 G; the checkerboard peaks of the spectrum at k = 16, 32, 48; "
+     "the mean KS of the physical quantities and the median R; 'met' says whether each lies in its target range."),
     ("directions", "2. Physical directions in latent space",
      "One linear SVM per quantity on 'high vs low' (median split) of generated patches; its unit normal is the "
-     "direction along which the quantity grows. Monotonicity is the Spearman correlation of the quantity with "
-     "the step alpha along the normal; leakage is the change of each other quantity per unit change of the "
-     "target, without and with conditioning (normal projected orthogonal to the held quantities' normals). "
-     "Targeting asks gradient-based steering for a value (e.g. +50% TUF) and counts requests met within 5%."),
+     "direction along which the quantity grows (the paper's family). Diagnosis: held-out accuracy of linear SVMs "
+     "on the same labels with the features z, [z, |z|], z folded across the leading-polarity boundary (s z with "
+     "s = +-1 its side), and folded z with |z|; odd_fraction is the share of a quantity's variance that is odd "
+     "under z -> -z, and the correlations of q(z) with q(-z) and with q(Qz) (random rotations) tell a quantity "
+     "even in z (odd generator) from one that grows with |z|; structure names the simplest feature set within "
+     "0.01 of the best. Families, on the same base latents and alpha in [-3, 3] on the Gaussian shell: paper "
+     "(global normals), piecewise (a boundary in [z, |z|] per half-space of the leading-polarity boundary), local "
+     "(gradient path of the smooth quantity, held quantities' gradients projected out; alpha = path length). "
+     "Monotonicity is the mean Spearman correlation of the quantity with alpha, a traversal where it is undefined "
+     "counting 0; leakage is the change of each held quantity per change of the target in prior standard "
+     "deviations (sd/sd); [low, high] are bootstrap 95% intervals over base latents; the realism ratios compare "
+     "patches edited to |alpha| = 2 with unedited ones, against the data (Frechet of random features, KS). The "
+     "app's sliders use best_method. Targeting asks gradient-based steering for a value (e.g. +50% TUF) and "
+     "counts requests met within 5%."),
     ("simsiam", "3. The SimSiam encoder",
      "ResNet-18 SimSiam trained on the training split with the paper's augmentations (polarity flip as -B). "
      "Collapse: 0 = spread embeddings, 1 = collapsed. k-NN monitor: rank correlation of each held-out patch's "
      "quantities with those of its nearest neighbour in embedding space, against pixel space."),
     ("retrieval", "4. Search: generated queries and their real matches",
      "Each query (a generated, a steered, or a held-out patch) is embedded and its top-1 match looked up in the "
-     "table of training patches. Pearson and Spearman between query and match per quantity, for the SimSiam "
-     "search and the baselines (pixel-space L2, standardised physics Euclidean and Mahalanobis, random)."),
+     "table of training patches. Pearson and Spearman between query and match per quantity for the SimSiam search "
+     "(ssl), the hybrid ranking (SSL candidates re-ordered with the query's exact TUF, PSEP, R and area; weight "
+     "and default mode chosen on the validation split, saved in index/ranking.json) and the baselines: pixel-space "
+     "L2, an 8x8 thumbnail, an untrained encoder of the same architecture, standardised physics Euclidean, random. "
+     "Every method is scored on the same queries (a query whose value or any method's match value is undefined is "
+     "dropped for all; n per column). Brackets: 95% paired bootstrap intervals (1,000 resamples of the queries); "
+     "a difference whose interval lies above 0 is a win at that level."),
     ("real", "5. Real SHARP frames",
-     "The real HMI SHARP Br frames found beside the repository, embedded with the same encoder: precision@1 of "
-     "same-region retrieval (is the top match another time of the same HARP?) against baselines."),
+     "The real HMI SHARP Br frames found beside the repository, embedded with the same encoder. Same region "
+     "beyond 12 h: frames of the query's HARP within +-12 h are excluded, a hit is a top-1 match of the same HARP "
+     "(so at least 12 h away); random is its exact expectation. Real-to-real: the query's whole HARP excluded, "
+     "Spearman between the JSOC header keywords (USFLUX, R_VALUE, AREA_ACR, MEANGBZ) of query and top-1 match, and "
+     "between the quantities computed from the images (flux in Mx of the full-resolution patch above 150 G). On real "
+     "frames the hybrid ranks by the physical-unit quantities (log10 flux and R in Mx, PSEP in Mm, log10 area in "
+     "Mm^2; patch sizes differ) with the validation-chosen weight. 95% paired bootstrap intervals."),
 )
 
 
@@ -440,7 +608,10 @@ def _stage_report(outdir: pathlib.Path, metrics: dict) -> dict:
         "<h2>0. Dataset</h2>", _value_html(metrics["dataset"]),
     ]
     for name, title, text in _REPORT_SECTIONS:
-        parts += [f"<h2>{html.escape(title)}</h2>", f"<p>{html.escape(text)}</p>", _value_html(metrics[name])]
+        parts += [f"<h2>{html.escape(title)}</h2>", f"<p>{html.escape(text)}</p>"]
+        for caption, table in (metrics[name].get("tables") or {}).items():  # methods x quantities, intervals
+            parts += [f"<h3>{html.escape(caption)}</h3>", f"<pre>{html.escape(table)}</pre>"]
+        parts += [_value_html({k: v for k, v in metrics[name].items() if k != "tables"})]
         parts += [_png_tag(p) for p in sorted((outdir / name).rglob("*.png"))]
     parts += [
         "<h2>Do it on real data</h2>",

@@ -109,3 +109,28 @@ def _abstract_state(model: SimSiam, config: ml_collections.ConfigDict, mesh) -> 
     shapes = jax.eval_shape(lambda: simsiam_train.init_state(model, optimizer, jax.random.key(0), config.image_size))
     replicated = sharding.replicated(mesh)
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
+
+
+def random_init(model_config: dict, *, seed: int = 0, image_size: int = 128, projection: bool = False) -> Encoder:
+    """An untrained encoder of the same architecture (the 'random encoder' retrieval baseline).
+
+    Args:
+      model_config: the trained encoder's ``config['model']`` (same widths and heads).
+      seed: PRNG seed of the initialisation (He-normal convolutions, BatchNorm statistics 0 / 1).
+      image_size: side of the patches it will embed.
+      projection: embed with the projector's output instead of the backbone features.
+    """
+    config = ml_collections.ConfigDict(dict(model_config))
+    model = simsiam_train.make_model(config)
+    images = jnp.zeros((2, image_size, image_size, model.input_channels), jnp.float32)
+    variables = model.init(jax.random.key(seed), images, train=False)
+    params, batch_stats = variables["params"], variables["batch_stats"]
+    apply = jax.jit(lambda p, s, x: model.apply({"params": p, "batch_stats": s}, x, projection, method=SimSiam.embed))
+
+    def embed(images) -> jax.Array:
+        images = jnp.asarray(images, jnp.float32)
+        return apply(params, batch_stats, images[..., None] if images.ndim == 3 else images)
+
+    dim = model.projector_dims[-1] if projection else model.feature_dim
+    return Encoder(embed=embed, fingerprint=encoder_fingerprint(config.to_dict(), params, batch_stats, projection),
+                   dim=dim, projection=projection, step=0, config={"model": config.to_dict(), "random_init_seed": seed})

@@ -81,6 +81,21 @@ def test_flux_slider_raises_flux(client):
     assert high > low
 
 
+def test_every_steering_family_is_one_switch_away(client, engine):
+    info = client.get("/api/info").json()["steering"]
+    assert info["default"] == engine.steering_method and "paper" in info["methods"]
+    assert info["default"] == (info["evaluation"] or {}).get("best_method", "paper")
+    for method in info["methods"]:
+        def tuf(alpha, seed, method=method):
+            body = {"seed": seed, "sliders": {"tuf": alpha}, "method": method}
+            return client.post("/api/generate", json=body).json()["quantities"]["tuf"]
+        assert np.mean([tuf(2.0, s) for s in range(3)]) > np.mean([tuf(-2.0, s) for s in range(3)]), method
+    z = engine.steered_latent(4, {"tuf": 1.5, "psep": -1.0}, (), method="local")
+    base = engine.artefacts.generator.sample_latents(1, 4)
+    assert np.linalg.norm(z) == pytest.approx(np.linalg.norm(base), rel=1e-5)   # local paths stay on the shell
+    assert client.post("/api/generate", json={"method": "global"}).status_code == 422
+
+
 def test_held_quantity_ignores_its_own_slider(client):
     held = client.post("/api/generate", json={"seed": 1, "sliders": {"tuf": 2.5}, "hold": ["tuf"]}).json()
     rest = client.post("/api/generate", json={"seed": 1}).json()
@@ -89,8 +104,8 @@ def test_held_quantity_ignores_its_own_slider(client):
 
 def test_held_direction_is_orthogonal_to_the_held_normal(engine):
     directions = engine.artefacts.directions
-    z0 = engine.steered_latent(2, {}, ())
-    z1 = engine.steered_latent(2, {"psep": 1e-3}, ("tuf",))  # tiny step: keep_norm's rescale is second order
+    z0 = engine.steered_latent(2, {}, (), method="paper")
+    z1 = engine.steered_latent(2, {"psep": 1e-3}, ("tuf",), method="paper")  # tiny step: keep_norm's rescale is second order
     step = (z1 - z0)[0]
     assert abs(np.dot(step, directions.normal("tuf"))) < 1e-2 * np.linalg.norm(step)
     assert np.dot(step, directions.normal("psep")) > 0.5 * np.linalg.norm(step)
@@ -123,7 +138,8 @@ def test_non_finite_json_numbers_are_422_and_the_server_keeps_serving(client, pa
 
 # ------------------------------------------------------------------------------------- search
 def test_generated_search_matches_the_library(client, engine):
-    body = client.post("/api/search/generated", json={"seed": 5, "sliders": {"psep": 1.0}, "filters": {"k": 7}}).json()
+    body = client.post("/api/search/generated",
+                       json={"seed": 5, "sliders": {"psep": 1.0}, "filters": {"k": 7, "rank": "ssl"}}).json()
     image = engine.generate(5, {"psep": 1.0}, ())
     direct = engine.index.search(np.asarray(engine.artefacts.encoder.embed(image)), k=7)[0]
     assert [hit["row"] for hit in body["results"]] == [hit.row for hit in direct]

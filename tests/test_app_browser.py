@@ -80,10 +80,15 @@ def test_slider_search_filter_upload(page, shots, real_br_files):
         page.keyboard.press("ArrowRight")
     page.wait_for_function(f"document.getElementById('query-image').src !== {before_image!r}", timeout=20_000)
     assert page.text_content("#out-tuf") == "1.50"
-    assert _quantity(page, "tuf") != before
+    page.wait_for_timeout(1500)                   # the last slider position's patch
+    assert float(_quantity(page, "tuf")) > float(before)       # "more flux" gives more flux
+    info = page.evaluate("fetch('/api/info').then(r => r.json())")
+    assert page.input_value("#steer-method") == info["steering"]["default"]   # the best family by default
+    assert "paper" in [o for o in page.eval_on_selector("#steer-method", "s => [...s.options].map(o => o.value)")]
     page.screenshot(path=shots / "1_slider.png", full_page=True)
 
     page.fill("#k", "6")
+    page.select_option("#rank", "ssl")             # the SSL order; the default may be the hybrid
     page.click("#search-button")
     page.wait_for_selector("#results li", timeout=30_000)
     assert page.locator("#results li").count() == 6

@@ -114,7 +114,29 @@ def test_physics_preserving_recipe_keeps_tilt_leading_polarity_and_handedness():
     assert augment.RECIPES["orientation_free"].rotation_degrees == 180.0
 
 
-# -------------------------------------------------------------------------------------- conventions
+
+def test_search_recipe_keeps_the_searched_quantities(contained_patches):
+    recipe = augment.RECIPES["search"]
+    assert {"zoom", "blur"}.isdisjoint(recipe.augmentations)
+    assert {"rotation", "translation", "hflip", "vflip", "polarity_flip", "noise"} == set(recipe.augmentations)
+    assert {"zoom", "blur"}.isdisjoint(augment.RECIPES["physics_preserving"].augmentations)
+    for name in recipe.augmentations:  # declared: TUF, PSEP, area never rescaled
+        actions = augment.AUGMENTATIONS[name].actions
+        assert actions["psep"] == actions["area"] == augment.INVARIANT, name
+        assert actions["tuf"] in (augment.INVARIANT, augment.CHANGES), name
+    # Measured: whole random views (one to six augmentations) keep TUF, PSEP and area of contained patches.
+    views = augment.augment_batch(jax.random.key(5), contained_patches, recipe)
+    before = physics.quantities(contained_patches)
+    after = physics.quantities(views)
+    paper = physics.quantities(augment.augment_batch(jax.random.key(5), contained_patches, augment.RECIPES["paper"]))
+    for name in ("psep", "area"):  # interpolation error only, well below what zoom and blur do
+        relative = np.abs(np.asarray(after[name]) / np.asarray(before[name]) - 1)
+        paper_relative = np.abs(np.asarray(paper[name]) / np.asarray(before[name]) - 1)
+        assert np.nanmedian(relative) < 0.03 and np.nanpercentile(relative, 90) < 0.2, name
+        assert np.nanmean(relative) < 0.6 * np.nanmean(paper_relative), name
+    # TUF = mean |s| gains at most the noise floor E|n| = sqrt(2 / pi) * rms <= 0.8 * 0.02 (+ void noise).
+    raised = np.asarray(after["tuf"]) - np.asarray(before["tuf"])
+    assert np.nanpercentile(np.abs(raised), 90) < 0.8 * recipe.noise_std_range[1] + 0.004
 def _marker_image():
     """An asymmetric test image [128, 128, 1]: distinct blocks of +1 and -0.5."""
     return jnp.zeros((SIZE, SIZE, 1)).at[20:30, 60:75].set(1.0).at[40:52, 80:90].set(-0.5)

@@ -1,5 +1,5 @@
 """Retrieval evaluation: statistics, baselines against direct computations, the protocol on
-synthetic patches, same-region precision on the real frames, figures."""
+synthetic patches (same queries for every method, intervals), figures."""
 import json
 
 import numpy as np
@@ -8,19 +8,25 @@ import scipy.spatial.distance
 
 from benchmarks.reference_physics import reference_quantities_batch
 from benchmarks.retrieval_bench import RandomProjectionEncoder
-from solarjax.data import preprocess_patch, read_sharp, synthetic
+from solarjax.data import synthetic
 from solarjax.retrieval import build_index, build_table_from_arrays, embed_images
 from solarjax.retrieval.evaluate import (
+    ALL_METHODS,
     EVAL_QUANTITIES,
+    BaselineFeatures,
+    feature_neighbours,
+    format_difference_table,
+    format_interval_table,
+    thumbnails,
     METHODS,
     correlations,
     evaluate_retrieval,
     format_correlation_table,
     physics_neighbours,
     pixel_neighbours,
-    same_region_precision,
 )
 from solarjax.retrieval.filters import QUANTITY_NAMES
+from solarjax.retrieval.ranking import Ranking
 
 TRUTH = ("n_bipoles", "delta", "hemisphere")
 
@@ -155,25 +161,48 @@ def test_evaluation_refuses_misaligned_inputs(synthetic_setup):
         )
 
 
-def test_same_region_precision_on_the_real_frames(tmp_path, real_br_files):
-    patches = [read_sharp(path) for path in real_br_files]
-    images = np.stack([preprocess_patch(p).image for p in patches]).astype(np.float32)
-    harps = np.array([p.meta["harpnum"] for p in patches])
-    quantities = reference_quantities_batch(images)
-    encoder = RandomProjectionEncoder(dim=256, seed=0)
-    table = build_table_from_arrays(
-        tmp_path / "t",
-        embed_images(encoder.embed, images),
-        {"harpnum": harps, "t_rec": [p.meta["t_rec"] for p in patches], **quantities},
-        encoder.fingerprint,
-    )
-    result = same_region_precision(build_index(table), database_images=images)
-    counts = {h: int((harps == h).sum()) for h in set(harps)}
-    eligible = [i for i, h in enumerate(harps) if counts[h] > 1]
-    assert result["eligible"] == len(eligible)
-    precision = result["precision_at_1"]
-    assert precision["random"] == pytest.approx(np.mean([(counts[harps[i]] - 1) / 39 for i in eligible]))
-    # Frames 6 h apart of one region look alike: image-based retrieval finds them far above chance.
-    assert precision["pixel_l2"] >= 0.75 and precision["ssl"] >= 0.75
-    assert precision["ssl"] > 5 * precision["random"]
-    assert set(precision) == {"ssl", "pixel_l2", "physics_euclidean", "physics_mahalanobis", "random"}
+def test_thumbnails_are_block_means_and_the_thumbnail_baseline_is_exact():
+    rng = np.random.default_rng(4)
+    images = rng.normal(size=(1100, 32, 32, 1)).astype(np.float32)  # > one block of rows
+    small = thumbnails(images)
+    assert small.shape == (1100, 64)
+    np.testing.assert_allclose(small[5].reshape(8, 8)[2, 3], images[5, 8:12, 12:16, 0].mean(), rtol=1e-5)
+    queries = small[[3, 900]] + 1e-4
+    expected = np.argsort(((queries[:, None] - small[None]) ** 2).sum(-1), axis=1)[:, :3]
+    np.testing.assert_array_equal(feature_neighbours(queries, small, k=3), expected)
+    with pytest.raises(ValueError, match="8x8 blocks"):
+        thumbnails(images[:2, :30, :30])
+
+
+def test_every_method_is_scored_on_the_same_queries_with_intervals(synthetic_setup):
+    database, queries, encoder, index = synthetic_setup
+    quantities = reference_quantities_batch(queries.images)
+    quantities["psep"] = np.array(quantities["psep"], np.float64)
+    quantities["psep"][[0, 5]] = np.nan  # undefined for every method alike
+    baselines = BaselineFeatures(database.images, random_encoder=RandomProjectionEncoder(dim=64, seed=9))
+    report = evaluate_retrieval(
+        queries.images, quantities, index, encoder, database_images=database.images, methods=ALL_METHODS,
+        ranking=Ranking(weight=2.0), baselines=baselines, quantity_names=("tuf", "psep", "r_value"),
+        num_resamples=300, query_truth={"n_bipoles": queries.truth["n_bipoles"]})
+    assert report["methods"] == list(ALL_METHODS)
+    for name in ("tuf", "psep", "r_value"):
+        pairs = {report["correlations"][m][name]["pairs"] for m in ALL_METHODS}
+        assert len(pairs) == 1, (name, pairs)  # one common query set per quantity
+        block = report["intervals"][name]
+        assert block["n"] == pairs.pop()
+        for method in ALL_METHODS:
+            for stat in ("pearson", "spearman"):
+                entry = block["methods"][method][stat]
+                assert entry["low"] <= entry["value"] <= entry["high"], (name, method, stat)
+        difference = block["differences"]["ssl - random"]["pearson"]
+        assert difference["value"] == pytest.approx(
+            block["methods"]["ssl"]["pearson"]["value"] - block["methods"]["random"]["pearson"]["value"])
+    assert report["intervals"]["psep"]["n"] <= 38
+    # The hybrid re-ranks SSL candidates by the scored quantities: TUF agreement rises above SSL's.
+    assert report["correlations"]["hybrid"]["tuf"]["pearson"] > report["correlations"]["ssl"]["tuf"]["pearson"]
+    truth = report["truth_intervals"]["n_bipoles"]
+    assert truth["methods"]["ssl"]["value"] == pytest.approx(report["truth_agreement"]["ssl"]["n_bipoles"])
+    text = format_interval_table(report["intervals"])
+    assert len(text.splitlines()) == 1 + len(ALL_METHODS) and "[" in text
+    differences = format_difference_table(report["intervals"], "hybrid")
+    assert len(differences.splitlines()) == len(ALL_METHODS)

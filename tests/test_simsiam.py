@@ -437,3 +437,15 @@ def test_configs_state_the_paper_settings():
     full = loop.load_config_file(REPO / "experiments" / "configs" / "simsiam_sharp_full.py")
     assert full.model.width == 64 and full.batch_size == 64
     assert simsiam_train.paper_learning_rate(full.batch_size, full.optimizer.base_lr) == 0.0125
+
+
+def test_random_init_encoder_is_the_architecture_untrained_and_seeded():
+    config = {"input_channels": 1, "width": 8, "projector_dims": (64, 64, 32), "predictor_hidden": 16}
+    images = np.asarray(generate(3, seed=1).images, np.float32)
+    first, again, other = (ssl.random_init(config, seed=s) for s in (0, 0, 1))
+    features = np.asarray(first.embed(images))
+    assert features.shape == (3, first.dim) and first.dim == 8 * 8 and first.step == 0
+    np.testing.assert_array_equal(features, np.asarray(again.embed(images)))
+    assert first.fingerprint == again.fingerprint != other.fingerprint
+    assert not np.allclose(features, np.asarray(other.embed(images)))
+    assert ssl.random_init(config, projection=True).dim == 32

@@ -77,7 +77,13 @@ STEERABLE = ("tuf", "psep", "r_value", "tilt")
 """Quantities with a slider: flux, polarity separation, complexity (Schrijver R) and tilt."""
 
 ALPHA_LIMIT = 3.0
-"""Slider range: alpha in [-ALPHA_LIMIT, ALPHA_LIMIT] units of the (unit) direction."""
+"""Slider range: alpha in [-ALPHA_LIMIT, ALPHA_LIMIT] units of the (unit) direction, or of local path length."""
+
+STEERING_METHODS = ("paper", "piecewise", "local")
+"""Steering families (`solarjax.steering.families`); the sliders default to the best by the demo's evaluation."""
+
+LOCAL_STEPS = 6
+"""Steps of a slider's local path (one compiled program whatever the slider values)."""
 
 MAX_K = 50
 """Most results one search returns."""
@@ -141,6 +147,7 @@ class Artefacts:
     encoder: Any  # solarjax.ssl.Encoder
     index: Any  # solarjax.retrieval.Index
     tfds_dir: pathlib.Path
+    steering_report: dict | None = None  # DIR/directions/evaluation/report.json (families compared), if any
 
 
 def load_artefacts(workdir: str | os.PathLike) -> Artefacts:
@@ -179,7 +186,23 @@ def load_artefacts(workdir: str | os.PathLike) -> Artefacts:
     missing = [name for name in STEERABLE if name not in directions.names]
     if missing:
         raise ArtefactError(f"{paths['directions']}: no direction for {missing}; it has {list(directions.names)}")
-    return Artefacts(generator, directions, encoder, index, paths["TFDS data"])
+    return Artefacts(generator, directions, encoder, index, paths["TFDS data"],
+                     _steering_report(workdir / "directions" / "evaluation" / "report.json"))
+
+
+def _steering_report(path: pathlib.Path) -> dict | None:
+    """The steering evaluation's choice and figures: {'best_method', 'families': method -> name -> figures}."""
+    import json
+
+    try:
+        report = json.loads(path.read_text())
+        results = report["families"]["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {"best_method": report.get("best_method"), "families": {
+        method: {name: {"monotonicity": row["monotonicity"], "max_leakage": row.get("max_leakage"),
+                        "frechet_ratio": row.get("realism", {}).get("frechet_ratio")}
+                 for name, row in rows.items()} for method, rows in results.items()}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -429,9 +452,26 @@ class EmbeddingMap:
         return (np.asarray(embeddings, np.float64) - self.mean) @ self.axes.T
 
 
+def load_search_ranking(workdir: str | os.PathLike):
+    """The ranking of the SHARP search: ``DIR/index/ranking.json`` (weight and default mode chosen on
+    the validation split by the demo), or SSL ranking when absent.
+
+    Raises:
+      ArtefactError: an unreadable ranking file, named.
+    """
+    from solarjax.retrieval import ranking as ranking_lib
+
+    try:
+        return ranking_lib.load_ranking(pathlib.Path(workdir) / "index")
+    except ValueError as error:
+        raise ArtefactError(str(error)) from error
+
+
 class IndexSearch:
     """Embedding and search over one index with the encoder that built it (thread-safe; callers
     bound concurrency themselves, see `create_app`)."""
+
+    ranking: Any = None  # solarjax.retrieval.ranking.Ranking of the SHARP search (set by create_app)
 
     def __init__(self, encoder, index, tfds_dir: pathlib.Path):
         self.encoder = encoder
@@ -446,6 +486,19 @@ class IndexSearch:
     def search(self, embeddings: np.ndarray, k: int, filters, context=None):
         """Top-k results (SearchResult list) of one query embedding [1, D]."""
         return self.index.search(embeddings, SEARCH_K, filters, context)[0][:k]
+
+    def search_ranked(self, embeddings: np.ndarray, images: np.ndarray, k: int, filters, context=None,
+                      rank: str = "ssl"):
+        """Top-k results of one query in a ranking mode of `solarjax.retrieval.ranking` ('ssl',
+        'hybrid' with the validation-chosen weight, 'physics'); ``images`` [1, 128, 128, 1] give the
+        query's exact quantities."""
+        from solarjax.retrieval import ranking as ranking_lib
+
+        if rank == "ssl":
+            return self.search(embeddings, k, filters, context)
+        quantities = {name: np.asarray(v, np.float64) for name, v in physics.quantities(images).items()}
+        return ranking_lib.search(self.index, embeddings, quantities, SEARCH_K, filters, context,
+                                  ranking=self.ranking.with_rank(rank))[0][:k]
 
     def map_points(self, rows: Sequence[int]) -> np.ndarray:
         """Map coordinates [len(rows), 2] of table rows."""
@@ -468,6 +521,28 @@ class IndexSearch:
         if grouped:
             self.search(embedding, 1, Filters(one_per_harp=True))
 
+    def warm_ranked(self, embedding: np.ndarray, image: np.ndarray, grouped: bool) -> None:
+        """Compiles the hybrid's candidate search (k = its candidates) and the physics search (the
+        ranking quantities' width) for every block width, grouped or not."""
+        from solarjax.retrieval import Filters
+        from solarjax.retrieval.index import BLOCK_ROWS, _bucket, exact_top_k
+
+        candidates = max(SEARCH_K, self.ranking.candidates)
+        largest = _bucket(min(self.index.num_rows, BLOCK_ROWS), max(candidates, 256))
+        widths = [1 << p for p in range(int(math.log2(max(SEARCH_K, 256))), int(math.log2(largest)) + 1)]
+        for width, group in itertools.product(widths, (False, True) if grouped else (False,)):
+            groups = (lambda rows: rows) if group else None
+            if width >= candidates:
+                exact_top_k(embedding, [(np.arange(width), np.zeros((width, embedding.shape[1]), np.float32))],
+                            candidates, self.index.metric, groups=groups)
+            physics_query = np.zeros((1, len(self.ranking.quantities)), np.float32)
+            exact_top_k(physics_query, [(np.arange(width), np.zeros((width, physics_query.shape[1]), np.float32))],
+                        SEARCH_K, "l2", groups=groups)
+        for rank in ("hybrid", "physics"):
+            self.search_ranked(embedding, image, 1, Filters(), rank=rank)
+            if grouped:
+                self.search_ranked(embedding, image, 1, Filters(one_per_harp=True), rank=rank)
+
 
 class SearchEngine(IndexSearch):
     """Steering, generation, embedding and search of the SHARP artefacts."""
@@ -481,23 +556,58 @@ class SearchEngine(IndexSearch):
         }
         self._harpnum = self.index.table.column("harpnum")
         self._t_rec = self.index.table.column("t_rec")
+        self.steering_methods = tuple(m for m in STEERING_METHODS
+                                      if m != "piecewise" or artefacts.directions.has_piecewise)
+        best = (artefacts.steering_report or {}).get("best_method")
+        self.steering_method = best if best in self.steering_methods else "paper"
 
     # -- steering --------------------------------------------------------------------------
-    def steered_latent(self, seed: int, sliders: Mapping[str, float], hold: Sequence[str]) -> np.ndarray:
-        """z [1, D]: the seed's latent moved by alpha along each free quantity's direction
-        (conditional on the held ones), rescaled to the base latent's norm."""
+    def steered_latent(self, seed: int, sliders: Mapping[str, float], hold: Sequence[str],
+                       method: str | None = None) -> np.ndarray:
+        """z [1, D]: the seed's latent moved by alpha for each free quantity, holding the held ones.
+
+        'paper' and 'piecewise' add alpha times each quantity's conditional direction (the global one, or
+        that of the base latent's half-space) and rescale to the base latent's norm; 'local' follows
+        each slider's local path of length |alpha| in turn (on the shell). ``method`` None: the default.
+        """
         from solarjax.steering import edit
 
+        method = method or self.steering_method
+        if method not in self.steering_methods:
+            raise ValueError(f"steering method {method!r} is not available; these are: {', '.join(self.steering_methods)}")
         held = tuple(name for name in STEERABLE if name in hold)
-        directions = self._directions[held]
-        step = sum(float(alpha) * directions[name] for name, alpha in sliders.items() if name not in held)
         z = self.artefacts.generator.sample_latents(1, seed)
+        free = [(name, float(alpha)) for name, alpha in sliders.items() if name not in held and float(alpha) != 0.0]
+        if method == "local":
+            return self._local_latent(z, free, held)
+        if method == "paper":
+            directions = self._directions[held]
+            step = sum(alpha * directions[name] for name, alpha in free)
+        else:
+            step = sum(alpha * self.artefacts.directions.piecewise_direction(name, z, held)[0] for name, alpha in free)
         step = np.zeros(z.shape[1], np.float32) + step
-        return np.asarray(edit(z, step, np.ones(1, np.float32), keep_norm=True))[:, 0]
+        return np.asarray(edit(z, step.astype(np.float32), np.ones(1, np.float32), keep_norm=True))[:, 0]
 
-    def generate(self, seed: int, sliders: Mapping[str, float], hold: Sequence[str]) -> np.ndarray:
+    def _local_latent(self, z: np.ndarray, free: Sequence[tuple[str, float]], held: Sequence[str]) -> np.ndarray:
+        """z [1, D] moved along each free slider's local path in turn (`solarjax.steering.local.path_program`)."""
+        import jax.numpy as jnp
+
+        from solarjax.steering import local
+
+        generator = self.artefacts.generator
+        mask = jnp.asarray([float(name in held) for name in STEERABLE], jnp.float32)
+        z = jnp.asarray(z, jnp.float32)
+        for name, alpha in free:
+            weights = jnp.asarray([float(n == name) for n in STEERABLE], jnp.float32)
+            path, _ = local.path_program(generator.apply_fn, generator.params, z, jnp.float32(alpha / LOCAL_STEPS),
+                                         weights, mask, names=STEERABLE, steps=LOCAL_STEPS)
+            z = path[:, -1]
+        return np.asarray(z)
+
+    def generate(self, seed: int, sliders: Mapping[str, float], hold: Sequence[str],
+                 method: str | None = None) -> np.ndarray:
         """The steered patch [1, 128, 128, 1]."""
-        return np.asarray(self.artefacts.generator.generate(self.steered_latent(seed, sliders, hold)))
+        return np.asarray(self.artefacts.generator.generate(self.steered_latent(seed, sliders, hold, method)))
 
     def quantities(self, images: np.ndarray) -> list[dict[str, float | None]]:
         return _quantities_of(images)
@@ -516,8 +626,11 @@ class SearchEngine(IndexSearch):
     def warm(self) -> None:
         """Compiles every program a request runs, on the shapes served."""
         image = self.generate(0, {name: 0.5 for name in STEERABLE}, hold=STEERABLE[:1])
+        if self.steering_method != "local" and "local" in self.steering_methods:
+            self.generate(0, {STEERABLE[0]: 0.5}, hold=(), method="local")
         self.quantities(image)
         self.warm_search(self.embed(image), grouped=True)
+        self.warm_ranked(self.embed(image), image, grouped=True)
 
 
 class AiaSearch(IndexSearch):
@@ -662,6 +775,7 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
     from solarjax.retrieval.filters import QueryContext
 
     engine = SearchEngine(load_artefacts(workdir))
+    engine.ranking = load_search_ranking(workdir)
     engine.warm()
     aia_engine = None if aia is None else AiaSearch(checked_aia_artefacts(aia))
     if aia_engine is not None:
@@ -675,11 +789,15 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         seed: int = Field(0, ge=0, le=2**31 - 1)
         sliders: dict[Literal[STEERABLE], float] = Field(default_factory=dict)
         hold: list[Literal[STEERABLE]] = Field(default_factory=list)
+        method: Literal[STEERING_METHODS] | None = None  # steering family; None: the app's default
 
         def checked(self):
             for name, alpha in self.sliders.items():
                 if not (math.isfinite(alpha) and abs(alpha) <= ALPHA_LIMIT):
                     raise fastapi.HTTPException(422, f"slider {name} = {alpha} is outside [-{ALPHA_LIMIT}, {ALPHA_LIMIT}]")
+            if self.method is not None and self.method not in engine.steering_methods:
+                raise fastapi.HTTPException(422, f"steering method {self.method} is not available for these "
+                                                 f"directions; use one of {', '.join(engine.steering_methods)}")
             return self
 
     def time_range(start: str | None, end: str | None):
@@ -694,6 +812,7 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         hemisphere: Literal["north", "south"] | None = None
         exclude_same_harp: bool = False
         one_per_harp: bool = False
+        rank: Literal["ssl", "hybrid", "physics"] | None = None  # None: the default chosen on validation
 
         def to_filters(self, query_harpnum: int = 0) -> Filters:
             try:
@@ -809,6 +928,7 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         points = engine.map_points([hit.row for hit in hits])
         return [{
             "rank": rank, "row": hit.row, "similarity": hit.similarity, "distance": hit.distance,
+            "score": _finite_or_none(hit.score),
             **{name: _finite_or_none(hit.metadata.get(name)) for name in RESULT_COLUMNS},
             "quantities": {name: _finite_or_none(hit.metadata.get(name)) for name in physics.QUANTITY_NAMES},
             "image_url": f"/api/patch/{hit.row}/image.png",
@@ -819,11 +939,12 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
                    context: QueryContext | None = None, embedding: np.ndarray | None = None) -> dict:
         embedding = engine.embed(image) if embedding is None else embedding
         harpnum = int((metadata or {}).get("harpnum") or 0)
-        hits = engine.search(embedding, spec.k, spec.to_filters(harpnum), context)
+        rank = spec.rank or engine.ranking.rank
+        hits = engine.search_ranked(embedding, image, spec.k, spec.to_filters(harpnum), context, rank)
         query = query_payload(image, embedding, metadata)
         results = result_payloads(hits)
         search_id = store.put({"image": image[0], "quantities": query["quantities"], "results": results})
-        return {"search_id": search_id, "query": query, "results": results,
+        return {"search_id": search_id, "query": query, "results": results, "rank": rank,
                 "export": {"csv": f"/api/export/{search_id}.csv", "png": f"/api/export/{search_id}.png"}}
 
     @app.exception_handler(NotFound)
@@ -840,6 +961,18 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         JSON cannot carry them (the default handler failed to encode them and answered 500)."""
         return JSONResponse({"detail": _json_safe(error.errors())}, status_code=422)
 
+    def ranking_info(ranking) -> dict:
+        validation = ranking.validation or {}
+        trials = validation.get("trials", {})
+        return {
+            "modes": ["ssl", "hybrid", "physics"],
+            "default": ranking.rank,
+            "hybrid_weight": ranking.weight,
+            "quantities": list(ranking.quantities),
+            "chosen_by": validation.get("criterion", "no validation run: SSL ranking"),
+            "validation_scores": {name: _finite_or_none(t.get("score")) for name, t in trials.items()},
+        }
+
     @app.get("/api/info", summary="What the page needs: sliders, limits, colour map, table size, datasets")
     def info():
         artefacts = engine.artefacts
@@ -847,6 +980,8 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
             "steerable": list(STEERABLE),
             "quantities": list(physics.QUANTITY_NAMES),
             "alpha_limit": ALPHA_LIMIT,
+            "steering": {"methods": list(engine.steering_methods), "default": engine.steering_method,
+                         "evaluation": artefacts.steering_report},
             "max_k": MAX_K,
             "max_upload_bytes": limits.max_upload_bytes,
             "upload_suffixes": list(UPLOAD_SUFFIXES),
@@ -856,20 +991,21 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
             "index_kind": engine.index.kind,
             "fingerprints": {"generator": artefacts.generator.fingerprint, "encoder": artefacts.encoder.fingerprint},
             "datasets": ["sharp"] + ([] if aia_engine is None else ["aia"]),
+            "ranking": ranking_info(engine.ranking),
         }
 
     @app.post("/api/generate", summary="Generate a patch from slider values (held quantities kept)")
     def generate(state: SliderState):
         state.checked()
         with slots:
-            image = engine.generate(state.seed, state.sliders, state.hold)
+            image = engine.generate(state.seed, state.sliders, state.hold, state.method)
             return query_payload(image, engine.embed(image))
 
     @app.post("/api/search/generated", summary="Search with the patch the sliders generate")
     def search_generated(request: GeneratedSearch):
         request.checked()
         with slots:
-            image = engine.generate(request.seed, request.sliders, request.hold)
+            image = engine.generate(request.seed, request.sliders, request.hold, request.method)
             return run_search(image, request.filters)
 
     @app.post("/api/search/upload", summary="Search with an uploaded SHARP Br FITS file or a 2-D NPY Br map (G)")

@@ -5,8 +5,10 @@
     index = retrieval.build_index(table, kind="auto", metric="l2")
     hits = index.search_images(generated, encoder, k=10, filters=retrieval.Filters(one_per_harp=True))
 
-`evaluate` (the paper's protocol with baselines and figures) is imported on first use:
-``from solarjax.retrieval import evaluate``.
+`evaluate` (the paper's protocol with baselines, paired bootstrap intervals and figures),
+`ranking` (rank='ssl' | 'hybrid' | 'physics'), `real_checks` (same region beyond 12 h, header
+keywords of real-to-real matches) and `bootstrap` are imported on first use:
+``from solarjax.retrieval import evaluate, ranking``.
 """
 from solarjax.retrieval.filters import Filters, QueryContext
 from solarjax.retrieval.index import (

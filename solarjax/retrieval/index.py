@@ -135,12 +135,15 @@ class SearchResult:
       distance: l2: Euclidean distance; cosine: 1 - cosine similarity.
       similarity: l2: 1 / (1 + distance); cosine: cosine similarity.
       metadata: the row's metadata (see `solarjax.retrieval.table.CORE_COLUMNS`).
+      score: what a non-SSL ranking mode ordered by (`solarjax.retrieval.ranking`); None when
+        results are ordered by ``distance``.
     """
 
     row: int
     distance: float
     similarity: float
     metadata: dict[str, Any]
+    score: float | None = None
 
 
 # ---------------------------------------------------------------------------------- exact search

@@ -30,7 +30,7 @@ function sliderState() {
     sliders[name] = parseFloat($(`alpha-${name}`).value);
     if ($(`hold-${name}`).checked) hold.push(name);
   }
-  return { seed: parseInt($("seed").value || "0", 10), sliders, hold };
+  return { seed: parseInt($("seed").value || "0", 10), sliders, hold, method: $("steer-method").value };
 }
 
 function filterSpec() {
@@ -44,12 +44,31 @@ function filterSpec() {
   }
   spec.one_per_harp = $("one-per-harp").checked;
   spec.exclude_same_harp = $("exclude-same-harp").checked;
+  spec.rank = $("rank").value;
   if ($("hemisphere").value) spec.hemisphere = $("hemisphere").value;
   return spec;
 }
 
+function steeringNote(method) {
+  const evaluation = state.info.steering.evaluation;
+  const rows = evaluation && evaluation.families[method];
+  if (!rows) return `${method}: no evaluation in this work directory.`;
+  const cells = Object.entries(rows).map(([name, row]) => `${name} ${fmt(row.monotonicity.value)} [${fmt(row.monotonicity.low)}, ${fmt(row.monotonicity.high)}]`);
+  const best = evaluation.best_method === method ? " (best by the evaluation)" : "";
+  return `${method}${best}: monotonicity with alpha, 95% interval: ${cells.join("; ")}.`;
+}
+
 function buildSliders() {
   const box = $("sliders");
+  const chooser = document.createElement("div");
+  chooser.className = "slider";
+  const options = state.info.steering.methods.map((m) => `<option value="${m}">${m}</option>`).join("");
+  chooser.innerHTML = `<label for="steer-method">Steering family <select id="steer-method">${options}</select></label>
+    <p id="steer-note" class="note"></p>`;
+  box.appendChild(chooser);
+  $("steer-method").value = state.info.steering.default;
+  $("steer-note").textContent = steeringNote(state.info.steering.default);
+  $("steer-method").addEventListener("change", () => { $("steer-note").textContent = steeringNote($("steer-method").value); scheduleGenerate(); });
   for (const name of state.info.steerable) {
     const limit = state.info.alpha_limit;
     const row = document.createElement("div");
@@ -134,7 +153,7 @@ async function runSearch(path, options, caption) {
     $("export-png").hidden = !body.export.png;
     if (body.export.png) $("export-png").href = body.export.png;
     $("exports").hidden = false;
-    setStatus(`${body.results.length} matches`, "");
+    setStatus(`${body.results.length} matches` + (body.rank ? `, ranked by ${body.rank}` : ""), "");
   } catch (error) { setStatus(`Search failed: ${error.message}`, "error"); }
 }
 
@@ -228,12 +247,19 @@ async function switchDataset() {
   } catch (error) { setStatus(`Could not switch dataset: ${error.message}`, "error"); }
 }
 
+function showRanking(ranking) {
+  $("rank").value = ranking.default;
+  const weight = ranking.default === "hybrid" ? ` (physics weight ${ranking.hybrid_weight})` : "";
+  $("rank-note").textContent = `Default: ${ranking.default}${weight}, chosen on the validation split by ${ranking.chosen_by}.`;
+}
+
 async function start() {
   try {
     state.info = await api("/api/info");
     document.querySelector(".colorbar").style.background = `linear-gradient(to right, ${state.info.colormap.join(", ")})`;
     $("k").max = state.info.max_k;
     buildSliders();
+    showRanking(state.info.ranking);
     state.maps.sharp = await api("/api/map");
     $("search-button").addEventListener("click", searchGenerated);
     $("upload-form").addEventListener("submit", searchUpload);
