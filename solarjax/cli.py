@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pathlib
+import shutil
 import sys
 from typing import Sequence
 
@@ -340,13 +341,24 @@ def _existing_outputs(paths: Sequence[pathlib.Path], overwrite: bool) -> str | N
 
 @contextlib.contextmanager
 def _replaced_atomically(path: pathlib.Path):
-    """Yields a partial path beside `path`; renamed onto `path` when the block succeeds, removed if not."""
+    """Yields a partial path (file or folder) beside `path`; moved onto `path` when the block succeeds (an
+    existing folder is moved aside first and deleted after), removed if the block fails."""
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
         yield partial
-        os.replace(partial, path)
+        if path.is_dir():
+            old = path.with_name(f".{path.name}.replaced")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(partial, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(partial, path)
     finally:
-        partial.unlink(missing_ok=True)
+        if partial.is_dir():
+            shutil.rmtree(partial)
+        else:
+            partial.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------- steer
@@ -527,10 +539,12 @@ def _add_index(subparsers) -> None:
     build.add_argument("--dataset", choices=("sharp_patches", "aia_patches"), default="sharp_patches",
                        help="TFDS dataset (default sharp_patches)")
     build.add_argument("--config", choices=("synthetic", "fits"), default="synthetic", help="builder config")
-    build.add_argument("--split", default="train")
-    build.add_argument("--out", required=True, help="output directory")
-    build.add_argument("--kind", choices=("auto", "exact", "scann"), default="auto")
-    build.add_argument("--metric", choices=("l2", "cosine"), default="l2")
+    build.add_argument("--split", default="train", help="split to embed (default train)")
+    build.add_argument("--out", required=True, help="output directory (refused if it exists, unless --overwrite)")
+    build.add_argument("--overwrite", action="store_true", help="replace an existing OUT (built beside, then swapped)")
+    build.add_argument("--kind", choices=("auto", "exact", "scann"), default="auto",
+                       help="exact search, ScaNN, or auto (ScaNN from 10,000 rows) (default auto)")
+    build.add_argument("--metric", choices=("l2", "cosine"), default="l2", help="distance (default l2)")
     build.set_defaults(func=_run_index_build)
 
 
@@ -542,15 +556,20 @@ def _run_index_build(args) -> int:
     from solarjax.retrieval import build_index, embed_dataset
     from solarjax.retrieval.table import dataset_features
 
+    out = pathlib.Path(args.out)
+    if refused := _existing_outputs([out], args.overwrite):
+        print(f"solarjax index build: {refused}", file=sys.stderr)
+        return 2
     encoder = ssl.load(args.ssl)
     batches = pipeline.make_iterator(args.split, batch_size=128, seed=0, data_dir=args.data_dir, config=args.config,
                                      dataset=args.dataset, num_epochs=1, shuffle=False, drop_remainder=False,
                                      keys=dataset_features(args.dataset))
-    out = pathlib.Path(args.out)
-    table = embed_dataset(out / "table", encoder.embed, encoder.fingerprint, batches,
-                          dataset=f"{args.dataset}/{args.config}:{args.split}", dataset_name=args.dataset)
-    index = build_index(table, kind=args.kind, metric=args.metric)
-    index.save(out / "index")
+    with _replaced_atomically(out) as partial:
+        shutil.rmtree(partial, ignore_errors=True)       # left by an interrupted build
+        table = embed_dataset(partial / "table", encoder.embed, encoder.fingerprint, batches,
+                              dataset=f"{args.dataset}/{args.config}:{args.split}", dataset_name=args.dataset)
+        index = build_index(table, kind=args.kind, metric=args.metric)
+        index.save(partial / "index")
     print(f"{table.num_rows} rows, {index.kind} index in {out / 'index'}")
     return 0
 

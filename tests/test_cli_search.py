@@ -54,3 +54,20 @@ def test_index_build_then_search_a_real_fits_file(demo_workdir, real_br_files, t
     (out / "ranking.json").write_text("{")
     assert cli.main(["search", str(real_br_files[0]), "--index", str(out), "--ssl", str(demo_workdir / "simsiam")]) == 2
     assert "ranking.json" in capsys.readouterr().err
+
+
+def test_index_build_refuses_an_existing_output_and_replaces_it_with_overwrite(demo_workdir, tmp_path, capsys):
+    out = tmp_path / "index"
+    args = ["index", "build", "--ssl", str(demo_workdir / "simsiam"), "--data-dir", str(demo_workdir / "tfds"),
+            "--split", "validation", "--out", str(out)]
+    assert cli.main(args) == 0
+    assert "100 rows" in capsys.readouterr().out
+    assert cli.main(args) == 2                      # a second build never appends to the first
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already exists: pass --overwrite" in err[0]
+    assert cli.main([*args, "--overwrite"]) == 0
+    assert "100 rows" in capsys.readouterr().out    # replaced, not doubled
+    from solarjax.retrieval import load_index
+
+    assert load_index(out / "index").num_rows == 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]   # nothing left beside it

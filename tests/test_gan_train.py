@@ -210,6 +210,18 @@ def test_killed_run_resumes_to_the_same_parameters(uninterrupted_run, tmp_path):
     np.testing.assert_array_equal(jax.random.key_data(resumed.rng), jax.random.key_data(reference.rng))
 
 
+def test_a_resumed_run_never_writes_a_step_twice_in_its_metrics(tmp_path):
+    config = tiny_config(total_steps=8)
+    config.checkpoint_every = 4
+    with pytest.raises(KeyboardInterrupt):
+        gan_train.train_and_evaluate(config, tmp_path, factory(fail_at=7))  # dies in step 8
+    logged_before = [r['step'] for r in monitor.read_metrics(tmp_path / 'metrics.jsonl') if 'g_loss' in r]
+    assert max(logged_before) == 6                     # logged after the last checkpoint (step 4)
+    gan_train.train_and_evaluate(config, tmp_path, factory())
+    logged = [r['step'] for r in monitor.read_metrics(tmp_path / 'metrics.jsonl') if 'g_loss' in r]
+    assert logged == sorted(set(logged)) and logged[-1] == 8   # steps 5-6 trained again, written once
+
+
 def test_checkpoint_of_another_model_config_is_refused(uninterrupted_run):
     workdir, _ = uninterrupted_run
     config = tiny_config(eval_every=3)

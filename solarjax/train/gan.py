@@ -392,6 +392,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     progress = tqdm.tqdm(total=config.total_steps, initial=start, desc='gan', disable=not is_main,
                          dynamic_ncols=True)
     recorder = _Recorder(workdir, config, checkpoints, progress, is_main)
+    if is_main:
+        recorder.writer.forget_after(start)  # steps after the restored checkpoint are trained again
     pending = None  # (step, metrics) computed on device, not yet checked on the host
     try:
         for step in range(start + 1, config.total_steps + 1):

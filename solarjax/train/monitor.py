@@ -34,6 +34,17 @@ class MetricsWriter:
         self.path = pathlib.Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
+    def forget_after(self, step: int) -> None:
+        """Drops the lines of steps after `step` (a resumed run repeats them), rewriting the file atomically."""
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if line.strip() and json.loads(line)['step'] <= step]
+        if len(kept) != len(lines):
+            partial = self.path.with_name(self.path.name + '.partial')
+            partial.write_text(''.join(kept))
+            os.replace(partial, self.path)
+
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         """Appends one line; values become plain floats (NaN and Inf are written as null)."""
         record = {'step': int(step)}

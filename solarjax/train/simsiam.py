@@ -391,6 +391,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         heldout = heldout or load_heldout(config)
         embed = make_embed_fn(model, mesh)
     writer = monitor.MetricsWriter(workdir / "metrics.jsonl")
+    if is_main:
+        writer.forget_after(start)  # steps after the restored checkpoint are trained again
     progress = tqdm.tqdm(total=config.num_steps, initial=start, desc="simsiam", disable=not is_main,
                          dynamic_ncols=True)
     clock = (start, time.perf_counter())
