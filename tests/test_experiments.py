@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from experiments import common, inversion_map, latent_maps, realism, retrieval_examples, traversals
+from solarjax.train import quality
 
 
 def _json(path):
@@ -40,20 +41,20 @@ def _power_law_field(size: int, exponent: float, seed: int) -> np.ndarray:
 def test_spectral_slope_recovers_power_law(exponent):
     fields = np.stack([_power_law_field(128, exponent, seed) for seed in range(4)])
     fields = 0.5 * fields / np.abs(fields).max()
-    k, power = realism.radial_power_spectrum(fields)
+    k, power = quality.radial_power_spectrum(fields)
     assert k[0] == 1 and k[-1] == 64
-    slopes = realism.spectral_slope(k, power)
+    slopes = quality.spectral_slope(k, power)
     np.testing.assert_allclose(slopes, exponent, atol=0.25)
 
 
 def test_noise_width_and_gradient_analytic():
     rng = np.random.default_rng(0)
     noise = 0.01 * rng.standard_normal((3, 128, 128))  # 10 G Gaussian noise, all quiet (|s| < 0.05 almost surely)
-    np.testing.assert_allclose(realism.noise_width(noise), 10.0, rtol=0.03)
+    np.testing.assert_allclose(quality.noise_width(noise), 10.0, rtol=0.03)
     ramp = np.broadcast_to(0.002 * np.arange(128.0), (2, 128, 128))  # Br grows 2 G per column
-    np.testing.assert_allclose(realism.mean_gradient(ramp[..., None]), 2.0, rtol=1e-9)
+    np.testing.assert_allclose(quality.mean_gradient(ramp[..., None]), 2.0, rtol=1e-9)
     strong = np.full((1, 128, 128), 0.5)  # no quiet pixel
-    assert np.isnan(realism.noise_width(strong)[0])
+    assert np.isnan(quality.noise_width(strong)[0])
 
 
 # ------------------------------------------------------------------------------------ the scripts
