@@ -101,7 +101,7 @@ def test_slider_search_filter_upload(page, shots, real_br_files):
 
     page.select_option("#hemisphere", "south")
     page.click("#search-button")
-    page.wait_for_function("document.getElementById('status').textContent === '6 matches'", timeout=30_000)
+    page.wait_for_function("document.getElementById('status').textContent === '6 matches, ranked by ssl'", timeout=30_000)
     latitudes = [float(text.split("lat ")[1].split(" ")[0]) for text in page.locator("#results .meta").all_text_contents()]
     assert len(latitudes) == 6 and all(lat <= 0 for lat in latitudes)
     page.screenshot(path=shots / "3_filter_south.png", full_page=True)
