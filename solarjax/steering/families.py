@@ -22,7 +22,6 @@ import numpy as np
 
 from solarjax.steering import local
 from solarjax.steering.directions import Directions, as_generator, latent_quantities
-from solarjax.steering.edit import edit
 
 METHODS = ("paper", "piecewise", "local")
 
