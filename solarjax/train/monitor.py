@@ -131,13 +131,7 @@ def save_sample_grid(images: np.ndarray, path: str | os.PathLike, columns: int |
         if index < count:
             shown = show_field(ax, images[index])
     fig.colorbar(shown, ax=axes, shrink=0.8, label='Br [G]')
-    if title:
-        fig.suptitle(title)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return _save_titled(fig, path, title)
 
 
 def save_comparison_grid(data: np.ndarray, generated: np.ndarray, path: str | os.PathLike,
@@ -177,6 +171,11 @@ def save_comparison_grid(data: np.ndarray, generated: np.ndarray, path: str | os
                 shown = show_field(ax, images[index])
         panel.suptitle(label)
     fig.colorbar(shown, ax=panels[1].axes, shrink=0.8, label='Br [G]')
+    return _save_titled(fig, path, title)
+
+
+def _save_titled(fig, path: str | os.PathLike, title: str | None) -> pathlib.Path:
+    """Adds the optional title, writes the PNG (creating its folders) and closes the figure."""
     if title:
         fig.suptitle(title)
     path = pathlib.Path(path)
