@@ -133,8 +133,10 @@ def test_flux_spans_decades_and_peak_flux_is_a_power_law(default_batch, many_reg
 
 
 def test_flux_in_image_matches_truth_without_network_and_noise():
+    # Compact plage (600 G instead of 300 G), so that little plage of opposite signs overlaps.
     config = synthetic.SyntheticConfig(extra_bipole_probability=0.0, delta_probability=0.0, noise_gauss=(0.0, 0.0),
-                                       network_flux_density_gauss=(0.0, 0.0), box_fill=(0.6, 0.7))
+                                       network_flux_density_gauss=(0.0, 0.0), box_fill=(0.6, 0.7),
+                                       plage_field_gauss=600.0)
     batch = synthetic.generate(200, 5, config)
     ratio = image_flux_mx(batch) / batch.truth["total_flux_mx"]
     assert np.all(ratio <= 1 + 1e-4)  # |sum of components| <= sum of |components|
@@ -195,7 +197,7 @@ def test_joys_law(single_bipoles):
     assert usable.sum() > 300
     latitude = np.abs(t["latitude_deg"][usable])
     fit = scipy.stats.linregress(latitude, tilt[usable])
-    assert 0.25 < fit.slope < 0.9  # set: 0.56 deg per deg, with 8 deg scatter
+    assert 0.25 < fit.slope < 0.9  # set: 0.56 deg per deg for the spots (plage 1.5x), scatter 8 deg at 1e22 Mx
     # The set scatter (8 deg) is comparable to the measurement's (plage, fragments, shear): a weaker link.
     assert np.corrcoef(tilt[usable], t["mean_tilt_deg"][usable])[0, 1] > 0.3
     assert tilt[usable][latitude > 20].mean() - tilt[usable][latitude < 10].mean() > 5.0
@@ -438,3 +440,51 @@ def test_other_sizes_keep_the_physics():
     batch = synthetic.generate(20, 0, synthetic.SyntheticConfig(size=64))
     assert batch.images.shape == (20, 64, 64)
     np.testing.assert_allclose(batch.pixel_size_mm * 64, synthetic.generate(20, 0).pixel_size_mm * 128, rtol=1e-5)
+
+
+def test_laplace_imbalance_known_quantiles():
+    """_laplace maps normal draws to a Laplace law: median |x| = scale ln 2, P(|x| > t) = exp(-t / scale)."""
+    draws = np.random.default_rng(0).standard_normal(200_000)
+    x = synthetic._laplace(draws, 0.1)
+    assert abs(np.median(x)) < 0.002
+    np.testing.assert_allclose(np.median(np.abs(x)), 0.1 * np.log(2), rtol=0.02)
+    np.testing.assert_allclose(np.mean(np.abs(x) > 0.3), np.exp(-3.0), rtol=0.05)
+    assert np.all(np.diff(x[np.argsort(draws)]) >= 0)  # monotone: the same draws keep their order
+
+
+def test_tilt_scatter_shrinks_with_flux_as_set():
+    """Joy residuals divided by tilt_scatter_deg * (F / 1e22)**-1/4 have unit spread at every peak flux."""
+    config = synthetic.SyntheticConfig(frames_per_region=1, min_flux_mx=1e21, max_flux_mx=1e23, flux_power_index=1.0)
+    r = synthetic._region_frames(3, np.arange(3000), config)
+    peak = r["flux"][:, 0] / r["now_primary"]  # the primary's peak flux [Mx]
+    residual = r["tilt_deg"][:, 0] - config.joy_coefficient * r["abs_latitude"]
+    expected_sd = config.tilt_scatter_deg * (peak / 1e22) ** config.tilt_scatter_flux_exponent
+    low, high = peak < 3e21, peak > 3e22
+    assert low.sum() > 600 and high.sum() > 600
+    for part in (low, high):
+        np.testing.assert_allclose(np.std(residual[part] / expected_sd[part]), 1.0, atol=0.06)
+    ratio = np.std(residual[low]) / np.std(residual[high])
+    expected = np.sqrt(np.mean(expected_sd[low] ** 2) / np.mean(expected_sd[high] ** 2))  # ~2.4: ~30x in flux
+    np.testing.assert_allclose(ratio, expected, rtol=0.1)
+    assert ratio > 2.0
+
+
+def test_plage_is_laid_out_more_tilted_than_the_spots():
+    """The plage clouds' polarity axis is tilted plage_tilt_ratio times the spots' axis (median of regions)."""
+    def axis_ratio(plage_tilt_ratio):
+        config = synthetic.SyntheticConfig(frames_per_region=1, extra_bipole_probability=0.0,
+                                           plage_tilt_ratio=plage_tilt_ratio)
+        r = synthetic._region_frames(4, np.arange(2000), config)
+        x, y, _, flux = (a[:, 0] for a in r["clouds"])  # primary bipole: [m, 2 (lead, follow), clouds]
+        weight = np.abs(flux)
+        present = (weight.sum(-1) > 0).all(-1)  # both polarities have plage (the bipole has emerged)
+        total = np.maximum(weight.sum(-1), 1e-300)
+        centre_x, centre_y = (weight * x).sum(-1) / total, (weight * y).sum(-1) / total
+        plage_angle = np.arctan2(centre_y[:, 0] - centre_y[:, 1], centre_x[:, 0] - centre_x[:, 1])
+        spot_angle = -r["hemisphere"] * np.deg2rad(r["tilt_deg"][:, 0])
+        tilted = present & (np.abs(spot_angle) > np.deg2rad(10))
+        assert tilted.sum() > 300
+        return np.median(plage_angle[tilted] / spot_angle[tilted])
+
+    assert 0.85 < axis_ratio(1.0) < 1.15
+    assert 1.35 < axis_ratio(1.5) < 1.65

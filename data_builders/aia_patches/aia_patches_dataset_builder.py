@@ -164,8 +164,12 @@ def _features(num_channels: int) -> tfds.features.FeaturesDict:
 class Builder(common.PatchesBuilder):
     """Multi-channel AIA patches, synthetic (default) or from level-1 FITS files, as array_record."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "Synthetic frames follow their region: each frame's latitude, longitude (moving with solar "
+                 "rotation) and time come from the evolving sharp_patches region.",
+    }
     BUILDER_CONFIGS = [
         AIAPatchesConfig(name="synthetic", source="synthetic", num_examples=20_000,
                          description="Synthetic AIA-like patches (solarjax.data.aia_synthetic), 171/193/211 A."),
@@ -337,7 +341,7 @@ def build(
     Args:
       config: 'synthetic', 'fits', or an `AIAPatchesConfig` of another name (read it back with
         ``tfds.data_source("aia_patches/<its name>", data_dir=...)``).
-      data_dir: TFDS data directory; the dataset lands in ``<data_dir>/aia_patches/<config>/1.0.0``.
+      data_dir: TFDS data directory; the dataset lands in ``<data_dir>/aia_patches/<config>/<VERSION>``.
       manual_dir: folder of AIA level-1 FITS files (fits configs).
       num_examples: synthetic: patches in all splits (default 20,000); fits: at most this many observations.
       degradation, correction_table: see `Builder`.

@@ -24,7 +24,8 @@ Splits never share an active region:
     region boundaries: with b = ceil(n / FRAMES_PER_REGION) regions, validation and test get
     floor(0.1 b) regions each, train the first ones.
 
-Versions: 2.0.0 made the synthetic patches frames of evolving regions; a data dir holding only an
+Versions: 2.0.0 made the synthetic patches frames of evolving regions; 2.1.0 changed the synthetic
+regions' tilt scatter, flux balance and plage (`Builder.RELEASE_NOTES`). A data dir holding only an
 older build is refused when read (`common.OldBuildError`, naming the rebuild command).
 
 Build log: ``build_log.json`` in the dataset directory (also `DatasetInfo.metadata` of the builder
@@ -244,11 +245,14 @@ def _neutral_truth() -> dict[str, Any]:
 class Builder(common.PatchesBuilder):
     """SHARP CEA Br patches, synthetic (default) or from FITS files, as array_record."""
 
-    VERSION = tfds.core.Version("2.0.0")
+    VERSION = tfds.core.Version("2.1.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "2.0.0": "Synthetic patches are frames of evolving regions (harpnum, t_rec, lon_deg, more truth); "
                  "synthetic splits keep whole regions.",
+        "2.1.0": "Synthetic regions: Joy's-law scatter shrinks with flux, Laplace flux imbalance, plage as "
+                 "strong in both polarities and more tilted than the spots (KS to the real frames below "
+                 "the 5% critical value for tilt and net/unsigned flux).",
     }
     SYNTHETIC_BLOCK = FRAMES_PER_REGION
     BUILDER_CONFIGS = [
@@ -423,7 +427,7 @@ def build(
 
     Args:
       config_name: 'synthetic' or 'fits'.
-      data_dir: TFDS data directory; the dataset lands in ``<data_dir>/sharp_patches/<config>/2.0.0``.
+      data_dir: TFDS data directory; the dataset lands in ``<data_dir>/sharp_patches/<config>/<VERSION>``.
       manual_dir: folder of SHARP FITS files (fits config).
       num_examples: synthetic: patches in all splits (default 20,000); fits: at most this many Br files.
 

@@ -7,13 +7,16 @@ without degradation correction. The image lives on the Br patch's own grid (rows
 the SHARP box's effective pixel size in Mm per row and column), as an AIA cut-out remapped onto that
 box would, so that EUV brightness and the field can be compared pixel by pixel.
 
-Where the patch is (deg, arcsec)
-  The Stonyhurst latitude is the synthetic region's; the longitude is uniform in
-  ``longitude_range_deg`` (+-60). The observation time is uniform over the solar cycle of the
-  region's Hale orientation (cycle 24 for even parity, 25 for odd) within the SDO era, on the 12 s
-  EUV cadence. SDO's B0 angle and distance come from sunpy's ephemeris (Earth's position); from
-  them the helioprojective centre (hpc_x, hpc_y; Thompson 2006, A&A 449, 791, observer at finite
-  distance) and mu = cos(heliocentric angle) as seen from the observer.
+Where and when the patch is (deg, arcsec)
+  The patch follows its synthetic region: the Stonyhurst latitude, the longitude (carried west by
+  the region's rotation from frame to frame) and the observation time (frames a cadence apart) are
+  those of the Br frame (``synthetic.generate``'s truth latitude_deg, longitude_deg, obs_time),
+  the time on the 12 s EUV cadence; the field, so the EUV brightness, evolves with the region.
+  ``longitude_range_deg`` (default None) instead places every patch at a longitude uniform in a
+  range (e.g. one fixed longitude), at the frame's time. SDO's B0 angle and distance come from
+  sunpy's ephemeris (Earth's position); from them the helioprojective centre (hpc_x, hpc_y;
+  Thompson 2006, A&A 449, 791, observer at finite distance) and mu = cos(heliocentric angle) as
+  seen from the observer.
 
 What emits (intensities relative to each channel's quiet Sun, then scaled to DN/s)
   The field that shapes the atmosphere is the unsigned field above the HMI noise,
@@ -156,8 +159,8 @@ class AiaSyntheticConfig:
     synthetic: the Br generator's config.
     field_cut_gauss: the unsigned field b = max(|Br| - cut, 0) drives the atmosphere (HMI noise is
       6-27 G rms at 128x128).
-    longitude_range_deg: Stonyhurst longitude of the patch centre (uniform), within +-80.
-    cycle_dates: (first, last) ISO dates of solar cycles 24 (even parity) and 25 (odd parity).
+    longitude_range_deg: None (the region's own longitude at the frame's time), or (lo, hi) within
+      +-80: the patch centre's Stonyhurst longitude is uniform in that range instead.
     network_smoothing_mm, core_smoothing_mm, chromosphere_smoothing_mm: heights over which the
       field is smoothed for the quiet-corona texture, the AR core and the chromosphere.
     network_floor_gauss, network_typical_gauss, network_saturation_gauss: the quiet-corona texture
@@ -185,9 +188,7 @@ class AiaSyntheticConfig:
 
     synthetic: synthetic.SyntheticConfig = synthetic.SyntheticConfig()
     field_cut_gauss: float = 30.0
-    longitude_range_deg: tuple[float, float] = (-60.0, 60.0)
-    cycle_dates: tuple[tuple[str, str], tuple[str, str]] = (("2010-05-13", "2019-12-01"),
-                                                             ("2019-12-01", "2025-12-01"))
+    longitude_range_deg: tuple[float, float] | None = None
     network_smoothing_mm: float = 2.0
     core_smoothing_mm: float = 6.0
     chromosphere_smoothing_mm: float = 1.0
@@ -282,11 +283,14 @@ def generate(n: int, seed: int, wavelengths: Sequence[int] = (171, 193, 211), *,
     fields = synthetic.generate(n, seed, config.synthetic, start=start)
     indices = np.arange(start, start + n)
     generators = [_patch_generator(seed, i) for i in indices]
-    place = np.array([g.random(2) for g in generators]).reshape(n, 2)
-    west_of, east_of = config.longitude_range_deg
-    longitude = west_of + place[:, 0] * (east_of - west_of)
+    place = np.array([g.random(2) for g in generators]).reshape(n, 2)  # [:, 1] spare: the loops' draws follow
+    if config.longitude_range_deg is None:
+        longitude = fields.truth["longitude_deg"].astype(np.float64)
+    else:
+        west_of, east_of = config.longitude_range_deg
+        longitude = west_of + place[:, 0] * (east_of - west_of)
     latitude = fields.truth["latitude_deg"].astype(np.float64)
-    t_obs = _observation_times(place[:, 1], fields.truth["cycle_parity"], config)
+    t_obs = _on_cadence(fields.truth["obs_time"])
     view = _viewing_geometry(latitude, longitude, t_obs)
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         chunks = [_render_chunk(seed, indices[lo:lo + _CHUNK], fields.br_gauss[lo:lo + _CHUNK],
@@ -326,17 +330,9 @@ def _check_wavelengths(wavelengths: Sequence[int]) -> list[int]:
 def _check_config(c: AiaSyntheticConfig) -> None:
     """ValueError naming the first knob out of its range."""
     lon = c.longitude_range_deg
-
-    def dates_in_order(pair):
-        try:
-            return len(pair) == 2 and np.datetime64(pair[0], "s") <= np.datetime64(pair[1], "s")
-        except ValueError:
-            return False
-
     checks = [
-        ("longitude_range_deg", len(lon) == 2 and -80 <= lon[0] <= lon[1] <= 80, "(lo, hi) within [-80, 80]"),
-        ("cycle_dates", len(c.cycle_dates) == 2 and all(dates_in_order(p) for p in c.cycle_dates),
-         "two (first, last) pairs of ISO dates in order"),
+        ("longitude_range_deg", lon is None or (len(lon) == 2 and -80 <= lon[0] <= lon[1] <= 80),
+         "None or (lo, hi) within [-80, 80]"),
         *[(name, getattr(c, name) > 0, "positive") for name in (
             "network_smoothing_mm", "core_smoothing_mm", "chromosphere_smoothing_mm", "network_floor_gauss",
             "network_typical_gauss", "network_saturation_gauss", "core_reference_gauss", "core_saturation_gauss",
@@ -357,12 +353,10 @@ def _check_config(c: AiaSyntheticConfig) -> None:
             raise ValueError(f"AiaSyntheticConfig.{name} must be {expected}, got {getattr(c, name)!r}")
 
 
-def _observation_times(u_time: np.ndarray, cycle_parity: np.ndarray, c: AiaSyntheticConfig) -> np.ndarray:
-    """Times uniform in the cycle of each patch's parity, on the 12 s cadence: datetime64[s] [n] (UTC)."""
-    first = np.array([np.datetime64(c.cycle_dates[p][0], "s") for p in cycle_parity], "datetime64[s]")
-    last = np.array([np.datetime64(c.cycle_dates[p][1], "s") for p in cycle_parity], "datetime64[s]")
-    span_s = (last - first).astype(np.float64)
-    return first + (np.round(u_time * span_s / 12.0) * 12).astype("timedelta64[s]")
+def _on_cadence(obs_time: np.ndarray) -> np.ndarray:
+    """Frame times datetime64 [n] -> the nearest 12 s EUV cadence step (from midnight), datetime64[s] [n]."""
+    seconds = obs_time.astype("datetime64[s]").astype(np.int64)
+    return (12 * np.floor(seconds / 12 + 0.5).astype(np.int64)).astype("datetime64[s]")
 
 
 def _viewing_geometry(latitude_deg: np.ndarray, longitude_deg: np.ndarray, t_obs: np.ndarray) -> dict[str, np.ndarray]:

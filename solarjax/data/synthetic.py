@@ -26,9 +26,15 @@ Physical model (lengths in Mm on the photosphere, fluxes in Mx, fields in G, tim
   and positive in the south, the other way round in odd cycles (23, 25); a share
   ``anti_hale_probability`` of regions is reversed (anti-Hale: a few per cent of bipolar regions,
   up to ~8 % in McClintock, Norton & Li 2014, ApJ 797, 130).
-* Tilt from Joy's law, tilt = joy_coefficient * |latitude| + N(0, tilt_scatter_deg), positive when
-  the leading polarity is nearer the equator (Stenflo & Kosovichev 2012, ApJ 745, 129: 32.1 deg *
-  sin(latitude), i.e. ~0.56 deg per deg at active latitudes, with a large scatter).
+* Tilt from Joy's law, tilt = joy_coefficient * |latitude| + N(0, sigma(F)), positive when the
+  leading polarity is nearer the equator (Stenflo & Kosovichev 2012, ApJ 745, 129: 32.1 deg *
+  sin(latitude), i.e. ~0.56 deg per deg at active latitudes, with a large scatter). The scatter,
+  from convective buffeting of the rising flux tube, shrinks with the bipole's flux:
+  sigma(F) = tilt_scatter_deg * (F / 1e22 Mx)**tilt_scatter_flux_exponent, exponent -1/4 (Fisher,
+  Fan & Howard 1995, ApJ 438, 463; Longcope & Fisher 1996, ApJ 458, 380), capped at 45 deg.
+  Magnetograms see plage more inclined than the spots beside it (Wang, Colaninno, Baranyi & Li
+  2015, ApJ 798, 50): a bipole's plage is laid out about footpoints on an axis tilted
+  ``plage_tilt_ratio`` times the spots' tilt (same separation and centre).
 * One primary bipole and, with probability ``extra_bipole_probability`` each, further smaller
   bipoles nearby (at most ``max_bipoles``), which emerge into the region up to a few days after
   the primary (complex regions). The primary's peak unsigned flux F (both polarities) follows
@@ -52,13 +58,17 @@ Physical model (lengths in Mm on the photosphere, fluxes in Mx, fields in G, tim
   rate of Snodgrass (1983, ApJ 270, 288), Omega = 2.902 - 0.464 sin^2(lat) - 0.328 sin^4(lat)
   microrad/s; the region moves across the disk at that rate less the Earth's orbital rate.
 * Footpoint separation grows with flux, d = separation_at_1e22_mm * (F / 1e22 Mx)**exponent, with
-  log-normal scatter. The two polarities' fluxes differ by a random imbalance; their sum is F.
+  log-normal scatter. The two polarities' fluxes are F/2 (1 +- x): whole regions are nearly flux
+  balanced, x Laplace-distributed with scale ``flux_imbalance_scale`` (a few per cent typically,
+  a tail of strongly unbalanced regions), capped at ``max_flux_imbalance``.
 * Each polarity's flux is split into sunspots and plage. The spot share grows from zero for
   ephemeral regions to ``spot_fraction_max`` for large ones. The leading polarity has one compact
   spot; the following polarity a smaller spot share broken into ``following_fragments`` spots and
-  pores, and wider plage. A spot is an umbra and a penumbra (two Gaussians) whose central field grows
-  with the spot's flux up to ~3 kG, so the preprocessing clip at 1 kG saturates umbrae, as on real
-  data. Plage is a few overlapping clouds around each footpoint, modulated by a clumpy texture.
+  pores, and so more plage, which is wider because plage has one characteristic field strength
+  (``plage_field_gauss``, ~100-400 G at HMI resolution) whatever its polarity. A spot is an umbra
+  and a penumbra (two Gaussians) whose central field grows with the spot's flux up to ~3 kG, so
+  the preprocessing clip at 1 kG saturates umbrae, as on real data. Plage is a few overlapping
+  clouds around each footpoint, modulated by a clumpy texture.
 * A bipole of at least ``delta_min_flux_mx`` has, with probability ``delta_probability``, a delta
   configuration: its polarities are pressed together and umbrae of the following sign touch the
   leading umbra along a polarity inversion line (the strong-gradient PILs of the R tail).
@@ -106,21 +116,29 @@ _CLUMP_LIMIT_SD = 2.5  # clumps are capped at this many sd of their field (plage
 _POLARITY_BAND_DIVISOR = 6  # the network polarity pattern (>= 15 Mm) has no power beyond size / 6 cycles
 _CHUNK = 256  # patches rendered at a time (memory only: results do not depend on it)
 _ACTIVITY_GRID = 2048  # points of the date distribution's inverse CDF
+_MAX_TILT_SD_DEG = 45.0  # Joy's-law scatter is capped here for the faintest bipoles
 
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
     """Knobs of the synthetic active-region generator; units in the names.
 
-    Fitted: min/max_flux_mx, flux_power_index, separation_*, flux_imbalance_sd,
-    secondary_distance_ratio, plage_spread, plage_aspect, plage_field_gauss, plage_texture_floor,
-    box_fill, tilt_scatter_deg, observed_decay_efolds, detect_fraction, fragment_speed_km_s and
-    diffusion_km2_s were chosen (~20 trials of 512-2048 patches) so that TUF, PSEP, R, area,
-    net/unsigned flux, box size and aspect match the 40 real SHARP frames of the shared test data
-    (experiments/compare_synthetic_real.py); those KS distances are therefore a fit, not held-out
-    evidence. The Joy slope is the literature value (0.56 deg/deg, the small-angle slope of
-    32.1 deg sin(latitude)): the real frames' tilts are larger than it gives, and that misfit is
-    reported, not tuned away.
+    Fitted: min/max_flux_mx, flux_power_index, separation_*, secondary_distance_ratio,
+    plage_spread, plage_aspect, plage_texture_floor, box_fill, observed_decay_efolds,
+    detect_fraction, fragment_speed_km_s and diffusion_km2_s were chosen (~20 trials of 512-2048
+    patches) so that TUF, PSEP, R, area, net/unsigned flux, box size and aspect match the 40 real
+    SHARP frames of the shared test data (experiments/compare_synthetic_real.py); those KS
+    distances are therefore a fit, not held-out evidence. Chosen on half of the real HARPs only
+    (the "fit" half of compare_synthetic_real, HARP-weighted KS averaged over the seven compared
+    quantities, 1024 patches dated like the HARPs, seeds 7 and 8; plage_field_gauss with
+    plage_tilt_ratio jointly, then the other two one at a time), so the other half checks them:
+    tilt_scatter_deg (8 among 8-20), flux_imbalance_scale (0.1 among 0.03-0.15),
+    plage_field_gauss (300 among 250-400) and plage_tilt_ratio (1.5 among 1.5-2.0: the
+    literature sets it above 1; 1.0 scored 0.261 against 0.266 for 1.5). following_plage_ratio is 1 (one
+    plage field strength for both polarities; the former 1.4 left the following plage below the
+    150 G threshold, so the thresholded net flux leaned to the leading polarity by ~9 % of the
+    unsigned flux, against ~1 % in the real frames). The Joy slope and the scatter's flux exponent
+    are literature values.
 
     Regions and time
       frames_per_region: frames F of each region (patch i is frame i mod F of region i // F).
@@ -162,11 +180,14 @@ class SyntheticConfig:
         of the primary's footpoint separation (uniform; direction uniform).
       separation_at_1e22_mm, separation_flux_exponent, separation_scatter_dex: footpoint separation
         d = separation_at_1e22_mm * (F / 1e22 Mx)**exponent * 10**N(0, scatter_dex).
-      flux_imbalance_sd: leading and following fluxes are F/2 * (1 +- x), x ~ N(0, sd) in +-0.5.
+      flux_imbalance_scale, max_flux_imbalance: leading and following fluxes are F/2 * (1 +- x),
+        x Laplace-distributed with this scale, clipped to +-max_flux_imbalance.
     Latitude, Joy, Hale
       latitude_sd_deg, latitude_range_deg: |latitude| is normal about the butterfly mean, truncated
         to the range; north and south are equally likely.
-      joy_coefficient, tilt_scatter_deg: tilt [deg] = joy_coefficient * |latitude| + N(0, scatter).
+      joy_coefficient, tilt_scatter_deg, tilt_scatter_flux_exponent: tilt [deg] =
+        joy_coefficient * |latitude| + N(0, sigma), sigma = tilt_scatter_deg * (F / 1e22 Mx)**exponent
+        (F the bipole's peak flux; sigma at most 45 deg).
       cycle_parity: None (the cycle of the region's date), or 0 (even) / 1 (odd) to force every
         region's Hale orientation.
       anti_hale_probability: chance that a region's polarity is reversed against Hale's law (its
@@ -195,6 +216,7 @@ class SyntheticConfig:
         they touch the leading spot (a sheared polarity inversion line).
     Plage
       plage_clouds: Gaussian clouds per polarity (irregular plage shapes).
+      plage_tilt_ratio: tilt of the axis the plage is laid out on / the spots' tilt.
       plage_spread: scatter of the clouds along the bipole axis in units of d (leading polarity).
       plage_field_gauss: the scatter is at least what spreads the polarity's plage flux as an
         elliptic Gaussian with this central field (plage is ~100-400 G at HMI resolution).
@@ -256,12 +278,14 @@ class SyntheticConfig:
     separation_at_1e22_mm: float = 48.0
     separation_flux_exponent: float = 0.3
     separation_scatter_dex: float = 0.12
-    flux_imbalance_sd: float = 0.25
+    flux_imbalance_scale: float = 0.1
+    max_flux_imbalance: float = 0.8
 
     latitude_sd_deg: float = 6.0
     latitude_range_deg: tuple[float, float] = (1.0, 45.0)
     joy_coefficient: float = 0.56
     tilt_scatter_deg: float = 8.0
+    tilt_scatter_flux_exponent: float = -0.25
     cycle_parity: int | None = None
     anti_hale_probability: float = 0.05
 
@@ -286,13 +310,14 @@ class SyntheticConfig:
     delta_umbrae: int = 3
 
     plage_clouds: int = 4
+    plage_tilt_ratio: float = 1.5
     plage_spread: float = 0.12
-    following_plage_ratio: float = 1.4
+    following_plage_ratio: float = 1.0
     plage_aspect: float = 0.4
     plage_inward_ratio: float = 0.7
     plage_cloud_width: float = 0.6
     plage_min_width_mm: float = 2.0
-    plage_field_gauss: float = 500.0
+    plage_field_gauss: float = 300.0
     plage_texture_floor: float = 0.3
 
     texture_scale_mm: float = 1.5
@@ -352,10 +377,12 @@ def _config_checks(c: SyntheticConfig) -> list[tuple[str, bool, str]]:
         ("secondary_distance_ratio", pair(c.secondary_distance_ratio), "(lo, hi) with 0 <= lo <= hi"),
         ("separation_at_1e22_mm", c.separation_at_1e22_mm > 0, "positive"),
         ("separation_scatter_dex", c.separation_scatter_dex >= 0, "non-negative"),
-        ("flux_imbalance_sd", c.flux_imbalance_sd >= 0, "non-negative"),
+        ("flux_imbalance_scale", c.flux_imbalance_scale >= 0, "non-negative"),
+        ("max_flux_imbalance", 0 <= c.max_flux_imbalance < 1, "in [0, 1)"),
         ("latitude_sd_deg", c.latitude_sd_deg > 0, "positive"),
         ("latitude_range_deg", pair(c.latitude_range_deg, 0.0, 90.0), "(lo, hi) in [0, 90]"),
         ("tilt_scatter_deg", c.tilt_scatter_deg >= 0, "non-negative"),
+        ("tilt_scatter_flux_exponent", c.tilt_scatter_flux_exponent <= 0, "<= 0"),
         ("cycle_parity", c.cycle_parity in (None, 0, 1), "None, 0 or 1"),
         ("anti_hale_probability", 0 <= c.anti_hale_probability <= 1, unit),
         ("spot_fraction_max", 0 <= c.spot_fraction_max <= 1, unit),
@@ -374,6 +401,7 @@ def _config_checks(c: SyntheticConfig) -> list[tuple[str, bool, str]]:
         ("delta_contact", c.delta_contact >= 0, "non-negative"),
         ("delta_umbrae", count(c.delta_umbrae), "an int >= 1"),
         ("plage_clouds", count(c.plage_clouds), "an int >= 1"),
+        ("plage_tilt_ratio", c.plage_tilt_ratio >= 0, "non-negative"),
         ("plage_spread", c.plage_spread >= 0, "non-negative"),
         ("following_plage_ratio", c.following_plage_ratio > 0, "positive"),
         ("plage_aspect", c.plage_aspect > 0, "positive"),
@@ -508,6 +536,12 @@ def _power_law(u: np.ndarray, low: float, high: float, index: float) -> np.ndarr
         return _log_between(u, (low, high))
     a, b = low ** (1 - index), high ** (1 - index)
     return (a + u * (b - a)) ** (1 / (1 - index))
+
+
+def _laplace(normal: np.ndarray, scale: float) -> np.ndarray:
+    """Standard normal draws -> Laplace (double exponential) draws of the given scale (inverse CDF)."""
+    centred = scipy.special.ndtr(np.asarray(normal, np.float64)) - 0.5
+    return -scale * np.sign(centred) * np.log1p(-2 * np.abs(centred))
 
 
 def _truncated_normal(u: np.ndarray, mean: np.ndarray | float, sd: float, bounds: tuple[float, float]) -> np.ndarray:
@@ -857,8 +891,10 @@ def _region_frames(seed: int, regions: np.ndarray, c: SyntheticConfig) -> dict[s
     has_delta = active & (peak_flux >= c.delta_min_flux_mx) & (ub[..., 4] < c.delta_probability)
     peak_separation = (c.separation_at_1e22_mm * (np.maximum(peak_flux, 1.0) / 1e22) ** c.separation_flux_exponent
                        * 10 ** (c.separation_scatter_dex * g[..., 0]) * np.where(has_delta, c.delta_compactness, 1.0))
-    tilt_deg = c.joy_coefficient * abs_latitude[:, None] + c.tilt_scatter_deg * g[..., 1]
+    tilt_sd = c.tilt_scatter_deg * (np.maximum(peak_flux, 1.0) / 1e22) ** c.tilt_scatter_flux_exponent
+    tilt_deg = c.joy_coefficient * abs_latitude[:, None] + np.minimum(tilt_sd, _MAX_TILT_SD_DEG) * g[..., 1]
     axis_angle = -hemisphere[:, None] * np.deg2rad(tilt_deg)  # direction of the leading footpoint
+    plage_axis_angle = np.clip(c.plage_tilt_ratio * axis_angle, -np.pi / 2, np.pi / 2)
     orientation = hale_leading_sign(hemisphere, parity) * np.where(anti_hale, -1, 1)
     leading_sign = np.where(active, orientation[:, None], 0)
     distance = _between(ub[..., 2], c.secondary_distance_ratio) * peak_separation[:, :1]
@@ -867,7 +903,7 @@ def _region_frames(seed: int, regions: np.ndarray, c: SyntheticConfig) -> dict[s
     centre_y = np.where(is_primary, 0.0, distance * np.sin(2 * np.pi * ub[..., 3]))
     onset = np.where(is_primary, 0.0, _between(ub[..., 7], c.secondary_onset_days))
     rise, decay = _life_times(peak_flux, c)
-    imbalance = np.clip(c.flux_imbalance_sd * g[..., 2], -0.5, 0.5)
+    imbalance = np.clip(_laplace(g[..., 2], c.flux_imbalance_scale), -c.max_flux_imbalance, c.max_flux_imbalance)
     delta_fraction = _between(ub[..., 5], c.delta_flux_fraction)
     field_scatter = rand.normal(nb, 1 + c.delta_umbrae + c.following_fragments)
     u_fragments = rand.uniform(nb, c.following_fragments, 3)
@@ -911,7 +947,11 @@ def _region_frames(seed: int, regions: np.ndarray, c: SyntheticConfig) -> dict[s
     spot_x[..., first_fragment:] += moving[0]
     spot_y[..., first_fragment:] += moving[1]
     dispersal = 4 * c.diffusion_km2_s * 0.0864 * after_peak  # Mm^2
-    clouds = _plage_clouds(foot_x, foot_y, rows(axis_angle), separation, rows(leading_sign), budget["plage"],
+    plage_half_x, plage_half_y = _rotate(separation / 2, 0.0, rows(plage_axis_angle))
+    plage_foot_x = np.stack([rows(centre_x) + plage_half_x, rows(centre_x) - plage_half_x], -1)
+    plage_foot_y = np.stack([rows(centre_y) + plage_half_y, rows(centre_y) - plage_half_y], -1)
+    clouds = _plage_clouds(plage_foot_x, plage_foot_y, rows(plage_axis_angle), separation, rows(leading_sign),
+                           budget["plage"],
                            rows(offsets), rows(weights), dispersal, c)
     frame_latitude = rows(latitude_rad)[:, None, None]
     sheared_age = np.clip(bipole_age, 0.0, None)[..., None]
