@@ -5,3 +5,4 @@ Importing this package registers the builders with TFDS, so that for example
 """
 from data_builders import sharp_patches  # noqa: F401
 from data_builders import aia_patches  # noqa: F401
+from data_builders import cme_patches  # noqa: F401

@@ -12,29 +12,56 @@ passes the threshold), as the CDAW catalogue measures them by eye on LASCO movie
 - front_height_rsun: the radius (Rsun) where the CME's excess summed over position angle peaks (the
   front), in `RADIAL_BIN_RSUN` bins;
 - excess: total excess brightness of the CME pixels (image units x pixels; a mass proxy).
-All functions are batched and jit-able.
+All functions are batched and jit-able. `quantities` measures on the synthetic C2-like grid by default; a
+`Geometry` of another field of view (e.g. `C3_GEOMETRY`, the LASCO C3 field resampled on a 128x128 grid
+by `solarjax.data.cme_prep`) sets the occulter, field stop and plate scale instead.
 """
 from __future__ import annotations
+
+import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from solarjax.data.cme_synthetic import FIELD_STOP_RSUN, IMAGE_SIZE, OCCULTER_RSUN, polar_grid
+from solarjax.data.lasco import OCCULTER_RSUN as OCCULTER_RSUN_OF
 
 QUANTITY_NAMES = ("cpa_deg", "width_deg", "front_height_rsun", "excess")
 NUM_ANGLE_BINS = 360
 RADIAL_BIN_RSUN = 0.1
 
 
-@jax.jit
-def quantities(images: jax.Array, threshold: float = 0.1, width_fraction: float = 0.1) -> dict[str, jax.Array]:
-    """The CME quantities of a batch of difference images; each value is float32 [N]."""
+class Geometry(NamedTuple):
+    """The field of view of a square image grid centred on the Sun: radii in Rsun; the grid's half side
+    spans `field_stop_rsun` (so ``rsun_per_pixel = field_stop_rsun / (size / 2)``)."""
+
+    occulter_rsun: float
+    field_stop_rsun: float
+
+    def rsun_per_pixel(self, size: int = IMAGE_SIZE) -> float:
+        return self.field_stop_rsun / (size / 2)
+
+
+C2_GEOMETRY = Geometry(OCCULTER_RSUN, FIELD_STOP_RSUN)
+C3_GEOMETRY = Geometry(*OCCULTER_RSUN_OF["C3"])
+GEOMETRIES = {"C2": C2_GEOMETRY, "C3": C3_GEOMETRY}
+"""The grid geometry of each LASCO detector (the nominal fields of view of `solarjax.data.lasco.OCCULTER_RSUN`)."""
+assert C2_GEOMETRY == Geometry(*OCCULTER_RSUN_OF["C2"]), "the synthetic grid is LASCO C2's field of view"
+
+
+@functools.partial(jax.jit, static_argnames=("geometry",))
+def quantities(images: jax.Array, threshold: float = 0.1, width_fraction: float = 0.1,
+               geometry: Geometry = C2_GEOMETRY) -> dict[str, jax.Array]:
+    """The CME quantities of a batch of difference images [N, S, S] or [N, S, S, 1]; each value is float32 [N]."""
     images = jnp.asarray(images, jnp.float32)
     if images.ndim == 4:
         images = images[..., 0]
-    radius, angle = (jnp.asarray(g, jnp.float32) for g in polar_grid(IMAGE_SIZE))
-    seen = (radius >= OCCULTER_RSUN) & (radius <= FIELD_STOP_RSUN)
+    size = images.shape[-1]
+    grid = polar_grid(size, geometry.rsun_per_pixel(size))
+    radius, angle = (jnp.asarray(g, jnp.float32) for g in grid)
+    seen = (radius >= geometry.occulter_rsun) & (radius <= geometry.field_stop_rsun)
     weight = jnp.where(seen & (images > threshold), images, 0.0)
     total = weight.sum(axis=(1, 2))
     defined = total > 0
@@ -44,7 +71,7 @@ def quantities(images: jax.Array, threshold: float = 0.1, width_fraction: float 
     bins = jnp.clip(jnp.floor(angle).astype(jnp.int32), 0, NUM_ANGLE_BINS - 1).reshape(-1)
     per_bin = jax.vmap(lambda w: jax.ops.segment_sum(w.reshape(-1), bins, NUM_ANGLE_BINS))(weight)
     width = 360.0 * (per_bin > width_fraction * per_bin.max(axis=1, keepdims=True)).mean(axis=1)
-    num_radial = int(np.ceil(FIELD_STOP_RSUN / RADIAL_BIN_RSUN)) + 1
+    num_radial = int(np.ceil(geometry.field_stop_rsun / RADIAL_BIN_RSUN)) + 1
     rings = jnp.clip(jnp.floor(radius / RADIAL_BIN_RSUN).astype(jnp.int32), 0, num_radial - 1).reshape(-1)
     per_ring = jax.vmap(lambda w: jax.ops.segment_sum(w.reshape(-1), rings, num_radial))(weight)
     height = (jnp.argmax(per_ring, axis=1) + 0.5) * RADIAL_BIN_RSUN

@@ -55,3 +55,10 @@ def test_quantities_follow_rotations_and_mirrors(batch, measured):
 def test_an_empty_image_has_no_cme():
     values = cme_physics.quantities(np.zeros((2, 128, 128), np.float32))
     assert np.isnan(np.asarray(values["cpa_deg"])).all() and (np.asarray(values["excess"]) == 0).all()
+
+
+def test_examples_do_not_depend_on_how_the_set_is_cut(batch):
+    first, rest = cme_synthetic.generate(4, seed=3), cme_synthetic.generate(6, seed=3, start=4)
+    np.testing.assert_array_equal(np.concatenate([first.images, rest.images]), batch.images[:10])
+    np.testing.assert_array_equal(rest.width_deg, batch.width_deg[4:10])
+    assert not np.array_equal(cme_synthetic.generate(1, seed=4).images[0], batch.images[0])

@@ -43,34 +43,42 @@ class SyntheticCmes:
     excess: np.ndarray
 
 
-def polar_grid(size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """(radius in Rsun, position angle in deg from north through east) of every pixel centre; each [size, size]."""
+def polar_grid(size: int = IMAGE_SIZE, rsun_per_pixel: float = RSUN_PER_PIXEL) -> tuple[np.ndarray, np.ndarray]:
+    """(radius in Rsun, position angle in deg from north through east) of every pixel centre; each [size, size].
+
+    The Sun is at the grid centre, north up (row 0 at the top), east left; `rsun_per_pixel` sets the scale
+    (default: the C2-like synthetic grid; a LASCO C3 grid of the same size has 30 / 64 Rsun per pixel).
+    """
     centre = (size - 1) / 2
     row, column = np.mgrid[0:size, 0:size].astype(np.float64)
-    north, west = (centre - row) * RSUN_PER_PIXEL, (column - centre) * RSUN_PER_PIXEL
+    north, west = (centre - row) * rsun_per_pixel, (column - centre) * rsun_per_pixel
     return np.hypot(north, west), np.degrees(np.arctan2(-west, north)) % 360.0
 
 
-def generate(n: int, seed: int) -> SyntheticCmes:
-    """`n` synthetic CME difference images drawn with `seed` (the same seed gives the same images)."""
-    rng = np.random.default_rng(seed)
+def generate(n: int, seed: int, start: int = 0) -> SyntheticCmes:
+    """Examples ``start .. start + n - 1`` of the synthetic set `seed`.
+
+    Example i is drawn from its own generator (seeded with (seed, i)), so it does not depend on how the set is
+    cut into calls: ``generate(10, s)`` equals ``generate(4, s)`` followed by ``generate(6, s, start=4)``.
+    """
     radius, angle = polar_grid()
-    halo = rng.random(n) < HALO_FRACTION
-    width = np.where(halo, 360.0, np.clip(rng.lognormal(np.log(50.0), 0.5, n), 10.0, 200.0))
-    limb = rng.choice([90.0, 270.0], n)                       # east / west limb
-    cpa = (limb + rng.normal(0.0, 35.0, n)) % 360.0
-    height = rng.uniform(OCCULTER_RSUN + 0.8, FIELD_STOP_RSUN - 0.2, n)
-    brightness = np.clip(rng.lognormal(np.log(0.5), 0.5, n), 0.15, 1.0)
+    seen = (radius >= OCCULTER_RSUN) & (radius <= FIELD_STOP_RSUN)
     images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.float32)
-    excess = np.empty(n, np.float32)
+    truth = np.empty((4, n), np.float64)
     for i in range(n):
-        cme = _render(radius, angle, cpa[i], width[i], height[i], brightness[i])
+        rng = np.random.default_rng((seed, start + i))
+        halo = rng.random() < HALO_FRACTION
+        width = 360.0 if halo else float(np.clip(rng.lognormal(np.log(50.0), 0.5), 10.0, 200.0))
+        limb = rng.choice([90.0, 270.0])                         # east / west limb
+        cpa = (limb + rng.normal(0.0, 35.0)) % 360.0
+        height = rng.uniform(OCCULTER_RSUN + 0.8, FIELD_STOP_RSUN - 0.2)
+        brightness = float(np.clip(rng.lognormal(np.log(0.5), 0.5), 0.15, 1.0))
+        cme = _render(radius, angle, cpa, width, height, brightness)
         noise = rng.normal(0.0, NOISE_SIGMA, radius.shape)
-        seen = (radius >= OCCULTER_RSUN) & (radius <= FIELD_STOP_RSUN)
-        excess[i] = float(cme[seen].sum())
+        truth[:, i] = cpa, width, height, float(cme[seen].sum())
         images[i] = np.clip(np.where(seen, cme + noise, 0.0), -1.0, 1.0)
-    return SyntheticCmes(images=images, cpa_deg=cpa.astype(np.float32), width_deg=width.astype(np.float32),
-                         front_height_rsun=height.astype(np.float32), excess=excess)
+    return SyntheticCmes(images=images, cpa_deg=truth[0].astype(np.float32), width_deg=truth[1].astype(np.float32),
+                         front_height_rsun=truth[2].astype(np.float32), excess=truth[3].astype(np.float32))
 
 
 def _render(radius, angle, cpa, width, height, brightness):

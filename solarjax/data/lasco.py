@@ -225,14 +225,30 @@ def polar_remap(image: CoronagraphImage, data: np.ndarray | None = None, num_ang
       float32 [num_heights, num_angles]: row j is height ``lowest + (j + 0.5) * step``, column i position angle
       ``(i + 0.5) * 360 / num_angles``; bilinear interpolation, NaN outside the image or field of view.
     """
-    from scipy import ndimage
-
-    values = image.data if data is None else np.asarray(data, dtype=np.float64)
     low, high = image.meta["occulter_rsun"] if heights_rsun is None else heights_rsun
     heights = low + (np.arange(num_heights) + 0.5) * (high - low) / num_heights
     angles = np.radians((np.arange(num_angles) + 0.5) * 360.0 / num_angles)
     east_west = -np.outer(heights, np.sin(angles))       # PA 90 deg = east = negative X
     north_south = np.outer(heights, np.cos(angles))
+    return sample_sky(image, east_west, north_south, data)
+
+
+def sample_sky(image: CoronagraphImage, east_west_rsun: np.ndarray, north_south_rsun: np.ndarray,
+               data: np.ndarray | None = None) -> np.ndarray:
+    """The image (or `data` on its grid) at sky points given by helioprojective offsets in solar radii.
+
+    Args:
+      image: gives the geometry (and the data unless `data` is given).
+      east_west_rsun, north_south_rsun: offsets X (west positive) and Y (north positive), any one shape.
+      data: float [H, W] on the image's grid; default ``image.data``.
+
+    Returns:
+      float32 of the offsets' shape: bilinear interpolation, NaN outside the image or its field of view.
+    """
+    from scipy import ndimage
+
+    values = image.data if data is None else np.asarray(data, dtype=np.float64)
+    east_west, north_south = np.asarray(east_west_rsun, np.float64), np.asarray(north_south_rsun, np.float64)
     roll = math.radians(image.meta["roll_deg"])
     per_rsun = image.meta["rsun_arcsec"] / image.meta["arcsec_per_px"]
     dx = per_rsun * (math.cos(roll) * east_west + math.sin(roll) * north_south)

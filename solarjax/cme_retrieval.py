@@ -1,0 +1,157 @@
+"""Scoring a "find CMEs like this one" search: top-1 agreement of CME quantities, with paired bootstrap intervals.
+
+Each method (the SSL embedding and its baselines, `solarjax.retrieval.evaluate`) gives every query its top-1
+row of the database; for each quantity, the correlation between the queries' values and their matches'
+says whether the search keeps that quantity. Width and front height are linear quantities: Pearson and
+Spearman (`solarjax.retrieval.evaluate.scored_correlations`). The central position angle is circular
+(359 deg is next to 1 deg): its 'pearson' is the circular correlation of Fisher & Lee (1983),
+``sum_{i<j} sin(a_i - a_j) sin(b_i - b_j) / sqrt(sum_{i<j} sin^2(a_i - a_j) sum_{i<j} sin^2(b_i - b_j))``
+(no mean direction needed, so it is defined for the two-limb clustering of CME position angles, where a
+circular mean is not), and its 'spearman' the same on uniform scores ``360 * rank / n`` (rank-based).
+Both are 1 when one side is a rotation of the other, -1 for a mirror image, about 0 when independent. A halo's CPA is
+undefined: queries or matches whose width is at least `HALO_WIDTH_DEG` drop out of the CPA score.
+
+Intervals: one set of bootstrap resamples of the common queries per quantity, shared by every method
+(`solarjax.retrieval.bootstrap`), on each statistic and on each difference between two methods.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.stats
+
+from solarjax.retrieval import bootstrap
+from solarjax.retrieval.evaluate import common_queries, scored_correlations
+
+HALO_WIDTH_DEG = 300.0
+"""A CME at least this wide counts as a halo: its central position angle is not scored."""
+
+LINEAR = ("width_deg", "front_height_rsun")
+CIRCULAR = ("cpa_deg",)
+
+
+def circular_correlation(a_deg: np.ndarray, b_deg: np.ndarray) -> np.ndarray:
+    """Fisher-Lee circular correlation along the last axis of [..., n] angles in degrees; NaN without spread.
+
+    Computed in O(n) as det(X'Y) / sqrt(det(X'X) det(Y'Y)) with X = [cos a, sin a], Y = [cos b, sin b]
+    (the pairwise sums of sines expand into these 2x2 determinants).
+    """
+    a, b = np.radians(np.asarray(a_deg, np.float64)), np.radians(np.asarray(b_deg, np.float64))
+    ca, sa, cb, sb = np.cos(a), np.sin(a), np.cos(b), np.sin(b)
+
+    def det(p, q, r, t):  # det [[sum p, sum q], [sum r, sum t]]
+        return p.sum(-1) * t.sum(-1) - q.sum(-1) * r.sum(-1)
+
+    cross = det(ca * cb, ca * sb, sa * cb, sa * sb)
+    denominator = np.sqrt(np.maximum(det(ca * ca, ca * sa, sa * ca, sa * sa), 0.0)
+                          * np.maximum(det(cb * cb, cb * sb, sb * cb, sb * sb), 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 1e-12, cross / np.where(denominator > 1e-12, denominator, 1.0), np.nan)
+
+
+def circular_rank_correlation(a_deg: np.ndarray, b_deg: np.ndarray) -> np.ndarray:
+    """`circular_correlation` of the uniform scores 360 * rank / n of each side (ranks along the last axis)."""
+    a, b = np.asarray(a_deg, np.float64) % 360.0, np.asarray(b_deg, np.float64) % 360.0
+    n = a.shape[-1]
+    return circular_correlation(360.0 * scipy.stats.rankdata(a, axis=-1) / n,
+                                360.0 * scipy.stats.rankdata(b, axis=-1) / n)
+
+
+CIRCULAR_STATISTICS = {"pearson": circular_correlation, "spearman": circular_rank_correlation}
+
+
+def _interval(value: float, resampled: np.ndarray) -> dict[str, Any]:
+    finite = resampled[np.isfinite(resampled)]
+    low, high = np.percentile(finite, [2.5, 97.5]) if finite.size else (math.nan, math.nan)
+    return {"value": float(value), "low": float(low), "high": float(high), "valid_resamples": int(finite.size)}
+
+
+def circular_intervals(query_deg: np.ndarray, matched_deg: Mapping[str, np.ndarray], indices: np.ndarray
+                       ) -> dict[str, Any]:
+    """As `bootstrap.correlation_intervals`, with the circular statistics (`CIRCULAR_STATISTICS`)."""
+    x = np.asarray(query_deg, np.float64)
+    values, resampled = {}, {}
+    for method, y in matched_deg.items():
+        y = np.asarray(y, np.float64)
+        for stat, function in CIRCULAR_STATISTICS.items():
+            values[method, stat] = float(function(x, y))
+            resampled[method, stat] = function(x[indices], y[indices])
+    methods = list(matched_deg)
+    return {
+        "n": int(len(x)),
+        "methods": {m: {s: _interval(values[m, s], resampled[m, s]) for s in CIRCULAR_STATISTICS} for m in methods},
+        "differences": {f"{a} - {b}": {s: _interval(values[a, s] - values[b, s], resampled[a, s] - resampled[b, s])
+                                       for s in CIRCULAR_STATISTICS}
+                        for a, b in itertools.combinations(methods, 2)},
+    }
+
+
+def scoring_values(quantities: Mapping[str, np.ndarray]) -> np.ndarray:
+    """[N, 3] (cpa_deg, width_deg, front_height_rsun) with the CPA of halos (width >= HALO_WIDTH_DEG) set to NaN."""
+    width = np.asarray(quantities["width_deg"], np.float64)
+    cpa = np.where(width >= HALO_WIDTH_DEG, np.nan, np.asarray(quantities["cpa_deg"], np.float64))
+    return np.stack([cpa, width, np.asarray(quantities["front_height_rsun"], np.float64)], axis=1)
+
+
+SCORED = CIRCULAR + LINEAR
+
+
+def score_matches(query_values: np.ndarray, database_values: np.ndarray, matches: Mapping[str, np.ndarray], *,
+                  num_resamples: int = bootstrap.NUM_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """Top-1 agreement of every method, with paired bootstrap intervals.
+
+    Args:
+      query_values: [Q, 3] `scoring_values` of the queries; database_values: [N, 3] of the database rows.
+      matches: {method: int [Q] top-1 database row of each query (-1: none)}.
+      num_resamples, seed: of the bootstrap (quantity j uses seed + j).
+
+    Returns:
+      {quantity: {'pairs': common queries, 'methods': {method: {'pearson': interval, 'spearman': interval}},
+       'differences': {'a - b': {...}}}}, intervals as `bootstrap.correlation_intervals`.
+    """
+    matched = {method: np.where((rows >= 0)[:, None], database_values[np.maximum(rows, 0)], np.nan)
+               for method, rows in matches.items()}
+    mask = common_queries(query_values, matched)
+    report: dict[str, Any] = {}
+    keep = mask[:, 0]
+    indices = bootstrap.resample_indices(int(keep.sum()), num_resamples, seed)
+    circular = circular_intervals(query_values[keep, 0], {m: v[keep, 0] for m, v in matched.items()}, indices)
+    report["cpa_deg"] = {"pairs": int(keep.sum()), "methods": circular["methods"], "differences": circular["differences"]}
+    _, linear = scored_correlations(query_values[:, 1:], {m: v[:, 1:] for m, v in matched.items()}, LINEAR,
+                                    num_resamples=num_resamples, seed=seed + 1)
+    for name in LINEAR:
+        report[name] = {"pairs": linear[name]["n"], "methods": linear[name]["methods"],
+                        "differences": linear[name]["differences"]}
+    return report
+
+
+def format_table(report: Mapping[str, Any], methods: Sequence[str], digits: int = 2) -> str:
+    """One row per method, one column per (quantity, statistic): 'value [low, high]'."""
+    columns = [(q, s) for q in SCORED for s in ("pearson", "spearman")]
+    titles = {"cpa_deg": "CPA (circular)", "width_deg": "width", "front_height_rsun": "front height"}
+    header = ["method"] + [f"{titles[q]} {s}" for q, s in columns]
+    rows = [header, ["queries"] + [str(report[q]["pairs"]) for q, _ in columns]]
+    for method in methods:
+        rows.append([method] + [bootstrap.format_interval(report[q]["methods"][method][s], digits) for q, s in columns])
+    widths = [max(len(row[j]) for row in rows) for j in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+
+
+def format_differences(report: Mapping[str, Any], subject: str, others: Sequence[str], digits: int = 2) -> str:
+    """``subject - other`` per quantity (Spearman; circular rank for CPA) with its paired interval."""
+    lines = []
+    for other in others:
+        cells = []
+        for q in SCORED:
+            key, sign = (f"{subject} - {other}", 1.0) if f"{subject} - {other}" in report[q]["differences"] \
+                else (f"{other} - {subject}", -1.0)
+            entry = report[q]["differences"][key]["spearman"]
+            if sign < 0:
+                entry = {"value": -entry["value"], "low": -entry["high"], "high": -entry["low"]}
+            cells.append(f"{q} {bootstrap.format_interval(entry, digits)}")
+        lines.append(f"{subject} - {other}: " + "; ".join(cells))
+    return "\n".join(lines)

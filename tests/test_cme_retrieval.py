@@ -1,0 +1,51 @@
+"""solarjax.cme_retrieval: circular correlations with known answers, and top-1 scoring with paired intervals."""
+import numpy as np
+import pytest
+
+from solarjax import cme_retrieval
+
+
+def test_circular_correlations_of_known_relations():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 360, 500)
+    for function in (cme_retrieval.circular_correlation, cme_retrieval.circular_rank_correlation):
+        assert function(a, a) == pytest.approx(1.0)
+        assert function(a, (a + 40.0) % 360) == pytest.approx(1.0)      # a rotation of one side
+        assert function(a, (360.0 - a) % 360) == pytest.approx(-1.0)    # a mirror image
+        assert abs(function(a, rng.uniform(0, 360, 500))) < 0.15
+    # Angles about north: 359 deg is next to 1 deg. The linear Pearson is fooled, the circular one is not.
+    north = rng.normal(0.0, 15.0, 500) % 360
+    near = (north + rng.normal(0.0, 3.0, 500)) % 360
+    assert cme_retrieval.circular_correlation(north, near) > 0.95
+    assert np.corrcoef(north, near)[0, 1] < 0.9
+    # Two clusters facing each other (CMEs of the east and west limbs): no circular mean, still defined.
+    limbs = (rng.choice([90.0, 270.0], 500) + rng.normal(0.0, 20.0, 500)) % 360
+    assert cme_retrieval.circular_correlation(limbs, (limbs + rng.normal(0.0, 5.0, 500)) % 360) > 0.9
+    assert abs(cme_retrieval.circular_correlation(limbs, rng.permutation(limbs))) < 0.15
+    rows = np.stack([a, a[::-1]])
+    np.testing.assert_allclose(cme_retrieval.circular_correlation(rows, rows), [1.0, 1.0])
+
+
+def test_scoring_ranks_a_perfect_search_above_a_random_one_and_drops_halos():
+    rng = np.random.default_rng(1)
+    n = 300
+    database = {"cpa_deg": rng.uniform(0, 360, n), "width_deg": rng.uniform(20, 150, n),
+                "front_height_rsun": rng.uniform(3, 6, n)}
+    database["width_deg"][:30] = 360.0                                   # halos
+    values = cme_retrieval.scoring_values(database)
+    assert np.isnan(values[:30, 0]).all() and np.isfinite(values[30:]).all()
+    queries = np.arange(0, n, 2)
+    matches = {"perfect": queries, "random": rng.integers(0, n, len(queries))}
+    report = cme_retrieval.score_matches(values[queries], values, matches, num_resamples=200)
+    cpa = report["cpa_deg"]
+    assert cpa["pairs"] < len(queries) - 10                              # halo queries and matches left out
+    for name in cme_retrieval.SCORED:
+        perfect = report[name]["methods"]["perfect"]["spearman"]
+        random = report[name]["methods"]["random"]["spearman"]
+        assert perfect["value"] == pytest.approx(1.0) and abs(random["value"]) < 0.3
+        assert random["low"] < random["value"] < random["high"]
+        assert report[name]["differences"]["perfect - random"]["spearman"]["low"] > 0.5
+    table = cme_retrieval.format_table(report, ["perfect", "random"])
+    assert table.splitlines()[2].startswith("perfect") and "1.00 [1.00, 1.00]" in table
+    # Stored as 'perfect - random': asked the other way round, the sign and the interval flip.
+    assert cme_retrieval.format_differences(report, "random", ["perfect"]).startswith("random - perfect: cpa_deg -1.")
