@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean browser
+.PHONY: demo test bench clean browser wheel-smoke
 
 # The web app's browser test drives Debian's chromium (Playwright uses it; no browser download).
 CHROMIUM := /usr/bin/chromium
@@ -23,6 +23,11 @@ test: $(STAMP) browser
 browser:
 	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq chromium) ; } \
 	  || echo "warning: could not install chromium; the browser test will be skipped"
+
+# The wheel installed into a fresh venv outside the checkout, run from outside it (.ci/wheel_smoke.sh; ~30 s).
+# SOLARJAX_SMOKE_DEMO=<demo output> also checks that the installed `solarjax serve` answers.
+wheel-smoke: $(STAMP)
+	PY=$(PY) .ci/wheel_smoke.sh
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run

@@ -11,7 +11,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("app", "augment", "data", "demo", "gan", "models", "physics", "retrieval", "ssl", "steering", "train")
+_SUBMODULES = ("app", "augment", "configs", "data", "demo", "gan", "interop", "models", "physics", "retrieval", "ssl",
+               "steering", "train")
 
 
 def __getattr__(name):

@@ -19,6 +19,7 @@ import base64
 import dataclasses
 import html
 import json
+import logging
 import os
 import pathlib
 import time
@@ -29,7 +30,7 @@ import numpy as np
 from solarjax.stages import StageRunner, claimed
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO_ROOT / "experiments" / "configs"
+"""The checkout (or site-packages, installed): only to find ../shared/data/sharp_cea beside a checkout."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +72,10 @@ DEMO_ENTRIES = frozenset({*STAGE_ESTIMATES_S, "tfds", "report.html", "metrics.js
 
 
 def _load_config(name: str):
-    from solarjax.train.loop import load_config_file
+    """The packaged config `solarjax.configs.<name>` (unlocked: the demo sizes it)."""
+    from solarjax import configs
 
-    return load_config_file(CONFIG_DIR / name)
+    return configs.load(name, lock=False)
 
 
 def _last_metrics(workdir: pathlib.Path, prefix: str) -> dict:
@@ -88,7 +90,7 @@ def _last_metrics(workdir: pathlib.Path, prefix: str) -> dict:
 
 
 def run_demo(outdir: str | os.PathLike, *, quick: bool = False, fits_dir: str | os.PathLike | None = None,
-             log=print) -> dict:
+             log=logging.getLogger(__name__).info) -> dict:
     """Runs (or resumes) the demo into `outdir`; returns the metrics written to `metrics.json`.
 
     Args:
@@ -97,6 +99,7 @@ def run_demo(outdir: str | os.PathLike, *, quick: bool = False, fits_dir: str | 
         an idle 2-core CPU; GAN 10.0 min, directions 2.8 min, SimSiam 3.9 min).
       fits_dir: real SHARP Br FITS files for the 'real' stage (default: ../shared/data/sharp_cea
         beside the repository when present; the stage is skipped when there are none).
+      log: where progress lines go (default: the ``solarjax.demo`` logger at INFO; the CLI shows them).
     """
     outdir = pathlib.Path(outdir)
     with claimed(outdir, DEMO_ENTRIES):
@@ -201,8 +204,8 @@ def _trainer_fingerprint_view(config) -> dict:
 
 
 def _gan_config(tfds_dir: pathlib.Path, size: DemoSize):
-    """`experiments/configs/gan_synthetic.py` sized for the demo."""
-    config = _load_config("gan_synthetic.py")
+    """`solarjax.configs.gan_synthetic` sized for the demo."""
+    config = _load_config("gan_synthetic")
     config.total_steps = size.gan_steps
     config.data.data_dir = str(tfds_dir)
     config.eval_every = max(size.gan_steps // 2, 1)  # the realism score picks the better of two checkpoints
@@ -312,8 +315,8 @@ def _directions_tables(directions, report: dict) -> dict:
 
 
 def _simsiam_config(tfds_dir: pathlib.Path, size: DemoSize):
-    """`experiments/configs/simsiam_synthetic.py` sized for the demo."""
-    config = _load_config("simsiam_synthetic.py")
+    """`solarjax.configs.simsiam_synthetic` sized for the demo."""
+    config = _load_config("simsiam_synthetic")
     config.num_steps = size.simsiam_steps
     config.model.width = size.simsiam_width
     config.data.data_dir = str(tfds_dir)

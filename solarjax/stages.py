@@ -17,12 +17,15 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import logging
 import pathlib
 import shutil
 import time
 from typing import Callable
 
 from solarjax.fingerprint import config_fingerprint as fingerprint
+
+_log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -32,12 +35,12 @@ class StageRunner:
     Attributes:
       outdir: root of the run; stage `name` lives in `outdir / name`.
       total: number of stages expected (for the `[i/total]` progress prefix).
-      log: where progress lines go.
+      log: where progress lines go (default: the ``solarjax.stages`` logger at INFO).
     """
 
     outdir: pathlib.Path
     total: int
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = _log.info
     done: int = 0
     timings: dict = dataclasses.field(default_factory=dict)
 

@@ -575,15 +575,11 @@ def plot_query_matches(
       database_images: row-aligned table images; table_values: [N, P].
       quantity_names: the P quantity names.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: the user's backend is left alone
 
     num_queries, num_matches = match_rows.shape
-    figure, axes = plt.subplots(
-        num_queries, num_matches + 1, figsize=(2.1 * (num_matches + 1) + 0.8, 2.6 * num_queries), squeeze=False
-    )
+    figure = Figure(figsize=(2.1 * (num_matches + 1) + 0.8, 2.6 * num_queries))
+    axes = figure.subplots(num_queries, num_matches + 1, squeeze=False)
     shown = None
     for q in range(num_queries):
         panels = [(np.asarray(query_images[q]), query_values[q], "query")]
@@ -606,7 +602,6 @@ def plot_query_matches(
         figure.colorbar(shown, ax=axes, shrink=0.6, label="Br [G]")
     path = pathlib.Path(path)
     figure.savefig(path, dpi=90)
-    plt.close(figure)
     return path
 
 
@@ -625,15 +620,11 @@ def plot_query_vs_match(
       correlation_table: {method: {quantity: {'pearson', 'spearman'}}}.
       quantity_names: the P quantity names.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: the user's backend is left alone
 
     methods = list(matched)
-    figure, axes = plt.subplots(
-        len(methods), len(quantity_names), figsize=(2.6 * len(quantity_names), 2.4 * len(methods)), squeeze=False
-    )
+    figure = Figure(figsize=(2.6 * len(quantity_names), 2.4 * len(methods)))
+    axes = figure.subplots(len(methods), len(quantity_names), squeeze=False)
     for i, method in enumerate(methods):
         for j, name in enumerate(quantity_names):
             axis = axes[i, j]
@@ -653,5 +644,4 @@ def plot_query_vs_match(
     figure.tight_layout()
     path = pathlib.Path(path)
     figure.savefig(path, dpi=90)
-    plt.close(figure)
     return path

@@ -2,7 +2,8 @@
 
 ``workdir/metrics.jsonl`` holds one JSON object per line, ``{"step": int, <name>: float, ...}``;
 training metrics and quality figures are separate lines of the same file. Sample grids are PNGs
-drawn with sunpy's ``hmimag`` colour map on [-1000, 1000] G.
+drawn with sunpy's ``hmimag`` colour map on [-1000, 1000] G, on `matplotlib.figure.Figure` objects: no
+pyplot, so neither importing this module nor writing a PNG changes a user's matplotlib backend.
 """
 from __future__ import annotations
 
@@ -12,11 +13,8 @@ import os
 import pathlib
 from typing import Mapping
 
-import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 GAUSS_PER_UNIT = 1000.0
 """Images hold s = B / 1000 G."""
@@ -124,8 +122,8 @@ def save_sample_grid(images: np.ndarray, path: str | os.PathLike, columns: int |
     count = len(images)
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.5 * columns + 1.0, 1.5 * rows + 0.4),
-                             squeeze=False, layout='compressed')
+    fig = Figure(figsize=(1.5 * columns + 1.0, 1.5 * rows + 0.4), layout='compressed')
+    axes = fig.subplots(rows, columns, squeeze=False)
     for index, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if index < count:
@@ -160,7 +158,7 @@ def save_comparison_grid(data: np.ndarray, generated: np.ndarray, path: str | os
         sets.append(images)
     count = min(len(images) for images in sets)
     rows = math.ceil(count / columns)
-    fig = plt.figure(figsize=(2 * (1.5 * columns) + 1.6, 1.5 * rows + 0.8), layout='compressed')
+    fig = Figure(figsize=(2 * (1.5 * columns) + 1.6, 1.5 * rows + 0.8), layout='compressed')
     panels = fig.subfigures(1, 2)
     shown = None
     for panel, images, label in zip(panels, sets, labels):
@@ -175,11 +173,10 @@ def save_comparison_grid(data: np.ndarray, generated: np.ndarray, path: str | os
 
 
 def _save_titled(fig, path: str | os.PathLike, title: str | None) -> pathlib.Path:
-    """Adds the optional title, writes the PNG (creating its folders) and closes the figure."""
+    """Adds the optional title and writes the PNG (creating its folders); the figure is pyplot-free."""
     if title:
         fig.suptitle(title)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path
