@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import math
 import os
 import pathlib
@@ -77,7 +78,7 @@ def _add_physics(subparsers) -> None:
             "/1000, NaN -> 0, antialiased resize to SIZE x SIZE) and report the method's quantities "
             "(TUF, TPF, TNF, net flux, PSEP, tilt, area, leading polarity, R; threshold 150 G) in the "
             "normalised form and in physical units, next to the header's USFLUX. Unreadable files are "
-            "reported on stderr with the reason; the exit status is 1 if any file failed."
+            "reported on stderr with the reason; the exit status is 1 if some file failed, 2 if none could be read."
         ),
     )
     parser.add_argument("files", nargs="+", help="SHARP FITS files (e.g. *.Br.fits)")
@@ -101,7 +102,9 @@ def _run_physics(args) -> int:
         except SharpReadError as err:
             failures.append(err)
             continue
-        if patch.segment == "Br":
+        if patch.segment == "Br" and not np.isfinite(patch.data).any():
+            failures.append(SharpReadError(path, "no finite pixel (all NaN or inf): no data"))
+        elif patch.segment == "Br":
             patches.append(patch)
         else:
             failures.append(SharpReadError(path, f"a {patch.segment} segment: the method's quantities are defined on Br"))
@@ -141,7 +144,7 @@ def _run_physics(args) -> int:
         print()
     else:
         _print_physics_table(records)
-    return 1 if failures else 0
+    return (1 if records else 2) if failures else 0
 
 
 def _print_physics_table(records) -> None:
@@ -204,6 +207,21 @@ def _add_data(subparsers) -> None:
     add_aia_download_arguments(download_aia)
     download_aia.set_defaults(func=run_aia_download)
 
+    from solarjax.data.lasco_download import add_lasco_download_arguments, run_lasco_download
+
+    download_lasco = commands.add_parser(
+        "download-lasco",
+        help="download SOHO/LASCO C2 or C3 images (JPEG2000) from the Helioviewer API (resumable)",
+        description=(
+            "Sample the Helioviewer archive every --cadence from --start to --end, keep each distinct LASCO image "
+            "of the detector once and fetch it as JPEG2000 (FITS header inside) into OUT_DIR, with the same "
+            "manifest.json, resume and integrity checks as `download`. Build cme_patches from the folder with "
+            "`solarjax data build --dataset cme_patches --config files --manual-dir OUT_DIR`."
+        ),
+    )
+    add_lasco_download_arguments(download_lasco)
+    download_lasco.set_defaults(func=run_lasco_download)
+
     build = commands.add_parser(
         "build",
         help="build the TFDS dataset sharp_patches or aia_patches (synthetic or from FITS)",
@@ -216,10 +234,12 @@ def _add_data(subparsers) -> None:
             "back with tfds.data_source('DATASET/CONFIG', data_dir=DATA_DIR) after `import data_builders`."
         ),
     )
-    build.add_argument("--dataset", choices=("sharp_patches", "aia_patches"), default="sharp_patches",
-                       help="which dataset (default sharp_patches)")
-    build.add_argument("--config", choices=("synthetic", "fits"), default="synthetic", help="builder config")
-    build.add_argument("--manual-dir", help="folder of SHARP or AIA FITS files (fits config)")
+    build.add_argument("--dataset", choices=("sharp_patches", "aia_patches", "cme_patches"), default="sharp_patches",
+                       help="which dataset (default sharp_patches; cme_patches: CME difference images of LASCO)")
+    build.add_argument("--config", choices=("synthetic", "fits", "files", "files_c3"), default="synthetic",
+                       help="builder config (default synthetic; cme_patches: synthetic, files for LASCO C2, files_c3 "
+                            "for LASCO C3)")
+    build.add_argument("--manual-dir", help="folder of SHARP or AIA FITS files (fits config), or of LASCO files (files)")
     build.add_argument("--skip-degradation", action="store_true",
                        help="aia_patches fits: build without aiapy's degradation correction (its tables need the "
                             "network; the build log records that it was not applied)")
@@ -239,12 +259,23 @@ def _default_data_dir() -> str:
 
 
 def _run_data_build(args) -> int:
+    if args.config != "synthetic":
+        manual = pathlib.Path(args.manual_dir) if args.manual_dir else None
+        if manual is None or not manual.is_dir() or not any(manual.iterdir()):
+            print(f"error: --manual-dir {args.manual_dir or '(not given)'}: the {args.config} config needs a folder of "
+                  "downloaded files (from `solarjax data download`, `download-aia` or `download-lasco`)",
+                  file=sys.stderr)
+            return 2
     try:
         if args.dataset == "aia_patches":
             from data_builders.aia_patches import build
 
             info = build(args.config, args.data_dir, manual_dir=args.manual_dir, num_examples=args.num_examples,
                          degradation="skip" if args.skip_degradation else "apply")
+        elif args.dataset == "cme_patches":
+            from data_builders.cme_patches import build
+
+            info = build(args.config, args.data_dir, manual_dir=args.manual_dir, num_examples=args.num_examples)
         else:
             from data_builders.sharp_patches import build
 
@@ -265,14 +296,24 @@ def _run_data_build(args) -> int:
 def _add_train(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="train the GAN or the SimSiam encoder",
-        description="Train a model from an experiments/configs/*.py config into WORKDIR; rerunning with the same "
-                    "WORKDIR resumes from the last checkpoint (a different model config is refused).",
+        description="Train a model from a config (a packaged one such as gan_synthetic, or a .py file defining "
+                    "get_config()) into WORKDIR; rerunning with the same WORKDIR resumes from the last checkpoint "
+                    "(a different model config is refused).",
     )
     models = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
-    for name, text in (("gan", "the GAN (experiments/configs/gan_synthetic.py; the paper's: gan_paper.py)"),
-                       ("simsiam", "the SimSiam encoder (experiments/configs/simsiam_synthetic.py)")):
-        model = models.add_parser(name, help=text, description=f"Train {text}.")
-        model.add_argument("--config", required=True, help="config file defining get_config()")
+    for name, text in (("gan", "the GAN (config gan_synthetic; the paper's generator: gan_paper; real SHARPs at "
+                               "scale: gan_sharp_full)"),
+                       ("simsiam", "the SimSiam encoder (config simsiam_synthetic; simsiam_aia_synthetic, "
+                                   "simsiam_sharp_full)")):
+        model = models.add_parser(
+            name, help=text, description=f"Train {text}. Any field of the config can be set on the command line "
+                                         "as ml_collections' config flags do: --config.FIELD=VALUE (e.g. "
+                                         "--config.batch_size=64 --config.optimizer.b1=0.9), parsed as the field's "
+                                         "type; an unknown field or a wrong type is refused. The config is locked.")
+        model.add_argument("--config", required=True,
+                           help="a packaged config name (solarjax.configs: gan_synthetic, gan_paper, gan_sharp_full, "
+                                "simsiam_synthetic, simsiam_aia_synthetic, simsiam_sharp_full) or a .py file "
+                                "defining get_config() (FILE.py:ARG calls get_config(ARG))")
         model.add_argument("--workdir", required=True, help="run directory (config.json, metrics.jsonl, checkpoints/)")
         model.add_argument("--data-dir", help="override config.data.data_dir (the TFDS data directory)")
         model.add_argument("--multihost", action="store_true",
@@ -282,13 +323,18 @@ def _add_train(subparsers) -> None:
 
 
 def _run_train(args) -> int:
-    from solarjax.train.loop import load_config_file
+    from solarjax import configs
 
+    named_file = str(args.config).split(":", 1)[0]
+    if os.path.isfile(named_file) and not named_file.endswith(".py"):
+        print(f"solarjax train {args.model}: error: --config {args.config}: {named_file} is not a Python config file "
+              "(a .py file defining get_config()) nor a packaged config name", file=sys.stderr)
+        return 2
+    config = configs.load(args.config, getattr(args, "config_overrides", ()))
     if args.multihost:
         import jax
 
         jax.distributed.initialize()
-    config = load_config_file(args.config)
     if args.data_dir:
         config.data.data_dir = args.data_dir
     if args.model == "gan":
@@ -373,14 +419,18 @@ def _add_steer(subparsers) -> None:
                               description="Sample N latents (seed 23), generate, compute the quantities, fit a "
                                           "linear SVM per quantity on a median split; save the unit normals.")
     fit.add_argument("--gan", required=True, help="GAN run directory")
-    fit.add_argument("-n", type=int, default=10_000, help="latents (default 10000, as the paper)")
-    fit.add_argument("--method", choices=("svm", "logistic", "ridge"), default="svm")
+    fit.add_argument("-n", type=positive_int, default=10_000, help="latents (default 10000, as the paper)")
+    fit.add_argument("--method", choices=("svm", "logistic", "ridge"), default="svm",
+                     help="the linear model whose unit normal is a direction: linear SVM (the paper), logistic "
+                          "regression, or ridge regression on the value (default svm)")
+    fit.add_argument("--overwrite", action="store_true", help="replace an existing GAN/directions (written beside, "
+                                                              "then swapped)")
     fit.set_defaults(func=_run_steer_fit)
 
     generate = commands.add_parser(
         "generate", help="generate patches with requested physics",
         description="Steer latents so that the generated patches reach the requested quantities "
-                    "(--set tuf=+50%% psep=0.3; relative '+50%%', '-20%%', 'x2' or absolute), holding the --hold "
+                    "(--set tuf=+50% psep=0.3; relative '+50%', '-20%', 'x2' or absolute), holding the --hold "
                     "quantities. --method paper|piecewise|local moves each latent along that family's traversal "
                     "of one quantity (alpha in [-3, 3]) to the value closest to the target; optimise runs "
                     "gradient-based targeting (any number of targets); best (default) is the family the "
@@ -388,10 +438,12 @@ def _add_steer(subparsers) -> None:
                     "and OUT.json (quantities before/after).")
     generate.add_argument("--gan", required=True, help="GAN run directory")
     generate.add_argument("--set", nargs="+", required=True, metavar="NAME=TARGET", help="targets, e.g. tuf=+50%%")
-    generate.add_argument("--hold", default="", help="comma-separated quantities to keep, e.g. psep,lead_polarity")
-    generate.add_argument("-n", type=int, default=16, help="patches (default 16)")
-    generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--out", default="steered", help="output path without suffix")
+    generate.add_argument("--hold", default="", help="comma-separated quantities to keep, e.g. psep,lead_polarity "
+                                                     "(default: none)")
+    generate.add_argument("-n", type=positive_int, default=16, help="patches (default 16)")
+    generate.add_argument("--seed", type=int, default=0, help="seed of the starting latents z ~ N(0, I) (default 0)")
+    generate.add_argument("--out", default="steered", help="output path without suffix (default ./steered)")
+    generate.add_argument("--overwrite", action="store_true", help="replace OUT.png / OUT.fits / OUT.json if they exist")
     generate.add_argument("--method", choices=("best", "paper", "piecewise", "local", "optimise"), default="best",
                           help="steering family (default: best by the evaluation next to the directions)")
     generate.add_argument("--directions", default=None,
@@ -403,11 +455,15 @@ def _add_steer(subparsers) -> None:
         "invert", help="find latents reproducing real SHARP patches",
         description="The paper's masked-MSE inversion (restarts, best kept) of SHARP Br FITS files; prints the "
                     "reconstruction error and the quantities of each file next to its reconstruction.")
-    invert.add_argument("files", nargs="+")
+    invert.add_argument("files", nargs="+", metavar="FILE", help="SHARP Br FITS files (e.g. *.Br.fits)")
     invert.add_argument("--gan", required=True, help="GAN run directory")
-    invert.add_argument("--restarts", type=int, default=10)
-    invert.add_argument("--steps", type=int, default=1000)
-    invert.add_argument("--out", default="inverted", help="output path without suffix (PNG, FITS, JSON)")
+    invert.add_argument("--restarts", type=positive_int, default=10,
+                        help="random starting latents per file; the lowest masked MSE is kept (default 10)")
+    invert.add_argument("--steps", type=positive_int, default=1000,
+                        help="optimiser steps per restart (default 1000)")
+    invert.add_argument("--out", default="inverted", help="output path without suffix (PNG, FITS, JSON; default "
+                                                          "./inverted)")
+    invert.add_argument("--overwrite", action="store_true", help="replace OUT.png / OUT.fits / OUT.json if they exist")
     invert.set_defaults(func=_run_steer_invert)
 
 
@@ -416,10 +472,14 @@ def _run_steer_fit(args) -> int:
 
     from solarjax import gan, steering
 
+    out = pathlib.Path(args.gan) / "directions"
+    if refused := _existing_outputs([out], args.overwrite):
+        print(f"solarjax steer fit: {refused}", file=sys.stderr)
+        return 2
     generator = gan.load(args.gan)
     directions = steering.fit_directions(generator, n=args.n, method=args.method)
-    out = pathlib.Path(args.gan) / "directions"
-    directions.save(out)
+    with _replaced_atomically(out) as partial:
+        directions.save(partial)
     print(json.dumps(jsonable(directions.summary()), indent=1))
     for name, row in directions.diagnosis.get("quantities", {}).items():
         accuracy = ", ".join(f"{k} {v:.3f}" for k, v in row["accuracy"].items())
@@ -457,6 +517,16 @@ def _run_steer_generate(args) -> int:
             print(f"error: --set {item}: {error}", file=sys.stderr)
             return 2
     hold = [h.strip() for h in args.hold.split(",") if h.strip()]
+    from solarjax.physics import QUANTITY_NAMES
+
+    if unknown := [n for n in [*targets, *hold] if n not in QUANTITY_NAMES]:
+        print(f"error: unknown quantity {unknown[0]!r} in --set/--hold; known: {', '.join(QUANTITY_NAMES)}",
+              file=sys.stderr)
+        return 2
+    outputs = _steer_outputs(args.out)
+    if refused := _existing_outputs(outputs, args.overwrite):
+        print(f"solarjax steer generate: {refused}", file=sys.stderr)
+        return 2
     directions_dir = pathlib.Path(args.directions) if args.directions else pathlib.Path(args.gan) / "directions"
     method = _steer_method(args, directions_dir)
     generator = gan.load(args.gan)
@@ -487,40 +557,56 @@ def _run_steer_generate(args) -> int:
         latents, success, alpha = moved["latents"], moved["success"], moved["alpha"]
         images = np.asarray(generator.generate(latents))
         initial, reached = moved["initial"], moved["reached"]
-    gan.sample_grid_png(images, f"{args.out}.png", title=f"{' '.join(args.set)} ({method})")
-    gan.write_fits_cube(images, f"{args.out}.fits", latents=latents, header=generator.fits_header())
     report = {"targets": args.set, "hold": hold, "method": method, "success": success.tolist(),
               "alpha": None if alpha is None else alpha.tolist(),
               "initial": {k: v.tolist() for k, v in initial.items()},
               "reached": {k: v.tolist() for k, v in reached.items()}}
-    with open(f"{args.out}.json", "w") as f:
-        json.dump(jsonable(report), f, indent=1)
+    _write_steer_outputs(outputs, images, latents, generator, report, title=f"{' '.join(args.set)} ({method})")
     print(f"{int(success.sum())}/{len(success)} requests met within 5% ({method}); "
           f"wrote {args.out}.png/.fits/.json")
     return 0
 
 
+def _steer_outputs(out: str) -> list[pathlib.Path]:
+    """OUT.png, OUT.fits, OUT.json of `steer generate` / `steer invert`."""
+    return [pathlib.Path(f"{out}{suffix}") for suffix in (".png", ".fits", ".json")]
+
+
+def _write_steer_outputs(outputs, images, latents, generator, report, title: str) -> None:
+    """The PNG grid, FITS cube and JSON report, each written beside its path and renamed onto it."""
+    from solarjax import gan
+
+    png, cube, text = outputs
+    with _replaced_atomically(png) as partial:
+        gan.sample_grid_png(images, partial, title=title)
+    with _replaced_atomically(cube) as partial:
+        gan.write_fits_cube(images, partial, latents=latents, header=generator.fits_header())
+    with _replaced_atomically(text) as partial:
+        partial.write_text(json.dumps(jsonable(report), indent=1))
+
+
 def _run_steer_invert(args) -> int:
     from solarjax import gan, steering
 
+    outputs = _steer_outputs(args.out)
+    if refused := _existing_outputs(outputs, args.overwrite):
+        print(f"solarjax steer invert: {refused}", file=sys.stderr)
+        return 2
     generator = gan.load(args.gan)
     result, failures = steering.invert_files(args.files, generator, restarts=args.restarts, steps=args.steps)
     for path, reason in failures:
         print(f"error: {path}: {reason}", file=sys.stderr)
     if result is not None:
-        gan.sample_grid_png(result.reconstructions, f"{args.out}.png", title="reconstructions")
-        gan.write_fits_cube(result.reconstructions, f"{args.out}.fits", latents=result.latents,
-                            header=generator.fits_header())
         good = [p for p in args.files if str(p) not in {str(f) for f, _ in failures}]
         rows = [{"path": path, "masked_mse": float(result.error[i]),
                  "real": {k: float(v[i]) for k, v in result.quantities_real.items()},
                  "reconstruction": {k: float(v[i]) for k, v in result.quantities_reconstructed.items()}}
                 for i, path in enumerate(good)]
-        with open(f"{args.out}.json", "w") as f:
-            json.dump(jsonable(rows), f, indent=1)
+        _write_steer_outputs(outputs, result.reconstructions, result.latents, generator, rows,
+                             title="reconstructions")
         for row in rows:
             print(f"{row['path']}: masked MSE {row['masked_mse']:.4g}")
-    return 1 if failures else 0
+    return (1 if result is not None else 2) if failures else 0
 
 
 # ---------------------------------------------------------------------------------- index, search
@@ -535,10 +621,12 @@ def _add_index(subparsers) -> None:
     commands = parser.add_subparsers(dest="index_command", metavar="INDEX_COMMAND", required=True)
     build = commands.add_parser("build", help="embed a split and build the index")
     build.add_argument("--ssl", required=True, help="SimSiam run directory")
-    build.add_argument("--data-dir", default=_default_data_dir(), help="TFDS data directory")
+    build.add_argument("--data-dir", default=_default_data_dir(),
+                       help="TFDS data directory (default: $SOLARJAX_DATA_DIR or ~/tensorflow_datasets)")
     build.add_argument("--dataset", choices=("sharp_patches", "aia_patches"), default="sharp_patches",
                        help="TFDS dataset (default sharp_patches)")
-    build.add_argument("--config", choices=("synthetic", "fits"), default="synthetic", help="builder config")
+    build.add_argument("--config", choices=("synthetic", "fits"), default="synthetic",
+                       help="builder config (default synthetic)")
     build.add_argument("--split", default="train", help="split to embed (default train)")
     build.add_argument("--out", required=True, help="output directory (refused if it exists, unless --overwrite)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing OUT (built beside, then swapped)")
@@ -560,6 +648,11 @@ def _run_index_build(args) -> int:
     if refused := _existing_outputs([out], args.overwrite):
         print(f"solarjax index build: {refused}", file=sys.stderr)
         return 2
+    if not (pathlib.Path(args.data_dir) / args.dataset / args.config).is_dir():
+        print(f"solarjax index build: error: dataset {args.dataset}/{args.config} is not built in {args.data_dir}: "
+              f"run `solarjax data build --dataset {args.dataset} --config {args.config} --data-dir {args.data_dir}` "
+              "first", file=sys.stderr)
+        return 2
     encoder = ssl.load(args.ssl)
     batches = pipeline.make_iterator(args.split, batch_size=128, seed=0, data_dir=args.data_dir, config=args.config,
                                      dataset=args.dataset, num_epochs=1, shuffle=False, drop_remainder=False,
@@ -577,26 +670,32 @@ def _run_index_build(args) -> int:
 def _add_search(subparsers) -> None:
     parser = subparsers.add_parser(
         "search", help="find the real patches that match a query",
-        description="QUERY: SHARP FITS files (read and preprocessed as in training) or .npy arrays of patches "
-                    "[N, 128, 128] in B / 1000 G (e.g. generated ones); for an aia_patches index, .npy arrays of "
+        description="QUERY: SHARP Br FITS files (read and preprocessed as in training) or .npy arrays of Br maps "
+                    "in gauss, [H, W] or [N, H, W] (preprocessed the same way; a map whose largest |value| is 1 or "
+                    "less is refused as already normalised); for an aia_patches index, .npy arrays of "
                     "normalised patches [N, 128, 128, C] (or [128, 128, C]) in the index's channel order. Prints the "
                     "top-k rows per query.")
-    parser.add_argument("queries", nargs="+", metavar="QUERY")
+    parser.add_argument("queries", nargs="+", metavar="QUERY", help="SHARP Br FITS files or .npy arrays (see above)")
     parser.add_argument("--index", required=True, help="directory written by `solarjax index build` (OUT)")
     parser.add_argument("--ssl", required=True, help="SimSiam run directory (the index's encoder)")
-    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("-k", type=positive_int, default=10, help="results per query (default 10)")
     parser.add_argument("--start", help="earliest observation time, T_REC or AIA t_obs (ISO)")
     parser.add_argument("--end", help="latest observation time, T_REC or AIA t_obs (ISO)")
     parser.add_argument("--mu-min", type=float, help="smallest mu = cos(heliocentric angle) of the patch centre (AIA)")
     parser.add_argument("--mu-max", type=float, help="largest mu (AIA)")
     parser.add_argument("--harp", type=int, nargs="+", help="only these HARPs")
-    parser.add_argument("--exclude-harp", type=int, nargs="+", default=(), help="never these HARPs")
+    parser.add_argument("--exclude-harp", type=int, nargs="+", default=(), help="never these HARPs (default: none)")
     parser.add_argument("--one-per-harp", action="store_true", help="at most one result per HARP")
     parser.add_argument("--exclude-own-harp-days", type=float, help="drop the query's own HARP within +-N days")
-    parser.add_argument("--hemisphere", choices=("north", "south"))
+    parser.add_argument("--hemisphere", choices=("north", "south"),
+                        help="only patches whose centre lies north (Stonyhurst latitude > 0 deg) or south (< 0 "
+                             "deg) of the equator (default: both)")
     parser.add_argument("--json", action="store_true", help="JSON on stdout")
     parser.add_argument("--png", help="write a contact sheet of the queries and their matches to this PNG")
-    parser.add_argument("--data-dir", default=_default_data_dir(), help="TFDS data directory of the indexed dataset (for --png)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the --png file if it exists")
+    parser.add_argument("--data-dir", default=_default_data_dir(),
+                        help="TFDS data directory of the indexed dataset, for --png (default: $SOLARJAX_DATA_DIR or "
+                             "~/tensorflow_datasets)")
     parser.add_argument("--rank", choices=("ssl", "hybrid", "physics"),
                         help="order of the results: SSL similarity, hybrid (SSL candidates re-ordered with the query's "
                              "exact TUF, PSEP, R and area), or physics alone (default: the mode chosen on validation "
@@ -633,6 +732,9 @@ def _run_search(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     chosen = saved.with_rank(args.rank or saved.rank)
+    if args.png and (refused := _existing_outputs([pathlib.Path(args.png)], args.overwrite)):
+        print(f"solarjax search: {refused}", file=sys.stderr)
+        return 2
     arrays = [q for q in args.queries if q.endswith(".npy")]
     files = [q for q in args.queries if not q.endswith(".npy")]
     results, labels, query_images = [], [], []
@@ -645,15 +747,19 @@ def _run_search(args) -> int:
 
     if files:
         from solarjax.data import preprocess_patch, read_sharp
+        from solarjax.data.query_checks import check_gauss_map
 
         patches = [read_sharp(f) for f in files]
+        for patch in patches:
+            if patch.segment != "Br":
+                raise ValueError(f"{patch.path}: a {patch.segment} segment: the index holds Br patches")
+            check_gauss_map(patch.data, str(patch.path))
         images = np.stack([preprocess_patch(p).image for p in patches])
         results += ranked(images, QueryContext.from_metadata([p.meta for p in patches]))
         labels += files
         query_images += list(images)
     for path in arrays:
-        images = np.load(path).astype(np.float32)
-        images = images.reshape((-1,) + images.shape[-2:]) if images.shape[-1] != 1 else images[..., 0]
+        images = _gauss_npy_queries(path)
         results += ranked(images)
         labels += [f"{path}[{i}]" for i in range(len(images))]
         query_images += list(images)
@@ -669,8 +775,26 @@ def _run_search(args) -> int:
             f"TUF {m.get('tuf', float('nan')):.4f}  PSEP {m.get('psep', float('nan')):.4f}  "
             f"R {m.get('r_value', float('nan')):.3g}  {m.get('record', '')}"))
     if args.png:
-        _write_contact_sheet(args.png, np.stack(query_images), results, index, args.data_dir)
+        with _replaced_atomically(pathlib.Path(args.png)) as partial:
+            _write_contact_sheet(partial, np.stack(query_images), results, index, args.data_dir)
+        print(f"contact sheet: {args.png}")
     return 0
+
+
+def _gauss_npy_queries(path: str) -> np.ndarray:
+    """Preprocessed queries [N, 128, 128] from a .npy of Br maps in gauss, [H, W], [N, H, W] or [N, H, W, 1]."""
+    from solarjax.data import preprocess
+    from solarjax.data.query_checks import check_gauss_map
+
+    try:
+        maps = np.load(path, allow_pickle=False)
+    except ValueError as error:        # pickled objects, a bad header
+        raise ValueError(f"{path}: not a plain .npy array of numbers: {error}") from error
+    maps = maps[..., 0] if maps.ndim == 4 and maps.shape[-1] == 1 else maps
+    maps = maps[None] if maps.ndim == 2 else maps
+    if maps.ndim != 3 or min(maps.shape[1:], default=0) < 1 or len(maps) == 0:
+        raise ValueError(f"{path}: Br maps in gauss of shape [H, W] or [N, H, W] expected, got shape {maps.shape}")
+    return np.stack([preprocess(check_gauss_map(m, f"{path}[{i}]")) for i, m in enumerate(maps)])
 
 
 def _print_search_json(labels, results, rank: str = "ssl") -> None:
@@ -745,7 +869,6 @@ def _write_contact_sheet(path, query_images, results, index, data_dir) -> None:
     query_values = np.stack([np.asarray(physics.quantities(query_images)[n]) for n in names], axis=1)
     table_values = np.stack([index.table.column(n) for n in names], axis=1)
     plot_query_matches(path, query_images, query_values, rows, database, table_values, names)
-    print(f"contact sheet: {path}")
 
 
 # ----------------------------------------------------------------------------------------- serve
@@ -761,7 +884,8 @@ def _add_serve(subparsers) -> None:
                                             "aia_patches`): a dataset selector appears on the page")
     parser.add_argument("--aia-ssl", help="the SimSiam run that embedded the AIA index (with --aia-index)")
     parser.add_argument("--aia-data-dir", default=_default_data_dir(),
-                        help="TFDS data directory of the AIA index's aia_patches rows (for their images)")
+                        help="TFDS data directory of the AIA index's aia_patches rows, for their images (default: "
+                             "$SOLARJAX_DATA_DIR or ~/tensorflow_datasets)")
     parser.set_defaults(func=_run_serve)
 
 
@@ -818,6 +942,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="solarjax", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"solarjax {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more progress on stderr: -v solarjax's debug lines, -vv also other libraries' INFO "
+                             "(orbax, absl, jax); allowed anywhere on the line (default: solarjax's progress lines)")
+    parser.add_argument("-q", "--quiet", action="count", default=0,
+                        help="less on stderr: -q only warnings and errors, -qq only errors (results still go to "
+                             "stdout)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_physics(subparsers)
     _add_data(subparsers)
@@ -834,7 +964,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command; bad input or a missing artefact is one line on stderr and exit 2
     (SOLARJAX_TRACEBACK=1 shows the traceback instead)."""
-    args = build_parser().parse_args(argv)
+    argv, config_overrides = _split_config_overrides(sys.argv[1:] if argv is None else list(argv))
+    args = build_parser().parse_args(_verbosity_first(argv))
+    configure_logging(args.verbose - args.quiet)
+    if config_overrides and getattr(args, "func", None) is not _run_train:
+        print(f"solarjax {args.command}: error: --config.{config_overrides[0]}: config overrides are for "
+              "`solarjax train` (see solarjax train gan --help)", file=sys.stderr)
+        return 2
+    args.config_overrides = config_overrides
     try:
         return args.func(args)
     except _user_errors() as err:
@@ -842,8 +979,73 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         nested = ("data_command", "model", "steer_command", "index_command")
         command = " ".join([args.command, *(str(getattr(args, name)) for name in nested if getattr(args, name, None))])
-        print(f"solarjax {command}: error: {err}", file=sys.stderr)
+        print(f"solarjax {command}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+
+
+_VERBOSITY_FLAGS = frozenset({"-v", "-vv", "-vvv", "--verbose", "-q", "-qq", "--quiet"})
+
+
+def _verbosity_first(argv: list[str]) -> list[str]:
+    """argv with its -v/-q flags moved before the command, so `solarjax demo -q` works as `solarjax -q demo`."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:end] if a in _VERBOSITY_FLAGS]
+    return flags + [a for a in argv[:end] if a not in _VERBOSITY_FLAGS] + argv[end:]
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever sys.stderr is when a record arrives (tests and notebooks swap it)."""
+
+    _solarjax = True
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(_ProgramFormatter())
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+class _ProgramFormatter(logging.Formatter):
+    """solarjax's lines as they are; other libraries' with their level and logger name."""
+
+    def format(self, record):
+        if record.name == "solarjax" or record.name.startswith("solarjax."):
+            return record.getMessage()
+        return f"{record.levelname} {record.name}: {record.getMessage()}"
+
+
+def configure_logging(verbosity: int = 0) -> None:
+    """The program's logging (the library only logs; this is for the `solarjax` command): one stderr handler
+    on the root logger, added once; ``solarjax.*`` at INFO (verbosity 1+: DEBUG, -1: WARNING, -2: ERROR),
+    other libraries at WARNING (verbosity 2+: INFO) so orbax and absl progress chatter is hidden."""
+    root = logging.getLogger()
+    if not any(getattr(handler, "_solarjax", False) for handler in root.handlers):
+        root.addHandler(_StderrHandler())
+    own = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG if verbosity > 0 else logging.ERROR)
+    logging.getLogger("solarjax").setLevel(own)
+    others = logging.INFO if verbosity >= 2 else (logging.ERROR if verbosity <= -2 else logging.WARNING)
+    root.setLevel(others)
+    for noisy in ("absl", "orbax", "jax"):  # set their own levels, so they cannot override the root's
+        logging.getLogger(noisy).setLevel(others)
+
+
+def _split_config_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """argv without its ``--config.FIELD=VALUE`` / ``--config.FIELD VALUE`` items, and those as FIELD=VALUE."""
+    rest, overrides = [], []
+    items = iter(argv)
+    for item in items:
+        if item.startswith("--config."):
+            field = item[len("--config."):]
+            overrides.append(field if "=" in field else f"{field}={next(items, '')}")
+        else:
+            rest.append(item)
+    return rest, overrides
 
 
 if __name__ == "__main__":

@@ -99,13 +99,18 @@ def load(workdir: str | os.PathLike, step: int | str = 'best',
     Raises:
       FileNotFoundError: no checkpoints in `workdir`.
       FingerprintMismatchError: the checkpoint's fingerprint is not `fingerprint`.
+      ArtefactKindError: `workdir` holds another model (a SimSiam encoder, say).
+      CheckpointReadError: the checkpoint does not read (for 'best' and 'latest', an unreadable one is
+        skipped with a warning and the newest older one that reads is used).
     """
     directory = pathlib.Path(workdir) / 'checkpoints'
     if not directory.is_dir():
         raise FileNotFoundError(f"no GAN checkpoints in {directory}: train first "
-                                f"(solarjax train gan --config ... --workdir {workdir})")
+                                f"(solarjax train gan --config ... --workdir {workdir})"
+                                + checkpoint_lib.missing_run_hint(workdir, 'gan'))
     checkpoints = checkpoint_lib.RunCheckpoints(directory, fingerprint=fingerprint)
     try:
+        checkpoints.require_kind('gan', workdir, 'solarjax train gan')
         chosen = _select_step(checkpoints, step)
         config = ml_collections.ConfigDict(checkpoints.run_info(chosen)['config'])
         mesh = sharding.make_data_mesh()
@@ -114,7 +119,7 @@ def load(workdir: str | os.PathLike, step: int | str = 'best',
         template = jax.tree.map(
             lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding.replicated(mesh)),
             template)
-        state = checkpoints.restore_state(chosen, template)
+        chosen, state = checkpoints.read_state(chosen, template, fallback=step in ('best', 'latest'))
     finally:
         checkpoints.close()
     generator = programs.generator

@@ -69,13 +69,20 @@ def load(workdir: str | os.PathLike, *, step: int | str = "latest", projection: 
 
     Raises:
       FileNotFoundError: no checkpoints in ``workdir``, or no such step.
+      ArtefactKindError: ``workdir`` holds another model (a GAN run, say).
+      CheckpointReadError: the checkpoint does not read (for 'latest' and 'best', an unreadable newest
+        checkpoint is skipped with a warning and the newest older one that reads is used).
     """
     directory = pathlib.Path(workdir) / "checkpoints"
     if not directory.is_dir():
-        raise FileNotFoundError(f"{workdir} holds no SimSiam run: {directory} does not exist")
+        raise FileNotFoundError(f"{workdir} holds no SimSiam run: {directory} does not exist"
+                                + checkpoint_lib.missing_run_hint(workdir, "simsiam"))
     checkpoints = checkpoint_lib.RunCheckpoints(directory, fingerprint=None, best_metric=simsiam_train.BEST_METRIC,
                                                 best_mode="max")
     try:
+        checkpoints.require_kind("simsiam", workdir, "solarjax train simsiam")
+        if isinstance(step, str) and step not in ("latest", "best"):
+            raise ValueError(f"step must be 'latest', 'best' or a saved step number, got {step!r}")
         chosen = {"latest": checkpoints.latest_step, "best": checkpoints.best_step}[step]() if isinstance(
             step, str) else int(step)
         if chosen not in checkpoints.all_steps():
@@ -84,7 +91,7 @@ def load(workdir: str | os.PathLike, *, step: int | str = "latest", projection: 
         model = simsiam_train.make_model(config.model)
         mesh = sharding.make_data_mesh()  # parameters replicated on every device, so sharded batches embed
         template = _abstract_state(model, config, mesh)
-        state = checkpoints.restore_state(chosen, template)
+        chosen, state = checkpoints.read_state(chosen, template, fallback=isinstance(step, str))
     finally:
         checkpoints.close()
 

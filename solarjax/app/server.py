@@ -43,7 +43,9 @@ on [-1000, 1000] G, north up.
 
 AIA filters: k, observation-time range (t_obs), mu range (cosine of the heliocentric angle).
 
-Safety: uploads are limited in size, checked by content (FITS signature / NPY magic) and written
+Safety: uploads are limited in size while they stream in (the AIA upload also in file count, at
+most one file per channel, and each file's bytes are copied to disk in chunks, never held whole in
+memory), checked by content (FITS signature / NPY magic) and written
 under a fresh temporary name (no path from a request ever reaches the filesystem); a bad file is
 a 4xx naming the uploaded file and the reason. At most `ServerLimits.max_pending` computing requests
 (`GATED_PATHS`) are admitted at once; the rest get 503 with Retry-After, so overload degrades instead
@@ -713,18 +715,20 @@ class BodyLimit:
     Args:
       app: the ASGI app.
       caps: path -> largest body in bytes; other paths are not capped here.
+      hints: path -> what the route accepts, appended to its 413 message (e.g. the file count and sizes).
     """
 
-    def __init__(self, app, caps: Mapping[str, int]):
-        self.app, self.caps = app, dict(caps)
+    def __init__(self, app, caps: Mapping[str, int], hints: Mapping[str, str] | None = None):
+        self.app, self.caps, self.hints = app, dict(caps), dict(hints or {})
 
     async def __call__(self, scope, receive, send):
         cap = self.caps.get(scope.get("path", "")) if scope["type"] == "http" else None
+        hint = self.hints.get(scope.get("path", ""), "")
         if cap is None:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or ()).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > cap:
-            return await _send_413(send, cap)
+            return await _send_413(send, cap, hint)
         state = {"received": 0, "refused": False}
 
         async def counted_receive():
@@ -734,7 +738,7 @@ class BodyLimit:
             state["received"] += len(message.get("body", b""))
             if state["received"] > cap:
                 state["refused"] = True
-                await _send_413(send, cap)
+                await _send_413(send, cap, hint)
                 return {"type": "http.disconnect"}
             return message
 
@@ -749,8 +753,9 @@ class BodyLimit:
                 raise
 
 
-async def _send_413(send, cap: int) -> None:
-    body = json.dumps({"detail": f"request too large: over the {cap} byte limit of this route"}).encode()
+async def _send_413(send, cap: int, hint: str = "") -> None:
+    detail = f"request too large: over the {cap} byte limit of this route" + (f" ({hint})" if hint else "")
+    body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
@@ -770,6 +775,7 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel, Field
+    from starlette.concurrency import run_in_threadpool
 
     from solarjax.retrieval import Filters
     from solarjax.retrieval.filters import QueryContext
@@ -1118,15 +1124,29 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
                 "fingerprint": search.encoder.fingerprint, **search.time_and_mu_ranges()}
 
     @app.post("/api/aia/search/upload",
-              summary="Search with AIA level-1 FITS files (one per channel of the index) or one NPY patch")
-    def aia_search_upload(files: list[UploadFile] = File(...), filters: str = Form("{}")):
+              summary="Search with AIA level-1 FITS files (one per channel of the index) or one NPY patch",
+              openapi_extra=AIA_UPLOAD_OPENAPI)
+    async def aia_search_upload(request: fastapi.Request):
         search = need_aia()
-        spec = parsed_filters(AiaFilterSpec, filters)
-        uploads = [(_safe_name(file.filename), file.file) for file in files]
-        uploads = [(name, _read_limited(stream, limits.max_aia_upload_bytes, name)) for name, stream in uploads]
-        with slots:
-            image, metadata = _uploaded_aia(uploads, search.wavelengths)
-            return run_aia_search(image, spec, metadata)
+        form = await _aia_upload_form(request, max_files=len(search.wavelengths))
+        try:
+            files = [value for key, value in form.multi_items() if key == "files" and not isinstance(value, str)]
+            if not files:
+                raise UploadError("files", "no file uploaded: send one AIA level-1 FITS file per channel "
+                                           f"{list(search.wavelengths)} A, or one .npy patch, as 'files'")
+            filters = form.get("filters", "{}")
+            spec = parsed_filters(AiaFilterSpec, filters if isinstance(filters, str) else "{}")
+
+            def compute():
+                with tempfile.TemporaryDirectory(prefix="solarjax-upload-") as folder:
+                    uploads = _spooled_to_disk(files, pathlib.Path(folder), limits.max_aia_upload_bytes)
+                    with slots:
+                        image, metadata = _uploaded_aia(uploads, search.wavelengths)
+                        return run_aia_search(image, spec, metadata)
+
+            return await run_in_threadpool(compute)
+        finally:
+            await form.close()
 
     @app.post("/api/aia/search/row", summary="Search with an AIA table row, given by row number or patch id")
     def aia_search_row(request: AiaRowSearch):
@@ -1185,7 +1205,10 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
     channels = 1 if aia_engine is None else len(aia_engine.wavelengths)
     app.add_middleware(BodyLimit, caps={
         "/api/search/upload": limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
-        "/api/aia/search/upload": channels * limits.max_aia_upload_bytes + MULTIPART_OVERHEAD_BYTES})
+        "/api/aia/search/upload": channels * limits.max_aia_upload_bytes + MULTIPART_OVERHEAD_BYTES}, hints={
+        "/api/search/upload": f"one file of at most {limits.max_upload_bytes} bytes",
+        "/api/aia/search/upload": f"at most {channels} files, one per channel, of at most "
+                                  f"{limits.max_aia_upload_bytes} bytes each"})
     app.state.engine = engine
     app.state.aia_engine = aia_engine
     return app
@@ -1252,6 +1275,7 @@ def _uploaded_image(name: str, contents: bytes) -> tuple[np.ndarray, dict]:
             raise UploadError(name, error.reason) from error
     if patch.segment != "Br":
         raise UploadError(name, f"a {patch.segment} segment: the index holds Br patches, upload a .Br.fits file")
+    _checked_gauss(name, patch.data)
     meta = patch.meta
     metadata = {"file": name, "harpnum": meta.get("harpnum"), "noaa_ar": meta.get("noaa_ar"),
                 "t_rec": meta["t_rec"].isoformat(), "lat_deg": meta.get("lat_deg"), "lon_deg": meta.get("lon_deg"),
@@ -1270,16 +1294,82 @@ def _npy_field(name: str, contents: bytes) -> np.ndarray:
         raise UploadError(name, f"an NPY query must be a 2-D Br map with sides in {list(NPY_SIDE_RANGE)}, got shape {array.shape}")
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise UploadError(name, f"an NPY query must hold numbers (Br in G), got dtype {array.dtype}")
-    if np.isinf(array).any() or np.isnan(array).all():
-        raise UploadError(name, "the map holds infinite values or no finite pixel")
-    return array.astype(np.float32)
+    return _checked_gauss(name, array)
+
+
+def _checked_gauss(name: str, field: np.ndarray) -> np.ndarray:
+    """A Br map in gauss with data (`query_checks.check_gauss_map`), else a 422 naming the upload."""
+    from solarjax.data.query_checks import check_gauss_map
+
+    try:
+        return check_gauss_map(field, name)
+    except ValueError as error:
+        raise UploadError(name, str(error).removeprefix(f"{name}: ")) from error
 
 
 AIA_FITS_SUFFIXES = (".fits", ".fit", ".fts")
 
 
-def _uploaded_aia(uploads: Sequence[tuple[str, bytes]], wavelengths: Sequence[int]) -> tuple[np.ndarray, dict]:
-    """Normalised AIA query [1, 128, 128, C] and its metadata from uploaded files (safe names, bytes).
+AIA_UPLOAD_CHUNK_BYTES = 2**20
+"""Bytes copied at a time from an uploaded AIA file to disk."""
+
+AIA_UPLOAD_OPENAPI = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["files"],
+    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                             "description": "one AIA level-1 FITS file per channel of the index, or one .npy patch"},
+                   "filters": {"type": "string", "description": "JSON filters (k, start, end, mu_min, mu_max)"}}}}}}}
+"""The request body of /api/aia/search/upload for the OpenAPI page (the route parses its form itself)."""
+
+
+async def _aia_upload_form(request, max_files: int):
+    """The multipart form of an AIA upload, parsed as it streams in: more than `max_files` files is
+    refused (413) as soon as the extra file's headers arrive, before its bytes are read; files are
+    spooled (at most 1 MB each in memory, the rest on disk) and the body is capped by `BodyLimit`."""
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.formparsers import MultiPartException
+
+    try:
+        return await request.form(max_files=max_files, max_fields=8)
+    except (StarletteHTTPException, MultiPartException) as error:
+        detail = str(getattr(error, "detail", None) or getattr(error, "message", error))
+        if "Too many files" in detail:
+            raise UploadError("files", f"too many files: at most {max_files} (one AIA level-1 FITS file per "
+                                       "channel of the index, or one .npy patch)", status=413) from error
+        raise UploadError("files", f"unreadable multipart form: {detail}", status=400) from error
+
+
+def _spooled_to_disk(files, folder: pathlib.Path, max_file_bytes: int) -> list[tuple[str, pathlib.Path]]:
+    """Copies uploaded files to ``folder/<number>-<safe name>`` in chunks; (safe name, path) each.
+
+    Raises:
+      UploadError: 413 for a file over `max_file_bytes` (checked before copying, and while copying),
+        422 for an empty file.
+    """
+    uploads = []
+    for number, file in enumerate(files):
+        name = _safe_name(file.filename)
+        if file.size is not None and file.size > max_file_bytes:
+            raise UploadError(name, f"file too large: {file.size} bytes, over the {max_file_bytes} byte limit",
+                              status=413)
+        path = folder / f"{number}-{name}"
+        copied = 0
+        file.file.seek(0)
+        with open(path, "wb") as out:
+            while chunk := file.file.read(AIA_UPLOAD_CHUNK_BYTES):
+                copied += len(chunk)
+                if copied > max_file_bytes:
+                    raise UploadError(name, f"file too large: over the {max_file_bytes} byte limit", status=413)
+                out.write(chunk)
+        if copied == 0:
+            raise UploadError(name, "empty file: 0 bytes")
+        uploads.append((name, path))
+    return uploads
+
+
+def _uploaded_aia(uploads: Sequence[tuple[str, pathlib.Path]],
+                  wavelengths: Sequence[int]) -> tuple[np.ndarray, dict]:
+    """Normalised AIA query [1, 128, 128, C] and its metadata from uploaded files (safe names, and
+    their copies ``<number>-<name>`` in a private temporary folder).
 
     One NPY file: a normalised patch [128, 128, C] (or [1, 128, 128, C]) in the table's channel
     order. Otherwise one AIA level-1 FITS file per channel of the table (any order; the WAVELNTH
@@ -1292,37 +1382,37 @@ def _uploaded_aia(uploads: Sequence[tuple[str, bytes]], wavelengths: Sequence[in
     wavelengths = [int(w) for w in wavelengths]
     names = [name for name, _ in uploads]
     if len(uploads) == 1 and names[0].lower().endswith(".npy"):
-        return _aia_npy(names[0], uploads[0][1], wavelengths)
-    for name, contents in uploads:
+        return _aia_npy(names[0], uploads[0][1].read_bytes(), wavelengths)
+    for name, path in uploads:
         suffix = pathlib.PurePosixPath(name).suffix.lower()
         if suffix not in AIA_FITS_SUFFIXES:
             raise UploadError(name, f"unsupported file type {suffix or '(none)'}: upload one AIA level-1 FITS file "
                                     f"per channel ({', '.join(AIA_FITS_SUFFIXES)}) or one .npy patch", status=415)
-        if not contents.startswith(FITS_SIGNATURE):
-            raise UploadError(name, f"not a FITS file: it starts with {contents[:16]!r}, not 'SIMPLE  ='")
-    with tempfile.TemporaryDirectory(prefix="solarjax-upload-") as folder:
-        by_channel: dict[int, tuple[str, pathlib.Path]] = {}
-        for number, (name, contents) in enumerate(uploads):
-            path = pathlib.Path(folder) / f"{number}-{name}"
-            path.write_bytes(contents)
-            try:
-                wavelength, _ = aia_prep.read_aia_channel_and_time(path)
-            except aia_prep.AIAReadError as error:
-                raise UploadError(name, error.reason) from error
-            if wavelength in by_channel:
-                raise UploadError(name, f"a second {wavelength} A file (the first is {by_channel[wavelength][0]})")
-            by_channel[wavelength] = (name, path)
-        missing = [w for w in wavelengths if w not in by_channel]
-        unused = [by_channel[w][0] for w in by_channel if w not in wavelengths]
-        if missing or unused:
-            raise UploadError(", ".join(names), f"the index holds channels {wavelengths} A: upload one FITS file per "
-                                                f"channel (missing {missing}; not used: {unused})")
+        with open(path, "rb") as f:
+            start = f.read(16)
+        if not start.startswith(FITS_SIGNATURE):
+            raise UploadError(name, f"not a FITS file: it starts with {start!r}, not 'SIMPLE  ='")
+    folder = str(uploads[0][1].parent) if uploads else ""
+    by_channel: dict[int, tuple[str, pathlib.Path]] = {}
+    for name, path in uploads:
         try:
-            observation = aia_prep.prepare_observation([by_channel[w][1] for w in wavelengths], degradation="skip")
+            wavelength, _ = aia_prep.read_aia_channel_and_time(path)
         except aia_prep.AIAReadError as error:
-            raise UploadError(error.path.name.partition("-")[2], error.reason) from error
-        except ValueError as error:  # channel times too far apart
-            raise UploadError(", ".join(names), str(error).replace(f"{folder}/", "")) from error
+            raise UploadError(name, error.reason) from error
+        if wavelength in by_channel:
+            raise UploadError(name, f"a second {wavelength} A file (the first is {by_channel[wavelength][0]})")
+        by_channel[wavelength] = (name, path)
+    missing = [w for w in wavelengths if w not in by_channel]
+    unused = [by_channel[w][0] for w in by_channel if w not in wavelengths]
+    if missing or unused:
+        raise UploadError(", ".join(names), f"the index holds channels {wavelengths} A: upload one FITS file per "
+                                            f"channel (missing {missing}; not used: {unused})")
+    try:
+        observation = aia_prep.prepare_observation([by_channel[w][1] for w in wavelengths], degradation="skip")
+    except aia_prep.AIAReadError as error:
+        raise UploadError(error.path.name.partition("-")[2], error.reason) from error
+    except ValueError as error:  # channel times too far apart
+        raise UploadError(", ".join(names), str(error).replace(f"{folder}/", "")) from error
     rows, cols = observation.images.shape[:2]
     if rows < AIA_PATCH_SIZE or cols < AIA_PATCH_SIZE:
         raise UploadError(", ".join(names), f"the registered image is {rows} x {cols} pixels, smaller than the "

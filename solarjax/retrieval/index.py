@@ -432,8 +432,12 @@ class Index(abc.ABC):
         context: QueryContext | None = None,
     ):
         """Embeds patches [N, 128, 128(, C)] (generated or real Br in B / 1000 G, or normalised AIA
-        channels) with ``encoder`` and searches; the encoder must be the one the index was built with."""
+        channels) with ``encoder`` and searches; the encoder must be the one the index was built with.
+        Patches with a non-finite value or values outside [-1, 1] (a map in gauss) raise ValueError."""
+        from solarjax.data.query_checks import check_normalised_images
+
         check_fingerprint(f"index over table {self.table.path}", self.fingerprint, encoder.fingerprint)
+        images = check_normalised_images(images, "search_images")
         return self.search(embed_images(encoder.embed, images), k, filters, context)
 
     def search_fits(
@@ -445,10 +449,16 @@ class Index(abc.ABC):
     ):
         """Reads SHARP Br FITS files, preprocesses them as in training and searches; each file's
         HARP and T_REC feed ``exclude_own_harp_days``. An unreadable file raises
-        `solarjax.data.SharpReadError` naming it."""
+        `solarjax.data.SharpReadError` naming it; a segment other than Br, or a map without finite
+        data, raises ValueError naming it."""
         from solarjax.data import preprocess_patch, read_sharp
+        from solarjax.data.query_checks import check_gauss_map
 
         patches = [read_sharp(path) for path in paths]
+        for patch in patches:
+            if patch.segment != "Br":
+                raise ValueError(f"{patch.path}: a {patch.segment} segment: the index holds Br patches")
+            check_gauss_map(patch.data, str(patch.path))
         images = np.stack([preprocess_patch(patch).image for patch in patches])
         context = QueryContext.from_metadata([patch.meta for patch in patches])
         return self.search_images(images, encoder, k, filters, context)

@@ -16,18 +16,27 @@ decides when to save (periodically, and with quality metrics when it evaluates).
 
 The fingerprint identifies the model a state belongs to (the hash of the model config); a
 checkpoint whose fingerprint differs from the run's is refused with `FingerprintMismatchError`.
+
+A checkpoint that cannot be read (a truncated or garbled array file, a deleted metadata file) is
+skipped: `latest_step` passes over steps whose run record is unreadable, and the restores fall back
+from an unreadable step to the newest older one that reads, logging a warning that names the bad
+folder. A training resume moves the bad folder aside (``checkpoints.unreadable/<step>``) so the step
+can be saved again; readers leave it in place. `CheckpointReadError` when no step reads.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import grain
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from solarjax.fingerprint import config_fingerprint
+
+log = logging.getLogger(__name__)
 
 
 def stored_tree(state: Any) -> Any:
@@ -49,6 +58,53 @@ def _rebuilt(template: Any, restored: Any) -> Any:
 
 class FingerprintMismatchError(ValueError):
     """A checkpoint was written for a different model config than the one asked for."""
+
+
+class CheckpointReadError(ValueError):
+    """No checkpoint of a run could be read (each step tried is named with its reason)."""
+
+
+class ArtefactKindError(ValueError):
+    """A run directory holds another kind of model than the one asked for (a GAN for an encoder...)."""
+
+
+def run_kind(config: Mapping[str, Any]) -> str:
+    """'gan', 'simsiam' or 'unknown': the kind of model a saved run config trains (by its model fields)."""
+    model = config.get('model') or {}
+    if 'latent_dim' in model and 'arch' in model:
+        return 'gan'
+    if 'projector_dims' in model:
+        return 'simsiam'
+    return 'unknown'
+
+
+def describe_run(config: Mapping[str, Any]) -> str:
+    """A few words naming the model a saved run config trains, for error messages."""
+    kind = run_kind(config)
+    model = config.get('model') or {}
+    if kind == 'gan':
+        return f"a GAN run (generator {model.get('arch')}, latent size {model.get('latent_dim')})"
+    if kind == 'simsiam':
+        return f"a SimSiam encoder run ({model.get('input_channels', 1)} input channel(s))"
+    return f"a run of an unknown model (model fields {sorted(model)})"
+
+
+def missing_run_hint(workdir: str | os.PathLike, demo_folder: str) -> str:
+    """For a `workdir` without ``checkpoints/``: '' or '; ' and what is there instead (a file, or a demo
+    output directory whose `demo_folder` sub-folder is the run that was probably meant)."""
+    workdir = os.fspath(workdir)
+    if os.path.isfile(workdir):
+        return f"; {workdir} is a file, not a run directory"
+    if os.path.isdir(os.path.join(workdir, demo_folder, 'checkpoints')):
+        return f"; did you mean {os.path.join(workdir, demo_folder)}?"
+    return ''
+
+
+def _reason(error: BaseException) -> str:
+    """One line describing why a checkpoint read failed (orbax / TensorStore messages run to pages)."""
+    text = " ".join(str(error).split())
+    text = text.split(" See full TensorStore details")[0]
+    return f"{type(error).__name__}: {text[:240]}" if text else type(error).__name__
 
 
 def model_fingerprint(model_config: Mapping[str, Any]) -> str:
@@ -87,21 +143,63 @@ class RunCheckpoints:
             enable_async_checkpointing=True, create=True)
         self.directory = os.fspath(directory)
         self.manager = ocp.CheckpointManager(os.path.abspath(self.directory), options=options)
+        self._unreadable: dict[int, str] = {}   # step -> reason, found by this reader
+        self._readable: set[int] = set()        # run record read, or written by this process (maybe in flight)
         if fingerprint is None:
             latest = self.latest_step()
+            if latest is None and self._unreadable:
+                raise CheckpointReadError(f"no readable checkpoint in {self.directory} ("
+                                          + "; ".join(f"step {s}: {r}" for s, r in sorted(self._unreadable.items()))
+                                          + ")")
             if latest is None:
                 raise FileNotFoundError(f"no checkpoints in {self.directory}")
             fingerprint = self.run_info(latest)['fingerprint']
         self.fingerprint = fingerprint
 
     def latest_step(self) -> int | None:
-        """The newest saved step, or None."""
-        return self.manager.latest_step()
+        """The newest saved step whose run record reads (unreadable ones are skipped with a warning), or None."""
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            if self._readable_record(step):
+                return step
+        return None
 
     def best_step(self) -> int | None:
-        """The saved step with the best ``best_metric`` (the latest when none has metrics)."""
+        """The saved step with the best ``best_metric`` (the latest when none has metrics or the best
+        one is unreadable)."""
         best = self.manager.best_step()
-        return self.latest_step() if best is None else best
+        return self.latest_step() if best is None or not self._readable_record(best) else best
+
+    def _readable_record(self, step: int) -> bool:
+        """Whether `step`'s run record reads (cached; steps saved by this process are trusted)."""
+        if step in self._readable:
+            return True
+        if step not in self._unreadable:
+            try:
+                self.run_info(step)
+                self._readable.add(step)
+                return True
+            except Exception as error:  # orbax raises bare Exception for some storage errors
+                self._mark_unreadable(step, _reason(error))
+        return False
+
+    def _mark_unreadable(self, step: int, reason: str) -> None:
+        self._unreadable[step] = reason
+        self._readable.discard(step)
+        log.warning("checkpoint %s is unreadable (%s); using an older checkpoint",
+                    os.path.join(self.directory, str(step)), reason)
+
+    def require_kind(self, kind: str, workdir: str | os.PathLike, command: str) -> None:
+        """Raises `ArtefactKindError` unless the newest readable checkpoint trains a `kind` model
+        ('gan' or 'simsiam'); `command` is what makes the right directory (named in the message);
+        `FileNotFoundError` when there is no checkpoint."""
+        latest = self.latest_step()
+        if latest is None:
+            raise FileNotFoundError(f"no checkpoints in {self.directory}")
+        config = self.run_info(latest)['config']
+        if run_kind(config) != kind:
+            wanted = {'gan': 'a GAN', 'simsiam': 'a SimSiam encoder'}.get(kind, kind)
+            raise ArtefactKindError(f"{os.fspath(workdir)} holds {describe_run(config)}, not {wanted}: pass the "
+                                    f"work directory of `{command}`")
 
     def all_steps(self) -> list[int]:
         """Every step still on disk, ascending."""
@@ -144,10 +242,14 @@ class RunCheckpoints:
             run=ocp.args.JsonSave({'fingerprint': self.fingerprint, 'config': dict(config)}),
         )
         metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
+        self._unreadable.pop(int(step), None)
+        self._readable.add(int(step))
         return self.manager.save(step, args=args, metrics=metrics)
 
     def restore(self, step: int, state_template: Any, data_iterator: Iterator) -> Any:
-        """The train state of `step`, and `data_iterator` moved to the position saved with it.
+        """The train state of `step` (or, when it is unreadable, of the newest older step that reads),
+        and `data_iterator` moved to the position saved with it. For resuming a run: unreadable step
+        folders are moved aside to ``<directory>.unreadable/<step>`` so those steps can be saved again.
 
         Args:
           step: a saved step.
@@ -156,20 +258,81 @@ class RunCheckpoints:
 
         Raises:
           FingerprintMismatchError: the checkpoint belongs to another model config.
+          CheckpointReadError: neither `step` nor any older step reads.
         """
-        self.check_fingerprint(step)
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(stored_tree(state_template)),
-            data_iterator=grain.checkpoint.CheckpointRestore(data_iterator),
-        ))
-        return _rebuilt(state_template, restored['state'])
+        def read(candidate: int) -> Any:
+            return self.manager.restore(candidate, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(stored_tree(state_template)),
+                data_iterator=grain.checkpoint.CheckpointRestore(data_iterator),
+            ))['state']
+
+        _, state = self._newest_readable(step, read, fallback=True)
+        self._move_aside_unreadable()
+        return _rebuilt(state_template, state)
 
     def restore_state(self, step: int, state_template: Any) -> Any:
-        """The train state of `step` only (for evaluation and sampling)."""
-        self.check_fingerprint(step)
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(stored_tree(state_template))))
-        return _rebuilt(state_template, restored['state'])
+        """The train state of `step` only (for evaluation and sampling); no fallback."""
+        return self.read_state(step, state_template, fallback=False)[1]
+
+    def read_state(self, step: int, state_template: Any, *, fallback: bool) -> tuple[int, Any]:
+        """``(step read, train state)``: `step`, or with ``fallback`` the newest older step that reads
+        when `step` does not (a warning names the unreadable one). Nothing on disk changes.
+
+        Raises:
+          FingerprintMismatchError: the checkpoint belongs to another model config.
+          CheckpointReadError: `step` does not read (and, with ``fallback``, no older step does).
+        """
+        def read(candidate: int) -> Any:
+            return self.manager.restore(candidate, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(stored_tree(state_template))))['state']
+
+        chosen, state = self._newest_readable(step, read, fallback=fallback)
+        return chosen, _rebuilt(state_template, state)
+
+    def _newest_readable(self, step: int, read: Callable[[int], Any], *, fallback: bool) -> tuple[int, Any]:
+        """Tries `read` on `step`, then (with `fallback`) on each older step, newest first."""
+        older = sorted((s for s in self.manager.all_steps() if s < step), reverse=True) if fallback else []
+        tried = []
+        for candidate in [step, *older]:
+            reason = self._unreadable.get(candidate)
+            if reason is None:
+                try:
+                    self.check_fingerprint(candidate)
+                    return candidate, read(candidate)
+                except FingerprintMismatchError:
+                    raise
+                except Exception as error:  # orbax / TensorStore raise bare Exception for damaged files
+                    reason = _reason(error)
+                    if fallback:
+                        self._mark_unreadable(candidate, reason)
+            tried.append(f"step {candidate}: {reason}")
+        raise CheckpointReadError(f"no readable checkpoint in {self.directory} "
+                                  f"({'; '.join(tried) if tried else 'no steps'})")
+
+    def _move_aside_unreadable(self) -> None:
+        """Moves the unreadable step folders found so far to ``<directory>.unreadable/<step>`` (the main
+        process moves them; every process forgets them)."""
+        import jax
+
+        moved = False
+        for step in sorted(self._unreadable):
+            source = os.path.join(self.directory, str(step))
+            if jax.process_index() != 0:
+                del self._unreadable[step]
+                moved = True
+            elif step in self.manager.all_steps() and os.path.isdir(source):
+                target = os.path.join(f"{os.path.normpath(self.directory)}.unreadable", str(step))
+                copies = 0
+                while os.path.exists(target):   # an earlier bad copy of this step is kept too
+                    copies += 1
+                    target = os.path.join(f"{os.path.normpath(self.directory)}.unreadable", f"{step}.{copies}")
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.replace(source, target)
+                log.warning("moved the unreadable checkpoint %s to %s", source, target)
+                del self._unreadable[step]
+                moved = True
+        if moved:
+            self.manager.reload()
 
     def wait_until_finished(self) -> None:
         """Blocks until every started save is on disk."""
