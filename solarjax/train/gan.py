@@ -41,6 +41,7 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding
 
 from solarjax.models import gan as gan_models
+from solarjax.models import precision
 from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import loop, monitor
 from solarjax.train import quality as quality_lib
@@ -149,7 +150,7 @@ def step_key(state: GanState) -> jax.Array:
 def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.GradientTransformation,
                     d_tx: optax.GradientTransformation, latent_dim: int,
                     batch_sharding: NamedSharding | None = None, loss: str = 'non_saturating',
-                    ema_decay: float = 0.0) -> Callable:
+                    ema_decay: float = 0.0, compute_dtype: str = 'float32') -> Callable:
     """The pure train step ``(state, batch, key) -> (state, metrics)``.
 
     Args:
@@ -161,6 +162,9 @@ def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.
       loss: 'non_saturating' or 'hinge' (`adversarial_losses`).
       ema_decay: with a state that keeps ``g_ema_params``, they move to
         ``ema_decay * ema + (1 - ema_decay) * g_params`` after the generator's update.
+      compute_dtype: 'float32' (default) or 'bfloat16': G and D compute in it (parameters and
+        inputs cast per pass); parameters, optimiser states, spectral-norm vectors, logits, losses
+        and gradients stay float32 (`solarjax.models.precision`).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
@@ -169,17 +173,25 @@ def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.
     """
 
     g_objective, d_objective = adversarial_losses(loss)
+    dtype = precision.compute_dtype_of(compute_dtype)
+    mixed = precision.is_mixed(compute_dtype)
+
+    def narrow(tree):  # to the compute dtype; no cast at all in float32
+        return precision.cast_floating(tree, dtype) if mixed else tree
+
+    def widen(tree):  # back to float32
+        return precision.to_float32(tree) if mixed else tree
 
     def train_step(state: GanState, batch: Mapping[str, jax.Array], key: jax.Array):
         real = batch['image']
         z = jax.random.normal(key, (real.shape[0], latent_dim), real.dtype)
         if batch_sharding is not None:
             z = jax.lax.with_sharding_constraint(z, batch_sharding)
-        frozen_d = discriminator_variables(state.d_params, state.d_stats)
+        frozen_d = discriminator_variables(narrow(state.d_params), state.d_stats)
 
         def generator_loss(g_params):
-            fake = generator.apply({'params': g_params}, z)
-            logits = discriminator.apply(frozen_d, fake, update_stats=False)
+            fake = widen(generator.apply({'params': narrow(g_params)}, narrow(z)))
+            logits = widen(discriminator.apply(frozen_d, narrow(fake), update_stats=False))
             return g_objective(logits), fake
 
         (g_loss, fake), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(state.g_params)
@@ -187,11 +199,12 @@ def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.
 
         def discriminator_loss(d_params):
             real_logits, updated = discriminator.apply(
-                discriminator_variables(d_params, state.d_stats), real, update_stats=True,
+                discriminator_variables(narrow(d_params), state.d_stats), narrow(real), update_stats=True,
                 mutable=['batch_stats'])
-            d_stats = updated.get('batch_stats', {})
-            fake_logits = discriminator.apply(discriminator_variables(d_params, d_stats), fake,
+            d_stats = widen(updated.get('batch_stats', {}))
+            fake_logits = discriminator.apply(discriminator_variables(narrow(d_params), d_stats), narrow(fake),
                                               update_stats=False)
+            real_logits, fake_logits = widen(real_logits), widen(fake_logits)
             return d_objective(real_logits, fake_logits), (real_logits, fake_logits, d_stats)
 
         (d_loss, (real_logits, fake_logits, d_stats)), d_grads = jax.value_and_grad(
@@ -247,18 +260,21 @@ class GanPrograms:
 
 @functools.lru_cache(maxsize=8)
 def build_programs(arch: str, conv_impl: str, latent_dim: int, adam: tuple[float, float, float],
-                   mesh: Mesh, loss: str = 'non_saturating', ema_decay: float = 0.0) -> GanPrograms:
+                   mesh: Mesh, loss: str = 'non_saturating', ema_decay: float = 0.0,
+                   compute_dtype: str = 'float32') -> GanPrograms:
     """`GanPrograms` for hashable settings; cached, so a resumed run in the same process (or a
     second run of the same model) reuses the compiled programs.
 
     Args:
       arch: architecture name; conv_impl: 'matmul' or 'xla'; latent_dim: size of z;
       adam: (learning_rate, b1, b2); mesh: the device mesh; loss: 'non_saturating' or 'hinge';
-      ema_decay: 0 (no moving average in the state) or the decay of the generator's EMA.
+      ema_decay: 0 (no moving average in the state) or the decay of the generator's EMA;
+      compute_dtype: 'float32' or 'bfloat16' for the train step (`make_train_step`).
     """
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     adversarial_losses(loss)  # refuses an unknown loss now
+    precision.compute_dtype_of(compute_dtype)  # and an unknown compute dtype
     generator, discriminator = gan_models.make_models(arch, conv_impl)
     g_tx, d_tx = make_optimizer(*adam), make_optimizer(*adam)
     init = jax.jit(lambda key: init_state(generator, discriminator, g_tx, d_tx, key, latent_dim,
@@ -266,7 +282,7 @@ def build_programs(arch: str, conv_impl: str, latent_dim: int, adam: tuple[float
                    out_shardings=sharding.replicated(mesh))
     train_step = loop.jit_train_step(
         make_train_step(generator, discriminator, g_tx, d_tx, latent_dim, sharding.batch_sharded(mesh),
-                        loss=loss, ema_decay=ema_decay),
+                        loss=loss, ema_decay=ema_decay, compute_dtype=compute_dtype),
         mesh)
     generate = jax.jit(lambda params, z: generator.apply({'params': params}, z))
     return GanPrograms(generator, discriminator, g_tx, d_tx, init, train_step, generate)
@@ -274,12 +290,14 @@ def build_programs(arch: str, conv_impl: str, latent_dim: int, adam: tuple[float
 
 def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
     """`build_programs` for a run config (``conv_impl='auto'`` picks by backend; configs from before
-    ``model.loss`` / ``model.ema_decay`` existed mean the paper's loss and no EMA)."""
+    ``model.loss`` / ``model.ema_decay`` / ``compute_dtype`` existed mean the paper's loss, no EMA
+    and float32)."""
     conv_impl = config.conv_impl if config.conv_impl != 'auto' else gan_models.default_conv_impl()
     adam = (float(config.optimizer.learning_rate), float(config.optimizer.b1), float(config.optimizer.b2))
     return build_programs(config.model.arch, conv_impl, int(config.model.latent_dim), adam, mesh,
                           loss=config.model.get('loss', 'non_saturating'),
-                          ema_decay=float(config.model.get('ema_decay', 0.0)))
+                          ema_decay=float(config.model.get('ema_decay', 0.0)),
+                          compute_dtype=config.get('compute_dtype', 'float32'))
 
 
 def local_images(batch: Any, local_batch_size: int) -> np.ndarray:

@@ -41,6 +41,7 @@ import optax
 import tqdm
 
 from solarjax import augment, physics
+from solarjax.models import precision
 from solarjax.models.simsiam import SimSiam, collapse_level, simsiam_loss
 from solarjax.retrieval.evaluate import correlations
 from solarjax.train import checkpoint as checkpoint_lib
@@ -133,18 +134,31 @@ def step_key(state: TrainState) -> jax.Array:
 
 
 def update(model: SimSiam, optimizer: optax.GradientTransformation, state: TrainState, view1: jax.Array,
-           view2: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+           view2: jax.Array, *, compute_dtype: str = "float32") -> tuple[TrainState, dict[str, jax.Array]]:
     """One SimSiam update on two views [B, H, W, C] of the same images.
+
+    With ``compute_dtype='bfloat16'`` the network computes in bfloat16 (parameters and views cast
+    per pass); parameters, BatchNorm statistics, optimiser state, the loss and the gradients stay
+    float32 (`solarjax.models.precision`). 'float32' (default) makes no cast.
 
     Returns:
       (new state, metrics): 'loss' (symmetric negative cosine, in [-1, 1]), 'collapse' (of the
       l2-normalised predictions of view 1), 'grad_norm'.
     """
 
+    dtype = precision.compute_dtype_of(compute_dtype)
+    if precision.is_mixed(compute_dtype):
+        narrow, widen = functools.partial(precision.cast_floating, dtype=dtype), precision.to_float32
+    else:  # float32: no cast at all
+        narrow = widen = lambda tree: tree
+
     def loss_fn(params):
-        (z1, p1), stats = model.apply({"params": params, "batch_stats": state.batch_stats}, view1, train=True,
-                                      mutable=["batch_stats"])
-        (z2, p2), stats = model.apply({"params": params, **stats}, view2, train=True, mutable=["batch_stats"])
+        params = narrow(params)
+        (z1, p1), stats = model.apply({"params": params, "batch_stats": state.batch_stats}, narrow(view1),
+                                      train=True, mutable=["batch_stats"])
+        stats = widen(stats)
+        (z2, p2), stats = model.apply({"params": params, **stats}, narrow(view2), train=True, mutable=["batch_stats"])
+        z1, p1, z2, p2, stats = widen((z1, p1, z2, p2, stats))
         return simsiam_loss(p1, p2, z1, z2), (stats["batch_stats"], p1)
 
     (loss, (batch_stats, p1)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -156,10 +170,11 @@ def update(model: SimSiam, optimizer: optax.GradientTransformation, state: Train
 
 
 def train_step(model: SimSiam, optimizer: optax.GradientTransformation, recipe: augment.Recipe, state: TrainState,
-               batch: Mapping[str, jax.Array], key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
-    """Two augmented views of batch['image'] [B, H, W, C] drawn with `key`, then `update`."""
+               batch: Mapping[str, jax.Array], key: jax.Array, *, compute_dtype: str = "float32"
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+    """Two augmented views of batch['image'] [B, H, W, C] drawn with `key` (in float32), then `update`."""
     view1, view2 = augment.two_views(key, batch["image"], recipe)
-    return update(model, optimizer, state, view1, view2)
+    return update(model, optimizer, state, view1, view2, compute_dtype=compute_dtype)
 
 
 # ------------------------------------------------------------------------------------- monitors
@@ -385,7 +400,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         (workdir / "config.json").write_text(json.dumps(plain_config, indent=2, sort_keys=True) + "\n")
 
     batch_sharding = sharding.batch_sharded(mesh)
-    step_fn = loop.jit_train_step(functools.partial(train_step, model, optimizer, recipe_of(config)), mesh)
+    step_fn = loop.jit_train_step(functools.partial(train_step, model, optimizer, recipe_of(config),
+                                                    compute_dtype=config.get("compute_dtype", "float32")), mesh)
     evaluating = config.eval_every > 0
     if evaluating:
         heldout = heldout or load_heldout(config)
