@@ -964,6 +964,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command; bad input or a missing artefact is one line on stderr and exit 2
     (SOLARJAX_TRACEBACK=1 shows the traceback instead)."""
+    _use_compilation_cache()
     argv, config_overrides = _split_config_overrides(sys.argv[1:] if argv is None else list(argv))
     args = build_parser().parse_args(_verbosity_first(argv))
     configure_logging(args.verbose - args.quiet)
@@ -981,6 +982,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = " ".join([args.command, *(str(getattr(args, name)) for name in nested if getattr(args, name, None))])
         print(f"solarjax {command}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+
+
+def _use_compilation_cache() -> None:
+    """XLA programs persist across commands in $XDG_CACHE_HOME/solarjax/jax (or ~/.cache/...), so a second
+    `steer`/`search`/`sample` skips most compilation; JAX_COMPILATION_CACHE_DIR chooses another folder
+    (an empty value turns the cache off)."""
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules:
+        return
+    cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "solarjax" / "jax"
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 
 _VERBOSITY_FLAGS = frozenset({"-v", "-vv", "-vvv", "--verbose", "-q", "-qq", "--quiet"})
