@@ -1,29 +1,35 @@
-"""Benchmark `gan.train_step`: train images/s of the paper's 'simple' GAN, JAX against PyTorch.
+"""Benchmark `gan.train_step`: train images/s of the paper's 'simple' GAN, JAX against PyTorch,
+and of the default generator.
 
-Both sides run the same generator and discriminator, the same batch (32 real patches
+Both frameworks run the same generator and discriminator, the same batch (32 real patches
 128 x 128), the same losses and the same optimiser (Adam 5e-4): `solarjax.train.gan`'s jitted
 step and `benchmarks.torch_gan_reference` (eager PyTorch, as the authors train; the two compute
-the same numbers, see tests/test_gan_models.py). They run in one process, blocks of steps
-interleaved (JAX, PyTorch, JAX, ...) so that a busy machine slows both alike. Reported on CPU:
+the same numbers, see tests/test_gan_models.py). On CPU each side runs in its own process
+(`benchmarks.isolated`: its own thread pools, nothing else of ours running), the order
+alternating over `rounds` rounds, with the load average before and after each run and the
+cores other processes kept busy. Sides:
 
-  jax_images_per_s         conv_impl='matmul' (transposed convolutions by sub-pixel phases,
-                           convolutions as patches @ kernel; the CPU default)
-  torch_images_per_s       PyTorch (its default intra-op threads)
-  ratio                    median over blocks of jax / torch of adjacent blocks (target >= 1.0)
-  jax_xla_images_per_s     conv_impl='xla' (lax.conv_transpose / conv_general_dilated, what a
-                           straightforward flax.linen model runs), and its ratio to PyTorch
+  jax          the paper's 'simple' pair, conv_impl='matmul' (the CPU default)
+  torch        the same in PyTorch (its default intra-op threads)
+  jax_default  the default config's models (`solarjax.configs.gan_synthetic`: the
+               'resize_conv_small' generator, its Adam betas), no PyTorch counterpart
+  jax_xla      (with --with-xla) 'simple' with conv_impl='xla' (lax.conv_transpose / conv)
 
-images/s = batch * steps / seconds per block after a warm-up step (compilation excluded); medians
-over blocks. On an accelerator the PyTorch baseline (CPU build) is skipped and JAX is timed at
-batch 32 and at the largest power-of-two batch that fits, with the device's peak memory.
+Reported: each side's images/s per round (batch * steps / seconds, median over `blocks` timed
+blocks after a warm-up step, compilation excluded) and `ratio` = jax / torch per round, their
+median and the flag 'idle' or 'loaded' (`benchmarks.isolated.ratio_summary`): a ratio measured
+on a loaded machine is reported, never as an idle figure. On an accelerator the PyTorch
+baseline (CPU build) is skipped and JAX is timed in-process at batch 32 and at the largest
+power-of-two batch that fits, with the device's peak memory.
 
-Run: ``python -m benchmarks.gan_bench [--batch 32] [--steps 4] [--blocks 5]`` (prints JSON); the
-harness calls `run`. Needs ``pip install torch==2.13.0`` (CPU) for the comparison; never a
-dependency.
+Run: ``python -m benchmarks.gan_bench [--batch 32] [--steps 4] [--blocks 3] [--rounds 3]``
+(prints JSON); ``--side NAME`` runs one side alone (what the rounds call). The harness calls
+`run`. Needs ``pip install torch==2.13.0`` (CPU) for the comparison; never a dependency.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -33,6 +39,7 @@ from typing import Callable
 import jax
 import numpy as np
 
+from benchmarks import isolated
 from solarjax.train import gan as gan_train
 from solarjax.train import sharding
 
@@ -44,10 +51,18 @@ def _real_batch(batch: int, seed: int = 0) -> np.ndarray:
     return np.tanh(np.random.default_rng(seed).normal(size=(batch, 128, 128, 1))).astype(np.float32)
 
 
-def jax_runner(conv_impl: str, batch: int) -> Callable[[int], None]:
-    """``run(steps)``: that many jitted train steps on a fixed batch (warmed up, state donated)."""
+def jax_runner(conv_impl: str, batch: int, arch: str = 'simple') -> Callable[[int], None]:
+    """``run(steps)``: that many jitted train steps on a fixed batch (warmed up, state donated).
+
+    arch 'default' means the default config's programs (`solarjax.configs.gan_synthetic`).
+    """
     mesh = sharding.make_data_mesh()
-    programs = gan_train.build_programs('simple', conv_impl, 100, ADAM, mesh)
+    if arch == 'default':
+        from solarjax.configs import gan_synthetic
+
+        programs = gan_train.programs_for(gan_synthetic.get_config(), mesh)
+    else:
+        programs = gan_train.build_programs(arch, conv_impl, 100, ADAM, mesh)
     images = jax.device_put(_real_batch(batch), sharding.batch_sharded(mesh))
     holder = {'state': programs.init(jax.random.key(0))}
 
@@ -85,28 +100,41 @@ def images_per_second(run: Callable[[int], None], batch: int, steps: int) -> flo
     return batch * steps / (time.perf_counter() - start)
 
 
-def _cpu_comparison(batch: int, steps: int, blocks: int, xla_blocks: int) -> dict:
-    import torch
+SIDES = ('jax', 'torch', 'jax_default')
 
-    runners = {'jax': jax_runner('matmul', batch), 'torch': torch_runner(batch),
-               'jax_xla': jax_runner('xla', batch)}
-    rates = {name: [] for name in runners}
-    for block in range(blocks):
-        rates['jax'].append(images_per_second(runners['jax'], batch, steps))
-        rates['torch'].append(images_per_second(runners['torch'], batch, steps))
-        if block < xla_blocks:  # the slow formulation: one step per block
-            rates['jax_xla'].append(images_per_second(runners['jax_xla'], batch, 1))
-    ratio = [j / t for j, t in zip(rates['jax'], rates['torch'])]
-    xla_ratio = [j / t for j, t in zip(rates['jax_xla'], rates['torch'])]
-    return {
-        'jax_images_per_s': statistics.median(rates['jax']),
-        'torch_images_per_s': statistics.median(rates['torch']),
-        'ratio': statistics.median(ratio),
-        'jax_xla_images_per_s': statistics.median(rates['jax_xla']),
-        'jax_xla_ratio': statistics.median(xla_ratio),
-        'blocks': {name: [round(r, 2) for r in values] for name, values in rates.items()},
-        'torch_threads': torch.get_num_threads(),
-    }
+
+def side_figures(side: str, batch: int, steps: int, blocks: int) -> dict:
+    """One side alone in this process: images/s of each timed block and their median."""
+    if side == 'torch':
+        import torch
+
+        runner, threads = torch_runner(batch), torch.get_num_threads()
+    else:
+        conv_impl = 'xla' if side == 'jax_xla' else 'matmul'
+        arch = 'default' if side == 'jax_default' else 'simple'
+        runner, threads = jax_runner(conv_impl, batch, arch), None
+    rates = [images_per_second(runner, batch, steps) for _ in range(blocks)]
+    return {'side': side, 'images_per_s': statistics.median(rates),
+            'blocks': [round(r, 2) for r in rates], 'threads': threads}
+
+
+def _cpu_comparison(batch: int, steps: int, blocks: int, rounds: int, sides: tuple[str, ...],
+                    settle_s: float) -> dict:
+    runs = isolated.run_rounds('benchmarks.gan_bench', sides, rounds,
+                               ['--batch', str(batch), '--steps', str(steps), '--blocks', str(blocks)],
+                               settle_s=settle_s)
+    cores = os.cpu_count() or 1
+    per_side = {side: [run['result']['images_per_s'] for run in runs if run['side'] == side]
+                for side in sides}
+    result = {f'{side}_images_per_s': statistics.median(rates) for side, rates in per_side.items()}
+    result['images_per_s_per_round'] = per_side
+    if 'torch' in sides:
+        result['ratio'] = isolated.ratio_summary(runs, 'jax', 'torch', 'images_per_s', cores)
+    if 'jax_xla' in sides:
+        result['jax_xla_ratio'] = isolated.ratio_summary(runs, 'jax_xla', 'torch', 'images_per_s', cores)
+    result['default_over_simple'] = isolated.ratio_summary(runs, 'jax_default', 'jax', 'images_per_s', cores)
+    result['runs'] = runs
+    return result
 
 
 def _accelerator_figures(steps: int) -> dict:
@@ -128,12 +156,18 @@ def _accelerator_figures(steps: int) -> dict:
     return {'by_batch': figures, 'largest_batch': largest}
 
 
-def run(batch: int = 32, steps: int = 4, blocks: int = 5, xla_blocks: int = 3) -> dict:
+def run(batch: int = 32, steps: int = 4, blocks: int = 3, rounds: int = 3, with_xla: bool = False,
+        settle_s: float = 90.0) -> dict:
     """The figures described in the module docstring (a JSON-serialisable dict)."""
-    result = {'batch': batch, 'steps_per_block': steps, 'backend': jax.default_backend(),
-              'devices': jax.device_count(), 'load_average_before': list(os.getloadavg())}
+    result = {'batch': batch, 'steps_per_block': steps, 'blocks': blocks, 'rounds': rounds,
+              'backend': jax.default_backend(), 'devices': jax.device_count(),
+              'load_average_before': list(os.getloadavg())}
     if jax.default_backend() == 'cpu':
-        result.update(_cpu_comparison(batch, steps, blocks, xla_blocks))
+        sides = SIDES + (('jax_xla',) if with_xla else ())
+        if importlib.util.find_spec('torch') is None:  # no baseline: JAX sides only, said so
+            sides = tuple(side for side in sides if side != 'torch')
+            result['torch'] = 'not installed (pip install torch==2.13.0, CPU build): no ratio'
+        result.update(_cpu_comparison(batch, steps, blocks, rounds, sides, settle_s))
     else:
         result.update(_accelerator_figures(steps))
     result['load_average_after'] = list(os.getloadavg())
@@ -144,9 +178,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--batch', type=int, default=32)
     parser.add_argument('--steps', type=int, default=4, help='steps per timed block')
-    parser.add_argument('--blocks', type=int, default=5, help='timed blocks per side')
+    parser.add_argument('--blocks', type=int, default=3, help='timed blocks per side and round')
+    parser.add_argument('--rounds', type=int, default=3, help='alternating rounds of all sides')
+    parser.add_argument('--with-xla', action='store_true', help="also time conv_impl='xla'")
+    parser.add_argument('--settle', type=float, default=90.0,
+                        help='seconds to wait at most, before each run, for the load to fall')
+    parser.add_argument('--side', choices=SIDES + ('jax_xla',),
+                        help='run this side alone in this process and print its figures')
     args = parser.parse_args()
-    print(json.dumps(run(args.batch, args.steps, args.blocks), indent=2))
+    if args.side:
+        print(json.dumps(side_figures(args.side, args.batch, args.steps, args.blocks)))
+        return
+    print(json.dumps(run(args.batch, args.steps, args.blocks, args.rounds, args.with_xla, args.settle),
+                     indent=2))
 
 
 if __name__ == '__main__':

@@ -1,5 +1,9 @@
 """Run named benchmarks and write their figures, with a description of the machine, as JSON.
 
+Comparisons between frameworks run each side in its own process, alternated over rounds
+(`benchmarks.isolated`); the report's 'ratios' lists every such ratio with its flag, 'idle' or
+'loaded' (load average or other processes above 0.5 per core): only idle ones are idle figures.
+
     python -m benchmarks.run                       # all of them, JSON on stdout
     python -m benchmarks.run physics.quantities --out bench.json
 """
@@ -61,6 +65,19 @@ def machine() -> dict:
     }
 
 
+def ratio_flags(results: dict, prefix: str = '') -> dict:
+    """Every `benchmarks.isolated.ratio_summary` inside `results`, by dotted path:
+    {path: {'median', 'flag'}}; a 'loaded' flag means the ratio is not an idle figure."""
+    found = {}
+    for key, value in results.items():
+        path = f'{prefix}{key}'
+        if isinstance(value, dict) and {'per_round', 'median', 'flag'} <= set(value):
+            found[path] = {'median': value['median'], 'flag': value['flag']}
+        elif isinstance(value, dict):
+            found.update(ratio_flags(value, path + '.'))
+    return found
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('names', nargs='*', metavar='NAME',
@@ -74,6 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.names or BENCHMARKS:
         print(f'running {name} ...', file=sys.stderr, flush=True)
         report['results'][name] = _benchmark(name)()
+    report['machine']['load_average_after'] = list(os.getloadavg())
+    report['ratios'] = ratio_flags(report['results'])
     text = json.dumps(report, indent=2)
     if args.out:
         with open(args.out, 'w') as out:

@@ -233,9 +233,12 @@ def _undefined_to_nan(values: dict[str, jax.Array], m: dict[str, jax.Array]) -> 
     return {name: jnp.where(defined, value, jnp.nan) for name, value in values.items()}
 
 
-@functools.partial(jax.jit, static_argnames='threshold')
 def quantities(images, threshold: float = 0.15) -> dict[str, jax.Array]:
     """The nine physical quantities of each patch (hard threshold), see the module docstring.
+
+    A NumPy batch larger than HOST_CHUNK_IMAGES is streamed to the device in chunks, each
+    chunk's transfer overlapping the previous chunk's computation (`_host_chunked`); anything
+    else (JAX arrays, tracers under jit, small batches) goes straight to the jitted kernel.
 
     Args:
       images: [N, H, W] or [N, H, W, 1] normalised field s = B / 1000 G.
@@ -244,6 +247,83 @@ def quantities(images, threshold: float = 0.15) -> dict[str, jax.Array]:
     Returns:
       dict name -> [N] array in the images' dtype, keys QUANTITY_NAMES; NaN where undefined.
     """
+    if _streams_from_host(images):
+        _check_threshold(threshold)
+        return _host_chunked(functools.partial(_quantities_jit, threshold=threshold), images)
+    return _quantities_jit(images, threshold=threshold)
+
+
+# ----------------------------------------------------------------------------------------------
+# NumPy batches: chunked transfer overlapped with computation.
+
+HOST_CHUNK_IMAGES = 1024  # images per transfer of a NumPy batch (64 MB of float32 128 x 128)
+_ALIGNMENT = 64  # bytes; XLA:CPU wraps a host buffer without copying only when so aligned
+
+
+def _streams_from_host(images) -> bool:
+    """True for a floating NumPy batch [N, H, W(, 1)] with N > HOST_CHUNK_IMAGES."""
+    return (isinstance(images, np.ndarray) and images.ndim in (3, 4)
+            and np.issubdtype(images.dtype, np.floating)
+            and (images.ndim == 3 or images.shape[-1] == 1)
+            and images.shape[0] > HOST_CHUNK_IMAGES and 0 not in images.shape)
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data start on a 64-byte boundary."""
+    dtype = np.dtype(dtype)
+    raw = np.empty(math.prod(shape) * dtype.itemsize + _ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % _ALIGNMENT
+    return raw[start:start + math.prod(shape) * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def _zero_copy_ready(block: np.ndarray, dtype) -> bool:
+    return (block.dtype == dtype and block.flags.c_contiguous
+            and block.ctypes.data % _ALIGNMENT == 0)
+
+
+def _host_chunked(kernel, images: np.ndarray) -> dict[str, jax.Array]:
+    """`kernel` (a jitted function of [C, H, W] -> dict of [C]) over a NumPy batch, chunk by chunk.
+
+    Every chunk has HOST_CHUNK_IMAGES images (the last is zero-padded), so the kernel compiles
+    once whatever N. A chunk that is already in JAX's dtype, contiguous and 64-byte aligned is
+    handed to the device without a copy; any other is converted (e.g. float64 -> float32 when
+    x64 is off) straight into one of two aligned staging buffers, which then also goes without a
+    copy. JAX dispatches asynchronously, so the host converts chunk i + 1 while chunk i
+    computes; a staging buffer is refilled only after the chunk that used it has finished.
+    Returns after every chunk has finished (the user's array may be aliased until then).
+    """
+    stack = images[..., 0] if images.ndim == 4 else images
+    count, height, width = stack.shape
+    dtype = jax.dtypes.canonicalize_dtype(stack.dtype)
+    chunk = HOST_CHUNK_IMAGES
+    staging = [None, None]
+    in_flight = [None, None]
+    results = []
+    for index, start in enumerate(range(0, count, chunk)):
+        block = stack[start:start + chunk]
+        if block.shape[0] == chunk and _zero_copy_ready(block, dtype):
+            host = block
+        else:
+            slot = index % 2
+            if in_flight[slot] is not None:
+                jax.block_until_ready(in_flight[slot])
+            if staging[slot] is None:
+                staging[slot] = _aligned_empty((chunk, height, width), dtype)
+            host = staging[slot]
+            host[:block.shape[0]] = block
+            host[block.shape[0]:] = 0
+        values = kernel(jax.device_put(host, may_alias=True))
+        results.append(values)
+        if host is not block:
+            in_flight[index % 2] = values
+    merged = {name: jnp.concatenate([values[name] for values in results])[:count]
+              for name in results[0]}
+    return jax.block_until_ready(merged)
+
+
+@functools.partial(jax.jit, static_argnames='threshold')
+def _quantities_jit(images, threshold: float = 0.15) -> dict[str, jax.Array]:
+    """`quantities` of a device array or tracer (see `quantities`)."""
     _check_threshold(threshold)
     images = _as_stack(images)
     _, height, width = images.shape
