@@ -45,6 +45,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict(
         {"input_channels": 1, "width": 16, "projector_dims": (512, 512, 100), "predictor_hidden": 128})
     config.augment = "search"
+    # Self-supervised physics head (solarjax.train.simsiam.physics_aux_loss; 0 = plain SimSiam). 1.0 won on the
+    # validation split (experiments/README.md, "ssl_physics_aux"): SSL Pearson TUF/PSEP/R 0.96/0.65/0.86 vs 0.92/0.21/0.51.
+    config.physics_aux_weight = 1.0
     config.batch_size = 64
     config.num_steps = 500
     config.optimizer = ml_collections.ConfigDict({

@@ -8,6 +8,11 @@ BatchNorm placement follows the SimSiam paper and its reference code: every proj
 predictor's output layer has neither BN nor ReLU. BN momentum as PyTorch's 0.1 (flax 0.9).
 
 Loss: L = D(p1, sg(z2)) / 2 + D(p2, sg(z1)) / 2 with D(p, z) = -cos(p, z) averaged over the batch.
+
+Optional physics head (``physics_head`` > 0 outputs; default 0: no head, the parameters above only):
+one linear layer on the backbone features that predicts the standardised exact quantities of the
+input view (`solarjax.train.simsiam.physics_aux_loss`), a self-supervised target since the
+quantities are computed from the patch itself.
 """
 from __future__ import annotations
 
@@ -65,12 +70,14 @@ class SimSiam(nn.Module):
       width: backbone width (64: ResNet-18 with 512-d features).
       projector_dims: projector layer sizes (paper: 512, 512, 100).
       predictor_hidden: predictor hidden size (paper: 128).
+      physics_head: outputs of the linear physics head on the backbone features (0: no head).
     """
 
     input_channels: int = 1
     width: int = 64
     projector_dims: Sequence[int] = (512, 512, 100)
     predictor_hidden: int = 128
+    physics_head: int = 0
 
     @property
     def feature_dim(self) -> int:
@@ -81,6 +88,7 @@ class SimSiam(nn.Module):
         self.backbone = ResNet(input_channels=self.input_channels, width=self.width)
         self.projector = Projector(dims=tuple(self.projector_dims))
         self.predictor = Predictor(hidden=self.predictor_hidden, out=self.projector_dims[-1])
+        self.physics = nn.Dense(self.physics_head) if self.physics_head else None
 
     def __call__(self, images: jax.Array, train: bool) -> tuple[jax.Array, jax.Array]:
         """One view through the whole network.
@@ -91,8 +99,14 @@ class SimSiam(nn.Module):
         Returns:
           (z, p): projections [N, D] and predictions [N, D], D = projector_dims[-1].
         """
-        z = self.projector(self.backbone(images, train), train)
-        return z, self.predictor(z, train)
+        z, p, _ = self.with_physics(images, train)
+        return z, p
+
+    def with_physics(self, images: jax.Array, train: bool) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+        """(z, p, physics predictions [N, physics_head] or None without a head) of one view [N, H, W, C]."""
+        features = self.backbone(images, train)
+        z = self.projector(features, train)
+        return z, self.predictor(z, train), None if self.physics is None else self.physics(features)
 
     def embed(self, images: jax.Array, projection: bool = False) -> jax.Array:
         """Inference embedding (running BN statistics): backbone features [N, F] or projections [N, D]."""

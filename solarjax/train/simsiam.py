@@ -21,6 +21,12 @@ point), and a k-NN monitor on a held-out split: the Spearman correlation of each
 (TUF, PSEP, R) with that of its nearest neighbour in the embedding, next to the same figure for
 nearest neighbours in pixel space. On `aia_patches` (``config.data.dataset``, C EUV channels) the
 monitored quantities are the mean normalised intensity of each channel and mu (`aia_quantities`).
+
+Physics head (beyond the paper; ``config.physics_aux_weight`` > 0, default 0 = the plain SimSiam
+step, unchanged): the model gets a linear head on the backbone features (`with_physics_head`)
+that predicts the exact quantities `PHYSICS_TARGETS` of each view, computed from the view itself
+inside the step (`physics_targets`, label-free, so still self-supervised); the step descends
+SimSiam + weight x `physics_aux_loss` (mean squared error of the batch-standardised targets).
 """
 from __future__ import annotations
 
@@ -48,6 +54,7 @@ from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import loop, monitor, sharding
 
 KNN_QUANTITIES = ("tuf", "psep", "r_value")
+PHYSICS_TARGETS = ("log_tuf", "psep", "log1p_r", "area", "abs_tilt")
 SHARP_DATASET, AIA_DATASET = "sharp_patches", "aia_patches"
 BEST_METRIC = "knn/ssl_mean"  # checkpoints are ranked by the k-NN monitor (higher is better)
 
@@ -78,7 +85,61 @@ def make_model(model_config: Mapping[str, Any]) -> SimSiam:
         width=int(model_config["width"]),
         projector_dims=tuple(int(d) for d in model_config["projector_dims"]),
         predictor_hidden=int(model_config["predictor_hidden"]),
+        physics_head=int(model_config.get("physics_head", 0)),
     )
+
+
+def physics_aux_weight_of(config: ml_collections.ConfigDict) -> float:
+    """``config.physics_aux_weight`` (0 when absent), checked to be finite and >= 0."""
+    weight = float(config.get("physics_aux_weight", 0.0))
+    if not np.isfinite(weight) or weight < 0:
+        raise ValueError(f"config.physics_aux_weight must be a finite number >= 0, got {weight}")
+    return weight
+
+
+def with_physics_head(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The config, with ``model.physics_head = len(PHYSICS_TARGETS)`` when its physics aux weight is > 0.
+
+    Raises:
+      ValueError: a weight > 0 with a model whose ``physics_head`` is set to another size.
+    """
+    if physics_aux_weight_of(config) == 0:
+        return config
+    size = config.model.get("physics_head", len(PHYSICS_TARGETS))
+    if size != len(PHYSICS_TARGETS):
+        raise ValueError(f"config.model.physics_head is {size}, the physics aux loss predicts "
+                         f"{len(PHYSICS_TARGETS)} quantities {PHYSICS_TARGETS}")
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        config.model.physics_head = len(PHYSICS_TARGETS)
+    return config
+
+
+def physics_targets(images: jax.Array) -> jax.Array:
+    """The self-supervised targets of each patch [N, H, W, 1] (B / 1000 G): [N, 5] float32.
+
+    Columns `PHYSICS_TARGETS`: log TUF, PSEP, log(1 + R), area, |tilt| (rad) of `physics.quantities`
+    (150 G threshold); NaN where a quantity is undefined (no positive or no negative polarity).
+    """
+    q = physics.quantities(images.astype(jnp.float32))
+    return jnp.stack([jnp.log(jnp.maximum(q["tuf"], 1e-6)), q["psep"], jnp.log1p(q["r_value"]), q["area"],
+                      jnp.abs(q["tilt"])], axis=1)
+
+
+def physics_aux_loss(predictions: jax.Array, targets: jax.Array, eps: float = 1e-6) -> jax.Array:
+    """Mean squared error of predictions [N, P] against targets [N, P] standardised over the batch.
+
+    Each target column is centred and scaled by its mean and standard deviation over its finite
+    entries in the batch; NaN targets take no part. Scalar; 0 when no target is finite.
+    """
+    defined = jnp.isfinite(targets)
+    count = jnp.sum(defined, axis=0)
+    zeroed = jnp.where(defined, targets, 0.0)
+    mean = jnp.sum(zeroed, axis=0) / jnp.maximum(count, 1)
+    variance = jnp.sum(jnp.where(defined, (targets - mean) ** 2, 0.0), axis=0) / jnp.maximum(count, 1)
+    standardised = jnp.where(defined, (zeroed - mean) * jax.lax.rsqrt(variance + eps), 0.0)
+    squared = jnp.where(defined, (predictions - standardised) ** 2, 0.0)
+    return jnp.sum(squared) / jnp.maximum(jnp.sum(count), 1)
 
 
 def paper_learning_rate(batch_size: int, base_lr: float = 0.05) -> float:
@@ -134,17 +195,24 @@ def step_key(state: TrainState) -> jax.Array:
 
 
 def update(model: SimSiam, optimizer: optax.GradientTransformation, state: TrainState, view1: jax.Array,
-           view2: jax.Array, *, compute_dtype: str = "float32") -> tuple[TrainState, dict[str, jax.Array]]:
+           view2: jax.Array, *, compute_dtype: str = "float32", physics_aux_weight: float = 0.0
+           ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One SimSiam update on two views [B, H, W, C] of the same images.
 
     With ``compute_dtype='bfloat16'`` the network computes in bfloat16 (parameters and views cast
     per pass); parameters, BatchNorm statistics, optimiser state, the loss and the gradients stay
     float32 (`solarjax.models.precision`). 'float32' (default) makes no cast.
 
+    With ``physics_aux_weight`` > 0 (a model with a physics head) the step descends the SimSiam
+    loss + weight x the mean over the two views of `physics_aux_loss` on each view's own
+    `physics_targets`; 0 (default) is the plain SimSiam step.
+
     Returns:
       (new state, metrics): 'loss' (symmetric negative cosine, in [-1, 1]), 'collapse' (of the
-      l2-normalised predictions of view 1), 'grad_norm'.
+      l2-normalised predictions of view 1), 'grad_norm', and with a physics weight 'physics_aux'.
     """
+    if physics_aux_weight > 0:
+        return _update_with_physics(model, optimizer, state, view1, view2, compute_dtype, physics_aux_weight)
 
     dtype = precision.compute_dtype_of(compute_dtype)
     if precision.is_mixed(compute_dtype):
@@ -169,12 +237,48 @@ def update(model: SimSiam, optimizer: optax.GradientTransformation, state: Train
     return new_state, metrics
 
 
+def _update_with_physics(model: SimSiam, optimizer: optax.GradientTransformation, state: TrainState,
+                         view1: jax.Array, view2: jax.Array, compute_dtype: str, weight: float
+                         ) -> tuple[TrainState, dict[str, jax.Array]]:
+    """`update` with the physics head's loss added (weight > 0)."""
+    if model.physics_head != len(PHYSICS_TARGETS):
+        raise ValueError(f"a physics aux weight needs a model with physics_head={len(PHYSICS_TARGETS)} "
+                         f"(`with_physics_head`), got {model.physics_head}")
+    dtype = precision.compute_dtype_of(compute_dtype)
+    if precision.is_mixed(compute_dtype):
+        narrow, widen = functools.partial(precision.cast_floating, dtype=dtype), precision.to_float32
+    else:
+        narrow = widen = lambda tree: tree
+    targets1, targets2 = physics_targets(view1), physics_targets(view2)
+
+    def loss_fn(params):
+        params = narrow(params)
+        (z1, p1, a1), stats = model.apply({"params": params, "batch_stats": state.batch_stats}, narrow(view1),
+                                          train=True, mutable=["batch_stats"], method=SimSiam.with_physics)
+        stats = widen(stats)
+        (z2, p2, a2), stats = model.apply({"params": params, **stats}, narrow(view2), train=True,
+                                          mutable=["batch_stats"], method=SimSiam.with_physics)
+        z1, p1, a1, z2, p2, a2, stats = widen((z1, p1, a1, z2, p2, a2, stats))
+        siamese = simsiam_loss(p1, p2, z1, z2)
+        aux = 0.5 * (physics_aux_loss(a1, targets1) + physics_aux_loss(a2, targets2))
+        return siamese + weight * aux, (stats["batch_stats"], p1, siamese, aux)
+
+    (_, (batch_stats, p1, siamese, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                              batch_stats=batch_stats, opt_state=opt_state)
+    metrics = {"loss": siamese, "collapse": collapse_level(p1), "grad_norm": optax.tree.norm(grads),
+               "physics_aux": aux}
+    return new_state, metrics
+
+
 def train_step(model: SimSiam, optimizer: optax.GradientTransformation, recipe: augment.Recipe, state: TrainState,
-               batch: Mapping[str, jax.Array], key: jax.Array, *, compute_dtype: str = "float32"
-               ) -> tuple[TrainState, dict[str, jax.Array]]:
+               batch: Mapping[str, jax.Array], key: jax.Array, *, compute_dtype: str = "float32",
+               physics_aux_weight: float = 0.0) -> tuple[TrainState, dict[str, jax.Array]]:
     """Two augmented views of batch['image'] [B, H, W, C] drawn with `key` (in float32), then `update`."""
     view1, view2 = augment.two_views(key, batch["image"], recipe)
-    return update(model, optimizer, state, view1, view2, compute_dtype=compute_dtype)
+    return update(model, optimizer, state, view1, view2, compute_dtype=compute_dtype,
+                  physics_aux_weight=physics_aux_weight)
 
 
 # ------------------------------------------------------------------------------------- monitors
@@ -378,6 +482,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     is_main = jax.process_index() == 0
+    config = with_physics_head(config)
     plain_config = run_config(config)
     factory = data_iterator_factory or loop.pipeline_iterator_factory(config)
     mesh = sharding.make_data_mesh()
@@ -401,7 +506,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
     batch_sharding = sharding.batch_sharded(mesh)
     step_fn = loop.jit_train_step(functools.partial(train_step, model, optimizer, recipe_of(config),
-                                                    compute_dtype=config.get("compute_dtype", "float32")), mesh)
+                                                    compute_dtype=config.get("compute_dtype", "float32"),
+                                                    physics_aux_weight=physics_aux_weight_of(config)), mesh)
     evaluating = config.eval_every > 0
     if evaluating:
         heldout = heldout or load_heldout(config)
