@@ -52,7 +52,7 @@ class DemoSize:
 
 
 QUICK = DemoSize(
-    num_patches=1_000, gan_steps=60, gan_eval_samples=256, directions_samples=1_000, steering_latents=16,
+    num_patches=1_000, gan_steps=60, gan_eval_samples=256, directions_samples=400, steering_latents=8,
     targeting_latents=4, simsiam_steps=10, simsiam_width=8, num_queries=64, steer_steps=40, steer_rounds=1,
     steered_queries=8,
 )
@@ -275,7 +275,8 @@ def _stage_directions(stage_dir: pathlib.Path, gan_dir: pathlib.Path, size: Demo
         alphas=np.linspace(-3.0, 3.0, 7), targeting_latents=size.targeting_latents, reference_images=reference,
         steps=size.steer_steps, rounds=size.steer_rounds)
     return {"best_method": report["best_method"], **_directions_tables(directions, report),
-            "targeting": {k: report["targeting"][k] for k in ("success_rate", "in_range", "requested")},
+            "targeting": {k: report["targeting"].get(k) for k in ("success_rate", "success_interval",
+                                                                   "unrefined_success_rate", "in_range", "requested")},
             "report": report, "directions_dir": str(stage_dir / "directions"),
             "figures_dir": str(stage_dir / "evaluation")}
 
@@ -292,6 +293,7 @@ def _directions_tables(directions, report: dict) -> dict:
     diagnosis_table = {name: {
         "svm_accuracy_z": row["accuracy"]["z"], "svm_accuracy_z_norm": row["accuracy"]["z_norm"],
         "svm_accuracy_folded": row["accuracy"]["folded"], "svm_accuracy_folded_norm": row["accuracy"]["folded_norm"],
+        "svm_accuracy_quadratic": row["accuracy"].get("quadratic"), "svm_accuracy_hidden": row["accuracy"].get("hidden"),
         "piecewise_accuracy": directions.piecewise_accuracy.get(name),
         "odd_fraction": row["odd_fraction"], "corr_q(z)_q(-z)": row["corr_negation"],
         "corr_q(z)_q(Qz)": row["corr_rotation"], "structure": row["structure"],

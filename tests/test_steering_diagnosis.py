@@ -43,7 +43,8 @@ def test_feature_sets_name_the_structure(latents):
                     for name, f in diagnosis.feature_sets(z, side).items()}
         assert diagnosis.name_structure(accuracy) == expected, accuracy
         assert accuracy[expected] > 0.9
-    assert diagnosis.name_structure({"z": 0.6, "z_norm": 0.6, "folded": 0.55, "folded_norm": 0.7}) == "none"
+    assert diagnosis.name_structure({"z": 0.6, "z_norm": 0.6, "folded": 0.55, "folded_norm": 0.7,
+                                    "quadratic": 0.6}) == "none"
 
 
 def test_piecewise_boundaries_of_a_sign_symmetric_quantity(latents):
@@ -73,3 +74,42 @@ def test_fit_directions_saves_diagnosis_and_piecewise(tmp_path):
     np.testing.assert_array_equal(loaded.side(z), directions.side(z))
     assert loaded.diagnosis["quantities"]["tuf"]["structure"] == "z"
     assert loaded.piecewise_accuracy == pytest.approx(directions.piecewise_accuracy)
+
+
+def test_hidden_features_find_a_quantity_bent_by_the_first_layer(latents):
+    """q = |z0 + z1| + |z2 - z3| is even in z and not axis-aligned, but linear in the first layer's
+    activations h1 = LeakyReLU(z W + b) when W holds the units +-(z0 + z1), +-(z2 - z3)
+    (LeakyReLU(u) + LeakyReLU(-u) = 0.8 |u|): only the 'hidden' feature set orders it."""
+    z, train, test = latents
+    rng = np.random.default_rng(4)
+    units = np.zeros((D, 4))
+    units[[0, 1], 0], units[[2, 3], 2] = 1.0, (1.0, -1.0)
+    units[:, 1], units[:, 3] = -units[:, 0], -units[:, 2]
+    kernel = np.hstack([units, 0.2 * rng.normal(size=(D, 60))]).astype(np.float32)   # units lead the PCs
+    bias = np.concatenate([np.zeros(4), rng.normal(size=60)]).astype(np.float32)
+    layer = diagnosis.first_dense_layer({"Dense_0": {"kernel": kernel, "bias": bias}, "Conv_0": {}})
+    np.testing.assert_array_equal(layer[0], kernel)
+    assert diagnosis.first_dense_layer({"amplitude": 1.0}) is None                 # no dense layer: no set
+    hidden = diagnosis.hidden_features(*layer, z, train, components=32)
+    assert hidden.shape == (len(z), 32)
+    np.testing.assert_allclose(np.cov(hidden[train][:diagnosis.HIDDEN_FIT_LATENTS].T), np.eye(32), atol=1e-3)
+    values = np.abs(z[:, 0] + z[:, 1]) + np.abs(z[:, 2] - z[:, 3])
+    high = values > np.median(values)
+    side = np.where(z[:, 5] >= 0, 1.0, -1.0)
+    sets = diagnosis.feature_sets(z, side, hidden)
+    assert set(sets) == set(diagnosis.FEATURE_SETS)
+    accuracy = {name: diagnosis.boundary_accuracy(f, high, train, test, seed=0) for name, f in sets.items()}
+    assert accuracy["hidden"] > 0.95 and accuracy["z"] < 0.65 and accuracy["quadratic"] < accuracy["hidden"] - 0.05, accuracy
+    assert diagnosis.name_structure(accuracy) == "hidden"
+    assert "hidden" not in diagnosis.feature_sets(z, side)                         # left out without h1
+
+
+def test_quadratic_features_name_an_axis_aligned_second_order_quantity(latents):
+    z, train, test = latents
+    values = z[:, 0] ** 2 - z[:, 1] ** 2                                          # even, axis-aligned
+    high = values > np.median(values)
+    side = np.where(z[:, 5] >= 0, 1.0, -1.0)
+    accuracy = {name: diagnosis.boundary_accuracy(f, high, train, test, seed=0)
+                for name, f in diagnosis.feature_sets(z, side).items()}
+    assert accuracy["quadratic"] > 0.95 and accuracy["z"] < 0.65, accuracy
+    assert diagnosis.name_structure(accuracy) == "quadratic"

@@ -137,3 +137,11 @@ def test_families_on_the_same_latents_with_intervals(directions):
     local = report["results"]["local"]["tuf"]
     assert local["monotonicity"]["value"] == pytest.approx(1.0) and local["leakage"]["psep"]["value"] < 0.05
     assert report["best"] in evaluate.FAMILIES
+
+
+def test_wilson_interval_known_answers():
+    from solarjax.steering.evaluate import wilson_interval
+    low, high = wilson_interval(7, 10)                                   # textbook: 0.397 .. 0.892
+    assert low == pytest.approx(0.3968, abs=1e-3) and high == pytest.approx(0.8922, abs=1e-3)
+    assert wilson_interval(20, 20)[1] == 1.0 and wilson_interval(20, 20)[0] == pytest.approx(0.8389, abs=1e-3)
+    assert all(np.isnan(wilson_interval(0, 0)))

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from solarjax import physics
 from solarjax.steering import target as target_lib
 from solarjax.steering.directions import sample_latents
 from solarjax.steering.target import parse_target, prior_scales, steer_to
@@ -104,3 +105,15 @@ def test_paper_generator_gradients_flow(scales):
                       scales=scales)
     assert np.isfinite(result.latents).all()
     assert result.loss[-1] < 0.75 * result.loss[0]
+
+
+def test_selection_on_exact_quantities_recovers_misses_of_the_last_round(scales):
+    """12 Adam steps undershoot +30% TUF (the last round's latents all miss, by 8-15%); the exact line
+    search along the final displacement finds latents that meet it, and never loses a met request."""
+    z0 = sample_latents(16, LATENT_DIM, seed=5)
+    result = steer_to(toy_generator(), z0, {"tuf": ("rel", 0.3)}, hold=["psep"], steps=12, scales=scales)
+    assert result.unrefined_success.sum() <= 2 and result.success.sum() >= 8
+    assert np.all(result.success >= result.unrefined_success)
+    np.testing.assert_array_equal(result.success, np.abs(result.relative_error["tuf"]) <= 0.05)
+    exact = physics.quantities(toy_generator()(result.latents))                    # the returned latents' own figures
+    np.testing.assert_allclose(result.quantities["tuf"], np.asarray(exact["tuf"]), rtol=1e-4)

@@ -11,7 +11,12 @@ Figures per quantity q (on held-out latents of `fit_directions`):
 * ``accuracy``: held-out accuracy of a linear SVM (as the paper's, on the same median labels and
   split) on four feature sets: ``z``; ``z_norm`` = [z, |z| - sqrt(D)]; ``folded`` = s z with
   s = sign(n . z + b) the side of the leading-polarity boundary (it maps z and -z to one point);
-  ``folded_norm`` = [s z, |z| - sqrt(D)];
+  ``folded_norm`` = [s z, |z| - sqrt(D)]; ``quadratic`` = [z, z * z - 1] (axis-aligned second order);
+  ``hidden`` = [z, h1(z)] with h1 = LeakyReLU(W z + b) the activations of the generator's first
+  (dense) layer, reduced to its leading `HIDDEN_COMPONENTS` principal components (fitted on training
+  latents) and whitened: the intermediate feature space, like StyleGAN's W. A quantity linear in h1
+  but not in z is bent by the first layer's nonlinearity; only for generators whose parameters hold
+  a first dense layer (``Dense_0``), otherwise left out;
 * ``structure``: the simplest feature set whose accuracy is within 0.01 of the best, named
   (`STRUCTURES`).
 
@@ -25,14 +30,21 @@ from typing import Any
 
 import numpy as np
 
-FEATURE_SETS = ("z", "z_norm", "folded", "folded_norm")
+FEATURE_SETS = ("z", "z_norm", "folded", "folded_norm", "quadratic", "hidden")
 STRUCTURES = {
     "z": "linear: a global boundary in z orders it",
     "z_norm": "radial: it grows with |z|, a boundary needs |z|",
     "folded": "sign-symmetric: even under z -> -z (odd generator); linear on each side of the leading-polarity "
               "boundary",
     "folded_norm": "sign-symmetric and radial: linear in folded z together with |z|",
+    "quadratic": "axis-aligned second order: linear in z and the squares of its coordinates",
+    "hidden": "bent by the first layer: linear in the generator's first-layer activations h1(z), not in z",
 }
+HIDDEN_COMPONENTS = 256
+"""Principal components of h1 kept by the ``hidden`` feature set (bounds its cost for wide layers)."""
+HIDDEN_FIT_LATENTS = 1024
+"""Training latents on which the principal components of h1 are fitted."""
+LEAKY_SLOPE = 0.2
 NO_STRUCTURE = "none of these: no feature set reaches accuracy 0.75"
 TIE = 0.01
 """A simpler feature set is named when its accuracy is within this of the best."""
@@ -68,11 +80,51 @@ def random_rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def feature_sets(z: np.ndarray, side: np.ndarray) -> dict[str, np.ndarray]:
-    """The four feature sets of latents z [N, D] with sides [N] in {-1, +1}: name -> [N, F]."""
+def feature_sets(z: np.ndarray, side: np.ndarray, hidden: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The feature sets of latents z [N, D] with sides [N] in {-1, +1}: name -> [N, F].
+
+    ``hidden`` [N, K] (e.g. `hidden_features`) adds the 'hidden' set [z, hidden]; without it the set
+    is left out.
+    """
     radius = np.linalg.norm(z, axis=1, keepdims=True) - np.sqrt(z.shape[1])
     folded = z * side[:, None]
-    return {"z": z, "z_norm": np.hstack([z, radius]), "folded": folded, "folded_norm": np.hstack([folded, radius])}
+    sets = {"z": z, "z_norm": np.hstack([z, radius]), "folded": folded, "folded_norm": np.hstack([folded, radius]),
+            "quadratic": np.hstack([z, z * z - 1.0])}
+    if hidden is not None:
+        sets["hidden"] = np.hstack([z, hidden])
+    return sets
+
+
+def first_dense_layer(params: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(kernel [D, H], bias [H]) of the generator's first dense layer (``params['Dense_0']``), or None."""
+    layer = params.get("Dense_0") if isinstance(params, Mapping) else None
+    if not isinstance(layer, Mapping) or "kernel" not in layer:
+        return None
+    kernel = np.asarray(layer["kernel"], np.float32)
+    bias = np.asarray(layer.get("bias", np.zeros(kernel.shape[1])), np.float32)
+    return (kernel, bias) if kernel.ndim == 2 and bias.shape == (kernel.shape[1],) else None
+
+
+def hidden_features(kernel: np.ndarray, bias: np.ndarray, z: np.ndarray, train: np.ndarray,
+                    components: int = HIDDEN_COMPONENTS, fit_latents: int = HIDDEN_FIT_LATENTS,
+                    batch: int = 1024) -> np.ndarray:
+    """[N, K] whitened principal components of h1 = LeakyReLU(0.2)(z W + b), K <= ``components``.
+
+    Args:
+      kernel: [D, H] and bias: [H], the first dense layer; z: [N, D] latents;
+      train: [N] mask; the components are fitted on its first ``fit_latents`` latents only.
+    """
+    def activations(rows):
+        pre = np.asarray(rows, np.float32) @ kernel + bias
+        return np.where(pre >= 0, pre, LEAKY_SLOPE * pre)
+
+    fit = activations(z[np.flatnonzero(train)[:fit_latents]])
+    mean = fit.mean(axis=0)
+    _, singular, basis = np.linalg.svd(fit - mean, full_matrices=False)
+    keep = min(components, int(np.sum(singular > singular[0] * 1e-6)))
+    projection = basis[:keep].T / (singular[:keep] / np.sqrt(max(len(fit) - 1, 1)))   # whitened
+    return np.concatenate([(activations(z[start:start + batch]) - mean) @ projection
+                           for start in range(0, len(z), batch)]).astype(np.float64)
 
 
 def boundary_accuracy(features: np.ndarray, high: np.ndarray, train: np.ndarray, test: np.ndarray,
@@ -86,15 +138,17 @@ def boundary_accuracy(features: np.ndarray, high: np.ndarray, train: np.ndarray,
 
 def name_structure(accuracy: Mapping[str, float]) -> str:
     """The key of `STRUCTURES` of the simplest feature set within `TIE` of the best, or 'none'."""
-    best = max(accuracy.values())
+    measured = {name: value for name, value in accuracy.items() if np.isfinite(value)}
+    best = max(measured.values(), default=float("nan"))
     if not best >= 0.75:
         return "none"
-    return next(name for name in FEATURE_SETS if accuracy[name] >= best - TIE)
+    return next(name for name in FEATURE_SETS if name in measured and measured[name] >= best - TIE)
 
 
 def diagnose_quantity(z: np.ndarray, side: np.ndarray, high: np.ndarray, train: np.ndarray, test: np.ndarray,
                       at_z: np.ndarray, at_minus_z: np.ndarray, at_rotated: list[np.ndarray],
-                      seed: int, known: Mapping[str, float] | None = None) -> dict[str, Any]:
+                      seed: int, known: Mapping[str, float] | None = None,
+                      hidden: np.ndarray | None = None) -> dict[str, Any]:
     """Figures of one quantity (see the module docstring).
 
     Args:
@@ -103,10 +157,11 @@ def diagnose_quantity(z: np.ndarray, side: np.ndarray, high: np.ndarray, train: 
       at_z, at_minus_z: [M] quantity at the symmetry latents and at their negations;
       at_rotated: list of [M] quantity at the rotated symmetry latents.
       known: feature set -> accuracy already measured the same way (e.g. 'z': the paper's SVM), not refitted.
+      hidden: [N, K] `hidden_features` of z, for the 'hidden' feature set (left out when None).
     """
     known = dict(known or {})
     accuracy = {name: known[name] if name in known else boundary_accuracy(features, high, train, test, seed)
-                for name, features in feature_sets(z, side).items()}
+                for name, features in feature_sets(z, side, hidden).items()}
     structure = name_structure(accuracy)
     return {
         "odd_fraction": odd_fraction(at_z, at_minus_z),

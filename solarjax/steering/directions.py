@@ -132,8 +132,10 @@ def map_generated(generator: Any, z: np.ndarray | jax.Array,
       z: [N, D] latents, N >= 1.
       fn: jit-able function of images [B, 128, 128, 1] returning a pytree of [B, ...] arrays
         (default: the images themselves); a static argument, so pass a module-level function.
-      batch_size: latents per XLA program, rounded up to a multiple of the device count; the last
-        batch is padded with zero latents (results for padding are dropped), so one shape compiles.
+      batch_size: the most latents per XLA program. Fewer latents than that run in one batch of the
+        next power of two (at least 8), rounded up to a multiple of the device count; the last batch
+        is padded with zero latents (results for padding are dropped). Callers with different N thus
+        share a few compiled shapes.
 
     Returns:
       The pytree of ``fn`` with numpy leaves [N, ...].
@@ -143,7 +145,7 @@ def map_generated(generator: Any, z: np.ndarray | jax.Array,
     if z.ndim != 2 or z.shape[1] != generator.latent_dim or len(z) == 0:
         raise ValueError(f"latents must be [N, {generator.latent_dim}] with N >= 1, got shape {z.shape}")
     mesh = sharding.make_data_mesh()
-    batch_size = device_multiple(min(batch_size, len(z)), mesh)
+    batch_size = device_multiple(min(batch_size, max(8, 1 << (len(z) - 1).bit_length())), mesh)
     batch_sharding = sharding.batch_sharded(mesh)
     params = jax.device_put(generator.params, sharding.replicated(mesh))
     pieces = []
@@ -526,12 +528,14 @@ def _diagnose(generator, z, values, mirrored, is_test, side, fits, split, seed, 
     signs = np.where(side, 1.0, -1.0)
     position = {index: i for i, index in enumerate(np.flatnonzero(is_test))}
     mirrored_rows = np.array([position[i] for i in test_index])
+    layer = diagnosis.first_dense_layer(generator.params)
+    hidden = None if layer is None else diagnosis.hidden_features(*layer, z, ~is_test)
     report = {}
     for name, fit in fits.items():
         report[name] = diagnosis.diagnose_quantity(
             z, signs, fit["high"], fit["train"], fit["test"], values[name][test_index],
             mirrored[name][mirrored_rows], [r[name] for r in rotated], seed,
-            known={"z": fit["test_accuracy"]} if method == "svm" else None)
+            known={"z": fit["test_accuracy"]} if method == "svm" else None, hidden=hidden)
     return {"generator_odd_fraction": diagnosis.odd_fraction(patches[0], patches[1]), "split": split,
             "symmetry_latents": len(test_index), "rotations": rotations, "quantities": report}
 

@@ -215,22 +215,25 @@ def evaluate_targeting(generator: Any, requests: Sequence[Mapping[str, Any]] = D
       **steer_kwargs: passed to `steer_to` (steps, learning_rate, ...).
 
     Returns:
-      {'success_rate' (over all in-range requests), 'in_range', 'requested', 'requests': per
-      request {'targets', 'hold', 'in_range', 'success_rate', 'median_abs_relative_error',
-      'median_abs_held_change'}}.
+      {'success_rate' (over all in-range requests), 'success_interval' (Wilson 95%),
+      'unrefined_success_rate' (the last round's latents, before `steer_to`'s selection on the exact
+      quantities), 'in_range', 'requested', 'requests': per request {'targets', 'hold', 'in_range',
+      'success_rate', 'unrefined_success_rate', 'median_abs_relative_error', 'median_abs_held_change'}}.
     """
     generator = as_generator(generator)
     prior = latent_quantities(generator, sample_latents(prior_latents, generator.latent_dim, seed + 1))
     ranges = {name: np.nanpercentile(prior[name], [1, 99]) for name in physics.QUANTITY_NAMES}
     scales = dict(scales) if scales is not None else {n: float(np.nanstd(prior[n])) for n in physics.QUANTITY_NAMES}
     z0 = sample_latents(n_latents, generator.latent_dim, seed)
-    rows, met_total, in_range_total = [], 0, 0
+    rows, met_total, unrefined_total, in_range_total = [], 0, 0, 0
     for request in requests:
         hold = tuple(request.get("hold", ()))
         result = steer_to(generator, z0, request["targets"], hold=hold, scales=scales, **steer_kwargs)
         in_range = np.all([(t >= ranges[n][0]) & (t <= ranges[n][1]) for n, t in result.targets.items()], axis=0)
         met = result.success & in_range
+        unrefined = result.unrefined_success & in_range
         met_total += int(met.sum())
+        unrefined_total += int(unrefined.sum())
         in_range_total += int(in_range.sum())
         errors = np.abs(np.stack(list(result.relative_error.values())))[:, in_range]
         changes = np.abs(np.stack(list(result.held_change.values())))[:, in_range] if hold else np.zeros((0, 0))
@@ -239,15 +242,28 @@ def evaluate_targeting(generator: Any, requests: Sequence[Mapping[str, Any]] = D
             "hold": list(hold),
             "in_range": int(in_range.sum()),
             "success_rate": float(met.sum() / in_range.sum()) if in_range.any() else float("nan"),
+            "unrefined_success_rate": float(unrefined.sum() / in_range.sum()) if in_range.any() else float("nan"),
             "median_abs_relative_error": float(np.nanmedian(errors)) if errors.size else float("nan"),
             "median_abs_held_change": float(np.nanmedian(changes)) if changes.size else float("nan"),
         })
     return {
         "success_rate": met_total / in_range_total if in_range_total else float("nan"),
+        "success_interval": list(wilson_interval(met_total, in_range_total)),
+        "unrefined_success_rate": unrefined_total / in_range_total if in_range_total else float("nan"),
         "in_range": in_range_total,
         "requested": len(requests) * n_latents,
         "requests": rows,
     }
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95% interval of a binomial proportion (NaN, NaN for no trials)."""
+    if trials <= 0:
+        return float("nan"), float("nan")
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 # ------------------------------------------------------------------------------- three families
@@ -568,7 +584,8 @@ def run_evaluation(generator: Any, directions: Directions, outdir: str | os.Path
     figures = []
     for name in figure_quantities:
         if name in directions.names:
-            figures.append(plot_latent_map(generator, directions, name, outdir / f"latent_map_{name}.png", seed=seed))
+            figures.append(plot_latent_map(generator, directions, name, outdir / f"latent_map_{name}.png", seed=seed,
+                                           n_points=min(1000, int(directions.settings.get("n", 1000)))))
             figures.append(plot_traversal(generator, base, directions.normal(name), outdir / f"traversal_{name}.png",
                                           scales=directions.std, title=f"{name} up (SVM normal)"))
     if "local" in methods and "tuf" in directions.names:
