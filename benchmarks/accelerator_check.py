@@ -37,6 +37,7 @@ import sys
 import time
 from typing import Any, Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -162,6 +163,7 @@ class _TinySimSiam(SimSiam):
         self.backbone = ResNet(input_channels=self.input_channels, width=self.width, stage_sizes=(1,))
         self.projector = Projector(dims=tuple(self.projector_dims))
         self.predictor = Predictor(hidden=self.predictor_hidden, out=self.projector_dims[-1])
+        self.physics = nn.Dense(self.physics_head) if self.physics_head else None
 
 
 def gan_models_for(sizes: Sizes, arch: str) -> tuple[Any, Any, str]:
