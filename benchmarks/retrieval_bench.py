@@ -36,13 +36,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.scann_scale import exact_numpy_top_k
 from solarjax.retrieval import ScannIndex, build_table_from_arrays
 
 DIM = 512
 NUM_QUERIES = 1_000
 K = 10
 TARGET_RECALL = 0.95
-QUERY_BATCH = 256
 
 
 def clustered_embeddings(
@@ -102,19 +102,6 @@ class RandomProjectionEncoder:
 
     def embed(self, images):
         return self._embed(jnp.asarray(images, jnp.float32))
-
-
-def exact_numpy_top_k(database: np.ndarray, queries: np.ndarray, k: int = K) -> np.ndarray:
-    """Brute-force exact L2 top-k in NumPy: int64 [Q, k], nearest first (the reference)."""
-    squared_norms = np.einsum("ij,ij->i", database, database)
-    out = np.empty((len(queries), k), np.int64)
-    for start in range(0, len(queries), QUERY_BATCH):
-        batch = queries[start : start + QUERY_BATCH]
-        scores = squared_norms[None, :] - 2.0 * (batch @ database.T)
-        part = np.argpartition(scores, k, axis=1)[:, :k]
-        order = np.argsort(np.take_along_axis(scores, part, axis=1), axis=1)
-        out[start : start + QUERY_BATCH] = np.take_along_axis(part, order, axis=1)
-    return out
 
 
 def _timed(function, *args, repeats: int = 1):
