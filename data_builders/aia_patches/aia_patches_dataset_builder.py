@@ -32,12 +32,15 @@ FITS file names, channels the config does not use, files of incomplete observati
 is also logged as a warning and the build goes on (a split whose every observation fails cannot be
 written: TFDS then stops with "No examples were yielded").
 """
+
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -133,32 +136,42 @@ def group_by_time(
         pending = rest
         missing = [w for w in wavelengths if w not in group]
         if missing:
-            reason = (f"incomplete observation at {start.isot}: no {', '.join(map(str, missing))} A "
-                      f"within {tolerance_s} s")
+            reason = (
+                f"incomplete observation at {start.isot}: no {', '.join(map(str, missing))} A within {tolerance_s} s"
+            )
             left_out.extend((path, reason) for path, _ in group.values())
         else:
-            observations.append(_ObservationFiles(paths=tuple(group[w][0] for w in wavelengths),
-                                                  t_obs=group[wavelengths[0]][1]))
+            observations.append(
+                _ObservationFiles(paths=tuple(group[w][0] for w in wavelengths), t_obs=group[wavelengths[0]][1])
+            )
     return observations, left_out
 
 
 def _features(num_channels: int) -> tfds.features.FeaturesDict:
     """Feature spec; images as raw bytes (fast to write, see sharp_patches)."""
     scalar, tensor, text = tfds.features.Scalar, tfds.features.Tensor, tfds.features.Text
-    return tfds.features.FeaturesDict({
-        "image": tensor(shape=(PATCH_SIZE, PATCH_SIZE, num_channels), dtype=np.float32,
-                        encoding=tfds.features.Encoding.BYTES,
-                        doc="aia_prep.normalise of DN/s per channel, in [0, 1]"),
-        "id": text(doc="unique patch id"),
-        "t_obs": text(doc="observation time (T_OBS of the first channel), ISO 8601 UTC"),
-        "wavelengths": tensor(shape=(num_channels,), dtype=np.int32, doc="channels, Angstrom"),
-        "bbox": tensor(shape=(4,), dtype=np.int32,
-                       doc="(row0, row1, col0, col1) in the registered grid, end exclusive; -1: synthetic"),
-        "hpc_x": scalar(dtype=np.float32, doc="helioprojective longitude of the patch centre, arcsec"),
-        "hpc_y": scalar(dtype=np.float32, doc="helioprojective latitude of the patch centre, arcsec"),
-        "mu": scalar(dtype=np.float32, doc="cosine of the heliocentric angle at the patch centre; NaN off disk"),
-        "source": text(doc="the channels' file names (fits) or aia_synthetic[<seed>][<index>], ';'-joined"),
-    })
+    return tfds.features.FeaturesDict(
+        {
+            "image": tensor(
+                shape=(PATCH_SIZE, PATCH_SIZE, num_channels),
+                dtype=np.float32,
+                encoding=tfds.features.Encoding.BYTES,
+                doc="aia_prep.normalise of DN/s per channel, in [0, 1]",
+            ),
+            "id": text(doc="unique patch id"),
+            "t_obs": text(doc="observation time (T_OBS of the first channel), ISO 8601 UTC"),
+            "wavelengths": tensor(shape=(num_channels,), dtype=np.int32, doc="channels, Angstrom"),
+            "bbox": tensor(
+                shape=(4,),
+                dtype=np.int32,
+                doc="(row0, row1, col0, col1) in the registered grid, end exclusive; -1: synthetic",
+            ),
+            "hpc_x": scalar(dtype=np.float32, doc="helioprojective longitude of the patch centre, arcsec"),
+            "hpc_y": scalar(dtype=np.float32, doc="helioprojective latitude of the patch centre, arcsec"),
+            "mu": scalar(dtype=np.float32, doc="cosine of the heliocentric angle at the patch centre; NaN off disk"),
+            "source": text(doc="the channels' file names (fits) or aia_synthetic[<seed>][<index>], ';'-joined"),
+        }
+    )
 
 
 class Builder(common.PatchesBuilder):
@@ -168,13 +181,20 @@ class Builder(common.PatchesBuilder):
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Synthetic frames follow their region: each frame's latitude, longitude (moving with solar "
-                 "rotation) and time come from the evolving sharp_patches region.",
+        "rotation) and time come from the evolving sharp_patches region.",
     }
     BUILDER_CONFIGS = [
-        AIAPatchesConfig(name="synthetic", source="synthetic", num_examples=20_000,
-                         description="Synthetic AIA-like patches (solarjax.data.aia_synthetic), 171/193/211 A."),
-        AIAPatchesConfig(name="fits", source="fits",
-                         description="AIA level-1 FITS files from manual_dir, 171/193/211 A, split by day."),
+        AIAPatchesConfig(
+            name="synthetic",
+            source="synthetic",
+            num_examples=20_000,
+            description="Synthetic AIA-like patches (solarjax.data.aia_synthetic), 171/193/211 A.",
+        ),
+        AIAPatchesConfig(
+            name="fits",
+            source="fits",
+            description="AIA level-1 FITS files from manual_dir, 171/193/211 A, split by day.",
+        ),
     ]
     DEFAULT_CONFIG_NAME = "synthetic"
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
@@ -189,11 +209,11 @@ class Builder(common.PatchesBuilder):
         **kwargs,
     ):
         """Args:
-          num_examples: overrides the config's.
-          degradation: fits: 'apply' (the build stops with `aia_prep.DegradationUnavailableError`
-            when the correction table cannot be loaded) or 'skip'.
-          correction_table: see `aia_prep.load_correction_table`.
-          **kwargs: as `tfds.core.GeneratorBasedBuilder`.
+        num_examples: overrides the config's.
+        degradation: fits: 'apply' (the build stops with `aia_prep.DegradationUnavailableError`
+          when the correction table cannot be loaded) or 'skip'.
+        correction_table: see `aia_prep.load_correction_table`.
+        **kwargs: as `tfds.core.GeneratorBasedBuilder`.
         """
         super().__init__(num_examples=num_examples, **kwargs)
         if degradation not in ("apply", "skip"):
@@ -217,29 +237,36 @@ class Builder(common.PatchesBuilder):
     def _generate_examples(self, items: range | list[_ObservationFiles]) -> Iterator[tuple[Any, dict[str, Any]]]:
         """Yields (key, example) for a synthetic index range or a list of observations."""
         if self.builder_config.source == "fits":
-            return self._fits_examples(items, self._table)
+            return fits_examples(items, self._fail, config=self.builder_config, table=self._table)
         return self._synthetic_examples(items)
+
+    def _fits_example_fn(self) -> common.ExampleFn:
+        return functools.partial(fits_examples, config=self.builder_config, table=self._table)
 
     # ------------------------------------------------------------------------------- synthetic
     def _synthetic_examples(self, indices: range) -> Iterator[tuple[int, dict[str, Any]]]:
         config = self.builder_config
         for start in range(indices.start, indices.stop, SYNTHETIC_CHUNK):
-            batch = aia_synthetic.generate(min(SYNTHETIC_CHUNK, indices.stop - start), config.seed,
-                                           config.wavelengths, start=start)
+            batch = aia_synthetic.generate(
+                min(SYNTHETIC_CHUNK, indices.stop - start), config.seed, config.wavelengths, start=start
+            )
             images = aia_prep.normalise_channels(np.asarray(batch.images, np.float32), config.wavelengths)
             for i in range(len(images)):
                 record = f"aia_synthetic[{config.seed}][{start + i}]"
-                yield start + i, {
-                    "image": images[i],
-                    "id": record,
-                    "t_obs": aia_prep.iso_utc(Time(str(batch.t_obs[i]).rstrip("Z"), scale="utc")),
-                    "wavelengths": np.asarray(config.wavelengths, np.int32),
-                    "bbox": np.full(4, -1, np.int32),
-                    "hpc_x": np.float32(batch.hpc_x[i]),
-                    "hpc_y": np.float32(batch.hpc_y[i]),
-                    "mu": np.float32(batch.mu[i]),
-                    "source": record,
-                }
+                yield (
+                    start + i,
+                    {
+                        "image": images[i],
+                        "id": record,
+                        "t_obs": aia_prep.iso_utc(Time(str(batch.t_obs[i]).rstrip("Z"), scale="utc")),
+                        "wavelengths": np.asarray(config.wavelengths, np.int32),
+                        "bbox": np.full(4, -1, np.int32),
+                        "hpc_x": np.float32(batch.hpc_x[i]),
+                        "hpc_y": np.float32(batch.hpc_y[i]),
+                        "mu": np.float32(batch.mu[i]),
+                        "source": record,
+                    },
+                )
 
     # ------------------------------------------------------------------------------------ fits
     def _degradation_table(self) -> Table | None:
@@ -249,7 +276,9 @@ class Builder(common.PatchesBuilder):
         table = aia_prep.load_correction_table(self._correction_table)
         source = self._correction_table
         self.info.metadata["degradation"] = {
-            "applied": True, "table": "<astropy Table>" if isinstance(source, Table) else os.fspath(source)}
+            "applied": True,
+            "table": "<astropy Table>" if isinstance(source, Table) else os.fspath(source),
+        }
         return table
 
     def _plan_fits(self, manual_dir: pathlib.Path) -> dict[str, list[_ObservationFiles]]:
@@ -281,12 +310,22 @@ class Builder(common.PatchesBuilder):
             )
         return common.group_by_split(observations, lambda observation: day_split(observation.t_obs.utc.isot[:10]))
 
-    def _fits_examples(self, observations: list[_ObservationFiles], table: Table | None):
-        config = self.builder_config
-        for files in observations:
-            patches = self._observation_patches(files, table)
-            for patch in patches:
-                yield aia_prep.patch_id(patch), {
+
+def fits_examples(
+    observations: list[_ObservationFiles],
+    fail: common.FailFn,
+    *,
+    config: AIAPatchesConfig,
+    table: Table | None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(patch id, example) of each observation's patches; ``fail(path, reason)`` gets the files and
+    observations that cannot be used. Module-level, so Beam can ship it (with a partial) to its workers."""
+    for files in observations:
+        patches = _observation_patches(files, table, config, fail)
+        for patch in patches:
+            yield (
+                aia_prep.patch_id(patch),
+                {
                     "image": aia_prep.normalise_channels(patch.image, config.wavelengths),
                     "id": aia_prep.patch_id(patch),
                     "t_obs": patch.t_obs,
@@ -296,36 +335,45 @@ class Builder(common.PatchesBuilder):
                     "hpc_y": np.float32(patch.hpc_y),
                     "mu": np.float32(patch.mu),
                     "source": patch.source,
-                }
+                },
+            )
 
-    def _observation_patches(self, files: _ObservationFiles, table: Table | None) -> list[aia_prep.AIAPatch]:
-        """The observation's grid patches after the mu filter; [] after logging why when it cannot be used."""
-        config = self.builder_config
-        channels = []
-        for path in files.paths:
-            try:
-                channel = aia_prep.prepare_channel(
-                    path, degradation="skip" if table is None else "apply", correction_table=table,
-                    downsample_factor=config.downsample_factor)
-            except aia_prep.AIAReadError as error:
-                self._fail(path, error.reason)
-                return []
-            except ValueError as error:  # registration of an image sunpy or aiapy cannot handle
-                self._fail(path, f"registration failed: {error}")
-                return []
-            if channel.quality:
-                self._fail(path, f"QUALITY={channel.quality:#010x}: flagged by the AIA pipeline")
-                return []
-            channels.append(channel)
-        names = ";".join(str(p) for p in files.paths)
+
+def _observation_patches(
+    files: _ObservationFiles,
+    table: Table | None,
+    config: AIAPatchesConfig,
+    fail: common.FailFn,
+) -> list[aia_prep.AIAPatch]:
+    """The observation's grid patches after the mu filter; [] after logging why when it cannot be used."""
+    channels = []
+    for path in files.paths:
         try:
-            observation = aia_prep.stack_channels(channels, config.time_tolerance_s)
-            boxes = aia_prep.grid_boxes(observation.images.shape[:2], PATCH_SIZE, config.overlap)
-        except ValueError as error:
-            self._fail(names, str(error))
+            channel = aia_prep.prepare_channel(
+                path,
+                degradation="skip" if table is None else "apply",
+                correction_table=table,
+                downsample_factor=config.downsample_factor,
+            )
+        except aia_prep.AIAReadError as error:
+            fail(path, error.reason)
             return []
-        patches = aia_prep.extract_patches(observation, boxes)
-        return aia_prep.select_by_mu(patches, config.min_mu, config.max_mu)
+        except ValueError as error:  # registration of an image sunpy or aiapy cannot handle
+            fail(path, f"registration failed: {error}")
+            return []
+        if channel.quality:
+            fail(path, f"QUALITY={channel.quality:#010x}: flagged by the AIA pipeline")
+            return []
+        channels.append(channel)
+    names = ";".join(str(p) for p in files.paths)
+    try:
+        observation = aia_prep.stack_channels(channels, config.time_tolerance_s)
+        boxes = aia_prep.grid_boxes(observation.images.shape[:2], PATCH_SIZE, config.overlap)
+    except ValueError as error:
+        fail(names, str(error))
+        return []
+    patches = aia_prep.extract_patches(observation, boxes)
+    return aia_prep.select_by_mu(patches, config.min_mu, config.max_mu)
 
 
 def build(
@@ -335,6 +383,8 @@ def build(
     num_examples: int | None = None,
     degradation: str = "apply",
     correction_table: str | os.PathLike | Table = "SSW",
+    beam_runner: str | None = None,
+    beam_options: Any = None,
 ) -> tfds.core.DatasetInfo:
     """Builds ``aia_patches/<config>`` into ``data_dir``, replacing an earlier build.
 
@@ -345,10 +395,21 @@ def build(
       manual_dir: folder of AIA level-1 FITS files (fits configs).
       num_examples: synthetic: patches in all splits (default 20,000); fits: at most this many observations.
       degradation, correction_table: see `Builder`.
+      beam_runner, beam_options: fits: generate through Beam, one observation a task (see
+        `common.build_dataset`).
 
     Returns:
       The built dataset's info: ``info.splits``, ``info.data_dir`` and ``info.metadata`` (the
       `BuildLog`, also in ``<info.data_dir>/build_log.json``).
     """
-    return common.build_dataset(Builder, config, data_dir, manual_dir, num_examples=num_examples,
-                                degradation=degradation, correction_table=correction_table)
+    return common.build_dataset(
+        Builder,
+        config,
+        data_dir,
+        manual_dir,
+        beam_runner=beam_runner,
+        beam_options=beam_options,
+        num_examples=num_examples,
+        degradation=degradation,
+        correction_table=correction_table,
+    )

@@ -28,6 +28,9 @@ Versions: 2.0.0 made the synthetic patches frames of evolving regions; 2.1.0 cha
 regions' tilt scatter, flux balance and plage (`Builder.RELEASE_NOTES`). A data dir holding only an
 older build is refused when read (`common.OldBuildError`, naming the rebuild command).
 
+Beam: ``build("fits", ..., beam_runner=...)`` reads, preprocesses and scores the Br files inside a
+Beam pipeline, 8 files a task (`common.build_dataset`); same examples and splits as a plain build.
+
 Build log: ``build_log.json`` in the dataset directory (also `DatasetInfo.metadata` of the builder
 that built it) lists ``failures`` (files that could not be used: path, reason) and ``ignored``
 files (not SHARP CEA file names, duplicates in subfolders, bitmaps without a Br file), and counts
@@ -35,13 +38,15 @@ the ``unused_segments`` (Bp, Bt, magnetogram: checked for truncation, not read).
 also logged as a warning; the build goes on with the remaining files. (A split whose every Br file
 fails to read cannot be written: TFDS then stops with "No examples were yielded".)
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
 import pathlib
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import jax
 import numpy as np
@@ -209,18 +214,27 @@ def _features() -> tfds.features.FeaturesDict:
     list of 16,384 values costs ~4 ms per example to write, raw bytes ~0.1 ms."""
     scalar, tensor, text = tfds.features.Scalar, tfds.features.Tensor, tfds.features.Text
     features = {
-        "image": tensor(shape=(PATCH_SIZE, PATCH_SIZE, 1), dtype=np.float32, encoding=tfds.features.Encoding.BYTES,
-                        doc="Br / 1000 G clipped to [-1, 1], NaN -> 0, resized to 128x128"),
-        "bitmap": tensor(shape=(PATCH_SIZE, PATCH_SIZE, 1), dtype=np.uint8, encoding=tfds.features.Encoding.ZLIB,
-                         doc="SHARP bitmap segment (nearest resize); zeros when has_bitmap is False"),
+        "image": tensor(
+            shape=(PATCH_SIZE, PATCH_SIZE, 1),
+            dtype=np.float32,
+            encoding=tfds.features.Encoding.BYTES,
+            doc="Br / 1000 G clipped to [-1, 1], NaN -> 0, resized to 128x128",
+        ),
+        "bitmap": tensor(
+            shape=(PATCH_SIZE, PATCH_SIZE, 1),
+            dtype=np.uint8,
+            encoding=tfds.features.Encoding.ZLIB,
+            doc="SHARP bitmap segment (nearest resize); zeros when has_bitmap is False",
+        ),
         "has_bitmap": scalar(dtype=np.bool_, doc="the record's bitmap file was read"),
         "harpnum": scalar(dtype=np.int64, doc="HARP number; synthetic: region id + 1"),
         "noaa_ar": scalar(dtype=np.int64, doc="NOAA active region number; 0 if none"),
         "t_rec": text(doc="observation time T_REC in UTC, ISO 8601 (synthetic: the frame's time)"),
         "lat_deg": scalar(dtype=np.float32, doc="Stonyhurst latitude of the patch centre, deg"),
         "lon_deg": scalar(dtype=np.float32, doc="Stonyhurst longitude of the patch centre, deg"),
-        "original_shape": tensor(shape=(2,), dtype=np.int32,
-                                 doc="(rows, cols) before resize; synthetic: the equivalent SHARP CEA shape"),
+        "original_shape": tensor(
+            shape=(2,), dtype=np.int32, doc="(rows, cols) before resize; synthetic: the equivalent SHARP CEA shape"
+        ),
         "pixel_size_mm": tensor(shape=(2,), dtype=np.float32, doc="(row, col) size of one 128x128 pixel, Mm"),
         "source": text(doc="'fits' or 'synthetic'"),
         "record": text(doc="JSOC record name, or synthetic[<seed>][<index>]"),
@@ -249,19 +263,23 @@ class Builder(common.PatchesBuilder):
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "2.0.0": "Synthetic patches are frames of evolving regions (harpnum, t_rec, lon_deg, more truth); "
-                 "synthetic splits keep whole regions.",
+        "synthetic splits keep whole regions.",
         "2.1.0": "Synthetic regions: Joy's-law scatter shrinks with flux, Laplace flux imbalance, plage as "
-                 "strong in both polarities and more tilted than the spots (KS to the real frames below "
-                 "the 5% critical value for tilt and net/unsigned flux).",
+        "strong in both polarities and more tilted than the spots (KS to the real frames below "
+        "the 5% critical value for tilt and net/unsigned flux).",
     }
     SYNTHETIC_BLOCK = FRAMES_PER_REGION
+    BEAM_UNITS_PER_TASK = 8
     BUILDER_CONFIGS = [
         SharpPatchesConfig(
-            name="synthetic", source="synthetic", num_examples=20_000,
+            name="synthetic",
+            source="synthetic",
+            num_examples=20_000,
             description="Synthetic active regions (solarjax.data.synthetic), with ground truth.",
         ),
         SharpPatchesConfig(
-            name="fits", source="fits",
+            name="fits",
+            source="fits",
             description="Real SHARP CEA Br files from manual_dir, split by HARP.",
         ),
     ]
@@ -278,15 +296,14 @@ class Builder(common.PatchesBuilder):
 
     def _generate_examples(self, items: range | list[_BrFile]) -> Iterator[tuple[Any, dict[str, Any]]]:
         """Yields (key, example): chunks of patches, their physics added in one vectorised call."""
-        chunks = self._fits_chunks(items) if self.builder_config.source == "fits" else self._synthetic_chunks(items)
-        for chunk in chunks:
-            quantities = physics_features(chunk.images, chunk.pixel_size_mm)
-            for i, key in enumerate(chunk.keys):
-                example = dict(chunk.fields[i])
-                example["image"] = chunk.images[i][..., None]
-                example["pixel_size_mm"] = chunk.pixel_size_mm[i]
-                example.update({name: value[i] for name, value in quantities.items()})
-                yield key, example
+        if self.builder_config.source == "fits":
+            yield from fits_examples(items, self._fail)
+            return
+        for chunk in self._synthetic_chunks(items):
+            yield from _chunk_examples(chunk)
+
+    def _fits_example_fn(self) -> common.ExampleFn:
+        return fits_examples
 
     # ------------------------------------------------------------------------------- synthetic
     def _synthetic_chunks(self, indices: range) -> Iterator[_Chunk]:
@@ -327,8 +344,9 @@ class Builder(common.PatchesBuilder):
         for path in common.manual_dir_files(manual_dir):
             match = SHARP_FILE_NAME.match(path.name)
             if match is None:
-                self._ignore(path, "not a SHARP CEA file name "
-                                   "hmi.sharp_cea_720s.<HARPNUM>.<YYYYMMDD_HHMMSS>_TAI.<segment>.fits")
+                self._ignore(
+                    path, "not a SHARP CEA file name hmi.sharp_cea_720s.<HARPNUM>.<YYYYMMDD_HHMMSS>_TAI.<segment>.fits"
+                )
                 continue
             problem = _size_problem(path.stat().st_size)
             if problem is not None:
@@ -355,66 +373,90 @@ class Builder(common.PatchesBuilder):
         files = [_BrFile(path=br_files[record], harpnum=record[0], bitmap=bitmaps.get(record)) for record in records]
         return common.group_by_split(files, lambda file: harp_split(file.harpnum))
 
-    def _fits_chunks(self, files: list[_BrFile]) -> Iterator[_Chunk]:
-        for start in range(0, len(files), CHUNK_SIZE):
-            keys, images, pixel_sizes, fields = [], [], [], []
-            for file in files[start:start + CHUNK_SIZE]:
-                prepared = self._read_br(file)
-                if prepared is None:
-                    continue
-                image, pixel_size_mm, example = prepared
-                keys.append(example["record"])
-                images.append(image)
-                pixel_sizes.append(pixel_size_mm)
-                fields.append(example)
-            if keys:
-                yield _Chunk(keys=keys, images=np.stack(images), pixel_size_mm=np.stack(pixel_sizes), fields=fields)
 
-    def _read_br(self, file: _BrFile) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
-        """(image [128, 128], pixel_size_mm [2], other features) of one Br file, or None after logging why not."""
-        try:
-            patch = read_sharp(file.path)
-        except SharpReadError as error:
-            self._fail(file.path, error.reason)
-            return None
-        if patch.segment != "Br" or patch.meta["harpnum"] != file.harpnum:
-            self._fail(file.path, f"header says segment {patch.segment} of HARP {patch.meta['harpnum']}, "
-                                  f"the file name Br of HARP {file.harpnum}")
-            return None
-        prepared = preprocess_patch(patch, size=PATCH_SIZE)
-        bitmap = self._read_bitmap(file.bitmap, patch) if file.bitmap is not None else None
-        meta = patch.meta
-        example = {
-            "bitmap": (np.zeros((PATCH_SIZE, PATCH_SIZE), np.uint8) if bitmap is None else bitmap)[..., None],
-            "has_bitmap": bitmap is not None,
-            "harpnum": meta["harpnum"],
-            "noaa_ar": meta["noaa_ar"],
-            "t_rec": meta["t_rec"].isoformat(),
-            "lat_deg": meta.get("lat_deg", np.nan),
-            "lon_deg": meta.get("lon_deg", np.nan),
-            "original_shape": np.asarray(prepared.original_shape, np.int32),
-            "source": "fits",
-            "record": jsoc_record_name(meta["harpnum"], meta["t_rec_raw"]),
-            **_neutral_truth(),
-        }
-        pixel_size_mm = np.asarray(prepared.pixel_size_mm or (np.nan, np.nan), np.float32)
-        return prepared.image, pixel_size_mm, example
+def fits_examples(files: list[_BrFile], fail: common.FailFn) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(record name, example) of each readable Br file, in chunks of `CHUNK_SIZE`; ``fail(path, reason)``
+    gets the files that cannot be used. Module-level, so Beam can ship it to its workers."""
+    for chunk in _fits_chunks(files, fail):
+        yield from _chunk_examples(chunk)
 
-    def _read_bitmap(self, path: pathlib.Path, br: SharpPatch) -> np.ndarray | None:
-        """The record's bitmap as uint8 [128, 128], or None after logging why it cannot be used."""
-        try:
-            bitmap = read_sharp(path)
-        except SharpReadError as error:
-            self._fail(path, error.reason)
-            return None
-        if bitmap.data.shape != br.data.shape:
-            self._fail(path, f"bitmap shape {bitmap.data.shape} differs from its Br's {br.data.shape}")
-            return None
-        codes = np.nan_to_num(bitmap.data, nan=0.0)
-        if codes.min() < 0 or codes.max() > 255 or np.any(codes != np.round(codes)):
-            self._fail(path, f"bitmap values are not integer codes in 0..255 (range {codes.min()}..{codes.max()})")
-            return None
-        return resize_nearest(codes.astype(np.uint8))
+
+def _chunk_examples(chunk: _Chunk) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The chunk's (key, example) pairs, its physics computed in one vectorised call."""
+    quantities = physics_features(chunk.images, chunk.pixel_size_mm)
+    for i, key in enumerate(chunk.keys):
+        example = dict(chunk.fields[i])
+        example["image"] = chunk.images[i][..., None]
+        example["pixel_size_mm"] = chunk.pixel_size_mm[i]
+        example.update({name: value[i] for name, value in quantities.items()})
+        yield key, example
+
+
+def _fits_chunks(files: list[_BrFile], fail: common.FailFn) -> Iterator[_Chunk]:
+    for start in range(0, len(files), CHUNK_SIZE):
+        keys, images, pixel_sizes, fields = [], [], [], []
+        for file in files[start : start + CHUNK_SIZE]:
+            prepared = _read_br(file, fail)
+            if prepared is None:
+                continue
+            image, pixel_size_mm, example = prepared
+            keys.append(example["record"])
+            images.append(image)
+            pixel_sizes.append(pixel_size_mm)
+            fields.append(example)
+        if keys:
+            yield _Chunk(keys=keys, images=np.stack(images), pixel_size_mm=np.stack(pixel_sizes), fields=fields)
+
+
+def _read_br(file: _BrFile, fail: common.FailFn) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
+    """(image [128, 128], pixel_size_mm [2], other features) of one Br file, or None after logging why not."""
+    try:
+        patch = read_sharp(file.path)
+    except SharpReadError as error:
+        fail(file.path, error.reason)
+        return None
+    if patch.segment != "Br" or patch.meta["harpnum"] != file.harpnum:
+        fail(
+            file.path,
+            f"header says segment {patch.segment} of HARP {patch.meta['harpnum']}, "
+            f"the file name Br of HARP {file.harpnum}",
+        )
+        return None
+    prepared = preprocess_patch(patch, size=PATCH_SIZE)
+    bitmap = _read_bitmap(file.bitmap, patch, fail) if file.bitmap is not None else None
+    meta = patch.meta
+    example = {
+        "bitmap": (np.zeros((PATCH_SIZE, PATCH_SIZE), np.uint8) if bitmap is None else bitmap)[..., None],
+        "has_bitmap": bitmap is not None,
+        "harpnum": meta["harpnum"],
+        "noaa_ar": meta["noaa_ar"],
+        "t_rec": meta["t_rec"].isoformat(),
+        "lat_deg": meta.get("lat_deg", np.nan),
+        "lon_deg": meta.get("lon_deg", np.nan),
+        "original_shape": np.asarray(prepared.original_shape, np.int32),
+        "source": "fits",
+        "record": jsoc_record_name(meta["harpnum"], meta["t_rec_raw"]),
+        **_neutral_truth(),
+    }
+    pixel_size_mm = np.asarray(prepared.pixel_size_mm or (np.nan, np.nan), np.float32)
+    return prepared.image, pixel_size_mm, example
+
+
+def _read_bitmap(path: pathlib.Path, br: SharpPatch, fail: common.FailFn) -> np.ndarray | None:
+    """The record's bitmap as uint8 [128, 128], or None after logging why it cannot be used."""
+    try:
+        bitmap = read_sharp(path)
+    except SharpReadError as error:
+        fail(path, error.reason)
+        return None
+    if bitmap.data.shape != br.data.shape:
+        fail(path, f"bitmap shape {bitmap.data.shape} differs from its Br's {br.data.shape}")
+        return None
+    codes = np.nan_to_num(bitmap.data, nan=0.0)
+    if codes.min() < 0 or codes.max() > 255 or np.any(codes != np.round(codes)):
+        fail(path, f"bitmap values are not integer codes in 0..255 (range {codes.min()}..{codes.max()})")
+        return None
+    return resize_nearest(codes.astype(np.uint8))
 
 
 def build(
@@ -422,6 +464,8 @@ def build(
     data_dir: str | os.PathLike,
     manual_dir: str | os.PathLike | None = None,
     num_examples: int | None = None,
+    beam_runner: str | None = None,
+    beam_options: Any = None,
 ) -> tfds.core.DatasetInfo:
     """Builds ``sharp_patches/<config_name>`` into ``data_dir``, replacing an earlier build.
 
@@ -430,9 +474,18 @@ def build(
       data_dir: TFDS data directory; the dataset lands in ``<data_dir>/sharp_patches/<config>/<VERSION>``.
       manual_dir: folder of SHARP FITS files (fits config).
       num_examples: synthetic: patches in all splits (default 20,000); fits: at most this many Br files.
+      beam_runner, beam_options: fits: generate through Beam (see `common.build_dataset`).
 
     Returns:
       The built dataset's info: ``info.splits[split].num_examples``, ``info.data_dir`` and
       ``info.metadata`` (the `BuildLog`, also written to ``<info.data_dir>/build_log.json``).
     """
-    return common.build_dataset(Builder, config_name, data_dir, manual_dir, num_examples=num_examples)
+    return common.build_dataset(
+        Builder,
+        config_name,
+        data_dir,
+        manual_dir,
+        beam_runner=beam_runner,
+        beam_options=beam_options,
+        num_examples=num_examples,
+    )
