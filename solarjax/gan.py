@@ -13,6 +13,7 @@ interface `solarjax.steering.as_generator` takes.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import pathlib
 from typing import Any, Callable, Mapping
@@ -22,11 +23,11 @@ import ml_collections
 import numpy as np
 from astropy.io import fits
 
+from solarjax import plotting, sharding
 from solarjax.fingerprint import weights_fingerprint
 from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import gan as gan_train
-from solarjax.train import monitor
-from solarjax.train import sharding
+from solarjax.units import GAUSS_PER_UNIT
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -134,7 +135,31 @@ def load(workdir: str | os.PathLike, step: int | str = 'best',
 def sample_grid_png(images, path: str | os.PathLike, columns: int | None = None,
                     title: str | None = None) -> pathlib.Path:
     """A PNG grid of patches [N, 128, 128, 1] with the hmimag colour map on [-1000, 1000] G."""
-    return monitor.save_sample_grid(np.asarray(images), path, columns=columns, title=title)
+    return plotting.save_sample_grid(np.asarray(images), path, columns=columns, title=title)
+
+
+def patch_grid_wcs(width: int, height: int):
+    """The WCS of a cube [N, height, width] of patches without a plate scale (`astropy.wcs.WCS`, 3 axes).
+
+    Axis 1 (columns) and axis 2 (rows): PATCHX / PATCHY, the position in the patch as a fraction of its
+    width / height, 0 at the outer edge of the first pixel and 1 at the far edge of the last; axis 3:
+    SAMPLE, the 0-based index of the patch in the cube.
+    """
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=3)
+    wcs.wcs.ctype = ['PATCHX', 'PATCHY', 'SAMPLE']
+    wcs.wcs.crpix = [0.5, 0.5, 1.0]
+    wcs.wcs.crval = [0.0, 0.0, 0.0]
+    wcs.wcs.cdelt = [1.0 / width, 1.0 / height, 1.0]
+    wcs.wcs.cname = ['fraction of the patch width', 'fraction of the patch height', 'sample index']
+    return wcs
+
+
+def _package_version() -> str:
+    import solarjax
+
+    return solarjax.__version__
 
 
 def write_fits_cube(images, path: str | os.PathLike, latents=None,
@@ -148,16 +173,26 @@ def write_fits_cube(images, path: str | os.PathLike, latents=None,
       header: extra primary-header cards, ``{key: value}`` or ``{key: (value, comment)}``.
 
     Returns:
-      The path. Primary HDU: float32 [N, H, W] = 1000 * s, BUNIT 'G'.
+      The path. Primary HDU: float32 [N, H, W] = 1000 * s, BUNIT 'G', a minimal WCS (`patch_grid_wcs`:
+      axes 1-2 the position in the patch as a fraction of its width and height, axis 3 the sample
+      index) and provenance cards (ORIGIN, CREATOR with the solarjax version, DATE in UTC).
     """
     images = np.asarray(images, np.float32)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.ndim != 3:
         raise ValueError(f"expected images [N, H, W] or [N, H, W, 1], got shape {images.shape}")
-    primary = fits.PrimaryHDU(images * np.float32(monitor.GAUSS_PER_UNIT))
+    primary = fits.PrimaryHDU(images * np.float32(GAUSS_PER_UNIT))
     primary.header['BUNIT'] = ('G', 'radial field Br')
     primary.header['CONTENT'] = ('generated SHARP-like Br patches', 'solarjax GAN samples')
+    primary.header['BTYPE'] = ('Br', 'radial component of the photospheric field')
+    primary.header.update(patch_grid_wcs(images.shape[2], images.shape[1]).to_header())
+    primary.header['COMMENT'] = ('WCS: patch grid only; the plate scale of a generated patch is unknown (training '
+                                 'patches were resized to 128x128 without keeping the aspect ratio)')
+    primary.header['ORIGIN'] = ('solarjax', 'institution or software that wrote the file')
+    primary.header['CREATOR'] = (f'solarjax {_package_version()}', 'software that wrote the file')
+    primary.header['DATE'] = (datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S'),
+                              'file written, UTC')
     for key, card in (header or {}).items():
         primary.header[key] = card
     hdus = [primary]

@@ -4,7 +4,8 @@ Every function here is pure JAX, batched and jitted (`threshold` is a static arg
 threshold compiles once per image shape). Images are normalised radial-field patches
 s = B / 1000 G clipped to [-1, 1], shaped [N, H, W] or [N, H, W, 1]; results are arrays [N].
 
-Definitions (REFERENCE.md, "Physical quantities"), with th the polarity threshold (0.15 = 150 G):
+Definitions (Chatterjee, Munoz-Jaramillo & Malanushenko 2025, arXiv:2502.05351, physical quantities; the
+authors' code where the paper is silent), with th the polarity threshold (0.15 = 150 G):
 
   pos = s > th, neg = s < -th. Pixel (row, col) sits at index (row, col) of the array, rows
   counted from the array's first row. Centroids are flux weighted,
@@ -40,7 +41,7 @@ QUANTITY_NAMES = ('tuf', 'tpf', 'tnf', 'net_flux', 'psep', 'tilt', 'area', 'lead
                   'r_value')
 
 DILATION_RADIUS = 3  # the R dilation is a (2 * 3 + 1) = 7 pixel square
-GAUSS_PER_UNIT = 1000.0  # field of s = 1, in G
+from solarjax.units import GAUSS_PER_UNIT  # noqa: E402  (field of s = 1, in G)
 CM_PER_MM = 1e8  # 1 Mm = 1e8 cm
 CHUNK_IMAGES = 4  # images per step of the exact kernel: 256 KB, so each step works in cache
 
@@ -233,6 +234,29 @@ def _undefined_to_nan(values: dict[str, jax.Array], m: dict[str, jax.Array]) -> 
     return {name: jnp.where(defined, value, jnp.nan) for name, value in values.items()}
 
 
+RAW_FIELD_PEAK = 10.0
+"""|s| beyond this (10,000 G, above any solar field) marks a host batch as a raw field in G, not s = B / 1000 G:
+a raw SHARP patch reaches hundreds of G at least, a normalised one at most 1 (a few if left unclipped)."""
+_RAW_CHECK_IMAGES = 64  # images of a host batch the range check reads (a raw field is raw in every image)
+
+
+def _refuse_raw_field(images) -> None:
+    """Refuses input that is a field with units or in raw G rather than the normalised s (one clear line)."""
+    fix = ("preprocess it first (solarjax.data.preprocess, clip to +-1000 G and divide by 1000 G), or use "
+           "solarjax.interop.physical_quantities for a field with units")
+    if hasattr(images, "unit"):  # an astropy Quantity
+        raise ValueError(f"physics.quantities takes normalised patches s = B / 1000 G, got a Quantity in "
+                         f"{images.unit}: " + fix)
+    if isinstance(images, jax.Array):  # device arrays and tracers: not read back to the host
+        return
+    sample = np.asarray(images)[:_RAW_CHECK_IMAGES]
+    if sample.size and np.issubdtype(sample.dtype, np.number):
+        peak = float(np.nanmax(np.abs(sample), initial=0.0))
+        if peak > RAW_FIELD_PEAK:
+            raise ValueError(f"physics.quantities takes normalised patches s = B / 1000 G in [-1, 1], but |values| "
+                             f"reach {peak:g}: a raw field in G? " + fix)
+
+
 def quantities(images, threshold: float = 0.15) -> dict[str, jax.Array]:
     """The nine physical quantities of each patch (hard threshold), see the module docstring.
 
@@ -246,7 +270,12 @@ def quantities(images, threshold: float = 0.15) -> dict[str, jax.Array]:
 
     Returns:
       dict name -> [N] array in the images' dtype, keys QUANTITY_NAMES; NaN where undefined.
+
+    Raises:
+      ValueError: an astropy Quantity, or a host (NumPy) batch whose |values| exceed `RAW_FIELD_PEAK`:
+        a raw field in G, not s (device arrays are the library's own images and are not checked).
     """
+    _refuse_raw_field(images)
     if _streams_from_host(images):
         _check_threshold(threshold)
         return _host_chunked(functools.partial(_quantities_jit, threshold=threshold), images)

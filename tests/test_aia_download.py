@@ -391,7 +391,7 @@ def test_cli_download_aia(replay, tmp_path, capsys):
     common = ["--start", "2012-03-07", "--end", "2012-03-07T01:00", "--cadence", "10m", "--base-url",
               replay.base_url, "--email", REGISTERED_EMAIL, "--poll-seconds", "0.001"]
     assert cli.main(["data", "download-aia", str(tmp_path / "out"), *common, "--tolerance-s", "15"]) == 0
-    assert "4 of 6 slots complete" in capsys.readouterr().out
+    assert "4 of 6 slots complete" in capsys.readouterr().err  # the solarjax logger, on stderr
     assert len(list((tmp_path / "out").glob("*.image_lev1.fits"))) == 12
     assert cli.main(["data", "download-aia", str(tmp_path / "out"), *common, "--email", "nobody@example.org"]) == 2
     assert "not registered" in capsys.readouterr().err
@@ -430,7 +430,7 @@ def test_fido_dry_run_searches_prints_and_creates_nothing(tmp_path, monkeypatch,
     out = tmp_path / "aia"
     common = ["--start", "2012-03-07T00:00", "--end", "2012-03-07T01:00", "--route", "fido"]
     assert cli.main(["data", "download-aia", str(out), *common, "--dry-run"]) == 0
-    assert "Fido found 6 files" in capsys.readouterr().out
+    assert "Fido found 6 files" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -6,9 +6,11 @@ from 54.17 to 60.56 deg; HARPs 1446 and 1449 have 6-hourly records 2012-03-06 14
 with QUALITY 0x10400 at 03-07 08:24; HARP 1422 sits at LON_FWT 81.9 deg.
 """
 import argparse
+import dataclasses
 import datetime
 import hashlib
 import json
+import logging
 import pathlib
 import shutil
 import statistics
@@ -317,12 +319,14 @@ def test_failed_export_is_recorded_and_the_next_run_completes(replay, tmp_path):
     assert manifest.failed == {} and len(manifest.finished) == 10
 
 
-def test_dry_run_prints_count_and_size_and_writes_nothing(replay, tmp_path, capsys):
+def test_dry_run_logs_count_and_size_and_writes_nothing(replay, tmp_path, caplog, capsys):
+    caplog.set_level(logging.INFO, logger="solarjax")
     report = jsoc.download_sharps(
         tmp_path / "out", SMALL["start"], SMALL["end"], harpnums=SMALL["harpnums"], segments=("Br", "Bt"),
         cadence_hours=6, base_url=replay.base_url, dry_run=True,
     )
-    printed = capsys.readouterr().out
+    assert capsys.readouterr().out == ""  # library code logs, never prints
+    printed = "\n".join(r.getMessage() for r in caplog.records if r.name == "solarjax.data.jsoc")
     expected_bytes = 5 * (jsoc.TYPICAL_SEGMENT_BYTES["Br"] + jsoc.TYPICAL_SEGMENT_BYTES["Bt"])
     assert report.estimated_bytes == expected_bytes
     assert "5 SHARP records selected (2 HARPs), 10 files" in printed
@@ -363,7 +367,8 @@ def test_bad_inputs_give_clear_errors(replay, tmp_path):
         jsoc.download_sharps(tmp_path, "2012-03-06", "2012-03-07", base_url=replay.base_url, dry_run=True)
 
 
-def test_cli_helpers(replay, tmp_path, capsys):
+def test_cli_helpers(replay, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="solarjax")
     parser = argparse.ArgumentParser()
     jsoc.add_download_arguments(parser)
     args = parser.parse_args(
@@ -373,7 +378,9 @@ def test_cli_helpers(replay, tmp_path, capsys):
     )
     assert args.max_lon_deg is None and args.cadence_hours == 3.0 and args.harpnums == [5011]
     assert jsoc.run_download(args) == 0
-    assert "5 SHARP records selected (1 HARPs), 5 files" in capsys.readouterr().out
+    assert "5 SHARP records selected (1 HARPs), 5 files" in caplog.text
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[")]
+    assert len(progress) == 5 and all(".bitmap.fits: 800.6 kB in " in line for line in progress)  # one per file
     assert len(list((tmp_path / "out").glob("*.bitmap.fits"))) == 5
     args.email, args.base_url = "nobody@example.org", replay.base_url
     assert jsoc.run_download(args) == 2
@@ -467,3 +474,62 @@ def test_manifest_round_trip_and_validation(shared_data, tmp_path):
                                                         "finished": {}, "failed": {}}))
     with pytest.raises(ManifestError, match="section 'requested' must be an object"):
         download.load_manifest(tmp_path)
+
+
+def test_size_text_of_progress_lines():
+    assert [download.size_text(n) for n in (0, 812, 149_760, 12_345_678, 1.2e9)] == [
+        "0 B", "812 B", "149.8 kB", "12.3 MB", "1.2 GB"]
+
+
+# The names `solarjax.data.jsoc` held before the generic client, the time text and the command moved out.
+PUBLIC_BEFORE_THE_SPLIT = (
+    "JSOC_BASE_URL", "JSOC_EMAIL_REGISTRATION", "SHARP_SERIES", "SHARP_SEGMENTS", "SHARP_FILENAME_FORMAT",
+    "QUERY_KEYWORDS", "TYPICAL_SEGMENT_BYTES", "JsocError", "parse_tai", "format_t_rec", "sharp_filename",
+    "sharp_record_name", "SharpRecord", "heliocentric_mu", "passes_filters", "select_records", "time_windows",
+    "sharp_query", "export_recordset", "quality_flags", "records_from_keywords", "jsoc_client",
+    "query_sharp_records", "estimate_bytes", "export_urls", "ExportFetchResult", "export_and_fetch", "FetchReport",
+    "DownloadReport", "chunked", "download_sharps", "add_download_arguments", "run_download",
+)
+
+
+def _imported_modules(module) -> set[str]:
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(module))
+    return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
+        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+
+
+def test_generic_jsoc_client_is_apart_from_the_sharp_and_aia_selections():
+    from solarjax.data import aia, jsoc_export, jsoc_time, sharp_download_cli
+
+    for name in PUBLIC_BEFORE_THE_SPLIT:  # every public name still importable from the SHARP module
+        assert getattr(jsoc, name) is not None, name
+    assert jsoc.export_and_fetch is jsoc_export.export_and_fetch and jsoc.parse_tai is jsoc_time.parse_tai
+    assert jsoc.run_download is sharp_download_cli.run_download
+    with pytest.raises(AttributeError):
+        jsoc.no_such_name  # noqa: B018
+    # AIA takes the generic pieces from the generic module, never from the SHARP one; the generic module
+    # knows no selection; argparse lives with the command, not with the SHARP selection
+    assert "solarjax.data.jsoc_export" in _imported_modules(aia) and "solarjax.data.jsoc" not in _imported_modules(aia)
+    assert not {"solarjax.data.jsoc", "solarjax.data.aia"} & _imported_modules(jsoc_export)
+    assert "argparse" not in _imported_modules(jsoc) and "argparse" in _imported_modules(sharp_download_cli)
+    # one options object carries the transport settings of a run
+    fields = {f.name for f in dataclasses.fields(jsoc_export.TransferOptions)}
+    assert fields == {"policy", "sleep", "poll_seconds", "export_timeout_s", "timeout_s"}
+
+
+def test_download_library_code_logs_and_never_prints():
+    import ast
+    import inspect
+
+    from solarjax.data import aia, jsoc_export, jsoc_time, lasco_download
+
+    for module in (download, jsoc, jsoc_export, jsoc_time, aia, lasco_download):
+        tree = ast.parse(inspect.getsource(module))
+        for function in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+            prints = [n for n in ast.walk(function) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"]
+            defaults = [d for d in function.args.defaults + function.args.kw_defaults if getattr(d, "id", "") == "print"]
+            command = function.name.startswith("run_") or function.name == "main"  # the CLI's error lines
+            assert command or not (prints or defaults), f"{module.__name__}.{function.name} prints"

@@ -93,11 +93,16 @@ def test_cli_dry_run_and_one_line_errors(replay, tmp_path, capsys):
     out = tmp_path / "c3"
     common = ["--start", START, "--end", END, "--detector", "C3", "--base-url", replay.base_url, "--cadence", "5m"]
     assert cli.main(["data", "download-lasco", str(out), *common, "--dry-run"]) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # the solarjax logger, on stderr
     assert "dry run: 4 LASCO C3 images" in printed and "2013_05_13__17_30_06__SOHO_LASCO_C3_white-light.jp2" in printed
     assert not out.exists()
     assert cli.main(["data", "download-lasco", str(out), *common]) == 0
     assert len(list(out.glob("*.jp2"))) == 4
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[")]
+    assert len(progress) == 4  # one line per downloaded file: [i/n] name: size in s (rate)
+    for number, line in enumerate(progress, 1):
+        name, size = line.split("] ")[1].split(": ")[0], (out / line.split("] ")[1].split(": ")[0]).stat().st_size
+        assert line.startswith(f"[{number}/4] {name}: {download.size_text(size)} in ") and line.endswith("/s)")
 
     c2 = ["--start", START, "--end", END, "--detector", "C2", "--base-url", replay.base_url]
     assert cli.main(["data", "download-lasco", str(tmp_path / "c2"), *c2]) == 2

@@ -18,7 +18,7 @@ Steps (each a small function below, checked against a local JSOC replay in the t
    any requested wavelength is dropped, with the reason per missing wavelength.
 3. Export. Records whose file is still missing go to ``jsoc_fetch op=exp_request`` (method url,
    protocol fits) as recnum lists ``aia.lev1_euv_12s[:#r1,#r2]{image}``, one series at a time,
-   ``records_per_export`` per request, through `solarjax.data.jsoc.export_and_fetch`.
+   ``records_per_export`` per request, through the generic client's `solarjax.data.jsoc_export.export_and_fetch`.
 4. Fetch. `solarjax.data.download.fetch_files` (via ``export_and_fetch``): ``.part`` files,
    length and FITS checks, retries, ``manifest.json``; reruns skip finished files.
 
@@ -44,6 +44,7 @@ import datetime
 import functools
 import http.client
 import json
+import logging
 import math
 import operator
 import os
@@ -62,16 +63,19 @@ from solarjax.data.download import (
     call_with_retries,
     load_manifest,
 )
-from solarjax.data.jsoc import (
+from solarjax.data.jsoc_export import (
     JSOC_BASE_URL,
     JSOC_EMAIL_REGISTRATION,
     FetchReport,
     JsocError,
+    TransferOptions,
     chunked,
     export_and_fetch,
     jsoc_client,
     quality_flags,
 )
+
+logger = logging.getLogger(__name__)
 
 AIA_EUV_SERIES = "aia.lev1_euv_12s"
 AIA_UV_SERIES = "aia.lev1_uv_24s"
@@ -513,7 +517,7 @@ def download_aia(
     records_per_export: int = 100,
     max_slots_per_query: int = 2000,
     timeout_s: float = 120.0,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> AiaDownloadReport:
     """Match AIA level-1 channels in time on JSOC and download their images as FITS into ``out_dir``.
 
@@ -549,6 +553,7 @@ def download_aia(
       JsocError: the address is not registered, or a query failed.
       ManifestError: ``out_dir/manifest.json`` is unreadable.
     """
+    log = log or logger.info
     start = _whole_seconds(parse_utc(start), "start")
     end = _whole_seconds(parse_utc(end), "end")
     waves = check_wavelengths(wavelengths)
@@ -588,16 +593,16 @@ def download_aia(
     for name, record in files.items():
         manifest.mark_requested(name, aia_record_name(record))
     manifest.save()
+    transfer = TransferOptions(policy=policy, sleep=sleep, poll_seconds=poll_seconds,
+                               export_timeout_s=export_timeout_s, timeout_s=timeout_s)
     for series in series_of(waves):
         pending = [files[n] for n in missing if files[n].series == series]
         batches = [
             (export_recordset(chunk), [aia_filename(r) for r in chunk])
             for chunk in chunked(pending, records_per_export)
         ]
-        outcome = export_and_fetch(
-            client, batches, manifest, email=email, filenamefmt=aia_filenamefmt(series), policy=policy,
-            sleep=sleep, poll_seconds=poll_seconds, export_timeout_s=export_timeout_s, timeout_s=timeout_s, log=log,
-        )
+        outcome = export_and_fetch(client, batches, manifest, email=email, filenamefmt=aia_filenamefmt(series),
+                                   transfer=transfer, log=log)
         report.add_fetched(outcome)
     log(report.summary())
     return report
@@ -653,7 +658,7 @@ def fido_download(
     cadence_s: int = 3600,
     wavelengths: Sequence[int] = DEFAULT_WAVELENGTHS,
     dry_run: bool = False,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[list[pathlib.Path], dict[str, str]]:
     """Search the VSO with `fido_query` and fetch into ``out_dir`` (needs the internet).
 
@@ -667,6 +672,7 @@ def fido_download(
     Raises:
       ConnectionError: no VSO mirror answers (offline).
     """
+    log = log or logger.info
     from sunpy.net import Fido
 
     out_dir = pathlib.Path(out_dir)

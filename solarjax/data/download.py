@@ -28,6 +28,7 @@ import datetime
 import hashlib
 import http.client
 import json
+import logging
 import os
 import pathlib
 import socket
@@ -37,12 +38,16 @@ import urllib.request
 import warnings
 from typing import Callable, Iterable, TypeVar
 
+from solarjax.fingerprint import file_sha256
+
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "solarjax-download-manifest/1"
 PART_SUFFIX = ".part"
 FITS_BLOCK_BYTES = 2880
 _CHUNK_BYTES = 1 << 16
 _USER_AGENT = "solarjax-downloader"
+logger = logging.getLogger(__name__)
+"""Progress of every downloader (`solarjax.data.download`, under the ``solarjax`` logger the CLI configures)."""
 
 T = TypeVar("T")
 
@@ -65,12 +70,8 @@ class ManifestError(DownloadError):
 
 # ------------------------------------------------------------------------------ integrity checks
 def sha256_of(path: str | os.PathLike) -> str:
-    """Hex SHA-256 digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Hex SHA-256 digest of a file's bytes (`solarjax.fingerprint.file_sha256`)."""
+    return file_sha256(path)
 
 
 def check_fits_file(path: str | os.PathLike) -> None:
@@ -199,6 +200,14 @@ def call_with_retries(
             if on_retry is not None:
                 on_retry(failures, err, delay)
             sleep(delay)
+
+
+def size_text(num_bytes: float) -> str:
+    """Bytes as a short decimal text: ``812 B``, ``149.8 kB``, ``12.3 MB``, ``1.2 GB``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if num_bytes >= scale:
+            return f"{num_bytes / scale:.1f} {unit}"
+    return f"{num_bytes:.0f} B"
 
 
 # -------------------------------------------------------------------------------- one file, once
@@ -396,7 +405,7 @@ def fetch_files(
     sleep: Callable[[float], None] = time.sleep,
     timeout_s: float = 60.0,
     check: Callable[[pathlib.Path], None] = check_fits_file,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> FetchResult:
     """Download every item not already finished into ``manifest.folder``, updating the manifest.
 
@@ -413,14 +422,17 @@ def fetch_files(
       sleep: wait function for the backoff.
       timeout_s: socket timeout per connection and read, seconds.
       check: integrity check for a downloaded file.
-      log: one-line progress messages.
+      log: one-line progress messages: one per downloaded file (count, name, size, rate), one per
+        retry and failure (default: this module's logger at INFO).
 
     Returns:
       Names downloaded, skipped and failed (with reasons), and the bytes downloaded now.
     """
+    log = log or logger.info
+    items = list(items)
     result = FetchResult()
     manifest.folder.mkdir(parents=True, exist_ok=True)
-    for item in items:
+    for number, item in enumerate(items, 1):
         if pathlib.PurePath(item.name).name != item.name:
             raise ValueError(f"download item name must be a plain file name, got {item.name!r}")
         manifest.mark_requested(item.name, item.record, item.url)
@@ -437,6 +449,7 @@ def fetch_files(
         def report_retry(failures, err, delay, item=item):
             log(f"retry {failures}/{policy.max_attempts - 1} for {item.name} in {delay:g} s: {describe_error(err)}")
 
+        started = time.perf_counter()
         try:
             fingerprint = call_with_retries(attempt, policy, sleep=sleep, on_retry=report_retry)
         except Exception as err:  # recorded as a failure; the other files go on
@@ -448,6 +461,9 @@ def fetch_files(
             manifest.mark_finished(item.name, fingerprint, item.url)
             result.downloaded.append(item.name)
             result.bytes_downloaded += fingerprint.size
+            seconds = max(time.perf_counter() - started, 1e-6)
+            log(f"[{number}/{len(items)}] {item.name}: {size_text(fingerprint.size)} in {seconds:.1f} s "
+                f"({size_text(fingerprint.size / seconds)}/s)")
         finally:
             manifest.save()
     return result

@@ -19,8 +19,8 @@ Steps (each a small function below, all checked against a local JSOC replay in t
    (method ``url``, protocol ``fits``) as recnum lists ``hmi.sharp_cea_720s[:#r1,#r2,...]{Br}``
    (JSOC's own canonical form for explicit lists), ``records_per_export`` at a time; drms polls
    ``exp_status`` until the export is ready (status 0; 1, 2 and 6 mean pending). Steps 3 and 4
-   are `export_and_fetch`, shared with the SDO/AIA downloader (`solarjax.data.aia`), as is
-   `FetchReport`, the fetch part of both downloaders' reports.
+   are the generic client's `export_and_fetch` (`solarjax.data.jsoc_export`, shared with the
+   SDO/AIA downloader `solarjax.data.aia`), as is `FetchReport`, the fetch part of both reports.
 4. Fetch. `solarjax.data.download.fetch_files` downloads each file to ``<name>.part``, checks its
    length and that astropy reads it, renames it, and records it in ``manifest.json``; reruns skip
    finished files and retry failed ones.
@@ -37,32 +37,41 @@ size only after the export was made, which a dry run must not do.)
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import http.client
 import json
+import logging
 import math
 import os
 import pathlib
-import re
-import sys
 import time
 from typing import Callable, Collection, Iterable, Sequence
 
-from solarjax.data.download import (
-    DownloadItem,
-    Manifest,
+from solarjax.data.download import (  # noqa: F401  (ManifestError: importable from here as before)
     ManifestError,
     RetryPolicy,
     call_with_retries,
     describe_error,
-    fetch_files,
     load_manifest,
 )
+from solarjax.data.jsoc_export import (  # noqa: F401  (the generic client, importable from here as before)
+    JSOC_BASE_URL,
+    JSOC_EMAIL_REGISTRATION,
+    ExportFetchResult,
+    FetchReport,
+    JsocError,
+    TransferOptions,
+    chunked,
+    export_and_fetch,
+    export_urls,
+    jsoc_client,
+    quality_flags,
+)
+from solarjax.data.jsoc_time import format_t_rec, parse_tai  # noqa: F401
 
-JSOC_BASE_URL = "http://jsoc.stanford.edu"
-JSOC_EMAIL_REGISTRATION = "http://jsoc.stanford.edu/ajax/register_email.html"
+logger = logging.getLogger(__name__)
+
 SHARP_SERIES = "hmi.sharp_cea_720s"
 SHARP_SEGMENTS = ("Br", "Bp", "Bt", "magnetogram", "bitmap")
 SHARP_FILENAME_FORMAT = SHARP_SERIES + ".{HARPNUM}.{T_REC:A}.{segment}"
@@ -71,54 +80,6 @@ QUERY_KEYWORDS = ("*recnum*", "HARPNUM", "T_REC", "QUALITY", "LON_FWT", "LAT_FWT
 # Mean bytes of a real exported file per segment: 40 Br, 43 Bp, 42 Bt, 33 magnetogram and 50 bitmap
 # files of ../shared/data/sharp_cea (16 + 3 HARPs, 2011-2017). tests/test_jsoc.py recomputes them.
 TYPICAL_SEGMENT_BYTES = {"Br": 313_000, "Bp": 336_000, "Bt": 344_000, "magnetogram": 235_000, "bitmap": 482_000}
-
-
-class JsocError(RuntimeError):
-    """JSOC refused or failed a request; the message names the request and JSOC's answer."""
-
-
-# ------------------------------------------------------------------------------------------ times
-_JSOC_TIME = re.compile(
-    r"^(\d{4})\.(\d{1,2})\.(\d{1,2})(?:_(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?(?:_TAI)?$"
-)
-
-
-def parse_tai(value: str | datetime.datetime) -> datetime.datetime:
-    """A naive `datetime` in TAI from JSOC or ISO text.
-
-    Accepts ``2012.03.06_14:24:00_TAI`` (JSOC, with optional fractional seconds, minutes-only or
-    date-only forms), ISO 8601 (``2012-03-06T14:24``, ``2012-03-06``), or a naive datetime.
-
-    Raises:
-      ValueError: unparseable text, or a time with a UTC offset (SHARP times are TAI: give them
-        without a zone).
-    """
-    if isinstance(value, datetime.datetime):
-        parsed = value
-    else:
-        text = str(value).strip()
-        match = _JSOC_TIME.match(text)
-        if match:
-            year, month, day, hour, minute, second, fraction = match.groups()
-            parsed = datetime.datetime(
-                int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
-                int((fraction or "0")[:6].ljust(6, "0")),
-            )
-        else:
-            try:
-                parsed = datetime.datetime.fromisoformat(text)
-            except ValueError:
-                raise ValueError(
-                    f"cannot read time {text!r}: use ISO (2012-03-06T14:24:00) or JSOC (2012.03.06_14:24:00_TAI) form"
-                ) from None
-    if parsed.tzinfo is not None:
-        raise ValueError(f"time {value!r} has a UTC offset; give TAI times without a zone")
-    return parsed
-
-
-def format_t_rec(t_rec: datetime.datetime) -> str:
-    """JSOC's T_REC text, e.g. ``2012.03.06_14:24:00_TAI``."""
-    return t_rec.strftime("%Y.%m.%d_%H:%M:%S_TAI")
 
 
 def sharp_filename(harpnum: int, t_rec: datetime.datetime, segment: str) -> str:
@@ -285,16 +246,6 @@ def _noaa_numbers(value, source: str) -> tuple[int, ...]:
     return tuple(int(t) for t in tokens)
 
 
-def quality_flags(value, source: str) -> int:
-    """QUALITY as an int: jsoc_info sends it as hex text (``0x00010400``)."""
-    try:
-        if isinstance(value, str):
-            return int(value, 16) if value.lower().startswith("0x") else int(value)
-        return int(value)
-    except (TypeError, ValueError):
-        raise JsocError(f"{source}: QUALITY value {value!r} is not an integer") from None
-
-
 def records_from_keywords(table, source: str) -> list[SharpRecord]:
     """`SharpRecord` list from the keyword table drms returns for `QUERY_KEYWORDS`.
 
@@ -332,42 +283,6 @@ def records_from_keywords(table, source: str) -> list[SharpRecord]:
             )
         )
     return records
-
-
-def jsoc_client(
-    base_url: str = JSOC_BASE_URL,
-    email: str | None = None,
-    *,
-    policy: RetryPolicy = RetryPolicy(),
-    sleep: Callable[[float], None] = time.sleep,
-):
-    """A ``drms.Client`` for the JSOC CGIs under ``base_url``; checks ``email`` if given.
-
-    The server layout is JSOC's: ``<base>/cgi-bin/ajax/{jsoc_info,jsoc_fetch,checkAddress.sh}`` and
-    exported files under ``<base>/``.
-
-    Raises:
-      JsocError: the address is not registered for exports (or JSOC could not be reached).
-    """
-    import drms
-
-    base = base_url.rstrip("/") + "/"
-    config = drms.ServerConfig(
-        name=f"JSOC at {base}",
-        cgi_baseurl=base + "cgi-bin/ajax/",
-        cgi_jsoc_info="jsoc_info",
-        cgi_jsoc_fetch="jsoc_fetch",
-        cgi_check_address="checkAddress.sh",
-        http_download_baseurl=base,
-    )
-    try:
-        return call_with_retries(lambda: drms.Client(server=config, email=email), policy, sleep=sleep)
-    except (OSError, http.client.HTTPException, json.JSONDecodeError) as err:
-        raise JsocError(f"cannot reach JSOC at {base}: {describe_error(err)}") from None
-    except ValueError as err:  # drms: "Email address is invalid or not registered"
-        raise JsocError(
-            f"{email!r} is not registered for JSOC exports at {base} ({err}); register it at {JSOC_EMAIL_REGISTRATION}"
-        ) from None
 
 
 def query_sharp_records(
@@ -411,174 +326,7 @@ def estimate_bytes(segment_counts: dict[str, int]) -> int:
     return sum(TYPICAL_SEGMENT_BYTES[segment] * n for segment, n in segment_counts.items())
 
 
-def export_urls(
-    client, query: str, email: str, *, filenamefmt: str, policy, sleep, poll_seconds: float, timeout_s: float
-) -> tuple[str, dict[str, str]]:
-    """Submit one url/fits export of record set ``query`` and wait for it.
-
-    Args:
-      client: a `jsoc_client`.
-      query: the record set to export, with its ``{segments}``.
-      email: address registered with JSOC.
-      filenamefmt: JSOC's file name template (e.g. `SHARP_FILENAME_FORMAT`).
-      policy, sleep: retries of the request and of each status poll.
-      poll_seconds: wait between status polls; timeout_s: give up after this long.
-
-    Returns:
-      (request id, {file name: URL}).
-
-    Raises:
-      JsocError: JSOC refused the export or it was not ready in time.
-    """
-    import drms
-
-    try:
-        export = call_with_retries(
-            lambda: client.export(query, method="url", protocol="fits", filenamefmt=filenamefmt, email=email),
-            policy,
-            sleep=sleep,
-        )
-        ready = call_with_retries(lambda: export.wait(timeout=timeout_s, sleep=poll_seconds), policy, sleep=sleep)
-        if not ready:
-            raise JsocError(f"JSOC export {export.id} of {query!r} not ready after {timeout_s:g} s")
-        table = export.urls
-    except drms.DrmsError as err:
-        raise JsocError(f"JSOC export of {query!r} failed: {err}") from None
-    return export.id, dict(zip(table.filename, table.url))
-
-
 # ---------------------------------------------------------------------------------------- download
-@dataclasses.dataclass
-class ExportFetchResult:
-    """Outcome of `export_and_fetch`: names fetched, failures with reasons, bytes, JSOC request ids."""
-
-    downloaded: list[str] = dataclasses.field(default_factory=list)
-    failed: dict[str, str] = dataclasses.field(default_factory=dict)
-    bytes_downloaded: int = 0
-    export_ids: list[str] = dataclasses.field(default_factory=list)
-
-
-def export_and_fetch(
-    client,
-    batches: Iterable[tuple[str, Sequence[str]]],
-    manifest: Manifest,
-    *,
-    email: str,
-    filenamefmt: str,
-    policy: RetryPolicy,
-    sleep: Callable[[float], None],
-    poll_seconds: float,
-    export_timeout_s: float,
-    timeout_s: float,
-    log: Callable[[str], None],
-) -> ExportFetchResult:
-    """Export each batch from JSOC (url/fits) and fetch its files with `fetch_files`.
-
-    Shared by every JSOC downloader (SHARP here, AIA in `solarjax.data.aia`). A batch is
-    ``(record set, file names expected from it)``; the names must already be marked requested in
-    ``manifest`` (their record descriptions go into failure reasons). A failed export marks its
-    names failed (0 attempts) and the next batch goes on; a name JSOC's answer lacks (e.g. its
-    segment is ``NoDataFile``) is marked failed too. The manifest is saved after every batch.
-
-    Args:
-      client: a `jsoc_client` with ``email`` checked.
-      batches: (record set with ``{segments}``, expected local file names) pairs.
-      manifest: the output folder's manifest, updated in place.
-      email: address registered with JSOC.
-      filenamefmt: JSOC's file name template; it must render the expected names.
-      policy, sleep: retries of every request and file.
-      poll_seconds, export_timeout_s: export status polling interval and limit, seconds.
-      timeout_s: socket timeout of each file download, seconds.
-      log: progress lines.
-    """
-    outcome = ExportFetchResult()
-    for query, names in batches:
-        try:
-            export_id, urls = export_urls(
-                client, query, email, filenamefmt=filenamefmt, policy=policy, sleep=sleep,
-                poll_seconds=poll_seconds, timeout_s=export_timeout_s,
-            )
-        except (JsocError, OSError, http.client.HTTPException, json.JSONDecodeError) as err:
-            reason = describe_error(err)
-            log(f"export of {len(names)} files failed: {reason}")
-            for name in names:
-                manifest.mark_failed(name, reason, attempts=0, url=None)
-                outcome.failed[name] = reason
-            manifest.save()
-            continue
-        outcome.export_ids.append(export_id)
-        log(f"export {export_id}: {len(urls)} files ready")
-        for name in names:
-            if name not in urls:
-                reason = f"JSOC export {export_id} has no file for {manifest.requested[name]['record']}"
-                manifest.mark_failed(name, reason, attempts=0, url=None)
-                outcome.failed[name] = reason
-        items = [DownloadItem(n, urls[n], manifest.requested[n]["record"]) for n in names if n in urls]
-        result = fetch_files(items, manifest, policy=policy, sleep=sleep, timeout_s=timeout_s, log=log)
-        outcome.downloaded += result.downloaded
-        outcome.failed.update(result.failed)
-        outcome.bytes_downloaded += result.bytes_downloaded
-    manifest.save()
-    return outcome
-
-
-@dataclasses.dataclass(kw_only=True)
-class FetchReport:
-    """The fetch part of a download report, shared by `DownloadReport` and `solarjax.data.aia.AiaDownloadReport`.
-
-    Attributes:
-      out_dir: the output folder.
-      files: every file name the selection needs.
-      downloaded: names fetched by this run.
-      skipped: names already finished before this run (not exported or fetched again).
-      failed: name -> reason, for files this run could not fetch.
-      bytes_downloaded: bytes fetched by this run.
-      estimated_bytes: expected bytes of the files that were still missing (typical size per file).
-      export_ids: JSOC export request ids used by this run.
-      dry_run: True if nothing was exported or written.
-    """
-
-    out_dir: pathlib.Path
-    files: list[str]
-    downloaded: list[str] = dataclasses.field(default_factory=list)
-    skipped: list[str] = dataclasses.field(default_factory=list)
-    failed: dict[str, str] = dataclasses.field(default_factory=dict)
-    bytes_downloaded: int = 0
-    estimated_bytes: int = 0
-    export_ids: list[str] = dataclasses.field(default_factory=list)
-    dry_run: bool = False
-
-    def add_fetched(self, outcome: ExportFetchResult) -> None:
-        """Add one `export_and_fetch` outcome (names, failures, bytes, export ids) to this report."""
-        self.downloaded += outcome.downloaded
-        self.failed.update(outcome.failed)
-        self.bytes_downloaded += outcome.bytes_downloaded
-        self.export_ids += outcome.export_ids
-
-    def fetch_lines(self, *, lead: str = "", estimate: str) -> list[str]:
-        """Summary lines of the fetch.
-
-        ``<lead>N files; M already in <out_dir>``, then either ``dry run: K files to fetch,
-        estimated <estimate>`` or ``downloaded N files (X MB), K failed`` and one
-        ``  failed <name>: <reason>`` line per failure, sorted by name.
-
-        Args:
-          lead: text put before the file count on its line (e.g. the selection's counts).
-          estimate: the dry run's size text, e.g. ``3.1 MB``.
-        """
-        lines = [f"{lead}{len(self.files)} files; {len(self.skipped)} already in {self.out_dir}"]
-        if self.dry_run:
-            missing = len(self.files) - len(self.skipped)
-            lines.append(f"dry run: {missing} files to fetch, estimated {estimate}")
-        else:
-            lines.append(
-                f"downloaded {len(self.downloaded)} files ({self.bytes_downloaded / 1e6:.1f} MB), "
-                f"{len(self.failed)} failed"
-            )
-            lines += [f"  failed {name}: {reason}" for name, reason in sorted(self.failed.items())]
-        return lines
-
-
 @dataclasses.dataclass(kw_only=True)
 class DownloadReport(FetchReport):
     """What `download_sharps` selected, fetched, skipped and could not fetch: a `FetchReport` plus the records.
@@ -596,11 +344,6 @@ class DownloadReport(FetchReport):
         harps = len({r.harpnum for r in self.records})
         lead = f"{len(self.records)} SHARP records selected ({harps} HARPs), "
         return "\n".join(self.fetch_lines(lead=lead, estimate=f"{self.estimated_bytes / 1e6:.1f} MB"))
-
-
-def chunked(items: Sequence, size: int) -> list[Sequence]:
-    """``items`` in consecutive slices of at most ``size``."""
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def download_sharps(
@@ -624,7 +367,7 @@ def download_sharps(
     records_per_export: int = 200,
     query_window_days: float = 10.0,
     timeout_s: float = 60.0,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> DownloadReport:
     """Select SHARP CEA records on JSOC and download their segments as FITS into ``out_dir``.
 
@@ -664,6 +407,7 @@ def download_sharps(
       JsocError: the address is not registered, or a query failed.
       ManifestError: ``out_dir/manifest.json`` is unreadable.
     """
+    log = log or logger.info
     start, end = parse_tai(start), parse_tai(end)
     if not end > start:
         raise ValueError(f"end {end} must be after start {start}")
@@ -710,72 +454,22 @@ def download_sharps(
          [n for r in chunk for s in segments if (n := sharp_filename(r.harpnum, r.t_rec, s)) in missing])
         for chunk in chunked(pending, records_per_export)
     ]
-    outcome = export_and_fetch(
-        client, batches, manifest, email=email, filenamefmt=SHARP_FILENAME_FORMAT, policy=policy, sleep=sleep,
-        poll_seconds=poll_seconds, export_timeout_s=export_timeout_s, timeout_s=timeout_s, log=log,
-    )
+    transfer = TransferOptions(policy=policy, sleep=sleep, poll_seconds=poll_seconds,
+                               export_timeout_s=export_timeout_s, timeout_s=timeout_s)
+    outcome = export_and_fetch(client, batches, manifest, email=email, filenamefmt=SHARP_FILENAME_FORMAT,
+                               transfer=transfer, log=log)
     report.add_fetched(outcome)
     log(report.summary())
     return report
 
 
-# --------------------------------------------------------------------------------------------- CLI
-def _number_or_none(text: str) -> float | None:
-    """argparse type: a float, or 'none' for no limit."""
-    if text.strip().lower() == "none":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+_MOVED = {name: "solarjax.data.sharp_download_cli" for name in ("add_download_arguments", "run_download")}
 
 
-def add_download_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``solarjax data download`` (consumed by `run_download`)."""
-    parser.add_argument("out_dir", help="output folder (holds the FITS files and manifest.json)")
-    parser.add_argument("--start", required=True, help="first T_REC, TAI (2012-03-06T00:00 or 2012.03.06_00:00:00_TAI)")
-    parser.add_argument("--end", required=True, help="end of the range (exclusive), TAI")
-    parser.add_argument(
-        "--cadence-hours", type=_number_or_none, default=24.0,
-        help="one record per HARP per this many hours; 'none' keeps every 12-minute record (default 24)",
-    )
-    parser.add_argument("--harpnum", dest="harpnums", type=int, nargs="+", help="HARP numbers (default: all)")
-    parser.add_argument("--noaa", type=int, nargs="+", help="keep records containing one of these NOAA numbers")
-    parser.add_argument(
-        "--segments", nargs="+", choices=SHARP_SEGMENTS, default=["Br"], help="segments to fetch (default Br)"
-    )
-    parser.add_argument(
-        "--max-lon-deg", type=_number_or_none, default=60.0,
-        help="keep |LON_FWT| <= this, degrees; 'none' for no cut (default 60)",
-    )
-    parser.add_argument("--min-mu", type=float, default=None, help="keep mu >= this at the flux-weighted centre")
-    parser.add_argument("--email", help="address registered with JSOC (default: $JSOC_EMAIL)")
-    parser.add_argument("--base-url", default=JSOC_BASE_URL, help=f"JSOC server (default {JSOC_BASE_URL})")
-    parser.add_argument("--dry-run", action="store_true", help="print record count and estimated size only")
-    parser.add_argument("--max-attempts", type=int, default=5, help="attempts per request and file (default 5)")
-    parser.add_argument("--poll-seconds", type=float, default=5.0, help="export status poll interval (default 5)")
+def __getattr__(name):
+    """The command-line pieces moved to `solarjax.data.sharp_download_cli` (still importable from here)."""
+    if name in _MOVED:
+        import importlib
 
-
-def run_download(args: argparse.Namespace) -> int:
-    """Run ``solarjax data download``: 0 if every file is present, 1 if some failed, 2 on a fatal error."""
-    try:
-        report = download_sharps(
-            args.out_dir,
-            args.start,
-            args.end,
-            cadence_hours=args.cadence_hours,
-            harpnums=args.harpnums,
-            noaa=args.noaa,
-            segments=tuple(args.segments),
-            max_lon_deg=args.max_lon_deg,
-            min_mu=args.min_mu,
-            email=args.email or os.environ.get("JSOC_EMAIL"),
-            base_url=args.base_url,
-            dry_run=args.dry_run,
-            policy=RetryPolicy(max_attempts=args.max_attempts),
-            poll_seconds=args.poll_seconds,
-        )
-    except (ValueError, JsocError, ManifestError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 1 if report.failed else 0
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

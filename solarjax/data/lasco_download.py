@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import logging
 import pathlib
 import sys
 import time
@@ -35,6 +36,8 @@ from typing import Callable
 from solarjax.data import download, lasco
 from solarjax.data.download import (CorruptFileError, DownloadError, DownloadItem, FetchResult, ManifestError,
                                     RetryPolicy)
+
+logger = logging.getLogger(__name__)
 
 HELIOVIEWER_API_URL = "https://api.helioviewer.org/v2/"
 SOURCE_IDS = {"C2": 4, "C3": 5}
@@ -139,7 +142,7 @@ def list_images(
     policy: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], None] = time.sleep,
     timeout_s: float = 60.0,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> list[HelioviewerImage]:
     """The distinct images of `detector` in [start, end), found by sampling every `cadence_s` (time order).
 
@@ -147,6 +150,7 @@ def list_images(
       ValueError: an unknown detector, an empty range or a cadence below 1 s.
       HelioviewerError: the API answered an error (after retries of transient failures).
     """
+    log = log or logger.info
     if detector not in SOURCE_IDS:
         raise ValueError(f"detector must be one of {sorted(SOURCE_IDS)}, got {detector!r}")
     start, end = parse_time(start), parse_time(end)
@@ -209,7 +213,7 @@ def download_lasco(
     policy: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], None] = time.sleep,
     timeout_s: float = 60.0,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> LascoDownloadReport:
     """Downloads the LASCO `detector` images of [start, end) into `out_dir` (resumable; see the module docstring).
 
@@ -226,6 +230,7 @@ def download_lasco(
     Raises:
       ValueError, HelioviewerError, ManifestError: bad arguments, an API error, an unreadable manifest.
     """
+    log = log or logger.info
     out_dir = pathlib.Path(out_dir)
     manifest = download.load_manifest(out_dir)  # an unreadable manifest stops the run before any request
     images = list_images(start, end, detector, cadence_s=cadence_s, base_url=base_url, policy=policy, sleep=sleep,

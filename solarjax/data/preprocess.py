@@ -1,6 +1,7 @@
 """The paper's preprocessing of SHARP Br patches into 128x128 images in [-1, 1].
 
-Steps (REFERENCE.md, Data): clip the field to +-1000 G, divide by 1000 G (so 1.0 = 1000 G),
+Steps (Chatterjee, Munoz-Jaramillo & Malanushenko 2025, arXiv:2502.05351, data): clip the field to
++-1000 G, divide by 1000 G (so 1.0 = 1000 G),
 replace NaN (no data) by 0, and resize the whole patch to ``size x size`` with an antialiased
 bilinear filter (the aspect ratio is not kept). NaN becomes 0 before the resize so that a missing
 pixel does not spread NaN over its neighbours.
@@ -20,8 +21,9 @@ import functools
 import numpy as np
 
 from solarjax.data.fits import SharpPatch
+from solarjax.units import GAUSS_PER_UNIT
 
-NORMALISATION_GAUSS = 1000.0
+NORMALISATION_GAUSS = GAUSS_PER_UNIT
 """Field strength in G that maps to 1.0; images are clipped to [-1, 1], i.e. to +-1000 G."""
 
 DEFAULT_SIZE = 128
@@ -46,15 +48,34 @@ class PreprocessedPatch:
     meta: dict
 
 
+def field_in_gauss(br) -> np.ndarray:
+    """A field as a plain array in G: an astropy Quantity (G, T, Mx/cm^2) is converted, a bare array is
+    taken to be in G already.
+
+    Raises:
+      ValueError: a Quantity whose unit is not a magnetic field (e.g. Mx or a dimensionless one).
+    """
+    unit = getattr(br, "unit", None)
+    if unit is None:
+        return np.asarray(br)
+    import astropy.units as u
+
+    try:
+        return np.asarray(u.Quantity(br).to_value(u.G))
+    except u.UnitConversionError:
+        raise ValueError(f"expected a magnetic field (G, T or Mx/cm^2), got a quantity in {unit}") from None
+
+
 def normalise_field(br_gauss: np.ndarray) -> np.ndarray:
     """Clips a field to +-`NORMALISATION_GAUSS`, divides by it and sets NaN to 0.
 
     Args:
-      br_gauss: [...] field in G, NaN where there is no data.
+      br_gauss: [...] field in G (or an astropy Quantity in G, T or Mx/cm^2), NaN where there is no data.
 
     Returns:
       float32 [...] in [-1, 1].
     """
+    br_gauss = field_in_gauss(br_gauss)
     clipped = np.clip(np.asarray(br_gauss, dtype=np.float32), -NORMALISATION_GAUSS, NORMALISATION_GAUSS)
     return np.nan_to_num(clipped / np.float32(NORMALISATION_GAUSS), nan=0.0)
 
@@ -121,7 +142,8 @@ def preprocess(br_gauss: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
     """The paper's preprocessing of one Br patch.
 
     Args:
-      br_gauss: [H, W] radial field in G; NaN where there is no data.
+      br_gauss: [H, W] radial field in G (or an astropy Quantity in G, T or Mx/cm^2, converted); NaN
+        where there is no data.
       size: side of the output image in pixels.
 
     Returns:
@@ -129,9 +151,10 @@ def preprocess(br_gauss: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
       resize of the whole patch (aspect ratio not kept).
 
     Raises:
-      ValueError: for an input that is not a non-empty 2-D array or a size that is not positive.
+      ValueError: for an input that is not a non-empty 2-D array, a Quantity that is not a field, or a
+        size that is not positive.
     """
-    br_gauss = np.asarray(br_gauss)
+    br_gauss = field_in_gauss(br_gauss)
     if br_gauss.ndim != 2 or br_gauss.size == 0:
         raise ValueError(f"preprocess expects a non-empty [H, W] field, got shape {br_gauss.shape}")
     if not isinstance(size, (int, np.integer)) or size < 1:
