@@ -1,6 +1,7 @@
 """"Find CMEs like this one": SimSiam on synthetic CME difference images, scored with the CME quantities.
 
     python -m experiments.cme_search --workdir runs/cme --out runs/cme/search [--num-examples 2500 --steps 200]
+        [--physics-aux-weight 1.0]
 
 The same machinery as for magnetograms, on the coronagraph family: the `cme_patches/synthetic` dataset
 (built into WORKDIR/tfds unless already there at this size), a SimSiam encoder trained with
@@ -14,7 +15,9 @@ width and front height, measured on the images with `solarjax.cme_physics` (and,
 synthetic truth), with 95% paired bootstrap intervals over the queries. Methods: ssl (the trained
 encoder's backbone features, exact Euclidean top-1), pixel_l2, thumbnail_8x8, random_encoder (an untrained
 encoder of the same architecture) and random (`solarjax.retrieval.evaluate` baselines). No
-hyper-parameter is chosen on these data: the config's are fixed in advance.
+hyper-parameter is chosen on these data: the config's are fixed in advance. ``--physics-aux-weight`` > 0
+adds the self-supervised physics head (``physics_targets = 'cme'``: each view's own cos/sin CPA, width,
+front height and log excess, `solarjax.cme_physics.ssl_targets`; weight 1 as chosen on SHARP validation).
 
 Writes to ``--out``: cme_index.npz (embeddings, ids and quantities of the indexed rows, the encoder's
 fingerprint), cme_search.json (both tables with intervals, sizes, seconds), cme_search.png (queries and
@@ -45,26 +48,19 @@ def _arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=23,
                         help="training and baseline seed (default 23; the data are the synthetic set 23)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--physics-aux-weight", type=float, default=0.0,
+                        help="weight of the CME physics head (default 0: plain SimSiam; 1.0: the head)")
     args = parser.parse_args(argv)
-    if args.num_examples < 50 or args.steps < 1 or args.width < 1:
-        parser.error("need --num-examples >= 50, --steps >= 1 and --width >= 1")
+    if args.num_examples < 50 or args.steps < 1 or args.width < 1 or not args.physics_aux_weight >= 0:
+        parser.error("need --num-examples >= 50, --steps >= 1, --width >= 1 and --physics-aux-weight >= 0")
     return args
 
 
 def load_split(data_dir: pathlib.Path, split: str) -> dict[str, np.ndarray]:
     """Images [N, 128, 128, 1], ids, the measured quantities and the truth of a cme_patches/synthetic split."""
-    import tensorflow_datasets as tfds
+    from solarjax.cme_retrieval import load_split as load
 
-    import data_builders  # noqa: F401  (registers cme_patches)
-
-    source = tfds.data_source("cme_patches/synthetic", data_dir=data_dir)[split]
-    examples = [source[i] for i in range(len(source))]
-    columns = {"image": np.stack([e["image"] for e in examples]).astype(np.float32),
-               "id": np.array([e["id"].decode() for e in examples])}
-    for name in QUANTITIES:
-        columns[name] = np.array([e[name] for e in examples], np.float64)
-        columns[f"true_{name}"] = np.array([e[f"true_{name}"] for e in examples], np.float64)
-    return columns
+    return load(data_dir, split)
 
 
 def ensure_dataset(data_dir: pathlib.Path, num_examples: int) -> None:
@@ -80,15 +76,18 @@ def ensure_dataset(data_dir: pathlib.Path, num_examples: int) -> None:
     build("synthetic", data_dir, num_examples=num_examples)
 
 
-def train_encoder(ssl_dir: pathlib.Path, data_dir: pathlib.Path, heldout: dict, steps: int, width: int, seed: int):
+def train_encoder(ssl_dir: pathlib.Path, data_dir: pathlib.Path, heldout: dict, steps: int, width: int, seed: int,
+                  physics_aux_weight: float = 0.0):
     """Trains (or resumes) the config's SimSiam in `ssl_dir`, monitored on held-out CME quantities."""
     from solarjax.train import loop, simsiam
 
     config = loop.load_config_file(CONFIG_PATH)
-    config.num_steps, config.seed = steps, seed
+    config.total_steps, config.seed = steps, seed
     config.model.width = width
     config.data.data_dir = str(data_dir)
     config.eval_every = max(steps // 3, 1)
+    if physics_aux_weight > 0:
+        config.physics_aux_weight, config.physics_targets = physics_aux_weight, "cme"
     monitored = {name: heldout[name] for name in ("width_deg", "front_height_rsun", "excess")}
     count = min(config.knn.num_patches, len(heldout["image"]))
     held = simsiam.HeldOut.from_images(heldout["image"][:count], {k: v[:count] for k, v in monitored.items()})
@@ -97,18 +96,32 @@ def train_encoder(ssl_dir: pathlib.Path, data_dir: pathlib.Path, heldout: dict, 
 
 def top1_matches(queries: dict, database: dict, encoder, untrained, seed: int) -> dict[str, np.ndarray]:
     """int [Q] top-1 database row of every query, per method."""
-    from solarjax.retrieval.evaluate import feature_neighbours, pixel_neighbours, random_matches, thumbnails
+    from solarjax.cme_retrieval import top_matches
+
+    matches = top_matches(queries["image"], database["image"], database["embedding"], encoder, untrained, seed)
+    return {name: matches[name][:, 0] for name in METHODS}
+
+
+def rare_case_recall(database: dict, untrained, seed: int, resamples: int) -> dict:
+    """Recall of the planted double CMEs of the database in the top 5% of each rarity ranking
+    (`solarjax.cme_mining`): k-NN distance (k = 5) in the SSL, pixel, thumbnail and untrained-encoder spaces,
+    the property outlier score of the measured quantities, and random scores."""
+    from solarjax import cme_mining
+    from solarjax.retrieval.evaluate import thumbnails
     from solarjax.retrieval.table import embed_images
 
-    matches = {
-        "ssl": feature_neighbours(embed_images(encoder.embed, queries["image"]), database["embedding"])[:, 0],
-        "pixel_l2": pixel_neighbours(queries["image"], database["image"])[:, 0],
-        "thumbnail_8x8": feature_neighbours(thumbnails(queries["image"]), thumbnails(database["image"]))[:, 0],
-        "random_encoder": feature_neighbours(embed_images(untrained.embed, queries["image"]),
-                                             embed_images(untrained.embed, database["image"]))[:, 0],
-        "random": random_matches(len(queries["image"]), len(database["image"]), seed)[:, 0],
-    }
-    return {name: matches[name] for name in METHODS}
+    is_rare = database["true_rare"] == 1
+    if not is_rare.any():
+        return {}
+    images = database["image"]
+    scores = {"ssl_knn": cme_mining.knn_rarity(database["embedding"]),
+              "pixel_knn": cme_mining.knn_rarity(images.reshape(len(images), -1)),
+              "thumbnail_knn": cme_mining.knn_rarity(thumbnails(images)),
+              "untrained_knn": cme_mining.knn_rarity(embed_images(untrained.embed, images)),
+              "property_outlier": cme_mining.property_rarity(database),
+              "random": np.random.default_rng(seed).random(len(images))}
+    return {name: cme_mining.recall_at_top(score, is_rare, resamples=resamples, seed=seed)
+            for name, score in scores.items()}
 
 
 def plot_examples(queries: dict, database: dict, encoder, path: pathlib.Path, count: int = 4, k: int = 5) -> None:
@@ -152,8 +165,9 @@ def main(argv=None) -> dict:
     seconds["data"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    ssl_dir = args.workdir / f"ssl_seed{args.seed}_width{args.width}"
-    train_encoder(ssl_dir, data_dir, heldout, args.steps, args.width, args.seed)
+    head = f"_aux{args.physics_aux_weight:g}" if args.physics_aux_weight > 0 else ""
+    ssl_dir = args.workdir / f"ssl_seed{args.seed}_width{args.width}{head}"
+    train_encoder(ssl_dir, data_dir, heldout, args.steps, args.width, args.seed, args.physics_aux_weight)
     seconds["train"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -175,17 +189,22 @@ def main(argv=None) -> dict:
             cme_retrieval.scoring_values(columns(queries)), cme_retrieval.scoring_values(columns(database)),
             matches, num_resamples=args.resamples, seed=args.seed)
     plot_examples(queries, database, encoder, args.out / "cme_search.png")
+    mining = rare_case_recall(database, untrained, args.seed, args.resamples)
     seconds["score"] = time.perf_counter() - started
 
     sizes = {"database": len(database["image"]), "queries": len(queries["image"]), "steps": args.steps,
-             "width": args.width, "seed": args.seed, "resamples": args.resamples, "encoder_step": encoder.step}
+             "width": args.width, "seed": args.seed, "resamples": args.resamples, "encoder_step": encoder.step,
+             "physics_aux_weight": args.physics_aux_weight}
     lines = [f"CME search, top-1 agreement (95% paired bootstrap): {sizes}"]
     for label, report in reports.items():
         lines += ["", f"quantities {label} ({'cme_physics on the images' if label == 'measured' else 'synthetic truth'}):",
                   cme_retrieval.format_table(report, METHODS),
                   cme_retrieval.format_differences(report, "ssl", METHODS[1:])]
+    lines += ["", "rare-case mining: recall of the planted double CMEs of the database in the top 5% (bootstrap 95%):"]
+    lines += [f"  {name:18s} {m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}] ({m['rare']} rare, top {m['top']})"
+              for name, m in mining.items()]
     print("\n".join(lines))
-    summary = {"sizes": sizes, "reports": reports, "seconds": {k: round(v, 1) for k, v in seconds.items()},
+    summary = {"sizes": sizes, "reports": reports, "mining": mining, "seconds": {k: round(v, 1) for k, v in seconds.items()},
                "encoder_fingerprint": encoder.fingerprint}
     (args.out / "cme_search.json").write_text(json.dumps(summary, indent=1))
     return summary

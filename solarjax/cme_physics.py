@@ -87,3 +87,50 @@ def quantities(images: jax.Array, threshold: float = 0.1, width_fraction: float 
 def angle_difference_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Signed smallest difference a - b of angles in degrees, in [-180, 180)."""
     return (np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0
+
+
+SSL_TARGETS = ("cos_cpa", "sin_cpa", "width_deg", "front_height_rsun", "log1p_excess")
+"""What the SimSiam physics head predicts of each view (`ssl_targets`; ``config.physics_targets = 'cme'``)."""
+
+
+def ssl_targets(images: jax.Array) -> jax.Array:
+    """The self-supervised targets of difference images [N, 128, 128, 1]: float32 [N, 5], columns `SSL_TARGETS`.
+
+    The CPA as (cos, sin) (circular; a rotation of the view about the Sun by theta rotates it by theta), the
+    width (deg), the front height (Rsun) and log(1 + excess) of `quantities` on the C2 grid; NaN where no
+    pixel is a CME pixel (the loss skips them). A halo's CPA is ill defined: its cos/sin are those of the
+    weighted mean direction, near 0 length, and kept.
+    """
+    q = quantities(images)
+    radians = jnp.deg2rad(q["cpa_deg"])
+    return jnp.stack([jnp.cos(radians), jnp.sin(radians), q["width_deg"], q["front_height_rsun"],
+                      jnp.log1p(q["excess"])], axis=1).astype(jnp.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("geometry",))
+def smooth_quantities(images: jax.Array, threshold: float = 0.1, sharpness: float = 0.02,
+                      width_fraction: float = 0.1, geometry: Geometry = C2_GEOMETRY) -> dict[str, jax.Array]:
+    """Differentiable stand-ins of `quantities` (what gradient steering follows); each float32 [N].
+
+    Pixels pass the threshold softly (a sigmoid of width `sharpness`); cpa_deg is the same weighted
+    circular mean (not wrapped: atan2 in (-180, 180]); width_deg counts 1-degree bins softly (a sigmoid of
+    the bin's excess over `width_fraction` of the brightest, width 0.05 of it); front_height_rsun is the
+    excess-weighted mean radius; excess the soft total.
+    """
+    images = jnp.asarray(images, jnp.float32)
+    if images.ndim == 4:
+        images = images[..., 0]
+    size = images.shape[-1]
+    radius, angle = (jnp.asarray(g, jnp.float32) for g in polar_grid(size, geometry.rsun_per_pixel(size)))
+    seen = (radius >= geometry.occulter_rsun) & (radius <= geometry.field_stop_rsun)
+    weight = jnp.where(seen, images * jax.nn.sigmoid((images - threshold) / sharpness), 0.0)
+    total = weight.sum(axis=(1, 2))
+    radians = jnp.deg2rad(angle)
+    sine, cosine = (weight * jnp.sin(radians)).sum(axis=(1, 2)), (weight * jnp.cos(radians)).sum(axis=(1, 2))
+    bins = jnp.clip(jnp.floor(angle).astype(jnp.int32), 0, NUM_ANGLE_BINS - 1).reshape(-1)
+    per_bin = jax.vmap(lambda w: jax.ops.segment_sum(w.reshape(-1), bins, NUM_ANGLE_BINS))(weight)
+    brightest = jnp.maximum(per_bin.max(axis=1, keepdims=True), 1e-6)
+    width = 360.0 * jax.nn.sigmoid((per_bin / brightest - width_fraction) / 0.05).mean(axis=1)
+    height = (weight * radius).sum(axis=(1, 2)) / jnp.maximum(total, 1e-6)
+    return {"cpa_deg": jnp.rad2deg(jnp.arctan2(sine, cosine)), "width_deg": width,
+            "front_height_rsun": height, "excess": total}

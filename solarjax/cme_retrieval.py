@@ -155,3 +155,47 @@ def format_differences(report: Mapping[str, Any], subject: str, others: Sequence
             cells.append(f"{q} {bootstrap.format_interval(entry, digits)}")
         lines.append(f"{subject} - {other}: " + "; ".join(cells))
     return "\n".join(lines)
+
+
+SPLIT_QUANTITIES = ("cpa_deg", "width_deg", "front_height_rsun", "excess")
+
+
+def load_split(data_dir, split: str, config: str = "synthetic") -> dict[str, np.ndarray]:
+    """A whole `cme_patches/<config>` split in memory: 'image' float32 [N, 128, 128, 1], 'id', the measured
+    quantities, the truth ('true_<name>') and 'true_rare' (int, -1 unknown)."""
+    import tensorflow_datasets as tfds
+
+    import data_builders  # noqa: F401  (registers cme_patches)
+
+    source = tfds.data_source(f"cme_patches/{config}", data_dir=data_dir)[split]
+    examples = [source[i] for i in range(len(source))]
+    columns = {"image": np.stack([e["image"] for e in examples]).astype(np.float32),
+               "id": np.array([e["id"].decode() for e in examples])}
+    for name in SPLIT_QUANTITIES:
+        columns[name] = np.array([e[name] for e in examples], np.float64)
+        columns[f"true_{name}"] = np.array([e[f"true_{name}"] for e in examples], np.float64)
+    columns["true_rare"] = np.array([int(e.get("true_rare", -1)) for e in examples], np.int64)
+    return columns
+
+
+SEARCH_METHODS = ("ssl", "pixel_l2", "thumbnail_8x8", "random_encoder", "random")
+
+
+def top_matches(queries: np.ndarray, database: np.ndarray, database_embedding: np.ndarray, encoder, untrained,
+                seed: int, k: int = 1) -> dict[str, np.ndarray]:
+    """int [Q, k] top-k database rows of every query image [Q, 128, 128, 1], per `SEARCH_METHODS` method.
+
+    ssl: the encoder's embeddings (database_embedding [N, D] precomputed); pixel_l2 and thumbnail_8x8 on the
+    images; random_encoder: an untrained encoder of the same architecture; random: uniform rows.
+    """
+    from solarjax.retrieval.evaluate import feature_neighbours, pixel_neighbours, thumbnails
+    from solarjax.retrieval.table import embed_images
+
+    return {
+        "ssl": feature_neighbours(embed_images(encoder.embed, queries), database_embedding, k),
+        "pixel_l2": pixel_neighbours(queries, database, k),
+        "thumbnail_8x8": feature_neighbours(thumbnails(queries), thumbnails(database), k),
+        "random_encoder": feature_neighbours(embed_images(untrained.embed, queries),
+                                             embed_images(untrained.embed, database), k),
+        "random": np.random.default_rng(seed).integers(0, len(database), size=(len(queries), k)),
+    }

@@ -49,3 +49,18 @@ def test_scoring_ranks_a_perfect_search_above_a_random_one_and_drops_halos():
     assert table.splitlines()[2].startswith("perfect") and "1.00 [1.00, 1.00]" in table
     # Stored as 'perfect - random': asked the other way round, the sign and the interval flip.
     assert cme_retrieval.format_differences(report, "random", ["perfect"]).startswith("random - perfect: cpa_deg -1.")
+
+
+def test_cme_tables_carry_the_cme_data_contract(tmp_path):
+    from solarjax.retrieval.table import CME_CORE_COLUMNS, build_table_from_arrays, dataset_features
+
+    rows = [{"id": "cme_synthetic[23][0]", "event": "cme_synthetic[23][0]", "t_obs": "", "detector": "C2",
+             "kind": "base", "cpa_deg": 91.0, "width_deg": 50.0, "true_rare": 1},
+            {"id": "lasco[C2][2009-03-01T00:00:00]", "t_obs": "2009-03-01T00:00:00", "detector": "C2"}]
+    table = build_table_from_arrays(tmp_path / "t", np.eye(2, 4, dtype=np.float32), rows, "f" * 16,
+                                    dataset_name="cme_patches")
+    assert set(CME_CORE_COLUMNS) <= set(table.columns) and table.time_column == "t_obs"
+    np.testing.assert_array_equal(table.column("true_rare"), [1, -1])          # -1: unknown
+    assert np.isnat(table.column("t_obs")[0]) and not np.isnat(table.column("t_obs")[1])
+    assert np.isnan(table.column("excess")).all()
+    assert dataset_features("cme_patches")[0] == "image" and "true_rare" in dataset_features("cme_patches")

@@ -22,7 +22,8 @@ Features (the CME data contract): ``image`` float32 [128, 128, 1] (relative diff
 (ISO 8601 UTC; '' for synthetic), ``detector``, ``kind``, ``rsun_per_pixel``, ``source``, the measured
 ``cpa_deg``, ``width_deg``, ``front_height_rsun``, ``excess`` (`solarjax.cme_physics.quantities` on the
 detector's grid; NaN where no pixel passes the threshold) and the synthetic truth ``true_cpa_deg``,
-``true_width_deg`` (360: halo), ``true_front_height_rsun``, ``true_excess`` (NaN for files).
+``true_width_deg`` (360: halo), ``true_front_height_rsun``, ``true_excess`` (NaN for files) and ``true_rare``
+(1: a planted double CME of `cme_synthetic`, 0: not, -1: unknown, files).
 
 Splits: synthetic by contiguous index ranges (one CME per example: every event in one split); files by
 the sequence (``u = sha256("LASCO<detector><ISO time of its first frame>")`` against 0.8 / 0.9).
@@ -157,14 +158,16 @@ def _features() -> tfds.features.FeaturesDict:
         features[name] = scalar(dtype=np.float32, doc=f"solarjax.cme_physics {name!r} (NaN: no CME pixel)")
     for name in TRUTH:
         features[name] = scalar(dtype=np.float32, doc="synthetic ground truth (NaN for files)")
+    features["true_rare"] = scalar(dtype=np.int32, doc="1: a planted rare (double) CME, 0: not, -1: unknown (files)")
     return tfds.features.FeaturesDict(features)
 
 
 class Builder(common.PatchesBuilder):
     """CME difference patches, synthetic (default) or from LASCO C2/C3 files, as array_record."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release.",
+                     "1.1.0": "Synthetic: a planted 1% of double CMEs; the true_rare feature."}
     BUILDER_CONFIGS = [
         CmePatchesConfig(name="synthetic", source="synthetic", num_examples=5_000,
                          description="Synthetic CMEs (solarjax.data.cme_synthetic), C2 field of view, with truth."),
@@ -211,6 +214,7 @@ class Builder(common.PatchesBuilder):
                     "rsun_per_pixel": np.float32(geometry.rsun_per_pixel(PATCH_SIZE)), "source": record,
                     **{name: values[i] for name, values in measured.items()},
                     **{name: np.float32(values[i]) for name, values in zip(TRUTH, truth)},
+                    "true_rare": np.int32(batch.rare[i]),
                 }
 
     # ------------------------------------------------------------------------------------ files
@@ -267,6 +271,7 @@ class Builder(common.PatchesBuilder):
                     "rsun_per_pixel": np.float32(geometry.rsun_per_pixel(PATCH_SIZE)), "source": patch.source,
                     **{name: values[i] for name, values in measured.items()},
                     **{name: np.float32(np.nan) for name in TRUTH},
+                    "true_rare": np.int32(-1),
                 }
 
 
@@ -287,7 +292,7 @@ def build(
     Args:
       config: 'synthetic', 'files', 'files_c3', or a `CmePatchesConfig` of another name (read it back with
         ``tfds.data_source("cme_patches/<its name>", data_dir=...)``).
-      data_dir: TFDS data directory; the dataset lands in ``<data_dir>/cme_patches/<config>/1.0.0``.
+      data_dir: TFDS data directory; the dataset lands in ``<data_dir>/cme_patches/<config>/1.1.0``.
       manual_dir: folder of LASCO files (files configs).
       num_examples: synthetic: patches in all splits (default 5,000); files: at most this many sequences.
 

@@ -12,6 +12,11 @@ Distributions follow the LASCO CDAW catalogue statistics as summarised by Yashir
 109, A07105) and Gopalswamy (2010): widths mostly 20-120 deg (a log-normal about 50 deg), ~4% full
 halos, central position angles clustered about the equator-facing limbs; fronts anywhere in the field
 of view. Brightness scales are arbitrary (the images are normalised to [-1, 1]).
+
+A rare tail planted on purpose: `RARE_FRACTION` of the examples (drawn last, so every other example is
+the same with or without it) are double CMEs: a second, narrower front (20-50 deg) in the opposite
+hemisphere (its CPA 180 +- 30 deg from the first) at another height, as two CMEs launched close in time
+are seen. Their truth is that of the first CME except the excess (both); ``rare`` marks them.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ FIELD_STOP_RSUN = 6.0
 RSUN_PER_PIXEL = FIELD_STOP_RSUN / (IMAGE_SIZE / 2)
 HALO_FRACTION = 0.04
 NOISE_SIGMA = 0.02
+RARE_FRACTION = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +40,7 @@ class SyntheticCmes:
     Attributes:
       images: float32 [N, 128, 128] in [-1, 1]; row 0 at the top (north up), column 0 east.
       cpa_deg, width_deg, front_height_rsun, excess: float32 [N] truth (see the module docstring).
+      rare: bool [N], the planted double CMEs.
     """
 
     images: np.ndarray
@@ -41,6 +48,7 @@ class SyntheticCmes:
     width_deg: np.ndarray
     front_height_rsun: np.ndarray
     excess: np.ndarray
+    rare: np.ndarray
 
 
 def polar_grid(size: int = IMAGE_SIZE, rsun_per_pixel: float = RSUN_PER_PIXEL) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +73,7 @@ def generate(n: int, seed: int, start: int = 0) -> SyntheticCmes:
     seen = (radius >= OCCULTER_RSUN) & (radius <= FIELD_STOP_RSUN)
     images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.float32)
     truth = np.empty((4, n), np.float64)
+    rare = np.zeros(n, bool)
     for i in range(n):
         rng = np.random.default_rng((seed, start + i))
         halo = rng.random() < HALO_FRACTION
@@ -75,10 +84,17 @@ def generate(n: int, seed: int, start: int = 0) -> SyntheticCmes:
         brightness = float(np.clip(rng.lognormal(np.log(0.5), 0.5), 0.15, 1.0))
         cme = _render(radius, angle, cpa, width, height, brightness)
         noise = rng.normal(0.0, NOISE_SIGMA, radius.shape)
+        rare[i] = rng.random() < RARE_FRACTION
+        if rare[i]:
+            second_cpa = (cpa + 180.0 + rng.uniform(-30.0, 30.0)) % 360.0
+            second_height = rng.uniform(OCCULTER_RSUN + 0.8, FIELD_STOP_RSUN - 0.2)
+            cme = cme + _render(radius, angle, second_cpa, rng.uniform(20.0, 50.0), second_height,
+                                float(rng.uniform(0.4, 1.0)))
         truth[:, i] = cpa, width, height, float(cme[seen].sum())
         images[i] = np.clip(np.where(seen, cme + noise, 0.0), -1.0, 1.0)
     return SyntheticCmes(images=images, cpa_deg=truth[0].astype(np.float32), width_deg=truth[1].astype(np.float32),
-                         front_height_rsun=truth[2].astype(np.float32), excess=truth[3].astype(np.float32))
+                         front_height_rsun=truth[2].astype(np.float32), excess=truth[3].astype(np.float32),
+                         rare=rare)
 
 
 def _render(radius, angle, cpa, width, height, brightness):
