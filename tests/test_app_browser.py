@@ -82,8 +82,14 @@ def test_slider_search_filter_upload(page, shots, real_br_files):
     assert page.text_content("#out-tuf") == "1.50"
     page.wait_for_timeout(1500)                   # the last slider position's patch
     assert float(_quantity(page, "tuf")) > float(before)       # "more flux" gives more flux
+    assert page.text_content("label[for=alpha-tuf]").startswith("total unsigned flux")
+    change = page.text_content("#change-tuf")                 # the slider shows the change it made: "+NN%"
+    assert change.startswith("+") and change.endswith("%") and float(change[1:-1]) > 0
+    measured = 100 * (float(_quantity(page, "tuf")) / float(before) - 1)   # the table shows 3 digits
+    assert float(change[1:-1]) == pytest.approx(measured, abs=5)
     info = page.evaluate("fetch('/api/info').then(r => r.json())")
     assert page.input_value("#steer-method") == info["steering"]["default"]   # the best family by default
+    assert page.text_content("#steer-note").startswith(info["steering"]["default"])   # named with its figures
     assert "paper" in [o for o in page.eval_on_selector("#steer-method", "s => [...s.options].map(o => o.value)")]
     page.screenshot(path=shots / "1_slider.png", full_page=True)
 

@@ -7,7 +7,7 @@ import scipy.stats
 
 from solarjax.steering import evaluate
 from solarjax.steering.directions import fit_directions
-from test_steering_toy import toy_generator
+from helpers import toy_generator
 
 ALPHAS = np.linspace(-3.0, 3.0, 7)
 
@@ -110,7 +110,7 @@ def test_bootstrap_interval_known_answers():
 
 
 def test_realism_of_unedited_patches_is_neutral():
-    from test_steering_toy import LATENT_DIM
+    from helpers import LATENT_DIM
     from solarjax.steering.directions import map_generated, sample_latents
 
     z = sample_latents(64, LATENT_DIM, seed=5)
@@ -145,3 +145,29 @@ def test_wilson_interval_known_answers():
     assert low == pytest.approx(0.3968, abs=1e-3) and high == pytest.approx(0.8922, abs=1e-3)
     assert wilson_interval(20, 20)[1] == 1.0 and wilson_interval(20, 20)[0] == pytest.approx(0.8389, abs=1e-3)
     assert all(np.isnan(wilson_interval(0, 0)))
+
+
+def test_matched_rows_known_answers():
+    reference = np.array([3.0, 1.0, np.nan, 2.0])
+    rows = evaluate.matched_rows(reference, np.array([1.1, 2.6, np.nan, 10.0, -5.0]))
+    np.testing.assert_array_equal(rows, [1, 0, 3, 0, 1])          # nearest; NaN -> the median (2.0); clipped ends
+    with pytest.raises(ValueError, match="no finite reference"):
+        evaluate.matched_rows(np.array([np.nan]), np.array([1.0]))
+
+
+def test_matched_realism_is_neutral_and_forgives_an_on_manifold_move():
+    """Unedited against unedited is 1; a move to more flux that stays a toy bipole is far from the data as a
+    whole (raw ratio > 1.5) but much nearer to data patches of the same flux."""
+    from helpers import LATENT_DIM
+    from solarjax.steering.directions import map_generated, sample_latents
+
+    z = sample_latents(64, LATENT_DIM, seed=5)
+    data = map_generated(toy_generator(), sample_latents(256, LATENT_DIM, seed=6))
+    values = evaluate.image_quantities(data)
+    same = evaluate.matched_frechet_ratio(toy_generator(), z, z, "tuf", data, values)
+    assert same["matched_frechet_ratio"] == pytest.approx(1.0)
+    moved = z.copy()
+    moved[:, 0] += 1.5
+    raw = evaluate.realism(toy_generator(), moved, z, data)["frechet_ratio"]
+    matched = evaluate.matched_frechet_ratio(toy_generator(), moved, z, "tuf", data, values)["matched_frechet_ratio"]
+    assert raw > 1.5 and matched < 0.5 * raw

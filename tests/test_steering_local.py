@@ -7,7 +7,7 @@ import pytest
 from solarjax import physics
 from solarjax.steering import families, local
 from solarjax.steering.directions import fit_directions, latent_quantities, sample_latents
-from test_steering_toy import LATENT_DIM, toy_generator
+from helpers import LATENT_DIM, toy_generator
 
 ALPHAS = np.linspace(-2.0, 2.0, 9)
 
@@ -92,3 +92,31 @@ def test_every_family_through_one_interface(z):
         families.steer_latents("global", generator, directions, z, "psep")
     with pytest.raises(ValueError, match="needs fitted directions"):
         families.steer_latents("paper", generator, None, z, "psep")
+
+
+def test_polarity_guard_keeps_both_polarities_while_lowering_flux():
+    """A weak toy (peak field 110-330 G against the 150 G threshold): lowering TUF by 3 latent units empties
+    the polarities of every path without the guard (every quantity undefined); the guard stops each polarity
+    near `POLARITY_FLOOR`, keeps every patch defined, and TUF still falls monotonically."""
+    generator = toy_generator(amplitude=0.22)
+    z = np.array(sample_latents(4, LATENT_DIM, seed=7))
+    z[:, 0] = -0.5                                                              # start near 1.3 x threshold
+    alphas = np.linspace(-3.0, 0.0, 7)
+    _, unguarded = local.local_traversal(generator, z, "tuf", alphas=alphas, keep_polarities=False)
+    assert np.all(np.isnan(unguarded["tuf"][:, 0]))                             # both polarities gone at alpha -3
+    latents, guarded = local.local_traversal(generator, z, "tuf", alphas=alphas)
+    assert np.isfinite(guarded["tuf"]).all() and np.isfinite(guarded["area"]).all()
+    assert np.all(np.diff(guarded["tuf"], axis=1) >= -1e-7)                     # lower at every more negative alpha
+    assert np.all(guarded["tuf"][:, 0] < 0.9 * guarded["tuf"][:, -1])          # and it did fall
+    areas = np.asarray(local.polarity_areas(generator(latents[:, 0])))
+    assert areas.min() > 0.5 * local.POLARITY_FLOOR                             # held near the floor
+    np.testing.assert_allclose(np.linalg.norm(latents, axis=-1) / np.linalg.norm(z, axis=1)[:, None], 1.0, atol=1e-5)
+
+
+def test_polarity_areas_known_answers():
+    image = np.zeros((1, 128, 128, 1), np.float32)
+    image[0, :32, :, 0] = 1.0                                                   # a quarter strongly positive
+    image[0, 32:40, :, 0] = -1.0                                                # 1/16 strongly negative
+    areas = np.asarray(local.polarity_areas(jnp.asarray(image)))
+    zero = 1.0 / (1.0 + np.exp(local.POLARITY_SHARPNESS * 0.15))                # a zero pixel's soft weight
+    np.testing.assert_allclose(areas[0], [0.25 + 0.6875 * zero, 0.0625 + 0.6875 * zero], rtol=1e-4)

@@ -1,6 +1,7 @@
 """Latent directions of physical quantities: linear boundaries in the GAN's latent space.
 
-The paper's recipe (REFERENCE.md, "Latent-space supervised learning"): draw 10,000 latents
+The paper's recipe (Chatterjee, Munoz-Jaramillo & Malanushenko 2025, arXiv:2502.05351, latent-space
+supervised learning): draw 10,000 latents
 z ~ N(0, I) (seed 23), generate the patches, compute each physical quantity exactly, drop the
 latents where it is undefined, label them high or low, and fit one linear SVM per quantity; the
 unit normal of its decision boundary is the direction along which the quantity grows::
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 import pathlib
@@ -46,10 +46,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from solarjax import physics
+from solarjax import physics, sharding
+from solarjax.fingerprint import file_sha256
 from solarjax.jsonable import jsonable
 from solarjax.steering.edit import conditional
-from solarjax.train import sharding
 
 FORMAT = "solarjax.steering.directions/1"
 METHODS = ("svm", "logistic", "ridge")
@@ -613,11 +613,7 @@ def _atomic_write(path: pathlib.Path, write: Callable[[Any], Any]) -> None:
 
 
 def _sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def _float(value: Any) -> float:

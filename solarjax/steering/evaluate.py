@@ -11,7 +11,10 @@ alpha in [-3, 3], on the Gaussian shell (``keep_norm=True``), plainly and with h
 * leakage into each held quantity: its change per change of the target, both in standard
   deviations under the prior (sd per sd), ratio of the mean absolute least-squares slopes;
 * realism guard: Frechet distance (random-feature encoder of `solarjax.train.quality`) and KS per
-  quantity of patches edited to |alpha| = 2 against unedited patches and the data;
+  quantity of patches edited to |alpha| = 2 against unedited patches and the data; and the same
+  distance against data patches matched on the target quantity (`matched_frechet_ratio`): an edit
+  that moves the quantity far scores badly on the first however natural its patches are, one that
+  raises it by leaving the manifold (speckle for flux) scores badly on both;
 * 95% bootstrap intervals over the base latents for monotonicity and leakage.
 
 The best family (`best_method`) is the one with the highest mean lower interval end of
@@ -48,7 +51,7 @@ from solarjax.steering.directions import (
 )
 from solarjax.steering.edit import edit
 from solarjax.steering.target import steer_to
-from solarjax.train import monitor
+from solarjax import plotting
 
 DEFAULT_ALPHAS = np.linspace(-3.0, 3.0, 13)
 FIGURE_QUANTITIES = ("tuf", "psep", "r_value")
@@ -350,6 +353,50 @@ def realism(generator: Any, edited: np.ndarray, unedited: np.ndarray, reference:
     return result
 
 
+def matched_rows(reference_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """[N] index of the reference with the nearest value to each of values [N] (among finite references;
+    an undefined value gets the reference at the median): the data resampled to the same distribution."""
+    reference_values = np.asarray(reference_values, np.float64)
+    finite = np.flatnonzero(np.isfinite(reference_values))
+    if not len(finite):
+        raise ValueError("no finite reference value to match on")
+    order = finite[np.argsort(reference_values[finite])]
+    ordered = reference_values[order]
+    values = np.where(np.isfinite(values), values, np.median(ordered))
+    right = np.clip(np.searchsorted(ordered, values), 0, len(ordered) - 1)
+    left = np.clip(right - 1, 0, len(ordered) - 1)
+    nearer = np.where(np.abs(ordered[left] - values) <= np.abs(ordered[right] - values), left, right)
+    return order[nearer]
+
+
+def matched_frechet_ratio(generator: Any, edited: np.ndarray, unedited: np.ndarray, target: str,
+                          reference_images: np.ndarray, reference_values: Mapping[str, np.ndarray],
+                          encoder_seed: int = 0) -> dict[str, float]:
+    """Realism at the quantity reached: Frechet distance of edited patches to data patches matched on ``target``
+    (`matched_rows`, one data patch per edited patch) over the same for the unedited patches.
+
+    Args:
+      edited, unedited: [N, D] latents; reference_images: data patches [M, 128, 128, 1];
+      reference_values: name -> [M] exact quantities of the data patches.
+
+    Returns:
+      {'frechet_matched_edited', 'frechet_matched_unedited', 'matched_frechet_ratio'}.
+    """
+    from solarjax.train import quality
+
+    encoder = quality.random_feature_encoder(encoder_seed)
+    distances = []
+    for latents in (edited, unedited):
+        images = map_generated(generator, latents)
+        values = np.asarray(physics.quantities(images)[target], np.float64)
+        rows = matched_rows(reference_values[target], values)
+        generated = quality.summarise([images], encoder)
+        data = quality.summarise([np.asarray(reference_images, np.float32)[rows]], encoder)
+        distances.append(quality.quality_figures(generated, data)["frechet"])
+    return {"frechet_matched_edited": distances[0], "frechet_matched_unedited": distances[1],
+            "matched_frechet_ratio": distances[0] / distances[1] if distances[1] > 0 else float("nan")}
+
+
 def _summary(images: np.ndarray, encoder_seed: int = 0):
     """`solarjax.train.quality.ImageSummary` of patches [M, 128, 128, 1] with the random-feature encoder."""
     from solarjax.train import quality
@@ -398,6 +445,8 @@ def evaluate_families(generator: Any, directions: Directions, methods: Sequence[
     scales = directions.std
     step_kwargs = {} if step is None else {"step": step}
     data = _summary(np.asarray(reference_images, np.float32)) if reference_images is not None else None
+    reference_values = (image_quantities(np.asarray(reference_images, np.float32))
+                        if reference_images is not None else None)
     results: dict[str, dict[str, Any]] = {}
     for method in methods:
         results[method] = {}
@@ -432,12 +481,21 @@ def evaluate_families(generator: Any, directions: Directions, methods: Sequence[
                 "max_leakage": max((v["value"] for v in leak.values()), default=float("nan")),
                 "realism": realism(generator, edited, latents[:, zero], data),
             }
+            if reference_values is not None:
+                results[method][name]["realism"].update(matched_frechet_ratio(
+                    generator, edited, latents[:, zero], name, reference_images, reference_values))
     report = {"settings": {"n_latents": n_latents, "alphas": alphas.tolist(), "keep_norm": keep_norm, "seed": seed,
                            "hold": {n: list(hold.get(n, ())) for n in names}, "realism_alpha": realism_alpha,
                            "local_step": step if step is not None else local_lib.DEFAULT_STEP, "resamples": resamples},
               "results": results}
     report["best"] = best_method(results)
     return report
+
+
+def image_quantities(images: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
+    """Exact quantities name -> [M] of patches [M, 128, 128, 1] (in batches)."""
+    chunks = [physics.quantities(images[start:start + batch]) for start in range(0, len(images), batch)]
+    return {name: np.concatenate([np.asarray(c[name]) for c in chunks]) for name in physics.QUANTITY_NAMES}
 
 
 def best_method(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
@@ -487,7 +545,7 @@ def plot_latent_map(generator: Any, directions: Directions, name: str, path: str
     points = ax.scatter(x, y, c=values, s=6, cmap="viridis", alpha=0.5, zorder=1)
     half = 0.3 * (positions[1] - positions[0]) if grid > 1 else 0.8
     for (gy, gx), image in zip(((gy, gx) for gy in positions for gx in positions), thumbs):
-        field = monitor.show_field(ax, image, extent=(gx - half, gx + half, gy - half, gy + half), zorder=3)
+        field = plotting.show_field(ax, image, extent=(gx - half, gx + half, gy - half, gy + half), zorder=3)
     ax.axvline(0.0, color="k", lw=1.5, ls="--", zorder=4, label="decision boundary")
     ax.set_xlim(-3.6, 3.6)
     ax.set_ylim(-3.6, 3.6)
@@ -521,7 +579,7 @@ def plot_traversal(generator: Any, z: np.ndarray, direction: np.ndarray | None, 
     top, bottom = figure.subfigures(2, 1, height_ratios=(1.0, 1.3))
     axes = top.subplots(1, len(alphas))
     for ax, image, alpha in zip(np.atleast_1d(axes), images, alphas):
-        field = monitor.show_field(ax, image)
+        field = plotting.show_field(ax, image)
         ax.set_title(f"alpha = {alpha:+.1f}")
         ax.set_xticks([])
         ax.set_yticks([])

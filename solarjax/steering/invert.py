@@ -28,9 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from solarjax import physics
+from solarjax import physics, sharding
 from solarjax.steering.directions import as_generator, device_multiple
-from solarjax.train import sharding
 
 SIGNAL_THRESHOLD = 0.05
 """|s| above which a pixel counts fully in the masked MSE (0.05 = 50 G)."""

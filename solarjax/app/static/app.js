@@ -73,7 +73,8 @@ function buildSliders() {
     const limit = state.info.alpha_limit;
     const row = document.createElement("div");
     row.className = "slider";
-    row.innerHTML = `<label for="alpha-${name}">${name} <output id="out-${name}">0.00</output></label>
+    row.innerHTML = `<label for="alpha-${name}">${SLIDER_NAMES[name] || name} <output id="change-${name}" class="change"></output>
+      <span class="note">(alpha <output id="out-${name}">0.00</output>)</span></label>
       <input id="alpha-${name}" type="range" min="${-limit}" max="${limit}" step="0.1" value="0">
       <label><input id="hold-${name}" type="checkbox"> hold ${name}</label>`;
     box.appendChild(row);
@@ -105,9 +106,40 @@ function scheduleGenerate() {
 async function generate() {
   const generation = ++state.generation;
   try {
-    const query = await api("/api/generate", jsonBody(sliderState()));
-    if (generation === state.generation && state.dataset === "sharp") showQuery(query, "generated patch");
+    const request = sliderState();
+    const query = await api("/api/generate", jsonBody(request));
+    const base = await unsteeredQuantities(request.seed);
+    if (generation === state.generation && state.dataset === "sharp") {
+      showQuery(query, "generated patch");
+      showChanges(query.quantities, base);
+    }
   } catch (error) { setStatus(`Could not generate: ${error.message}`, "error"); }
+}
+
+// Each slider is named by its quantity and shows the change it made: the steered patch's quantity against
+// the same seed's unsteered patch (relative, or in degrees for the tilt).
+const SLIDER_NAMES = { tuf: "total unsigned flux", psep: "polarity separation", r_value: "Schrijver R", tilt: "tilt" };
+
+async function unsteeredQuantities(seed) {
+  if (state.unsteered && state.unsteered.seed === seed) return state.unsteered.quantities;
+  const patch = await api("/api/generate", jsonBody({ seed, sliders: {}, hold: [] }));
+  state.unsteered = { seed, quantities: patch.quantities };
+  return patch.quantities;
+}
+
+function quantityChange(name, after, before) {
+  if (typeof after !== "number" || typeof before !== "number") return "";
+  if (name === "tilt") {
+    const degrees = (after - before) * 180 / Math.PI;
+    return `${degrees >= 0 ? "+" : ""}${degrees.toFixed(0)} deg`;
+  }
+  if (before === 0) return "";
+  const percent = 100 * (after / before - 1);
+  return `${percent >= 0 ? "+" : ""}${percent.toFixed(0)}%`;
+}
+
+function showChanges(after, before) {
+  for (const name of state.info.steerable) $(`change-${name}`).textContent = quantityChange(name, after[name], before[name]);
 }
 
 function resultCard(hit, query) {
