@@ -2,7 +2,8 @@
 
 Three architectures, chosen by name (``config.model.arch``):
 
-* ``'simple'``: the paper's generator and discriminator, layer for layer (REFERENCE.md):
+* ``'simple'``: the paper's generator and discriminator, layer for layer
+  (Chatterjee, Munoz-Jaramillo & Malanushenko 2025, arXiv:2502.05351, and the authors' code):
   G: Dense(100 -> 15*15*64) -> three stride-2 3x3 'VALID' transposed convolutions
   (15 -> 31 -> 63 -> pad right/bottom by 1 -> 64 -> 129, cropped to 128) -> tanh; 1,510,081 params.
   D: three stride-2 3x3 'VALID' convolutions (128 -> 63 -> 31 -> 15) -> Dense(100) -> Dense(1);
@@ -16,6 +17,10 @@ Three architectures, chosen by name (``config.model.arch``):
   transposed convolution replaced by an upsampling convolution of the same width (64, 32, 1
   channels; `small_resize_conv_generator`, 1,710,465 params, no checkerboard) and the paper's
   discriminator. On a loaded 2-core CPU its train step ran at 0.7-0.8x the 'simple' pair's images/s.
+* ``'resize_conv_small_edge'``: the same with edge padding in every convolution (zero padding draws
+  a frame along the border), and ``'resize_conv_small_edge_noise'``: edge padding plus a learned
+  per-pixel noise field at the output (`LatentNoise`, a fixed linear function of z, so G stays
+  deterministic in z) for the quiet Sun's instrument noise. Same discriminator.
 
 Conventions: images are NHWC float32 [N, 128, 128, 1], the normalised field s = B / 1000 G, and a
 generator's output lies in [-1, 1]; latents z are [N, latent_dim]; a discriminator returns logits [N].
@@ -333,27 +338,50 @@ def upsample_conv_phase_kernels(kernel: jax.Array) -> jax.Array:
     return jnp.einsum('aip,bjq,pqco->abijco', merge, merge, kernel)
 
 
-def upsample_conv(x: jax.Array, kernel: jax.Array, conv_impl: ConvImpl) -> jax.Array:
-    """Nearest-neighbour 2x upsampling followed by a 3x3 convolution with zero padding 1.
+PADDINGS = ('zero', 'edge')
+
+
+def _check_padding(padding: str) -> None:
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+
+
+def pad_spatial_mode(x: jax.Array, width: int, padding: str) -> jax.Array:
+    """Pads the two spatial axes of [N, H, W, C] by `width` pixels: 'zero' or 'edge' (repeat the border)."""
+    _check_padding(padding)
+    pad_width = ((0, 0), (width, width), (width, width), (0, 0))
+    return jnp.pad(x, pad_width) if padding == 'zero' else jnp.pad(x, pad_width, mode='edge')
+
+
+def upsample_conv(x: jax.Array, kernel: jax.Array, conv_impl: ConvImpl, padding: str = 'zero') -> jax.Array:
+    """Nearest-neighbour 2x upsampling followed by a 3x3 convolution with padding 1.
 
     With ``conv_impl='matmul'`` the upsampled image is never formed: each of the four output phases
-    is a 2x2 correlation of the zero-padded input (`upsample_conv_phase_kernels`), 16 instead of 36
+    is a 2x2 correlation of the padded input (`upsample_conv_phase_kernels`), 16 instead of 36
     multiply-adds per input pixel and channel pair, then depth-to-space. 'xla' upsamples and calls
-    `lax.conv_general_dilated`. Both equal `upsample_nearest` then ``Conv2D(.., 3, padding=1)``.
+    `lax.conv_general_dilated`. Both equal `upsample_nearest` then a 3x3 convolution of the padded
+    upsampled image.
+
+    ``padding='zero'`` pads with zeros: a convolution then sees a dark frame around the patch, and
+    a generator built of such layers learns a bright or dark rim along the border. ``'edge'``
+    repeats the border pixel; after nearest upsampling the border pair is equal, so edge padding
+    of the upsampled image equals its reflection and equals upsampling the edge-padded input,
+    which is why the phase decomposition holds for both modes.
 
     Args:
       x: [N, H, W, Cin].
       kernel: [3, 3, Cin, Cout].
       conv_impl: 'matmul' or 'xla'.
+      padding: 'zero' or 'edge'.
 
     Returns:
       [N, 2H, 2W, Cout].
     """
     _check_conv_impl(conv_impl)
     if conv_impl == 'xla':
-        return conv_valid(pad_spatial(upsample_nearest(x), 1, 1), kernel, 1, 'xla')
+        return conv_valid(pad_spatial_mode(upsample_nearest(x), 1, padding), kernel, 1, 'xla')
     _, height, width, _ = x.shape
-    padded = pad_spatial(x, 1, 1)
+    padded = pad_spatial_mode(x, 1, padding)
     phase_kernels = upsample_conv_phase_kernels(kernel)
     phases = []
     for a in range(2):
@@ -373,12 +401,51 @@ class UpsampleConv2D(nn.Module):
 
     features: int
     conv_impl: ConvImpl = 'matmul'
+    padding: str = 'zero'
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param('kernel', nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
         bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
-        return upsample_conv(x, kernel, self.conv_impl) + bias
+        return upsample_conv(x, kernel, self.conv_impl, self.padding) + bias
+
+
+def latent_noise_field(z: jax.Array, height: int, width: int, seed: int = 0) -> jax.Array:
+    """A per-pixel white-noise field that is a fixed linear function of the latent.
+
+    ``field = z @ W / sqrt(latent_dim)`` with W [latent_dim, height * width] drawn once from N(0, 1)
+    (PRNG key `seed`, the same on every call). Across pixels of one image the field is white with
+    standard deviation |z| / sqrt(latent_dim) (about 1 for z ~ N(0, I)); for one pixel it is
+    N(0, 1) over z. Unlike StyleGAN's per-call random noise it keeps G a deterministic, smooth
+    function of z, which the steering, the differentiable targeting and the search need.
+
+    Args:
+      z: [N, latent_dim].
+
+    Returns:
+      [N, height, width, 1] float32.
+    """
+    projection = jax.random.normal(jax.random.key(seed), (z.shape[-1], height * width), z.dtype)
+    field = (z @ projection) / math.sqrt(z.shape[-1])
+    return field.reshape(-1, height, width, 1)
+
+
+class LatentNoise(nn.Module):
+    """Adds `latent_noise_field` with a per-sample, per-channel amplitude learned from z (StyleGAN-like).
+
+    ``x + (z @ A + a)[:, None, None, :] * latent_noise_field(z)``: A [latent_dim, C] and a [C] start
+    at zero (the layer starts as the identity), so the generator learns both the noise level and how
+    it varies between patches (the data's instrument noise has a different rms in every patch).
+    Input x [N, H, W, C] and z [N, latent_dim]; output like x.
+    """
+
+    seed: int = 0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
+        amplitude = nn.Dense(x.shape[-1], kernel_init=nn.initializers.zeros_init(), name='amplitude')(z)
+        field = latent_noise_field(z, x.shape[1], x.shape[2], self.seed)
+        return x + amplitude[:, None, None, :] * field
 
 
 class ResizeConvGenerator(nn.Module):
@@ -390,37 +457,59 @@ class ResizeConvGenerator(nn.Module):
     or, with ``upsample_output``, one more upsampling 3x3 convolution to 1 channel (so no layer runs
     with several channels at full resolution, the costly part on a CPU). S = 128 / 2^(number of
     upsamplings). Defaults: 8 x 8 x 256, blocks (128, 64, 32, 16), 3x3 output ('resize_conv').
+    ``padding`` ('zero' or 'edge') is the padding of every 3x3 convolution (`upsample_conv`);
+    ``output_noise`` adds a `LatentNoise` field to the output layer before the tanh (the pixel-scale
+    instrument noise that convolutions of smooth features do not make).
     """
 
     conv_impl: ConvImpl = 'matmul'
     base_channels: int = 256
     block_channels: tuple[int, ...] = (128, 64, 32, 16)
     upsample_output: bool = False
+    padding: str = 'zero'
+    output_noise: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
+        _check_padding(self.padding)
         start = IMAGE_SIZE // 2 ** (len(self.block_channels) + int(self.upsample_output))
         x = leaky_relu(nn.Dense(start * start * self.base_channels)(z))
         x = pixel_norm(x.reshape(-1, start, start, self.base_channels))
         for index, features in enumerate(self.block_channels):
             # named as the Conv2D of upsample-then-conv, which it equals (same parameter tree)
-            x = UpsampleConv2D(features, self.conv_impl, name=f'Conv2D_{index}')(x)
+            x = UpsampleConv2D(features, self.conv_impl, self.padding, name=f'Conv2D_{index}')(x)
             x = pixel_norm(leaky_relu(x))
         name = f'Conv2D_{len(self.block_channels)}'
         if self.upsample_output:
-            return jnp.tanh(UpsampleConv2D(1, self.conv_impl, name=name)(x))
-        return jnp.tanh(Conv2D(1, 3, padding=1, conv_impl=self.conv_impl, name=name)(x))
+            x = UpsampleConv2D(1, self.conv_impl, self.padding, name=name)(x)
+        else:
+            x = Conv2D(1, 3, conv_impl=self.conv_impl, name=name)(pad_spatial_mode(x, 1, self.padding))
+        if self.output_noise:
+            x = LatentNoise(name='OutputNoise')(x, z)
+        return jnp.tanh(x)
 
 
-def small_resize_conv_generator(conv_impl: ConvImpl = 'matmul') -> ResizeConvGenerator:
+def small_resize_conv_generator(conv_impl: ConvImpl = 'matmul', padding: str = 'zero',
+                                output_noise: bool = False) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
 
     Dense(100 -> 16 x 16 x 64) -> upsample-conv 64 (32 x 32) -> upsample-conv 32 (64 x 64) ->
-    upsample-conv 1 (128 x 128) -> tanh, LeakyReLU and pixel norm between; 1,710,465 parameters.
+    upsample-conv 1 (128 x 128) -> tanh, LeakyReLU and pixel norm between; 1,710,465 parameters
+    (101 more with ``output_noise``). `padding` and `output_noise` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(conv_impl=conv_impl, base_channels=64, block_channels=(64, 32),
-                               upsample_output=True)
+                               upsample_output=True, padding=padding, output_noise=output_noise)
+
+
+def small_resize_conv_edge_generator(conv_impl: ConvImpl = 'matmul') -> ResizeConvGenerator:
+    """'resize_conv_small_edge': `small_resize_conv_generator` with edge padding (no border frame)."""
+    return small_resize_conv_generator(conv_impl, padding='edge')
+
+
+def small_resize_conv_edge_noise_generator(conv_impl: ConvImpl = 'matmul') -> ResizeConvGenerator:
+    """'resize_conv_small_edge_noise': edge padding and a learned latent noise field at the output."""
+    return small_resize_conv_generator(conv_impl, padding='edge', output_noise=True)
 
 
 class SpectralNormDiscriminator(nn.Module):
@@ -448,6 +537,8 @@ ARCHITECTURES = {
     'simple': (SimpleGenerator, SimpleDiscriminator),
     'resize_conv': (ResizeConvGenerator, SpectralNormDiscriminator),
     'resize_conv_small': (small_resize_conv_generator, SimpleDiscriminator),
+    'resize_conv_small_edge': (small_resize_conv_edge_generator, SimpleDiscriminator),
+    'resize_conv_small_edge_noise': (small_resize_conv_edge_noise_generator, SimpleDiscriminator),
 }
 
 

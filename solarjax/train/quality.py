@@ -112,8 +112,7 @@ def default_quantities_fn() -> QuantitiesFn:
 
 
 # ------------------------------------------------------------------------------ realism diagnostics
-GAUSS_PER_UNIT = 1000.0
-"""Images hold s = B / 1000 G."""
+from solarjax.units import GAUSS_PER_UNIT  # noqa: E402  (images hold s = B / 1000 G)
 QUIET_LEVEL_GAUSS = 50.0
 """|Br| below this counts as a quiet (noise) pixel."""
 STRONG_LEVEL_GAUSS = 500.0
@@ -124,8 +123,12 @@ PEAK_WAVENUMBERS = (16, 32, 48)
 """Where three stride-2 upsamplings (an 8-pixel period on 128 pixels) put their harmonics."""
 PEAK_NEIGHBOURS = (-2, -1, 1, 2)
 """Offsets of the wavenumbers a peak is compared with."""
+BORDER_WIDTH = 2
+"""Pixels of the outer frame `border_excess` compares (a zero-padding rim is 1-2 pixels wide)."""
+BORDER_BAND = (4, 12)
+"""The band (first and last pixel distance from the edge) the frame is compared with."""
 PER_PATCH_DIAGNOSTICS = ('noise_width_gauss', 'spectral_slope', 'mean_gradient_gauss_per_pixel',
-                         'strong_pixel_fraction')
+                         'strong_pixel_fraction', 'border_excess_gauss')
 
 
 def field_gauss(images) -> np.ndarray:
@@ -191,6 +194,21 @@ def strong_pixel_fraction(images, strong_gauss: float = STRONG_LEVEL_GAUSS) -> n
     return (np.abs(field_gauss(images)) > strong_gauss).mean(axis=(1, 2))
 
 
+def border_excess(images, width: int = BORDER_WIDTH, band: tuple[int, int] = BORDER_BAND) -> np.ndarray:
+    """[N] mean |Br| of the outer `width`-pixel frame minus that of the band `band` pixels in, in G.
+
+    About 0 for a field with no edge (statistically the same near and at the border); a generator whose
+    convolutions zero-pad draws a bright (or dark) rim, a positive (or negative) excess.
+    """
+    field = np.abs(field_gauss(images))
+    height, width_px = field.shape[1:]
+    distance = np.minimum.outer(np.minimum(np.arange(height), np.arange(height)[::-1]),
+                                np.minimum(np.arange(width_px), np.arange(width_px)[::-1]))
+    frame = distance < width
+    inner = (distance >= band[0]) & (distance < band[1])
+    return field[:, frame].mean(axis=1) - field[:, inner].mean(axis=1)
+
+
 def spectral_peak_ratios(k: np.ndarray, mean_power: np.ndarray,
                          peaks: tuple[int, ...] = PEAK_WAVENUMBERS) -> dict[int, float]:
     """Power at each peak wavenumber over the geometric mean of its neighbours (`PEAK_NEIGHBOURS`).
@@ -222,7 +240,8 @@ def realism_diagnostics(images) -> tuple[dict[str, np.ndarray], np.ndarray, np.n
     k, power = radial_power_spectrum(images)
     return ({'noise_width_gauss': noise_width(images), 'spectral_slope': spectral_slope(k, power),
              'mean_gradient_gauss_per_pixel': mean_gradient(images),
-             'strong_pixel_fraction': strong_pixel_fraction(images)}, k, power)
+             'strong_pixel_fraction': strong_pixel_fraction(images),
+             'border_excess_gauss': border_excess(images)}, k, power)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,7 +292,8 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
     """Realism of generated against reference patches (both summarised with diagnostics).
 
     Returns:
-      ``realism/ks_<diagnostic>`` for noise width, spectral slope and mean gradient;
+      ``realism/ks_<diagnostic>`` for noise width, spectral slope, mean gradient and border excess
+      (`border_excess`: the frame zero padding draws; not in `realism_score`);
       ``realism/strong_pixel_ratio`` (generated / reference density of pixels beyond +-500 G);
       ``realism/peak_ratio_k<k>`` for k in `PEAK_WAVENUMBERS` and ``realism/peak_ratio_max``;
       ``realism/r_median_ratio`` (generated / reference median of the physics quantity 'r_value',
@@ -282,7 +302,7 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
     if not generated.diagnostics or not reference.diagnostics:
         raise ValueError("realism_figures needs summaries with diagnostics (made by `summarise`)")
     figures = {}
-    for name in ('noise_width_gauss', 'spectral_slope', 'mean_gradient_gauss_per_pixel'):
+    for name in ('noise_width_gauss', 'spectral_slope', 'mean_gradient_gauss_per_pixel', 'border_excess_gauss'):
         figures[f'realism/ks_{name}'] = ks_distance(generated.diagnostics[name], reference.diagnostics[name])
     for name in PER_PATCH_DIAGNOSTICS:
         for label, summary in (('generated', generated), ('reference', reference)):
