@@ -11,10 +11,21 @@ Index size. ``--rows N`` serves a table of N rows made by `scaled_workdir` (once
 `sharp_patches` build) embedded with the work directory's own encoder, with their physics
 quantities and ground truth as the `sharp_patches` builder records them. Their images are not in
 the TFDS data; the server regenerates a synthetic record's patch from its seed and index. The
-index over the table is ScaNN (`INDEX_KIND`).
+index over the table is ScaNN (`INDEX_KIND`). ``--fill copies`` grows the table instead with copies
+of its own rows (embedding plus Gaussian jitter of `COPY_JITTER` x the embeddings' standard
+deviation, metadata and quantities copied, images served from the copied row's TFDS example): no
+encoder work, for timing the app's search path at 10^5 rows on a machine that cannot embed 10^5
+new patches in reasonable time; the results' content then repeats the source table.
 
-Run: ``python -m benchmarks.app_load_bench --workdir demo_out [--rows 100000]`` (prints JSON);
-the harness calls `run`. Target: zero errors, p99 < 200 ms for a 10^5-row index.
+Ranking. ``--rank ssl|hybrid|physics`` sends that mode with every request (default: the mode the
+work directory's ``index/ranking.json`` chose on validation, carried into the scaled directory).
+
+Load. The 1-minute load average per core is recorded before and after; a run is flagged ``loaded``
+when either exceeds `LOADED_PER_CORE` (its latencies then include waiting for other processes'
+CPU and are not idle figures).
+
+Run: ``python -m benchmarks.app_load_bench --workdir demo_out [--rows 100000] [--rank hybrid]``
+(prints JSON); the harness calls `run`. Target: zero errors, p99 < 200 ms for a 10^5-row index.
 """
 import argparse
 import http.client
@@ -38,6 +49,10 @@ INDEX_KIND = "scann"
 BATCH = 256
 SCALED_MANIFEST = "scaled.json"
 DEFAULT_CACHE = pathlib.Path("/tmp/solarjax-app-bench")
+FILLS = ("synthetic", "copies")
+COPY_JITTER = 0.05
+LOADED_PER_CORE = 0.5
+"""1-minute load average per core above which a run is flagged ``loaded``."""
 
 
 def _synthetic_rows(count: int, extra_columns: list[str], embed) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -76,11 +91,21 @@ def _synthetic_rows(count: int, extra_columns: list[str], embed) -> tuple[np.nda
     return np.concatenate(embeddings), {name: np.concatenate(parts) for name, parts in columns.items()}
 
 
+def _copied_rows(source, count: int, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Embeddings [count, D] and columns of `count` copies of `source`'s rows (row i copies row
+    i mod N), embeddings jittered by `COPY_JITTER` x their standard deviation."""
+    embeddings = source.all_embeddings()
+    picks = np.arange(count) % source.num_rows
+    jitter = np.random.default_rng(seed).normal(size=(count, embeddings.shape[1])).astype(np.float32)
+    copied = embeddings[picks] + COPY_JITTER * float(embeddings.std()) * jitter
+    return copied, {name: source.column(name)[picks] for name in source.columns}
+
+
 def scaled_workdir(workdir: str | os.PathLike, rows: int, cache_dir: str | os.PathLike | None = None,
-                   kind: str = INDEX_KIND) -> pathlib.Path:
-    """A work directory whose index holds `rows` rows: `workdir`'s table and synthetic patches (see
-    the module docstring), indexed by an index of ``kind``; built once and reused while its
-    manifest matches (source table, encoder, rows, kind).
+                   kind: str = INDEX_KIND, fill: str = "synthetic") -> pathlib.Path:
+    """A work directory whose index holds `rows` rows: `workdir`'s table and synthetic patches (or
+    copies of its rows, ``fill='copies'``; see the module docstring), indexed by an index of
+    ``kind``; built once and reused while its manifest matches (source table, encoder, rows, kind, fill).
 
     Returns:
       DIR with DIR/{gan,directions,simsiam,tfds} linked to `workdir`'s and DIR/index/{table,index}.
@@ -92,9 +117,14 @@ def scaled_workdir(workdir: str | os.PathLike, rows: int, cache_dir: str | os.Pa
 
     workdir = pathlib.Path(workdir).resolve()
     source = open_table(workdir / "index" / "table")
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
     key = {"source": str(workdir), "table_id": source.table_id, "fingerprint": source.fingerprint, "rows": rows,
            "synthetic": [SYNTHETIC_SEED, SYNTHETIC_START], "kind": kind}
-    out = pathlib.Path(cache_dir or DEFAULT_CACHE) / f"rows-{rows}-{source.fingerprint}-{kind}"
+    if fill != "synthetic":
+        key["fill"] = fill
+    suffix = "" if fill == "synthetic" else f"-{fill}"
+    out = pathlib.Path(cache_dir or DEFAULT_CACHE) / f"rows-{rows}-{source.fingerprint}-{kind}{suffix}"
     manifest = out / SCALED_MANIFEST
     if manifest.is_file() and json.loads(manifest.read_text()) == key:
         return out
@@ -113,9 +143,15 @@ def scaled_workdir(workdir: str | os.PathLike, rows: int, cache_dir: str | os.Pa
     build_table_from_arrays(table_dir, source.all_embeddings(), {name: source.column(name) for name in source.columns},
                             encoder.fingerprint)
     extra = [name for name in source.columns if name not in CORE_COLUMNS]
-    embeddings, columns = _synthetic_rows(rows - source.num_rows, extra, encoder.embed)
+    if fill == "copies":
+        embeddings, columns = _copied_rows(source, rows - source.num_rows)
+    else:
+        embeddings, columns = _synthetic_rows(rows - source.num_rows, extra, encoder.embed)
     table = append_rows(table_dir, embeddings, columns, encoder.fingerprint)
     build_index(table, kind=kind).save(out / "index" / "index")
+    ranking_file = workdir / "index" / "ranking.json"  # the validation-chosen ranking, same table quantities
+    if ranking_file.is_file():
+        shutil.copyfile(ranking_file, out / "index" / "ranking.json")
     manifest.write_text(json.dumps(key, indent=1))
     return out
 
@@ -126,13 +162,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _client(port: int, deadline: float, seed: int, latencies: list, statuses: list) -> None:
+def _client(port: int, deadline: float, seed: int, latencies: list, statuses: list, rank: str | None = None) -> None:
     rng = np.random.default_rng(seed)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    filters = {"k": 10} if rank is None else {"k": 10, "rank": rank}
     while time.perf_counter() < deadline:
         body = json.dumps({"seed": int(rng.integers(0, 10_000)),
                            "sliders": {"tuf": float(rng.uniform(-2, 2)), "psep": float(rng.uniform(-2, 2))},
-                           "filters": {"k": 10}})
+                           "filters": filters})
         started = time.perf_counter()
         try:
             connection.request("POST", "/api/search/generated", body, {"Content-Type": "application/json"})
@@ -148,43 +185,30 @@ def _client(port: int, deadline: float, seed: int, latencies: list, statuses: li
     connection.close()
 
 
-def run(workdir: str | None = None, concurrency: int = 4, duration_s: float = 20.0, rows: int | None = None,
-        cache_dir: str | None = None) -> dict:
-    """Requests/s, latency percentiles (ms) and error counts of concurrent generated-query searches
-    (`rows`: serve a table of that many rows made by `scaled_workdir`)."""
-    import uvicorn
+def load_per_core() -> float:
+    """1-minute load average divided by the CPUs this process may use."""
+    return os.getloadavg()[0] / len(os.sched_getaffinity(0))
 
-    from solarjax.app import create_app
 
-    workdir = workdir or os.environ.get("SOLARJAX_APP_WORKDIR", "demo_out")
-    if rows is not None:
-        workdir = scaled_workdir(workdir, rows, cache_dir)
-    app = create_app(workdir)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    _client(port, time.perf_counter() + 2.0, 999, [], [])  # warm connection paths
+def _measure(port: int, concurrency: int, duration_s: float, rank: str | None) -> dict:
+    """Latency and status figures of `concurrency` clients for `duration_s` against a running server."""
+    _client(port, time.perf_counter() + 2.0, 999, [], [], rank)  # warm connection paths (and this mode)
     latencies: list[float] = []
     statuses: list[int] = []
     deadline = time.perf_counter() + duration_s
-    clients = [threading.Thread(target=_client, args=(port, deadline, i, latencies, statuses)) for i in range(concurrency)]
+    clients = [threading.Thread(target=_client, args=(port, deadline, i, latencies, statuses, rank))
+               for i in range(concurrency)]
+    load_before = load_per_core()
     started = time.perf_counter()
     for client in clients:
         client.start()
     for client in clients:
         client.join()
     elapsed = time.perf_counter() - started
-    server.should_exit = True
-    thread.join(10)
+    load_after = load_per_core()
     statuses_array = np.array(statuses)
     ok = np.array(latencies)[statuses_array == 200] * 1e3
     return {
-        "workdir": str(workdir),
-        "index_rows": app.state.engine.index.num_rows,
-        "index_kind": app.state.engine.index.kind,
         "concurrency": concurrency,
         "duration_s": round(elapsed, 2),
         "requests": len(statuses),
@@ -193,7 +217,53 @@ def run(workdir: str | None = None, concurrency: int = 4, duration_s: float = 20
         "p99_ms": round(float(np.percentile(ok, 99)), 1) if len(ok) else None,
         "rejected_503": int((statuses_array == 503).sum()),
         "errors": int(((statuses_array != 200) & (statuses_array != 503)).sum()),
+        "load_per_core_before_after": [round(load_before, 2), round(load_after, 2)],
+        "loaded": bool(max(load_before, load_after) > LOADED_PER_CORE),
     }
+
+
+def run_modes(workdir: str | None = None, ranks: tuple[str | None, ...] = (None,), concurrency: int = 4,
+              duration_s: float = 20.0, rows: int | None = None, cache_dir: str | None = None,
+              fill: str = "synthetic") -> list[dict]:
+    """`run`'s figures for each ranking mode in `ranks` (None: the work directory's default), one
+    server for all of them, the modes measured one after the other."""
+    import uvicorn
+
+    from solarjax.app import create_app
+
+    workdir = workdir or os.environ.get("SOLARJAX_APP_WORKDIR", "demo_out")
+    if rows is not None:
+        workdir = scaled_workdir(workdir, rows, cache_dir, fill=fill)
+    app = create_app(workdir)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    results = []
+    try:
+        for rank in ranks:
+            results.append({
+                "workdir": str(workdir),
+                "index_rows": app.state.engine.index.num_rows,
+                "index_kind": app.state.engine.index.kind,
+                "fill": fill if rows is not None else None,
+                "rank": rank or app.state.engine.ranking.rank,
+                **_measure(port, concurrency, duration_s, rank),
+            })
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    return results
+
+
+def run(workdir: str | None = None, concurrency: int = 4, duration_s: float = 20.0, rows: int | None = None,
+        cache_dir: str | None = None, rank: str | None = None, fill: str = "synthetic") -> dict:
+    """Requests/s, latency percentiles (ms) and error counts of concurrent generated-query searches
+    (`rows`: serve a table of that many rows made by `scaled_workdir`; `rank`: the ranking mode of
+    every request, None for the work directory's default)."""
+    return run_modes(workdir, (rank,), concurrency, duration_s, rows, cache_dir, fill)[0]
 
 
 if __name__ == "__main__":
@@ -203,5 +273,12 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--rows", type=int, help="serve a table of this many rows (built once by scaled_workdir)")
     parser.add_argument("--cache", help=f"where scaled work directories are kept (default {DEFAULT_CACHE})")
+    parser.add_argument("--rank", choices=("ssl", "hybrid", "physics"), nargs="+",
+                        help="ranking modes, measured one after the other on one server (default: the work "
+                             "directory's ranking.json)")
+    parser.add_argument("--fill", choices=FILLS, default="synthetic",
+                        help="how --rows grows the table: new synthetic regions embedded, or copies of its rows")
     args = parser.parse_args()
-    print(json.dumps(run(args.workdir, args.concurrency, args.duration, args.rows, args.cache), indent=1))
+    results = run_modes(args.workdir, tuple(args.rank or [None]), args.concurrency, args.duration, args.rows,
+                        args.cache, args.fill)
+    print(json.dumps(results[0] if len(results) == 1 else results, indent=1))

@@ -55,3 +55,23 @@ def test_synthetic_rows_are_embedded_by_the_encoder_and_served_regenerated(scale
     stored_example = images.image(0)  # a source row still comes from the TFDS split
     assert stored_example.shape == (128, 128, 1)
     assert physics.quantities(stored_example[None, ..., 0])["tuf"][0] == pytest.approx(table.column("tuf")[0], rel=1e-5)
+
+
+def test_copies_fill_repeats_the_source_rows_with_jittered_embeddings(demo_workdir, tmp_path):
+    from solarjax.retrieval import open_table
+
+    source = open_table(demo_workdir / "index" / "table")
+    n = source.num_rows
+    out = bench.scaled_workdir(demo_workdir, 2 * n + 5, tmp_path, kind="exact", fill="copies")
+    table = open_table(out / "index" / "table")
+    assert table.num_rows == 2 * n + 5
+    for name in source.columns:
+        np.testing.assert_array_equal(table.column(name)[n : 2 * n], source.column(name))
+        np.testing.assert_array_equal(table.column(name)[2 * n :], source.column(name)[:5])
+    original = source.all_embeddings()
+    jitter = table.embeddings(np.arange(n, 2 * n)) - original
+    assert np.std(jitter) == pytest.approx(bench.COPY_JITTER * np.std(original), rel=0.1)
+    if (demo_workdir / "index" / "ranking.json").is_file():  # the validation-chosen ranking travels along
+        assert (out / "index" / "ranking.json").read_text() == (demo_workdir / "index" / "ranking.json").read_text()
+    with pytest.raises(ValueError, match="fill must be one of"):
+        bench.scaled_workdir(demo_workdir, 2 * n, tmp_path, fill="zeros")

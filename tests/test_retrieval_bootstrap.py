@@ -57,3 +57,4 @@ def test_precision_intervals_known_answers():
     with pytest.raises(ValueError, match="different numbers"):
         bootstrap.precision_intervals({"a": np.ones(3), "b": np.ones(4)}, bootstrap.resample_indices(3, 10))
     assert bootstrap.format_interval(half) .startswith("0.50 [")
+    assert bootstrap.format_interval({"value": float("nan"), "low": float("nan"), "high": float("nan")}) == "undefined"

@@ -202,6 +202,11 @@ def test_every_method_is_scored_on_the_same_queries_with_intervals(synthetic_set
     assert report["correlations"]["hybrid"]["tuf"]["pearson"] > report["correlations"]["ssl"]["tuf"]["pearson"]
     truth = report["truth_intervals"]["n_bipoles"]
     assert truth["methods"]["ssl"]["value"] == pytest.approx(report["truth_agreement"]["ssl"]["n_bipoles"])
+    # The matched rows behind every figure are returned (for paired comparisons between encoders).
+    assert set(report["top1"]) == set(ALL_METHODS) and len(report["top1"]["ssl"]) == len(queries.images)
+    ssl_tuf = index.table.column("tuf")[np.asarray(report["top1"]["ssl"])]
+    finite = np.isfinite(np.asarray(quantities["tuf"], np.float64)) & np.isfinite(ssl_tuf)
+    assert report["correlations"]["ssl"]["tuf"]["pairs"] <= finite.sum()
     text = format_interval_table(report["intervals"])
     assert len(text.splitlines()) == 1 + len(ALL_METHODS) and "[" in text
     differences = format_difference_table(report["intervals"], "hybrid")

@@ -47,7 +47,8 @@ def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 STATISTICS = {"pearson": pearson_rows, "spearman": spearman_rows}
 
 
-def _interval(value: float, resampled: np.ndarray) -> dict[str, Any]:
+def percentile_interval(value: float, resampled: np.ndarray) -> dict[str, Any]:
+    """{'value', 'low', 'high' (2.5th / 97.5th percentile of the finite resampled values), 'valid_resamples'}."""
     finite = resampled[np.isfinite(resampled)]
     low, high = (np.percentile(finite, [2.5, 97.5]) if finite.size else (math.nan, math.nan))
     return {"value": float(value), "low": float(low), "high": float(high), "valid_resamples": int(finite.size)}
@@ -84,12 +85,12 @@ def correlation_intervals(
     methods = list(matched_values)
     report = {
         "n": int(len(x)),
-        "methods": {m: {s: _interval(values[m, s], resampled[m, s]) for s in statistics} for m in methods},
+        "methods": {m: {s: percentile_interval(values[m, s], resampled[m, s]) for s in statistics} for m in methods},
         "differences": {},
     }
     for a, b in itertools.combinations(methods, 2):
         report["differences"][f"{a} - {b}"] = {
-            s: _interval(values[a, s] - values[b, s], resampled[a, s] - resampled[b, s]) for s in statistics
+            s: percentile_interval(values[a, s] - values[b, s], resampled[a, s] - resampled[b, s]) for s in statistics
         }
     return report
 
@@ -114,9 +115,9 @@ def precision_intervals(hits: Mapping[str, np.ndarray], indices: np.ndarray) -> 
     resampled = {m: a[indices].mean(axis=1) for m, a in arrays.items()}
     report = {
         "n": n.pop(),
-        "methods": {m: _interval(arrays[m].mean(), resampled[m]) for m in methods},
+        "methods": {m: percentile_interval(arrays[m].mean(), resampled[m]) for m in methods},
         "differences": {
-            f"{a} - {b}": _interval(arrays[a].mean() - arrays[b].mean(), resampled[a] - resampled[b])
+            f"{a} - {b}": percentile_interval(arrays[a].mean() - arrays[b].mean(), resampled[a] - resampled[b])
             for a, b in itertools.combinations(methods, 2)
         },
     }
@@ -124,5 +125,9 @@ def precision_intervals(hits: Mapping[str, np.ndarray], indices: np.ndarray) -> 
 
 
 def format_interval(interval: Mapping[str, float], digits: int = 2) -> str:
-    """'0.81 [0.74, 0.86]'."""
-    return f"{interval['value']:.{digits}f} [{interval['low']:.{digits}f}, {interval['high']:.{digits}f}]"
+    """'0.81 [0.74, 0.86]'; 'undefined' when the value is not finite (e.g. a correlation with a constant
+    side: every query matched rows of one value)."""
+    value = interval["value"]
+    if value is None or not math.isfinite(value):
+        return "undefined"
+    return f"{value:.{digits}f} [{interval['low']:.{digits}f}, {interval['high']:.{digits}f}]"

@@ -41,22 +41,21 @@ quantity for every method with its correlations (Figure 6).
 from __future__ import annotations
 
 import json
-import math
 import os
 import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import scipy.stats
 
 from solarjax.jsonable import jsonable
+from solarjax.stats import correlations  # noqa: F401  (part of this module's API)
 from solarjax.retrieval import bootstrap
 from solarjax.retrieval import ranking as ranking_lib
 from solarjax.retrieval.filters import Filters
 from solarjax.retrieval.index import BLOCK_ROWS, Encoder, Index, exact_top_k
 from solarjax.retrieval.table import check_fingerprint, embed_images
-from solarjax.train.monitor import show_field
+from solarjax.plotting import show_field
 
 EVAL_QUANTITIES = ("tuf", "tpf", "tnf", "psep", "r_value")
 """Quantities of the paper's retrieval table."""
@@ -85,29 +84,6 @@ PIXEL_BLOCK_ROWS = 1_024
 
 
 # ---------------------------------------------------------------------------------- statistics
-def correlations(query_values: np.ndarray, match_values: np.ndarray) -> dict[str, float]:
-    """Pearson and Spearman correlation over the pairs where both values are finite.
-
-    Args:
-      query_values, match_values: [Q] floats (NaN: undefined or no match).
-
-    Returns:
-      {'pearson', 'spearman', 'pairs'}; correlations are NaN with fewer than 3 pairs or a
-      constant side.
-    """
-    query_values = np.asarray(query_values, np.float64)
-    match_values = np.asarray(match_values, np.float64)
-    finite = np.isfinite(query_values) & np.isfinite(match_values)
-    x, y = query_values[finite], match_values[finite]
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"pearson": math.nan, "spearman": math.nan, "pairs": int(len(x))}
-    return {
-        "pearson": float(scipy.stats.pearsonr(x, y).statistic),
-        "spearman": float(scipy.stats.spearmanr(x, y).statistic),
-        "pairs": int(len(x)),
-    }
-
-
 def _exclusion(exclude_rows: np.ndarray | None):
     """Row filter for `exact_top_k` that keeps query q from returning row ``exclude_rows[q]``."""
     if exclude_rows is None:
@@ -372,6 +348,7 @@ def evaluate_retrieval(
     Returns:
       A JSON-able report: {'num_queries', 'num_rows', 'metric', 'index_kind', 'seed', 'methods',
       'quantities', 'correlations': {method: {quantity: {'pearson', 'spearman', 'pairs'}}},
+      'top1': {method: [Q] matched table rows (-1: none)},
       'intervals': {quantity: {'n', 'methods': {method: {stat: interval}}, 'differences':
       {'a - b': {stat: interval}}}}, 'truth_agreement': {method: {column: fraction}} and
       'truth_intervals' (when ``query_truth``), 'figures'}.
@@ -435,6 +412,7 @@ def evaluate_retrieval(
         "quantities": list(quantity_names),
         "correlations": table,
         "intervals": intervals,
+        "top1": {method: rows.tolist() for method, rows in top1.items()},
     }
     if ranking is not None and "hybrid" in methods:
         report["hybrid_weight"] = ranking.weight
