@@ -1,7 +1,8 @@
 """Per-image NumPy/SciPy reference of the physical quantities of a patch.
 
 This is the oracle for `solarjax.physics.quantities`: a direct, one-image-at-a-time transcription
-of the definitions in REFERENCE.md ("Physical quantities"), written for clarity, not speed. The
+of the paper's definitions (Chatterjee, Munoz-Jaramillo & Malanushenko 2025, arXiv:2502.05351,
+physical quantities), written for clarity, not speed. The
 tests check the JAX implementation against it, and `benchmarks/physics_bench.py` times it as the
 baseline. It lives here, beside the benchmarks that need it, so that there is exactly one
 reference; tests import it as `benchmarks.reference_physics`.

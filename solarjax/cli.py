@@ -177,7 +177,7 @@ def _add_data(subparsers) -> None:
     )
     commands = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
 
-    from solarjax.data.jsoc import add_download_arguments, run_download
+    from solarjax.data.sharp_download_cli import add_download_arguments, run_download
 
     download = commands.add_parser(
         "download",
@@ -249,6 +249,14 @@ def _add_data(subparsers) -> None:
     build.add_argument(
         "--num-examples", type=int, help="synthetic: patches over all splits (default 20000); fits: at most this many files"
     )
+    build.add_argument("--beam-runner",
+                       help="sharp_patches/aia_patches fits: generate through Apache Beam on this runner (DirectRunner "
+                            "locally; DataflowRunner, FlinkRunner, SparkRunner with their --beam-option flags). Needs "
+                            "apache-beam, which lives in a venv of its own: `make beam-venv`, then .venv-beam/bin/solarjax")
+    build.add_argument("--beam-workers", type=int,
+                       help="DirectRunner worker processes (multi_processing mode; default: one, in process)")
+    build.add_argument("--beam-option", action="append", default=[], metavar="FLAG",
+                       help="a Beam pipeline flag, repeatable (e.g. --beam-option=--temp_location=gs://bucket/tmp)")
     build.set_defaults(func=_run_data_build)
 
 
@@ -266,12 +274,24 @@ def _run_data_build(args) -> int:
                   "downloaded files (from `solarjax data download`, `download-aia` or `download-lasco`)",
                   file=sys.stderr)
             return 2
+    from data_builders.common import BeamUnavailableError
+
+    beam = {}
     try:
+        if args.beam_runner is not None:
+            from data_builders.common import beam_pipeline_options
+
+            if args.dataset == "cme_patches":
+                raise ValueError("--beam-runner: cme_patches has no Beam build (sharp_patches and aia_patches have)")
+            beam = dict(beam_runner=args.beam_runner,
+                        beam_options=beam_pipeline_options(args.beam_runner, args.beam_workers, args.beam_option))
+        elif args.beam_workers is not None or args.beam_option:
+            raise ValueError("--beam-workers and --beam-option need --beam-runner")
         if args.dataset == "aia_patches":
             from data_builders.aia_patches import build
 
             info = build(args.config, args.data_dir, manual_dir=args.manual_dir, num_examples=args.num_examples,
-                         degradation="skip" if args.skip_degradation else "apply")
+                         degradation="skip" if args.skip_degradation else "apply", **beam)
         elif args.dataset == "cme_patches":
             from data_builders.cme_patches import build
 
@@ -279,8 +299,9 @@ def _run_data_build(args) -> int:
         else:
             from data_builders.sharp_patches import build
 
-            info = build(args.config, args.data_dir, manual_dir=args.manual_dir, num_examples=args.num_examples)
-    except (FileNotFoundError, ValueError) as err:
+            info = build(args.config, args.data_dir, manual_dir=args.manual_dir, num_examples=args.num_examples,
+                         **beam)
+    except (FileNotFoundError, ValueError, BeamUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for name, split in sorted(info.splits.items()):
@@ -311,9 +332,10 @@ def _add_train(subparsers) -> None:
                                          "--config.batch_size=64 --config.optimizer.b1=0.9), parsed as the field's "
                                          "type; an unknown field or a wrong type is refused. The config is locked.")
         model.add_argument("--config", required=True,
-                           help="a packaged config name (solarjax.configs: gan_synthetic, gan_paper, gan_sharp_full, "
-                                "simsiam_synthetic, simsiam_aia_synthetic, simsiam_sharp_full) or a .py file "
-                                "defining get_config() (FILE.py:ARG calls get_config(ARG))")
+                           help="a packaged config MODEL[:VARIANT] (solarjax.configs: gan:synthetic (default), "
+                                "gan:paper, gan:sharp_full; simsiam:synthetic (default), simsiam:aia_synthetic, "
+                                "simsiam:sharp_full, simsiam:cme_synthetic; old names such as gan_paper still work) "
+                                "or a .py file defining get_config() (FILE.py:ARG calls get_config(ARG))")
         model.add_argument("--workdir", required=True, help="run directory (config.json, metrics.jsonl, checkpoints/)")
         model.add_argument("--data-dir", help="override config.data.data_dir (the TFDS data directory)")
         model.add_argument("--multihost", action="store_true",
@@ -372,7 +394,8 @@ def _run_sample(args) -> int:
     with _replaced_atomically(outputs[0]) as partial:
         gan.sample_grid_png(images, partial)
     with _replaced_atomically(outputs[1]) as partial:
-        gan.write_fits_cube(images, partial, latents=z, header=generator.fits_header())
+        gan.write_fits_cube(images, partial, latents=z,
+                            header={**generator.fits_header(), 'SEED': (args.seed, 'seed of the latents')})
     print("\n".join(map(str, outputs)))
     return 0
 
@@ -580,7 +603,8 @@ def _write_steer_outputs(outputs, images, latents, generator, report, title: str
     with _replaced_atomically(png) as partial:
         gan.sample_grid_png(images, partial, title=title)
     with _replaced_atomically(cube) as partial:
-        gan.write_fits_cube(images, partial, latents=latents, header=generator.fits_header())
+        gan.write_fits_cube(images, partial, latents=latents,
+                            header={**generator.fits_header(), 'STEERED': (title, 'solarjax steer request')})
     with _replaced_atomically(text) as partial:
         partial.write_text(json.dumps(jsonable(report), indent=1))
 
@@ -623,16 +647,21 @@ def _add_index(subparsers) -> None:
     build.add_argument("--ssl", required=True, help="SimSiam run directory")
     build.add_argument("--data-dir", default=_default_data_dir(),
                        help="TFDS data directory (default: $SOLARJAX_DATA_DIR or ~/tensorflow_datasets)")
-    build.add_argument("--dataset", choices=("sharp_patches", "aia_patches"), default="sharp_patches",
+    build.add_argument("--dataset", choices=("sharp_patches", "aia_patches", "cme_patches"), default="sharp_patches",
                        help="TFDS dataset (default sharp_patches)")
-    build.add_argument("--config", choices=("synthetic", "fits"), default="synthetic",
-                       help="builder config (default synthetic)")
+    build.add_argument("--config", choices=("synthetic", "fits", "files", "files_c3"), default="synthetic",
+                       help="builder config (default synthetic; cme_patches: synthetic, files (C2), files_c3)")
     build.add_argument("--split", default="train", help="split to embed (default train)")
     build.add_argument("--out", required=True, help="output directory (refused if it exists, unless --overwrite)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing OUT (built beside, then swapped)")
     build.add_argument("--kind", choices=("auto", "exact", "scann"), default="auto",
                        help="exact search, ScaNN, or auto (ScaNN from 10,000 rows) (default auto)")
     build.add_argument("--metric", choices=("l2", "cosine"), default="l2", help="distance (default l2)")
+    build.add_argument("--multihost", action="store_true",
+                       help="call jax.distributed.initialize() first and run the same command on every host (OUT on "
+                            "a shared file system): each host embeds a contiguous share of the split on its own "
+                            "devices into .OUT.hosts/, then process 0 merges the shares into OUT/table (dataset "
+                            "order) and builds OUT/index")
     build.set_defaults(func=_run_index_build)
 
 
@@ -654,15 +683,35 @@ def _run_index_build(args) -> int:
               "first", file=sys.stderr)
         return 2
     encoder = ssl.load(args.ssl)
-    batches = pipeline.make_iterator(args.split, batch_size=128, seed=0, data_dir=args.data_dir, config=args.config,
-                                     dataset=args.dataset, num_epochs=1, shuffle=False, drop_remainder=False,
-                                     keys=dataset_features(args.dataset))
+    batch_size = 128
+    batches = pipeline.make_iterator(args.split, batch_size=batch_size, seed=0, data_dir=args.data_dir,
+                                     config=args.config, dataset=args.dataset, num_epochs=1, shuffle=False,
+                                     drop_remainder=False, keys=dataset_features(args.dataset))
+    dataset = f"{args.dataset}/{args.config}:{args.split}"
+    shares = None
+    if args.multihost:
+        from solarjax.retrieval import hosts
+
+        process_index, process_count = hosts.initialize_distributed()
+        rows = len(pipeline.load_split(args.split, data_dir=args.data_dir, config=args.config, dataset=args.dataset))
+        shares = out.parent / f".{out.name}.hosts"
+        hosts.embed_host_share(shares, encoder.embed, encoder.fingerprint, batches,
+                               num_batches=-(-rows // batch_size), process_index=process_index,
+                               process_count=process_count, dataset=dataset, dataset_name=args.dataset)
+        if process_index != 0:
+            print(f"host {process_index} of {process_count}: share embedded; process 0 merges into {out}")
+            return 0
     with _replaced_atomically(out) as partial:
         shutil.rmtree(partial, ignore_errors=True)       # left by an interrupted build
-        table = embed_dataset(partial / "table", encoder.embed, encoder.fingerprint, batches,
-                              dataset=f"{args.dataset}/{args.config}:{args.split}", dataset_name=args.dataset)
+        if shares is None:
+            table = embed_dataset(partial / "table", encoder.embed, encoder.fingerprint, batches,
+                                  dataset=dataset, dataset_name=args.dataset)
+        else:
+            table = hosts.merge_host_tables(hosts.wait_for_hosts(shares, process_count), partial / "table")
         index = build_index(table, kind=args.kind, metric=args.metric)
         index.save(partial / "index")
+    if shares is not None:
+        shutil.rmtree(shares, ignore_errors=True)
     print(f"{table.num_rows} rows, {index.kind} index in {out / 'index'}")
     return 0
 
@@ -919,6 +968,9 @@ def _add_demo(subparsers) -> None:
     parser.add_argument("--outdir", default="demo_out", help="output directory (default demo_out)")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke test")
     parser.add_argument("--fits-dir", help="real SHARP Br FITS files to embed and search (default: ../shared/data/sharp_cea)")
+    parser.add_argument("--dataset", choices=("sharp", "cme"), default="sharp",
+                        help="sharp (default): SHARP magnetograms; cme: synthetic CME difference images "
+                             "(solarjax.cme_demo: GAN, steering, SimSiam, index, search and rare-case mining)")
     parser.set_defaults(func=_run_demo)
 
 
@@ -927,7 +979,12 @@ def _run_demo(args) -> int:
     from solarjax.stages import OutdirError
 
     try:
-        run_demo(args.outdir, quick=args.quick, fits_dir=args.fits_dir)
+        if args.dataset == "cme":
+            from solarjax.cme_demo import run_cme_demo
+
+            run_cme_demo(args.outdir, quick=args.quick)
+        else:
+            run_demo(args.outdir, quick=args.quick, fits_dir=args.fits_dir)
     except OutdirError as err:
         print(f"solarjax demo: {err}", file=sys.stderr)
         return 2

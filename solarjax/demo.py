@@ -15,9 +15,7 @@ stages, an interrupted trainer resumes from its checkpoints and any other stage 
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
-import html
 import json
 import logging
 import os
@@ -27,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from solarjax import report as demo_report
 from solarjax.stages import StageRunner, claimed
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -134,7 +133,7 @@ def _run_demo(outdir: pathlib.Path, size: DemoSize, fits_dir, log) -> dict:
         lambda d: _stage_directions(d, outdir / "gan", size),
         depends_on=("gan",), estimate_s=estimate("directions"))
     results["simsiam"] = runner.run(
-        "simsiam", _trainer_fingerprint_view(simsiam_config),
+        "simsiam", _trainer_fingerprint_view(simsiam_config, step_count_name="num_steps"),
         lambda d: _stage_simsiam(d, simsiam_config, size), depends_on=("dataset",), estimate_s=estimate("simsiam"),
         resumable=True)
     results["index"] = runner.run(
@@ -153,7 +152,7 @@ def _run_demo(outdir: pathlib.Path, size: DemoSize, fits_dir, log) -> dict:
         "stage_seconds": _stage_seconds(outdir),
         **results,
     }
-    runner.run("report", {"metrics": metrics}, lambda d: _stage_report(outdir, metrics),
+    runner.run("report", {"metrics": metrics, "layout": demo_report.VERSION}, lambda d: _stage_report(outdir, metrics),
                depends_on=("retrieval", "real"), estimate_s=estimate("report"))
     log(f"demo finished in {time.perf_counter() - started:.0f} s: {outdir / 'report.html'}")
     return metrics
@@ -195,10 +194,13 @@ def _builder_version() -> str:
     return str(Builder.VERSION)
 
 
-def _trainer_fingerprint_view(config) -> dict:
+def _trainer_fingerprint_view(config, step_count_name: str = "total_steps") -> dict:
     """A trainer config as the stage fingerprint sees it: every field but the data directory (which
-    moves with the output directory), so an edited experiment config retrains and a moved demo does not."""
+    moves with the output directory), so an edited experiment config retrains and a moved demo does not.
+    `step_count_name`: the name ``total_steps`` goes by in the view (SimSiam's stage keeps ``num_steps``,
+    its name before the configs were unified, so demo outputs made before stay valid)."""
     view = config.to_dict()
+    view[step_count_name] = view.pop("total_steps")
     view["data"] = {k: v for k, v in view["data"].items() if k != "data_dir"}
     return view
 
@@ -310,6 +312,7 @@ def _directions_tables(directions, report: dict) -> dict:
                                                             default=None)),
                 "undefined_fraction": row["undefined_fraction"],
                 "frechet_ratio_|alpha|=2": realism.get("frechet_ratio"),
+                "frechet_ratio_matched_on_target": realism.get("matched_frechet_ratio"),
                 "ks_ratio_mean_|alpha|=2": realism.get("ks_ratio_mean"),
             }
     return {"generator_odd_fraction": directions.diagnosis.get("generator_odd_fraction"),
@@ -319,7 +322,7 @@ def _directions_tables(directions, report: dict) -> dict:
 def _simsiam_config(tfds_dir: pathlib.Path, size: DemoSize):
     """`solarjax.configs.simsiam_synthetic` sized for the demo."""
     config = _load_config("simsiam_synthetic")
-    config.num_steps = size.simsiam_steps
+    config.total_steps = size.simsiam_steps
     config.model.width = size.simsiam_width
     config.data.data_dir = str(tfds_dir)
     config.eval_every = size.simsiam_steps
@@ -440,7 +443,9 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
 REAL_KEYWORDS = ("USFLUX", "R_VALUE", "AREA_ACR", "MEANGBZ")
 
 
-def _stage_real(stage_dir: pathlib.Path, fits_dir, outdir: pathlib.Path) -> dict:
+def _stage_real(stage_dir: pathlib.Path, fits_dir, outdir: pathlib.Path, encoder=None) -> dict:
+    """Real SHARP frames of `fits_dir` searched among themselves by `encoder` (default: outdir/simsiam's
+    latest) and every baseline, the hybrid's weight from outdir/index/ranking.json."""
     if fits_dir is None:
         return {"skipped": "no real SHARP files found (pass --fits-dir)"}
     from solarjax import physics, ssl
@@ -461,8 +466,7 @@ def _stage_real(stage_dir: pathlib.Path, fits_dir, outdir: pathlib.Path) -> dict
     quantities["unsigned_flux_mx"] = np.array([
         float(physics.unsigned_flux_above_mx(np.asarray(p.data, np.float64), p.meta["pixel_area_cm2"]))
         if "pixel_area_cm2" in p.meta else np.nan for p in folder.patches])
-    simsiam_dir = outdir / "simsiam"
-    encoder = ssl.load(simsiam_dir)
+    encoder = encoder or ssl.load(outdir / "simsiam")
     embeddings = np.asarray(encoder.embed(images))
     random_embeddings = np.asarray(ssl.random_init(encoder.config["model"]).embed(images))
     rows = [
@@ -509,6 +513,8 @@ def _stage_real(stage_dir: pathlib.Path, fits_dir, outdir: pathlib.Path) -> dict
         "failures": [[str(path), reason] for path, reason in folder.failures],
         "hybrid_weight": ranking.weight,
         "hybrid_quantities": ["log10 flux above 150 G [Mx]", "PSEP [Mm]", "log10 R [Mx]", "log10 area [Mm^2]"],
+        "regions": region.tolist(),
+        "keywords": {k: v.tolist() for k, v in keywords.items()},
         "same_region_precision": same_region,
         "real_to_real": real_to_real,
         "quantities": {k: [float(x) for x in v] for k, v in quantities.items()},
@@ -517,117 +523,6 @@ def _stage_real(stage_dir: pathlib.Path, fits_dir, outdir: pathlib.Path) -> dict
 
 
 # ------------------------------------------------------------------------------------------ report
-_REPORT_SECTIONS = (
-    ("gan", "1. The GAN: generated active regions",
-     "The default generator (experiments/configs/gan_synthetic.py: resize-convolution upsampling instead of the "
-     "paper's stride-2 transposed convolutions; the paper's 'simple' generator is experiments/configs/gan_paper.py), latent dimension 100, trained on the "
-     "synthetic SHARP-like patches; the checkpoint kept is the one with the best realism score. realism_grid.png "
-     "puts training patches (left) beside generated ones (right); all grids show B in G on the hmimag colour map, "
-     "clipped at +-1000 G as in training. The realism table compares generated with training patches: KS "
-     "distances (0 = same distribution) of the quiet-pixel noise width, the power-spectrum slope and the mean "
-     "gradient; the density of pixels beyond +-500 G; the checkerboard peaks of the spectrum at k = 16, 32, 48; "
-     "the mean KS of the physical quantities and the median R; 'met' says whether each lies in its target range."),
-    ("directions", "2. Physical directions in latent space",
-     "One linear SVM per quantity on 'high vs low' (median split) of generated patches; its unit normal is the "
-     "direction along which the quantity grows (the paper's family). Diagnosis: held-out accuracy of linear SVMs "
-     "on the same labels with the features z, [z, |z|], z folded across the leading-polarity boundary (s z with "
-     "s = +-1 its side), and folded z with |z|; odd_fraction is the share of a quantity's variance that is odd "
-     "under z -> -z, and the correlations of q(z) with q(-z) and with q(Qz) (random rotations) tell a quantity "
-     "even in z (odd generator) from one that grows with |z|; structure names the simplest feature set within "
-     "0.01 of the best. Families, on the same base latents and alpha in [-3, 3] on the Gaussian shell: paper "
-     "(global normals), piecewise (a boundary in [z, |z|] per half-space of the leading-polarity boundary), local "
-     "(gradient path of the smooth quantity, held quantities' gradients projected out; alpha = path length). "
-     "Monotonicity is the mean Spearman correlation of the quantity with alpha, a traversal where it is undefined "
-     "counting 0; leakage is the change of each held quantity per change of the target in prior standard "
-     "deviations (sd/sd); [low, high] are bootstrap 95% intervals over base latents; the realism ratios compare "
-     "patches edited to |alpha| = 2 with unedited ones, against the data (Frechet of random features, KS). The "
-     "app's sliders use best_method. Targeting asks gradient-based steering for a value (e.g. +50% TUF) and "
-     "counts requests met within 5%."),
-    ("simsiam", "3. The SimSiam encoder",
-     "ResNet-18 SimSiam trained on the training split with the paper's augmentations (polarity flip as -B). "
-     "Collapse: 0 = spread embeddings, 1 = collapsed. k-NN monitor: rank correlation of each held-out patch's "
-     "quantities with those of its nearest neighbour in embedding space, against pixel space."),
-    ("retrieval", "4. Search: generated queries and their real matches",
-     "Each query (a generated, a steered, or a held-out patch) is embedded and its top-1 match looked up in the "
-     "table of training patches. Pearson and Spearman between query and match per quantity for the SimSiam search "
-     "(ssl), the hybrid ranking (SSL candidates re-ordered with the query's exact TUF, PSEP, R and area; weight "
-     "and default mode chosen on the validation split, saved in index/ranking.json) and the baselines: pixel-space "
-     "L2, an 8x8 thumbnail, an untrained encoder of the same architecture, standardised physics Euclidean, random. "
-     "Every method is scored on the same queries (a query whose value or any method's match value is undefined is "
-     "dropped for all; n per column). Brackets: 95% paired bootstrap intervals (1,000 resamples of the queries); "
-     "a difference whose interval lies above 0 is a win at that level."),
-    ("real", "5. Real SHARP frames",
-     "The real HMI SHARP Br frames found beside the repository, embedded with the same encoder. Same region "
-     "beyond 12 h: frames of the query's HARP within +-12 h are excluded, a hit is a top-1 match of the same HARP "
-     "(so at least 12 h away); random is its exact expectation. Real-to-real: the query's whole HARP excluded, "
-     "Spearman between the JSOC header keywords (USFLUX, R_VALUE, AREA_ACR, MEANGBZ) of query and top-1 match, and "
-     "between the quantities computed from the images (flux in Mx of the full-resolution patch above 150 G). On real "
-     "frames the hybrid ranks by the physical-unit quantities (log10 flux and R in Mx, PSEP in Mm, log10 area in "
-     "Mm^2; patch sizes differ) with the validation-chosen weight. 95% paired bootstrap intervals."),
-)
-
-
-def _png_tag(path: pathlib.Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    caption = html.escape(path.relative_to(path.parents[1]).as_posix())
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
-            f"<figcaption>{caption}</figcaption></figure>")
-
-
-def _value_html(value: Any) -> str:
-    """Nested results as HTML: a dict of dicts becomes a table of its scalar fields (nested fields are in
-    metrics.json), other dicts lists, numbers rounded, long lists summarised."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        if value and all(isinstance(v, dict) for v in value.values()):
-            columns = sorted({k for v in value.values() for k, x in v.items() if not isinstance(x, (dict, list))},
-                             key=str)
-            if columns:
-                head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-                rows = "".join(
-                    f"<tr><th>{html.escape(str(name))}</th>"
-                    + "".join(f"<td>{_value_html(row.get(c, ''))}</td>" for c in columns) + "</tr>"
-                    for name, row in value.items())
-                return f"<table><tr><th></th>{head}</tr>{rows}</table>"
-        items = "".join(f"<li><b>{html.escape(str(k))}</b>: {_value_html(v)}</li>" for k, v in value.items())
-        return f"<ul>{items}</ul>"
-    if isinstance(value, list):
-        if len(value) > 12:
-            return f"[{len(value)} values]"
-        return ", ".join(_value_html(v) for v in value)
-    return html.escape(str(value))
-
-
 def _stage_report(outdir: pathlib.Path, metrics: dict) -> dict:
     (outdir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
-    seconds = metrics["stage_seconds"]
-    parts = [
-        "<h1>solarjax demo report</h1>",
-        "<p>What was done: a synthetic dataset of SHARP-like Br patches (128x128, B / 1000 G clipped to "
-        "[-1, 1]) was built; the paper's GAN was trained on it; linear SVM directions of every physical "
-        "quantity were fitted in its latent space; a SimSiam encoder was trained on the same patches; every "
-        "training patch was embedded into a search index; generated and steered patches were used as queries "
-        f"and their matches evaluated. Size: <b>{metrics['size']}</b>. Every number is also in metrics.json.</p>",
-        "<h2>Time per stage (s)</h2>", _value_html({"seconds": seconds}),
-        "<h2>0. Dataset</h2>", _value_html(metrics["dataset"]),
-    ]
-    for name, title, text in _REPORT_SECTIONS:
-        parts += [f"<h2>{html.escape(title)}</h2>", f"<p>{html.escape(text)}</p>"]
-        for caption, table in (metrics[name].get("tables") or {}).items():  # methods x quantities, intervals
-            parts += [f"<h3>{html.escape(caption)}</h3>", f"<pre>{html.escape(table)}</pre>"]
-        parts += [_value_html({k: v for k, v in metrics[name].items() if k != "tables"})]
-        parts += [_png_tag(p) for p in sorted((outdir / name).rglob("*.png"))]
-    parts += [
-        "<h2>Do it on real data</h2>",
-        "<pre>solarjax data download sharps/ --start 2012-01-01 --end 2013-01-01 --cadence-hours 24 --email YOU\n"
-        "solarjax data build --config fits --manual-dir sharps/ --data-dir ~/tensorflow_datasets\n"
-        "# then the experiments/ configs with data.builder_config = 'fits' (see experiments/README.md)</pre>",
-    ]
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}"
-             "figure{display:inline-block;margin:6px;max-width:48%}figcaption{font-size:small;color:#555}")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>solarjax demo</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-    (outdir / "report.html").write_text(page)
-    return {"report": str(outdir / "report.html")}
+    return {"report": str(demo_report.write(outdir, metrics))}

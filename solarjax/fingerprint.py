@@ -1,12 +1,25 @@
-"""Content fingerprints: short hashes of what an artefact computes, checked by the artefacts built on it."""
+"""Content fingerprints: short hashes of what an artefact computes, checked by the artefacts built on it;
+the SHA-256 of a file; the one error raised when an artefact belongs to another model."""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any
 
 import jax
 import numpy as np
+
+
+class FingerprintMismatchError(ValueError):
+    """An artefact was made by another model than the one asked for: a checkpoint of another model config,
+    embeddings (a table, an index) of another encoder."""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 digest (64 digits) of a file's bytes, read in 1 MiB blocks."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def config_fingerprint(config: Any) -> str:

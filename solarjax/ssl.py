@@ -25,10 +25,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from solarjax import sharding
 from solarjax.fingerprint import weights_fingerprint
 from solarjax.models.simsiam import SimSiam
 from solarjax.train import checkpoint as checkpoint_lib
-from solarjax.train import sharding
 from solarjax.train import simsiam as simsiam_train
 
 

@@ -198,7 +198,7 @@ def get_config():
     euv = augment.RECIPES["euv"]
     del config.augment  # a recipe name in the config; its fields here
     config.augment = dataclasses.replace(euv, name="euv_off", probabilities=(0.0,) * len(euv.augmentations)).to_dict()
-    config.num_steps = 4
+    config.total_steps = 4
     config.log_every = 1
     config.eval_every = 4
     config.checkpoint_every = 4

@@ -241,9 +241,13 @@ def test_aia_requests_never_compile(client, aia_fits):
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, duration, **kwargs: compiles.append(event) if "backend_compile" in event else None)
-    client.post("/api/aia/search/row", json={"row": 2, "filters": {"k": 50, "mu_min": 0.3}})
-    client.post("/api/aia/search/row", json={"row": 4, "filters": {"k": 1}})
-    _upload(client, [(aia_fits[w].name, aia_fits[w].read_bytes()) for w in WAVELENGTHS])
+    responses = [
+        client.post("/api/aia/search/row", json={"row": 2, "filters": {"k": 50, "mu_min": 0.3}}),
+        client.post("/api/aia/search/row", json={"row": 4, "filters": {"k": 1}}),
+        _upload(client, [(aia_fits[w].name, aia_fits[w].read_bytes()) for w in WAVELENGTHS]),
+    ]
+    # Every request ran the encoder (a refused request would pass the compile check without running anything).
+    assert [r.status_code for r in responses] == [200] * len(responses), [r.text[:200] for r in responses]
     assert compiles == []
 
 

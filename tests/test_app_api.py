@@ -329,11 +329,15 @@ def test_requests_never_compile(client, real_br_files):
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, duration, **kwargs: compiles.append(event) if "backend_compile" in event else None)
-    client.post("/api/generate", json={"seed": 11, "sliders": {"tuf": 1.0, "r_value": -1.0}, "hold": ["psep"]})
-    client.post("/api/search/generated", json={"seed": 12, "filters": {"k": 50, "one_per_harp": True}})
-    client.post("/api/search/generated", json={"seed": 13, "filters": {"k": 1, "hemisphere": "south"}})
-    client.post("/api/search/row", json={"row": 7})
-    _upload(client, real_br_files[2].name, real_br_files[2].read_bytes())
+    responses = [
+        client.post("/api/generate", json={"seed": 11, "sliders": {"tuf": 1.0, "r_value": -1.0}, "hold": ["psep"]}),
+        client.post("/api/search/generated", json={"seed": 12, "filters": {"k": 50, "one_per_harp": True}}),
+        client.post("/api/search/generated", json={"seed": 13, "filters": {"k": 1, "hemisphere": "south"}}),
+        client.post("/api/search/row", json={"row": 7}),
+        _upload(client, real_br_files[2].name, real_br_files[2].read_bytes()),
+    ]
+    # Every request ran the model (a refused request would pass the compile check without running anything).
+    assert [r.status_code for r in responses] == [200] * len(responses), [r.text[:200] for r in responses]
     assert compiles == []
 
 

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import require_torch
 from solarjax.models import gan
 
 KEY = jax.random.key(0)
@@ -163,9 +164,10 @@ def test_default_conv_impl_by_backend():
     assert gan.default_conv_impl('gpu') == 'xla' and gan.default_conv_impl('tpu') == 'xla'
 
 
+@pytest.mark.parity
 def test_pytorch_baseline_computes_the_same_train_step():
     """benchmarks/torch_gan_reference (the speed baseline) matches the JAX step number for number."""
-    torch = pytest.importorskip('torch')
+    torch = require_torch()
     from benchmarks import torch_gan_reference as reference
     from solarjax.train import gan as gan_train
     from solarjax.train import sharding

@@ -15,6 +15,7 @@ import optax
 import pytest
 from jax.experimental.compilation_cache import compilation_cache as compilation_cache_lib
 
+from helpers import require_torch
 from solarjax import augment, ssl
 from solarjax.data.synthetic import generate
 from solarjax.models.resnet import ResNet18
@@ -227,8 +228,9 @@ def _single_device_step(config, state, images):
     return before, *step(*on_device_0), key
 
 
+@pytest.mark.parity
 def test_one_train_step_matches_the_pytorch_reference(patches):
-    torch = pytest.importorskip("torch")
+    torch = require_torch()
     from benchmarks import torch_simsiam_reference as reference
 
     config = _tiny_config(1)
@@ -335,7 +337,7 @@ def _tiny_config(num_steps: int, eval_every: int = 0) -> ml_collections.ConfigDi
     config.model.projector_dims = (16, 16, 8)
     config.model.predictor_hidden = 32
     config.batch_size = 8
-    config.num_steps = num_steps
+    config.total_steps = num_steps
     config.log_every = 1
     config.checkpoint_every = 2
     config.eval_every = eval_every

@@ -4,7 +4,7 @@ import pytest
 
 from solarjax.steering import diagnosis
 from solarjax.steering.directions import _fit_piecewise, fit_directions, load_directions
-from test_steering_toy import toy_generator
+from helpers import toy_generator
 
 D = 20
 

@@ -18,7 +18,7 @@ from solarjax.steering.directions import (
     map_generated,
     sample_latents,
 )
-from test_steering_toy import LATENT_DIM, toy_apply, toy_generator
+from helpers import LATENT_DIM, toy_apply, toy_generator
 
 N = 2000
 

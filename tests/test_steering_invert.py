@@ -6,7 +6,7 @@ from solarjax import physics
 from solarjax.data import preprocess_patch, read_sharp
 from solarjax.steering.directions import sample_latents
 from solarjax.steering.invert import check_images, invert, invert_files, masked_mse
-from test_steering_toy import LATENT_DIM, toy_generator
+from helpers import LATENT_DIM, toy_generator
 
 
 def test_masked_mse_weights():

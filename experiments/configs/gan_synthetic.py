@@ -1,3 +1,10 @@
-"""The packaged config `solarjax.configs.gan_synthetic` (its fields, commands and measurements are documented there);
-this path keeps `--config experiments/configs/gan_synthetic.py` and the experiment scripts working."""
-from solarjax.configs.gan_synthetic import get_config  # noqa: F401
+"""`solarjax.configs.gan`'s 'synthetic' variant (its fields and commands are documented there); this path keeps
+``--config experiments/configs/gan_synthetic.py`` and the experiment scripts working."""
+import ml_collections
+
+from solarjax.configs import gan
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """``solarjax.configs.gan.get_config('synthetic')``."""
+    return gan.get_config("synthetic")

@@ -1,3 +1,10 @@
-"""The packaged config `solarjax.configs.simsiam_aia_synthetic` (its fields, commands and measurements are documented there);
-this path keeps `--config experiments/configs/simsiam_aia_synthetic.py` and the experiment scripts working."""
-from solarjax.configs.simsiam_aia_synthetic import get_config  # noqa: F401
+"""`solarjax.configs.simsiam`'s 'aia_synthetic' variant (its fields and commands are documented there); this path keeps
+``--config experiments/configs/simsiam_aia_synthetic.py`` and the experiment scripts working."""
+import ml_collections
+
+from solarjax.configs import simsiam
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """``solarjax.configs.simsiam.get_config('aia_synthetic')``."""
+    return simsiam.get_config("aia_synthetic")

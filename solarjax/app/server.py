@@ -73,7 +73,7 @@ from typing import Any, Literal
 import numpy as np
 
 from solarjax import physics
-from solarjax.train.monitor import hmimag_colormap
+from solarjax.plotting import hmimag_colormap
 
 STEERABLE = ("tuf", "psep", "r_value", "tilt")
 """Quantities with a slider: flux, polarity separation, complexity (Schrijver R) and tilt."""

@@ -1,11 +1,16 @@
 """The trainers' configs (ml_collections), shipped with the package so an installed wheel has them.
 
-Each module defines ``get_config()``; ``experiments/configs/*.py`` import them for the checkout's scripts.
-A config is named by its module (``gan_synthetic``) or by the path of any file defining ``get_config()``
-(``experiments/configs/gan_paper.py``, ``my_config.py:arg`` passes ``arg`` to ``get_config``), and
-edited field by field as ml_collections' config flags do (``batch_size=64``, ``optimizer.b1=0.9``)::
+One base config per model with its variants, ``get_config(variant)``: `solarjax.configs.gan`
+('synthetic', 'paper', 'sharp_full') and `solarjax.configs.simsiam` ('synthetic', 'aia_synthetic',
+'sharp_full', 'cme_synthetic'). A config is named ``model`` or ``model:variant`` (``gan:paper``), by an
+old name (``gan_synthetic``, see `ALIASES`), or by the path of any file defining ``get_config()``
+(``experiments/configs/gan_paper.py``; ``my_config.py:arg`` passes ``arg`` to ``get_config``), and edited
+field by field as ml_collections' config flags do (``batch_size=64``, ``optimizer.b1=0.9``)::
 
-    config = solarjax.configs.load("gan_synthetic", overrides=["batch_size=64", "model.ema_decay=0.99"])
+    config = solarjax.configs.load("gan:synthetic", overrides=["batch_size=64", "model.ema_decay=0.99"])
+
+Both trainers count steps in ``total_steps``; configs saved before (SimSiam's ``num_steps``) are read
+through `upgrade`.
 """
 from __future__ import annotations
 
@@ -14,13 +19,25 @@ import importlib
 import importlib.util
 import os
 import pathlib
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import ml_collections
 
-NAMES = ("gan_synthetic", "gan_paper", "gan_sharp_full", "simsiam_synthetic", "simsiam_aia_synthetic",
-         "simsiam_sharp_full")
-"""The packaged configs: ``solarjax.configs.<name>.get_config()``."""
+MODELS = ("gan", "simsiam")
+"""The base configs: ``solarjax.configs.<model>.get_config(variant)``."""
+
+ALIASES = {
+    "gan_synthetic": ("gan", "synthetic"), "gan_paper": ("gan", "paper"), "gan_sharp_full": ("gan", "sharp_full"),
+    "simsiam_synthetic": ("simsiam", "synthetic"), "simsiam_aia_synthetic": ("simsiam", "aia_synthetic"),
+    "simsiam_sharp_full": ("simsiam", "sharp_full"), "simsiam_cme_synthetic": ("simsiam", "cme_synthetic"),
+}
+"""The configs' names before the variants (one module each then): name -> (model, variant)."""
+
+NAMES = tuple(ALIASES)
+"""Every packaged config by its one-word name (each is also ``model:variant``)."""
+
+RENAMED_FIELDS = {"num_steps": "total_steps"}
+"""Top-level fields renamed since configs were first saved: old name -> name today."""
 
 
 class ConfigError(ValueError):
@@ -31,7 +48,8 @@ def load(spec: str | os.PathLike, overrides: Sequence[str] = (), *, lock: bool =
     """``get_config()`` of a packaged config name or a config file, with ``key=value`` overrides applied.
 
     Args:
-      spec: a name of `NAMES`, or ``path.py`` / ``path.py:arg`` (``get_config(arg)``).
+      spec: ``model`` or ``model:variant`` (`MODELS`), a name of `NAMES`, or ``path.py`` / ``path.py:arg``
+        (``get_config(arg)``).
       overrides: ``dotted.field=value`` strings, applied in order; the value is parsed as the field's type.
       lock: lock the result (no new fields, as ml_collections' config flags do).
     Raises:
@@ -47,16 +65,48 @@ def load(spec: str | os.PathLike, overrides: Sequence[str] = (), *, lock: bool =
     path = pathlib.Path(path_text)
     if path.suffix == ".py" or path.is_file():
         module = _module_from_file(path)
-    elif name in NAMES:
-        module, arg = importlib.import_module(f"solarjax.configs.{name}"), name_arg
+    elif name in MODELS or (name in ALIASES and not name_arg):
+        name, arg = (name, name_arg) if name in MODELS else ALIASES[name]
+        module = importlib.import_module(f"solarjax.configs.{name}")
+        if arg and arg not in module.VARIANTS:
+            raise ConfigError(f"config {text!r}: {name} has no variant {arg!r} ({', '.join(module.VARIANTS)})")
     else:
-        raise ConfigError(f"config {text!r} is neither a file nor a packaged config ({', '.join(NAMES)})")
+        raise ConfigError(f"config {text!r} is neither a file nor a packaged config "
+                          f"({', '.join(f'{m}:VARIANT' for m in MODELS)}, {', '.join(NAMES)})")
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path} defines no get_config()")
-    config = module.get_config(arg) if arg else module.get_config()
+    config = upgrade(module.get_config(arg) if arg else module.get_config())
     apply_overrides(config, overrides)
     if lock:
         config.lock()
+    return config
+
+
+def upgrade(config: ml_collections.ConfigDict | Mapping[str, Any]) -> ml_collections.ConfigDict:
+    """`config` (a ConfigDict, or a saved ``config.json`` / checkpoint record as a dict) in today's field
+    names (`RENAMED_FIELDS`: ``num_steps`` -> ``total_steps``): a ConfigDict with no old name is returned
+    as it is, anything else as a new ConfigDict (the argument is left unchanged).
+
+    Raises:
+      ConfigError: both names are set to different values (e.g. ``config.num_steps = 4`` on a config
+        that has ``total_steps``: set ``total_steps``).
+    """
+    if isinstance(config, ml_collections.ConfigDict):
+        if not any(old in config for old in RENAMED_FIELDS):
+            return config
+        config = config.copy_and_resolve_references()
+    else:
+        config = ml_collections.ConfigDict(dict(config))
+    for old, new in RENAMED_FIELDS.items():
+        if old not in config:
+            continue
+        if new in config and config[new] != config[old]:
+            raise ConfigError(f"config sets both {old} = {config[old]} and {new} = {config[new]}: {old} is the "
+                              f"old name of {new}; set {new} only")
+        with config.unlocked():
+            value = config[old]
+            del config[old]
+            config[new] = value
     return config
 
 
@@ -81,6 +131,8 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str])
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"config override {item!r}: expected FIELD=VALUE, e.g. batch_size=64")
+        if key in RENAMED_FIELDS and key not in config:
+            key = RENAMED_FIELDS[key]  # an old name on the command line sets today's field
         *parents, leaf = key.split(".")
         node = config
         for depth, name in enumerate(parents):

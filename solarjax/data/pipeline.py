@@ -161,7 +161,7 @@ def make_iterator(
       augment: optional ``augment(batch, rng) -> batch`` on each process-local numpy batch.
       canonical_polarity: sharp_patches only: flip the sign of every image whose leading polarity
         is negative, so that all lead with positive flux (a GAN then need not make the field odd
-        in z; see `experiments/configs/gan_synthetic.py`).
+        in z; see experiments/README.md, "GAN configs").
       process_index, process_count: this process's shard; default ``jax.process_index()`` and
         ``jax.process_count()`` (set them to emulate several hosts in one process).
 

@@ -30,12 +30,9 @@ reached is stored in the manifest. When even every leaf leaves asymmetric hashin
 target, the index is rebuilt with exact float32 scoring inside the searched leaves
 (``scoring='brute_force'``, 4 D bytes per vector) and calibrated again. That happens on crowded
 tables, where the 10 nearest rows lie within a few per cent of each other in distance and the
-hashing error is larger than their differences: on 10^5 128-d SimSiam embeddings of synthetic
-regions (nearest, 10th and 100th neighbour at squared distance 0.39, 0.48 and 0.58; norms ~5-85)
-hashing reached recall@10 0.15-0.19 at any setting, brute-force scoring 0.999 from 32 of 316 leaves
-at 0.26 ms per query. Recall of queries
-unlike the table (generated patches far from real ones) may be lower: measure it with
-`measure_recall`. Cosine uses dot product on L2-normalised vectors.
+hashing error is larger than their differences (measured on 10^5 SimSiam embeddings: benchmarks/README.md,
+"ScaNN on crowded tables"). Recall of queries unlike the table (generated patches far from real
+ones) may be lower: measure it with `measure_recall`. Cosine uses dot product on L2-normalised vectors.
 
 Filters are applied before the top-k (see `solarjax.retrieval.filters`). Exact search masks the
 scores (a selective row filter, letting through at most half the rows, searches the gathered
@@ -60,7 +57,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import os
@@ -73,6 +69,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from solarjax.fingerprint import file_sha256
 from solarjax.retrieval import filters as filters_lib
 from solarjax.retrieval.filters import Filters, QueryContext
 from solarjax.retrieval.table import Table, check_fingerprint, embed_images, open_table
@@ -830,8 +827,7 @@ def _file_record(path: pathlib.Path) -> dict[str, Any]:
 
 
 def _sha256(path: pathlib.Path) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
+    return file_sha256(path)
 
 
 def _read_index_manifest(directory: pathlib.Path) -> dict[str, Any]:

@@ -37,6 +37,7 @@ import jax
 import numpy as np
 import tqdm
 
+from solarjax.fingerprint import FingerprintMismatchError
 from solarjax.retrieval.filters import QUANTITY_NAMES, to_datetime64
 
 TABLE_MANIFEST = "table.json"
@@ -85,8 +86,30 @@ grid (end exclusive); hpc_x/hpc_y: helioprojective patch centre in arcsec; mu: c
 heliocentric angle at the patch centre (NaN off-disk); source: the source records or files.
 """
 
-DATASET_CORE_COLUMNS = {"sharp_patches": CORE_COLUMNS, "aia_patches": AIA_CORE_COLUMNS}
-TIME_COLUMNS = {"sharp_patches": "t_rec", "aia_patches": "t_obs"}
+CME_CORE_COLUMNS: dict[str, tuple[str, Any]] = {
+    "dataset": ("text", ""),
+    "example_index": ("int", -1),
+    "id": ("text", ""),
+    "event": ("text", ""),
+    "t_obs": ("time", None),
+    "detector": ("text", ""),
+    "kind": ("text", ""),
+    **{name: ("float", math.nan) for name in ("cpa_deg", "width_deg", "front_height_rsun", "excess")},
+    **{f"true_{name}": ("float", math.nan) for name in ("cpa_deg", "width_deg", "front_height_rsun", "excess")},
+    "true_rare": ("int", -1),
+    "source": ("text", ""),
+}
+"""Columns of every table of `cme_patches` (the CME data contract's metadata): name -> (kind, missing).
+
+id: the patch id; event: the synthetic CME or the frame sequence; t_obs: time of the later frame (UTC;
+NaT for synthetic); detector: 'C2' or 'C3'; kind: 'running' or 'base' difference; the measured CME
+quantities of `solarjax.cme_physics` and the synthetic truth (NaN for files); true_rare: 1 for a planted
+rare (double) CME, 0 not, -1 unknown; source: the files.
+"""
+
+DATASET_CORE_COLUMNS = {"sharp_patches": CORE_COLUMNS, "aia_patches": AIA_CORE_COLUMNS,
+                        "cme_patches": CME_CORE_COLUMNS}
+TIME_COLUMNS = {"sharp_patches": "t_rec", "aia_patches": "t_obs", "cme_patches": "t_obs"}
 """The observation-time column of each dataset's tables (what a time filter reads)."""
 DEFAULT_DATASET = "sharp_patches"
 
@@ -120,10 +143,6 @@ class TableError(ValueError):
         super().__init__(f"{path}: {reason}")
         self.path = pathlib.Path(path)
         self.reason = reason
-
-
-class FingerprintMismatchError(ValueError):
-    """Embeddings made by one encoder queried with another."""
 
 
 def check_fingerprint(what: str, stored: str, query: str) -> None:
@@ -580,13 +599,15 @@ def _as_image_batch(images: Any) -> np.ndarray:
 
 
 def _device_multiple(rows: int) -> int:
-    devices = jax.device_count()
+    devices = jax.local_device_count()
     return -(-rows // devices) * devices
 
 
 def _batch_sharding() -> jax.sharding.NamedSharding:
-    """Shards the batch axis over every device (replicated on one device)."""
-    mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    """Shards the batch axis over this process's devices (replicated on one device). Local, not global:
+    in a jax.distributed job each host embeds its own batches (`solarjax.retrieval.hosts`)."""
+    mesh = jax.make_mesh((jax.local_device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                         devices=jax.local_devices())
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
 
 

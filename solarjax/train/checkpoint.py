@@ -34,7 +34,7 @@ import grain
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from solarjax.fingerprint import config_fingerprint
+from solarjax.fingerprint import FingerprintMismatchError, config_fingerprint  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,6 @@ def _rebuilt(template: Any, restored: Any) -> Any:
     if dataclasses.is_dataclass(template) and not isinstance(template, type):
         return dataclasses.replace(template, **restored)
     return restored
-
-
-class FingerprintMismatchError(ValueError):
-    """A checkpoint was written for a different model config than the one asked for."""
 
 
 class CheckpointReadError(ValueError):

@@ -1,7 +1,7 @@
-"""GAN training: a pure, sharded train step and a resumable loop (flax-examples / big_vision style).
+"""GAN training: a pure, sharded train step, plugged into the shared loop (`solarjax.train.loop.run`).
 
-    from experiments.configs import gan_synthetic
-    state = train_and_evaluate(gan_synthetic.get_config(), workdir='runs/gan')
+    from solarjax import configs
+    state = train_and_evaluate(configs.load('gan:synthetic'), workdir='runs/gan')
 
 The step follows the paper: per batch, latents z ~ N(0, I) are drawn once; the generator takes one
 Adam step on the non-saturating loss -log D(G(z)); the discriminator takes one Adam step on
@@ -22,12 +22,10 @@ Work directory: ``config.json``, ``metrics.jsonl``, ``samples/step_XXXXXXX.png``
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import os
 import pathlib
-import time
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
@@ -36,16 +34,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import tqdm
 from flax import struct
 from jax.sharding import Mesh, NamedSharding
 
+from solarjax import sharding
 from solarjax.models import gan as gan_models
 from solarjax.models import precision
 from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import loop, monitor
 from solarjax.train import quality as quality_lib
-from solarjax.train import sharding
 
 IMAGE_SHAPE = (gan_models.IMAGE_SIZE, gan_models.IMAGE_SIZE, 1)
 @struct.dataclass
@@ -143,14 +140,29 @@ def init_state(generator: nn.Module, discriminator: nn.Module, g_tx: optax.Gradi
 
 
 def step_key(state: GanState) -> jax.Array:
-    """The PRNG key of the state's next step: ``fold_in(state.rng, state.step)``."""
-    return jax.random.fold_in(state.rng, state.step)
+    """The PRNG key of the state's next step: ``fold_in(state.rng, state.step)`` (`loop.step_key`)."""
+    return loop.step_key(state)
+
+
+def r1_penalty(discriminator: nn.Module, d_params: Any, d_stats: Any, real: jax.Array) -> jax.Array:
+    """Mean over the batch of the squared L2 norm of the gradient of D's logit with respect to its input.
+
+    Args:
+      real: [B, 128, 128, 1] patches. Returns: a float32 scalar (differentiable in `d_params`).
+    """
+    variables = discriminator_variables(d_params, d_stats)
+
+    def logit_sum(images):
+        return jnp.sum(discriminator.apply(variables, images, update_stats=False))
+
+    gradients = jax.grad(logit_sum)(real)
+    return jnp.mean(jnp.sum(jnp.square(gradients), axis=(1, 2, 3)))
 
 
 def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.GradientTransformation,
                     d_tx: optax.GradientTransformation, latent_dim: int,
                     batch_sharding: NamedSharding | None = None, loss: str = 'non_saturating',
-                    ema_decay: float = 0.0, compute_dtype: str = 'float32') -> Callable:
+                    ema_decay: float = 0.0, compute_dtype: str = 'float32', r1_gamma: float = 0.0) -> Callable:
     """The pure train step ``(state, batch, key) -> (state, metrics)``.
 
     Args:
@@ -165,6 +177,8 @@ def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.
       compute_dtype: 'float32' (default) or 'bfloat16': G and D compute in it (parameters and
         inputs cast per pass); parameters, optimiser states, spectral-norm vectors, logits, losses
         and gradients stay float32 (`solarjax.models.precision`).
+      r1_gamma: weight of the R1 penalty (Mescheder et al. 2018) added to the discriminator's loss,
+        ``r1_gamma / 2 * mean_batch |grad_x D(x)|^2`` on the real patches (0: none, the paper).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
@@ -205,7 +219,10 @@ def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.
             fake_logits = discriminator.apply(discriminator_variables(narrow(d_params), d_stats), narrow(fake),
                                               update_stats=False)
             real_logits, fake_logits = widen(real_logits), widen(fake_logits)
-            return d_objective(real_logits, fake_logits), (real_logits, fake_logits, d_stats)
+            objective = d_objective(real_logits, fake_logits)
+            if r1_gamma > 0:
+                objective = objective + 0.5 * r1_gamma * r1_penalty(discriminator, d_params, d_stats, real)
+            return objective, (real_logits, fake_logits, d_stats)
 
         (d_loss, (real_logits, fake_logits, d_stats)), d_grads = jax.value_and_grad(
             discriminator_loss, has_aux=True)(state.d_params)
@@ -261,7 +278,7 @@ class GanPrograms:
 @functools.lru_cache(maxsize=8)
 def build_programs(arch: str, conv_impl: str, latent_dim: int, adam: tuple[float, float, float],
                    mesh: Mesh, loss: str = 'non_saturating', ema_decay: float = 0.0,
-                   compute_dtype: str = 'float32') -> GanPrograms:
+                   compute_dtype: str = 'float32', r1_gamma: float = 0.0) -> GanPrograms:
     """`GanPrograms` for hashable settings; cached, so a resumed run in the same process (or a
     second run of the same model) reuses the compiled programs.
 
@@ -269,8 +286,11 @@ def build_programs(arch: str, conv_impl: str, latent_dim: int, adam: tuple[float
       arch: architecture name; conv_impl: 'matmul' or 'xla'; latent_dim: size of z;
       adam: (learning_rate, b1, b2); mesh: the device mesh; loss: 'non_saturating' or 'hinge';
       ema_decay: 0 (no moving average in the state) or the decay of the generator's EMA;
-      compute_dtype: 'float32' or 'bfloat16' for the train step (`make_train_step`).
+      compute_dtype: 'float32' or 'bfloat16' for the train step (`make_train_step`);
+      r1_gamma: R1 penalty weight (0 = none).
     """
+    if r1_gamma < 0:
+        raise ValueError(f"r1_gamma must be >= 0, got {r1_gamma}")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     adversarial_losses(loss)  # refuses an unknown loss now
@@ -282,7 +302,7 @@ def build_programs(arch: str, conv_impl: str, latent_dim: int, adam: tuple[float
                    out_shardings=sharding.replicated(mesh))
     train_step = loop.jit_train_step(
         make_train_step(generator, discriminator, g_tx, d_tx, latent_dim, sharding.batch_sharded(mesh),
-                        loss=loss, ema_decay=ema_decay, compute_dtype=compute_dtype),
+                        loss=loss, ema_decay=ema_decay, compute_dtype=compute_dtype, r1_gamma=r1_gamma),
         mesh)
     generate = jax.jit(lambda params, z: generator.apply({'params': params}, z))
     return GanPrograms(generator, discriminator, g_tx, d_tx, init, train_step, generate)
@@ -290,26 +310,20 @@ def build_programs(arch: str, conv_impl: str, latent_dim: int, adam: tuple[float
 
 def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
     """`build_programs` for a run config (``conv_impl='auto'`` picks by backend; configs from before
-    ``model.loss`` / ``model.ema_decay`` / ``compute_dtype`` existed mean the paper's loss, no EMA
-    and float32)."""
+    ``model.loss`` / ``model.ema_decay`` / ``compute_dtype`` / ``model.r1_gamma`` existed mean the
+    paper's loss, no EMA, float32 and no R1 penalty)."""
     conv_impl = config.conv_impl if config.conv_impl != 'auto' else gan_models.default_conv_impl()
     adam = (float(config.optimizer.learning_rate), float(config.optimizer.b1), float(config.optimizer.b2))
     return build_programs(config.model.arch, conv_impl, int(config.model.latent_dim), adam, mesh,
                           loss=config.model.get('loss', 'non_saturating'),
                           ema_decay=float(config.model.get('ema_decay', 0.0)),
-                          compute_dtype=config.get('compute_dtype', 'float32'))
+                          compute_dtype=config.get('compute_dtype', 'float32'),
+                          r1_gamma=float(config.model.get('r1_gamma', 0.0)))
 
 
 def local_images(batch: Any, local_batch_size: int) -> np.ndarray:
     """The checked ``'image'`` array [local_batch_size, 128, 128, 1] float32 of a data batch."""
-    if not isinstance(batch, Mapping) or 'image' not in batch:
-        raise TypeError(f"data batches must be dicts with an 'image' entry, got {type(batch).__name__}")
-    images = np.asarray(batch['image'], np.float32)
-    if images.shape != (local_batch_size, *IMAGE_SHAPE):
-        raise ValueError(
-            f"data batch 'image' has shape {images.shape}, expected {(local_batch_size, *IMAGE_SHAPE)} "
-            f"(config.batch_size / process count rows of 128x128x1 patches)")
-    return images
+    return loop.checked_images(batch, (local_batch_size, *IMAGE_SHAPE))
 
 
 def reference_batches(factory: loop.DataIteratorFactory, num_images: int, local_batch_size: int):
@@ -319,45 +333,59 @@ def reference_batches(factory: loop.DataIteratorFactory, num_images: int, local_
         yield local_images(next(iterator), local_batch_size)
 
 
-class _Recorder:
-    """Checks, logs and displays step metrics on the host (one step behind the device)."""
+def task_for(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
+             data_iterator_factory: loop.DataIteratorFactory) -> loop.Task:
+    """The GAN as a `loop.Task`: `programs_for`'s init and step; a grid of ``config.num_grid_samples``
+    fixed latents saved as ``samples/step_XXXXXXX.png`` (`sample_params`); the quality figures of
+    ``config.quality.num_samples`` generated against the first ``config.quality.num_reference``
+    training patches (logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints)."""
+    workdir = pathlib.Path(workdir)
+    local_batch_size = config.batch_size // jax.process_count()
+    base_key = jax.random.key(config.seed)
 
-    def __init__(self, workdir: pathlib.Path, config, checkpoints, progress, is_main: bool):
-        self.writer = monitor.MetricsWriter(workdir / 'metrics.jsonl')
-        self.config = config
-        self.checkpoints = checkpoints
-        self.progress = progress
-        self.is_main = is_main
-        self.window = collections.deque()
-        self.last_log = (None, None)  # (step, time) of the previous log line
+    def build(mesh: Mesh) -> loop.Programs:
+        programs = programs_for(config, mesh)
+        generate = programs.generate
+        grid_latents = jax.random.normal(jax.random.fold_in(base_key, 1),
+                                         (config.num_grid_samples, config.model.latent_dim))
 
-    def record(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
-        host = {name: float(value) for name, value in jax.device_get(metrics).items()}
-        latest = self.checkpoints.latest_step()
-        monitor.check_finite(step, host, None if latest is None else f"{self.checkpoints.directory}/{latest}")
-        self.progress.update(1)
-        self.progress.set_postfix(g_loss=f"{host['g_loss']:.3f}", d_loss=f"{host['d_loss']:.3f}")
-        now = time.perf_counter()
-        last_step, last_time = self.last_log
-        if last_step is None:
-            self.last_log = (step, now)
-        elif loop.due(step, self.config.log_every):
-            host['images_per_second'] = (step - last_step) * self.config.batch_size / (now - last_time)
-            self.last_log = (step, now)
-            if self.is_main:
-                self.writer.write(step, host)
+        def sample(state: GanState, step: int) -> None:
+            monitor.save_sample_grid(generate(sampling_params(state), grid_latents),
+                                     workdir / 'samples' / f'step_{step:07d}.png', title=f'step {step}')
+
+        evaluate = None
+        if config.eval_every > 0:
+            encoder = quality_lib.random_feature_encoder(config.quality.encoder_seed)
+            reference = quality_lib.summarise(
+                reference_batches(data_iterator_factory, config.quality.num_reference, local_batch_size), encoder)
+
+            def evaluate(state: GanState) -> dict[str, float]:
+                params = sampling_params(state)
+                batches = quality_lib.generated_batches(
+                    lambda z: generate(params, z), config.quality.num_samples, config.quality.batch_size,
+                    config.model.latent_dim, jax.random.fold_in(base_key, 2))
+                return quality_lib.quality_figures(quality_lib.summarise(batches, encoder), reference)
+
+        return loop.Programs(init=lambda: programs.init(base_key), train_step=programs.train_step,
+                             evaluate=evaluate, sample=sample)
+
+    return loop.Task(
+        name='gan', fingerprint=checkpoint_lib.model_fingerprint(config.model.to_dict()),
+        run_config=loop.config_dict(config), image_shape=IMAGE_SHAPE, build=build,
+        best_metric=config.quality.best_metric, best_mode='min', log_prefix='quality/',
+        progress_fields={'g_loss': '.3f', 'd_loss': '.3f'}, time_first_step=False)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
                        data_iterator_factory: loop.DataIteratorFactory | None = None) -> GanState:
-    """Trains (or resumes) the GAN of `config` in `workdir` up to ``config.total_steps`` steps.
+    """Trains (or resumes) the GAN of `config` in `workdir` up to ``config.total_steps`` steps (`loop.run`).
 
     Args:
-      config: see ``experiments/configs/gan_synthetic.py`` for the fields.
+      config: see `solarjax.configs.gan` for the fields.
       workdir: run directory; a run found there (checkpoints) is resumed.
       data_iterator_factory: ``() -> iterator`` of process-local batches ``{'image': [B_local, 128,
         128, 1]}`` with grain's ``get_state``/``set_state``/``start_prefetch``; default:
-        `pipeline_iterator_factory(config)`. It is also called once more for the reference
+        `loop.pipeline_iterator_factory(config)`. It is also called once more for the reference
         patches of the quality figures.
 
     Returns:
@@ -367,85 +395,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       FingerprintMismatchError: `workdir` holds checkpoints of another model config.
       NonFiniteError: a loss or gradient norm became NaN/Inf (the last good checkpoint is kept).
     """
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    is_main = jax.process_index() == 0
-    mesh = sharding.make_data_mesh()
-    sharding.check_batch_divides(config.batch_size, mesh)
-    local_batch_size = config.batch_size // jax.process_count()
-    checkpoints = checkpoint_lib.RunCheckpoints(
-        workdir / 'checkpoints', fingerprint=checkpoint_lib.model_fingerprint(config.model.to_dict()),
-        keep_last=config.keep_checkpoints, best_metric=config.quality.best_metric, best_mode='min')
-    start = checkpoints.latest_step()
-    if start is not None:
-        checkpoints.check_fingerprint(start)  # before anything in workdir changes
-    if is_main:
-        loop.write_config(config, workdir)
-
-    programs = programs_for(config, mesh)
-    state = programs.init(jax.random.key(config.seed))
     factory = data_iterator_factory or loop.pipeline_iterator_factory(config)
-    iterator = factory()
-    if start is not None:
-        state = checkpoints.restore(start, state, iterator)
-    start = int(state.step)
-
-    batch_sharding = sharding.batch_sharded(mesh)
-    train_step, generate = programs.train_step, programs.generate
-    base_key = jax.random.key(config.seed)
-    grid_latents = jax.random.normal(jax.random.fold_in(base_key, 1),
-                                     (config.num_grid_samples, config.model.latent_dim))
-    evaluating = config.eval_every > 0
-    if evaluating:
-        encoder = quality_lib.random_feature_encoder(config.quality.encoder_seed)
-        reference = quality_lib.summarise(
-            reference_batches(factory, config.quality.num_reference, local_batch_size), encoder)
-
-    def evaluate(params) -> dict[str, float]:
-        batches = quality_lib.generated_batches(
-            lambda z: generate(params, z), config.quality.num_samples, config.quality.batch_size,
-            config.model.latent_dim, jax.random.fold_in(base_key, 2))
-        return quality_lib.quality_figures(quality_lib.summarise(batches, encoder), reference)
-
-    progress = tqdm.tqdm(total=config.total_steps, initial=start, desc='gan', disable=not is_main,
-                         dynamic_ncols=True)
-    recorder = _Recorder(workdir, config, checkpoints, progress, is_main)
-    if is_main:
-        recorder.writer.forget_after(start)  # steps after the restored checkpoint are trained again
-    pending = None  # (step, metrics) computed on device, not yet checked on the host
-    try:
-        for step in range(start + 1, config.total_steps + 1):
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                raise RuntimeError(
-                    f"the data iterator ended after {step - 1 - start} batches, before step "
-                    f"{config.total_steps}: use a repeating iterator (num_epochs=None)") from None
-            images = local_images(batch, local_batch_size)
-            global_batch = {'image': jax.make_array_from_process_local_data(batch_sharding, images)}
-            state, metrics = train_step(state, global_batch, step_key(state))
-            if pending is not None:
-                recorder.record(*pending)
-            pending = (step, metrics)
-
-            is_last = step == config.total_steps
-            sample_now = loop.due(step, config.sample_every) or is_last
-            evaluate_now = evaluating and (loop.due(step, config.eval_every) or is_last)
-            save_now = loop.due(step, config.checkpoint_every) or evaluate_now or is_last
-            if not (sample_now or evaluate_now or save_now):
-                continue
-            recorder.record(*pending)
-            pending = None
-            if sample_now and is_main:
-                monitor.save_sample_grid(generate(sampling_params(state), grid_latents),
-                                         workdir / 'samples' / f'step_{step:07d}.png',
-                                         title=f'step {step}')
-            figures = evaluate(sampling_params(state)) if evaluate_now else None
-            if figures is not None and is_main:
-                recorder.writer.write(step, {f'quality/{k}': v for k, v in figures.items()})
-            if save_now:
-                checkpoints.save(step, state, iterator, loop.config_dict(config), metrics=figures)
-    finally:
-        progress.close()
-        checkpoints.close()
-    return state
+    return loop.run(task_for(config, workdir, factory), config, workdir, factory)

@@ -1,9 +1,7 @@
-"""Run monitoring: JSONL metrics, magnetogram sample grids, a guard against NaN/Inf.
+"""Run monitoring: JSONL metrics and a guard against NaN/Inf (sample grids: `solarjax.plotting`, re-exported).
 
 ``workdir/metrics.jsonl`` holds one JSON object per line, ``{"step": int, <name>: float, ...}``;
-training metrics and quality figures are separate lines of the same file. Sample grids are PNGs
-drawn with sunpy's ``hmimag`` colour map on [-1000, 1000] G, on `matplotlib.figure.Figure` objects: no
-pyplot, so neither importing this module nor writing a PNG changes a user's matplotlib backend.
+training metrics and quality figures are separate lines of the same file.
 """
 from __future__ import annotations
 
@@ -14,11 +12,9 @@ import pathlib
 from typing import Mapping
 
 import numpy as np
-from matplotlib.figure import Figure
 
-GAUSS_PER_UNIT = 1000.0
-"""Images hold s = B / 1000 G."""
-FIELD_RANGE_GAUSS = (-1000.0, 1000.0)
+from solarjax.plotting import hmimag_colormap, save_comparison_grid, save_sample_grid, show_field  # noqa: F401
+from solarjax.units import FIELD_RANGE_GAUSS, GAUSS_PER_UNIT  # noqa: F401
 
 
 class NonFiniteError(FloatingPointError):
@@ -82,101 +78,3 @@ def check_finite(step: int, metrics: Mapping[str, float], last_good_checkpoint: 
             f"after that step was saved; {kept}. Lower the learning rate or check the data "
             f"for NaN/Inf values."
         )
-
-
-def hmimag_colormap():
-    """sunpy's HMI magnetogram colour map."""
-    import sunpy.visualization.colormaps as sunpy_colormaps
-    return sunpy_colormaps.cmlist['hmimag']
-
-
-def show_field(ax, image, **kwargs):
-    """Draws one normalised patch [H, W] or [H, W, 1] as Br in G (hmimag on [-1000, 1000] G, north up).
-
-    Extra keyword arguments go to `Axes.imshow`; returns its image artist (for a colour bar).
-    """
-    field = np.squeeze(np.asarray(image, np.float32)) * GAUSS_PER_UNIT
-    vmin, vmax = FIELD_RANGE_GAUSS
-    return ax.imshow(field, cmap=hmimag_colormap(), vmin=vmin, vmax=vmax, origin='lower',
-                     interpolation='nearest', **kwargs)
-
-
-def save_sample_grid(images: np.ndarray, path: str | os.PathLike, columns: int | None = None,
-                     title: str | None = None) -> pathlib.Path:
-    """Writes a PNG grid of Br patches with the ``hmimag`` colour map on [-1000, 1000] G.
-
-    Args:
-      images: [N, H, W] or [N, H, W, 1], normalised field s = B / 1000 G.
-      path: PNG file to write (parent folders are created).
-      columns: grid columns (default ceil(sqrt(N))).
-      title: optional figure title.
-
-    Returns:
-      The path written.
-    """
-    images = np.asarray(images, np.float32)
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    if images.ndim != 3 or len(images) == 0:
-        raise ValueError(f"expected images [N, H, W] or [N, H, W, 1] with N > 0, got {images.shape}")
-    count = len(images)
-    columns = columns or math.ceil(math.sqrt(count))
-    rows = math.ceil(count / columns)
-    fig = Figure(figsize=(1.5 * columns + 1.0, 1.5 * rows + 0.4), layout='compressed')
-    axes = fig.subplots(rows, columns, squeeze=False)
-    for index, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if index < count:
-            shown = show_field(ax, images[index])
-    fig.colorbar(shown, ax=axes, shrink=0.8, label='Br [G]')
-    return _save_titled(fig, path, title)
-
-
-def save_comparison_grid(data: np.ndarray, generated: np.ndarray, path: str | os.PathLike,
-                         columns: int = 4, labels: tuple[str, str] = ('data', 'generated'),
-                         title: str | None = None) -> pathlib.Path:
-    """Writes two PNG grids side by side, data on the left and generated on the right, on one colour scale.
-
-    Args:
-      data, generated: [N, H, W] or [N, H, W, 1] normalised patches (s = B / 1000 G); the first
-        ``columns * rows`` of each are drawn, rows = ceil(min(len) / columns).
-      path: PNG file to write (parent folders are created).
-      columns: patches per row in each grid.
-      labels: the two grids' titles.
-      title: optional figure title.
-
-    Returns:
-      The path written. Both grids use `show_field` (hmimag, [-1000, 1000] G) and share one colour bar.
-    """
-    sets = []
-    for images in (data, generated):
-        images = np.asarray(images, np.float32)
-        if images.ndim == 4 and images.shape[-1] == 1:
-            images = images[..., 0]
-        if images.ndim != 3 or len(images) == 0:
-            raise ValueError(f"expected images [N, H, W] or [N, H, W, 1] with N > 0, got {images.shape}")
-        sets.append(images)
-    count = min(len(images) for images in sets)
-    rows = math.ceil(count / columns)
-    fig = Figure(figsize=(2 * (1.5 * columns) + 1.6, 1.5 * rows + 0.8), layout='compressed')
-    panels = fig.subfigures(1, 2)
-    shown = None
-    for panel, images, label in zip(panels, sets, labels):
-        axes = panel.subplots(rows, columns, squeeze=False)
-        for index, ax in enumerate(axes.flat):
-            ax.set_axis_off()
-            if index < count:
-                shown = show_field(ax, images[index])
-        panel.suptitle(label)
-    fig.colorbar(shown, ax=panels[1].axes, shrink=0.8, label='Br [G]')
-    return _save_titled(fig, path, title)
-
-
-def _save_titled(fig, path: str | os.PathLike, title: str | None) -> pathlib.Path:
-    """Adds the optional title and writes the PNG (creating its folders); the figure is pyplot-free."""
-    if title:
-        fig.suptitle(title)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    return path

@@ -1,6 +1,6 @@
-"""Training the SimSiam encoder: pure jitted step, optimiser, monitors, and the resumable loop.
+"""Training the SimSiam encoder: pure jitted step, optimiser and monitors, plugged into `solarjax.train.loop.run`.
 
-    config = load_config_file("experiments/configs/simsiam_synthetic.py")
+    config = solarjax.configs.load("simsiam:synthetic")
     train_and_evaluate(config, workdir="runs/simsiam")     # `solarjax train simsiam` does this
 
 or, step by step:
@@ -32,10 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
-import pathlib
-import time
 from typing import Any, Mapping
 
 import flax.struct
@@ -44,17 +41,19 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import tqdm
 
-from solarjax import augment, physics
+from solarjax import augment, configs, physics, sharding
 from solarjax.models import precision
 from solarjax.models.simsiam import SimSiam, collapse_level, simsiam_loss
-from solarjax.retrieval.evaluate import correlations
+from solarjax.stats import correlations
 from solarjax.train import checkpoint as checkpoint_lib
-from solarjax.train import loop, monitor, sharding
+from solarjax.train import loop
 
 KNN_QUANTITIES = ("tuf", "psep", "r_value")
 PHYSICS_TARGETS = ("log_tuf", "psep", "log1p_r", "area", "abs_tilt")
+TARGET_SETS = ("sharp", "cme")
+"""``config.physics_targets``: what the physics head predicts, 'sharp' (default, `physics_targets`) or 'cme'
+(`solarjax.cme_physics.ssl_targets` of coronagraph difference images)."""
 SHARP_DATASET, AIA_DATASET = "sharp_patches", "aia_patches"
 BEST_METRIC = "knn/ssl_mean"  # checkpoints are ranked by the k-NN monitor (higher is better)
 
@@ -97,21 +96,49 @@ def physics_aux_weight_of(config: ml_collections.ConfigDict) -> float:
     return weight
 
 
+def target_set_of(config: ml_collections.ConfigDict) -> str:
+    """``config.physics_targets`` ('sharp' when absent), checked against `TARGET_SETS`."""
+    name = str(config.get("physics_targets", "sharp"))
+    if name not in TARGET_SETS:
+        raise ValueError(f"config.physics_targets must be one of {TARGET_SETS}, got {name!r}")
+    return name
+
+
+def target_names(target_set: str = "sharp") -> tuple[str, ...]:
+    """The columns the physics head of `target_set` predicts."""
+    if target_set == "cme":
+        from solarjax import cme_physics
+
+        return cme_physics.SSL_TARGETS
+    return PHYSICS_TARGETS
+
+
+def target_function(target_set: str = "sharp"):
+    """``images [N, H, W, 1] -> [N, P]`` targets of `target_set` (NaN where undefined)."""
+    if target_set == "cme":
+        from solarjax import cme_physics
+
+        return cme_physics.ssl_targets
+    return physics_targets
+
+
 def with_physics_head(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The config, with ``model.physics_head = len(PHYSICS_TARGETS)`` when its physics aux weight is > 0.
+    """The config, with ``model.physics_head`` = the number of its target set's columns (`target_names`)
+    when its physics aux weight is > 0.
 
     Raises:
       ValueError: a weight > 0 with a model whose ``physics_head`` is set to another size.
     """
     if physics_aux_weight_of(config) == 0:
         return config
-    size = config.model.get("physics_head", len(PHYSICS_TARGETS))
-    if size != len(PHYSICS_TARGETS):
+    names = target_names(target_set_of(config))
+    size = config.model.get("physics_head", len(names))
+    if size != len(names):
         raise ValueError(f"config.model.physics_head is {size}, the physics aux loss predicts "
-                         f"{len(PHYSICS_TARGETS)} quantities {PHYSICS_TARGETS}")
+                         f"{len(names)} quantities {names}")
     config = config.copy_and_resolve_references()
     with config.unlocked():
-        config.model.physics_head = len(PHYSICS_TARGETS)
+        config.model.physics_head = len(names)
     return config
 
 
@@ -190,13 +217,13 @@ def init_state(model: SimSiam, optimizer: optax.GradientTransformation, key: jax
 
 
 def step_key(state: TrainState) -> jax.Array:
-    """The PRNG key of the state's next step: ``fold_in(state.rng, state.step)``."""
-    return jax.random.fold_in(state.rng, state.step)
+    """The PRNG key of the state's next step: ``fold_in(state.rng, state.step)`` (`loop.step_key`)."""
+    return loop.step_key(state)
 
 
 def update(model: SimSiam, optimizer: optax.GradientTransformation, state: TrainState, view1: jax.Array,
-           view2: jax.Array, *, compute_dtype: str = "float32", physics_aux_weight: float = 0.0
-           ) -> tuple[TrainState, dict[str, jax.Array]]:
+           view2: jax.Array, *, compute_dtype: str = "float32", physics_aux_weight: float = 0.0,
+           target_set: str = "sharp") -> tuple[TrainState, dict[str, jax.Array]]:
     """One SimSiam update on two views [B, H, W, C] of the same images.
 
     With ``compute_dtype='bfloat16'`` the network computes in bfloat16 (parameters and views cast
@@ -205,14 +232,16 @@ def update(model: SimSiam, optimizer: optax.GradientTransformation, state: Train
 
     With ``physics_aux_weight`` > 0 (a model with a physics head) the step descends the SimSiam
     loss + weight x the mean over the two views of `physics_aux_loss` on each view's own
-    `physics_targets`; 0 (default) is the plain SimSiam step.
+    `physics_targets` (or the targets of ``target_set``, `target_function`); 0 (default) is the plain
+    SimSiam step.
 
     Returns:
       (new state, metrics): 'loss' (symmetric negative cosine, in [-1, 1]), 'collapse' (of the
       l2-normalised predictions of view 1), 'grad_norm', and with a physics weight 'physics_aux'.
     """
     if physics_aux_weight > 0:
-        return _update_with_physics(model, optimizer, state, view1, view2, compute_dtype, physics_aux_weight)
+        return _update_with_physics(model, optimizer, state, view1, view2, compute_dtype, physics_aux_weight,
+                                    target_set)
 
     dtype = precision.compute_dtype_of(compute_dtype)
     if precision.is_mixed(compute_dtype):
@@ -238,18 +267,20 @@ def update(model: SimSiam, optimizer: optax.GradientTransformation, state: Train
 
 
 def _update_with_physics(model: SimSiam, optimizer: optax.GradientTransformation, state: TrainState,
-                         view1: jax.Array, view2: jax.Array, compute_dtype: str, weight: float
-                         ) -> tuple[TrainState, dict[str, jax.Array]]:
+                         view1: jax.Array, view2: jax.Array, compute_dtype: str, weight: float,
+                         target_set: str = "sharp") -> tuple[TrainState, dict[str, jax.Array]]:
     """`update` with the physics head's loss added (weight > 0)."""
-    if model.physics_head != len(PHYSICS_TARGETS):
-        raise ValueError(f"a physics aux weight needs a model with physics_head={len(PHYSICS_TARGETS)} "
+    names = target_names(target_set)
+    if model.physics_head != len(names):
+        raise ValueError(f"a physics aux weight needs a model with physics_head={len(names)} "
                          f"(`with_physics_head`), got {model.physics_head}")
     dtype = precision.compute_dtype_of(compute_dtype)
     if precision.is_mixed(compute_dtype):
         narrow, widen = functools.partial(precision.cast_floating, dtype=dtype), precision.to_float32
     else:
         narrow = widen = lambda tree: tree
-    targets1, targets2 = physics_targets(view1), physics_targets(view2)
+    targets_of = target_function(target_set)
+    targets1, targets2 = targets_of(view1), targets_of(view2)
 
     def loss_fn(params):
         params = narrow(params)
@@ -274,11 +305,12 @@ def _update_with_physics(model: SimSiam, optimizer: optax.GradientTransformation
 
 def train_step(model: SimSiam, optimizer: optax.GradientTransformation, recipe: augment.Recipe, state: TrainState,
                batch: Mapping[str, jax.Array], key: jax.Array, *, compute_dtype: str = "float32",
-               physics_aux_weight: float = 0.0) -> tuple[TrainState, dict[str, jax.Array]]:
+               physics_aux_weight: float = 0.0, target_set: str = "sharp"
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Two augmented views of batch['image'] [B, H, W, C] drawn with `key` (in float32), then `update`."""
     view1, view2 = augment.two_views(key, batch["image"], recipe)
     return update(model, optimizer, state, view1, view2, compute_dtype=compute_dtype,
-                  physics_aux_weight=physics_aux_weight)
+                  physics_aux_weight=physics_aux_weight, target_set=target_set)
 
 
 # ------------------------------------------------------------------------------------- monitors
@@ -313,7 +345,7 @@ def optimizer_of(config: ml_collections.ConfigDict) -> optax.GradientTransformat
     opt = config.optimizer
     return make_optimizer(paper_learning_rate(config.batch_size, opt.base_lr), momentum=opt.momentum,
                           weight_decay=opt.weight_decay,
-                          cosine_decay_steps=config.num_steps if opt.cosine_decay else None,
+                          cosine_decay_steps=configs.upgrade(config).total_steps if opt.cosine_decay else None,
                           fixed_predictor_lr=opt.fixed_predictor_lr)
 
 
@@ -455,17 +487,47 @@ def knn_figures(embed, state: TrainState, heldout: HeldOut, mesh: jax.sharding.M
     return figures
 
 
+def task_for(config: ml_collections.ConfigDict, heldout: HeldOut | None = None) -> loop.Task:
+    """SimSiam as a `loop.Task`; `config` as `train_and_evaluate` resolves it (`with_physics_head`). The
+    evaluation is the k-NN monitor (`knn_figures`) on `heldout` (default `load_heldout(config)`, read
+    when the task is built); 'knn/ssl_mean' ranks checkpoints."""
+    plain_config = run_config(config)
+
+    def build(mesh: jax.sharding.Mesh) -> loop.Programs:
+        model, optimizer, state = create_state(config, mesh)
+        step_fn = loop.jit_train_step(functools.partial(train_step, model, optimizer, recipe_of(config),
+                                                        compute_dtype=config.get("compute_dtype", "float32"),
+                                                        physics_aux_weight=physics_aux_weight_of(config),
+                                                        target_set=target_set_of(config)), mesh)
+        evaluate = None
+        if config.eval_every > 0:
+            monitored = heldout or load_heldout(config)
+            embed = make_embed_fn(model, mesh)
+
+            def evaluate(state: TrainState) -> dict[str, float]:
+                return knn_figures(embed, state, monitored, mesh)
+
+        return loop.Programs(init=lambda: state, train_step=step_fn, evaluate=evaluate)
+
+    return loop.Task(
+        name="simsiam", fingerprint=encoder_config_fingerprint(config.model), run_config=plain_config,
+        image_shape=(config.image_size, config.image_size, config.model.input_channels), build=build,
+        best_metric=BEST_METRIC, best_mode="max", progress_fields={"loss": ".3f", "collapse": ".2f"},
+        time_first_step=True)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
                        data_iterator_factory: loop.DataIteratorFactory | None = None,
                        heldout: HeldOut | None = None) -> TrainState:
-    """Trains (or resumes) the SimSiam encoder of `config` in `workdir` up to `config.num_steps`.
+    """Trains (or resumes) the SimSiam encoder of `config` in `workdir` up to `config.total_steps` (`loop.run`;
+    a config saved with the old name ``num_steps`` is read through `solarjax.configs.upgrade`).
 
     Work directory: ``config.json`` (the recipe resolved), ``metrics.jsonl`` (loss, collapse,
     grad_norm, images_per_second every `log_every` steps; the k-NN figures every `eval_every`),
     ``checkpoints/`` (last `keep_checkpoints` and the best by 'knn/ssl_mean').
 
     Args:
-      config: see ``experiments/configs/simsiam_synthetic.py`` for the fields.
+      config: see `solarjax.configs.simsiam` for the fields.
       workdir: run directory; a run found there is resumed (same parameters as an uninterrupted run).
       data_iterator_factory: ``() -> iterator`` of process-local batches ``{'image': [B_local, H, W,
         C]}`` with get_state/set_state; default: the pipeline of config.data (`sharp_patches`, or
@@ -479,94 +541,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       FingerprintMismatchError: `workdir` holds checkpoints of another model config.
       NonFiniteError: a metric became NaN/Inf (the last good checkpoint is kept).
     """
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    is_main = jax.process_index() == 0
-    config = with_physics_head(config)
-    plain_config = run_config(config)
+    config = with_physics_head(configs.upgrade(config))
     factory = data_iterator_factory or loop.pipeline_iterator_factory(config)
-    mesh = sharding.make_data_mesh()
-    sharding.check_batch_divides(config.batch_size, mesh)
-    local_batch_size = config.batch_size // jax.process_count()
-    image_shape = (config.image_size, config.image_size, config.model.input_channels)
-
-    checkpoints = checkpoint_lib.RunCheckpoints(
-        workdir / "checkpoints", fingerprint=encoder_config_fingerprint(config.model),
-        keep_last=config.keep_checkpoints, best_metric=BEST_METRIC, best_mode="max")
-    latest = checkpoints.latest_step()
-    if latest is not None:
-        checkpoints.check_fingerprint(latest)  # refuse another architecture before compiling anything
-    model, optimizer, state = create_state(config, mesh)
-    iterator = factory()
-    if latest is not None:
-        state = checkpoints.restore(latest, state, iterator)
-    start = int(state.step)
-    if is_main:  # after the fingerprint check: a refused config never overwrites a run's record
-        (workdir / "config.json").write_text(json.dumps(plain_config, indent=2, sort_keys=True) + "\n")
-
-    batch_sharding = sharding.batch_sharded(mesh)
-    step_fn = loop.jit_train_step(functools.partial(train_step, model, optimizer, recipe_of(config),
-                                                    compute_dtype=config.get("compute_dtype", "float32"),
-                                                    physics_aux_weight=physics_aux_weight_of(config)), mesh)
-    evaluating = config.eval_every > 0
-    if evaluating:
-        heldout = heldout or load_heldout(config)
-        embed = make_embed_fn(model, mesh)
-    writer = monitor.MetricsWriter(workdir / "metrics.jsonl")
-    if is_main:
-        writer.forget_after(start)  # steps after the restored checkpoint are trained again
-    progress = tqdm.tqdm(total=config.num_steps, initial=start, desc="simsiam", disable=not is_main,
-                         dynamic_ncols=True)
-    clock = (start, time.perf_counter())
-
-    def record(step: int, metrics) -> None:
-        nonlocal clock
-        host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        latest = checkpoints.latest_step()
-        monitor.check_finite(step, host, None if latest is None else f"{checkpoints.directory}/{latest}")
-        progress.update(1)
-        progress.set_postfix(loss=f"{host['loss']:.3f}", collapse=f"{host['collapse']:.2f}")
-        if loop.due(step, config.log_every) and is_main:
-            now = time.perf_counter()
-            host["images_per_second"] = (step - clock[0]) * config.batch_size / (now - clock[1])
-            clock = (step, now)
-            writer.write(step, host)
-
-    pending = None  # metrics of the previous step, checked while the device runs the next one
-    try:
-        for step in range(start + 1, config.num_steps + 1):
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                raise RuntimeError(f"the data iterator ended before step {config.num_steps}: use a repeating "
-                                   "iterator (num_epochs=None)") from None
-            images = _checked_images(batch, (local_batch_size, *image_shape))
-            global_batch = {"image": jax.make_array_from_process_local_data(batch_sharding, images)}
-            state, metrics = step_fn(state, global_batch, step_key(state))
-            if pending is not None:
-                record(*pending)
-            pending = (step, metrics)
-            is_last = step == config.num_steps
-            evaluate_now = evaluating and (loop.due(step, config.eval_every) or is_last)
-            if not (evaluate_now or is_last or loop.due(step, config.checkpoint_every)):
-                continue
-            record(*pending)
-            pending = None
-            figures = knn_figures(embed, state, heldout, mesh) if evaluate_now else None
-            if figures is not None and is_main:
-                writer.write(step, figures)
-            checkpoints.save(step, state, iterator, plain_config, metrics=figures)
-    finally:
-        progress.close()
-        checkpoints.close()
-    return state
-
-
-def _checked_images(batch: Any, shape: tuple[int, ...]) -> np.ndarray:
-    if not isinstance(batch, Mapping) or "image" not in batch:
-        raise TypeError(f"data batches must be dicts with an 'image' entry, got {type(batch).__name__}")
-    images = np.asarray(batch["image"], np.float32)
-    if images.shape != shape:
-        raise ValueError(f"data batch 'image' has shape {images.shape}, expected {shape} "
-                         "(config.batch_size / process count patches of config.image_size, input channels)")
-    return images
+    return loop.run(task_for(config, heldout), config, workdir, factory)

@@ -1,0 +1,94 @@
+r"""The GAN trainer's config (`solarjax.train.gan.train_and_evaluate`): one base config and its variants.
+
+``get_config(variant)``, ml_collections style (``--config gan:paper``, or the old names ``gan_synthetic``,
+``gan_paper``, ``gan_sharp_full``):
+
+  synthetic   (default) the demo's GAN on the embedded synthetic active regions, on CPU: the paper's
+              generator with resize-convolution upsampling (``model.arch = 'resize_conv_small'``, no
+              checkerboard) and the paper's discriminator, loss and optimiser (Adam 5e-4, b1 = 0.5);
+              checkpoints ranked by the realism score; 6,000 steps of batch 32.
+  paper       the paper's GAN ('simple': three stride-2 3x3 transposed convolutions, 1,510,081 generator
+              parameters), checkpoints ranked by the Frechet distance: the fidelity baseline.
+  sharp_full  the paper's GAN at full scale on the real SHARP Br patches (``data.builder_config = 'fits'``):
+              81 epochs of the paper's ~44,000 patches at batch 32 (1,375 steps each; the authors used the
+              epoch-81 checkpoint), Adam b1 = 0.9, quality on 10,000 against 10,000 patches; on accelerators.
+              Its model section is the paper's two fields only, so its checkpoint fingerprint is unchanged.
+
+Commands (build the data once, then train; a killed run resumes from its work directory)::
+
+    solarjax data build --config synthetic --data-dir ~/tensorflow_datasets
+    solarjax train gan --config gan:synthetic --workdir runs/gan_synthetic --config.batch_size=64
+
+    solarjax data download ~/sharp_fits --start 2010-05-01T00:00 --end 2024-01-01T00:00
+    solarjax data build --config fits --manual-dir ~/sharp_fits --data-dir ~/tensorflow_datasets
+    solarjax train gan --config gan:sharp_full --workdir runs/gan_sharp_full
+
+Multi-host: run the same program on every host, calling ``jax.distributed.initialize()`` first; the global
+batch is split over the devices of all hosts, each host reading its own share of the data.
+
+Why these choices (resize-convolution generator, b1 = 0.5, ``ema_decay = 0``, ``canonical_polarity = False``)
+and what each variant measured: experiments/README.md, "GAN configs: measurements behind the defaults".
+
+Fields: seed (parameters, latents, data order); model.arch ('simple' | 'resize_conv' | 'resize_conv_small'),
+model.latent_dim, model.loss ('non_saturating' | 'hinge') and model.ema_decay (0 = no EMA) define the model
+(their hash is the checkpoint fingerprint); conv_impl ('auto' = 'matmul' on CPU, 'xla' elsewhere: same
+numbers, see `solarjax.models.gan`); compute_dtype ('float32' | 'bfloat16': bf16 compute, f32 parameters);
+optimizer (Adam); batch_size (global, all devices and hosts); total_steps; log_every (metrics.jsonl),
+checkpoint_every, keep_checkpoints (last K, plus the best), sample_every (PNG grid of num_grid_samples
+fixed latents), eval_every (quality figures, 0 = never; also at the last step); quality.* (sample sizes
+and ``best_metric``, which ranks checkpoints); data.* (the `sharp_patches` TFDS dataset read by
+`solarjax.data.pipeline`; ``canonical_polarity`` makes every leading polarity positive).
+"""
+import ml_collections
+
+VARIANTS = ("synthetic", "paper", "sharp_full")
+"""The arguments `get_config` takes (the first is the default)."""
+
+SHARP_FULL_STEPS_PER_EPOCH = 44_000 // 32
+"""Steps per epoch of the paper's ~44,000 SHARP patches at batch 32."""
+
+
+def get_config(variant: str = "synthetic") -> ml_collections.ConfigDict:
+    """The GAN config of `variant` (one of `VARIANTS`; '' is the default)."""
+    variant = variant or VARIANTS[0]
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown GAN config variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+    config = ml_collections.ConfigDict()
+    config.seed = 23
+    config.model = ml_collections.ConfigDict({"arch": "resize_conv_small", "latent_dim": 100,
+                                              "loss": "non_saturating", "ema_decay": 0.0})
+    config.conv_impl = "auto"
+    config.compute_dtype = "float32"
+    config.optimizer = ml_collections.ConfigDict({"learning_rate": 5e-4, "b1": 0.5, "b2": 0.999})
+    config.batch_size = 32
+    config.total_steps = 6000
+    config.log_every = 50
+    config.checkpoint_every = 500
+    config.keep_checkpoints = 3
+    config.sample_every = 500
+    config.num_grid_samples = 64
+    config.eval_every = 2000
+    config.quality = ml_collections.ConfigDict({
+        "num_samples": 2000, "num_reference": 2000, "batch_size": 250, "encoder_seed": 0,
+        "best_metric": "realism_score"})
+    config.data = ml_collections.ConfigDict({
+        "data_dir": "~/tensorflow_datasets", "builder_config": "synthetic", "split": "train",
+        "canonical_polarity": False})
+    if variant == "paper":
+        config.model.arch = "simple"
+        config.quality.best_metric = "frechet"
+    elif variant == "sharp_full":
+        epoch = SHARP_FULL_STEPS_PER_EPOCH
+        config.model = ml_collections.ConfigDict({"arch": "simple", "latent_dim": 100})
+        config.optimizer.b1 = 0.9
+        config.total_steps = 81 * epoch
+        config.log_every = 100
+        config.checkpoint_every = epoch
+        config.sample_every = 5 * epoch
+        config.eval_every = 5 * epoch
+        config.quality = ml_collections.ConfigDict({
+            "num_samples": 10_000, "num_reference": 10_000, "batch_size": 500, "encoder_seed": 0,
+            "best_metric": "frechet"})
+        config.data = ml_collections.ConfigDict({
+            "data_dir": "~/tensorflow_datasets", "builder_config": "fits", "split": "train"})
+    return config
