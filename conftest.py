@@ -3,6 +3,7 @@
 Tests run JAX on several forced CPU devices so that sharded code paths are exercised on a laptop;
 the flag must be set before JAX is first imported.
 """
+
 import hashlib
 import os
 import pathlib
@@ -49,8 +50,11 @@ def corrupt_files(shared_data) -> list[pathlib.Path]:
 def _artefact_code_hash() -> str:
     """sha256 of every source file that shapes the demo's artefacts (not the web app)."""
     digest = hashlib.sha256()
-    files = [*REPO_ROOT.glob("solarjax/**/*.py"), *REPO_ROOT.glob("data_builders/**/*.py"),
-             *REPO_ROOT.glob("experiments/configs/*.py")]
+    files = [
+        *REPO_ROOT.glob("solarjax/**/*.py"),
+        *REPO_ROOT.glob("data_builders/**/*.py"),
+        *REPO_ROOT.glob("experiments/configs/*.py"),
+    ]
     for path in sorted(f for f in files if "app" not in f.relative_to(REPO_ROOT).parts[:2]):
         digest.update(str(path.relative_to(REPO_ROOT)).encode())
         digest.update(path.read_bytes())

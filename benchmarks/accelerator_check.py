@@ -25,6 +25,7 @@ minutes there (`benchmarks/accelerator_check.sh`; see benchmarks/README.md).
 
 Run: ``python -m benchmarks.accelerator_check --out accelerator_check.json [--tiny] [--sections gan search]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,8 @@ import os
 import pathlib
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -49,17 +51,17 @@ from solarjax.models.simsiam import Predictor, Projector, SimSiam
 from solarjax.train import gan as gan_train
 from solarjax.train import simsiam as simsiam_train
 
-SECTIONS = ('gan', 'simsiam', 'physics', 'inversion', 'search')
-DTYPES = ('float32', 'bfloat16')
+SECTIONS = ("gan", "simsiam", "physics", "inversion", "search")
+DTYPES = ("float32", "bfloat16")
 # Dense data-sheet peaks in FLOP/s (no sparsity): float32 without tensor cores (XLA's default f32
 # matmul precision on these GPUs may use TF32, so f32 MFU can exceed what this suggests) and bf16.
 SPEC_PEAK_FLOPS = {
-    'H100': {'float32': 67e12, 'bfloat16': 989e12},
-    'H200': {'float32': 67e12, 'bfloat16': 989e12},
-    'A100': {'float32': 19.5e12, 'bfloat16': 312e12},
-    'L4': {'float32': 30.3e12, 'bfloat16': 121e12},
-    'TPU v5 lite': {'float32': 197e12, 'bfloat16': 197e12},
-    'TPU v4': {'float32': 275e12, 'bfloat16': 275e12},
+    "H100": {"float32": 67e12, "bfloat16": 989e12},
+    "H200": {"float32": 67e12, "bfloat16": 989e12},
+    "A100": {"float32": 19.5e12, "bfloat16": 312e12},
+    "L4": {"float32": 30.3e12, "bfloat16": 121e12},
+    "TPU v5 lite": {"float32": 197e12, "bfloat16": 197e12},
+    "TPU v4": {"float32": 275e12, "bfloat16": 275e12},
 }
 
 
@@ -79,11 +81,30 @@ class Sizes:
     tiny_models: bool
 
 
-FULL = Sizes(batches=(32, 64, 256, 1024), image_size=128, physics_patches=100_000, physics_chunk=10_000,
-             inversion=(64, 2, 10, 20), search_rows=1_000_000, search_queries=1_000, matmul_size=8192,
-             min_seconds=1.0, tiny_models=False)
-TINY = Sizes(batches=(2,), image_size=32, physics_patches=64, physics_chunk=32, inversion=(2, 1, 2, 2),
-             search_rows=4_000, search_queries=50, matmul_size=256, min_seconds=0.05, tiny_models=True)
+FULL = Sizes(
+    batches=(32, 64, 256, 1024),
+    image_size=128,
+    physics_patches=100_000,
+    physics_chunk=10_000,
+    inversion=(64, 2, 10, 20),
+    search_rows=1_000_000,
+    search_queries=1_000,
+    matmul_size=8192,
+    min_seconds=1.0,
+    tiny_models=False,
+)
+TINY = Sizes(
+    batches=(2,),
+    image_size=32,
+    physics_patches=64,
+    physics_chunk=32,
+    inversion=(2, 1, 2, 2),
+    search_rows=4_000,
+    search_queries=50,
+    matmul_size=256,
+    min_seconds=0.05,
+    tiny_models=True,
+)
 
 
 # ----------------------------------------------------------------------------------- measuring
@@ -91,22 +112,29 @@ def compiled_figures(jitted: Callable, *args) -> tuple[Callable, dict]:
     """Compiles `jitted` for `args`: (compiled program, {compile_seconds, flops, compiled_memory_bytes})."""
     started = time.perf_counter()
     compiled = jitted.lower(*args).compile()
-    figures = {'compile_seconds': time.perf_counter() - started}
+    figures = {"compile_seconds": time.perf_counter() - started}
     cost = compiled.cost_analysis()
     if isinstance(cost, (list, tuple)):  # older JAX: one dict per program
         cost = cost[0] if cost else {}
-    figures['flops'] = float(cost.get('flops', float('nan'))) if cost else float('nan')
+    figures["flops"] = float(cost.get("flops", float("nan"))) if cost else float("nan")
     memory = compiled.memory_analysis()
-    figures['compiled_memory_bytes'] = (None if memory is None else int(
-        memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
-        - memory.alias_size_in_bytes))
+    figures["compiled_memory_bytes"] = (
+        None
+        if memory is None
+        else int(
+            memory.argument_size_in_bytes
+            + memory.output_size_in_bytes
+            + memory.temp_size_in_bytes
+            - memory.alias_size_in_bytes
+        )
+    )
     return compiled, figures
 
 
 def device_peak_bytes() -> int | None:
     """Peak bytes in use on the first device so far (None where the backend does not report it)."""
     stats = jax.devices()[0].memory_stats()
-    return None if not stats or 'peak_bytes_in_use' not in stats else int(stats['peak_bytes_in_use'])
+    return None if not stats or "peak_bytes_in_use" not in stats else int(stats["peak_bytes_in_use"])
 
 
 def time_calls(call: Callable[[], Any], min_seconds: float, min_calls: int = 3) -> tuple[float, int]:
@@ -127,7 +155,7 @@ def measured_matmul_flops(size: int, dtype: str) -> float:
     matmul = jax.jit(lambda x, y: x @ y)
     jax.block_until_ready(matmul(a, b))
     seconds, _ = time_calls(lambda: jax.block_until_ready(matmul(a, b)), 0.5)
-    return 2.0 * size ** 3 / seconds
+    return 2.0 * size**3 / seconds
 
 
 def spec_peak_flops(dtype: str) -> float | None:
@@ -140,11 +168,16 @@ def spec_peak_flops(dtype: str) -> float | None:
 
 
 def _step_figures(step_seconds: float, batch: int, figures: dict, peaks: dict, dtype: str) -> dict:
-    achieved = figures['flops'] / step_seconds
+    achieved = figures["flops"] / step_seconds
     spec = spec_peak_flops(dtype)
-    return {'images_per_s': batch / step_seconds, 'step_seconds': step_seconds,
-            'achieved_flops_per_s': achieved, 'mfu_vs_measured_matmul': achieved / peaks[dtype],
-            'mfu_vs_spec': None if spec is None else achieved / spec, 'device_peak_bytes': device_peak_bytes()}
+    return {
+        "images_per_s": batch / step_seconds,
+        "step_seconds": step_seconds,
+        "achieved_flops_per_s": achieved,
+        "mfu_vs_measured_matmul": achieved / peaks[dtype],
+        "mfu_vs_spec": None if spec is None else achieved / spec,
+        "device_peak_bytes": device_peak_bytes(),
+    }
 
 
 def _guarded(function: Callable[[], dict]) -> dict:
@@ -152,7 +185,7 @@ def _guarded(function: Callable[[], dict]) -> dict:
     try:
         return function()
     except Exception as error:  # noqa: BLE001 - reported in the JSON, the run goes on
-        return {'error': f'{type(error).__name__}: {str(error).splitlines()[0][:300]}'}
+        return {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"}
 
 
 # ------------------------------------------------------------------------------------- models
@@ -170,22 +203,23 @@ def gan_models_for(sizes: Sizes, arch: str) -> tuple[Any, Any, str]:
     """(generator, discriminator, description); --tiny: reduced widths of the resize-conv pair."""
     conv_impl = gan_models.default_conv_impl()
     if sizes.tiny_models:
-        generator = gan_models.ResizeConvGenerator(conv_impl=conv_impl, base_channels=4, block_channels=(),
-                                                   upsample_output=True)
+        generator = gan_models.ResizeConvGenerator(
+            conv_impl=conv_impl, base_channels=4, block_channels=(), upsample_output=True
+        )
         discriminator = gan_models.SpectralNormDiscriminator(conv_impl=conv_impl, channels=(4,))
-        return generator, discriminator, f'tiny resize_conv pair (one layer each, width 4), conv_impl={conv_impl}'
+        return generator, discriminator, f"tiny resize_conv pair (one layer each, width 4), conv_impl={conv_impl}"
     generator, discriminator = gan_models.make_models(arch, conv_impl)
-    return generator, discriminator, f'{arch}, conv_impl={conv_impl}'
+    return generator, discriminator, f"{arch}, conv_impl={conv_impl}"
 
 
 def simsiam_model_for(sizes: Sizes) -> tuple[SimSiam, str]:
     if sizes.tiny_models:
-        return _TinySimSiam(width=4, projector_dims=(16, 16, 8), predictor_hidden=8), 'tiny 1-stage ResNet width 4'
-    return SimSiam(), 'ResNet-18 + projector 512-512-100 + predictor 100-128-100'
+        return _TinySimSiam(width=4, projector_dims=(16, 16, 8), predictor_hidden=8), "tiny 1-stage ResNet width 4"
+    return SimSiam(), "ResNet-18 + projector 512-512-100 + predictor 100-128-100"
 
 
 # ------------------------------------------------------------------------------------ sections
-def gan_section(sizes: Sizes, peaks: dict, arch: str = 'simple') -> dict:
+def gan_section(sizes: Sizes, peaks: dict, arch: str = "simple") -> dict:
     """GAN train-step figures at each batch size and compute dtype."""
     generator, discriminator, description = gan_models_for(sizes, arch)
     latent_dim = 100
@@ -193,25 +227,29 @@ def gan_section(sizes: Sizes, peaks: dict, arch: str = 'simple') -> dict:
     state0 = gan_train.init_state(generator, discriminator, tx, tx, jax.random.key(0), latent_dim)
     results = []
     for dtype in DTYPES:
-        step = jax.jit(gan_train.make_train_step(generator, discriminator, tx, tx, latent_dim, compute_dtype=dtype),
-                       donate_argnums=0)
+        step = jax.jit(
+            gan_train.make_train_step(generator, discriminator, tx, tx, latent_dim, compute_dtype=dtype),
+            donate_argnums=0,
+        )
         for batch in sizes.batches:
+
             def measure():
                 images = jax.device_put(jnp.tanh(jax.random.normal(jax.random.key(batch), (batch, 128, 128, 1))))
-                holder = {'state': jax.tree.map(jnp.copy, state0)}
-                compiled, figures = compiled_figures(step, holder['state'], {'image': images}, jax.random.key(1))
+                holder = {"state": jax.tree.map(jnp.copy, state0)}
+                compiled, figures = compiled_figures(step, holder["state"], {"image": images}, jax.random.key(1))
 
                 def call():
-                    holder['state'], metrics = compiled(holder['state'], {'image': images},
-                                                        gan_train.step_key(holder['state']))
+                    holder["state"], metrics = compiled(
+                        holder["state"], {"image": images}, gan_train.step_key(holder["state"])
+                    )
                     jax.block_until_ready(metrics)
 
                 call()  # warm-up
                 seconds, calls = time_calls(call, sizes.min_seconds)
-                return {**figures, **_step_figures(seconds, batch, figures, peaks, dtype), 'timed_steps': calls}
+                return {**figures, **_step_figures(seconds, batch, figures, peaks, dtype), "timed_steps": calls}
 
-            results.append({'batch': batch, 'compute_dtype': dtype, **_guarded(measure)})
-    return {'model': description, 'optimizer': 'Adam 5e-4, b1 0.5', 'results': results}
+            results.append({"batch": batch, "compute_dtype": dtype, **_guarded(measure)})
+    return {"model": description, "optimizer": "Adam 5e-4, b1 0.5", "results": results}
 
 
 def simsiam_section(sizes: Sizes, peaks: dict) -> dict:
@@ -221,26 +259,31 @@ def simsiam_section(sizes: Sizes, peaks: dict) -> dict:
     results = []
     for dtype in DTYPES:
         for batch in sizes.batches:
+
             def measure():
                 optimizer = simsiam_train.make_optimizer(simsiam_train.paper_learning_rate(batch))
-                holder = {'state': simsiam_train.init_state(model, optimizer, jax.random.key(0), size)}
-                update = jax.jit(functools.partial(simsiam_train.update, model, optimizer, compute_dtype=dtype),
-                                 donate_argnums=0)
+                holder = {"state": simsiam_train.init_state(model, optimizer, jax.random.key(0), size)}
+                update = jax.jit(
+                    functools.partial(simsiam_train.update, model, optimizer, compute_dtype=dtype), donate_argnums=0
+                )
                 view1 = jnp.tanh(jax.random.normal(jax.random.key(2), (batch, size, size, 1)))
                 view2 = jnp.tanh(jax.random.normal(jax.random.key(3), (batch, size, size, 1)))
-                compiled, figures = compiled_figures(update, holder['state'], view1, view2)
+                compiled, figures = compiled_figures(update, holder["state"], view1, view2)
 
                 def call():
-                    holder['state'], metrics = compiled(holder['state'], view1, view2)
+                    holder["state"], metrics = compiled(holder["state"], view1, view2)
                     jax.block_until_ready(metrics)
 
                 call()
                 seconds, calls = time_calls(call, sizes.min_seconds)
-                return {**figures, **_step_figures(seconds, batch, figures, peaks, dtype), 'timed_steps': calls}
+                return {**figures, **_step_figures(seconds, batch, figures, peaks, dtype), "timed_steps": calls}
 
-            results.append({'batch': batch, 'compute_dtype': dtype, **_guarded(measure)})
-    return {'model': f'{description}, {size}x{size}x1 views', 'optimizer': 'SGD momentum 0.9, wd 5e-4',
-            'results': results}
+            results.append({"batch": batch, "compute_dtype": dtype, **_guarded(measure)})
+    return {
+        "model": f"{description}, {size}x{size}x1 views",
+        "optimizer": "SGD momentum 0.9, wd 5e-4",
+        "results": results,
+    }
 
 
 def physics_section(sizes: Sizes) -> dict:
@@ -250,9 +293,10 @@ def physics_section(sizes: Sizes) -> dict:
 
     base = random_bipoles(np.random.default_rng(0), min(sizes.physics_chunk, 10_000)).astype(np.float32)
     repeats = -(-sizes.physics_patches // len(base))
-    patches = jnp.tile(jax.device_put(base), (repeats, 1, 1))[:sizes.physics_patches]
-    chunks = [patches[start:start + sizes.physics_chunk]
-              for start in range(0, sizes.physics_patches, sizes.physics_chunk)]
+    patches = jnp.tile(jax.device_put(base), (repeats, 1, 1))[: sizes.physics_patches]
+    chunks = [
+        patches[start : start + sizes.physics_chunk] for start in range(0, sizes.physics_patches, sizes.physics_chunk)
+    ]
     quantities = jax.jit(physics.quantities)
     started = time.perf_counter()
     jax.block_until_ready(quantities(chunks[0]))
@@ -262,9 +306,16 @@ def physics_section(sizes: Sizes) -> dict:
         jax.block_until_ready([quantities(chunk) for chunk in chunks])
 
     seconds, calls = time_calls(call, sizes.min_seconds, min_calls=2)
-    return {'patches': sizes.physics_patches, 'chunk': sizes.physics_chunk, 'image_shape': [128, 128],
-            'compile_seconds': compile_seconds, 'seconds': seconds, 'images_per_s': sizes.physics_patches / seconds,
-            'timed_passes': calls, 'device_peak_bytes': device_peak_bytes()}
+    return {
+        "patches": sizes.physics_patches,
+        "chunk": sizes.physics_chunk,
+        "image_shape": [128, 128],
+        "compile_seconds": compile_seconds,
+        "seconds": seconds,
+        "images_per_s": sizes.physics_patches / seconds,
+        "timed_passes": calls,
+        "device_peak_bytes": device_peak_bytes(),
+    }
 
 
 def inversion_section(sizes: Sizes) -> dict:
@@ -277,9 +328,9 @@ def inversion_section(sizes: Sizes) -> dict:
     from solarjax.data import synthetic
     from solarjax.steering import LatentGenerator, invert
 
-    generator_module = gan_models_for(sizes, 'simple')[0]
+    generator_module = gan_models_for(sizes, "simple")[0]
     variables = generator_module.init(jax.random.key(0), jnp.zeros((1, inversion_bench.LATENT_DIM)))
-    generator = LatentGenerator(generator_module.apply, variables, fingerprint='tiny-random-generator')
+    generator = LatentGenerator(generator_module.apply, variables, fingerprint="tiny-random-generator")
     images = synthetic.generate(num_images, 0).images[..., None]
 
     def batched():
@@ -293,11 +344,20 @@ def inversion_section(sizes: Sizes) -> dict:
     started = time.perf_counter()
     inversion_bench.paper_loop(images[:loop_images], generator, restarts, steps)
     loop_seconds = time.perf_counter() - started
-    return {'batched_images_per_s': num_images / batched_seconds, 'paper_loop_images_per_s': loop_images / loop_seconds,
-            'speedup': (num_images / batched_seconds) / (loop_images / loop_seconds),
-            'batched_seconds': batched_seconds, 'paper_loop_seconds': loop_seconds, 'num_images': num_images,
-            'loop_images': loop_images, 'restarts': restarts, 'steps': steps, 'generator': 'tiny',
-            'backend': jax.default_backend(), 'devices': jax.device_count()}
+    return {
+        "batched_images_per_s": num_images / batched_seconds,
+        "paper_loop_images_per_s": loop_images / loop_seconds,
+        "speedup": (num_images / batched_seconds) / (loop_images / loop_seconds),
+        "batched_seconds": batched_seconds,
+        "paper_loop_seconds": loop_seconds,
+        "num_images": num_images,
+        "loop_images": loop_images,
+        "restarts": restarts,
+        "steps": steps,
+        "generator": "tiny",
+        "backend": jax.default_backend(),
+        "devices": jax.device_count(),
+    }
 
 
 def exact_top_k_on_device(database: jax.Array, queries: np.ndarray, k: int, query_batch: int = 250) -> np.ndarray:
@@ -312,9 +372,9 @@ def exact_top_k_on_device(database: jax.Array, queries: np.ndarray, k: int, quer
     out = []
     for start in range(0, len(queries), query_batch):
         batch = np.zeros((query_batch, queries.shape[1]), np.float32)
-        chunk = queries[start:start + query_batch]
-        batch[:len(chunk)] = chunk
-        out.append(np.asarray(top_k(jnp.asarray(batch)))[:len(chunk)])
+        chunk = queries[start : start + query_batch]
+        batch[: len(chunk)] = chunk
+        out.append(np.asarray(top_k(jnp.asarray(batch)))[: len(chunk)])
     return np.concatenate(out).astype(np.int64)
 
 
@@ -330,7 +390,7 @@ def search_section(sizes: Sizes) -> dict:
     generate_seconds = time.perf_counter() - started
     on_device = jax.device_put(database)
     exact_top_k_on_device(on_device, queries[:10], k)  # compile
-    truth, device_seconds = None, float('inf')
+    truth, device_seconds = None, float("inf")
     for _ in range(2):
         started = time.perf_counter()
         truth = exact_top_k_on_device(on_device, queries, k)
@@ -349,71 +409,98 @@ def search_section(sizes: Sizes) -> dict:
     started = time.perf_counter()
     found = scann_scale.ah_search(searcher, database, queries, leaves, rerank)
     scann_seconds = time.perf_counter() - started
-    return {'rows': rows, 'dim': int(database.shape[1]), 'queries': num_queries, 'k': k,
-            'data': 'benchmarks.scann_scale.SpectrumMixture', 'generate_seconds': generate_seconds,
-            'device_exact_queries_per_s': num_queries / device_seconds,
-            'device_exact_agreement_with_numpy': agreement,
-            'scann_cpu_queries_per_s': num_queries / scann_seconds, 'scann_build_seconds': build_seconds,
-            'scann_recall_at_10': float(scann_scale.recall_per_query(found, truth).mean()),
-            'scann_params': {'num_leaves': num_leaves, 'leaves_to_search': leaves, 'rerank': rerank,
-                             'dims_per_block': 2, 'bits': 4},
-            'device_over_scann_queries_per_s': (num_queries / device_seconds) / (num_queries / scann_seconds),
-            'cpu_threads': len(os.sched_getaffinity(0))}
+    return {
+        "rows": rows,
+        "dim": int(database.shape[1]),
+        "queries": num_queries,
+        "k": k,
+        "data": "benchmarks.scann_scale.SpectrumMixture",
+        "generate_seconds": generate_seconds,
+        "device_exact_queries_per_s": num_queries / device_seconds,
+        "device_exact_agreement_with_numpy": agreement,
+        "scann_cpu_queries_per_s": num_queries / scann_seconds,
+        "scann_build_seconds": build_seconds,
+        "scann_recall_at_10": float(scann_scale.recall_per_query(found, truth).mean()),
+        "scann_params": {
+            "num_leaves": num_leaves,
+            "leaves_to_search": leaves,
+            "rerank": rerank,
+            "dims_per_block": 2,
+            "bits": 4,
+        },
+        "device_over_scann_queries_per_s": (num_queries / device_seconds) / (num_queries / scann_seconds),
+        "cpu_threads": len(os.sched_getaffinity(0)),
+    }
 
 
 # ---------------------------------------------------------------------------------------- main
 def machine() -> dict:
     device = jax.devices()[0]
-    return {'date_utc': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'jax': jax.__version__,
-            'backend': jax.default_backend(), 'device_kind': device.device_kind, 'device_count': jax.device_count(),
-            'cpu_threads': len(os.sched_getaffinity(0)), 'xla_flags': os.environ.get('XLA_FLAGS', '')}
+    return {
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+        "cpu_threads": len(os.sched_getaffinity(0)),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
 
 
-def run(tiny: bool = False, sections: tuple[str, ...] = SECTIONS, out: str | os.PathLike | None = None,
-        gan_arch: str = 'simple') -> dict:
+def run(
+    tiny: bool = False,
+    sections: tuple[str, ...] = SECTIONS,
+    out: str | os.PathLike | None = None,
+    gan_arch: str = "simple",
+) -> dict:
     """Runs the sections; returns the report (and rewrites `out` after each section)."""
     sizes = TINY if tiny else FULL
     started = time.perf_counter()
-    report: dict = {'mode': 'tiny' if tiny else 'full', 'sizes': dataclasses.asdict(sizes), 'machine': machine(),
-                    'section_seconds': {}}
+    report: dict = {
+        "mode": "tiny" if tiny else "full",
+        "sizes": dataclasses.asdict(sizes),
+        "machine": machine(),
+        "section_seconds": {},
+    }
 
     def save():
-        report['total_seconds'] = time.perf_counter() - started
+        report["total_seconds"] = time.perf_counter() - started
         if out is not None:
-            pathlib.Path(out).write_text(json.dumps(report, indent=1, default=float) + '\n')
+            pathlib.Path(out).write_text(json.dumps(report, indent=1, default=float) + "\n")
 
-    needs_peaks = {'gan', 'simsiam'} & set(sections)
+    needs_peaks = {"gan", "simsiam"} & set(sections)
     if needs_peaks:
-        report['measured_matmul_flops_per_s'] = {dtype: measured_matmul_flops(sizes.matmul_size, dtype)
-                                                for dtype in DTYPES}
-        report['spec_peak_flops_per_s'] = {dtype: spec_peak_flops(dtype) for dtype in DTYPES}
+        report["measured_matmul_flops_per_s"] = {
+            dtype: measured_matmul_flops(sizes.matmul_size, dtype) for dtype in DTYPES
+        }
+        report["spec_peak_flops_per_s"] = {dtype: spec_peak_flops(dtype) for dtype in DTYPES}
     runners = {
-        'gan': lambda: gan_section(sizes, report['measured_matmul_flops_per_s'], gan_arch),
-        'simsiam': lambda: simsiam_section(sizes, report['measured_matmul_flops_per_s']),
-        'physics': lambda: physics_section(sizes),
-        'inversion': lambda: inversion_section(sizes),
-        'search': lambda: search_section(sizes),
+        "gan": lambda: gan_section(sizes, report["measured_matmul_flops_per_s"], gan_arch),
+        "simsiam": lambda: simsiam_section(sizes, report["measured_matmul_flops_per_s"]),
+        "physics": lambda: physics_section(sizes),
+        "inversion": lambda: inversion_section(sizes),
+        "search": lambda: search_section(sizes),
     }
     for name in sections:
-        print(f'accelerator_check: {name} ...', file=sys.stderr, flush=True)
+        print(f"accelerator_check: {name} ...", file=sys.stderr, flush=True)
         section_started = time.perf_counter()
         report[name] = _guarded(runners[name])
-        report['section_seconds'][name] = time.perf_counter() - section_started
+        report["section_seconds"][name] = time.perf_counter() - section_started
         save()
     return report
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', default='accelerator_check.json', help='JSON report (rewritten after each section)')
-    parser.add_argument('--tiny', action='store_true', help='toy sizes and models: runs on a CPU in about a minute')
-    parser.add_argument('--sections', nargs='+', choices=SECTIONS, default=list(SECTIONS))
-    parser.add_argument('--gan-arch', default='simple', choices=sorted(gan_models.ARCHITECTURES))
+    parser.add_argument("--out", default="accelerator_check.json", help="JSON report (rewritten after each section)")
+    parser.add_argument("--tiny", action="store_true", help="toy sizes and models: runs on a CPU in about a minute")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--gan-arch", default="simple", choices=sorted(gan_models.ARCHITECTURES))
     args = parser.parse_args(argv)
     report = run(args.tiny, tuple(args.sections), args.out, args.gan_arch)
     print(f"wrote {args.out} ({report['total_seconds']:.0f} s)", file=sys.stderr)
     return report
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -27,6 +27,7 @@ CPU and are not idle figures).
 Run: ``python -m benchmarks.app_load_bench --workdir demo_out [--rows 100000] [--rank hybrid]``
 (prints JSON); the harness calls `run`. Target: zero errors, p99 < 200 ms for a 10^5-row index.
 """
+
 import argparse
 import http.client
 import json
@@ -74,13 +75,19 @@ def _synthetic_rows(count: int, extra_columns: list[str], embed) -> tuple[np.nda
         padded = np.zeros((BATCH,) + batch.images.shape[1:], np.float32)
         padded[:size] = batch.images
         values = {name: np.asarray(value)[:size] for name, value in physics.quantities(padded).items()}
-        values.update({
-            "dataset": np.full(size, b""), "example_index": np.full(size, -1), "harpnum": np.full(size, -1),
-            "noaa_ar": np.zeros(size, np.int64), "t_rec": np.full(size, np.datetime64("NaT", "s")),
-            "lat_deg": batch.truth["latitude_deg"].astype(np.float64), "lon_deg": np.full(size, np.nan),
-            "source": np.full(size, b"synthetic"),
-            "record": np.array([f"synthetic[{SYNTHETIC_SEED}][{i}]".encode() for i in range(start, start + size)]),
-        })
+        values.update(
+            {
+                "dataset": np.full(size, b""),
+                "example_index": np.full(size, -1),
+                "harpnum": np.full(size, -1),
+                "noaa_ar": np.zeros(size, np.int64),
+                "t_rec": np.full(size, np.datetime64("NaT", "s")),
+                "lat_deg": batch.truth["latitude_deg"].astype(np.float64),
+                "lon_deg": np.full(size, np.nan),
+                "source": np.full(size, b"synthetic"),
+                "record": np.array([f"synthetic[{SYNTHETIC_SEED}][{i}]".encode() for i in range(start, start + size)]),
+            }
+        )
         for name in extra_columns:
             if not name.startswith("truth_") or name[6:] not in batch.truth:
                 raise ValueError(f"table column {name!r} is not a synthetic ground-truth scalar")
@@ -101,8 +108,13 @@ def _copied_rows(source, count: int, seed: int = 0) -> tuple[np.ndarray, dict[st
     return copied, {name: source.column(name)[picks] for name in source.columns}
 
 
-def scaled_workdir(workdir: str | os.PathLike, rows: int, cache_dir: str | os.PathLike | None = None,
-                   kind: str = INDEX_KIND, fill: str = "synthetic") -> pathlib.Path:
+def scaled_workdir(
+    workdir: str | os.PathLike,
+    rows: int,
+    cache_dir: str | os.PathLike | None = None,
+    kind: str = INDEX_KIND,
+    fill: str = "synthetic",
+) -> pathlib.Path:
     """A work directory whose index holds `rows` rows: `workdir`'s table and synthetic patches (or
     copies of its rows, ``fill='copies'``; see the module docstring), indexed by an index of
     ``kind``; built once and reused while its manifest matches (source table, encoder, rows, kind, fill).
@@ -119,8 +131,14 @@ def scaled_workdir(workdir: str | os.PathLike, rows: int, cache_dir: str | os.Pa
     source = open_table(workdir / "index" / "table")
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
-    key = {"source": str(workdir), "table_id": source.table_id, "fingerprint": source.fingerprint, "rows": rows,
-           "synthetic": [SYNTHETIC_SEED, SYNTHETIC_START], "kind": kind}
+    key = {
+        "source": str(workdir),
+        "table_id": source.table_id,
+        "fingerprint": source.fingerprint,
+        "rows": rows,
+        "synthetic": [SYNTHETIC_SEED, SYNTHETIC_START],
+        "kind": kind,
+    }
     if fill != "synthetic":
         key["fill"] = fill
     suffix = "" if fill == "synthetic" else f"-{fill}"
@@ -132,16 +150,19 @@ def scaled_workdir(workdir: str | os.PathLike, rows: int, cache_dir: str | os.Pa
         raise ValueError(f"--rows {rows}: the table {source.path} already has {source.num_rows} rows")
     encoder = ssl.load(workdir / "simsiam")
     if encoder.fingerprint != source.fingerprint:
-        raise ValueError(f"{workdir}: its table was embedded by encoder {source.fingerprint}, "
-                         f"its SimSiam run is {encoder.fingerprint}")
+        raise ValueError(
+            f"{workdir}: its table was embedded by encoder {source.fingerprint}, "
+            f"its SimSiam run is {encoder.fingerprint}"
+        )
     if out.exists():
         shutil.rmtree(out)
     (out / "index").mkdir(parents=True)
     for name in LINKED_ARTEFACTS:
         (out / name).symlink_to(workdir / name)
     table_dir = out / "index" / "table"
-    build_table_from_arrays(table_dir, source.all_embeddings(), {name: source.column(name) for name in source.columns},
-                            encoder.fingerprint)
+    build_table_from_arrays(
+        table_dir, source.all_embeddings(), {name: source.column(name) for name in source.columns}, encoder.fingerprint
+    )
     extra = [name for name in source.columns if name not in CORE_COLUMNS]
     if fill == "copies":
         embeddings, columns = _copied_rows(source, rows - source.num_rows)
@@ -167,9 +188,13 @@ def _client(port: int, deadline: float, seed: int, latencies: list, statuses: li
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     filters = {"k": 10} if rank is None else {"k": 10, "rank": rank}
     while time.perf_counter() < deadline:
-        body = json.dumps({"seed": int(rng.integers(0, 10_000)),
-                           "sliders": {"tuf": float(rng.uniform(-2, 2)), "psep": float(rng.uniform(-2, 2))},
-                           "filters": filters})
+        body = json.dumps(
+            {
+                "seed": int(rng.integers(0, 10_000)),
+                "sliders": {"tuf": float(rng.uniform(-2, 2)), "psep": float(rng.uniform(-2, 2))},
+                "filters": filters,
+            }
+        )
         started = time.perf_counter()
         try:
             connection.request("POST", "/api/search/generated", body, {"Content-Type": "application/json"})
@@ -196,8 +221,10 @@ def _measure(port: int, concurrency: int, duration_s: float, rank: str | None) -
     latencies: list[float] = []
     statuses: list[int] = []
     deadline = time.perf_counter() + duration_s
-    clients = [threading.Thread(target=_client, args=(port, deadline, i, latencies, statuses, rank))
-               for i in range(concurrency)]
+    clients = [
+        threading.Thread(target=_client, args=(port, deadline, i, latencies, statuses, rank))
+        for i in range(concurrency)
+    ]
     load_before = load_per_core()
     started = time.perf_counter()
     for client in clients:
@@ -222,9 +249,15 @@ def _measure(port: int, concurrency: int, duration_s: float, rank: str | None) -
     }
 
 
-def run_modes(workdir: str | None = None, ranks: tuple[str | None, ...] = (None,), concurrency: int = 4,
-              duration_s: float = 20.0, rows: int | None = None, cache_dir: str | None = None,
-              fill: str = "synthetic") -> list[dict]:
+def run_modes(
+    workdir: str | None = None,
+    ranks: tuple[str | None, ...] = (None,),
+    concurrency: int = 4,
+    duration_s: float = 20.0,
+    rows: int | None = None,
+    cache_dir: str | None = None,
+    fill: str = "synthetic",
+) -> list[dict]:
     """`run`'s figures for each ranking mode in `ranks` (None: the work directory's default), one
     server for all of them, the modes measured one after the other."""
     import uvicorn
@@ -244,22 +277,31 @@ def run_modes(workdir: str | None = None, ranks: tuple[str | None, ...] = (None,
     results = []
     try:
         for rank in ranks:
-            results.append({
-                "workdir": str(workdir),
-                "index_rows": app.state.engine.index.num_rows,
-                "index_kind": app.state.engine.index.kind,
-                "fill": fill if rows is not None else None,
-                "rank": rank or app.state.engine.ranking.rank,
-                **_measure(port, concurrency, duration_s, rank),
-            })
+            results.append(
+                {
+                    "workdir": str(workdir),
+                    "index_rows": app.state.engine.index.num_rows,
+                    "index_kind": app.state.engine.index.kind,
+                    "fill": fill if rows is not None else None,
+                    "rank": rank or app.state.engine.ranking.rank,
+                    **_measure(port, concurrency, duration_s, rank),
+                }
+            )
     finally:
         server.should_exit = True
         thread.join(10)
     return results
 
 
-def run(workdir: str | None = None, concurrency: int = 4, duration_s: float = 20.0, rows: int | None = None,
-        cache_dir: str | None = None, rank: str | None = None, fill: str = "synthetic") -> dict:
+def run(
+    workdir: str | None = None,
+    concurrency: int = 4,
+    duration_s: float = 20.0,
+    rows: int | None = None,
+    cache_dir: str | None = None,
+    rank: str | None = None,
+    fill: str = "synthetic",
+) -> dict:
     """Requests/s, latency percentiles (ms) and error counts of concurrent generated-query searches
     (`rows`: serve a table of that many rows made by `scaled_workdir`; `rank`: the ranking mode of
     every request, None for the work directory's default)."""
@@ -273,12 +315,20 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--rows", type=int, help="serve a table of this many rows (built once by scaled_workdir)")
     parser.add_argument("--cache", help=f"where scaled work directories are kept (default {DEFAULT_CACHE})")
-    parser.add_argument("--rank", choices=("ssl", "hybrid", "physics"), nargs="+",
-                        help="ranking modes, measured one after the other on one server (default: the work "
-                             "directory's ranking.json)")
-    parser.add_argument("--fill", choices=FILLS, default="synthetic",
-                        help="how --rows grows the table: new synthetic regions embedded, or copies of its rows")
+    parser.add_argument(
+        "--rank",
+        choices=("ssl", "hybrid", "physics"),
+        nargs="+",
+        help="ranking modes, measured one after the other on one server (default: the work directory's ranking.json)",
+    )
+    parser.add_argument(
+        "--fill",
+        choices=FILLS,
+        default="synthetic",
+        help="how --rows grows the table: new synthetic regions embedded, or copies of its rows",
+    )
     args = parser.parse_args()
-    results = run_modes(args.workdir, tuple(args.rank or [None]), args.concurrency, args.duration, args.rows,
-                        args.cache, args.fill)
+    results = run_modes(
+        args.workdir, tuple(args.rank or [None]), args.concurrency, args.duration, args.rows, args.cache, args.fill
+    )
     print(json.dumps(results[0] if len(results) == 1 else results, indent=1))

@@ -26,6 +26,7 @@ Run: ``python -m benchmarks.gan_bench [--batch 32] [--steps 4] [--blocks 3] [--r
 (prints JSON); ``--side NAME`` runs one side alone (what the rounds call). The harness calls
 `run`. Needs ``pip install torch==2.13.0`` (CPU) for the comparison; never a dependency.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,7 @@ import json
 import os
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -51,27 +52,27 @@ def _real_batch(batch: int, seed: int = 0) -> np.ndarray:
     return np.tanh(np.random.default_rng(seed).normal(size=(batch, 128, 128, 1))).astype(np.float32)
 
 
-def jax_runner(conv_impl: str, batch: int, arch: str = 'simple') -> Callable[[int], None]:
+def jax_runner(conv_impl: str, batch: int, arch: str = "simple") -> Callable[[int], None]:
     """``run(steps)``: that many jitted train steps on a fixed batch (warmed up, state donated).
 
     arch 'default' means the default config's programs (`solarjax.configs.gan_synthetic`).
     """
     mesh = sharding.make_data_mesh()
-    if arch == 'default':
+    if arch == "default":
         from solarjax.configs import gan_synthetic
 
         programs = gan_train.programs_for(gan_synthetic.get_config(), mesh)
     else:
         programs = gan_train.build_programs(arch, conv_impl, 100, ADAM, mesh)
     images = jax.device_put(_real_batch(batch), sharding.batch_sharded(mesh))
-    holder = {'state': programs.init(jax.random.key(0))}
+    holder = {"state": programs.init(jax.random.key(0))}
 
     def run(steps: int) -> None:
-        state = holder['state']
+        state = holder["state"]
         for _ in range(steps):
-            state, metrics = programs.train_step(state, {'image': images}, gan_train.step_key(state))
+            state, metrics = programs.train_step(state, {"image": images}, gan_train.step_key(state))
         jax.block_until_ready(metrics)
-        holder['state'] = state
+        holder["state"] = state
 
     run(1)
     return run
@@ -100,40 +101,46 @@ def images_per_second(run: Callable[[int], None], batch: int, steps: int) -> flo
     return batch * steps / (time.perf_counter() - start)
 
 
-SIDES = ('jax', 'torch', 'jax_default')
+SIDES = ("jax", "torch", "jax_default")
 
 
 def side_figures(side: str, batch: int, steps: int, blocks: int) -> dict:
     """One side alone in this process: images/s of each timed block and their median."""
-    if side == 'torch':
+    if side == "torch":
         import torch
 
         runner, threads = torch_runner(batch), torch.get_num_threads()
     else:
-        conv_impl = 'xla' if side == 'jax_xla' else 'matmul'
-        arch = 'default' if side == 'jax_default' else 'simple'
+        conv_impl = "xla" if side == "jax_xla" else "matmul"
+        arch = "default" if side == "jax_default" else "simple"
         runner, threads = jax_runner(conv_impl, batch, arch), None
     rates = [images_per_second(runner, batch, steps) for _ in range(blocks)]
-    return {'side': side, 'images_per_s': statistics.median(rates),
-            'blocks': [round(r, 2) for r in rates], 'threads': threads}
+    return {
+        "side": side,
+        "images_per_s": statistics.median(rates),
+        "blocks": [round(r, 2) for r in rates],
+        "threads": threads,
+    }
 
 
-def _cpu_comparison(batch: int, steps: int, blocks: int, rounds: int, sides: tuple[str, ...],
-                    settle_s: float) -> dict:
-    runs = isolated.run_rounds('benchmarks.gan_bench', sides, rounds,
-                               ['--batch', str(batch), '--steps', str(steps), '--blocks', str(blocks)],
-                               settle_s=settle_s)
+def _cpu_comparison(batch: int, steps: int, blocks: int, rounds: int, sides: tuple[str, ...], settle_s: float) -> dict:
+    runs = isolated.run_rounds(
+        "benchmarks.gan_bench",
+        sides,
+        rounds,
+        ["--batch", str(batch), "--steps", str(steps), "--blocks", str(blocks)],
+        settle_s=settle_s,
+    )
     cores = os.cpu_count() or 1
-    per_side = {side: [run['result']['images_per_s'] for run in runs if run['side'] == side]
-                for side in sides}
-    result = {f'{side}_images_per_s': statistics.median(rates) for side, rates in per_side.items()}
-    result['images_per_s_per_round'] = per_side
-    if 'torch' in sides:
-        result['ratio'] = isolated.ratio_summary(runs, 'jax', 'torch', 'images_per_s', cores)
-    if 'jax_xla' in sides:
-        result['jax_xla_ratio'] = isolated.ratio_summary(runs, 'jax_xla', 'torch', 'images_per_s', cores)
-    result['default_over_simple'] = isolated.ratio_summary(runs, 'jax_default', 'jax', 'images_per_s', cores)
-    result['runs'] = runs
+    per_side = {side: [run["result"]["images_per_s"] for run in runs if run["side"] == side] for side in sides}
+    result = {f"{side}_images_per_s": statistics.median(rates) for side, rates in per_side.items()}
+    result["images_per_s_per_round"] = per_side
+    if "torch" in sides:
+        result["ratio"] = isolated.ratio_summary(runs, "jax", "torch", "images_per_s", cores)
+    if "jax_xla" in sides:
+        result["jax_xla_ratio"] = isolated.ratio_summary(runs, "jax_xla", "torch", "images_per_s", cores)
+    result["default_over_simple"] = isolated.ratio_summary(runs, "jax_default", "jax", "images_per_s", cores)
+    result["runs"] = runs
     return result
 
 
@@ -144,54 +151,62 @@ def _accelerator_figures(steps: int) -> dict:
     batch, largest = 32, None
     while batch <= 65536:
         try:
-            rate = images_per_second(jax_runner('xla', batch), batch, steps)
+            rate = images_per_second(jax_runner("xla", batch), batch, steps)
         except jax.errors.JaxRuntimeError as error:
-            if 'RESOURCE_EXHAUSTED' not in str(error):
+            if "RESOURCE_EXHAUSTED" not in str(error):
                 raise
             break
         stats = device.memory_stats() or {}
-        figures[str(batch)] = {'images_per_s': rate, 'peak_bytes_in_use': stats.get('peak_bytes_in_use')}
+        figures[str(batch)] = {"images_per_s": rate, "peak_bytes_in_use": stats.get("peak_bytes_in_use")}
         largest = batch
         batch *= 2
-    return {'by_batch': figures, 'largest_batch': largest}
+    return {"by_batch": figures, "largest_batch": largest}
 
 
-def run(batch: int = 32, steps: int = 4, blocks: int = 3, rounds: int = 3, with_xla: bool = False,
-        settle_s: float = 90.0) -> dict:
+def run(
+    batch: int = 32, steps: int = 4, blocks: int = 3, rounds: int = 3, with_xla: bool = False, settle_s: float = 90.0
+) -> dict:
     """The figures described in the module docstring (a JSON-serialisable dict)."""
-    result = {'batch': batch, 'steps_per_block': steps, 'blocks': blocks, 'rounds': rounds,
-              'backend': jax.default_backend(), 'devices': jax.device_count(),
-              'load_average_before': list(os.getloadavg())}
-    if jax.default_backend() == 'cpu':
-        sides = SIDES + (('jax_xla',) if with_xla else ())
-        if importlib.util.find_spec('torch') is None:  # no baseline: JAX sides only, said so
-            sides = tuple(side for side in sides if side != 'torch')
-            result['torch'] = 'not installed (pip install torch==2.13.0, CPU build): no ratio'
+    result = {
+        "batch": batch,
+        "steps_per_block": steps,
+        "blocks": blocks,
+        "rounds": rounds,
+        "backend": jax.default_backend(),
+        "devices": jax.device_count(),
+        "load_average_before": list(os.getloadavg()),
+    }
+    if jax.default_backend() == "cpu":
+        sides = SIDES + (("jax_xla",) if with_xla else ())
+        if importlib.util.find_spec("torch") is None:  # no baseline: JAX sides only, said so
+            sides = tuple(side for side in sides if side != "torch")
+            result["torch"] = "not installed (pip install torch==2.13.0, CPU build): no ratio"
         result.update(_cpu_comparison(batch, steps, blocks, rounds, sides, settle_s))
     else:
         result.update(_accelerator_figures(steps))
-    result['load_average_after'] = list(os.getloadavg())
+    result["load_average_after"] = list(os.getloadavg())
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--batch', type=int, default=32)
-    parser.add_argument('--steps', type=int, default=4, help='steps per timed block')
-    parser.add_argument('--blocks', type=int, default=3, help='timed blocks per side and round')
-    parser.add_argument('--rounds', type=int, default=3, help='alternating rounds of all sides')
-    parser.add_argument('--with-xla', action='store_true', help="also time conv_impl='xla'")
-    parser.add_argument('--settle', type=float, default=90.0,
-                        help='seconds to wait at most, before each run, for the load to fall')
-    parser.add_argument('--side', choices=SIDES + ('jax_xla',),
-                        help='run this side alone in this process and print its figures')
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=4, help="steps per timed block")
+    parser.add_argument("--blocks", type=int, default=3, help="timed blocks per side and round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of all sides")
+    parser.add_argument("--with-xla", action="store_true", help="also time conv_impl='xla'")
+    parser.add_argument(
+        "--settle", type=float, default=90.0, help="seconds to wait at most, before each run, for the load to fall"
+    )
+    parser.add_argument(
+        "--side", choices=SIDES + ("jax_xla",), help="run this side alone in this process and print its figures"
+    )
     args = parser.parse_args()
     if args.side:
         print(json.dumps(side_figures(args.side, args.batch, args.steps, args.blocks)))
         return
-    print(json.dumps(run(args.batch, args.steps, args.blocks, args.rounds, args.with_xla, args.settle),
-                     indent=2))
+    print(json.dumps(run(args.batch, args.steps, args.blocks, args.rounds, args.with_xla, args.settle), indent=2))
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -19,6 +19,7 @@ and their ratio measured in the same run.
 Run: ``python -m benchmarks.inversion_bench`` (prints JSON); the harness
 ``python -m benchmarks.run steering.inversion`` calls `run`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,8 +97,8 @@ def run(num_images: int = 8, loop_images: int = 2, restarts: int = 10, steps: in
     def loop():
         return paper_loop(images[:loop_images], generator, restarts, steps)
 
-    batched()                                               # compile on the timed shapes
-    paper_loop(images[:1], generator, 1, 2)                 # compile the step and the error
+    batched()  # compile on the timed shapes
+    paper_loop(images[:1], generator, 1, 2)  # compile the step and the error
     batched_seconds = _timed(batched)
     loop_seconds = _timed(loop)
     batched_rate = num_images / batched_seconds

@@ -18,6 +18,7 @@ started at a 1-minute load average <= LOADED_PER_CORE per core and other process
 that many cores busy during it; otherwise ``'loaded'``. `readme_row` writes a loaded figure only
 with its label: no loaded ratio is ever presented as an idle one.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 LOADED_PER_CORE = 0.5  # load (1-minute average, or other processes' busy cores) per core
 
@@ -35,7 +36,7 @@ LOADED_PER_CORE = 0.5  # load (1-minute average, or other processes' busy cores)
 def cpu_jiffies() -> tuple[int, int]:
     """(busy, total) jiffies of the whole machine since boot, from /proc/stat; (0, 0) if absent."""
     try:
-        with open('/proc/stat') as stat:
+        with open("/proc/stat") as stat:
             fields = [int(v) for v in stat.readline().split()[1:]]
     except (OSError, ValueError):
         return 0, 0
@@ -44,8 +45,9 @@ def cpu_jiffies() -> tuple[int, int]:
     return total - idle, total
 
 
-def others_busy_cores(busy_jiffies: int, total_jiffies: int, own_cpu_seconds: float,
-                      wall_seconds: float, cores: int) -> float:
+def others_busy_cores(
+    busy_jiffies: int, total_jiffies: int, own_cpu_seconds: float, wall_seconds: float, cores: int
+) -> float:
     """Cores kept busy by other processes during a run: machine busy time less the run's own.
 
     Args:
@@ -55,13 +57,12 @@ def others_busy_cores(busy_jiffies: int, total_jiffies: int, own_cpu_seconds: fl
       cores: cores of the machine.
     """
     if total_jiffies <= 0 or wall_seconds <= 0:
-        return float('nan')
+        return float("nan")
     machine_busy_seconds = busy_jiffies / total_jiffies * cores * wall_seconds
     return max(0.0, machine_busy_seconds - own_cpu_seconds) / wall_seconds
 
 
-def is_loaded(load_1min: float, others_cores: float, cores: int,
-              per_core: float = LOADED_PER_CORE) -> bool:
+def is_loaded(load_1min: float, others_cores: float, cores: int, per_core: float = LOADED_PER_CORE) -> bool:
     """True when the 1-minute load before a run, or other processes' busy cores during it,
     exceed `per_core` per core (a NaN measurement counts as loaded: unknown is not idle)."""
     limit = per_core * cores
@@ -70,13 +71,19 @@ def is_loaded(load_1min: float, others_cores: float, cores: int,
 
 def run_flag(run: dict, cores: int, per_core: float = LOADED_PER_CORE) -> str:
     """'idle' or 'loaded' for one record of `run_rounds`."""
-    loaded = is_loaded(run['load_before'][0], run['others_busy_cores'], cores, per_core)
-    return 'loaded' if loaded else 'idle'
+    loaded = is_loaded(run["load_before"][0], run["others_busy_cores"], cores, per_core)
+    return "loaded" if loaded else "idle"
 
 
-def ratio_summary(runs: Sequence[dict], numerator: str, denominator: str, metric: str,
-                  cores: int, per_core: float = LOADED_PER_CORE,
-                  denominator_metric: str | None = None) -> dict:
+def ratio_summary(
+    runs: Sequence[dict],
+    numerator: str,
+    denominator: str,
+    metric: str,
+    cores: int,
+    per_core: float = LOADED_PER_CORE,
+    denominator_metric: str | None = None,
+) -> dict:
     """Ratio of `metric` between two sides, round by round, with the load flag.
 
     Args:
@@ -94,24 +101,24 @@ def ratio_summary(runs: Sequence[dict], numerator: str, denominator: str, metric
     """
     by_round: dict[int, dict[str, dict]] = {}
     for run in runs:
-        by_round.setdefault(run['round'], {})[run['side']] = run
+        by_round.setdefault(run["round"], {})[run["side"]] = run
     ratios, used = [], []
     for round_index in sorted(by_round):
         sides = by_round[round_index]
         if numerator in sides and denominator in sides:
-            top = sides[numerator]['result'].get(metric)
-            bottom = sides[denominator]['result'].get(denominator_metric or metric)
+            top = sides[numerator]["result"].get(metric)
+            bottom = sides[denominator]["result"].get(denominator_metric or metric)
             if top is not None and bottom:
                 ratios.append(top / bottom)
                 used += [sides[numerator]] + ([sides[denominator]] if denominator != numerator else [])
-    loaded_runs = sum(run_flag(run, cores, per_core) == 'loaded' for run in used)
+    loaded_runs = sum(run_flag(run, cores, per_core) == "loaded" for run in used)
     return {
-        'per_round': ratios,
-        'median': statistics.median(ratios) if ratios else None,
-        'flag': 'loaded' if loaded_runs or not ratios else 'idle',
-        'loaded_runs': loaded_runs,
-        'max_load_1min': max((run['load_before'][0] for run in used), default=None),
-        'max_others_busy_cores': max((run['others_busy_cores'] for run in used), default=None),
+        "per_round": ratios,
+        "median": statistics.median(ratios) if ratios else None,
+        "flag": "loaded" if loaded_runs or not ratios else "idle",
+        "loaded_runs": loaded_runs,
+        "max_load_1min": max((run["load_before"][0] for run in used), default=None),
+        "max_others_busy_cores": max((run["others_busy_cores"] for run in used), default=None),
     }
 
 
@@ -121,17 +128,20 @@ def readme_row(label: str, summary: dict, cores: int) -> str:
     An idle ratio reads ``| label | 1.23x | idle (load <= 1.0) |``; a loaded one
     ``| label | (1.23x) | LOADED: load 6.1, other processes 1.8 cores; not an idle figure |``.
     """
-    if summary['median'] is None:
-        return f'| {label} | - | no complete round |'
+    if summary["median"] is None:
+        return f"| {label} | - | no complete round |"
     ratio = f"{summary['median']:.2f}x"
-    if summary['flag'] == 'idle':
-        return f'| {label} | {ratio} | idle (load <= {LOADED_PER_CORE * cores:.1f}) |'
-    return (f"| {label} | ({ratio}) | LOADED: load {summary['max_load_1min']:.1f}, other processes "
-            f"{summary['max_others_busy_cores']:.1f} cores; not an idle figure |")
+    if summary["flag"] == "idle":
+        return f"| {label} | {ratio} | idle (load <= {LOADED_PER_CORE * cores:.1f}) |"
+    return (
+        f"| {label} | ({ratio}) | LOADED: load {summary['max_load_1min']:.1f}, other processes "
+        f"{summary['max_others_busy_cores']:.1f} cores; not an idle figure |"
+    )
 
 
-def wait_for_idle(cores: int, settle_s: float, per_core: float = LOADED_PER_CORE,
-                  sleep: Callable[[float], None] = time.sleep) -> float:
+def wait_for_idle(
+    cores: int, settle_s: float, per_core: float = LOADED_PER_CORE, sleep: Callable[[float], None] = time.sleep
+) -> float:
     """Wait up to `settle_s` seconds for the 1-minute load to reach the idle limit; returns the
     seconds waited."""
     waited = 0.0
@@ -145,7 +155,7 @@ def run_side(module: str, side: str, args: Sequence[str] = (), timeout_s: float 
     """One side in its own process: ``python -m module --side side *args``; the record of
     `run_rounds` without 'round' (result: the JSON on the side's last stdout line)."""
     cores = os.cpu_count() or 1
-    command = [sys.executable, '-m', module, '--side', side, *args]
+    command = [sys.executable, "-m", module, "--side", side, *args]
     load_before = list(os.getloadavg())
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy_before, total_before = cpu_jiffies()
@@ -154,21 +164,24 @@ def run_side(module: str, side: str, args: Sequence[str] = (), timeout_s: float 
     wall = time.perf_counter() - started
     busy_after, total_after = cpu_jiffies()
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    own_cpu = ((children_after.ru_utime - children_before.ru_utime)
-               + (children_after.ru_stime - children_before.ru_stime))
+    own_cpu = (children_after.ru_utime - children_before.ru_utime) + (
+        children_after.ru_stime - children_before.ru_stime
+    )
     if completed.returncode != 0:
-        raise RuntimeError(f'{" ".join(command)} failed ({completed.returncode}): '
-                           f'{completed.stderr.strip().splitlines()[-1:]}')
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({completed.returncode}): {completed.stderr.strip().splitlines()[-1:]}"
+        )
     lines = [line for line in completed.stdout.splitlines() if line.strip()]
     return {
-        'side': side,
-        'result': json.loads(lines[-1]),
-        'load_before': load_before,
-        'load_after': list(os.getloadavg()),
-        'others_busy_cores': others_busy_cores(busy_after - busy_before, total_after - total_before,
-                                               own_cpu, wall, cores),
-        'own_cpu_seconds': own_cpu,
-        'wall_seconds': wall,
+        "side": side,
+        "result": json.loads(lines[-1]),
+        "load_before": load_before,
+        "load_after": list(os.getloadavg()),
+        "others_busy_cores": others_busy_cores(
+            busy_after - busy_before, total_after - total_before, own_cpu, wall, cores
+        ),
+        "own_cpu_seconds": own_cpu,
+        "wall_seconds": wall,
     }
 
 
@@ -177,8 +190,9 @@ def side_order(sides: Sequence[str], round_index: int) -> list[str]:
     return list(sides) if round_index % 2 == 0 else list(reversed(sides))
 
 
-def run_rounds(module: str, sides: Sequence[str], rounds: int = 3, args: Sequence[str] = (),
-               settle_s: float = 90.0) -> list[dict]:
+def run_rounds(
+    module: str, sides: Sequence[str], rounds: int = 3, args: Sequence[str] = (), settle_s: float = 90.0
+) -> list[dict]:
     """Every side of `module` once per round, each in its own process, alternating the order.
 
     Returns one record per run: {'round', 'side', 'result', 'load_before', 'load_after',
@@ -189,8 +203,11 @@ def run_rounds(module: str, sides: Sequence[str], rounds: int = 3, args: Sequenc
     for round_index in range(rounds):
         for side in side_order(sides, round_index):
             waited = wait_for_idle(cores, settle_s)
-            print(f'  round {round_index + 1}/{rounds}: {module} --side {side} '
-                  f'(load {os.getloadavg()[0]:.2f})', file=sys.stderr, flush=True)
+            print(
+                f"  round {round_index + 1}/{rounds}: {module} --side {side} (load {os.getloadavg()[0]:.2f})",
+                file=sys.stderr,
+                flush=True,
+            )
             record = run_side(module, side, args)
-            runs.append({'round': round_index, 'settle_seconds': waited, **record})
+            runs.append({"round": round_index, "settle_seconds": waited, **record})
     return runs

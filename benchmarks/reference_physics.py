@@ -15,11 +15,21 @@ Conventions (the same as `solarjax.physics`):
   * Every quantity is NaN when the positive or the negative thresholded polarity is empty; tilt is
     also NaN when the two centroids coincide.
 """
+
 import numpy as np
 import scipy.ndimage
 
-QUANTITY_NAMES = ("tuf", "tpf", "tnf", "net_flux", "psep", "tilt", "area", "lead_polarity",
-                  "r_value")  # written out here, not imported, so that the oracle stands alone
+QUANTITY_NAMES = (
+    "tuf",
+    "tpf",
+    "tnf",
+    "net_flux",
+    "psep",
+    "tilt",
+    "area",
+    "lead_polarity",
+    "r_value",
+)  # written out here, not imported, so that the oracle stands alone
 DILATION_SIZE = 7  # side of the square structuring element of the R dilation
 
 
@@ -47,10 +57,10 @@ def reference_quantities(image: np.ndarray, threshold: float = 0.15) -> dict[str
     col_neg = np.sum(cols[neg] * s[neg]) / np.sum(s[neg])
     separation = np.hypot(row_neg - row_pos, col_neg - col_pos)
     square = np.ones((DILATION_SIZE, DILATION_SIZE), dtype=bool)
-    overlap = (scipy.ndimage.binary_dilation(pos, structure=square)
-               & scipy.ndimage.binary_dilation(neg, structure=square))
-    tilt = (np.arcsin(np.clip((row_neg - row_pos) / separation, -1.0, 1.0))
-            if separation > 0 else np.nan)
+    overlap = scipy.ndimage.binary_dilation(pos, structure=square) & scipy.ndimage.binary_dilation(
+        neg, structure=square
+    )
+    tilt = np.arcsin(np.clip((row_neg - row_pos) / separation, -1.0, 1.0)) if separation > 0 else np.nan
     return {
         "tuf": float(np.sum(np.abs(s)) / (height * width)),
         "tpf": float(np.mean(s[s > 0])),
@@ -73,8 +83,7 @@ def reference_quantities_batch(images: np.ndarray, threshold: float = 0.15) -> d
     return {name: np.array([q[name] for q in per_image]) for name in per_image[0]}
 
 
-def random_bipoles(rng: np.random.Generator, count: int, size: int = 128,
-                   noise_level: float = 0.02) -> np.ndarray:
+def random_bipoles(rng: np.random.Generator, count: int, size: int = 128, noise_level: float = 0.02) -> np.ndarray:
     """Synthetic normalised patches [count, size, size] float32: bipolar active regions.
 
     Each patch holds one to three pairs of Gaussian flux blobs of opposite sign (peak |s| 0.2 to
@@ -90,7 +99,7 @@ def random_bipoles(rng: np.random.Generator, count: int, size: int = 128,
                 row, col = rng.uniform(0.1 * size, 0.9 * size, 2)
                 width = rng.uniform(2.0, 12.0)
                 peak = sign * rng.uniform(0.2, 1.5)
-                profile_row = np.exp(-((axis - row) ** 2) / (2 * width ** 2))
-                profile_col = np.exp(-((axis - col) ** 2) / (2 * width ** 2))
+                profile_row = np.exp(-((axis - row) ** 2) / (2 * width**2))
+                profile_col = np.exp(-((axis - col) ** 2) / (2 * width**2))
                 image += np.float32(peak) * np.outer(profile_row, profile_col)
     return np.clip(images, -1.0, 1.0)

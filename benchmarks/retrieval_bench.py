@@ -22,6 +22,7 @@ Run: ``python -m benchmarks.retrieval_bench [--sizes 100000 1000000]`` (prints J
 harness ``python -m benchmarks.run retrieval.scann`` calls `run`. 10^6 needs about 6 GB of RAM
 and a few minutes of build on 2 cores.
 """
+
 from __future__ import annotations
 
 import argparse

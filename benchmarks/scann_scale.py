@@ -32,6 +32,7 @@ orthogonal matrix and shifted by a positive mean. Queries are fresh draws from t
 
 Run: ``python -m benchmarks.scann_scale --rows 1000000 --out scann_1e6.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,13 +57,14 @@ DEMO_SPECTRUM_HEAD = (0.9545, 0.01659, 0.004292, 0.002954, 0.001621, 0.001282, 0
 DEMO_SPECTRUM_TAIL_EXPONENT = -1.36
 
 
-def spectrum(dim: int = DIM, head: tuple[float, ...] = DEMO_SPECTRUM_HEAD,
-             tail_exponent: float = DEMO_SPECTRUM_TAIL_EXPONENT) -> np.ndarray:
+def spectrum(
+    dim: int = DIM, head: tuple[float, ...] = DEMO_SPECTRUM_HEAD, tail_exponent: float = DEMO_SPECTRUM_TAIL_EXPONENT
+) -> np.ndarray:
     """Eigenvalues [dim] summing to 1: `head`, then ``head[-1] * (i / len(head)) ** tail_exponent``."""
     values = np.empty(dim)
-    values[:len(head)] = head
+    values[: len(head)] = head
     index = np.arange(len(head), dim) + 1.0
-    values[len(head):] = head[-1] * (index / len(head)) ** tail_exponent
+    values[len(head) :] = head[-1] * (index / len(head)) ** tail_exponent
     return values / values.sum()
 
 
@@ -83,8 +85,9 @@ class SpectrumMixture:
     in chunks and its held-out queries from another seed.
     """
 
-    def __init__(self, dim: int = DIM, num_clusters: int = 2_000, between: float = 0.7, seed: int = 0,
-                 scale: float = 10.0):
+    def __init__(
+        self, dim: int = DIM, num_clusters: int = 2_000, between: float = 0.7, seed: int = 0, scale: float = 10.0
+    ):
         structure = np.random.default_rng([seed, 0])
         self.dim = dim
         std = np.sqrt(spectrum(dim)) * scale
@@ -104,29 +107,36 @@ class SpectrumMixture:
         return (latent @ self.rotation + self.mean).astype(np.float32)
 
 
-def spectrum_mixture(num_rows: int, *, seed: int = 0, chunk_rows: int = 65_536, out: np.ndarray | None = None,
-                     mixture: SpectrumMixture | None = None) -> np.ndarray:
+def spectrum_mixture(
+    num_rows: int,
+    *,
+    seed: int = 0,
+    chunk_rows: int = 65_536,
+    out: np.ndarray | None = None,
+    mixture: SpectrumMixture | None = None,
+) -> np.ndarray:
     """float32 [num_rows, 512] table rows (chunk c drawn with seed [seed, 1, c]); into `out` if given."""
     mixture = mixture or SpectrumMixture(seed=seed)
     out = np.empty((num_rows, mixture.dim), np.float32) if out is None else out
     for chunk, start in enumerate(range(0, num_rows, chunk_rows)):
         count = min(chunk_rows, num_rows - start)
-        out[start:start + count] = mixture.draw(count, seed=[seed, 1, chunk])
+        out[start : start + count] = mixture.draw(count, seed=[seed, 1, chunk])
     return out
 
 
-def exact_numpy_top_k(database: np.ndarray, queries: np.ndarray, k: int = K,
-                      squared_norms: np.ndarray | None = None) -> np.ndarray:
+def exact_numpy_top_k(
+    database: np.ndarray, queries: np.ndarray, k: int = K, squared_norms: np.ndarray | None = None
+) -> np.ndarray:
     """Brute-force exact L2 top-k in NumPy: int64 [Q, k], nearest first."""
     if squared_norms is None:
-        squared_norms = np.einsum('ij,ij->i', database, database)
+        squared_norms = np.einsum("ij,ij->i", database, database)
     out = np.empty((len(queries), k), np.int64)
     for start in range(0, len(queries), QUERY_BATCH):
-        batch = queries[start:start + QUERY_BATCH]
+        batch = queries[start : start + QUERY_BATCH]
         scores = squared_norms[None, :] - 2.0 * (batch @ database.T)
         part = np.argpartition(scores, k, axis=1)[:, :k]
         order = np.argsort(np.take_along_axis(scores, part, axis=1), axis=1)
-        out[start:start + QUERY_BATCH] = np.take_along_axis(part, order, axis=1)
+        out[start : start + QUERY_BATCH] = np.take_along_axis(part, order, axis=1)
     return out
 
 
@@ -142,7 +152,7 @@ def bootstrap_interval(values: np.ndarray, resamples: int = 2_000, seed: int = 0
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-METRICS = ('cosine', 'l2')
+METRICS = ("cosine", "l2")
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -150,8 +160,9 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def build_ah_searcher(database: np.ndarray, num_leaves: int, training_sample_size: int, metric: str = 'cosine',
-                      dims_per_block: int = 2):
+def build_ah_searcher(
+    database: np.ndarray, num_leaves: int, training_sample_size: int, metric: str = "cosine", dims_per_block: int = 2
+):
     """ScaNN tree + 4-bit AH scoring, no in-memory re-ordering copy.
 
     'cosine' (database rows of unit length): dot product, AH of the residuals from each leaf's
@@ -162,12 +173,17 @@ def build_ah_searcher(database: np.ndarray, num_leaves: int, training_sample_siz
 
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    measure, threshold = ('dot_product', 0.2) if metric == 'cosine' else ('squared_l2', float('nan'))
+    measure, threshold = ("dot_product", 0.2) if metric == "cosine" else ("squared_l2", float("nan"))
     builder = scann.scann_ops_pybind.builder(database, K, measure)
-    return (builder.tree(num_leaves=num_leaves, num_leaves_to_search=max(1, num_leaves // 100),
-                         training_sample_size=training_sample_size)
-            .score_ah(dims_per_block, anisotropic_quantization_threshold=threshold)
-            .build())
+    return (
+        builder.tree(
+            num_leaves=num_leaves,
+            num_leaves_to_search=max(1, num_leaves // 100),
+            training_sample_size=training_sample_size,
+        )
+        .score_ah(dims_per_block, anisotropic_quantization_threshold=threshold)
+        .build()
+    )
 
 
 def ah_search(searcher, vectors: np.ndarray, queries: np.ndarray, leaves: int, rerank: int) -> np.ndarray:
@@ -179,7 +195,7 @@ def ah_search(searcher, vectors: np.ndarray, queries: np.ndarray, leaves: int, r
     block = np.asarray(vectors[flat])  # one sorted read of the candidates' rows
     position = np.searchsorted(flat, rows)
     candidates = block[position]  # [Q, R, D]
-    distances = np.einsum('qrd,qrd->qr', candidates, candidates) - 2.0 * np.einsum('qrd,qd->qr', candidates, queries)
+    distances = np.einsum("qrd,qrd->qr", candidates, candidates) - 2.0 * np.einsum("qrd,qd->qr", candidates, queries)
     order = np.argsort(distances, axis=1)[:, :K]
     return np.take_along_axis(rows, order, axis=1)
 
@@ -205,12 +221,12 @@ class PeakMemory:
 
 
 def _rss() -> int:
-    with open('/proc/self/statm') as statm:
-        return int(statm.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _timed(function, repeats: int = 1):
-    best, result = float('inf'), None
+    best, result = float("inf"), None
     for _ in range(repeats):
         start = time.perf_counter()
         result = function()
@@ -218,59 +234,82 @@ def _timed(function, repeats: int = 1):
     return result, best
 
 
-def run(num_rows: int = 1_000_000, num_queries: int = 1_000, seed: int = 0, workdir: str | None = None,
-        leaves_grid: tuple[int, ...] | None = None, rerank_grid: tuple[int, ...] = (25, 50, 100, 200),
-        target_recall: float = TARGET_RECALL, metric: str = 'cosine') -> dict:
+def run(
+    num_rows: int = 1_000_000,
+    num_queries: int = 1_000,
+    seed: int = 0,
+    workdir: str | None = None,
+    leaves_grid: tuple[int, ...] | None = None,
+    rerank_grid: tuple[int, ...] = (25, 50, 100, 200),
+    target_recall: float = TARGET_RECALL,
+    metric: str = "cosine",
+) -> dict:
     """The benchmark at `num_rows` stored vectors (see the module docstring)."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    prepare = unit_rows if metric == 'cosine' else (lambda rows: rows)
-    report: dict = {'rows': num_rows, 'dim': DIM, 'k': K, 'seed': seed, 'metric': metric,
-                    'target_recall_at_10': target_recall,
-                    'queries_validation': num_queries, 'queries_test': num_queries,
-                    'cpu_threads': len(os.sched_getaffinity(0)),
-                    'data': 'SpectrumMixture: 2,000-cluster Gaussian mixture (Pareto sizes) with the demo '
-                            'encoder embeddings\' eigenvalue spectrum extended to 512-d, 70% of variance between '
-                            'clusters, rotated; queries drawn fresh from the same mixture'}
-    with tempfile.TemporaryDirectory(prefix='scann_scale_', dir=workdir) as tmp:
+    prepare = unit_rows if metric == "cosine" else (lambda rows: rows)
+    report: dict = {
+        "rows": num_rows,
+        "dim": DIM,
+        "k": K,
+        "seed": seed,
+        "metric": metric,
+        "target_recall_at_10": target_recall,
+        "queries_validation": num_queries,
+        "queries_test": num_queries,
+        "cpu_threads": len(os.sched_getaffinity(0)),
+        "data": "SpectrumMixture: 2,000-cluster Gaussian mixture (Pareto sizes) with the demo "
+        "encoder embeddings' eigenvalue spectrum extended to 512-d, 70% of variance between "
+        "clusters, rotated; queries drawn fresh from the same mixture",
+    }
+    with tempfile.TemporaryDirectory(prefix="scann_scale_", dir=workdir) as tmp:
         mixture = SpectrumMixture(seed=seed)
         started = time.perf_counter()
-        path = pathlib.Path(tmp) / 'vectors.f32'
-        database = np.lib.format.open_memmap(path, mode='w+', dtype=np.float32, shape=(num_rows, DIM))
+        path = pathlib.Path(tmp) / "vectors.f32"
+        database = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(num_rows, DIM))
         spectrum_mixture(num_rows, seed=seed, out=database, mixture=mixture)
         for start in range(0, num_rows, 65_536):
-            database[start:start + 65_536] = prepare(database[start:start + 65_536])
+            database[start : start + 65_536] = prepare(database[start : start + 65_536])
         database.flush()
         validation = prepare(mixture.draw(num_queries, seed=[seed, 2]))
         test = prepare(mixture.draw(num_queries, seed=[seed, 3]))
-        report['generate_seconds'] = time.perf_counter() - started
+        report["generate_seconds"] = time.perf_counter() - started
 
-        squared_norms = np.einsum('ij,ij->i', database, database)
+        squared_norms = np.einsum("ij,ij->i", database, database)
         exact_numpy_top_k(database, test[:QUERY_BATCH], squared_norms=squared_norms)  # warm-up
         truth_test, exact_seconds = _timed(lambda: exact_numpy_top_k(database, test, squared_norms=squared_norms))
         truth_validation = exact_numpy_top_k(database, validation, squared_norms=squared_norms)
-        report['exact_numpy_queries_per_s'] = num_queries / exact_seconds
+        report["exact_numpy_queries_per_s"] = num_queries / exact_seconds
 
         num_leaves = int(np.clip(round(2 * np.sqrt(num_rows)), 16, 100_000))
         training = min(num_rows, max(100_000, 50 * num_leaves))
         with PeakMemory() as memory:
-            searcher, build_seconds = _timed(lambda: build_ah_searcher(np.asarray(database), num_leaves, training,
-                                                                       metric))
-        report.update(num_leaves=num_leaves, training_sample_size=training, dims_per_block=2, bits_per_code=4,
-                      build_seconds=build_seconds, build_peak_rss_bytes_above_start=memory.peak - memory.before,
-                      rss_bytes_before_build=memory.before)
-        index_dir = pathlib.Path(tmp) / 'scann'
+            searcher, build_seconds = _timed(
+                lambda: build_ah_searcher(np.asarray(database), num_leaves, training, metric)
+            )
+        report.update(
+            num_leaves=num_leaves,
+            training_sample_size=training,
+            dims_per_block=2,
+            bits_per_code=4,
+            build_seconds=build_seconds,
+            build_peak_rss_bytes_above_start=memory.peak - memory.before,
+            rss_bytes_before_build=memory.before,
+        )
+        index_dir = pathlib.Path(tmp) / "scann"
         index_dir.mkdir()
         searcher.serialize(os.fspath(index_dir))
-        index_bytes = sum(p.stat().st_size for p in index_dir.rglob('*') if p.is_file())
-        report['index_bytes_per_vector'] = index_bytes / num_rows
-        report['float32_file_bytes_per_vector'] = path.stat().st_size / num_rows
-        report['index_bytes_per_vector_by_file'] = {p.name: p.stat().st_size / num_rows
-                                                    for p in sorted(index_dir.iterdir()) if p.is_file()}
+        index_bytes = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
+        report["index_bytes_per_vector"] = index_bytes / num_rows
+        report["float32_file_bytes_per_vector"] = path.stat().st_size / num_rows
+        report["index_bytes_per_vector_by_file"] = {
+            p.name: p.stat().st_size / num_rows for p in sorted(index_dir.iterdir()) if p.is_file()
+        }
 
         # hyper-parameters on validation queries: the fastest (leaves, rerank) reaching the target
-        leaves_grid = leaves_grid or tuple(sorted({max(1, round(num_leaves * f))
-                                                   for f in (0.0025, 0.005, 0.01, 0.02, 0.04, 0.08)}))
+        leaves_grid = leaves_grid or tuple(
+            sorted({max(1, round(num_leaves * f)) for f in (0.0025, 0.005, 0.01, 0.02, 0.04, 0.08)})
+        )
         grid = []
         for leaves in leaves_grid:
             for rerank in rerank_grid:
@@ -278,44 +317,56 @@ def run(num_rows: int = 1_000_000, num_queries: int = 1_000, seed: int = 0, work
                 search()
                 found, seconds = _timed(search, repeats=2)
                 recall = float(recall_per_query(found, truth_validation).mean())
-                grid.append({'leaves_to_search': leaves, 'rerank': rerank, 'validation_recall_at_10': recall,
-                             'validation_queries_per_s': num_queries / seconds})
-        report['validation_grid'] = grid
-        reaching = [g for g in grid if g['validation_recall_at_10'] >= target_recall]
-        chosen = (max(reaching, key=lambda g: g['validation_queries_per_s']) if reaching
-                  else max(grid, key=lambda g: g['validation_recall_at_10']))
-        report['chosen'] = {'leaves_to_search': chosen['leaves_to_search'], 'rerank': chosen['rerank'],
-                            'reached_target_on_validation': bool(reaching)}
+                grid.append(
+                    {
+                        "leaves_to_search": leaves,
+                        "rerank": rerank,
+                        "validation_recall_at_10": recall,
+                        "validation_queries_per_s": num_queries / seconds,
+                    }
+                )
+        report["validation_grid"] = grid
+        reaching = [g for g in grid if g["validation_recall_at_10"] >= target_recall]
+        chosen = (
+            max(reaching, key=lambda g: g["validation_queries_per_s"])
+            if reaching
+            else max(grid, key=lambda g: g["validation_recall_at_10"])
+        )
+        report["chosen"] = {
+            "leaves_to_search": chosen["leaves_to_search"],
+            "rerank": chosen["rerank"],
+            "reached_target_on_validation": bool(reaching),
+        }
 
-        search = lambda: ah_search(searcher, database, test, chosen['leaves_to_search'], chosen['rerank'])
+        search = lambda: ah_search(searcher, database, test, chosen["leaves_to_search"], chosen["rerank"])
         search()
         found, scann_seconds = _timed(search, repeats=3)
         per_query = recall_per_query(found, truth_test)
-        report['test_recall_at_10'] = float(per_query.mean())
-        report['test_recall_at_10_ci95'] = bootstrap_interval(per_query)
-        report['scann_queries_per_s'] = num_queries / scann_seconds
-        report['speedup_vs_exact_numpy'] = exact_seconds / scann_seconds
-        report['process_peak_rss_bytes'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        report['total_seconds'] = time.perf_counter() - started
+        report["test_recall_at_10"] = float(per_query.mean())
+        report["test_recall_at_10_ci95"] = bootstrap_interval(per_query)
+        report["scann_queries_per_s"] = num_queries / scann_seconds
+        report["speedup_vs_exact_numpy"] = exact_seconds / scann_seconds
+        report["process_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        report["total_seconds"] = time.perf_counter() - started
     return report
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--rows', type=int, default=1_000_000)
-    parser.add_argument('--queries', type=int, default=1_000)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--metric', choices=METRICS, default='cosine')
-    parser.add_argument('--workdir', default=None, help='where the temporary float32 file goes (default: $TMPDIR)')
-    parser.add_argument('--out', default=None)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=1_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--metric", choices=METRICS, default="cosine")
+    parser.add_argument("--workdir", default=None, help="where the temporary float32 file goes (default: $TMPDIR)")
+    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     report = run(args.rows, args.queries, args.seed, args.workdir, metric=args.metric)
     text = json.dumps(report, indent=1)
     if args.out:
-        pathlib.Path(args.out).write_text(text + '\n')
+        pathlib.Path(args.out).write_text(text + "\n")
     print(text)
     return report
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

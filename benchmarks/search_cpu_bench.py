@@ -11,6 +11,7 @@ Run: ``python -m benchmarks.search_cpu_bench --index-dir DIR/index [--queries 20
 holds ``index/``, ``table/`` and optionally ``ranking.json`` (e.g. a scaled work directory of
 `benchmarks.app_load_bench` with 10^5 rows). Prints JSON.
 """
+
 import argparse
 import json
 import os
@@ -50,13 +51,21 @@ def run(index_dir: str | os.PathLike, num_queries: int = 200, seed: int = 0) -> 
             if not hits[0]:
                 raise RuntimeError(f"rank {mode}: query {q} returned nothing")
         cpu_ms, wall_ms = np.array(cpu) * 1e3, np.array(wall) * 1e3
-        modes[mode] = {"cpu_ms_p50": round(float(np.percentile(cpu_ms, 50)), 2),
-                       "cpu_ms_p99": round(float(np.percentile(cpu_ms, 99)), 2),
-                       "wall_ms_p50": round(float(np.percentile(wall_ms, 50)), 2),
-                       "wall_ms_p99": round(float(np.percentile(wall_ms, 99)), 2)}
+        modes[mode] = {
+            "cpu_ms_p50": round(float(np.percentile(cpu_ms, 50)), 2),
+            "cpu_ms_p99": round(float(np.percentile(cpu_ms, 99)), 2),
+            "wall_ms_p50": round(float(np.percentile(wall_ms, 50)), 2),
+            "wall_ms_p99": round(float(np.percentile(wall_ms, 99)), 2),
+        }
     load_after = os.getloadavg()[0] / len(os.sched_getaffinity(0))
-    return {"rows": index.num_rows, "kind": index.kind, "queries": num_queries, "hybrid_candidates": ranking.candidates,
-            "modes": modes, "load_per_core_before_after": [round(load_before, 2), round(load_after, 2)]}
+    return {
+        "rows": index.num_rows,
+        "kind": index.kind,
+        "queries": num_queries,
+        "hybrid_candidates": ranking.candidates,
+        "modes": modes,
+        "load_per_core_before_after": [round(load_before, 2), round(load_after, 2)],
+    }
 
 
 if __name__ == "__main__":

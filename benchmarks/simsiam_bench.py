@@ -20,6 +20,7 @@ accelerator the PyTorch baseline (CPU build) is skipped and JAX is timed at batc
 Run: ``python -m benchmarks.simsiam_bench [--batch 64] [--steps 5] [--rounds 3]`` (prints JSON);
 ``--side jax|torch`` runs one side alone (what the rounds call). The harness calls `run`. Needs ``pip install torch==2.13.0`` (CPU) for the comparison; never a dependency.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,12 +53,14 @@ def _views(batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def _jax_steps(batch: int):
     """Jitted JAX update and full step with their (donated) state, ready to call."""
     model = SimSiam()
-    optimizer = simsiam_train.make_optimizer(simsiam_train.paper_learning_rate(batch), momentum=MOMENTUM,
-                                             weight_decay=WEIGHT_DECAY)
+    optimizer = simsiam_train.make_optimizer(
+        simsiam_train.paper_learning_rate(batch), momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
+    )
     state = simsiam_train.init_state(model, optimizer, jax.random.key(0), IMAGE_SIZE)
     update = jax.jit(functools.partial(simsiam_train.update, model, optimizer), donate_argnums=0)
-    full = jax.jit(functools.partial(simsiam_train.train_step, model, optimizer, augment.RECIPES["paper"]),
-                   donate_argnums=0)
+    full = jax.jit(
+        functools.partial(simsiam_train.train_step, model, optimizer, augment.RECIPES["paper"]), donate_argnums=0
+    )
     return state, update, full
 
 
@@ -121,33 +124,33 @@ def bench_batch(batch: int, steps: int, with_torch: bool, with_jax: bool = True)
 
 def side_figures(side: str, batch: int, steps: int) -> dict:
     """One framework alone in this process: `bench_batch`'s figures for its timers only."""
-    return bench_batch(batch, steps, with_torch=side == 'torch', with_jax=side == 'jax')
+    return bench_batch(batch, steps, with_torch=side == "torch", with_jax=side == "jax")
 
 
 def _cpu_rounds(batch: int, steps: int, rounds: int, settle_s: float) -> dict:
     import importlib.util
 
-    sides = ('jax', 'torch') if importlib.util.find_spec('torch') else ('jax',)
-    runs = isolated.run_rounds('benchmarks.simsiam_bench', sides, rounds,
-                               ['--batch', str(batch), '--steps', str(steps)], settle_s=settle_s)
-    result = {'batch': batch, 'steps': steps, 'rounds': rounds}
-    for name in ('jax', 'jax_full_step', 'torch'):
-        rates = [run['result'][f'{name}_images_per_s'] for run in runs
-                 if f'{name}_images_per_s' in run['result']]
+    sides = ("jax", "torch") if importlib.util.find_spec("torch") else ("jax",)
+    runs = isolated.run_rounds(
+        "benchmarks.simsiam_bench", sides, rounds, ["--batch", str(batch), "--steps", str(steps)], settle_s=settle_s
+    )
+    result = {"batch": batch, "steps": steps, "rounds": rounds}
+    for name in ("jax", "jax_full_step", "torch"):
+        rates = [run["result"][f"{name}_images_per_s"] for run in runs if f"{name}_images_per_s" in run["result"]]
         if rates:
-            result[f'{name}_images_per_s'] = statistics.median(rates)
-            result[f'{name}_images_per_s_per_round'] = rates
-    if 'torch' in sides:
-        result['ratio'] = isolated.ratio_summary(runs, 'jax', 'torch', 'jax_images_per_s',
-                                                 os.cpu_count() or 1, denominator_metric='torch_images_per_s')
+            result[f"{name}_images_per_s"] = statistics.median(rates)
+            result[f"{name}_images_per_s_per_round"] = rates
+    if "torch" in sides:
+        result["ratio"] = isolated.ratio_summary(
+            runs, "jax", "torch", "jax_images_per_s", os.cpu_count() or 1, denominator_metric="torch_images_per_s"
+        )
     else:
-        result['torch'] = 'not installed (pip install torch==2.13.0, CPU build): no ratio'
-    result['runs'] = runs
+        result["torch"] = "not installed (pip install torch==2.13.0, CPU build): no ratio"
+    result["runs"] = runs
     return result
 
 
-def run(batch_sizes: tuple[int, ...] | None = None, steps: int = 5, rounds: int = 3,
-        settle_s: float = 90.0) -> dict:
+def run(batch_sizes: tuple[int, ...] | None = None, steps: int = 5, rounds: int = 3, settle_s: float = 90.0) -> dict:
     """The benchmark: {'device', 'results': [figures per batch size]} (see module docstring)."""
     on_cpu = jax.default_backend() == "cpu"
     batch_sizes = batch_sizes or ((64,) if on_cpu else (64, 512))
@@ -175,12 +178,14 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, nargs="+", default=None)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--settle", type=float, default=90.0,
-                        help="seconds to wait at most, before each run, for the load to fall")
+    parser.add_argument(
+        "--settle", type=float, default=90.0, help="seconds to wait at most, before each run, for the load to fall"
+    )
     parser.add_argument("--side", choices=("jax", "torch"), help="run this side alone, print its figures")
     args = parser.parse_args()
     if args.side:
         print(json.dumps(side_figures(args.side, (args.batch or [64])[0], args.steps)))
     else:
-        print(json.dumps(run(tuple(args.batch) if args.batch else None, args.steps, args.rounds, args.settle),
-                         indent=1))
+        print(
+            json.dumps(run(tuple(args.batch) if args.batch else None, args.steps, args.rounds, args.settle), indent=1)
+        )

@@ -11,6 +11,7 @@ same numbers (layout conversions: flax's transposed-convolution kernel paints th
 
 Needs ``pip install torch==2.13.0`` (CPU build); never a dependency of solarjax.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,21 +24,32 @@ LATENT_DIM = 100
 def make_generator() -> nn.Sequential:
     """z [N, 100] -> images [N, 1, 128, 128] in [-1, 1]."""
     return nn.Sequential(
-        nn.Linear(LATENT_DIM, 64 * 15 * 15), nn.LeakyReLU(0.2), nn.Unflatten(1, (64, 15, 15)),
-        nn.ConvTranspose2d(64, 64, 3, stride=2), nn.LeakyReLU(0.2),        # 31
-        nn.ConvTranspose2d(64, 32, 3, stride=2), nn.LeakyReLU(0.2),        # 63
-        nn.ZeroPad2d((0, 1, 0, 1)),                                        # 64
-        nn.ConvTranspose2d(32, 1, 3, stride=2), nn.Tanh(),                 # 129
+        nn.Linear(LATENT_DIM, 64 * 15 * 15),
+        nn.LeakyReLU(0.2),
+        nn.Unflatten(1, (64, 15, 15)),
+        nn.ConvTranspose2d(64, 64, 3, stride=2),
+        nn.LeakyReLU(0.2),  # 31
+        nn.ConvTranspose2d(64, 32, 3, stride=2),
+        nn.LeakyReLU(0.2),  # 63
+        nn.ZeroPad2d((0, 1, 0, 1)),  # 64
+        nn.ConvTranspose2d(32, 1, 3, stride=2),
+        nn.Tanh(),  # 129
     )
 
 
 def make_discriminator() -> nn.Sequential:
     """images [N, 1, 128, 128] -> logits [N, 1]."""
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, stride=2), nn.LeakyReLU(0.2),                  # 63
-        nn.Conv2d(32, 64, 3, stride=2), nn.LeakyReLU(0.2),                 # 31
-        nn.Conv2d(64, 64, 3, stride=2), nn.LeakyReLU(0.2),                 # 15
-        nn.Flatten(), nn.Linear(64 * 15 * 15, 100), nn.LeakyReLU(0.2), nn.Linear(100, 1),
+        nn.Conv2d(1, 32, 3, stride=2),
+        nn.LeakyReLU(0.2),  # 63
+        nn.Conv2d(32, 64, 3, stride=2),
+        nn.LeakyReLU(0.2),  # 31
+        nn.Conv2d(64, 64, 3, stride=2),
+        nn.LeakyReLU(0.2),  # 15
+        nn.Flatten(),
+        nn.Linear(64 * 15 * 15, 100),
+        nn.LeakyReLU(0.2),
+        nn.Linear(100, 1),
     )
 
 
@@ -87,19 +99,19 @@ def copy_flax_parameters(trainer: TorchGanTrainer, g_params, d_params) -> None:
     """Loads solarjax 'simple' parameters (flax NHWC/HWIO layout) into the PyTorch models."""
     g, d = trainer.generator, trainer.discriminator
     # Dense 100 -> 15*15*64 reshaped NHWC in flax, (64, 15, 15) in torch: permute the outputs.
-    kernel = np.asarray(g_params['Dense_0']['kernel']).reshape(LATENT_DIM, 15, 15, 64)
+    kernel = np.asarray(g_params["Dense_0"]["kernel"]).reshape(LATENT_DIM, 15, 15, 64)
     g[0].weight.copy_(_tensor(kernel.transpose(3, 1, 2, 0).reshape(-1, LATENT_DIM)))
-    g[0].bias.copy_(_tensor(np.asarray(g_params['Dense_0']['bias']).reshape(15, 15, 64).transpose(2, 0, 1).ravel()))
-    for index, name in ((3, 'ConvTranspose2x_0'), (5, 'ConvTranspose2x_1'), (8, 'ConvTranspose2x_2')):
-        kernel = np.asarray(g_params[name]['kernel'])[::-1, ::-1]          # rotate 180 degrees
-        g[index].weight.copy_(_tensor(kernel.transpose(2, 3, 0, 1)))       # HWIO -> (in, out, H, W)
-        g[index].bias.copy_(_tensor(g_params[name]['bias']))
-    for index, name in ((0, 'Conv2D_0'), (2, 'Conv2D_1'), (4, 'Conv2D_2')):
-        d[index].weight.copy_(_tensor(np.asarray(d_params[name]['kernel']).transpose(3, 2, 0, 1)))  # -> OIHW
-        d[index].bias.copy_(_tensor(d_params[name]['bias']))
+    g[0].bias.copy_(_tensor(np.asarray(g_params["Dense_0"]["bias"]).reshape(15, 15, 64).transpose(2, 0, 1).ravel()))
+    for index, name in ((3, "ConvTranspose2x_0"), (5, "ConvTranspose2x_1"), (8, "ConvTranspose2x_2")):
+        kernel = np.asarray(g_params[name]["kernel"])[::-1, ::-1]  # rotate 180 degrees
+        g[index].weight.copy_(_tensor(kernel.transpose(2, 3, 0, 1)))  # HWIO -> (in, out, H, W)
+        g[index].bias.copy_(_tensor(g_params[name]["bias"]))
+    for index, name in ((0, "Conv2D_0"), (2, "Conv2D_1"), (4, "Conv2D_2")):
+        d[index].weight.copy_(_tensor(np.asarray(d_params[name]["kernel"]).transpose(3, 2, 0, 1)))  # -> OIHW
+        d[index].bias.copy_(_tensor(d_params[name]["bias"]))
     # Dense 14400 -> 100 flattens (H, W, C) in flax, (C, H, W) in torch: permute the inputs.
-    kernel = np.asarray(d_params['Dense_0']['kernel']).reshape(15, 15, 64, 100)
+    kernel = np.asarray(d_params["Dense_0"]["kernel"]).reshape(15, 15, 64, 100)
     d[7].weight.copy_(_tensor(kernel.transpose(3, 2, 0, 1).reshape(100, -1)))
-    d[7].bias.copy_(_tensor(d_params['Dense_0']['bias']))
-    d[9].weight.copy_(_tensor(np.asarray(d_params['Dense_1']['kernel']).T))
-    d[9].bias.copy_(_tensor(d_params['Dense_1']['bias']))
+    d[7].bias.copy_(_tensor(d_params["Dense_0"]["bias"]))
+    d[9].weight.copy_(_tensor(np.asarray(d_params["Dense_1"]["kernel"]).T))
+    d[9].bias.copy_(_tensor(d_params["Dense_1"]["bias"]))

@@ -8,6 +8,7 @@ Each view goes through the network on its own, as in the SimSiam reference code.
 
 PyTorch is not a solarjax dependency: `pip install torch==2.13.0` (CPU build) to run this.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,8 +27,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.shortcut = nn.Identity()
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                                          nn.BatchNorm2d(out_channels))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn1(self.conv1(x)))
@@ -40,8 +42,12 @@ class ResNet18(nn.Module):
 
     def __init__(self, input_channels: int = 1, width: int = 64):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(input_channels, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
-                                  nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(input_channels, width, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2, 1),
+        )
         blocks, channels = [], width
         for stage in range(4):
             out_channels = width * 2**stage
@@ -59,18 +65,30 @@ class ResNet18(nn.Module):
 class SimSiam(nn.Module):
     """Backbone, projector (512-512-100) and predictor (100-128-100); forward(x) -> (z, p)."""
 
-    def __init__(self, input_channels: int = 1, width: int = 64, projector_dims: tuple[int, int, int] = (512, 512, 100),
-                 predictor_hidden: int = 128):
+    def __init__(
+        self,
+        input_channels: int = 1,
+        width: int = 64,
+        projector_dims: tuple[int, int, int] = (512, 512, 100),
+        predictor_hidden: int = 128,
+    ):
         super().__init__()
         self.backbone = ResNet18(input_channels, width)
         hidden_1, hidden_2, projection = projector_dims
         self.projector = nn.Sequential(
-            nn.Linear(self.backbone.feature_dim, hidden_1, bias=False), nn.BatchNorm1d(hidden_1), nn.ReLU(),
-            nn.Linear(hidden_1, hidden_2, bias=False), nn.BatchNorm1d(hidden_2), nn.ReLU(),
-            nn.Linear(hidden_2, projection, bias=False), nn.BatchNorm1d(projection, affine=False),
+            nn.Linear(self.backbone.feature_dim, hidden_1, bias=False),
+            nn.BatchNorm1d(hidden_1),
+            nn.ReLU(),
+            nn.Linear(hidden_1, hidden_2, bias=False),
+            nn.BatchNorm1d(hidden_2),
+            nn.ReLU(),
+            nn.Linear(hidden_2, projection, bias=False),
+            nn.BatchNorm1d(projection, affine=False),
         )
         self.predictor = nn.Sequential(
-            nn.Linear(projection, predictor_hidden, bias=False), nn.BatchNorm1d(predictor_hidden), nn.ReLU(),
+            nn.Linear(projection, predictor_hidden, bias=False),
+            nn.BatchNorm1d(predictor_hidden),
+            nn.ReLU(),
             nn.Linear(predictor_hidden, projection),
         )
 
@@ -81,8 +99,9 @@ class SimSiam(nn.Module):
 
 def simsiam_loss(p1, p2, z1, z2) -> torch.Tensor:
     """D(p1, z2)/2 + D(p2, z1)/2 with D = -cos and detached targets."""
-    return -0.5 * (F.cosine_similarity(p1, z2.detach(), dim=-1).mean()
-                   + F.cosine_similarity(p2, z1.detach(), dim=-1).mean())
+    return -0.5 * (
+        F.cosine_similarity(p1, z2.detach(), dim=-1).mean() + F.cosine_similarity(p2, z1.detach(), dim=-1).mean()
+    )
 
 
 def make_train_step(model: SimSiam, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4):

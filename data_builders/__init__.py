@@ -3,6 +3,9 @@
 Importing this package registers the builders with TFDS, so that for example
 ``tfds.data_source('sharp_patches/synthetic', data_dir=...)`` finds them.
 """
-from data_builders import sharp_patches  # noqa: F401
-from data_builders import aia_patches  # noqa: F401
-from data_builders import cme_patches  # noqa: F401
+
+from data_builders import (
+    aia_patches,  # noqa: F401
+    cme_patches,  # noqa: F401
+    sharp_patches,  # noqa: F401
+)

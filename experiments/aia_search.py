@@ -17,6 +17,7 @@ Writes to ``--out``:
   aia_search.json  what was shown: ids, similarities, mu and time of every match, and the seconds
                 each part took.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,8 +85,10 @@ def plot_search(queries: np.ndarray, query_meta: list[dict], matches: list[list[
     axes = figure.subplots(len(queries), columns, squeeze=False)
     for q, (query, meta) in enumerate(zip(queries, query_meta)):
         panels = [(query, f"query\n{meta['t_obs'][:10]} mu {meta['mu']:.2f}")]
-        panels += [(image, f"#{rank} sim {similarity:.2f}\n{t_obs[:10]} mu {mu:.2f}")
-                   for rank, (image, similarity, t_obs, mu) in enumerate(matches[q], start=1)]
+        panels += [
+            (image, f"#{rank} sim {similarity:.2f}\n{t_obs[:10]} mu {mu:.2f}")
+            for rank, (image, similarity, t_obs, mu) in enumerate(matches[q], start=1)
+        ]
         for column, ax in enumerate(axes[q]):
             ax.set_xticks([])
             ax.set_yticks([])
@@ -150,8 +153,12 @@ def main(argv=None) -> dict:
         matches.append(row_matches)
         record.append({"query": query_meta[q], "matches": row_record})
     plot_search(queries, query_meta, matches, args.out / "search.png")
-    summary = {"wavelengths": wavelengths, "index_rows": index.num_rows, "searches": record,
-               "seconds": {k: round(v, 2) for k, v in seconds.items()}}
+    summary = {
+        "wavelengths": wavelengths,
+        "index_rows": index.num_rows,
+        "searches": record,
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+    }
     (args.out / "aia_search.json").write_text(json.dumps(summary, indent=1))
     return summary
 

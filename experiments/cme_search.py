@@ -1,4 +1,4 @@
-""""Find CMEs like this one": SimSiam on synthetic CME difference images, scored with the CME quantities.
+""" "Find CMEs like this one": SimSiam on synthetic CME difference images, scored with the CME quantities.
 
     python -m experiments.cme_search --workdir runs/cme --out runs/cme/search [--num-examples 2500 --steps 200]
         [--physics-aux-weight 1.0]
@@ -23,6 +23,7 @@ Writes to ``--out``: cme_index.npz (embeddings, ids and quantities of the indexe
 fingerprint), cme_search.json (both tables with intervals, sizes, seconds), cme_search.png (queries and
 their top-5 SSL matches with CPA / width / height); prints the tables.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,17 +40,29 @@ QUANTITIES = ("cpa_deg", "width_deg", "front_height_rsun", "excess")
 
 def _arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=pathlib.Path, required=True,
-                        help="holds tfds/ and ssl_seed<seed>_width<width>/ (made if absent)")
+    parser.add_argument(
+        "--workdir",
+        type=pathlib.Path,
+        required=True,
+        help="holds tfds/ and ssl_seed<seed>_width<width>/ (made if absent)",
+    )
     parser.add_argument("--out", type=pathlib.Path, required=True, help="folder for the JSON, PNG and index")
     parser.add_argument("--num-examples", type=int, default=2500, help="synthetic CMEs over all splits (default 2500)")
     parser.add_argument("--steps", type=int, default=200, help="SimSiam steps (default 200)")
     parser.add_argument("--width", type=int, default=8, help="ResNet-18 width (default 8)")
-    parser.add_argument("--seed", type=int, default=23,
-                        help="training and baseline seed (default 23; the data are the synthetic set 23)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=23,
+        help="training and baseline seed (default 23; the data are the synthetic set 23)",
+    )
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    parser.add_argument("--physics-aux-weight", type=float, default=0.0,
-                        help="weight of the CME physics head (default 0: plain SimSiam; 1.0: the head)")
+    parser.add_argument(
+        "--physics-aux-weight",
+        type=float,
+        default=0.0,
+        help="weight of the CME physics head (default 0: plain SimSiam; 1.0: the head)",
+    )
     args = parser.parse_args(argv)
     if args.num_examples < 50 or args.steps < 1 or args.width < 1 or not args.physics_aux_weight >= 0:
         parser.error("need --num-examples >= 50, --steps >= 1, --width >= 1 and --physics-aux-weight >= 0")
@@ -76,8 +89,15 @@ def ensure_dataset(data_dir: pathlib.Path, num_examples: int) -> None:
     build("synthetic", data_dir, num_examples=num_examples)
 
 
-def train_encoder(ssl_dir: pathlib.Path, data_dir: pathlib.Path, heldout: dict, steps: int, width: int, seed: int,
-                  physics_aux_weight: float = 0.0):
+def train_encoder(
+    ssl_dir: pathlib.Path,
+    data_dir: pathlib.Path,
+    heldout: dict,
+    steps: int,
+    width: int,
+    seed: int,
+    physics_aux_weight: float = 0.0,
+):
     """Trains (or resumes) the config's SimSiam in `ssl_dir`, monitored on held-out CME quantities."""
     from solarjax.train import loop, simsiam
 
@@ -114,14 +134,17 @@ def rare_case_recall(database: dict, untrained, seed: int, resamples: int) -> di
     if not is_rare.any():
         return {}
     images = database["image"]
-    scores = {"ssl_knn": cme_mining.knn_rarity(database["embedding"]),
-              "pixel_knn": cme_mining.knn_rarity(images.reshape(len(images), -1)),
-              "thumbnail_knn": cme_mining.knn_rarity(thumbnails(images)),
-              "untrained_knn": cme_mining.knn_rarity(embed_images(untrained.embed, images)),
-              "property_outlier": cme_mining.property_rarity(database),
-              "random": np.random.default_rng(seed).random(len(images))}
-    return {name: cme_mining.recall_at_top(score, is_rare, resamples=resamples, seed=seed)
-            for name, score in scores.items()}
+    scores = {
+        "ssl_knn": cme_mining.knn_rarity(database["embedding"]),
+        "pixel_knn": cme_mining.knn_rarity(images.reshape(len(images), -1)),
+        "thumbnail_knn": cme_mining.knn_rarity(thumbnails(images)),
+        "untrained_knn": cme_mining.knn_rarity(embed_images(untrained.embed, images)),
+        "property_outlier": cme_mining.property_rarity(database),
+        "random": np.random.default_rng(seed).random(len(images)),
+    }
+    return {
+        name: cme_mining.recall_at_top(score, is_rare, resamples=resamples, seed=seed) for name, score in scores.items()
+    }
 
 
 def plot_examples(queries: dict, database: dict, encoder, path: pathlib.Path, count: int = 4, k: int = 5) -> None:
@@ -173,8 +196,13 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     encoder = ssl.load(ssl_dir)
     database["embedding"] = embed_images(encoder.embed, database["image"])
-    np.savez(args.out / "cme_index.npz", embedding=database["embedding"], id=database["id"],
-             fingerprint=encoder.fingerprint, **{name: database[name] for name in QUANTITIES})
+    np.savez(
+        args.out / "cme_index.npz",
+        embedding=database["embedding"],
+        id=database["id"],
+        fingerprint=encoder.fingerprint,
+        **{name: database[name] for name in QUANTITIES},
+    )
     untrained = ssl.random_init(encoder.config["model"], seed=args.seed)
     matches = top1_matches(queries, database, encoder, untrained, args.seed)
     seconds["search"] = time.perf_counter() - started
@@ -182,30 +210,52 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     reports = {}
     for label, prefix in (("measured", ""), ("truth", "true_")):
+
         def columns(split, prefix=prefix):
             return {name: split[prefix + name] for name in ("cpa_deg", "width_deg", "front_height_rsun")}
 
         reports[label] = cme_retrieval.score_matches(
-            cme_retrieval.scoring_values(columns(queries)), cme_retrieval.scoring_values(columns(database)),
-            matches, num_resamples=args.resamples, seed=args.seed)
+            cme_retrieval.scoring_values(columns(queries)),
+            cme_retrieval.scoring_values(columns(database)),
+            matches,
+            num_resamples=args.resamples,
+            seed=args.seed,
+        )
     plot_examples(queries, database, encoder, args.out / "cme_search.png")
     mining = rare_case_recall(database, untrained, args.seed, args.resamples)
     seconds["score"] = time.perf_counter() - started
 
-    sizes = {"database": len(database["image"]), "queries": len(queries["image"]), "steps": args.steps,
-             "width": args.width, "seed": args.seed, "resamples": args.resamples, "encoder_step": encoder.step,
-             "physics_aux_weight": args.physics_aux_weight}
+    sizes = {
+        "database": len(database["image"]),
+        "queries": len(queries["image"]),
+        "steps": args.steps,
+        "width": args.width,
+        "seed": args.seed,
+        "resamples": args.resamples,
+        "encoder_step": encoder.step,
+        "physics_aux_weight": args.physics_aux_weight,
+    }
     lines = [f"CME search, top-1 agreement (95% paired bootstrap): {sizes}"]
     for label, report in reports.items():
-        lines += ["", f"quantities {label} ({'cme_physics on the images' if label == 'measured' else 'synthetic truth'}):",
-                  cme_retrieval.format_table(report, METHODS),
-                  cme_retrieval.format_differences(report, "ssl", METHODS[1:])]
+        lines += [
+            "",
+            f"quantities {label} ({'cme_physics on the images' if label == 'measured' else 'synthetic truth'}):",
+            cme_retrieval.format_table(report, METHODS),
+            cme_retrieval.format_differences(report, "ssl", METHODS[1:]),
+        ]
     lines += ["", "rare-case mining: recall of the planted double CMEs of the database in the top 5% (bootstrap 95%):"]
-    lines += [f"  {name:18s} {m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}] ({m['rare']} rare, top {m['top']})"
-              for name, m in mining.items()]
+    lines += [
+        f"  {name:18s} {m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}] ({m['rare']} rare, top {m['top']})"
+        for name, m in mining.items()
+    ]
     print("\n".join(lines))
-    summary = {"sizes": sizes, "reports": reports, "mining": mining, "seconds": {k: round(v, 1) for k, v in seconds.items()},
-               "encoder_fingerprint": encoder.fingerprint}
+    summary = {
+        "sizes": sizes,
+        "reports": reports,
+        "mining": mining,
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "encoder_fingerprint": encoder.fingerprint,
+    }
     (args.out / "cme_search.json").write_text(json.dumps(summary, indent=1))
     return summary
 

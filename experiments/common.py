@@ -14,6 +14,7 @@ work too)::
 Every script takes ``--workdir``, ``--out`` (PNG and JSON go there), ``--dataset synthetic|fits`` (the
 `sharp_patches` config whose patches play the real data) and ``--data-dir`` (its TFDS data directory).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,13 +35,20 @@ SPLITS = ("train", "validation", "test")
 def parser(description: str) -> argparse.ArgumentParser:
     """The arguments every experiment takes; a script adds its own sizes to it."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=pathlib.Path, required=True,
-                        help="a `solarjax demo` output directory (gan/, directions/, simsiam/, index/)")
+    parser.add_argument(
+        "--workdir",
+        type=pathlib.Path,
+        required=True,
+        help="a `solarjax demo` output directory (gan/, directions/, simsiam/, index/)",
+    )
     parser.add_argument("--out", type=pathlib.Path, required=True, help="folder for the PNG and JSON results")
-    parser.add_argument("--dataset", choices=("synthetic", "fits"), default="synthetic",
-                        help="sharp_patches config of the real patches (default synthetic)")
-    parser.add_argument("--data-dir", type=pathlib.Path,
-                        help="TFDS data directory of --dataset (default WORKDIR/tfds)")
+    parser.add_argument(
+        "--dataset",
+        choices=("synthetic", "fits"),
+        default="synthetic",
+        help="sharp_patches config of the real patches (default synthetic)",
+    )
+    parser.add_argument("--data-dir", type=pathlib.Path, help="TFDS data directory of --dataset (default WORKDIR/tfds)")
     parser.add_argument("--seed", type=int, default=23, help="seed of the latents and the random choices")
     return parser
 
@@ -86,8 +94,7 @@ def dataset_name(config: str, split: str) -> str:
     return f"sharp_patches/{config}:{split}"
 
 
-def database_index(workdir: pathlib.Path, encoder, config: str, split: str, data_dir: pathlib.Path,
-                   out: pathlib.Path):
+def database_index(workdir: pathlib.Path, encoder, config: str, split: str, data_dir: pathlib.Path, out: pathlib.Path):
     """A search index over every patch of ``config:split``, row i being example i of the split.
 
     The work directory's index is used when it covers exactly that split (its table rows are the
@@ -113,8 +120,17 @@ def database_index(workdir: pathlib.Path, encoder, config: str, split: str, data
         if table.num_rows == size and {_text(v) for v in table.column("dataset")} == {name}:
             return build_index(table, kind="exact")
         raise ValueError(f"{table_dir} holds another table ({table.num_rows} rows): remove it or use another --out")
-    batches = pipeline.make_iterator(split, batch_size=64, seed=0, data_dir=data_dir, config=config, num_epochs=1,
-                                     shuffle=False, drop_remainder=False, keys=DATASET_FEATURES)
+    batches = pipeline.make_iterator(
+        split,
+        batch_size=64,
+        seed=0,
+        data_dir=data_dir,
+        config=config,
+        num_epochs=1,
+        shuffle=False,
+        drop_remainder=False,
+        keys=DATASET_FEATURES,
+    )
     table = embed_dataset(table_dir, encoder.embed, encoder.fingerprint, batches, dataset=name)
     return build_index(table, kind="exact")
 
@@ -145,9 +161,14 @@ class SplitImages:
         return np.asarray(self.source[int(key)]["image"], np.float32)
 
 
-def load_patches(data_dir: pathlib.Path, config: str, splits: str | Sequence[str],
-                 keys: Sequence[str] = ("image",), limit: int | None = None, seed: int | None = None
-                 ) -> dict[str, np.ndarray]:
+def load_patches(
+    data_dir: pathlib.Path,
+    config: str,
+    splits: str | Sequence[str],
+    keys: Sequence[str] = ("image",),
+    limit: int | None = None,
+    seed: int | None = None,
+) -> dict[str, np.ndarray]:
     """Examples of one or several splits of `sharp_patches/<config>` as arrays.
 
     Args:
@@ -177,8 +198,11 @@ def load_patches(data_dir: pathlib.Path, config: str, splits: str | Sequence[str
     if not where:
         raise ValueError(f"sharp_patches/{config} in {data_dir} has no examples in {names}")
     if limit is not None and limit < len(where):
-        chosen = (np.sort(np.random.default_rng(seed).choice(len(where), limit, replace=False))
-                  if seed is not None else np.arange(limit))
+        chosen = (
+            np.sort(np.random.default_rng(seed).choice(len(where), limit, replace=False))
+            if seed is not None
+            else np.arange(limit)
+        )
         where = [where[i] for i in chosen]
     examples = [sources[split][i] for split, i in where]
     out = {key: np.stack([np.asarray(example[key]) for example in examples]) for key in keys}
@@ -197,7 +221,6 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     if finite.sum() < 3 or np.ptp(x[finite]) == 0 or np.ptp(y[finite]) == 0:
         return float("nan")
     return float(scipy.stats.spearmanr(x[finite], y[finite]).statistic)
-
 
 
 def write_json(out: pathlib.Path, name: str, result: Any) -> pathlib.Path:

@@ -18,6 +18,7 @@ bootstrap intervals (resampling both sets, ``--bootstrap`` times) of every figur
 peaks and Frechet. Writes ``candidates_<step>.json`` and ``candidates_<step>.md`` (one row per run) and prints
 the table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,20 +30,25 @@ import time
 import numpy as np
 
 CANDIDATES = {
-    'baseline': {'arch': 'resize_conv_small'},
-    'edge': {'arch': 'resize_conv_small_edge'},
-    'edge_noise': {'arch': 'resize_conv_small_edge_noise'},
-    'edge_noise_r1': {'arch': 'resize_conv_small_edge_noise', 'r1_gamma': 1.0},
-    'edge_noise_ema': {'arch': 'resize_conv_small_edge_noise', 'ema_decay': 0.99},
+    "baseline": {"arch": "resize_conv_small"},
+    "edge": {"arch": "resize_conv_small_edge"},
+    "edge_noise": {"arch": "resize_conv_small_edge_noise"},
+    "edge_noise_r1": {"arch": "resize_conv_small_edge_noise", "r1_gamma": 1.0},
+    "edge_noise_ema": {"arch": "resize_conv_small_edge_noise", "ema_decay": 0.99},
 }
 """candidate -> the ``config.model`` fields it changes."""
 
 COLUMNS = (
-    ('realism_score', 'score'), ('realism/ks_noise_width_gauss', 'KS noise'),
-    ('realism/ks_spectral_slope', 'KS slope'), ('realism/ks_mean_gradient_gauss_per_pixel', 'KS grad'),
-    ('realism/strong_pixel_ratio', '>500G ratio'), ('realism/peak_ratio_max', 'peak max'),
-    ('realism/r_median_ratio', 'R ratio'), ('ks_mean', 'phys KS mean'), ('frechet', 'Frechet'),
-    ('realism/ks_border_excess_gauss', 'KS border'),
+    ("realism_score", "score"),
+    ("realism/ks_noise_width_gauss", "KS noise"),
+    ("realism/ks_spectral_slope", "KS slope"),
+    ("realism/ks_mean_gradient_gauss_per_pixel", "KS grad"),
+    ("realism/strong_pixel_ratio", ">500G ratio"),
+    ("realism/peak_ratio_max", "peak max"),
+    ("realism/r_median_ratio", "R ratio"),
+    ("ks_mean", "phys KS mean"),
+    ("frechet", "Frechet"),
+    ("realism/ks_border_excess_gauss", "KS border"),
 )
 """(figure, column title) of the printed table."""
 
@@ -53,7 +59,7 @@ def candidate_config(name: str, data_dir: pathlib.Path, steps: int, seed: int, e
 
     if name not in CANDIDATES:
         raise ValueError(f"unknown candidate {name!r}; choose from {sorted(CANDIDATES)}")
-    config = gan_configs.get_config('synthetic')
+    config = gan_configs.get_config("synthetic")
     for field, value in CANDIDATES[name].items():
         config.model[field] = value
     config.seed = seed
@@ -72,9 +78,13 @@ def subset(summary, index: np.ndarray):
     """An `ImageSummary` of the patches `index` (the mean spectrum is kept whole)."""
     from solarjax.train import quality
 
-    return quality.ImageSummary({k: v[index] for k, v in summary.quantities.items()}, summary.features[index],
-                                {k: v[index] for k, v in summary.diagnostics.items()},
-                                summary.wavenumbers, summary.mean_power)
+    return quality.ImageSummary(
+        {k: v[index] for k, v in summary.quantities.items()},
+        summary.features[index],
+        {k: v[index] for k, v in summary.diagnostics.items()},
+        summary.wavenumbers,
+        summary.mean_power,
+    )
 
 
 def bootstrap_intervals(generated, reference, resamples: int, seed: int) -> dict[str, tuple[float, float]]:
@@ -84,14 +94,16 @@ def bootstrap_intervals(generated, reference, resamples: int, seed: int) -> dict
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {}
     for _ in range(resamples):
-        figures = quality.quality_figures(subset(generated, rng.integers(0, generated.count, generated.count)),
-                                          subset(reference, rng.integers(0, reference.count, reference.count)))
+        figures = quality.quality_figures(
+            subset(generated, rng.integers(0, generated.count, generated.count)),
+            subset(reference, rng.integers(0, reference.count, reference.count)),
+        )
         for key, value in figures.items():
             draws.setdefault(key, []).append(value)
     return {key: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for key, v in draws.items()}
 
 
-def score_run(run_dir: pathlib.Path, reference, num: int, resamples: int, seed: int, step='best') -> dict:
+def score_run(run_dir: pathlib.Path, reference, num: int, resamples: int, seed: int, step="best") -> dict:
     """Figures and intervals of checkpoint `step` ('best', 'latest' or a number) of `run_dir` against the
     `reference` summary."""
     from solarjax import gan
@@ -100,56 +112,69 @@ def score_run(run_dir: pathlib.Path, reference, num: int, resamples: int, seed: 
     generator = gan.load(run_dir, step=step)
     encoder = quality.random_feature_encoder(0)
     z = generator.sample_latents(num, seed=seed)
-    images = np.concatenate([np.asarray(generator.generate(z[i:i + 250])) for i in range(0, num, 250)])
-    generated = quality.summarise([images[i:i + 250] for i in range(0, num, 250)], encoder)
+    images = np.concatenate([np.asarray(generator.generate(z[i : i + 250])) for i in range(0, num, 250)])
+    generated = quality.summarise([images[i : i + 250] for i in range(0, num, 250)], encoder)
     figures = quality.quality_figures(generated, reference)
     intervals = bootstrap_intervals(generated, reference, resamples, seed)
     medians = {name: float(np.nanmedian(values)) for name, values in generated.diagnostics.items()}
-    return {'best_step': generator.step, 'figures': figures, 'intervals': intervals,
-            'generated_medians': medians, 'images_per_second': _train_speed(run_dir)}
+    return {
+        "best_step": generator.step,
+        "figures": figures,
+        "intervals": intervals,
+        "generated_medians": medians,
+        "images_per_second": _train_speed(run_dir),
+    }
 
 
 def _train_speed(run_dir: pathlib.Path) -> float:
-    rows = [json.loads(line) for line in (run_dir / 'metrics.jsonl').read_text().splitlines()]
-    speeds = [row['images_per_second'] for row in rows if 'images_per_second' in row]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    speeds = [row["images_per_second"] for row in rows if "images_per_second" in row]
     return float(np.median(speeds)) if speeds else math.nan
 
 
 def _cell(result: dict, key: str) -> str:
-    value = result['figures'].get(key, math.nan)
-    low, high = result['intervals'].get(key, (math.nan, math.nan))
-    if key in ('frechet', 'realism/peak_ratio_max'):
-        return f'{value:.3g}'
-    return f'{value:.3g} [{low:.3g}, {high:.3g}]'
+    value = result["figures"].get(key, math.nan)
+    low, high = result["intervals"].get(key, (math.nan, math.nan))
+    if key in ("frechet", "realism/peak_ratio_max"):
+        return f"{value:.3g}"
+    return f"{value:.3g} [{low:.3g}, {high:.3g}]"
 
 
 def markdown_table(results: dict) -> str:
     """One row per run: the `COLUMNS` figures with their 95% intervals."""
-    header = '| run | best step | ' + ' | '.join(title for _, title in COLUMNS) + ' |'
-    lines = [header, '|' + '---|' * (len(COLUMNS) + 2)]
+    header = "| run | best step | " + " | ".join(title for _, title in COLUMNS) + " |"
+    lines = [header, "|" + "---|" * (len(COLUMNS) + 2)]
     for run, result in results.items():
-        lines.append(f"| {run} | {result['best_step']} | " + ' | '.join(_cell(result, k) for k, _ in COLUMNS) + ' |')
-    return '\n'.join(lines)
+        lines.append(f"| {run} | {result['best_step']} | " + " | ".join(_cell(result, k) for k, _ in COLUMNS) + " |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--data-dir', type=pathlib.Path, required=True, help='TFDS folder holding sharp_patches/synthetic')
-    parser.add_argument('--out', type=pathlib.Path, required=True, help='folder of the runs and the table')
-    parser.add_argument('--candidates', nargs='+', default=['baseline', 'edge', 'edge_noise'],
-                        help=f'candidates to train (from {sorted(CANDIDATES)}; default baseline edge edge_noise)')
-    parser.add_argument('--steps', type=int, default=400, help='train steps per run (default 400)')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[23], help='training seeds (default 23)')
-    parser.add_argument('--eval-every', type=int, default=200, help='checkpoint evaluation interval (default 200)')
-    parser.add_argument('--num', type=int, default=500, help='patches per set when scoring (default 500)')
-    parser.add_argument('--bootstrap', type=int, default=200, help='bootstrap resamples (default 200)')
-    parser.add_argument('--score-only', action='store_true', help='score existing runs, train nothing')
-    parser.add_argument('--step', default='best', help="checkpoint scored: 'best' (by the realism score), 'latest' or a step")
+    parser.add_argument(
+        "--data-dir", type=pathlib.Path, required=True, help="TFDS folder holding sharp_patches/synthetic"
+    )
+    parser.add_argument("--out", type=pathlib.Path, required=True, help="folder of the runs and the table")
+    parser.add_argument(
+        "--candidates",
+        nargs="+",
+        default=["baseline", "edge", "edge_noise"],
+        help=f"candidates to train (from {sorted(CANDIDATES)}; default baseline edge edge_noise)",
+    )
+    parser.add_argument("--steps", type=int, default=400, help="train steps per run (default 400)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[23], help="training seeds (default 23)")
+    parser.add_argument("--eval-every", type=int, default=200, help="checkpoint evaluation interval (default 200)")
+    parser.add_argument("--num", type=int, default=500, help="patches per set when scoring (default 500)")
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (default 200)")
+    parser.add_argument("--score-only", action="store_true", help="score existing runs, train nothing")
+    parser.add_argument(
+        "--step", default="best", help="checkpoint scored: 'best' (by the realism score), 'latest' or a step"
+    )
     args = parser.parse_args(argv)
     unknown = [name for name in args.candidates if name not in CANDIDATES]
     if unknown:
         parser.error(f"unknown candidate(s) {', '.join(unknown)}; choose from {', '.join(sorted(CANDIDATES))}")
-    if not (args.data_dir / 'sharp_patches' / 'synthetic').is_dir():
+    if not (args.data_dir / "sharp_patches" / "synthetic").is_dir():
         parser.error(f"--data-dir {args.data_dir}: no sharp_patches/synthetic dataset there")
 
     from experiments import common
@@ -157,30 +182,37 @@ def main(argv=None) -> dict:
     from solarjax.train import quality
 
     args.out.mkdir(parents=True, exist_ok=True)
-    validation = common.load_patches(args.data_dir, 'synthetic', 'validation', limit=args.num, seed=0)['image']
+    validation = common.load_patches(args.data_dir, "synthetic", "validation", limit=args.num, seed=0)["image"]
     encoder = quality.random_feature_encoder(0)
-    reference = quality.summarise([validation[i:i + 250] for i in range(0, len(validation), 250)], encoder)
+    reference = quality.summarise([validation[i : i + 250] for i in range(0, len(validation), 250)], encoder)
     results = {}
     for name in args.candidates:
         for seed in args.seeds:
-            run_dir = args.out / name / f'seed{seed}'
+            run_dir = args.out / name / f"seed{seed}"
             started = time.perf_counter()
             if not args.score_only:
                 gan_train.train_and_evaluate(
-                    candidate_config(name, args.data_dir, args.steps, seed, args.eval_every, args.num), run_dir)
+                    candidate_config(name, args.data_dir, args.steps, seed, args.eval_every, args.num), run_dir
+                )
             step = int(args.step) if args.step.isdigit() else args.step
             result = score_run(run_dir, reference, args.num, args.bootstrap, seed=1000 + seed, step=step)
-            result.update(candidate=name, seed=seed, steps=args.steps, seconds=time.perf_counter() - started,
-                          model=CANDIDATES[name])
-            results[f'{name}/seed{seed}'] = result
-            (args.out / f'candidates_{args.step}.json').write_text(json.dumps(results, indent=1))
+            result.update(
+                candidate=name,
+                seed=seed,
+                steps=args.steps,
+                seconds=time.perf_counter() - started,
+                model=CANDIDATES[name],
+            )
+            results[f"{name}/seed{seed}"] = result
+            (args.out / f"candidates_{args.step}.json").write_text(json.dumps(results, indent=1))
     table = markdown_table(results)
-    (args.out / f'candidates_{args.step}.md').write_text(
-        f'{args.steps} steps, seeds {args.seeds}, {args.num} generated vs {len(validation)} validation patches, '
-        f'95% bootstrap intervals ({args.bootstrap} resamples)\n\n{table}\n')
+    (args.out / f"candidates_{args.step}.md").write_text(
+        f"{args.steps} steps, seeds {args.seeds}, {args.num} generated vs {len(validation)} validation patches, "
+        f"95% bootstrap intervals ({args.bootstrap} resamples)\n\n{table}\n"
+    )
     print(table)
     return results
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

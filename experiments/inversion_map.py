@@ -23,6 +23,7 @@ Expected: the error grows with TUF (Spearman 0.87 for the full demo's GAN on the
 The paper studies the error against longitude: with a GAN trained on real SHARPs, expect it to grow
 towards the limb, where CEA patches are reprojected from foreshortened pixels.
 """
+
 from __future__ import annotations
 
 import time
@@ -58,15 +59,30 @@ def plot_inversion(path, patches: dict, result, dataset: str):
         ax.set_title("patch centres, coloured by error")
     else:
         ax.set_axis_off()
-        ax.text(0.5, 0.5, f"sharp_patches/{dataset} has no longitudes\n(synthetic regions: latitude only)",
-                ha="center", va="center", transform=ax.transAxes)
-    for ax, x, xlabel in ((axes[1], np.abs(lon), "|longitude| [deg]"), (axes[2], np.abs(lat), "|latitude| [deg]"),
-                          (axes[3], tuf, "TUF of the patch")):
+        ax.text(
+            0.5,
+            0.5,
+            f"sharp_patches/{dataset} has no longitudes\n(synthetic regions: latitude only)",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+    for ax, x, xlabel in (
+        (axes[1], np.abs(lon), "|longitude| [deg]"),
+        (axes[2], np.abs(lat), "|latitude| [deg]"),
+        (axes[3], tuf, "TUF of the patch"),
+    ):
         finite = np.isfinite(x)
         if not finite.any():
             ax.set_axis_off()
-            ax.text(0.5, 0.5, f"no {xlabel.split(' [')[0]} in this dataset", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                f"no {xlabel.split(' [')[0]} in this dataset",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
             continue
         ax.scatter(x[finite], error[finite], s=18, color="tab:red")
         ax.set_xlabel(xlabel)
@@ -80,8 +96,12 @@ def plot_inversion(path, patches: dict, result, dataset: str):
     for column, i in enumerate(shown):
         kind = "best" if column < min(EXAMPLES, len(error)) else "worst"
         where = f"lon {lon[i]:+.0f}, lat {lat[i]:+.0f}" if np.isfinite(lon[i]) else f"lat {lat[i]:+.0f}"
-        for row, (image, caption) in enumerate(((patches["image"][i], f"{kind}: {where}\nerror {error[i]:.4f}"),
-                                                (result.reconstructions[i], "reconstruction G(z*)"))):
+        for row, (image, caption) in enumerate(
+            (
+                (patches["image"][i], f"{kind}: {where}\nerror {error[i]:.4f}"),
+                (result.reconstructions[i], "reconstruction G(z*)"),
+            )
+        ):
             ax = panels[row, column]
             artist = monitor.show_field(ax, image)
             ax.set_xticks([])
@@ -96,27 +116,50 @@ def run(args) -> dict:
     from solarjax import steering
 
     started = time.perf_counter()
-    patches = common.load_patches(args.data_dir, args.dataset, args.split,
-                                  keys=("image", "lat_deg", "lon_deg", "harpnum"), limit=args.num, seed=args.seed)
+    patches = common.load_patches(
+        args.data_dir,
+        args.dataset,
+        args.split,
+        keys=("image", "lat_deg", "lon_deg", "harpnum"),
+        limit=args.num,
+        seed=args.seed,
+    )
     generator = common.load_generator(args.workdir)
     result = steering.invert(patches["image"], generator, restarts=args.restarts, steps=args.steps, seed=args.seed)
     figure = plot_inversion(args.out / "inversion_map.png", patches, result, args.dataset)
     lat, lon = patches["lat_deg"].astype(float), patches["lon_deg"].astype(float)
     tuf = result.quantities_real["tuf"]
-    rows = [{"split": str(patches["split"][i]), "example_index": int(patches["example_index"][i]),
-             "harpnum": int(patches["harpnum"][i]), "lat_deg": lat[i], "lon_deg": lon[i],
-             "error": float(result.error[i]), "tuf": float(tuf[i]),
-             "tuf_reconstructed": float(result.quantities_reconstructed["tuf"][i])} for i in range(len(lat))]
+    rows = [
+        {
+            "split": str(patches["split"][i]),
+            "example_index": int(patches["example_index"][i]),
+            "harpnum": int(patches["harpnum"][i]),
+            "lat_deg": lat[i],
+            "lon_deg": lon[i],
+            "error": float(result.error[i]),
+            "tuf": float(tuf[i]),
+            "tuf_reconstructed": float(result.quantities_reconstructed["tuf"][i]),
+        }
+        for i in range(len(lat))
+    ]
     summary = {
-        "num_patches": len(rows), "steps": args.steps, "restarts": args.restarts, "gan_step": generator.step,
-        "dataset": args.dataset, "split": args.split,
+        "num_patches": len(rows),
+        "steps": args.steps,
+        "restarts": args.restarts,
+        "gan_step": generator.step,
+        "dataset": args.dataset,
+        "split": args.split,
         "median_error": float(np.median(result.error)),
         "spearman_error_vs_abs_lon": common.spearman(np.abs(lon), result.error),
         "spearman_error_vs_abs_lat": common.spearman(np.abs(lat), result.error),
         "spearman_error_vs_tuf": common.spearman(tuf, result.error),
     }
-    output = {**summary, "patches": rows, "figures": common.relative_paths([figure], args.out),
-              "seconds": time.perf_counter() - started}
+    output = {
+        **summary,
+        "patches": rows,
+        "figures": common.relative_paths([figure], args.out),
+        "seconds": time.perf_counter() - started,
+    }
     common.write_json(args.out, "inversion_map.json", output)
     return output
 
@@ -129,9 +172,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--restarts", type=int, default=4, help="random starts per patch (the paper: 10)")
     args = common.parse(parser, argv)
     result = run(args)
-    print(f"inverted {result['num_patches']} patches: median error {result['median_error']:.4f}; Spearman with "
-          f"|lon| {result['spearman_error_vs_abs_lon']:.2f}, |lat| {result['spearman_error_vs_abs_lat']:.2f}, "
-          f"TUF {result['spearman_error_vs_tuf']:.2f}")
+    print(
+        f"inverted {result['num_patches']} patches: median error {result['median_error']:.4f}; Spearman with "
+        f"|lon| {result['spearman_error_vs_abs_lon']:.2f}, |lat| {result['spearman_error_vs_abs_lat']:.2f}, "
+        f"TUF {result['spearman_error_vs_tuf']:.2f}"
+    )
     return result
 
 

@@ -25,6 +25,7 @@ nearly orthogonal to both (cos 0.23 and -0.01); the colours change across each b
 accuracies TUF 0.91, PSEP 0.68, R 0.80 on these latents (SVM test accuracies 0.83 / 0.61 / 0.66 on
 the fitting latents; both count only latents where the quantity is defined, 10 % of them here).
 """
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from experiments import common, plotting
-from solarjax.train import monitor
 from solarjax import steering
+from solarjax.train import monitor
 
 COLOURED = ("tuf", "psep", "r_value")
 DEFAULT_PAIRS = ("tuf:psep", "tuf:r_value", "psep:r_value")
@@ -115,9 +116,11 @@ def plot_pair(path, generator, directions, a: str, b: str, z: np.ndarray, values
     boundaries(ax)
     ax.set_title("generated patches on the plane")
     figure.colorbar(field, ax=ax, shrink=0.85, label="Br [G]")
-    figure.suptitle(f"latent plane of the {label_a} and {label_b} normals (cos = {cosine:+.2f})\n"
-                    f"SVM test accuracy {label_a} {directions.test_accuracy[a]:.2f}, "
-                    f"{label_b} {directions.test_accuracy[b]:.2f}")
+    figure.suptitle(
+        f"latent plane of the {label_a} and {label_b} normals (cos = {cosine:+.2f})\n"
+        f"SVM test accuracy {label_a} {directions.test_accuracy[a]:.2f}, "
+        f"{label_b} {directions.test_accuracy[b]:.2f}"
+    )
     return plotting.save(figure, path)
 
 
@@ -134,23 +137,43 @@ def run(args) -> dict:
     figures, pair_results = [], {}
     for a, b in pairs:
         n_a, u, cosine = plane(directions, a, b)
-        figures.append(plot_pair(args.out / f"latent_map_{a}_{b}.png", generator, directions, a, b, z, values,
-                                 seed=args.seed))
-        pair_results[f"{a}:{b}"] = {"cosine": cosine,
-                                    "spearman_with_y": {q: common.spearman(z @ u, values[q]) for q in COLOURED}}
+        figures.append(
+            plot_pair(args.out / f"latent_map_{a}_{b}.png", generator, directions, a, b, z, values, seed=args.seed)
+        )
+        pair_results[f"{a}:{b}"] = {
+            "cosine": cosine,
+            "spearman_with_y": {q: common.spearman(z @ u, values[q]) for q in COLOURED},
+        }
     quantities = sorted({q for pair in pairs for q in pair}, key=list(directions.names).index)
     for name in quantities:
-        figures.append(evaluate.plot_latent_map(generator, directions, name, args.out / f"latent_map_{name}.png",
-                                                n_points=min(args.num, 1000), seed=args.seed))
-    per_quantity = {name: {
-        "svm_test_accuracy": directions.test_accuracy[name],
-        "boundary_accuracy": boundary_accuracy(directions, name, z, values[name]),
-        "spearman_with_x": common.spearman(z @ directions.normal(name) + directions.intercept(name), values[name]),
-        "defined_fraction": float(np.isfinite(values[name]).mean()),
-    } for name in quantities}
-    result = {"num_latents": args.num, "seed": args.seed, "gan_step": generator.step, "pairs": pair_results,
-              "quantities": per_quantity, "figures": common.relative_paths(figures, args.out),
-              "seconds": time.perf_counter() - started}
+        figures.append(
+            evaluate.plot_latent_map(
+                generator,
+                directions,
+                name,
+                args.out / f"latent_map_{name}.png",
+                n_points=min(args.num, 1000),
+                seed=args.seed,
+            )
+        )
+    per_quantity = {
+        name: {
+            "svm_test_accuracy": directions.test_accuracy[name],
+            "boundary_accuracy": boundary_accuracy(directions, name, z, values[name]),
+            "spearman_with_x": common.spearman(z @ directions.normal(name) + directions.intercept(name), values[name]),
+            "defined_fraction": float(np.isfinite(values[name]).mean()),
+        }
+        for name in quantities
+    }
+    result = {
+        "num_latents": args.num,
+        "seed": args.seed,
+        "gan_step": generator.step,
+        "pairs": pair_results,
+        "quantities": per_quantity,
+        "figures": common.relative_paths(figures, args.out),
+        "seconds": time.perf_counter() - started,
+    }
     common.write_json(args.out, "latent_maps.json", result)
     return result
 
@@ -165,8 +188,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
         parser.error(f"--pairs takes quantity pairs a:b, got {bad}")
     result = run(args)
     for name, row in result["quantities"].items():
-        print(f"{name}: boundary accuracy {row['boundary_accuracy']:.3f}, Spearman with distance "
-              f"{row['spearman_with_x']:.3f}")
+        print(
+            f"{name}: boundary accuracy {row['boundary_accuracy']:.3f}, Spearman with distance "
+            f"{row['spearman_with_x']:.3f}"
+        )
     return result
 
 

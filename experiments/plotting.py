@@ -3,6 +3,7 @@
 Magnetograms are drawn as Br in G on [-1000, 1000] G (images hold s = B / 1000 G), the scale and
 colour map of `solarjax.train.monitor`.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,17 @@ from matplotlib.figure import Figure  # noqa: E402
 from solarjax.train import monitor  # noqa: E402
 
 DPI = 90
-QUANTITY_LABELS = {"tuf": "TUF", "tpf": "TPF", "tnf": "TNF", "net_flux": "net flux", "psep": "PSEP",
-                   "tilt": "tilt [rad]", "area": "area", "lead_polarity": "leading polarity", "r_value": "R"}
+QUANTITY_LABELS = {
+    "tuf": "TUF",
+    "tpf": "TPF",
+    "tnf": "TNF",
+    "net_flux": "net flux",
+    "psep": "PSEP",
+    "tilt": "tilt [rad]",
+    "area": "area",
+    "lead_polarity": "leading polarity",
+    "r_value": "R",
+}
 """Axis labels of `solarjax.physics.QUANTITY_NAMES` (normalised units: s = B / 1000 G, 128x128 pixels)."""
 
 

@@ -29,6 +29,7 @@ first look) large distances (0.3-0.9) for most quantities; a converged GAN on re
 bring them towards 0.1. The real power-spectrum slopes are steeper than the generated ones when the
 generator adds checkerboard texture (excess power at high k).
 """
+
 from __future__ import annotations
 
 import time
@@ -59,17 +60,29 @@ def diagnostics(images: np.ndarray) -> dict[str, np.ndarray]:
 
 def compare(real: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray]) -> dict:
     """KS distance and the median of each set for every per-patch value of `diagnostics`."""
-    return {name: {"ks": quality.ks_distance(real[name], generated[name]),
-                   "median_real": float(np.nanmedian(real[name])) if np.isfinite(real[name]).any() else float("nan"),
-                   "median_generated": (float(np.nanmedian(generated[name]))
-                                        if np.isfinite(generated[name]).any() else float("nan"))}
-            for name in real}
+    return {
+        name: {
+            "ks": quality.ks_distance(real[name], generated[name]),
+            "median_real": float(np.nanmedian(real[name])) if np.isfinite(real[name]).any() else float("nan"),
+            "median_generated": (
+                float(np.nanmedian(generated[name])) if np.isfinite(generated[name]).any() else float("nan")
+            ),
+        }
+        for name in real
+    }
 
 
 # --------------------------------------------------------------------------------------- figure
-def plot_realism(path, real_images: np.ndarray, generated_images: np.ndarray, real: Mapping[str, np.ndarray],
-                 generated: Mapping[str, np.ndarray], table: Mapping[str, Mapping[str, float]],
-                 labels: Sequence[str] = ("real", "generated"), grid: int = 4):
+def plot_realism(
+    path,
+    real_images: np.ndarray,
+    generated_images: np.ndarray,
+    real: Mapping[str, np.ndarray],
+    generated: Mapping[str, np.ndarray],
+    table: Mapping[str, Mapping[str, float]],
+    labels: Sequence[str] = ("real", "generated"),
+    grid: int = 4,
+):
     """Sample grids of both sets above six diagnostic panels; returns the PNG path."""
     figure = plotting.new_figure(16, 14.5)
     top, bottom = figure.subfigures(2, 1, height_ratios=(1.0, 1.15))
@@ -83,8 +96,15 @@ def plot_realism(path, real_images: np.ndarray, generated_images: np.ndarray, re
 
     ax = axes[0, 0]
     for label, images, _ in sets:
-        ax.hist(_field(images).ravel(), bins=HISTOGRAM_BINS, density=True, histtype="step", lw=1.5,
-                color=colours[label], label=label)
+        ax.hist(
+            _field(images).ravel(),
+            bins=HISTOGRAM_BINS,
+            density=True,
+            histtype="step",
+            lw=1.5,
+            color=colours[label],
+            label=label,
+        )
     ax.set_yscale("log")
     ax.set_xlabel("Br [G] (clipped at +-1000 G)")
     ax.set_ylabel("pixel density [1/G]")
@@ -92,16 +112,27 @@ def plot_realism(path, real_images: np.ndarray, generated_images: np.ndarray, re
     ax.legend()
 
     for ax, name, xlabel, title in (
-            (axes[0, 1], "noise_width_gauss", "std of quiet pixels (|Br| < 50 G) [G]", "noise width"),
-            (axes[1, 0], "mean_gradient_gauss_per_pixel", "mean |grad Br| [G / pixel]", "mean gradient magnitude"),
-            (axes[1, 1], "spectral_slope", f"slope of log P vs log k, k = {SLOPE_RANGE[0]}-{SLOPE_RANGE[1]}",
-             "radial power-spectrum slope")):
+        (axes[0, 1], "noise_width_gauss", "std of quiet pixels (|Br| < 50 G) [G]", "noise width"),
+        (axes[1, 0], "mean_gradient_gauss_per_pixel", "mean |grad Br| [G / pixel]", "mean gradient magnitude"),
+        (
+            axes[1, 1],
+            "spectral_slope",
+            f"slope of log P vs log k, k = {SLOPE_RANGE[0]}-{SLOPE_RANGE[1]}",
+            "radial power-spectrum slope",
+        ),
+    ):
         values = [v[name][np.isfinite(v[name])] for _, _, v in sets]
         both = np.concatenate(values)
         bins = np.linspace(both.min(), both.max(), 31) if both.size and np.ptp(both) > 0 else 10
         for (label, _, _), v in zip(sets, values):
-            ax.hist(v, bins=bins, histtype="step", lw=1.5, color=colours[label],
-                    label=f"{label}: median {np.median(v):.3g}" if v.size else label)
+            ax.hist(
+                v,
+                bins=bins,
+                histtype="step",
+                lw=1.5,
+                color=colours[label],
+                label=f"{label}: median {np.median(v):.3g}" if v.size else label,
+            )
         ax.set_xlabel(xlabel)
         ax.set_ylabel("patches")
         ax.set_title(f"{title} (KS {table[name]['ks']:.2f})")
@@ -121,8 +152,9 @@ def plot_realism(path, real_images: np.ndarray, generated_images: np.ndarray, re
     names = list(table)
     ks = [table[n]["ks"] if np.isfinite(table[n]["ks"]) else 0.0 for n in names]
     ax.barh(np.arange(len(names)), ks, color=["tab:purple" if n in DIAGNOSTICS else "tab:green" for n in names])
-    ax.set_yticks(np.arange(len(names)), [plotting.QUANTITY_LABELS.get(n, n.replace("_", " ")) for n in names],
-                  fontsize=8)
+    ax.set_yticks(
+        np.arange(len(names)), [plotting.QUANTITY_LABELS.get(n, n.replace("_", " ")) for n in names], fontsize=8
+    )
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("KS distance (0: same distribution, 1: disjoint)")
@@ -143,17 +175,33 @@ def run(args) -> dict:
     real, generated = diagnostics(real_images), diagnostics(generated_images)
     table = compare(real, generated)
     encoder = quality.random_feature_encoder(0)
-    summaries = [quality.summarise([images[i:i + 250] for i in range(0, len(images), 250)], encoder)
-                 for images in (generated_images, real_images)]
+    summaries = [
+        quality.summarise([images[i : i + 250] for i in range(0, len(images), 250)], encoder)
+        for images in (generated_images, real_images)
+    ]
     library = quality.quality_figures(*summaries)
-    figure = plot_realism(args.out / "realism.png", real_images, generated_images, real, generated, table,
-                          labels=(f"{args.dataset} ({args.split})", "generated"))
+    figure = plot_realism(
+        args.out / "realism.png",
+        real_images,
+        generated_images,
+        real,
+        generated,
+        table,
+        labels=(f"{args.dataset} ({args.split})", "generated"),
+    )
     result = {
-        "dataset": args.dataset, "split": args.split, "num_real": len(real_images),
-        "num_generated": len(generated_images), "gan_step": generator.step, "seed": args.seed,
-        "quiet_level": QUIET_LEVEL, "slope_range": SLOPE_RANGE, "table": table,
+        "dataset": args.dataset,
+        "split": args.split,
+        "num_real": len(real_images),
+        "num_generated": len(generated_images),
+        "gan_step": generator.step,
+        "seed": args.seed,
+        "quiet_level": QUIET_LEVEL,
+        "slope_range": SLOPE_RANGE,
+        "table": table,
         "realism": {k: v for k, v in library.items() if k.startswith("realism")},
-        "figures": common.relative_paths([figure], args.out), "seconds": time.perf_counter() - started,
+        "figures": common.relative_paths([figure], args.out),
+        "seconds": time.perf_counter() - started,
     }
     common.write_json(args.out, "realism.json", result)
     return result
@@ -166,8 +214,10 @@ def main(argv=None) -> dict:
     args = common.parse(parser, argv)
     result = run(args)
     worst = max(result["table"].items(), key=lambda item: np.nan_to_num(item[1]["ks"], nan=-1.0))
-    print(f"realism: {result['num_real']} real vs {result['num_generated']} generated; largest KS "
-          f"{worst[0]} {worst[1]['ks']:.3f}; {args.out / 'realism.png'}")
+    print(
+        f"realism: {result['num_real']} real vs {result['num_generated']} generated; largest KS "
+        f"{worst[0]} {worst[1]['ks']:.3f}; {args.out / 'realism.png'}"
+    )
     return result
 
 

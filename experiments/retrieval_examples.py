@@ -30,6 +30,7 @@ Expected: SSL correlations well above random (about 0) and, for TUF and R, near 
 the physics baselines, which match on the scored quantities themselves, bound them from above. On
 the full demo the held-out Spearman of TUF is about 0.8 (paper, real SHARPs: 0.79).
 """
+
 from __future__ import annotations
 
 import time
@@ -60,8 +61,9 @@ def plot_correlations(path, report: dict, title: str):
         ax.plot(x, pearson, "o", color="k", ms=3, label="Pearson r" if m == 0 else None)
         for xi, value in zip(x, spearman):
             if not np.isfinite(value):
-                ax.text(xi, 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize=6,
-                        color=bars[0].get_facecolor())
+                ax.text(
+                    xi, 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize=6, color=bars[0].get_facecolor()
+                )
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_xticks(np.arange(len(names)), [plotting.QUANTITY_LABELS.get(n, n) for n in names])
     ax.set_ylim(-0.4, 1.05)
@@ -76,8 +78,12 @@ def generated_set(generator, num: int, seed: int) -> dict:
     from solarjax import steering
 
     images = steering.map_generated(generator, steering.sample_latents(num, generator.latent_dim, seed))
-    return {"images": images, "quantities": physics_of(images), "truth": None,
-            "note": f"{num} generated patches, seed {seed}"}
+    return {
+        "images": images,
+        "quantities": physics_of(images),
+        "truth": None,
+        "note": f"{num} generated patches, seed {seed}",
+    }
 
 
 def steered_set(generator, num: int, seed: int, steps: int) -> dict:
@@ -86,18 +92,25 @@ def steered_set(generator, num: int, seed: int, steps: int) -> dict:
 
     z = steering.sample_latents(num, generator.latent_dim, seed)
     steered = steering.steer_to(generator, z, STEER_REQUEST, hold=STEER_HOLD, steps=steps)
-    return {"images": steered.images, "quantities": steered.quantities, "truth": None,
-            "note": f"{num} generated patches steered to +50% TUF holding PSEP "
-                    f"(met within 5%: {np.mean(steered.success):.0%})"}
+    return {
+        "images": steered.images,
+        "quantities": steered.quantities,
+        "truth": None,
+        "note": f"{num} generated patches steered to +50% TUF holding PSEP "
+        f"(met within 5%: {np.mean(steered.success):.0%})",
+    }
 
 
 def heldout_set(data_dir, dataset: str, split: str, num: int, seed: int) -> dict:
     """Up to ``num`` patches of ``dataset:split``, with the synthetic ground truth when there is one."""
     truth_keys = ("truth_n_bipoles", "truth_delta", "truth_hemisphere") if dataset == "synthetic" else ()
     patches = common.load_patches(data_dir, dataset, split, keys=("image", *truth_keys), limit=num, seed=seed)
-    return {"images": patches["image"], "quantities": physics_of(patches["image"]),
-            "truth": {k: patches[k] for k in truth_keys} or None,
-            "note": f"{len(patches['image'])} patches of {dataset}:{split}"}
+    return {
+        "images": patches["image"],
+        "quantities": physics_of(patches["image"]),
+        "truth": {k: patches[k] for k in truth_keys} or None,
+        "note": f"{len(patches['image'])} patches of {dataset}:{split}",
+    }
 
 
 def physics_of(images: np.ndarray) -> dict[str, np.ndarray]:
@@ -124,17 +137,40 @@ def run(args) -> dict:
             queries = heldout_set(args.data_dir, args.dataset, args.query_split, args.num, args.seed)
         out_dir = args.out / name
         report = evaluate.evaluate_retrieval(
-            queries["images"], queries["quantities"], index, encoder, database_images=database_images,
-            query_truth=queries["truth"], seed=args.seed, out_dir=out_dir, num_figure_queries=args.figure_queries)
-        figures += [out_dir / "query_matches.png", out_dir / "query_vs_match.png",
-                    plot_correlations(out_dir / "correlations.png", report,
-                                      f"{name} queries vs {common.dataset_name(args.dataset, args.split)}")]
-        sets[name] = {"queries": queries["note"], "correlations": report["correlations"],
-                      "truth_agreement": report.get("truth_agreement"),
-                      "table": evaluate.format_correlation_table(report)}
-    result = {"database": common.dataset_name(args.dataset, args.split), "rows": index.num_rows,
-              "index_kind": index.kind, "encoder": encoder.fingerprint, "sets": sets,
-              "figures": common.relative_paths(figures, args.out), "seconds": time.perf_counter() - started}
+            queries["images"],
+            queries["quantities"],
+            index,
+            encoder,
+            database_images=database_images,
+            query_truth=queries["truth"],
+            seed=args.seed,
+            out_dir=out_dir,
+            num_figure_queries=args.figure_queries,
+        )
+        figures += [
+            out_dir / "query_matches.png",
+            out_dir / "query_vs_match.png",
+            plot_correlations(
+                out_dir / "correlations.png",
+                report,
+                f"{name} queries vs {common.dataset_name(args.dataset, args.split)}",
+            ),
+        ]
+        sets[name] = {
+            "queries": queries["note"],
+            "correlations": report["correlations"],
+            "truth_agreement": report.get("truth_agreement"),
+            "table": evaluate.format_correlation_table(report),
+        }
+    result = {
+        "database": common.dataset_name(args.dataset, args.split),
+        "rows": index.num_rows,
+        "index_kind": index.kind,
+        "encoder": encoder.fingerprint,
+        "sets": sets,
+        "figures": common.relative_paths(figures, args.out),
+        "seconds": time.perf_counter() - started,
+    }
     common.write_json(args.out, "retrieval_examples.json", result)
     return result
 
@@ -146,8 +182,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--split", default="train", help="split searched (default train)")
     parser.add_argument("--query-split", default="test", help="split of the held-out queries (default test)")
     parser.add_argument("--figure-queries", type=int, default=4, help="queries shown in query_matches.png")
-    parser.add_argument("--steer-steps", type=int, default=300,
-                        help="Adam steps of the steered queries (a multiple of 3)")
+    parser.add_argument(
+        "--steer-steps", type=int, default=300, help="Adam steps of the steered queries (a multiple of 3)"
+    )
     args = common.parse(parser, argv)
     if "steered" in args.queries and (args.steer_steps < 3 or args.steer_steps % 3):
         parser.error(f"--steer-steps must be a positive multiple of 3 (steer_to's 3 rounds), got {args.steer_steps}")

@@ -22,6 +22,7 @@ on the same queries: their SSL (and hybrid) precision@1 and USFLUX Spearman, and
 It runs unchanged on a user's thousands of frames (the checks are array functions; the exclusion
 masks are built in chunks of 1,024 queries).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ import numpy as np
 HEADER = "USFLUX"
 
 
-def compare_runs(reports: dict[str, dict], method: str = "ssl", keyword: str = HEADER, num_resamples: int = 1_000,
-                 seed: int = 0) -> dict:
+def compare_runs(
+    reports: dict[str, dict], method: str = "ssl", keyword: str = HEADER, num_resamples: int = 1_000, seed: int = 0
+) -> dict:
     """One method's figures of several runs on the same frames, with paired intervals.
 
     Args:
@@ -71,8 +73,10 @@ def compare_runs(reports: dict[str, dict], method: str = "ssl", keyword: str = H
     for m in matched.values():
         keep &= np.isfinite(m)
     agreement = bootstrap.correlation_intervals(
-        values[keep], {run: m[keep] for run, m in matched.items()},
-        bootstrap.resample_indices(int(keep.sum()), num_resamples, seed + 1))
+        values[keep],
+        {run: m[keep] for run, m in matched.items()},
+        bootstrap.resample_indices(int(keep.sum()), num_resamples, seed + 1),
+    )
     return {"method": method, "keyword": keyword, "same_region": same_region, "keyword_agreement": agreement}
 
 
@@ -82,11 +86,21 @@ def format_comparison(comparison: dict) -> str:
     same, agreement = comparison["same_region"], comparison["keyword_agreement"]
     lines = [["run", f"same region p@1 (n={same['n']})", f"{comparison['keyword']} Spearman (n={agreement['n']})"]]
     for run in same["methods"]:
-        lines.append([run, bootstrap.format_interval(same["methods"][run]),
-                      bootstrap.format_interval(agreement["methods"][run]["spearman"])])
+        lines.append(
+            [
+                run,
+                bootstrap.format_interval(same["methods"][run]),
+                bootstrap.format_interval(agreement["methods"][run]["spearman"]),
+            ]
+        )
     for key in same["differences"]:
-        lines.append([key, bootstrap.format_interval(same["differences"][key]),
-                      bootstrap.format_interval(agreement["differences"][key]["spearman"])])
+        lines.append(
+            [
+                key,
+                bootstrap.format_interval(same["differences"][key]),
+                bootstrap.format_interval(agreement["differences"][key]["spearman"]),
+            ]
+        )
     widths = [max(len(line[j]) for line in lines) for j in range(3)]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines)
 
@@ -94,11 +108,20 @@ def format_comparison(comparison: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fits-dir", type=pathlib.Path, required=True, help="folder of SHARP Br FITS files")
-    parser.add_argument("--run", action="append", required=True, metavar="NAME=RUN_DIR",
-                        help="a SimSiam run directory to score (repeat)")
+    parser.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        metavar="NAME=RUN_DIR",
+        help="a SimSiam run directory to score (repeat)",
+    )
     parser.add_argument("--step", type=int, help="checkpoint step of every run (default: each run's latest)")
-    parser.add_argument("--ranking-workdir", type=pathlib.Path, required=True,
-                        help="a demo directory whose index/ranking.json gives the hybrid weight")
+    parser.add_argument(
+        "--ranking-workdir",
+        type=pathlib.Path,
+        required=True,
+        help="a demo directory whose index/ranking.json gives the hybrid weight",
+    )
     parser.add_argument("--out", type=pathlib.Path, required=True)
     args = parser.parse_args(argv)
     if not args.fits_dir.is_dir():
@@ -127,9 +150,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"=== runs compared, {method} ranking (paired over the same frames)\n{format_comparison(comparison)}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"retrieval_real_step{args.step or 'latest'}_{'+'.join(runs)}.json"
-    path.write_text(json.dumps(jsonable({"runs": {n: {k: v for k, v in r.items() if k != "tables"}
-                                                  for n, r in reports.items()},
-                                         "comparisons": comparisons}), indent=1))
+    path.write_text(
+        json.dumps(
+            jsonable(
+                {
+                    "runs": {n: {k: v for k, v in r.items() if k != "tables"} for n, r in reports.items()},
+                    "comparisons": comparisons,
+                }
+            ),
+            indent=1,
+        )
+    )
     print(f"wrote {path}")
     return 0
 

@@ -24,6 +24,7 @@ is scored only for the variants so chosen.
 
 `--gan-workdir` (a demo directory with gan/) adds the paper's generated queries (500 from seed 23).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,13 @@ def _split_arrays(tfds_dir: pathlib.Path, split: str, keys: tuple[str, ...]) -> 
     return demo._split_arrays(pathlib.Path(tfds_dir), split, keys)
 
 
-def variant_comparison(query_values: dict[str, np.ndarray], database_values: dict[str, np.ndarray],
-                       top1: dict[tuple[str, int], np.ndarray], num_resamples: int = 1_000, seed: int = 0) -> dict:
+def variant_comparison(
+    query_values: dict[str, np.ndarray],
+    database_values: dict[str, np.ndarray],
+    top1: dict[tuple[str, int], np.ndarray],
+    num_resamples: int = 1_000,
+    seed: int = 0,
+) -> dict:
     """Paired differences between runs searched with the same queries over the same table rows.
 
     Args:
@@ -123,12 +129,15 @@ def variant_comparison(query_values: dict[str, np.ndarray], database_values: dic
                     a, b = entry["runs"][f"{variant}_s{s}"][stat], entry["runs"][f"{variants[0]}_s{s}"][stat]
                     difference = resampled[(variant, s), stat] - resampled[(variants[0], s), stat]
                     entry["differences"].setdefault(f"{variant}_s{s} - {variants[0]}_s{s}", {})[stat] = (
-                        bootstrap.percentile_interval(a["value"] - b["value"], difference))
+                        bootstrap.percentile_interval(a["value"] - b["value"], difference)
+                    )
                     per_seed.append((a["value"] - b["value"], difference))
                 if per_seed:
                     entry["differences"].setdefault(f"mean over seeds: {variant} - {variants[0]}", {})[stat] = (
-                        bootstrap.percentile_interval(float(np.mean([v for v, _ in per_seed])),
-                                            np.mean([d for _, d in per_seed], axis=0)))
+                        bootstrap.percentile_interval(
+                            float(np.mean([v for v, _ in per_seed])), np.mean([d for _, d in per_seed], axis=0)
+                        )
+                    )
         report[name] = entry
     return report
 
@@ -166,8 +175,11 @@ def compare_results(results: Sequence[dict]) -> dict:
         top1 = {}
         for result in results:
             if result["queries"].get(name) is None or not all(
-                    np.array_equal(np.asarray(result["queries"][name][k], np.float64),
-                                   np.asarray(v, np.float64), equal_nan=True) for k, v in quantities.items()):
+                np.array_equal(
+                    np.asarray(result["queries"][name][k], np.float64), np.asarray(v, np.float64), equal_nan=True
+                )
+                for k, v in quantities.items()
+            ):
                 raise ValueError(f"the {name!r} queries differ between the results compared")
             for run, entry in result["variants"].items():
                 variant, _, seed = run.rpartition("_s")
@@ -175,7 +187,9 @@ def compare_results(results: Sequence[dict]) -> dict:
         top1 = dict(sorted(top1.items(), key=lambda item: (item[0][0] != "plain", item[0])))
         comparisons[name] = variant_comparison(
             {k: np.asarray(v, np.float64) for k, v in quantities.items()},
-            {k: np.asarray(v, np.float64) for k, v in first["database"].items()}, top1)
+            {k: np.asarray(v, np.float64) for k, v in first["database"].items()},
+            top1,
+        )
         for statistic in ("pearson", "spearman"):
             print(f"=== {name} queries: runs and paired differences, top-1 {statistic}", flush=True)
             print(format_comparison(comparisons[name], statistic), flush=True)
@@ -217,10 +231,14 @@ def evaluate(args: argparse.Namespace) -> dict:
         generated = np.asarray(generator.generate(z))
         query_sets["generated"] = (generated, {k: np.asarray(v) for k, v in physics.quantities(generated).items()})
     methods = ("ssl", "pixel_l2", "thumbnail_8x8", "random_encoder", "physics_euclidean", "random")
-    results: dict = {"splits": list(args.split), "step": args.step, "seeds": list(args.seeds), "variants": {},
-                     "queries": {name: {k: quantities[k] for k in scored_names}
-                                 for name, (_, quantities) in query_sets.items()},
-                     "database": {k: database[k] for k in scored_names}}
+    results: dict = {
+        "splits": list(args.split),
+        "step": args.step,
+        "seeds": list(args.seeds),
+        "variants": {},
+        "queries": {name: {k: quantities[k] for k in scored_names} for name, (_, quantities) in query_sets.items()},
+        "database": {k: database[k] for k in scored_names},
+    }
     baselines = None
     for variant in args.variants:
         for seed in args.seeds:
@@ -230,27 +248,44 @@ def evaluate(args: argparse.Namespace) -> dict:
                 plain_model = {k: v for k, v in encoder.config["model"].items() if k != "physics_head"}
                 plain_model.update(variant_config("plain", args.tfds_dir, seed).model.to_dict())
                 baselines = evaluate_lib.BaselineFeatures(
-                    database["image"], random_encoder=ssl.random_init(plain_model))
+                    database["image"], random_encoder=ssl.random_init(plain_model)
+                )
             with tempfile.TemporaryDirectory() as scratch:  # the demo's index stage, for this encoder
-                table = embed_dataset(pathlib.Path(scratch) / "table", encoder.embed, encoder.fingerprint,
-                                      demo._split_batches(args.tfds_dir, "train", DATASET_FEATURES),
-                                      dataset="sharp_patches/synthetic:train")
+                table = embed_dataset(
+                    pathlib.Path(scratch) / "table",
+                    encoder.embed,
+                    encoder.fingerprint,
+                    demo._split_batches(args.tfds_dir, "train", DATASET_FEATURES),
+                    dataset="sharp_patches/synthetic:train",
+                )
                 index = build_index(table)
                 entry = {"step": encoder.step}
                 for name, (images, quantities) in query_sets.items():
                     report = evaluate_lib.evaluate_retrieval(
-                        images, quantities, index, encoder, database_images=database["image"], methods=methods,
-                        baselines=baselines, quantity_names=scored_names)
-                    entry[name] = {"correlations": report["correlations"], "intervals": report["intervals"],
-                                   "top1": report["top1"]["ssl"]}
+                        images,
+                        quantities,
+                        index,
+                        encoder,
+                        database_images=database["image"],
+                        methods=methods,
+                        baselines=baselines,
+                        quantity_names=scored_names,
+                    )
+                    entry[name] = {
+                        "correlations": report["correlations"],
+                        "intervals": report["intervals"],
+                        "top1": report["top1"]["ssl"],
+                    }
                     print(f"--- {variant} seed {seed} step {encoder.step}, {name} queries", flush=True)
                     print(evaluate_lib.format_interval_table(report["intervals"]))
                     print(evaluate_lib.format_difference_table(report["intervals"], "ssl"), flush=True)
             results["variants"][f"{variant}_s{seed}"] = entry
     results["comparison"] = compare_results([results])
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / (f"ssl_physics_aux_{'+'.join(args.split)}_step{args.step or 'latest'}_"
-                       f"{'+'.join(args.variants)}_s{'+'.join(map(str, args.seeds))}.json")
+    path = args.out / (
+        f"ssl_physics_aux_{'+'.join(args.split)}_step{args.step or 'latest'}_"
+        f"{'+'.join(args.variants)}_s{'+'.join(map(str, args.seeds))}.json"
+    )
     from solarjax.jsonable import jsonable
 
     path.write_text(json.dumps(jsonable(results), indent=1))
@@ -265,8 +300,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_parser.add_argument("variant", help="plain, aux<weight> (e.g. aux1), bigproj")
     eval_parser = commands.add_parser("evaluate", help="score trained variants")
     eval_parser.add_argument("variants", nargs="+")
-    eval_parser.add_argument("--split", choices=("validation", "test"), nargs="+", required=True,
-                             help="held-out splits whose patches are the queries (the choice is made on validation)")
+    eval_parser.add_argument(
+        "--split",
+        choices=("validation", "test"),
+        nargs="+",
+        required=True,
+        help="held-out splits whose patches are the queries (the choice is made on validation)",
+    )
     eval_parser.add_argument("--out", type=pathlib.Path, required=True)
     eval_parser.add_argument("--gan-workdir", type=pathlib.Path, help="demo directory holding gan/")
     eval_parser.add_argument("--seeds", type=int, nargs="+", default=[23])

@@ -17,6 +17,7 @@ classifier a linear SVM (C = 1, standardised features, as the diagnosis). The JS
 the feature count and the held-out accuracy per quantity with its Wilson 95% interval, and per
 quantity the first layer reaching 0.85.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,7 @@ def pooled_statistics(activations, grid: int, xp=np):
     if height % grid or width % grid:
         raise ValueError(f"layer of {height} x {width} pixels cannot be split into {grid} x {grid} blocks")
     blocks = a.reshape(n, grid, height // grid, grid, width // grid, channels)
-    stats = [blocks.mean(axis=(2, 4)), xp.abs(blocks).mean(axis=(2, 4)), xp.sqrt((blocks ** 2).mean(axis=(2, 4)))]
+    stats = [blocks.mean(axis=(2, 4)), xp.abs(blocks).mean(axis=(2, 4)), xp.sqrt((blocks**2).mean(axis=(2, 4)))]
     return xp.concatenate([s.reshape(n, -1) for s in stats], axis=1)
 
 
@@ -88,14 +89,17 @@ def layer_features(trained, z: np.ndarray, grid: int, batch: int = 250) -> tuple
 
     @jax.jit
     def run(z):
-        images, state = module.apply({"params": trained.params}, z, capture_intermediates=True,
-                                     mutable=["intermediates"])
-        captured = {"/".join(k for k in path if k != "__call__"): v[0] if isinstance(v, tuple) else v
-                    for path, v in flax.traverse_util.flatten_dict(state["intermediates"]).items()
-                    if path[0] != "__call__"}
+        images, state = module.apply(
+            {"params": trained.params}, z, capture_intermediates=True, mutable=["intermediates"]
+        )
+        captured = {
+            "/".join(k for k in path if k != "__call__"): v[0] if isinstance(v, tuple) else v
+            for path, v in flax.traverse_util.flatten_dict(state["intermediates"]).items()
+            if path[0] != "__call__"
+        }
         pooled = {}
         for name, value in captured.items():
-            if value.shape[1:] != images.shape[1:]:                           # not the output (before tanh)
+            if value.shape[1:] != images.shape[1:]:  # not the output (before tanh)
                 value = jnp.where(value >= 0, value, LEAKY_SLOPE * value)
             if value.ndim == 2 and value.shape[1] % 256 == 0:
                 value = value.reshape(value.shape[0], 16, 16, -1)
@@ -104,7 +108,7 @@ def layer_features(trained, z: np.ndarray, grid: int, batch: int = 250) -> tuple
 
     features, quantities = {}, {}
     for start in range(0, len(z), batch):
-        pooled, exact = run(jnp.asarray(z[start:start + batch], jnp.float32))
+        pooled, exact = run(jnp.asarray(z[start : start + batch], jnp.float32))
         for name, value in pooled.items():
             features.setdefault(name, []).append(np.asarray(value, np.float64))
         for name, value in exact.items():
@@ -153,12 +157,21 @@ def main(argv: Sequence[str] | None = None) -> dict:
             accuracy, count = held_out_accuracy(features, quantities[quantity], train, args.seed)
             row["accuracy"][quantity] = {"value": accuracy, "interval": wilson(accuracy * count, count), "test": count}
         layers[name] = row
-        print(f"{name:>12} {row['features']:>6} features: "
-              + "  ".join(f"{q} {row['accuracy'][q]['value']:.3f}" for q in QUANTITIES), flush=True)
-    first = {q: next((name for name, row in layers.items() if row["accuracy"][q]["value"] >= TARGET_ACCURACY), None)
-             for q in QUANTITIES}
-    result = {"settings": vars(args) | {"gan_dir": str(args.gan_dir), "out": str(args.out)}, "layers": layers,
-              "first_layer_reaching_0.85": first, "seconds": time.perf_counter() - started}
+        print(
+            f"{name:>12} {row['features']:>6} features: "
+            + "  ".join(f"{q} {row['accuracy'][q]['value']:.3f}" for q in QUANTITIES),
+            flush=True,
+        )
+    first = {
+        q: next((name for name, row in layers.items() if row["accuracy"][q]["value"] >= TARGET_ACCURACY), None)
+        for q in QUANTITIES
+    }
+    result = {
+        "settings": vars(args) | {"gan_dir": str(args.gan_dir), "out": str(args.out)},
+        "layers": layers,
+        "first_layer_reaching_0.85": first,
+        "seconds": time.perf_counter() - started,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     return result

@@ -27,6 +27,7 @@ command line; traversals depend only on the GAN and its directions.
 Expected: monotonicity near 1 for TUF and R; conditioning keeps the held quantity's change small
 against the plain traversal (e.g. PSEP along TUF|PSEP); see the directions report of the demo.
 """
+
 from __future__ import annotations
 
 import io
@@ -36,9 +37,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from experiments import common, plotting
-from solarjax.train import monitor
 from solarjax import steering
 from solarjax.steering import evaluate
+from solarjax.train import monitor
 
 DEFAULT_TRAVERSALS = ("tuf", "tuf:psep", "psep", "psep:tuf", "r_value", "r_value:tuf")
 SHOWN = ("tuf", "psep", "r_value")
@@ -70,19 +71,21 @@ def monotonicity_where_defined(values: np.ndarray, alphas: np.ndarray) -> float:
     generator whose patches lose a polarity at one end of the range then has none left.
     """
     defined = np.isfinite(values)
-    scores = [evaluate.monotonicity(row[keep][None], alphas[keep]) for row, keep in zip(values, defined)
-              if keep.sum() >= 3]
+    scores = [
+        evaluate.monotonicity(row[keep][None], alphas[keep]) for row, keep in zip(values, defined) if keep.sum() >= 3
+    ]
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def traversal_summary(values: dict[str, np.ndarray], alphas: np.ndarray, target: str, held: Sequence[str],
-                      scales: dict[str, float]) -> dict:
+def traversal_summary(
+    values: dict[str, np.ndarray], alphas: np.ndarray, target: str, held: Sequence[str], scales: dict[str, float]
+) -> dict:
     """Monotonicity and changes of one traversal from quantities name -> [N, A] along it."""
     centre = int(np.argmin(np.abs(alphas)))
     shown = tuple(held) or tuple(q for q in SHOWN if q != target)
 
     def change(name):  # [N, A] change from alpha = 0 in prior standard deviations
-        return (values[name] - values[name][:, centre:centre + 1]) / scales[name]
+        return (values[name] - values[name][:, centre : centre + 1]) / scales[name]
 
     def span(name):  # median change from alpha = 0 to the largest alpha
         up = change(name)[:, -1]
@@ -91,15 +94,17 @@ def traversal_summary(values: dict[str, np.ndarray], alphas: np.ndarray, target:
     with np.errstate(all="ignore"):
         bands = {name: np.nanpercentile(change(name), [25, 50, 75], axis=0) for name in (target, *shown)}
     return {
-        "target": target, "held": list(held),
+        "target": target,
+        "held": list(held),
         "monotonicity": monotonicity_where_defined(values[target], alphas),
         "monotonicity_fully_defined": evaluate.monotonicity(values[target], alphas),
         "rows_used": int((np.isfinite(values[target]).sum(axis=1) >= 3).sum()),
         "defined_fraction": float(np.isfinite(values[target]).mean()),
         "target_change": span(target),
         "other_change": {name: span(name) for name in shown},
-        "held_change_over_target": (max(abs(span(h)) for h in held) / abs(span(target))
-                                    if held and abs(span(target)) > 0 else float("nan")),
+        "held_change_over_target": (
+            max(abs(span(h)) for h in held) / abs(span(target)) if held and abs(span(target)) > 0 else float("nan")
+        ),
         "alphas": alphas,
         "curves": {name: {"p25": band[0], "median": band[1], "p75": band[2]} for name, band in bands.items()},
     }
@@ -119,16 +124,26 @@ def plot_traversals(path, rows: Sequence[tuple[str, np.ndarray, dict]], frame_al
             ax.set_yticks([])
             ax.set_xlabel(f"alpha {alpha:+.1f}", fontsize=8)
         left.colorbar(artist, ax=axes, label="Br [G]", shrink=0.9, pad=0.01)
-        left.suptitle(f"{title} (monotonicity of {plotting.QUANTITY_LABELS[summary['target']]} "
-                      f"{summary['monotonicity']:.2f} over {summary['rows_used']} traversals)",
-                      fontsize=10, x=0.02, ha="left")
+        left.suptitle(
+            f"{title} (monotonicity of {plotting.QUANTITY_LABELS[summary['target']]} "
+            f"{summary['monotonicity']:.2f} over {summary['rows_used']} traversals)",
+            fontsize=10,
+            x=0.02,
+            ha="left",
+        )
         ax = right.subplots()
         alphas = np.asarray(summary["alphas"])
         for name, curve in summary["curves"].items():
             is_target = name == summary["target"]
             colour = colours.get(name, "tab:purple")
-            ax.plot(alphas, curve["median"], color=colour, ls="-" if is_target else "--", lw=2 if is_target else 1.3,
-                    label=plotting.QUANTITY_LABELS.get(name, name) + (" (held)" if name in summary["held"] else ""))
+            ax.plot(
+                alphas,
+                curve["median"],
+                color=colour,
+                ls="-" if is_target else "--",
+                lw=2 if is_target else 1.3,
+                label=plotting.QUANTITY_LABELS.get(name, name) + (" (held)" if name in summary["held"] else ""),
+            )
             ax.fill_between(alphas, curve["p25"], curve["p75"], color=colour, alpha=0.15)
         ax.axhline(0.0, color="grey", lw=0.8)
         ax.set_xlim(alphas[0], alphas[-1])
@@ -139,8 +154,9 @@ def plot_traversals(path, rows: Sequence[tuple[str, np.ndarray, dict]], frame_al
     return plotting.save(figure, path)
 
 
-def render_gif(path, images: np.ndarray, alphas: np.ndarray, values: dict[str, np.ndarray], title: str,
-               frame_ms: int = 120):
+def render_gif(
+    path, images: np.ndarray, alphas: np.ndarray, values: dict[str, np.ndarray], title: str, frame_ms: int = 120
+):
     """An animated GIF of patches [F, 128, 128, 1] (hmimag, +-1000 G) with alpha, TUF and PSEP per frame."""
     from PIL import Image
 
@@ -153,8 +169,10 @@ def render_gif(path, images: np.ndarray, alphas: np.ndarray, values: dict[str, n
         ax.set_yticks([])
         ax.set_title(f"{title}\nalpha {alphas[i]:+.2f}", fontsize=9)
         shown = "   ".join(f"{plotting.QUANTITY_LABELS[n]} {values[n][i]:.3g}" for n in SHOWN)
-        ax.set_xlabel(shown if np.isfinite(values["tuf"][i]) else "quantities undefined: a polarity is empty (< 150 G)",
-                      fontsize=8)
+        ax.set_xlabel(
+            shown if np.isfinite(values["tuf"][i]) else "quantities undefined: a polarity is empty (< 150 G)",
+            fontsize=8,
+        )
         figure.colorbar(artist, ax=ax, label="Br [G]", shrink=0.85)
         buffer = io.BytesIO()
         figure.savefig(buffer, dpi=80, format="png")
@@ -184,15 +202,33 @@ def run(args) -> dict:
     figures = [plot_traversals(args.out / "traversals.png", rows, frame_alphas)]
 
     target, held = next(((t, h) for t, h in specs if h), specs[0])
-    gif_alphas = np.concatenate([np.linspace(-args.alpha_max, args.alpha_max, args.gif_frames),
-                                 np.linspace(args.alpha_max, -args.alpha_max, args.gif_frames)[1:-1]])
+    gif_alphas = np.concatenate(
+        [
+            np.linspace(-args.alpha_max, args.alpha_max, args.gif_frames),
+            np.linspace(args.alpha_max, -args.alpha_max, args.gif_frames)[1:-1],
+        ]
+    )
     edited = np.asarray(steering.edit(base, directions.direction(target, held), gif_alphas, keep_norm=True))[0]
     gif_values = steering.latent_quantities(generator, edited)
-    figures.append(render_gif(args.out / "steered.gif", steering.map_generated(generator, edited), gif_alphas,
-                              gif_values, label(target, held)))
-    result = {"num_latents": args.num, "seed": args.seed, "keep_norm": args.keep_norm, "gan_step": generator.step,
-              "traversals": results, "gif": {"traversal": label(target, held), "frames": len(gif_alphas)},
-              "figures": common.relative_paths(figures, args.out), "seconds": time.perf_counter() - started}
+    figures.append(
+        render_gif(
+            args.out / "steered.gif",
+            steering.map_generated(generator, edited),
+            gif_alphas,
+            gif_values,
+            label(target, held),
+        )
+    )
+    result = {
+        "num_latents": args.num,
+        "seed": args.seed,
+        "keep_norm": args.keep_norm,
+        "gan_step": generator.step,
+        "traversals": results,
+        "gif": {"traversal": label(target, held), "frames": len(gif_alphas)},
+        "figures": common.relative_paths(figures, args.out),
+        "seconds": time.perf_counter() - started,
+    }
     common.write_json(args.out, "traversals.json", result)
     return result
 
@@ -200,8 +236,12 @@ def run(args) -> dict:
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = common.parser(__doc__)
     parser.add_argument("--num", type=int, default=32, help="base latents of the curves (default 32)")
-    parser.add_argument("--traversals", nargs="+", default=list(DEFAULT_TRAVERSALS),
-                        help="target or target:held1,held2 (default: TUF, PSEP, R plain and conditional)")
+    parser.add_argument(
+        "--traversals",
+        nargs="+",
+        default=list(DEFAULT_TRAVERSALS),
+        help="target or target:held1,held2 (default: TUF, PSEP, R plain and conditional)",
+    )
     parser.add_argument("--alpha-max", type=float, default=3.0, help="largest |alpha| (latent units, default 3)")
     parser.add_argument("--frames", type=int, default=7, help="patches per row (default 7)")
     parser.add_argument("--gif-frames", type=int, default=25, help="frames from -alpha_max to alpha_max (default 25)")

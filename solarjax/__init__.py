@@ -7,12 +7,26 @@ Submodules load on first use, so `import solarjax as sj` is cheap::
     image = sj.data.preprocess_patch(patch).image          # [128, 128], B / 1000 G in [-1, 1]
     sj.physics.quantities(image[None])                     # dict of [1] arrays: tuf, psep, r_value, ...
 """
+
 import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("app", "augment", "configs", "data", "demo", "gan", "interop", "models", "physics", "retrieval", "ssl",
-               "steering", "train")
+_SUBMODULES = (
+    "app",
+    "augment",
+    "configs",
+    "data",
+    "demo",
+    "gan",
+    "interop",
+    "models",
+    "physics",
+    "retrieval",
+    "ssl",
+    "steering",
+    "train",
+)
 
 
 def __getattr__(name):

@@ -1,4 +1,5 @@
 """`python -m solarjax`: the `solarjax` command."""
+
 import sys
 
 from solarjax.cli import main

@@ -43,13 +43,15 @@ signal is within a few noise standard deviations of zero. Geometric augmentation
 translation, zoom, flips) move pixels as for Br; the 'euv' recipe fills uncovered pixels with 0
 (no emission) and has no polarity flip (intensities are not signed).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import json
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -116,14 +118,16 @@ class Recipe:
     def __post_init__(self):
         unknown = [a for a in self.augmentations if a not in AUGMENTATIONS]
         if unknown:
-            raise ValueError(
-                f"recipe {self.name!r}: unknown augmentations {unknown}; known: {sorted(AUGMENTATIONS)}")
+            raise ValueError(f"recipe {self.name!r}: unknown augmentations {unknown}; known: {sorted(AUGMENTATIONS)}")
         if not self.augmentations or len(set(self.augmentations)) != len(self.augmentations):
             raise ValueError(
-                f"recipe {self.name!r}: augmentations must be non-empty and distinct, got {self.augmentations}")
+                f"recipe {self.name!r}: augmentations must be non-empty and distinct, got {self.augmentations}"
+            )
         if len(self.probabilities) != len(self.augmentations):
-            raise ValueError(f"recipe {self.name!r}: {len(self.probabilities)} probabilities for "
-                             f"{len(self.augmentations)} augmentations")
+            raise ValueError(
+                f"recipe {self.name!r}: {len(self.probabilities)} probabilities for "
+                f"{len(self.augmentations)} augmentations"
+            )
         if any(not 0.0 <= p <= 1.0 for p in self.probabilities):
             raise ValueError(f"recipe {self.name!r}: probabilities must lie in [0, 1], got {self.probabilities}")
         if not 1 <= self.min_ops <= self.max_ops <= len(self.augmentations):
@@ -135,25 +139,28 @@ class Recipe:
             raise ValueError(f"recipe {self.name!r}: zoom_range must be 0 < min <= max, got {self.zoom_range}")
         if not (0 <= self.noise_std_range[0] <= self.noise_std_range[1]):
             raise ValueError(
-                f"recipe {self.name!r}: noise_std_range must be 0 <= min <= max, got {self.noise_std_range}")
+                f"recipe {self.name!r}: noise_std_range must be 0 <= min <= max, got {self.noise_std_range}"
+            )
         if self.rotation_degrees < 0 or self.translation_pixels < 0 or self.fill_noise_std < 0:
             raise ValueError(f"recipe {self.name!r}: rotation, translation and fill noise must be >= 0")
         if not (0 < self.gain_range[0] <= self.gain_range[1]):
             raise ValueError(f"recipe {self.name!r}: gain_range must be 0 < min <= max, got {self.gain_range}")
         if not (0 <= self.photon_noise_range[0] <= self.photon_noise_range[1]):
             raise ValueError(
-                f"recipe {self.name!r}: photon_noise_range must be 0 <= min <= max, got {self.photon_noise_range}")
+                f"recipe {self.name!r}: photon_noise_range must be 0 <= min <= max, got {self.photon_noise_range}"
+            )
         photometric = [a for a in self.augmentations if a in EUV_PHOTOMETRIC]
         if photometric and not self.wavelengths:
-            raise ValueError(f"recipe {self.name!r}: {photometric} need the wavelength of each image channel "
-                             "(Recipe.wavelengths)")
+            raise ValueError(
+                f"recipe {self.name!r}: {photometric} need the wavelength of each image channel (Recipe.wavelengths)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain JSON types."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_dict(cls, fields: Mapping[str, Any]) -> "Recipe":
+    def from_dict(cls, fields: Mapping[str, Any]) -> Recipe:
         """Inverse of `to_dict` (lists become tuples); unknown keys are an error."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(fields) - names
@@ -180,8 +187,9 @@ def resample(image: jax.Array, inverse_matrix: jax.Array, offset: jax.Array, fil
       [H, W, C], the image's dtype.
     """
     height, width, _ = image.shape
-    rows, cols = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32),
-                              indexing="ij")
+    rows, cols = jnp.meshgrid(
+        jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32), indexing="ij"
+    )
     src_row = inverse_matrix[0, 0] * rows + inverse_matrix[0, 1] * cols + offset[0]
     src_col = inverse_matrix[1, 0] * rows + inverse_matrix[1, 1] * cols + offset[1]
     row0, col0 = jnp.floor(src_row), jnp.floor(src_col)
@@ -199,8 +207,9 @@ def resample(image: jax.Array, inverse_matrix: jax.Array, offset: jax.Array, fil
     return (value + void_weight[..., None] * fill_noise).astype(image.dtype)
 
 
-def _affine_about_centre(image: jax.Array, forward: jax.Array, shift: jax.Array, params: Params,
-                         noise: jax.Array) -> jax.Array:
+def _affine_about_centre(
+    image: jax.Array, forward: jax.Array, shift: jax.Array, params: Params, noise: jax.Array
+) -> jax.Array:
     """Apply p' = forward @ (p - centre) + centre + shift by inverse-mapping resampling."""
     height, width, _ = image.shape
     centre = jnp.array([(height - 1) / 2.0, (width - 1) / 2.0], jnp.float32)
@@ -224,8 +233,9 @@ def _translate(image, params, noise):
 
 
 def _zoom(image, params, noise):
-    return _affine_about_centre(image, params["zoom"] * jnp.eye(2, dtype=jnp.float32), jnp.zeros(2, jnp.float32),
-                                params, noise)
+    return _affine_about_centre(
+        image, params["zoom"] * jnp.eye(2, dtype=jnp.float32), jnp.zeros(2, jnp.float32), params, noise
+    )
 
 
 def _box_blur_2x2(image, params, noise):
@@ -285,8 +295,9 @@ def _checked_stretch(image: jax.Array, params: Params) -> jax.Array:
     """The params' per-channel stretch [C], refused when the image has another number of channels."""
     stretch = params["stretch"]
     if stretch.shape != image.shape[-1:]:
-        raise ValueError(f"recipe for {stretch.shape[0]} channels (Recipe.wavelengths) applied to an image of "
-                         f"shape {image.shape}")
+        raise ValueError(
+            f"recipe for {stretch.shape[0]} channels (Recipe.wavelengths) applied to an image of shape {image.shape}"
+        )
     return stretch
 
 
@@ -305,8 +316,9 @@ def apply_gain(image: jax.Array, gain: jax.Array, stretch: jax.Array) -> jax.Arr
     return jnp.clip(jnp.arcsinh(gain * signal) / stretch, 0.0, 1.0).astype(image.dtype)
 
 
-def apply_photon_noise(image: jax.Array, noise_level: jax.Array, softening: jax.Array, stretch: jax.Array,
-                       noise: jax.Array) -> jax.Array:
+def apply_photon_noise(
+    image: jax.Array, noise_level: jax.Array, softening: jax.Array, stretch: jax.Array, noise: jax.Array
+) -> jax.Array:
     """Poisson-like noise on an asinh-normalised image: variance noise_level * x on x DN/s.
 
     Args:
@@ -330,8 +342,7 @@ def _gain(image, params, noise):
 
 
 def _photon_noise(image, params, noise):
-    return apply_photon_noise(image, params["noise_level"], params["softening"], _checked_stretch(image, params),
-                              noise)
+    return apply_photon_noise(image, params["noise_level"], params["softening"], _checked_stretch(image, params), noise)
 
 
 # ------------------------------------------------------------------------------------- parameters
@@ -342,20 +353,26 @@ def _no_params(key, recipe):
 
 def _sample_angle(key, recipe):
     limit = math.radians(recipe.rotation_degrees)
-    return {"angle": jax.random.uniform(key, (), jnp.float32, -limit, limit),
-            "fill_noise_std": jnp.float32(recipe.fill_noise_std)}
+    return {
+        "angle": jax.random.uniform(key, (), jnp.float32, -limit, limit),
+        "fill_noise_std": jnp.float32(recipe.fill_noise_std),
+    }
 
 
 def _sample_shift(key, recipe):
     t = recipe.translation_pixels
-    return {"shift": jax.random.randint(key, (2,), -t, t + 1).astype(jnp.float32),
-            "fill_noise_std": jnp.float32(recipe.fill_noise_std)}
+    return {
+        "shift": jax.random.randint(key, (2,), -t, t + 1).astype(jnp.float32),
+        "fill_noise_std": jnp.float32(recipe.fill_noise_std),
+    }
 
 
 def _sample_zoom(key, recipe):
     low, high = recipe.zoom_range
-    return {"zoom": jax.random.uniform(key, (), jnp.float32, low, high),
-            "fill_noise_std": jnp.float32(recipe.fill_noise_std)}
+    return {
+        "zoom": jax.random.uniform(key, (), jnp.float32, low, high),
+        "fill_noise_std": jnp.float32(recipe.fill_noise_std),
+    }
 
 
 def _sample_noise(key, recipe):
@@ -371,8 +388,7 @@ def _sample_gain(key, recipe):
 
 def _sample_photon_noise(key, recipe):
     low, high = recipe.photon_noise_range
-    return {"noise_level": jax.random.uniform(key, (), jnp.float32, low, high),
-            **channel_constants(recipe.wavelengths)}
+    return {"noise_level": jax.random.uniform(key, (), jnp.float32, low, high), **channel_constants(recipe.wavelengths)}
 
 
 # ----------------------------------------------------------------------------------- declarations
@@ -415,47 +431,92 @@ AUGMENTATIONS: dict[str, Augmentation] = {
     a.name: a
     for a in (
         Augmentation(
-            "rotation", _sample_angle, _rotate,
+            "rotation",
+            _sample_angle,
+            _rotate,
             _actions(INVARIANT, tilt=ROTATES, lead_polarity=ROTATES, tpf=CHANGES, tnf=CHANGES, r_value=CHANGES),
-            exact=False, uses_noise=True, fills_voids=True,
-        ),
-        Augmentation("translation", _sample_shift, _translate, _actions(INVARIANT), exact=True, uses_noise=True,
-                     fills_voids=True),
-        Augmentation(
-            "zoom", _sample_zoom, _zoom,
-            _actions(INVARIANT, tuf=SCALES_ZOOM2, net_flux=SCALES_ZOOM2, area=SCALES_ZOOM2, psep=SCALES_ZOOM,
-                     lead_polarity=SCALES_ZOOM, tpf=CHANGES, tnf=CHANGES, r_value=CHANGES),
-            exact=False, uses_noise=True, fills_voids=True,
+            exact=False,
+            uses_noise=True,
+            fills_voids=True,
         ),
         Augmentation(
-            "blur", _no_params, _box_blur_2x2,
+            "translation", _sample_shift, _translate, _actions(INVARIANT), exact=True, uses_noise=True, fills_voids=True
+        ),
+        Augmentation(
+            "zoom",
+            _sample_zoom,
+            _zoom,
+            _actions(
+                INVARIANT,
+                tuf=SCALES_ZOOM2,
+                net_flux=SCALES_ZOOM2,
+                area=SCALES_ZOOM2,
+                psep=SCALES_ZOOM,
+                lead_polarity=SCALES_ZOOM,
+                tpf=CHANGES,
+                tnf=CHANGES,
+                r_value=CHANGES,
+            ),
+            exact=False,
+            uses_noise=True,
+            fills_voids=True,
+        ),
+        Augmentation(
+            "blur",
+            _no_params,
+            _box_blur_2x2,
             _actions(INVARIANT, tuf=CHANGES, tpf=CHANGES, tnf=CHANGES, area=CHANGES, r_value=CHANGES),
-            exact=False, uses_noise=False,
-        ),
-        Augmentation("hflip", _no_params, _hflip, _actions(INVARIANT, lead_polarity=SIGN_FLIP), exact=True,
-                     uses_noise=False, mirrors=True),
-        Augmentation("vflip", _no_params, _vflip, _actions(INVARIANT, tilt=SIGN_FLIP), exact=True, uses_noise=False,
-                     mirrors=True),
-        Augmentation(
-            "polarity_flip", _no_params, _polarity_flip,
-            _actions(INVARIANT, tpf=SWAP_TPF_TNF, tnf=SWAP_TPF_TNF, net_flux=SIGN_FLIP, tilt=SIGN_FLIP,
-                     lead_polarity=SIGN_FLIP),
-            exact=True, uses_noise=False,
+            exact=False,
+            uses_noise=False,
         ),
         Augmentation(
-            "rot180_polarity_flip", _no_params, _rot180_polarity_flip,
+            "hflip",
+            _no_params,
+            _hflip,
+            _actions(INVARIANT, lead_polarity=SIGN_FLIP),
+            exact=True,
+            uses_noise=False,
+            mirrors=True,
+        ),
+        Augmentation(
+            "vflip", _no_params, _vflip, _actions(INVARIANT, tilt=SIGN_FLIP), exact=True, uses_noise=False, mirrors=True
+        ),
+        Augmentation(
+            "polarity_flip",
+            _no_params,
+            _polarity_flip,
+            _actions(
+                INVARIANT,
+                tpf=SWAP_TPF_TNF,
+                tnf=SWAP_TPF_TNF,
+                net_flux=SIGN_FLIP,
+                tilt=SIGN_FLIP,
+                lead_polarity=SIGN_FLIP,
+            ),
+            exact=True,
+            uses_noise=False,
+        ),
+        Augmentation(
+            "rot180_polarity_flip",
+            _no_params,
+            _rot180_polarity_flip,
             _actions(INVARIANT, tpf=SWAP_TPF_TNF, tnf=SWAP_TPF_TNF, net_flux=SIGN_FLIP),
-            exact=True, uses_noise=False,
+            exact=True,
+            uses_noise=False,
         ),
         Augmentation(
-            "noise", _sample_noise, _add_noise,
+            "noise",
+            _sample_noise,
+            _add_noise,
             _actions(INVARIANT, tuf=CHANGES, tpf=CHANGES, tnf=CHANGES, r_value=CHANGES),
-            exact=False, uses_noise=True,
+            exact=False,
+            uses_noise=True,
         ),
         # EUV intensities: the Br physics quantities mean nothing there, so no claims.
         Augmentation("gain", _sample_gain, _gain, _actions(CHANGES), exact=False, uses_noise=False),
-        Augmentation("photon_noise", _sample_photon_noise, _photon_noise, _actions(CHANGES), exact=False,
-                     uses_noise=True),
+        Augmentation(
+            "photon_noise", _sample_photon_noise, _photon_noise, _actions(CHANGES), exact=False, uses_noise=True
+        ),
     )
 }
 
@@ -479,20 +540,14 @@ def _recipe(name: str, augmentations: tuple[str, ...], **ranges) -> Recipe:
 
 RECIPES: dict[str, Recipe] = {
     # The paper's seven augmentations, one to seven in random order, with the flip of B as -B.
-    "paper": _recipe(
-        "paper", ("rotation", "translation", "zoom", "blur", "hflip", "vflip", "polarity_flip")
-    ),
+    "paper": _recipe("paper", ("rotation", "translation", "zoom", "blur", "hflip", "vflip", "polarity_flip")),
     # Retrieval by physics: what keeps TUF, PSEP, R and area (rotation, translation, both flips,
     # polarity flip as -B, HMI-level noise), nothing that rescales them (no zoom: TUF x zoom^2 and
     # PSEP x zoom; no blur: it lowers TUF, area and R).
-    "search": _recipe(
-        "search", ("rotation", "translation", "hflip", "vflip", "polarity_flip", "noise")
-    ),
+    "search": _recipe("search", ("rotation", "translation", "hflip", "vflip", "polarity_flip", "noise")),
     # Nothing that changes tilt, the leading polarity or the sense of helicity: no mirror, no
     # small rotation, no plain polarity flip; rot180 + polarity flip is a proper rotation of -B.
-    "physics_preserving": _recipe(
-        "physics_preserving", ("translation", "noise", "rot180_polarity_flip")
-    ),
+    "physics_preserving": _recipe("physics_preserving", ("translation", "noise", "rot180_polarity_flip")),
     # An embedding blind to orientation and sign: any rotation, both mirrors, both flips.
     "orientation_free": _recipe(
         "orientation_free",
@@ -502,8 +557,10 @@ RECIPES: dict[str, Recipe] = {
     # AIA EUV patches of the default triplet: the paper's geometry without polarity flip or blur,
     # per-channel gain jitter (calibration and degradation drift) and photon noise; voids stay dark.
     "euv": _recipe(
-        "euv", ("rotation", "translation", "zoom", "hflip", "vflip", "gain", "photon_noise"),
-        fill_noise_std=0.0, wavelengths=AIA_SSL_WAVELENGTHS,
+        "euv",
+        ("rotation", "translation", "zoom", "hflip", "vflip", "gain", "photon_noise"),
+        fill_noise_std=0.0,
+        wavelengths=AIA_SSL_WAVELENGTHS,
     ),
 }
 
@@ -637,12 +694,16 @@ def augment(key: jax.Array, image: jax.Array, recipe: Recipe) -> jax.Array:
 def noise_readers(recipe: Recipe) -> tuple[str, ...]:
     """The recipe's augmentations that read their noise field under it (void filling counts only
     when ``recipe.fill_noise_std > 0``)."""
-    return tuple(name for name in recipe.augmentations
-                 if AUGMENTATIONS[name].uses_noise and not (AUGMENTATIONS[name].fills_voids and recipe.fill_noise_std == 0))
+    return tuple(
+        name
+        for name in recipe.augmentations
+        if AUGMENTATIONS[name].uses_noise and not (AUGMENTATIONS[name].fills_voids and recipe.fill_noise_std == 0)
+    )
 
 
-def _sample_and_apply(augmentation: Augmentation, recipe: Recipe, key: jax.Array, image: jax.Array,
-                      noise: jax.Array) -> jax.Array:
+def _sample_and_apply(
+    augmentation: Augmentation, recipe: Recipe, key: jax.Array, image: jax.Array, noise: jax.Array
+) -> jax.Array:
     return augmentation.apply(image, augmentation.sample(key, recipe), noise)
 
 

@@ -2,6 +2,7 @@
 
 Each subcommand imports what it needs when it runs, so `solarjax --help` stays instant.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,7 @@ import os
 import pathlib
 import shutil
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,7 +27,6 @@ real SDO/HMI SHARP observations that match them.
 Pipeline: SHARP Br patches -> GAN -> latent directions of physical quantities (SVM normals)
 -> steered generated patch -> SimSiam embedding -> nearest real SHARP patches (ScaNN).
 """
-
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,8 +85,10 @@ def _add_physics(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
     parser.add_argument("--size", type=positive_int, default=128, help="resize target in pixels (default 128)")
     parser.add_argument(
-        "--threshold", type=unit_fraction, default=0.15,
-        help="polarity threshold, normalised units in (0, 1] (default 0.15 = 150 G)"
+        "--threshold",
+        type=unit_fraction,
+        default=0.15,
+        help="polarity threshold, normalised units in (0, 1] (default 0.15 = 150 G)",
     )
     parser.set_defaults(func=_run_physics)
 
@@ -107,7 +109,9 @@ def _run_physics(args) -> int:
         elif patch.segment == "Br":
             patches.append(patch)
         else:
-            failures.append(SharpReadError(path, f"a {patch.segment} segment: the method's quantities are defined on Br"))
+            failures.append(
+                SharpReadError(path, f"a {patch.segment} segment: the method's quantities are defined on Br")
+            )
     for err in failures:
         print(f"error: {err}", file=sys.stderr)
 
@@ -234,29 +238,55 @@ def _add_data(subparsers) -> None:
             "back with tfds.data_source('DATASET/CONFIG', data_dir=DATA_DIR) after `import data_builders`."
         ),
     )
-    build.add_argument("--dataset", choices=("sharp_patches", "aia_patches", "cme_patches"), default="sharp_patches",
-                       help="which dataset (default sharp_patches; cme_patches: CME difference images of LASCO)")
-    build.add_argument("--config", choices=("synthetic", "fits", "files", "files_c3"), default="synthetic",
-                       help="builder config (default synthetic; cme_patches: synthetic, files for LASCO C2, files_c3 "
-                            "for LASCO C3)")
-    build.add_argument("--manual-dir", help="folder of SHARP or AIA FITS files (fits config), or of LASCO files (files)")
-    build.add_argument("--skip-degradation", action="store_true",
-                       help="aia_patches fits: build without aiapy's degradation correction (its tables need the "
-                            "network; the build log records that it was not applied)")
     build.add_argument(
-        "--data-dir", default=_default_data_dir(), help="TFDS data directory (default: $SOLARJAX_DATA_DIR or ~/tensorflow_datasets)"
+        "--dataset",
+        choices=("sharp_patches", "aia_patches", "cme_patches"),
+        default="sharp_patches",
+        help="which dataset (default sharp_patches; cme_patches: CME difference images of LASCO)",
     )
     build.add_argument(
-        "--num-examples", type=int, help="synthetic: patches over all splits (default 20000); fits: at most this many files"
+        "--config",
+        choices=("synthetic", "fits", "files", "files_c3"),
+        default="synthetic",
+        help="builder config (default synthetic; cme_patches: synthetic, files for LASCO C2, files_c3 for LASCO C3)",
     )
-    build.add_argument("--beam-runner",
-                       help="sharp_patches/aia_patches fits: generate through Apache Beam on this runner (DirectRunner "
-                            "locally; DataflowRunner, FlinkRunner, SparkRunner with their --beam-option flags). Needs "
-                            "apache-beam, which lives in a venv of its own: `make beam-venv`, then .venv-beam/bin/solarjax")
-    build.add_argument("--beam-workers", type=int,
-                       help="DirectRunner worker processes (multi_processing mode; default: one, in process)")
-    build.add_argument("--beam-option", action="append", default=[], metavar="FLAG",
-                       help="a Beam pipeline flag, repeatable (e.g. --beam-option=--temp_location=gs://bucket/tmp)")
+    build.add_argument(
+        "--manual-dir", help="folder of SHARP or AIA FITS files (fits config), or of LASCO files (files)"
+    )
+    build.add_argument(
+        "--skip-degradation",
+        action="store_true",
+        help="aia_patches fits: build without aiapy's degradation correction (its tables need the "
+        "network; the build log records that it was not applied)",
+    )
+    build.add_argument(
+        "--data-dir",
+        default=_default_data_dir(),
+        help="TFDS data directory (default: $SOLARJAX_DATA_DIR or ~/tensorflow_datasets)",
+    )
+    build.add_argument(
+        "--num-examples",
+        type=int,
+        help="synthetic: patches over all splits (default 20000); fits: at most this many files",
+    )
+    build.add_argument(
+        "--beam-runner",
+        help="sharp_patches/aia_patches fits: generate through Apache Beam on this runner (DirectRunner "
+        "locally; DataflowRunner, FlinkRunner, SparkRunner with their --beam-option flags). Needs "
+        "apache-beam, which lives in a venv of its own: `make beam-venv`, then .venv-beam/bin/solarjax",
+    )
+    build.add_argument(
+        "--beam-workers",
+        type=int,
+        help="DirectRunner worker processes (multi_processing mode; default: one, in process)",
+    )
+    build.add_argument(
+        "--beam-option",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="a Beam pipeline flag, repeatable (e.g. --beam-option=--temp_location=gs://bucket/tmp)",
+    )
     build.set_defaults(func=_run_data_build)
 
 
@@ -270,9 +300,11 @@ def _run_data_build(args) -> int:
     if args.config != "synthetic":
         manual = pathlib.Path(args.manual_dir) if args.manual_dir else None
         if manual is None or not manual.is_dir() or not any(manual.iterdir()):
-            print(f"error: --manual-dir {args.manual_dir or '(not given)'}: the {args.config} config needs a folder of "
-                  "downloaded files (from `solarjax data download`, `download-aia` or `download-lasco`)",
-                  file=sys.stderr)
+            print(
+                f"error: --manual-dir {args.manual_dir or '(not given)'}: the {args.config} config needs a folder of "
+                "downloaded files (from `solarjax data download`, `download-aia` or `download-lasco`)",
+                file=sys.stderr,
+            )
             return 2
     from data_builders.common import BeamUnavailableError
 
@@ -283,15 +315,23 @@ def _run_data_build(args) -> int:
 
             if args.dataset == "cme_patches":
                 raise ValueError("--beam-runner: cme_patches has no Beam build (sharp_patches and aia_patches have)")
-            beam = dict(beam_runner=args.beam_runner,
-                        beam_options=beam_pipeline_options(args.beam_runner, args.beam_workers, args.beam_option))
+            beam = dict(
+                beam_runner=args.beam_runner,
+                beam_options=beam_pipeline_options(args.beam_runner, args.beam_workers, args.beam_option),
+            )
         elif args.beam_workers is not None or args.beam_option:
             raise ValueError("--beam-workers and --beam-option need --beam-runner")
         if args.dataset == "aia_patches":
             from data_builders.aia_patches import build
 
-            info = build(args.config, args.data_dir, manual_dir=args.manual_dir, num_examples=args.num_examples,
-                         degradation="skip" if args.skip_degradation else "apply", **beam)
+            info = build(
+                args.config,
+                args.data_dir,
+                manual_dir=args.manual_dir,
+                num_examples=args.num_examples,
+                degradation="skip" if args.skip_degradation else "apply",
+                **beam,
+            )
         elif args.dataset == "cme_patches":
             from data_builders.cme_patches import build
 
@@ -299,8 +339,7 @@ def _run_data_build(args) -> int:
         else:
             from data_builders.sharp_patches import build
 
-            info = build(args.config, args.data_dir, manual_dir=args.manual_dir, num_examples=args.num_examples,
-                         **beam)
+            info = build(args.config, args.data_dir, manual_dir=args.manual_dir, num_examples=args.num_examples, **beam)
     except (FileNotFoundError, ValueError, BeamUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -316,31 +355,44 @@ def _run_data_build(args) -> int:
 # ----------------------------------------------------------------------------------------- train
 def _add_train(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train", help="train the GAN or the SimSiam encoder",
+        "train",
+        help="train the GAN or the SimSiam encoder",
         description="Train a model from a config (a packaged one such as gan_synthetic, or a .py file defining "
-                    "get_config()) into WORKDIR; rerunning with the same WORKDIR resumes from the last checkpoint "
-                    "(a different model config is refused).",
+        "get_config()) into WORKDIR; rerunning with the same WORKDIR resumes from the last checkpoint "
+        "(a different model config is refused).",
     )
     models = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
-    for name, text in (("gan", "the GAN (config gan_synthetic; the paper's generator: gan_paper; real SHARPs at "
-                               "scale: gan_sharp_full)"),
-                       ("simsiam", "the SimSiam encoder (config simsiam_synthetic; simsiam_aia_synthetic, "
-                                   "simsiam_sharp_full)")):
+    for name, text in (
+        (
+            "gan",
+            "the GAN (config gan_synthetic; the paper's generator: gan_paper; real SHARPs at scale: gan_sharp_full)",
+        ),
+        ("simsiam", "the SimSiam encoder (config simsiam_synthetic; simsiam_aia_synthetic, simsiam_sharp_full)"),
+    ):
         model = models.add_parser(
-            name, help=text, description=f"Train {text}. Any field of the config can be set on the command line "
-                                         "as ml_collections' config flags do: --config.FIELD=VALUE (e.g. "
-                                         "--config.batch_size=64 --config.optimizer.b1=0.9), parsed as the field's "
-                                         "type; an unknown field or a wrong type is refused. The config is locked.")
-        model.add_argument("--config", required=True,
-                           help="a packaged config MODEL[:VARIANT] (solarjax.configs: gan:synthetic (default), "
-                                "gan:paper, gan:sharp_full; simsiam:synthetic (default), simsiam:aia_synthetic, "
-                                "simsiam:sharp_full, simsiam:cme_synthetic; old names such as gan_paper still work) "
-                                "or a .py file defining get_config() (FILE.py:ARG calls get_config(ARG))")
+            name,
+            help=text,
+            description=f"Train {text}. Any field of the config can be set on the command line "
+            "as ml_collections' config flags do: --config.FIELD=VALUE (e.g. "
+            "--config.batch_size=64 --config.optimizer.b1=0.9), parsed as the field's "
+            "type; an unknown field or a wrong type is refused. The config is locked.",
+        )
+        model.add_argument(
+            "--config",
+            required=True,
+            help="a packaged config MODEL[:VARIANT] (solarjax.configs: gan:synthetic (default), "
+            "gan:paper, gan:sharp_full; simsiam:synthetic (default), simsiam:aia_synthetic, "
+            "simsiam:sharp_full, simsiam:cme_synthetic; old names such as gan_paper still work) "
+            "or a .py file defining get_config() (FILE.py:ARG calls get_config(ARG))",
+        )
         model.add_argument("--workdir", required=True, help="run directory (config.json, metrics.jsonl, checkpoints/)")
         model.add_argument("--data-dir", help="override config.data.data_dir (the TFDS data directory)")
-        model.add_argument("--multihost", action="store_true",
-                           help="call jax.distributed.initialize() first (one process per host; the cluster "
-                                "environment, e.g. SLURM or a TPU pod, supplies the coordinator)")
+        model.add_argument(
+            "--multihost",
+            action="store_true",
+            help="call jax.distributed.initialize() first (one process per host; the cluster "
+            "environment, e.g. SLURM or a TPU pod, supplies the coordinator)",
+        )
         model.set_defaults(func=_run_train)
 
 
@@ -349,8 +401,11 @@ def _run_train(args) -> int:
 
     named_file = str(args.config).split(":", 1)[0]
     if os.path.isfile(named_file) and not named_file.endswith(".py"):
-        print(f"solarjax train {args.model}: error: --config {args.config}: {named_file} is not a Python config file "
-              "(a .py file defining get_config()) nor a packaged config name", file=sys.stderr)
+        print(
+            f"solarjax train {args.model}: error: --config {args.config}: {named_file} is not a Python config file "
+            "(a .py file defining get_config()) nor a packaged config name",
+            file=sys.stderr,
+        )
         return 2
     config = configs.load(args.config, getattr(args, "config_overrides", ()))
     if args.multihost:
@@ -369,9 +424,10 @@ def _run_train(args) -> int:
 
 def _add_sample(subparsers) -> None:
     parser = subparsers.add_parser(
-        "sample", help="generate patches from a trained GAN (PNG grid + FITS cube)",
+        "sample",
+        help="generate patches from a trained GAN (PNG grid + FITS cube)",
         description="Draw z ~ N(0, I) with SEED, generate N patches with the GAN of WORKDIR and write OUT.png "
-                    "(hmimag, +-1000 G) and OUT.fits (Br in G, latents in the LATENTS extension).",
+        "(hmimag, +-1000 G) and OUT.fits (Br in G, latents in the LATENTS extension).",
     )
     parser.add_argument("--workdir", required=True, help="GAN run directory")
     parser.add_argument("-n", type=positive_int, default=64, help="number of patches (default 64)")
@@ -394,8 +450,9 @@ def _run_sample(args) -> int:
     with _replaced_atomically(outputs[0]) as partial:
         gan.sample_grid_png(images, partial)
     with _replaced_atomically(outputs[1]) as partial:
-        gan.write_fits_cube(images, partial, latents=z,
-                            header={**generator.fits_header(), 'SEED': (args.seed, 'seed of the latents')})
+        gan.write_fits_cube(
+            images, partial, latents=z, header={**generator.fits_header(), "SEED": (args.seed, "seed of the latents")}
+        )
     print("\n".join(map(str, outputs)))
     return 0
 
@@ -433,59 +490,86 @@ def _replaced_atomically(path: pathlib.Path):
 # ----------------------------------------------------------------------------------------- steer
 def _add_steer(subparsers) -> None:
     parser = subparsers.add_parser(
-        "steer", help="physical directions in the GAN's latent space; steered generation; inversion",
+        "steer",
+        help="physical directions in the GAN's latent space; steered generation; inversion",
         description="fit: SVM normals of every quantity; generate: patches with requested physics; "
-                    "invert: latents that reproduce real patches.",
+        "invert: latents that reproduce real patches.",
     )
     commands = parser.add_subparsers(dest="steer_command", metavar="STEER_COMMAND", required=True)
-    fit = commands.add_parser("fit", help="fit the directions (saved to GAN/directions)",
-                              description="Sample N latents (seed 23), generate, compute the quantities, fit a "
-                                          "linear SVM per quantity on a median split; save the unit normals.")
+    fit = commands.add_parser(
+        "fit",
+        help="fit the directions (saved to GAN/directions)",
+        description="Sample N latents (seed 23), generate, compute the quantities, fit a "
+        "linear SVM per quantity on a median split; save the unit normals.",
+    )
     fit.add_argument("--gan", required=True, help="GAN run directory")
     fit.add_argument("-n", type=positive_int, default=10_000, help="latents (default 10000, as the paper)")
-    fit.add_argument("--method", choices=("svm", "logistic", "ridge"), default="svm",
-                     help="the linear model whose unit normal is a direction: linear SVM (the paper), logistic "
-                          "regression, or ridge regression on the value (default svm)")
-    fit.add_argument("--overwrite", action="store_true", help="replace an existing GAN/directions (written beside, "
-                                                              "then swapped)")
+    fit.add_argument(
+        "--method",
+        choices=("svm", "logistic", "ridge"),
+        default="svm",
+        help="the linear model whose unit normal is a direction: linear SVM (the paper), logistic "
+        "regression, or ridge regression on the value (default svm)",
+    )
+    fit.add_argument(
+        "--overwrite", action="store_true", help="replace an existing GAN/directions (written beside, then swapped)"
+    )
     fit.set_defaults(func=_run_steer_fit)
 
     generate = commands.add_parser(
-        "generate", help="generate patches with requested physics",
+        "generate",
+        help="generate patches with requested physics",
         description="Steer latents so that the generated patches reach the requested quantities "
-                    "(--set tuf=+50% psep=0.3; relative '+50%', '-20%', 'x2' or absolute), holding the --hold "
-                    "quantities. --method paper|piecewise|local moves each latent along that family's traversal "
-                    "of one quantity (alpha in [-3, 3]) to the value closest to the target; optimise runs "
-                    "gradient-based targeting (any number of targets); best (default) is the family the "
-                    "directions' evaluation ranked first (local when there is none). Writes OUT.png, OUT.fits "
-                    "and OUT.json (quantities before/after).")
+        "(--set tuf=+50% psep=0.3; relative '+50%', '-20%', 'x2' or absolute), holding the --hold "
+        "quantities. --method paper|piecewise|local moves each latent along that family's traversal "
+        "of one quantity (alpha in [-3, 3]) to the value closest to the target; optimise runs "
+        "gradient-based targeting (any number of targets); best (default) is the family the "
+        "directions' evaluation ranked first (local when there is none). Writes OUT.png, OUT.fits "
+        "and OUT.json (quantities before/after).",
+    )
     generate.add_argument("--gan", required=True, help="GAN run directory")
     generate.add_argument("--set", nargs="+", required=True, metavar="NAME=TARGET", help="targets, e.g. tuf=+50%%")
-    generate.add_argument("--hold", default="", help="comma-separated quantities to keep, e.g. psep,lead_polarity "
-                                                     "(default: none)")
+    generate.add_argument(
+        "--hold", default="", help="comma-separated quantities to keep, e.g. psep,lead_polarity (default: none)"
+    )
     generate.add_argument("-n", type=positive_int, default=16, help="patches (default 16)")
     generate.add_argument("--seed", type=int, default=0, help="seed of the starting latents z ~ N(0, I) (default 0)")
     generate.add_argument("--out", default="steered", help="output path without suffix (default ./steered)")
-    generate.add_argument("--overwrite", action="store_true", help="replace OUT.png / OUT.fits / OUT.json if they exist")
-    generate.add_argument("--method", choices=("best", "paper", "piecewise", "local", "optimise"), default="best",
-                          help="steering family (default: best by the evaluation next to the directions)")
-    generate.add_argument("--directions", default=None,
-                          help="directions folder (default GAN/directions); its evaluation/report.json (or the "
-                               "sibling ../evaluation) names the best family")
+    generate.add_argument(
+        "--overwrite", action="store_true", help="replace OUT.png / OUT.fits / OUT.json if they exist"
+    )
+    generate.add_argument(
+        "--method",
+        choices=("best", "paper", "piecewise", "local", "optimise"),
+        default="best",
+        help="steering family (default: best by the evaluation next to the directions)",
+    )
+    generate.add_argument(
+        "--directions",
+        default=None,
+        help="directions folder (default GAN/directions); its evaluation/report.json (or the "
+        "sibling ../evaluation) names the best family",
+    )
     generate.set_defaults(func=_run_steer_generate)
 
     invert = commands.add_parser(
-        "invert", help="find latents reproducing real SHARP patches",
+        "invert",
+        help="find latents reproducing real SHARP patches",
         description="The paper's masked-MSE inversion (restarts, best kept) of SHARP Br FITS files; prints the "
-                    "reconstruction error and the quantities of each file next to its reconstruction.")
+        "reconstruction error and the quantities of each file next to its reconstruction.",
+    )
     invert.add_argument("files", nargs="+", metavar="FILE", help="SHARP Br FITS files (e.g. *.Br.fits)")
     invert.add_argument("--gan", required=True, help="GAN run directory")
-    invert.add_argument("--restarts", type=positive_int, default=10,
-                        help="random starting latents per file; the lowest masked MSE is kept (default 10)")
-    invert.add_argument("--steps", type=positive_int, default=1000,
-                        help="optimiser steps per restart (default 1000)")
-    invert.add_argument("--out", default="inverted", help="output path without suffix (PNG, FITS, JSON; default "
-                                                          "./inverted)")
+    invert.add_argument(
+        "--restarts",
+        type=positive_int,
+        default=10,
+        help="random starting latents per file; the lowest masked MSE is kept (default 10)",
+    )
+    invert.add_argument("--steps", type=positive_int, default=1000, help="optimiser steps per restart (default 1000)")
+    invert.add_argument(
+        "--out", default="inverted", help="output path without suffix (PNG, FITS, JSON; default ./inverted)"
+    )
     invert.add_argument("--overwrite", action="store_true", help="replace OUT.png / OUT.fits / OUT.json if they exist")
     invert.set_defaults(func=_run_steer_invert)
 
@@ -506,8 +590,10 @@ def _run_steer_fit(args) -> int:
     print(json.dumps(jsonable(directions.summary()), indent=1))
     for name, row in directions.diagnosis.get("quantities", {}).items():
         accuracy = ", ".join(f"{k} {v:.3f}" for k, v in row["accuracy"].items())
-        print(f"diagnosis {name}: held-out SVM accuracy {accuracy}; corr q(z),q(-z) {row['corr_negation']:.2f}, "
-              f"q(z),q(Qz) {row['corr_rotation']:.2f} -> {row['explanation']}")
+        print(
+            f"diagnosis {name}: held-out SVM accuracy {accuracy}; corr q(z),q(-z) {row['corr_negation']:.2f}, "
+            f"q(z),q(Qz) {row['corr_rotation']:.2f} -> {row['explanation']}"
+        )
     print(f"directions saved to {out}")
     return 0
 
@@ -543,8 +629,10 @@ def _run_steer_generate(args) -> int:
     from solarjax.physics import QUANTITY_NAMES
 
     if unknown := [n for n in [*targets, *hold] if n not in QUANTITY_NAMES]:
-        print(f"error: unknown quantity {unknown[0]!r} in --set/--hold; known: {', '.join(QUANTITY_NAMES)}",
-              file=sys.stderr)
+        print(
+            f"error: unknown quantity {unknown[0]!r} in --set/--hold; known: {', '.join(QUANTITY_NAMES)}",
+            file=sys.stderr,
+        )
         return 2
     outputs = _steer_outputs(args.out)
     if refused := _existing_outputs(outputs, args.overwrite):
@@ -560,8 +648,10 @@ def _run_steer_generate(args) -> int:
         initial, reached, alpha = result.initial_quantities, result.quantities, None
     else:
         if len(targets) != 1:
-            print(f"error: --method {method} moves one quantity; got {len(targets)} targets (use --method optimise)",
-                  file=sys.stderr)
+            print(
+                f"error: --method {method} moves one quantity; got {len(targets)} targets (use --method optimise)",
+                file=sys.stderr,
+            )
             return 2
         directions = None
         if method != "local" or (directions_dir / "directions.json").is_file():
@@ -570,7 +660,7 @@ def _run_steer_generate(args) -> int:
             except (steering.DirectionsFileError, steering.GeneratorMismatchError) as error:
                 print(f"error: {directions_dir}: {error}", file=sys.stderr)
                 return 2
-        (name, request), = targets.items()
+        ((name, request),) = targets.items()
         scales = directions.std if directions is not None else steering.prior_scales(generator)
         try:
             moved = steering.steer_along(method, generator, directions, z0, name, request, hold=hold, scales=scales)
@@ -580,13 +670,17 @@ def _run_steer_generate(args) -> int:
         latents, success, alpha = moved["latents"], moved["success"], moved["alpha"]
         images = np.asarray(generator.generate(latents))
         initial, reached = moved["initial"], moved["reached"]
-    report = {"targets": args.set, "hold": hold, "method": method, "success": success.tolist(),
-              "alpha": None if alpha is None else alpha.tolist(),
-              "initial": {k: v.tolist() for k, v in initial.items()},
-              "reached": {k: v.tolist() for k, v in reached.items()}}
+    report = {
+        "targets": args.set,
+        "hold": hold,
+        "method": method,
+        "success": success.tolist(),
+        "alpha": None if alpha is None else alpha.tolist(),
+        "initial": {k: v.tolist() for k, v in initial.items()},
+        "reached": {k: v.tolist() for k, v in reached.items()},
+    }
     _write_steer_outputs(outputs, images, latents, generator, report, title=f"{' '.join(args.set)} ({method})")
-    print(f"{int(success.sum())}/{len(success)} requests met within 5% ({method}); "
-          f"wrote {args.out}.png/.fits/.json")
+    print(f"{int(success.sum())}/{len(success)} requests met within 5% ({method}); wrote {args.out}.png/.fits/.json")
     return 0
 
 
@@ -603,8 +697,12 @@ def _write_steer_outputs(outputs, images, latents, generator, report, title: str
     with _replaced_atomically(png) as partial:
         gan.sample_grid_png(images, partial, title=title)
     with _replaced_atomically(cube) as partial:
-        gan.write_fits_cube(images, partial, latents=latents,
-                            header={**generator.fits_header(), 'STEERED': (title, 'solarjax steer request')})
+        gan.write_fits_cube(
+            images,
+            partial,
+            latents=latents,
+            header={**generator.fits_header(), "STEERED": (title, "solarjax steer request")},
+        )
     with _replaced_atomically(text) as partial:
         partial.write_text(json.dumps(jsonable(report), indent=1))
 
@@ -622,12 +720,16 @@ def _run_steer_invert(args) -> int:
         print(f"error: {path}: {reason}", file=sys.stderr)
     if result is not None:
         good = [p for p in args.files if str(p) not in {str(f) for f, _ in failures}]
-        rows = [{"path": path, "masked_mse": float(result.error[i]),
-                 "real": {k: float(v[i]) for k, v in result.quantities_real.items()},
-                 "reconstruction": {k: float(v[i]) for k, v in result.quantities_reconstructed.items()}}
-                for i, path in enumerate(good)]
-        _write_steer_outputs(outputs, result.reconstructions, result.latents, generator, rows,
-                             title="reconstructions")
+        rows = [
+            {
+                "path": path,
+                "masked_mse": float(result.error[i]),
+                "real": {k: float(v[i]) for k, v in result.quantities_real.items()},
+                "reconstruction": {k: float(v[i]) for k, v in result.quantities_reconstructed.items()},
+            }
+            for i, path in enumerate(good)
+        ]
+        _write_steer_outputs(outputs, result.reconstructions, result.latents, generator, rows, title="reconstructions")
         for row in rows:
             print(f"{row['path']}: masked MSE {row['masked_mse']:.4g}")
     return (1 if result is not None else 2) if failures else 0
@@ -636,32 +738,52 @@ def _run_steer_invert(args) -> int:
 # ---------------------------------------------------------------------------------- index, search
 def _add_index(subparsers) -> None:
     parser = subparsers.add_parser(
-        "index", help="embed a dataset split and build a search index",
+        "index",
+        help="embed a dataset split and build a search index",
         description="build: embed every patch of DATASET/CONFIG:SPLIT (sharp_patches, or aia_patches of AIA EUV "
-                    "channels) with the SimSiam encoder of --ssl into OUT/table (memory-mapped, with the dataset's "
-                    "metadata: HARP, T_REC, physics for SHARPs; id, t_obs, wavelengths, bbox, hpc, mu for AIA) and "
-                    "build OUT/index (exact for small tables, ScaNN above 100,000 rows; recall against exact is "
-                    "measured at build time).")
+        "channels) with the SimSiam encoder of --ssl into OUT/table (memory-mapped, with the dataset's "
+        "metadata: HARP, T_REC, physics for SHARPs; id, t_obs, wavelengths, bbox, hpc, mu for AIA) and "
+        "build OUT/index (exact for small tables, ScaNN above 100,000 rows; recall against exact is "
+        "measured at build time).",
+    )
     commands = parser.add_subparsers(dest="index_command", metavar="INDEX_COMMAND", required=True)
     build = commands.add_parser("build", help="embed a split and build the index")
     build.add_argument("--ssl", required=True, help="SimSiam run directory")
-    build.add_argument("--data-dir", default=_default_data_dir(),
-                       help="TFDS data directory (default: $SOLARJAX_DATA_DIR or ~/tensorflow_datasets)")
-    build.add_argument("--dataset", choices=("sharp_patches", "aia_patches", "cme_patches"), default="sharp_patches",
-                       help="TFDS dataset (default sharp_patches)")
-    build.add_argument("--config", choices=("synthetic", "fits", "files", "files_c3"), default="synthetic",
-                       help="builder config (default synthetic; cme_patches: synthetic, files (C2), files_c3)")
+    build.add_argument(
+        "--data-dir",
+        default=_default_data_dir(),
+        help="TFDS data directory (default: $SOLARJAX_DATA_DIR or ~/tensorflow_datasets)",
+    )
+    build.add_argument(
+        "--dataset",
+        choices=("sharp_patches", "aia_patches", "cme_patches"),
+        default="sharp_patches",
+        help="TFDS dataset (default sharp_patches)",
+    )
+    build.add_argument(
+        "--config",
+        choices=("synthetic", "fits", "files", "files_c3"),
+        default="synthetic",
+        help="builder config (default synthetic; cme_patches: synthetic, files (C2), files_c3)",
+    )
     build.add_argument("--split", default="train", help="split to embed (default train)")
     build.add_argument("--out", required=True, help="output directory (refused if it exists, unless --overwrite)")
     build.add_argument("--overwrite", action="store_true", help="replace an existing OUT (built beside, then swapped)")
-    build.add_argument("--kind", choices=("auto", "exact", "scann"), default="auto",
-                       help="exact search, ScaNN, or auto (ScaNN from 10,000 rows) (default auto)")
+    build.add_argument(
+        "--kind",
+        choices=("auto", "exact", "scann"),
+        default="auto",
+        help="exact search, ScaNN, or auto (ScaNN from 10,000 rows) (default auto)",
+    )
     build.add_argument("--metric", choices=("l2", "cosine"), default="l2", help="distance (default l2)")
-    build.add_argument("--multihost", action="store_true",
-                       help="call jax.distributed.initialize() first and run the same command on every host (OUT on "
-                            "a shared file system): each host embeds a contiguous share of the split on its own "
-                            "devices into .OUT.hosts/, then process 0 merges the shares into OUT/table (dataset "
-                            "order) and builds OUT/index")
+    build.add_argument(
+        "--multihost",
+        action="store_true",
+        help="call jax.distributed.initialize() first and run the same command on every host (OUT on "
+        "a shared file system): each host embeds a contiguous share of the split on its own "
+        "devices into .OUT.hosts/, then process 0 merges the shares into OUT/table (dataset "
+        "order) and builds OUT/index",
+    )
     build.set_defaults(func=_run_index_build)
 
 
@@ -678,15 +800,27 @@ def _run_index_build(args) -> int:
         print(f"solarjax index build: {refused}", file=sys.stderr)
         return 2
     if not (pathlib.Path(args.data_dir) / args.dataset / args.config).is_dir():
-        print(f"solarjax index build: error: dataset {args.dataset}/{args.config} is not built in {args.data_dir}: "
-              f"run `solarjax data build --dataset {args.dataset} --config {args.config} --data-dir {args.data_dir}` "
-              "first", file=sys.stderr)
+        print(
+            f"solarjax index build: error: dataset {args.dataset}/{args.config} is not built in {args.data_dir}: "
+            f"run `solarjax data build --dataset {args.dataset} --config {args.config} --data-dir {args.data_dir}` "
+            "first",
+            file=sys.stderr,
+        )
         return 2
     encoder = ssl.load(args.ssl)
     batch_size = 128
-    batches = pipeline.make_iterator(args.split, batch_size=batch_size, seed=0, data_dir=args.data_dir,
-                                     config=args.config, dataset=args.dataset, num_epochs=1, shuffle=False,
-                                     drop_remainder=False, keys=dataset_features(args.dataset))
+    batches = pipeline.make_iterator(
+        args.split,
+        batch_size=batch_size,
+        seed=0,
+        data_dir=args.data_dir,
+        config=args.config,
+        dataset=args.dataset,
+        num_epochs=1,
+        shuffle=False,
+        drop_remainder=False,
+        keys=dataset_features(args.dataset),
+    )
     dataset = f"{args.dataset}/{args.config}:{args.split}"
     shares = None
     if args.multihost:
@@ -695,17 +829,31 @@ def _run_index_build(args) -> int:
         process_index, process_count = hosts.initialize_distributed()
         rows = len(pipeline.load_split(args.split, data_dir=args.data_dir, config=args.config, dataset=args.dataset))
         shares = out.parent / f".{out.name}.hosts"
-        hosts.embed_host_share(shares, encoder.embed, encoder.fingerprint, batches,
-                               num_batches=-(-rows // batch_size), process_index=process_index,
-                               process_count=process_count, dataset=dataset, dataset_name=args.dataset)
+        hosts.embed_host_share(
+            shares,
+            encoder.embed,
+            encoder.fingerprint,
+            batches,
+            num_batches=-(-rows // batch_size),
+            process_index=process_index,
+            process_count=process_count,
+            dataset=dataset,
+            dataset_name=args.dataset,
+        )
         if process_index != 0:
             print(f"host {process_index} of {process_count}: share embedded; process 0 merges into {out}")
             return 0
     with _replaced_atomically(out) as partial:
-        shutil.rmtree(partial, ignore_errors=True)       # left by an interrupted build
+        shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted build
         if shares is None:
-            table = embed_dataset(partial / "table", encoder.embed, encoder.fingerprint, batches,
-                                  dataset=dataset, dataset_name=args.dataset)
+            table = embed_dataset(
+                partial / "table",
+                encoder.embed,
+                encoder.fingerprint,
+                batches,
+                dataset=dataset,
+                dataset_name=args.dataset,
+            )
         else:
             table = hosts.merge_host_tables(hosts.wait_for_hosts(shares, process_count), partial / "table")
         index = build_index(table, kind=args.kind, metric=args.metric)
@@ -718,12 +866,14 @@ def _run_index_build(args) -> int:
 
 def _add_search(subparsers) -> None:
     parser = subparsers.add_parser(
-        "search", help="find the real patches that match a query",
+        "search",
+        help="find the real patches that match a query",
         description="QUERY: SHARP Br FITS files (read and preprocessed as in training) or .npy arrays of Br maps "
-                    "in gauss, [H, W] or [N, H, W] (preprocessed the same way; a map whose largest |value| is 1 or "
-                    "less is refused as already normalised); for an aia_patches index, .npy arrays of "
-                    "normalised patches [N, 128, 128, C] (or [128, 128, C]) in the index's channel order. Prints the "
-                    "top-k rows per query.")
+        "in gauss, [H, W] or [N, H, W] (preprocessed the same way; a map whose largest |value| is 1 or "
+        "less is refused as already normalised); for an aia_patches index, .npy arrays of "
+        "normalised patches [N, 128, 128, C] (or [128, 128, C]) in the index's channel order. Prints the "
+        "top-k rows per query.",
+    )
     parser.add_argument("queries", nargs="+", metavar="QUERY", help="SHARP Br FITS files or .npy arrays (see above)")
     parser.add_argument("--index", required=True, help="directory written by `solarjax index build` (OUT)")
     parser.add_argument("--ssl", required=True, help="SimSiam run directory (the index's encoder)")
@@ -736,19 +886,28 @@ def _add_search(subparsers) -> None:
     parser.add_argument("--exclude-harp", type=int, nargs="+", default=(), help="never these HARPs (default: none)")
     parser.add_argument("--one-per-harp", action="store_true", help="at most one result per HARP")
     parser.add_argument("--exclude-own-harp-days", type=float, help="drop the query's own HARP within +-N days")
-    parser.add_argument("--hemisphere", choices=("north", "south"),
-                        help="only patches whose centre lies north (Stonyhurst latitude > 0 deg) or south (< 0 "
-                             "deg) of the equator (default: both)")
+    parser.add_argument(
+        "--hemisphere",
+        choices=("north", "south"),
+        help="only patches whose centre lies north (Stonyhurst latitude > 0 deg) or south (< 0 "
+        "deg) of the equator (default: both)",
+    )
     parser.add_argument("--json", action="store_true", help="JSON on stdout")
     parser.add_argument("--png", help="write a contact sheet of the queries and their matches to this PNG")
     parser.add_argument("--overwrite", action="store_true", help="replace the --png file if it exists")
-    parser.add_argument("--data-dir", default=_default_data_dir(),
-                        help="TFDS data directory of the indexed dataset, for --png (default: $SOLARJAX_DATA_DIR or "
-                             "~/tensorflow_datasets)")
-    parser.add_argument("--rank", choices=("ssl", "hybrid", "physics"),
-                        help="order of the results: SSL similarity, hybrid (SSL candidates re-ordered with the query's "
-                             "exact TUF, PSEP, R and area), or physics alone (default: the mode chosen on validation "
-                             "in INDEX/ranking.json, else ssl)")
+    parser.add_argument(
+        "--data-dir",
+        default=_default_data_dir(),
+        help="TFDS data directory of the indexed dataset, for --png (default: $SOLARJAX_DATA_DIR or "
+        "~/tensorflow_datasets)",
+    )
+    parser.add_argument(
+        "--rank",
+        choices=("ssl", "hybrid", "physics"),
+        help="order of the results: SSL similarity, hybrid (SSL candidates re-ordered with the query's "
+        "exact TUF, PSEP, R and area), or physics alone (default: the mode chosen on validation "
+        "in INDEX/ranking.json, else ssl)",
+    )
     parser.set_defaults(func=_run_search)
 
 
@@ -762,13 +921,19 @@ def _run_search(args) -> int:
     index = load_index(pathlib.Path(args.index) / "index", expected_fingerprint=encoder.fingerprint)
     filters = Filters(
         t_rec_range=(args.start, args.end) if (args.start or args.end) else None,
-        harp_include=args.harp, harp_exclude=tuple(args.exclude_harp), one_per_harp=args.one_per_harp,
-        exclude_own_harp_days=args.exclude_own_harp_days, hemisphere=args.hemisphere,
-        mu_range=(args.mu_min, args.mu_max) if (args.mu_min is not None or args.mu_max is not None) else None)
+        harp_include=args.harp,
+        harp_exclude=tuple(args.exclude_harp),
+        one_per_harp=args.one_per_harp,
+        exclude_own_harp_days=args.exclude_own_harp_days,
+        hemisphere=args.hemisphere,
+        mu_range=(args.mu_min, args.mu_max) if (args.mu_min is not None or args.mu_max is not None) else None,
+    )
     if index.table.dataset_name == "aia_patches":
         if args.rank not in (None, "ssl"):
-            print(f"error: --rank {args.rank} ranks by SHARP physics quantities; an aia_patches index ranks by ssl only",
-                  file=sys.stderr)
+            print(
+                f"error: --rank {args.rank} ranks by SHARP physics quantities; an aia_patches index ranks by ssl only",
+                file=sys.stderr,
+            )
             return 2
         return _search_aia(args, index, encoder, filters)
     from solarjax import physics
@@ -813,16 +978,24 @@ def _run_search(args) -> int:
         labels += [f"{path}[{i}]" for i in range(len(images))]
         query_images += list(images)
     origin = "chosen on validation" if saved.validation else "default"
-    note = (f"ranking: {chosen.rank}" + (f" (weight {chosen.weight:g})" if chosen.rank == "hybrid" else "")
-            + f"; {origin}: {saved.rank}")
+    note = (
+        f"ranking: {chosen.rank}"
+        + (f" (weight {chosen.weight:g})" if chosen.rank == "hybrid" else "")
+        + f"; {origin}: {saved.rank}"
+    )
     if args.json:
         _print_search_json(labels, results, rank=chosen.rank)
     else:
         print(note)
-        _print_search_text(labels, results, lambda m: (
-            f"HARP {m.get('harpnum')}  NOAA {m.get('noaa_ar')}  {m.get('t_rec')}  "
-            f"TUF {m.get('tuf', float('nan')):.4f}  PSEP {m.get('psep', float('nan')):.4f}  "
-            f"R {m.get('r_value', float('nan')):.3g}  {m.get('record', '')}"))
+        _print_search_text(
+            labels,
+            results,
+            lambda m: (
+                f"HARP {m.get('harpnum')}  NOAA {m.get('noaa_ar')}  {m.get('t_rec')}  "
+                f"TUF {m.get('tuf', float('nan')):.4f}  PSEP {m.get('psep', float('nan')):.4f}  "
+                f"R {m.get('r_value', float('nan')):.3g}  {m.get('record', '')}"
+            ),
+        )
     if args.png:
         with _replaced_atomically(pathlib.Path(args.png)) as partial:
             _write_contact_sheet(partial, np.stack(query_images), results, index, args.data_dir)
@@ -837,7 +1010,7 @@ def _gauss_npy_queries(path: str) -> np.ndarray:
 
     try:
         maps = np.load(path, allow_pickle=False)
-    except ValueError as error:        # pickled objects, a bad header
+    except ValueError as error:  # pickled objects, a bad header
         raise ValueError(f"{path}: not a plain .npy array of numbers: {error}") from error
     maps = maps[..., 0] if maps.ndim == 4 and maps.shape[-1] == 1 else maps
     maps = maps[None] if maps.ndim == 2 else maps
@@ -847,10 +1020,23 @@ def _gauss_npy_queries(path: str) -> np.ndarray:
 
 
 def _print_search_json(labels, results, rank: str = "ssl") -> None:
-    out = [{"query": label, "rank": rank,
-            "results": [{"row": h.row, "distance": h.distance, "similarity": h.similarity, "score": h.score,
-                         "metadata": h.metadata} for h in hits]}
-           for label, hits in zip(labels, results)]
+    out = [
+        {
+            "query": label,
+            "rank": rank,
+            "results": [
+                {
+                    "row": h.row,
+                    "distance": h.distance,
+                    "similarity": h.similarity,
+                    "score": h.score,
+                    "metadata": h.metadata,
+                }
+                for h in hits
+            ],
+        }
+        for label, hits in zip(labels, results)
+    ]
     json.dump(jsonable(out), sys.stdout, indent=1)
     print()
 
@@ -867,8 +1053,11 @@ def _search_aia(args, index, encoder, filters) -> int:
     """`solarjax search` on an aia_patches index: .npy queries of normalised [N, 128, 128, C] patches."""
     not_arrays = [q for q in args.queries if not q.endswith(".npy")]
     if not_arrays:
-        print(f"error: {not_arrays[0]}: an aia_patches index takes .npy arrays of normalised patches "
-              "[N, 128, 128, C] as queries", file=sys.stderr)
+        print(
+            f"error: {not_arrays[0]}: an aia_patches index takes .npy arrays of normalised patches "
+            "[N, 128, 128, C] as queries",
+            file=sys.stderr,
+        )
         return 2
     if args.png:
         print("error: --png draws Br contact sheets; it is not available for an aia_patches index", file=sys.stderr)
@@ -880,17 +1069,25 @@ def _search_aia(args, index, encoder, filters) -> int:
         images = np.load(path).astype(np.float32)
         images = images[None] if images.ndim == 3 else images
         if images.ndim != 4 or images.shape[-1] != num_channels:
-            print(f"error: {path}: patches of shape {images.shape}, expected [N, 128, 128, {num_channels}] in the "
-                  f"index's channel order ({channels} Angstrom)", file=sys.stderr)
+            print(
+                f"error: {path}: patches of shape {images.shape}, expected [N, 128, 128, {num_channels}] in the "
+                f"index's channel order ({channels} Angstrom)",
+                file=sys.stderr,
+            )
             return 2
         results += index.search_images(images, encoder, k=args.k, filters=filters)
         labels += [f"{path}[{i}]" for i in range(len(images))]
     if args.json:
         _print_search_json(labels, results)
         return 0
-    _print_search_text(labels, results, lambda m: (
-        f"{m['id']}  {m['t_obs']}  {m['wavelengths']} A  mu {m['mu']:.3f}  "
-        f"hpc ({m['hpc_x']:.0f}, {m['hpc_y']:.0f}) arcsec  bbox {m['bbox']}  {m['source']}"))
+    _print_search_text(
+        labels,
+        results,
+        lambda m: (
+            f"{m['id']}  {m['t_obs']}  {m['wavelengths']} A  mu {m['mu']:.3f}  "
+            f"hpc ({m['hpc_x']:.0f}, {m['hpc_y']:.0f}) arcsec  bbox {m['bbox']}  {m['source']}"
+        ),
+    )
     return 0
 
 
@@ -923,18 +1120,26 @@ def _write_contact_sheet(path, query_images, results, index, data_dir) -> None:
 # ----------------------------------------------------------------------------------------- serve
 def _add_serve(subparsers) -> None:
     parser = subparsers.add_parser(
-        "serve", help="the reverse image-search web application",
+        "serve",
+        help="the reverse image-search web application",
         description="Load the GAN, directions, encoder and index of a demo output directory (fingerprints must "
-                    "match) and serve the search page and its JSON API (OpenAPI at /docs).")
+        "match) and serve the search page and its JSON API (OpenAPI at /docs).",
+    )
     parser.add_argument("--workdir", default="demo_out", help="directory written by `solarjax demo` (default demo_out)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    parser.add_argument("--aia-index", help="also serve this AIA index (OUT of `solarjax index build --dataset "
-                                            "aia_patches`): a dataset selector appears on the page")
+    parser.add_argument(
+        "--aia-index",
+        help="also serve this AIA index (OUT of `solarjax index build --dataset "
+        "aia_patches`): a dataset selector appears on the page",
+    )
     parser.add_argument("--aia-ssl", help="the SimSiam run that embedded the AIA index (with --aia-index)")
-    parser.add_argument("--aia-data-dir", default=_default_data_dir(),
-                        help="TFDS data directory of the AIA index's aia_patches rows, for their images (default: "
-                             "$SOLARJAX_DATA_DIR or ~/tensorflow_datasets)")
+    parser.add_argument(
+        "--aia-data-dir",
+        default=_default_data_dir(),
+        help="TFDS data directory of the AIA index's aia_patches rows, for their images (default: "
+        "$SOLARJAX_DATA_DIR or ~/tensorflow_datasets)",
+    )
     parser.set_defaults(func=_run_serve)
 
 
@@ -967,10 +1172,16 @@ def _add_demo(subparsers) -> None:
     )
     parser.add_argument("--outdir", default="demo_out", help="output directory (default demo_out)")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke test")
-    parser.add_argument("--fits-dir", help="real SHARP Br FITS files to embed and search (default: ../shared/data/sharp_cea)")
-    parser.add_argument("--dataset", choices=("sharp", "cme"), default="sharp",
-                        help="sharp (default): SHARP magnetograms; cme: synthetic CME difference images "
-                             "(solarjax.cme_demo: GAN, steering, SimSiam, index, search and rare-case mining)")
+    parser.add_argument(
+        "--fits-dir", help="real SHARP Br FITS files to embed and search (default: ../shared/data/sharp_cea)"
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=("sharp", "cme"),
+        default="sharp",
+        help="sharp (default): SHARP magnetograms; cme: synthetic CME difference images "
+        "(solarjax.cme_demo: GAN, steering, SimSiam, index, search and rare-case mining)",
+    )
     parser.set_defaults(func=_run_demo)
 
 
@@ -995,16 +1206,23 @@ def _run_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from solarjax import __version__
 
-    parser = _Parser(
-        prog="solarjax", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _Parser(prog="solarjax", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"solarjax {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more progress on stderr: -v solarjax's debug lines, -vv also other libraries' INFO "
-                             "(orbax, absl, jax); allowed anywhere on the line (default: solarjax's progress lines)")
-    parser.add_argument("-q", "--quiet", action="count", default=0,
-                        help="less on stderr: -q only warnings and errors, -qq only errors (results still go to "
-                             "stdout)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more progress on stderr: -v solarjax's debug lines, -vv also other libraries' INFO "
+        "(orbax, absl, jax); allowed anywhere on the line (default: solarjax's progress lines)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=0,
+        help="less on stderr: -q only warnings and errors, -qq only errors (results still go to stdout)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_physics(subparsers)
     _add_data(subparsers)
@@ -1026,8 +1244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_verbosity_first(argv))
     configure_logging(args.verbose - args.quiet)
     if config_overrides and getattr(args, "func", None) is not _run_train:
-        print(f"solarjax {args.command}: error: --config.{config_overrides[0]}: config overrides are for "
-              "`solarjax train` (see solarjax train gan --help)", file=sys.stderr)
+        print(
+            f"solarjax {args.command}: error: --config.{config_overrides[0]}: config overrides are for "
+            "`solarjax train` (see solarjax train gan --help)",
+            file=sys.stderr,
+        )
         return 2
     args.config_overrides = config_overrides
     try:
@@ -1110,7 +1331,7 @@ def _split_config_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
     items = iter(argv)
     for item in items:
         if item.startswith("--config."):
-            field = item[len("--config."):]
+            field = item[len("--config.") :]
             overrides.append(field if "=" in field else f"{field}={next(items, '')}")
         else:
             rest.append(item)

@@ -15,6 +15,7 @@ fingerprint (`solarjax.stages`) in `outdir/<stage>/stage.json`:
                double CMEs in the top 5% of each rarity ranking); a generated 'wide and bright' query
 7. report      `report.html` (self-contained) and `metrics.json`
 """
+
 from __future__ import annotations
 
 import base64
@@ -47,12 +48,35 @@ class CmeDemoSize:
     index_kind: str  # 'exact' or 'scann'
 
 
-QUICK = CmeDemoSize(num_examples=600, gan_steps=30, directions_samples=300, steering_latents=4, simsiam_steps=10,
-                    simsiam_width=8, wide_bright_queries=4, index_kind="exact")
-FULL = CmeDemoSize(num_examples=5_000, gan_steps=800, directions_samples=2_000, steering_latents=32,
-                   simsiam_steps=300, simsiam_width=8, wide_bright_queries=32, index_kind="scann")
-STAGE_ESTIMATES_S = {"dataset": 40, "gan": 600, "directions": 240, "simsiam": 400, "index": 30, "retrieval": 120,
-                     "report": 1}
+QUICK = CmeDemoSize(
+    num_examples=600,
+    gan_steps=30,
+    directions_samples=300,
+    steering_latents=4,
+    simsiam_steps=10,
+    simsiam_width=8,
+    wide_bright_queries=4,
+    index_kind="exact",
+)
+FULL = CmeDemoSize(
+    num_examples=5_000,
+    gan_steps=800,
+    directions_samples=2_000,
+    steering_latents=32,
+    simsiam_steps=300,
+    simsiam_width=8,
+    wide_bright_queries=32,
+    index_kind="scann",
+)
+STAGE_ESTIMATES_S = {
+    "dataset": 40,
+    "gan": 600,
+    "directions": 240,
+    "simsiam": 400,
+    "index": 30,
+    "retrieval": 120,
+    "report": 1,
+}
 DEMO_ENTRIES = frozenset({*STAGE_ESTIMATES_S, "tfds", "report.html", "metrics.json"})
 SEED = 23
 
@@ -72,37 +96,72 @@ def _run(outdir: pathlib.Path, size: CmeDemoSize, log) -> dict:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     results["dataset"] = runner.run(
-        "dataset", {"num_examples": size.num_examples, "builder_version": _builder_version()},
-        lambda d: _stage_dataset(tfds_dir, size), estimate_s=STAGE_ESTIMATES_S["dataset"] * scale)
+        "dataset",
+        {"num_examples": size.num_examples, "builder_version": _builder_version()},
+        lambda d: _stage_dataset(tfds_dir, size),
+        estimate_s=STAGE_ESTIMATES_S["dataset"] * scale,
+    )
     gan_config, simsiam_config = gan_config_of(tfds_dir, size), simsiam_config_of(tfds_dir, size)
     results["gan"] = runner.run(
-        "gan", _fingerprint_view(gan_config), lambda d: _stage_gan(d, gan_config, tfds_dir),
-        depends_on=("dataset",), estimate_s=STAGE_ESTIMATES_S["gan"] * scale, resumable=True)
+        "gan",
+        _fingerprint_view(gan_config),
+        lambda d: _stage_gan(d, gan_config, tfds_dir),
+        depends_on=("dataset",),
+        estimate_s=STAGE_ESTIMATES_S["gan"] * scale,
+        resumable=True,
+    )
     results["directions"] = runner.run(
-        "directions", {"samples": size.directions_samples, "latents": size.steering_latents, "version": 1},
-        lambda d: _stage_directions(d, outdir / "gan", size), depends_on=("gan",),
-        estimate_s=STAGE_ESTIMATES_S["directions"] * scale)
+        "directions",
+        {"samples": size.directions_samples, "latents": size.steering_latents, "version": 1},
+        lambda d: _stage_directions(d, outdir / "gan", size),
+        depends_on=("gan",),
+        estimate_s=STAGE_ESTIMATES_S["directions"] * scale,
+    )
     results["simsiam"] = runner.run(
-        "simsiam", _fingerprint_view(simsiam_config), lambda d: _stage_simsiam(d, simsiam_config),
-        depends_on=("dataset",), estimate_s=STAGE_ESTIMATES_S["simsiam"] * scale, resumable=True)
+        "simsiam",
+        _fingerprint_view(simsiam_config),
+        lambda d: _stage_simsiam(d, simsiam_config),
+        depends_on=("dataset",),
+        estimate_s=STAGE_ESTIMATES_S["simsiam"] * scale,
+        resumable=True,
+    )
     results["index"] = runner.run(
-        "index", {"kind": size.index_kind}, lambda d: _stage_index(d, tfds_dir, outdir / "simsiam", size),
-        depends_on=("simsiam",), estimate_s=STAGE_ESTIMATES_S["index"] * scale)
+        "index",
+        {"kind": size.index_kind},
+        lambda d: _stage_index(d, tfds_dir, outdir / "simsiam", size),
+        depends_on=("simsiam",),
+        estimate_s=STAGE_ESTIMATES_S["index"] * scale,
+    )
     results["retrieval"] = runner.run(
-        "retrieval", {"queries": size.wide_bright_queries, "version": 1},
-        lambda d: _stage_retrieval(d, outdir, tfds_dir, size), depends_on=("gan", "directions", "index"),
-        estimate_s=STAGE_ESTIMATES_S["retrieval"] * scale)
-    metrics = {"dataset_family": "cme_patches", "size": "quick" if quick else "full",
-               "stage_seconds": _stage_seconds(outdir), **results}
-    runner.run("report", {"metrics": metrics}, lambda d: _stage_report(outdir, metrics),
-               depends_on=("retrieval",), estimate_s=1)
+        "retrieval",
+        {"queries": size.wide_bright_queries, "version": 1},
+        lambda d: _stage_retrieval(d, outdir, tfds_dir, size),
+        depends_on=("gan", "directions", "index"),
+        estimate_s=STAGE_ESTIMATES_S["retrieval"] * scale,
+    )
+    metrics = {
+        "dataset_family": "cme_patches",
+        "size": "quick" if quick else "full",
+        "stage_seconds": _stage_seconds(outdir),
+        **results,
+    }
+    runner.run(
+        "report",
+        {"metrics": metrics},
+        lambda d: _stage_report(outdir, metrics),
+        depends_on=("retrieval",),
+        estimate_s=1,
+    )
     log(f"CME demo finished in {time.perf_counter() - started:.0f} s: {outdir / 'report.html'}")
     return metrics
 
 
 def _stage_seconds(outdir: pathlib.Path) -> dict[str, float]:
-    return {record.parent.name: round(json.loads(record.read_text())["seconds"], 1)
-            for record in sorted(outdir.glob("*/stage.json")) if record.parent.name != "report"}
+    return {
+        record.parent.name: round(json.loads(record.read_text())["seconds"], 1)
+        for record in sorted(outdir.glob("*/stage.json"))
+        if record.parent.name != "report"
+    }
 
 
 def _builder_version() -> str:
@@ -159,8 +218,10 @@ def _stage_dataset(tfds_dir: pathlib.Path, size: CmeDemoSize) -> dict:
     tfds.disable_progress_bar()
     started = time.perf_counter()
     info = build("synthetic", tfds_dir, num_examples=size.num_examples)
-    return {"splits": {name: split.num_examples for name, split in info.splits.items()},
-            "examples_per_second": round(size.num_examples / (time.perf_counter() - started), 1)}
+    return {
+        "splits": {name: split.num_examples for name, split in info.splits.items()},
+        "examples_per_second": round(size.num_examples / (time.perf_counter() - started), 1),
+    }
 
 
 def _stage_gan(stage_dir: pathlib.Path, config, tfds_dir: pathlib.Path) -> dict:
@@ -182,11 +243,22 @@ def _stage_gan(stage_dir: pathlib.Path, config, tfds_dir: pathlib.Path) -> dict:
     reference = {name: data[name] for name in ("cpa_deg", "width_deg", "front_height_rsun", "excess")}
     ks = quality_lib.ks_distances({k: generated[k] for k in reference}, reference)
     images = np.asarray(generator.generate(generator.sample_latents(8, seed=0)))
-    monitor.save_comparison_grid(data["image"][:8], images, stage_dir / "realism_grid.png", columns=4,
-                                 labels=("training CMEs", f"generated (step {generator.step})"))
+    monitor.save_comparison_grid(
+        data["image"][:8],
+        images,
+        stage_dir / "realism_grid.png",
+        columns=4,
+        labels=("training CMEs", f"generated (step {generator.step})"),
+    )
     defined = {k: float(np.isfinite(v).mean()) for k, v in generated.items()}
-    return {"steps": config.total_steps, "step": generator.step, "arch": config.model.arch,
-            "ks_cme_quantities": ks, "defined_fraction": defined, "compared_images": count}
+    return {
+        "steps": config.total_steps,
+        "step": generator.step,
+        "arch": config.model.arch,
+        "ks_cme_quantities": ks,
+        "defined_fraction": defined,
+        "compared_images": count,
+    }
 
 
 def _stage_directions(stage_dir: pathlib.Path, gan_dir: pathlib.Path, size: CmeDemoSize) -> dict:
@@ -200,11 +272,18 @@ def _stage_directions(stage_dir: pathlib.Path, gan_dir: pathlib.Path, size: CmeD
     z = directions_lib.sample_latents(size.steering_latents, generator.latent_dim, 7)  # evaluate_families' latents
     for name in ("width_deg", "excess"):
         cme_steering.plot_traversal(generator, z, stage_dir / f"traversal_{name}.png", name)
-    return {"svm_test_accuracy": {name: fit["test_accuracy"] for name, fit in paper.items()},
-            "monotonicity": report["results"], "best_method": report["best_method"], "alphas": report["alphas"],
-            "n_latents": report["n_latents"], "tables": {
-                "monotonicity (Spearman with alpha, bootstrap 95% over base latents)":
-                    cme_steering.monotonicity_table(report)}}
+    return {
+        "svm_test_accuracy": {name: fit["test_accuracy"] for name, fit in paper.items()},
+        "monotonicity": report["results"],
+        "best_method": report["best_method"],
+        "alphas": report["alphas"],
+        "n_latents": report["n_latents"],
+        "tables": {
+            "monotonicity (Spearman with alpha, bootstrap 95% over base latents)": cme_steering.monotonicity_table(
+                report
+            )
+        },
+    }
 
 
 def _stage_simsiam(stage_dir: pathlib.Path, config) -> dict:
@@ -213,8 +292,13 @@ def _stage_simsiam(stage_dir: pathlib.Path, config) -> dict:
     simsiam.train_and_evaluate(config, stage_dir)
     rows = [json.loads(line) for line in (stage_dir / "metrics.jsonl").read_text().splitlines()]
     last = [row for row in rows if "loss" in row][-1]
-    return {"steps": config.total_steps, "loss": last.get("loss"), "collapse": last.get("collapse"),
-            "physics_aux": last.get("physics_aux"), "physics_targets": "cme"}
+    return {
+        "steps": config.total_steps,
+        "loss": last.get("loss"),
+        "collapse": last.get("collapse"),
+        "physics_aux": last.get("physics_aux"),
+        "physics_targets": "cme",
+    }
 
 
 def _stage_index(stage_dir: pathlib.Path, tfds_dir: pathlib.Path, ssl_dir: pathlib.Path, size: CmeDemoSize) -> dict:
@@ -225,20 +309,34 @@ def _stage_index(stage_dir: pathlib.Path, tfds_dir: pathlib.Path, ssl_dir: pathl
     from solarjax.retrieval.table import dataset_features
 
     encoder = ssl.load(ssl_dir)
-    batches = pipeline.make_iterator("train", batch_size=128, seed=0, data_dir=tfds_dir, config="synthetic",
-                                     dataset="cme_patches", num_epochs=1, shuffle=False, drop_remainder=False,
-                                     keys=dataset_features("cme_patches"))
+    batches = pipeline.make_iterator(
+        "train",
+        batch_size=128,
+        seed=0,
+        data_dir=tfds_dir,
+        config="synthetic",
+        dataset="cme_patches",
+        num_epochs=1,
+        shuffle=False,
+        drop_remainder=False,
+        keys=dataset_features("cme_patches"),
+    )
     built = stage_dir / "built"
-    shutil.rmtree(built, ignore_errors=True)        # left by an interrupted run of this stage
-    table = embed_dataset(built / "table", encoder.embed, encoder.fingerprint, batches,
-                          dataset="cme_patches/synthetic:train", dataset_name="cme_patches")
+    shutil.rmtree(built, ignore_errors=True)  # left by an interrupted run of this stage
+    table = embed_dataset(
+        built / "table",
+        encoder.embed,
+        encoder.fingerprint,
+        batches,
+        dataset="cme_patches/synthetic:train",
+        dataset_name="cme_patches",
+    )
     index = build_index(table, kind=size.index_kind)
     index.save(built / "index")
     return {"rows": int(index.table.num_rows), "kind": index.kind, "index_dir": str(built)}
 
 
-def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pathlib.Path, size: CmeDemoSize
-                     ) -> dict:
+def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pathlib.Path, size: CmeDemoSize) -> dict:
     from solarjax import cme_mining, cme_retrieval, cme_steering, gan, ssl
     from solarjax.retrieval import load_index
     from solarjax.retrieval.evaluate import thumbnails
@@ -251,7 +349,7 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
     queries = cme_retrieval.load_split(tfds_dir, "test")
     table_ids = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in index.table.column("id")])
     order = {row_id: i for i, row_id in enumerate(database["id"])}
-    rows = np.array([order[i] for i in table_ids])               # table row -> database row
+    rows = np.array([order[i] for i in table_ids])  # table row -> database row
     embedding = np.empty((len(rows), index.table.dim), np.float32)
     embedding[rows] = index.table.all_embeddings()
     untrained = ssl.random_init(encoder.config["model"], seed=SEED)
@@ -264,7 +362,9 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
         search[label] = cme_retrieval.score_matches(
             cme_retrieval.scoring_values({n: queries[prefix + n] for n in names}),
             cme_retrieval.scoring_values({n: database[prefix + n] for n in names}),
-            {m: r[:, 0] for m, r in matches.items()}, seed=SEED)
+            {m: r[:, 0] for m, r in matches.items()},
+            seed=SEED,
+        )
 
     # 2. Rare-case mining over the indexed archive.
     is_rare = database["true_rare"] == 1
@@ -276,8 +376,11 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
         "property_outlier": cme_mining.property_rarity(database),
         "random": np.random.default_rng(SEED).random(len(rows)),
     }
-    mining = ({name: cme_mining.recall_at_top(score, is_rare, seed=SEED) for name, score in rarity.items()}
-              if is_rare.any() else {"skipped": "no planted rare CME in the indexed split"})
+    mining = (
+        {name: cme_mining.recall_at_top(score, is_rare, seed=SEED) for name, score in rarity.items()}
+        if is_rare.any()
+        else {"skipped": "no planted rare CME in the indexed split"}
+    )
     if is_rare.any():
         _plot_gallery(database, cme_mining.top_rows(rarity["ssl_knn"])[:12], is_rare, stage_dir / "mining_gallery.png")
 
@@ -292,28 +395,50 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
     base_values = cme_steering.generated_quantities(generator, z)
     top10 = cme_retrieval.top_matches(query_images, database["image"], embedding, encoder, untrained, SEED, k=10)
     truth_columns = {"true_width_deg": database["true_width_deg"], "true_excess": database["true_excess"]}
-    wide_bright = {"queries": size.wide_bright_queries,
-                   "query_width_deg": {"base": float(np.nanmedian(base_values["width_deg"])),
-                                       "steered": float(np.nanmedian(query_values["width_deg"]))},
-                   "query_excess": {"base": float(np.nanmedian(base_values["excess"])),
-                                    "steered": float(np.nanmedian(query_values["excess"]))},
-                   "database_75th_percentile": {k: float(np.nanpercentile(v, 75)) for k, v in truth_columns.items()},
-                   "top10_in_top_quartile": {m: cme_mining.top_quartile_share(r, truth_columns, seed=SEED)
-                                             for m, r in top10.items()}}
+    wide_bright = {
+        "queries": size.wide_bright_queries,
+        "query_width_deg": {
+            "base": float(np.nanmedian(base_values["width_deg"])),
+            "steered": float(np.nanmedian(query_values["width_deg"])),
+        },
+        "query_excess": {
+            "base": float(np.nanmedian(base_values["excess"])),
+            "steered": float(np.nanmedian(query_values["excess"])),
+        },
+        "database_75th_percentile": {k: float(np.nanpercentile(v, 75)) for k, v in truth_columns.items()},
+        "top10_in_top_quartile": {
+            m: cme_mining.top_quartile_share(r, truth_columns, seed=SEED) for m, r in top10.items()
+        },
+    }
     methods = cme_retrieval.SEARCH_METHODS
-    tables = {f"search, quantities {label}: top-1 Pearson / Spearman (95% paired bootstrap)":
-              cme_retrieval.format_table(report, methods) + "\n" +
-              cme_retrieval.format_differences(report, "ssl", methods[1:]) for label, report in search.items()}
+    tables = {
+        f"search, quantities {label}: top-1 Pearson / Spearman (95% paired bootstrap)": cme_retrieval.format_table(
+            report, methods
+        )
+        + "\n"
+        + cme_retrieval.format_differences(report, "ssl", methods[1:])
+        for label, report in search.items()
+    }
     if is_rare.any():
         tables["mining: recall of the planted double CMEs in the top 5% (bootstrap 95%)"] = "\n".join(
             f"{name:18s} {m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]  ({m['rare']} rare, top {m['top']})"
-            for name, m in mining.items())
-    tables["wide and bright query: share of the top-10 in the top quartile (true width / true excess / both)"] = \
-        "\n".join(f"{m:15s} " + "  ".join(f"{k} {v['value']:.2f} [{v['low']:.2f}, {v['high']:.2f}]"
-                                          for k, v in shares.items())
-                  for m, shares in wide_bright["top10_in_top_quartile"].items())
-    return {"database": len(rows), "queries": len(queries["image"]), "search": search, "mining": mining,
-            "wide_and_bright": wide_bright, "tables": tables}
+            for name, m in mining.items()
+        )
+    tables["wide and bright query: share of the top-10 in the top quartile (true width / true excess / both)"] = (
+        "\n".join(
+            f"{m:15s} "
+            + "  ".join(f"{k} {v['value']:.2f} [{v['low']:.2f}, {v['high']:.2f}]" for k, v in shares.items())
+            for m, shares in wide_bright["top10_in_top_quartile"].items()
+        )
+    )
+    return {
+        "database": len(rows),
+        "queries": len(queries["image"]),
+        "search": search,
+        "mining": mining,
+        "wide_and_bright": wide_bright,
+        "tables": tables,
+    }
 
 
 def _plot_gallery(database: dict, rows: np.ndarray, is_rare: np.ndarray, path: pathlib.Path) -> None:
@@ -323,8 +448,11 @@ def _plot_gallery(database: dict, rows: np.ndarray, is_rare: np.ndarray, path: p
     axes = figure.subplots(2, 6, squeeze=False).reshape(-1)
     for ax, row in zip(axes, rows):
         ax.imshow(database["image"][row][..., 0], cmap="gray", vmin=-0.6, vmax=0.6)
-        ax.set_title(f"{'RARE ' if is_rare[row] else ''}w {database['width_deg'][row]:.0f}", fontsize=7,
-                     color="red" if is_rare[row] else "black")
+        ax.set_title(
+            f"{'RARE ' if is_rare[row] else ''}w {database['width_deg'][row]:.0f}",
+            fontsize=7,
+            color="red" if is_rare[row] else "black",
+        )
         ax.set_xticks([])
         ax.set_yticks([])
     figure.suptitle("the 12 rarest CMEs by SSL k-NN distance (red: a planted double CME)")
@@ -343,23 +471,34 @@ _SECTIONS = (
 
 def _stage_report(outdir: pathlib.Path, metrics: dict) -> dict:
     (outdir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
-    parts = ["<h1>solarjax CME demo report</h1>",
-             f"<p>Size: <b>{metrics['size']}</b>. Every number is also in metrics.json.</p>",
-             "<h2>Time per stage (s)</h2>", f"<pre>{html.escape(json.dumps(metrics['stage_seconds'], indent=1))}</pre>"]
+    parts = [
+        "<h1>solarjax CME demo report</h1>",
+        f"<p>Size: <b>{metrics['size']}</b>. Every number is also in metrics.json.</p>",
+        "<h2>Time per stage (s)</h2>",
+        f"<pre>{html.escape(json.dumps(metrics['stage_seconds'], indent=1))}</pre>",
+    ]
     for name, title in _SECTIONS:
         parts.append(f"<h2>{html.escape(title)}</h2>")
         for caption, table in (metrics[name].get("tables") or {}).items():
             parts += [f"<h3>{html.escape(caption)}</h3>", f"<pre>{html.escape(table)}</pre>"]
         rest = {k: v for k, v in metrics[name].items() if k not in ("tables", "search")}
-        parts.append(f"<details><summary>numbers</summary><pre>{html.escape(json.dumps(rest, indent=1, default=str))}"
-                     "</pre></details>")
+        parts.append(
+            f"<details><summary>numbers</summary><pre>{html.escape(json.dumps(rest, indent=1, default=str))}"
+            "</pre></details>"
+        )
         for png in sorted((outdir / name).rglob("*.png"))[-6:]:
             data = base64.b64encode(png.read_bytes()).decode()
             caption = html.escape(png.relative_to(outdir).as_posix())
-            parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
-                         f"<figcaption>{caption}</figcaption></figure>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}img{max-width:100%}"
-             "figure{display:inline-block;margin:6px;max-width:48%}figcaption{font-size:small;color:#555}")
-    (outdir / "report.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>solarjax CME demo"
-                                        f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>")
+            parts.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
+                f"<figcaption>{caption}</figcaption></figure>"
+            )
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}img{max-width:100%}"
+        "figure{display:inline-block;margin:6px;max-width:48%}figcaption{font-size:small;color:#555}"
+    )
+    (outdir / "report.html").write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>solarjax CME demo"
+        f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+    )
     return {"report": str(outdir / "report.html")}

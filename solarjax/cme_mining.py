@@ -11,6 +11,7 @@ Rarity scores (higher = rarer), each of one row of a feature matrix [N, D] again
 `solarjax.data.cme_synthetic`): the share of rare rows in the top `fraction` of the ranking, with a
 bootstrap 95% interval over rows (rows resampled, scores re-ranked).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -32,9 +33,9 @@ def knn_rarity(features: np.ndarray, k: int = 5, block: int = 1024) -> np.ndarra
         raise ValueError(f"k must be in [1, {len(features) - 1}], got {k}")
     out = np.empty(len(features))
     for start in range(0, len(features), block):
-        distances = _squared_distances(features[start:start + block], features)
+        distances = _squared_distances(features[start : start + block], features)
         rows = np.arange(start, min(start + block, len(features)))
-        distances[rows - start, rows] = np.inf                    # not its own neighbour
+        distances[rows - start, rows] = np.inf  # not its own neighbour
         out[rows] = np.sqrt(np.partition(distances, k - 1, axis=1)[:, k - 1])
     return out
 
@@ -42,9 +43,16 @@ def knn_rarity(features: np.ndarray, k: int = 5, block: int = 1024) -> np.ndarra
 def property_features(quantities: Mapping[str, np.ndarray]) -> np.ndarray:
     """[N, 5] cos CPA, sin CPA, width, front height, log(1 + excess) (NaN -> the column median)."""
     radians = np.radians(np.asarray(quantities["cpa_deg"], np.float64))
-    columns = np.stack([np.cos(radians), np.sin(radians), np.asarray(quantities["width_deg"], np.float64),
-                        np.asarray(quantities["front_height_rsun"], np.float64),
-                        np.log1p(np.maximum(np.asarray(quantities["excess"], np.float64), 0.0))], axis=1)
+    columns = np.stack(
+        [
+            np.cos(radians),
+            np.sin(radians),
+            np.asarray(quantities["width_deg"], np.float64),
+            np.asarray(quantities["front_height_rsun"], np.float64),
+            np.log1p(np.maximum(np.asarray(quantities["excess"], np.float64), 0.0)),
+        ],
+        axis=1,
+    )
     median = np.nanmedian(columns, axis=0)
     return np.where(np.isfinite(columns), columns, np.nan_to_num(median))
 
@@ -63,8 +71,9 @@ def top_rows(scores: np.ndarray, fraction: float = TOP_FRACTION) -> np.ndarray:
     return np.argsort(-np.asarray(scores, np.float64), kind="stable")[:count]
 
 
-def recall_at_top(scores: np.ndarray, is_rare: np.ndarray, fraction: float = TOP_FRACTION,
-                  resamples: int = 1000, seed: int = 0) -> dict[str, float]:
+def recall_at_top(
+    scores: np.ndarray, is_rare: np.ndarray, fraction: float = TOP_FRACTION, resamples: int = 1000, seed: int = 0
+) -> dict[str, float]:
     """Share of rare rows in the top `fraction` of `scores`, with a bootstrap 95% interval over rows.
 
     Returns:
@@ -80,16 +89,24 @@ def recall_at_top(scores: np.ndarray, is_rare: np.ndarray, fraction: float = TOP
         return float(r[top_rows(s, fraction)].sum() / r.sum())
 
     rng = np.random.default_rng(seed)
-    draws = [recall(scores[rows], is_rare[rows]) for rows in (rng.integers(0, len(scores), len(scores))
-                                                             for _ in range(resamples))]
+    draws = [
+        recall(scores[rows], is_rare[rows])
+        for rows in (rng.integers(0, len(scores), len(scores)) for _ in range(resamples))
+    ]
     draws = np.asarray(draws)[np.isfinite(draws)]
     low, high = np.percentile(draws, [2.5, 97.5])
-    return {"value": recall(scores, is_rare), "low": float(low), "high": float(high), "rare": int(is_rare.sum()),
-            "top": int(np.ceil(fraction * len(scores)))}
+    return {
+        "value": recall(scores, is_rare),
+        "low": float(low),
+        "high": float(high),
+        "rare": int(is_rare.sum()),
+        "top": int(np.ceil(fraction * len(scores))),
+    }
 
 
-def top_quartile_share(neighbours: np.ndarray, columns: Mapping[str, np.ndarray], resamples: int = 1000,
-                       seed: int = 0) -> dict[str, dict[str, float]]:
+def top_quartile_share(
+    neighbours: np.ndarray, columns: Mapping[str, np.ndarray], resamples: int = 1000, seed: int = 0
+) -> dict[str, dict[str, float]]:
     """How many of each query's neighbours lie in the database's top quartile of each column, and of all.
 
     Args:

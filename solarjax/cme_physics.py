@@ -16,6 +16,7 @@ All functions are batched and jit-able. `quantities` measures on the synthetic C
 `Geometry` of another field of view (e.g. `C3_GEOMETRY`, the LASCO C3 field resampled on a 128x128 grid
 by `solarjax.data.cme_prep`) sets the occulter, field stop and plate scale instead.
 """
+
 from __future__ import annotations
 
 import functools
@@ -52,8 +53,9 @@ assert C2_GEOMETRY == Geometry(*OCCULTER_RSUN_OF["C2"]), "the synthetic grid is 
 
 
 @functools.partial(jax.jit, static_argnames=("geometry",))
-def quantities(images: jax.Array, threshold: float = 0.1, width_fraction: float = 0.1,
-               geometry: Geometry = C2_GEOMETRY) -> dict[str, jax.Array]:
+def quantities(
+    images: jax.Array, threshold: float = 0.1, width_fraction: float = 0.1, geometry: Geometry = C2_GEOMETRY
+) -> dict[str, jax.Array]:
     """The CME quantities of a batch of difference images [N, S, S] or [N, S, S, 1]; each value is float32 [N]."""
     images = jnp.asarray(images, jnp.float32)
     if images.ndim == 4:
@@ -103,13 +105,19 @@ def ssl_targets(images: jax.Array) -> jax.Array:
     """
     q = quantities(images)
     radians = jnp.deg2rad(q["cpa_deg"])
-    return jnp.stack([jnp.cos(radians), jnp.sin(radians), q["width_deg"], q["front_height_rsun"],
-                      jnp.log1p(q["excess"])], axis=1).astype(jnp.float32)
+    return jnp.stack(
+        [jnp.cos(radians), jnp.sin(radians), q["width_deg"], q["front_height_rsun"], jnp.log1p(q["excess"])], axis=1
+    ).astype(jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnames=("geometry",))
-def smooth_quantities(images: jax.Array, threshold: float = 0.1, sharpness: float = 0.02,
-                      width_fraction: float = 0.1, geometry: Geometry = C2_GEOMETRY) -> dict[str, jax.Array]:
+def smooth_quantities(
+    images: jax.Array,
+    threshold: float = 0.1,
+    sharpness: float = 0.02,
+    width_fraction: float = 0.1,
+    geometry: Geometry = C2_GEOMETRY,
+) -> dict[str, jax.Array]:
     """Differentiable stand-ins of `quantities` (what gradient steering follows); each float32 [N].
 
     Pixels pass the threshold softly (a sigmoid of width `sharpness`); cpa_deg is the same weighted
@@ -132,5 +140,9 @@ def smooth_quantities(images: jax.Array, threshold: float = 0.1, sharpness: floa
     brightest = jnp.maximum(per_bin.max(axis=1, keepdims=True), 1e-6)
     width = 360.0 * jax.nn.sigmoid((per_bin / brightest - width_fraction) / 0.05).mean(axis=1)
     height = (weight * radius).sum(axis=(1, 2)) / jnp.maximum(total, 1e-6)
-    return {"cpa_deg": jnp.rad2deg(jnp.arctan2(sine, cosine)), "width_deg": width,
-            "front_height_rsun": height, "excess": total}
+    return {
+        "cpa_deg": jnp.rad2deg(jnp.arctan2(sine, cosine)),
+        "width_deg": width,
+        "front_height_rsun": height,
+        "excess": total,
+    }

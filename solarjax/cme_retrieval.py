@@ -14,6 +14,7 @@ undefined: queries or matches whose width is at least `HALO_WIDTH_DEG` drop out 
 Intervals: one set of bootstrap resamples of the common queries per quantity, shared by every method
 (`solarjax.retrieval.bootstrap`), on each statistic and on each difference between two methods.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -47,8 +48,10 @@ def circular_correlation(a_deg: np.ndarray, b_deg: np.ndarray) -> np.ndarray:
         return p.sum(-1) * t.sum(-1) - q.sum(-1) * r.sum(-1)
 
     cross = det(ca * cb, ca * sb, sa * cb, sa * sb)
-    denominator = np.sqrt(np.maximum(det(ca * ca, ca * sa, sa * ca, sa * sa), 0.0)
-                          * np.maximum(det(cb * cb, cb * sb, sb * cb, sb * sb), 0.0))
+    denominator = np.sqrt(
+        np.maximum(det(ca * ca, ca * sa, sa * ca, sa * sa), 0.0)
+        * np.maximum(det(cb * cb, cb * sb, sb * cb, sb * sb), 0.0)
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denominator > 1e-12, cross / np.where(denominator > 1e-12, denominator, 1.0), np.nan)
 
@@ -57,8 +60,9 @@ def circular_rank_correlation(a_deg: np.ndarray, b_deg: np.ndarray) -> np.ndarra
     """`circular_correlation` of the uniform scores 360 * rank / n of each side (ranks along the last axis)."""
     a, b = np.asarray(a_deg, np.float64) % 360.0, np.asarray(b_deg, np.float64) % 360.0
     n = a.shape[-1]
-    return circular_correlation(360.0 * scipy.stats.rankdata(a, axis=-1) / n,
-                                360.0 * scipy.stats.rankdata(b, axis=-1) / n)
+    return circular_correlation(
+        360.0 * scipy.stats.rankdata(a, axis=-1) / n, 360.0 * scipy.stats.rankdata(b, axis=-1) / n
+    )
 
 
 CIRCULAR_STATISTICS = {"pearson": circular_correlation, "spearman": circular_rank_correlation}
@@ -70,8 +74,9 @@ def _interval(value: float, resampled: np.ndarray) -> dict[str, Any]:
     return {"value": float(value), "low": float(low), "high": float(high), "valid_resamples": int(finite.size)}
 
 
-def circular_intervals(query_deg: np.ndarray, matched_deg: Mapping[str, np.ndarray], indices: np.ndarray
-                       ) -> dict[str, Any]:
+def circular_intervals(
+    query_deg: np.ndarray, matched_deg: Mapping[str, np.ndarray], indices: np.ndarray
+) -> dict[str, Any]:
     """As `bootstrap.correlation_intervals`, with the circular statistics (`CIRCULAR_STATISTICS`)."""
     x = np.asarray(query_deg, np.float64)
     values, resampled = {}, {}
@@ -84,9 +89,13 @@ def circular_intervals(query_deg: np.ndarray, matched_deg: Mapping[str, np.ndarr
     return {
         "n": int(len(x)),
         "methods": {m: {s: _interval(values[m, s], resampled[m, s]) for s in CIRCULAR_STATISTICS} for m in methods},
-        "differences": {f"{a} - {b}": {s: _interval(values[a, s] - values[b, s], resampled[a, s] - resampled[b, s])
-                                       for s in CIRCULAR_STATISTICS}
-                        for a, b in itertools.combinations(methods, 2)},
+        "differences": {
+            f"{a} - {b}": {
+                s: _interval(values[a, s] - values[b, s], resampled[a, s] - resampled[b, s])
+                for s in CIRCULAR_STATISTICS
+            }
+            for a, b in itertools.combinations(methods, 2)
+        },
     }
 
 
@@ -100,8 +109,14 @@ def scoring_values(quantities: Mapping[str, np.ndarray]) -> np.ndarray:
 SCORED = CIRCULAR + LINEAR
 
 
-def score_matches(query_values: np.ndarray, database_values: np.ndarray, matches: Mapping[str, np.ndarray], *,
-                  num_resamples: int = bootstrap.NUM_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+def score_matches(
+    query_values: np.ndarray,
+    database_values: np.ndarray,
+    matches: Mapping[str, np.ndarray],
+    *,
+    num_resamples: int = bootstrap.NUM_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Top-1 agreement of every method, with paired bootstrap intervals.
 
     Args:
@@ -113,19 +128,33 @@ def score_matches(query_values: np.ndarray, database_values: np.ndarray, matches
       {quantity: {'pairs': common queries, 'methods': {method: {'pearson': interval, 'spearman': interval}},
        'differences': {'a - b': {...}}}}, intervals as `bootstrap.correlation_intervals`.
     """
-    matched = {method: np.where((rows >= 0)[:, None], database_values[np.maximum(rows, 0)], np.nan)
-               for method, rows in matches.items()}
+    matched = {
+        method: np.where((rows >= 0)[:, None], database_values[np.maximum(rows, 0)], np.nan)
+        for method, rows in matches.items()
+    }
     mask = common_queries(query_values, matched)
     report: dict[str, Any] = {}
     keep = mask[:, 0]
     indices = bootstrap.resample_indices(int(keep.sum()), num_resamples, seed)
     circular = circular_intervals(query_values[keep, 0], {m: v[keep, 0] for m, v in matched.items()}, indices)
-    report["cpa_deg"] = {"pairs": int(keep.sum()), "methods": circular["methods"], "differences": circular["differences"]}
-    _, linear = scored_correlations(query_values[:, 1:], {m: v[:, 1:] for m, v in matched.items()}, LINEAR,
-                                    num_resamples=num_resamples, seed=seed + 1)
+    report["cpa_deg"] = {
+        "pairs": int(keep.sum()),
+        "methods": circular["methods"],
+        "differences": circular["differences"],
+    }
+    _, linear = scored_correlations(
+        query_values[:, 1:],
+        {m: v[:, 1:] for m, v in matched.items()},
+        LINEAR,
+        num_resamples=num_resamples,
+        seed=seed + 1,
+    )
     for name in LINEAR:
-        report[name] = {"pairs": linear[name]["n"], "methods": linear[name]["methods"],
-                        "differences": linear[name]["differences"]}
+        report[name] = {
+            "pairs": linear[name]["n"],
+            "methods": linear[name]["methods"],
+            "differences": linear[name]["differences"],
+        }
     return report
 
 
@@ -147,8 +176,11 @@ def format_differences(report: Mapping[str, Any], subject: str, others: Sequence
     for other in others:
         cells = []
         for q in SCORED:
-            key, sign = (f"{subject} - {other}", 1.0) if f"{subject} - {other}" in report[q]["differences"] \
+            key, sign = (
+                (f"{subject} - {other}", 1.0)
+                if f"{subject} - {other}" in report[q]["differences"]
                 else (f"{other} - {subject}", -1.0)
+            )
             entry = report[q]["differences"][key]["spearman"]
             if sign < 0:
                 entry = {"value": -entry["value"], "low": -entry["high"], "high": -entry["low"]}
@@ -169,8 +201,10 @@ def load_split(data_dir, split: str, config: str = "synthetic") -> dict[str, np.
 
     source = tfds.data_source(f"cme_patches/{config}", data_dir=data_dir)[split]
     examples = [source[i] for i in range(len(source))]
-    columns = {"image": np.stack([e["image"] for e in examples]).astype(np.float32),
-               "id": np.array([e["id"].decode() for e in examples])}
+    columns = {
+        "image": np.stack([e["image"] for e in examples]).astype(np.float32),
+        "id": np.array([e["id"].decode() for e in examples]),
+    }
     for name in SPLIT_QUANTITIES:
         columns[name] = np.array([e[name] for e in examples], np.float64)
         columns[f"true_{name}"] = np.array([e[f"true_{name}"] for e in examples], np.float64)
@@ -181,8 +215,9 @@ def load_split(data_dir, split: str, config: str = "synthetic") -> dict[str, np.
 SEARCH_METHODS = ("ssl", "pixel_l2", "thumbnail_8x8", "random_encoder", "random")
 
 
-def top_matches(queries: np.ndarray, database: np.ndarray, database_embedding: np.ndarray, encoder, untrained,
-                seed: int, k: int = 1) -> dict[str, np.ndarray]:
+def top_matches(
+    queries: np.ndarray, database: np.ndarray, database_embedding: np.ndarray, encoder, untrained, seed: int, k: int = 1
+) -> dict[str, np.ndarray]:
     """int [Q, k] top-k database rows of every query image [Q, 128, 128, 1], per `SEARCH_METHODS` method.
 
     ssl: the encoder's embeddings (database_embedding [N, D] precomputed); pixel_l2 and thumbnail_8x8 on the
@@ -195,7 +230,8 @@ def top_matches(queries: np.ndarray, database: np.ndarray, database_embedding: n
         "ssl": feature_neighbours(embed_images(encoder.embed, queries), database_embedding, k),
         "pixel_l2": pixel_neighbours(queries, database, k),
         "thumbnail_8x8": feature_neighbours(thumbnails(queries), thumbnails(database), k),
-        "random_encoder": feature_neighbours(embed_images(untrained.embed, queries),
-                                             embed_images(untrained.embed, database), k),
+        "random_encoder": feature_neighbours(
+            embed_images(untrained.embed, queries), embed_images(untrained.embed, database), k
+        ),
         "random": np.random.default_rng(seed).integers(0, len(database), size=(len(queries), k)),
     }

@@ -15,6 +15,7 @@ every traversal and their monotonicity (Spearman of the quantity with alpha per 
 value anywhere counts 0, `solarjax.steering.evaluate.traversal_monotonicity`) with bootstrap 95% intervals
 over base latents.
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,8 +33,12 @@ from solarjax.steering.families import linear_edit
 
 STEERED = ("width_deg", "cpa_deg", "excess", "front_height_rsun")
 """The quantities steered (a user's 'wider', 'rotate', 'brighter', 'further out')."""
-LINEAR_NAMES = {"width_deg": "width_deg", "cpa_deg": "sin_cpa", "excess": "excess",
-                "front_height_rsun": "front_height_rsun"}
+LINEAR_NAMES = {
+    "width_deg": "width_deg",
+    "cpa_deg": "sin_cpa",
+    "excess": "excess",
+    "front_height_rsun": "front_height_rsun",
+}
 """The quantity the paper family steers for each steered one (sin CPA for the circular CPA)."""
 FAMILIES = ("paper", "local")
 
@@ -79,12 +84,17 @@ def fit_paper_directions(generator: Any, n: int = 2000, seed: int = 23) -> dict[
         label = median_labels(v)
         train, test = defined & ~is_test, defined & is_test
         if train.sum() < 10 or len(np.unique(label[train])) < 2:
-            raise ValueError(f"{name}: the generated images do not split into high and low ({int(train.sum())} "
-                             f"training latents with the quantity defined, {int(label[train].sum())} high)")
+            raise ValueError(
+                f"{name}: the generated images do not split into high and low ({int(train.sum())} "
+                f"training latents with the quantity defined, {int(label[train].sum())} high)"
+            )
         svm = LinearSVC(C=1.0, max_iter=5000).fit(z[train], label[train])
         normal = svm.coef_[0] / np.linalg.norm(svm.coef_[0])
-        fitted[name] = {"normal": normal, "test_accuracy": float(svm.score(z[test], label[test])) if test.any()
-                        else float("nan"), "defined": int(defined.sum())}
+        fitted[name] = {
+            "normal": normal,
+            "test_accuracy": float(svm.score(z[test], label[test])) if test.any() else float("nan"),
+            "defined": int(defined.sum()),
+        }
     return fitted
 
 
@@ -97,22 +107,31 @@ def _unit_gradients(apply_fn, params, z, target, hold):
         values = cme_physics.smooth_quantities(apply_fn(params, z_one[None]))
         return jnp.stack([values[name][0] for name in names])
 
-    jacobian = jax.vmap(jax.jacrev(smooth))(z)                     # [N, 1 + H, D]
+    jacobian = jax.vmap(jax.jacrev(smooth))(z)  # [N, 1 + H, D]
     gradient = jacobian[:, 0]
-    for h in range(1, len(names)):                                  # Gram-Schmidt against the held gradients
+    for h in range(1, len(names)):  # Gram-Schmidt against the held gradients
         basis = jacobian[:, h]
         for previous in range(1, h):
             other = jacobian[:, previous]
-            basis = basis - jnp.sum(basis * other, -1, keepdims=True) / jnp.maximum(
-                jnp.sum(other * other, -1, keepdims=True), 1e-12) * other
+            basis = (
+                basis
+                - jnp.sum(basis * other, -1, keepdims=True)
+                / jnp.maximum(jnp.sum(other * other, -1, keepdims=True), 1e-12)
+                * other
+            )
         jacobian = jacobian.at[:, h].set(basis)
-        gradient = gradient - jnp.sum(gradient * basis, -1, keepdims=True) / jnp.maximum(
-            jnp.sum(basis * basis, -1, keepdims=True), 1e-12) * basis
+        gradient = (
+            gradient
+            - jnp.sum(gradient * basis, -1, keepdims=True)
+            / jnp.maximum(jnp.sum(basis * basis, -1, keepdims=True), 1e-12)
+            * basis
+        )
     return gradient / jnp.maximum(jnp.linalg.norm(gradient, axis=-1, keepdims=True), 1e-12)
 
 
-def local_traversals(generator: Any, z: np.ndarray, target: str, num_steps: int = 3, step: float = 1.0,
-                     hold: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+def local_traversals(
+    generator: Any, z: np.ndarray, target: str, num_steps: int = 3, step: float = 1.0, hold: Sequence[str] = ()
+) -> tuple[np.ndarray, np.ndarray]:
     """Gradient paths of `target` through each base latent, both ways.
 
     Args:
@@ -127,10 +146,12 @@ def local_traversals(generator: Any, z: np.ndarray, target: str, num_steps: int 
     z0 = jnp.asarray(z, jnp.float32)
     forward, backward = [z0], [z0]
     for _ in range(num_steps):
-        forward.append(forward[-1] + step * _unit_gradients(generator.apply_fn, generator.params, forward[-1],
-                                                            target, hold))
-        backward.append(backward[-1] - step * _unit_gradients(generator.apply_fn, generator.params, backward[-1],
-                                                              target, hold))
+        forward.append(
+            forward[-1] + step * _unit_gradients(generator.apply_fn, generator.params, forward[-1], target, hold)
+        )
+        backward.append(
+            backward[-1] - step * _unit_gradients(generator.apply_fn, generator.params, backward[-1], target, hold)
+        )
     path = jnp.stack(backward[::-1] + forward[1:], axis=1)
     return np.asarray(path), step * np.arange(-num_steps, num_steps + 1, dtype=np.float64)
 
@@ -152,8 +173,14 @@ def traversal_values(generator: Any, latents: np.ndarray, name: str) -> np.ndarr
     return values
 
 
-def evaluate_families(generator: Any, paper: Mapping[str, Mapping[str, Any]], n_latents: int = 32,
-                      num_steps: int = 3, seed: int = 7, resamples: int = 1000) -> dict[str, Any]:
+def evaluate_families(
+    generator: Any,
+    paper: Mapping[str, Mapping[str, Any]],
+    n_latents: int = 32,
+    num_steps: int = 3,
+    seed: int = 7,
+    resamples: int = 1000,
+) -> dict[str, Any]:
     """Monotonicity of every family on every steered quantity, on the same base latents.
 
     Returns:
@@ -167,24 +194,38 @@ def evaluate_families(generator: Any, paper: Mapping[str, Mapping[str, Any]], n_
     for name in STEERED:
         path, alphas = local_traversals(generator, z, name, num_steps=num_steps)
         for family, latents, scored in (
-                ("local", path, name),
-                ("paper", paper_traversals(z, paper[LINEAR_NAMES[name]]["normal"], alphas), LINEAR_NAMES[name])):
+            ("local", path, name),
+            ("paper", paper_traversals(z, paper[LINEAR_NAMES[name]]["normal"], alphas), LINEAR_NAMES[name]),
+        ):
             values = traversal_values(generator, latents, scored)
             per_traversal = steering_evaluate.traversal_monotonicity(values, alphas)
             value, low, high = steering_evaluate.bootstrap_interval(np.mean, [per_traversal], resamples, seed)
-            results[family][name] = {"scored": scored, "monotonicity": value, "low": low, "high": high,
-                                     "start": float(np.nanmean(values[:, 0])), "end": float(np.nanmean(values[:, -1]))}
+            results[family][name] = {
+                "scored": scored,
+                "monotonicity": value,
+                "low": low,
+                "high": high,
+                "start": float(np.nanmean(values[:, 0])),
+                "end": float(np.nanmean(values[:, -1])),
+            }
     best = {name: max(FAMILIES, key=lambda f: results[f][name]["monotonicity"]) for name in STEERED}
     return {"results": results, "best_method": best, "alphas": [float(a) for a in alphas], "n_latents": n_latents}
 
 
 def monotonicity_table(report: Mapping[str, Any]) -> str:
     """Families x steered quantities: 'value [low, high]'."""
-    rows = [["family"] + [f"{name} ({'sin_cpa' if name == 'cpa_deg' else name} for paper)" if name == "cpa_deg"
-                          else name for name in STEERED]]
+    rows = [
+        ["family"]
+        + [
+            f"{name} ({'sin_cpa' if name == 'cpa_deg' else name} for paper)" if name == "cpa_deg" else name
+            for name in STEERED
+        ]
+    ]
     for family, by_name in report["results"].items():
-        rows.append([family] + [f"{by_name[n]['monotonicity']:.3f} [{by_name[n]['low']:.3f}, {by_name[n]['high']:.3f}]"
-                                for n in STEERED])
+        rows.append(
+            [family]
+            + [f"{by_name[n]['monotonicity']:.3f} [{by_name[n]['low']:.3f}, {by_name[n]['high']:.3f}]" for n in STEERED]
+        )
     widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 

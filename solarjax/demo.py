@@ -13,6 +13,7 @@ stages, an interrupted trainer resumes from its checkpoints and any other stage 
 7. real        the real SHARP frames (if found): physics, embedding, same-region precision@1
 8. report      `report.html` (self-contained) and `metrics.json`
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,18 +52,42 @@ class DemoSize:
 
 
 QUICK = DemoSize(
-    num_patches=1_000, gan_steps=60, gan_eval_samples=256, directions_samples=400, steering_latents=8,
-    targeting_latents=4, simsiam_steps=10, simsiam_width=8, num_queries=64, steer_steps=40, steer_rounds=1,
+    num_patches=1_000,
+    gan_steps=60,
+    gan_eval_samples=256,
+    directions_samples=400,
+    steering_latents=8,
+    targeting_latents=4,
+    simsiam_steps=10,
+    simsiam_width=8,
+    num_queries=64,
+    steer_steps=40,
+    steer_rounds=1,
     steered_queries=8,
 )
 FULL = DemoSize(
-    num_patches=6_000, gan_steps=1_100, gan_eval_samples=1_000, directions_samples=10_000, steering_latents=100,
-    targeting_latents=20, simsiam_steps=300, simsiam_width=16, num_queries=500, steer_steps=150, steer_rounds=3,
+    num_patches=6_000,
+    gan_steps=1_100,
+    gan_eval_samples=1_000,
+    directions_samples=10_000,
+    steering_latents=100,
+    targeting_latents=20,
+    simsiam_steps=300,
+    simsiam_width=16,
+    num_queries=500,
+    steer_steps=150,
+    steer_rounds=3,
     steered_queries=32,
 )
 STAGE_ESTIMATES_S = {  # 2-core CPU, FULL size; QUICK is about a tenth
-    "dataset": 18, "gan": 600, "directions": 170, "simsiam": 240, "index": 10, "retrieval": 120,
-    "real": 15, "report": 1,
+    "dataset": 18,
+    "gan": 600,
+    "directions": 170,
+    "simsiam": 240,
+    "index": 10,
+    "retrieval": 120,
+    "real": 15,
+    "report": 1,
 }
 
 
@@ -88,8 +113,13 @@ def _last_metrics(workdir: pathlib.Path, prefix: str) -> dict:
     return found
 
 
-def run_demo(outdir: str | os.PathLike, *, quick: bool = False, fits_dir: str | os.PathLike | None = None,
-             log=logging.getLogger(__name__).info) -> dict:
+def run_demo(
+    outdir: str | os.PathLike,
+    *,
+    quick: bool = False,
+    fits_dir: str | os.PathLike | None = None,
+    log=logging.getLogger(__name__).info,
+) -> dict:
     """Runs (or resumes) the demo into `outdir`; returns the metrics written to `metrics.json`.
 
     Args:
@@ -120,40 +150,68 @@ def _run_demo(outdir: pathlib.Path, size: DemoSize, fits_dir, log) -> dict:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     results["dataset"] = runner.run(
-        "dataset", {"num_patches": size.num_patches, "builder_version": _builder_version()},
+        "dataset",
+        {"num_patches": size.num_patches, "builder_version": _builder_version()},
         lambda d: _stage_dataset(d, tfds_dir, size),
-        estimate_s=estimate("dataset"))
+        estimate_s=estimate("dataset"),
+    )
     gan_config, simsiam_config = _gan_config(tfds_dir, size), _simsiam_config(tfds_dir, size)
     results["gan"] = runner.run(
-        "gan", _trainer_fingerprint_view(gan_config),
-        lambda d: _stage_gan(d, gan_config, size), depends_on=("dataset",), estimate_s=estimate("gan"),
-        resumable=True)
+        "gan",
+        _trainer_fingerprint_view(gan_config),
+        lambda d: _stage_gan(d, gan_config, size),
+        depends_on=("dataset",),
+        estimate_s=estimate("gan"),
+        resumable=True,
+    )
     results["directions"] = runner.run(
-        "directions", {**dataclasses.asdict(size), "steering_families": 1},
+        "directions",
+        {**dataclasses.asdict(size), "steering_families": 1},
         lambda d: _stage_directions(d, outdir / "gan", size),
-        depends_on=("gan",), estimate_s=estimate("directions"))
+        depends_on=("gan",),
+        estimate_s=estimate("directions"),
+    )
     results["simsiam"] = runner.run(
-        "simsiam", _trainer_fingerprint_view(simsiam_config, step_count_name="num_steps"),
-        lambda d: _stage_simsiam(d, simsiam_config, size), depends_on=("dataset",), estimate_s=estimate("simsiam"),
-        resumable=True)
+        "simsiam",
+        _trainer_fingerprint_view(simsiam_config, step_count_name="num_steps"),
+        lambda d: _stage_simsiam(d, simsiam_config, size),
+        depends_on=("dataset",),
+        estimate_s=estimate("simsiam"),
+        resumable=True,
+    )
     results["index"] = runner.run(
-        "index", {}, lambda d: _stage_index(d, tfds_dir, outdir / "simsiam"),
-        depends_on=("simsiam",), estimate_s=estimate("index"))
+        "index",
+        {},
+        lambda d: _stage_index(d, tfds_dir, outdir / "simsiam"),
+        depends_on=("simsiam",),
+        estimate_s=estimate("index"),
+    )
     results["retrieval"] = runner.run(
-        "retrieval", {"num_queries": size.num_queries},
+        "retrieval",
+        {"num_queries": size.num_queries},
         lambda d: _stage_retrieval(d, outdir, tfds_dir, size),
-        depends_on=("gan", "directions", "index"), estimate_s=estimate("retrieval"))
+        depends_on=("gan", "directions", "index"),
+        estimate_s=estimate("retrieval"),
+    )
     results["real"] = runner.run(
-        "real", {"fits_dir": str(fits_dir) if fits_dir else None},
-        lambda d: _stage_real(d, fits_dir, outdir), depends_on=("simsiam", "retrieval"),
-        estimate_s=estimate("real"))
+        "real",
+        {"fits_dir": str(fits_dir) if fits_dir else None},
+        lambda d: _stage_real(d, fits_dir, outdir),
+        depends_on=("simsiam", "retrieval"),
+        estimate_s=estimate("real"),
+    )
     metrics = {
         "size": "quick" if quick else "full",
         "stage_seconds": _stage_seconds(outdir),
         **results,
     }
-    runner.run("report", {"metrics": metrics, "layout": demo_report.VERSION}, lambda d: _stage_report(outdir, metrics),
-               depends_on=("retrieval", "real"), estimate_s=estimate("report"))
+    runner.run(
+        "report",
+        {"metrics": metrics, "layout": demo_report.VERSION},
+        lambda d: _stage_report(outdir, metrics),
+        depends_on=("retrieval", "real"),
+        estimate_s=estimate("report"),
+    )
     log(f"demo finished in {time.perf_counter() - started:.0f} s: {outdir / 'report.html'}")
     return metrics
 
@@ -227,15 +285,23 @@ def _stage_gan(stage_dir: pathlib.Path, config, size: DemoSize) -> dict:
 
     gan_train.train_and_evaluate(config, stage_dir)
     generator = gan.load(stage_dir)  # the checkpoint that config.quality.best_metric ranks best
-    evaluations = [row for row in map(json.loads, (stage_dir / "metrics.jsonl").read_text().splitlines())
-                   if "quality/ks_mean" in row]
+    evaluations = [
+        row
+        for row in map(json.loads, (stage_dir / "metrics.jsonl").read_text().splitlines())
+        if "quality/ks_mean" in row
+    ]
     chosen = next((row for row in evaluations if row["step"] == generator.step), evaluations[-1])
-    figures = {k[len("quality/"):]: v for k, v in chosen.items() if k.startswith("quality/")}
+    figures = {k[len("quality/") :]: v for k, v in chosen.items() if k.startswith("quality/")}
     speed = _last_metrics(stage_dir, "images_per_second")
     data = np.asarray(next(loop.pipeline_iterator_factory(config)())["image"])[:8]
     generated = np.asarray(generator.generate(generator.sample_latents(8, seed=0)))
-    monitor.save_comparison_grid(data, generated, stage_dir / "realism_grid.png", columns=4,
-                                 labels=("training patches", f"generated (step {generator.step})"))
+    monitor.save_comparison_grid(
+        data,
+        generated,
+        stage_dir / "realism_grid.png",
+        columns=4,
+        labels=("training patches", f"generated (step {generator.step})"),
+    )
     samples = sorted((stage_dir / "samples").glob("*.png"))
     return {
         "steps": size.gan_steps,
@@ -271,16 +337,29 @@ def _stage_directions(stage_dir: pathlib.Path, gan_dir: pathlib.Path, size: Demo
         count += len(reference[-1])
         if count >= size.gan_eval_samples:
             break
-    reference = np.concatenate(reference)[:size.gan_eval_samples]
+    reference = np.concatenate(reference)[: size.gan_eval_samples]
     report = evaluate.run_evaluation(  # alpha -3..3 in steps of 1 keeps the three families' cost near one's at 13
-        generator, directions, stage_dir / "evaluation", n_latents=size.steering_latents,
-        alphas=np.linspace(-3.0, 3.0, 7), targeting_latents=size.targeting_latents, reference_images=reference,
-        steps=size.steer_steps, rounds=size.steer_rounds)
-    return {"best_method": report["best_method"], **_directions_tables(directions, report),
-            "targeting": {k: report["targeting"].get(k) for k in ("success_rate", "success_interval",
-                                                                   "unrefined_success_rate", "in_range", "requested")},
-            "report": report, "directions_dir": str(stage_dir / "directions"),
-            "figures_dir": str(stage_dir / "evaluation")}
+        generator,
+        directions,
+        stage_dir / "evaluation",
+        n_latents=size.steering_latents,
+        alphas=np.linspace(-3.0, 3.0, 7),
+        targeting_latents=size.targeting_latents,
+        reference_images=reference,
+        steps=size.steer_steps,
+        rounds=size.steer_rounds,
+    )
+    return {
+        "best_method": report["best_method"],
+        **_directions_tables(directions, report),
+        "targeting": {
+            k: report["targeting"].get(k)
+            for k in ("success_rate", "success_interval", "unrefined_success_rate", "in_range", "requested")
+        },
+        "report": report,
+        "directions_dir": str(stage_dir / "directions"),
+        "figures_dir": str(stage_dir / "evaluation"),
+    }
 
 
 def _interval_text(figure: dict | None) -> str:
@@ -292,14 +371,22 @@ def _interval_text(figure: dict | None) -> str:
 def _directions_tables(directions, report: dict) -> dict:
     """The report's tables: the diagnosis per quantity and the families side by side with 95% intervals."""
     diagnosis = directions.diagnosis.get("quantities", {})
-    diagnosis_table = {name: {
-        "svm_accuracy_z": row["accuracy"]["z"], "svm_accuracy_z_norm": row["accuracy"]["z_norm"],
-        "svm_accuracy_folded": row["accuracy"]["folded"], "svm_accuracy_folded_norm": row["accuracy"]["folded_norm"],
-        "svm_accuracy_quadratic": row["accuracy"].get("quadratic"), "svm_accuracy_hidden": row["accuracy"].get("hidden"),
-        "piecewise_accuracy": directions.piecewise_accuracy.get(name),
-        "odd_fraction": row["odd_fraction"], "corr_q(z)_q(-z)": row["corr_negation"],
-        "corr_q(z)_q(Qz)": row["corr_rotation"], "structure": row["structure"],
-    } for name, row in diagnosis.items()}
+    diagnosis_table = {
+        name: {
+            "svm_accuracy_z": row["accuracy"]["z"],
+            "svm_accuracy_z_norm": row["accuracy"]["z_norm"],
+            "svm_accuracy_folded": row["accuracy"]["folded"],
+            "svm_accuracy_folded_norm": row["accuracy"]["folded_norm"],
+            "svm_accuracy_quadratic": row["accuracy"].get("quadratic"),
+            "svm_accuracy_hidden": row["accuracy"].get("hidden"),
+            "piecewise_accuracy": directions.piecewise_accuracy.get(name),
+            "odd_fraction": row["odd_fraction"],
+            "corr_q(z)_q(-z)": row["corr_negation"],
+            "corr_q(z)_q(Qz)": row["corr_rotation"],
+            "structure": row["structure"],
+        }
+        for name, row in diagnosis.items()
+    }
     families_table = {}
     for method, rows in report["families"]["results"].items():
         for name, row in rows.items():
@@ -308,15 +395,19 @@ def _directions_tables(directions, report: dict) -> dict:
                 "monotonicity": _interval_text(row["monotonicity"]),
                 "monotonicity_held": _interval_text(row["monotonicity_conditional"]),
                 "held": ", ".join(row["held"]),
-                "max_leakage_sd_per_sd": _interval_text(max(row["leakage"].values(), key=lambda v: v["value"],
-                                                            default=None)),
+                "max_leakage_sd_per_sd": _interval_text(
+                    max(row["leakage"].values(), key=lambda v: v["value"], default=None)
+                ),
                 "undefined_fraction": row["undefined_fraction"],
                 "frechet_ratio_|alpha|=2": realism.get("frechet_ratio"),
                 "frechet_ratio_matched_on_target": realism.get("matched_frechet_ratio"),
                 "ks_ratio_mean_|alpha|=2": realism.get("ks_ratio_mean"),
             }
-    return {"generator_odd_fraction": directions.diagnosis.get("generator_odd_fraction"),
-            "diagnosis": diagnosis_table, "families": families_table}
+    return {
+        "generator_odd_fraction": directions.diagnosis.get("generator_odd_fraction"),
+        "diagnosis": diagnosis_table,
+        "families": families_table,
+    }
 
 
 def _simsiam_config(tfds_dir: pathlib.Path, size: DemoSize):
@@ -338,17 +429,29 @@ def _stage_simsiam(stage_dir: pathlib.Path, config, size: DemoSize) -> dict:
     simsiam.train_and_evaluate(config, stage_dir)
     last = _last_metrics(stage_dir, "loss")
     knn = _last_metrics(stage_dir, "knn/")
-    return {"steps": size.simsiam_steps, "loss": last.get("loss"), "collapse": last.get("collapse"),
-            "images_per_second": last.get("images_per_second"),
-            "knn": {k: v for k, v in knn.items() if k.startswith("knn/")}}
+    return {
+        "steps": size.simsiam_steps,
+        "loss": last.get("loss"),
+        "collapse": last.get("collapse"),
+        "images_per_second": last.get("images_per_second"),
+        "knn": {k: v for k, v in knn.items() if k.startswith("knn/")},
+    }
 
 
 def _split_batches(tfds_dir: pathlib.Path, split: str, keys: tuple[str, ...], batch_size: int = 128):
     from solarjax.data import pipeline
 
     return pipeline.make_iterator(
-        split, batch_size=batch_size, seed=0, data_dir=tfds_dir, config="synthetic", num_epochs=1,
-        shuffle=False, drop_remainder=False, keys=keys)
+        split,
+        batch_size=batch_size,
+        seed=0,
+        data_dir=tfds_dir,
+        config="synthetic",
+        num_epochs=1,
+        shuffle=False,
+        drop_remainder=False,
+        keys=keys,
+    )
 
 
 TRUTH_COLUMNS = ("truth_n_bipoles", "truth_delta", "truth_hemisphere")
@@ -360,8 +463,9 @@ def _stage_index(stage_dir: pathlib.Path, tfds_dir: pathlib.Path, simsiam_dir: p
 
     encoder = ssl.load(simsiam_dir)
     batches = _split_batches(tfds_dir, "train", (*DATASET_FEATURES, *TRUTH_COLUMNS))
-    table = embed_dataset(stage_dir / "table", encoder.embed, encoder.fingerprint, batches,
-                          dataset="sharp_patches/synthetic:train")
+    table = embed_dataset(
+        stage_dir / "table", encoder.embed, encoder.fingerprint, batches, dataset="sharp_patches/synthetic:train"
+    )
     index = build_index(table)
     index.save(stage_dir / "index")
     return {"rows": table.num_rows, "kind": index.kind, "encoder": encoder.fingerprint}
@@ -394,43 +498,72 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
     # Hybrid weight and default ranking chosen on the validation split (never test); saved beside the index.
     validation = _split_arrays(tfds_dir, "validation", ("image", *physics.QUANTITY_NAMES, *TRUTH_COLUMNS))
     ranking = ranking_lib.choose_ranking(
-        index, np.asarray(embed_images(encoder.embed, validation["image"])),
-        {k: validation[k] for k in physics.QUANTITY_NAMES}, query_truth={k: validation[k] for k in TRUTH_COLUMNS})
+        index,
+        np.asarray(embed_images(encoder.embed, validation["image"])),
+        {k: validation[k] for k in physics.QUANTITY_NAMES},
+        query_truth={k: validation[k] for k in TRUTH_COLUMNS},
+    )
     ranking_lib.save_ranking(outdir / "index", ranking)
-    common = dict(database_images=database_images, methods=evaluate.BASELINE_METHODS, ranking=ranking,
-                  baselines=baselines, quantity_names=evaluate.SEARCH_QUANTITIES)
+    common = dict(
+        database_images=database_images,
+        methods=evaluate.BASELINE_METHODS,
+        ranking=ranking,
+        baselines=baselines,
+        quantity_names=evaluate.SEARCH_QUANTITIES,
+    )
 
     # The paper's protocol: generated queries from a fixed seed, top-1 match.
     z = directions_lib.sample_latents(size.num_queries, generator.latent_dim, seed=23)
     generated = np.asarray(generator.generate(z))
     generated_q = {k: np.asarray(v) for k, v in physics.quantities(generated).items()}
-    paper = evaluate.evaluate_retrieval(generated, generated_q, index, encoder, out_dir=stage_dir / "generated", **common)
+    paper = evaluate.evaluate_retrieval(
+        generated, generated_q, index, encoder, out_dir=stage_dir / "generated", **common
+    )
 
     # Steered queries ("+50% TUF, polarity separation held") searched the same way.
-    steered = target.steer_to(generator, z[: size.steered_queries], {"tuf": ("rel", 0.5)}, hold=["psep"],
-                              steps=size.steer_steps, rounds=size.steer_rounds)
-    steered_report = evaluate.evaluate_retrieval(steered.images, steered.quantities, index, encoder,
-                                                 out_dir=stage_dir / "steered", **common)
+    steered = target.steer_to(
+        generator,
+        z[: size.steered_queries],
+        {"tuf": ("rel", 0.5)},
+        hold=["psep"],
+        steps=size.steer_steps,
+        rounds=size.steer_rounds,
+    )
+    steered_report = evaluate.evaluate_retrieval(
+        steered.images, steered.quantities, index, encoder, out_dir=stage_dir / "steered", **common
+    )
 
     # Held-out synthetic patches as queries: their ground truth and plate scale (flux in Mx) are known.
     test = _split_arrays(tfds_dir, "test", ("image", "unsigned_flux_mx", *physics.QUANTITY_NAMES, *TRUTH_COLUMNS))
     train_flux = _split_arrays(tfds_dir, "train", ("unsigned_flux_mx",))["unsigned_flux_mx"]
     heldout = evaluate.evaluate_retrieval(
-        test["image"], {k: test[k] for k in ("unsigned_flux_mx", *physics.QUANTITY_NAMES)}, index, encoder,
-        query_truth={k: test[k] for k in TRUTH_COLUMNS}, out_dir=stage_dir / "heldout",
-        **{**common, "quantity_names": (*evaluate.SEARCH_QUANTITIES, "unsigned_flux_mx"),
-           "database_quantities": {"unsigned_flux_mx": train_flux}})
+        test["image"],
+        {k: test[k] for k in ("unsigned_flux_mx", *physics.QUANTITY_NAMES)},
+        index,
+        encoder,
+        query_truth={k: test[k] for k in TRUTH_COLUMNS},
+        out_dir=stage_dir / "heldout",
+        **{
+            **common,
+            "quantity_names": (*evaluate.SEARCH_QUANTITIES, "unsigned_flux_mx"),
+            "database_quantities": {"unsigned_flux_mx": train_flux},
+        },
+    )
     reports = {"generated": paper, "steered": steered_report, "heldout": heldout}
     tables = {}
     for name, report in reports.items():
         tables[f"{name}: top-1 Pearson, 95% interval"] = evaluate.format_interval_table(report["intervals"])
-        tables[f"{name}: top-1 Spearman, 95% interval"] = evaluate.format_interval_table(report["intervals"], "spearman")
+        tables[f"{name}: top-1 Spearman, 95% interval"] = evaluate.format_interval_table(
+            report["intervals"], "spearman"
+        )
         for subject in ("ssl", "hybrid"):
             tables[f"{name}: {subject} minus each method, Pearson (paired)"] = evaluate.format_difference_table(
-                report["intervals"], subject)
+                report["intervals"], subject
+            )
     if heldout.get("truth_intervals"):
         tables["heldout: ground truth of the match (fraction equal)"] = evaluate.format_interval_table(
-            heldout["truth_intervals"])
+            heldout["truth_intervals"]
+        )
     return {
         "ranking": ranking.to_dict(),
         "generated": paper,
@@ -461,18 +594,33 @@ def _stage_real(stage_dir: pathlib.Path, fits_dir, outdir: pathlib.Path, encoder
     # (before clipping and resizing; SHARP's USFLUX-like sum), PSEP in Mm, R in Mx, area in Mm^2.
     pixel_sizes = np.array([p.pixel_size_mm if p.pixel_size_mm is not None else (np.nan, np.nan) for p in prepared])
     known = np.isfinite(pixel_sizes).all(axis=1)
-    physical = {k: np.where(known, np.asarray(v, np.float64), np.nan) for k, v in
-                physics.physical_quantities(images, np.nan_to_num(pixel_sizes, nan=1.0)).items()}
-    quantities["unsigned_flux_mx"] = np.array([
-        float(physics.unsigned_flux_above_mx(np.asarray(p.data, np.float64), p.meta["pixel_area_cm2"]))
-        if "pixel_area_cm2" in p.meta else np.nan for p in folder.patches])
+    physical = {
+        k: np.where(known, np.asarray(v, np.float64), np.nan)
+        for k, v in physics.physical_quantities(images, np.nan_to_num(pixel_sizes, nan=1.0)).items()
+    }
+    quantities["unsigned_flux_mx"] = np.array(
+        [
+            float(physics.unsigned_flux_above_mx(np.asarray(p.data, np.float64), p.meta["pixel_area_cm2"]))
+            if "pixel_area_cm2" in p.meta
+            else np.nan
+            for p in folder.patches
+        ]
+    )
     encoder = encoder or ssl.load(outdir / "simsiam")
     embeddings = np.asarray(encoder.embed(images))
     random_embeddings = np.asarray(ssl.random_init(encoder.config["model"]).embed(images))
     rows = [
-        {"dataset": "fits", "example_index": i, "harpnum": p.meta["harpnum"], "noaa_ar": p.meta["noaa_ar"],
-         "t_rec": p.meta["t_rec"].isoformat(), "lat_deg": p.meta["lat_deg"], "lon_deg": p.meta["lon_deg"],
-         "source": "fits", **{k: float(quantities[k][i]) for k in physics.QUANTITY_NAMES}}
+        {
+            "dataset": "fits",
+            "example_index": i,
+            "harpnum": p.meta["harpnum"],
+            "noaa_ar": p.meta["noaa_ar"],
+            "t_rec": p.meta["t_rec"].isoformat(),
+            "lat_deg": p.meta["lat_deg"],
+            "lon_deg": p.meta["lon_deg"],
+            "source": "fits",
+            **{k: float(quantities[k][i]) for k in physics.QUANTITY_NAMES},
+        }
         for i, p in enumerate(folder.patches)
     ]
     build_table_from_arrays(stage_dir / "table", embeddings, rows, encoder.fingerprint)
@@ -482,9 +630,15 @@ def _stage_real(stage_dir: pathlib.Path, fits_dir, outdir: pathlib.Path, encoder
     # normalised TUF and area are not comparable between frames): log10 flux and R in Mx, PSEP in Mm,
     # log10 area in Mm^2.
     ranking = ranking_lib.load_ranking(outdir / "index")
-    hybrid_values = np.stack([
-        np.log10(np.maximum(quantities["unsigned_flux_mx"], 1.0)), physical["psep_mm"],
-        np.log10(np.maximum(physical["r_value_mx"], 1.0)), np.log10(np.maximum(physical["area_mm2"], 1e-3))], axis=1)
+    hybrid_values = np.stack(
+        [
+            np.log10(np.maximum(quantities["unsigned_flux_mx"], 1.0)),
+            physical["psep_mm"],
+            np.log10(np.maximum(physical["r_value_mx"], 1.0)),
+            np.log10(np.maximum(physical["area_mm2"], 1e-3)),
+        ],
+        axis=1,
+    )
     rankers = {
         "ssl": real_checks.feature_ranker(embeddings),
         "hybrid": real_checks.hybrid_ranker(embeddings, hybrid_values, ranking.weight, ranking.candidates),
@@ -500,11 +654,15 @@ def _stage_real(stage_dir: pathlib.Path, fits_dir, outdir: pathlib.Path, encoder
     header = {k: real_to_real["intervals"][k] for k in REAL_KEYWORDS if k in real_to_real["intervals"]}
     computed = {k: v for k, v in real_to_real["intervals"].items() if k not in REAL_KEYWORDS}
     tables = {
-        f"same region >= {same_region['min_gap_hours']:g} h away, precision@1 ({same_region['eligible']} queries)":
-            evaluate.format_interval_table({"p@1": same_region["intervals"]}),
-        "real-to-real (own HARP excluded): header keywords, Spearman": evaluate.format_interval_table(header, "spearman"),
+        f"same region >= {same_region['min_gap_hours']:g} h away, precision@1 ({same_region['eligible']} queries)": evaluate.format_interval_table(
+            {"p@1": same_region["intervals"]}
+        ),
+        "real-to-real (own HARP excluded): header keywords, Spearman": evaluate.format_interval_table(
+            header, "spearman"
+        ),
         "real-to-real: hybrid minus each method, header Spearman (paired)": evaluate.format_difference_table(
-            header, "hybrid", "spearman"),
+            header, "hybrid", "spearman"
+        ),
         "real-to-real: quantities of the images, Spearman": evaluate.format_interval_table(computed, "spearman"),
     }
     return {

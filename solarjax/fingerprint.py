@@ -1,5 +1,6 @@
 """Content fingerprints: short hashes of what an artefact computes, checked by the artefacts built on it;
 the SHA-256 of a file; the one error raised when an artefact belongs to another model."""
+
 from __future__ import annotations
 
 import hashlib

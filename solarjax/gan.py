@@ -10,13 +10,15 @@
 The object also has ``apply_fn(params, z)``, ``params``, ``fingerprint`` and ``latent_dim``, the
 interface `solarjax.steering.as_generator` takes.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import os
 import pathlib
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import ml_collections
@@ -54,7 +56,7 @@ class TrainedGenerator:
     workdir: str
 
     def __post_init__(self):
-        object.__setattr__(self, '_generate', jax.jit(self.apply_fn))
+        object.__setattr__(self, "_generate", jax.jit(self.apply_fn))
 
     def generate(self, z) -> jax.Array:
         """Patches [N, 128, 128, 1] (s = B / 1000 G) of latents z [N, latent_dim] (jitted)."""
@@ -69,26 +71,29 @@ class TrainedGenerator:
 
     def fits_header(self) -> dict[str, Any]:
         """Provenance cards for `write_fits_cube`."""
-        return {'GANFP': (self.fingerprint, 'solarjax GAN fingerprint (weights)'),
-                'GANSTEP': (self.step, 'train step of the checkpoint'),
-                'GANARCH': (self.config['model']['arch'], 'GAN architecture')}
+        return {
+            "GANFP": (self.fingerprint, "solarjax GAN fingerprint (weights)"),
+            "GANSTEP": (self.step, "train step of the checkpoint"),
+            "GANARCH": (self.config["model"]["arch"], "GAN architecture"),
+        }
 
 
 def _select_step(checkpoints: checkpoint_lib.RunCheckpoints, step: int | str) -> int:
-    if step == 'best':
+    if step == "best":
         chosen = checkpoints.best_step()
-    elif step == 'latest':
+    elif step == "latest":
         chosen = checkpoints.latest_step()
     elif isinstance(step, int) and step in checkpoints.all_steps():
         chosen = step
     else:
-        raise ValueError(f"step must be 'best', 'latest' or one of the saved steps "
-                         f"{checkpoints.all_steps()} in {checkpoints.directory}, got {step!r}")
+        raise ValueError(
+            f"step must be 'best', 'latest' or one of the saved steps "
+            f"{checkpoints.all_steps()} in {checkpoints.directory}, got {step!r}"
+        )
     return chosen
 
 
-def load(workdir: str | os.PathLike, step: int | str = 'best',
-         fingerprint: str | None = None) -> TrainedGenerator:
+def load(workdir: str | os.PathLike, step: int | str = "best", fingerprint: str | None = None) -> TrainedGenerator:
     """The generator of a GAN run directory.
 
     Args:
@@ -104,36 +109,42 @@ def load(workdir: str | os.PathLike, step: int | str = 'best',
       CheckpointReadError: the checkpoint does not read (for 'best' and 'latest', an unreadable one is
         skipped with a warning and the newest older one that reads is used).
     """
-    directory = pathlib.Path(workdir) / 'checkpoints'
+    directory = pathlib.Path(workdir) / "checkpoints"
     if not directory.is_dir():
-        raise FileNotFoundError(f"no GAN checkpoints in {directory}: train first "
-                                f"(solarjax train gan --config ... --workdir {workdir})"
-                                + checkpoint_lib.missing_run_hint(workdir, 'gan'))
+        raise FileNotFoundError(
+            f"no GAN checkpoints in {directory}: train first "
+            f"(solarjax train gan --config ... --workdir {workdir})" + checkpoint_lib.missing_run_hint(workdir, "gan")
+        )
     checkpoints = checkpoint_lib.RunCheckpoints(directory, fingerprint=fingerprint)
     try:
-        checkpoints.require_kind('gan', workdir, 'solarjax train gan')
+        checkpoints.require_kind("gan", workdir, "solarjax train gan")
         chosen = _select_step(checkpoints, step)
-        config = ml_collections.ConfigDict(checkpoints.run_info(chosen)['config'])
+        config = ml_collections.ConfigDict(checkpoints.run_info(chosen)["config"])
         mesh = sharding.make_data_mesh()
         programs = gan_train.programs_for(config, mesh)
         template = jax.eval_shape(programs.init, jax.random.key(0))
         template = jax.tree.map(
-            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding.replicated(mesh)),
-            template)
-        chosen, state = checkpoints.read_state(chosen, template, fallback=step in ('best', 'latest'))
+            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding.replicated(mesh)), template
+        )
+        chosen, state = checkpoints.read_state(chosen, template, fallback=step in ("best", "latest"))
     finally:
         checkpoints.close()
     generator = programs.generator
     params = gan_train.sampling_params(state)
     return TrainedGenerator(
-        apply_fn=lambda params, z: generator.apply({'params': params}, z),
-        params=params, fingerprint=weights_fingerprint(checkpoints.fingerprint, f"step {chosen}", weights=params),
-        latent_dim=int(config.model.latent_dim), step=chosen, config=config.to_dict(),
-        workdir=os.fspath(workdir))
+        apply_fn=lambda params, z: generator.apply({"params": params}, z),
+        params=params,
+        fingerprint=weights_fingerprint(checkpoints.fingerprint, f"step {chosen}", weights=params),
+        latent_dim=int(config.model.latent_dim),
+        step=chosen,
+        config=config.to_dict(),
+        workdir=os.fspath(workdir),
+    )
 
 
-def sample_grid_png(images, path: str | os.PathLike, columns: int | None = None,
-                    title: str | None = None) -> pathlib.Path:
+def sample_grid_png(
+    images, path: str | os.PathLike, columns: int | None = None, title: str | None = None
+) -> pathlib.Path:
     """A PNG grid of patches [N, 128, 128, 1] with the hmimag colour map on [-1000, 1000] G."""
     return plotting.save_sample_grid(np.asarray(images), path, columns=columns, title=title)
 
@@ -148,11 +159,11 @@ def patch_grid_wcs(width: int, height: int):
     from astropy.wcs import WCS
 
     wcs = WCS(naxis=3)
-    wcs.wcs.ctype = ['PATCHX', 'PATCHY', 'SAMPLE']
+    wcs.wcs.ctype = ["PATCHX", "PATCHY", "SAMPLE"]
     wcs.wcs.crpix = [0.5, 0.5, 1.0]
     wcs.wcs.crval = [0.0, 0.0, 0.0]
     wcs.wcs.cdelt = [1.0 / width, 1.0 / height, 1.0]
-    wcs.wcs.cname = ['fraction of the patch width', 'fraction of the patch height', 'sample index']
+    wcs.wcs.cname = ["fraction of the patch width", "fraction of the patch height", "sample index"]
     return wcs
 
 
@@ -162,8 +173,9 @@ def _package_version() -> str:
     return solarjax.__version__
 
 
-def write_fits_cube(images, path: str | os.PathLike, latents=None,
-                    header: Mapping[str, Any] | None = None) -> pathlib.Path:
+def write_fits_cube(
+    images, path: str | os.PathLike, latents=None, header: Mapping[str, Any] | None = None
+) -> pathlib.Path:
     """Writes patches as a FITS cube of Br in gauss.
 
     Args:
@@ -183,16 +195,17 @@ def write_fits_cube(images, path: str | os.PathLike, latents=None,
     if images.ndim != 3:
         raise ValueError(f"expected images [N, H, W] or [N, H, W, 1], got shape {images.shape}")
     primary = fits.PrimaryHDU(images * np.float32(GAUSS_PER_UNIT))
-    primary.header['BUNIT'] = ('G', 'radial field Br')
-    primary.header['CONTENT'] = ('generated SHARP-like Br patches', 'solarjax GAN samples')
-    primary.header['BTYPE'] = ('Br', 'radial component of the photospheric field')
+    primary.header["BUNIT"] = ("G", "radial field Br")
+    primary.header["CONTENT"] = ("generated SHARP-like Br patches", "solarjax GAN samples")
+    primary.header["BTYPE"] = ("Br", "radial component of the photospheric field")
     primary.header.update(patch_grid_wcs(images.shape[2], images.shape[1]).to_header())
-    primary.header['COMMENT'] = ('WCS: patch grid only; the plate scale of a generated patch is unknown (training '
-                                 'patches were resized to 128x128 without keeping the aspect ratio)')
-    primary.header['ORIGIN'] = ('solarjax', 'institution or software that wrote the file')
-    primary.header['CREATOR'] = (f'solarjax {_package_version()}', 'software that wrote the file')
-    primary.header['DATE'] = (datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S'),
-                              'file written, UTC')
+    primary.header["COMMENT"] = (
+        "WCS: patch grid only; the plate scale of a generated patch is unknown (training "
+        "patches were resized to 128x128 without keeping the aspect ratio)"
+    )
+    primary.header["ORIGIN"] = ("solarjax", "institution or software that wrote the file")
+    primary.header["CREATOR"] = (f"solarjax {_package_version()}", "software that wrote the file")
+    primary.header["DATE"] = (datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S"), "file written, UTC")
     for key, card in (header or {}).items():
         primary.header[key] = card
     hdus = [primary]
@@ -200,7 +213,7 @@ def write_fits_cube(images, path: str | os.PathLike, latents=None,
         latents = np.asarray(latents, np.float32)
         if latents.ndim != 2 or latents.shape[0] != images.shape[0]:
             raise ValueError(f"latents must be [N={images.shape[0]}, D], got shape {latents.shape}")
-        hdus.append(fits.ImageHDU(latents, name='LATENTS'))
+        hdus.append(fits.ImageHDU(latents, name="LATENTS"))
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fits.HDUList(hdus).writeto(path, overwrite=True)

@@ -10,6 +10,7 @@ pixel size, or normalised patches s = B / 1000 G; every value it returns carries
 Bare arrays are taken as normalised patches only: one whose |values| exceed 1 (raw Gauss) is refused with the fix
 named, so a field in G cannot silently give a flux 1000 times too large.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,17 +22,30 @@ import astropy.units as u
 import numpy as np
 
 from solarjax import physics
-from solarjax.data import NORMALISATION_GAUSS, MM_PER_DEGREE, SharpPatch, preprocess, sharp_metadata
+from solarjax.data import MM_PER_DEGREE, NORMALISATION_GAUSS, SharpPatch, preprocess, sharp_metadata
 
 PHYSICAL_UNITS = {
-    "unsigned_flux": u.Mx, "net_flux": u.Mx, "tpf": u.G, "tnf": u.G, "psep": u.Mm, "tilt": u.deg,
-    "area": u.Mm ** 2, "lead_polarity": u.Mm, "r_value": u.Mx,
+    "unsigned_flux": u.Mx,
+    "net_flux": u.Mx,
+    "tpf": u.G,
+    "tnf": u.G,
+    "psep": u.Mm,
+    "tilt": u.deg,
+    "area": u.Mm**2,
+    "lead_polarity": u.Mm,
+    "r_value": u.Mx,
 }
 """The unit of each value of `physical_quantities` (``unsigned_flux_full_res`` is Mx too)."""
 
 _FROM_PHYSICS = {  # physics.physical_quantities' names and float units -> these names
-    "unsigned_flux": "unsigned_flux_mx", "net_flux": "net_flux_mx", "tpf": "tpf_g", "tnf": "tnf_g",
-    "psep": "psep_mm", "tilt": "tilt_rad", "area": "area_mm2", "lead_polarity": "lead_polarity_mm",
+    "unsigned_flux": "unsigned_flux_mx",
+    "net_flux": "net_flux_mx",
+    "tpf": "tpf_g",
+    "tnf": "tnf_g",
+    "psep": "psep_mm",
+    "tilt": "tilt_rad",
+    "area": "area_mm2",
+    "lead_polarity": "lead_polarity_mm",
     "r_value": "r_value_mx",
 }
 _CEA_TYPES = ("CRLN-CEA", "CRLT-CEA")
@@ -82,13 +96,23 @@ def to_map(patch: SharpPatch):
     if missing:
         raise ValueError(f"{patch.path}: no CEA WCS in its metadata (missing {', '.join(missing)})")
     header: dict[str, Any] = {
-        "CTYPE1": meta.get("ctype1", _CEA_TYPES[0]), "CTYPE2": meta.get("ctype2", _CEA_TYPES[1]),
-        "CUNIT1": "deg", "CUNIT2": "deg", "BUNIT": "Mx/cm^2", "TELESCOP": "SDO/HMI", "INSTRUME": "HMI_SIDE1",
-        "CONTENT": f"{patch.segment} (SHARP CEA segment)", "T_REC": meta["t_rec_raw"] if "t_rec_raw" in meta else
-        meta["t_rec_tai"].strftime("%Y.%m.%d_%H:%M:%S_TAI"),
-        "DATE-OBS": meta["t_rec"].strftime("%Y-%m-%dT%H:%M:%S"), "HARPNUM": int(meta["harpnum"]),
-        "NOAA_AR": int(meta.get("noaa_ar", 0)), "QUALITY": int(meta.get("quality", 0)),
-        "NAXIS1": patch.data.shape[1], "NAXIS2": patch.data.shape[0], "WAVELNTH": 6173.0, "WAVEUNIT": "angstrom",
+        "CTYPE1": meta.get("ctype1", _CEA_TYPES[0]),
+        "CTYPE2": meta.get("ctype2", _CEA_TYPES[1]),
+        "CUNIT1": "deg",
+        "CUNIT2": "deg",
+        "BUNIT": "Mx/cm^2",
+        "TELESCOP": "SDO/HMI",
+        "INSTRUME": "HMI_SIDE1",
+        "CONTENT": f"{patch.segment} (SHARP CEA segment)",
+        "T_REC": meta["t_rec_raw"] if "t_rec_raw" in meta else meta["t_rec_tai"].strftime("%Y.%m.%d_%H:%M:%S_TAI"),
+        "DATE-OBS": meta["t_rec"].strftime("%Y-%m-%dT%H:%M:%S"),
+        "HARPNUM": int(meta["harpnum"]),
+        "NOAA_AR": int(meta.get("noaa_ar", 0)),
+        "QUALITY": int(meta.get("quality", 0)),
+        "NAXIS1": patch.data.shape[1],
+        "NAXIS2": patch.data.shape[0],
+        "WAVELNTH": 6173.0,
+        "WAVEUNIT": "angstrom",
     }
     for key in ("crpix1", "crpix2", "crval1", "crval2", "cdelt1", "cdelt2"):
         header[key.upper()] = float(meta[key])
@@ -130,9 +154,11 @@ def _prepared(source, size: int, pixel_size, threshold_gauss: float) -> _Prepare
         images = images[None] if images.ndim == 2 else images
         peak = float(np.nanmax(np.abs(images))) if images.size else 0.0
         if peak > 1.0 + 1e-6:
-            raise ValueError(f"normalised patches s = B / 1000 G lie in [-1, 1], but |values| reach {peak:g}: a raw "
-                             "field? pass it as a Quantity (e.g. br * astropy.units.G) or a sunpy Map, or "
-                             "preprocess it with solarjax.data.preprocess")
+            raise ValueError(
+                f"normalised patches s = B / 1000 G lie in [-1, 1], but |values| reach {peak:g}: a raw "
+                "field? pass it as a Quantity (e.g. br * astropy.units.G) or a sunpy Map, or "
+                "preprocess it with solarjax.data.preprocess"
+            )
         return _Prepared(images, _per_image_mm(pixel_size, len(images)), None)
     if fields.ndim != 3:
         raise ValueError(f"expected a field [H, W] or [N, H, W], got shape {fields.shape}")
@@ -141,7 +167,7 @@ def _prepared(source, size: int, pixel_size, threshold_gauss: float) -> _Prepare
     pixel_mm = _per_image_mm(pixel_size, count)
     full_res = None
     if pixel_mm is not None:
-        pixel_area_cm2 = pixel_mm[:, 0] * pixel_mm[:, 1] * physics.CM_PER_MM ** 2
+        pixel_area_cm2 = pixel_mm[:, 0] * pixel_mm[:, 1] * physics.CM_PER_MM**2
         full_res = np.asarray(physics.unsigned_flux_above_mx(fields, pixel_area_cm2, threshold_gauss))
         pixel_mm = pixel_mm * np.array([height / size, width / size])
     return _Prepared(images, pixel_mm, full_res)
@@ -162,8 +188,9 @@ def _per_image_mm(pixel_size, count: int) -> np.ndarray | None:
     try:
         return np.broadcast_to(np.asarray(mm, np.float64), (count, 2)).copy()
     except ValueError:
-        raise ValueError(f"pixel_size must be a scalar, (row, col) or [N, 2] for N = {count}, got shape "
-                         f"{np.shape(mm)}") from None
+        raise ValueError(
+            f"pixel_size must be a scalar, (row, col) or [N, 2] for N = {count}, got shape {np.shape(mm)}"
+        ) from None
 
 
 def physical_quantities(source, *, pixel_size=None, threshold=150 * u.G, size: int = 128) -> dict[str, u.Quantity]:
@@ -191,10 +218,13 @@ def physical_quantities(source, *, pixel_size=None, threshold=150 * u.G, size: i
     single = isinstance(source, SharpPatch) or _is_map(source) or np.ndim(source) == 2
     prepared = _prepared(source, size, pixel_size, threshold_gauss)
     if prepared.pixel_size_mm is None:
-        raise ValueError("the pixel size is unknown: pass pixel_size (e.g. 0.364 * astropy.units.Mm or "
-                         "0.03 * astropy.units.deg for SHARP CEA), or a sunpy Map / SharpPatch with its header")
-    values = physics.physical_quantities(prepared.images, prepared.pixel_size_mm.astype(np.float32),
-                                         threshold=threshold_gauss / NORMALISATION_GAUSS)
+        raise ValueError(
+            "the pixel size is unknown: pass pixel_size (e.g. 0.364 * astropy.units.Mm or "
+            "0.03 * astropy.units.deg for SHARP CEA), or a sunpy Map / SharpPatch with its header"
+        )
+    values = physics.physical_quantities(
+        prepared.images, prepared.pixel_size_mm.astype(np.float32), threshold=threshold_gauss / NORMALISATION_GAUSS
+    )
     result = {name: np.asarray(values[key], np.float64) for name, key in _FROM_PHYSICS.items()}
     result["tilt"] = np.degrees(result["tilt"])
     out = {name: u.Quantity(value, PHYSICAL_UNITS[name]) for name, value in result.items()}

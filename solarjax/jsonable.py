@@ -1,4 +1,5 @@
 """One way to turn results into strict JSON values."""
+
 from __future__ import annotations
 
 import datetime

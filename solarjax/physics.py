@@ -29,6 +29,7 @@ authors' code where the paper is silent), with th the polarity threshold (0.15 =
 Every quantity is NaN for a patch whose pos or neg is empty; tilt is also NaN when the two
 centroids coincide. Images must be finite (preprocessing maps NaN to 0); NaN pixels propagate.
 """
+
 import functools
 import math
 
@@ -37,11 +38,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-QUANTITY_NAMES = ('tuf', 'tpf', 'tnf', 'net_flux', 'psep', 'tilt', 'area', 'lead_polarity',
-                  'r_value')
+QUANTITY_NAMES = ("tuf", "tpf", "tnf", "net_flux", "psep", "tilt", "area", "lead_polarity", "r_value")
 
 DILATION_RADIUS = 3  # the R dilation is a (2 * 3 + 1) = 7 pixel square
 from solarjax.units import GAUSS_PER_UNIT  # noqa: E402  (field of s = 1, in G)
+
 CM_PER_MM = 1e8  # 1 Mm = 1e8 cm
 CHUNK_IMAGES = 4  # images per step of the exact kernel: 256 KB, so each step works in cache
 
@@ -50,19 +51,17 @@ def _as_stack(images) -> jax.Array:
     """[N, H, W] or [N, H, W, 1] floating images -> [N, H, W]; a clear error otherwise."""
     images = jnp.asarray(images)
     if not jnp.issubdtype(images.dtype, jnp.floating):
-        raise TypeError(f'images must be floating point (normalised field B / 1000 G), '
-                        f'got dtype {images.dtype}')
+        raise TypeError(f"images must be floating point (normalised field B / 1000 G), got dtype {images.dtype}")
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     if images.ndim != 3 or 0 in images.shape:
-        raise ValueError(f'images must be shaped [N, H, W] or [N, H, W, 1] with N, H, W >= 1, '
-                         f'got {images.shape}')
+        raise ValueError(f"images must be shaped [N, H, W] or [N, H, W, 1] with N, H, W >= 1, got {images.shape}")
     return images
 
 
 def _check_threshold(threshold) -> None:
     if isinstance(threshold, (int, float)) and not threshold >= 0:
-        raise ValueError(f'threshold must be >= 0 (normalised field), got {threshold}')
+        raise ValueError(f"threshold must be >= 0 (normalised field), got {threshold}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,7 +107,7 @@ def _column_sums(x: jax.Array) -> jax.Array:
     """
     while x.shape[1] > 1:
         half = x.shape[1] // 2
-        head = x[:, :half] + x[:, half:2 * half]
+        head = x[:, :half] + x[:, half : 2 * half]
         x = head if x.shape[1] % 2 == 0 else head.at[:, 0].add(x[:, 2 * half])
     return x[:, 0]
 
@@ -149,19 +148,19 @@ def _chunk_moments(images: jax.Array, threshold) -> dict[str, jax.Array]:
         return jnp.sum(column_sums, axis=-1)
 
     return {
-        'flux_pos': total(column_flux_pos),
-        'flux_neg': total(column_flux_neg),
-        'row_moment_pos': total(_column_sums(field_pos * rows)),
-        'col_moment_pos': column_flux_pos @ cols,
-        'row_moment_neg': total(_column_sums(field_neg * rows)),
-        'col_moment_neg': column_flux_neg @ cols,
-        'count_pos': total(column_code_pos - base * column_positive),
-        'count_neg': total(column_code_neg - base * column_negative),
-        'count_positive': total(column_positive),
-        'count_negative': total(column_negative),
-        'sum_positive': total(column_sum_positive),
-        'sum_abs': total(column_sum_positive - _column_sums(jnp.minimum(images, 0))),
-        'r_value': total(_column_sums(jnp.where(overlap, jnp.abs(images), 0))),
+        "flux_pos": total(column_flux_pos),
+        "flux_neg": total(column_flux_neg),
+        "row_moment_pos": total(_column_sums(field_pos * rows)),
+        "col_moment_pos": column_flux_pos @ cols,
+        "row_moment_neg": total(_column_sums(field_neg * rows)),
+        "col_moment_neg": column_flux_neg @ cols,
+        "count_pos": total(column_code_pos - base * column_positive),
+        "count_neg": total(column_code_neg - base * column_negative),
+        "count_positive": total(column_positive),
+        "count_negative": total(column_negative),
+        "sum_positive": total(column_sum_positive),
+        "sum_abs": total(column_sum_positive - _column_sums(jnp.minimum(images, 0))),
+        "r_value": total(_column_sums(jnp.where(overlap, jnp.abs(images), 0))),
     }
 
 
@@ -176,9 +175,13 @@ def _moments(images: jax.Array, threshold) -> dict[str, jax.Array]:
     if batch_axes is None:
         return _local_moments(images, threshold)
     batch_spec = jax.sharding.PartitionSpec(batch_axes)
-    return jax.shard_map(functools.partial(_local_moments, threshold=threshold),
-                         mesh=jax.typeof(images).sharding.mesh, in_specs=batch_spec,
-                         out_specs=batch_spec, check_vma=False)(images)
+    return jax.shard_map(
+        functools.partial(_local_moments, threshold=threshold),
+        mesh=jax.typeof(images).sharding.mesh,
+        in_specs=batch_spec,
+        out_specs=batch_spec,
+        check_vma=False,
+    )(images)
 
 
 def _local_moments(images: jax.Array, threshold) -> dict[str, jax.Array]:
@@ -192,18 +195,22 @@ def _local_moments(images: jax.Array, threshold) -> dict[str, jax.Array]:
     """
     count, height, width = images.shape
     if 8 * (height + 1) ** 2 > 2 ** (jnp.finfo(images.dtype).nmant + 1):
-        raise ValueError(f'images of {height} rows are too tall for exact pixel counts in '
-                         f'{images.dtype} (at most 1447 rows in float32)')
+        raise ValueError(
+            f"images of {height} rows are too tall for exact pixel counts in "
+            f"{images.dtype} (at most 1447 rows in float32)"
+        )
     chunk = min(CHUNK_IMAGES, count)
     steps, remainder = divmod(count, chunk)
-    chunks = images[:steps * chunk].reshape(steps, chunk, height, width)
+    chunks = images[: steps * chunk].reshape(steps, chunk, height, width)
 
     def step(i, carry):
         current, moments = carry
-        following = lax.dynamic_index_in_dim(chunks, jnp.minimum(i + 1, steps - 1), 0,
-                                             keepdims=False)
-        moments = jax.tree.map(lambda all_, new: lax.dynamic_update_index_in_dim(all_, new, i, 0),
-                               moments, _chunk_moments(current, threshold))
+        following = lax.dynamic_index_in_dim(chunks, jnp.minimum(i + 1, steps - 1), 0, keepdims=False)
+        moments = jax.tree.map(
+            lambda all_, new: lax.dynamic_update_index_in_dim(all_, new, i, 0),
+            moments,
+            _chunk_moments(current, threshold),
+        )
         return following, moments
 
     shapes = jax.eval_shape(lambda: _chunk_moments(chunks[0], threshold))
@@ -211,15 +218,15 @@ def _local_moments(images: jax.Array, threshold) -> dict[str, jax.Array]:
     _, moments = lax.fori_loop(0, steps, step, (chunks[0], empty))
     moments = jax.tree.map(lambda m: m.reshape(steps * chunk), moments)
     if remainder:
-        rest = _chunk_moments(images[steps * chunk:], threshold)
+        rest = _chunk_moments(images[steps * chunk :], threshold)
         moments = jax.tree.map(lambda m, r: jnp.concatenate([m, r]), moments, rest)
     return moments
 
 
 def _centroid_offsets(m: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     """(d_row, d_col) = c_neg - c_pos in pixels, [N] each."""
-    d_row = m['row_moment_neg'] / m['flux_neg'] - m['row_moment_pos'] / m['flux_pos']
-    d_col = m['col_moment_neg'] / m['flux_neg'] - m['col_moment_pos'] / m['flux_pos']
+    d_row = m["row_moment_neg"] / m["flux_neg"] - m["row_moment_pos"] / m["flux_pos"]
+    d_col = m["col_moment_neg"] / m["flux_neg"] - m["col_moment_pos"] / m["flux_pos"]
     return d_row, d_col
 
 
@@ -230,7 +237,7 @@ def _tilt(d_row: jax.Array, d_col: jax.Array) -> jax.Array:
 
 def _undefined_to_nan(values: dict[str, jax.Array], m: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Every value set to NaN for the patches that lack a positive or a negative polarity."""
-    defined = (m['count_pos'] > 0) & (m['count_neg'] > 0)
+    defined = (m["count_pos"] > 0) & (m["count_neg"] > 0)
     return {name: jnp.where(defined, value, jnp.nan) for name, value in values.items()}
 
 
@@ -242,19 +249,24 @@ _RAW_CHECK_IMAGES = 64  # images of a host batch the range check reads (a raw fi
 
 def _refuse_raw_field(images) -> None:
     """Refuses input that is a field with units or in raw G rather than the normalised s (one clear line)."""
-    fix = ("preprocess it first (solarjax.data.preprocess, clip to +-1000 G and divide by 1000 G), or use "
-           "solarjax.interop.physical_quantities for a field with units")
+    fix = (
+        "preprocess it first (solarjax.data.preprocess, clip to +-1000 G and divide by 1000 G), or use "
+        "solarjax.interop.physical_quantities for a field with units"
+    )
     if hasattr(images, "unit"):  # an astropy Quantity
-        raise ValueError(f"physics.quantities takes normalised patches s = B / 1000 G, got a Quantity in "
-                         f"{images.unit}: " + fix)
+        raise ValueError(
+            f"physics.quantities takes normalised patches s = B / 1000 G, got a Quantity in {images.unit}: " + fix
+        )
     if isinstance(images, jax.Array):  # device arrays and tracers: not read back to the host
         return
     sample = np.asarray(images)[:_RAW_CHECK_IMAGES]
     if sample.size and np.issubdtype(sample.dtype, np.number):
         peak = float(np.nanmax(np.abs(sample), initial=0.0))
         if peak > RAW_FIELD_PEAK:
-            raise ValueError(f"physics.quantities takes normalised patches s = B / 1000 G in [-1, 1], but |values| "
-                             f"reach {peak:g}: a raw field in G? " + fix)
+            raise ValueError(
+                f"physics.quantities takes normalised patches s = B / 1000 G in [-1, 1], but |values| "
+                f"reach {peak:g}: a raw field in G? " + fix
+            )
 
 
 def quantities(images, threshold: float = 0.15) -> dict[str, jax.Array]:
@@ -291,10 +303,14 @@ _ALIGNMENT = 64  # bytes; XLA:CPU wraps a host buffer without copying only when 
 
 def _streams_from_host(images) -> bool:
     """True for a floating NumPy batch [N, H, W(, 1)] with N > HOST_CHUNK_IMAGES."""
-    return (isinstance(images, np.ndarray) and images.ndim in (3, 4)
-            and np.issubdtype(images.dtype, np.floating)
-            and (images.ndim == 3 or images.shape[-1] == 1)
-            and images.shape[0] > HOST_CHUNK_IMAGES and 0 not in images.shape)
+    return (
+        isinstance(images, np.ndarray)
+        and images.ndim in (3, 4)
+        and np.issubdtype(images.dtype, np.floating)
+        and (images.ndim == 3 or images.shape[-1] == 1)
+        and images.shape[0] > HOST_CHUNK_IMAGES
+        and 0 not in images.shape
+    )
 
 
 def _aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -302,12 +318,11 @@ def _aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     raw = np.empty(math.prod(shape) * dtype.itemsize + _ALIGNMENT, np.uint8)
     start = -raw.ctypes.data % _ALIGNMENT
-    return raw[start:start + math.prod(shape) * dtype.itemsize].view(dtype).reshape(shape)
+    return raw[start : start + math.prod(shape) * dtype.itemsize].view(dtype).reshape(shape)
 
 
 def _zero_copy_ready(block: np.ndarray, dtype) -> bool:
-    return (block.dtype == dtype and block.flags.c_contiguous
-            and block.ctypes.data % _ALIGNMENT == 0)
+    return block.dtype == dtype and block.flags.c_contiguous and block.ctypes.data % _ALIGNMENT == 0
 
 
 def _host_chunked(kernel, images: np.ndarray) -> dict[str, jax.Array]:
@@ -329,7 +344,7 @@ def _host_chunked(kernel, images: np.ndarray) -> dict[str, jax.Array]:
     in_flight = [None, None]
     results = []
     for index, start in enumerate(range(0, count, chunk)):
-        block = stack[start:start + chunk]
+        block = stack[start : start + chunk]
         if block.shape[0] == chunk and _zero_copy_ready(block, dtype):
             host = block
         else:
@@ -339,18 +354,17 @@ def _host_chunked(kernel, images: np.ndarray) -> dict[str, jax.Array]:
             if staging[slot] is None:
                 staging[slot] = _aligned_empty((chunk, height, width), dtype)
             host = staging[slot]
-            host[:block.shape[0]] = block
-            host[block.shape[0]:] = 0
+            host[: block.shape[0]] = block
+            host[block.shape[0] :] = 0
         values = kernel(jax.device_put(host, may_alias=True))
         results.append(values)
         if host is not block:
             in_flight[index % 2] = values
-    merged = {name: jnp.concatenate([values[name] for values in results])[:count]
-              for name in results[0]}
+    merged = {name: jnp.concatenate([values[name] for values in results])[:count] for name in results[0]}
     return jax.block_until_ready(merged)
 
 
-@functools.partial(jax.jit, static_argnames='threshold')
+@functools.partial(jax.jit, static_argnames="threshold")
 def _quantities_jit(images, threshold: float = 0.15) -> dict[str, jax.Array]:
     """`quantities` of a device array or tracer (see `quantities`)."""
     _check_threshold(threshold)
@@ -360,20 +374,20 @@ def _quantities_jit(images, threshold: float = 0.15) -> dict[str, jax.Array]:
     d_row, d_col = _centroid_offsets(m)
     pixels = height * width
     values = {
-        'tuf': m['sum_abs'] / pixels,
-        'tpf': m['sum_positive'] / m['count_positive'],
-        'tnf': (m['sum_abs'] - m['sum_positive']) / m['count_negative'],
-        'net_flux': m['flux_pos'] + m['flux_neg'],
-        'psep': jnp.hypot(d_row, d_col) / math.hypot(height, width),
-        'tilt': _tilt(d_row, d_col),
-        'area': (m['count_pos'] + m['count_neg']) / pixels,
-        'lead_polarity': -d_col,
-        'r_value': m['r_value'],
+        "tuf": m["sum_abs"] / pixels,
+        "tpf": m["sum_positive"] / m["count_positive"],
+        "tnf": (m["sum_abs"] - m["sum_positive"]) / m["count_negative"],
+        "net_flux": m["flux_pos"] + m["flux_neg"],
+        "psep": jnp.hypot(d_row, d_col) / math.hypot(height, width),
+        "tilt": _tilt(d_row, d_col),
+        "area": (m["count_pos"] + m["count_neg"]) / pixels,
+        "lead_polarity": -d_col,
+        "r_value": m["r_value"],
     }
     return _undefined_to_nan(values, m)
 
 
-@functools.partial(jax.jit, static_argnames='threshold')
+@functools.partial(jax.jit, static_argnames="threshold")
 def physical_quantities(images, pixel_size_mm, threshold: float = 0.15) -> dict[str, jax.Array]:
     """The quantities of each patch in physical units, given the patch's plate scale.
 
@@ -404,25 +418,27 @@ def physical_quantities(images, pixel_size_mm, threshold: float = 0.15) -> dict[
     count = images.shape[0]
     pixel_size_mm = jnp.asarray(pixel_size_mm, images.dtype)
     if pixel_size_mm.shape not in ((2,), (count, 2)):
-        raise ValueError(f'pixel_size_mm must be shaped [2] or [N, 2] = [{count}, 2] '
-                         f'(row, col size in Mm), got {pixel_size_mm.shape}')
+        raise ValueError(
+            f"pixel_size_mm must be shaped [2] or [N, 2] = [{count}, 2] "
+            f"(row, col size in Mm), got {pixel_size_mm.shape}"
+        )
     pixel_size_mm = jnp.broadcast_to(pixel_size_mm, (count, 2))
     row_mm, col_mm = pixel_size_mm[:, 0], pixel_size_mm[:, 1]
     pixel_area_mm2 = row_mm * col_mm
-    pixel_area_cm2 = pixel_area_mm2 * CM_PER_MM ** 2
+    pixel_area_cm2 = pixel_area_mm2 * CM_PER_MM**2
     m = _moments(images, threshold)
     d_row, d_col = _centroid_offsets(m)
     d_row_mm, d_col_mm = d_row * row_mm, d_col * col_mm
     values = {
-        'unsigned_flux_mx': GAUSS_PER_UNIT * m['sum_abs'] * pixel_area_cm2,
-        'net_flux_mx': GAUSS_PER_UNIT * (m['flux_pos'] + m['flux_neg']) * pixel_area_cm2,
-        'tpf_g': GAUSS_PER_UNIT * m['sum_positive'] / m['count_positive'],
-        'tnf_g': GAUSS_PER_UNIT * (m['sum_abs'] - m['sum_positive']) / m['count_negative'],
-        'psep_mm': jnp.hypot(d_row_mm, d_col_mm),
-        'tilt_rad': _tilt(d_row_mm, d_col_mm),
-        'area_mm2': (m['count_pos'] + m['count_neg']) * pixel_area_mm2,
-        'lead_polarity_mm': -d_col_mm,
-        'r_value_mx': GAUSS_PER_UNIT * m['r_value'] * pixel_area_cm2,
+        "unsigned_flux_mx": GAUSS_PER_UNIT * m["sum_abs"] * pixel_area_cm2,
+        "net_flux_mx": GAUSS_PER_UNIT * (m["flux_pos"] + m["flux_neg"]) * pixel_area_cm2,
+        "tpf_g": GAUSS_PER_UNIT * m["sum_positive"] / m["count_positive"],
+        "tnf_g": GAUSS_PER_UNIT * (m["sum_abs"] - m["sum_positive"]) / m["count_negative"],
+        "psep_mm": jnp.hypot(d_row_mm, d_col_mm),
+        "tilt_rad": _tilt(d_row_mm, d_col_mm),
+        "area_mm2": (m["count_pos"] + m["count_neg"]) * pixel_area_mm2,
+        "lead_polarity_mm": -d_col_mm,
+        "r_value_mx": GAUSS_PER_UNIT * m["r_value"] * pixel_area_cm2,
     }
     return _undefined_to_nan(values, m)
 
@@ -446,7 +462,7 @@ def unsigned_flux_above_mx(br_gauss, pixel_area_cm2, threshold_gauss: float = 15
     else:
         xp, magnitude = np, np.abs(np.asarray(br_gauss, np.float64))
     if magnitude.ndim < 2:
-        raise ValueError(f'br_gauss must be shaped [..., H, W], got {magnitude.shape}')
+        raise ValueError(f"br_gauss must be shaped [..., H, W], got {magnitude.shape}")
     above = xp.where(magnitude > threshold_gauss, magnitude, 0)  # NaN > threshold is False
     return xp.sum(above, axis=(-2, -1)) * pixel_area_cm2
 
@@ -461,8 +477,7 @@ def _box_sum_axis(x: jax.Array, axis: int) -> jax.Array:
     padding = [(0, 0)] * x.ndim
     padding[axis] = (DILATION_RADIUS, DILATION_RADIUS)
     padded = jnp.pad(x, padding)
-    return sum(lax.slice_in_dim(padded, k, k + n, axis=axis)
-               for k in range(2 * DILATION_RADIUS + 1))
+    return sum(lax.slice_in_dim(padded, k, k + n, axis=axis) for k in range(2 * DILATION_RADIUS + 1))
 
 
 def _soft_dilation(log_absent: jax.Array) -> jax.Array:
@@ -471,9 +486,10 @@ def _soft_dilation(log_absent: jax.Array) -> jax.Array:
     return -jnp.expm1(log_none)
 
 
-@functools.partial(jax.jit, static_argnames='threshold')
-def smooth_quantities(images, threshold: float = 0.15, sharpness: float = 50.0,
-                      min_flux: float = 1e-6, min_separation: float = 1e-3) -> dict[str, jax.Array]:
+@functools.partial(jax.jit, static_argnames="threshold")
+def smooth_quantities(
+    images, threshold: float = 0.15, sharpness: float = 50.0, min_flux: float = 1e-6, min_separation: float = 1e-3
+) -> dict[str, jax.Array]:
     """Differentiable versions of `quantities`, converging to them as `sharpness` grows.
 
     Hard masks become logistic ones: pos -> sigmoid(k (s - th)), neg -> sigmoid(k (-s - th)),
@@ -515,17 +531,17 @@ def smooth_quantities(images, threshold: float = 0.15, sharpness: float = 50.0,
     safe_neg = jnp.minimum(flux_neg, -min_flux)
     d_row = total(s * soft_neg * rows) / safe_neg - total(s * soft_pos * rows) / safe_pos
     d_col = total(s * soft_neg * cols) / safe_neg - total(s * soft_pos * cols) / safe_pos
-    smooth_abs_d_col = jnp.sqrt(d_col ** 2 + min_separation ** 2)
-    overlap = (_soft_dilation(-jax.nn.softplus(above)) * _soft_dilation(-jax.nn.softplus(below)))
+    smooth_abs_d_col = jnp.sqrt(d_col**2 + min_separation**2)
+    overlap = _soft_dilation(-jax.nn.softplus(above)) * _soft_dilation(-jax.nn.softplus(below))
     magnitude = jnp.abs(s)
     return {
-        'tuf': total(magnitude) / pixels,
-        'tpf': total(s * soft_positive) / jnp.maximum(total(soft_positive), min_flux),
-        'tnf': total(-s * soft_negative) / jnp.maximum(total(soft_negative), min_flux),
-        'net_flux': flux_pos + flux_neg,
-        'psep': jnp.sqrt(d_row ** 2 + d_col ** 2 + min_separation ** 2) / math.hypot(height, width),
-        'tilt': jnp.arctan2(d_row, smooth_abs_d_col),
-        'area': total(soft_pos + soft_neg) / pixels,
-        'lead_polarity': -d_col,
-        'r_value': total(magnitude * overlap),
+        "tuf": total(magnitude) / pixels,
+        "tpf": total(s * soft_positive) / jnp.maximum(total(soft_positive), min_flux),
+        "tnf": total(-s * soft_negative) / jnp.maximum(total(soft_negative), min_flux),
+        "net_flux": flux_pos + flux_neg,
+        "psep": jnp.sqrt(d_row**2 + d_col**2 + min_separation**2) / math.hypot(height, width),
+        "tilt": jnp.arctan2(d_row, smooth_abs_d_col),
+        "area": total(soft_pos + soft_neg) / pixels,
+        "lead_polarity": -d_col,
+        "r_value": total(magnitude * overlap),
     }

@@ -1,6 +1,7 @@
 """Magnetogram figures shared by training, steering, retrieval and the app: sunpy's ``hmimag`` colour map on
 [-1000, 1000] G, drawn on `matplotlib.figure.Figure` objects (no pyplot, so neither importing this module nor
 writing a PNG changes a user's matplotlib backend)."""
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,8 @@ from solarjax.units import FIELD_RANGE_GAUSS, GAUSS_PER_UNIT
 def hmimag_colormap():
     """sunpy's HMI magnetogram colour map."""
     import sunpy.visualization.colormaps as sunpy_colormaps
-    return sunpy_colormaps.cmlist['hmimag']
+
+    return sunpy_colormaps.cmlist["hmimag"]
 
 
 def show_field(ax, image, **kwargs):
@@ -26,12 +28,14 @@ def show_field(ax, image, **kwargs):
     """
     field = np.squeeze(np.asarray(image, np.float32)) * GAUSS_PER_UNIT
     vmin, vmax = FIELD_RANGE_GAUSS
-    return ax.imshow(field, cmap=hmimag_colormap(), vmin=vmin, vmax=vmax, origin='lower',
-                     interpolation='nearest', **kwargs)
+    return ax.imshow(
+        field, cmap=hmimag_colormap(), vmin=vmin, vmax=vmax, origin="lower", interpolation="nearest", **kwargs
+    )
 
 
-def save_sample_grid(images: np.ndarray, path: str | os.PathLike, columns: int | None = None,
-                     title: str | None = None) -> pathlib.Path:
+def save_sample_grid(
+    images: np.ndarray, path: str | os.PathLike, columns: int | None = None, title: str | None = None
+) -> pathlib.Path:
     """Writes a PNG grid of Br patches with the ``hmimag`` colour map on [-1000, 1000] G.
 
     Args:
@@ -51,19 +55,24 @@ def save_sample_grid(images: np.ndarray, path: str | os.PathLike, columns: int |
     count = len(images)
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
-    fig = Figure(figsize=(1.5 * columns + 1.0, 1.5 * rows + 0.4), layout='compressed')
+    fig = Figure(figsize=(1.5 * columns + 1.0, 1.5 * rows + 0.4), layout="compressed")
     axes = fig.subplots(rows, columns, squeeze=False)
     for index, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if index < count:
             shown = show_field(ax, images[index])
-    fig.colorbar(shown, ax=axes, shrink=0.8, label='Br [G]')
+    fig.colorbar(shown, ax=axes, shrink=0.8, label="Br [G]")
     return _save_titled(fig, path, title)
 
 
-def save_comparison_grid(data: np.ndarray, generated: np.ndarray, path: str | os.PathLike,
-                         columns: int = 4, labels: tuple[str, str] = ('data', 'generated'),
-                         title: str | None = None) -> pathlib.Path:
+def save_comparison_grid(
+    data: np.ndarray,
+    generated: np.ndarray,
+    path: str | os.PathLike,
+    columns: int = 4,
+    labels: tuple[str, str] = ("data", "generated"),
+    title: str | None = None,
+) -> pathlib.Path:
     """Writes two PNG grids side by side, data on the left and generated on the right, on one colour scale.
 
     Args:
@@ -87,7 +96,7 @@ def save_comparison_grid(data: np.ndarray, generated: np.ndarray, path: str | os
         sets.append(images)
     count = min(len(images) for images in sets)
     rows = math.ceil(count / columns)
-    fig = Figure(figsize=(2 * (1.5 * columns) + 1.6, 1.5 * rows + 0.8), layout='compressed')
+    fig = Figure(figsize=(2 * (1.5 * columns) + 1.6, 1.5 * rows + 0.8), layout="compressed")
     panels = fig.subfigures(1, 2)
     shown = None
     for panel, images, label in zip(panels, sets, labels):
@@ -97,7 +106,7 @@ def save_comparison_grid(data: np.ndarray, generated: np.ndarray, path: str | os
             if index < count:
                 shown = show_field(ax, images[index])
         panel.suptitle(label)
-    fig.colorbar(shown, ax=panels[1].axes, shrink=0.8, label='Br [G]')
+    fig.colorbar(shown, ax=panels[1].axes, shrink=0.8, label="Br [G]")
     return _save_titled(fig, path, title)
 
 

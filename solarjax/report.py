@@ -6,6 +6,7 @@ of every stage folded in `<details>`. Stages gain metrics over time: every key a
 rendered (unknown ones in the folded part) and a headline figure whose keys are missing reads
 "not run". The page is self-contained (figures inline as base64 PNG).
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,7 +17,8 @@ import math
 import os
 import pathlib
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 VERSION = 2
 """Bumped when the page layout changes, so a cached demo re-renders its report."""
@@ -26,51 +28,60 @@ NOT_RUN = "not run"
 OURS = ("ssl", "hybrid")
 """Our search methods: the paper's SimSiam search and the default (validation-chosen) hybrid ranking."""
 
-QUANTITY_LABELS = {"tuf": "TUF", "psep": "PSEP", "r_value": "R", "tilt": "tilt", "area": "area",
-                   "unsigned_flux_mx": "flux [Mx]"}
+QUANTITY_LABELS = {
+    "tuf": "TUF",
+    "psep": "PSEP",
+    "r_value": "R",
+    "tilt": "tilt",
+    "area": "area",
+    "unsigned_flux_mx": "flux [Mx]",
+}
 
 STAGE_TITLES = {
-    "dataset": "Dataset", "gan": "The GAN: generated active regions",
-    "directions": "Physical directions in latent space", "simsiam": "The SimSiam encoder",
-    "index": "The search index", "retrieval": "Search: queries and their real matches",
+    "dataset": "Dataset",
+    "gan": "The GAN: generated active regions",
+    "directions": "Physical directions in latent space",
+    "simsiam": "The SimSiam encoder",
+    "index": "The search index",
+    "retrieval": "Search: queries and their real matches",
     "real": "Real SHARP frames",
 }
 
 METHOD_NOTES = {
     "gan": "The default generator (resize-convolution upsampling instead of the paper's stride-2 transposed "
-           "convolutions; the paper's 'simple' generator is the gan_paper config), latent dimension 100, trained on the "
-           "synthetic SHARP-like patches; the checkpoint kept is the one with the best realism score. The realism "
-           "table compares generated with training patches: KS distances (0 = same distribution) of the quiet-pixel "
-           "noise width, the power-spectrum slope and the mean gradient; the density of pixels beyond +-500 G; the "
-           "checkerboard peaks of the spectrum at k = 16, 32, 48; the mean KS of the physical quantities and the median "
-           "R; 'met' says whether each lies in its target range.",
+    "convolutions; the paper's 'simple' generator is the gan_paper config), latent dimension 100, trained on the "
+    "synthetic SHARP-like patches; the checkpoint kept is the one with the best realism score. The realism "
+    "table compares generated with training patches: KS distances (0 = same distribution) of the quiet-pixel "
+    "noise width, the power-spectrum slope and the mean gradient; the density of pixels beyond +-500 G; the "
+    "checkerboard peaks of the spectrum at k = 16, 32, 48; the mean KS of the physical quantities and the median "
+    "R; 'met' says whether each lies in its target range.",
     "directions": "One linear SVM per quantity on 'high vs low' (median split) of generated patches; its unit normal "
-                  "is the direction along which the quantity grows (the paper's family). Diagnosis: held-out accuracy "
-                  "of linear SVMs with the features z, [z, |z|], z folded across the leading-polarity boundary, and "
-                  "folded z with |z|; odd_fraction is the share of a quantity's variance that is odd under z -> -z. "
-                  "Families, on the same base latents and alpha in [-3, 3] on the Gaussian shell: paper (global "
-                  "normals), piecewise (a boundary per half-space of the leading-polarity boundary), local (gradient "
-                  "path of the smooth quantity, held quantities' gradients projected out). Monotonicity is the mean "
-                  "Spearman correlation of the quantity with alpha; leakage is the change of each held quantity per "
-                  "change of the target in prior standard deviations; [low, high] are bootstrap 95% intervals over "
-                  "base latents. Targeting asks gradient-based steering for a value (e.g. +50% TUF) and counts "
-                  "requests met within 5%.",
+    "is the direction along which the quantity grows (the paper's family). Diagnosis: held-out accuracy "
+    "of linear SVMs with the features z, [z, |z|], z folded across the leading-polarity boundary, and "
+    "folded z with |z|; odd_fraction is the share of a quantity's variance that is odd under z -> -z. "
+    "Families, on the same base latents and alpha in [-3, 3] on the Gaussian shell: paper (global "
+    "normals), piecewise (a boundary per half-space of the leading-polarity boundary), local (gradient "
+    "path of the smooth quantity, held quantities' gradients projected out). Monotonicity is the mean "
+    "Spearman correlation of the quantity with alpha; leakage is the change of each held quantity per "
+    "change of the target in prior standard deviations; [low, high] are bootstrap 95% intervals over "
+    "base latents. Targeting asks gradient-based steering for a value (e.g. +50% TUF) and counts "
+    "requests met within 5%.",
     "simsiam": "ResNet-18 SimSiam trained on the training split with the paper's augmentations (polarity flip as -B). "
-               "Collapse: 0 = spread embeddings, 1 = collapsed. k-NN monitor: rank correlation of each held-out patch's "
-               "quantities with those of its nearest neighbour in embedding space, against pixel space.",
+    "Collapse: 0 = spread embeddings, 1 = collapsed. k-NN monitor: rank correlation of each held-out patch's "
+    "quantities with those of its nearest neighbour in embedding space, against pixel space.",
     "retrieval": "Each query (a generated, a steered, or a held-out patch) is embedded and its top-1 match looked up in "
-                 "the table of training patches. Pearson and Spearman between query and match per quantity for the "
-                 "SimSiam search (ssl), the hybrid ranking (SSL candidates re-ordered with the query's exact TUF, PSEP, "
-                 "R and area; weight chosen on the validation split) and the baselines: pixel-space L2, an 8x8 "
-                 "thumbnail, an untrained encoder of the same architecture, standardised physics Euclidean and "
-                 "Mahalanobis, random. Every method is scored on the same queries. Brackets: 95% paired bootstrap "
-                 "intervals (1,000 resamples of the queries); a difference whose interval lies above 0 is a win.",
+    "the table of training patches. Pearson and Spearman between query and match per quantity for the "
+    "SimSiam search (ssl), the hybrid ranking (SSL candidates re-ordered with the query's exact TUF, PSEP, "
+    "R and area; weight chosen on the validation split) and the baselines: pixel-space L2, an 8x8 "
+    "thumbnail, an untrained encoder of the same architecture, standardised physics Euclidean and "
+    "Mahalanobis, random. Every method is scored on the same queries. Brackets: 95% paired bootstrap "
+    "intervals (1,000 resamples of the queries); a difference whose interval lies above 0 is a win.",
     "real": "The real HMI SHARP Br frames found beside the repository, embedded with the same encoder. Same region "
-            "beyond 12 h: frames of the query's HARP within +-12 h are excluded, a hit is a top-1 match of the same "
-            "HARP; random is its exact expectation. Real-to-real: the query's whole HARP excluded, Spearman between "
-            "the JSOC header keywords (USFLUX, R_VALUE, AREA_ACR, MEANGBZ) of query and top-1 match. On real frames "
-            "the hybrid ranks by physical-unit quantities (log10 flux and R in Mx, PSEP in Mm, log10 area in Mm^2). "
-            "95% paired bootstrap intervals.",
+    "beyond 12 h: frames of the query's HARP within +-12 h are excluded, a hit is a top-1 match of the same "
+    "HARP; random is its exact expectation. Real-to-real: the query's whole HARP excluded, Spearman between "
+    "the JSOC header keywords (USFLUX, R_VALUE, AREA_ACR, MEANGBZ) of query and top-1 match. On real frames "
+    "the hybrid ranks by physical-unit quantities (log10 flux and R in Mx, PSEP in Mm, log10 area in Mm^2). "
+    "95% paired bootstrap intervals.",
 }
 
 
@@ -98,7 +109,7 @@ class Figure:
     high: float | None = None
 
     @classmethod
-    def of(cls, method: str, entry: Any) -> "Figure | None":
+    def of(cls, method: str, entry: Any) -> Figure | None:
         """From a {'value', 'low', 'high'} dict (or a bare number); None when absent."""
         if _finite(entry) or (isinstance(entry, float) and math.isnan(entry)):
             return cls(method, float(entry))
@@ -113,8 +124,9 @@ class Figure:
     def text(self, digits: int = 2) -> str:
         if not self.defined:
             return f"{self.method}: undefined"
-        interval = (f" [{self.low:.{digits}f}, {self.high:.{digits}f}]"
-                    if _finite(self.low) and _finite(self.high) else "")
+        interval = (
+            f" [{self.low:.{digits}f}, {self.high:.{digits}f}]" if _finite(self.low) and _finite(self.high) else ""
+        )
         return f"{self.method}: {self.value:.{digits}f}{interval}"
 
 
@@ -171,8 +183,11 @@ def _method_row(figure: str, paper: str, intervals: Any, statistic: str | None) 
     ours = tuple(f for f in (figure_of(m) for m in OURS if m in methods) if f is not None)
     baselines = [f for f in (figure_of(m) for m in methods if m not in OURS) if f is not None]
     baseline = _best(baselines)
-    verdicts = [_paired_verdict(lookup(intervals, "differences"), f.method, baseline.method, statistic)
-                for f in ours if baseline is not None and f.defined]
+    verdicts = [
+        _paired_verdict(lookup(intervals, "differences"), f.method, baseline.method, statistic)
+        for f in ours
+        if baseline is not None and f.defined
+    ]
     n = lookup(intervals, "n")
     label = f"{figure} (n = {n})" if n is not None else figure
     return HeadlineRow(label, paper, ours, baseline, "; ".join(v for v in verdicts if v))
@@ -182,22 +197,56 @@ def headline_rows(metrics: dict) -> list[HeadlineRow]:
     """The headline table: the paper's reported figures first, then ours that it did not report."""
     rows = []
     for statistic, paper in (("pearson", "~0.78"), ("spearman", "~0.79")):
-        rows.append(_method_row(f"Generated query vs top-1 real match: TUF {statistic.capitalize()}", paper,
-                                lookup(metrics, "retrieval", "generated", "intervals", "tuf"), statistic))
+        rows.append(
+            _method_row(
+                f"Generated query vs top-1 real match: TUF {statistic.capitalize()}",
+                paper,
+                lookup(metrics, "retrieval", "generated", "intervals", "tuf"),
+                statistic,
+            )
+        )
     for name in ("psep", "r_value"):
-        rows.append(_method_row(f"Generated query vs top-1 match: {QUANTITY_LABELS[name]} Spearman",
-                                "shown, no number", lookup(metrics, "retrieval", "generated", "intervals", name),
-                                "spearman"))
-    rows.append(_method_row("Steered query (+50% TUF, PSEP held) vs top-1 match: TUF Spearman", "not reported",
-                            lookup(metrics, "retrieval", "steered", "intervals", "tuf"), "spearman"))
+        rows.append(
+            _method_row(
+                f"Generated query vs top-1 match: {QUANTITY_LABELS[name]} Spearman",
+                "shown, no number",
+                lookup(metrics, "retrieval", "generated", "intervals", name),
+                "spearman",
+            )
+        )
+    rows.append(
+        _method_row(
+            "Steered query (+50% TUF, PSEP held) vs top-1 match: TUF Spearman",
+            "not reported",
+            lookup(metrics, "retrieval", "steered", "intervals", "tuf"),
+            "spearman",
+        )
+    )
     for name in ("tuf", "psep", "r_value"):
-        rows.append(_method_row(f"Held-out synthetic query vs top-1 match: {QUANTITY_LABELS[name]} Spearman",
-                                "not reported", lookup(metrics, "retrieval", "heldout", "intervals", name),
-                                "spearman"))
-    rows.append(_method_row("Real SHARP: same region >= 12 h away, precision@1", "not reported",
-                            lookup(metrics, "real", "same_region_precision", "intervals"), None))
-    rows.append(_method_row("Real SHARP, own HARP excluded: USFLUX (header) Spearman", "not reported",
-                            lookup(metrics, "real", "real_to_real", "intervals", "USFLUX"), "spearman"))
+        rows.append(
+            _method_row(
+                f"Held-out synthetic query vs top-1 match: {QUANTITY_LABELS[name]} Spearman",
+                "not reported",
+                lookup(metrics, "retrieval", "heldout", "intervals", name),
+                "spearman",
+            )
+        )
+    rows.append(
+        _method_row(
+            "Real SHARP: same region >= 12 h away, precision@1",
+            "not reported",
+            lookup(metrics, "real", "same_region_precision", "intervals"),
+            None,
+        )
+    )
+    rows.append(
+        _method_row(
+            "Real SHARP, own HARP excluded: USFLUX (header) Spearman",
+            "not reported",
+            lookup(metrics, "real", "real_to_real", "intervals", "USFLUX"),
+            "spearman",
+        )
+    )
     rows.append(_steering_row(metrics))
     rows.append(_targeting_row(metrics))
     rows.append(_svm_row(metrics))
@@ -211,8 +260,9 @@ def _steering_row(metrics: dict) -> HeadlineRow:
     results = lookup(metrics, "directions", "report", "families", "results")
     if not isinstance(results, dict):
         return HeadlineRow(figure, paper)
-    families = [f for f in (Figure.of(m, lookup(rows, "tuf", "monotonicity")) for m, rows in results.items())
-                if f is not None]
+    families = [
+        f for f in (Figure.of(m, lookup(rows, "tuf", "monotonicity")) for m, rows in results.items()) if f is not None
+    ]
     best = lookup(metrics, "directions", "best_method")
     ours = tuple(f for f in families if f.method == best) or tuple(families[:1])
     others = _best([f for f in families if f not in ours])
@@ -229,8 +279,12 @@ def _targeting_row(metrics: dict) -> HeadlineRow:
     ours = Figure("steer_to", _float(rate), _float(interval[0]), _float(interval[1]))
     unrefined = lookup(targeting, "unrefined_success_rate")
     baseline = Figure("without exact refinement", _float(unrefined)) if unrefined is not None else None
-    return HeadlineRow(f"{figure} (in range: {lookup(targeting, 'in_range')} of {lookup(targeting, 'requested')})",
-                       paper, (ours,), baseline)
+    return HeadlineRow(
+        f"{figure} (in range: {lookup(targeting, 'in_range')} of {lookup(targeting, 'requested')})",
+        paper,
+        (ours,),
+        baseline,
+    )
 
 
 def _svm_row(metrics: dict) -> HeadlineRow:
@@ -238,8 +292,14 @@ def _svm_row(metrics: dict) -> HeadlineRow:
     directions = lookup(metrics, "directions", "report", "directions")
     if not isinstance(directions, dict):
         return HeadlineRow(figure, paper)
-    ours = tuple(f for f in (Figure.of(QUANTITY_LABELS.get(q, q), lookup(directions, q, "test_accuracy"))
-                             for q in ("tuf", "psep", "r_value")) if f is not None)
+    ours = tuple(
+        f
+        for f in (
+            Figure.of(QUANTITY_LABELS.get(q, q), lookup(directions, q, "test_accuracy"))
+            for q in ("tuf", "psep", "r_value")
+        )
+        if f is not None
+    )
     return HeadlineRow(figure, paper, ours, Figure("chance", 0.5))
 
 
@@ -254,8 +314,7 @@ def _gan_row(metrics: dict) -> HeadlineRow:
     if value is None:
         return HeadlineRow(figure, paper)
     target = lookup(entry, "target") if isinstance(entry, dict) else None
-    return HeadlineRow(figure, paper, (Figure("GAN", float(value)),), None,
-                       f"target {target}" if target else "")
+    return HeadlineRow(figure, paper, (Figure("GAN", float(value)),), None, f"target {target}" if target else "")
 
 
 def _knn_row(metrics: dict) -> HeadlineRow:
@@ -269,28 +328,59 @@ def _knn_row(metrics: dict) -> HeadlineRow:
 
 # ------------------------------------------------------------------------------------------ figures
 _CAPTIONS: tuple[tuple[str, Callable[[re.Match], str]], ...] = (
-    (r"gan/realism_grid\.png", lambda m: "Training patches (left) beside generated ones (right), same hmimag scale "
-                                        "(+-1000 G): look for the same bipole sizes, plage texture and noise."),
-    (r"gan/samples/step_0*(\d+)\.png", lambda m: f"Generator samples at step {m.group(1)}: later steps should look "
-                                                 "more like the training patches."),
-    (r"directions/evaluation/latent_map_(\w+)\.png",
-     lambda m: f"Latents on the plane of the {_label(m.group(1))} SVM normal, coloured by {_label(m.group(1))}: the "
-               "colour should change across the dashed boundary and the thumbnails along the x axis."),
-    (r"directions/evaluation/traversal_(\w+)_local\.png",
-     lambda m: f"A local (gradient-path) traversal of {_label(m.group(1))}: {_label(m.group(1))} should grow "
-               "left to right while the other curves stay flat."),
-    (r"directions/evaluation/traversal_(\w+)_conditional\.png",
-     lambda m: f"{_label(m.group(1))} moved with the held quantities' normals projected out: its curve should "
-               "rise while the held ones stay near 0."),
-    (r"directions/evaluation/traversal_(\w+)\.png",
-     lambda m: f"One latent moved along the {_label(m.group(1))} SVM normal (the paper's edit): "
-               f"{_label(m.group(1))} should grow with alpha, the patch stay realistic."),
-    (r"retrieval/(\w+)/query_matches\.png",
-     lambda m: f"{m.group(1).capitalize()} queries (left) and their top real matches: matches should share the "
-               "query's flux, separation and polarity-inversion-line strength (numbers under each patch)."),
-    (r"retrieval/(\w+)/query_vs_match\.png",
-     lambda m: f"{m.group(1).capitalize()} queries: each quantity of the query against its top-1 match, per method; "
-               "points on the diagonal mean matched physics (r, rho in the titles)."),
+    (
+        r"gan/realism_grid\.png",
+        lambda m: (
+            "Training patches (left) beside generated ones (right), same hmimag scale "
+            "(+-1000 G): look for the same bipole sizes, plage texture and noise."
+        ),
+    ),
+    (
+        r"gan/samples/step_0*(\d+)\.png",
+        lambda m: f"Generator samples at step {m.group(1)}: later steps should look more like the training patches.",
+    ),
+    (
+        r"directions/evaluation/latent_map_(\w+)\.png",
+        lambda m: (
+            f"Latents on the plane of the {_label(m.group(1))} SVM normal, coloured by {_label(m.group(1))}: the "
+            "colour should change across the dashed boundary and the thumbnails along the x axis."
+        ),
+    ),
+    (
+        r"directions/evaluation/traversal_(\w+)_local\.png",
+        lambda m: (
+            f"A local (gradient-path) traversal of {_label(m.group(1))}: {_label(m.group(1))} should grow "
+            "left to right while the other curves stay flat."
+        ),
+    ),
+    (
+        r"directions/evaluation/traversal_(\w+)_conditional\.png",
+        lambda m: (
+            f"{_label(m.group(1))} moved with the held quantities' normals projected out: its curve should "
+            "rise while the held ones stay near 0."
+        ),
+    ),
+    (
+        r"directions/evaluation/traversal_(\w+)\.png",
+        lambda m: (
+            f"One latent moved along the {_label(m.group(1))} SVM normal (the paper's edit): "
+            f"{_label(m.group(1))} should grow with alpha, the patch stay realistic."
+        ),
+    ),
+    (
+        r"retrieval/(\w+)/query_matches\.png",
+        lambda m: (
+            f"{m.group(1).capitalize()} queries (left) and their top real matches: matches should share the "
+            "query's flux, separation and polarity-inversion-line strength (numbers under each patch)."
+        ),
+    ),
+    (
+        r"retrieval/(\w+)/query_vs_match\.png",
+        lambda m: (
+            f"{m.group(1).capitalize()} queries: each quantity of the query against its top-1 match, per method; "
+            "points on the diagonal mean matched physics (r, rho in the titles)."
+        ),
+    ),
 )
 
 
@@ -309,17 +399,21 @@ def caption(relative: str) -> str:
 
 def _png_tag(path: pathlib.Path, relative: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(relative)}">'
-            f"<figcaption>{html.escape(caption(relative))} <span class='path'>({html.escape(relative)})</span>"
-            f"</figcaption></figure>")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(relative)}">'
+        f"<figcaption>{html.escape(caption(relative))} <span class='path'>({html.escape(relative)})</span>"
+        f"</figcaption></figure>"
+    )
 
 
 def stage_figures(outdir: pathlib.Path, stage: str) -> list[pathlib.Path]:
     """The PNGs a stage wrote, in reading order (samples by step, traversals after latent maps)."""
+
     def order(path):
         relative = path.relative_to(outdir).as_posix()
         rank = next((i for i, (pattern, _) in enumerate(_CAPTIONS) if re.fullmatch(pattern, relative)), len(_CAPTIONS))
         return rank, relative
+
     folder = outdir / stage
     return sorted(folder.rglob("*.png"), key=order) if folder.is_dir() else []
 
@@ -332,16 +426,20 @@ def value_html(value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, dict):
         if value and all(isinstance(v, dict) for v in value.values()):
-            columns = sorted({k for v in value.values() for k, x in v.items() if not isinstance(x, (dict, list))},
-                             key=str)
+            columns = sorted(
+                {k for v in value.values() for k, x in v.items() if not isinstance(x, (dict, list))}, key=str
+            )
             if columns:
                 head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
                 rows = "".join(
                     f"<tr><th>{html.escape(str(name))}</th>"
-                    + "".join(f"<td>{value_html(row.get(c, ''))}</td>" for c in columns) + "</tr>"
-                    for name, row in value.items())
-                nested = {name: {k: x for k, x in row.items() if isinstance(x, (dict, list))}
-                          for name, row in value.items()}
+                    + "".join(f"<td>{value_html(row.get(c, ''))}</td>" for c in columns)
+                    + "</tr>"
+                    for name, row in value.items()
+                )
+                nested = {
+                    name: {k: x for k, x in row.items() if isinstance(x, (dict, list))} for name, row in value.items()
+                }
                 nested = {k: v for k, v in nested.items() if v}
                 return f"<table><tr><th></th>{head}</tr>{rows}</table>" + (value_html(nested) if nested else "")
         items = "".join(f"<li><b>{html.escape(str(k))}</b>: {value_html(v)}</li>" for k, v in value.items())
@@ -354,13 +452,15 @@ def value_html(value: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------ page
-_STYLE = ("body{font-family:sans-serif;max-width:1150px;margin:auto;padding:1em;line-height:1.35}"
-          "table{border-collapse:collapse;margin:0.5em 0}"
-          "td,th{border:1px solid #ccc;padding:3px 7px;vertical-align:top}"
-          "table.headline td{text-align:left}table.headline td.notrun{color:#999}"
-          "img{max-width:100%}figure{display:inline-block;margin:6px;max-width:48%;vertical-align:top}"
-          "figcaption{font-size:small;color:#333}figcaption .path{color:#999}"
-          "details{margin:0.4em 0}summary{cursor:pointer;font-weight:bold}")
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1150px;margin:auto;padding:1em;line-height:1.35}"
+    "table{border-collapse:collapse;margin:0.5em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 7px;vertical-align:top}"
+    "table.headline td{text-align:left}table.headline td.notrun{color:#999}"
+    "img{max-width:100%}figure{display:inline-block;margin:6px;max-width:48%;vertical-align:top}"
+    "figcaption{font-size:small;color:#333}figcaption .path{color:#999}"
+    "details{margin:0.4em 0}summary{cursor:pointer;font-weight:bold}"
+)
 
 
 def _headline_html(rows: list[HeadlineRow]) -> str:
@@ -369,13 +469,19 @@ def _headline_html(rows: list[HeadlineRow]) -> str:
         if row.ran:
             ours = "<br>".join(html.escape(f.text()) for f in row.ours)
             baseline = html.escape(row.baseline.text()) if row.baseline is not None else "none"
-            body.append(f"<tr><td>{html.escape(row.figure)}</td><td>{html.escape(row.paper)}</td><td>{ours}</td>"
-                        f"<td>{baseline}</td><td>{html.escape(row.verdict)}</td></tr>")
+            body.append(
+                f"<tr><td>{html.escape(row.figure)}</td><td>{html.escape(row.paper)}</td><td>{ours}</td>"
+                f"<td>{baseline}</td><td>{html.escape(row.verdict)}</td></tr>"
+            )
         else:
-            body.append(f"<tr><td>{html.escape(row.figure)}</td><td>{html.escape(row.paper)}</td>"
-                        f"<td class='notrun'>{NOT_RUN}</td><td class='notrun'>{NOT_RUN}</td><td></td></tr>")
-    return ("<table class='headline' id='headline'><tr><th>Figure</th><th>Paper</th><th>Ours (95% interval)</th>"
-            "<th>Best baseline (95% interval)</th><th>Paired difference (95%)</th></tr>" + "".join(body) + "</table>")
+            body.append(
+                f"<tr><td>{html.escape(row.figure)}</td><td>{html.escape(row.paper)}</td>"
+                f"<td class='notrun'>{NOT_RUN}</td><td class='notrun'>{NOT_RUN}</td><td></td></tr>"
+            )
+    return (
+        "<table class='headline' id='headline'><tr><th>Figure</th><th>Paper</th><th>Ours (95% interval)</th>"
+        "<th>Best baseline (95% interval)</th><th>Paired difference (95%)</th></tr>" + "".join(body) + "</table>"
+    )
 
 
 def render(outdir: str | os.PathLike, metrics: dict) -> str:
@@ -392,7 +498,8 @@ def render(outdir: str | os.PathLike, metrics: dict) -> str:
         "index; generated, steered and held-out patches were used as queries and their matches scored, and the "
         "real SHARP frames beside the repository searched among themselves. "
         f"Size: <b>{html.escape(str(metrics.get('size', 'unknown')))}</b>"
-        + (f"; time per stage: {html.escape(timing)}" if timing else "") + ". Every number is in metrics.json.</p>",
+        + (f"; time per stage: {html.escape(timing)}" if timing else "")
+        + ". Every number is in metrics.json.</p>",
         "<h2>Headline results</h2>",
         "<p>Ours: the paper's SimSiam search (ssl) and the default hybrid ranking; best baseline: the best of the "
         "other methods on the same queries (physics_euclidean ranks by the exact quantities). 'not run': the stage "
@@ -421,16 +528,20 @@ def render(outdir: str | os.PathLike, metrics: dict) -> str:
             for title, table in tables.items():
                 inner += [f"<h4>{html.escape(str(title))}</h4>", f"<pre>{html.escape(str(table))}</pre>"]
         inner.append(value_html({k: v for k, v in result.items() if k != "tables"}))
-        parts.append(f"<details class='raw' data-stage='{html.escape(stage)}'><summary>"
-                     f"{html.escape(STAGE_TITLES.get(stage, stage))}</summary>{''.join(inner)}</details>")
+        parts.append(
+            f"<details class='raw' data-stage='{html.escape(stage)}'><summary>"
+            f"{html.escape(STAGE_TITLES.get(stage, stage))}</summary>{''.join(inner)}</details>"
+        )
     parts += [
         "<h2>Do it on real data</h2>",
         "<pre>solarjax data download sharps/ --start 2012-01-01 --end 2013-01-01 --cadence-hours 24 --email YOU\n"
         "solarjax data build --config fits --manual-dir sharps/ --data-dir ~/tensorflow_datasets\n"
         "# then the experiments/ configs with data.builder_config = 'fits' (see experiments/README.md)</pre>",
     ]
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>solarjax demo</title>"
-            f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>solarjax demo</title>"
+        f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
 
 
 def collect_metrics(outdir: str | os.PathLike) -> dict:

@@ -16,14 +16,15 @@ inside the step would need explicit ``out_sharding`` annotations. Recent JAX def
 Multi-host: call `jax.distributed.initialize()` first; `jax.devices()` then lists the devices of all
 processes, each process feeds its own rows, and the same code runs unchanged.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-DATA_AXIS = 'data'
+DATA_AXIS = "data"
 
 
 def make_data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:

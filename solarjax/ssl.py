@@ -14,12 +14,14 @@ The fingerprint hashes the model config, every parameter and BatchNorm statistic
 output: two runs of the same config give different fingerprints, and an index built with one
 encoder can refuse another (`solarjax.retrieval`).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
 import pathlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -55,8 +57,11 @@ class Encoder:
 
 def encoder_fingerprint(model_config: dict, params: Any, batch_stats: Any, projection: bool) -> str:
     """sha256 (16 hex digits) of the model config, the weights and statistics, and the output choice."""
-    return weights_fingerprint(checkpoint_lib.model_fingerprint(model_config), "projection" if projection else "backbone",
-                               weights={"params": params, "batch_stats": batch_stats})
+    return weights_fingerprint(
+        checkpoint_lib.model_fingerprint(model_config),
+        "projection" if projection else "backbone",
+        weights={"params": params, "batch_stats": batch_stats},
+    )
 
 
 def load(workdir: str | os.PathLike, *, step: int | str = "latest", projection: bool = False) -> Encoder:
@@ -75,16 +80,22 @@ def load(workdir: str | os.PathLike, *, step: int | str = "latest", projection: 
     """
     directory = pathlib.Path(workdir) / "checkpoints"
     if not directory.is_dir():
-        raise FileNotFoundError(f"{workdir} holds no SimSiam run: {directory} does not exist"
-                                + checkpoint_lib.missing_run_hint(workdir, "simsiam"))
-    checkpoints = checkpoint_lib.RunCheckpoints(directory, fingerprint=None, best_metric=simsiam_train.BEST_METRIC,
-                                                best_mode="max")
+        raise FileNotFoundError(
+            f"{workdir} holds no SimSiam run: {directory} does not exist"
+            + checkpoint_lib.missing_run_hint(workdir, "simsiam")
+        )
+    checkpoints = checkpoint_lib.RunCheckpoints(
+        directory, fingerprint=None, best_metric=simsiam_train.BEST_METRIC, best_mode="max"
+    )
     try:
         checkpoints.require_kind("simsiam", workdir, "solarjax train simsiam")
         if isinstance(step, str) and step not in ("latest", "best"):
             raise ValueError(f"step must be 'latest', 'best' or a saved step number, got {step!r}")
-        chosen = {"latest": checkpoints.latest_step, "best": checkpoints.best_step}[step]() if isinstance(
-            step, str) else int(step)
+        chosen = (
+            {"latest": checkpoints.latest_step, "best": checkpoints.best_step}[step]()
+            if isinstance(step, str)
+            else int(step)
+        )
         if chosen not in checkpoints.all_steps():
             raise FileNotFoundError(f"no checkpoint for step {step} in {directory}; saved: {checkpoints.all_steps()}")
         config = ml_collections.ConfigDict(checkpoints.run_info(chosen)["config"])
@@ -97,8 +108,11 @@ def load(workdir: str | os.PathLike, *, step: int | str = "latest", projection: 
 
     model_config = config.model.to_dict()
     # No in_shardings: any batch size, and batches already sharded over the mesh stay sharded.
-    apply = jax.jit(lambda params, stats, images: model.apply({"params": params, "batch_stats": stats}, images,
-                                                              projection, method=SimSiam.embed))
+    apply = jax.jit(
+        lambda params, stats, images: model.apply(
+            {"params": params, "batch_stats": stats}, images, projection, method=SimSiam.embed
+        )
+    )
     params, batch_stats = state.params, state.batch_stats
 
     def embed(images) -> jax.Array:
@@ -106,8 +120,14 @@ def load(workdir: str | os.PathLike, *, step: int | str = "latest", projection: 
         return apply(params, batch_stats, images[..., None] if images.ndim == 3 else images)
 
     dim = model.projector_dims[-1] if projection else model.feature_dim
-    return Encoder(embed=embed, fingerprint=encoder_fingerprint(model_config, params, batch_stats, projection),
-                   dim=dim, projection=projection, step=chosen, config=config.to_dict())
+    return Encoder(
+        embed=embed,
+        fingerprint=encoder_fingerprint(model_config, params, batch_stats, projection),
+        dim=dim,
+        projection=projection,
+        step=chosen,
+        config=config.to_dict(),
+    )
 
 
 def _abstract_state(model: SimSiam, config: ml_collections.ConfigDict, mesh) -> Any:
@@ -139,5 +159,11 @@ def random_init(model_config: dict, *, seed: int = 0, image_size: int = 128, pro
         return apply(params, batch_stats, images[..., None] if images.ndim == 3 else images)
 
     dim = model.projector_dims[-1] if projection else model.feature_dim
-    return Encoder(embed=embed, fingerprint=encoder_fingerprint(config.to_dict(), params, batch_stats, projection),
-                   dim=dim, projection=projection, step=0, config={"model": config.to_dict(), "random_init_seed": seed})
+    return Encoder(
+        embed=embed,
+        fingerprint=encoder_fingerprint(config.to_dict(), params, batch_stats, projection),
+        dim=dim,
+        projection=projection,
+        step=0,
+        config={"model": config.to_dict(), "random_init_seed": seed},
+    )

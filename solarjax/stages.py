@@ -11,6 +11,7 @@ Nothing a user made is deleted: `claimed(outdir)` refuses a directory that holds
 (it marks the directories it owns with `OWNER_MARK`), and a stage directory is only emptied when it
 holds a stage record.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +22,7 @@ import logging
 import pathlib
 import shutil
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from solarjax.fingerprint import config_fingerprint as fingerprint
 
@@ -84,7 +85,8 @@ class StageRunner:
             if not (record_path.exists() or started_path.exists()):
                 raise OutdirNotOwnedError(
                     f"{stage_dir} holds files that no solarjax run wrote (no stage.json): move them or choose "
-                    "another output directory")
+                    "another output directory"
+                )
             shutil.rmtree(stage_dir)
         stage_dir.mkdir(parents=True, exist_ok=True)
         started_path.write_text(json.dumps({"fingerprint": stage_fp}))
@@ -145,7 +147,8 @@ def claimed(outdir: pathlib.Path, known_entries: frozenset[str] = frozenset()):
                 shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
                 raise OutdirNotOwnedError(
                     f"{outdir} already holds files that no solarjax run wrote ({shown}): choose an empty or new "
-                    "output directory")
+                    "output directory"
+                )
             mark.write_text("This directory is written by solarjax; its stage folders may be emptied and rerun.\n")
         yield outdir
 
@@ -164,7 +167,8 @@ def exclusive(outdir: pathlib.Path):
         except BlockingIOError:
             raise OutdirInUseError(
                 f"{outdir} is in use by another run (it holds {lock_path}): wait for it to finish or "
-                "choose another output directory") from None
+                "choose another output directory"
+            ) from None
         yield
 
 

@@ -1,4 +1,5 @@
 """Small statistics shared by training monitors and retrieval evaluation."""
+
 from __future__ import annotations
 
 import math

@@ -1,25 +1,24 @@
 """Helpers shared by the tests (test files import from here, never from each other or from benchmarks/).
 
-  toy generator  `toy_generator()`: an analytic bipole generator with known latent directions, for the
-                 steering tests. It maps z [N, 100] to one bipolar active region per latent, like a GAN
-                 would, but with known physics: the flux amplitude grows with z[0] (so TUF, TPF, TNF grow
-                 along +e0), the polarity separation with z[1] (PSEP grows along +e1), the tilt with z[2]
-                 (positive tilt puts the negative polarity lower: tilt grows along +e2); z[3] changes the
-                 blob width, z[4:6] move the bipole, z[6:22] add weak smooth background field below the
-                 polarity threshold, and z[22:] are ignored. Differentiable, jit-able and cheap, so the
-                 tests check fitted directions, edits, targeting and inversion against known answers
-                 (tests/test_steering_toy.py checks the toy's own claims with the exact physics).
-  torch          `require_torch()`: the PyTorch parity tests' torch; skipped when torch is not installed,
-                 except under ``make parity`` (SOLARJAX_REQUIRE_TORCH=1), where a missing torch fails.
+toy generator  `toy_generator()`: an analytic bipole generator with known latent directions, for the
+               steering tests. It maps z [N, 100] to one bipolar active region per latent, like a GAN
+               would, but with known physics: the flux amplitude grows with z[0] (so TUF, TPF, TNF grow
+               along +e0), the polarity separation with z[1] (PSEP grows along +e1), the tilt with z[2]
+               (positive tilt puts the negative polarity lower: tilt grows along +e2); z[3] changes the
+               blob width, z[4:6] move the bipole, z[6:22] add weak smooth background field below the
+               polarity threshold, and z[22:] are ignored. Differentiable, jit-able and cheap, so the
+               tests check fitted directions, edits, targeting and inversion against known answers
+               (tests/test_steering_toy.py checks the toy's own claims with the exact physics).
+torch          `require_torch()`: the PyTorch parity tests' torch; skipped when torch is not installed,
+               except under ``make parity`` (SOLARJAX_REQUIRE_TORCH=1), where a missing torch fails.
 """
-import os
-
-import pytest
 
 import functools
+import os
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from solarjax.steering.directions import LatentGenerator
 
@@ -38,10 +37,10 @@ def _background_basis() -> np.ndarray:
 def toy_apply(params, z):
     """z [N, 100] -> images [N, 128, 128, 1] in (-1, 1): one Gaussian bipole plus weak background."""
     squash = jnp.tanh(z[:, :6] / 2.0)
-    amplitude = params["amplitude"] * (1.0 + 0.5 * squash[:, 0])        # 0.4 .. 1.2 of the base
-    separation = 30.0 + 14.0 * squash[:, 1]                              # pixels
-    tilt = 0.6 * squash[:, 2]                                            # radians
-    width = 5.5 + 1.5 * squash[:, 3]                                     # pixels
+    amplitude = params["amplitude"] * (1.0 + 0.5 * squash[:, 0])  # 0.4 .. 1.2 of the base
+    separation = 30.0 + 14.0 * squash[:, 1]  # pixels
+    tilt = 0.6 * squash[:, 2]  # radians
+    width = 5.5 + 1.5 * squash[:, 3]  # pixels
     centre_row = 64.0 + 6.0 * squash[:, 4]
     centre_col = 64.0 + 6.0 * squash[:, 5]
     half_row, half_col = 0.5 * separation * jnp.sin(tilt), 0.5 * separation * jnp.cos(tilt)
@@ -49,17 +48,19 @@ def toy_apply(params, z):
     cols = jnp.arange(SIZE, dtype=jnp.float32)[None, None, :]
 
     def blob(row, col):
-        return jnp.exp(-((rows - row[:, None, None]) ** 2 + (cols - col[:, None, None]) ** 2)
-                       / (2.0 * width[:, None, None] ** 2))
+        return jnp.exp(
+            -((rows - row[:, None, None]) ** 2 + (cols - col[:, None, None]) ** 2) / (2.0 * width[:, None, None] ** 2)
+        )
 
     # Positive polarity leads (larger column); positive tilt puts the negative one lower (larger row).
-    field = amplitude[:, None, None] * (blob(centre_row - half_row, centre_col + half_col)
-                                        - blob(centre_row + half_row, centre_col - half_col))
+    field = amplitude[:, None, None] * (
+        blob(centre_row - half_row, centre_col + half_col) - blob(centre_row + half_row, centre_col - half_col)
+    )
     field = field + 0.002 * jnp.einsum("nk,khw->nhw", z[:, BACKGROUND_DIMS], params["background"])
     return jnp.tanh(field)[..., None]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def toy_generator(amplitude: float = 0.8) -> LatentGenerator:
     """The toy generator (one object per amplitude, so jitted programs are compiled once)."""
     params = {"amplitude": jnp.float32(amplitude), "background": jnp.asarray(_background_basis())}

@@ -33,6 +33,7 @@ status 1, then 0. `JsocReplay.requests` counts every request by the same keys.
 The series-specific parts are three methods (``series_description``, ``select``,
 ``export_entries``); `jsoc_replay_aia.AiaReplay` overrides them to replay the AIA level-1 series.
 """
+
 from __future__ import annotations
 
 import collections
@@ -274,7 +275,7 @@ class JsocReplay:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "JsocReplay":
+    def __enter__(self) -> JsocReplay:
         self._thread.start()
         return self
 
@@ -388,11 +389,19 @@ class JsocReplay:
         with self._lock:
             number = len(self.exports) + 1
             request_id = f"JSOC_20250101_{number:03d}"
-            export = _Export(request_id, f"/SUM{number % 7 + 1}/D{4_000_000 + number}/S00000", method, protocol,
-                             records, files)
+            export = _Export(
+                request_id, f"/SUM{number % 7 + 1}/D{4_000_000 + number}/S00000", method, protocol, records, files
+            )
             self.exports[request_id] = export
-        return {"status": 2, "requestid": request_id, "method": method, "protocol": protocol, "wait": 0,
-                "rcount": len(records), "size": export.size_mb}
+        return {
+            "status": 2,
+            "requestid": request_id,
+            "method": method,
+            "protocol": protocol,
+            "wait": 0,
+            "rcount": len(records),
+            "size": export.size_mb,
+        }
 
     def exp_status(self, params) -> dict:
         request_id = params.get("requestid", "")
@@ -406,13 +415,27 @@ class JsocReplay:
             polls = export.polls
         if polls <= self.export_notfound_polls:
             return {"status": 6, "error": f"Cant locate export request: jsoc.export[{request_id}]"}
-        common = {"requestid": request_id, "method": export.method, "protocol": export.protocol,
-                  "rcount": len(export.records), "size": export.size_mb}
+        common = {
+            "requestid": request_id,
+            "method": export.method,
+            "protocol": export.protocol,
+            "rcount": len(export.records),
+            "size": export.size_mb,
+        }
         if polls <= self.export_notfound_polls + self.export_pending_polls:
             return {"status": 1, "wait": 1, **common}
         data = [{"record": record, "filename": name} for record, name, _ in export.files]
-        return {"status": 0, "wait": 0, "dir": export.directory, "count": len(data), "exptime": "2025-01-01 00:00:10Z",
-                "tarfile": "", "keywords": "", "data": data, **common}
+        return {
+            "status": 0,
+            "wait": 0,
+            "dir": export.directory,
+            "count": len(data),
+            "exptime": "2025-01-01 00:00:10Z",
+            "tarfile": "",
+            "keywords": "",
+            "data": data,
+            **common,
+        }
 
     def exported_file(self, path: str) -> pathlib.Path | None:
         directory, _, name = path.rpartition("/")

@@ -15,6 +15,7 @@ per step ``T + kS`` the records of the slot starting there, i.e. ``0 <= T_REC - 
 lists ``series[:#r1,#r2]{image}``. Exported files are named by the request's ``filenamefmt`` with
 ``{segment}`` rendered as the stored file's stem ``image_lev1``, as JSOC does.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -113,8 +114,14 @@ def load_aia_records(paths: list[pathlib.Path]) -> list[AiaReplayRecord]:
         rows.append((t_rec, int(values["WAVELNTH"]), values, path))
     rows.sort(key=lambda row: row[:2])
     return [
-        AiaReplayRecord(series_for(w), t, w, FIRST_RECNUM + i,
-                        {name: _keyword_text(name, v) for name, v in values.items()}, {"image": path})
+        AiaReplayRecord(
+            series_for(w),
+            t,
+            w,
+            FIRST_RECNUM + i,
+            {name: _keyword_text(name, v) for name, v in values.items()},
+            {"image": path},
+        )
         for i, (t, w, values, path) in enumerate(rows)
     ]
 

@@ -21,6 +21,7 @@ Faults, each consumed once per injection (`HelioviewerReplay.inject`): "drop" (h
 full Content-Length, then a reset), "truncate" (the first 3000 bytes with that length: a complete
 answer holding a broken file), "http_500" (on "getClosestImage" or on a file name).
 """
+
 import collections
 import dataclasses
 import datetime
@@ -47,10 +48,15 @@ def real_c2_header() -> fits.Header:
     return header
 
 
-def corona_with_front(header: fits.Header, shape, front_height_rsun: float | None,
-                      pa_deg: float = FRONT_PA_DEG, width_deg: float = FRONT_WIDTH_DEG) -> np.ndarray:
+def corona_with_front(
+    header: fits.Header,
+    shape,
+    front_height_rsun: float | None,
+    pa_deg: float = FRONT_PA_DEG,
+    width_deg: float = FRONT_WIDTH_DEG,
+) -> np.ndarray:
     """An r^-3 corona (MSB-like units) with a front brightening it by 80% over `width_deg` about `pa_deg`."""
-    y, x = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
     per_rsun = header["RSUN"] / header["CDELT1"]
     dx, dy = (x - (header["CRPIX1"] - 1)) / per_rsun, (y - (header["CRPIX2"] - 1)) / per_rsun
     roll = math.radians(header["CROTA1"])
@@ -58,7 +64,7 @@ def corona_with_front(header: fits.Header, shape, front_height_rsun: float | Non
     north_south = math.sin(roll) * dx + math.cos(roll) * dy
     radius = np.maximum(np.hypot(east_west, north_south), 0.5)
     angle = np.degrees(np.arctan2(-east_west, north_south)) % 360
-    corona = 1e-8 * radius ** -3.0
+    corona = 1e-8 * radius**-3.0
     if front_height_rsun is None:
         return corona
     offset = np.abs((angle - pa_deg + 180) % 360 - 180)
@@ -75,7 +81,9 @@ def write_sequence(folder: pathlib.Path, heights, shape=(256, 256), start_minute
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for step, height in enumerate(heights):
-        header["DATE-OBS"] = f"{date}T{(start_minute + 12 * step) // 60:02d}:{(start_minute + 12 * step) % 60:02d}:33.380"
+        header["DATE-OBS"] = (
+            f"{date}T{(start_minute + 12 * step) // 60:02d}:{(start_minute + 12 * step) % 60:02d}:33.380"
+        )
         path = folder / f"c2_{header['DATE-OBS'][:16].replace(':', '')}.fts"
         fits.PrimaryHDU(corona_with_front(header, shape, height).astype(np.float32), header).writeto(path)
         paths.append(path)
@@ -85,7 +93,7 @@ def write_sequence(folder: pathlib.Path, heights, shape=(256, 256), start_minute
 # ------------------------------------------------------------------------------ Helioviewer replay
 
 REAL_C3_JP2 = pathlib.Path(sunpy.data.test.get_test_filepath("2013_05_13__16_54_06_137__SOHO_LASCO_C3_white-light.jp2"))
-REAL_C3_TIME = datetime.datetime(2013, 5, 13, 16, 54, 6, tzinfo=datetime.timezone.utc)
+REAL_C3_TIME = datetime.datetime(2013, 5, 13, 16, 54, 6, tzinfo=datetime.UTC)
 HELIOVIEWER_SOURCES = {4: "LASCO C2 white-light", 5: "LASCO C3 white-light"}
 
 
@@ -148,7 +156,7 @@ class HelioviewerReplay:
 
     def _closest(self, query: dict) -> ArchivedImage | dict:
         source_id = int(query["sourceId"][0])
-        when = datetime.datetime.strptime(query["date"][0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+        when = datetime.datetime.strptime(query["date"][0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
         candidates = [image for image in self.images if image.source_id == source_id]
         if not candidates:
             name = HELIOVIEWER_SOURCES.get(source_id, f"source {source_id}")
@@ -166,9 +174,17 @@ class HelioviewerReplay:
             found = self._closest(query)
             if isinstance(found, dict):
                 return self._send(handler, 200, json.dumps(found).encode(), "application/json")
-            metadata = {"id": found.id, "date": f"{found.date:%Y-%m-%d %H:%M:%S}", "scale": 575.0,
-                        "width": 102, "height": 102, "refPixelX": 51.5, "refPixelY": 51.5,
-                        "sunCenterOffsetParams": [], "layeringOrder": 3}
+            metadata = {
+                "id": found.id,
+                "date": f"{found.date:%Y-%m-%d %H:%M:%S}",
+                "scale": 575.0,
+                "width": 102,
+                "height": 102,
+                "refPixelX": 51.5,
+                "refPixelY": 51.5,
+                "sunCenterOffsetParams": [],
+                "layeringOrder": 3,
+            }
             return self._send(handler, 200, json.dumps(metadata).encode(), "application/json")
         if endpoint == "getJP2Image":
             found = self._closest(query)

@@ -12,6 +12,7 @@ cadence (slots k = 0..5 at 00:k0:00):
 
 Fido (sunpy's VSO route) needs the internet: only its query construction is tested here.
 """
+
 import argparse
 import dataclasses
 import datetime
@@ -22,9 +23,9 @@ import shutil
 
 import pytest
 import sunpy.data.test
-
 from jsoc_replay import REGISTERED_EMAIL
 from jsoc_replay_aia import AiaReplay, load_aia_records, write_aia_file
+
 from solarjax import cli
 from solarjax.data import aia, download
 from solarjax.data.aia import AiaRecord
@@ -54,12 +55,25 @@ def scenario_records() -> list[dict]:
                 continue
             t_rec = slot(k) + datetime.timedelta(seconds=1)
             offset = 13.65 if (k, w) == (5, 171) else T_OBS_OFFSET_S[w]
-            rows.append(dict(t_rec=t_rec, wavelength=w, t_obs=t_rec + datetime.timedelta(seconds=offset),
-                             exptime=REAL_EXPTIME_S, quality=0x400 if (k, w) == (4, 211) else 0))
+            rows.append(
+                dict(
+                    t_rec=t_rec,
+                    wavelength=w,
+                    t_obs=t_rec + datetime.timedelta(seconds=offset),
+                    exptime=REAL_EXPTIME_S,
+                    quality=0x400 if (k, w) == (4, 211) else 0,
+                )
+            )
         t_rec = slot(k) + datetime.timedelta(seconds=6)
-        rows.append(dict(t_rec=t_rec, wavelength=1600,
-                         t_obs=slot(k) + datetime.timedelta(seconds=18.0 if k == 1 else 6.5),
-                         exptime=0.0 if k == 3 else 1.0, quality=0))
+        rows.append(
+            dict(
+                t_rec=t_rec,
+                wavelength=1600,
+                t_obs=slot(k) + datetime.timedelta(seconds=18.0 if k == 1 else 6.5),
+                exptime=0.0 if k == 3 else 1.0,
+                quality=0,
+            )
+        )
     between = T(2012, 3, 7, 0, 5, 1)
     rows.append(dict(t_rec=between, wavelength=171, t_obs=between, exptime=REAL_EXPTIME_S, quality=0))
     return rows
@@ -103,8 +117,13 @@ def run(server, out_dir, *, sleeps=None, lines=None, **kwargs):
         **kwargs,
     }
     return aia.download_aia(
-        out_dir, START, END, base_url=server.base_url, sleep=sleeps if sleeps is not None else Sleeps(),
-        log=(lines if lines is not None else []).append, **kwargs
+        out_dir,
+        START,
+        END,
+        base_url=server.base_url,
+        sleep=sleeps if sleeps is not None else Sleeps(),
+        log=(lines if lines is not None else []).append,
+        **kwargs,
     )
 
 
@@ -114,8 +133,11 @@ def sha256(path) -> str:
 
 def source_of(replay_records, name):
     """The replayed file served under an exported name."""
-    (record,) = [r for r in replay_records
-                 if aia.aia_filename(AiaRecord(r.series, r.t_rec, r.wavelength, 0, None, 0.0, 0)) == name]
+    (record,) = [
+        r
+        for r in replay_records
+        if aia.aia_filename(AiaRecord(r.series, r.t_rec, r.wavelength, 0, None, 0.0, 0)) == name
+    ]
     return record.files["image"]
 
 
@@ -158,14 +180,16 @@ def test_times_names_and_record_sets():
 def test_records_from_keyword_tables():
     import pandas as pd
 
-    table = pd.DataFrame({
-        "*recnum*": [11, 12, 13],
-        "T_REC": ["2014-01-01T00:00:01Z"] * 3,
-        "T_OBS": ["2014-01-01T00:00:08.57Z", "MISSING", "2014-01-01T00:00:09.00Z"],
-        "WAVELNTH": [304, 304, 304],
-        "EXPTIME": [2.9, float("nan"), 2.9],
-        "QUALITY": ["0", "-2147483648", "0x00000400"],  # decimal, signed decimal (bit 31) and hex text
-    })
+    table = pd.DataFrame(
+        {
+            "*recnum*": [11, 12, 13],
+            "T_REC": ["2014-01-01T00:00:01Z"] * 3,
+            "T_OBS": ["2014-01-01T00:00:08.57Z", "MISSING", "2014-01-01T00:00:09.00Z"],
+            "WAVELNTH": [304, 304, 304],
+            "EXPTIME": [2.9, float("nan"), 2.9],
+            "QUALITY": ["0", "-2147483648", "0x00000400"],  # decimal, signed decimal (bit 31) and hex text
+        }
+    )
     records = aia.records_from_keywords(table, aia.AIA_EUV_SERIES, "q")
     assert [r.quality for r in records] == [0, 0x80000000, 0x400]
     assert records[0].t_obs == T(2014, 1, 1, 0, 0, 8, 570000) and records[1].t_obs is None
@@ -180,20 +204,33 @@ def test_records_from_keyword_tables():
 # --------------------------------------------------------------------------------- pure matching
 def _record(wavelength, t_obs_s, *, recnum, quality=0, exptime=2.0, t_obs_missing=False):
     t = START + datetime.timedelta(seconds=t_obs_s)
-    return AiaRecord(aia.aia_series(wavelength), t.replace(microsecond=0), wavelength, recnum,
-                     None if t_obs_missing else t, exptime, quality)
+    return AiaRecord(
+        aia.aia_series(wavelength),
+        t.replace(microsecond=0),
+        wavelength,
+        recnum,
+        None if t_obs_missing else t,
+        exptime,
+        quality,
+    )
 
 
 def test_match_channels_nearest_within_tolerance_and_reasons():
     records = [
-        _record(171, -5.0, recnum=1), _record(171, 3.0, recnum=2),  # slot 0: +3 s is nearer
-        _record(193, -4.0, recnum=3), _record(193, 4.0, recnum=4),  # slot 0: a tie, the earlier wins
-        _record(171, 60.0, recnum=5), _record(193, 71.0, recnum=6),  # slot 1 (60 s): 193 is 11 s off
-        _record(171, 120.0, recnum=7), _record(193, 121.0, recnum=8, quality=0x80000000),
-        _record(171, 180.0, recnum=9, t_obs_missing=True), _record(193, 181.0, recnum=10, exptime=0.0),
+        _record(171, -5.0, recnum=1),
+        _record(171, 3.0, recnum=2),  # slot 0: +3 s is nearer
+        _record(193, -4.0, recnum=3),
+        _record(193, 4.0, recnum=4),  # slot 0: a tie, the earlier wins
+        _record(171, 60.0, recnum=5),
+        _record(193, 71.0, recnum=6),  # slot 1 (60 s): 193 is 11 s off
+        _record(171, 120.0, recnum=7),
+        _record(193, 121.0, recnum=8, quality=0x80000000),
+        _record(171, 180.0, recnum=9, t_obs_missing=True),
+        _record(193, 181.0, recnum=10, exptime=0.0),
     ]
-    selection = aia.match_channels(records, start=START, end=START + datetime.timedelta(seconds=240),
-                                   cadence_s=60, wavelengths=(171, 193))
+    selection = aia.match_channels(
+        records, start=START, end=START + datetime.timedelta(seconds=240), cadence_s=60, wavelengths=(171, 193)
+    )
     one_minute = START + datetime.timedelta(seconds=60)
     assert [(s.time, [r.recnum for r in s.records]) for s in selection.slots] == [(START, [2, 3]), (one_minute, [5, 6])]
     assert [(d.time.second + 60 * d.time.minute, d.reasons) for d in selection.dropped] == [
@@ -201,20 +238,39 @@ def test_match_channels_nearest_within_tolerance_and_reasons():
         (180, {171: "T_OBS missing", 193: "EXPTIME 0 s"}),
     ]
     assert sorted((r.recnum, why) for r, why in selection.rejected) == [
-        (8, "QUALITY 0x80000000"), (9, "T_OBS missing"), (10, "EXPTIME 0 s")
+        (8, "QUALITY 0x80000000"),
+        (9, "T_OBS missing"),
+        (10, "EXPTIME 0 s"),
     ]
-    tight = aia.match_channels(records, start=START, end=START + datetime.timedelta(seconds=120), cadence_s=60,
-                               wavelengths=(171, 193), tolerance_s=10)
+    tight = aia.match_channels(
+        records,
+        start=START,
+        end=START + datetime.timedelta(seconds=120),
+        cadence_s=60,
+        wavelengths=(171, 193),
+        tolerance_s=10,
+    )
     assert [d.reasons for d in tight.dropped] == [{193: "no record within 10 s"}]
-    allowed = aia.match_channels(records, start=START, end=START + datetime.timedelta(seconds=180), cadence_s=60,
-                                 wavelengths=(171, 193), allowed_quality_bits=0x80000000)
+    allowed = aia.match_channels(
+        records,
+        start=START,
+        end=START + datetime.timedelta(seconds=180),
+        cadence_s=60,
+        wavelengths=(171, 193),
+        allowed_quality_bits=0x80000000,
+    )
     assert len(allowed.slots) == 3 and sorted(r.recnum for r, _ in allowed.rejected) == [9, 10]
 
 
 def test_a_record_serves_one_slot_only():
     # 12 s cadence, 12 s tolerance: the record at 6 s is within reach of slots 0 and 1; slot 0 takes it.
-    selection = aia.match_channels([_record(171, 6.0, recnum=1)], start=START,
-                                   end=START + datetime.timedelta(seconds=24), cadence_s=12, wavelengths=(171,))
+    selection = aia.match_channels(
+        [_record(171, 6.0, recnum=1)],
+        start=START,
+        end=START + datetime.timedelta(seconds=24),
+        cadence_s=12,
+        wavelengths=(171,),
+    )
     assert [s.time for s in selection.slots] == [START]
     assert [d.reasons for d in selection.dropped] == [{171: "no record within 12 s"}]
 
@@ -251,7 +307,9 @@ def test_known_matching_answers(replay):
     kept, selection = complete_slots(EUV)
     assert kept == [0, 1, 3]
     assert {d.time.minute // 10: d.reasons for d in selection.dropped} == {
-        2: {193: "no record within 12 s"}, 4: {211: "QUALITY 0x00000400"}, 5: {171: "no record within 12 s"}
+        2: {193: "no record within 12 s"},
+        4: {211: "QUALITY 0x00000400"},
+        5: {171: "no record within 12 s"},
     }
     assert [r.wavelength for r in selection.slots[0].records] == list(EUV)
     assert complete_slots(EUV, tolerance_s=15)[0] == [0, 1, 3, 5]  # 171's 14.65 s now fits
@@ -355,8 +413,9 @@ def test_corrupt_body_is_retried_then_reported(replay_records, replay, tmp_path)
     assert once in report.downloaded and sha256(tmp_path / "out" / once) == sha256(source_of(replay_records, once))
     assert list(report.failed) == [always] and "CorruptFileError" in report.failed[always]
     # Half the body (26 of 52 blocks) leaves 20 data blocks: 7200 of the image's 128 x 128 float64 values.
-    assert "astropy cannot read it: ValueError: cannot reshape array of size 7200 into shape (128,128)" in (
-        report.failed[always]
+    assert (
+        "astropy cannot read it: ValueError: cannot reshape array of size 7200 into shape (128,128)"
+        in (report.failed[always])
     )
     assert replay.requests[once] == 2 and replay.requests[always] == 3 and sleeps == [1.0, 1.0, 2.0]
     assert any(once in line and "CorruptFileError" in line for line in lines)
@@ -384,12 +443,35 @@ def test_bad_inputs_give_clear_errors(replay, tmp_path):
 def test_cli_download_aia(replay, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     aia.add_aia_download_arguments(parser)
-    args = parser.parse_args([str(tmp_path / "x"), "--start", "2012-03-07", "--end", "2012-03-07T01:00",
-                              "--cadence", "10m", "--allowed-quality-bits", "0x400"])
+    args = parser.parse_args(
+        [
+            str(tmp_path / "x"),
+            "--start",
+            "2012-03-07",
+            "--end",
+            "2012-03-07T01:00",
+            "--cadence",
+            "10m",
+            "--allowed-quality-bits",
+            "0x400",
+        ]
+    )
     assert args.cadence == 600 and args.allowed_quality_bits == 0x400
     assert args.wavelengths == list(aia.DEFAULT_WAVELENGTHS) and args.route == "jsoc"
-    common = ["--start", "2012-03-07", "--end", "2012-03-07T01:00", "--cadence", "10m", "--base-url",
-              replay.base_url, "--email", REGISTERED_EMAIL, "--poll-seconds", "0.001"]
+    common = [
+        "--start",
+        "2012-03-07",
+        "--end",
+        "2012-03-07T01:00",
+        "--cadence",
+        "10m",
+        "--base-url",
+        replay.base_url,
+        "--email",
+        REGISTERED_EMAIL,
+        "--poll-seconds",
+        "0.001",
+    ]
     assert cli.main(["data", "download-aia", str(tmp_path / "out"), *common, "--tolerance-s", "15"]) == 0
     assert "4 of 6 slots complete" in capsys.readouterr().err  # the solarjax logger, on stderr
     assert len(list((tmp_path / "out").glob("*.image_lev1.fits"))) == 12
@@ -419,7 +501,7 @@ def test_fido_query_is_the_same_request_offline():
 def test_fido_dry_run_searches_prints_and_creates_nothing(tmp_path, monkeypatch, capsys):
     from sunpy.net import Fido
 
-    class Found:                      # what the VSO answered: only the count is used by a dry run
+    class Found:  # what the VSO answered: only the count is used by a dry run
         file_num = 6
 
     def no_fetch(*args, **kwargs):
@@ -437,13 +519,23 @@ def test_fido_dry_run_searches_prints_and_creates_nothing(tmp_path, monkeypatch,
 def test_fido_route_offline_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
     from sunpy.net import Fido
 
-    def offline(*query):              # what sunpy's VSO client raises when no mirror answers
+    def offline(*query):  # what sunpy's VSO client raises when no mirror answers
         raise ConnectionError("No online VSO mirrors could be found.")
 
     monkeypatch.setattr(Fido, "search", offline)
     out = tmp_path / "aia"
-    args = ["data", "download-aia", str(out), "--start", "2012-03-07T00:00", "--end", "2012-03-07T01:00",
-            "--route", "fido", "--dry-run"]
+    args = [
+        "data",
+        "download-aia",
+        str(out),
+        "--start",
+        "2012-03-07T00:00",
+        "--end",
+        "2012-03-07T01:00",
+        "--route",
+        "fido",
+        "--dry-run",
+    ]
     assert cli.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: fido route: No online VSO mirrors could be found."]

@@ -1,5 +1,6 @@
 """Tests of solarjax.data.aia_prep on the real AIA files shipped in the sunpy and sunkit-image wheels:
 a 128x128 full-disk 171 A level-1 image (2011-02-15) and a 705x769 171 A cutout (2013-03-10)."""
+
 import importlib.resources
 import math
 import pathlib
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:Invalid 'BLANK' keyword:astropy.
 FULL_DISK = pathlib.Path(str(importlib.resources.files("sunpy") / "data/test/aia_171_level1.fits"))
 CUTOUT = pathlib.Path(str(importlib.resources.files("sunkit_image") / "data/test/aia_171_cutout.fits"))
 RESPONSE_TABLE = pathlib.Path(
-    str(importlib.resources.files("aiapy") / "tests/data/aia_V8_20171210_050627_response_table.txt"))
+    str(importlib.resources.files("aiapy") / "tests/data/aia_V8_20171210_050627_response_table.txt")
+)
 
 
 def write_variant(source, destination, data=None, **cards):
@@ -175,8 +177,9 @@ def test_mu_is_one_at_disk_centre_and_matches_sunpy_geometry(full_disk):
 
     lon = np.array([0.0, 30.0, -45.0, 60.0, 75.0, -85.0])
     lat = np.array([0.0, 20.0, -30.0, 10.0, -60.0, 5.0])
-    surface = SkyCoord(lon * u.deg, lat * u.deg, radius, unit=(u.deg, u.deg, u.m),
-                       frame=HeliographicStonyhurst(obstime=grid.date))
+    surface = SkyCoord(
+        lon * u.deg, lat * u.deg, radius, unit=(u.deg, u.deg, u.m), frame=HeliographicStonyhurst(obstime=grid.date)
+    )
     seen = surface.transform_to(grid.coordinate_frame)
     mu = aia_prep.mu_of_helioprojective(seen.Tx.to_value(u.arcsec), seen.Ty.to_value(u.arcsec), distance, radius)
     np.testing.assert_allclose(mu, _mu_from_stonyhurst(lon, lat, grid.observer_coordinate), atol=1e-6)
@@ -185,8 +188,9 @@ def test_mu_is_one_at_disk_centre_and_matches_sunpy_geometry(full_disk):
 def test_centred_patches_at_disk_centre_and_limb(full_disk):
     observation = aia_prep.stack_channels([full_disk])
     grid = observation.grid
-    targets = SkyCoord([0.0, 0.0, 0.0, 2000.0] * u.arcsec, [0.0, -940.0, 960.0, 0.0] * u.arcsec,
-                       frame=grid.coordinate_frame)
+    targets = SkyCoord(
+        [0.0, 0.0, 0.0, 2000.0] * u.arcsec, [0.0, -940.0, 960.0, 0.0] * u.arcsec, frame=grid.coordinate_frame
+    )
     boxes, kept = aia_prep.centred_boxes(grid, targets, 8)
     assert kept.tolist() == [0, 1, 2]  # 2000" lies outside the 1229" half-width image
     centre, south, north = aia_prep.extract_patches(observation, boxes)
@@ -216,8 +220,10 @@ def test_grid_patch_count_for_an_overlap(cutout, overlap, rows, cols):
     assert abs(boxes[:, 2].min() - (769 - boxes[:, 3].max())) <= 1
     assert np.unique(np.diff(np.unique(boxes[:, 0]))).tolist() == [128 - overlap]
     observation = aia_prep.stack_channels([cutout])
-    assert len(aia_prep.extract_patches(observation, aia_prep.grid_boxes(observation.images.shape[:2], 128, overlap))) \
+    assert (
+        len(aia_prep.extract_patches(observation, aia_prep.grid_boxes(observation.images.shape[:2], 128, overlap)))
         == rows * cols
+    )
     with pytest.raises(ValueError, match="overlap must be in"):
         aia_prep.grid_boxes((705, 769), 128, 128)
 
@@ -232,7 +238,8 @@ def test_patches_carry_the_contract_metadata(cutout):
     assert first.wavelengths.tolist() == [171] and first.image.dtype == np.float32
     centre = cutout.map.pixel_to_world(((c0 + c1 - 1) / 2) * u.pix, ((r0 + r1 - 1) / 2) * u.pix)
     assert first.hpc_x == pytest.approx(centre.Tx.to_value(u.arcsec)) and first.hpc_y == pytest.approx(
-        centre.Ty.to_value(u.arcsec))
+        centre.Ty.to_value(u.arcsec)
+    )
     mu = np.array([p.mu for p in patches])
     assert np.all((mu > 0.6) & (mu < 1.0))  # the cutout lies between 40" and 480" from disk centre
     assert len(aia_prep.select_by_mu(patches, min_mu=0.95)) == np.sum(mu >= 0.95) > 0
@@ -255,20 +262,25 @@ def test_select_by_mu_drops_off_disk_patches_for_any_bound(full_disk):
 
 def test_channels_stack_on_one_grid_and_times_must_agree(tmp_path, full_disk):
     raw = fits.getdata(FULL_DISK)
-    hot = write_variant(FULL_DISK, tmp_path / "as_193.fits", data=raw * 1.5, WAVELNTH=193,
-                        T_OBS="2011-02-15T00:00:05.84Z")
+    hot = write_variant(
+        FULL_DISK, tmp_path / "as_193.fits", data=raw * 1.5, WAVELNTH=193, T_OBS="2011-02-15T00:00:05.84Z"
+    )
     late = write_variant(FULL_DISK, tmp_path / "late_211.fits", WAVELNTH=211, T_OBS="2011-02-15T00:00:31.34Z")
     observation = aia_prep.prepare_observation([hot, FULL_DISK], degradation="skip")
     assert observation.images.shape == (128, 128, 2) and observation.wavelengths == (193, 171)
     np.testing.assert_allclose(observation.images[..., 0], 1.5 * observation.images[..., 1], rtol=1e-6)
     np.testing.assert_array_equal(observation.images[..., 1], full_disk.map.data.astype(np.float32))
-    assert observation.t_obs == Time("2011-02-15T00:00:05.84") and observation.sources == "as_193.fits;aia_171_level1.fits"
+    assert (
+        observation.t_obs == Time("2011-02-15T00:00:05.84") and observation.sources == "as_193.fits;aia_171_level1.fits"
+    )
     assert not observation.degradation_applied
 
     with pytest.raises(ValueError, match="differ by 30.0 s") as error:
         aia_prep.prepare_observation([FULL_DISK, late], degradation="skip")
     assert str(late) in str(error.value) and str(FULL_DISK) in str(error.value)
-    assert aia_prep.prepare_observation([FULL_DISK, late], degradation="skip", time_tolerance_s=60).images.shape[-1] == 2
+    assert (
+        aia_prep.prepare_observation([FULL_DISK, late], degradation="skip", time_tolerance_s=60).images.shape[-1] == 2
+    )
     with pytest.raises(ValueError, match="a wavelength appears twice"):
         aia_prep.stack_channels([full_disk, full_disk])
 
@@ -297,9 +309,11 @@ def test_normalise_and_denormalise_are_inverse(wavelength):
     x = np.geomspace(1e-3, maximum, 500)
     np.testing.assert_allclose(aia_prep.denormalise(aia_prep.normalise(x, wavelength), wavelength), x, rtol=1e-6)
     assert aia_prep.normalise(np.array([softening]), wavelength)[0] == pytest.approx(
-        math.asinh(1.0) / math.asinh(maximum / softening), rel=1e-12)
-    np.testing.assert_allclose(aia_prep.normalise(np.array([-5.0, 0.0, maximum, 10 * maximum]), wavelength),
-                               [0, 0, 1, 1], atol=1e-15)
+        math.asinh(1.0) / math.asinh(maximum / softening), rel=1e-12
+    )
+    np.testing.assert_allclose(
+        aia_prep.normalise(np.array([-5.0, 0.0, maximum, 10 * maximum]), wavelength), [0, 0, 1, 1], atol=1e-15
+    )
 
 
 def test_normalisation_errors_and_channel_stacks():
@@ -320,8 +334,14 @@ def test_normalisation_errors_and_channel_stacks():
     [
         (lambda p, d: d.write_bytes(b""), "empty file: 0 bytes"),
         (lambda p, d: d.write_bytes(b"<html>404 Not Found</html>"), "not a FITS file"),
-        (lambda p, d: d.write_bytes(p.read_bytes()[:100_000]), "truncated: 100000 bytes on disk, HDU 0 needs 149760 bytes"),
-        (lambda p, d: d.write_bytes(p.read_bytes()[:2880 * 20]), "truncated: 57600 bytes on disk, HDU 0 needs 149760 bytes"),
+        (
+            lambda p, d: d.write_bytes(p.read_bytes()[:100_000]),
+            "truncated: 100000 bytes on disk, HDU 0 needs 149760 bytes",
+        ),
+        (
+            lambda p, d: d.write_bytes(p.read_bytes()[: 2880 * 20]),
+            "truncated: 57600 bytes on disk, HDU 0 needs 149760 bytes",
+        ),
         (lambda p, d: write_variant(p, d, INSTRUME="HMI_FRONT2", TELESCOP="SDO/HMI"), "not an AIA image"),
         (lambda p, d: write_variant(p, d, LVL_NUM=1.5), "not level 1: LVL_NUM=1.5"),
         (lambda p, d: write_variant(p, d, EXPTIME=0.0), "bad exposure time: EXPTIME=0.0"),
@@ -347,8 +367,9 @@ def test_to_zarr_round_trips_the_patches(tmp_path, cutout):
     assert group["image"].shape == (30, 128, 128, 1) and group["image"].chunks == (8, 128, 128, 1)
     assert group.attrs["wavelengths"] == [171] and group.attrs["channel_scales"] == {"171": [120.0, 8200.0]}
     np.testing.assert_array_equal(group["image"][3], aia_prep.normalise_channels(patches[3].image, [171]))
-    np.testing.assert_allclose(aia_prep.denormalise_channels(group["image"][3], [171]), patches[3].image, rtol=1e-4,
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        aia_prep.denormalise_channels(group["image"][3], [171]), patches[3].image, rtol=1e-4, atol=1e-3
+    )
     assert list(group["id"][:]) == [aia_prep.patch_id(p) for p in patches]
     assert group["t_obs"][0] == patches[0].t_obs and group["source"][5] == "aia_171_cutout.fits"
     np.testing.assert_array_equal(group["bbox"][:], np.stack([p.bbox for p in patches]))

@@ -1,6 +1,7 @@
 """Multi-wavelength SSL on AIA patches: the euv augmentations, a 3-channel SimSiam, AIA embedding
 tables and indexes with time and mu filters, and `solarjax train / index build / search` end to end
 on a small synthetic `aia_patches` build."""
+
 import json
 import pathlib
 
@@ -40,10 +41,19 @@ def test_unit_gain_and_zero_photon_noise_are_identities(aia_images):
     noise = jax.random.normal(jax.random.key(0), image.shape)
     np.testing.assert_allclose(augment.apply_gain(image, jnp.ones(3), constants["stretch"]), image, atol=2e-6)
     np.testing.assert_allclose(
-        augment.apply_photon_noise(image, 0.0, constants["softening"], constants["stretch"], noise), image, atol=2e-6)
+        augment.apply_photon_noise(image, 0.0, constants["softening"], constants["stretch"], noise), image, atol=2e-6
+    )
     # The same through the recipe machinery: gain drawn in [1, 1], noise level in [0, 0].
-    neutral = augment.Recipe("neutral", ("gain", "photon_noise"), (1.0, 1.0), min_ops=2, max_ops=2,
-                             wavelengths=WAVELENGTHS, gain_range=(1.0, 1.0), photon_noise_range=(0.0, 0.0))
+    neutral = augment.Recipe(
+        "neutral",
+        ("gain", "photon_noise"),
+        (1.0, 1.0),
+        min_ops=2,
+        max_ops=2,
+        wavelengths=WAVELENGTHS,
+        gain_range=(1.0, 1.0),
+        photon_noise_range=(0.0, 0.0),
+    )
     views = jax.jit(augment.augment_batch, static_argnums=2)(jax.random.key(1), jnp.asarray(aia_images[:4]), neutral)
     np.testing.assert_allclose(views, aia_images[:4], atol=2e-6)
 
@@ -55,8 +65,9 @@ def test_a_gain_multiplies_the_physical_intensity_exactly():
     np.testing.assert_allclose(params["gain"], 2.0, rtol=1e-6)
     doubled = augment.apply_augmentation("gain", _constant_image(rates), params)
     np.testing.assert_allclose(doubled, _constant_image(2 * rates), rtol=1e-5)
-    np.testing.assert_allclose(aia_prep.denormalise_channels(np.asarray(doubled[0, 0]), WAVELENGTHS), 2 * rates,
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        aia_prep.denormalise_channels(np.asarray(doubled[0, 0]), WAVELENGTHS), 2 * rates, rtol=1e-4
+    )
     stretch = augment.channel_constants(WAVELENGTHS)["stretch"]
     per_channel = augment.apply_gain(_constant_image(rates), jnp.array([0.5, 1.5, 3.0]), stretch)
     np.testing.assert_allclose(per_channel, _constant_image(rates * [0.5, 1.5, 3.0]), rtol=1e-5)
@@ -70,8 +81,9 @@ def test_photon_noise_variance_is_proportional_to_the_signal():
     noise = jax.random.normal(jax.random.key(3), (128, 128, 3))
     variances = {}
     for rate in (200.0, 1600.0):
-        noisy = augment.apply_photon_noise(_constant_image([rate] * 3), level, constants["softening"],
-                                           constants["stretch"], noise)
+        noisy = augment.apply_photon_noise(
+            _constant_image([rate] * 3), level, constants["softening"], constants["stretch"], noise
+        )
         physical = aia_prep.denormalise_channels(np.asarray(noisy, np.float64), WAVELENGTHS)
         variances[rate] = physical.reshape(-1, 3).var(axis=0)
         np.testing.assert_allclose(physical.reshape(-1, 3).mean(axis=0), rate, rtol=2e-3)
@@ -103,8 +115,9 @@ def test_aia_monitor_quantities_are_channel_means_and_mu(aia_images):
     mu = np.linspace(0.2, 1.0, 8)
     quantities = simsiam_train.aia_quantities(aia_images, WAVELENGTHS, mu)
     assert list(quantities) == ["intensity_171", "intensity_193", "intensity_211", "mu"]
-    np.testing.assert_allclose(quantities["intensity_193"], aia_images[..., 1].astype(np.float64).mean(axis=(1, 2)),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        quantities["intensity_193"], aia_images[..., 1].astype(np.float64).mean(axis=(1, 2)), rtol=1e-12
+    )
     np.testing.assert_array_equal(quantities["mu"], mu)
     with pytest.raises(ValueError, match="do not hold the 2 channels"):
         simsiam_train.aia_quantities(aia_images, (171, 193), mu)
@@ -122,7 +135,9 @@ def _aia_metadata(count: int, rng: np.random.Generator) -> dict[str, np.ndarray]
         "t_obs": [f"{t}Z" for t in np.datetime_as_string(times, unit="s")],
         "wavelengths": ["171,193,211"] * count,
         "bbox": [f"{r},{r + 128},0,128" for r in range(count)],
-        "hpc_x": rng.uniform(-900, 900, count), "hpc_y": rng.uniform(-900, 900, count), "mu": mu,
+        "hpc_x": rng.uniform(-900, 900, count),
+        "hpc_y": rng.uniform(-900, 900, count),
+        "mu": mu,
         "source": ["synthetic"] * count,
     }
 
@@ -153,9 +168,11 @@ def test_aia_table_and_index_search_with_time_and_mu_filters(tmp_path, kind):
     on_disk_centre = mu >= mu_min  # NaN (off-disk) fails
     queries = rng.normal(size=(5, 16)).astype(np.float32)
     found = []
-    for filters, allowed in ((Filters(t_rec_range=(start, end)), in_time),
-                             (Filters(mu_range=(mu_min, None)), on_disk_centre),
-                             (Filters(t_rec_range=(start, end), mu_range=(mu_min, 1.0)), in_time & on_disk_centre)):
+    for filters, allowed in (
+        (Filters(t_rec_range=(start, end)), in_time),
+        (Filters(mu_range=(mu_min, None)), on_disk_centre),
+        (Filters(t_rec_range=(start, end), mu_range=(mu_min, 1.0)), in_time & on_disk_centre),
+    ):
         assert 10 < allowed.sum() < count
         for query, hits in zip(queries, index.search(queries, k=8, filters=filters)):
             assert len(hits) == 8
@@ -179,7 +196,7 @@ def test_a_sharp_table_refuses_a_mu_filter(tmp_path):
 
 
 # ----------------------------------------------------------------------- train, index, search CLI
-TINY_CONFIG = '''
+TINY_CONFIG = """
 import dataclasses
 
 from solarjax import augment
@@ -204,7 +221,7 @@ def get_config():
     config.checkpoint_every = 4
     config.knn.num_patches = 4
     return config
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -219,11 +236,30 @@ def aia_run(tmp_path_factory):
     config_file = root / "tiny_config.py"
     config_file.write_text(TINY_CONFIG.format(path=str(REPO / "experiments/configs/simsiam_aia_synthetic.py")))
     run = root / "run"
-    assert cli.main(["train", "simsiam", "--config", str(config_file), "--workdir", str(run),
-                     "--data-dir", str(data_dir)]) == 0
+    assert (
+        cli.main(["train", "simsiam", "--config", str(config_file), "--workdir", str(run), "--data-dir", str(data_dir)])
+        == 0
+    )
     out = root / "index"
-    assert cli.main(["index", "build", "--dataset", "aia_patches", "--ssl", str(run), "--data-dir", str(data_dir),
-                     "--split", "train", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "index",
+                "build",
+                "--dataset",
+                "aia_patches",
+                "--ssl",
+                str(run),
+                "--data-dir",
+                str(data_dir),
+                "--split",
+                "train",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return {"data_dir": data_dir, "run": run, "out": out, "info": info}
 
 
@@ -265,8 +301,22 @@ def test_cli_search_on_the_aia_index_filters_by_time_and_mu(aia_run, tmp_path, c
     times, mu = table.column("t_obs"), table.column("mu")
     start, end = np.sort(times)[[3, -4]]  # drops the 3 earliest and 3 latest rows
     mu_min = float(np.nanmedian(mu))
-    args = ["search", str(queries), "--index", str(aia_run["out"]), "--ssl", str(aia_run["run"]), "-k", "5",
-            "--start", str(start), "--end", str(end), "--mu-min", str(mu_min)]
+    args = [
+        "search",
+        str(queries),
+        "--index",
+        str(aia_run["out"]),
+        "--ssl",
+        str(aia_run["run"]),
+        "-k",
+        "5",
+        "--start",
+        str(start),
+        "--end",
+        str(end),
+        "--mu-min",
+        str(mu_min),
+    ]
     capsys.readouterr()
     assert cli.main([*args, "--json"]) == 0
     answers = json.loads(capsys.readouterr().out)
@@ -275,15 +325,21 @@ def test_cli_search_on_the_aia_index_filters_by_time_and_mu(aia_run, tmp_path, c
     for answer in answers:
         rows = [r["row"] for r in answer["results"]]
         assert len(rows) == min(5, int(allowed.sum())) and all(allowed[rows])
-        assert all(r["metadata"]["mu"] >= mu_min and str(start) <= r["metadata"]["t_obs"] <= str(end)
-                   for r in answer["results"])
+        assert all(
+            r["metadata"]["mu"] >= mu_min and str(start) <= r["metadata"]["t_obs"] <= str(end)
+            for r in answer["results"]
+        )
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
     first = answers[0]["results"][0]["metadata"]
     assert f"query {queries}[0]" in printed and first["id"] in printed and first["t_obs"] in printed
     assert "171,193,211 A" in printed and f"mu {first['mu']:.3f}" in printed
-    assert cli.main(["search", str(queries.with_suffix(".fits")), "--index", str(aia_run["out"]), "--ssl",
-                     str(aia_run["run"])]) == 2
+    assert (
+        cli.main(
+            ["search", str(queries.with_suffix(".fits")), "--index", str(aia_run["out"]), "--ssl", str(aia_run["run"])]
+        )
+        == 2
+    )
     assert "takes .npy arrays" in capsys.readouterr().err
     np.save(one_channel := tmp_path / "one_channel.npy", np.zeros((2, 128, 128, 1), np.float32))
     assert cli.main(["search", str(one_channel), "--index", str(aia_run["out"]), "--ssl", str(aia_run["run"])]) == 2
@@ -293,9 +349,22 @@ def test_cli_search_on_the_aia_index_filters_by_time_and_mu(aia_run, tmp_path, c
 def test_aia_figures_show_each_query_with_its_top_matches(aia_run, tmp_path):
     from experiments import aia_search
 
-    summary = aia_search.main(["--data-dir", str(aia_run["data_dir"]), "--ssl", str(aia_run["run"]),
-                               "--index", str(aia_run["out"]), "--out", str(tmp_path),
-                               "--num-patches", "3", "--num-queries", "2"])
+    summary = aia_search.main(
+        [
+            "--data-dir",
+            str(aia_run["data_dir"]),
+            "--ssl",
+            str(aia_run["run"]),
+            "--index",
+            str(aia_run["out"]),
+            "--out",
+            str(tmp_path),
+            "--num-patches",
+            "3",
+            "--num-queries",
+            "2",
+        ]
+    )
     assert (tmp_path / "gallery.png").stat().st_size > 0 and (tmp_path / "search.png").stat().st_size > 0
     assert summary["wavelengths"] == list(WAVELENGTHS) and len(summary["searches"]) == 2
     for search in summary["searches"]:

@@ -1,4 +1,5 @@
 """Tests of the synthetic AIA renderer: seeding, metadata, and the physics its docstring promises."""
+
 import dataclasses
 import datetime
 
@@ -13,8 +14,7 @@ from solarjax.data.jsoc import heliocentric_mu
 
 ALL_CHANNELS = tuple(aia_synthetic.CHANNELS)
 CORONAL = tuple(w for w, ch in aia_synthetic.CHANNELS.items() if ch.coronal)
-SINGLE_BIPOLE = aia_synthetic.AiaSyntheticConfig(
-    synthetic=synthetic.SyntheticConfig(extra_bipole_probability=0.0))
+SINGLE_BIPOLE = aia_synthetic.AiaSyntheticConfig(synthetic=synthetic.SyntheticConfig(extra_bipole_probability=0.0))
 
 
 def quiet_mask(br: np.ndarray) -> np.ndarray:
@@ -47,8 +47,9 @@ def triplet():
 @pytest.fixture(scope="module")
 def all_channels():
     """100 patches in all nine channels, spread uniformly over +-60 deg of longitude (centre to limb)."""
-    return aia_synthetic.generate(100, 7, ALL_CHANNELS,
-                                  config=aia_synthetic.AiaSyntheticConfig(longitude_range_deg=(-60.0, 60.0)))
+    return aia_synthetic.generate(
+        100, 7, ALL_CHANNELS, config=aia_synthetic.AiaSyntheticConfig(longitude_range_deg=(-60.0, 60.0))
+    )
 
 
 def test_shapes_dtypes_and_metadata(triplet):
@@ -70,7 +71,7 @@ def test_shapes_dtypes_and_metadata(triplet):
     assert (np.hypot(triplet.hpc_x, triplet.hpc_y) < 980).all()
     # Times: ISO 8601 UTC on the 12 s cadence, within 6 s of the Br frame's time.
     times = [datetime.datetime.fromisoformat(t) for t in triplet.t_obs]
-    assert all(t.tzinfo == datetime.timezone.utc and (t.second + 60 * t.minute) % 12 == 0 for t in times)
+    assert all(t.tzinfo == datetime.UTC and (t.second + 60 * t.minute) % 12 == 0 for t in times)
     frame_times = fields.truth["obs_time"].astype("datetime64[s]").astype(np.int64)
     aia_times = np.array([t.timestamp() for t in times])
     assert np.abs(aia_times - frame_times).max() <= 6
@@ -101,14 +102,20 @@ def test_positions_agree_with_sunpy_and_the_jsoc_mu(triplet):
 
     rows = np.arange(0, len(triplet), 25)
     times = [t.rstrip("Z") for t in triplet.t_obs[rows]]
-    points = SkyCoord(triplet.longitude[rows] * u.deg, triplet.latitude[rows] * u.deg, 1 * u.R_sun,
-                      frame=HeliographicStonyhurst, obstime=times)
+    points = SkyCoord(
+        triplet.longitude[rows] * u.deg,
+        triplet.latitude[rows] * u.deg,
+        1 * u.R_sun,
+        frame=HeliographicStonyhurst,
+        obstime=times,
+    )
     seen = points.transform_to(Helioprojective(observer="earth", obstime=times))
     np.testing.assert_allclose(triplet.hpc_x[rows], seen.Tx.to_value(u.arcsec), atol=0.05)
     np.testing.assert_allclose(triplet.hpc_y[rows], seen.Ty.to_value(u.arcsec), atol=0.05)
     b0_deg = get_earth(times).lat.to_value(u.deg)
-    at_infinity = [heliocentric_mu(lat, lon, b) for lat, lon, b in
-                   zip(triplet.latitude[rows], triplet.longitude[rows], b0_deg)]
+    at_infinity = [
+        heliocentric_mu(lat, lon, b) for lat, lon, b in zip(triplet.latitude[rows], triplet.longitude[rows], b0_deg)
+    ]
     np.testing.assert_allclose(triplet.mu[rows], at_infinity, atol=0.006)  # 1 AU vs infinity: < 0.005
 
 
@@ -129,7 +136,7 @@ def test_patch_i_depends_only_on_seed_and_index(monkeypatch):
 
 
 def test_channel_order_follows_wavelengths():
-    triplet = aia_synthetic.generate(16, 5, (171, 193, 211))   # 4 regions of 4 frames
+    triplet = aia_synthetic.generate(16, 5, (171, 193, 211))  # 4 regions of 4 frames
     reordered = aia_synthetic.generate(16, 5, (211, 1700, 171))
     np.testing.assert_array_equal(reordered.images[..., 0], triplet.images[..., 2])
     np.testing.assert_array_equal(reordered.images[..., 2], triplet.images[..., 0])
@@ -188,14 +195,16 @@ def test_active_region_cores_are_10_to_50_times_the_quiet_sun(triplet):
         assert 10 <= ratio <= 50, (wavelength, ratio)
     # 171 sees the AR core barely: its core contrast (no loops) is < 1/5 of 211's.
     config = aia_synthetic.AiaSyntheticConfig()
-    core_171, core_211 = (aia_synthetic.relative_response(aia_synthetic.CHANNELS[w], config.core_log_t,
-                                                          config.core_dem_width, config) for w in (171, 211))
+    core_171, core_211 = (
+        aia_synthetic.relative_response(aia_synthetic.CHANNELS[w], config.core_log_t, config.core_dem_width, config)
+        for w in (171, 211)
+    )
     assert core_171 < core_211 / 5
 
 
 def polarity_centroids(br: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, col) centroids [n, 2] of Br > 150 G and of Br < -150 G, weighted by |Br|."""
-    rows, cols = np.mgrid[:br.shape[1], :br.shape[2]]
+    rows, cols = np.mgrid[: br.shape[1], : br.shape[2]]
 
     def centroid(weight):
         total = weight.sum((1, 2))
@@ -237,9 +246,10 @@ def test_loops_lean_towards_the_limb():
     Everything but the lean is the same in the two renderings (same seed, same mu).
     """
     config = dataclasses.replace(SINGLE_BIPOLE, photon_noise=False)
-    east, west = (aia_synthetic.generate(60, 12, (171,),
-                                         config=dataclasses.replace(config, longitude_range_deg=(lon, lon)))
-                  for lon in (-60.0, 60.0))
+    east, west = (
+        aia_synthetic.generate(60, 12, (171,), config=dataclasses.replace(config, longitude_range_deg=(lon, lon)))
+        for lon in (-60.0, 60.0)
+    )
     np.testing.assert_allclose(east.mu, west.mu, atol=2e-3)
     np.testing.assert_array_equal(east.br, west.br)
 
@@ -258,7 +268,7 @@ def test_thin_layer_brightening_is_the_path_length_through_the_shell():
     radius = aia_synthetic.SOLAR_RADIUS_MM
     # March along each ray from the surface until it leaves the shell R + H (independent of the formula).
     steps = np.linspace(0, 2000, 2_000_001)
-    sin = np.sqrt(1 - mu ** 2)
+    sin = np.sqrt(1 - mu**2)
     inside = np.hypot(radius * sin[:, None], radius * mu[:, None] + steps) <= radius + height_mm
     path = inside.sum(-1) * (steps[1] - steps[0]) / height_mm
     np.testing.assert_allclose(aia_synthetic.thin_layer_brightening(mu, height_mm), path, rtol=1e-3)
@@ -271,8 +281,10 @@ def test_centre_to_limb_variation(all_channels):
     usable = quiet.sum((1, 2)) > 2000
     centre, limb = usable & (all_channels.mu > 0.9), usable & (all_channels.mu < 0.55)
     assert centre.sum() > 5 and limb.sum() > 5
-    ratio_expected = (aia_synthetic.thin_layer_brightening(all_channels.mu[limb].astype(np.float64), 60.0).mean()
-                      / aia_synthetic.thin_layer_brightening(all_channels.mu[centre].astype(np.float64), 60.0).mean())
+    ratio_expected = (
+        aia_synthetic.thin_layer_brightening(all_channels.mu[limb].astype(np.float64), 60.0).mean()
+        / aia_synthetic.thin_layer_brightening(all_channels.mu[centre].astype(np.float64), 60.0).mean()
+    )
     for j, wavelength in enumerate(all_channels.wavelengths.tolist()):
         medians = np.array([np.median(all_channels.images[i, ..., j][quiet[i]]) for i in range(len(all_channels))])
         ratio = np.median(medians[limb]) / np.median(medians[centre])
@@ -324,17 +336,20 @@ def test_other_patch_sizes():
     assert np.isfinite(batch.images).all() and batch.images.min() >= 0
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(wavelengths=(171, 170)), "unknown AIA wavelength 170"),
-    (dict(wavelengths=(171, 171)), "repeat"),
-    (dict(wavelengths=()), "non-empty"),
-    (dict(wavelengths="171"), "non-empty sequence"),
-    (dict(n=-1), "n must be a non-negative int"),
-    (dict(start=1.5), "start must be a non-negative int"),
-    (dict(config=aia_synthetic.AiaSyntheticConfig(longitude_range_deg=(-85.0, 0.0))), "longitude_range_deg"),
-    (dict(config=aia_synthetic.AiaSyntheticConfig(loop_width_mm=0.0)), "loop_width_mm"),
-    (dict(config=aia_synthetic.AiaSyntheticConfig(synthetic=synthetic.SyntheticConfig(size=66))), "multiple of 4"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(wavelengths=(171, 170)), "unknown AIA wavelength 170"),
+        (dict(wavelengths=(171, 171)), "repeat"),
+        (dict(wavelengths=()), "non-empty"),
+        (dict(wavelengths="171"), "non-empty sequence"),
+        (dict(n=-1), "n must be a non-negative int"),
+        (dict(start=1.5), "start must be a non-negative int"),
+        (dict(config=aia_synthetic.AiaSyntheticConfig(longitude_range_deg=(-85.0, 0.0))), "longitude_range_deg"),
+        (dict(config=aia_synthetic.AiaSyntheticConfig(loop_width_mm=0.0)), "loop_width_mm"),
+        (dict(config=aia_synthetic.AiaSyntheticConfig(synthetic=synthetic.SyntheticConfig(size=66))), "multiple of 4"),
+    ],
+)
 def test_bad_input_is_refused_with_the_problem_named(kwargs, message):
     arguments = dict(n=2, seed=0) | kwargs
     with pytest.raises(ValueError, match=message):

@@ -7,6 +7,7 @@ with `build_table_from_arrays`, and an exact index. Uploads use sunpy's real lev
 (``aia_171_level1.fits``, a 128 x 128 full disk); the 193 and 211 A files of a query are that file
 with its WAVELNTH keyword changed.
 """
+
 import io
 import json
 import pathlib
@@ -14,7 +15,6 @@ import pathlib
 import jax
 import numpy as np
 import pytest
-
 from fastapi import testclient as fastapi_testclient
 
 from solarjax.app import server
@@ -34,10 +34,17 @@ def make_encoder(channels: int = len(WAVELENGTHS)):
     model = simsiam_train.make_model(model_config)
     variables = model.init(jax.random.key(0), np.zeros((2, 128, 128, channels), np.float32), train=False)
     params, stats = variables["params"], variables["batch_stats"]
-    apply = jax.jit(lambda images: model.apply({"params": params, "batch_stats": stats}, images, False,
-                                               method=SimSiam.embed))
-    return ssl.Encoder(embed=apply, fingerprint=ssl.encoder_fingerprint(model_config, params, stats, False),
-                       dim=model.feature_dim, projection=False, step=0, config={"model": model_config})
+    apply = jax.jit(
+        lambda images: model.apply({"params": params, "batch_stats": stats}, images, False, method=SimSiam.embed)
+    )
+    return ssl.Encoder(
+        embed=apply,
+        fingerprint=ssl.encoder_fingerprint(model_config, params, stats, False),
+        dim=model.feature_dim,
+        projection=False,
+        step=0,
+        config={"model": model_config},
+    )
 
 
 def build_aia_artefacts(folder: pathlib.Path) -> server.AiaArtefacts:
@@ -64,8 +71,9 @@ def build_aia_artefacts(folder: pathlib.Path) -> server.AiaArtefacts:
     }
     encoder = make_encoder()
     embeddings = embed_images(encoder.embed, np.stack([e["image"] for e in examples]))
-    table = build_table_from_arrays(folder / "index" / "table", embeddings, metadata, encoder.fingerprint,
-                                    dataset_name="aia_patches")
+    table = build_table_from_arrays(
+        folder / "index" / "table", embeddings, metadata, encoder.fingerprint, dataset_name="aia_patches"
+    )
     return server.AiaArtefacts(encoder, build_index(table, kind="exact"), tfds_dir)
 
 
@@ -92,9 +100,11 @@ def _jsonable(metadata: dict) -> dict:
 
 
 def _upload(client, files: list[tuple[str, bytes]], filters=None):
-    return client.post("/api/aia/search/upload",
-                       files=[("files", (name, contents, "application/octet-stream")) for name, contents in files],
-                       data={"filters": json.dumps(filters or {"k": 5})})
+    return client.post(
+        "/api/aia/search/upload",
+        files=[("files", (name, contents, "application/octet-stream")) for name, contents in files],
+        data={"filters": json.dumps(filters or {"k": 5})},
+    )
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -111,7 +121,10 @@ def test_info_lists_both_datasets_and_the_aia_table(client, aia):
     assert info["wavelengths"] == list(WAVELENGTHS) and info["composite"] == "rgb"
     assert info["num_rows"] == table.num_rows == int(0.8 * NUM_EXAMPLES)
     times = np.sort(table.column("t_obs"))
-    assert info["t_obs"] == [str(np.datetime_as_string(times[0], unit="s")), str(np.datetime_as_string(times[-1], unit="s"))]
+    assert info["t_obs"] == [
+        str(np.datetime_as_string(times[0], unit="s")),
+        str(np.datetime_as_string(times[-1], unit="s")),
+    ]
     assert info["mu"] == pytest.approx([np.nanmin(table.column("mu")), np.nanmax(table.column("mu"))])
 
 
@@ -126,11 +139,14 @@ def test_row_search_agrees_with_the_library_and_never_returns_the_row(client, ai
     rows = [hit["row"] for hit in body["results"]]
     expected = aia.index.search_rows([3], k=6)[0]
     assert rows == [hit.row for hit in expected] and 3 not in rows
-    np.testing.assert_allclose([hit["similarity"] for hit in body["results"]], [h.similarity for h in expected], rtol=1e-6)
+    np.testing.assert_allclose(
+        [hit["similarity"] for hit in body["results"]], [h.similarity for h in expected], rtol=1e-6
+    )
     stored = aia.index.table.rows(rows)
     for hit, metadata in zip(body["results"], stored):
         assert {name: hit[name] for name in server.AIA_RESULT_COLUMNS} == _jsonable(
-            {name: metadata[name] for name in server.AIA_RESULT_COLUMNS})
+            {name: metadata[name] for name in server.AIA_RESULT_COLUMNS}
+        )
     assert body["query"]["metadata"]["row"] == 3 and "quantities" not in body["query"]
     by_id = client.post("/api/aia/search/row", json={"id": stored[0]["id"], "filters": {"k": 6}}).json()
     assert by_id["query"]["metadata"]["row"] == rows[0]
@@ -148,7 +164,9 @@ def test_mu_and_time_filters(client, aia):
     assert len(body["results"]) == allowed > 0 and all(hit["mu"] >= threshold for hit in body["results"])
     order = np.sort(times)
     start, end = (str(np.datetime_as_string(t, unit="s")) for t in (order[5], order[20]))
-    body = client.post("/api/aia/search/row", json={"row": 1, "filters": {"k": 50, "t_start": start, "t_end": end}}).json()
+    body = client.post(
+        "/api/aia/search/row", json={"row": 1, "filters": {"k": 50, "t_start": start, "t_end": end}}
+    ).json()
     inside = (times >= order[5]) & (times <= order[20])
     assert len(body["results"]) == int(inside.sum()) - int(inside[1])
     assert all(start <= hit["t_obs"][:19] <= end for hit in body["results"])
@@ -162,8 +180,9 @@ def test_npy_upload_of_a_stored_patch_finds_it_first(client, aia):
     assert image.shape == (128, 128, 3)
     body = _upload(client, [("patch.npy", _npy(image))]).json()
     assert body["results"][0]["row"] == 7 and body["results"][0]["distance"] == pytest.approx(0.0, abs=1e-4)
-    np.testing.assert_allclose(_data_url_pixels(body["query"]["image"]),
-                               _png_pixels(server.render_aia_png(image, WAVELENGTHS)))
+    np.testing.assert_allclose(
+        _data_url_pixels(body["query"]["image"]), _png_pixels(server.render_aia_png(image, WAVELENGTHS))
+    )
 
 
 def test_fits_upload_is_prepared_as_aia_patches_prepares_files(client, aia, aia_fits):
@@ -178,8 +197,9 @@ def test_fits_upload_is_prepared_as_aia_patches_prepares_files(client, aia, aia_
     row0, col0 = (rows - 128) // 2, (cols - 128) // 2
     patch = aia_prep.extract_patches(observation, np.array([[row0, row0 + 128, col0, col0 + 128]]))[0]
     expected = aia_prep.normalise_channels(patch.image, WAVELENGTHS)
-    np.testing.assert_allclose(_data_url_pixels(body["query"]["image"]),
-                               _png_pixels(server.render_aia_png(expected, WAVELENGTHS)))
+    np.testing.assert_allclose(
+        _data_url_pixels(body["query"]["image"]), _png_pixels(server.render_aia_png(expected, WAVELENGTHS))
+    )
     metadata = body["query"]["metadata"]
     assert metadata["t_obs"] == patch.t_obs and metadata["t_obs"].startswith("2011-02-15T00:00:01")
     assert metadata["mu"] == pytest.approx(patch.mu) and metadata["degradation_corrected"] is False
@@ -193,8 +213,15 @@ def test_bad_aia_uploads_name_the_file_and_the_problem(client, aia_fits, real_br
     cases = [
         ([(aia_fits[171].name, real)], 422, "missing [193, 211]"),
         ([("a.fits", real), ("b.fits", real), ("c.fits", real)], 422, "b.fits: a second 171 A file"),
-        ([("cut.fits", aia_fits[193].read_bytes()[:-2880]), (aia_fits[171].name, real),
-          (aia_fits[211].name, aia_fits[211].read_bytes())], 422, "cut.fits: truncated"),
+        (
+            [
+                ("cut.fits", aia_fits[193].read_bytes()[:-2880]),
+                (aia_fits[171].name, real),
+                (aia_fits[211].name, aia_fits[211].read_bytes()),
+            ],
+            422,
+            "cut.fits: truncated",
+        ),
         ([(real_br_files[0].name, real_br_files[0].read_bytes())], 422, "unknown channel: WAVELNTH=6173"),
         ([("notes.txt", b"hello")], 415, "unsupported file type"),
         ([("../../etc/passwd.fits", b"root:x:0:0")], 422, "passwd.fits: not a FITS file"),
@@ -217,7 +244,9 @@ def test_patch_metadata_and_thumbnails(client, aia):
     assert meta == _jsonable({"row": 3, **aia.index.table.rows([3])[0], "image_url": "/api/aia/patch/3/image.png"})
     image = aia.images.image(3)
     rgb = _png_pixels(client.get("/api/aia/patch/3/image.png").content)
-    np.testing.assert_allclose(rgb[::-1, :, :3], np.round(image * 255) / 255, atol=1e-6)  # north up, R G B = 171 193 211
+    np.testing.assert_allclose(
+        rgb[::-1, :, :3], np.round(image * 255) / 255, atol=1e-6
+    )  # north up, R G B = 171 193 211
     single = _png_pixels(client.get("/api/aia/patch/3/image.png?channel=193").content)
     colours = server.aia_colormap(193)(image[..., 1], bytes=True)[..., :3] / 255
     np.testing.assert_allclose(single[::-1, :, :3], colours, atol=1e-6)
@@ -240,7 +269,8 @@ def test_export_csv_and_map(client, aia):
 def test_aia_requests_never_compile(client, aia_fits):
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
-        lambda event, duration, **kwargs: compiles.append(event) if "backend_compile" in event else None)
+        lambda event, duration, **kwargs: compiles.append(event) if "backend_compile" in event else None
+    )
     responses = [
         client.post("/api/aia/search/row", json={"row": 2, "filters": {"k": 50, "mu_min": 0.3}}),
         client.post("/api/aia/search/row", json={"row": 4, "filters": {"k": 1}}),

@@ -2,6 +2,7 @@
 
 The work directory is the session fixture `demo_workdir` of conftest.py (a quick demo).
 """
+
 import concurrent.futures
 import io
 import json
@@ -10,7 +11,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from fastapi import testclient as fastapi_testclient
 
 from solarjax import physics
@@ -44,7 +44,7 @@ def _data_url_pixels(url: str) -> np.ndarray:
 
     prefix = "data:image/png;base64,"
     assert url.startswith(prefix)
-    return _png_pixels(base64.b64decode(url[len(prefix):]))
+    return _png_pixels(base64.b64decode(url[len(prefix) :]))
 
 
 # ------------------------------------------------------------------------------------- info / generate
@@ -86,13 +86,15 @@ def test_every_steering_family_is_one_switch_away(client, engine):
     assert info["default"] == engine.steering_method and "paper" in info["methods"]
     assert info["default"] == (info["evaluation"] or {}).get("best_method", "paper")
     for method in info["methods"]:
+
         def tuf(alpha, seed, method=method):
             body = {"seed": seed, "sliders": {"tuf": alpha}, "method": method}
             return client.post("/api/generate", json=body).json()["quantities"]["tuf"]
+
         assert np.mean([tuf(2.0, s) for s in range(3)]) > np.mean([tuf(-2.0, s) for s in range(3)]), method
     z = engine.steered_latent(4, {"tuf": 1.5, "psep": -1.0}, (), method="local")
     base = engine.artefacts.generator.sample_latents(1, 4)
-    assert np.linalg.norm(z) == pytest.approx(np.linalg.norm(base), rel=1e-5)   # local paths stay on the shell
+    assert np.linalg.norm(z) == pytest.approx(np.linalg.norm(base), rel=1e-5)  # local paths stay on the shell
     assert client.post("/api/generate", json={"method": "global"}).status_code == 422
 
 
@@ -105,30 +107,38 @@ def test_held_quantity_ignores_its_own_slider(client):
 def test_held_direction_is_orthogonal_to_the_held_normal(engine):
     directions = engine.artefacts.directions
     z0 = engine.steered_latent(2, {}, (), method="paper")
-    z1 = engine.steered_latent(2, {"psep": 1e-3}, ("tuf",), method="paper")  # tiny step: keep_norm's rescale is second order
+    z1 = engine.steered_latent(
+        2, {"psep": 1e-3}, ("tuf",), method="paper"
+    )  # tiny step: keep_norm's rescale is second order
     step = (z1 - z0)[0]
     assert abs(np.dot(step, directions.normal("tuf"))) < 1e-2 * np.linalg.norm(step)
     assert np.dot(step, directions.normal("psep")) > 0.5 * np.linalg.norm(step)
 
 
-@pytest.mark.parametrize("body, needle", [
-    ({"sliders": {"tuf": 3.5}}, "outside"),
-    ({"sliders": {"net_flux": 1.0}}, "net_flux"),
-    ({"hold": ["colour"]}, "colour"),
-    ({"seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ({"sliders": {"tuf": 3.5}}, "outside"),
+        ({"sliders": {"net_flux": 1.0}}, "net_flux"),
+        ({"hold": ["colour"]}, "colour"),
+        ({"seed": -1}, "seed"),
+    ],
+)
 def test_bad_slider_requests_are_422(client, body, needle):
     response = client.post("/api/generate", json=body)
     assert response.status_code == 422
     assert needle in response.text
 
 
-@pytest.mark.parametrize("path, text", [
-    ("/api/generate", '{"seed": NaN}'),
-    ("/api/generate", '{"sliders": {"tuf": Infinity}}'),
-    ("/api/search/generated", '{"filters": {"k": 1e400}}'),
-    ("/api/search/row", '{"row": 0, "filters": {"k": -Infinity}}'),
-])
+@pytest.mark.parametrize(
+    "path, text",
+    [
+        ("/api/generate", '{"seed": NaN}'),
+        ("/api/generate", '{"sliders": {"tuf": Infinity}}'),
+        ("/api/search/generated", '{"filters": {"k": 1e400}}'),
+        ("/api/search/row", '{"row": 0, "filters": {"k": -Infinity}}'),
+    ],
+)
 def test_non_finite_json_numbers_are_422_and_the_server_keeps_serving(client, path, text):
     response = client.post(path, content=text, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
@@ -138,13 +148,15 @@ def test_non_finite_json_numbers_are_422_and_the_server_keeps_serving(client, pa
 
 # ------------------------------------------------------------------------------------- search
 def test_generated_search_matches_the_library(client, engine):
-    body = client.post("/api/search/generated",
-                       json={"seed": 5, "sliders": {"psep": 1.0}, "filters": {"k": 7, "rank": "ssl"}}).json()
+    body = client.post(
+        "/api/search/generated", json={"seed": 5, "sliders": {"psep": 1.0}, "filters": {"k": 7, "rank": "ssl"}}
+    ).json()
     image = engine.generate(5, {"psep": 1.0}, ())
     direct = engine.index.search(np.asarray(engine.artefacts.encoder.embed(image)), k=7)[0]
     assert [hit["row"] for hit in body["results"]] == [hit.row for hit in direct]
-    np.testing.assert_allclose([hit["similarity"] for hit in body["results"]], [hit.similarity for hit in direct],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        [hit["similarity"] for hit in body["results"]], [hit.similarity for hit in direct], rtol=1e-6
+    )
     assert [hit["rank"] for hit in body["results"]] == list(range(1, 8))
     similarities = [hit["similarity"] for hit in body["results"]]
     assert similarities == sorted(similarities, reverse=True)
@@ -156,8 +168,9 @@ def test_generated_search_matches_the_library(client, engine):
 
 def test_hemisphere_filter_and_k(client):
     for hemisphere, sign in (("north", 1), ("south", -1)):
-        body = client.post("/api/search/generated",
-                           json={"seed": 0, "filters": {"k": 12, "hemisphere": hemisphere}}).json()
+        body = client.post(
+            "/api/search/generated", json={"seed": 0, "filters": {"k": 12, "hemisphere": hemisphere}}
+        ).json()
         latitudes = np.array([hit["lat_deg"] for hit in body["results"]])
         assert len(latitudes) == 12 and np.all(sign * latitudes >= 0)
     for k in (0, server.MAX_K + 1):
@@ -180,8 +193,11 @@ def test_row_search_never_returns_the_row_and_agrees_with_search_rows(client, en
 
 # ------------------------------------------------------------------------------------- uploads
 def _upload(client, name, contents, filters=None):
-    return client.post("/api/search/upload", files={"file": (name, contents, "application/octet-stream")},
-                       data={"filters": json.dumps(filters or {"k": 5})})
+    return client.post(
+        "/api/search/upload",
+        files={"file": (name, contents, "application/octet-stream")},
+        data={"filters": json.dumps(filters or {"k": 5})},
+    )
 
 
 def test_fits_upload_is_preprocessed_as_in_training(client, real_br_files):
@@ -197,8 +213,9 @@ def test_fits_upload_is_preprocessed_as_in_training(client, real_br_files):
     assert len(body["results"]) == 5
 
 
-def test_corrupt_fits_uploads_are_4xx_with_the_reason_and_the_server_keeps_serving(client, corrupt_files,
-                                                                                   real_br_files):
+def test_corrupt_fits_uploads_are_4xx_with_the_reason_and_the_server_keeps_serving(
+    client, corrupt_files, real_br_files
+):
     assert len(corrupt_files) == 3
     for path in corrupt_files:
         response = _upload(client, path.name, path.read_bytes())
@@ -215,12 +232,15 @@ def test_empty_and_truncated_uploads_name_their_problem(client, corrupt_files):
     assert "empty" in _upload(client, by_size[0].name, by_size[0].read_bytes()).json()["detail"]
 
 
-@pytest.mark.parametrize("name, contents, status, needle", [
-    ("notes.txt", b"hello", 415, "unsupported file type"),
-    ("fake.Br.fits", b"<html>not found</html>", 422, "not a FITS file"),
-    ("../../etc/passwd.fits", b"root:x:0:0", 422, "passwd.fits: not a FITS file"),
-    ("big.fits", b"SIMPLE  =" + b" " * (LIMITS.max_upload_bytes + 10), 413, "too large"),
-])
+@pytest.mark.parametrize(
+    "name, contents, status, needle",
+    [
+        ("notes.txt", b"hello", 415, "unsupported file type"),
+        ("fake.Br.fits", b"<html>not found</html>", 422, "not a FITS file"),
+        ("../../etc/passwd.fits", b"root:x:0:0", 422, "passwd.fits: not a FITS file"),
+        ("big.fits", b"SIMPLE  =" + b" " * (LIMITS.max_upload_bytes + 10), 413, "too large"),
+    ],
+)
 def test_bad_uploads(client, name, contents, status, needle):
     response = _upload(client, name, contents)
     assert response.status_code == status
@@ -229,20 +249,23 @@ def test_bad_uploads(client, name, contents, status, needle):
 
 
 def test_oversized_uploads_are_refused_while_streaming(client):
-    declared = client.post("/api/search/upload", content=b"x" * 1024,
-                           headers={"content-type": "multipart/form-data; boundary=b",
-                                    "content-length": str(200 * 2**20)})
+    declared = client.post(
+        "/api/search/upload",
+        content=b"x" * 1024,
+        headers={"content-type": "multipart/form-data; boundary=b", "content-length": str(200 * 2**20)},
+    )
     assert declared.status_code == 413 and "byte limit" in declared.json()["detail"]
     sent = []
 
-    def chunks():                    # a file part of 64 MiB offered in 1 MiB chunks, with no Content-Length
+    def chunks():  # a file part of 64 MiB offered in 1 MiB chunks, with no Content-Length
         yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.fits"\r\n\r\n'
         for _ in range(64):
             sent.append(1)
             yield b"x" * 2**20
 
-    response = client.post("/api/search/upload", content=chunks(),
-                           headers={"content-type": "multipart/form-data; boundary=b"})
+    response = client.post(
+        "/api/search/upload", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"}
+    )
     assert response.status_code == 413 and "byte limit" in response.json()["detail"]
     assert client.get("/api/info").status_code == 200
 
@@ -260,7 +283,7 @@ def test_body_limit_stops_reading_a_chunked_body_at_its_cap():
     async def send(message):
         sent.append(message)
 
-    async def app(scope, receive, send):          # reads until the end or a disconnect, like a form parser
+    async def app(scope, receive, send):  # reads until the end or a disconnect, like a form parser
         while True:
             message = await receive()
             seen_by_app.append(message["type"])
@@ -328,7 +351,8 @@ def test_requests_never_compile(client, real_br_files):
 
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
-        lambda event, duration, **kwargs: compiles.append(event) if "backend_compile" in event else None)
+        lambda event, duration, **kwargs: compiles.append(event) if "backend_compile" in event else None
+    )
     responses = [
         client.post("/api/generate", json={"seed": 11, "sliders": {"tuf": 1.0, "r_value": -1.0}, "hold": ["psep"]}),
         client.post("/api/search/generated", json={"seed": 12, "filters": {"k": 50, "one_per_harp": True}}),

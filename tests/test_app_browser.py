@@ -6,6 +6,7 @@ channel; see tests/test_app_aia.py), and switches back. Screenshots go to $SOLAR
 (default: pytest's tmp_path). Needs `apt-get install chromium` and
 `pip install playwright` (no browser download: the system chromium is used).
 """
+
 import os
 import pathlib
 import shutil
@@ -19,8 +20,14 @@ from tests.test_app_aia import build_aia_artefacts
 from tests.test_app_api import LIMITS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +56,7 @@ def page(base_url):
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"chromium not found at {CHROMIUM}: apt-get install -y chromium")
     from playwright import sync_api
+
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         tab = browser.new_page(viewport={"width": 1400, "height": 1500})
@@ -68,7 +76,8 @@ def shots(tmp_path_factory) -> pathlib.Path:
 
 def _quantity(page, name):
     return page.eval_on_selector(
-        "#query-quantities", f"t => [...t.rows].find(r => r.cells[0].textContent === '{name}').cells[1].textContent")
+        "#query-quantities", f"t => [...t.rows].find(r => r.cells[0].textContent === '{name}').cells[1].textContent"
+    )
 
 
 def test_slider_search_filter_upload(page, shots, real_br_files):
@@ -80,42 +89,50 @@ def test_slider_search_filter_upload(page, shots, real_br_files):
         page.keyboard.press("ArrowRight")
     page.wait_for_function(f"document.getElementById('query-image').src !== {before_image!r}", timeout=20_000)
     assert page.text_content("#out-tuf") == "1.50"
-    page.wait_for_timeout(1500)                   # the last slider position's patch
-    assert float(_quantity(page, "tuf")) > float(before)       # "more flux" gives more flux
+    page.wait_for_timeout(1500)  # the last slider position's patch
+    assert float(_quantity(page, "tuf")) > float(before)  # "more flux" gives more flux
     assert page.text_content("label[for=alpha-tuf]").startswith("total unsigned flux")
-    change = page.text_content("#change-tuf")                 # the slider shows the change it made: "+NN%"
+    change = page.text_content("#change-tuf")  # the slider shows the change it made: "+NN%"
     assert change.startswith("+") and change.endswith("%") and float(change[1:-1]) > 0
-    measured = 100 * (float(_quantity(page, "tuf")) / float(before) - 1)   # the table shows 3 digits
+    measured = 100 * (float(_quantity(page, "tuf")) / float(before) - 1)  # the table shows 3 digits
     assert float(change[1:-1]) == pytest.approx(measured, abs=5)
     info = page.evaluate("fetch('/api/info').then(r => r.json())")
-    assert page.input_value("#steer-method") == info["steering"]["default"]   # the best family by default
-    assert page.text_content("#steer-note").startswith(info["steering"]["default"])   # named with its figures
+    assert page.input_value("#steer-method") == info["steering"]["default"]  # the best family by default
+    assert page.text_content("#steer-note").startswith(info["steering"]["default"])  # named with its figures
     assert "paper" in [o for o in page.eval_on_selector("#steer-method", "s => [...s.options].map(o => o.value)")]
     page.screenshot(path=shots / "1_slider.png", full_page=True)
 
     page.fill("#k", "6")
-    page.select_option("#rank", "ssl")             # the SSL order; the default may be the hybrid
+    page.select_option("#rank", "ssl")  # the SSL order; the default may be the hybrid
     page.click("#search-button")
     page.wait_for_selector("#results li", timeout=30_000)
     assert page.locator("#results li").count() == 6
     similarities = [float(s) for s in page.locator("#results .similarity").all_text_contents()]
     assert similarities == sorted(similarities, reverse=True)
-    page.wait_for_function("[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth === 128)",
-                           timeout=20_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth === 128)",
+        timeout=20_000,
+    )
     assert not page.is_hidden("#exports")
     page.screenshot(path=shots / "2_search.png", full_page=True)
 
     page.select_option("#hemisphere", "south")
     page.click("#search-button")
-    page.wait_for_function("document.getElementById('status').textContent === '6 matches, ranked by ssl'", timeout=30_000)
-    latitudes = [float(text.split("lat ")[1].split(" ")[0]) for text in page.locator("#results .meta").all_text_contents()]
+    page.wait_for_function(
+        "document.getElementById('status').textContent === '6 matches, ranked by ssl'", timeout=30_000
+    )
+    latitudes = [
+        float(text.split("lat ")[1].split(" ")[0]) for text in page.locator("#results .meta").all_text_contents()
+    ]
     assert len(latitudes) == 6 and all(lat <= 0 for lat in latitudes)
     page.screenshot(path=shots / "3_filter_south.png", full_page=True)
 
     page.select_option("#hemisphere", "")
     page.set_input_files("#upload-file", str(real_br_files[0]))
     page.click("#upload-button")
-    page.wait_for_function("document.getElementById('query-caption').textContent.startsWith('uploaded')", timeout=30_000)
+    page.wait_for_function(
+        "document.getElementById('query-caption').textContent.startsWith('uploaded')", timeout=30_000
+    )
     assert real_br_files[0].name in page.text_content("#query-caption")
     assert page.locator("#results li").count() == 6
     assert page.locator("#map image").count() == 6 and page.locator("#map text.query").count() == 1
@@ -142,20 +159,26 @@ def test_switch_to_aia_search_filter_upload_and_back(page, shots, aia_fits):
     page.wait_for_function("document.getElementById('query-caption').textContent === 'AIA table row 0'", timeout=30_000)
     page.wait_for_selector("#results li", timeout=30_000)
     assert page.locator("#results li").count() == 5
-    page.wait_for_function("[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth === 128)",
-                           timeout=20_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth === 128)",
+        timeout=20_000,
+    )
     assert page.is_hidden("#export-png")
     page.screenshot(path=shots / "6_aia_row.png", full_page=True)
 
     page.fill("#mu-min", "0.8")
     page.click("#aia-row-button")
-    page.wait_for_function("[...document.querySelectorAll('#results .mu')].length > 0 && "
-                           "[...document.querySelectorAll('#results .mu')].every(m => parseFloat(m.textContent.slice(3)) >= 0.8)",
-                           timeout=30_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results .mu')].length > 0 && "
+        "[...document.querySelectorAll('#results .mu')].every(m => parseFloat(m.textContent.slice(3)) >= 0.8)",
+        timeout=30_000,
+    )
     page.fill("#mu-min", "")
     page.set_input_files("#aia-upload-files", [str(aia_fits[w]) for w in (171, 193, 211)])
     page.click("#aia-upload-button")
-    page.wait_for_function("document.getElementById('query-caption').textContent.startsWith('uploaded')", timeout=30_000)
+    page.wait_for_function(
+        "document.getElementById('query-caption').textContent.startsWith('uploaded')", timeout=30_000
+    )
     assert page.locator("#results li").count() == 5 and page.locator("#map text.query").count() == 1
     assert "2011-02-15T00:00:01" in page.text_content("#query-metadata")
     page.screenshot(path=shots / "7_aia_upload.png", full_page=True)

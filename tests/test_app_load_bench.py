@@ -1,5 +1,6 @@
 """The load benchmark's scaled work directory (`benchmarks.app_load_bench.scaled_workdir`) and the
 server's regeneration of synthetic rows' images."""
+
 import numpy as np
 import pytest
 
@@ -26,8 +27,9 @@ def test_scaled_table_keeps_the_source_rows_and_adds_synthetic_ones(scaled, demo
     for name in source.columns:
         np.testing.assert_array_equal(table.column(name)[: source.num_rows], source.column(name))
     added = table.rows(np.arange(source.num_rows, table.num_rows))
-    assert [row["record"] for row in added] == [f"synthetic[{bench.SYNTHETIC_SEED}][{bench.SYNTHETIC_START + i}]"
-                                                for i in range(ADDED)]
+    assert [row["record"] for row in added] == [
+        f"synthetic[{bench.SYNTHETIC_SEED}][{bench.SYNTHETIC_START + i}]" for i in range(ADDED)
+    ]
     assert {row["dataset"] for row in added} == {""} and {row["source"] for row in added} == {"synthetic"}
     manifest = (out / bench.SCALED_MANIFEST).stat().st_mtime_ns
     assert bench.scaled_workdir(demo_workdir, table.num_rows, cache, kind="exact") == out
@@ -44,8 +46,9 @@ def test_synthetic_rows_are_embedded_by_the_encoder_and_served_regenerated(scale
     row = source.num_rows + 7
     patch = synthetic.generate(1, bench.SYNTHETIC_SEED, start=bench.SYNTHETIC_START + 7).images
     encoder = ssl.load(demo_workdir / "simsiam")
-    np.testing.assert_allclose(np.asarray(encoder.embed(patch[..., None]))[0], table.embeddings([row])[0],
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(encoder.embed(patch[..., None]))[0], table.embeddings([row])[0], rtol=1e-4, atol=1e-4
+    )
     expected = physics.quantities(patch)
     stored = table.rows([row])[0]
     for name in ("tuf", "psep", "r_value"):

@@ -8,6 +8,7 @@ thresholding at 150 G cause on pixel-scale structure: median <= 3 % and 90th per
 the quantity's natural scale, tilt within 0.03 rad median and 0.12 rad (7 deg) at the 90th
 percentile, each declaration also beating the "unchanged" hypothesis where it predicts a change.
 """
+
 import functools
 import json
 
@@ -119,7 +120,6 @@ def test_physics_preserving_recipe_keeps_tilt_leading_polarity_and_handedness():
     assert augment.RECIPES["orientation_free"].rotation_degrees == 180.0
 
 
-
 def test_search_recipe_keeps_the_searched_quantities(contained_patches):
     recipe = augment.RECIPES["search"]
     assert {"zoom", "blur"}.isdisjoint(recipe.augmentations)
@@ -142,6 +142,8 @@ def test_search_recipe_keeps_the_searched_quantities(contained_patches):
     # TUF = mean |s| gains at most the noise floor E|n| = sqrt(2 / pi) * rms <= 0.8 * 0.02 (+ void noise).
     raised = np.asarray(after["tuf"]) - np.asarray(before["tuf"])
     assert np.nanpercentile(np.abs(raised), 90) < 0.8 * recipe.noise_std_range[1] + 0.004
+
+
 def _marker_image():
     """An asymmetric test image [128, 128, 1]: distinct blocks of +1 and -0.5."""
     return jnp.zeros((SIZE, SIZE, 1)).at[20:30, 60:75].set(1.0).at[40:52, 80:90].set(-0.5)
@@ -250,7 +252,8 @@ def test_resampling_augmentations_match_their_declarations_within_interpolation_
         median_limit, p90_limit = (0.03, 0.2 if q == "area" else 0.12)
         assert errors.size >= 48, (name, q)
         assert np.median(errors) <= median_limit and np.percentile(errors, 90) <= p90_limit, (
-            f"{name} {q}: median {np.median(errors):.3g}, p90 {np.percentile(errors, 90):.3g}")
+            f"{name} {q}: median {np.median(errors):.3g}, p90 {np.percentile(errors, 90):.3g}"
+        )
         if augment.AUGMENTATIONS[name].actions[q] != augment.INVARIANT:
             unchanged = _errors(q, after[q], before[q], before)
             # the declaration beats "unchanged" several times over (zoom net_flux: 0.0066 against 0.022 on

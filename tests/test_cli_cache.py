@@ -1,14 +1,18 @@
 """The CLI keeps compiled XLA programs between commands in the user's cache folder."""
+
 import os
 import subprocess
 import sys
 
 
 def _cache_dir_chosen(env: dict) -> str:
-    code = ("from solarjax import cli; cli._use_compilation_cache(); import os; "
-            "print(os.environ.get('JAX_COMPILATION_CACHE_DIR'))")
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    code = (
+        "from solarjax import cli; cli._use_compilation_cache(); import os; "
+        "print(os.environ.get('JAX_COMPILATION_CACHE_DIR'))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_cli_caches_compiled_programs_under_xdg_cache_home_unless_told_otherwise(tmp_path):

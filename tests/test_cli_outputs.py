@@ -1,5 +1,6 @@
 """CLI behaviour a user relies on: nothing existing is overwritten without --overwrite, outputs are replaced
 atomically, and bad input is one line on stderr with exit 2."""
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -22,19 +23,22 @@ def test_sample_refuses_existing_outputs_then_replaces_them_with_overwrite(demo_
     with fits.open(tmp_path / "mine.fits") as hdus:
         cube = hdus[0].data if hdus[0].data is not None else hdus[1].data
         assert np.asarray(cube).shape[0] == 4
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.fits", "mine.png"]   # no partial files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.fits", "mine.png"]  # no partial files left
 
 
 BR = "hmi.sharp_cea_720s.1449.20120306_142400_TAI.Br.fits"
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["physics", "--size", "0", "{data}/" + BR], "--size: must be at least 1"),
-    (["physics", "--threshold", "-1", "{data}/" + BR], "--threshold: must be in (0, 1]"),
-    (["sample", "--workdir", "{tmp}/nothing", "-n", "x"], "-n: expected a whole number"),
-    (["sample", "--workdir", "{tmp}/nothing", "--out", "{tmp}/s"], "no GAN checkpoints in"),
-    (["train", "gan", "--config", "{tmp}/missing.py", "--workdir", "{tmp}/w"], "missing.py not found"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["physics", "--size", "0", "{data}/" + BR], "--size: must be at least 1"),
+        (["physics", "--threshold", "-1", "{data}/" + BR], "--threshold: must be in (0, 1]"),
+        (["sample", "--workdir", "{tmp}/nothing", "-n", "x"], "-n: expected a whole number"),
+        (["sample", "--workdir", "{tmp}/nothing", "--out", "{tmp}/s"], "no GAN checkpoints in"),
+        (["train", "gan", "--config", "{tmp}/missing.py", "--workdir", "{tmp}/w"], "missing.py not found"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(shared_data, tmp_path, capsys, argv, needle):
     argv = [a.format(data=shared_data / "sharp_cea", tmp=tmp_path) for a in argv]
     status = _status(argv)
@@ -46,5 +50,5 @@ def test_bad_input_is_one_line_and_exit_2(shared_data, tmp_path, capsys, argv, n
 def _status(argv) -> int:
     try:
         return cli.main(argv)
-    except SystemExit as exit_:           # argparse errors exit from inside parse_args
+    except SystemExit as exit_:  # argparse errors exit from inside parse_args
         return exit_.code

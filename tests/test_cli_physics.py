@@ -1,4 +1,5 @@
 """`solarjax physics` on the real frames, and the full-resolution flux against the header's USFLUX."""
+
 import json
 
 import numpy as np

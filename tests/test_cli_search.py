@@ -1,4 +1,5 @@
 """`solarjax index build` and `solarjax search` on the quick demo's encoder and dataset."""
+
 import json
 
 from solarjax import cli
@@ -6,13 +7,44 @@ from solarjax import cli
 
 def test_index_build_then_search_a_real_fits_file(demo_workdir, real_br_files, tmp_path, capsys):
     out = tmp_path / "index"
-    assert cli.main(["index", "build", "--ssl", str(demo_workdir / "simsiam"), "--data-dir",
-                     str(demo_workdir / "tfds"), "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "index",
+                "build",
+                "--ssl",
+                str(demo_workdir / "simsiam"),
+                "--data-dir",
+                str(demo_workdir / "tfds"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "800 rows, exact index" in capsys.readouterr().out
 
     sheet = tmp_path / "sheet.png"
-    assert cli.main(["search", str(real_br_files[0]), "--index", str(out), "--ssl", str(demo_workdir / "simsiam"),
-                     "-k", "3", "--json", "--png", str(sheet), "--data-dir", str(demo_workdir / "tfds")]) == 0
+    assert (
+        cli.main(
+            [
+                "search",
+                str(real_br_files[0]),
+                "--index",
+                str(out),
+                "--ssl",
+                str(demo_workdir / "simsiam"),
+                "-k",
+                "3",
+                "--json",
+                "--png",
+                str(sheet),
+                "--data-dir",
+                str(demo_workdir / "tfds"),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     [query] = json.loads(text[: text.rindex("contact sheet:")])
     assert query["query"] == str(real_br_files[0])
@@ -28,11 +60,29 @@ def test_index_build_then_search_a_real_fits_file(demo_workdir, real_br_files, t
     from solarjax.data import preprocess_patch, read_sharp
     from solarjax.retrieval import ranking
 
-    query = {k: float(v[0]) for k, v in physics.quantities(preprocess_patch(read_sharp(real_br_files[0])).image[None]).items()}
+    query = {
+        k: float(v[0])
+        for k, v in physics.quantities(preprocess_patch(read_sharp(real_br_files[0])).image[None]).items()
+    }
 
     def search(*extra):
-        assert cli.main(["search", str(real_br_files[0]), "--index", str(out), "--ssl", str(demo_workdir / "simsiam"),
-                         "-k", "5", "--json", *extra]) == 0
+        assert (
+            cli.main(
+                [
+                    "search",
+                    str(real_br_files[0]),
+                    "--index",
+                    str(out),
+                    "--ssl",
+                    str(demo_workdir / "simsiam"),
+                    "-k",
+                    "5",
+                    "--json",
+                    *extra,
+                ]
+            )
+            == 0
+        )
         [found] = json.loads(capsys.readouterr().out)
         return found
 
@@ -48,8 +98,12 @@ def test_index_build_then_search_a_real_fits_file(demo_workdir, real_br_files, t
     assert gap(physics_found) <= gap(ssl_found)
     ranking.save_ranking(out, ranking.Ranking("hybrid", weight=0.0, validation={"best": "hybrid:0"}))
     assert [r["row"] for r in search()["results"]] == [r["row"] for r in ssl_found["results"]]  # weight 0 = ssl
-    assert cli.main(["search", str(real_br_files[0]), "--index", str(out), "--ssl", str(demo_workdir / "simsiam"),
-                     "-k", "2"]) == 0
+    assert (
+        cli.main(
+            ["search", str(real_br_files[0]), "--index", str(out), "--ssl", str(demo_workdir / "simsiam"), "-k", "2"]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.splitlines()[0] == "ranking: hybrid (weight 0); chosen on validation: hybrid"
     (out / "ranking.json").write_text("{")
     assert cli.main(["search", str(real_br_files[0]), "--index", str(out), "--ssl", str(demo_workdir / "simsiam")]) == 2
@@ -58,16 +112,26 @@ def test_index_build_then_search_a_real_fits_file(demo_workdir, real_br_files, t
 
 def test_index_build_refuses_an_existing_output_and_replaces_it_with_overwrite(demo_workdir, tmp_path, capsys):
     out = tmp_path / "index"
-    args = ["index", "build", "--ssl", str(demo_workdir / "simsiam"), "--data-dir", str(demo_workdir / "tfds"),
-            "--split", "validation", "--out", str(out)]
+    args = [
+        "index",
+        "build",
+        "--ssl",
+        str(demo_workdir / "simsiam"),
+        "--data-dir",
+        str(demo_workdir / "tfds"),
+        "--split",
+        "validation",
+        "--out",
+        str(out),
+    ]
     assert cli.main(args) == 0
     assert "100 rows" in capsys.readouterr().out
-    assert cli.main(args) == 2                      # a second build never appends to the first
+    assert cli.main(args) == 2  # a second build never appends to the first
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "already exists: pass --overwrite" in err[0]
     assert cli.main([*args, "--overwrite"]) == 0
-    assert "100 rows" in capsys.readouterr().out    # replaced, not doubled
+    assert "100 rows" in capsys.readouterr().out  # replaced, not doubled
     from solarjax.retrieval import load_index
 
     assert load_index(out / "index").num_rows == 100
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]   # nothing left beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]  # nothing left beside it

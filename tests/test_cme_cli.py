@@ -1,11 +1,15 @@
 """`solarjax data build --dataset cme_patches`: builds, and one-line errors with exit 2."""
+
 import tensorflow_datasets as tfds
 
 from solarjax import cli
 
 
 def test_cli_builds_synthetic_cmes(tmp_path, capsys):
-    assert cli.main(["data", "build", "--dataset", "cme_patches", "--num-examples", "20", "--data-dir", str(tmp_path)]) == 0
+    assert (
+        cli.main(["data", "build", "--dataset", "cme_patches", "--num-examples", "20", "--data-dir", str(tmp_path)])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "train: 16 patches" in out and "test: 2 patches" in out
     import data_builders  # noqa: F401
@@ -24,8 +28,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (empty / "notes.txt").write_text("not LASCO")
     assert cli.main([*base, "--config", "files_c3", "--manual-dir", str(empty)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: {empty}: no sequence of two or more LASCO C3 frames (0 broken, 1 ignored; "
-                   "the build log lists them)"]
+    assert err == [
+        f"error: {empty}: no sequence of two or more LASCO C3 frames (0 broken, 1 ignored; the build log lists them)"
+    ]
     assert cli.main([*base, "--config", "fits", "--manual-dir", str(empty)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: unknown config 'fits'")

@@ -1,6 +1,7 @@
 """`solarjax demo --dataset cme` (solarjax.cme_demo): its configs, its CLI dispatch and refusals, its report.
 
 The whole CME demo takes minutes even at the quick size; it is run by hand (see README), not here."""
+
 import json
 
 import pytest
@@ -34,12 +35,16 @@ def test_a_foreign_output_directory_is_refused_before_any_work(tmp_path, capsys)
 
 
 def test_the_report_shows_every_stage_table(tmp_path):
-    metrics = {"size": "quick", "stage_seconds": {"gan": 1.0},
-               "dataset": {"splits": {"train": 8}},
-               "gan": {"ks_cme_quantities": {"width_deg": 0.2}},
-               "directions": {"tables": {"monotonicity": "family  width_deg\nlocal  0.950 [0.900, 0.990]"}},
-               "simsiam": {"loss": -0.5}, "index": {"rows": 8, "kind": "exact"},
-               "retrieval": {"tables": {"mining": "ssl_knn 0.800 [0.500, 1.000]"}, "search": {"big": 1}}}
+    metrics = {
+        "size": "quick",
+        "stage_seconds": {"gan": 1.0},
+        "dataset": {"splits": {"train": 8}},
+        "gan": {"ks_cme_quantities": {"width_deg": 0.2}},
+        "directions": {"tables": {"monotonicity": "family  width_deg\nlocal  0.950 [0.900, 0.990]"}},
+        "simsiam": {"loss": -0.5},
+        "index": {"rows": 8, "kind": "exact"},
+        "retrieval": {"tables": {"mining": "ssl_knn 0.800 [0.500, 1.000]"}, "search": {"big": 1}},
+    }
     (tmp_path / "directions").mkdir()
     cme_demo._stage_report(tmp_path, metrics)
     page = (tmp_path / "report.html").read_text()

@@ -1,4 +1,5 @@
 """Rare-case mining scores and their recall, on known answers."""
+
 import numpy as np
 import pytest
 
@@ -19,17 +20,21 @@ def test_knn_rarity_known_answers():
 def test_property_rarity_ranks_an_outlier_first():
     rng = np.random.default_rng(1)
     n = 200
-    quantities = {"cpa_deg": rng.normal(90, 20, n) % 360, "width_deg": rng.lognormal(np.log(50), 0.3, n),
-                  "front_height_rsun": rng.uniform(3, 5.8, n), "excess": rng.lognormal(3, 0.3, n)}
+    quantities = {
+        "cpa_deg": rng.normal(90, 20, n) % 360,
+        "width_deg": rng.lognormal(np.log(50), 0.3, n),
+        "front_height_rsun": rng.uniform(3, 5.8, n),
+        "excess": rng.lognormal(3, 0.3, n),
+    }
     quantities["excess"][17] = 1e6
     quantities["width_deg"][17] = 300.0
-    quantities["cpa_deg"][3] = np.nan                                   # undefined: the median, not an outlier
+    quantities["cpa_deg"][3] = np.nan  # undefined: the median, not an outlier
     score = cme_mining.property_rarity(quantities)
     assert int(np.argmax(score)) == 17 and np.isfinite(score).all()
 
 
 def test_recall_at_top_counts_rare_rows_in_the_top():
-    scores = np.arange(100, dtype=float)                                 # row 99 ranks first
+    scores = np.arange(100, dtype=float)  # row 99 ranks first
     rare = np.zeros(100, bool)
     rare[[99, 97, 10, 3]] = True
     result = cme_mining.recall_at_top(scores, rare, fraction=0.05, resamples=300)
@@ -43,8 +48,8 @@ def test_recall_at_top_counts_rare_rows_in_the_top():
 
 
 def test_top_quartile_share_known_answer():
-    width = np.arange(8, dtype=float)                                    # top quartile: rows 6, 7
-    excess = np.array([0, 0, 0, 0, 0, 0, 9, 0], float)                   # 75th percentile 0: all rows pass
+    width = np.arange(8, dtype=float)  # top quartile: rows 6, 7
+    excess = np.array([0, 0, 0, 0, 0, 0, 9, 0], float)  # 75th percentile 0: all rows pass
     neighbours = np.array([[6, 7], [0, 6]])
     shares = cme_mining.top_quartile_share(neighbours, {"w": width, "e": excess}, resamples=50)
     assert shares["w"]["value"] == pytest.approx(0.75)

@@ -1,10 +1,11 @@
 """CME patches of LASCO sequences (FITS files written with sunpy's real LASCO C2 level-1 header around an
 analytic r^-3 corona and a moving front at a known position angle and height) and the polar view of
 synthetic CMEs: the measured quantities land where the front was put."""
+
 import numpy as np
 import pytest
-
 from lasco_replay import FRONT_PA_DEG, FRONT_WIDTH_DEG, write_sequence
+
 from solarjax import cme_physics
 from solarjax.data import cme_prep, cme_synthetic, lasco
 

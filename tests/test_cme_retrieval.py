@@ -1,4 +1,5 @@
 """solarjax.cme_retrieval: circular correlations with known answers, and top-1 scoring with paired intervals."""
+
 import numpy as np
 import pytest
 
@@ -10,8 +11,8 @@ def test_circular_correlations_of_known_relations():
     a = rng.uniform(0, 360, 500)
     for function in (cme_retrieval.circular_correlation, cme_retrieval.circular_rank_correlation):
         assert function(a, a) == pytest.approx(1.0)
-        assert function(a, (a + 40.0) % 360) == pytest.approx(1.0)      # a rotation of one side
-        assert function(a, (360.0 - a) % 360) == pytest.approx(-1.0)    # a mirror image
+        assert function(a, (a + 40.0) % 360) == pytest.approx(1.0)  # a rotation of one side
+        assert function(a, (360.0 - a) % 360) == pytest.approx(-1.0)  # a mirror image
         assert abs(function(a, rng.uniform(0, 360, 500))) < 0.15
     # Angles about north: 359 deg is next to 1 deg. The linear Pearson is fooled, the circular one is not.
     north = rng.normal(0.0, 15.0, 500) % 360
@@ -29,16 +30,19 @@ def test_circular_correlations_of_known_relations():
 def test_scoring_ranks_a_perfect_search_above_a_random_one_and_drops_halos():
     rng = np.random.default_rng(1)
     n = 300
-    database = {"cpa_deg": rng.uniform(0, 360, n), "width_deg": rng.uniform(20, 150, n),
-                "front_height_rsun": rng.uniform(3, 6, n)}
-    database["width_deg"][:30] = 360.0                                   # halos
+    database = {
+        "cpa_deg": rng.uniform(0, 360, n),
+        "width_deg": rng.uniform(20, 150, n),
+        "front_height_rsun": rng.uniform(3, 6, n),
+    }
+    database["width_deg"][:30] = 360.0  # halos
     values = cme_retrieval.scoring_values(database)
     assert np.isnan(values[:30, 0]).all() and np.isfinite(values[30:]).all()
     queries = np.arange(0, n, 2)
     matches = {"perfect": queries, "random": rng.integers(0, n, len(queries))}
     report = cme_retrieval.score_matches(values[queries], values, matches, num_resamples=200)
     cpa = report["cpa_deg"]
-    assert cpa["pairs"] < len(queries) - 10                              # halo queries and matches left out
+    assert cpa["pairs"] < len(queries) - 10  # halo queries and matches left out
     for name in cme_retrieval.SCORED:
         perfect = report[name]["methods"]["perfect"]["spearman"]
         random = report[name]["methods"]["random"]["spearman"]
@@ -54,13 +58,24 @@ def test_scoring_ranks_a_perfect_search_above_a_random_one_and_drops_halos():
 def test_cme_tables_carry_the_cme_data_contract(tmp_path):
     from solarjax.retrieval.table import CME_CORE_COLUMNS, build_table_from_arrays, dataset_features
 
-    rows = [{"id": "cme_synthetic[23][0]", "event": "cme_synthetic[23][0]", "t_obs": "", "detector": "C2",
-             "kind": "base", "cpa_deg": 91.0, "width_deg": 50.0, "true_rare": 1},
-            {"id": "lasco[C2][2009-03-01T00:00:00]", "t_obs": "2009-03-01T00:00:00", "detector": "C2"}]
-    table = build_table_from_arrays(tmp_path / "t", np.eye(2, 4, dtype=np.float32), rows, "f" * 16,
-                                    dataset_name="cme_patches")
+    rows = [
+        {
+            "id": "cme_synthetic[23][0]",
+            "event": "cme_synthetic[23][0]",
+            "t_obs": "",
+            "detector": "C2",
+            "kind": "base",
+            "cpa_deg": 91.0,
+            "width_deg": 50.0,
+            "true_rare": 1,
+        },
+        {"id": "lasco[C2][2009-03-01T00:00:00]", "t_obs": "2009-03-01T00:00:00", "detector": "C2"},
+    ]
+    table = build_table_from_arrays(
+        tmp_path / "t", np.eye(2, 4, dtype=np.float32), rows, "f" * 16, dataset_name="cme_patches"
+    )
     assert set(CME_CORE_COLUMNS) <= set(table.columns) and table.time_column == "t_obs"
-    np.testing.assert_array_equal(table.column("true_rare"), [1, -1])          # -1: unknown
+    np.testing.assert_array_equal(table.column("true_rare"), [1, -1])  # -1: unknown
     assert np.isnat(table.column("t_obs")[0]) and not np.isnat(table.column("t_obs")[1])
     assert np.isnan(table.column("excess")).all()
     assert dataset_features("cme_patches")[0] == "image" and "true_rare" in dataset_features("cme_patches")

@@ -1,4 +1,5 @@
 """CME steering on an analytic generator whose latent axes are known CME properties, and the CME physics head."""
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -47,14 +48,14 @@ def test_paper_directions_find_the_latent_axes(fitted):
 
 
 def test_median_labels_split_tied_values_evenly():
-    heights = np.array([3.05, 3.05, 3.15, 3.15, 3.15, 3.25, np.nan])   # median 3.15, tied three times
+    heights = np.array([3.05, 3.05, 3.15, 3.15, 3.15, 3.25, np.nan])  # median 3.15, tied three times
     # '> median' labels 1 of 6 high, '>= median' 4 of 6: the latter is nearer an even split.
     np.testing.assert_array_equal(cme_steering.median_labels(heights), [0, 0, 1, 1, 1, 1, 0])
     np.testing.assert_array_equal(cme_steering.median_labels(np.array([1.0, 2.0, 3.0, 4.0])), [0, 0, 1, 1])
 
 
 def test_local_paths_change_their_quantity_monotonically_and_hold_others():
-    z = directions_lib.sample_latents(3, LATENT_DIM, 7)             # the shape evaluate_families compiles
+    z = directions_lib.sample_latents(3, LATENT_DIM, 7)  # the shape evaluate_families compiles
     path, alphas = cme_steering.local_traversals(GENERATOR, z, "width_deg", num_steps=2, step=0.5)
     assert path.shape == (3, 5, LATENT_DIM) and np.allclose(alphas, [-1, -0.5, 0, 0.5, 1])
     np.testing.assert_allclose(path[:, 2], z, atol=1e-6)
@@ -65,8 +66,9 @@ def test_local_paths_change_their_quantity_monotonically_and_hold_others():
     # Holding the width, the excess path moves the brightness axis, not the width axis.
     move = held[:, -1] - held[:, 1]
     assert (np.abs(move[:, 3]) > np.abs(move[:, 0])).all()
-    cpa = cme_steering.traversal_values(GENERATOR, cme_steering.local_traversals(GENERATOR, z, "cpa_deg", 2, 0.5)[0],
-                                        "cpa_deg")
+    cpa = cme_steering.traversal_values(
+        GENERATOR, cme_steering.local_traversals(GENERATOR, z, "cpa_deg", 2, 0.5)[0], "cpa_deg"
+    )
     assert (np.diff(cpa, axis=1) > 0).all()
 
 

@@ -1,5 +1,6 @@
 """Synthetic CME difference images and the JAX CME quantities: the truth is recovered, and the quantities
 follow the image's rotations and mirror images."""
+
 import numpy as np
 import pytest
 
@@ -23,13 +24,13 @@ def test_generation_is_seeded_and_bounded(batch):
     assert batch.images.shape == (120, 128, 128) and batch.images.dtype == np.float32
     assert np.abs(batch.images).max() <= 1.0
     radius, _ = cme_synthetic.polar_grid()
-    assert (batch.images[:, radius < cme_synthetic.OCCULTER_RSUN] == 0).all()      # behind the occulter
-    assert 0.0 < (batch.width_deg >= 360).mean() < 0.15                              # a few halos
+    assert (batch.images[:, radius < cme_synthetic.OCCULTER_RSUN] == 0).all()  # behind the occulter
+    assert 0.0 < (batch.width_deg >= 360).mean() < 0.15  # a few halos
 
 
 def test_quantities_recover_the_truth(batch, measured):
     assert not np.isnan(measured["cpa_deg"]).any()
-    partial = (batch.width_deg < 360) & ~batch.rare     # a planted double CME has two position angles
+    partial = (batch.width_deg < 360) & ~batch.rare  # a planted double CME has two position angles
     cpa_error = cme_physics.angle_difference_deg(measured["cpa_deg"], batch.cpa_deg)[partial]
     assert np.percentile(np.abs(cpa_error), 99) < 1.5
     ratio = (measured["width_deg"] / batch.width_deg)[partial]
@@ -43,11 +44,13 @@ def test_quantities_follow_rotations_and_mirrors(batch, measured):
     images = batch.images[:20]
     turned = {k: np.asarray(v) for k, v in cme_physics.quantities(np.rot90(images, 1, axes=(1, 2))).items()}
     # A quarter turn counter-clockwise carries north (top) to east (left): PA + 90 deg.
-    np.testing.assert_allclose(cme_physics.angle_difference_deg(turned["cpa_deg"], measured["cpa_deg"][:20] + 90), 0,
-                               atol=0.5)
+    np.testing.assert_allclose(
+        cme_physics.angle_difference_deg(turned["cpa_deg"], measured["cpa_deg"][:20] + 90), 0, atol=0.5
+    )
     mirrored = {k: np.asarray(v) for k, v in cme_physics.quantities(images[:, :, ::-1, None]).items()}
-    np.testing.assert_allclose(cme_physics.angle_difference_deg(mirrored["cpa_deg"], -measured["cpa_deg"][:20]), 0,
-                               atol=0.5)
+    np.testing.assert_allclose(
+        cme_physics.angle_difference_deg(mirrored["cpa_deg"], -measured["cpa_deg"][:20]), 0, atol=0.5
+    )
     for name in ("width_deg", "front_height_rsun"):
         np.testing.assert_allclose(turned[name], measured[name][:20], atol=3.0 if name == "width_deg" else 0.11)
 
@@ -66,7 +69,7 @@ def test_examples_do_not_depend_on_how_the_set_is_cut(batch):
 
 def test_a_rare_tail_of_double_cmes_is_planted_without_changing_the_others():
     batch = cme_synthetic.generate(600, seed=5)
-    assert 0.003 <= batch.rare.mean() <= 0.03                                     # ~1%
+    assert 0.003 <= batch.rare.mean() <= 0.03  # ~1%
     rare = np.flatnonzero(batch.rare)
     measured = {k: np.asarray(v) for k, v in cme_physics.quantities(batch.images[rare]).items()}
     # Two fronts in opposite hemispheres: excess on both sides of the first CME's position angle.

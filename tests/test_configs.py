@@ -1,5 +1,6 @@
 """One base config per model with variants (`solarjax.configs.gan`, `solarjax.configs.simsiam`), the old names
 as aliases, one step-count name (``total_steps``) with old saved configs upgraded, demo fingerprints kept."""
+
 import json
 import pathlib
 
@@ -15,14 +16,20 @@ from solarjax.train import simsiam as simsiam_train
 # config_fingerprint of each config's to_dict() as it was when every variant was a module of its own (before
 # the variants and the rename num_steps -> total_steps): the variants must reproduce them exactly.
 FINGERPRINTS_BEFORE = {
-    "gan_paper": "342f0ccb3cf066e1", "gan_sharp_full": "783467d1c79030c8", "gan_synthetic": "c8f17f81fcabeaaf",
-    "simsiam_aia_synthetic": "8a38006bc5e5ffff", "simsiam_cme_synthetic": "71917602fa8b1124",
-    "simsiam_sharp_full": "4812f2473cf6dcef", "simsiam_synthetic": "a71fc59d6fc3e885",
+    "gan_paper": "342f0ccb3cf066e1",
+    "gan_sharp_full": "783467d1c79030c8",
+    "gan_synthetic": "c8f17f81fcabeaaf",
+    "simsiam_aia_synthetic": "8a38006bc5e5ffff",
+    "simsiam_cme_synthetic": "71917602fa8b1124",
+    "simsiam_sharp_full": "4812f2473cf6dcef",
+    "simsiam_synthetic": "a71fc59d6fc3e885",
 }
 # Fields the variants gained: explicit defaults that behave as their absence did.
-ADDED_FIELDS = {"simsiam_aia_synthetic": {"physics_aux_weight": 0.0},
-                "simsiam_sharp_full": {"physics_aux_weight": 0.0},
-                "simsiam_cme_synthetic": {"physics_aux_weight": 0.0, "compute_dtype": "float32"}}
+ADDED_FIELDS = {
+    "simsiam_aia_synthetic": {"physics_aux_weight": 0.0},
+    "simsiam_sharp_full": {"physics_aux_weight": 0.0},
+    "simsiam_cme_synthetic": {"physics_aux_weight": 0.0, "compute_dtype": "float32"},
+}
 
 
 def _as_before(name: str, config: ml_collections.ConfigDict) -> dict:
@@ -82,9 +89,11 @@ def test_simsiam_optimizer_reads_a_config_saved_with_the_old_step_name():
     overrides = ["optimizer.cosine_decay=true", "total_steps=10"]
     saved = json.loads(configs.load("simsiam", overrides).to_json())
     saved["num_steps"] = saved.pop("total_steps")
-    optimizers = {"saved": simsiam_train.optimizer_of(ml_collections.ConfigDict(saved)),
-                  "today": simsiam_train.optimizer_of(configs.load("simsiam", overrides)),
-                  "500 steps": simsiam_train.optimizer_of(configs.load("simsiam", overrides[:1]))}
+    optimizers = {
+        "saved": simsiam_train.optimizer_of(ml_collections.ConfigDict(saved)),
+        "today": simsiam_train.optimizer_of(configs.load("simsiam", overrides)),
+        "500 steps": simsiam_train.optimizer_of(configs.load("simsiam", overrides[:1])),
+    }
     params, grads = {"w": jnp.ones(3)}, {"w": jnp.full(3, 0.5)}
     states = {k: opt.init(params) for k, opt in optimizers.items()}
     for _ in range(9):  # along the cosine schedule: the saved config decays over its own 10 steps
@@ -100,6 +109,8 @@ def test_demo_trainer_stages_keep_their_fingerprints(tmp_path):
     before = {"gan": "92905c55808b40a3", "simsiam": "a579ba6fb91428b0"}
     tfds_dir = pathlib.Path(tmp_path / "tfds")
     gan_view = demo._trainer_fingerprint_view(demo._gan_config(tfds_dir, demo.QUICK))
-    simsiam_view = demo._trainer_fingerprint_view(demo._simsiam_config(tfds_dir, demo.QUICK), step_count_name="num_steps")
+    simsiam_view = demo._trainer_fingerprint_view(
+        demo._simsiam_config(tfds_dir, demo.QUICK), step_count_name="num_steps"
+    )
     assert config_fingerprint(gan_view) == before["gan"]
     assert config_fingerprint(simsiam_view) == before["simsiam"]

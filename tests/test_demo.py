@@ -1,4 +1,5 @@
 """`solarjax demo --quick` end to end (the session fixture `demo_workdir` runs it once)."""
+
 import json
 import re
 
@@ -19,14 +20,15 @@ def test_quick_demo_writes_report_and_metrics(demo_workdir):
     assert metrics["real"]["frames"] == 40 and metrics["real"]["harps"] == 16
     steering = metrics["directions"]
     assert steering["best_method"] in ("paper", "piecewise", "local")
-    assert {f"{m}: {q}" for m in ("paper", "piecewise", "local") for q in ("tuf", "psep", "r_value", "tilt", "area")} \
-        == set(steering["families"])                                      # three families side by side
+    assert {
+        f"{m}: {q}" for m in ("paper", "piecewise", "local") for q in ("tuf", "psep", "r_value", "tilt", "area")
+    } == set(steering["families"])  # three families side by side
     assert set(steering["diagnosis"]["tuf"]) >= {"svm_accuracy_z", "svm_accuracy_z_norm", "structure"}
     page = (demo_workdir / "report.html").read_text()
     assert "monotonicity_held" in page and "svm_accuracy_folded_norm" in page
     figures = re.findall(r'<img src="data:image/png;base64,', page)
     assert len(figures) >= 8  # samples, latent maps, traversals, retrieval figures, all inline
-    assert "src=\"http" not in page  # self-contained
+    assert 'src="http' not in page  # self-contained
 
 
 def test_rerun_skips_finished_stages(demo_workdir):

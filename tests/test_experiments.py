@@ -1,5 +1,6 @@
 """experiments/: each figure script on the quick demo (synthetic) and on the real SHARP frames (fits),
 with small sizes; and the realism diagnostics against analytic answers."""
+
 import json
 
 import numpy as np
@@ -101,8 +102,11 @@ def test_boundary_line_holds_the_second_boundary(demo_workdir):
 
 
 def test_traversals_on_demo(demo_workdir, tmp_path):
-    traversals.main(_common_args(demo_workdir, tmp_path, "--num", 8, "--traversals", "tuf", "tuf:psep",
-                                 "--frames", 3, "--gif-frames", 4))
+    traversals.main(
+        _common_args(
+            demo_workdir, tmp_path, "--num", 8, "--traversals", "tuf", "tuf:psep", "--frames", 3, "--gif-frames", 4
+        )
+    )
     saved = _json(tmp_path / "traversals.json")
     assert saved["traversals"]["tuf"]["monotonicity"] > 0.8  # TUF grows along its normal
     assert saved["traversals"]["tuf"]["target_change"] > 0
@@ -139,8 +143,9 @@ def test_retrieval_examples_on_demo(demo_workdir, tmp_path):
 
 def test_retrieval_and_inversion_on_real_sharps(demo_workdir, fits_data_dir, tmp_path):
     fits = ["--dataset", "fits", "--data-dir", fits_data_dir]
-    retrieval_examples.main(_common_args(demo_workdir, tmp_path / "retrieval", *fits, "--queries", "generated",
-                                         "--num", 8))
+    retrieval_examples.main(
+        _common_args(demo_workdir, tmp_path / "retrieval", *fits, "--queries", "generated", "--num", 8)
+    )
     saved = _json(tmp_path / "retrieval" / "retrieval_examples.json")
     assert saved["rows"] == 18 and saved["database"] == "sharp_patches/fits:train"
     assert (tmp_path / "retrieval" / "table" / "table.json").is_file()  # the real split, embedded
@@ -149,8 +154,9 @@ def test_retrieval_and_inversion_on_real_sharps(demo_workdir, fits_data_dir, tmp
     assert generated["correlations"]["random"]["tuf"]["pairs"] <= 8
     assert (tmp_path / "retrieval" / "generated" / "query_matches.png").is_file()
 
-    inversion_map.main(_common_args(demo_workdir, tmp_path / "inversion", *fits, "--num", 6, "--steps", 5,
-                                    "--restarts", 1))
+    inversion_map.main(
+        _common_args(demo_workdir, tmp_path / "inversion", *fits, "--num", 6, "--steps", 5, "--restarts", 1)
+    )
     saved = _json(tmp_path / "inversion" / "inversion_map.json")
     assert saved["num_patches"] == 6 and len(saved["patches"]) == 6
     for row in saved["patches"]:
@@ -158,6 +164,7 @@ def test_retrieval_and_inversion_on_real_sharps(demo_workdir, fits_data_dir, tmp
         assert row["harpnum"] > 0
     errors = [row["error"] for row in saved["patches"]]  # the saved correlation, recomputed from its rows
     abs_lon = [abs(row["lon_deg"]) for row in saved["patches"]]
-    assert saved["spearman_error_vs_abs_lon"] == pytest.approx(scipy.stats.spearmanr(abs_lon, errors).statistic,
-                                                               abs=1e-9)
+    assert saved["spearman_error_vs_abs_lon"] == pytest.approx(
+        scipy.stats.spearmanr(abs_lon, errors).statistic, abs=1e-9
+    )
     assert (tmp_path / "inversion" / "inversion_map.png").is_file()

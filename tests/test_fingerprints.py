@@ -1,5 +1,6 @@
 """Artefact identity is content: a generator's fingerprint covers its weights, so artefacts fitted on one
 checkpoint are refused for another of the same architecture and config."""
+
 import numpy as np
 import pytest
 
@@ -16,7 +17,9 @@ def test_weights_fingerprint_follows_every_weight_and_label():
     nudged["dense"]["kernel"][2, 1] += 1e-6
     assert weights_fingerprint("model", weights=nudged) != base
     assert weights_fingerprint("other model", weights=weights) != base
-    assert config_fingerprint({"a": 1, "b": [2]}) == config_fingerprint({"b": [2], "a": 1}) != config_fingerprint({"a": 2})
+    assert (
+        config_fingerprint({"a": 1, "b": [2]}) == config_fingerprint({"b": [2], "a": 1}) != config_fingerprint({"a": 2})
+    )
 
 
 def test_directions_of_one_checkpoint_are_refused_for_another_of_the_same_config(demo_workdir, tmp_path):

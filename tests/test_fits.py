@@ -1,4 +1,5 @@
 """Tests of solarjax.data.fits on the real SHARP files of ../shared/data and on broken files."""
+
 import datetime
 import math
 import pathlib
@@ -77,7 +78,7 @@ def test_harpnum_and_t_rec_match_the_file_name(br_patches):
         assert patch.meta["t_rec_tai"] == file_time
         assert patch.meta["t_rec_raw"].startswith(file_time.strftime("%Y.%m.%d_%H:%M:%S"))
         leap = datetime.timedelta(seconds=_tai_minus_utc_seconds(file_time))
-        assert patch.meta["t_rec"] == (file_time - leap).replace(tzinfo=datetime.timezone.utc)
+        assert patch.meta["t_rec"] == (file_time - leap).replace(tzinfo=datetime.UTC)
         assert patch.meta["t_rec"].utcoffset() == datetime.timedelta(0)
 
 
@@ -216,7 +217,7 @@ def test_segment_from_name_header_or_argument(tmp_path, good_file):
     unsupported.symlink_to(good_file)
     _expect_failure(unsupported, "unsupported segment 'conf_disambig'")
 
-    renamed = tmp_path / "my_patch.fits"       # a real Br file under a name that says nothing
+    renamed = tmp_path / "my_patch.fits"  # a real Br file under a name that says nothing
     renamed.symlink_to(good_file)
     patch = read_sharp(renamed)
     assert patch.segment == "Br" and patch.meta["harpnum"] == 1441
@@ -229,7 +230,7 @@ def test_segment_from_name_header_or_argument(tmp_path, good_file):
 @pytest.mark.parametrize("segment, described", [("bitmap", "a bitmap"), ("magnetogram", "line-of-sight")])
 def test_a_non_br_file_named_br_is_judged_by_its_header(tmp_path, good_file, segment, described):
     real = good_file.parent / good_file.name.replace(".Br.", f".{segment}.")
-    disguised = tmp_path / good_file.name          # the real bitmap / LOS magnetogram, named *.Br.fits
+    disguised = tmp_path / good_file.name  # the real bitmap / LOS magnetogram, named *.Br.fits
     disguised.symlink_to(real)
     assert described in _expect_failure(disguised, "segment mismatch: named 'Br'")
     anonymous = tmp_path / "region.fits"
@@ -242,14 +243,16 @@ def test_a_compressed_image_bomb_is_refused_from_its_header_in_bounded_memory(tm
     import sys
 
     bomb = tmp_path / "hmi.sharp_cea_720s.1441.20120307_022400_TAI.Br.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(np.zeros((6000, 6000), np.int16), compression_type="RICE_1")]
-                 ).writeto(bomb)
+    fits.HDUList(
+        [fits.PrimaryHDU(), fits.CompImageHDU(np.zeros((6000, 6000), np.int16), compression_type="RICE_1")]
+    ).writeto(bomb)
     assert bomb.stat().st_size < 2_000_000
     script = (
         "import sys\n"
         "from solarjax.data import SharpReadError, read_sharp\n"
         "try:\n    read_sharp(sys.argv[1])\nexcept SharpReadError as err:\n    print(err.reason)\n"
-        "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM')) // 1024)\n")
+        "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM')) // 1024)\n"
+    )
     out = subprocess.run([sys.executable, "-c", script, str(bomb)], capture_output=True, text=True, check=True)
     reason, peak_mb = out.stdout.strip().splitlines()
     assert reason.startswith("image too large: 6000 x 6000 pixels")
@@ -259,7 +262,7 @@ def test_a_compressed_image_bomb_is_refused_from_its_header_in_bounded_memory(tm
 def _replace_card(contents: bytes, keyword: str, new_card: str) -> bytes:
     start = contents.index(keyword.ljust(8).encode() + b"=")
     assert start % 80 == 0
-    return contents[:start] + new_card.ljust(80).encode() + contents[start + 80:]
+    return contents[:start] + new_card.ljust(80).encode() + contents[start + 80 :]
 
 
 def test_unparsable_metadata_card_is_left_out_with_a_warning(tmp_path, good_file):

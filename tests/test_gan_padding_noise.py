@@ -1,5 +1,6 @@
 """Issue 23's generator candidates: edge padding (no border frame), the latent noise field, the R1
 penalty, and the border diagnostic, on known answers."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -14,26 +15,26 @@ from solarjax.train import quality
 KEY = jax.random.key(0)
 
 
-@pytest.mark.parametrize('conv_impl', gan.CONV_IMPLS)
+@pytest.mark.parametrize("conv_impl", gan.CONV_IMPLS)
 def test_edge_upsample_conv_equals_upsampling_then_reflect_padding_then_convolution(conv_impl):
     x = jax.random.normal(jax.random.key(1), (2, 5, 6, 3))
     kernel = jax.random.normal(jax.random.key(2), (3, 3, 3, 4))
     upsampled = gan.upsample_nearest(x)
     # after nearest upsampling the border pairs are equal: reflect padding = edge padding
-    reflected = jnp.pad(upsampled, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='reflect')
-    expected = gan.conv_valid(reflected, kernel, 1, 'xla')
-    np.testing.assert_allclose(gan.upsample_conv(x, kernel, conv_impl, 'edge'), expected, atol=1e-5)
+    reflected = jnp.pad(upsampled, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    expected = gan.conv_valid(reflected, kernel, 1, "xla")
+    np.testing.assert_allclose(gan.upsample_conv(x, kernel, conv_impl, "edge"), expected, atol=1e-5)
 
 
 def test_edge_padding_keeps_a_constant_field_constant_and_zero_padding_draws_a_frame():
     x = jnp.full((1, 4, 4, 1), 2.0)
     kernel = jnp.ones((3, 3, 1, 1))
-    edge = np.asarray(gan.upsample_conv(x, kernel, 'matmul', 'edge'))[0, ..., 0]
-    zero = np.asarray(gan.upsample_conv(x, kernel, 'matmul', 'zero'))[0, ..., 0]
+    edge = np.asarray(gan.upsample_conv(x, kernel, "matmul", "edge"))[0, ..., 0]
+    zero = np.asarray(gan.upsample_conv(x, kernel, "matmul", "zero"))[0, ..., 0]
     np.testing.assert_allclose(edge, 18.0)  # 9 taps of 2 everywhere
     assert zero[3, 3] == 18.0 and zero[0, 3] == 12.0 and zero[0, 0] == 8.0  # 6 and 4 taps at edge, corner
-    with pytest.raises(ValueError, match='padding'):
-        gan.upsample_conv(x, kernel, 'matmul', 'reflect')
+    with pytest.raises(ValueError, match="padding"):
+        gan.upsample_conv(x, kernel, "matmul", "reflect")
 
 
 def test_latent_noise_field_is_white_linear_in_z_and_fixed():
@@ -51,16 +52,16 @@ def test_latent_noise_field_is_white_linear_in_z_and_fixed():
 
 
 def test_noise_generator_starts_as_the_edge_generator_and_learns_a_per_patch_amplitude():
-    edge, _ = gan.make_models('resize_conv_small_edge')
-    noisy, _ = gan.make_models('resize_conv_small_edge_noise')
-    params = noisy.init(KEY, jnp.zeros((1, 100)))['params']
+    edge, _ = gan.make_models("resize_conv_small_edge")
+    noisy, _ = gan.make_models("resize_conv_small_edge_noise")
+    params = noisy.init(KEY, jnp.zeros((1, 100)))["params"]
     assert gan.parameter_count(params) == 1_710_465 + 101
     z = jax.random.normal(jax.random.key(4), (2, 100))
-    without = {k: v for k, v in params.items() if k != 'OutputNoise'}
-    np.testing.assert_allclose(noisy.apply({'params': params}, z), edge.apply({'params': without}, z), atol=1e-6)
+    without = {k: v for k, v in params.items() if k != "OutputNoise"}
+    np.testing.assert_allclose(noisy.apply({"params": params}, z), edge.apply({"params": without}, z), atol=1e-6)
     louder = jax.tree.map(lambda p: p, params)
-    louder['OutputNoise'] = {'amplitude': {'kernel': jnp.zeros((100, 1)), 'bias': jnp.array([0.01])}}
-    difference = np.asarray(noisy.apply({'params': louder}, z) - noisy.apply({'params': params}, z))
+    louder["OutputNoise"] = {"amplitude": {"kernel": jnp.zeros((100, 1)), "bias": jnp.array([0.01])}}
+    difference = np.asarray(noisy.apply({"params": louder}, z) - noisy.apply({"params": params}, z))
     # tanh'(x) <= 1: the added pixel noise has at most the field's std times 0.01
     assert 0.003 < difference.std() <= 0.0102
 
@@ -73,11 +74,11 @@ class _Linear(nn.Module):
 
 def test_r1_penalty_of_a_linear_discriminator_is_its_squared_weight_norm():
     images = jax.random.normal(KEY, (3, 4, 4, 1))
-    params = _Linear().init(KEY, images)['params']
-    expected = float(jnp.sum(params['Dense_0']['kernel'] ** 2))
+    params = _Linear().init(KEY, images)["params"]
+    expected = float(jnp.sum(params["Dense_0"]["kernel"] ** 2))
     assert float(gan_train.r1_penalty(_Linear(), params, {}, images)) == pytest.approx(expected, rel=1e-5)
     grads = jax.grad(lambda p: gan_train.r1_penalty(_Linear(), p, {}, images))(params)
-    np.testing.assert_allclose(grads['Dense_0']['kernel'], 2 * params['Dense_0']['kernel'], rtol=1e-5)
+    np.testing.assert_allclose(grads["Dense_0"]["kernel"], 2 * params["Dense_0"]["kernel"], rtol=1e-5)
 
 
 class _TinyGenerator(nn.Module):
@@ -96,21 +97,28 @@ class _TinyDiscriminator(nn.Module):
 def test_train_step_adds_the_r1_penalty_to_the_discriminator_loss_only():
     generator, discriminator = _TinyGenerator(), _TinyDiscriminator()
     tx = gan_train.make_optimizer(5e-4, 0.5, 0.999)
-    g_params = generator.init(KEY, jnp.zeros((1, 3)))['params']
-    d_params = discriminator.init(KEY, jnp.zeros((1, 4, 4, 1)))['params']
-    state = gan_train.GanState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params, d_stats={},
-                               g_opt_state=tx.init(g_params), d_opt_state=tx.init(d_params), rng=KEY)
-    batch = {'image': 0.5 * jax.random.normal(jax.random.key(5), (2, 4, 4, 1))}
+    g_params = generator.init(KEY, jnp.zeros((1, 3)))["params"]
+    d_params = discriminator.init(KEY, jnp.zeros((1, 4, 4, 1)))["params"]
+    state = gan_train.GanState(
+        step=jnp.zeros((), jnp.int32),
+        g_params=g_params,
+        d_params=d_params,
+        d_stats={},
+        g_opt_state=tx.init(g_params),
+        d_opt_state=tx.init(d_params),
+        rng=KEY,
+    )
+    batch = {"image": 0.5 * jax.random.normal(jax.random.key(5), (2, 4, 4, 1))}
     plain = gan_train.make_train_step(generator, discriminator, tx, tx, 3)(state, batch, KEY)[1]
     gamma = 10.0
     penalised = gan_train.make_train_step(generator, discriminator, tx, tx, 3, r1_gamma=gamma)(state, batch, KEY)[1]
-    penalty = float(gan_train.r1_penalty(discriminator, d_params, {}, batch['image']))
+    penalty = float(gan_train.r1_penalty(discriminator, d_params, {}, batch["image"]))
     assert penalty > 0
-    assert float(penalised['d_loss']) == pytest.approx(float(plain['d_loss']) + gamma / 2 * penalty, rel=1e-5)
-    assert float(penalised['g_loss']) == pytest.approx(float(plain['g_loss']), rel=1e-6)
-    assert float(penalised['d_grad_norm']) != pytest.approx(float(plain['d_grad_norm']), rel=1e-3)
-    with pytest.raises(ValueError, match='r1_gamma'):
-        gan_train.build_programs('simple', 'matmul', 100, (5e-4, 0.5, 0.999), None, r1_gamma=-1.0)
+    assert float(penalised["d_loss"]) == pytest.approx(float(plain["d_loss"]) + gamma / 2 * penalty, rel=1e-5)
+    assert float(penalised["g_loss"]) == pytest.approx(float(plain["g_loss"]), rel=1e-6)
+    assert float(penalised["d_grad_norm"]) != pytest.approx(float(plain["d_grad_norm"]), rel=1e-3)
+    with pytest.raises(ValueError, match="r1_gamma"):
+        gan_train.build_programs("simple", "matmul", 100, (5e-4, 0.5, 0.999), None, r1_gamma=-1.0)
 
 
 def test_border_excess_measures_a_frame():
@@ -122,12 +130,13 @@ def test_border_excess_measures_a_frame():
 
 
 def test_candidates_change_only_their_model_fields(tmp_path):
-    base = gan_candidates.candidate_config('baseline', tmp_path, 40, 7, 20, 64)
+    base = gan_candidates.candidate_config("baseline", tmp_path, 40, 7, 20, 64)
     for name, fields in gan_candidates.CANDIDATES.items():
         config = gan_candidates.candidate_config(name, tmp_path, 40, 7, 20, 64)
-        assert {k: v for k, v in config.model.items() if k not in fields} == \
-            {k: v for k, v in base.model.items() if k not in fields}
+        assert {k: v for k, v in config.model.items() if k not in fields} == {
+            k: v for k, v in base.model.items() if k not in fields
+        }
         assert config.optimizer == base.optimizer and config.total_steps == 40 and config.seed == 7
         assert config.data.data_dir == str(tmp_path) and config.quality.num_samples == 64
-    with pytest.raises(ValueError, match='unknown candidate'):
-        gan_candidates.candidate_config('nope', tmp_path, 40, 7, 20, 64)
+    with pytest.raises(ValueError, match="unknown candidate"):
+        gan_candidates.candidate_config("nope", tmp_path, 40, 7, 20, 64)

@@ -1,5 +1,6 @@
 """Realism diagnostics on analytic fields with known answers, the combined realism score, the EMA of
 the generator's weights, the hinge loss, and the fast upsampling convolution of 'resize_conv_small'."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +18,7 @@ def power_law_field(count: int, slope: float, seed: int, peak: float = 0.3) -> n
     """[count, 128, 128, 1] Gaussian random fields whose radial power spectrum is k^slope, max |s| = peak."""
     rng = np.random.default_rng(seed)
     frequencies = np.fft.fftfreq(SIZE) * SIZE
-    k = np.hypot(*np.meshgrid(frequencies, frequencies, indexing='ij'))
+    k = np.hypot(*np.meshgrid(frequencies, frequencies, indexing="ij"))
     amplitude = np.where(k > 0, np.maximum(k, 1e-9) ** (slope / 2), 0.0)
     fields = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(count, SIZE, SIZE))) * amplitude))
     return (peak * fields / np.abs(fields).max(axis=(1, 2), keepdims=True))[..., None].astype(np.float32)
@@ -75,84 +76,100 @@ def test_realism_figures_and_score_tell_a_checkerboard_from_data():
     data = power_law_field(32, -2.8, seed=4, peak=1.0)  # some pixels beyond +-500 G
     same_kind = power_law_field(32, -2.8, seed=5, peak=1.0)
     rows, cols = np.mgrid[0:SIZE, 0:SIZE]
-    checkered = np.clip(power_law_field(32, -2.0, seed=6, peak=0.6)
-                        + (0.03 * (np.cos(2 * np.pi * cols / 8) + np.cos(2 * np.pi * rows / 4)))[None, ..., None],
-                        -1, 1)
+    checkered = np.clip(
+        power_law_field(32, -2.0, seed=6, peak=0.6)
+        + (0.03 * (np.cos(2 * np.pi * cols / 8) + np.cos(2 * np.pi * rows / 4)))[None, ..., None],
+        -1,
+        1,
+    )
     reference = _summary(data)
     good = quality.quality_figures(_summary(same_kind), reference)
     bad = quality.quality_figures(_summary(checkered.astype(np.float32)), reference)
-    assert good['realism/ks_spectral_slope'] < 0.3 and bad['realism/ks_spectral_slope'] > 0.9
-    assert good['realism/peak_ratio_max'] < 1.5 < bad['realism/peak_ratio_max']
-    assert good['realism/strong_pixel_ratio'] == pytest.approx(1.0, abs=0.5)
-    assert 0 <= good['realism_score'] < 0.3 < bad['realism_score'] <= 1
+    assert good["realism/ks_spectral_slope"] < 0.3 and bad["realism/ks_spectral_slope"] > 0.9
+    assert good["realism/peak_ratio_max"] < 1.5 < bad["realism/peak_ratio_max"]
+    assert good["realism/strong_pixel_ratio"] == pytest.approx(1.0, abs=0.5)
+    assert 0 <= good["realism_score"] < 0.3 < bad["realism_score"] <= 1
     # identical sets: every KS is 0, the score keeps only the set's own peak term
     identical = quality.quality_figures(reference, reference)
-    assert identical['realism/ks_noise_width_gauss'] == 0 and identical['realism/strong_pixel_ratio'] == 1
-    assert identical['realism_score'] == pytest.approx(
-        min(1.0, max(0.0, identical['realism/peak_ratio_max'] - 1)) / 6, abs=1e-12)
+    assert identical["realism/ks_noise_width_gauss"] == 0 and identical["realism/strong_pixel_ratio"] == 1
+    assert identical["realism_score"] == pytest.approx(
+        min(1.0, max(0.0, identical["realism/peak_ratio_max"] - 1)) / 6, abs=1e-12
+    )
 
 
 def test_realism_score_terms():
-    perfect = {'realism/ks_noise_width_gauss': 0.0, 'realism/ks_spectral_slope': 0.0,
-               'realism/ks_mean_gradient_gauss_per_pixel': 0.0, 'ks_mean': 0.0,
-               'realism/strong_pixel_ratio': 1.0, 'realism/peak_ratio_max': 1.0}
+    perfect = {
+        "realism/ks_noise_width_gauss": 0.0,
+        "realism/ks_spectral_slope": 0.0,
+        "realism/ks_mean_gradient_gauss_per_pixel": 0.0,
+        "ks_mean": 0.0,
+        "realism/strong_pixel_ratio": 1.0,
+        "realism/peak_ratio_max": 1.0,
+    }
     assert quality.realism_score(perfect) == 0.0
-    assert quality.realism_score({**perfect, 'realism/strong_pixel_ratio': 0.5}) == pytest.approx(0.5 / 6)
-    assert quality.realism_score({**perfect, 'realism/peak_ratio_max': 1.5}) == pytest.approx(0.5 / 6)
-    assert quality.realism_score({**perfect, 'ks_mean': float('nan')}) == pytest.approx(1 / 6)
+    assert quality.realism_score({**perfect, "realism/strong_pixel_ratio": 0.5}) == pytest.approx(0.5 / 6)
+    assert quality.realism_score({**perfect, "realism/peak_ratio_max": 1.5}) == pytest.approx(0.5 / 6)
+    assert quality.realism_score({**perfect, "ks_mean": float("nan")}) == pytest.approx(1 / 6)
 
 
 def test_ema_update_known_answer():
-    average = {'a': jnp.array([1.0, 2.0]), 'b': jnp.array(10.0)}
-    params = {'a': jnp.array([3.0, 2.0]), 'b': jnp.array(0.0)}
+    average = {"a": jnp.array([1.0, 2.0]), "b": jnp.array(10.0)}
+    params = {"a": jnp.array([3.0, 2.0]), "b": jnp.array(0.0)}
     updated = gan_train.ema_update(average, params, 0.9)
-    np.testing.assert_allclose(updated['a'], [1.2, 2.0], rtol=1e-6)
-    np.testing.assert_allclose(updated['b'], 9.0, rtol=1e-6)
+    np.testing.assert_allclose(updated["a"], [1.2, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(updated["b"], 9.0, rtol=1e-6)
 
 
 def test_train_step_moves_the_ema_towards_the_new_parameters_and_samples_use_it():
-    generator, discriminator = gan_models.make_models('simple')
+    generator, discriminator = gan_models.make_models("simple")
     tx = gan_train.make_optimizer(5e-4, 0.5, 0.999)
     state = gan_train.init_state(generator, discriminator, tx, tx, jax.random.key(0), 100, ema=True)
     jax.tree.map(np.testing.assert_array_equal, state.g_ema_params, state.g_params)
     step = jax.jit(gan_train.make_train_step(generator, discriminator, tx, tx, 100, ema_decay=0.75))
     real = jnp.asarray(power_law_field(2, -2.8, seed=7))
-    new_state, _ = step(state, {'image': real}, jax.random.key(1))
+    new_state, _ = step(state, {"image": real}, jax.random.key(1))
     expected = jax.tree.map(lambda old, new: 0.75 * old + 0.25 * new, state.g_params, new_state.g_params)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
-                 new_state.g_ema_params, expected)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), new_state.g_ema_params, expected)
     assert gan_train.sampling_params(new_state) is new_state.g_ema_params
     assert gan_train.sampling_params(new_state.replace(g_ema_params=None)) is new_state.g_params
 
 
 def test_hinge_and_non_saturating_losses_known_values():
     real, fake = jnp.array([2.0, 0.0]), jnp.array([-2.0, 0.5])
-    g_hinge, d_hinge = gan_train.adversarial_losses('hinge')
+    g_hinge, d_hinge = gan_train.adversarial_losses("hinge")
     assert float(d_hinge(real, fake)) == pytest.approx((0.0 + 1.0) / 2 + (0.0 + 1.5) / 2)
     assert float(g_hinge(fake)) == pytest.approx(0.75)
-    g_bce, d_bce = gan_train.adversarial_losses('non_saturating')
+    g_bce, d_bce = gan_train.adversarial_losses("non_saturating")
     softplus = lambda x: np.log1p(np.exp(x))  # noqa: E731  -log sigmoid(x) = softplus(-x)
     assert float(g_bce(fake)) == pytest.approx(np.mean(softplus(-np.array([-2.0, 0.5]))), rel=1e-6)
     assert float(d_bce(real, fake)) == pytest.approx(
-        np.mean(softplus(-np.array([2.0, 0.0]))) + np.mean(softplus(np.array([-2.0, 0.5]))), rel=1e-6)
+        np.mean(softplus(-np.array([2.0, 0.0]))) + np.mean(softplus(np.array([-2.0, 0.5]))), rel=1e-6
+    )
     with pytest.raises(ValueError, match="unknown GAN loss 'wasserstein'"):
-        gan_train.adversarial_losses('wasserstein')
+        gan_train.adversarial_losses("wasserstein")
 
 
-@pytest.mark.parametrize('conv_impl', gan_models.CONV_IMPLS)
+@pytest.mark.parametrize("conv_impl", gan_models.CONV_IMPLS)
 def test_upsample_conv_equals_upsampling_then_convolution(conv_impl):
     x = jax.random.normal(jax.random.key(1), (2, 5, 7, 3))
     kernel = jax.random.normal(jax.random.key(2), (3, 3, 3, 4))
-    expected = jax.lax.conv_general_dilated(gan_models.pad_spatial(gan_models.upsample_nearest(x), 1, 1), kernel,
-                                            (1, 1), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    expected = jax.lax.conv_general_dilated(
+        gan_models.pad_spatial(gan_models.upsample_nearest(x), 1, 1),
+        kernel,
+        (1, 1),
+        "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
     np.testing.assert_allclose(gan_models.upsample_conv(x, kernel, conv_impl), expected, atol=2e-5)
-    grads = [jax.grad(lambda x, k: jnp.sum(gan_models.upsample_conv(x, k, impl) ** 2), argnums=(0, 1))(x, kernel)
-             for impl in gan_models.CONV_IMPLS]
+    grads = [
+        jax.grad(lambda x, k: jnp.sum(gan_models.upsample_conv(x, k, impl) ** 2), argnums=(0, 1))(x, kernel)
+        for impl in gan_models.CONV_IMPLS
+    ]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
 
 
 def test_small_resize_conv_generator_shape_and_parameter_count():
-    generator, discriminator = gan_models.make_models('resize_conv_small')
+    generator, discriminator = gan_models.make_models("resize_conv_small")
     shapes = jax.eval_shape(generator.init, jax.random.key(0), jnp.zeros((1, 100)))
     # Dense 100*16384+16384, upsample-convs 3*3*64*64+64, 3*3*64*32+32, 3*3*32*1+1
     assert gan_models.parameter_count(shapes) == 1_654_784 + 36_928 + 18_464 + 289 == 1_710_465

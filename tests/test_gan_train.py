@@ -1,6 +1,7 @@
 """GAN training: one-step smoke test with the paper's losses, sharded == single-device, resume ==
 uninterrupted, refusal of another model's checkpoints, NaN guard, checkpoint retention, quality
 figures, and the `solarjax.gan` loading / sample files."""
+
 import importlib.util
 import json
 import math
@@ -19,17 +20,14 @@ from astropy.io import fits
 from solarjax import gan
 from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import gan as gan_train
-from solarjax.train import loop
-from solarjax.train import monitor
-from solarjax.train import quality
-from solarjax.train import sharding
+from solarjax.train import loop, monitor, quality, sharding
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BATCH = 4  # one patch per forced CPU device
 
 
 def load_config(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / 'experiments' / 'configs' / f'{name}.py')
+    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / "configs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config()
@@ -43,7 +41,7 @@ def bipole_patches(count: int, seed: int) -> np.ndarray:
     for _ in range(count):
         (r1, c1), (r2, c2) = rng.uniform(30, 98, size=(2, 2))
         width = rng.uniform(6, 14)
-        spot = lambda r, c: np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * width ** 2))  # noqa: E731
+        spot = lambda r, c: np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * width**2))  # noqa: E731
         field = 0.9 * spot(r1, c1) - 0.8 * spot(r2, c2) + 0.05 * rng.normal(size=(128, 128))
         patches.append(np.clip(field, -1, 1))
     return np.asarray(patches, np.float32)[..., None]
@@ -66,19 +64,19 @@ class ArrayIterator:
 
     def __next__(self):
         if self.position == self.fail_at:
-            raise KeyboardInterrupt('simulated kill')
+            raise KeyboardInterrupt("simulated kill")
         index = (self.position * self.batch_size + np.arange(self.batch_size)) % len(self.images)
         batch = self.images[index]
         if self.position == self.nan_at:
             batch = np.full_like(batch, np.nan)
         self.position += 1
-        return {'image': batch}
+        return {"image": batch}
 
     def get_state(self) -> bytes:
-        return json.dumps({'position': self.position}).encode()
+        return json.dumps({"position": self.position}).encode()
 
     def set_state(self, state: bytes) -> None:
-        self.position = json.loads(state.decode())['position']
+        self.position = json.loads(state.decode())["position"]
 
     def start_prefetch(self) -> None:
         pass
@@ -91,7 +89,7 @@ def factory(**kwargs):
     return lambda: ArrayIterator(PATCHES, BATCH, **kwargs)
 
 
-def tiny_config(total_steps=6, eval_every=0, arch='simple', name='gan_paper'):
+def tiny_config(total_steps=6, eval_every=0, arch="simple", name="gan_paper"):
     config = load_config(name)
     config.model.arch = arch
     config.batch_size = BATCH
@@ -113,7 +111,7 @@ def params_of(state):
 
 
 # ----------------------------------------------------------------------------- the train step
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def single_device():
     mesh = sharding.make_data_mesh(jax.devices()[:1])
     programs = gan_train.programs_for(tiny_config(), mesh)
@@ -123,32 +121,34 @@ def single_device():
 def test_one_step_uses_the_papers_losses_and_adam(single_device):
     mesh, programs = single_device
     state = programs.init(jax.random.key(23))
-    batch = {'image': jnp.asarray(PATCHES[:BATCH])}
+    batch = {"image": jnp.asarray(PATCHES[:BATCH])}
     key = gan_train.step_key(state)
     before = jax.device_get(state)
     new_state, metrics = programs.train_step(state, batch, key)
     metrics = jax.device_get(metrics)
     assert int(new_state.step) == 1
-    assert set(metrics) == {'g_loss', 'd_loss', 'd_real_accuracy', 'd_fake_accuracy', 'g_grad_norm', 'd_grad_norm'}
+    assert set(metrics) == {"g_loss", "d_loss", "d_real_accuracy", "d_fake_accuracy", "g_grad_norm", "d_grad_norm"}
 
     # the losses by hand from the logits of the old parameters on the same z
     z = jax.random.normal(key, (BATCH, 100))
     fake = programs.generate(before.g_params, z)
-    d_apply = jax.jit(lambda x: programs.discriminator.apply({'params': before.d_params}, x))
-    fake_logits, real_logits = np.asarray(d_apply(fake), np.float64), np.asarray(d_apply(batch['image']), np.float64)
+    d_apply = jax.jit(lambda x: programs.discriminator.apply({"params": before.d_params}, x))
+    fake_logits, real_logits = np.asarray(d_apply(fake), np.float64), np.asarray(d_apply(batch["image"]), np.float64)
     log_sigmoid = lambda x: -np.logaddexp(0, -x)  # noqa: E731
-    np.testing.assert_allclose(metrics['g_loss'], -np.mean(log_sigmoid(fake_logits)), rtol=1e-5)
-    np.testing.assert_allclose(metrics['d_loss'], -np.mean(log_sigmoid(real_logits)) - np.mean(log_sigmoid(-fake_logits)), rtol=1e-5)
-    assert metrics['d_real_accuracy'] == np.mean(real_logits > 0)
-    assert metrics['d_fake_accuracy'] == np.mean(fake_logits < 0)
+    np.testing.assert_allclose(metrics["g_loss"], -np.mean(log_sigmoid(fake_logits)), rtol=1e-5)
+    np.testing.assert_allclose(
+        metrics["d_loss"], -np.mean(log_sigmoid(real_logits)) - np.mean(log_sigmoid(-fake_logits)), rtol=1e-5
+    )
+    assert metrics["d_real_accuracy"] == np.mean(real_logits > 0)
+    assert metrics["d_fake_accuracy"] == np.mean(fake_logits < 0)
 
     # Adam's first step moves a parameter by lr * g / (|g| + eps): by lr = 5e-4 unless |g| ~ eps
-    change = np.abs(np.asarray(new_state.g_params['Dense_0']['kernel']) - before.g_params['Dense_0']['kernel'])
+    change = np.abs(np.asarray(new_state.g_params["Dense_0"]["kernel"]) - before.g_params["Dense_0"]["kernel"])
     assert np.median(change) > 0.99 * 5e-4 and change.max() < 1.0001 * 5e-4
 
 
 def test_sharded_step_equals_single_device_step(single_device):
-    assert jax.device_count() == 4, 'conftest forces 4 CPU devices'
+    assert jax.device_count() == 4, "conftest forces 4 CPU devices"
     _, programs_1 = single_device
     mesh_4 = sharding.make_data_mesh()
     programs_4 = gan_train.programs_for(tiny_config(), mesh_4)
@@ -158,16 +158,16 @@ def test_sharded_step_equals_single_device_step(single_device):
         state = programs.init(jax.random.key(23))
         for step in range(2):
             images = batch if mesh is None else jax.device_put(batch, sharding.batch_sharded(mesh))
-            state, metrics = programs.train_step(state, {'image': images}, gan_train.step_key(state))
+            state, metrics = programs.train_step(state, {"image": images}, gan_train.step_key(state))
         results.append((params_of(state), jax.device_get(metrics)))
-    assert len(state.g_params['Dense_0']['kernel'].sharding.device_set) == 4
+    assert len(state.g_params["Dense_0"]["kernel"].sharding.device_set) == 4
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5), results[0], results[1])
 
 
 # ----------------------------------------------------------------------------- the run loop
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def uninterrupted_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp('uninterrupted')
+    workdir = tmp_path_factory.mktemp("uninterrupted")
     state = gan_train.train_and_evaluate(tiny_config(eval_every=3), workdir, factory())
     return workdir, state
 
@@ -175,22 +175,26 @@ def uninterrupted_run(tmp_path_factory):
 def test_run_writes_metrics_samples_config_and_ranked_checkpoints(uninterrupted_run):
     workdir, state = uninterrupted_run
     assert int(state.step) == 6
-    records = monitor.read_metrics(workdir / 'metrics.jsonl')
-    train_records = [r for r in records if 'g_loss' in r]
-    assert [r['step'] for r in train_records] == [2, 3, 4, 5, 6]  # step 1 starts the clock
-    assert all(r['images_per_second'] > 0 and r['d_grad_norm'] > 0 for r in train_records)
-    quality_records = [r for r in records if 'quality/frechet' in r]
-    assert [r['step'] for r in quality_records] == [3, 6]
-    assert quality_records[0]['quality/frechet'] > 0
-    ks = {k: v for k, v in quality_records[0].items() if k.startswith('quality/ks/')}
+    records = monitor.read_metrics(workdir / "metrics.jsonl")
+    train_records = [r for r in records if "g_loss" in r]
+    assert [r["step"] for r in train_records] == [2, 3, 4, 5, 6]  # step 1 starts the clock
+    assert all(r["images_per_second"] > 0 and r["d_grad_norm"] > 0 for r in train_records)
+    quality_records = [r for r in records if "quality/frechet" in r]
+    assert [r["step"] for r in quality_records] == [3, 6]
+    assert quality_records[0]["quality/frechet"] > 0
+    ks = {k: v for k, v in quality_records[0].items() if k.startswith("quality/ks/")}
     assert len(ks) == 9  # every quantity; null where a 3-step generator's patches leave it undefined
     assert all(v is None or 0 <= v <= 1 for v in ks.values())
-    assert (workdir / 'samples' / 'step_0000006.png').stat().st_size > 1000
-    assert json.loads((workdir / 'config.json').read_text())['model'] == {
-        'arch': 'simple', 'latent_dim': 100, 'loss': 'non_saturating', 'ema_decay': 0.0}
+    assert (workdir / "samples" / "step_0000006.png").stat().st_size > 1000
+    assert json.loads((workdir / "config.json").read_text())["model"] == {
+        "arch": "simple",
+        "latent_dim": 100,
+        "loss": "non_saturating",
+        "ema_decay": 0.0,
+    }
     assert state.g_ema_params is None  # the paper's config keeps no moving average
-    checkpoints = checkpoint_lib.RunCheckpoints(workdir / 'checkpoints', fingerprint=None)
-    best = min(quality_records, key=lambda r: r['quality/frechet'])['step']
+    checkpoints = checkpoint_lib.RunCheckpoints(workdir / "checkpoints", fingerprint=None)
+    best = min(quality_records, key=lambda r: r["quality/frechet"])["step"]
     assert checkpoints.best_step() == best
     assert checkpoints.all_steps() == sorted({4, 6, best})  # last two, and the best ranked
     checkpoints.close()
@@ -201,7 +205,7 @@ def test_killed_run_resumes_to_the_same_parameters(uninterrupted_run, tmp_path):
     config = tiny_config(eval_every=3)
     with pytest.raises(KeyboardInterrupt):
         gan_train.train_and_evaluate(config, tmp_path, factory(fail_at=5))  # dies in step 6
-    checkpoints = checkpoint_lib.RunCheckpoints(tmp_path / 'checkpoints', fingerprint=None)
+    checkpoints = checkpoint_lib.RunCheckpoints(tmp_path / "checkpoints", fingerprint=None)
     assert checkpoints.latest_step() == 4
     checkpoints.close()
     resumed = gan_train.train_and_evaluate(config, tmp_path, factory())
@@ -215,11 +219,11 @@ def test_a_resumed_run_never_writes_a_step_twice_in_its_metrics(tmp_path):
     config.checkpoint_every = 4
     with pytest.raises(KeyboardInterrupt):
         gan_train.train_and_evaluate(config, tmp_path, factory(fail_at=7))  # dies in step 8
-    logged_before = [r['step'] for r in monitor.read_metrics(tmp_path / 'metrics.jsonl') if 'g_loss' in r]
-    assert max(logged_before) == 6                     # logged after the last checkpoint (step 4)
+    logged_before = [r["step"] for r in monitor.read_metrics(tmp_path / "metrics.jsonl") if "g_loss" in r]
+    assert max(logged_before) == 6  # logged after the last checkpoint (step 4)
     gan_train.train_and_evaluate(config, tmp_path, factory())
-    logged = [r['step'] for r in monitor.read_metrics(tmp_path / 'metrics.jsonl') if 'g_loss' in r]
-    assert logged == sorted(set(logged)) and logged[-1] == 8   # steps 5-6 trained again, written once
+    logged = [r["step"] for r in monitor.read_metrics(tmp_path / "metrics.jsonl") if "g_loss" in r]
+    assert logged == sorted(set(logged)) and logged[-1] == 8  # steps 5-6 trained again, written once
 
 
 def test_checkpoint_of_another_model_config_is_refused(uninterrupted_run):
@@ -229,16 +233,16 @@ def test_checkpoint_of_another_model_config_is_refused(uninterrupted_run):
     saved = checkpoint_lib.model_fingerprint(tiny_config().model.to_dict())
     wanted = checkpoint_lib.model_fingerprint(config.model.to_dict())
     assert saved != wanted
-    with pytest.raises(checkpoint_lib.FingerprintMismatchError, match=f'fingerprint {saved}.*fingerprint {wanted}'):
+    with pytest.raises(checkpoint_lib.FingerprintMismatchError, match=f"fingerprint {saved}.*fingerprint {wanted}"):
         gan_train.train_and_evaluate(config, workdir, factory())
     with pytest.raises(checkpoint_lib.FingerprintMismatchError, match=wanted):
         gan.load(workdir, fingerprint=wanted)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    with pytest.raises(monitor.NonFiniteError, match=r'step 3 .*d_loss=nan.*checkpoints/2'):
+    with pytest.raises(monitor.NonFiniteError, match=r"step 3 .*d_loss=nan.*checkpoints/2"):
         gan_train.train_and_evaluate(tiny_config(), tmp_path, factory(nan_at=2))  # batch of step 3
-    checkpoints = checkpoint_lib.RunCheckpoints(tmp_path / 'checkpoints', fingerprint=None)
+    checkpoints = checkpoint_lib.RunCheckpoints(tmp_path / "checkpoints", fingerprint=None)
     assert checkpoints.all_steps() == [2]
     checkpoints.close()
     generator = gan.load(tmp_path)
@@ -249,36 +253,36 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 def test_bad_batches_are_refused_with_a_clear_message(tmp_path):
     wrong_shape = lambda: ArrayIterator(PATCHES[:, :64, :64], BATCH)  # noqa: E731
     with pytest.raises(ValueError, match=r"shape \(4, 64, 64, 1\), expected \(4, 128, 128, 1\)"):
-        gan_train.train_and_evaluate(tiny_config(), tmp_path / 'a', wrong_shape)
+        gan_train.train_and_evaluate(tiny_config(), tmp_path / "a", wrong_shape)
     config = tiny_config()
     config.batch_size = 6
-    with pytest.raises(ValueError, match='multiple of the 4 devices'):
-        gan_train.train_and_evaluate(config, tmp_path / 'b', factory())
+    with pytest.raises(ValueError, match="multiple of the 4 devices"):
+        gan_train.train_and_evaluate(config, tmp_path / "b", factory())
 
 
 # ----------------------------------------------------------------------------- loading and files
 def test_load_generates_with_the_trained_parameters(uninterrupted_run, tmp_path):
     workdir, state = uninterrupted_run
-    generator = gan.load(workdir, step='latest')
+    generator = gan.load(workdir, step="latest")
     assert generator.step == 6 and generator.latent_dim == 100
     z = generator.sample_latents(8, seed=1)
     images = np.asarray(generator.generate(z))
     expected = gan_train.programs_for(tiny_config(), sharding.make_data_mesh()).generate(state.g_params, z)
     np.testing.assert_array_equal(images, np.asarray(expected))
-    with pytest.raises(ValueError, match=r'latents must have shape \[N, 100\]'):
+    with pytest.raises(ValueError, match=r"latents must have shape \[N, 100\]"):
         generator.generate(np.zeros((2, 64)))
 
-    png = gan.sample_grid_png(images, tmp_path / 'grid.png')
-    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    path = gan.write_fits_cube(images, tmp_path / 'cube.fits', latents=z, header=generator.fits_header())
+    png = gan.sample_grid_png(images, tmp_path / "grid.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    path = gan.write_fits_cube(images, tmp_path / "cube.fits", latents=z, header=generator.fits_header())
     with fits.open(path) as hdus:
-        assert hdus[0].header['BUNIT'] == 'G' and hdus[0].header['GANFP'] == generator.fingerprint
+        assert hdus[0].header["BUNIT"] == "G" and hdus[0].header["GANFP"] == generator.fingerprint
         np.testing.assert_allclose(hdus[0].data, images[..., 0] * 1000.0, rtol=1e-6)
-        np.testing.assert_array_equal(hdus['LATENTS'].data, z)
+        np.testing.assert_array_equal(hdus["LATENTS"].data, z)
 
 
 def test_load_refuses_missing_runs_and_unknown_steps(uninterrupted_run, tmp_path):
-    with pytest.raises(FileNotFoundError, match='no GAN checkpoints'):
+    with pytest.raises(FileNotFoundError, match="no GAN checkpoints"):
         gan.load(tmp_path)
     with pytest.raises(ValueError, match="step must be 'best', 'latest' or one of the saved steps"):
         gan.load(uninterrupted_run[0], step=1)
@@ -306,18 +310,22 @@ def _save_old_checkpoint(workdir, model):
     state = programs.init(jax.random.key(3))
     old = PreEmaGanState(**{name: getattr(state, name) for name in PreEmaGanState.__dataclass_fields__})
     fingerprint = checkpoint_lib.model_fingerprint(model)
-    checkpoints = checkpoint_lib.RunCheckpoints(workdir / 'checkpoints', fingerprint=fingerprint)
+    checkpoints = checkpoint_lib.RunCheckpoints(workdir / "checkpoints", fingerprint=fingerprint)
     # written as the trainer did then: the state dataclass itself, not `checkpoint.stored_tree`
-    checkpoints.manager.save(3, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(old),
-        data_iterator=grain.checkpoint.CheckpointSave(ArrayIterator(PATCHES, BATCH)),
-        run=ocp.args.JsonSave({'fingerprint': fingerprint, 'config': loop.config_dict(config)})))
+    checkpoints.manager.save(
+        3,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(old),
+            data_iterator=grain.checkpoint.CheckpointSave(ArrayIterator(PATCHES, BATCH)),
+            run=ocp.args.JsonSave({"fingerprint": fingerprint, "config": loop.config_dict(config)}),
+        ),
+    )
     checkpoints.close()
     return programs, state
 
 
 def test_checkpoints_from_before_the_ema_still_load(tmp_path):
-    programs, state = _save_old_checkpoint(tmp_path, {'arch': 'simple', 'latent_dim': 100})
+    programs, state = _save_old_checkpoint(tmp_path, {"arch": "simple", "latent_dim": 100})
     generator = gan.load(tmp_path)
     assert generator.step == 3
     z = generator.sample_latents(2, seed=4)
@@ -325,27 +333,33 @@ def test_checkpoints_from_before_the_ema_still_load(tmp_path):
 
 
 def test_checkpoint_of_an_unknown_architecture_is_refused_by_name(tmp_path):
-    _save_old_checkpoint(tmp_path, {'arch': 'dcgan', 'latent_dim': 100})
+    _save_old_checkpoint(tmp_path, {"arch": "dcgan", "latent_dim": 100})
     with pytest.raises(ValueError, match="unknown GAN architecture 'dcgan'"):
         gan.load(tmp_path)
 
 
 def test_default_config_with_ema_logs_realism_ranks_by_it_and_samples_with_the_ema(tmp_path):
-    config = tiny_config(total_steps=4, eval_every=2, arch='resize_conv_small', name='gan_synthetic')
-    assert config.quality.best_metric == 'realism_score'
+    config = tiny_config(total_steps=4, eval_every=2, arch="resize_conv_small", name="gan_synthetic")
+    assert config.quality.best_metric == "realism_score"
     config.model.ema_decay = 0.99
     state = gan_train.train_and_evaluate(config, tmp_path, factory())
-    records = [r for r in monitor.read_metrics(tmp_path / 'metrics.jsonl') if 'quality/realism_score' in r]
-    assert [r['step'] for r in records] == [2, 4]
+    records = [r for r in monitor.read_metrics(tmp_path / "metrics.jsonl") if "quality/realism_score" in r]
+    assert [r["step"] for r in records] == [2, 4]
     for record in records:
-        assert 0 <= record['quality/realism_score'] <= 1
-        assert {'quality/realism/ks_noise_width_gauss', 'quality/realism/ks_spectral_slope',
-                'quality/realism/ks_mean_gradient_gauss_per_pixel', 'quality/realism/strong_pixel_ratio',
-                'quality/realism/peak_ratio_max', 'quality/frechet', 'quality/ks_mean'} <= set(record)
-    best = min(records, key=lambda r: r['quality/realism_score'])['step']
+        assert 0 <= record["quality/realism_score"] <= 1
+        assert {
+            "quality/realism/ks_noise_width_gauss",
+            "quality/realism/ks_spectral_slope",
+            "quality/realism/ks_mean_gradient_gauss_per_pixel",
+            "quality/realism/strong_pixel_ratio",
+            "quality/realism/peak_ratio_max",
+            "quality/frechet",
+            "quality/ks_mean",
+        } <= set(record)
+    best = min(records, key=lambda r: r["quality/realism_score"])["step"]
     generator = gan.load(tmp_path)
     assert generator.step == best
-    latest = gan.load(tmp_path, step='latest')
+    latest = gan.load(tmp_path, step="latest")
     z = latest.sample_latents(2, seed=1)
     expected = gan_train.programs_for(config, sharding.make_data_mesh()).generate(state.g_ema_params, z)
     np.testing.assert_array_equal(np.asarray(latest.generate(z)), np.asarray(expected))
@@ -354,24 +368,24 @@ def test_default_config_with_ema_logs_realism_ranks_by_it_and_samples_with_the_e
 
 # ----------------------------------------------------------------------------- retention, quality
 def test_checkpoints_keep_the_last_k_and_the_best(tmp_path):
-    checkpoints = checkpoint_lib.RunCheckpoints(tmp_path, fingerprint='abc', keep_last=2, best_metric='frechet')
+    checkpoints = checkpoint_lib.RunCheckpoints(tmp_path, fingerprint="abc", keep_last=2, best_metric="frechet")
     iterator = ArrayIterator(PATCHES, 2)
     frechet = {1: 5.0, 2: 1.0, 3: 4.0, 4: None, 5: 2.0, 6: None}
     for step, value in frechet.items():
         next(iterator)
-        state = {'w': jnp.full((3,), float(step))}
-        checkpoints.save(step, state, iterator, {'note': 'test'}, None if value is None else {'frechet': value})
+        state = {"w": jnp.full((3,), float(step))}
+        checkpoints.save(step, state, iterator, {"note": "test"}, None if value is None else {"frechet": value})
     checkpoints.wait_until_finished()
     assert checkpoints.all_steps() == [2, 5, 6] and checkpoints.best_step() == 2
     fresh = ArrayIterator(PATCHES, 2)
-    restored = checkpoints.restore(2, {'w': jnp.zeros((3,))}, fresh)
-    np.testing.assert_array_equal(restored['w'], [2.0, 2.0, 2.0])
+    restored = checkpoints.restore(2, {"w": jnp.zeros((3,))}, fresh)
+    np.testing.assert_array_equal(restored["w"], [2.0, 2.0, 2.0])
     assert fresh.position == 2
-    assert checkpoints.run_info(2) == {'fingerprint': 'abc', 'config': {'note': 'test'}}
+    assert checkpoints.run_info(2) == {"fingerprint": "abc", "config": {"note": "test"}}
     checkpoints.close()
-    other = checkpoint_lib.RunCheckpoints(tmp_path, fingerprint='xyz')
-    with pytest.raises(checkpoint_lib.FingerprintMismatchError, match='fingerprint abc.*fingerprint xyz'):
-        other.restore_state(2, {'w': jnp.zeros((3,))})
+    other = checkpoint_lib.RunCheckpoints(tmp_path, fingerprint="xyz")
+    with pytest.raises(checkpoint_lib.FingerprintMismatchError, match="fingerprint abc.*fingerprint xyz"):
+        other.restore_state(2, {"w": jnp.zeros((3,))})
     other.close()
 
 
@@ -398,8 +412,8 @@ def test_ks_distances():
     # half of a's mass lies below all of b: the CDF gap is 0.5; NaN (undefined) values are left out
     assert quality.ks_distance(np.array([0.0, 1.0, 5.0, 6.0, np.nan]), np.array([4.0, 7.0])) == 0.5
     assert math.isnan(quality.ks_distance(np.array([np.nan]), np.array([1.0])))
-    figures = quality.ks_distances({'tuf': np.arange(5.0), 'psep': np.zeros(3)}, {'tuf': np.arange(5.0)})
-    assert figures == {'tuf': 0.0}
+    figures = quality.ks_distances({"tuf": np.arange(5.0), "psep": np.zeros(3)}, {"tuf": np.arange(5.0)})
+    assert figures == {"tuf": 0.0}
 
 
 def test_quality_figures_separate_real_like_patches_from_noise():
@@ -410,24 +424,24 @@ def test_quality_figures_separate_real_like_patches_from_noise():
     noise = np.clip(np.random.default_rng(3).normal(0, 0.5, size=(64, 128, 128, 1)), -1, 1).astype(np.float32)
     different = quality.summarise([noise], encoder)
     near, far = quality.quality_figures(similar, reference), quality.quality_figures(different, reference)
-    assert reference.features.shape == (64, 128) and reference.quantities['tuf'].shape == (64,)
-    assert near['frechet'] < 0.1 * far['frechet']
-    assert near['ks/tuf'] < 0.3 < far['ks/tuf']
-    assert near['ks_mean'] < far['ks_mean']
+    assert reference.features.shape == (64, 128) and reference.quantities["tuf"].shape == (64,)
+    assert near["frechet"] < 0.1 * far["frechet"]
+    assert near["ks/tuf"] < 0.3 < far["ks/tuf"]
+    assert near["ks_mean"] < far["ks_mean"]
 
 
 def test_default_pipeline_iterator_resumes_through_grain_checkpoints(tmp_path):
     """The real input pipeline (grain DataLoader over a built sharp_patches) resumes exactly."""
     from data_builders.sharp_patches import build
 
-    build('synthetic', tmp_path / 'tfds', num_examples=48)
+    build("synthetic", tmp_path / "tfds", num_examples=48)
     config = tiny_config(total_steps=2)
-    config.data.data_dir = str(tmp_path / 'tfds')
-    gan_train.train_and_evaluate(config, tmp_path / 'resumed')
+    config.data.data_dir = str(tmp_path / "tfds")
+    gan_train.train_and_evaluate(config, tmp_path / "resumed")
     config.total_steps = 3
-    resumed = gan_train.train_and_evaluate(config, tmp_path / 'resumed')
-    uninterrupted = gan_train.train_and_evaluate(config, tmp_path / 'uninterrupted')
+    resumed = gan_train.train_and_evaluate(config, tmp_path / "resumed")
+    uninterrupted = gan_train.train_and_evaluate(config, tmp_path / "uninterrupted")
     assert int(resumed.step) == 3
     jax.tree.map(np.testing.assert_array_equal, params_of(resumed), params_of(uninterrupted))
-    saved = (tmp_path / 'resumed' / 'checkpoints' / '2' / 'data_iterator').glob('process_0-of-1.json')
+    saved = (tmp_path / "resumed" / "checkpoints" / "2" / "data_iterator").glob("process_0-of-1.json")
     assert json.loads(next(saved).read_text())  # grain's own iterator state, one file per process

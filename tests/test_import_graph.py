@@ -1,5 +1,6 @@
 """The package's import graph: every import (module level or inside a function) goes down the layers, and no
 module imports itself back through others (no cycle)."""
+
 import ast
 import pathlib
 
@@ -9,15 +10,38 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # Lowest first. A module may import modules of its own layer or of a lower one. The first matching prefix wins.
 LAYERS = (
-    ("shared", ("solarjax", "solarjax.units", "solarjax.fingerprint", "solarjax.jsonable", "solarjax.configs",
-                "solarjax.sharding", "solarjax.plotting", "solarjax.stats")),
+    (
+        "shared",
+        (
+            "solarjax",
+            "solarjax.units",
+            "solarjax.fingerprint",
+            "solarjax.jsonable",
+            "solarjax.configs",
+            "solarjax.sharding",
+            "solarjax.plotting",
+            "solarjax.stats",
+        ),
+    ),
     ("data", ("solarjax.data", "solarjax.physics", "solarjax.cme_physics")),
     ("dataset builders", ("data_builders",)),
     ("dataset reader", ("solarjax.data.pipeline",)),
     ("models", ("solarjax.models", "solarjax.augment")),
     ("train", ("solarjax.train",)),
-    ("uses", ("solarjax.gan", "solarjax.ssl", "solarjax.steering", "solarjax.retrieval", "solarjax.interop",
-              "solarjax.stages", "solarjax.cme_retrieval", "solarjax.cme_steering", "solarjax.cme_mining")),
+    (
+        "uses",
+        (
+            "solarjax.gan",
+            "solarjax.ssl",
+            "solarjax.steering",
+            "solarjax.retrieval",
+            "solarjax.interop",
+            "solarjax.stages",
+            "solarjax.cme_retrieval",
+            "solarjax.cme_steering",
+            "solarjax.cme_mining",
+        ),
+    ),
     ("apps", ("solarjax.app", "solarjax.demo", "solarjax.cme_demo", "solarjax.cli", "solarjax.__main__")),
 )
 
@@ -75,7 +99,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for target in sorted(edges.get(node, ())):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state:
                 found = visit(target)
                 if found:
@@ -94,8 +118,12 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 def test_every_import_goes_down_the_layers():
     edges = import_edges(_modules())
-    upward = sorted(f"{a} ({LAYERS[layer_of(a)][0]}) -> {b} ({LAYERS[layer_of(b)][0]})"
-                    for a, targets in edges.items() for b in targets if layer_of(b) > layer_of(a))
+    upward = sorted(
+        f"{a} ({LAYERS[layer_of(a)][0]}) -> {b} ({LAYERS[layer_of(b)][0]})"
+        for a, targets in edges.items()
+        for b in targets
+        if layer_of(b) > layer_of(a)
+    )
     assert not upward, "imports up the layers:\n" + "\n".join(upward)
 
 
@@ -115,8 +143,9 @@ def test_no_import_cycle():
 
 def test_cycle_edges_to_remove_still_exist():
     edges = import_edges(_modules())
-    assert all(target in edges.get(source, ()) for source, target in CYCLE_EDGES_TO_REMOVE), \
+    assert all(target in edges.get(source, ()) for source, target in CYCLE_EDGES_TO_REMOVE), (
         "an edge of CYCLE_EDGES_TO_REMOVE is gone: drop it from the list"
+    )
 
 
 def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path):
@@ -139,8 +168,17 @@ def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path):
     assert find_cycle(edges) in (["solarjax.x", "solarjax.y", "solarjax.x"],)
 
 
-@pytest.mark.parametrize("module", ["solarjax.sharding", "solarjax.plotting", "solarjax.units", "solarjax.stats",
-                                    "solarjax.fingerprint", "solarjax.configs"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "solarjax.sharding",
+        "solarjax.plotting",
+        "solarjax.units",
+        "solarjax.stats",
+        "solarjax.fingerprint",
+        "solarjax.configs",
+    ],
+)
 def test_shared_modules_import_no_other_layer(module):
     edges = import_edges(_modules())
     assert all(layer_of(target) == 0 for target in edges[module]), edges[module]

@@ -5,6 +5,7 @@ hourly records 2015-01-09 00:00..12:00 TAI without 09:00, QUALITY 0x10400 at 06:
 from 54.17 to 60.56 deg; HARPs 1446 and 1449 have 6-hourly records 2012-03-06 14:24 .. 03-07 14:24
 with QUALITY 0x10400 at 03-07 08:24; HARP 1422 sits at LON_FWT 81.9 deg.
 """
+
 import argparse
 import dataclasses
 import datetime
@@ -17,8 +18,8 @@ import statistics
 import urllib.error
 
 import pytest
-
 from jsoc_replay import REGISTERED_EMAIL, JsocReplay, load_records
+
 from solarjax.data import download, jsoc
 from solarjax.data.download import CorruptFileError, ManifestError, RetryPolicy
 from solarjax.data.jsoc import JsocError, SharpRecord
@@ -54,8 +55,13 @@ def run_download(server, out_dir, *, start, end, sleeps=None, lines=None, **kwar
         **kwargs,
     }
     return jsoc.download_sharps(
-        out_dir, start, end, base_url=server.base_url, sleep=sleeps if sleeps is not None else Sleeps(),
-        log=(lines if lines is not None else []).append, **kwargs
+        out_dir,
+        start,
+        end,
+        base_url=server.base_url,
+        sleep=sleeps if sleeps is not None else Sleeps(),
+        log=(lines if lines is not None else []).append,
+        **kwargs,
     )
 
 
@@ -96,7 +102,9 @@ def test_record_set_strings():
     assert jsoc.export_recordset(records, ("Br", "Bt")) == "hmi.sharp_cea_720s[:#17,#4]{Br,Bt}"
     windows = jsoc.time_windows(T(2012, 1, 1), T(2012, 1, 3, 12), 1.0)
     assert windows == [
-        (T(2012, 1, 1), T(2012, 1, 2)), (T(2012, 1, 2), T(2012, 1, 3)), (T(2012, 1, 3), T(2012, 1, 3, 12))
+        (T(2012, 1, 1), T(2012, 1, 2)),
+        (T(2012, 1, 2), T(2012, 1, 3)),
+        (T(2012, 1, 3), T(2012, 1, 3, 12)),
     ]
 
 
@@ -113,8 +121,16 @@ def _records(times_h, *, quality=None, lon=None, harpnum=1, noaa=()):
     quality, lon = quality or {}, lon or {}
     base = T(2020, 1, 1)
     return [
-        SharpRecord(harpnum, base + datetime.timedelta(hours=h), 1000 * harpnum + i, quality.get(h, 0),
-                    lon.get(h, 10.0), 5.0, 1.0, noaa)
+        SharpRecord(
+            harpnum,
+            base + datetime.timedelta(hours=h),
+            1000 * harpnum + i,
+            quality.get(h, 0),
+            lon.get(h, 10.0),
+            5.0,
+            1.0,
+            noaa,
+        )
         for i, h in enumerate(times_h)
     ]
 
@@ -193,9 +209,12 @@ def test_full_download_with_pending_export(replay_records, shared_data, tmp_path
         report = run_download(server, tmp_path / "out", **SMALL)
     names = [
         f"hmi.sharp_cea_720s.{h}.{stamp}_TAI.{s}.fits"
-        for h, stamps in ((1441, ("20120306_142400", "20120306_202400", "20120307_022400")),
-                          (1445, ("20120306_142400", "20120306_202400")))
-        for stamp in stamps for s in ("Br", "Bt")
+        for h, stamps in (
+            (1441, ("20120306_142400", "20120306_202400", "20120307_022400")),
+            (1445, ("20120306_142400", "20120306_202400")),
+        )
+        for stamp in stamps
+        for s in ("Br", "Bt")
     ]
     assert sorted(report.downloaded) == sorted(names) and not report.failed and not report.skipped
     assert report.bytes_downloaded == sum((shared_data / "sharp_cea" / n).stat().st_size for n in names)
@@ -290,13 +309,19 @@ def test_permanent_failures_are_recorded_with_reasons(replay, tmp_path):
     # HARP 1446 at 03-06 14:24: the server's Br is the real empty download of sharp_cea_corrupt.
     # HARP 1449 at 03-07 02:24: the record has no Br file at all, so JSOC exports 'NoDataFile'.
     report = run_download(
-        replay, tmp_path / "out", start="2012-03-06T14:24", end="2012-03-07T08:00", harpnums=[1446, 1449],
-        cadence_hours=12.0, policy=RetryPolicy(max_attempts=2, base_delay_s=0.5),
+        replay,
+        tmp_path / "out",
+        start="2012-03-06T14:24",
+        end="2012-03-07T08:00",
+        harpnums=[1446, 1449],
+        cadence_hours=12.0,
+        policy=RetryPolicy(max_attempts=2, base_delay_s=0.5),
     )
     empty = "hmi.sharp_cea_720s.1446.20120306_142400_TAI.Br.fits"
     absent = "hmi.sharp_cea_720s.1449.20120307_022400_TAI.Br.fits"
     assert sorted(report.downloaded) == [
-        "hmi.sharp_cea_720s.1446.20120307_022400_TAI.Br.fits", "hmi.sharp_cea_720s.1449.20120306_142400_TAI.Br.fits"
+        "hmi.sharp_cea_720s.1446.20120307_022400_TAI.Br.fits",
+        "hmi.sharp_cea_720s.1449.20120306_142400_TAI.Br.fits",
     ]
     assert set(report.failed) == {empty, absent}
     assert "CorruptFileError" in report.failed[empty] and "not a positive multiple" in report.failed[empty]
@@ -322,8 +347,14 @@ def test_failed_export_is_recorded_and_the_next_run_completes(replay, tmp_path):
 def test_dry_run_logs_count_and_size_and_writes_nothing(replay, tmp_path, caplog, capsys):
     caplog.set_level(logging.INFO, logger="solarjax")
     report = jsoc.download_sharps(
-        tmp_path / "out", SMALL["start"], SMALL["end"], harpnums=SMALL["harpnums"], segments=("Br", "Bt"),
-        cadence_hours=6, base_url=replay.base_url, dry_run=True,
+        tmp_path / "out",
+        SMALL["start"],
+        SMALL["end"],
+        harpnums=SMALL["harpnums"],
+        segments=("Br", "Bt"),
+        cadence_hours=6,
+        base_url=replay.base_url,
+        dry_run=True,
     )
     assert capsys.readouterr().out == ""  # library code logs, never prints
     printed = "\n".join(r.getMessage() for r in caplog.records if r.name == "solarjax.data.jsoc")
@@ -372,9 +403,27 @@ def test_cli_helpers(replay, tmp_path, capsys, caplog):
     parser = argparse.ArgumentParser()
     jsoc.add_download_arguments(parser)
     args = parser.parse_args(
-        [str(tmp_path / "out"), "--start", "2015-01-09", "--end", "2015-01-09T13:00", "--harpnum", "5011",
-         "--cadence-hours", "3", "--max-lon-deg", "none", "--segments", "bitmap", "--base-url", replay.base_url,
-         "--email", REGISTERED_EMAIL, "--poll-seconds", "0.001"]
+        [
+            str(tmp_path / "out"),
+            "--start",
+            "2015-01-09",
+            "--end",
+            "2015-01-09T13:00",
+            "--harpnum",
+            "5011",
+            "--cadence-hours",
+            "3",
+            "--max-lon-deg",
+            "none",
+            "--segments",
+            "bitmap",
+            "--base-url",
+            replay.base_url,
+            "--email",
+            REGISTERED_EMAIL,
+            "--poll-seconds",
+            "0.001",
+        ]
     )
     assert args.max_lon_deg is None and args.cadence_hours == 3.0 and args.harpnums == [5011]
     assert jsoc.run_download(args) == 0
@@ -470,25 +519,58 @@ def test_manifest_round_trip_and_validation(shared_data, tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(ManifestError, match="not a solarjax download manifest"):
         download.load_manifest(tmp_path)
-    (tmp_path / "manifest.json").write_text(json.dumps({"format": download.MANIFEST_FORMAT, "requested": [],
-                                                        "finished": {}, "failed": {}}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"format": download.MANIFEST_FORMAT, "requested": [], "finished": {}, "failed": {}})
+    )
     with pytest.raises(ManifestError, match="section 'requested' must be an object"):
         download.load_manifest(tmp_path)
 
 
 def test_size_text_of_progress_lines():
     assert [download.size_text(n) for n in (0, 812, 149_760, 12_345_678, 1.2e9)] == [
-        "0 B", "812 B", "149.8 kB", "12.3 MB", "1.2 GB"]
+        "0 B",
+        "812 B",
+        "149.8 kB",
+        "12.3 MB",
+        "1.2 GB",
+    ]
 
 
 # The names `solarjax.data.jsoc` held before the generic client, the time text and the command moved out.
 PUBLIC_BEFORE_THE_SPLIT = (
-    "JSOC_BASE_URL", "JSOC_EMAIL_REGISTRATION", "SHARP_SERIES", "SHARP_SEGMENTS", "SHARP_FILENAME_FORMAT",
-    "QUERY_KEYWORDS", "TYPICAL_SEGMENT_BYTES", "JsocError", "parse_tai", "format_t_rec", "sharp_filename",
-    "sharp_record_name", "SharpRecord", "heliocentric_mu", "passes_filters", "select_records", "time_windows",
-    "sharp_query", "export_recordset", "quality_flags", "records_from_keywords", "jsoc_client",
-    "query_sharp_records", "estimate_bytes", "export_urls", "ExportFetchResult", "export_and_fetch", "FetchReport",
-    "DownloadReport", "chunked", "download_sharps", "add_download_arguments", "run_download",
+    "JSOC_BASE_URL",
+    "JSOC_EMAIL_REGISTRATION",
+    "SHARP_SERIES",
+    "SHARP_SEGMENTS",
+    "SHARP_FILENAME_FORMAT",
+    "QUERY_KEYWORDS",
+    "TYPICAL_SEGMENT_BYTES",
+    "JsocError",
+    "parse_tai",
+    "format_t_rec",
+    "sharp_filename",
+    "sharp_record_name",
+    "SharpRecord",
+    "heliocentric_mu",
+    "passes_filters",
+    "select_records",
+    "time_windows",
+    "sharp_query",
+    "export_recordset",
+    "quality_flags",
+    "records_from_keywords",
+    "jsoc_client",
+    "query_sharp_records",
+    "estimate_bytes",
+    "export_urls",
+    "ExportFetchResult",
+    "export_and_fetch",
+    "FetchReport",
+    "DownloadReport",
+    "chunked",
+    "download_sharps",
+    "add_download_arguments",
+    "run_download",
 )
 
 
@@ -498,7 +580,8 @@ def _imported_modules(module) -> set[str]:
 
     tree = ast.parse(inspect.getsource(module))
     return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
-        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
 
 
 def test_generic_jsoc_client_is_apart_from_the_sharp_and_aia_selections():
@@ -530,6 +613,8 @@ def test_download_library_code_logs_and_never_prints():
         tree = ast.parse(inspect.getsource(module))
         for function in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
             prints = [n for n in ast.walk(function) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"]
-            defaults = [d for d in function.args.defaults + function.args.kw_defaults if getattr(d, "id", "") == "print"]
+            defaults = [
+                d for d in function.args.defaults + function.args.kw_defaults if getattr(d, "id", "") == "print"
+            ]
             command = function.name.startswith("run_") or function.name == "main"  # the CLI's error lines
             assert command or not (prints or defaults), f"{module.__name__}.{function.name} prints"

@@ -1,5 +1,6 @@
 """solarjax.data.lasco on sunpy's real LASCO C3 Helioviewer JPEG2000 image, and on FITS files written with
 sunpy's real LASCO C2 (level 1) and C3 (level 0.5) headers around analytic coronae with known answers."""
+
 import datetime
 import math
 import pathlib
@@ -38,8 +39,8 @@ def _pixel_of(header: fits.Header, position_angle_deg: float, height_rsun: float
 
 
 def _blob(shape, centre, sigma_px=1.5, amplitude=100.0):
-    y, x = np.mgrid[0:shape[0], 0:shape[1]]
-    return amplitude * np.exp(-((x - centre[0]) ** 2 + (y - centre[1]) ** 2) / (2 * sigma_px ** 2))
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return amplitude * np.exp(-((x - centre[0]) ** 2 + (y - centre[1]) ** 2) / (2 * sigma_px**2))
 
 
 def test_real_helioviewer_c3_image_reads_with_its_geometry():
@@ -47,14 +48,14 @@ def test_real_helioviewer_c3_image_reads_with_its_geometry():
     meta = image.meta
     assert image.data.shape == (102, 102) and image.data.dtype == np.float32
     assert meta["detector"] == "C3" and meta["units"] == "display" and meta["source"] == "jp2"
-    assert meta["date_obs"] == datetime.datetime(2013, 5, 13, 16, 54, 6, 137000, tzinfo=datetime.timezone.utc)
+    assert meta["date_obs"] == datetime.datetime(2013, 5, 13, 16, 54, 6, 137000, tzinfo=datetime.UTC)
     assert meta["occulter_rsun"] == (4.4, 31.5) and meta["roll_deg"] == pytest.approx(-173.554)
     assert meta["arcsec_per_px"] == pytest.approx(56.0 * 1024 / 102)
-    assert 945 < meta["rsun_arcsec"] < 965          # 949.6" from the Earth on 2013-05-13, 1% more from L1
+    assert 945 < meta["rsun_arcsec"] < 965  # 949.6" from the Earth on 2013-05-13, 1% more from L1
     radius = lasco.radius_rsun(image)
     occulted = image.data[radius < 3.0]
     corona = image.data[(radius > 5.0) & (radius < 8.0)]
-    assert occulted.size >= 9 and np.median(occulted) < 0.5 * np.median(corona)   # centre and scale are right
+    assert occulted.size >= 9 and np.median(occulted) < 0.5 * np.median(corona)  # centre and scale are right
     assert lasco.field_of_view_mask(image).sum() > 0.5 * image.data.size
 
 
@@ -65,19 +66,19 @@ def test_level_05_fits_becomes_dn_per_second(tmp_path):
     raw = header["OFFSET"] + header["EXPTIME"] * rate
     image = lasco.read_lasco(_write(tmp_path / "c3.fts", raw, header))
     assert image.meta["units"] == "DN/s" and image.meta["level"] == "0.5"
-    assert image.meta["date_obs"] == datetime.datetime(2002, 5, 21, 0, 18, 6, 516000, tzinfo=datetime.timezone.utc)
+    assert image.meta["date_obs"] == datetime.datetime(2002, 5, 21, 0, 18, 6, 516000, tzinfo=datetime.UTC)
     np.testing.assert_allclose(image.data, rate, atol=1e-3)
 
 
 def test_position_angle_and_polar_remap_find_a_blob_where_it_was_put(tmp_path):
-    header = _real_header("lasco_c2_25299383_s.header")          # level 1, roll 0.475 deg, RSUN 978.57"
+    header = _real_header("lasco_c2_25299383_s.header")  # level 1, roll 0.475 deg, RSUN 978.57"
     centre = _pixel_of(header, 60.0, 4.0, header["RSUN"])
     image = lasco.read_lasco(_write(tmp_path / "c2.fts", 1.0 + _blob((128, 128), centre), header))
     assert image.meta["units"] == "MSB" and image.meta["occulter_rsun"] == (2.2, 6.0)
     peak = np.unravel_index(np.argmax(image.data), image.data.shape)
     assert lasco.position_angle_deg(image)[peak] == pytest.approx(60.0, abs=2.0)
     assert lasco.radius_rsun(image)[peak] == pytest.approx(4.0, abs=0.1)
-    polar = lasco.polar_remap(image, num_angles=360, num_heights=76)   # 0.05 Rsun per row from 2.2 Rsun
+    polar = lasco.polar_remap(image, num_angles=360, num_heights=76)  # 0.05 Rsun per row from 2.2 Rsun
     row, column = np.unravel_index(np.nanargmax(polar), polar.shape)
     assert (column + 0.5) == pytest.approx(60.0, abs=1.0)
     assert 2.2 + (row + 0.5) * 0.05 == pytest.approx(4.0, abs=0.06)
@@ -89,8 +90,12 @@ def test_cardinal_directions_with_no_roll(tmp_path):
     image = lasco.read_lasco(_write(tmp_path / "c2.fts", np.ones((128, 128)), header))
     cx, cy = header["CRPIX1"] - 1, header["CRPIX2"] - 1
     angles = lasco.position_angle_deg(image)
-    north, east, south, west = angles[int(cy) + 30, int(cx)], angles[int(cy), int(cx) - 30], \
-        angles[int(cy) - 30, int(cx)], angles[int(cy), int(cx) + 30]
+    north, east, south, west = (
+        angles[int(cy) + 30, int(cx)],
+        angles[int(cy), int(cx) - 30],
+        angles[int(cy) - 30, int(cx)],
+        angles[int(cy), int(cx) + 30],
+    )
     np.testing.assert_allclose([north, east, south, west], [0.0, 90.0, 180.0, 270.0], atol=1.0)
 
 
@@ -107,9 +112,9 @@ def test_running_and_base_differences_isolate_a_moving_front(tmp_path):
     assert running.shape == base.shape == (2, 128, 128)
     polar = lasco.polar_remap(images[0], running[1], num_angles=360, num_heights=76)
     heights = 2.2 + (np.arange(76) + 0.5) * 0.05
-    profile = polar[:, 119]                                # PA 119.5 deg
-    assert heights[np.nanargmax(profile)] == pytest.approx(5.0, abs=0.1)    # the front now
-    assert heights[np.nanargmin(profile)] == pytest.approx(4.0, abs=0.1)    # where it was
+    profile = polar[:, 119]  # PA 119.5 deg
+    assert heights[np.nanargmax(profile)] == pytest.approx(5.0, abs=0.1)  # the front now
+    assert heights[np.nanargmin(profile)] == pytest.approx(4.0, abs=0.1)  # where it was
     seen = lasco.field_of_view_mask(images[0])
     np.testing.assert_allclose(base[1][seen], (images[2].data - images[0].data)[seen], atol=1e-6)
     assert np.isnan(base[1][~seen]).all()

@@ -1,40 +1,42 @@
 """solarjax.data.lasco_download against a local Helioviewer API replaying sunpy's real LASCO C3 JPEG2000 file
 (`lasco_replay.HelioviewerReplay`): listing by sampling, files that read back with their times, manifest and
 resume, retried faults, dry run, and one-line CLI errors."""
+
 import datetime
 import json
 
 import pytest
-
 from lasco_replay import HelioviewerReplay, c3_archive
+
 from solarjax import cli
 from solarjax.data import download, lasco, lasco_download
 from solarjax.data.download import RetryPolicy
 
-START, END = "2013-05-13T16:50", "2013-05-13T17:40"   # the four images 16:54:06 ... 17:30:06
+START, END = "2013-05-13T16:50", "2013-05-13T17:40"  # the four images 16:54:06 ... 17:30:06
 
 
 @pytest.fixture
 def replay():
-    server = HelioviewerReplay(c3_archive(6))         # 16:54:06 ... 17:54:06
+    server = HelioviewerReplay(c3_archive(6))  # 16:54:06 ... 17:54:06
     yield server
     server.close()
 
 
 def _download(replay, out, **kwargs):
     kwargs.setdefault("policy", RetryPolicy(max_attempts=3, base_delay_s=0.0))
-    return lasco_download.download_lasco(out, START, END, detector="C3", base_url=replay.base_url,
-                                         sleep=lambda s: None, log=lambda line: None, **kwargs)
+    return lasco_download.download_lasco(
+        out, START, END, detector="C3", base_url=replay.base_url, sleep=lambda s: None, log=lambda line: None, **kwargs
+    )
 
 
 def test_sampling_lists_each_image_of_the_range_once(replay):
     images = lasco_download.list_images(START, END, "C3", cadence_s=300, base_url=replay.base_url, log=print)
     assert [image.id for image in images] == [1001, 1002, 1003, 1004]
-    assert images[0].date == datetime.datetime(2013, 5, 13, 16, 54, 6, tzinfo=datetime.timezone.utc)
+    assert images[0].date == datetime.datetime(2013, 5, 13, 16, 54, 6, tzinfo=datetime.UTC)
     assert images[0].file_name == "2013_05_13__16_54_06__SOHO_LASCO_C3_white-light.jp2"
-    assert replay.requests["getClosestImage"] == 10                   # 16:50, 16:55, ..., 17:35
+    assert replay.requests["getClosestImage"] == 10  # 16:50, 16:55, ..., 17:35
     hourly = lasco_download.list_images(START, END, "C3", cadence_s=3600, base_url=replay.base_url)
-    assert [image.id for image in hourly] == [1001]                    # a coarse cadence samples fewer
+    assert [image.id for image in hourly] == [1001]  # a coarse cadence samples fewer
 
 
 def test_download_writes_readable_files_with_a_manifest_and_resumes(replay, tmp_path):
@@ -53,7 +55,7 @@ def test_download_writes_readable_files_with_a_manifest_and_resumes(replay, tmp_
     files_before = replay.requests["getJP2Image"]
     again = _download(replay, out)
     assert again.result.downloaded == [] and sorted(again.result.skipped) == sorted(names)
-    assert replay.requests["getJP2Image"] == files_before            # nothing fetched twice
+    assert replay.requests["getJP2Image"] == files_before  # nothing fetched twice
 
 
 def test_transient_faults_are_retried(replay, tmp_path):
@@ -63,7 +65,7 @@ def test_transient_faults_are_retried(replay, tmp_path):
     replay.inject(name, "truncate")
     report = _download(replay, tmp_path / "c3")
     assert report.failed == {} and len(report.result.downloaded) == 4
-    assert replay.requests[name] == 3                                 # dropped, truncated, then whole
+    assert replay.requests[name] == 3  # dropped, truncated, then whole
     assert lasco.read_lasco(tmp_path / "c3" / name).data.shape == (102, 102)
     assert not list((tmp_path / "c3").glob("*.part"))
 
@@ -83,8 +85,15 @@ def test_a_file_that_keeps_failing_is_recorded_and_fetched_on_the_next_run(repla
 
 def test_an_image_of_the_wrong_detector_is_refused(replay, tmp_path):
     replay.images = [image.__class__(image.id, image.date, 4, image.contents) for image in replay.images]
-    report = lasco_download.download_lasco(tmp_path / "c2", START, END, detector="C2", base_url=replay.base_url,
-                                           policy=RetryPolicy(max_attempts=1), log=lambda line: None)
+    report = lasco_download.download_lasco(
+        tmp_path / "c2",
+        START,
+        END,
+        detector="C2",
+        base_url=replay.base_url,
+        policy=RetryPolicy(max_attempts=1),
+        log=lambda line: None,
+    )
     assert len(report.failed) == 4
     assert all("a LASCO C3 image, C2 was requested" in reason for reason in report.failed.values())
 
@@ -108,7 +117,8 @@ def test_cli_dry_run_and_one_line_errors(replay, tmp_path, capsys):
     assert cli.main(["data", "download-lasco", str(tmp_path / "c2"), *c2]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith(
-        "Helioviewer says: No images of the requested type (LASCO C2 white-light) are currently available.")
+        "Helioviewer says: No images of the requested type (LASCO C2 white-light) are currently available."
+    )
     assert cli.main(["data", "download-lasco", str(out), "--start", "yesterday", "--end", END]) == 2
     assert capsys.readouterr().err.strip() == "error: expected a UTC time like 2013-05-13T12:00, got 'yesterday'"
     closed = replay.base_url

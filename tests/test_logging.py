@@ -1,10 +1,10 @@
 """A good citizen in a user's process: the library logs (no prints), the CLI alone sets up logging (-v/-q),
 and no module switches a user's matplotlib backend, at import or when it writes a figure."""
+
 import logging
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from solarjax import cli
@@ -34,15 +34,19 @@ def test_stage_progress_goes_to_the_solarjax_logger_not_stdout(tmp_path, caplog,
     assert lines[0][1].startswith("[1/1] one: running") and lines[1][1].startswith("[1/1] one: finished in")
 
 
-@pytest.mark.parametrize("verbosity, own_shown, own_debug_shown, other_info_shown, other_warning_shown", [
-    (-2, False, False, False, False),
-    (-1, False, False, False, True),
-    (0, True, False, False, True),
-    (1, True, True, False, True),
-    (2, True, True, True, True),
-])
-def test_cli_logging_levels(verbosity, own_shown, own_debug_shown, other_info_shown, other_warning_shown,
-                            restored_logging, capsys):
+@pytest.mark.parametrize(
+    "verbosity, own_shown, own_debug_shown, other_info_shown, other_warning_shown",
+    [
+        (-2, False, False, False, False),
+        (-1, False, False, False, True),
+        (0, True, False, False, True),
+        (1, True, True, False, True),
+        (2, True, True, True, True),
+    ],
+)
+def test_cli_logging_levels(
+    verbosity, own_shown, own_debug_shown, other_info_shown, other_warning_shown, restored_logging, capsys
+):
     cli.configure_logging(verbosity)
     cli.configure_logging(verbosity)  # idempotent: one handler
     assert sum(getattr(h, "_solarjax", False) for h in logging.getLogger().handlers) == 1
@@ -52,7 +56,7 @@ def test_cli_logging_levels(verbosity, own_shown, own_debug_shown, other_info_sh
     logging.getLogger("orbax.checkpoint").info("orbax info")
     logging.getLogger("some.library").warning("other warning")
     err = capsys.readouterr().err.splitlines()
-    assert ("own info" in err) == own_shown                   # solarjax's lines as they are
+    assert ("own info" in err) == own_shown  # solarjax's lines as they are
     assert ("own debug" in err) == own_debug_shown
     assert ("INFO absl: other info" in err) == other_info_shown
     assert ("INFO orbax.checkpoint: orbax info" in err) == other_info_shown
@@ -73,7 +77,7 @@ def test_one_line_errors_are_unchanged_by_quiet(tmp_path, restored_logging, caps
     assert cli.main(["-qq", "train", "gan", "--config", str(tmp_path / "none.py"), "--workdir", "w"]) == 2
     err = capsys.readouterr().err
     assert err == f"solarjax train gan: error: config file {tmp_path / 'none.py'} not found\n"
-    assert cli.main(["physics", str(missing), "-q"]) != 0   # the status is the physics command's own policy
+    assert cli.main(["physics", str(missing), "-q"]) != 0  # the status is the physics command's own policy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(missing) in err
 
@@ -104,8 +108,9 @@ print("ok")
 
 
 def test_no_module_switches_the_users_matplotlib_backend(tmp_path):
-    result = subprocess.run([sys.executable, "-c", BACKEND_PROBE, str(tmp_path)], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", BACKEND_PROBE, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
     for name in ("grid", "compare", "matches", "scatter"):
         data = (tmp_path / f"{name}.png").read_bytes()

@@ -1,4 +1,5 @@
 """The package as an installed program: version, `python -m solarjax`, declared dependencies."""
+
 import importlib.metadata
 import subprocess
 import sys
@@ -50,8 +51,16 @@ def test_gan_paper_is_gan_synthetic_with_the_paper_generator():
 
 
 def test_overrides_are_parsed_as_the_field_type():
-    config = configs.load("simsiam_synthetic", ["batch_size=8", "optimizer.base_lr=1", "optimizer.cosine_decay=true",
-                                                "model.projector_dims=(64, 64, 10)", "augment=paper"])
+    config = configs.load(
+        "simsiam_synthetic",
+        [
+            "batch_size=8",
+            "optimizer.base_lr=1",
+            "optimizer.cosine_decay=true",
+            "model.projector_dims=(64, 64, 10)",
+            "augment=paper",
+        ],
+    )
     assert config.batch_size == 8 and isinstance(config.batch_size, int)
     assert config.optimizer.base_lr == 1.0 and isinstance(config.optimizer.base_lr, float)
     assert config.optimizer.cosine_decay is True
@@ -61,13 +70,16 @@ def test_overrides_are_parsed_as_the_field_type():
         config.batch_sise = 4
 
 
-@pytest.mark.parametrize("override, message", [
-    ("batch_size=6.5", "batch_size is int (64); cannot set it to '6.5'"),
-    ("optimizer.cosine_decay=maybe", "optimizer.cosine_decay is bool"),
-    ("optimizer.lr=0.1", "unknown config field 'optimizer.lr'"),
-    ("knn=3", "knn is a group of fields; set one of knn.num_patches"),
-    ("batch_size", "expected FIELD=VALUE"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("batch_size=6.5", "batch_size is int (64); cannot set it to '6.5'"),
+        ("optimizer.cosine_decay=maybe", "optimizer.cosine_decay is bool"),
+        ("optimizer.lr=0.1", "unknown config field 'optimizer.lr'"),
+        ("knn=3", "knn is a group of fields; set one of knn.num_patches"),
+        ("batch_size", "expected FIELD=VALUE"),
+    ],
+)
 def test_bad_overrides_are_refused_with_the_field_named(override, message):
     with pytest.raises(configs.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         configs.load("simsiam_synthetic", [override])
@@ -75,22 +87,33 @@ def test_bad_overrides_are_refused_with_the_field_named(override, message):
 
 def test_config_file_with_an_argument(tmp_path):
     path = tmp_path / "variants.py"
-    path.write_text("from solarjax.configs import gan_synthetic\n\n"
-                    "def get_config(arg='base'):\n    config = gan_synthetic.get_config()\n"
-                    "    config.model.latent_dim = {'base': 100, 'small': 16}[arg]\n    return config\n")
+    path.write_text(
+        "from solarjax.configs import gan_synthetic\n\n"
+        "def get_config(arg='base'):\n    config = gan_synthetic.get_config()\n"
+        "    config.model.latent_dim = {'base': 100, 'small': 16}[arg]\n    return config\n"
+    )
     assert configs.load(f"{path}:small").model.latent_dim == 16
     assert configs.load(path).model.latent_dim == 100
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "gan", "--config", "gan_paper", "--config.batch_size=abc", "--workdir", "W"],
-     "solarjax train gan: error: config field batch_size is int (32); cannot set it to 'abc'"),
-    (["train", "simsiam", "--config", "simsiam_synthetic", "--config.nope", "3", "--workdir", "W"],
-     "solarjax train simsiam: error: unknown config field 'nope'"),
-    (["train", "gan", "--config", "no_such_config", "--workdir", "W"],
-     "solarjax train gan: error: config 'no_such_config' is neither a file nor a packaged config"),
-    (["physics", "--config.x=1", "a.fits"], "solarjax physics: error: --config.x=1: config overrides are for"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["train", "gan", "--config", "gan_paper", "--config.batch_size=abc", "--workdir", "W"],
+            "solarjax train gan: error: config field batch_size is int (32); cannot set it to 'abc'",
+        ),
+        (
+            ["train", "simsiam", "--config", "simsiam_synthetic", "--config.nope", "3", "--workdir", "W"],
+            "solarjax train simsiam: error: unknown config field 'nope'",
+        ),
+        (
+            ["train", "gan", "--config", "no_such_config", "--workdir", "W"],
+            "solarjax train gan: error: config 'no_such_config' is neither a file nor a packaged config",
+        ),
+        (["physics", "--config.x=1", "a.fits"], "solarjax physics: error: --config.x=1: config overrides are for"),
+    ],
+)
 def test_cli_config_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2

@@ -1,4 +1,5 @@
 """Tests of solarjax.data.pipeline on a small synthetic sharp_patches build (4 forced CPU devices)."""
+
 import jax
 import numpy as np
 import pytest
@@ -38,14 +39,15 @@ def test_batches_have_the_documented_shapes(data_dir):
     assert set(batch) == {"image", "tuf", "harpnum"}
     assert batch["image"].shape == (8, 128, 128, 1) and batch["image"].dtype == np.float32
     assert batch["tuf"].shape == (8,) and batch["tuf"].dtype == np.float32
-    assert (batch["harpnum"] >= 1).all()          # synthetic regions are numbered from 1, like HARPs
+    assert (batch["harpnum"] >= 1).all()  # synthetic regions are numbered from 1, like HARPs
     assert np.abs(batch["image"]).max() <= 1.0
 
 
 def test_one_epoch_visits_every_example_once_in_a_seeded_order(data_dir):
     def epoch(seed, shuffle=True):
-        iterator = make_iterator("train", batch_size=16, seed=seed, data_dir=data_dir, num_epochs=1,
-                                 shuffle=shuffle, keys=("record",))
+        iterator = make_iterator(
+            "train", batch_size=16, seed=seed, data_dir=data_dir, num_epochs=1, shuffle=shuffle, keys=("record",)
+        )
         return _indices(np.concatenate([b["record"] for b in iterator]))
 
     first = epoch(seed=1)
@@ -67,8 +69,9 @@ def test_epochs_are_reshuffled_and_complete(data_dir):
 
 def test_drop_remainder(data_dir):
     def sizes(drop):
-        iterator = make_iterator("train", batch_size=24, seed=0, data_dir=data_dir, num_epochs=1,
-                                 drop_remainder=drop, keys=("record",))
+        iterator = make_iterator(
+            "train", batch_size=24, seed=0, data_dir=data_dir, num_epochs=1, drop_remainder=drop, keys=("record",)
+        )
         return [len(b["record"]) for b in iterator]
 
     assert sizes(True) == [24, 24]
@@ -118,8 +121,9 @@ def test_process_shards_partition_each_global_batch(data_dir):
     """Two emulated hosts with local batches of 8 together read the single-host batch of 16."""
     single = make_iterator("train", batch_size=16, seed=11, data_dir=data_dir, keys=("record",))
     hosts = [
-        make_iterator("train", batch_size=16, seed=11, data_dir=data_dir, keys=("record",),
-                      process_index=index, process_count=2)
+        make_iterator(
+            "train", batch_size=16, seed=11, data_dir=data_dir, keys=("record",), process_index=index, process_count=2
+        )
         for index in range(2)
     ]
     for _ in range(6):
@@ -168,20 +172,34 @@ def test_bad_requests_get_clear_errors(data_dir, tmp_path):
 
 
 def test_canonical_polarity_flips_negative_leaders(data_dir):
-    plain = next(make_iterator("train", batch_size=TRAIN, seed=0, data_dir=data_dir, shuffle=False,
-                               keys=("image", "lead_polarity")))
-    flipped = next(make_iterator("train", batch_size=TRAIN, seed=0, data_dir=data_dir, shuffle=False,
-                                 keys=("image", "lead_polarity"), canonical_polarity=True))
+    plain = next(
+        make_iterator(
+            "train", batch_size=TRAIN, seed=0, data_dir=data_dir, shuffle=False, keys=("image", "lead_polarity")
+        )
+    )
+    flipped = next(
+        make_iterator(
+            "train",
+            batch_size=TRAIN,
+            seed=0,
+            data_dir=data_dir,
+            shuffle=False,
+            keys=("image", "lead_polarity"),
+            canonical_polarity=True,
+        )
+    )
     negative = plain["lead_polarity"] < 0
-    assert 5 < negative.sum() < TRAIN - 5                  # the synthetic set leads with both signs
+    assert 5 < negative.sum() < TRAIN - 5  # the synthetic set leads with both signs
     sign = np.where(negative, -1.0, 1.0)[:, None, None, None]
     np.testing.assert_array_equal(flipped["image"], plain["image"] * sign)
     np.testing.assert_array_equal(flipped["lead_polarity"], np.abs(plain["lead_polarity"]))
     # The stored quantity describes the flipped image: recomputed, every leader is positive.
     from solarjax import physics
+
     recomputed = np.asarray(physics.quantities(flipped["image"])["lead_polarity"])
     assert np.all(recomputed[np.isfinite(recomputed)] > 0)
-    only_images = next(make_iterator("train", batch_size=TRAIN, seed=0, data_dir=data_dir, shuffle=False,
-                                     canonical_polarity=True))
+    only_images = next(
+        make_iterator("train", batch_size=TRAIN, seed=0, data_dir=data_dir, shuffle=False, canonical_polarity=True)
+    )
     assert set(only_images) == {"image"}
     np.testing.assert_array_equal(only_images["image"], flipped["image"])

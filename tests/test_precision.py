@@ -9,6 +9,7 @@ Tolerances (max |loss_bf16 - loss_f32| over the 50 steps), from runs of 3 seeds 
 GAN below 1e-3 (g and d losses ~0.7 and ~1.3); SimSiam 0.04-0.09 while the loss falls from ~0 to
 ~-0.9 (first step 2e-3-5e-3: bf16's 8-bit mantissa through ~10 BatchNorm layers).
 """
+
 import functools
 
 import flax.linen as nn
@@ -34,8 +35,8 @@ class TinyGenerator(nn.Module):
     @nn.compact
     def __call__(self, z):
         x = gan_models.leaky_relu(nn.Dense(7 * 7 * 8)(z)).reshape(-1, 7, 7, 8)
-        x = gan_models.leaky_relu(gan_models.ConvTranspose2x(8)(x))           # 15 x 15
-        return jnp.tanh(gan_models.ConvTranspose2x(1)(x))[:, :16, :16]       # 31 -> 16
+        x = gan_models.leaky_relu(gan_models.ConvTranspose2x(8)(x))  # 15 x 15
+        return jnp.tanh(gan_models.ConvTranspose2x(1)(x))[:, :16, :16]  # 31 -> 16
 
 
 class TinyDiscriminator(nn.Module):
@@ -70,44 +71,52 @@ def _all_float32(tree) -> bool:
 
 def test_compute_dtype_names():
     assert precision.compute_dtype_of(None) == jnp.float32
-    assert precision.compute_dtype_of('bfloat16') == jnp.bfloat16
-    assert not precision.is_mixed('float32') and precision.is_mixed('bfloat16')
-    with pytest.raises(ValueError, match='compute_dtype'):
-        precision.compute_dtype_of('float16')
-    tree = {'w': jnp.ones(2), 'n': jnp.arange(2), 'k': jax.random.key(0)}
+    assert precision.compute_dtype_of("bfloat16") == jnp.bfloat16
+    assert not precision.is_mixed("float32") and precision.is_mixed("bfloat16")
+    with pytest.raises(ValueError, match="compute_dtype"):
+        precision.compute_dtype_of("float16")
+    tree = {"w": jnp.ones(2), "n": jnp.arange(2), "k": jax.random.key(0)}
     cast = precision.cast_floating(tree, jnp.bfloat16)
-    assert cast['w'].dtype == jnp.bfloat16 and cast['n'].dtype == tree['n'].dtype
-    assert cast['k'] is tree['k']
+    assert cast["w"].dtype == jnp.bfloat16 and cast["n"].dtype == tree["n"].dtype
+    assert cast["k"] is tree["k"]
 
 
 def test_gan_build_programs_refuses_unknown_compute_dtype():
     from solarjax.train import sharding
 
-    with pytest.raises(ValueError, match='compute_dtype'):
-        gan_train.build_programs('simple', 'matmul', 100, (5e-4, 0.5, 0.999), sharding.make_data_mesh(),
-                                 compute_dtype='float16')
+    with pytest.raises(ValueError, match="compute_dtype"):
+        gan_train.build_programs(
+            "simple", "matmul", 100, (5e-4, 0.5, 0.999), sharding.make_data_mesh(), compute_dtype="float16"
+        )
 
 
 def _gan_curves(compute_dtype: str):
     generator, discriminator = TinyGenerator(), TinyDiscriminator()
     tx = optax.adam(2e-4, b1=0.5)
     g_key, d_key, run_key = jax.random.split(jax.random.key(3), 3)
-    g_params = generator.init(g_key, jnp.zeros((1, 16)))['params']
-    d_params = discriminator.init(d_key, jnp.zeros((1, 16, 16, 1)))['params']
-    state = gan_train.GanState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params, d_stats={},
-                               g_opt_state=tx.init(g_params), d_opt_state=tx.init(d_params), rng=run_key)
+    g_params = generator.init(g_key, jnp.zeros((1, 16)))["params"]
+    d_params = discriminator.init(d_key, jnp.zeros((1, 16, 16, 1)))["params"]
+    state = gan_train.GanState(
+        step=jnp.zeros((), jnp.int32),
+        g_params=g_params,
+        d_params=d_params,
+        d_stats={},
+        g_opt_state=tx.init(g_params),
+        d_opt_state=tx.init(d_params),
+        rng=run_key,
+    )
     step = jax.jit(gan_train.make_train_step(generator, discriminator, tx, tx, 16, compute_dtype=compute_dtype))
     real = np.tanh(np.random.default_rng(0).normal(size=(STEPS, 8, 16, 16, 1))).astype(np.float32)
     losses = []
     for t in range(STEPS):
-        state, metrics = step(state, {'image': jnp.asarray(real[t])}, gan_train.step_key(state))
-        losses.append((float(metrics['g_loss']), float(metrics['d_loss'])))
+        state, metrics = step(state, {"image": jnp.asarray(real[t])}, gan_train.step_key(state))
+        losses.append((float(metrics["g_loss"]), float(metrics["d_loss"])))
     return np.array(losses), state
 
 
 def test_gan_bfloat16_tracks_float32_over_50_steps():
-    f32, _ = _gan_curves('float32')
-    bf16, state = _gan_curves('bfloat16')
+    f32, _ = _gan_curves("float32")
+    bf16, state = _gan_curves("bfloat16")
     gap = np.abs(bf16 - f32)
     assert np.all(np.isfinite(bf16))
     assert gap.max() < 0.01, gap.max(axis=0)
@@ -126,16 +135,16 @@ def _simsiam_curves(compute_dtype: str):
     losses = []
     for t in range(STEPS):
         state, metrics = update(state, views[t, 0], views[t, 1])
-        losses.append(float(metrics['loss']))
+        losses.append(float(metrics["loss"]))
     return np.array(losses), state
 
 
 def test_simsiam_bfloat16_tracks_float32_over_50_steps():
-    f32, _ = _simsiam_curves('float32')
-    bf16, state = _simsiam_curves('bfloat16')
+    f32, _ = _simsiam_curves("float32")
+    bf16, state = _simsiam_curves("bfloat16")
     gap = np.abs(bf16 - f32)
     assert np.all(np.isfinite(bf16))
-    assert 0.0 < gap[0] < 0.01          # one forward pass: bf16 rounding, nothing more
+    assert 0.0 < gap[0] < 0.01  # one forward pass: bf16 rounding, nothing more
     assert gap.max() < 0.15 and gap.mean() < 0.05, (gap.max(), gap.mean())
     assert f32[-1] < -0.5 and bf16[-1] < -0.5  # both really learn (the loss starts near 0)
     for tree in (state.params, state.batch_stats, state.opt_state):

@@ -1,4 +1,5 @@
 """Tests of solarjax.data.preprocess: known answers, parity with jax.image.resize, physical units."""
+
 import jax
 import numpy as np
 import pytest

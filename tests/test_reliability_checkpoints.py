@@ -1,5 +1,6 @@
 """A damaged newest checkpoint (truncated or garbled array file, deleted metadata) is skipped with a
 warning naming it, and the newest intact one is used; a run directory of the wrong model is refused."""
+
 import logging
 import shutil
 
@@ -15,8 +16,10 @@ FINGERPRINT = "0123456789abcdef"
 
 def _damage(step_dir, how: str) -> None:
     """Damages a checkpoint folder written by `RunCheckpoints.save` as a crash or a bad disk would."""
-    arrays = sorted((p for p in (step_dir / "state").rglob("*") if p.is_file() and p.parent.name == "d"),
-                    key=lambda p: p.stat().st_size)
+    arrays = sorted(
+        (p for p in (step_dir / "state").rglob("*") if p.is_file() and p.parent.name == "d"),
+        key=lambda p: p.stat().st_size,
+    )
     biggest = arrays[-1]
     if how == "truncated":
         data = biggest.read_bytes()
@@ -37,8 +40,10 @@ def _damage(step_dir, how: str) -> None:
 
 
 def _state(step: int) -> dict:
-    return {"weights": jnp.full((96, 80), float(step), jnp.float32) + jnp.arange(80, dtype=jnp.float32),
-            "step": jnp.asarray(step, jnp.int32)}
+    return {
+        "weights": jnp.full((96, 80), float(step), jnp.float32) + jnp.arange(80, dtype=jnp.float32),
+        "step": jnp.asarray(step, jnp.int32),
+    }
 
 
 def _iterator():
@@ -49,7 +54,7 @@ def _write_run(directory, steps=(1, 2, 3)) -> None:
     checkpoints = checkpoint_lib.RunCheckpoints(directory, fingerprint=FINGERPRINT, keep_last=5)
     iterator = _iterator()
     for step in steps:
-        next(iterator)                              # one batch per step: the position after step s is s
+        next(iterator)  # one batch per step: the position after step s is s
         checkpoints.save(step, _state(step), iterator, config={"model": {"arch": "toy"}})
         checkpoints.wait_until_finished()
     checkpoints.close()
@@ -69,7 +74,7 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, caplog, how
 
     assert int(state["step"]) == 2
     np.testing.assert_array_equal(np.asarray(state["weights"]), np.asarray(_state(2)["weights"]))
-    assert next(iterator) == 2                      # the data position saved with step 2
+    assert next(iterator) == 2  # the data position saved with step 2
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(f"{directory}/3 is unreadable" in m for m in warned), warned
     # the bad folder is kept for inspection but moved out of the way, so step 3 can be trained and saved again
@@ -110,11 +115,11 @@ def test_encoder_load_skips_a_damaged_newest_checkpoint_and_leaves_it(demo_workd
     encoder = ssl.load(run)
     assert encoder.step == older
     assert any(f"checkpoints/{newest} is unreadable" in r.getMessage() for r in caplog.records)
-    assert (run / "checkpoints" / str(newest)).is_dir()      # a reader changes nothing on disk
+    assert (run / "checkpoints" / str(newest)).is_dir()  # a reader changes nothing on disk
     embedding = np.asarray(encoder.embed(np.zeros((1, 128, 128), np.float32)))
     assert embedding.shape == (1, intact.dim) and np.isfinite(embedding).all()
     with pytest.raises(checkpoint_lib.CheckpointReadError, match=f"step {newest}: "):
-        ssl.load(run, step=newest)                            # an explicit step never falls back
+        ssl.load(run, step=newest)  # an explicit step never falls back
 
 
 def test_wrong_kind_of_run_is_refused_naming_it(demo_workdir):

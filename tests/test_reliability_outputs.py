@@ -1,5 +1,6 @@
 """Commands that write user outputs (`steer fit/generate/invert`, `search --png`) refuse an existing
 output without --overwrite, naming it in one line, and with it replace the output atomically."""
+
 import json
 import shutil
 
@@ -23,25 +24,43 @@ def _no_partials(folder) -> None:
 
 def test_steer_generate_refuses_existing_outputs_before_any_work(demo_workdir, tmp_path, capsys):
     (tmp_path / "mine.fits").write_bytes(b"the user's own cube")
-    args = ["steer", "generate", "--gan", str(tmp_path / "no_gan_here"), "--set", "tuf=+20%", "--out",
-            str(tmp_path / "mine")]
-    assert cli.main(args) == 2                     # refused before the (missing) GAN is even looked at
+    args = [
+        "steer",
+        "generate",
+        "--gan",
+        str(tmp_path / "no_gan_here"),
+        "--set",
+        "tuf=+20%",
+        "--out",
+        str(tmp_path / "mine"),
+    ]
+    assert cli.main(args) == 2  # refused before the (missing) GAN is even looked at
     _refusal(capsys, "mine.fits")
     assert (tmp_path / "mine.fits").read_bytes() == b"the user's own cube"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.fits"]
 
 
-def test_steer_invert_outputs_are_refused_then_replaced_with_overwrite(demo_workdir, real_br_files, tmp_path,
-                                                                        capsys):
+def test_steer_invert_outputs_are_refused_then_replaced_with_overwrite(demo_workdir, real_br_files, tmp_path, capsys):
     """`steer generate` writes through the same `_write_steer_outputs`."""
     out = tmp_path / "mine"
     (tmp_path / "mine.json").write_text("the user's own notes")
-    args = ["steer", "invert", str(real_br_files[0]), "--gan", str(demo_workdir / "gan"), "--restarts", "1",
-            "--steps", "2", "--out", str(out)]
+    args = [
+        "steer",
+        "invert",
+        str(real_br_files[0]),
+        "--gan",
+        str(demo_workdir / "gan"),
+        "--restarts",
+        "1",
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert cli.main(args) == 2
     _refusal(capsys, "mine.json")
     assert (tmp_path / "mine.json").read_text() == "the user's own notes"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.json"]        # nothing else written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.json"]  # nothing else written
 
     assert cli.main([*args, "--overwrite"]) == 0
     capsys.readouterr()
@@ -77,8 +96,20 @@ def test_steer_fit_refuses_existing_directions_then_replaces_them(demo_workdir, 
 def test_search_png_is_refused_then_replaced_with_overwrite(demo_workdir, real_br_files, tmp_path, capsys):
     sheet = tmp_path / "sheet.png"
     sheet.write_bytes(b"the user's own figure")
-    args = ["search", str(real_br_files[0]), "--index", str(demo_workdir / "index"), "--ssl",
-            str(demo_workdir / "simsiam"), "-k", "2", "--png", str(sheet), "--data-dir", str(demo_workdir / "tfds")]
+    args = [
+        "search",
+        str(real_br_files[0]),
+        "--index",
+        str(demo_workdir / "index"),
+        "--ssl",
+        str(demo_workdir / "simsiam"),
+        "-k",
+        "2",
+        "--png",
+        str(sheet),
+        "--data-dir",
+        str(demo_workdir / "tfds"),
+    ]
     assert cli.main(args) == 2
     _refusal(capsys, "sheet.png")
     assert sheet.read_bytes() == b"the user's own figure"

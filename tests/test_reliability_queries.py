@@ -1,5 +1,6 @@
 """One unit convention for queries (Br in gauss in files and .npy), checked by range, and maps without
 data refused, on every path: CLI `search` and `physics`, the Python API, the web app's upload."""
+
 import io
 import json
 import shutil
@@ -36,8 +37,22 @@ def test_gauss_check_refuses_normalised_maps_and_maps_without_data(br_map):
 
 
 def _search(demo_workdir, *queries, extra=()):
-    return cli.main(["search", *map(str, queries), "--index", str(demo_workdir / "index"),
-                     "--ssl", str(demo_workdir / "simsiam"), "-k", "4", "--json", "--rank", "ssl", *extra])
+    return cli.main(
+        [
+            "search",
+            *map(str, queries),
+            "--index",
+            str(demo_workdir / "index"),
+            "--ssl",
+            str(demo_workdir / "simsiam"),
+            "-k",
+            "4",
+            "--json",
+            "--rank",
+            "ssl",
+            *extra,
+        ]
+    )
 
 
 def _one_line_error(capsys) -> str:
@@ -54,17 +69,21 @@ def test_cli_search_takes_npy_maps_in_gauss_like_the_fits_file(demo_workdir, rea
     assert _search(demo_workdir, gauss) == 0
     [from_npy] = json.loads(capsys.readouterr().out)
     assert [r["row"] for r in from_npy["results"]] == [r["row"] for r in from_fits["results"]]
-    np.testing.assert_allclose([r["similarity"] for r in from_npy["results"]],
-                               [r["similarity"] for r in from_fits["results"]], rtol=1e-5)
-    assert max(r["similarity"] for r in from_npy["results"]) > 0.1      # not the all-0.000 of a unit mix-up
+    np.testing.assert_allclose(
+        [r["similarity"] for r in from_npy["results"]], [r["similarity"] for r in from_fits["results"]], rtol=1e-5
+    )
+    assert max(r["similarity"] for r in from_npy["results"]) > 0.1  # not the all-0.000 of a unit mix-up
 
 
-@pytest.mark.parametrize("name, array, needle", [
-    ("normalised.npy", "normalised", "looks like a normalised patch (B / 1000 G); queries are Br in gauss"),
-    ("nan.npy", np.full((2, 64, 64), np.nan, np.float32), "nan.npy[0]: the map has no finite pixel"),
-    ("inf.npy", np.full((64, 64), np.inf, np.float32), "infinite values"),
-    ("cube.npy", np.ones((2, 3, 64, 64), np.float32), "[H, W] or [N, H, W] expected"),
-])
+@pytest.mark.parametrize(
+    "name, array, needle",
+    [
+        ("normalised.npy", "normalised", "looks like a normalised patch (B / 1000 G); queries are Br in gauss"),
+        ("nan.npy", np.full((2, 64, 64), np.nan, np.float32), "nan.npy[0]: the map has no finite pixel"),
+        ("inf.npy", np.full((64, 64), np.inf, np.float32), "infinite values"),
+        ("cube.npy", np.ones((2, 3, 64, 64), np.float32), "[H, W] or [N, H, W] expected"),
+    ],
+)
 def test_cli_search_refuses_bad_npy_queries_in_one_line(demo_workdir, br_map, tmp_path, capsys, name, array, needle):
     if isinstance(array, str):
         array = np.clip(np.nan_to_num(br_map), -1000, 1000)[None] / 1000
@@ -101,7 +120,7 @@ def test_all_nan_fits_is_refused_by_search_physics_api_and_upload(demo_workdir, 
     index = load_index(demo_workdir / "index" / "index", expected_fingerprint=encoder.fingerprint)
     with pytest.raises(ValueError, match="no finite pixel"):
         index.search_fits([all_nan_br], encoder, k=2)
-    with pytest.raises(ValueError, match="looks like Br in gauss"):           # the API takes B / 1000 G
+    with pytest.raises(ValueError, match="looks like Br in gauss"):  # the API takes B / 1000 G
         index.search_images(np.nan_to_num(read_sharp(real_br_files[0]).data)[None, :128, :128], encoder, k=2)
     with pytest.raises(ValueError, match="non-finite"):
         index.search_images(np.full((1, 128, 128), np.nan, np.float32), encoder, k=2)
@@ -111,11 +130,14 @@ def test_all_nan_fits_is_refused_by_search_physics_api_and_upload(demo_workdir, 
     assert error.value.status == 422
 
 
-@pytest.mark.parametrize("array, needle", [
-    ("normalised", "looks like a normalised patch"),
-    (np.full((64, 64), np.nan, np.float32), "no finite pixel"),
-    (np.where(np.eye(64) > 0, np.inf, 100.0).astype(np.float32), "infinite values"),
-])
+@pytest.mark.parametrize(
+    "array, needle",
+    [
+        ("normalised", "looks like a normalised patch"),
+        (np.full((64, 64), np.nan, np.float32), "no finite pixel"),
+        (np.where(np.eye(64) > 0, np.inf, 100.0).astype(np.float32), "infinite values"),
+    ],
+)
 def test_upload_refuses_normalised_and_empty_npy_maps(br_map, array, needle):
     if isinstance(array, str):
         array = np.clip(np.nan_to_num(br_map), -1000, 1000) / 1000

@@ -4,6 +4,7 @@ bytes go to disk in chunks so that the server's memory stays bounded whatever is
 
 The route's own pieces (`_aia_upload_form`, `_spooled_to_disk`, `BodyLimit`) are driven as a server
 drives them: an ASGI receive channel that produces the body lazily, one 1 MiB message at a time."""
+
 import asyncio
 import json
 import tracemalloc
@@ -27,11 +28,21 @@ class LazyBody:
 
     @staticmethod
     def _pieces(files, filters):
-        yield (b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="filters"\r\n\r\n'
-               + filters.encode() + b"\r\n")
+        yield (
+            b"--"
+            + BOUNDARY
+            + b'\r\nContent-Disposition: form-data; name="filters"\r\n\r\n'
+            + filters.encode()
+            + b"\r\n"
+        )
         for name, size in files.items():
-            yield (b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="files"; filename="'
-                   + name.encode() + b'"\r\nContent-Type: application/octet-stream\r\n\r\n')
+            yield (
+                b"--"
+                + BOUNDARY
+                + b'\r\nContent-Disposition: form-data; name="files"; filename="'
+                + name.encode()
+                + b'"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            )
             first = b"SIMPLE  =                    T" + b" " * 50
             remaining = size - len(first)
             yield first
@@ -51,10 +62,15 @@ class LazyBody:
 
 
 def _request(body: LazyBody, with_app: bool = True) -> Request:
-    scope = {"type": "http", "method": "POST", "path": "/api/aia/search/upload", "query_string": b"",
-             "headers": [(b"content-type", b"multipart/form-data; boundary=" + BOUNDARY)]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/aia/search/upload",
+        "query_string": b"",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=" + BOUNDARY)],
+    }
     if with_app:
-        scope["app"] = object()      # as inside the app: starlette turns parser errors into HTTPException
+        scope["app"] = object()  # as inside the app: starlette turns parser errors into HTTPException
     return Request(scope, body)
 
 
@@ -71,8 +87,9 @@ def test_files_reach_disk_whole_while_memory_stays_bounded(tmp_path):
     sizes = {"aia_171.fits": 12 * MIB + 17, "aia_193.fits": 12 * MIB, "aia_211.fits": 9 * MIB + 3}
     tracemalloc.start()
     try:
-        filters, uploads = asyncio.run(_receive_to_disk(LazyBody(sizes), tmp_path, max_files=3,
-                                                        max_file_bytes=16 * MIB))
+        filters, uploads = asyncio.run(
+            _receive_to_disk(LazyBody(sizes), tmp_path, max_files=3, max_file_bytes=16 * MIB)
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -90,9 +107,10 @@ def test_too_many_files_are_refused_before_their_bytes_are_read(tmp_path):
         with pytest.raises(server.UploadError) as error:
             asyncio.run(server._aia_upload_form(_request(body, with_app), max_files=3))
         assert error.value.status == 413
-        assert str(error.value) == ("files: too many files: at most 3 (one AIA level-1 FITS file per channel of the "
-                                    "index, or one .npy patch)")
-        assert body.pulled < 3 * 2 * MIB + MIB      # stopped at the 4th file's headers, of 40 MiB offered
+        assert str(error.value) == (
+            "files: too many files: at most 3 (one AIA level-1 FITS file per channel of the index, or one .npy patch)"
+        )
+        assert body.pulled < 3 * 2 * MIB + MIB  # stopped at the 4th file's headers, of 40 MiB offered
 
 
 def test_a_file_over_its_cap_is_413_naming_it(tmp_path):
@@ -108,15 +126,18 @@ def test_body_over_the_total_cap_is_413_with_what_the_route_takes():
     async def send(message):
         sent.append(message)
 
-    async def app(scope, receive, send):               # reads the whole body, as a form parser does
+    async def app(scope, receive, send):  # reads the whole body, as a form parser does
         while (message := await receive())["type"] != "http.disconnect" and message.get("more_body"):
             pass
 
     body = LazyBody({f"aia_{i}.fits": 30 * MIB for i in range(20)})
-    limited = server.BodyLimit(app, {"/api/aia/search/upload": 3 * 40 * MIB},
-                               {"/api/aia/search/upload": "at most 3 files, one per channel"})
+    limited = server.BodyLimit(
+        app, {"/api/aia/search/upload": 3 * 40 * MIB}, {"/api/aia/search/upload": "at most 3 files, one per channel"}
+    )
     asyncio.run(limited({"type": "http", "path": "/api/aia/search/upload", "headers": []}, body, send))
     assert sent[0]["status"] == 413
     detail = json.loads(sent[1]["body"])["detail"]
-    assert detail == f"request too large: over the {120 * MIB} byte limit of this route (at most 3 files, one per channel)"
-    assert body.pulled <= 120 * MIB + 2 * MIB          # of 600 MiB offered
+    assert (
+        detail == f"request too large: over the {120 * MIB} byte limit of this route (at most 3 files, one per channel)"
+    )
+    assert body.pulled <= 120 * MIB + 2 * MIB  # of 600 MiB offered

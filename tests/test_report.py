@@ -1,6 +1,7 @@
 """The demo report (solarjax/report.py): headline figures picked by name, verdicts from paired intervals,
 missing stages read "not run", unknown metrics folded, figures captioned. The browser check of the page
 is in tests/test_report_browser.py."""
+
 import base64
 import json
 import re
@@ -10,7 +11,8 @@ import pytest
 from solarjax import report
 
 PNG = base64.b64decode(  # a 1x1 PNG
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 
 
 def _interval(value, low, high):
@@ -19,22 +21,36 @@ def _interval(value, low, high):
 
 def _retrieval_block(ssl, hybrid, pixel, physics, differences):
     methods = {"ssl": ssl, "hybrid": hybrid, "pixel_l2": pixel, "physics_euclidean": physics}
-    return {"n": 50, "methods": {m: {"pearson": v, "spearman": v} for m, v in methods.items()},
-            "differences": {k: {"pearson": v, "spearman": v} for k, v in differences.items()}}
+    return {
+        "n": 50,
+        "methods": {m: {"pearson": v, "spearman": v} for m, v in methods.items()},
+        "differences": {k: {"pearson": v, "spearman": v} for k, v in differences.items()},
+    }
 
 
 def _metrics():
-    tuf = _retrieval_block(_interval(0.81, 0.70, 0.88), _interval(0.96, 0.94, 0.98), _interval(0.90, 0.85, 0.94),
-                           _interval(0.93, 0.90, 0.95),
-                           {"ssl - physics_euclidean": _interval(-0.12, -0.20, -0.05),
-                            "physics_euclidean - hybrid": _interval(-0.03, -0.05, -0.01)})
+    tuf = _retrieval_block(
+        _interval(0.81, 0.70, 0.88),
+        _interval(0.96, 0.94, 0.98),
+        _interval(0.90, 0.85, 0.94),
+        _interval(0.93, 0.90, 0.95),
+        {
+            "ssl - physics_euclidean": _interval(-0.12, -0.20, -0.05),
+            "physics_euclidean - hybrid": _interval(-0.03, -0.05, -0.01),
+        },
+    )
     return {
         "size": "quick",
         "stage_seconds": {"gan": 12.0, "retrieval": 3.5},
-        "gan": {"realism": {"mean KS of the physics quantities": {"value": 0.2, "target": "0-0.15", "met": False}},
-                "ks": {"tuf": 0.1}, "brand_new_metric": {"deep": {"deeper": 42.5}}},
-        "retrieval": {"generated": {"intervals": {"tuf": tuf}},
-                      "tables": {"generated: top-1 Pearson": "method TUF\nssl 0.81 [0.70, 0.88]"}},
+        "gan": {
+            "realism": {"mean KS of the physics quantities": {"value": 0.2, "target": "0-0.15", "met": False}},
+            "ks": {"tuf": 0.1},
+            "brand_new_metric": {"deep": {"deeper": 42.5}},
+        },
+        "retrieval": {
+            "generated": {"intervals": {"tuf": tuf}},
+            "tables": {"generated: top-1 Pearson": "method TUF\nssl 0.81 [0.70, 0.88]"},
+        },
         "cme": {"cpa_spearman": 0.83},  # a stage this module has never heard of
     }
 
@@ -50,8 +66,9 @@ def test_headline_puts_the_paper_beside_ours_and_the_best_baseline_with_paired_v
     assert [f.text() for f in pearson.ours] == ["ssl: 0.81 [0.70, 0.88]", "hybrid: 0.96 [0.94, 0.98]"]
     assert pearson.baseline.method == "physics_euclidean" and pearson.baseline.value == 0.93  # best of the others
     # ssl - physics directly; hybrid from "physics_euclidean - hybrid" with its sign and interval flipped
-    assert pearson.verdict == ("ssl loses vs physics_euclidean: -0.12 [-0.20, -0.05]; "
-                               "hybrid wins vs physics_euclidean: +0.03 [+0.01, +0.05]")
+    assert pearson.verdict == (
+        "ssl loses vs physics_euclidean: -0.12 [-0.20, -0.05]; hybrid wins vs physics_euclidean: +0.03 [+0.01, +0.05]"
+    )
     assert _row(rows, "Generated query vs top-1 real match: TUF Spearman").paper == "~0.79"
     gan = _row(rows, "GAN: mean KS")
     assert gan.ours[0].value == 0.2 and gan.verdict == "target 0-0.15"
@@ -69,8 +86,13 @@ def test_missing_stages_and_keys_read_not_run():
 
 def test_undefined_figures_say_so_and_never_win():
     nan = float("nan")
-    block = _retrieval_block(_interval(nan, nan, nan), _interval(0.5, 0.4, 0.6), _interval(nan, nan, nan),
-                             _interval(0.2, 0.1, 0.3), {"ssl - physics_euclidean": _interval(nan, nan, nan)})
+    block = _retrieval_block(
+        _interval(nan, nan, nan),
+        _interval(0.5, 0.4, 0.6),
+        _interval(nan, nan, nan),
+        _interval(0.2, 0.1, 0.3),
+        {"ssl - physics_euclidean": _interval(nan, nan, nan)},
+    )
     row = report.headline_rows({"retrieval": {"generated": {"intervals": {"tuf": block}}}})[0]
     assert row.ours[0].text() == "ssl: undefined"
     assert row.baseline.method == "physics_euclidean"  # the NaN pixel figure is not "best"
@@ -78,8 +100,12 @@ def test_undefined_figures_say_so_and_never_win():
 
 
 def test_page_order_headline_then_figures_then_folded_raw_numbers(tmp_path):
-    for relative in ("gan/realism_grid.png", "gan/samples/step_0000020.png", "retrieval/heldout/query_vs_match.png",
-                     "cme/mystery.png"):
+    for relative in (
+        "gan/realism_grid.png",
+        "gan/samples/step_0000020.png",
+        "retrieval/heldout/query_vs_match.png",
+        "cme/mystery.png",
+    ):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_bytes(PNG)
     path = report.write(tmp_path, _metrics(), tmp_path / "out.html")

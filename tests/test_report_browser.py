@@ -1,6 +1,7 @@
 """The quick demo's report rendered by this code and read in headless Chromium (Playwright, the system
 chromium as in tests/test_app_browser.py): headline table first with the paper's figures, every figure
 captioned and loaded, raw numbers folded until opened."""
+
 import os
 
 import pytest
@@ -15,8 +16,9 @@ def report_page(demo_workdir, tmp_path_factory):
         pytest.skip(f"chromium not found at {CHROMIUM}: apt-get install -y chromium")
     from playwright import sync_api
 
-    path = report.write(demo_workdir, report.collect_metrics(demo_workdir),
-                        tmp_path_factory.mktemp("report") / "report.html")
+    path = report.write(
+        demo_workdir, report.collect_metrics(demo_workdir), tmp_path_factory.mktemp("report") / "report.html"
+    )
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         tab = browser.new_page(viewport={"width": 1300, "height": 1000})
@@ -28,9 +30,15 @@ def report_page(demo_workdir, tmp_path_factory):
 
 def test_headline_table_comes_first_with_the_papers_figures(report_page):
     rows = report_page.eval_on_selector(
-        "#headline", "t => [...t.rows].map(r => [...r.cells].map(c => c.innerText.trim()))")
-    assert rows[0] == ["Figure", "Paper", "Ours (95% interval)", "Best baseline (95% interval)",
-                       "Paired difference (95%)"]
+        "#headline", "t => [...t.rows].map(r => [...r.cells].map(c => c.innerText.trim()))"
+    )
+    assert rows[0] == [
+        "Figure",
+        "Paper",
+        "Ours (95% interval)",
+        "Best baseline (95% interval)",
+        "Paired difference (95%)",
+    ]
     assert rows[1][0].startswith("Generated query vs top-1 real match: TUF Pearson") and rows[1][1] == "~0.78"
     assert rows[2][0].startswith("Generated query vs top-1 real match: TUF Spearman") and rows[2][1] == "~0.79"
     held_out = next(r for r in rows if r[0].startswith("Held-out synthetic query vs top-1 match: TUF"))
@@ -43,7 +51,8 @@ def test_headline_table_comes_first_with_the_papers_figures(report_page):
 
 def test_every_figure_is_loaded_and_has_a_caption_saying_what_to_see(report_page):
     figures = report_page.eval_on_selector_all(
-        "figure", "fs => fs.map(f => [f.querySelector('img').naturalWidth, f.querySelector('figcaption').innerText])")
+        "figure", "fs => fs.map(f => [f.querySelector('img').naturalWidth, f.querySelector('figcaption').innerText])"
+    )
     assert len(figures) >= 8
     assert all(width > 100 for width, _ in figures)
     captions = [text for _, text in figures]

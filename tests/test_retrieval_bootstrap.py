@@ -1,4 +1,5 @@
 """Paired bootstrap intervals: known answers on synthetic data."""
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -37,8 +38,9 @@ def test_paired_difference_detects_a_better_method_and_not_an_equal_one():
     good = x + 0.3 * rng.normal(size=300)
     worse = x + 1.0 * rng.normal(size=300)
     twin = good + 1e-9 * rng.normal(size=300)
-    report = bootstrap.correlation_intervals(x, {"good": good, "worse": worse, "twin": twin},
-                                             bootstrap.resample_indices(300, 500, seed=1))
+    report = bootstrap.correlation_intervals(
+        x, {"good": good, "worse": worse, "twin": twin}, bootstrap.resample_indices(300, 500, seed=1)
+    )
     assert report["differences"]["good - worse"]["pearson"]["low"] > 0
     same = report["differences"]["good - twin"]["spearman"]
     assert same["low"] <= 0 <= same["high"] and abs(same["value"]) < 1e-3
@@ -56,5 +58,5 @@ def test_precision_intervals_known_answers():
     assert report["differences"]["all - half"]["low"] > 0.25
     with pytest.raises(ValueError, match="different numbers"):
         bootstrap.precision_intervals({"a": np.ones(3), "b": np.ones(4)}, bootstrap.resample_indices(3, 10))
-    assert bootstrap.format_interval(half) .startswith("0.50 [")
+    assert bootstrap.format_interval(half).startswith("0.50 [")
     assert bootstrap.format_interval({"value": float("nan"), "low": float("nan"), "high": float("nan")}) == "undefined"

@@ -1,5 +1,6 @@
 """Retrieval evaluation: statistics, baselines against direct computations, the protocol on
 synthetic patches (same queries for every method, intervals), figures."""
+
 import json
 
 import numpy as np
@@ -13,17 +14,17 @@ from solarjax.retrieval import build_index, build_table_from_arrays, embed_image
 from solarjax.retrieval.evaluate import (
     ALL_METHODS,
     EVAL_QUANTITIES,
-    BaselineFeatures,
-    feature_neighbours,
-    format_difference_table,
-    format_interval_table,
-    thumbnails,
     METHODS,
+    BaselineFeatures,
     correlations,
     evaluate_retrieval,
+    feature_neighbours,
     format_correlation_table,
+    format_difference_table,
+    format_interval_table,
     physics_neighbours,
     pixel_neighbours,
+    thumbnails,
 )
 from solarjax.retrieval.filters import QUANTITY_NAMES
 from solarjax.retrieval.ranking import Ranking
@@ -89,7 +90,10 @@ def synthetic_setup(tmp_path_factory):
         **{name: database.truth[name] for name in TRUTH},
     }
     table = build_table_from_arrays(
-        tmp_path_factory.mktemp("synthetic") / "t", embed_images(encoder.embed, database.images), metadata, encoder.fingerprint
+        tmp_path_factory.mktemp("synthetic") / "t",
+        embed_images(encoder.embed, database.images),
+        metadata,
+        encoder.fingerprint,
     )
     return database, queries, encoder, build_index(table)
 
@@ -143,7 +147,12 @@ def test_protocol_on_new_synthetic_queries_orders_the_baselines(synthetic_setup)
         assert all(0.0 <= v <= 1.0 for v in report["truth_agreement"][method].values())
     # Same seed, same random baseline; the SSL and pixel columns do not depend on it.
     again = evaluate_retrieval(
-        queries.images, reference_quantities_batch(queries.images), index, encoder, database_images=database.images, seed=3
+        queries.images,
+        reference_quantities_batch(queries.images),
+        index,
+        encoder,
+        database_images=database.images,
+        seed=3,
     )
     assert again["correlations"] == report["correlations"]
 
@@ -157,7 +166,12 @@ def test_evaluation_refuses_misaligned_inputs(synthetic_setup):
         evaluate_retrieval(queries.images, {"tuf": quantities["tuf"]}, index, encoder, database_images=database.images)
     with pytest.raises(ValueError, match="no ground-truth columns"):
         evaluate_retrieval(
-            queries.images, quantities, index, encoder, database_images=database.images, query_truth={"colour": np.zeros(40)}
+            queries.images,
+            quantities,
+            index,
+            encoder,
+            database_images=database.images,
+            query_truth={"colour": np.zeros(40)},
         )
 
 
@@ -181,9 +195,18 @@ def test_every_method_is_scored_on_the_same_queries_with_intervals(synthetic_set
     quantities["psep"][[0, 5]] = np.nan  # undefined for every method alike
     baselines = BaselineFeatures(database.images, random_encoder=RandomProjectionEncoder(dim=64, seed=9))
     report = evaluate_retrieval(
-        queries.images, quantities, index, encoder, database_images=database.images, methods=ALL_METHODS,
-        ranking=Ranking(weight=2.0), baselines=baselines, quantity_names=("tuf", "psep", "r_value"),
-        num_resamples=300, query_truth={"n_bipoles": queries.truth["n_bipoles"]})
+        queries.images,
+        quantities,
+        index,
+        encoder,
+        database_images=database.images,
+        methods=ALL_METHODS,
+        ranking=Ranking(weight=2.0),
+        baselines=baselines,
+        quantity_names=("tuf", "psep", "r_value"),
+        num_resamples=300,
+        query_truth={"n_bipoles": queries.truth["n_bipoles"]},
+    )
     assert report["methods"] == list(ALL_METHODS)
     for name in ("tuf", "psep", "r_value"):
         pairs = {report["correlations"][m][name]["pairs"] for m in ALL_METHODS}
@@ -196,7 +219,8 @@ def test_every_method_is_scored_on_the_same_queries_with_intervals(synthetic_set
                 assert entry["low"] <= entry["value"] <= entry["high"], (name, method, stat)
         difference = block["differences"]["ssl - random"]["pearson"]
         assert difference["value"] == pytest.approx(
-            block["methods"]["ssl"]["pearson"]["value"] - block["methods"]["random"]["pearson"]["value"])
+            block["methods"]["ssl"]["pearson"]["value"] - block["methods"]["random"]["pearson"]["value"]
+        )
     assert report["intervals"]["psep"]["n"] <= 38
     # The hybrid re-ranks SSL candidates by the scored quantities: TUF agreement rises above SSL's.
     assert report["correlations"]["hybrid"]["tuf"]["pearson"] > report["correlations"]["ssl"]["tuf"]["pearson"]

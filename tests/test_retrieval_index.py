@@ -1,4 +1,5 @@
 """Indexes: exact search against brute force, filters, ScaNN recall, save/load, refusals, appends."""
+
 import dataclasses
 
 import numpy as np
@@ -43,7 +44,8 @@ def _metadata(num_rows, seed=0):
     harp = rng.integers(1, 301, num_rows)
     return {
         "harpnum": harp,
-        "t_rec": np.datetime64("2012-01-01T00:00:00", "s") + (harp * 3 * 86400 + rng.integers(0, 10 * 86400, num_rows)).astype("timedelta64[s]"),
+        "t_rec": np.datetime64("2012-01-01T00:00:00", "s")
+        + (harp * 3 * 86400 + rng.integers(0, 10 * 86400, num_rows)).astype("timedelta64[s]"),
         "lat_deg": np.where(harp % 2 == 0, 1, -1) * rng.uniform(5, 40, num_rows),
         "tuf": rng.lognormal(-3, 1, num_rows),
         "r_value": np.where(rng.uniform(size=num_rows) < 0.1, np.nan, rng.exponential(50, num_rows)),
@@ -87,7 +89,10 @@ def test_exact_top_k_with_masks_and_groups_equals_brute_force():
     forbidden = rng.uniform(size=(40, 700)) < 0.3
     blocks = [(np.arange(s, min(s + 256, 700)), vectors[s : s + 256]) for s in range(0, 700, 256)]
     rows, _ = exact_top_k(
-        queries, blocks, 10, "l2",
+        queries,
+        blocks,
+        10,
+        "l2",
         allowed=lambda qs, r: ~forbidden[qs][:, r],
         groups=lambda r: group_of_row[r],
     )
@@ -191,13 +196,17 @@ def test_only_what_passes_comes_back_when_fewer_than_k_pass(table, scann_index, 
 
 
 def test_scann_falls_back_to_exact_when_candidates_run_out(table, scann_index, queries):
-    starved = ScannIndex(table, "l2", NUM_ROWS, scann_index.searcher, dataclasses.replace(scann_index.params, leaves_to_search=1))
+    starved = ScannIndex(
+        table, "l2", NUM_ROWS, scann_index.searcher, dataclasses.replace(scann_index.params, leaves_to_search=1)
+    )
     filters = Filters(lat_range=(-20, -10))  # about 15% of the rows: searched with ScaNN, not exactly
     assert 0.1 * NUM_ROWS < _pass_count(filters, table) < 0.3 * NUM_ROWS
     # 1 / 0.15 leaves of ~110 rows hold ~115 allowed rows: too few for k = 200 even with 4,096
     # candidates, so every query falls back to exact search.
     got = [[h.row for h in hits] for hits in starved.search(queries[:2], k=200, filters=filters)]
-    exact = [[h.row for h in hits] for hits in ExactIndex(table, "l2", NUM_ROWS).search(queries[:2], k=200, filters=filters)]
+    exact = [
+        [h.row for h in hits] for hits in ExactIndex(table, "l2", NUM_ROWS).search(queries[:2], k=200, filters=filters)
+    ]
     assert got == exact and len(got[0]) == 200
 
 
@@ -217,7 +226,9 @@ def test_own_harp_exclusion_and_self_exclusion_for_table_rows(table, scann_index
             assert all(_passes(Filters(exclude_own_harp_days=30), table, h.row, harp, time) for h in hits)
     # An outside query with a known HARP and time: its HARP's frames within 30 days are dropped.
     context = QueryContext(harpnum=[table.column("harpnum")[10]], t_rec=[table.column("t_rec")[10]], row=[-1])
-    hits = ExactIndex(table, "l2", NUM_ROWS).search(table.embeddings([10]), 5, Filters(exclude_own_harp_days=30), context)
+    hits = ExactIndex(table, "l2", NUM_ROWS).search(
+        table.embeddings([10]), 5, Filters(exclude_own_harp_days=30), context
+    )
     assert all(h.metadata["harpnum"] != table.column("harpnum")[10] for h in hits[0])
 
 

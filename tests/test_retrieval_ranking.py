@@ -1,10 +1,10 @@
 """Ranking modes: hybrid with weight 0 is the SSL order, physics equals a direct computation, filters
 apply to every mode, the ranking file round-trips."""
+
 import numpy as np
 import pytest
 
-from solarjax.retrieval import Filters, build_index, build_table_from_arrays
-from solarjax.retrieval import ranking
+from solarjax.retrieval import Filters, build_index, build_table_from_arrays, ranking
 
 NUM_ROWS = 600
 QUANTITIES = ranking.RANK_QUANTITIES
@@ -40,8 +40,9 @@ def test_hybrid_with_weight_zero_is_the_ssl_order(setup):
 def test_hybrid_score_and_order_match_a_direct_computation(setup):
     index, embeddings, values, queries, query_values = setup
     weight, candidates = 3.0, 40
-    hybrid = ranking.search(index, queries, query_values, k=5,
-                            ranking=ranking.Ranking("hybrid", weight=weight, candidates=candidates))
+    hybrid = ranking.search(
+        index, queries, query_values, k=5, ranking=ranking.Ranking("hybrid", weight=weight, candidates=candidates)
+    )
     scale = np.nanstd(values, axis=0)
     for q in (0, 7):
         distances = np.linalg.norm(embeddings - queries[q], axis=1)
@@ -55,8 +56,13 @@ def test_hybrid_score_and_order_match_a_direct_computation(setup):
         assert hybrid[q][0].score == pytest.approx(score.min(), rel=1e-5)
     # Matches of the hybrid are closer in physics than the SSL ones.
     ssl = index.search(queries, k=1)
-    gap = lambda hits: np.nanmean([np.nanmean(np.abs(values[h[0].row] - v) / scale)  # noqa: E731
-                                   for h, v in zip(hits, query_values) if np.isfinite(v).all()])
+    gap = lambda hits: np.nanmean(
+        [
+            np.nanmean(np.abs(values[h[0].row] - v) / scale)  # noqa: E731
+            for h, v in zip(hits, query_values)
+            if np.isfinite(v).all()
+        ]
+    )
     assert gap(hybrid) < gap(ssl)
     # A query without defined quantities keeps the SSL order.
     assert _rows(hybrid)[3] == _rows(index.search(queries[3:4], k=5))[0]
@@ -74,11 +80,23 @@ def test_physics_mode_is_the_standardised_nearest_row_and_obeys_filters(setup):
     assert found[3] == []  # undefined query: no physics match
     harps = index.table.column("harpnum")
     for rank in ranking.RANKS:
-        hits = ranking.search(index, queries, query_values, k=5, filters=Filters(harp_include=[7, 8]),
-                              ranking=ranking.Ranking(rank, weight=1.0))
+        hits = ranking.search(
+            index,
+            queries,
+            query_values,
+            k=5,
+            filters=Filters(harp_include=[7, 8]),
+            ranking=ranking.Ranking(rank, weight=1.0),
+        )
         assert all(harps[h.row] in (7, 8) for result in hits for h in result), rank
-        one = ranking.search(index, queries, query_values, k=5, filters=Filters(one_per_harp=True),
-                             ranking=ranking.Ranking(rank, weight=1.0))
+        one = ranking.search(
+            index,
+            queries,
+            query_values,
+            k=5,
+            filters=Filters(one_per_harp=True),
+            ranking=ranking.Ranking(rank, weight=1.0),
+        )
         assert all(len({harps[h.row] for h in r}) == len(r) for r in one), rank
 
 
@@ -107,8 +125,7 @@ def test_app_search_ranks_like_the_library_and_reads_the_saved_ranking(tmp_path)
     images = np.asarray(patches.images, np.float32).reshape(300, 128, 128, 1)
     encoder = RandomProjectionEncoder(dim=32, seed=0)
     values = {k: np.asarray(v) for k, v in quantities(images).items()}
-    table = build_table_from_arrays(tmp_path / "t", embed_images(encoder.embed, images), values,
-                                    encoder.fingerprint)
+    table = build_table_from_arrays(tmp_path / "t", embed_images(encoder.embed, images), values, encoder.fingerprint)
     search = IndexSearch(encoder, build_index(table, kind="exact"), tmp_path / "no-tfds")
     search.ranking = ranking.Ranking("hybrid", weight=4.0)
     search.warm_ranked(search.embed(images[:1]), images[:1], grouped=True)
@@ -117,8 +134,9 @@ def test_app_search_ranks_like_the_library_and_reads_the_saved_ranking(tmp_path)
     expected_values = {k: np.asarray(v) for k, v in quantities(query).items()}
     for rank in ranking.RANKS:
         found = search.search_ranked(embedding, query, 5, Filters(), rank=rank)
-        direct = ranking.search(search.index, embedding, expected_values, 5, Filters(),
-                                ranking=search.ranking.with_rank(rank))[0]
+        direct = ranking.search(
+            search.index, embedding, expected_values, 5, Filters(), ranking=search.ranking.with_rank(rank)
+        )[0]
         assert [h.row for h in found] == [h.row for h in direct] and len(found) == 5, rank
     assert load_search_ranking(tmp_path) == ranking.Ranking()  # no index/ranking.json: SSL
     ranking.save_ranking(tmp_path / "index", ranking.Ranking("physics"))

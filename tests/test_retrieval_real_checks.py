@@ -1,5 +1,6 @@
 """Real-data checks: the +-12 h exclusion, same-region precision and header-keyword agreement on
 synthetic region sequences (known answers) and on the 40 real frames."""
+
 import datetime
 
 import numpy as np
@@ -15,8 +16,9 @@ def test_exclusion_removes_exactly_the_own_row_and_own_region_within_the_window(
     queries = np.arange(len(region))
     allowed = real_checks.exclusion(queries, region, hours, 12.0)(slice(0, len(queries)), np.arange(len(region)))
     for q in queries:
-        expected = {q} | {r for r in range(len(region))
-                          if region[r] == region[q] > 0 and abs(hours[r] - hours[q]) < 12.0}
+        expected = {q} | {
+            r for r in range(len(region)) if region[r] == region[q] > 0 and abs(hours[r] - hours[q]) < 12.0
+        }
         assert set(np.flatnonzero(~allowed[q])) == expected, q
     assert allowed[0, 2] and not allowed[0, 1]  # exactly 12 h away is allowed, 6 h is not
     assert allowed[6, 7]  # rows without a region are never excluded by region
@@ -42,14 +44,18 @@ def test_same_region_precision_on_synthetic_sequences_known_answers():
     noise = np.random.default_rng(1).normal(size=features.shape)
     result = real_checks.same_region_precision(
         {"identity": real_checks.feature_ranker(features), "noise": real_checks.feature_ranker(noise)},
-        region, times, num_resamples=200)
+        region,
+        times,
+        num_resamples=200,
+    )
     assert result["eligible"] == len(region)  # 6 frames 6 h apart: every frame has one >= 12 h away
     assert result["precision_at_1"]["identity"] == 1.0
     # Each region keeps 6 - 3 = 3 allowed frames of its own (itself and its +-6 h neighbours excluded,
     # fewer at the ends) among the allowed rows.
     allowed_own = np.array([4, 3, 3, 3, 3, 4] * 12)
-    np.testing.assert_allclose(result["precision_at_1"]["random"],
-                               np.mean(allowed_own / (len(region) - 1 - (6 - allowed_own - 1))))
+    np.testing.assert_allclose(
+        result["precision_at_1"]["random"], np.mean(allowed_own / (len(region) - 1 - (6 - allowed_own - 1)))
+    )
     assert result["intervals"]["differences"]["identity - noise"]["low"] > 0.5
     for method, rows in result["top1"].items():  # no returned row is within 12 h of its query's region
         for q, r in zip(result["rows"], rows):
@@ -61,9 +67,14 @@ def test_keyword_agreement_excludes_the_own_region_and_scores_keywords():
     keyword = features[:, 0] * 1e22  # a header value carried by the features
     shuffled = np.random.default_rng(2).permutation(len(region))
     report = real_checks.keyword_agreement(
-        {"features": real_checks.feature_ranker(features[:, :1]),
-         "shuffled": real_checks.feature_ranker(features[shuffled])},
-        region, {"USFLUX": keyword, "MISSING": np.full(len(region), np.nan)}, num_resamples=200)
+        {
+            "features": real_checks.feature_ranker(features[:, :1]),
+            "shuffled": real_checks.feature_ranker(features[shuffled]),
+        },
+        region,
+        {"USFLUX": keyword, "MISSING": np.full(len(region), np.nan)},
+        num_resamples=200,
+    )
     for rows in report["top1"].values():
         assert all(region[r] != region[q] for q, r in enumerate(rows))
     assert report["correlations"]["USFLUX"]["features"]["spearman"] > 0.95
@@ -90,10 +101,14 @@ def test_real_frames_same_region_beyond_12_hours(real_br_files):
     times = [p.meta["t_rec"] for p in patches]
     assert isinstance(times[0], datetime.datetime)
     result = real_checks.same_region_precision(
-        {"pixel_l2": real_checks.feature_ranker(images.reshape(len(images), -1))}, region, times, num_resamples=200)
+        {"pixel_l2": real_checks.feature_ranker(images.reshape(len(images), -1))}, region, times, num_resamples=200
+    )
     hours = real_checks.hours_since_epoch(times)
-    expected = [i for i in range(len(region))
-                if any(region[j] == region[i] and abs(hours[j] - hours[i]) >= 12 for j in range(len(region)))]
+    expected = [
+        i
+        for i in range(len(region))
+        if any(region[j] == region[i] and abs(hours[j] - hours[i]) >= 12 for j in range(len(region)))
+    ]
     assert result["rows"] == expected and result["eligible"] == len(expected)
     for method in ("pixel_l2", "random"):
         entry = result["intervals"]["methods"][method]

@@ -1,4 +1,5 @@
 """The per-mode search CPU-time benchmark (benchmarks/search_cpu_bench.py) on the demo's index."""
+
 from benchmarks import search_cpu_bench
 
 

@@ -1,4 +1,5 @@
 """Embedding tables: round trips, appends, fingerprints, corrupt files, embedding a dataset stream."""
+
 import datetime
 import json
 
@@ -61,12 +62,16 @@ def test_round_trip_of_embeddings_and_metadata(tmp_path):
 def test_metadata_as_rows_equals_metadata_as_columns(tmp_path):
     embeddings = np.eye(3, dtype=np.float32)
     rows = [
-        {"harpnum": 377, "t_rec": datetime.datetime(2011, 2, 15, 0, 0, tzinfo=datetime.timezone.utc), "record": "a"},
+        {"harpnum": 377, "t_rec": datetime.datetime(2011, 2, 15, 0, 0, tzinfo=datetime.UTC), "record": "a"},
         {"harpnum": 1449, "t_rec": "2012-03-06T14:24:00Z", "record": "b"},
         {"harpnum": 7115, "t_rec": None, "record": "c"},
     ]
     by_rows = build_table_from_arrays(tmp_path / "rows", embeddings, rows, "enc")
-    columns = {"harpnum": [377, 1449, 7115], "t_rec": ["2011-02-15T00:00:00", "2012-03-06T14:24:00", ""], "record": ["a", "b", "c"]}
+    columns = {
+        "harpnum": [377, 1449, 7115],
+        "t_rec": ["2011-02-15T00:00:00", "2012-03-06T14:24:00", ""],
+        "record": ["a", "b", "c"],
+    }
     by_columns = build_table_from_arrays(tmp_path / "cols", embeddings, columns, "enc")
     assert json.dumps(by_rows.rows(range(3))) == json.dumps(by_columns.rows(range(3)))  # NaN-safe equality
     assert by_rows.rows([2])[0]["t_rec"] is None
@@ -157,10 +162,17 @@ def test_a_part_left_by_a_crashed_append_is_ignored_then_replaced(tmp_path):
 
 def test_time_parsing_of_every_accepted_form():
     expected = np.datetime64("2012-03-06T14:23:26", "s")
-    for value in ("2012.03.06_14:24:00_TAI", "2012-03-06T14:23:26", "2012-03-06T14:23:26Z", "2012-03-06T14:23:26+00:00",
-                  "2012-03-06T15:23:26+01:00", datetime.datetime(2012, 3, 6, 14, 23, 26), b"2012-03-06T14:23:26",
-                  datetime.datetime(2012, 3, 6, 15, 23, 26, tzinfo=datetime.timezone(datetime.timedelta(hours=1))),
-                  np.datetime64("2012-03-06T14:23:26.000", "ms")):
+    for value in (
+        "2012.03.06_14:24:00_TAI",
+        "2012-03-06T14:23:26",
+        "2012-03-06T14:23:26Z",
+        "2012-03-06T14:23:26+00:00",
+        "2012-03-06T15:23:26+01:00",
+        datetime.datetime(2012, 3, 6, 14, 23, 26),
+        b"2012-03-06T14:23:26",
+        datetime.datetime(2012, 3, 6, 15, 23, 26, tzinfo=datetime.timezone(datetime.timedelta(hours=1))),
+        np.datetime64("2012-03-06T14:23:26.000", "ms"),
+    ):
         assert to_datetime64(value) == expected
     assert np.isnat(to_datetime64(None)) and np.isnat(to_datetime64(""))
 
@@ -202,7 +214,9 @@ def test_embed_dataset_pads_batches_compiles_once_and_keeps_metadata(tmp_path, r
                 **{name: quantities[name][start:stop] for name in QUANTITY_NAMES},
             }
 
-    table = embed_dataset(tmp_path / "t", encoder.embed, encoder.fingerprint, batches(), dataset="sharp_patches/fits/train")
+    table = embed_dataset(
+        tmp_path / "t", encoder.embed, encoder.fingerprint, batches(), dataset="sharp_patches/fits/train"
+    )
     assert encoder.traces == 1
     direct = np.asarray(encoder.inner.embed(images[..., None]))
     np.testing.assert_allclose(table.all_embeddings(), direct, rtol=1e-5, atol=1e-6)

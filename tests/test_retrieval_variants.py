@@ -1,4 +1,5 @@
 """Paired comparison of encoder variants over seeds (experiments/ssl_physics_aux.py): known answers."""
+
 import numpy as np
 import pytest
 
@@ -25,7 +26,11 @@ def test_better_variant_wins_per_seed_and_on_the_seed_mean():
     for name in ("tuf", "psep"):
         entry = report[name]
         assert entry["n"] == 200
-        assert set(entry["differences"]) == {"aux1_s1 - plain_s1", "aux1_s2 - plain_s2", "mean over seeds: aux1 - plain"}
+        assert set(entry["differences"]) == {
+            "aux1_s1 - plain_s1",
+            "aux1_s2 - plain_s2",
+            "mean over seeds: aux1 - plain",
+        }
         for key, stats in entry["differences"].items():
             assert stats["pearson"]["low"] > 0, key
         mean = entry["differences"]["mean over seeds: aux1 - plain"]["pearson"]["value"]
@@ -90,9 +95,12 @@ def test_real_frame_runs_compared_on_the_same_frames():
     eligible = list(range(40))
 
     def report(same_rows, keyword_rows):
-        return {"regions": region.tolist(), "keywords": {"USFLUX": usflux.tolist()},
-                "same_region_precision": {"rows": eligible, "top1": {"ssl": same_rows, "hybrid": same_rows}},
-                "real_to_real": {"top1": {"ssl": keyword_rows, "hybrid": keyword_rows}}}
+        return {
+            "regions": region.tolist(),
+            "keywords": {"USFLUX": usflux.tolist()},
+            "same_region_precision": {"rows": eligible, "top1": {"ssl": same_rows, "hybrid": same_rows}},
+            "real_to_real": {"top1": {"ssl": keyword_rows, "hybrid": keyword_rows}},
+        }
 
     own_region = [(q // 4) * 4 + (q + 2) % 4 for q in eligible]  # always a frame of the query's region
     other_region = [(q + 4) % 40 for q in eligible]  # always the next region: flux +4

@@ -3,6 +3,7 @@
 Networks here are narrow (ResNet-18 of width 4 on 32x32 patches) so that the file stays fast; the
 full-size shapes are checked with `jax.eval_shape`.
 """
+
 import functools
 import json
 import pathlib
@@ -13,9 +14,9 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+from helpers import require_torch
 from jax.experimental.compilation_cache import compilation_cache as compilation_cache_lib
 
-from helpers import require_torch
 from solarjax import augment, ssl
 from solarjax.data.synthetic import generate
 from solarjax.models.resnet import ResNet18
@@ -64,15 +65,19 @@ def _tiny_model() -> SimSiam:
 # ---------------------------------------------------------------------------------- architecture
 def test_resnet18_has_the_torchvision_layout():
     def count(channels):
-        variables = jax.eval_shape(lambda: ResNet18(input_channels=channels).init(
-            jax.random.key(0), jnp.zeros((2, 128, 128, channels)), train=False))
+        variables = jax.eval_shape(
+            lambda: ResNet18(input_channels=channels).init(
+                jax.random.key(0), jnp.zeros((2, 128, 128, channels)), train=False
+            )
+        )
         return _param_count(variables["params"])
 
     # torchvision resnet18 without its fc layer, with a 1-channel stem: 11,689,512 - 513,000 - 2 * 3,136
     assert count(1) == 11_170_240
     assert count(3) - count(1) == 2 * 64 * 7 * 7  # only the stem grows with the input channels
-    features = jax.eval_shape(lambda: ResNet18().init_with_output(
-        jax.random.key(0), jnp.zeros((5, 128, 128, 1)), train=False)[0])
+    features = jax.eval_shape(
+        lambda: ResNet18().init_with_output(jax.random.key(0), jnp.zeros((5, 128, 128, 1)), train=False)[0]
+    )
     assert features.shape == (5, 512)
     with pytest.raises(ValueError, match=r"expects images \[N, H, W, 1\], got shape \(5, 128, 128, 3\)"):
         ResNet18().init(jax.random.key(0), jnp.zeros((5, 128, 128, 3)), train=False)
@@ -82,7 +87,10 @@ def test_heads_have_the_paper_sizes_and_batchnorm_placement():
     variables = jax.eval_shape(lambda: SimSiam().init(jax.random.key(0), jnp.zeros((2, 128, 128, 1)), train=False))
     projector, predictor = variables["params"]["projector"], variables["params"]["predictor"]
     assert {k: v["kernel"].shape for k, v in projector.items() if k.startswith("Dense")} == {
-        "Dense_0": (512, 512), "Dense_1": (512, 512), "Dense_2": (512, 100)}
+        "Dense_0": (512, 512),
+        "Dense_1": (512, 512),
+        "Dense_2": (512, 100),
+    }
     assert all("bias" not in v for k, v in projector.items() if k.startswith("Dense"))  # BN follows each
     assert set(projector) == {"Dense_0", "BatchNorm_0", "Dense_1", "BatchNorm_1", "Dense_2"}  # last BN: no affine
     assert "BatchNorm_2" in variables["batch_stats"]["projector"]
@@ -122,12 +130,17 @@ def test_no_gradient_flows_through_the_target_branch():
 
     def loss(online, target):
         def project(params, x):
-            return projector.apply({"params": params, "batch_stats": projector_vars["batch_stats"]}, x, train=True,
-                                   mutable=["batch_stats"])[0]
+            return projector.apply(
+                {"params": params, "batch_stats": projector_vars["batch_stats"]}, x, train=True, mutable=["batch_stats"]
+            )[0]
 
         def predict(z):
-            return predictor.apply({"params": online["predictor"], "batch_stats": predictor_vars["batch_stats"]}, z,
-                                   train=True, mutable=["batch_stats"])[0]
+            return predictor.apply(
+                {"params": online["predictor"], "batch_stats": predictor_vars["batch_stats"]},
+                z,
+                train=True,
+                mutable=["batch_stats"],
+            )[0]
 
         z1, z2 = project(online["projector"], features[0]), project(online["projector"], features[1])
         t1, t2 = project(target, features[0]), project(target, features[1])  # targets from a copy of the weights
@@ -163,8 +176,9 @@ def test_optimizer_is_torch_sgd_with_a_fixed_predictor_lr():
         p = optax.apply_updates(p, updates)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), p, expected)
 
-    decayed = simsiam_train.make_optimizer(lr, momentum=0.0, weight_decay=0.0, cosine_decay_steps=10,
-                                           fixed_predictor_lr=True)
+    decayed = simsiam_train.make_optimizer(
+        lr, momentum=0.0, weight_decay=0.0, cosine_decay_steps=10, fixed_predictor_lr=True
+    )
     state = decayed.init(params)
     for _ in range(10):  # the 10th update runs at step 9 of 10 of the cosine
         updates, state = decayed.update(grads, state, params)
@@ -235,21 +249,30 @@ def test_one_train_step_matches_the_pytorch_reference(patches):
 
     config = _tiny_config(1)
     _, _, state = simsiam_train.create_state(config, sharding.make_data_mesh())
-    images = patches[:config.batch_size]
+    images = patches[: config.batch_size]
     (params, stats), new_state, metrics, key = _single_device_step(config, state, images)
     views = jax.jit(augment.two_views, static_argnums=2)(key, jnp.asarray(images), simsiam_train.recipe_of(config))
 
     torch_model = reference.SimSiam(width=4, projector_dims=(16, 16, 8), predictor_hidden=32).double()
-    _copy_into_torch(jax.tree.map(lambda x: np.asarray(x, np.float64), params),
-                     jax.tree.map(lambda x: np.asarray(x, np.float64), stats), torch_model)
-    torch_step = reference.make_train_step(torch_model, simsiam_train.paper_learning_rate(config.batch_size),
-                                           config.optimizer.momentum, config.optimizer.weight_decay)
+    _copy_into_torch(
+        jax.tree.map(lambda x: np.asarray(x, np.float64), params),
+        jax.tree.map(lambda x: np.asarray(x, np.float64), stats),
+        torch_model,
+    )
+    torch_step = reference.make_train_step(
+        torch_model,
+        simsiam_train.paper_learning_rate(config.batch_size),
+        config.optimizer.momentum,
+        config.optimizer.weight_decay,
+    )
     as_torch = lambda x: torch.from_numpy(np.asarray(x, np.float64).transpose(0, 3, 1, 2).copy())  # noqa: E731
     torch_loss = float(torch_step(as_torch(views[0]), as_torch(views[1])))
     np.testing.assert_allclose(float(metrics["loss"]), torch_loss, atol=2e-5)
-    pairs = {"stem": (("backbone", "stem_conv", "kernel"), torch_model.backbone.stem[0].weight),
-             "projector": (("projector", "Dense_0", "kernel"), torch_model.projector[0].weight),
-             "predictor": (("predictor", "Dense_1", "kernel"), torch_model.predictor[3].weight)}
+    pairs = {
+        "stem": (("backbone", "stem_conv", "kernel"), torch_model.backbone.stem[0].weight),
+        "projector": (("projector", "Dense_0", "kernel"), torch_model.projector[0].weight),
+        "predictor": (("predictor", "Dense_1", "kernel"), torch_model.predictor[3].weight),
+    }
     for name, (path, theirs) in pairs.items():
         before, after = params, new_state.params
         for key in path:
@@ -258,8 +281,9 @@ def test_one_train_step_matches_the_pytorch_reference(patches):
         theirs = theirs.transpose(2, 3, 1, 0) if theirs.ndim == 4 else theirs.T
         ours_step, theirs_step = np.asarray(after) - before, theirs - before
         assert np.abs(theirs_step).max() > 0
-        np.testing.assert_allclose(ours_step, theirs_step, rtol=1e-3, atol=1e-3 * np.abs(theirs_step).max(),
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            ours_step, theirs_step, rtol=1e-3, atol=1e-3 * np.abs(theirs_step).max(), err_msg=name
+        )
 
 
 # -------------------------------------------------------------------------------------- sharding
@@ -268,7 +292,7 @@ def test_sharded_step_equals_single_device_step(patches):
     config = _tiny_config(1)  # the step of the runs below: its sharded compilation is shared with them
     mesh = sharding.make_data_mesh()
     model, optimizer, state = simsiam_train.create_state(config, mesh)
-    images = patches[:config.batch_size]
+    images = patches[: config.batch_size]
     before, single, single_metrics, key = _single_device_step(config, state, images)
 
     step = functools.partial(simsiam_train.train_step, model, optimizer, simsiam_train.recipe_of(config))
@@ -318,7 +342,7 @@ class ListIterator:
     def __next__(self):
         start = (self.position * self.batch_size) % (len(self.images) - self.batch_size + 1)
         self.position += 1
-        return {"image": self.images[start:start + self.batch_size]}
+        return {"image": self.images[start : start + self.batch_size]}
 
     def get_state(self) -> bytes:
         return json.dumps({"position": self.position}).encode()
@@ -358,13 +382,16 @@ def resumed_run(tmp_path_factory, patches):
             return super().__next__()
 
     with pytest.raises(KeyboardInterrupt):
-        simsiam_train.train_and_evaluate(_tiny_config(4, eval_every=2), root / "resumed",
-                                         lambda: KilledAfter(train, 8), heldout)
+        simsiam_train.train_and_evaluate(
+            _tiny_config(4, eval_every=2), root / "resumed", lambda: KilledAfter(train, 8), heldout
+        )
     assert checkpoint_lib.RunCheckpoints(root / "resumed" / "checkpoints", fingerprint=None).all_steps() == [2]
-    resumed = simsiam_train.train_and_evaluate(_tiny_config(4, eval_every=2), root / "resumed",
-                                               lambda: ListIterator(train, 8), heldout)
-    straight = simsiam_train.train_and_evaluate(_tiny_config(4, eval_every=2), root / "straight",
-                                                lambda: ListIterator(train, 8), heldout)
+    resumed = simsiam_train.train_and_evaluate(
+        _tiny_config(4, eval_every=2), root / "resumed", lambda: ListIterator(train, 8), heldout
+    )
+    straight = simsiam_train.train_and_evaluate(
+        _tiny_config(4, eval_every=2), root / "straight", lambda: ListIterator(train, 8), heldout
+    )
     return root, resumed, straight
 
 
@@ -378,15 +405,19 @@ def test_resumed_run_reaches_the_uninterrupted_parameters(resumed_run):
 def test_run_directory_records_config_recipe_metrics_and_knn(resumed_run):
     root, _, _ = resumed_run
     config = json.loads((root / "straight" / "config.json").read_text())
-    assert config["augment"] == augment.RECIPES["search"].to_dict()     # the synthetic config's recipe, resolved
+    assert config["augment"] == augment.RECIPES["search"].to_dict()  # the synthetic config's recipe, resolved
     records = monitor.read_metrics(root / "straight" / "metrics.jsonl")
     steps = [r for r in records if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3, 4]
     assert all(-1.0 <= r["loss"] <= 1.0 and 0.0 <= r["collapse"] <= 1.0 for r in steps)
     knn = [r for r in records if "knn/ssl_mean" in r]
     assert [r["step"] for r in knn] == [2, 4]
-    assert all(-1.0 <= r[f"knn/{space}_{q}"] <= 1.0 for r in knn for space in ("ssl", "pixel")
-               for q in simsiam_train.KNN_QUANTITIES)
+    assert all(
+        -1.0 <= r[f"knn/{space}_{q}"] <= 1.0
+        for r in knn
+        for space in ("ssl", "pixel")
+        for q in simsiam_train.KNN_QUANTITIES
+    )
 
 
 def test_a_run_of_another_architecture_is_refused(resumed_run, patches):
@@ -411,8 +442,9 @@ def test_ssl_load_embeds_with_the_trained_encoder(resumed_run, patches):
     images = patches[:5]
     features = encoder.embed(images)
     assert features.shape == (5, 32) and features.dtype == jnp.float32
-    expected = _tiny_model().apply({"params": straight.params, "batch_stats": straight.batch_stats},
-                                   jnp.asarray(images), method=SimSiam.embed)
+    expected = _tiny_model().apply(
+        {"params": straight.params, "batch_stats": straight.batch_stats}, jnp.asarray(images), method=SimSiam.embed
+    )
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(encoder.embed(images[..., 0])[:2], features[:2], rtol=1e-6)  # [N, H, W] too
     np.testing.assert_allclose(encoder.embed(images[:2]), features[:2], rtol=1e-5, atol=1e-6)  # per patch
@@ -421,8 +453,11 @@ def test_ssl_load_embeds_with_the_trained_encoder(resumed_run, patches):
     assert projected.embed(images).shape == (5, 8) and projected.dim == 8
     assert ssl.load(root / "straight").fingerprint == encoder.fingerprint
     assert len({encoder.fingerprint, projected.fingerprint, ssl.load(root / "resumed", step=2).fingerprint}) == 3
-    knn = {r["step"]: r["knn/ssl_mean"] for r in monitor.read_metrics(root / "straight" / "metrics.jsonl")
-           if "knn/ssl_mean" in r}
+    knn = {
+        r["step"]: r["knn/ssl_mean"]
+        for r in monitor.read_metrics(root / "straight" / "metrics.jsonl")
+        if "knn/ssl_mean" in r
+    }
     assert ssl.load(root / "straight", step="best").step == max(knn, key=knn.get)
     with pytest.raises(FileNotFoundError, match="no checkpoint for step 3"):
         ssl.load(root / "straight", step=3)
@@ -433,7 +468,7 @@ def test_ssl_load_embeds_with_the_trained_encoder(resumed_run, patches):
 def test_configs_state_the_paper_settings():
     for name, recipe in (("simsiam_synthetic", "search"), ("simsiam_sharp_full", "paper")):
         config = loop.load_config_file(REPO / "experiments" / "configs" / f"{name}.py")
-        assert simsiam_train.recipe_of(config) == augment.RECIPES[recipe]   # the demo searches with 'search'
+        assert simsiam_train.recipe_of(config) == augment.RECIPES[recipe]  # the demo searches with 'search'
         assert config.optimizer.base_lr == 0.05 and config.optimizer.momentum == 0.9
         assert tuple(config.model.projector_dims) == (512, 512, 100) and config.model.predictor_hidden == 128
     full = loop.load_config_file(REPO / "experiments" / "configs" / "simsiam_sharp_full.py")

@@ -1,4 +1,5 @@
 """The self-supervised physics head of the SimSiam trainer (`config.physics_aux_weight`)."""
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -21,7 +22,7 @@ def _bipoles(count: int, seed: int = 0) -> np.ndarray:
         amplitude, width, half = rng.uniform(0.3, 1.0), rng.uniform(1.5, 4.0), rng.uniform(2.0, 9.0)
         angle = rng.uniform(-np.pi / 2, np.pi / 2)
         dr, dc = half * np.sin(angle), half * np.cos(angle)
-        blob = lambda r, c: np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * width ** 2))
+        blob = lambda r, c: np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * width**2))
         centre = SIZE / 2
         images[i, ..., 0] = amplitude * (blob(centre - dr, centre - dc) - blob(centre + dr, centre + dc))
     return images
@@ -69,7 +70,8 @@ def test_physics_path_at_weight_zero_is_the_plain_simsiam_update():
     view1, view2 = images, jnp.flip(images, axis=2)
     plain, plain_metrics = jax.jit(lambda s: trainer.update(model, optimizer, s, view1, view2))(state)
     aux, aux_metrics = jax.jit(
-        lambda s: trainer._update_with_physics(model, optimizer, s, view1, view2, "float32", 0.0))(state)
+        lambda s: trainer._update_with_physics(model, optimizer, s, view1, view2, "float32", 0.0)
+    )(state)
     for a, b in zip(jax.tree.leaves((plain.params, plain.batch_stats)), jax.tree.leaves((aux.params, aux.batch_stats))):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
     assert float(aux_metrics["loss"]) == pytest.approx(float(plain_metrics["loss"]), abs=1e-6)

@@ -1,5 +1,6 @@
 """StageRunner: finished stages are skipped, interrupted ones rerun from an empty directory unless they
 resume (trainers), and a changed config never sees the old stage's files."""
+
 import json
 
 import pytest
@@ -82,7 +83,7 @@ def test_a_second_run_in_the_same_folder_is_refused(tmp_path):
         with pytest.raises(OutdirInUseError, match="in use by another run"):
             with exclusive(tmp_path):
                 pass
-    with exclusive(tmp_path):          # released when the first run ends
+    with exclusive(tmp_path):  # released when the first run ends
         pass
 
 
@@ -126,7 +127,7 @@ def test_claimed_marks_new_and_older_demo_folders_and_refuses_foreign_ones(tmp_p
     with claimed(tmp_path / "new"):
         pass
     assert (tmp_path / "new" / OWNER_MARK).exists()
-    older = tmp_path / "older"             # what an earlier solarjax demo left: known names only
+    older = tmp_path / "older"  # what an earlier solarjax demo left: known names only
     (older / "gan").mkdir(parents=True)
     (older / "report.html").write_text("<html>")
     with claimed(older, frozenset({"gan", "report.html"})):

@@ -1,10 +1,11 @@
 """Diagnosis of latent geometry and piecewise boundaries (solarjax.steering.diagnosis, directions)."""
+
 import numpy as np
 import pytest
+from helpers import toy_generator
 
 from solarjax.steering import diagnosis
 from solarjax.steering.directions import _fit_piecewise, fit_directions, load_directions
-from helpers import toy_generator
 
 D = 20
 
@@ -20,9 +21,9 @@ def latents():
 
 def test_odd_fraction_and_correlations_known_answers():
     x = np.random.default_rng(1).normal(size=500)
-    assert diagnosis.odd_fraction(x, -x) == pytest.approx(1.0)              # odd: q(-z) = -q(z)
-    assert diagnosis.odd_fraction(x ** 2, x ** 2) == pytest.approx(0.0)      # even
-    assert diagnosis.odd_fraction(np.stack([x, x]).T, -np.stack([x, x]).T) == pytest.approx(1.0)   # patches
+    assert diagnosis.odd_fraction(x, -x) == pytest.approx(1.0)  # odd: q(-z) = -q(z)
+    assert diagnosis.odd_fraction(x**2, x**2) == pytest.approx(0.0)  # even
+    assert diagnosis.odd_fraction(np.stack([x, x]).T, -np.stack([x, x]).T) == pytest.approx(1.0)  # patches
     assert diagnosis.pearson(x, 2 * x + 1) == pytest.approx(1.0)
     assert np.isnan(diagnosis.pearson(x[:2], x[:2]))
     q = diagnosis.random_rotation(6, np.random.default_rng(2))
@@ -31,26 +32,30 @@ def test_odd_fraction_and_correlations_known_answers():
 
 def test_feature_sets_name_the_structure(latents):
     z, train, test = latents
-    side = np.where(z[:, 1] >= 0, 1.0, -1.0)                                 # the split boundary: z1 = 0
+    side = np.where(z[:, 1] >= 0, 1.0, -1.0)  # the split boundary: z1 = 0
     cases = {
-        "z": z[:, 0] + 0.1 * z[:, 2],                                       # linear
-        "z_norm": np.linalg.norm(z, axis=1),                                 # radial
-        "folded": z[:, 0] * side,                                            # even under z -> -z
+        "z": z[:, 0] + 0.1 * z[:, 2],  # linear
+        "z_norm": np.linalg.norm(z, axis=1),  # radial
+        "folded": z[:, 0] * side,  # even under z -> -z
     }
     for expected, values in cases.items():
         high = values > np.median(values)
-        accuracy = {name: diagnosis.boundary_accuracy(f, high, train, test, seed=0)
-                    for name, f in diagnosis.feature_sets(z, side).items()}
+        accuracy = {
+            name: diagnosis.boundary_accuracy(f, high, train, test, seed=0)
+            for name, f in diagnosis.feature_sets(z, side).items()
+        }
         assert diagnosis.name_structure(accuracy) == expected, accuracy
         assert accuracy[expected] > 0.9
-    assert diagnosis.name_structure({"z": 0.6, "z_norm": 0.6, "folded": 0.55, "folded_norm": 0.7,
-                                    "quadratic": 0.6}) == "none"
+    assert (
+        diagnosis.name_structure({"z": 0.6, "z_norm": 0.6, "folded": 0.55, "folded_norm": 0.7, "quadratic": 0.6})
+        == "none"
+    )
 
 
 def test_piecewise_boundaries_of_a_sign_symmetric_quantity(latents):
     z, train, test = latents
     side = z[:, 1] >= 0
-    values = z[:, 0] * np.where(side, 1.0, -1.0)                             # grows along +e0 above, -e0 below
+    values = z[:, 0] * np.where(side, 1.0, -1.0)  # grows along +e0 above, -e0 below
     high = values > np.median(values)
     fit = {"high": high, "train": train, "test": test, "normal": np.eye(D)[0], "intercept": 0.0}
     pieces = _fit_piecewise("q", z, side, fit, "svm", seed=0)
@@ -64,7 +69,7 @@ def test_fit_directions_saves_diagnosis_and_piecewise(tmp_path):
     directions = fit_directions(generator, n=600, symmetry_latents=64, rotations=1)
     assert directions.split == "lead_polarity" and directions.piecewise_normals.shape == (2, 9, 100)
     tuf = directions.diagnosis["quantities"]["tuf"]
-    assert tuf["structure"] == "z" and tuf["accuracy"]["z"] > 0.85           # the toy's TUF is linear in z[0]
+    assert tuf["structure"] == "z" and tuf["accuracy"]["z"] > 0.85  # the toy's TUF is linear in z[0]
     assert 0.0 <= directions.diagnosis["generator_odd_fraction"] <= 1.0
     z = np.random.default_rng(3).normal(size=(5, 100))
     np.testing.assert_allclose(np.linalg.norm(directions.piecewise_direction("tuf", z, ("psep",)), axis=1), 1.0)
@@ -85,31 +90,35 @@ def test_hidden_features_find_a_quantity_bent_by_the_first_layer(latents):
     units = np.zeros((D, 4))
     units[[0, 1], 0], units[[2, 3], 2] = 1.0, (1.0, -1.0)
     units[:, 1], units[:, 3] = -units[:, 0], -units[:, 2]
-    kernel = np.hstack([units, 0.2 * rng.normal(size=(D, 60))]).astype(np.float32)   # units lead the PCs
+    kernel = np.hstack([units, 0.2 * rng.normal(size=(D, 60))]).astype(np.float32)  # units lead the PCs
     bias = np.concatenate([np.zeros(4), rng.normal(size=60)]).astype(np.float32)
     layer = diagnosis.first_dense_layer({"Dense_0": {"kernel": kernel, "bias": bias}, "Conv_0": {}})
     np.testing.assert_array_equal(layer[0], kernel)
-    assert diagnosis.first_dense_layer({"amplitude": 1.0}) is None                 # no dense layer: no set
+    assert diagnosis.first_dense_layer({"amplitude": 1.0}) is None  # no dense layer: no set
     hidden = diagnosis.hidden_features(*layer, z, train, components=32)
     assert hidden.shape == (len(z), 32)
-    np.testing.assert_allclose(np.cov(hidden[train][:diagnosis.HIDDEN_FIT_LATENTS].T), np.eye(32), atol=1e-3)
+    np.testing.assert_allclose(np.cov(hidden[train][: diagnosis.HIDDEN_FIT_LATENTS].T), np.eye(32), atol=1e-3)
     values = np.abs(z[:, 0] + z[:, 1]) + np.abs(z[:, 2] - z[:, 3])
     high = values > np.median(values)
     side = np.where(z[:, 5] >= 0, 1.0, -1.0)
     sets = diagnosis.feature_sets(z, side, hidden)
     assert set(sets) == set(diagnosis.FEATURE_SETS)
     accuracy = {name: diagnosis.boundary_accuracy(f, high, train, test, seed=0) for name, f in sets.items()}
-    assert accuracy["hidden"] > 0.95 and accuracy["z"] < 0.65 and accuracy["quadratic"] < accuracy["hidden"] - 0.05, accuracy
+    assert accuracy["hidden"] > 0.95 and accuracy["z"] < 0.65 and accuracy["quadratic"] < accuracy["hidden"] - 0.05, (
+        accuracy
+    )
     assert diagnosis.name_structure(accuracy) == "hidden"
-    assert "hidden" not in diagnosis.feature_sets(z, side)                         # left out without h1
+    assert "hidden" not in diagnosis.feature_sets(z, side)  # left out without h1
 
 
 def test_quadratic_features_name_an_axis_aligned_second_order_quantity(latents):
     z, train, test = latents
-    values = z[:, 0] ** 2 - z[:, 1] ** 2                                          # even, axis-aligned
+    values = z[:, 0] ** 2 - z[:, 1] ** 2  # even, axis-aligned
     high = values > np.median(values)
     side = np.where(z[:, 5] >= 0, 1.0, -1.0)
-    accuracy = {name: diagnosis.boundary_accuracy(f, high, train, test, seed=0)
-                for name, f in diagnosis.feature_sets(z, side).items()}
+    accuracy = {
+        name: diagnosis.boundary_accuracy(f, high, train, test, seed=0)
+        for name, f in diagnosis.feature_sets(z, side).items()
+    }
     assert accuracy["quadratic"] > 0.95 and accuracy["z"] < 0.65, accuracy
     assert diagnosis.name_structure(accuracy) == "quadratic"

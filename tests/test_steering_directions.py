@@ -1,16 +1,18 @@
 """Latent directions of physical quantities (solarjax.steering.directions)."""
+
 import json
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import LATENT_DIM, toy_apply, toy_generator
 
 from solarjax import physics
 from solarjax.steering.directions import (
     Directions,
-    LatentGenerator,
     DirectionsFileError,
     GeneratorMismatchError,
+    LatentGenerator,
     as_generator,
     fit_directions,
     latent_quantities,
@@ -18,7 +20,6 @@ from solarjax.steering.directions import (
     map_generated,
     sample_latents,
 )
-from helpers import LATENT_DIM, toy_apply, toy_generator
 
 N = 2000
 
@@ -76,9 +77,9 @@ def test_sign_symmetry_flags_quantities_no_linear_boundary_can_order(directions)
     toy = toy_generator()
     flipping = LatentGenerator(_polarity_flipping_apply, toy.params, "toy-polarity-flipping", LATENT_DIM)
     d = fit_directions(flipping, quantities=("tuf", "lead_polarity"), n=N)
-    assert d.sign_symmetry["tuf"] > 0.8                    # even in z (up to the bipole geometry)
+    assert d.sign_symmetry["tuf"] > 0.8  # even in z (up to the bipole geometry)
     assert d.test_accuracy["tuf"] < 0.65 and d.r2["tuf"] < 0.05
-    assert d.sign_symmetry["lead_polarity"] < -0.9         # the polarity itself is odd, and linear
+    assert d.sign_symmetry["lead_polarity"] < -0.9  # the polarity itself is odd, and linear
     assert d.test_accuracy["lead_polarity"] > 0.95
 
 
@@ -104,7 +105,7 @@ def test_percentile_labels_leave_out_the_middle():
     low, high = d.label_thresholds["psep"]
     assert low < high
     assert d.counts["psep"]["train"] + d.counts["psep"]["test"] == pytest.approx(N / 4, abs=4)
-    assert d.test_accuracy["psep"] > 0.95          # extremes are easier to separate than a median split
+    assert d.test_accuracy["psep"] > 0.95  # extremes are easier to separate than a median split
     assert _cosine(d.normal("psep"), np.eye(LATENT_DIM)[1]) > 0.9
 
 
@@ -179,7 +180,7 @@ def test_bad_arguments():
 
 def test_sharded_batches_match_one_call():
     generator = as_generator((toy_apply, toy_generator().params, "toy"))
-    z = sample_latents(37, LATENT_DIM, 1)              # not a multiple of the batch or device count
+    z = sample_latents(37, LATENT_DIM, 1)  # not a multiple of the batch or device count
     batched = map_generated(generator, z, batch_size=8)
     np.testing.assert_allclose(batched, np.asarray(generator(z)), atol=1e-6)
     q = latent_quantities(generator, z, batch_size=12)
@@ -190,8 +191,15 @@ def test_trained_generator_objects_are_accepted():
     # `solarjax.gan.load` returns a TrainedGenerator: steering takes it as it is.
     from solarjax.gan import TrainedGenerator
 
-    trained = TrainedGenerator(apply_fn=toy_apply, params=toy_generator().params, fingerprint="run-abc",
-                               latent_dim=LATENT_DIM, step=100, config={}, workdir="runs/x")
+    trained = TrainedGenerator(
+        apply_fn=toy_apply,
+        params=toy_generator().params,
+        fingerprint="run-abc",
+        latent_dim=LATENT_DIM,
+        step=100,
+        config={},
+        workdir="runs/x",
+    )
     generator = as_generator(trained)
     assert generator.fingerprint == "run-abc" and generator.latent_dim == LATENT_DIM
     z = sample_latents(3, LATENT_DIM, 2)

@@ -1,4 +1,5 @@
 """Edits along latent directions and conditional directions (solarjax.steering.edit)."""
+
 import jax
 import numpy as np
 import pytest
@@ -51,8 +52,9 @@ def test_edit_keep_norm_stays_on_shell():
     n = _unit(rng.normal(size=D)).astype(np.float32)
     alphas = np.linspace(-8, 8, 9, dtype=np.float32)
     out = np.asarray(edit(z, n, alphas, keep_norm=True))
-    np.testing.assert_allclose(np.linalg.norm(out, axis=-1),
-                               np.broadcast_to(np.linalg.norm(z, axis=-1)[:, None], (6, 9)), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.linalg.norm(out, axis=-1), np.broadcast_to(np.linalg.norm(z, axis=-1)[:, None], (6, 9)), rtol=1e-5
+    )
     # Still moves towards n: the projection on n grows with alpha.
     assert np.all(np.diff(out @ n, axis=1) > 0)
 
@@ -132,5 +134,6 @@ def test_project_out_is_jittable():
     rng = np.random.default_rng(6)
     primal = rng.normal(size=D).astype(np.float32)
     conditions = rng.normal(size=(4, D)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(jax.jit(project_out)(primal, conditions)),
-                               np.asarray(project_out(primal, conditions)), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(jax.jit(project_out)(primal, conditions)), np.asarray(project_out(primal, conditions)), atol=1e-5
+    )

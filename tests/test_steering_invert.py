@@ -1,18 +1,19 @@
 """Inversion of patches into latents (solarjax.steering.invert)."""
+
 import numpy as np
 import pytest
+from helpers import LATENT_DIM, toy_generator
 
 from solarjax import physics
 from solarjax.data import preprocess_patch, read_sharp
 from solarjax.steering.directions import sample_latents
 from solarjax.steering.invert import check_images, invert, invert_files, masked_mse
-from helpers import LATENT_DIM, toy_generator
 
 
 def test_masked_mse_weights():
     target = np.zeros((2, 128, 128, 1), np.float32)
-    target[0, :10, :20] = 0.3                   # 200 signal pixels (|s| > 0.05)
-    target[0, 10:12, :] = -0.05                  # exactly 0.05 is background
+    target[0, :10, :20] = 0.3  # 200 signal pixels (|s| > 0.05)
+    target[0, 10:12, :] = -0.05  # exactly 0.05 is background
     reconstruction = target + 0.1
     expected0 = (200 * 0.01 + 0.5 * (128 * 128 - 200) * 0.01) / (128 * 128)
     got = np.asarray(masked_mse(reconstruction, target))
@@ -28,7 +29,9 @@ def test_inverts_generated_patches():
     assert result.error.max() < 1e-4
     np.testing.assert_array_equal(result.error, result.restart_errors.min(axis=1))
     np.testing.assert_allclose(result.reconstructions, np.asarray(generator(result.latents)), atol=1e-6)
-    np.testing.assert_allclose(np.asarray(masked_mse(result.reconstructions, images)), result.error, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(
+        np.asarray(masked_mse(result.reconstructions, images)), result.error, rtol=1e-4, atol=1e-9
+    )
     for name in ("tuf", "psep", "area"):
         np.testing.assert_allclose(result.quantities_reconstructed[name], result.quantities_real[name], rtol=0.03)
     # Batching is an implementation detail: other chunk sizes give the same latents.

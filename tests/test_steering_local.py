@@ -1,13 +1,14 @@
 """Local steering paths and the family interface (solarjax.steering.local, solarjax.steering.families)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import LATENT_DIM, toy_generator
 
 from solarjax import physics
 from solarjax.steering import families, local
 from solarjax.steering.directions import fit_directions, latent_quantities, sample_latents
-from helpers import LATENT_DIM, toy_generator
 
 ALPHAS = np.linspace(-2.0, 2.0, 9)
 
@@ -25,13 +26,13 @@ def tuf_path(z):
 def test_local_path_raises_the_target_and_holds_the_other(z, tuf_path):
     latents, values = tuf_path
     assert latents.shape == (6, 9, LATENT_DIM)
-    np.testing.assert_allclose(latents[:, 4], z, atol=1e-6)                     # alpha = 0 is the base latent
-    assert np.all(np.diff(values["tuf"], axis=1) > 0)                           # TUF rises at every step
+    np.testing.assert_allclose(latents[:, 4], z, atol=1e-6)  # alpha = 0 is the base latent
+    assert np.all(np.diff(values["tuf"], axis=1) > 0)  # TUF rises at every step
     prior = latent_quantities(toy_generator(), sample_latents(128, LATENT_DIM, seed=0))
     tuf_change = (values["tuf"][:, -1] - values["tuf"][:, 0]) / np.nanstd(prior["tuf"])
     psep_change = np.abs(values["psep"][:, -1] - values["psep"][:, 0]) / np.nanstd(prior["psep"])
     assert np.all(tuf_change > 0.5)
-    assert np.all(psep_change < 0.05 * tuf_change)                              # PSEP held
+    assert np.all(psep_change < 0.05 * tuf_change)  # PSEP held
     # The exact quantities returned are those of the returned latents.
     again = latent_quantities(toy_generator(), latents.reshape(-1, LATENT_DIM))["tuf"].reshape(6, 9)
     np.testing.assert_allclose(again, values["tuf"], rtol=1e-4)
@@ -47,25 +48,35 @@ def test_local_direction_is_tangent_and_orthogonal_to_held_gradients(z):
     generator = toy_generator()
     point = jnp.asarray(z[0])
     names = ("tuf", "psep", "tilt")
-    gradients = np.asarray(jax.jit(jax.jacrev(lambda v: jnp.stack(
-        [physics.smooth_quantities(generator.apply_fn(generator.params, v[None]))[n][0] for n in names])))(point))
-    direction = np.asarray(jax.jit(local.local_direction, static_argnums=(0, 3, 4))(
-        generator.apply_fn, generator.params, point, "tuf", ("psep", "tilt")))
+    gradients = np.asarray(
+        jax.jit(
+            jax.jacrev(
+                lambda v: jnp.stack(
+                    [physics.smooth_quantities(generator.apply_fn(generator.params, v[None]))[n][0] for n in names]
+                )
+            )
+        )(point)
+    )
+    direction = np.asarray(
+        jax.jit(local.local_direction, static_argnums=(0, 3, 4))(
+            generator.apply_fn, generator.params, point, "tuf", ("psep", "tilt")
+        )
+    )
     assert np.linalg.norm(direction) == pytest.approx(1.0, abs=1e-5)
     for gradient in gradients[1:]:
         assert abs(direction @ gradient) < 1e-4 * np.linalg.norm(gradient)
     assert abs(direction @ z[0]) < 1e-4 * np.linalg.norm(z[0])
-    assert direction @ gradients[0] > 0                                         # it raises TUF
+    assert direction @ gradients[0] > 0  # it raises TUF
 
 
 def test_off_grid_alphas_and_one_sided_paths(z, tuf_path):
     generator = toy_generator()
     latents, values = local.local_traversal(generator, z, "tuf", ("psep",), alphas=[-2.0, -0.7, 0.0, 0.3, 1.1, 2.0])
     assert latents.shape == (6, 6, LATENT_DIM)
-    np.testing.assert_allclose(latents[:, [0, 2, 5]], tuf_path[0][:, [0, 4, 8]], atol=1e-6)   # grid points agree
+    np.testing.assert_allclose(latents[:, [0, 2, 5]], tuf_path[0][:, [0, 4, 8]], atol=1e-6)  # grid points agree
     np.testing.assert_allclose(np.linalg.norm(latents, axis=-1) / np.linalg.norm(z, axis=1)[:, None], 1.0, atol=1e-5)
-    assert np.all(np.diff(values["tuf"], axis=1) > 0)                           # interpolated points in order
-    raised = local.local_path(generator, z, "tuf", ("psep",), alphas=[0.0, 2.0])   # no downward half
+    assert np.all(np.diff(values["tuf"], axis=1) > 0)  # interpolated points in order
+    raised = local.local_path(generator, z, "tuf", ("psep",), alphas=[0.0, 2.0])  # no downward half
     np.testing.assert_allclose(raised, tuf_path[0][:, [4, 8]], atol=1e-6)
 
 
@@ -84,8 +95,9 @@ def test_every_family_through_one_interface(z):
     for method in families.METHODS:
         latents = families.steer_latents(method, generator, directions, z, "tuf", hold=("psep",), alphas=ALPHAS)
         assert latents.shape == (6, 9, LATENT_DIM)
-        np.testing.assert_allclose(np.linalg.norm(latents, axis=-1) / np.linalg.norm(z, axis=1)[:, None], 1.0,
-                                   atol=1e-5)                                   # keep_norm by default
+        np.testing.assert_allclose(
+            np.linalg.norm(latents, axis=-1) / np.linalg.norm(z, axis=1)[:, None], 1.0, atol=1e-5
+        )  # keep_norm by default
         values = latent_quantities(generator, latents.reshape(-1, LATENT_DIM))["tuf"].reshape(6, 9)
         assert np.mean(values[:, -1] > values[:, 0]) == 1.0, method
     with pytest.raises(ValueError, match="method must be one of"):
@@ -100,23 +112,23 @@ def test_polarity_guard_keeps_both_polarities_while_lowering_flux():
     near `POLARITY_FLOOR`, keeps every patch defined, and TUF still falls monotonically."""
     generator = toy_generator(amplitude=0.22)
     z = np.array(sample_latents(4, LATENT_DIM, seed=7))
-    z[:, 0] = -0.5                                                              # start near 1.3 x threshold
+    z[:, 0] = -0.5  # start near 1.3 x threshold
     alphas = np.linspace(-3.0, 0.0, 7)
     _, unguarded = local.local_traversal(generator, z, "tuf", alphas=alphas, keep_polarities=False)
-    assert np.all(np.isnan(unguarded["tuf"][:, 0]))                             # both polarities gone at alpha -3
+    assert np.all(np.isnan(unguarded["tuf"][:, 0]))  # both polarities gone at alpha -3
     latents, guarded = local.local_traversal(generator, z, "tuf", alphas=alphas)
     assert np.isfinite(guarded["tuf"]).all() and np.isfinite(guarded["area"]).all()
-    assert np.all(np.diff(guarded["tuf"], axis=1) >= -1e-7)                     # lower at every more negative alpha
-    assert np.all(guarded["tuf"][:, 0] < 0.9 * guarded["tuf"][:, -1])          # and it did fall
+    assert np.all(np.diff(guarded["tuf"], axis=1) >= -1e-7)  # lower at every more negative alpha
+    assert np.all(guarded["tuf"][:, 0] < 0.9 * guarded["tuf"][:, -1])  # and it did fall
     areas = np.asarray(local.polarity_areas(generator(latents[:, 0])))
-    assert areas.min() > 0.5 * local.POLARITY_FLOOR                             # held near the floor
+    assert areas.min() > 0.5 * local.POLARITY_FLOOR  # held near the floor
     np.testing.assert_allclose(np.linalg.norm(latents, axis=-1) / np.linalg.norm(z, axis=1)[:, None], 1.0, atol=1e-5)
 
 
 def test_polarity_areas_known_answers():
     image = np.zeros((1, 128, 128, 1), np.float32)
-    image[0, :32, :, 0] = 1.0                                                   # a quarter strongly positive
-    image[0, 32:40, :, 0] = -1.0                                                # 1/16 strongly negative
+    image[0, :32, :, 0] = 1.0  # a quarter strongly positive
+    image[0, 32:40, :, 0] = -1.0  # 1/16 strongly negative
     areas = np.asarray(local.polarity_areas(jnp.asarray(image)))
-    zero = 1.0 / (1.0 + np.exp(local.POLARITY_SHARPNESS * 0.15))                # a zero pixel's soft weight
+    zero = 1.0 / (1.0 + np.exp(local.POLARITY_SHARPNESS * 0.15))  # a zero pixel's soft weight
     np.testing.assert_allclose(areas[0], [0.25 + 0.6875 * zero, 0.0625 + 0.6875 * zero], rtol=1e-4)

@@ -1,15 +1,24 @@
 """experiments/steering_seeds.py: the summary over seeds and its argument checks (no GAN is trained here)."""
+
 import pytest
 
 from experiments import steering_seeds
 
 
 def _run(seed, monotonicity, best):
-    row = {"monotonicity": {"value": monotonicity, "low": monotonicity - 0.1, "high": 1.0}, "max_leakage": 0.1 * seed,
-           "realism": {"frechet_ratio": 1.0 + seed}}
-    return {"families": {"results": {"local": {"tuf": row}}, "best": best},
-            "diagnosis": {"quantities": {"tuf": {"accuracy": {"z": 0.6, "z_norm": 0.9 + 0.01 * seed, "folded": 0.5,
-                                                              "folded_norm": 0.8}}}}}
+    row = {
+        "monotonicity": {"value": monotonicity, "low": monotonicity - 0.1, "high": 1.0},
+        "max_leakage": 0.1 * seed,
+        "realism": {"frechet_ratio": 1.0 + seed},
+    }
+    return {
+        "families": {"results": {"local": {"tuf": row}}, "best": best},
+        "diagnosis": {
+            "quantities": {
+                "tuf": {"accuracy": {"z": 0.6, "z_norm": 0.9 + 0.01 * seed, "folded": 0.5, "folded_norm": 0.8}}
+            }
+        },
+    }
 
 
 def test_summary_gives_mean_and_spread_over_seeds():

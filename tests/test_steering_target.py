@@ -1,12 +1,13 @@
 """Differentiable targeting of physical quantities (solarjax.steering.target)."""
+
 import numpy as np
 import pytest
+from helpers import LATENT_DIM, toy_generator
 
 from solarjax import physics
 from solarjax.steering import target as target_lib
 from solarjax.steering.directions import sample_latents
 from solarjax.steering.target import parse_target, prior_scales, steer_to
-from helpers import LATENT_DIM, toy_generator
 
 N = 8
 STEPS = 150
@@ -28,7 +29,7 @@ def test_more_flux_same_separation(scales, z0):
     assert result.success.mean() >= 0.9
     ratio = result.quantities["tuf"] / result.initial_quantities["tuf"]
     assert np.median(np.abs(ratio - 1.5)) < 0.01
-    assert np.abs(result.held_change["psep"]).max() < 0.03          # PSEP held within 3%
+    assert np.abs(result.held_change["psep"]).max() < 0.03  # PSEP held within 3%
     # The images really are the generator's patches of the returned latents.
     np.testing.assert_allclose(result.images, np.asarray(toy_generator()(result.latents)), atol=1e-5)
     # The prior term keeps the latents on the Gaussian shell.
@@ -38,13 +39,19 @@ def test_more_flux_same_separation(scales, z0):
 
 
 def test_absolute_target_and_one_compilation(scales, z0):
-    target = float(np.median(steer_to(toy_generator(), z0, {"psep": ("rel", 0.0)}, steps=3, rounds=1,
-                                      scales=scales).initial_quantities["psep"]))
+    target = float(
+        np.median(
+            steer_to(toy_generator(), z0, {"psep": ("rel", 0.0)}, steps=3, rounds=1, scales=scales).initial_quantities[
+                "psep"
+            ]
+        )
+    )
     compiled = target_lib._steer_program._cache_size()
     result = steer_to(toy_generator(), z0, {"psep": ("abs", 1.2 * target)}, hold=["tuf"], steps=STEPS, scales=scales)
-    again = steer_to(toy_generator(), z0[::-1].copy(), {"psep": ("abs", 0.9 * target)}, hold=["tuf"], steps=STEPS,
-                     scales=scales)
-    assert target_lib._steer_program._cache_size() == compiled + 1      # new values, same program
+    again = steer_to(
+        toy_generator(), z0[::-1].copy(), {"psep": ("abs", 0.9 * target)}, hold=["tuf"], steps=STEPS, scales=scales
+    )
+    assert target_lib._steer_program._cache_size() == compiled + 1  # new values, same program
     for got, wanted in ((result, 1.2 * target), (again, 0.9 * target)):
         assert got.success.mean() >= 0.9
         np.testing.assert_allclose(np.median(got.quantities["psep"]), wanted, rtol=0.01)
@@ -62,10 +69,17 @@ def test_undefined_requests_fail_cleanly(scales):
     assert np.isfinite(result.latents).all()
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("+50%", ("rel", 0.5)), ("-20%", ("rel", -0.2)), ("+2.5%", ("rel", 0.025)), ("x2", ("rel", 1.0)),
-    ("0.3", ("abs", 0.3)), ("-1e-2", ("abs", -0.01)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("+50%", ("rel", 0.5)),
+        ("-20%", ("rel", -0.2)),
+        ("+2.5%", ("rel", 0.025)),
+        ("x2", ("rel", 1.0)),
+        ("0.3", ("abs", 0.3)),
+        ("-1e-2", ("abs", -0.01)),
+    ],
+)
 def test_parse_target(text, expected):
     kind, value = parse_target(text)
     assert kind == expected[0] and value == pytest.approx(expected[1])
@@ -101,8 +115,9 @@ def test_paper_generator_gradients_flow(scales):
 
     model, _ = make_models("simple", "matmul")
     generator = LatentGenerator(model.apply, model.init(jax.random.key(0), jnp.zeros((1, LATENT_DIM))), "random-simple")
-    result = steer_to(generator, sample_latents(4, LATENT_DIM, seed=2), {"tuf": ("rel", 0.2)}, steps=30, rounds=1,
-                      scales=scales)
+    result = steer_to(
+        generator, sample_latents(4, LATENT_DIM, seed=2), {"tuf": ("rel", 0.2)}, steps=30, rounds=1, scales=scales
+    )
     assert np.isfinite(result.latents).all()
     assert result.loss[-1] < 0.75 * result.loss[0]
 
@@ -115,7 +130,7 @@ def test_selection_on_exact_quantities_recovers_misses_of_the_last_round(scales)
     assert result.unrefined_success.sum() <= 2 and result.success.sum() >= 8
     assert np.all(result.success >= result.unrefined_success)
     np.testing.assert_array_equal(result.success, np.abs(result.relative_error["tuf"]) <= 0.05)
-    exact = physics.quantities(toy_generator()(result.latents))                    # the returned latents' own figures
+    exact = physics.quantities(toy_generator()(result.latents))  # the returned latents' own figures
     np.testing.assert_allclose(result.quantities["tuf"], np.asarray(exact["tuf"]), rtol=1e-4)
 
 
@@ -132,4 +147,4 @@ def test_trajectory_candidates_catch_an_oscillating_path(scales, monkeypatch):
     chosen = steer_to(toy_generator(), z0, request, **kwargs)
     assert np.all(np.abs(chosen.relative_error["tuf"]) <= np.abs(last.relative_error["tuf"]) + 1e-6)
     assert chosen.success.sum() >= last.success.sum() + 5
-    np.testing.assert_array_equal(chosen.unrefined_success, last.success)       # same optimisation
+    np.testing.assert_array_equal(chosen.unrefined_success, last.success)  # same optimisation

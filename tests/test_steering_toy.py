@@ -1,7 +1,8 @@
 """The analytic bipole generator of `helpers.toy_generator` checked against its own claims with the exact physics."""
-import numpy as np
 
+import numpy as np
 from helpers import LATENT_DIM, SIZE, toy_generator
+
 from solarjax import physics
 
 
@@ -18,7 +19,7 @@ def test_toy_images_are_normalised_bipoles():
     assert np.abs(images).max() < 1.0
     q = physics.quantities(images)
     assert np.all(np.isfinite(np.asarray(q["psep"])))
-    assert np.all(np.asarray(q["lead_polarity"]) > 0)        # positive polarity leads
+    assert np.all(np.asarray(q["lead_polarity"]) > 0)  # positive polarity leads
 
 
 def test_toy_quantities_follow_their_axes():

@@ -1,4 +1,5 @@
 """Tests of the synthetic active-region generator: seeding, shapes, regions in time, and the physics it promises."""
+
 import numpy as np
 import pytest
 import scipy.ndimage
@@ -15,7 +16,7 @@ THRESHOLD = 0.15  # the paper's polarity threshold on the normalised image (150 
 
 def flux_weighted_centroids(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, col) centroids [n, 2] of s > 0.15 and of s < -0.15, weighted by |s|; NaN when empty."""
-    rows, cols = np.mgrid[:images.shape[1], :images.shape[2]]
+    rows, cols = np.mgrid[: images.shape[1], : images.shape[2]]
 
     def centroid(mask):
         weight = np.where(mask, np.abs(images), 0.0)
@@ -29,8 +30,9 @@ def flux_weighted_centroids(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def r_value(images: np.ndarray) -> np.ndarray:
     """The paper's R (Schrijver-like): sum |s| over the overlap of pos and neg, each dilated by a 7x7 square."""
     square = np.ones((1, 7, 7), bool)
-    overlap = (scipy.ndimage.binary_dilation(images > THRESHOLD, square)
-               & scipy.ndimage.binary_dilation(images < -THRESHOLD, square))
+    overlap = scipy.ndimage.binary_dilation(images > THRESHOLD, square) & scipy.ndimage.binary_dilation(
+        images < -THRESHOLD, square
+    )
     return np.where(overlap, np.abs(images), 0.0).sum((1, 2))
 
 
@@ -70,11 +72,15 @@ def test_same_seed_same_patches_and_patch_i_independent_of_n(monkeypatch):
     whole = synthetic.generate(10, 7)
     assert_batches_equal(whole, synthetic.generate(10, 7))
     head, tail = synthetic.generate(3, 7), synthetic.generate(7, 7, start=3)
-    assert_batches_equal(whole, synthetic.SyntheticBatch(
-        br_gauss=np.concatenate([head.br_gauss, tail.br_gauss]),
-        images=np.concatenate([head.images, tail.images]),
-        pixel_size_mm=np.concatenate([head.pixel_size_mm, tail.pixel_size_mm]),
-        truth={k: np.concatenate([head.truth[k], tail.truth[k]]) for k in head.truth}))
+    assert_batches_equal(
+        whole,
+        synthetic.SyntheticBatch(
+            br_gauss=np.concatenate([head.br_gauss, tail.br_gauss]),
+            images=np.concatenate([head.images, tail.images]),
+            pixel_size_mm=np.concatenate([head.pixel_size_mm, tail.pixel_size_mm]),
+            truth={k: np.concatenate([head.truth[k], tail.truth[k]]) for k in head.truth},
+        ),
+    )
     monkeypatch.setattr(synthetic, "_CHUNK", 4)  # internal chunking must not matter either
     assert_batches_equal(whole, synthetic.generate(10, 7))
     other = synthetic.generate(10, 8)
@@ -92,9 +98,25 @@ def test_shapes_dtypes_and_preprocessing(default_batch):
     box = b.pixel_size_mm * 128
     assert np.all(box >= np.array(config.min_box_mm) - 1e-3) and np.all(box <= np.array(config.max_box_mm) + 1e-3)
     t = b.truth
-    for key in ("region_id", "frame_index", "obs_time", "age_days", "cycle", "latitude_deg", "longitude_deg",
-                "hemisphere", "cycle_parity", "anti_hale", "n_bipoles", "flux_fraction", "total_flux_mx",
-                "mean_separation_mm", "mean_tilt_deg", "delta", "noise_rms_gauss"):
+    for key in (
+        "region_id",
+        "frame_index",
+        "obs_time",
+        "age_days",
+        "cycle",
+        "latitude_deg",
+        "longitude_deg",
+        "hemisphere",
+        "cycle_parity",
+        "anti_hale",
+        "n_bipoles",
+        "flux_fraction",
+        "total_flux_mx",
+        "mean_separation_mm",
+        "mean_tilt_deg",
+        "delta",
+        "noise_rms_gauss",
+    ):
         assert t[key].shape == (n,), key
     np.testing.assert_allclose(t["box_mm"], box, rtol=1e-5)
     for key in ("bipole_flux_mx", "bipole_separation_mm", "bipole_tilt_deg", "bipole_leading_sign", "bipole_delta"):
@@ -120,11 +142,13 @@ def test_flux_spans_decades_and_peak_flux_is_a_power_law(default_batch, many_reg
     peak = t["bipole_flux_mx"][:, 0] / t["flux_fraction"]  # the primary's peak flux
     assert peak.min() >= config.min_flux_mx * (1 - 1e-5) and peak.max() <= config.max_flux_mx * (1 + 1e-5)
     # dN/dF ~ F**-1.3 on [min, max]: its inverse CDF maps the peaks of 4000 regions to uniform.
-    region_peak = many_regions["flux"].reshape(4000, config.frames_per_region, -1)[:, 0, 0] / (
-        many_regions["now_primary"].reshape(4000, -1)[:, 0])
+    region_peak = (
+        many_regions["flux"].reshape(4000, config.frames_per_region, -1)[:, 0, 0]
+        / (many_regions["now_primary"].reshape(4000, -1)[:, 0])
+    )
     k = 1 - config.flux_power_index
-    a, b = config.min_flux_mx ** k, config.max_flux_mx ** k
-    assert scipy.stats.kstest((region_peak ** k - a) / (b - a), "uniform").pvalue > 0.01
+    a, b = config.min_flux_mx**k, config.max_flux_mx**k
+    assert scipy.stats.kstest((region_peak**k - a) / (b - a), "uniform").pvalue > 0.01
     assert region_peak.max() > 1e23  # the largest regions reach >= 1e23 Mx
     # The image carries the flux: sum |B| * pixel area follows the truth.
     assert scipy.stats.spearmanr(image_flux_mx(default_batch), t["total_flux_mx"]).statistic > 0.9
@@ -132,9 +156,14 @@ def test_flux_spans_decades_and_peak_flux_is_a_power_law(default_batch, many_reg
 
 def test_flux_in_image_matches_truth_without_network_and_noise():
     # Compact plage (600 G instead of 300 G), so that little plage of opposite signs overlaps.
-    config = synthetic.SyntheticConfig(extra_bipole_probability=0.0, delta_probability=0.0, noise_gauss=(0.0, 0.0),
-                                       network_flux_density_gauss=(0.0, 0.0), box_fill=(0.6, 0.7),
-                                       plage_field_gauss=600.0)
+    config = synthetic.SyntheticConfig(
+        extra_bipole_probability=0.0,
+        delta_probability=0.0,
+        noise_gauss=(0.0, 0.0),
+        network_flux_density_gauss=(0.0, 0.0),
+        box_fill=(0.6, 0.7),
+        plage_field_gauss=600.0,
+    )
     batch = synthetic.generate(200, 5, config)
     ratio = image_flux_mx(batch) / batch.truth["total_flux_mx"]
     assert np.all(ratio <= 1 + 1e-4)  # |sum of components| <= sum of |components|
@@ -147,14 +176,21 @@ def test_flux_budget_conserves_each_polarity():
     flux = np.array([[1e20, 3e21, 5e22, 5e22]])
     imbalance = np.array([[0.0, 0.5, -0.5, 0.2]])
     for delta_fraction in (0.0, 1.0):
-        budget = synthetic._flux_budget(flux, imbalance, np.ones_like(flux), np.ones_like(flux, bool),
-                                        np.full_like(flux, delta_fraction), config)
-        parts = [budget["lead_spot"], budget["delta_spot"], budget["follow_spots"], budget["plage"][..., 0],
-                 budget["plage"][..., 1]]
+        budget = synthetic._flux_budget(
+            flux, imbalance, np.ones_like(flux), np.ones_like(flux, bool), np.full_like(flux, delta_fraction), config
+        )
+        parts = [
+            budget["lead_spot"],
+            budget["delta_spot"],
+            budget["follow_spots"],
+            budget["plage"][..., 0],
+            budget["plage"][..., 1],
+        ]
         assert all(np.all(part >= 0) for part in parts)
         np.testing.assert_allclose(budget["lead_spot"] + budget["plage"][..., 0], flux / 2 * (1 + imbalance))
-        np.testing.assert_allclose(budget["delta_spot"] + budget["follow_spots"] + budget["plage"][..., 1],
-                                   flux / 2 * (1 - imbalance))
+        np.testing.assert_allclose(
+            budget["delta_spot"] + budget["follow_spots"] + budget["plage"][..., 1], flux / 2 * (1 - imbalance)
+        )
     assert budget["lead_spot"][0, 0] == 0 and budget["lead_spot"][0, 2] == pytest.approx(0.6 * 0.25 * 5e22)
 
 
@@ -171,8 +207,9 @@ def test_hales_law(single_bipoles):
     np.testing.assert_array_equal(truth_sign != hale, t["anti_hale"])
     assert np.mean(measured[defined] == hale[defined]) >= 0.85
     # Cycle 24 (even): negative leads in the north.
-    np.testing.assert_array_equal(synthetic.hale_leading_sign(np.array([1, -1, 1, -1]), np.array([0, 0, 1, 1])),
-                                  [-1, 1, 1, -1])
+    np.testing.assert_array_equal(
+        synthetic.hale_leading_sign(np.array([1, -1, 1, -1]), np.array([0, 0, 1, 1])), [-1, 1, 1, -1]
+    )
     everything_odd = synthetic.generate(50, 1, synthetic.SyntheticConfig(cycle_parity=1, anti_hale_probability=0.0))
     lead = everything_odd.truth["bipole_leading_sign"][:, 0]
     np.testing.assert_array_equal(lead, everything_odd.truth["hemisphere"])
@@ -206,9 +243,16 @@ def test_joys_law(single_bipoles):
 def test_delta_configuration_raises_r(default_batch):
     # The same draws with and without a delta spot: every region of >= 3e21 Mx may have one.
     # Single frames caught while emerging (observed_decay_efolds=0), before the spots decay.
-    paired = [synthetic.generate(80, 9, synthetic.SyntheticConfig(min_flux_mx=3e21, delta_probability=p,
-                                                                  frames_per_region=1, observed_decay_efolds=0.0))
-              for p in (1.0, 0.0)]
+    paired = [
+        synthetic.generate(
+            80,
+            9,
+            synthetic.SyntheticConfig(
+                min_flux_mx=3e21, delta_probability=p, frames_per_region=1, observed_decay_efolds=0.0
+            ),
+        )
+        for p in (1.0, 0.0)
+    ]
     assert paired[0].truth["delta"].all() and not paired[1].truth["delta"].any()
     np.testing.assert_array_equal(paired[0].truth["total_flux_mx"], paired[1].truth["total_flux_mx"])
     with_delta, without = (r_value(b.images) for b in paired)
@@ -338,12 +382,15 @@ def test_frames_of_a_region_share_it_and_follow_its_evolution(default_batch):
     np.testing.assert_allclose(peak, np.broadcast_to(peak[:, :1], peak.shape), rtol=1e-5)
     # Images follow their region's flux through time (within-region rank correlation).
     image_flux = by_region(image_flux_mx(default_batch))
-    rho = [scipy.stats.spearmanr(a, b).statistic for a, b in zip(image_flux, by_region(t["total_flux_mx"]))
-           if np.ptp(b) > 0.2 * b.max()]
+    rho = [
+        scipy.stats.spearmanr(a, b).statistic
+        for a, b in zip(image_flux, by_region(t["total_flux_mx"]))
+        if np.ptp(b) > 0.2 * b.max()
+    ]
     assert len(rho) > 20 and np.median(rho) > 0.7
     # Frames of one region look alike: a frame's nearest neighbour in pixels is mostly of its region.
     x = default_batch.images[:400].reshape(400, -1).astype(np.float64)
-    squared = (x ** 2).sum(1)
+    squared = (x**2).sum(1)
     distance = squared[:, None] + squared[None] - 2 * x @ x.T
     np.fill_diagonal(distance, np.inf)
     nearest = distance.argmin(1)
@@ -356,8 +403,8 @@ def test_flux_profile_known_values():
     np.testing.assert_allclose(now, [0.0, 0.0, 0.5, 1.0, np.exp(-1.0)], atol=1e-12)
     np.testing.assert_allclose(emerged, [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-12)
     rise_days, decay_days = synthetic._life_times(np.array([1e22, 1e23]), synthetic.SyntheticConfig())
-    np.testing.assert_allclose(rise_days, [3.0, 3.0 * 10 ** 0.43])
-    np.testing.assert_allclose(decay_days, [12.0, 12.0 * 10 ** 0.5])
+    np.testing.assert_allclose(rise_days, [3.0, 3.0 * 10**0.43])
+    np.testing.assert_allclose(decay_days, [12.0, 12.0 * 10**0.5])
 
 
 def test_differential_rotation_shear_known_answers():
@@ -375,8 +422,9 @@ def test_differential_rotation_shear_known_answers():
     a, b, c = synthetic.SNODGRASS_RAD_PER_DAY
     lat = np.deg2rad(15.0)
     slope = (2 * b + 4 * c * np.sin(lat) ** 2) * np.sin(lat) * np.cos(lat)
-    np.testing.assert_allclose(synthetic._shear_mm(np.array(0.1), lat, np.array(1.0)), np.cos(lat) * slope * 0.1,
-                               rtol=1e-3)
+    np.testing.assert_allclose(
+        synthetic._shear_mm(np.array(0.1), lat, np.array(1.0)), np.cos(lat) * slope * 0.1, rtol=1e-3
+    )
 
 
 def test_butterfly_dates_and_latitudes(many_regions):
@@ -414,8 +462,11 @@ def test_patches_are_rendered_in_vectorised_chunks(monkeypatch):
     in whole chunks of up to `_CHUNK` patches, never patch by patch, and chunking does not change a patch."""
     calls = []
     render = synthetic._generate_chunk
-    monkeypatch.setattr(synthetic, "_generate_chunk", lambda seed, indices, config: calls.append(len(indices))
-                        or render(seed, indices, config))
+    monkeypatch.setattr(
+        synthetic,
+        "_generate_chunk",
+        lambda seed, indices, config: calls.append(len(indices)) or render(seed, indices, config),
+    )
     monkeypatch.setattr(synthetic, "_CHUNK", 48)
     batch = synthetic.generate(128, 0)
     assert calls == [48, 48, 32]
@@ -476,9 +527,11 @@ def test_tilt_scatter_shrinks_with_flux_as_set():
 
 def test_plage_is_laid_out_more_tilted_than_the_spots():
     """The plage clouds' polarity axis is tilted plage_tilt_ratio times the spots' axis (median of regions)."""
+
     def axis_ratio(plage_tilt_ratio):
-        config = synthetic.SyntheticConfig(frames_per_region=1, extra_bipole_probability=0.0,
-                                           plage_tilt_ratio=plage_tilt_ratio)
+        config = synthetic.SyntheticConfig(
+            frames_per_region=1, extra_bipole_probability=0.0, plage_tilt_ratio=plage_tilt_ratio
+        )
         r = synthetic._region_frames(4, np.arange(2000), config)
         x, y, _, flux = (a[:, 0] for a in r["clouds"])  # primary bipole: [m, 2 (lead, follow), clouds]
         weight = np.abs(flux)

@@ -1,5 +1,6 @@
 """`solarjax.train.loop.run` with a model of its own: a least-squares fit of 4x4 images, plugged in through a
 `loop.Task` as any later model would be (the GAN and SimSiam tests run the same loop with their models)."""
+
 import json
 
 import flax.struct
@@ -74,18 +75,35 @@ def make_task(workdir, samples, fingerprint="fit-v1"):
             samples.append(step)
             (workdir / f"sample_{step}.txt").write_text(str(np.asarray(state.w).tolist()))
 
-        return loop.Programs(init=init, train_step=loop.jit_train_step(fit_step, mesh), evaluate=evaluate,
-                             sample=sample)
+        return loop.Programs(
+            init=init, train_step=loop.jit_train_step(fit_step, mesh), evaluate=evaluate, sample=sample
+        )
 
-    return loop.Task(name="fit", fingerprint=fingerprint, run_config={"what": "least squares"}, image_shape=SHAPE,
-                     build=build, best_metric="error", best_mode="min", log_prefix="eval/",
-                     progress_fields={"loss": ".3f"})
+    return loop.Task(
+        name="fit",
+        fingerprint=fingerprint,
+        run_config={"what": "least squares"},
+        image_shape=SHAPE,
+        build=build,
+        best_metric="error",
+        best_mode="min",
+        log_prefix="eval/",
+        progress_fields={"loss": ".3f"},
+    )
 
 
 def config(total_steps=8):
-    return ml_collections.ConfigDict({"batch_size": 4, "total_steps": total_steps, "log_every": 2,
-                                      "checkpoint_every": 4, "keep_checkpoints": 1, "eval_every": 3,
-                                      "sample_every": 5})
+    return ml_collections.ConfigDict(
+        {
+            "batch_size": 4,
+            "total_steps": total_steps,
+            "log_every": 2,
+            "checkpoint_every": 4,
+            "keep_checkpoints": 1,
+            "eval_every": 3,
+            "sample_every": 5,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +125,9 @@ def test_a_plugged_in_model_trains_logs_samples_evaluates_and_ranks(straight_run
     assert sorted(evaluations) == [3, 6, 8]  # eval_every 3, and the last step
     assert samples == [5, 8]  # sample_every 5, and the last step
     assert json.loads((workdir / "config.json").read_text()) == {"what": "least squares"}
-    checkpoints = checkpoint_lib.RunCheckpoints(workdir / "checkpoints", fingerprint=None, best_metric="error",
-                                                best_mode="min")
+    checkpoints = checkpoint_lib.RunCheckpoints(
+        workdir / "checkpoints", fingerprint=None, best_metric="error", best_mode="min"
+    )
     assert checkpoints.best_step() == min(evaluations, key=evaluations.get)
     assert checkpoints.latest_step() == 8 and checkpoints.run_info(8)["config"] == {"what": "least squares"}
     assert checkpoints.all_steps() == sorted({8, checkpoints.best_step()})  # keep_checkpoints 1, plus the best
@@ -128,8 +147,9 @@ def test_a_killed_run_resumes_to_the_same_state_and_writes_no_step_twice(straigh
 def test_batches_become_global_through_the_pipeline(monkeypatch, tmp_path):
     calls = []
     real = pipeline.to_global_batch
-    monkeypatch.setattr(pipeline, "to_global_batch", lambda batch, mesh: calls.append(batch["image"].shape)
-                        or real(batch, mesh))
+    monkeypatch.setattr(
+        pipeline, "to_global_batch", lambda batch, mesh: calls.append(batch["image"].shape) or real(batch, mesh)
+    )
     loop.run(make_task(tmp_path, []), config(total_steps=3), tmp_path, Batches)
     assert calls == [(4, *SHAPE)] * 3
 

@@ -1,4 +1,5 @@
 """aia_patches dataset: multi-channel SDO/AIA patches, synthetic or from level-1 FITS files."""
+
 from data_builders.aia_patches.aia_patches_dataset_builder import (  # noqa: F401
     AIAPatchesConfig,
     Builder,

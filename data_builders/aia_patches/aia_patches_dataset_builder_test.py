@@ -4,6 +4,7 @@ Real data: the 128x128 full-disk 171 A level-1 image shipped with sunpy (2011-02
 705x769 171 A cutout shipped with sunkit-image (2013-03-10). Multi-channel observations are made of
 copies of the full-disk file relabelled as other channels (header cards changed, data kept or scaled).
 """
+
 import datetime
 import importlib.resources
 import logging
@@ -23,7 +24,8 @@ from solarjax.data import aia_prep, aia_synthetic
 FULL_DISK = pathlib.Path(str(importlib.resources.files("sunpy") / "data/test/aia_171_level1.fits"))
 CUTOUT = pathlib.Path(str(importlib.resources.files("sunkit_image") / "data/test/aia_171_cutout.fits"))
 RESPONSE_TABLE = pathlib.Path(
-    str(importlib.resources.files("aiapy") / "tests/data/aia_V8_20171210_050627_response_table.txt"))
+    str(importlib.resources.files("aiapy") / "tests/data/aia_V8_20171210_050627_response_table.txt")
+)
 FITS_171 = AIAPatchesConfig(name="fits_171", source="fits", wavelengths=(171,))
 
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid 'BLANK' keyword:astropy.io.fits.verify.VerifyWarning")
@@ -64,8 +66,9 @@ def test_fits_build_of_the_real_files_matches_their_headers(tmp_path):
     info = build(FITS_171, tmp_path / "tfds", manual_dir=manual_dir, correction_table=RESPONSE_TABLE)
 
     assert info.metadata["failures"] == []
-    assert info.metadata["ignored"] == [{"path": str(manual_dir / "README.txt"),
-                                         "reason": "not a FITS file name (*.fits/*.fts/*.fit)"}]
+    assert info.metadata["ignored"] == [
+        {"path": str(manual_dir / "README.txt"), "reason": "not a FITS file name (*.fits/*.fts/*.fit)"}
+    ]
     assert info.metadata["degradation"] == {"applied": True, "table": str(RESPONSE_TABLE)}
     examples = _examples(tmp_path / "tfds", "fits_171")
     for split, split_examples in examples.items():
@@ -80,7 +83,7 @@ def test_fits_build_of_the_real_files_matches_their_headers(tmp_path):
         header = _image_header(path)
         mine = [e for e in everything if e["source"].decode() == path.name]
         assert len(mine) == count
-        t_obs = datetime.datetime.fromisoformat(header["T_OBS"].rstrip("Z")).replace(tzinfo=datetime.timezone.utc)
+        t_obs = datetime.datetime.fromisoformat(header["T_OBS"].rstrip("Z")).replace(tzinfo=datetime.UTC)
         prepared = aia_prep.prepare_channel(path, correction_table=table)
         for example in mine:
             assert datetime.datetime.fromisoformat(example["t_obs"].decode()) == t_obs
@@ -104,7 +107,7 @@ def test_corrupt_and_flagged_files_are_reported_and_skipped(tmp_path, caplog):
     partial = manual_dir / "aia_partial_block.fits"
     partial.write_bytes(FULL_DISK.read_bytes()[:100_000])
     cut = manual_dir / "aia_whole_blocks.fits"
-    cut.write_bytes(FULL_DISK.read_bytes()[:2880 * 20])  # header intact: passes planning, fails on reading
+    cut.write_bytes(FULL_DISK.read_bytes()[: 2880 * 20])  # header intact: passes planning, fails on reading
     write_variant(manual_dir / "aia_flagged.fits", QUALITY=1024)
 
     with caplog.at_level(logging.WARNING):
@@ -142,8 +145,9 @@ def test_channels_are_grouped_by_time_into_observations(tmp_path):
     assert example["t_obs"] == b"2011-02-15T00:00:01.340000+00:00"
     dn_per_s = aia_prep.prepare_channel(FULL_DISK, degradation="skip").map.data.astype(np.float32)
     for channel, (wavelength, scale) in enumerate(((171, 1.0), (193, 1.5), (211, 0.5))):
-        np.testing.assert_allclose(example["image"][..., channel], aia_prep.normalise(scale * dn_per_s, wavelength),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            example["image"][..., channel], aia_prep.normalise(scale * dn_per_s, wavelength), atol=1e-6
+        )
 
 
 def test_patch_layout_options_of_a_config(tmp_path):
@@ -174,7 +178,8 @@ def test_synthetic_build_splits_by_index_and_round_trips(tmp_path):
         for i in indices:
             example = examples[f"aia_synthetic[23][{i}]"]
             np.testing.assert_array_equal(
-                example["image"], aia_prep.normalise_channels(generated.images[i], (171, 193, 211)))
+                example["image"], aia_prep.normalise_channels(generated.images[i], (171, 193, 211))
+            )
             assert Time(example["t_obs"].decode()[:26]) == Time(str(generated.t_obs[i]).rstrip("Z"))
             assert example["hpc_x"] == generated.hpc_x[i] and example["mu"] == generated.mu[i]
             assert example["bbox"].tolist() == [-1, -1, -1, -1] and example["wavelengths"].tolist() == [171, 193, 211]
@@ -186,9 +191,17 @@ def test_group_by_time_is_greedy_within_the_tolerance():
     def at(seconds):
         return t0 + seconds * u.s
 
-    files = [(pathlib.Path(name), wavelength, at(seconds)) for name, wavelength, seconds in [
-        ("a171", 171, 0.0), ("a193", 193, 4.0), ("b171", 171, 12.5), ("b193", 193, 16.0),
-        ("c193", 193, 40.0), ("c171", 171, 50.0)]]
+    files = [
+        (pathlib.Path(name), wavelength, at(seconds))
+        for name, wavelength, seconds in [
+            ("a171", 171, 0.0),
+            ("a193", 193, 4.0),
+            ("b171", 171, 12.5),
+            ("b193", 193, 16.0),
+            ("c193", 193, 40.0),
+            ("c171", 171, 50.0),
+        ]
+    ]
     observations, left_out = group_by_time(files, (193, 171), 12.0)
     assert [[p.name for p in o.paths] for o in observations] == [["a193", "a171"], ["b193", "b171"], ["c193", "c171"]]
     assert observations[0].t_obs == at(4.0) and left_out == []

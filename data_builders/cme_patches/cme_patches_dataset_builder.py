@@ -31,13 +31,15 @@ the sequence (``u = sha256("LASCO<detector><ISO time of its first frame>")`` aga
 Build log: ``build_log.json`` lists ``failures`` (files that cannot be read: path, reason) and
 ``ignored`` files (not image file names, other detectors, repeated times, lone frames).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import os
 import pathlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -102,8 +104,9 @@ def sequence_split(detector: str, first: datetime.datetime) -> str:
     return common.hash_split(f"LASCO{detector}{first.isoformat()}")
 
 
-def group_into_sequences(frames: list[_Frame], max_gap_s: float, max_span_s: float
-                         ) -> tuple[list[list[_Frame]], list[tuple[pathlib.Path, str]]]:
+def group_into_sequences(
+    frames: list[_Frame], max_gap_s: float, max_span_s: float
+) -> tuple[list[list[_Frame]], list[tuple[pathlib.Path, str]]]:
     """Time sequences of frames (see the module docstring).
 
     Returns:
@@ -120,8 +123,10 @@ def group_into_sequences(frames: list[_Frame], max_gap_s: float, max_span_s: flo
             if current and frame.date_obs == current[-1].date_obs:
                 left_out.append((frame.path, f"same DATE-OBS {frame.date_obs.isoformat()} as {current[-1].path.name}"))
                 continue
-            if current and ((frame.date_obs - current[-1].date_obs).total_seconds() > max_gap_s
-                            or (frame.date_obs - current[0].date_obs).total_seconds() > max_span_s):
+            if current and (
+                (frame.date_obs - current[-1].date_obs).total_seconds() > max_gap_s
+                or (frame.date_obs - current[0].date_obs).total_seconds() > max_span_s
+            ):
                 sequences.append(current)
                 current = []
             current.append(frame)
@@ -130,8 +135,13 @@ def group_into_sequences(frames: list[_Frame], max_gap_s: float, max_span_s: flo
     kept = []
     for sequence in sequences:
         if len(sequence) < 2:
-            left_out.append((sequence[0].path, f"lone frame at {sequence[0].date_obs.isoformat()}: a difference "
-                                               "needs a second frame of the same size and units within the gap"))
+            left_out.append(
+                (
+                    sequence[0].path,
+                    f"lone frame at {sequence[0].date_obs.isoformat()}: a difference "
+                    "needs a second frame of the same size and units within the gap",
+                )
+            )
         else:
             kept.append(sequence)
     return sorted(kept, key=lambda s: (s[0].date_obs, str(s[0].path))), left_out
@@ -141,10 +151,18 @@ def _features() -> tfds.features.FeaturesDict:
     """Feature spec; images as raw bytes (fast to write, see sharp_patches)."""
     scalar, tensor, text = tfds.features.Scalar, tfds.features.Tensor, tfds.features.Text
     features = {
-        "image": tensor(shape=(PATCH_SIZE, PATCH_SIZE, 1), dtype=np.float32, encoding=tfds.features.Encoding.BYTES,
-                        doc="relative difference in [-1, 1]; Sun at the centre, north up (row 0), east left"),
-        "polar": tensor(shape=cme_prep.POLAR_SHAPE, dtype=np.float32, encoding=tfds.features.Encoding.BYTES,
-                        doc="relative difference on (height from occulter to field stop, PA (i + 0.5) * 2 deg)"),
+        "image": tensor(
+            shape=(PATCH_SIZE, PATCH_SIZE, 1),
+            dtype=np.float32,
+            encoding=tfds.features.Encoding.BYTES,
+            doc="relative difference in [-1, 1]; Sun at the centre, north up (row 0), east left",
+        ),
+        "polar": tensor(
+            shape=cme_prep.POLAR_SHAPE,
+            dtype=np.float32,
+            encoding=tfds.features.Encoding.BYTES,
+            doc="relative difference on (height from occulter to field stop, PA (i + 0.5) * 2 deg)",
+        ),
         "id": text(doc="unique patch id"),
         "event": text(doc="the synthetic CME or the frame sequence (never split)"),
         "t_obs": text(doc="time of the later frame, ISO 8601 UTC; '' for synthetic"),
@@ -166,15 +184,29 @@ class Builder(common.PatchesBuilder):
     """CME difference patches, synthetic (default) or from LASCO C2/C3 files, as array_record."""
 
     VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release.",
-                     "1.1.0": "Synthetic: a planted 1% of double CMEs; the true_rare feature."}
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "Synthetic: a planted 1% of double CMEs; the true_rare feature.",
+    }
     BUILDER_CONFIGS = [
-        CmePatchesConfig(name="synthetic", source="synthetic", num_examples=5_000,
-                         description="Synthetic CMEs (solarjax.data.cme_synthetic), C2 field of view, with truth."),
-        CmePatchesConfig(name="files", source="fits", detector="C2",
-                         description="LASCO C2 FITS/JPEG2000 files from manual_dir, running differences."),
-        CmePatchesConfig(name="files_c3", source="fits", detector="C3",
-                         description="LASCO C3 FITS/JPEG2000 files from manual_dir, running differences."),
+        CmePatchesConfig(
+            name="synthetic",
+            source="synthetic",
+            num_examples=5_000,
+            description="Synthetic CMEs (solarjax.data.cme_synthetic), C2 field of view, with truth.",
+        ),
+        CmePatchesConfig(
+            name="files",
+            source="fits",
+            detector="C2",
+            description="LASCO C2 FITS/JPEG2000 files from manual_dir, running differences.",
+        ),
+        CmePatchesConfig(
+            name="files_c3",
+            source="fits",
+            detector="C3",
+            description="LASCO C3 FITS/JPEG2000 files from manual_dir, running differences.",
+        ),
     ]
     DEFAULT_CONFIG_NAME = "synthetic"
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
@@ -190,7 +222,8 @@ class Builder(common.PatchesBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=_features(), homepage="https://lasco-www.nrl.navy.mil/", metadata=BuildLog())
+            features=_features(), homepage="https://lasco-www.nrl.navy.mil/", metadata=BuildLog()
+        )
 
     def _generate_examples(self, items: range | list[list[_Frame]]) -> Iterator[tuple[Any, dict[str, Any]]]:
         if self.builder_config.source == "fits":
@@ -208,14 +241,24 @@ class Builder(common.PatchesBuilder):
             truth = (batch.cpa_deg, batch.width_deg, batch.front_height_rsun, batch.excess)
             for i in range(len(batch.images)):
                 record = f"cme_synthetic[{seed}][{start + i}]"
-                yield start + i, {
-                    "image": batch.images[i][..., None], "polar": polar[i], "id": record, "event": record,
-                    "t_obs": "", "reference_t_obs": "", "detector": "C2", "kind": "base",
-                    "rsun_per_pixel": np.float32(geometry.rsun_per_pixel(PATCH_SIZE)), "source": record,
-                    **{name: values[i] for name, values in measured.items()},
-                    **{name: np.float32(values[i]) for name, values in zip(TRUTH, truth)},
-                    "true_rare": np.int32(batch.rare[i]),
-                }
+                yield (
+                    start + i,
+                    {
+                        "image": batch.images[i][..., None],
+                        "polar": polar[i],
+                        "id": record,
+                        "event": record,
+                        "t_obs": "",
+                        "reference_t_obs": "",
+                        "detector": "C2",
+                        "kind": "base",
+                        "rsun_per_pixel": np.float32(geometry.rsun_per_pixel(PATCH_SIZE)),
+                        "source": record,
+                        **{name: values[i] for name, values in measured.items()},
+                        **{name: np.float32(values[i]) for name, values in zip(TRUTH, truth)},
+                        "true_rare": np.int32(batch.rare[i]),
+                    },
+                )
 
     # ------------------------------------------------------------------------------------ files
     def _plan_fits(self, manual_dir: pathlib.Path) -> dict[str, list[list[_Frame]]]:
@@ -236,7 +279,9 @@ class Builder(common.PatchesBuilder):
                 self._ignore(path, f"detector {image.meta['detector']}: this config reads {config.detector}")
                 continue
             frames.append(_Frame(path, image.meta["date_obs"], (image.data.shape, image.meta["units"])))
-        sequences, left_out = group_into_sequences(frames, 60.0 * config.max_gap_minutes, 3600.0 * config.sequence_hours)
+        sequences, left_out = group_into_sequences(
+            frames, 60.0 * config.max_gap_minutes, 3600.0 * config.sequence_hours
+        )
         for path, reason in left_out:
             self._ignore(path, reason)
         sequences = sequences[: self._num_examples]
@@ -244,7 +289,8 @@ class Builder(common.PatchesBuilder):
         if not sequences:
             raise FileNotFoundError(
                 f"{manual_dir}: no sequence of two or more LASCO {config.detector} frames "
-                f"({len(log['failures'])} broken, {len(log['ignored'])} ignored; the build log lists them)")
+                f"({len(log['failures'])} broken, {len(log['ignored'])} ignored; the build log lists them)"
+            )
         return common.group_by_split(sequences, lambda s: sequence_split(config.detector, s[0].date_obs))
 
     def _file_examples(self, sequences: list[list[_Frame]]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -264,15 +310,24 @@ class Builder(common.PatchesBuilder):
             measured = _measured(np.stack([p.image for p in patches]), geometry)
             for i, patch in enumerate(patches):
                 key = f"lasco[{patch.detector}][{patch.t_obs.isoformat()}][{patch.kind}]"
-                yield key, {
-                    "image": patch.image[..., None], "polar": patch.polar, "id": key, "event": event,
-                    "t_obs": patch.t_obs.isoformat(), "reference_t_obs": patch.reference_t_obs.isoformat(),
-                    "detector": patch.detector, "kind": patch.kind,
-                    "rsun_per_pixel": np.float32(geometry.rsun_per_pixel(PATCH_SIZE)), "source": patch.source,
-                    **{name: values[i] for name, values in measured.items()},
-                    **{name: np.float32(np.nan) for name in TRUTH},
-                    "true_rare": np.int32(-1),
-                }
+                yield (
+                    key,
+                    {
+                        "image": patch.image[..., None],
+                        "polar": patch.polar,
+                        "id": key,
+                        "event": event,
+                        "t_obs": patch.t_obs.isoformat(),
+                        "reference_t_obs": patch.reference_t_obs.isoformat(),
+                        "detector": patch.detector,
+                        "kind": patch.kind,
+                        "rsun_per_pixel": np.float32(geometry.rsun_per_pixel(PATCH_SIZE)),
+                        "source": patch.source,
+                        **{name: values[i] for name, values in measured.items()},
+                        **{name: np.float32(np.nan) for name in TRUTH},
+                        "true_rare": np.int32(-1),
+                    },
+                )
 
 
 def _measured(images: np.ndarray, geometry: cme_physics.Geometry) -> dict[str, np.ndarray]:

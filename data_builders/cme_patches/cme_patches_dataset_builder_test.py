@@ -4,6 +4,7 @@ Real data: sunpy's LASCO C3 Helioviewer JPEG2000 image (2013-05-13) and LASCO C2
 written with sunpy's real C2 header around an analytic corona with a front at a known position angle and
 height (`tests/lasco_replay.write_sequence`).
 """
+
 import datetime
 import pathlib
 
@@ -70,11 +71,12 @@ def test_files_build_of_c2_sequences_and_the_real_c3_image(tmp_path):
     examples = [e for split in _examples(tmp_path / "tfds", "files").values() for e in split]
     for split, split_examples in _examples(tmp_path / "tfds", "files").items():
         for e in split_examples:
-            event_start = datetime.datetime.fromisoformat(e["event"].decode()[len("lasco[C2]["):-1])
+            event_start = datetime.datetime.fromisoformat(e["event"].decode()[len("lasco[C2][") : -1])
             assert sequence_split("C2", event_start) == split
     by_source = {e["source"].decode(): e for e in examples}
-    assert sorted(by_source) == sorted(f"{a.name};{b.name}" for a, b in ((first[0], first[1]), (first[1], first[2]),
-                                                                          (second[0], second[1])))
+    assert sorted(by_source) == sorted(
+        f"{a.name};{b.name}" for a, b in ((first[0], first[1]), (first[1], first[2]), (second[0], second[1]))
+    )
     expected_heights = {first[1].name: 3.0, first[2].name: 4.0, second[1].name: 5.0}
     for source, example in by_source.items():
         assert example["kind"] == b"running" and example["detector"] == b"C2"
@@ -94,7 +96,7 @@ def test_real_c3_jpeg2000_frames_build_on_the_c3_grid(tmp_path):
     manual.mkdir()
     contents = JP2.read_bytes()
     (manual / "frame_1.jp2").write_bytes(contents)
-    later = contents.replace(b"<TIME_OBS>16:54:06.137<", b"<TIME_OBS>17:06:06.137<")   # same length: boxes stay valid
+    later = contents.replace(b"<TIME_OBS>16:54:06.137<", b"<TIME_OBS>17:06:06.137<")  # same length: boxes stay valid
     assert later != contents
     (manual / "frame_2.jp2").write_bytes(later)
     base = CmePatchesConfig(name="files_c3_base", source="fits", detector="C3", difference="base")
@@ -107,17 +109,25 @@ def test_real_c3_jpeg2000_frames_build_on_the_c3_grid(tmp_path):
 
 
 def test_sequences_break_at_gaps_spans_and_image_kinds():
-    t0 = datetime.datetime(2010, 1, 1, tzinfo=datetime.timezone.utc)
+    t0 = datetime.datetime(2010, 1, 1, tzinfo=datetime.UTC)
 
     def frame(name, minutes, group=((512, 512), "MSB")):
         return _Frame(pathlib.Path(name), t0 + datetime.timedelta(minutes=minutes), group)
 
-    frames = [frame("a", 0), frame("b", 12), frame("b2", 12), frame("c", 200), frame("d", 212),
-              frame("e", 224, ((1024, 1024), "MSB")), frame("f", 236, ((1024, 1024), "MSB")), frame("g", 600)]
+    frames = [
+        frame("a", 0),
+        frame("b", 12),
+        frame("b2", 12),
+        frame("c", 200),
+        frame("d", 212),
+        frame("e", 224, ((1024, 1024), "MSB")),
+        frame("f", 236, ((1024, 1024), "MSB")),
+        frame("g", 600),
+    ]
     sequences, left_out = group_into_sequences(frames, max_gap_s=7200, max_span_s=6 * 3600)
     assert [[f.path.name for f in s] for s in sequences] == [["a", "b"], ["c", "d"], ["e", "f"]]
     assert [p.name for p, _ in left_out] == ["b2", "g"]
-    long_run = [frame(f"x{i}", 12 * i) for i in range(40)]          # 7.8 h of frames
+    long_run = [frame(f"x{i}", 12 * i) for i in range(40)]  # 7.8 h of frames
     sequences, _ = group_into_sequences(long_run, max_gap_s=7200, max_span_s=6 * 3600)
     assert [len(s) for s in sequences] == [31, 9]
 

@@ -1,4 +1,5 @@
 """Tests of the sharp_patches builder: pytest into tmp_path, no TensorFlow (DatasetBuilderTestCase needs it)."""
+
 import json
 import logging
 import os
@@ -10,10 +11,14 @@ import pytest
 import tensorflow_datasets as tfds
 
 import data_builders  # noqa: F401  (registers sharp_patches)
-from data_builders.sharp_patches import BUILD_LOG_NAME, build, harp_split
 from data_builders.common import OldBuildError
+from data_builders.sharp_patches import BUILD_LOG_NAME, build, harp_split
 from data_builders.sharp_patches.sharp_patches_dataset_builder import (
-    FRAMES_PER_REGION, Builder, physics_feature_names, resize_nearest)
+    FRAMES_PER_REGION,
+    Builder,
+    physics_feature_names,
+    resize_nearest,
+)
 from solarjax import physics
 from solarjax.data import synthetic
 from solarjax.data.fits import read_sharp
@@ -36,9 +41,20 @@ def write_dummy_export(folder: pathlib.Path) -> pathlib.Path:
     rng = np.random.default_rng(0)
 
     def header(harp, t_rec, noaa, crval1, crval2):
-        return {"HARPNUM": harp, "T_REC": t_rec, "NOAA_AR": noaa, "QUALITY": 0, "BUNIT": "Mx/cm^2",
-                "CTYPE1": "CRLN-CEA", "CTYPE2": "CRLT-CEA", "CDELT1": 0.03, "CDELT2": 0.03,
-                "CRVAL1": crval1, "CRVAL2": crval2, "CRLN_OBS": 100.0}
+        return {
+            "HARPNUM": harp,
+            "T_REC": t_rec,
+            "NOAA_AR": noaa,
+            "QUALITY": 0,
+            "BUNIT": "Mx/cm^2",
+            "CTYPE1": "CRLN-CEA",
+            "CTYPE2": "CRLT-CEA",
+            "CDELT1": 0.03,
+            "CDELT2": 0.03,
+            "CRVAL1": crval1,
+            "CRVAL2": crval2,
+            "CRLN_OBS": 100.0,
+        }
 
     def field(shape):
         rows, cols = np.indices(shape)
@@ -125,7 +141,23 @@ def test_fits_build_holds_every_real_frame_with_each_harp_in_one_split(fits_data
     assert sum(len(s) for s in sources.values()) == 40
     assert {split: len(s) for split, s in sources.items()} == {"train": 18, "validation": 11, "test": 11}
     assert set().union(*harps_by_split.values()) == {
-        377, 1422, 1425, 1441, 1445, 1446, 1447, 1449, 1455, 1456, 1457, 1460, 2007, 2875, 3700, 7115}
+        377,
+        1422,
+        1425,
+        1441,
+        1445,
+        1446,
+        1447,
+        1449,
+        1455,
+        1456,
+        1457,
+        1460,
+        2007,
+        2875,
+        3700,
+        7115,
+    }
     for split, harps in harps_by_split.items():
         assert all(harp_split(h) == split for h in harps)
         for other, other_harps in harps_by_split.items():
@@ -144,8 +176,9 @@ def test_fits_examples_equal_the_preprocessed_files(fits_data_dir, real_br_files
         patch = read_sharp(path)
         record = f"hmi.sharp_cea_720s[{patch.meta['harpnum']}][{patch.meta['t_rec_raw']}]"
         patches[record] = patch
-    examples = [e for s in tfds.data_source("sharp_patches/fits", data_dir=fits_data_dir).values()
-                for e in _all_examples(s)]
+    examples = [
+        e for s in tfds.data_source("sharp_patches/fits", data_dir=fits_data_dir).values() for e in _all_examples(s)
+    ]
     assert sorted(e["record"].decode() for e in examples) == sorted(patches)
 
     images = []
@@ -184,8 +217,9 @@ def test_fits_examples_equal_the_preprocessed_files(fits_data_dir, real_br_files
 
 
 def test_corrupt_files_are_logged_and_the_build_goes_on(shared_data, corrupt_files, tmp_path, caplog):
-    good = sorted(p for p in (shared_data / "sharp_cea").iterdir()
-                  if re.match(r"hmi\.sharp_cea_720s\.(1446|1447|1455)\.", p.name))
+    good = sorted(
+        p for p in (shared_data / "sharp_cea").iterdir() if re.match(r"hmi\.sharp_cea_720s\.(1446|1447|1455)\.", p.name)
+    )
     manual_dir = _link_into(tmp_path / "manual", good + corrupt_files)
     good_br = [p for p in good if p.name.endswith(".Br.fits")]
 
@@ -196,10 +230,8 @@ def test_corrupt_files_are_logged_and_the_build_goes_on(shared_data, corrupt_fil
     failures = {os.path.basename(entry["path"]): entry["reason"] for entry in info.metadata["failures"]}
     assert failures == {
         "hmi.sharp_cea_720s.1446.20120306_142400_TAI.Br.fits": "empty file: 0 bytes",
-        "hmi.sharp_cea_720s.1447.20120307_022400_TAI.Br.fits":
-            "truncated: 182881 bytes is not a whole number of 2880-byte FITS blocks",
-        "hmi.sharp_cea_720s.1455.20120306_202400_TAI.magnetogram.fits":
-            "truncated: 73441 bytes is not a whole number of 2880-byte FITS blocks",
+        "hmi.sharp_cea_720s.1447.20120307_022400_TAI.Br.fits": "truncated: 182881 bytes is not a whole number of 2880-byte FITS blocks",
+        "hmi.sharp_cea_720s.1455.20120306_202400_TAI.magnetogram.fits": "truncated: 73441 bytes is not a whole number of 2880-byte FITS blocks",
     }
     on_disk = json.loads((tmp_path / "tfds/sharp_patches/fits" / str(Builder.VERSION) / BUILD_LOG_NAME).read_text())
     assert on_disk["failures"] == info.metadata["failures"]
@@ -232,15 +264,23 @@ def test_synthetic_build_splits_by_region_and_round_trips(tmp_path):
     n = 20 * frames  # 20 regions: 16 train, 2 validation, 2 test
     info = build("synthetic", tmp_path, num_examples=n)
     assert {name: s.num_examples for name, s in info.splits.items()} == {
-        "train": 16 * frames, "validation": 2 * frames, "test": 2 * frames}
+        "train": 16 * frames,
+        "validation": 2 * frames,
+        "test": 2 * frames,
+    }
 
     generated = synthetic.generate(n, 23)
-    expected = {**physics.quantities(generated.images),
-                **physics.physical_quantities(generated.images, generated.pixel_size_mm)}
+    expected = {
+        **physics.quantities(generated.images),
+        **physics.physical_quantities(generated.images, generated.pixel_size_mm),
+    }
     sources = tfds.data_source("sharp_patches/synthetic", data_dir=tmp_path)
     harps = {}
-    for split, indices in {"train": range(0, 16 * frames), "validation": range(16 * frames, 18 * frames),
-                           "test": range(18 * frames, n)}.items():
+    for split, indices in {
+        "train": range(0, 16 * frames),
+        "validation": range(16 * frames, 18 * frames),
+        "test": range(18 * frames, n),
+    }.items():
         examples = _all_examples(sources[split])
         records = {e["record"].decode(): e for e in examples}
         assert sorted(records) == sorted(f"synthetic[23][{i}]" for i in indices)
@@ -275,8 +315,11 @@ def test_an_older_build_is_refused_with_the_rebuild_command(tmp_path, monkeypatc
         patch.setattr(Builder, "SUPPORTED_VERSIONS", [])
         build("synthetic", tmp_path, num_examples=16)
     assert (tmp_path / "sharp_patches/synthetic/1.0.0/dataset_info.json").exists()
-    with pytest.raises(OldBuildError, match=r"built by version 1\.0\.0; this code reads version " + re.escape(str(Builder.VERSION)) + ".*"
-                                            r"solarjax data build --config synthetic"):
+    with pytest.raises(
+        OldBuildError,
+        match=r"built by version 1\.0\.0; this code reads version " + re.escape(str(Builder.VERSION)) + ".*"
+        r"solarjax data build --config synthetic",
+    ):
         tfds.data_source("sharp_patches/synthetic", data_dir=tmp_path)
     rebuilt = build("synthetic", tmp_path, num_examples=16)  # building over it is allowed
     assert sum(s.num_examples for s in rebuilt.splits.values()) == 16

@@ -1,5 +1,6 @@
 """`solarjax.configs.gan`'s 'sharp_full' variant (its fields and commands are documented there); this path keeps
 ``--config experiments/configs/gan_sharp_full.py`` and the experiment scripts working."""
+
 import ml_collections
 
 from solarjax.configs import gan

@@ -7,6 +7,7 @@ or all in one, with the search and its evaluation (what measured the figures in 
 
     python -m experiments.cme_search --workdir runs/cme --out runs/cme/search
 """
+
 import ml_collections
 
 from solarjax.configs import simsiam

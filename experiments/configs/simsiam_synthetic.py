@@ -1,5 +1,6 @@
 """`solarjax.configs.simsiam`'s 'synthetic' variant (its fields and commands are documented there); this path keeps
 ``--config experiments/configs/simsiam_synthetic.py`` and the experiment scripts working."""
+
 import ml_collections
 
 from solarjax.configs import simsiam

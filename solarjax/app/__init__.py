@@ -9,6 +9,7 @@
 
 See `solarjax.app.server` for the endpoints, the safety limits and the start-up checks.
 """
+
 from solarjax.app.server import (
     AiaArtefacts,
     AiaSearch,

@@ -188,8 +188,14 @@ def load_artefacts(workdir: str | os.PathLike) -> Artefacts:
     missing = [name for name in STEERABLE if name not in directions.names]
     if missing:
         raise ArtefactError(f"{paths['directions']}: no direction for {missing}; it has {list(directions.names)}")
-    return Artefacts(generator, directions, encoder, index, paths["TFDS data"],
-                     _steering_report(workdir / "directions" / "evaluation" / "report.json"))
+    return Artefacts(
+        generator,
+        directions,
+        encoder,
+        index,
+        paths["TFDS data"],
+        _steering_report(workdir / "directions" / "evaluation" / "report.json"),
+    )
 
 
 def _steering_report(path: pathlib.Path) -> dict | None:
@@ -201,10 +207,20 @@ def _steering_report(path: pathlib.Path) -> dict | None:
         results = report["families"]["results"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return {"best_method": report.get("best_method"), "families": {
-        method: {name: {"monotonicity": row["monotonicity"], "max_leakage": row.get("max_leakage"),
-                        "frechet_ratio": row.get("realism", {}).get("frechet_ratio")}
-                 for name, row in rows.items()} for method, rows in results.items()}}
+    return {
+        "best_method": report.get("best_method"),
+        "families": {
+            method: {
+                name: {
+                    "monotonicity": row["monotonicity"],
+                    "max_leakage": row.get("max_leakage"),
+                    "frechet_ratio": row.get("realism", {}).get("frechet_ratio"),
+                }
+                for name, row in rows.items()
+            }
+            for method, rows in results.items()
+        },
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,8 +262,10 @@ def checked_aia_artefacts(artefacts: AiaArtefacts) -> AiaArtefacts:
 
     table = artefacts.index.table
     if table.dataset_name != AIA_DATASET:
-        raise ArtefactError(f"{table.path}: a table of {table.dataset_name!r}, not of {AIA_DATASET!r}: "
-                            "build it with `solarjax index build --dataset aia_patches`")
+        raise ArtefactError(
+            f"{table.path}: a table of {table.dataset_name!r}, not of {AIA_DATASET!r}: "
+            "build it with `solarjax index build --dataset aia_patches`"
+        )
     if artefacts.index.num_rows == 0:
         raise ArtefactError(f"{table.path}: the AIA table holds no row")
     try:
@@ -258,8 +276,9 @@ def checked_aia_artefacts(artefacts: AiaArtefacts) -> AiaArtefacts:
     return artefacts
 
 
-def load_aia_artefacts(index_dir: str | os.PathLike, ssl_dir: str | os.PathLike,
-                       data_dir: str | os.PathLike) -> AiaArtefacts:
+def load_aia_artefacts(
+    index_dir: str | os.PathLike, ssl_dir: str | os.PathLike, data_dir: str | os.PathLike
+) -> AiaArtefacts:
     """Loads an AIA search: ``index_dir`` written by ``solarjax index build --dataset aia_patches``
     (index_dir/index, index_dir/table), the SimSiam run ``ssl_dir`` that embedded it, and the TFDS
     data directory ``data_dir`` of the table's rows.
@@ -270,8 +289,11 @@ def load_aia_artefacts(index_dir: str | os.PathLike, ssl_dir: str | os.PathLike,
     from solarjax import ssl
     from solarjax.retrieval import load_index
 
-    paths = {"AIA index": pathlib.Path(index_dir) / "index", "AIA SimSiam run": pathlib.Path(ssl_dir),
-             "AIA TFDS data": pathlib.Path(data_dir).expanduser()}
+    paths = {
+        "AIA index": pathlib.Path(index_dir) / "index",
+        "AIA SimSiam run": pathlib.Path(ssl_dir),
+        "AIA TFDS data": pathlib.Path(data_dir).expanduser(),
+    }
     for what, path in paths.items():
         if not path.exists():
             raise ArtefactError(f"{path}: no {what}")
@@ -347,8 +369,9 @@ def colormap_stops(count: int = 11) -> list[str]:
     return ["#{:02x}{:02x}{:02x}".format(*colour[:3]) for colour in rgba]
 
 
-def contact_sheet_png(query_image: np.ndarray, query_values: Mapping[str, float], hits: Sequence[dict],
-                      images: Sequence[np.ndarray]) -> bytes:
+def contact_sheet_png(
+    query_image: np.ndarray, query_values: Mapping[str, float], hits: Sequence[dict], images: Sequence[np.ndarray]
+) -> bytes:
     """The query and its matches side by side, each titled with TUF, PSEP and R (and similarity)."""
     from matplotlib.figure import Figure
 
@@ -489,8 +512,9 @@ class IndexSearch:
         """Top-k results (SearchResult list) of one query embedding [1, D]."""
         return self.index.search(embeddings, SEARCH_K, filters, context)[0][:k]
 
-    def search_ranked(self, embeddings: np.ndarray, images: np.ndarray, k: int, filters, context=None,
-                      rank: str = "ssl"):
+    def search_ranked(
+        self, embeddings: np.ndarray, images: np.ndarray, k: int, filters, context=None, rank: str = "ssl"
+    ):
         """Top-k results of one query in a ranking mode of `solarjax.retrieval.ranking` ('ssl',
         'hybrid' with the validation-chosen weight, 'physics'); ``images`` [1, 128, 128, 1] give the
         query's exact quantities."""
@@ -499,8 +523,9 @@ class IndexSearch:
         if rank == "ssl":
             return self.search(embeddings, k, filters, context)
         quantities = {name: np.asarray(v, np.float64) for name, v in physics.quantities(images).items()}
-        return ranking_lib.search(self.index, embeddings, quantities, SEARCH_K, filters, context,
-                                  ranking=self.ranking.with_rank(rank))[0][:k]
+        return ranking_lib.search(
+            self.index, embeddings, quantities, SEARCH_K, filters, context, ranking=self.ranking.with_rank(rank)
+        )[0][:k]
 
     def map_points(self, rows: Sequence[int]) -> np.ndarray:
         """Map coordinates [len(rows), 2] of table rows."""
@@ -517,8 +542,13 @@ class IndexSearch:
             largest = _bucket(min(self.index.num_rows, BLOCK_ROWS), max(SEARCH_K, 256))
             widths = [1 << p for p in range(int(math.log2(max(SEARCH_K, 256))), int(math.log2(largest)) + 1)]
         for width, group in itertools.product(widths, (False, True) if grouped else (False,)):
-            exact_top_k(embedding, [(np.arange(width), np.zeros((width, embedding.shape[1]), np.float32))],
-                        SEARCH_K, self.index.metric, groups=(lambda rows: rows) if group else None)
+            exact_top_k(
+                embedding,
+                [(np.arange(width), np.zeros((width, embedding.shape[1]), np.float32))],
+                SEARCH_K,
+                self.index.metric,
+                groups=(lambda rows: rows) if group else None,
+            )
         self.search(embedding, 1, Filters())
         if grouped:
             self.search(embedding, 1, Filters(one_per_harp=True))
@@ -535,11 +565,21 @@ class IndexSearch:
         for width, group in itertools.product(widths, (False, True) if grouped else (False,)):
             groups = (lambda rows: rows) if group else None
             if width >= candidates:
-                exact_top_k(embedding, [(np.arange(width), np.zeros((width, embedding.shape[1]), np.float32))],
-                            candidates, self.index.metric, groups=groups)
+                exact_top_k(
+                    embedding,
+                    [(np.arange(width), np.zeros((width, embedding.shape[1]), np.float32))],
+                    candidates,
+                    self.index.metric,
+                    groups=groups,
+                )
             physics_query = np.zeros((1, len(self.ranking.quantities)), np.float32)
-            exact_top_k(physics_query, [(np.arange(width), np.zeros((width, physics_query.shape[1]), np.float32))],
-                        SEARCH_K, "l2", groups=groups)
+            exact_top_k(
+                physics_query,
+                [(np.arange(width), np.zeros((width, physics_query.shape[1]), np.float32))],
+                SEARCH_K,
+                "l2",
+                groups=groups,
+            )
         for rank in ("hybrid", "physics"):
             self.search_ranked(embedding, image, 1, Filters(), rank=rank)
             if grouped:
@@ -554,18 +594,21 @@ class SearchEngine(IndexSearch):
         self.artefacts = artefacts
         self._directions = {
             hold: {name: np.asarray(artefacts.directions.direction(name, hold=hold), np.float32) for name in STEERABLE}
-            for size in range(len(STEERABLE) + 1) for hold in itertools.combinations(STEERABLE, size)
+            for size in range(len(STEERABLE) + 1)
+            for hold in itertools.combinations(STEERABLE, size)
         }
         self._harpnum = self.index.table.column("harpnum")
         self._t_rec = self.index.table.column("t_rec")
-        self.steering_methods = tuple(m for m in STEERING_METHODS
-                                      if m != "piecewise" or artefacts.directions.has_piecewise)
+        self.steering_methods = tuple(
+            m for m in STEERING_METHODS if m != "piecewise" or artefacts.directions.has_piecewise
+        )
         best = (artefacts.steering_report or {}).get("best_method")
         self.steering_method = best if best in self.steering_methods else "paper"
 
     # -- steering --------------------------------------------------------------------------
-    def steered_latent(self, seed: int, sliders: Mapping[str, float], hold: Sequence[str],
-                       method: str | None = None) -> np.ndarray:
+    def steered_latent(
+        self, seed: int, sliders: Mapping[str, float], hold: Sequence[str], method: str | None = None
+    ) -> np.ndarray:
         """z [1, D]: the seed's latent moved by alpha for each free quantity, holding the held ones.
 
         'paper' and 'piecewise' add alpha times each quantity's conditional direction (the global one, or
@@ -576,7 +619,9 @@ class SearchEngine(IndexSearch):
 
         method = method or self.steering_method
         if method not in self.steering_methods:
-            raise ValueError(f"steering method {method!r} is not available; these are: {', '.join(self.steering_methods)}")
+            raise ValueError(
+                f"steering method {method!r} is not available; these are: {', '.join(self.steering_methods)}"
+            )
         held = tuple(name for name in STEERABLE if name in hold)
         z = self.artefacts.generator.sample_latents(1, seed)
         free = [(name, float(alpha)) for name, alpha in sliders.items() if name not in held and float(alpha) != 0.0]
@@ -601,13 +646,22 @@ class SearchEngine(IndexSearch):
         z = jnp.asarray(z, jnp.float32)
         for name, alpha in free:
             weights = jnp.asarray([float(n == name) for n in STEERABLE], jnp.float32)
-            path, _ = local.path_program(generator.apply_fn, generator.params, z, jnp.float32(alpha / LOCAL_STEPS),
-                                         weights, mask, names=STEERABLE, steps=LOCAL_STEPS)
+            path, _ = local.path_program(
+                generator.apply_fn,
+                generator.params,
+                z,
+                jnp.float32(alpha / LOCAL_STEPS),
+                weights,
+                mask,
+                names=STEERABLE,
+                steps=LOCAL_STEPS,
+            )
             z = path[:, -1]
         return np.asarray(z)
 
-    def generate(self, seed: int, sliders: Mapping[str, float], hold: Sequence[str],
-                 method: str | None = None) -> np.ndarray:
+    def generate(
+        self, seed: int, sliders: Mapping[str, float], hold: Sequence[str], method: str | None = None
+    ) -> np.ndarray:
         """The steered patch [1, 128, 128, 1]."""
         return np.asarray(self.artefacts.generator.generate(self.steered_latent(seed, sliders, hold, method)))
 
@@ -663,7 +717,11 @@ class AiaSearch(IndexSearch):
         times = times[~np.isnat(times)]
         mu = table.column("mu")[: self.index.num_rows]
         mu = mu[np.isfinite(mu)]
-        iso = [str(np.datetime_as_string(t, unit="s")) for t in (times.min(), times.max())] if len(times) else [None, None]
+        iso = (
+            [str(np.datetime_as_string(t, unit="s")) for t in (times.min(), times.max())]
+            if len(times)
+            else [None, None]
+        )
         return {"t_obs": iso, "mu": [float(mu.min()), float(mu.max())] if len(mu) else [None, None]}
 
 
@@ -756,8 +814,13 @@ class BodyLimit:
 async def _send_413(send, cap: int, hint: str = "") -> None:
     detail = f"request too large: over the {cap} byte limit of this route" + (f" ({hint})" if hint else "")
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -800,10 +863,15 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         def checked(self):
             for name, alpha in self.sliders.items():
                 if not (math.isfinite(alpha) and abs(alpha) <= ALPHA_LIMIT):
-                    raise fastapi.HTTPException(422, f"slider {name} = {alpha} is outside [-{ALPHA_LIMIT}, {ALPHA_LIMIT}]")
+                    raise fastapi.HTTPException(
+                        422, f"slider {name} = {alpha} is outside [-{ALPHA_LIMIT}, {ALPHA_LIMIT}]"
+                    )
             if self.method is not None and self.method not in engine.steering_methods:
-                raise fastapi.HTTPException(422, f"steering method {self.method} is not available for these "
-                                                 f"directions; use one of {', '.join(engine.steering_methods)}")
+                raise fastapi.HTTPException(
+                    422,
+                    f"steering method {self.method} is not available for these "
+                    f"directions; use one of {', '.join(engine.steering_methods)}",
+                )
             return self
 
     def time_range(start: str | None, end: str | None):
@@ -885,7 +953,7 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
     app = fastapi.FastAPI(
         title="solarjax reverse image search",
         description="Steer a GAN of SDO/HMI SHARP Br patches by physics and find the real patches that match; "
-                    "search SDO/AIA EUV patches by example.",
+        "search SDO/AIA EUV patches by example.",
         version="1",
     )
     pending = {"count": 0}
@@ -895,8 +963,11 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         if not request.url.path.startswith(GATED_PATHS):
             return await call_next(request)
         if pending["count"] >= limits.max_pending:
-            return JSONResponse({"detail": "server busy: too many requests in progress, retry shortly"},
-                                status_code=503, headers={"Retry-After": "1"})
+            return JSONResponse(
+                {"detail": "server busy: too many requests in progress, retry shortly"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
         pending["count"] += 1
         try:
             return await call_next(request)
@@ -932,17 +1003,28 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
 
     def result_payloads(hits) -> list[dict]:
         points = engine.map_points([hit.row for hit in hits])
-        return [{
-            "rank": rank, "row": hit.row, "similarity": hit.similarity, "distance": hit.distance,
-            "score": _finite_or_none(hit.score),
-            **{name: _finite_or_none(hit.metadata.get(name)) for name in RESULT_COLUMNS},
-            "quantities": {name: _finite_or_none(hit.metadata.get(name)) for name in physics.QUANTITY_NAMES},
-            "image_url": f"/api/patch/{hit.row}/image.png",
-            "map_xy": point.tolist(),
-        } for rank, (hit, point) in enumerate(zip(hits, points), start=1)]
+        return [
+            {
+                "rank": rank,
+                "row": hit.row,
+                "similarity": hit.similarity,
+                "distance": hit.distance,
+                "score": _finite_or_none(hit.score),
+                **{name: _finite_or_none(hit.metadata.get(name)) for name in RESULT_COLUMNS},
+                "quantities": {name: _finite_or_none(hit.metadata.get(name)) for name in physics.QUANTITY_NAMES},
+                "image_url": f"/api/patch/{hit.row}/image.png",
+                "map_xy": point.tolist(),
+            }
+            for rank, (hit, point) in enumerate(zip(hits, points), start=1)
+        ]
 
-    def run_search(image: np.ndarray, spec: FilterSpec, metadata: dict | None = None,
-                   context: QueryContext | None = None, embedding: np.ndarray | None = None) -> dict:
+    def run_search(
+        image: np.ndarray,
+        spec: FilterSpec,
+        metadata: dict | None = None,
+        context: QueryContext | None = None,
+        embedding: np.ndarray | None = None,
+    ) -> dict:
         embedding = engine.embed(image) if embedding is None else embedding
         harpnum = int((metadata or {}).get("harpnum") or 0)
         rank = spec.rank or engine.ranking.rank
@@ -950,8 +1032,13 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         query = query_payload(image, embedding, metadata)
         results = result_payloads(hits)
         search_id = store.put({"image": image[0], "quantities": query["quantities"], "results": results})
-        return {"search_id": search_id, "query": query, "results": results, "rank": rank,
-                "export": {"csv": f"/api/export/{search_id}.csv", "png": f"/api/export/{search_id}.png"}}
+        return {
+            "search_id": search_id,
+            "query": query,
+            "results": results,
+            "rank": rank,
+            "export": {"csv": f"/api/export/{search_id}.csv", "png": f"/api/export/{search_id}.png"},
+        }
 
     @app.exception_handler(NotFound)
     async def not_found(request, error):
@@ -986,8 +1073,11 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
             "steerable": list(STEERABLE),
             "quantities": list(physics.QUANTITY_NAMES),
             "alpha_limit": ALPHA_LIMIT,
-            "steering": {"methods": list(engine.steering_methods), "default": engine.steering_method,
-                         "evaluation": artefacts.steering_report},
+            "steering": {
+                "methods": list(engine.steering_methods),
+                "default": engine.steering_method,
+                "evaluation": artefacts.steering_report,
+            },
             "max_k": MAX_K,
             "max_upload_bytes": limits.max_upload_bytes,
             "upload_suffixes": list(UPLOAD_SUFFIXES),
@@ -1039,19 +1129,29 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
             if image is None:
                 raise NotFound(f"row {row} has no stored image")
             context = QueryContext([table.column("harpnum")[row]], [table.column("t_rec")[row]], [row])
-            return run_search(image[None], request.filters, {"row": row, **table.rows([row])[0]}, context,
-                              embedding=table.embeddings([row]))
+            return run_search(
+                image[None],
+                request.filters,
+                {"row": row, **table.rows([row])[0]},
+                context,
+                embedding=table.embeddings([row]),
+            )
 
     @app.get("/api/patch/{row}", summary="A table row's metadata and quantities")
     def patch(row: int):
         metadata = engine.index.table.rows([checked_row(engine, row)])[0]
         return {"row": row, **jsonable_metadata(metadata), "image_url": f"/api/patch/{row}/image.png"}
 
-    @app.get("/api/patch/{row}/image.png", summary="A table row's patch (hmimag, +-1000 G)",
-             response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    @app.get(
+        "/api/patch/{row}/image.png",
+        summary="A table row's patch (hmimag, +-1000 G)",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}}},
+    )
     def patch_image(row: int):
-        return Response(row_png(checked_row(engine, row)), media_type="image/png",
-                        headers={"Cache-Control": "max-age=3600"})
+        return Response(
+            row_png(checked_row(engine, row)), media_type="image/png", headers={"Cache-Control": "max-age=3600"}
+        )
 
     @functools.lru_cache(maxsize=4096)
     def row_png(row: int) -> bytes:
@@ -1063,77 +1163,131 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
     def stored(results: ResultStore, search_id: str) -> dict:
         entry = results.get(search_id)
         if entry is None:
-            raise NotFound(f"no search {search_id!r}: unknown or expired (the server keeps the last {RESULT_STORE_SIZE})")
+            raise NotFound(
+                f"no search {search_id!r}: unknown or expired (the server keeps the last {RESULT_STORE_SIZE})"
+            )
         return entry
 
     def csv_response(text: str, search_id: str) -> Response:
-        return Response(text, media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="solarjax-{search_id[:8]}.csv"'})
+        return Response(
+            text,
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="solarjax-{search_id[:8]}.csv"'},
+        )
 
-    @app.get("/api/export/{search_id}.csv", summary="A search's results as CSV, with JSOC record names",
-             response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+    @app.get(
+        "/api/export/{search_id}.csv",
+        summary="A search's results as CSV, with JSOC record names",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}}}},
+    )
     def export_csv(search_id: str):
-        return csv_response(results_csv(stored(store, search_id)["results"], RESULT_COLUMNS, physics.QUANTITY_NAMES),
-                            search_id)
+        return csv_response(
+            results_csv(stored(store, search_id)["results"], RESULT_COLUMNS, physics.QUANTITY_NAMES), search_id
+        )
 
-    @app.get("/api/export/{search_id}.png", summary="A search's contact sheet",
-             response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    @app.get(
+        "/api/export/{search_id}.png",
+        summary="A search's contact sheet",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}}},
+    )
     def export_png(search_id: str):
         entry = stored(store, search_id)
         with slots:
             images = [engine.images.image(hit["row"]) for hit in entry["results"]]
             blank = np.zeros_like(entry["image"][..., 0])
-            sheet = contact_sheet_png(entry["image"], entry["quantities"], entry["results"],
-                                      [blank if image is None else image for image in images])
-        return Response(sheet, media_type="image/png",
-                        headers={"Content-Disposition": f'attachment; filename="solarjax-{search_id[:8]}.png"'})
+            sheet = contact_sheet_png(
+                entry["image"],
+                entry["quantities"],
+                entry["results"],
+                [blank if image is None else image for image in images],
+            )
+        return Response(
+            sheet,
+            media_type="image/png",
+            headers={"Content-Disposition": f'attachment; filename="solarjax-{search_id[:8]}.png"'},
+        )
 
     @app.get("/api/map", summary="2-D PCA projection of the table (sampled rows) for the map view")
     def embedding_map():
         tuf = engine.index.table.column("tuf")[engine.map.rows]
-        return {"rows": engine.map.rows.tolist(), "xy": engine.map.points.round(5).tolist(),
-                "tuf": [_finite_or_none(v) for v in tuf]}
+        return {
+            "rows": engine.map.rows.tolist(),
+            "xy": engine.map.points.round(5).tolist(),
+            "tuf": [_finite_or_none(v) for v in tuf],
+        }
 
     # -- AIA -----------------------------------------------------------------------------------
     def aia_query_payload(image: np.ndarray, embedding: np.ndarray, metadata: dict) -> dict:
         search = need_aia()
-        return {"image": data_url(render_aia_png(image[0], search.wavelengths)),
-                "metadata": jsonable_metadata(metadata), "map_xy": search.map.project(embedding)[0].tolist()}
+        return {
+            "image": data_url(render_aia_png(image[0], search.wavelengths)),
+            "metadata": jsonable_metadata(metadata),
+            "map_xy": search.map.project(embedding)[0].tolist(),
+        }
 
-    def run_aia_search(image: np.ndarray, spec: AiaFilterSpec, metadata: dict, context: QueryContext | None = None,
-                       embedding: np.ndarray | None = None) -> dict:
+    def run_aia_search(
+        image: np.ndarray,
+        spec: AiaFilterSpec,
+        metadata: dict,
+        context: QueryContext | None = None,
+        embedding: np.ndarray | None = None,
+    ) -> dict:
         search = need_aia()
         embedding = search.embed(image) if embedding is None else embedding
         hits = search.search(embedding, spec.k, spec.to_filters(), context)
         points = search.map_points([hit.row for hit in hits])
-        results = [{
-            "rank": rank, "row": hit.row, "similarity": hit.similarity, "distance": hit.distance,
-            **{name: _finite_or_none(hit.metadata.get(name)) for name in AIA_RESULT_COLUMNS},
-            "image_url": f"/api/aia/patch/{hit.row}/image.png", "map_xy": point.tolist(),
-        } for rank, (hit, point) in enumerate(zip(hits, points), start=1)]
+        results = [
+            {
+                "rank": rank,
+                "row": hit.row,
+                "similarity": hit.similarity,
+                "distance": hit.distance,
+                **{name: _finite_or_none(hit.metadata.get(name)) for name in AIA_RESULT_COLUMNS},
+                "image_url": f"/api/aia/patch/{hit.row}/image.png",
+                "map_xy": point.tolist(),
+            }
+            for rank, (hit, point) in enumerate(zip(hits, points), start=1)
+        ]
         search_id = aia_store.put({"results": results})
-        return {"search_id": search_id, "query": aia_query_payload(image, embedding, metadata), "results": results,
-                "export": {"csv": f"/api/aia/export/{search_id}.csv"}}
+        return {
+            "search_id": search_id,
+            "query": aia_query_payload(image, embedding, metadata),
+            "results": results,
+            "export": {"csv": f"/api/aia/export/{search_id}.csv"},
+        }
 
     @app.get("/api/aia/info", summary="The AIA table: channels, size, time and mu ranges")
     def aia_info():
         search = need_aia()
-        return {"wavelengths": list(search.wavelengths), "num_rows": search.index.num_rows,
-                "index_kind": search.index.kind, "max_k": MAX_K, "max_upload_bytes": limits.max_aia_upload_bytes,
-                "composite": "rgb" if len(search.wavelengths) == 3 else "first channel",
-                "fingerprint": search.encoder.fingerprint, **search.time_and_mu_ranges()}
+        return {
+            "wavelengths": list(search.wavelengths),
+            "num_rows": search.index.num_rows,
+            "index_kind": search.index.kind,
+            "max_k": MAX_K,
+            "max_upload_bytes": limits.max_aia_upload_bytes,
+            "composite": "rgb" if len(search.wavelengths) == 3 else "first channel",
+            "fingerprint": search.encoder.fingerprint,
+            **search.time_and_mu_ranges(),
+        }
 
-    @app.post("/api/aia/search/upload",
-              summary="Search with AIA level-1 FITS files (one per channel of the index) or one NPY patch",
-              openapi_extra=AIA_UPLOAD_OPENAPI)
+    @app.post(
+        "/api/aia/search/upload",
+        summary="Search with AIA level-1 FITS files (one per channel of the index) or one NPY patch",
+        openapi_extra=AIA_UPLOAD_OPENAPI,
+    )
     async def aia_search_upload(request: fastapi.Request):
         search = need_aia()
         form = await _aia_upload_form(request, max_files=len(search.wavelengths))
         try:
             files = [value for key, value in form.multi_items() if key == "files" and not isinstance(value, str)]
             if not files:
-                raise UploadError("files", "no file uploaded: send one AIA level-1 FITS file per channel "
-                                           f"{list(search.wavelengths)} A, or one .npy patch, as 'files'")
+                raise UploadError(
+                    "files",
+                    "no file uploaded: send one AIA level-1 FITS file per channel "
+                    f"{list(search.wavelengths)} A, or one .npy patch, as 'files'",
+                )
             filters = form.get("filters", "{}")
             spec = parsed_filters(AiaFilterSpec, filters if isinstance(filters, str) else "{}")
 
@@ -1158,8 +1312,13 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
             if image is None:
                 raise NotFound(f"AIA row {row} has no stored image")
             context = QueryContext([0], [table.column("t_obs")[row]], [row])
-            return run_aia_search(image[None], request.filters, {"row": row, **table.rows([row])[0]}, context,
-                                  embedding=table.embeddings([row]))
+            return run_aia_search(
+                image[None],
+                request.filters,
+                {"row": row, **table.rows([row])[0]},
+                context,
+                embedding=table.embeddings([row]),
+            )
 
     @app.get("/api/aia/patch/{row}", summary="An AIA table row's metadata")
     def aia_patch(row: int):
@@ -1167,15 +1326,21 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         metadata = search.index.table.rows([checked_row(search, row)])[0]
         return {"row": row, **jsonable_metadata(metadata), "image_url": f"/api/aia/patch/{row}/image.png"}
 
-    @app.get("/api/aia/patch/{row}/image.png",
-             summary="An AIA row's patch: RGB composite of 3 channels, or one channel in its sdoaia colour map",
-             response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    @app.get(
+        "/api/aia/patch/{row}/image.png",
+        summary="An AIA row's patch: RGB composite of 3 channels, or one channel in its sdoaia colour map",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}}},
+    )
     def aia_patch_image(row: int, channel: int | None = None):
         search = need_aia()
         if channel is not None and channel not in search.wavelengths:
             raise fastapi.HTTPException(422, f"channel {channel} is not one of the table's {list(search.wavelengths)}")
-        return Response(aia_row_png(checked_row(search, row), channel), media_type="image/png",
-                        headers={"Cache-Control": "max-age=3600"})
+        return Response(
+            aia_row_png(checked_row(search, row), channel),
+            media_type="image/png",
+            headers={"Cache-Control": "max-age=3600"},
+        )
 
     @functools.lru_cache(maxsize=4096)
     def aia_row_png(row: int, channel: int | None) -> bytes:
@@ -1185,8 +1350,12 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
             raise NotFound(f"AIA row {row} has no stored image")
         return render_aia_png(image, search.wavelengths, channel)
 
-    @app.get("/api/aia/export/{search_id}.csv", summary="An AIA search's results as CSV",
-             response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+    @app.get(
+        "/api/aia/export/{search_id}.csv",
+        summary="An AIA search's results as CSV",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}}}},
+    )
     def aia_export_csv(search_id: str):
         return csv_response(results_csv(stored(aia_store, search_id)["results"], AIA_RESULT_COLUMNS), search_id)
 
@@ -1194,8 +1363,11 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
     def aia_embedding_map():
         search = need_aia()
         mu = search.index.table.column("mu")[search.map.rows]
-        return {"rows": search.map.rows.tolist(), "xy": search.map.points.round(5).tolist(),
-                "mu": [_finite_or_none(v) for v in mu]}
+        return {
+            "rows": search.map.rows.tolist(),
+            "xy": search.map.points.round(5).tolist(),
+            "mu": [_finite_or_none(v) for v in mu],
+        }
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -1203,12 +1375,18 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     channels = 1 if aia_engine is None else len(aia_engine.wavelengths)
-    app.add_middleware(BodyLimit, caps={
-        "/api/search/upload": limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
-        "/api/aia/search/upload": channels * limits.max_aia_upload_bytes + MULTIPART_OVERHEAD_BYTES}, hints={
-        "/api/search/upload": f"one file of at most {limits.max_upload_bytes} bytes",
-        "/api/aia/search/upload": f"at most {channels} files, one per channel, of at most "
-                                  f"{limits.max_aia_upload_bytes} bytes each"})
+    app.add_middleware(
+        BodyLimit,
+        caps={
+            "/api/search/upload": limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+            "/api/aia/search/upload": channels * limits.max_aia_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+        },
+        hints={
+            "/api/search/upload": f"one file of at most {limits.max_upload_bytes} bytes",
+            "/api/aia/search/upload": f"at most {channels} files, one per channel, of at most "
+            f"{limits.max_aia_upload_bytes} bytes each",
+        },
+    )
     app.state.engine = engine
     app.state.aia_engine = aia_engine
     return app
@@ -1221,8 +1399,16 @@ def results_csv(results: Sequence[dict], columns: Sequence[str], quantities: Seq
     writer = csv.writer(buffer)
     writer.writerow(["rank", "similarity", "distance", "row", *columns, *quantities])
     for hit in results:
-        writer.writerow([hit["rank"], hit["similarity"], hit["distance"], hit["row"],
-                         *(hit[name] for name in columns), *(hit["quantities"][name] for name in quantities)])
+        writer.writerow(
+            [
+                hit["rank"],
+                hit["similarity"],
+                hit["distance"],
+                hit["row"],
+                *(hit[name] for name in columns),
+                *(hit["quantities"][name] for name in quantities),
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -1260,8 +1446,9 @@ def _uploaded_image(name: str, contents: bytes) -> tuple[np.ndarray, dict]:
 
     suffix = pathlib.PurePosixPath(name).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
-        raise UploadError(name, f"unsupported file type {suffix or '(none)'}: upload one of {', '.join(UPLOAD_SUFFIXES)}",
-                          status=415)
+        raise UploadError(
+            name, f"unsupported file type {suffix or '(none)'}: upload one of {', '.join(UPLOAD_SUFFIXES)}", status=415
+        )
     if suffix == ".npy":
         return preprocess(_npy_field(name, contents))[None, ..., None], {"file": name}
     if not contents.startswith(FITS_SIGNATURE):
@@ -1277,9 +1464,15 @@ def _uploaded_image(name: str, contents: bytes) -> tuple[np.ndarray, dict]:
         raise UploadError(name, f"a {patch.segment} segment: the index holds Br patches, upload a .Br.fits file")
     _checked_gauss(name, patch.data)
     meta = patch.meta
-    metadata = {"file": name, "harpnum": meta.get("harpnum"), "noaa_ar": meta.get("noaa_ar"),
-                "t_rec": meta["t_rec"].isoformat(), "lat_deg": meta.get("lat_deg"), "lon_deg": meta.get("lon_deg"),
-                "shape": list(patch.data.shape)}
+    metadata = {
+        "file": name,
+        "harpnum": meta.get("harpnum"),
+        "noaa_ar": meta.get("noaa_ar"),
+        "t_rec": meta["t_rec"].isoformat(),
+        "lat_deg": meta.get("lat_deg"),
+        "lon_deg": meta.get("lon_deg"),
+        "shape": list(patch.data.shape),
+    }
     return preprocess_patch(patch).image[None, ..., None], metadata
 
 
@@ -1291,7 +1484,9 @@ def _npy_field(name: str, contents: bytes) -> np.ndarray:
     except (ValueError, OSError, EOFError) as error:
         raise UploadError(name, f"unreadable NPY file: {error}") from error
     if array.ndim != 2 or not all(NPY_SIDE_RANGE[0] <= side <= NPY_SIDE_RANGE[1] for side in array.shape):
-        raise UploadError(name, f"an NPY query must be a 2-D Br map with sides in {list(NPY_SIDE_RANGE)}, got shape {array.shape}")
+        raise UploadError(
+            name, f"an NPY query must be a 2-D Br map with sides in {list(NPY_SIDE_RANGE)}, got shape {array.shape}"
+        )
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise UploadError(name, f"an NPY query must hold numbers (Br in G), got dtype {array.dtype}")
     return _checked_gauss(name, array)
@@ -1313,11 +1508,27 @@ AIA_FITS_SUFFIXES = (".fits", ".fit", ".fts")
 AIA_UPLOAD_CHUNK_BYTES = 2**20
 """Bytes copied at a time from an uploaded AIA file to disk."""
 
-AIA_UPLOAD_OPENAPI = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["files"],
-    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                             "description": "one AIA level-1 FITS file per channel of the index, or one .npy patch"},
-                   "filters": {"type": "string", "description": "JSON filters (k, start, end, mu_min, mu_max)"}}}}}}}
+AIA_UPLOAD_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "one AIA level-1 FITS file per channel of the index, or one .npy patch",
+                        },
+                        "filters": {"type": "string", "description": "JSON filters (k, start, end, mu_min, mu_max)"},
+                    },
+                }
+            }
+        },
+    }
+}
 """The request body of /api/aia/search/upload for the OpenAPI page (the route parses its form itself)."""
 
 
@@ -1333,8 +1544,12 @@ async def _aia_upload_form(request, max_files: int):
     except (StarletteHTTPException, MultiPartException) as error:
         detail = str(getattr(error, "detail", None) or getattr(error, "message", error))
         if "Too many files" in detail:
-            raise UploadError("files", f"too many files: at most {max_files} (one AIA level-1 FITS file per "
-                                       "channel of the index, or one .npy patch)", status=413) from error
+            raise UploadError(
+                "files",
+                f"too many files: at most {max_files} (one AIA level-1 FITS file per "
+                "channel of the index, or one .npy patch)",
+                status=413,
+            ) from error
         raise UploadError("files", f"unreadable multipart form: {detail}", status=400) from error
 
 
@@ -1349,8 +1564,9 @@ def _spooled_to_disk(files, folder: pathlib.Path, max_file_bytes: int) -> list[t
     for number, file in enumerate(files):
         name = _safe_name(file.filename)
         if file.size is not None and file.size > max_file_bytes:
-            raise UploadError(name, f"file too large: {file.size} bytes, over the {max_file_bytes} byte limit",
-                              status=413)
+            raise UploadError(
+                name, f"file too large: {file.size} bytes, over the {max_file_bytes} byte limit", status=413
+            )
         path = folder / f"{number}-{name}"
         copied = 0
         file.file.seek(0)
@@ -1366,8 +1582,7 @@ def _spooled_to_disk(files, folder: pathlib.Path, max_file_bytes: int) -> list[t
     return uploads
 
 
-def _uploaded_aia(uploads: Sequence[tuple[str, pathlib.Path]],
-                  wavelengths: Sequence[int]) -> tuple[np.ndarray, dict]:
+def _uploaded_aia(uploads: Sequence[tuple[str, pathlib.Path]], wavelengths: Sequence[int]) -> tuple[np.ndarray, dict]:
     """Normalised AIA query [1, 128, 128, C] and its metadata from uploaded files (safe names, and
     their copies ``<number>-<name>`` in a private temporary folder).
 
@@ -1386,8 +1601,12 @@ def _uploaded_aia(uploads: Sequence[tuple[str, pathlib.Path]],
     for name, path in uploads:
         suffix = pathlib.PurePosixPath(name).suffix.lower()
         if suffix not in AIA_FITS_SUFFIXES:
-            raise UploadError(name, f"unsupported file type {suffix or '(none)'}: upload one AIA level-1 FITS file "
-                                    f"per channel ({', '.join(AIA_FITS_SUFFIXES)}) or one .npy patch", status=415)
+            raise UploadError(
+                name,
+                f"unsupported file type {suffix or '(none)'}: upload one AIA level-1 FITS file "
+                f"per channel ({', '.join(AIA_FITS_SUFFIXES)}) or one .npy patch",
+                status=415,
+            )
         with open(path, "rb") as f:
             start = f.read(16)
         if not start.startswith(FITS_SIGNATURE):
@@ -1405,8 +1624,11 @@ def _uploaded_aia(uploads: Sequence[tuple[str, pathlib.Path]],
     missing = [w for w in wavelengths if w not in by_channel]
     unused = [by_channel[w][0] for w in by_channel if w not in wavelengths]
     if missing or unused:
-        raise UploadError(", ".join(names), f"the index holds channels {wavelengths} A: upload one FITS file per "
-                                            f"channel (missing {missing}; not used: {unused})")
+        raise UploadError(
+            ", ".join(names),
+            f"the index holds channels {wavelengths} A: upload one FITS file per "
+            f"channel (missing {missing}; not used: {unused})",
+        )
     try:
         observation = aia_prep.prepare_observation([by_channel[w][1] for w in wavelengths], degradation="skip")
     except aia_prep.AIAReadError as error:
@@ -1415,16 +1637,26 @@ def _uploaded_aia(uploads: Sequence[tuple[str, pathlib.Path]],
         raise UploadError(", ".join(names), str(error).replace(f"{folder}/", "")) from error
     rows, cols = observation.images.shape[:2]
     if rows < AIA_PATCH_SIZE or cols < AIA_PATCH_SIZE:
-        raise UploadError(", ".join(names), f"the registered image is {rows} x {cols} pixels, smaller than the "
-                                            f"{AIA_PATCH_SIZE} x {AIA_PATCH_SIZE} patch")
+        raise UploadError(
+            ", ".join(names),
+            f"the registered image is {rows} x {cols} pixels, smaller than the "
+            f"{AIA_PATCH_SIZE} x {AIA_PATCH_SIZE} patch",
+        )
     row0, col0 = (rows - AIA_PATCH_SIZE) // 2, (cols - AIA_PATCH_SIZE) // 2
     box = np.array([[row0, row0 + AIA_PATCH_SIZE, col0, col0 + AIA_PATCH_SIZE]])
     patch = aia_prep.extract_patches(observation, box)[0]
     image = aia_prep.normalise_channels(patch.image, wavelengths).astype(np.float32)
-    metadata = {"files": ";".join(by_channel[w][0] for w in wavelengths), "t_obs": patch.t_obs,
-                "wavelengths": ",".join(map(str, wavelengths)), "bbox": ",".join(map(str, patch.bbox.tolist())),
-                "hpc_x": patch.hpc_x, "hpc_y": patch.hpc_y, "mu": patch.mu, "registered_shape": [rows, cols],
-                "degradation_corrected": False}
+    metadata = {
+        "files": ";".join(by_channel[w][0] for w in wavelengths),
+        "t_obs": patch.t_obs,
+        "wavelengths": ",".join(map(str, wavelengths)),
+        "bbox": ",".join(map(str, patch.bbox.tolist())),
+        "hpc_x": patch.hpc_x,
+        "hpc_y": patch.hpc_y,
+        "mu": patch.mu,
+        "registered_shape": [rows, cols],
+        "degradation_corrected": False,
+    }
     return image[None], metadata
 
 
@@ -1438,15 +1670,23 @@ def _aia_npy(name: str, contents: bytes, wavelengths: Sequence[int]) -> tuple[np
         raise UploadError(name, f"unreadable NPY file: {error}") from error
     shape = (AIA_PATCH_SIZE, AIA_PATCH_SIZE, len(wavelengths))
     if array.shape not in (shape, (1, *shape)) or not np.issubdtype(array.dtype, np.floating):
-        raise UploadError(name, f"an NPY AIA query must be a float patch of shape {list(shape)} (channels "
-                                f"{list(wavelengths)} A, normalised), got {array.dtype} {list(array.shape)}")
+        raise UploadError(
+            name,
+            f"an NPY AIA query must be a float patch of shape {list(shape)} (channels "
+            f"{list(wavelengths)} A, normalised), got {array.dtype} {list(array.shape)}",
+        )
     if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
         raise UploadError(name, "normalised AIA intensities must be finite and in [0, 1] (aia_prep.normalise)")
     return array.reshape(1, *shape).astype(np.float32), {"file": name, "wavelengths": ",".join(map(str, wavelengths))}
 
 
-def serve(workdir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
-          limits: ServerLimits = ServerLimits(), aia: AiaArtefacts | None = None) -> None:
+def serve(
+    workdir: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    limits: ServerLimits = ServerLimits(),
+    aia: AiaArtefacts | None = None,
+) -> None:
     """Loads and warms the artefacts of `workdir` (and the AIA search ``aia``, see
     `load_aia_artefacts`), then serves the app until interrupted."""
     import uvicorn

@@ -12,6 +12,7 @@ field by field as ml_collections' config flags do (``batch_size=64``, ``optimize
 Both trainers count steps in ``total_steps``; configs saved before (SimSiam's ``num_steps``) are read
 through `upgrade`.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,7 +20,8 @@ import importlib
 import importlib.util
 import os
 import pathlib
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import ml_collections
 
@@ -27,9 +29,13 @@ MODELS = ("gan", "simsiam")
 """The base configs: ``solarjax.configs.<model>.get_config(variant)``."""
 
 ALIASES = {
-    "gan_synthetic": ("gan", "synthetic"), "gan_paper": ("gan", "paper"), "gan_sharp_full": ("gan", "sharp_full"),
-    "simsiam_synthetic": ("simsiam", "synthetic"), "simsiam_aia_synthetic": ("simsiam", "aia_synthetic"),
-    "simsiam_sharp_full": ("simsiam", "sharp_full"), "simsiam_cme_synthetic": ("simsiam", "cme_synthetic"),
+    "gan_synthetic": ("gan", "synthetic"),
+    "gan_paper": ("gan", "paper"),
+    "gan_sharp_full": ("gan", "sharp_full"),
+    "simsiam_synthetic": ("simsiam", "synthetic"),
+    "simsiam_aia_synthetic": ("simsiam", "aia_synthetic"),
+    "simsiam_sharp_full": ("simsiam", "sharp_full"),
+    "simsiam_cme_synthetic": ("simsiam", "cme_synthetic"),
 }
 """The configs' names before the variants (one module each then): name -> (model, variant)."""
 
@@ -71,8 +77,10 @@ def load(spec: str | os.PathLike, overrides: Sequence[str] = (), *, lock: bool =
         if arg and arg not in module.VARIANTS:
             raise ConfigError(f"config {text!r}: {name} has no variant {arg!r} ({', '.join(module.VARIANTS)})")
     else:
-        raise ConfigError(f"config {text!r} is neither a file nor a packaged config "
-                          f"({', '.join(f'{m}:VARIANT' for m in MODELS)}, {', '.join(NAMES)})")
+        raise ConfigError(
+            f"config {text!r} is neither a file nor a packaged config "
+            f"({', '.join(f'{m}:VARIANT' for m in MODELS)}, {', '.join(NAMES)})"
+        )
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path} defines no get_config()")
     config = upgrade(module.get_config(arg) if arg else module.get_config())
@@ -101,8 +109,10 @@ def upgrade(config: ml_collections.ConfigDict | Mapping[str, Any]) -> ml_collect
         if old not in config:
             continue
         if new in config and config[new] != config[old]:
-            raise ConfigError(f"config sets both {old} = {config[old]} and {new} = {config[new]}: {old} is the "
-                              f"old name of {new}; set {new} only")
+            raise ConfigError(
+                f"config sets both {old} = {config[old]} and {new} = {config[new]}: {old} is the "
+                f"old name of {new}; set {new} only"
+            )
         with config.unlocked():
             value = config[old]
             del config[old]
@@ -142,8 +152,10 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str])
                 raise ConfigError(f"config override {item!r}: {where} is not a group of fields")
         current = _child(node, leaf, key)
         if isinstance(current, ml_collections.ConfigDict):
-            raise ConfigError(f"config override {item!r}: {key} is a group of fields; set one of "
-                              f"{', '.join(f'{key}.{k}' for k in current.keys())}")
+            raise ConfigError(
+                f"config override {item!r}: {key} is a group of fields; set one of "
+                f"{', '.join(f'{key}.{k}' for k in current.keys())}"
+            )
         value = _parse_as(current, text.strip(), key)
         try:
             setattr(node, leaf, value)

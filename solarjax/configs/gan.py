@@ -39,6 +39,7 @@ fixed latents), eval_every (quality figures, 0 = never; also at the last step); 
 and ``best_metric``, which ranks checkpoints); data.* (the `sharp_patches` TFDS dataset read by
 `solarjax.data.pipeline`; ``canonical_polarity`` makes every leading polarity positive).
 """
+
 import ml_collections
 
 VARIANTS = ("synthetic", "paper", "sharp_full")
@@ -55,8 +56,9 @@ def get_config(variant: str = "synthetic") -> ml_collections.ConfigDict:
         raise ValueError(f"unknown GAN config variant {variant!r}; expected one of {', '.join(VARIANTS)}")
     config = ml_collections.ConfigDict()
     config.seed = 23
-    config.model = ml_collections.ConfigDict({"arch": "resize_conv_small", "latent_dim": 100,
-                                              "loss": "non_saturating", "ema_decay": 0.0})
+    config.model = ml_collections.ConfigDict(
+        {"arch": "resize_conv_small", "latent_dim": 100, "loss": "non_saturating", "ema_decay": 0.0}
+    )
     config.conv_impl = "auto"
     config.compute_dtype = "float32"
     config.optimizer = ml_collections.ConfigDict({"learning_rate": 5e-4, "b1": 0.5, "b2": 0.999})
@@ -68,12 +70,23 @@ def get_config(variant: str = "synthetic") -> ml_collections.ConfigDict:
     config.sample_every = 500
     config.num_grid_samples = 64
     config.eval_every = 2000
-    config.quality = ml_collections.ConfigDict({
-        "num_samples": 2000, "num_reference": 2000, "batch_size": 250, "encoder_seed": 0,
-        "best_metric": "realism_score"})
-    config.data = ml_collections.ConfigDict({
-        "data_dir": "~/tensorflow_datasets", "builder_config": "synthetic", "split": "train",
-        "canonical_polarity": False})
+    config.quality = ml_collections.ConfigDict(
+        {
+            "num_samples": 2000,
+            "num_reference": 2000,
+            "batch_size": 250,
+            "encoder_seed": 0,
+            "best_metric": "realism_score",
+        }
+    )
+    config.data = ml_collections.ConfigDict(
+        {
+            "data_dir": "~/tensorflow_datasets",
+            "builder_config": "synthetic",
+            "split": "train",
+            "canonical_polarity": False,
+        }
+    )
     if variant == "paper":
         config.model.arch = "simple"
         config.quality.best_metric = "frechet"
@@ -86,9 +99,16 @@ def get_config(variant: str = "synthetic") -> ml_collections.ConfigDict:
         config.checkpoint_every = epoch
         config.sample_every = 5 * epoch
         config.eval_every = 5 * epoch
-        config.quality = ml_collections.ConfigDict({
-            "num_samples": 10_000, "num_reference": 10_000, "batch_size": 500, "encoder_seed": 0,
-            "best_metric": "frechet"})
-        config.data = ml_collections.ConfigDict({
-            "data_dir": "~/tensorflow_datasets", "builder_config": "fits", "split": "train"})
+        config.quality = ml_collections.ConfigDict(
+            {
+                "num_samples": 10_000,
+                "num_reference": 10_000,
+                "batch_size": 500,
+                "encoder_seed": 0,
+                "best_metric": "frechet",
+            }
+        )
+        config.data = ml_collections.ConfigDict(
+            {"data_dir": "~/tensorflow_datasets", "builder_config": "fits", "split": "train"}
+        )
     return config

@@ -1,5 +1,6 @@
 """The old name of `solarjax.configs.gan`'s 'paper' variant (``--config gan:paper``), kept so
 ``from solarjax.configs import gan_paper`` and ``--config gan_paper`` still work."""
+
 import ml_collections
 
 from solarjax.configs import gan

@@ -1,5 +1,6 @@
 """The old name of `solarjax.configs.gan`'s 'sharp_full' variant (``--config gan:sharp_full``), kept so
 ``from solarjax.configs import gan_sharp_full`` and ``--config gan_sharp_full`` still work."""
+
 import ml_collections
 
 from solarjax.configs import gan

@@ -44,6 +44,7 @@ by batch_size / 256, momentum, weight_decay, cosine_decay, fixed_predictor_lr); 
 (k-NN monitor, 0 = never), checkpoint_every, keep_checkpoints; knn.num_patches (held-out patches of the
 monitor); data.* (dataset, builder config, train and held-out splits).
 """
+
 import ml_collections
 
 VARIANTS = ("synthetic", "aia_synthetic", "sharp_full", "cme_synthetic")
@@ -64,15 +65,24 @@ def get_config(variant: str = "synthetic") -> ml_collections.ConfigDict:
         "physics_aux_weight": 1.0,
         "batch_size": 64,
         "total_steps": 500,
-        "optimizer": {"base_lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "cosine_decay": False,
-                      "fixed_predictor_lr": False},
+        "optimizer": {
+            "base_lr": 0.05,
+            "momentum": 0.9,
+            "weight_decay": 5e-4,
+            "cosine_decay": False,
+            "fixed_predictor_lr": False,
+        },
         "log_every": 20,
         "eval_every": 100,
         "checkpoint_every": 100,
         "keep_checkpoints": 2,
         "knn": {"num_patches": 512},
-        "data": {"data_dir": "~/tensorflow_datasets", "builder_config": "synthetic", "split": "train",
-                 "heldout_split": "validation"},
+        "data": {
+            "data_dir": "~/tensorflow_datasets",
+            "builder_config": "synthetic",
+            "split": "train",
+            "heldout_split": "validation",
+        },
     }
     if variant == "aia_synthetic":
         config["model"]["input_channels"] = 3
@@ -90,9 +100,16 @@ def get_config(variant: str = "synthetic") -> ml_collections.ConfigDict:
     elif variant == "cme_synthetic":
         config["model"] = {"input_channels": 1, "width": 8, "projector_dims": (256, 256, 64), "predictor_hidden": 32}
         config["augment"] = {
-            "name": "cme_geometry", "augmentations": ("rotation", "translation", "noise"),
-            "probabilities": (1.0, 1.0, 1.0), "min_ops": 1, "max_ops": 3, "rotation_degrees": 5.0,
-            "translation_pixels": 2, "noise_std_range": (0.0, 0.02), "fill_noise_std": 0.0}
+            "name": "cme_geometry",
+            "augmentations": ("rotation", "translation", "noise"),
+            "probabilities": (1.0, 1.0, 1.0),
+            "min_ops": 1,
+            "max_ops": 3,
+            "rotation_degrees": 5.0,
+            "translation_pixels": 2,
+            "noise_std_range": (0.0, 0.02),
+            "fill_noise_std": 0.0,
+        }
         config["physics_aux_weight"] = 0.0
         config.update(batch_size=32, total_steps=200, eval_every=0)
         config["knn"]["num_patches"] = 256

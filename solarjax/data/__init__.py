@@ -1,4 +1,5 @@
 """Reading SHARP files and preprocessing them into the paper's 128x128 images."""
+
 from solarjax.data.fits import (
     HDF5_CHANNELS,
     MM_PER_DEGREE,

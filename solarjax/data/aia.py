@@ -34,6 +34,7 @@ to fetch) x `TYPICAL_AIA_FILE_BYTES`.
 same folder; it has its own downloader (parfive), so files are checked after the fetch but not
 entered in ``manifest.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,15 +53,15 @@ import pathlib
 import re
 import sys
 import time
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from solarjax.data.download import (
     CorruptFileError,
     ManifestError,
     RetryPolicy,
+    call_with_retries,
     check_fits_file,
     describe_error,
-    call_with_retries,
     load_manifest,
 )
 from solarjax.data.jsoc_export import (
@@ -94,9 +95,7 @@ TYPICAL_AIA_FILE_BYTES = 12_000_000
 
 
 # ------------------------------------------------------------------------------------------ times
-_ISO_UTC = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
-)
+_ISO_UTC = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 
 
 def parse_utc(value: str | datetime.datetime) -> datetime.datetime:
@@ -112,7 +111,7 @@ def parse_utc(value: str | datetime.datetime) -> datetime.datetime:
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             return value
-        return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return value.astimezone(datetime.UTC).replace(tzinfo=None)
     text = str(value).strip()
     match = _ISO_UTC.match(text)
     if not match:
@@ -444,7 +443,9 @@ def match_channels(
         candidates.sort(key=lambda r: (_observed(r), r.recnum))
     times = {w: [_observed(r) for r in rs] for w, rs in by_wave.items()}
     problems = {
-        r.recnum: why for rs in by_wave.values() for r in rs
+        r.recnum: why
+        for rs in by_wave.values()
+        for r in rs
         if (why := record_problem(r, allowed_quality_bits=allowed_quality_bits)) is not None
     }
     window = datetime.timedelta(seconds=tolerance)
@@ -568,11 +569,22 @@ def download_aia(
 
     client = jsoc_client(base_url, None if dry_run else email, policy=policy, sleep=sleep)
     candidates = query_aia_records(
-        client, start, end, cadence_s=cadence, wavelengths=waves, max_slots_per_query=max_slots_per_query,
-        policy=policy, sleep=sleep,
+        client,
+        start,
+        end,
+        cadence_s=cadence,
+        wavelengths=waves,
+        max_slots_per_query=max_slots_per_query,
+        policy=policy,
+        sleep=sleep,
     )
     selection = match_channels(
-        candidates, start=start, end=end, cadence_s=cadence, wavelengths=waves, tolerance_s=tolerance_s,
+        candidates,
+        start=start,
+        end=end,
+        cadence_s=cadence,
+        wavelengths=waves,
+        tolerance_s=tolerance_s,
         allowed_quality_bits=allowed_quality_bits,
     )
     files = {aia_filename(r): r for r in selection.records}
@@ -593,16 +605,18 @@ def download_aia(
     for name, record in files.items():
         manifest.mark_requested(name, aia_record_name(record))
     manifest.save()
-    transfer = TransferOptions(policy=policy, sleep=sleep, poll_seconds=poll_seconds,
-                               export_timeout_s=export_timeout_s, timeout_s=timeout_s)
+    transfer = TransferOptions(
+        policy=policy, sleep=sleep, poll_seconds=poll_seconds, export_timeout_s=export_timeout_s, timeout_s=timeout_s
+    )
     for series in series_of(waves):
         pending = [files[n] for n in missing if files[n].series == series]
         batches = [
             (export_recordset(chunk), [aia_filename(r) for r in chunk])
             for chunk in chunked(pending, records_per_export)
         ]
-        outcome = export_and_fetch(client, batches, manifest, email=email, filenamefmt=aia_filenamefmt(series),
-                                   transfer=transfer, log=log)
+        outcome = export_and_fetch(
+            client, batches, manifest, email=email, filenamefmt=aia_filenamefmt(series), transfer=transfer, log=log
+        )
         report.add_fetched(outcome)
     log(report.summary())
     return report
@@ -715,23 +729,37 @@ def add_aia_download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", required=True, help="first slot, UTC (2012-03-07T00:00)")
     parser.add_argument("--end", required=True, help="end of the range (exclusive), UTC")
     parser.add_argument(
-        "--cadence", type=duration_seconds, default=3600,
+        "--cadence",
+        type=duration_seconds,
+        default=3600,
         help="slot spacing: 600s, 10m, 1h; a multiple of 12 s (24 s with UV channels) (default 1h)",
     )
     parser.add_argument(
-        "--wavelengths", type=int, nargs="+", choices=EUV_WAVELENGTHS + UV_WAVELENGTHS,
-        default=list(DEFAULT_WAVELENGTHS), help="channels in Angstrom (default 171 193 211)",
+        "--wavelengths",
+        type=int,
+        nargs="+",
+        choices=EUV_WAVELENGTHS + UV_WAVELENGTHS,
+        default=list(DEFAULT_WAVELENGTHS),
+        help="channels in Angstrom (default 171 193 211)",
     )
     parser.add_argument(
-        "--tolerance-s", type=float, default=None,
+        "--tolerance-s",
+        type=float,
+        default=None,
         help="largest |T_OBS - slot time| in seconds (default 12, or 24 with UV channels)",
     )
     parser.add_argument(
-        "--allowed-quality-bits", type=quality_bits, default=0,
+        "--allowed-quality-bits",
+        type=quality_bits,
+        default=0,
         help="QUALITY bits tolerated, e.g. 0x400 (default 0: QUALITY == 0 only)",
     )
-    parser.add_argument("--route", choices=("jsoc", "fido"), default="jsoc",
-                        help="jsoc: drms export with manifest and matching (default); fido: sunpy Fido via the VSO")
+    parser.add_argument(
+        "--route",
+        choices=("jsoc", "fido"),
+        default="jsoc",
+        help="jsoc: drms export with manifest and matching (default); fido: sunpy Fido via the VSO",
+    )
     parser.add_argument("--email", help="address registered with JSOC (default: $JSOC_EMAIL)")
     parser.add_argument("--base-url", default=JSOC_BASE_URL, help=f"JSOC server (default {JSOC_BASE_URL})")
     parser.add_argument("--dry-run", action="store_true", help="print slot counts and estimated size only")
@@ -743,8 +771,14 @@ def run_aia_download(args: argparse.Namespace) -> int:
     """Run ``solarjax data download-aia``: 0 if every file is present, 1 if some failed, 2 on a fatal error."""
     try:
         if args.route == "fido":
-            _, failed = fido_download(args.out_dir, args.start, args.end, cadence_s=args.cadence,
-                                      wavelengths=args.wavelengths, dry_run=args.dry_run)
+            _, failed = fido_download(
+                args.out_dir,
+                args.start,
+                args.end,
+                cadence_s=args.cadence,
+                wavelengths=args.wavelengths,
+                dry_run=args.dry_run,
+            )
             return 1 if failed else 0
         report = download_aia(
             args.out_dir,

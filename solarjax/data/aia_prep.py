@@ -24,6 +24,7 @@ Channels of one time are stacked on the grid of the first (`stack_channels`), th
 Array conventions: images are [rows, cols, channels] in FITS order, row 0 the southernmost (the
 registered map's ``data`` as stored); a bounding box is (row0, row1, col0, col1), end exclusive.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,14 +40,14 @@ import numpy as np
 import scipy.ndimage
 import sunpy.map
 import zarr
+from aiapy.calibrate import degradation as aiapy_degradation
+from aiapy.calibrate import register as aiapy_register
+from aiapy.calibrate.util import get_correction_table
 from astropy.coordinates import SkyCoord, UnitSphericalRepresentation
 from astropy.io import fits
 from astropy.io.fits.verify import VerifyError
 from astropy.table import Table
 from astropy.time import Time
-from aiapy.calibrate import degradation as aiapy_degradation
-from aiapy.calibrate import register as aiapy_register
-from aiapy.calibrate.util import get_correction_table
 from sunpy.coordinates.frames import BaseHeliographic
 from sunpy.map import contains_full_disk
 from sunpy.map.sources.sdo import AIAMap
@@ -211,8 +212,9 @@ def read_aia(path: str | os.PathLike) -> AIAMap:
     except Exception as error:  # noqa: BLE001 - sunpy raises many types for bad metadata
         raise AIAReadError(path, f"bad metadata: {type(error).__name__}: {error}") from error
     if not isinstance(smap, AIAMap):
-        raise AIAReadError(path, f"not an AIA image: INSTRUME={header.get('INSTRUME')!r}, "
-                                 f"TELESCOP={header.get('TELESCOP')!r}")
+        raise AIAReadError(
+            path, f"not an AIA image: INSTRUME={header.get('INSTRUME')!r}, TELESCOP={header.get('TELESCOP')!r}"
+        )
     if header.get("LVL_NUM") != 1:
         raise AIAReadError(path, f"not level 1: LVL_NUM={header.get('LVL_NUM')!r}")
     wavelength = header.get("WAVELNTH")
@@ -246,7 +248,9 @@ def read_aia_channel_and_time(path: str | os.PathLike) -> tuple[int, Time]:
     if start != _FITS_SIGNATURE:
         raise AIAReadError(path, f"not a FITS file: it starts with {start!r}, not 'SIMPLE  ='")
     if size % FITS_BLOCK_BYTES:
-        raise AIAReadError(path, f"truncated: {size} bytes is not a whole number of {FITS_BLOCK_BYTES}-byte FITS blocks")
+        raise AIAReadError(
+            path, f"truncated: {size} bytes is not a whole number of {FITS_BLOCK_BYTES}-byte FITS blocks"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -257,7 +261,9 @@ def read_aia_channel_and_time(path: str | os.PathLike) -> tuple[int, Time]:
     if header is None:
         raise AIAReadError(path, "no image HDU")
     if header.get("WAVELNTH") not in AIA_CHANNELS:
-        raise AIAReadError(path, f"unknown channel: WAVELNTH={header.get('WAVELNTH')!r}, expected one of {AIA_CHANNELS}")
+        raise AIAReadError(
+            path, f"unknown channel: WAVELNTH={header.get('WAVELNTH')!r}, expected one of {AIA_CHANNELS}"
+        )
     if "T_OBS" not in header:
         raise AIAReadError(path, "missing metadata: no T_OBS in the header")
     try:
@@ -333,7 +339,8 @@ def correct_degradation(smap: AIAMap, correction_table: Table) -> tuple[AIAMap, 
     except Exception as error:  # noqa: BLE001 - aiapy raises several types for a missing epoch or channel
         raise DegradationUnavailableError(
             f"no degradation correction for {smap.wavelength} at {t_obs.isot} in the table "
-            f"({type(error).__name__}: {error}); pass degradation='skip' to go on without it") from error
+            f"({type(error).__name__}: {error}); pass degradation='skip' to go on without it"
+        ) from error
     return sunpy.map.Map(smap.data / factor, smap.meta.copy()), factor
 
 
@@ -505,7 +512,8 @@ def resample_onto(smap: sunpy.map.GenericMap, grid: sunpy.map.GenericMap, order:
     rows, cols = np.indices(grid.data.shape, dtype=np.float64)
     x, y = smap.wcs.world_to_pixel_values(*grid.wcs.pixel_to_world_values(cols.ravel(), rows.ravel()))
     return scipy.ndimage.map_coordinates(
-        np.asarray(smap.data, np.float64), [y.reshape(rows.shape), x.reshape(rows.shape)], order=order, cval=0.0)
+        np.asarray(smap.data, np.float64), [y.reshape(rows.shape), x.reshape(rows.shape)], order=order, cval=0.0
+    )
 
 
 def prepare_observation(
@@ -549,9 +557,7 @@ def grid_boxes(shape: tuple[int, int], patch_size: int, overlap: int = 0) -> np.
     return np.stack([row0, row0 + patch_size, col0, col0 + patch_size], axis=1).astype(np.int32)
 
 
-def centred_boxes(
-    grid: sunpy.map.GenericMap, coordinates: SkyCoord, patch_size: int
-) -> tuple[np.ndarray, np.ndarray]:
+def centred_boxes(grid: sunpy.map.GenericMap, coordinates: SkyCoord, patch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Boxes of patches centred on given coordinates (helioprojective, Stonyhurst, any sunpy frame
     with an obstime), e.g. HARP centres; those not wholly inside the image, or on the far side of
     the Sun (`Helioprojective.is_visible`, to 1 km), are left out. Heliographic coordinates without
@@ -640,7 +646,9 @@ def extract_patches(observation: Observation, boxes: np.ndarray) -> list[AIAPatc
     ]
 
 
-def select_by_mu(patches: Sequence[AIAPatch], min_mu: float | None = None, max_mu: float | None = None) -> list[AIAPatch]:
+def select_by_mu(
+    patches: Sequence[AIAPatch], min_mu: float | None = None, max_mu: float | None = None
+) -> list[AIAPatch]:
     """Patches whose centre mu lies in [min_mu, max_mu] (on-disk: min_mu=0; limb: max_mu=0.3, say).
     A bound left None is not checked; an off-disk patch (mu NaN) fails every bound."""
     kept = []
@@ -660,7 +668,7 @@ def patch_id(patch: AIAPatch) -> str:
 
 def iso_utc(time: Time) -> str:
     """ISO 8601 UTC with offset, microseconds kept: '2011-02-15T00:00:01.340000+00:00'."""
-    return time.utc.to_datetime(timezone=datetime.timezone.utc).isoformat(timespec="microseconds")
+    return time.utc.to_datetime(timezone=datetime.UTC).isoformat(timespec="microseconds")
 
 
 # ------------------------------------------------------------------------------------ normalisation
@@ -706,7 +714,9 @@ def denormalise_channels(images: np.ndarray, wavelengths: Sequence[int]) -> np.n
 def _per_channel(function, images: np.ndarray, wavelengths: Sequence[int]) -> np.ndarray:
     images = np.asarray(images)
     if images.shape[-1] != len(wavelengths):
-        raise ValueError(f"images have {images.shape[-1]} channels, wavelengths {tuple(wavelengths)} name {len(wavelengths)}")
+        raise ValueError(
+            f"images have {images.shape[-1]} channels, wavelengths {tuple(wavelengths)} name {len(wavelengths)}"
+        )
     return np.stack([function(images[..., c], w) for c, w in enumerate(wavelengths)], axis=-1)
 
 
@@ -729,8 +739,11 @@ def to_zarr(patches: Sequence[AIAPatch], path: str | os.PathLike, chunk_patches:
     group.attrs["wavelengths"] = wavelengths
     group.attrs["channel_scales"] = {str(w): list(CHANNEL_SCALES[w]) for w in wavelengths}
     group.create_array("image", data=images.astype(np.float32), chunks=(chunk_patches, *images.shape[1:]))
-    for name, values in (("id", [patch_id(p) for p in patches]), ("t_obs", [p.t_obs for p in patches]),
-                         ("source", [p.source for p in patches])):
+    for name, values in (
+        ("id", [patch_id(p) for p in patches]),
+        ("t_obs", [p.t_obs for p in patches]),
+        ("source", [p.source for p in patches]),
+    ):
         array = group.create_array(name, shape=(len(patches),), dtype=str)
         array[:] = np.array(values, dtype=object)
     group.create_array("bbox", data=np.stack([p.bbox for p in patches]).astype(np.int32))

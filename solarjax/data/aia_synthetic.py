@@ -85,6 +85,7 @@ Seeding: patch i (patch k of ``generate(n, seed, start=s)`` has i = s + k) takes
 ``SeedSequence(seed, spawn_key=(i, AIA_STREAM, w))``, so it depends only on (seed, i, config) and
 never on n or on how generation is split.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -257,8 +258,14 @@ class AiaSyntheticBatch:
         return self.images.shape[0]
 
 
-def generate(n: int, seed: int, wavelengths: Sequence[int] = (171, 193, 211), *, start: int = 0,
-             config: AiaSyntheticConfig = AiaSyntheticConfig()) -> AiaSyntheticBatch:
+def generate(
+    n: int,
+    seed: int,
+    wavelengths: Sequence[int] = (171, 193, 211),
+    *,
+    start: int = 0,
+    config: AiaSyntheticConfig = AiaSyntheticConfig(),
+) -> AiaSyntheticBatch:
     """Renders the AIA patches with indices start, ..., start + n - 1 of the synthetic set `seed`.
 
     A patch depends only on (seed, index, config), and a channel's image only on (seed, index,
@@ -293,19 +300,34 @@ def generate(n: int, seed: int, wavelengths: Sequence[int] = (171, 193, 211), *,
     t_obs = _on_cadence(fields.truth["obs_time"])
     view = _viewing_geometry(latitude, longitude, t_obs)
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-        chunks = [_render_chunk(seed, indices[lo:lo + _CHUNK], fields.br_gauss[lo:lo + _CHUNK],
-                                fields.pixel_size_mm[lo:lo + _CHUNK], {k: v[lo:lo + _CHUNK] for k, v in view.items()},
-                                generators[lo:lo + _CHUNK], wavelengths, config)
-                  for lo in range(0, n, _CHUNK)]
+        chunks = [
+            _render_chunk(
+                seed,
+                indices[lo : lo + _CHUNK],
+                fields.br_gauss[lo : lo + _CHUNK],
+                fields.pixel_size_mm[lo : lo + _CHUNK],
+                {k: v[lo : lo + _CHUNK] for k, v in view.items()},
+                generators[lo : lo + _CHUNK],
+                wavelengths,
+                config,
+            )
+            for lo in range(0, n, _CHUNK)
+        ]
     size = config.synthetic.size
     return AiaSyntheticBatch(
         images=np.concatenate(chunks) if chunks else np.zeros((0, size, size, len(wavelengths)), np.float32),
         wavelengths=np.array(wavelengths, np.int32),
         t_obs=np.array([f"{t}Z" for t in np.datetime_as_string(t_obs, unit="s")], dtype=str).reshape(n),
-        hpc_x=view["hpc_x"].astype(np.float32), hpc_y=view["hpc_y"].astype(np.float32),
-        mu=view["mu"].astype(np.float32), latitude=latitude.astype(np.float32),
-        longitude=longitude.astype(np.float32), br=fields.br_gauss, pixel_size_mm=fields.pixel_size_mm,
-        full_res_pixels=_full_res_pixels(fields.pixel_size_mm, view).astype(np.float32), truth=fields.truth)
+        hpc_x=view["hpc_x"].astype(np.float32),
+        hpc_y=view["hpc_y"].astype(np.float32),
+        mu=view["mu"].astype(np.float32),
+        latitude=latitude.astype(np.float32),
+        longitude=longitude.astype(np.float32),
+        br=fields.br_gauss,
+        pixel_size_mm=fields.pixel_size_mm,
+        full_res_pixels=_full_res_pixels(fields.pixel_size_mm, view).astype(np.float32),
+        truth=fields.truth,
+    )
 
 
 def _patch_generator(seed: int, index: int, *key: int) -> np.random.Generator:
@@ -331,22 +353,55 @@ def _check_config(c: AiaSyntheticConfig) -> None:
     """ValueError naming the first knob out of its range."""
     lon = c.longitude_range_deg
     checks = [
-        ("longitude_range_deg", lon is None or (len(lon) == 2 and -80 <= lon[0] <= lon[1] <= 80),
-         "None or (lo, hi) within [-80, 80]"),
-        *[(name, getattr(c, name) > 0, "positive") for name in (
-            "network_smoothing_mm", "core_smoothing_mm", "chromosphere_smoothing_mm", "network_floor_gauss",
-            "network_typical_gauss", "network_saturation_gauss", "core_reference_gauss", "core_saturation_gauss",
-            "flux_per_loop_mx", "connection_scale_mm", "loop_width_mm", "loop_reference_gauss",
-            "coronal_layer_height_mm", "plage_half_gauss", "umbra_gauss", "instrument_psf_mm")],
-        *[(name, getattr(c, name) >= 0, "non-negative") for name in (
-            "field_cut_gauss", "quiet_dem_width", "core_dem_width", "core_power", "footpoint_min_gauss",
-            "loop_emission", "loop_power", "loop_log_t_scatter", "loop_dem_width")],
+        (
+            "longitude_range_deg",
+            lon is None or (len(lon) == 2 and -80 <= lon[0] <= lon[1] <= 80),
+            "None or (lo, hi) within [-80, 80]",
+        ),
+        *[
+            (name, getattr(c, name) > 0, "positive")
+            for name in (
+                "network_smoothing_mm",
+                "core_smoothing_mm",
+                "chromosphere_smoothing_mm",
+                "network_floor_gauss",
+                "network_typical_gauss",
+                "network_saturation_gauss",
+                "core_reference_gauss",
+                "core_saturation_gauss",
+                "flux_per_loop_mx",
+                "connection_scale_mm",
+                "loop_width_mm",
+                "loop_reference_gauss",
+                "coronal_layer_height_mm",
+                "plage_half_gauss",
+                "umbra_gauss",
+                "instrument_psf_mm",
+            )
+        ],
+        *[
+            (name, getattr(c, name) >= 0, "non-negative")
+            for name in (
+                "field_cut_gauss",
+                "quiet_dem_width",
+                "core_dem_width",
+                "core_power",
+                "footpoint_min_gauss",
+                "loop_emission",
+                "loop_power",
+                "loop_log_t_scatter",
+                "loop_dem_width",
+            )
+        ],
         ("max_loops", isinstance(c.max_loops, int) and c.max_loops >= 0, "an int >= 0"),
         ("loop_samples", isinstance(c.loop_samples, int) and c.loop_samples >= 2, "an int >= 2"),
         ("loop_inclination_deg", 0 <= c.loop_inclination_deg < 90, "in [0, 90)"),
         ("loop_log_t_range", c.loop_log_t_range[0] <= c.loop_log_t_range[1], "(lo, hi) with lo <= hi"),
-        ("synthetic", isinstance(c.synthetic, synthetic.SyntheticConfig) and c.synthetic.size % CELL == 0,
-         f"a SyntheticConfig whose size is a multiple of {CELL}"),
+        (
+            "synthetic",
+            isinstance(c.synthetic, synthetic.SyntheticConfig) and c.synthetic.size % CELL == 0,
+            f"a SyntheticConfig whose size is a multiple of {CELL}",
+        ),
     ]
     for name, ok, expected in checks:
         if not ok:
@@ -379,21 +434,26 @@ def _viewing_geometry(latitude_deg: np.ndarray, longitude_deg: np.ndarray, t_obs
     x = r * np.cos(lat) * np.sin(lon)
     y = r * (np.sin(lat) * np.cos(b0) - np.cos(lat) * np.cos(lon) * np.sin(b0))
     z = r * (np.sin(lat) * np.sin(b0) + np.cos(lat) * np.cos(lon) * np.cos(b0))
-    to_observer = np.sqrt(x ** 2 + y ** 2 + (distance - z) ** 2)
-    mu = (distance * z - r ** 2) / (r * to_observer)
+    to_observer = np.sqrt(x**2 + y**2 + (distance - z) ** 2)
+    mu = (distance * z - r**2) / (r * to_observer)
     # Components of the unit vector to the observer along the local west and north directions.
     towards_west = -distance * np.sin(lon) * np.cos(b0) / to_observer
     towards_north = distance * (np.cos(lat) * np.sin(b0) - np.sin(lat) * np.cos(lon) * np.cos(b0)) / to_observer
     arcsec = np.rad2deg(1.0) * 3600
-    return {"hpc_x": np.arctan2(x, distance - z) * arcsec, "hpc_y": np.arcsin(y / to_observer) * arcsec,
-            "mu": mu, "lean_west": -towards_west / mu, "lean_north": -towards_north / mu,
-            "observer_mm": distance}
+    return {
+        "hpc_x": np.arctan2(x, distance - z) * arcsec,
+        "hpc_y": np.arcsin(y / to_observer) * arcsec,
+        "mu": mu,
+        "lean_west": -towards_west / mu,
+        "lean_north": -towards_north / mu,
+        "observer_mm": distance,
+    }
 
 
 def _full_res_pixels(pixel_mm: np.ndarray, view: dict[str, np.ndarray]) -> np.ndarray:
     """Full-resolution AIA pixels in the sky-projected area of a patch pixel, float64 [n]."""
     aia_pixel_mm = (view["observer_mm"] - SOLAR_RADIUS_MM) * np.deg2rad(AIA_PIXEL_ARCSEC / 3600)
-    return pixel_mm[:, 0].astype(np.float64) * pixel_mm[:, 1] * view["mu"] / aia_pixel_mm ** 2
+    return pixel_mm[:, 0].astype(np.float64) * pixel_mm[:, 1] * view["mu"] / aia_pixel_mm**2
 
 
 def thin_layer_brightening(mu: np.ndarray, layer_height_mm: float) -> np.ndarray:
@@ -402,7 +462,7 @@ def thin_layer_brightening(mu: np.ndarray, layer_height_mm: float) -> np.ndarray
     (sqrt(mu**2 + 2 h + h**2) - mu) / h with h = H / R_sun: 1 at disk centre, sqrt(2 / h + 1) at the limb.
     """
     h = layer_height_mm / SOLAR_RADIUS_MM
-    return (np.sqrt(mu ** 2 + 2 * h + h ** 2) - mu) / h
+    return (np.sqrt(mu**2 + 2 * h + h**2) - mu) / h
 
 
 def relative_response(channel: Channel, log_t: np.ndarray, dem_width: float, c: AiaSyntheticConfig) -> np.ndarray:
@@ -411,9 +471,11 @@ def relative_response(channel: Channel, log_t: np.ndarray, dem_width: float, c: 
     Each Gaussian (peak p, width w, weight a) of the response excites
     a w / sqrt(w**2 + s**2) exp(-(log_t - p)**2 / (2 (w**2 + s**2))) from a DEM of width s.
     """
+
     def excited(t, s):
-        return sum(a * w / np.sqrt(w ** 2 + s ** 2) * np.exp(-(t - p) ** 2 / (2 * (w ** 2 + s ** 2)))
-                   for p, w, a in channel.response)
+        return sum(
+            a * w / np.sqrt(w**2 + s**2) * np.exp(-((t - p) ** 2) / (2 * (w**2 + s**2))) for p, w, a in channel.response
+        )
 
     return excited(np.asarray(log_t, np.float64), dem_width) / excited(c.quiet_log_t, c.quiet_dem_width)
 
@@ -443,8 +505,13 @@ def _smooth(images: np.ndarray, sigma_mm: float | np.ndarray, pixel_mm: np.ndarr
     return np.matmul(np.matmul(rows, images), np.swapaxes(cols, -1, -2))
 
 
-def _loops(br: np.ndarray, pixel_mm: np.ndarray, view: dict[str, np.ndarray], draws: dict[str, np.ndarray],
-           c: AiaSyntheticConfig) -> dict[str, np.ndarray]:
+def _loops(
+    br: np.ndarray,
+    pixel_mm: np.ndarray,
+    view: dict[str, np.ndarray],
+    draws: dict[str, np.ndarray],
+    c: AiaSyntheticConfig,
+) -> dict[str, np.ndarray]:
     """Footpoints, shape and plasma of each patch's loops.
 
     Args:
@@ -476,9 +543,10 @@ def _loops(br: np.ndarray, pixel_mm: np.ndarray, view: dict[str, np.ndarray], dr
     live = np.arange(k) < n_loops[:, None]
     first = _categorical(positive, draws["cells"][..., 0])  # [n, K]
     x1, y1 = np.take_along_axis(cell_x, first, 1), np.take_along_axis(cell_y, first, 1)
-    d2 = ((cell_x[:, None, :] - x1[..., None]).astype(np.float32) ** 2
-          + (cell_y[:, None, :] - y1[..., None]).astype(np.float32) ** 2)
-    partner = negative.astype(np.float32)[:, None, :] / (d2 + np.float32(c.connection_scale_mm ** 2))
+    d2 = (cell_x[:, None, :] - x1[..., None]).astype(np.float32) ** 2 + (cell_y[:, None, :] - y1[..., None]).astype(
+        np.float32
+    ) ** 2
+    partner = negative.astype(np.float32)[:, None, :] / (d2 + np.float32(c.connection_scale_mm**2))
     second = _categorical(partner.reshape(n * k, -1), draws["cells"][..., 1].reshape(n * k, 1)).reshape(n, k)
     jitter = (draws["jitter"] - 0.5) * CELL
     x1 = x1 + jitter[..., 0] * pixel_mm[:, 1:]
@@ -501,12 +569,20 @@ def _loops(br: np.ndarray, pixel_mm: np.ndarray, view: dict[str, np.ndarray], dr
 
     foot_field = np.sqrt(np.take_along_axis(mean_field, first, 1) * np.take_along_axis(mean_field, second, 1))
     ratio = foot_field / c.loop_reference_gauss
-    log_t = np.clip(c.loop_log_t + c.loop_log_t_per_dex * np.log10(np.maximum(ratio, 1e-6))
-                    + c.loop_log_t_scatter * draws["temperature"], *c.loop_log_t_range)
+    log_t = np.clip(
+        c.loop_log_t
+        + c.loop_log_t_per_dex * np.log10(np.maximum(ratio, 1e-6))
+        + c.loop_log_t_scatter * draws["temperature"],
+        *c.loop_log_t_range,
+    )
     arc_step = np.pi * length / 2 / c.loop_samples
-    weight = np.where(live, c.loop_emission * ratio ** c.loop_power * c.loop_width_mm * arc_step, 0.0)
-    return {"row": (y / pixel_mm[:, :1, None]).astype(np.float32),
-            "col": (x / pixel_mm[:, 1:, None]).astype(np.float32), "weight": weight, "log_t": log_t}
+    weight = np.where(live, c.loop_emission * ratio**c.loop_power * c.loop_width_mm * arc_step, 0.0)
+    return {
+        "row": (y / pixel_mm[:, :1, None]).astype(np.float32),
+        "col": (x / pixel_mm[:, 1:, None]).astype(np.float32),
+        "weight": weight,
+        "log_t": log_t,
+    }
 
 
 def _categorical(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -547,30 +623,45 @@ def _deposit(corners: tuple[np.ndarray, np.ndarray], point_weight: np.ndarray, n
     return image.reshape(n, size, size).astype(np.float32)
 
 
-def _render_chunk(seed: int, indices: np.ndarray, br: np.ndarray, pixel_mm: np.ndarray, view: dict[str, np.ndarray],
-                  generators: list[np.random.Generator], wavelengths: list[int], c: AiaSyntheticConfig) -> np.ndarray:
+def _render_chunk(
+    seed: int,
+    indices: np.ndarray,
+    br: np.ndarray,
+    pixel_mm: np.ndarray,
+    view: dict[str, np.ndarray],
+    generators: list[np.random.Generator],
+    wavelengths: list[int],
+    c: AiaSyntheticConfig,
+) -> np.ndarray:
     """The images of the patches `indices`, float32 [n, size, size, C] in DN/s."""
     k = c.max_loops
-    draws = {"cells": np.stack([g.random((k, 2)) for g in generators]),
-             "jitter": np.stack([g.random((k, 4)) for g in generators]),
-             "tilt": np.stack([g.random(k) for g in generators]),
-             "temperature": np.stack([g.standard_normal(k) for g in generators])}
+    draws = {
+        "cells": np.stack([g.random((k, 2)) for g in generators]),
+        "jitter": np.stack([g.random((k, 4)) for g in generators]),
+        "tilt": np.stack([g.random(k) for g in generators]),
+        "temperature": np.stack([g.standard_normal(k) for g in generators]),
+    }
     mu = view["mu"][:, None, None]
     magnetic = np.maximum(np.abs(br) - np.float32(c.field_cut_gauss), 0)  # unsigned field above the noise
     network = _smooth(magnetic, np.hypot(c.network_smoothing_mm, c.instrument_psf_mm), pixel_mm)
-    texture = np.sqrt((np.minimum(network, c.network_saturation_gauss) + c.network_floor_gauss)
-                      / (c.network_typical_gauss + c.network_floor_gauss))
+    texture = np.sqrt(
+        (np.minimum(network, c.network_saturation_gauss) + c.network_floor_gauss)
+        / (c.network_typical_gauss + c.network_floor_gauss)
+    )
     coronal = [w for w in wavelengths if CHANNELS[w].coronal]
     if coronal:
-        core = (np.minimum(_smooth(magnetic, np.hypot(c.core_smoothing_mm, c.instrument_psf_mm), pixel_mm),
-                           c.core_saturation_gauss)
-                / c.core_reference_gauss) ** c.core_power
+        core = (
+            np.minimum(
+                _smooth(magnetic, np.hypot(c.core_smoothing_mm, c.instrument_psf_mm), pixel_mm), c.core_saturation_gauss
+            )
+            / c.core_reference_gauss
+        ) ** c.core_power
         loop_images = _loop_images(br, pixel_mm, view, draws, coronal, c)
         layer = thin_layer_brightening(mu, c.coronal_layer_height_mm)
     if len(coronal) < len(wavelengths):
         chromosphere = _smooth(magnetic, np.hypot(c.chromosphere_smoothing_mm, c.instrument_psf_mm), pixel_mm)
         plage = chromosphere / (chromosphere + c.plage_half_gauss)
-        umbra = chromosphere ** 4 / (chromosphere ** 4 + c.umbra_gauss ** 4)
+        umbra = chromosphere**4 / (chromosphere**4 + c.umbra_gauss**4)
     images = []
     for wavelength in wavelengths:
         ch = CHANNELS[wavelength]
@@ -583,14 +674,26 @@ def _render_chunk(seed: int, indices: np.ndarray, br: np.ndarray, pixel_mm: np.n
         images.append(relative * np.float32(ch.quiet_sun_dn_s))
     images = np.stack(images, 1)  # [n, C, size, size]
     if c.photon_noise:
-        images = np.stack([_photon_noise(images[:, j], _photons_per_dn_s(w, pixel_mm, view),
-                                         [_patch_generator(seed, i, w) for i in indices])
-                           for j, w in enumerate(wavelengths)], 1)
+        images = np.stack(
+            [
+                _photon_noise(
+                    images[:, j], _photons_per_dn_s(w, pixel_mm, view), [_patch_generator(seed, i, w) for i in indices]
+                )
+                for j, w in enumerate(wavelengths)
+            ],
+            1,
+        )
     return np.moveaxis(images, 1, -1).astype(np.float32)
 
 
-def _loop_images(br: np.ndarray, pixel_mm: np.ndarray, view: dict[str, np.ndarray], draws: dict[str, np.ndarray],
-                 wavelengths: list[int], c: AiaSyntheticConfig) -> np.ndarray:
+def _loop_images(
+    br: np.ndarray,
+    pixel_mm: np.ndarray,
+    view: dict[str, np.ndarray],
+    draws: dict[str, np.ndarray],
+    wavelengths: list[int],
+    c: AiaSyntheticConfig,
+) -> np.ndarray:
     """The loops as coronal channels see them, relative to the quiet corona: float32 [n, C, size, size].
 
     Each loop point deposits its share of the loop's emission (weight / pixel area / mu: a loop seen
@@ -602,11 +705,20 @@ def _loop_images(br: np.ndarray, pixel_mm: np.ndarray, view: dict[str, np.ndarra
     corners = _bilinear_corners(loops["row"].reshape(n, -1), loops["col"].reshape(n, -1), size)
     pixel_area = pixel_mm[:, 0].astype(np.float64) * pixel_mm[:, 1]
     per_loop = loops["weight"] / (pixel_area * view["mu"])[:, None]  # [n, K]
-    deposits = [_deposit(corners, np.repeat(per_loop * relative_response(CHANNELS[w], loops["log_t"],
-                                                                        c.loop_dem_width, c),
-                                            c.loop_samples).ravel(), n, size) for w in wavelengths]
-    loop_sigma_mm = np.maximum(np.hypot(c.loop_width_mm / np.sqrt(8 * np.log(2)), c.instrument_psf_mm),
-                               0.7 * pixel_mm.max(-1))
+    deposits = [
+        _deposit(
+            corners,
+            np.repeat(
+                per_loop * relative_response(CHANNELS[w], loops["log_t"], c.loop_dem_width, c), c.loop_samples
+            ).ravel(),
+            n,
+            size,
+        )
+        for w in wavelengths
+    ]
+    loop_sigma_mm = np.maximum(
+        np.hypot(c.loop_width_mm / np.sqrt(8 * np.log(2)), c.instrument_psf_mm), 0.7 * pixel_mm.max(-1)
+    )
     return _smooth(np.stack(deposits, 1), loop_sigma_mm, pixel_mm)
 
 
@@ -621,8 +733,9 @@ def _photons_per_dn_s(wavelength: int, pixel_mm: np.ndarray, view: dict[str, np.
     return channel.exposure_s / dn_per_photon * np.maximum(_full_res_pixels(pixel_mm, view), 1.0)
 
 
-def _photon_noise(intensity: np.ndarray, photons_per_dn_s: np.ndarray,
-                  generators: list[np.random.Generator]) -> np.ndarray:
+def _photon_noise(
+    intensity: np.ndarray, photons_per_dn_s: np.ndarray, generators: list[np.random.Generator]
+) -> np.ndarray:
     """Intensities [n, size, size] in DN/s redrawn from the photons they stand for (module docstring)."""
     noisy = np.empty(intensity.shape, np.float64)
     for i, g in enumerate(generators):

@@ -17,6 +17,7 @@ minus the first) made comparable with the synthetic CMEs of `solarjax.data.cme_s
 Helioviewer JPEG2000 frames hold display bytes, not calibrated brightness: their relative differences are
 only roughly those of calibrated data (the byte scale is not linear).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -77,8 +78,9 @@ def radial_background(image: lasco.CoronagraphImage) -> np.ndarray:
     return np.interp(radius, centres, medians[positive], left=np.nan, right=np.nan)
 
 
-def grid_offsets(geometry: Geometry = C2_GEOMETRY, size: int = cme_synthetic.IMAGE_SIZE
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def grid_offsets(
+    geometry: Geometry = C2_GEOMETRY, size: int = cme_synthetic.IMAGE_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
     """(X west, Y north) in Rsun of the patch grid's pixel centres (row 0 at the top); each [size, size]."""
     centre = (size - 1) / 2
     row, column = np.mgrid[0:size, 0:size].astype(np.float64)
@@ -88,25 +90,36 @@ def grid_offsets(geometry: Geometry = C2_GEOMETRY, size: int = cme_synthetic.IMA
 
 def _stored(values: np.ndarray) -> np.ndarray:
     """Relative brightening -> stored units: / RELATIVE_SCALE, NaN -> 0, clipped to [-1, 1], float32."""
-    return np.clip(np.nan_to_num(np.asarray(values) / RELATIVE_SCALE, nan=0.0, posinf=0.0, neginf=0.0),
-                   -1.0, 1.0).astype(np.float32)
+    return np.clip(
+        np.nan_to_num(np.asarray(values) / RELATIVE_SCALE, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0
+    ).astype(np.float32)
 
 
-def patch_of(later: lasco.CoronagraphImage, difference: np.ndarray, reference: lasco.CoronagraphImage,
-             geometry: Geometry, size: int = cme_synthetic.IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def patch_of(
+    later: lasco.CoronagraphImage,
+    difference: np.ndarray,
+    reference: lasco.CoronagraphImage,
+    geometry: Geometry,
+    size: int = cme_synthetic.IMAGE_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
     """(image [size, size], polar `POLAR_SHAPE`) of one difference [H, W] of `later` minus `reference`."""
     relative = difference / radial_background(reference)
     east_west, north_south = grid_offsets(geometry, size)
     radius = np.hypot(east_west, north_south)
     inside = (radius >= geometry.occulter_rsun) & (radius <= geometry.field_stop_rsun)
     image = np.where(inside, lasco.sample_sky(later, east_west, north_south, relative), np.nan)
-    polar = lasco.polar_remap(later, relative, num_angles=POLAR_SHAPE[1], num_heights=POLAR_SHAPE[0],
-                              heights_rsun=tuple(geometry))
+    polar = lasco.polar_remap(
+        later, relative, num_angles=POLAR_SHAPE[1], num_heights=POLAR_SHAPE[0], heights_rsun=tuple(geometry)
+    )
     return _stored(image), _stored(polar)
 
 
-def sequence_patches(images: Sequence[lasco.CoronagraphImage], kind: str = "running",
-                     geometry: Geometry | None = None, size: int = cme_synthetic.IMAGE_SIZE) -> list[CmePatch]:
+def sequence_patches(
+    images: Sequence[lasco.CoronagraphImage],
+    kind: str = "running",
+    geometry: Geometry | None = None,
+    size: int = cme_synthetic.IMAGE_SIZE,
+) -> list[CmePatch]:
     """The N - 1 CME patches of a time-ordered sequence of N >= 2 frames of one detector.
 
     Args:
@@ -124,9 +137,17 @@ def sequence_patches(images: Sequence[lasco.CoronagraphImage], kind: str = "runn
     for i, difference in enumerate(differences):
         reference, later = (images[0] if kind == "base" else images[i]), images[i + 1]
         image, polar = patch_of(later, difference, reference, geometry, size)
-        patches.append(CmePatch(image=image, polar=polar, t_obs=later.meta["date_obs"],
-                                reference_t_obs=reference.meta["date_obs"], detector=later.meta["detector"],
-                                kind=kind, source=f"{reference.path.name};{later.path.name}"))
+        patches.append(
+            CmePatch(
+                image=image,
+                polar=polar,
+                t_obs=later.meta["date_obs"],
+                reference_t_obs=reference.meta["date_obs"],
+                detector=later.meta["detector"],
+                kind=kind,
+                source=f"{reference.path.name};{later.path.name}",
+            )
+        )
     return patches
 
 
@@ -134,16 +155,37 @@ def grid_image(image: np.ndarray, geometry: Geometry = C2_GEOMETRY) -> lasco.Cor
     """A patch-grid image [S, S] (row 0 at the top, e.g. a synthetic CME) as a `lasco.CoronagraphImage`
     with the grid's geometry (rows flipped to FITS order), so the `lasco` views apply to it."""
     size = image.shape[0]
-    meta = {"detector": "C2" if geometry == C2_GEOMETRY else "C3", "centre_px": ((size - 1) / 2, (size - 1) / 2),
-            "arcsec_per_px": geometry.rsun_per_pixel(size), "rsun_arcsec": 1.0, "roll_deg": 0.0,
-            "occulter_rsun": tuple(geometry), "units": "relative", "source": "grid"}
-    return lasco.CoronagraphImage(data=np.ascontiguousarray(np.flipud(image), np.float32), meta=meta,
-                                  path=pathlib.Path("<grid>"))
+    meta = {
+        "detector": "C2" if geometry == C2_GEOMETRY else "C3",
+        "centre_px": ((size - 1) / 2, (size - 1) / 2),
+        "arcsec_per_px": geometry.rsun_per_pixel(size),
+        "rsun_arcsec": 1.0,
+        "roll_deg": 0.0,
+        "occulter_rsun": tuple(geometry),
+        "units": "relative",
+        "source": "grid",
+    }
+    return lasco.CoronagraphImage(
+        data=np.ascontiguousarray(np.flipud(image), np.float32), meta=meta, path=pathlib.Path("<grid>")
+    )
 
 
 def grid_polar(images: np.ndarray, geometry: Geometry = C2_GEOMETRY) -> np.ndarray:
     """float32 [N, *POLAR_SHAPE]: the polar views of patch-grid images [N, S, S] (e.g. synthetic CMEs)."""
-    return np.stack([
-        _stored(lasco.polar_remap(grid_image(image, geometry), num_angles=POLAR_SHAPE[1],
-                                  num_heights=POLAR_SHAPE[0], heights_rsun=tuple(geometry)))
-        for image in np.asarray(images, np.float32)]) if len(images) else np.zeros((0, *POLAR_SHAPE), np.float32)
+    return (
+        np.stack(
+            [
+                _stored(
+                    lasco.polar_remap(
+                        grid_image(image, geometry),
+                        num_angles=POLAR_SHAPE[1],
+                        num_heights=POLAR_SHAPE[0],
+                        heights_rsun=tuple(geometry),
+                    )
+                )
+                for image in np.asarray(images, np.float32)
+            ]
+        )
+        if len(images)
+        else np.zeros((0, *POLAR_SHAPE), np.float32)
+    )

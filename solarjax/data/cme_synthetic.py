@@ -18,6 +18,7 @@ the same with or without it) are double CMEs: a second, narrower front (20-50 de
 hemisphere (its CPA 180 +- 30 deg from the first) at another height, as two CMEs launched close in time
 are seen. Their truth is that of the first CME except the excess (both); ``rare`` marks them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,7 +79,7 @@ def generate(n: int, seed: int, start: int = 0) -> SyntheticCmes:
         rng = np.random.default_rng((seed, start + i))
         halo = rng.random() < HALO_FRACTION
         width = 360.0 if halo else float(np.clip(rng.lognormal(np.log(50.0), 0.5), 10.0, 200.0))
-        limb = rng.choice([90.0, 270.0])                         # east / west limb
+        limb = rng.choice([90.0, 270.0])  # east / west limb
         cpa = (limb + rng.normal(0.0, 35.0)) % 360.0
         height = rng.uniform(OCCULTER_RSUN + 0.8, FIELD_STOP_RSUN - 0.2)
         brightness = float(np.clip(rng.lognormal(np.log(0.5), 0.5), 0.15, 1.0))
@@ -88,13 +89,19 @@ def generate(n: int, seed: int, start: int = 0) -> SyntheticCmes:
         if rare[i]:
             second_cpa = (cpa + 180.0 + rng.uniform(-30.0, 30.0)) % 360.0
             second_height = rng.uniform(OCCULTER_RSUN + 0.8, FIELD_STOP_RSUN - 0.2)
-            cme = cme + _render(radius, angle, second_cpa, rng.uniform(20.0, 50.0), second_height,
-                                float(rng.uniform(0.4, 1.0)))
+            cme = cme + _render(
+                radius, angle, second_cpa, rng.uniform(20.0, 50.0), second_height, float(rng.uniform(0.4, 1.0))
+            )
         truth[:, i] = cpa, width, height, float(cme[seen].sum())
         images[i] = np.clip(np.where(seen, cme + noise, 0.0), -1.0, 1.0)
-    return SyntheticCmes(images=images, cpa_deg=truth[0].astype(np.float32), width_deg=truth[1].astype(np.float32),
-                         front_height_rsun=truth[2].astype(np.float32), excess=truth[3].astype(np.float32),
-                         rare=rare)
+    return SyntheticCmes(
+        images=images,
+        cpa_deg=truth[0].astype(np.float32),
+        width_deg=truth[1].astype(np.float32),
+        front_height_rsun=truth[2].astype(np.float32),
+        excess=truth[3].astype(np.float32),
+        rare=rare,
+    )
 
 
 def _render(radius, angle, cpa, width, height, brightness):

@@ -21,6 +21,7 @@ Guarantees:
 An interrupted file restarts from byte 0 on the next attempt (no HTTP Range resume): SHARP and
 AIA files are a few MB at most, and a fresh copy is what the integrity check needs anyway.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,7 +37,8 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from typing import Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from solarjax.fingerprint import file_sha256
 
@@ -258,8 +260,7 @@ def download_to_file(
                     chunk = response.read(_CHUNK_BYTES)
                 except http.client.IncompleteRead as err:
                     raise IncompleteDownloadError(
-                        f"{url}: connection closed after {received + len(err.partial)} of "
-                        f"{announced} bytes"
+                        f"{url}: connection closed after {received + len(err.partial)} of {announced} bytes"
                     ) from err
                 if not chunk:
                     break
@@ -280,7 +281,7 @@ def download_to_file(
 
 # ---------------------------------------------------------------------------------------- manifest
 def _now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 @dataclasses.dataclass
@@ -349,9 +350,7 @@ class Manifest:
         if entry is None:
             return False
         path = self.folder / name
-        return (
-            path.is_file() and path.stat().st_size == entry["size"] and sha256_of(path) == entry["sha256"]
-        )
+        return path.is_file() and path.stat().st_size == entry["size"] and sha256_of(path) == entry["sha256"]
 
 
 def load_manifest(folder: str | os.PathLike) -> Manifest:
@@ -462,8 +461,10 @@ def fetch_files(
             result.downloaded.append(item.name)
             result.bytes_downloaded += fingerprint.size
             seconds = max(time.perf_counter() - started, 1e-6)
-            log(f"[{number}/{len(items)}] {item.name}: {size_text(fingerprint.size)} in {seconds:.1f} s "
-                f"({size_text(fingerprint.size / seconds)}/s)")
+            log(
+                f"[{number}/{len(items)}] {item.name}: {size_text(fingerprint.size)} in {seconds:.1f} s "
+                f"({size_text(fingerprint.size / seconds)}/s)"
+            )
         finally:
             manifest.save()
     return result

@@ -19,6 +19,7 @@ projection's centre, the patch centre). The projection being equal-area, every p
 0.3643^2 Mm^2 = 1.327e15 cm^2 of the solar surface wherever it lies (checked against the SHARP
 AREA_ACR keyword in the tests).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -68,20 +69,77 @@ HDF5_CHANNELS = ("Br", "Bp", "Bt", "magnetogram")
 
 SHARP_SUMMARY_KEYWORDS = (
     # Space-weather quantities (Bobra et al. 2014).
-    "USFLUX", "MEANGAM", "MEANGBT", "MEANGBZ", "MEANGBH", "MEANJZD", "TOTUSJZ", "MEANALP",
-    "MEANJZH", "TOTUSJH", "ABSNJZH", "SAVNCPP", "MEANPOT", "TOTPOT", "MEANSHR", "SHRGT45",
-    "R_VALUE", "GWILL",
+    "USFLUX",
+    "MEANGAM",
+    "MEANGBT",
+    "MEANGBZ",
+    "MEANGBH",
+    "MEANJZD",
+    "TOTUSJZ",
+    "MEANALP",
+    "MEANJZH",
+    "TOTUSJH",
+    "ABSNJZH",
+    "SAVNCPP",
+    "MEANPOT",
+    "TOTPOT",
+    "MEANSHR",
+    "SHRGT45",
+    "R_VALUE",
+    "GWILL",
     # Line-of-sight variants written by later SHARP versions.
-    "USFLUXL", "MEANGBL", "CMASKL", "ERRUSIL",
+    "USFLUXL",
+    "MEANGBL",
+    "CMASKL",
+    "ERRUSIL",
     # HARP statistics: sizes, areas (micro-hemispheres), flux moments, bounding boxes (deg):
     # LAT_MIN..LON_MAX bound the HARP pixels, LATDTMIN..LONDTMAX the patch (Stonyhurst).
-    "NPIX", "SIZE", "AREA", "NACR", "SIZE_ACR", "AREA_ACR", "MTOT", "MNET", "MPOS_TOT",
-    "MNEG_TOT", "MMEAN", "MSTDEV", "MSKEW", "MKURT", "LAT_MIN", "LON_MIN", "LAT_MAX", "LON_MAX",
-    "LAT_FWT", "LON_FWT", "LATFWTPO", "LONFWTPO", "LATFWTNE", "LONFWTNE",
-    "LATDTMIN", "LONDTMIN", "LATDTMAX", "LONDTMAX",
+    "NPIX",
+    "SIZE",
+    "AREA",
+    "NACR",
+    "SIZE_ACR",
+    "AREA_ACR",
+    "MTOT",
+    "MNET",
+    "MPOS_TOT",
+    "MNEG_TOT",
+    "MMEAN",
+    "MSTDEV",
+    "MSKEW",
+    "MKURT",
+    "LAT_MIN",
+    "LON_MIN",
+    "LAT_MAX",
+    "LON_MAX",
+    "LAT_FWT",
+    "LON_FWT",
+    "LATFWTPO",
+    "LONFWTPO",
+    "LATFWTNE",
+    "LONFWTNE",
+    "LATDTMIN",
+    "LONDTMIN",
+    "LATDTMAX",
+    "LONDTMAX",
     # Uncertainties of the space-weather quantities.
-    "ERRGAM", "ERRTAI", "ERRBH", "ERRMPOT", "ERRBT", "ERRTUI", "ERRBZ", "CMASK", "ERRJZ",
-    "ERRVF", "ERRALP", "ERRMIH", "ERRMSHA", "ERRUSI", "DOFFSET", "ERRTPOT", "ERRJHT",
+    "ERRGAM",
+    "ERRTAI",
+    "ERRBH",
+    "ERRMPOT",
+    "ERRBT",
+    "ERRTUI",
+    "ERRBZ",
+    "CMASK",
+    "ERRJZ",
+    "ERRVF",
+    "ERRALP",
+    "ERRMIH",
+    "ERRMSHA",
+    "ERRUSI",
+    "DOFFSET",
+    "ERRTPOT",
+    "ERRJHT",
 )
 """SHARP summary keywords copied into the metadata (upper case, float, NaN where blank)."""
 
@@ -89,7 +147,9 @@ _WCS_FLOAT_KEYWORDS = ("CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CDELT1", "CDELT2
 _WCS_TEXT_KEYWORDS = ("CTYPE1", "CTYPE2")
 _METADATA_KEYWORDS = (
     ("HARPNUM", "T_REC", "NOAA_AR", "NOAA_ARS", "QUALITY", "BUNIT", "CRLN_OBS", "SEGMENT")
-    + _WCS_FLOAT_KEYWORDS + _WCS_TEXT_KEYWORDS + SHARP_SUMMARY_KEYWORDS
+    + _WCS_FLOAT_KEYWORDS
+    + _WCS_TEXT_KEYWORDS
+    + SHARP_SUMMARY_KEYWORDS
 )
 
 _FITS_CARD_BYTES = 80
@@ -100,9 +160,7 @@ _FILE_NAME = re.compile(
     r"^hmi\.sharp_cea_720s\.(?P<harpnum>\d+)\.(?P<time>\d{8}_\d{6})_TAI"
     r"(?:\.(?P<segment>[A-Za-z_]+))?\.(?:fits|h5|hdf5)$"
 )
-_T_REC = re.compile(
-    r"^(?P<date>\d{4}\.\d{2}\.\d{2})_(?P<time>\d{2}:\d{2}:\d{2}(?:\.\d*)?)(?:_TAI)?$"
-)
+_T_REC = re.compile(r"^(?P<date>\d{4}\.\d{2}\.\d{2})_(?P<time>\d{2}:\d{2}:\d{2}(?:\.\d*)?)(?:_TAI)?$")
 _NONFINITE_CARD = re.compile(
     r"^(?P<keyword>[A-Z0-9_\-]{1,8}) *= *(?P<value>[+-]?(?:nan|inf|infinity)) *(?:/.*)?$",
     re.IGNORECASE,
@@ -201,7 +259,7 @@ def read_sharp(path: str | os.PathLike, segment: str | None = None) -> SharpPatc
     with opened_fits(path, contents) as hdus:
         index = image_hdu_index(path, hdus)
         info = hdus.fileinfo(index)
-        cards = _header_cards(contents[info["hdrLoc"]:info["datLoc"]])
+        cards = _header_cards(contents[info["hdrLoc"] : info["datLoc"]])
         values, header_warnings = _header_values(cards)
         content = segment_content(hdus[index].header)
         data = image_data(path, hdus[index])
@@ -356,9 +414,7 @@ def parse_t_rec(t_rec: str) -> datetime.datetime:
     if not match:
         raise ValueError(f"T_REC {t_rec!r} is not like '2012.03.06_14:24:00_TAI'")
     seconds_format = "%S.%f" if "." in match["time"] else "%S"
-    return datetime.datetime.strptime(
-        f"{match['date']} {match['time']}", f"%Y.%m.%d %H:%M:{seconds_format}"
-    )
+    return datetime.datetime.strptime(f"{match['date']} {match['time']}", f"%Y.%m.%d %H:%M:{seconds_format}")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -367,7 +423,7 @@ def tai_to_utc(tai: datetime.datetime) -> datetime.datetime:
 
     Cached: every HARP observed in a 12-minute slot shares its T_REC.
     """
-    return Time(tai, scale="tai").utc.to_datetime(timezone=datetime.timezone.utc)
+    return Time(tai, scale="tai").utc.to_datetime(timezone=datetime.UTC)
 
 
 def read_file_bytes(path: pathlib.Path, error_type: type[FitsReadError] = SharpReadError) -> bytes:
@@ -406,7 +462,9 @@ def opened_fits(path: pathlib.Path, contents: bytes, error_type: type[FitsReadEr
             hdus = fits.open(io.BytesIO(contents), memmap=False, lazy_load_hdus=False)
         except (OSError, ValueError, VerifyError) as error:
             if size % FITS_BLOCK_BYTES:
-                reason = f"truncated: {size} bytes is not a whole number of {FITS_BLOCK_BYTES}-byte FITS blocks ({error})"
+                reason = (
+                    f"truncated: {size} bytes is not a whole number of {FITS_BLOCK_BYTES}-byte FITS blocks ({error})"
+                )
             else:
                 reason = f"corrupt header: {error}"
             raise error_type(path, reason) from error
@@ -434,15 +492,22 @@ def image_hdu_index(path: pathlib.Path, hdus: fits.HDUList, error_type: type[Fit
     raise error_type(path, f"no image HDU: the file holds {structure}")
 
 
-def image_data(path: pathlib.Path, hdu, dtype=np.float32, error_type: type[FitsReadError] = SharpReadError,
-               max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+def image_data(
+    path: pathlib.Path,
+    hdu,
+    dtype=np.float32,
+    error_type: type[FitsReadError] = SharpReadError,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> np.ndarray:
     """An image HDU's data as ``dtype``; ``error_type`` ('corrupt image data') when it cannot be decoded, or
     ('image too large') when its header declares more than ``max_pixels`` pixels (checked before decoding)."""
     shape = tuple(int(hdu.header.get(f"NAXIS{axis}", 0)) for axis in (2, 1))
     if math.prod(shape) > max_pixels:
         raise error_type(
-            path, f"image too large: {shape[0]} x {shape[1]} pixels in the header, more than the {max_pixels:,} "
-            "a SHARP or AIA image can have")
+            path,
+            f"image too large: {shape[0]} x {shape[1]} pixels in the header, more than the {max_pixels:,} "
+            "a SHARP or AIA image can have",
+        )
     try:
         data = hdu.data
     except Exception as error:  # noqa: BLE001 - decoders raise many types (CfitsioException, ...)
@@ -455,7 +520,7 @@ def _header_cards(header_bytes: bytes) -> list[str]:
     text = header_bytes.decode("ascii", errors="replace")
     cards = []
     for start in range(0, len(text) - _FITS_CARD_BYTES + 1, _FITS_CARD_BYTES):
-        card = text[start:start + _FITS_CARD_BYTES]
+        card = text[start : start + _FITS_CARD_BYTES]
         if card.rstrip() == "END":
             break
         cards.append(card)
@@ -533,22 +598,29 @@ def segment_content(header: fits.Header) -> str | None:
     return None
 
 
-def _segment_agreeing_with_content(path: pathlib.Path, segment: str | None, content: str | None,
-                                   header_warnings: list[str]) -> str:
+def _segment_agreeing_with_content(
+    path: pathlib.Path, segment: str | None, content: str | None, header_warnings: list[str]
+) -> str:
     """The segment named by the caller, file name or header, checked against the header's content."""
     if segment is None:
         if content is None:
             raise SharpReadError(
-                path, "unknown segment: the file name does not end in .<segment>.fits, the header has no SEGMENT "
-                "and its units/scaling match no SHARP segment")
+                path,
+                "unknown segment: the file name does not end in .<segment>.fits, the header has no SEGMENT "
+                "and its units/scaling match no SHARP segment",
+            )
         segment = _CONTENT_SEGMENTS[content][0]
         if content == "vector":
             header_warnings.append(
-                "segment not named by the file or header: read as Br (the headers of Br, Bp and Bt are identical)")
+                "segment not named by the file or header: read as Br (the headers of Br, Bp and Bt are identical)"
+            )
         return segment
     if content is not None and segment in SEGMENTS and segment not in _CONTENT_SEGMENTS[content]:
-        described = {"vector": "a vector-field component (Br, Bp or Bt)", "magnetogram": "a line-of-sight "
-                     "magnetogram (BSCALE 0.1)", "bitmap": "a bitmap (integer codes, no field unit)"}[content]
+        described = {
+            "vector": "a vector-field component (Br, Bp or Bt)",
+            "magnetogram": "a line-of-sight magnetogram (BSCALE 0.1)",
+            "bitmap": "a bitmap (integer codes, no field unit)",
+        }[content]
         raise SharpReadError(path, f"segment mismatch: named {segment!r} but the header describes {described}")
     return segment
 
@@ -638,6 +710,4 @@ def _channel_axis(path: pathlib.Path, shape: tuple[int, ...], num_channels: int)
         return 0
     if last:
         return 2
-    raise SharpReadError(
-        path, f"bad HDF5 layout: shape {shape} has no end axis of {num_channels} channels"
-    )
+    raise SharpReadError(path, f"bad HDF5 layout: shape {shape} has no end axis of {num_channels} channels")

@@ -35,6 +35,7 @@ The dry run queries and selects but exports and writes nothing; it estimates the
 each segment's real RICE-compressed files in the project's test data. (JSOC reports an export's
 size only after the export was made, which a dry run must not do.)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,7 +47,7 @@ import math
 import os
 import pathlib
 import time
-from typing import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from solarjax.data.download import (  # noqa: F401  (ManifestError: importable from here as before)
     ManifestError,
@@ -450,14 +451,18 @@ def download_sharps(
     manifest.save()
     pending = [r for r in records if any(sharp_filename(r.harpnum, r.t_rec, s) in missing for s in segments)]
     batches = [
-        (export_recordset(chunk, segments),
-         [n for r in chunk for s in segments if (n := sharp_filename(r.harpnum, r.t_rec, s)) in missing])
+        (
+            export_recordset(chunk, segments),
+            [n for r in chunk for s in segments if (n := sharp_filename(r.harpnum, r.t_rec, s)) in missing],
+        )
         for chunk in chunked(pending, records_per_export)
     ]
-    transfer = TransferOptions(policy=policy, sleep=sleep, poll_seconds=poll_seconds,
-                               export_timeout_s=export_timeout_s, timeout_s=timeout_s)
-    outcome = export_and_fetch(client, batches, manifest, email=email, filenamefmt=SHARP_FILENAME_FORMAT,
-                               transfer=transfer, log=log)
+    transfer = TransferOptions(
+        policy=policy, sleep=sleep, poll_seconds=poll_seconds, export_timeout_s=export_timeout_s, timeout_s=timeout_s
+    )
+    outcome = export_and_fetch(
+        client, batches, manifest, email=email, filenamefmt=SHARP_FILENAME_FORMAT, transfer=transfer, log=log
+    )
     report.add_fetched(outcome)
     log(report.summary())
     return report

@@ -9,6 +9,7 @@ method ``url`` and protocol ``fits``; drms polls ``exp_status`` until the export
 files, integrity check, manifest, resume). `FetchReport` is the fetch part of every downloader's
 report.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +18,7 @@ import json
 import logging
 import pathlib
 import time
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from solarjax.data.download import (
     DownloadItem,
@@ -135,8 +136,11 @@ def export_urls(
             transfer.policy,
             sleep=transfer.sleep,
         )
-        ready = call_with_retries(lambda: export.wait(timeout=transfer.export_timeout_s, sleep=transfer.poll_seconds),
-                                  transfer.policy, sleep=transfer.sleep)
+        ready = call_with_retries(
+            lambda: export.wait(timeout=transfer.export_timeout_s, sleep=transfer.poll_seconds),
+            transfer.policy,
+            sleep=transfer.sleep,
+        )
         if not ready:
             raise JsocError(f"JSOC export {export.id} of {query!r} not ready after {transfer.export_timeout_s:g} s")
         table = export.urls
@@ -203,8 +207,9 @@ def export_and_fetch(
                 manifest.mark_failed(name, reason, attempts=0, url=None)
                 outcome.failed[name] = reason
         items = [DownloadItem(n, urls[n], manifest.requested[n]["record"]) for n in names if n in urls]
-        result = fetch_files(items, manifest, policy=transfer.policy, sleep=transfer.sleep,
-                             timeout_s=transfer.timeout_s, log=log)
+        result = fetch_files(
+            items, manifest, policy=transfer.policy, sleep=transfer.sleep, timeout_s=transfer.timeout_s, log=log
+        )
         outcome.downloaded += result.downloaded
         outcome.failed.update(result.failed)
         outcome.bytes_downloaded += result.bytes_downloaded

@@ -3,14 +3,13 @@
 SHARP's and AIA's T_REC are TAI (TAI = UTC + 34 to 37 s over the SDO mission); these functions keep
 times naive and never shift them between scales.
 """
+
 from __future__ import annotations
 
 import datetime
 import re
 
-_JSOC_TIME = re.compile(
-    r"^(\d{4})\.(\d{1,2})\.(\d{1,2})(?:_(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?(?:_TAI)?$"
-)
+_JSOC_TIME = re.compile(r"^(\d{4})\.(\d{1,2})\.(\d{1,2})(?:_(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?(?:_TAI)?$")
 
 
 def parse_tai(value: str | datetime.datetime) -> datetime.datetime:
@@ -31,7 +30,12 @@ def parse_tai(value: str | datetime.datetime) -> datetime.datetime:
         if match:
             year, month, day, hour, minute, second, fraction = match.groups()
             parsed = datetime.datetime(
-                int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+                int(year),
+                int(month),
+                int(day),
+                int(hour or 0),
+                int(minute or 0),
+                int(second or 0),
                 int((fraction or "0")[:6].ljust(6, "0")),
             )
         else:

@@ -18,6 +18,7 @@ The solar radius comes from RSUN, else from the date as seen from SOHO (at L1, 1
 the Earth). The occulter radii come from the Helioviewer keywords HV_ROCC_INNER/OUTER, else from
 `OCCULTER_RSUN` (the instrument's nominal field of view, Brueckner et al. 1995, Sol. Phys. 162, 357).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -124,8 +125,10 @@ def lasco_metadata(path: pathlib.Path, header: Mapping[str, Any], shape: tuple[i
         "date_obs": date_obs,
         "exptime_s": float(_number(header["EXPTIME"])),
         "offset_dn": float(_number(header.get("OFFSET")) or 0.0),
-        "centre_px": ((float(_number(header["CRPIX1"])) - 0.5) / scale - 0.5,
-                      (float(_number(header["CRPIX2"])) - 0.5) / scale - 0.5),
+        "centre_px": (
+            (float(_number(header["CRPIX1"])) - 0.5) / scale - 0.5,
+            (float(_number(header["CRPIX2"])) - 0.5) / scale - 0.5,
+        ),
         "arcsec_per_px": float(_number(header["CDELT1"])) * scale,
         "roll_deg": float(_number(header.get("CROTA1")) or _number(header.get("CROTA")) or 0.0),
         "rsun_arcsec": float(rsun) if rsun else solar_radius_arcsec(date_obs),
@@ -154,8 +157,7 @@ def sky_offsets_rsun(image: CoronagraphImage) -> tuple[np.ndarray, np.ndarray]:
     dx, dy = x - meta["centre_px"][0], y - meta["centre_px"][1]
     roll = math.radians(meta["roll_deg"])
     scale = meta["arcsec_per_px"] / meta["rsun_arcsec"]
-    return (scale * (math.cos(roll) * dx - math.sin(roll) * dy),
-            scale * (math.sin(roll) * dx + math.cos(roll) * dy))
+    return (scale * (math.cos(roll) * dx - math.sin(roll) * dy), scale * (math.sin(roll) * dx + math.cos(roll) * dy))
 
 
 def radius_rsun(image: CoronagraphImage) -> np.ndarray:
@@ -199,7 +201,9 @@ def difference_images(images: Sequence[CoronagraphImage], kind: str = "running")
     for image in images[1:]:
         for key in ("detector", "units"):
             if image.meta[key] != first.meta[key]:
-                raise ValueError(f"{image.path}: {key} {image.meta[key]!r} differs from {first.meta[key]!r} of {first.path}")
+                raise ValueError(
+                    f"{image.path}: {key} {image.meta[key]!r} differs from {first.meta[key]!r} of {first.path}"
+                )
         if image.data.shape != first.data.shape:
             raise ValueError(f"{image.path}: shape {image.data.shape} differs from {first.data.shape} of {first.path}")
     times = [image.meta["date_obs"] for image in images]
@@ -210,8 +214,13 @@ def difference_images(images: Sequence[CoronagraphImage], kind: str = "running")
     return np.stack([later - earlier for earlier, later in zip(reference, masked[1:])]).astype(np.float32)
 
 
-def polar_remap(image: CoronagraphImage, data: np.ndarray | None = None, num_angles: int = 360,
-                num_heights: int = 128, heights_rsun: tuple[float, float] | None = None) -> np.ndarray:
+def polar_remap(
+    image: CoronagraphImage,
+    data: np.ndarray | None = None,
+    num_angles: int = 360,
+    num_heights: int = 128,
+    heights_rsun: tuple[float, float] | None = None,
+) -> np.ndarray:
     """The image resampled on a (height, position angle) grid: the standard view for tracking CMEs.
 
     Args:
@@ -228,13 +237,14 @@ def polar_remap(image: CoronagraphImage, data: np.ndarray | None = None, num_ang
     low, high = image.meta["occulter_rsun"] if heights_rsun is None else heights_rsun
     heights = low + (np.arange(num_heights) + 0.5) * (high - low) / num_heights
     angles = np.radians((np.arange(num_angles) + 0.5) * 360.0 / num_angles)
-    east_west = -np.outer(heights, np.sin(angles))       # PA 90 deg = east = negative X
+    east_west = -np.outer(heights, np.sin(angles))  # PA 90 deg = east = negative X
     north_south = np.outer(heights, np.cos(angles))
     return sample_sky(image, east_west, north_south, data)
 
 
-def sample_sky(image: CoronagraphImage, east_west_rsun: np.ndarray, north_south_rsun: np.ndarray,
-               data: np.ndarray | None = None) -> np.ndarray:
+def sample_sky(
+    image: CoronagraphImage, east_west_rsun: np.ndarray, north_south_rsun: np.ndarray, data: np.ndarray | None = None
+) -> np.ndarray:
     """The image (or `data` on its grid) at sky points given by helioprojective offsets in solar radii.
 
     Args:
@@ -256,8 +266,9 @@ def sample_sky(image: CoronagraphImage, east_west_rsun: np.ndarray, north_south_
     cx, cy = image.meta["centre_px"]
     inside = np.where(field_of_view_mask(image), values, np.nan)
     filled = np.nan_to_num(inside, nan=0.0)
-    valid = ndimage.map_coordinates(np.isfinite(inside).astype(np.float64), [cy + dy, cx + dx], order=1,
-                                    mode="constant", cval=0.0)
+    valid = ndimage.map_coordinates(
+        np.isfinite(inside).astype(np.float64), [cy + dy, cx + dx], order=1, mode="constant", cval=0.0
+    )
     sampled = ndimage.map_coordinates(filled, [cy + dy, cx + dx], order=1, mode="constant", cval=0.0)
     return np.where(valid > 0.999, sampled, np.nan).astype(np.float32)
 
@@ -274,7 +285,7 @@ def _read_jp2(path: pathlib.Path, contents: bytes) -> tuple[np.ndarray, dict]:
     if start < 0 or end < 0:
         raise LascoReadError(path, "no header in the JPEG2000 file: no <meta> XML box (not a Helioviewer file?)")
     try:
-        root = ElementTree.fromstring(contents[start:end + len(b"</meta>")].decode("utf-8", errors="replace"))
+        root = ElementTree.fromstring(contents[start : end + len(b"</meta>")].decode("utf-8", errors="replace"))
     except ElementTree.ParseError as error:
         raise LascoReadError(path, f"corrupt header: {error}") from error
     header = {}
@@ -305,4 +316,4 @@ def _date_obs(path: pathlib.Path, header: Mapping[str, Any]) -> datetime.datetim
         parsed = datetime.datetime.fromisoformat(text)
     except ValueError:
         raise LascoReadError(path, f"missing metadata: DATE-OBS {date!r} / TIME-OBS {time!r} is not a time") from None
-    return parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.replace(tzinfo=datetime.UTC)

@@ -18,6 +18,7 @@ integrity checks of `solarjax.data.download` (a file counts as complete once `so
 reads it as an image of the requested detector). Read them with `solarjax.data.lasco.read_lasco` or
 build ``cme_patches/files`` from the folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,17 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
 from solarjax.data import download, lasco
-from solarjax.data.download import (CorruptFileError, DownloadError, DownloadItem, FetchResult, ManifestError,
-                                    RetryPolicy)
+from solarjax.data.download import (
+    CorruptFileError,
+    DownloadError,
+    DownloadItem,
+    FetchResult,
+    ManifestError,
+    RetryPolicy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,21 +80,23 @@ def parse_time(text: str | datetime.datetime) -> datetime.datetime:
             value = datetime.datetime.fromisoformat(str(text).strip().rstrip("Z").replace(" ", "T"))
         except ValueError:
             raise ValueError(f"expected a UTC time like 2013-05-13T12:00, got {text!r}") from None
-    return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value.astimezone(datetime.timezone.utc)
+    return value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value.astimezone(datetime.UTC)
 
 
 def _api_time(when: datetime.datetime) -> str:
-    return when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def closest_image_url(base_url: str, when: datetime.datetime, detector: str) -> str:
     return f"{base_url.rstrip('/')}/getClosestImage/?" + urllib.parse.urlencode(
-        {"date": _api_time(when), "sourceId": SOURCE_IDS[detector]})
+        {"date": _api_time(when), "sourceId": SOURCE_IDS[detector]}
+    )
 
 
 def jp2_image_url(base_url: str, image: HelioviewerImage) -> str:
     return f"{base_url.rstrip('/')}/getJP2Image/?" + urllib.parse.urlencode(
-        {"date": _api_time(image.date), "sourceId": SOURCE_IDS[image.detector]})
+        {"date": _api_time(image.date), "sourceId": SOURCE_IDS[image.detector]}
+    )
 
 
 def _get_json(url: str, timeout_s: float) -> dict:
@@ -97,7 +106,7 @@ def _get_json(url: str, timeout_s: float) -> dict:
             body = response.read()
     except urllib.error.HTTPError as error:
         if error.code >= 500 or error.code in (408, 429):
-            raise                                   # retried by call_with_retries
+            raise  # retried by call_with_retries
         body = error.read()
         detail = _error_text(body) or f"HTTP {error.code} {error.reason}"
         raise HelioviewerError(f"{url}: {detail}") from None
@@ -120,14 +129,15 @@ def _error_text(body: bytes) -> str | None:
     return f"Helioviewer says: {content['error']}" if isinstance(content, dict) and "error" in content else None
 
 
-def closest_image(base_url: str, when: datetime.datetime, detector: str, *, timeout_s: float = 60.0) -> HelioviewerImage:
+def closest_image(
+    base_url: str, when: datetime.datetime, detector: str, *, timeout_s: float = 60.0
+) -> HelioviewerImage:
     """The archive's image of `detector` closest to `when` (one getClosestImage request, no retry)."""
     url = closest_image_url(base_url, when, detector)
     content = _get_json(url, timeout_s)
     try:
         date = datetime.datetime.strptime(str(content["date"]), "%Y-%m-%d %H:%M:%S")
-        return HelioviewerImage(id=int(content["id"]), date=date.replace(tzinfo=datetime.timezone.utc),
-                                detector=detector)
+        return HelioviewerImage(id=int(content["id"]), date=date.replace(tzinfo=datetime.UTC), detector=detector)
     except (KeyError, ValueError, TypeError) as error:
         raise HelioviewerError(f"{url}: unexpected image metadata {content!r}: {error!r}") from None
 
@@ -161,12 +171,15 @@ def list_images(
     found: dict[int, HelioviewerImage] = {}
     when = start
     while when < end:
+
         def ask(when=when):
             return closest_image(base_url, when, detector, timeout_s=timeout_s)
 
         def report_retry(failures, error, delay, when=when):
-            log(f"retry {failures}/{policy.max_attempts - 1} of the image closest to {_api_time(when)} in "
-                f"{delay:g} s: {download.describe_error(error)}")
+            log(
+                f"retry {failures}/{policy.max_attempts - 1} of the image closest to {_api_time(when)} in "
+                f"{delay:g} s: {download.describe_error(error)}"
+            )
 
         image = download.call_with_retries(ask, policy, sleep=sleep, on_retry=report_retry)
         if start <= image.date < end:
@@ -233,22 +246,41 @@ def download_lasco(
     log = log or logger.info
     out_dir = pathlib.Path(out_dir)
     manifest = download.load_manifest(out_dir)  # an unreadable manifest stops the run before any request
-    images = list_images(start, end, detector, cadence_s=cadence_s, base_url=base_url, policy=policy, sleep=sleep,
-                         timeout_s=timeout_s, log=log)
+    images = list_images(
+        start,
+        end,
+        detector,
+        cadence_s=cadence_s,
+        base_url=base_url,
+        policy=policy,
+        sleep=sleep,
+        timeout_s=timeout_s,
+        log=log,
+    )
     if dry_run:
         done = sum(manifest.is_finished(image.file_name) for image in images)
-        log(f"dry run: {len(images)} LASCO {detector} images in [{parse_time(start).isoformat()}, "
-            f"{parse_time(end).isoformat()}), {done} already in {out_dir}; nothing downloaded")
+        log(
+            f"dry run: {len(images)} LASCO {detector} images in [{parse_time(start).isoformat()}, "
+            f"{parse_time(end).isoformat()}), {done} already in {out_dir}; nothing downloaded"
+        )
         for image in images:
             log(f"  {image.file_name}")
         return LascoDownloadReport(images, None)
-    items = [DownloadItem(name=image.file_name, url=jp2_image_url(base_url, image),
-                          record=f"helioviewer[{image.id}] LASCO {detector} {image.date.isoformat()}")
-             for image in images]
-    result = download.fetch_files(items, manifest, policy=policy, sleep=sleep, timeout_s=timeout_s,
-                                  check=check_lasco_file(detector), log=log)
-    log(f"{len(result.downloaded)} downloaded, {len(result.skipped)} already present, {len(result.failed)} failed "
-        f"of {len(images)} LASCO {detector} images in {out_dir}")
+    items = [
+        DownloadItem(
+            name=image.file_name,
+            url=jp2_image_url(base_url, image),
+            record=f"helioviewer[{image.id}] LASCO {detector} {image.date.isoformat()}",
+        )
+        for image in images
+    ]
+    result = download.fetch_files(
+        items, manifest, policy=policy, sleep=sleep, timeout_s=timeout_s, check=check_lasco_file(detector), log=log
+    )
+    log(
+        f"{len(result.downloaded)} downloaded, {len(result.skipped)} already present, {len(result.failed)} failed "
+        f"of {len(images)} LASCO {detector} images in {out_dir}"
+    )
     return LascoDownloadReport(images, result)
 
 
@@ -261,9 +293,15 @@ def add_lasco_download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", required=True, help="start of the range, UTC (2013-05-13T12:00)")
     parser.add_argument("--end", required=True, help="end of the range (exclusive), UTC")
     parser.add_argument("--detector", choices=sorted(SOURCE_IDS), default="C2", help="LASCO detector (default C2)")
-    parser.add_argument("--cadence", type=duration_seconds, default=DEFAULT_CADENCE_S,
-                        help="sampling step of the range: 600s, 12m, 1h (default 12m, every image)")
-    parser.add_argument("--base-url", default=HELIOVIEWER_API_URL, help=f"Helioviewer API (default {HELIOVIEWER_API_URL})")
+    parser.add_argument(
+        "--cadence",
+        type=duration_seconds,
+        default=DEFAULT_CADENCE_S,
+        help="sampling step of the range: 600s, 12m, 1h (default 12m, every image)",
+    )
+    parser.add_argument(
+        "--base-url", default=HELIOVIEWER_API_URL, help=f"Helioviewer API (default {HELIOVIEWER_API_URL})"
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the images only; download nothing")
     parser.add_argument("--max-attempts", type=int, default=5, help="attempts per request and file (default 5)")
 
@@ -271,9 +309,16 @@ def add_lasco_download_arguments(parser: argparse.ArgumentParser) -> None:
 def run_lasco_download(args: argparse.Namespace) -> int:
     """Run ``solarjax data download-lasco``: 0 if every file is present, 1 if some failed, 2 on a fatal error."""
     try:
-        report = download_lasco(args.out_dir, args.start, args.end, detector=args.detector, cadence_s=args.cadence,
-                                base_url=args.base_url, dry_run=args.dry_run,
-                                policy=RetryPolicy(max_attempts=args.max_attempts))
+        report = download_lasco(
+            args.out_dir,
+            args.start,
+            args.end,
+            detector=args.detector,
+            cadence_s=args.cadence,
+            base_url=args.base_url,
+            dry_run=args.dry_run,
+            policy=RetryPolicy(max_attempts=args.max_attempts),
+        )
     except (ValueError, HelioviewerError, ManifestError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

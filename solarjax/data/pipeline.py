@@ -26,10 +26,12 @@ with a ``numpy.random.Generator`` that grain seeds from ``seed`` and the batch p
 resumed iterator repeats the same augmentations. A JAX augmentation can draw its key from it:
 ``jax.random.key(rng.integers(2**32))``.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import grain
 import jax
@@ -66,13 +68,15 @@ def load_split(split: str, *, data_dir: str | os.PathLike, config: str = "synthe
     name = f"{dataset}/{config}"
     builder = tfds.builder(name, data_dir=os.fspath(data_dir))
     if not builder.is_prepared():
-        how = (f"run `solarjax data build --config {config} --data-dir {data_dir}` first" if dataset == DATASET_NAME
-               else f"build it first with data_builders.{dataset}")
+        how = (
+            f"run `solarjax data build --config {config} --data-dir {data_dir}` first"
+            if dataset == DATASET_NAME
+            else f"build it first with data_builders.{dataset}"
+        )
         raise FileNotFoundError(f"dataset {name} is not built in {builder.data_dir}: {how}")
     if split not in builder.info.splits:
         raise ValueError(
-            f"dataset {name} in {builder.data_dir} has no split {split!r}; "
-            f"it has {sorted(builder.info.splits.keys())}"
+            f"dataset {name} in {builder.data_dir} has no split {split!r}; it has {sorted(builder.info.splits.keys())}"
         )
     return builder.as_data_source(split=split)
 
@@ -174,15 +178,11 @@ def make_iterator(
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     if batch_size <= 0 or batch_size % process_count:
-        raise ValueError(
-            f"batch_size {batch_size} must be a positive multiple of the process count {process_count}"
-        )
+        raise ValueError(f"batch_size {batch_size} must be a positive multiple of the process count {process_count}")
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed}")
     source = load_split(split, data_dir=data_dir, config=config, dataset=dataset)
-    sampler = grain.samplers.IndexSampler(
-        num_records=len(source), shuffle=shuffle, num_epochs=num_epochs, seed=seed
-    )
+    sampler = grain.samplers.IndexSampler(num_records=len(source), shuffle=shuffle, num_epochs=num_epochs, seed=seed)
     read_keys = tuple(keys) + (("lead_polarity",) if canonical_polarity and "lead_polarity" not in keys else ())
     operations: list[Any] = [_SelectFeatures(source.dataset_info.features, read_keys)]
     if canonical_polarity:

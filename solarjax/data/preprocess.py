@@ -13,6 +13,7 @@ the scale factor, which low-pass filters before sampling (antialiasing). This is
 bilinear resize (parity is tested). In NumPy it needs no compilation per patch shape (SHARP
 patches come in as many shapes as there are HARPs), where jax.image.resize compiles for each.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -6,6 +6,7 @@ the web app) and preprocessed patches s = clip(B, +-1000 G) / 1000 G in [-1, 1] 
 (HMI's noise alone is ~10 G), so a "gauss" map whose largest |value| is at most `GAUSS_FLOOR` is a
 preprocessed patch given by mistake; a "preprocessed" patch with values outside [-1, 1] is a gauss map.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,8 +40,10 @@ def check_gauss_map(field, what: str) -> np.ndarray:
         raise ValueError(f"{what}: the map has no finite pixel (all NaN): no data to search with")
     peak = float(np.abs(finite).max())
     if peak <= GAUSS_FLOOR:
-        raise ValueError(f"{what}: largest |Br| is {peak:.3g} G, which looks like a normalised patch (B / 1000 G); "
-                         "queries are Br in gauss: multiply by 1000")
+        raise ValueError(
+            f"{what}: largest |Br| is {peak:.3g} G, which looks like a normalised patch (B / 1000 G); "
+            "queries are Br in gauss: multiply by 1000"
+        )
     return field
 
 
@@ -56,7 +59,9 @@ def check_normalised_images(images, what: str) -> np.ndarray:
         raise ValueError(f"{what}: {int(bad.sum())} non-finite values (NaN or inf) in the patches")
     peak = float(np.abs(images).max()) if images.size else 0.0
     if peak > NORMALISED_LIMIT:
-        raise ValueError(f"{what}: values up to {peak:.4g}, outside [-1, 1]: this looks like Br in gauss (or raw AIA "
-                         "intensities); preprocess first (SHARP: solarjax.data.preprocess, clip +-1000 G and divide by "
-                         "1000 G; AIA: solarjax.data.aia_prep.normalise_channels)")
+        raise ValueError(
+            f"{what}: values up to {peak:.4g}, outside [-1, 1]: this looks like Br in gauss (or raw AIA "
+            "intensities); preprocess first (SHARP: solarjax.data.preprocess, clip +-1000 G and divide by "
+            "1000 G; AIA: solarjax.data.aia_prep.normalise_channels)"
+        )
     return images

@@ -1,4 +1,5 @@
 """`solarjax data download`: the arguments and the command of the SHARP downloader (`solarjax.data.jsoc`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,9 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", required=True, help="first T_REC, TAI (2012-03-06T00:00 or 2012.03.06_00:00:00_TAI)")
     parser.add_argument("--end", required=True, help="end of the range (exclusive), TAI")
     parser.add_argument(
-        "--cadence-hours", type=_number_or_none, default=24.0,
+        "--cadence-hours",
+        type=_number_or_none,
+        default=24.0,
         help="one record per HARP per this many hours; 'none' keeps every 12-minute record (default 24)",
     )
     parser.add_argument("--harpnum", dest="harpnums", type=int, nargs="+", help="HARP numbers (default: all)")
@@ -35,7 +38,9 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
         "--segments", nargs="+", choices=SHARP_SEGMENTS, default=["Br"], help="segments to fetch (default Br)"
     )
     parser.add_argument(
-        "--max-lon-deg", type=_number_or_none, default=60.0,
+        "--max-lon-deg",
+        type=_number_or_none,
+        default=60.0,
         help="keep |LON_FWT| <= this, degrees; 'none' for no cut (default 60)",
     )
     parser.add_argument("--min-mu", type=float, default=None, help="keep mu >= this at the flux-weighted centre")

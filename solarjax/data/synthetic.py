@@ -89,6 +89,7 @@ spawn_key=(r, REGION_STREAM)))``; patch i draws its noise and its own share of t
 from ``SeedSequence(seed, spawn_key=(i,))``. So patch i depends only on (seed, i, config), never on n
 or on how generation is split.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -335,9 +336,9 @@ class SyntheticConfig:
                 raise ValueError(f"SyntheticConfig.{name} must be {need}, got {getattr(self, name)!r}")
 
 
-
 def _config_checks(c: SyntheticConfig) -> list[tuple[str, bool, str]]:
     """(field, valid?, what it must be) for every constrained field."""
+
     def pair(value, low=0.0, high=np.inf):
         return len(value) == 2 and low <= value[0] <= value[1] <= high
 
@@ -348,8 +349,11 @@ def _config_checks(c: SyntheticConfig) -> list[tuple[str, bool, str]]:
     return [
         ("frames_per_region", count(c.frames_per_region), "an int >= 1"),
         ("cadence_hours", c.cadence_hours > 0, "positive"),
-        ("era_years", pair(c.era_years, min(CYCLE_MINIMA.values()), CYCLE_END),
-         f"(first, last) years within {min(CYCLE_MINIMA.values())}-{CYCLE_END}"),
+        (
+            "era_years",
+            pair(c.era_years, min(CYCLE_MINIMA.values()), CYCLE_END),
+            f"(first, last) years within {min(CYCLE_MINIMA.values())}-{CYCLE_END}",
+        ),
         ("cycle_width_years", c.cycle_width_years > 0, "positive"),
         ("butterfly_start_deg", 0 < c.butterfly_start_deg < 90, "in (0, 90)"),
         ("butterfly_decay_years", c.butterfly_decay_years > 0, "positive"),
@@ -358,8 +362,11 @@ def _config_checks(c: SyntheticConfig) -> list[tuple[str, bool, str]]:
         ("decay_days_at_1e22", c.decay_days_at_1e22 > 0, "positive"),
         ("observed_decay_efolds", c.observed_decay_efolds >= 0, "non-negative"),
         ("detect_fraction", 0 < c.detect_fraction < 1, "in (0, 1)"),
-        ("secondary_onset_days", len(c.secondary_onset_days) == 2
-         and c.secondary_onset_days[0] <= c.secondary_onset_days[1], "(lo, hi) with lo <= hi"),
+        (
+            "secondary_onset_days",
+            len(c.secondary_onset_days) == 2 and c.secondary_onset_days[0] <= c.secondary_onset_days[1],
+            "(lo, hi) with lo <= hi",
+        ),
         ("spot_decay_mx_per_day", c.spot_decay_mx_per_day >= 0, "non-negative"),
         ("diffusion_km2_s", c.diffusion_km2_s >= 0, "non-negative"),
         ("fragment_speed_km_s", c.fragment_speed_km_s >= 0, "non-negative"),
@@ -367,13 +374,19 @@ def _config_checks(c: SyntheticConfig) -> list[tuple[str, bool, str]]:
         ("size", count(c.size, 8), "an int >= 8"),
         ("box_fill", pair(c.box_fill, 0.0, 2.0) and c.box_fill[0] > 0, "(lo, hi) with 0 < lo <= hi <= 2"),
         ("min_box_mm", pair(sorted(c.min_box_mm)) and min(c.min_box_mm) > 0, "two positive lengths"),
-        ("max_box_mm", len(c.max_box_mm) == 2 and all(a >= b for a, b in zip(c.max_box_mm, c.min_box_mm)),
-         ">= min_box_mm in each axis"),
+        (
+            "max_box_mm",
+            len(c.max_box_mm) == 2 and all(a >= b for a, b in zip(c.max_box_mm, c.min_box_mm)),
+            ">= min_box_mm in each axis",
+        ),
         ("min_flux_mx", 0 < c.min_flux_mx <= c.max_flux_mx, "positive and <= max_flux_mx"),
         ("extra_bipole_probability", 0 <= c.extra_bipole_probability < 1, "in [0, 1)"),
         ("max_bipoles", count(c.max_bipoles), "an int >= 1"),
-        ("secondary_flux_ratio", pair(c.secondary_flux_ratio) and c.secondary_flux_ratio[0] > 0,
-         "(lo, hi) with 0 < lo <= hi"),
+        (
+            "secondary_flux_ratio",
+            pair(c.secondary_flux_ratio) and c.secondary_flux_ratio[0] > 0,
+            "(lo, hi) with 0 < lo <= hi",
+        ),
         ("secondary_distance_ratio", pair(c.secondary_distance_ratio), "(lo, hi) with 0 <= lo <= hi"),
         ("separation_at_1e22_mm", c.separation_at_1e22_mm > 0, "positive"),
         ("separation_scatter_dex", c.separation_scatter_dex >= 0, "non-negative"),
@@ -392,8 +405,11 @@ def _config_checks(c: SyntheticConfig) -> list[tuple[str, bool, str]]:
         ("fragment_spread", c.fragment_spread >= 0, "non-negative"),
         ("umbra_flux_fraction", 0 < c.umbra_flux_fraction <= 1, "in (0, 1]"),
         ("penumbra_width_ratio", c.penumbra_width_ratio >= 1, ">= 1"),
-        ("umbra_field_range_gauss", pair(c.umbra_field_range_gauss) and c.umbra_field_range_gauss[0] > 0,
-         "(lo, hi) with 0 < lo <= hi"),
+        (
+            "umbra_field_range_gauss",
+            pair(c.umbra_field_range_gauss) and c.umbra_field_range_gauss[0] > 0,
+            "(lo, hi) with 0 < lo <= hi",
+        ),
         ("umbra_field_scatter", c.umbra_field_scatter >= 0, "non-negative"),
         ("delta_probability", 0 <= c.delta_probability <= 1, unit),
         ("delta_flux_fraction", pair(c.delta_flux_fraction, 0.0, 1.0), "(lo, hi) in [0, 1]"),
@@ -489,27 +505,34 @@ def generate(n: int, seed: int, config: SyntheticConfig = SyntheticConfig(), *, 
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         if n == 0:  # an empty batch with the right shapes and dtypes
             return _concatenate([_generate_chunk(int(seed), np.array([start]), config)], count=0)
-        chunks = [_generate_chunk(int(seed), np.arange(lo, min(lo + _CHUNK, start + n)), config)
-                  for lo in range(start, start + n, _CHUNK)]
+        chunks = [
+            _generate_chunk(int(seed), np.arange(lo, min(lo + _CHUNK, start + n)), config)
+            for lo in range(start, start + n, _CHUNK)
+        ]
     return _concatenate(chunks, count=n)
 
 
 def _concatenate(chunks: list[SyntheticBatch], count: int) -> SyntheticBatch:
     """The first `count` patches of the chunks, in order, as one batch."""
+
     def join(arrays):
         return np.concatenate(arrays)[:count]
 
-    return SyntheticBatch(br_gauss=join([c.br_gauss for c in chunks]), images=join([c.images for c in chunks]),
-                          pixel_size_mm=join([c.pixel_size_mm for c in chunks]),
-                          truth={k: join([c.truth[k] for c in chunks]) for k in chunks[0].truth})
+    return SyntheticBatch(
+        br_gauss=join([c.br_gauss for c in chunks]),
+        images=join([c.images for c in chunks]),
+        pixel_size_mm=join([c.pixel_size_mm for c in chunks]),
+        truth={k: join([c.truth[k] for c in chunks]) for k in chunks[0].truth},
+    )
 
 
 class _PatchRandom:
     """One independent random stream per patch (or per region, with ``key``); every draw is [n, *shape]."""
 
     def __init__(self, seed: int, indices: np.ndarray, *key: int):
-        self._generators = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i), *key)))
-                            for i in indices]
+        self._generators = [
+            np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i), *key))) for i in indices
+        ]
 
     def uniform(self, *shape: int) -> np.ndarray:
         """Uniform in (0, 1), float64 [n, *shape] (0 is nudged up so that logs and ndtri stay finite)."""
@@ -569,7 +592,7 @@ def _umbra_width_mm(spot_flux_mx: np.ndarray, central_field_gauss: np.ndarray, c
     The central field of the umbra and penumbra Gaussians is
     Phi * (f_u + (1 - f_u) / k**2) / (2 pi sigma_u**2), f_u the umbral share, k the width ratio.
     """
-    shape = c.umbra_flux_fraction + (1 - c.umbra_flux_fraction) / c.penumbra_width_ratio ** 2
+    shape = c.umbra_flux_fraction + (1 - c.umbra_flux_fraction) / c.penumbra_width_ratio**2
     return np.sqrt(spot_flux_mx * shape / (2 * np.pi * central_field_gauss) / CM2_PER_MM2)
 
 
@@ -609,8 +632,8 @@ def _white_spectrum(draws: np.ndarray, size: int) -> np.ndarray:
     band = draws.shape[-1] - 1
     spectrum = np.zeros((draws.shape[0], size, size // 2 + 1), np.complex64)
     values = draws[:, 0] + 1j * draws[:, 1]
-    spectrum[:, :band, :band + 1] = values[:, :band]
-    spectrum[:, size - band:, :band + 1] = values[:, band:]
+    spectrum[:, :band, : band + 1] = values[:, :band]
+    spectrum[:, size - band :, : band + 1] = values[:, band:]
     return spectrum
 
 
@@ -627,15 +650,21 @@ def _gaussian_random_fields(white: np.ndarray, correlation_px: np.ndarray) -> np
     freq_r = np.fft.fftfreq(size).astype(np.float32)
     freq_c = np.fft.rfftfreq(size).astype(np.float32)
     sigma = correlation_px.astype(np.float32)
-    filter_r = np.exp(-np.pi ** 2 * (sigma[:, :1] * freq_r) ** 2)  # sqrt of the Gaussian spectrum
-    filter_c = np.exp(-np.pi ** 2 * (sigma[:, 1:] * freq_c) ** 2)
+    filter_r = np.exp(-(np.pi**2) * (sigma[:, :1] * freq_r) ** 2)  # sqrt of the Gaussian spectrum
+    filter_c = np.exp(-(np.pi**2) * (sigma[:, 1:] * freq_c) ** 2)
     field = scipy.fft.irfft2(white * filter_r[:, :, None] * filter_c[:, None, :], s=(size, size))
     field -= field.mean((1, 2), keepdims=True)
     return field / np.maximum(field.std((1, 2), keepdims=True), 1e-12)
 
 
-def _flux_budget(flux: np.ndarray, imbalance: np.ndarray, survival: np.ndarray, has_delta: np.ndarray,
-                 delta_fraction: np.ndarray, c: SyntheticConfig) -> dict[str, np.ndarray]:
+def _flux_budget(
+    flux: np.ndarray,
+    imbalance: np.ndarray,
+    survival: np.ndarray,
+    has_delta: np.ndarray,
+    delta_fraction: np.ndarray,
+    c: SyntheticConfig,
+) -> dict[str, np.ndarray]:
     """Splits each bipole's unsigned flux [Mx] into spots and plage; all inputs and outputs [n, nb].
 
     Returns lead_spot, delta_spot (following sign, by the leading spot), follow_spots and
@@ -651,8 +680,18 @@ def _flux_budget(flux: np.ndarray, imbalance: np.ndarray, survival: np.ndarray, 
     return {"lead_spot": lead_spot, "delta_spot": delta_spot, "follow_spots": follow_spots, "plage": plage}
 
 
-def _spots(foot_x, foot_y, axis_angle, separation, leading_sign, budget, delta_direction, field_scatter,
-           u_fragments, c: SyntheticConfig) -> tuple[np.ndarray, ...]:
+def _spots(
+    foot_x,
+    foot_y,
+    axis_angle,
+    separation,
+    leading_sign,
+    budget,
+    delta_direction,
+    field_scatter,
+    u_fragments,
+    c: SyntheticConfig,
+) -> tuple[np.ndarray, ...]:
     """Sunspots of every bipole: the leading spot, the delta umbrae, the following fragments.
 
     Args:
@@ -667,16 +706,20 @@ def _spots(foot_x, foot_y, axis_angle, separation, leading_sign, budget, delta_d
     nd = c.delta_umbrae
     weights = -np.log(u_fragments[..., 0])
     fragment_flux = budget["follow_spots"][..., None] * weights / weights.sum(-1, keepdims=True)
-    flux = np.concatenate([budget["lead_spot"][..., None], np.repeat(budget["delta_spot"][..., None] / nd, nd, -1),
-                           fragment_flux], -1)
+    flux = np.concatenate(
+        [budget["lead_spot"][..., None], np.repeat(budget["delta_spot"][..., None] / nd, nd, -1), fragment_flux], -1
+    )
     following = np.repeat(-leading_sign[..., None], nd + fragment_flux.shape[-1], -1)
     sign = np.concatenate([leading_sign[..., None], following], -1)
     umbra_width = _umbra_width_mm(flux, _umbra_field(flux, field_scatter, c), c)
     spread = c.fragment_spread * separation[..., None]
-    fragment_dx, fragment_dy = _rotate(scipy.special.ndtri(u_fragments[..., 1]) * spread,
-                                       scipy.special.ndtri(u_fragments[..., 2]) * spread / 2, axis_angle[..., None])
+    fragment_dx, fragment_dy = _rotate(
+        scipy.special.ndtri(u_fragments[..., 1]) * spread,
+        scipy.special.ndtri(u_fragments[..., 2]) * spread / 2,
+        axis_angle[..., None],
+    )
     # Delta umbrae: a row along the tangent where they touch the leading umbra.
-    delta_width = umbra_width[..., 1:1 + nd]
+    delta_width = umbra_width[..., 1 : 1 + nd]
     contact = c.delta_contact * (umbra_width[..., :1] + delta_width)
     along_row = 2 * delta_width * (np.arange(nd) - (nd - 1) / 2)
     delta_dx, delta_dy = _rotate(contact, along_row, delta_direction[..., None])
@@ -685,9 +728,18 @@ def _spots(foot_x, foot_y, axis_angle, separation, leading_sign, budget, delta_d
     return x, y, flux * sign, umbra_width
 
 
-
-def _plage_clouds(foot_x, foot_y, axis_angle, separation, leading_sign, plage_flux, offsets, weights,
-                  dispersal_mm2, c: SyntheticConfig) -> tuple[np.ndarray, ...]:
+def _plage_clouds(
+    foot_x,
+    foot_y,
+    axis_angle,
+    separation,
+    leading_sign,
+    plage_flux,
+    offsets,
+    weights,
+    dispersal_mm2,
+    c: SyntheticConfig,
+) -> tuple[np.ndarray, ...]:
     """Plage clouds scattered about each footpoint, trailing away from the other polarity.
 
     Args:
@@ -701,7 +753,7 @@ def _plage_clouds(foot_x, foot_y, axis_angle, separation, leading_sign, plage_fl
     """
     flux_limited = np.sqrt(plage_flux / (2 * np.pi * c.plage_field_gauss * c.plage_aspect) / CM2_PER_MM2)
     spread = np.maximum(c.plage_spread * separation[..., None], flux_limited)
-    spread = np.sqrt(spread ** 2 + dispersal_mm2[..., None]) * np.array([1.0, c.following_plage_ratio])
+    spread = np.sqrt(spread**2 + dispersal_mm2[..., None]) * np.array([1.0, c.following_plage_ratio])
     outward = np.array([1.0, -1.0])[:, None]  # along-axis direction away from the bipole's centre
     along = offsets[..., 0] * spread[..., None] * np.where(offsets[..., 0] * outward > 0, 1.0, c.plage_inward_ratio)
     dx, dy = _rotate(along, offsets[..., 1] * c.plage_aspect * spread[..., None], axis_angle[..., None, None])
@@ -711,8 +763,9 @@ def _plage_clouds(foot_x, foot_y, axis_angle, separation, leading_sign, plage_fl
     return foot_x[..., None] + dx, foot_y[..., None] + dy, width, flux
 
 
-def _extent(spots: tuple[np.ndarray, ...], clouds: tuple[np.ndarray, ...],
-            c: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+def _extent(
+    spots: tuple[np.ndarray, ...], clouds: tuple[np.ndarray, ...], c: SyntheticConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """(south, east) and (north, west) corners [m, 2] of the region's extent (spots and clouds to
     _REACH_WIDTHS widths); spots: _spots' output, clouds: _plage_clouds' output, leading axis m."""
     spot_x, spot_y, spot_flux, umbra_width = spots
@@ -720,17 +773,26 @@ def _extent(spots: tuple[np.ndarray, ...], clouds: tuple[np.ndarray, ...],
     spot_reach = _REACH_WIDTHS * c.penumbra_width_ratio * umbra_width
     cloud_reach = _REACH_WIDTHS * cloud_width
     live_spot, live_cloud = spot_flux != 0, cloud_flux != 0
-    low = [np.minimum(np.where(live_spot, spot - spot_reach, np.inf).min((1, 2)),
-                      np.where(live_cloud, cloud - cloud_reach, np.inf).min((1, 2, 3)))
-           for spot, cloud in ((spot_y, cloud_y), (spot_x, cloud_x))]
-    high = [np.maximum(np.where(live_spot, spot + spot_reach, -np.inf).max((1, 2)),
-                       np.where(live_cloud, cloud + cloud_reach, -np.inf).max((1, 2, 3)))
-            for spot, cloud in ((spot_y, cloud_y), (spot_x, cloud_x))]
+    low = [
+        np.minimum(
+            np.where(live_spot, spot - spot_reach, np.inf).min((1, 2)),
+            np.where(live_cloud, cloud - cloud_reach, np.inf).min((1, 2, 3)),
+        )
+        for spot, cloud in ((spot_y, cloud_y), (spot_x, cloud_x))
+    ]
+    high = [
+        np.maximum(
+            np.where(live_spot, spot + spot_reach, -np.inf).max((1, 2)),
+            np.where(live_cloud, cloud + cloud_reach, -np.inf).max((1, 2, 3)),
+        )
+        for spot, cloud in ((spot_y, cloud_y), (spot_x, cloud_x))
+    ]
     return np.stack(low, -1), np.stack(high, -1)
 
 
-def _harp_box(low: np.ndarray, high: np.ndarray, box_fill: np.ndarray, box_shift: np.ndarray,
-              c: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+def _harp_box(
+    low: np.ndarray, high: np.ndarray, box_fill: np.ndarray, box_shift: np.ndarray, c: SyntheticConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """The HARP box round an extent.
 
     Args:
@@ -746,9 +808,14 @@ def _harp_box(low: np.ndarray, high: np.ndarray, box_fill: np.ndarray, box_shift
     return box_origin, box / c.size
 
 
-def _quiet_sun_textures(clump_white: np.ndarray, polarity_white: np.ndarray, pixel_mm: np.ndarray,
-                        network_density: np.ndarray, network_bias: np.ndarray,
-                        c: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+def _quiet_sun_textures(
+    clump_white: np.ndarray,
+    polarity_white: np.ndarray,
+    pixel_mm: np.ndarray,
+    network_density: np.ndarray,
+    network_bias: np.ndarray,
+    c: SyntheticConfig,
+) -> tuple[np.ndarray, np.ndarray]:
     """The plage texture (mean 1) and the network field [G], each float32 [n, size, size].
 
     Args:
@@ -763,8 +830,9 @@ def _quiet_sun_textures(clump_white: np.ndarray, polarity_white: np.ndarray, pix
     return c.plage_texture_floor + (1 - c.plage_texture_floor) * plage_clumps, network
 
 
-def _render_mx(x, y, width, flux, box_origin, pixel_mm, c: SyntheticConfig,
-               texture: np.ndarray | None = None) -> np.ndarray:
+def _render_mx(
+    x, y, width, flux, box_origin, pixel_mm, c: SyntheticConfig, texture: np.ndarray | None = None
+) -> np.ndarray:
     """Sums Gaussians into pixels, in Mx per pixel.
 
     Args:
@@ -788,7 +856,6 @@ def _render_mx(x, y, width, flux, box_origin, pixel_mm, c: SyntheticConfig,
         flux = flux * np.where(textured > 1e-12, on_grid / np.maximum(textured, 1e-12), 0.0)
     image = np.matmul((profile_r * flux[..., None].astype(np.float32)).transpose(0, 2, 1), profile_c)
     return image if texture is None else image * texture
-
 
 
 def _cycle_activity(years: np.ndarray, c: SyntheticConfig) -> np.ndarray:
@@ -821,14 +888,18 @@ def _rotation_rad_per_day(latitude_rad: np.ndarray) -> np.ndarray:
     """Sidereal rotation rate of magnetic features (SNODGRASS_RAD_PER_DAY) at a latitude [rad]."""
     a, b, c = SNODGRASS_RAD_PER_DAY
     sin2 = np.sin(latitude_rad) ** 2
-    return a + b * sin2 + c * sin2 ** 2
+    return a + b * sin2 + c * sin2**2
 
 
 def _shear_mm(y_mm: np.ndarray, latitude_rad: np.ndarray, age_days: np.ndarray) -> np.ndarray:
     """Westward displacement [Mm] by differential rotation of a feature y_mm north of the region's
     centre (at latitude_rad), relative to the centre, after age_days (all broadcast)."""
-    return (SOLAR_RADIUS_MM * np.cos(latitude_rad) * age_days
-            * (_rotation_rad_per_day(latitude_rad + y_mm / SOLAR_RADIUS_MM) - _rotation_rad_per_day(latitude_rad)))
+    return (
+        SOLAR_RADIUS_MM
+        * np.cos(latitude_rad)
+        * age_days
+        * (_rotation_rad_per_day(latitude_rad + y_mm / SOLAR_RADIUS_MM) - _rotation_rad_per_day(latitude_rad))
+    )
 
 
 def flux_profile(age_days: np.ndarray, rise_days: np.ndarray, decay_days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -846,8 +917,10 @@ def flux_profile(age_days: np.ndarray, rise_days: np.ndarray, decay_days: np.nda
 def _life_times(flux_mx: np.ndarray, c: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
     """(rise, e-folding decay) times [days] of bipoles of peak unsigned flux flux_mx [Mx]."""
     ratio = np.maximum(flux_mx, 1.0) / 1e22
-    return (np.maximum(c.rise_days_at_1e22 * ratio ** c.rise_flux_exponent, 0.1),
-            np.maximum(c.decay_days_at_1e22 * ratio ** c.decay_flux_exponent, 0.1))
+    return (
+        np.maximum(c.rise_days_at_1e22 * ratio**c.rise_flux_exponent, 0.1),
+        np.maximum(c.decay_days_at_1e22 * ratio**c.decay_flux_exponent, 0.1),
+    )
 
 
 def _region_frames(seed: int, regions: np.ndarray, c: SyntheticConfig) -> dict[str, np.ndarray]:
@@ -889,8 +962,12 @@ def _region_frames(seed: int, regions: np.ndarray, c: SyntheticConfig) -> dict[s
     ratio = np.concatenate([np.ones((nr, 1)), _log_between(ub[:, 1:, 0], c.secondary_flux_ratio)], axis=1)
     peak_flux = np.where(active, primary_flux[:, None] * ratio, 0.0)
     has_delta = active & (peak_flux >= c.delta_min_flux_mx) & (ub[..., 4] < c.delta_probability)
-    peak_separation = (c.separation_at_1e22_mm * (np.maximum(peak_flux, 1.0) / 1e22) ** c.separation_flux_exponent
-                       * 10 ** (c.separation_scatter_dex * g[..., 0]) * np.where(has_delta, c.delta_compactness, 1.0))
+    peak_separation = (
+        c.separation_at_1e22_mm
+        * (np.maximum(peak_flux, 1.0) / 1e22) ** c.separation_flux_exponent
+        * 10 ** (c.separation_scatter_dex * g[..., 0])
+        * np.where(has_delta, c.delta_compactness, 1.0)
+    )
     tilt_sd = c.tilt_scatter_deg * (np.maximum(peak_flux, 1.0) / 1e22) ** c.tilt_scatter_flux_exponent
     tilt_deg = c.joy_coefficient * abs_latitude[:, None] + np.minimum(tilt_sd, _MAX_TILT_SD_DEG) * g[..., 1]
     axis_angle = -hemisphere[:, None] * np.deg2rad(tilt_deg)  # direction of the leading footpoint
@@ -940,8 +1017,17 @@ def _region_frames(seed: int, regions: np.ndarray, c: SyntheticConfig) -> dict[s
     foot_x = np.stack([rows(centre_x) + half_x, rows(centre_x) - half_x], -1)  # [m, nb, 2]: leading, following
     foot_y = np.stack([rows(centre_y) + half_y, rows(centre_y) - half_y], -1)
     spot_x, spot_y, spot_flux, umbra_width = _spots(
-        foot_x, foot_y, rows(axis_angle), separation, rows(leading_sign), budget, 2 * np.pi * rows(ub[..., 6]),
-        rows(field_scatter), rows(u_fragments), c)
+        foot_x,
+        foot_y,
+        rows(axis_angle),
+        separation,
+        rows(leading_sign),
+        budget,
+        2 * np.pi * rows(ub[..., 6]),
+        rows(field_scatter),
+        rows(u_fragments),
+        c,
+    )
     moving = np.clip(bipole_age, 0.0, None)[..., None] * rows(velocity).transpose(3, 0, 1, 2)  # [2, m, nb, frag]
     first_fragment = 1 + c.delta_umbrae
     spot_x[..., first_fragment:] += moving[0]
@@ -950,9 +1036,18 @@ def _region_frames(seed: int, regions: np.ndarray, c: SyntheticConfig) -> dict[s
     plage_half_x, plage_half_y = _rotate(separation / 2, 0.0, rows(plage_axis_angle))
     plage_foot_x = np.stack([rows(centre_x) + plage_half_x, rows(centre_x) - plage_half_x], -1)
     plage_foot_y = np.stack([rows(centre_y) + plage_half_y, rows(centre_y) - plage_half_y], -1)
-    clouds = _plage_clouds(plage_foot_x, plage_foot_y, rows(plage_axis_angle), separation, rows(leading_sign),
-                           budget["plage"],
-                           rows(offsets), rows(weights), dispersal, c)
+    clouds = _plage_clouds(
+        plage_foot_x,
+        plage_foot_y,
+        rows(plage_axis_angle),
+        separation,
+        rows(leading_sign),
+        budget["plage"],
+        rows(offsets),
+        rows(weights),
+        dispersal,
+        c,
+    )
     frame_latitude = rows(latitude_rad)[:, None, None]
     sheared_age = np.clip(bipole_age, 0.0, None)[..., None]
     spot_x = spot_x + _shear_mm(spot_y, frame_latitude, sheared_age)
@@ -967,14 +1062,33 @@ def _region_frames(seed: int, regions: np.ndarray, c: SyntheticConfig) -> dict[s
 
     weight = flux / np.maximum(flux.sum(-1, keepdims=True), 1e-300)
     return {
-        "years": years, "cycle": cycles, "hemisphere": hemisphere, "abs_latitude": abs_latitude,
-        "parity": parity, "anti_hale": anti_hale, "n_bipoles": n_bipoles, "network_density": network_density,
-        "network_bias": network_bias, "noise_rms": noise_rms, "box_origin": box_origin, "pixel_mm": pixel_mm,
-        "clump_draws": clump_draws, "polarity_draws": polarity_draws, "age": age, "longitude": longitude,
-        "tilt_deg": tilt_deg, "active": active,
+        "years": years,
+        "cycle": cycles,
+        "hemisphere": hemisphere,
+        "abs_latitude": abs_latitude,
+        "parity": parity,
+        "anti_hale": anti_hale,
+        "n_bipoles": n_bipoles,
+        "network_density": network_density,
+        "network_bias": network_bias,
+        "noise_rms": noise_rms,
+        "box_origin": box_origin,
+        "pixel_mm": pixel_mm,
+        "clump_draws": clump_draws,
+        "polarity_draws": polarity_draws,
+        "age": age,
+        "longitude": longitude,
+        "tilt_deg": tilt_deg,
+        "active": active,
         # rows [m, ...]
-        "spots": spots, "clouds": clouds, "flux": flux, "separation": separation, "has_delta": rows(has_delta),
-        "leading_sign": rows(leading_sign), "now_primary": now[:, 0], "weight": weight,
+        "spots": spots,
+        "clouds": clouds,
+        "flux": flux,
+        "separation": separation,
+        "has_delta": rows(has_delta),
+        "leading_sign": rows(leading_sign),
+        "now_primary": now[:, 0],
+        "weight": weight,
     }
 
 
@@ -989,7 +1103,7 @@ def _generate_chunk(seed: int, indices: np.ndarray, c: SyntheticConfig) -> Synth
 
     def mixed(region_draws, frame_draws):  # frame's white noise: correlated with its region's
         rho = np.float32(c.texture_frame_correlation)
-        frame_draws *= np.sqrt(1 - rho ** 2)
+        frame_draws *= np.sqrt(1 - rho**2)
         frame_draws += rho * region_draws[which]
         return frame_draws
 
@@ -997,16 +1111,23 @@ def _generate_chunk(seed: int, indices: np.ndarray, c: SyntheticConfig) -> Synth
     clump_white = _white_spectrum(mixed(r["clump_draws"], rand.normal(2, size, size // 2 + 1)), size)
     polarity_white = _white_spectrum(mixed(r["polarity_draws"], rand.normal(2, 2 * band, band + 1)), size)
     box_origin, pixel_mm = r["box_origin"][which], r["pixel_mm"][which]
-    texture, network = _quiet_sun_textures(clump_white, polarity_white, pixel_mm, r["network_density"][which],
-                                           r["network_bias"][which], c)
+    texture, network = _quiet_sun_textures(
+        clump_white, polarity_white, pixel_mm, r["network_density"][which], r["network_bias"][which], c
+    )
 
     # Render: spots as umbra + penumbra Gaussians, plage clouds under the texture.
     spot_x, spot_y, spot_flux, umbra_width = (a[row] for a in r["spots"])
     clouds = tuple(a[row] for a in r["clouds"])
     shares = np.array([c.umbra_flux_fraction, 1 - c.umbra_flux_fraction])
-    spots_mx = _render_mx(np.repeat(spot_x[..., None], 2, -1), np.repeat(spot_y[..., None], 2, -1),
-                          umbra_width[..., None] * np.array([1.0, c.penumbra_width_ratio]),
-                          spot_flux[..., None] * shares, box_origin, pixel_mm, c)
+    spots_mx = _render_mx(
+        np.repeat(spot_x[..., None], 2, -1),
+        np.repeat(spot_y[..., None], 2, -1),
+        umbra_width[..., None] * np.array([1.0, c.penumbra_width_ratio]),
+        spot_flux[..., None] * shares,
+        box_origin,
+        pixel_mm,
+        c,
+    )
     plage_mx = _render_mx(*clouds, box_origin, pixel_mm, c, texture=texture)
     pixel_area_cm2 = (pixel_mm[:, 0] * pixel_mm[:, 1] * CM2_PER_MM2)[:, None, None]
     noise_rms = r["noise_rms"][which]
@@ -1045,5 +1166,6 @@ def _generate_chunk(seed: int, indices: np.ndarray, c: SyntheticConfig) -> Synth
         "bipole_leading_sign": r["leading_sign"][row].astype(np.int8),
         "bipole_delta": r["has_delta"][row],
     }
-    return SyntheticBatch(br_gauss=br, images=normalise_field(br),
-                          pixel_size_mm=pixel_mm.astype(np.float32), truth=truth)
+    return SyntheticBatch(
+        br_gauss=br, images=normalise_field(br), pixel_size_mm=pixel_mm.astype(np.float32), truth=truth
+    )

@@ -43,23 +43,23 @@ only slices, pads and matrix products. ``conv_impl='xla'`` uses `lax.conv_genera
 `lax.conv_transpose` directly (the better choice on GPU/TPU). Both give the same numbers as
 `flax.linen.Conv` / `flax.linen.ConvTranspose` with the same parameters (tests check it).
 """
+
 from __future__ import annotations
 
-from typing import Literal
-
 import math
-from typing import Callable
+from collections.abc import Callable
+from typing import Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-ConvImpl = Literal['matmul', 'xla']
-CONV_IMPLS = ('matmul', 'xla')
+ConvImpl = Literal["matmul", "xla"]
+CONV_IMPLS = ("matmul", "xla")
 IMAGE_SIZE = 128
 LEAKY_SLOPE = 0.2
-_DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
+_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
 
 def _check_conv_impl(conv_impl: str) -> None:
@@ -89,7 +89,7 @@ def conv_patches(x: jax.Array, kernel_height: int, kernel_width: int, stride: in
     out_height = (height - kernel_height) // stride + 1
     out_width = (width - kernel_width) // stride + 1
     taps = [
-        x[:, i:i + stride * (out_height - 1) + 1:stride, j:j + stride * (out_width - 1) + 1:stride]
+        x[:, i : i + stride * (out_height - 1) + 1 : stride, j : j + stride * (out_width - 1) + 1 : stride]
         for i in range(kernel_height)
         for j in range(kernel_width)
     ]
@@ -109,9 +109,8 @@ def conv_valid(x: jax.Array, kernel: jax.Array, stride: int, conv_impl: ConvImpl
       [N, (H - kh) // stride + 1, (W - kw) // stride + 1, Cout].
     """
     _check_conv_impl(conv_impl)
-    if conv_impl == 'xla':
-        return lax.conv_general_dilated(x, kernel, (stride, stride), 'VALID',
-                                        dimension_numbers=_DIMENSION_NUMBERS)
+    if conv_impl == "xla":
+        return lax.conv_general_dilated(x, kernel, (stride, stride), "VALID", dimension_numbers=_DIMENSION_NUMBERS)
     kernel_height, kernel_width, _, out_channels = kernel.shape
     patches = conv_patches(x, kernel_height, kernel_width, stride)
     return patches @ kernel.reshape(-1, out_channels)
@@ -181,12 +180,12 @@ def conv_transpose_stride2(x: jax.Array, kernel: jax.Array, conv_impl: ConvImpl)
       [N, 2H + 1, 2W + 1, Cout].
     """
     _check_conv_impl(conv_impl)
-    if conv_impl == 'xla':
-        return lax.conv_transpose(x, kernel, (2, 2), 'VALID', dimension_numbers=_DIMENSION_NUMBERS)
+    if conv_impl == "xla":
+        return lax.conv_transpose(x, kernel, (2, 2), "VALID", dimension_numbers=_DIMENSION_NUMBERS)
     _, height, width, _ = x.shape
     padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    phases = conv_valid(padded, subpixel_kernel(kernel), 1, 'matmul')
-    return depth_to_space(phases, kernel.shape[-1])[:, :2 * height + 1, :2 * width + 1]
+    phases = conv_valid(padded, subpixel_kernel(kernel), 1, "matmul")
+    return depth_to_space(phases, kernel.shape[-1])[:, : 2 * height + 1, : 2 * width + 1]
 
 
 def pytorch_default_init(fan_in: int) -> Callable:
@@ -220,15 +219,16 @@ class Conv2D(nn.Module):
     kernel_size: int
     stride: int = 1
     padding: int = 0
-    conv_impl: ConvImpl = 'matmul'
+    conv_impl: ConvImpl = "matmul"
     kernel_init: Callable = nn.initializers.lecun_normal()
     bias_init: Callable = nn.initializers.zeros_init()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param('kernel', self.kernel_init,
-                            (self.kernel_size, self.kernel_size, x.shape[-1], self.features))
-        bias = self.param('bias', self.bias_init, (self.features,))
+        kernel = self.param(
+            "kernel", self.kernel_init, (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
+        )
+        bias = self.param("bias", self.bias_init, (self.features,))
         if self.padding:
             x = pad_spatial(x, self.padding, self.padding)
         return conv_valid(x, kernel, self.stride, self.conv_impl) + bias
@@ -242,14 +242,14 @@ class ConvTranspose2x(nn.Module):
     """
 
     features: int
-    conv_impl: ConvImpl = 'matmul'
+    conv_impl: ConvImpl = "matmul"
     kernel_init: Callable = nn.initializers.lecun_normal()
     bias_init: Callable = nn.initializers.zeros_init()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param('kernel', self.kernel_init, (3, 3, x.shape[-1], self.features))
-        bias = self.param('bias', self.bias_init, (self.features,))
+        kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
         return conv_transpose_stride2(x, kernel, self.conv_impl) + bias
 
 
@@ -274,15 +274,15 @@ class SimpleGenerator(nn.Module):
     Parameters start from PyTorch's default initialisation (`pytorch_default_init`).
     """
 
-    conv_impl: ConvImpl = 'matmul'
+    conv_impl: ConvImpl = "matmul"
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
         x = leaky_relu(_pytorch_dense(15 * 15 * 64, z.shape[-1])(z)).reshape(-1, 15, 15, 64)
-        x = leaky_relu(_pytorch_conv_transpose(64, self.conv_impl)(x))     # 31 x 31
-        x = leaky_relu(_pytorch_conv_transpose(32, self.conv_impl)(x))     # 63 x 63
-        x = pad_spatial(x, 0, 1)                                           # 64 x 64
-        x = jnp.tanh(_pytorch_conv_transpose(1, self.conv_impl)(x))        # 129 x 129
+        x = leaky_relu(_pytorch_conv_transpose(64, self.conv_impl)(x))  # 31 x 31
+        x = leaky_relu(_pytorch_conv_transpose(32, self.conv_impl)(x))  # 63 x 63
+        x = pad_spatial(x, 0, 1)  # 64 x 64
+        x = jnp.tanh(_pytorch_conv_transpose(1, self.conv_impl)(x))  # 129 x 129
         return x[:, :IMAGE_SIZE, :IMAGE_SIZE]
 
 
@@ -293,12 +293,12 @@ class SimpleDiscriminator(nn.Module):
     ``update_stats`` is accepted for a uniform discriminator interface; this one has no state.
     """
 
-    conv_impl: ConvImpl = 'matmul'
+    conv_impl: ConvImpl = "matmul"
 
     @nn.compact
     def __call__(self, images: jax.Array, update_stats: bool = False) -> jax.Array:
         x = images
-        for features in (32, 64, 64):                                      # 63, 31, 15
+        for features in (32, 64, 64):  # 63, 31, 15
             x = leaky_relu(_pytorch_conv(features, x.shape[-1], self.conv_impl)(x))
         x = x.reshape(x.shape[0], -1)
         x = leaky_relu(_pytorch_dense(100, x.shape[-1])(x))
@@ -333,12 +333,11 @@ def upsample_conv_phase_kernels(kernel: jax.Array) -> jax.Array:
     if kernel.shape[:2] != (3, 3):
         raise ValueError(f"upsample_conv_phase_kernels needs a 3x3 kernel, got shape {kernel.shape}")
     # merge[a] maps the 3 taps onto the phase's 2 window taps: [2 window taps, 3 kernel taps]
-    merge = jnp.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]],
-                       [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], kernel.dtype)
-    return jnp.einsum('aip,bjq,pqco->abijco', merge, merge, kernel)
+    merge = jnp.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], kernel.dtype)
+    return jnp.einsum("aip,bjq,pqco->abijco", merge, merge, kernel)
 
 
-PADDINGS = ('zero', 'edge')
+PADDINGS = ("zero", "edge")
 
 
 def _check_padding(padding: str) -> None:
@@ -350,10 +349,10 @@ def pad_spatial_mode(x: jax.Array, width: int, padding: str) -> jax.Array:
     """Pads the two spatial axes of [N, H, W, C] by `width` pixels: 'zero' or 'edge' (repeat the border)."""
     _check_padding(padding)
     pad_width = ((0, 0), (width, width), (width, width), (0, 0))
-    return jnp.pad(x, pad_width) if padding == 'zero' else jnp.pad(x, pad_width, mode='edge')
+    return jnp.pad(x, pad_width) if padding == "zero" else jnp.pad(x, pad_width, mode="edge")
 
 
-def upsample_conv(x: jax.Array, kernel: jax.Array, conv_impl: ConvImpl, padding: str = 'zero') -> jax.Array:
+def upsample_conv(x: jax.Array, kernel: jax.Array, conv_impl: ConvImpl, padding: str = "zero") -> jax.Array:
     """Nearest-neighbour 2x upsampling followed by a 3x3 convolution with padding 1.
 
     With ``conv_impl='matmul'`` the upsampled image is never formed: each of the four output phases
@@ -378,16 +377,16 @@ def upsample_conv(x: jax.Array, kernel: jax.Array, conv_impl: ConvImpl, padding:
       [N, 2H, 2W, Cout].
     """
     _check_conv_impl(conv_impl)
-    if conv_impl == 'xla':
-        return conv_valid(pad_spatial_mode(upsample_nearest(x), 1, padding), kernel, 1, 'xla')
+    if conv_impl == "xla":
+        return conv_valid(pad_spatial_mode(upsample_nearest(x), 1, padding), kernel, 1, "xla")
     _, height, width, _ = x.shape
     padded = pad_spatial_mode(x, 1, padding)
     phase_kernels = upsample_conv_phase_kernels(kernel)
     phases = []
     for a in range(2):
         for b in range(2):
-            window = padded[:, a:a + height + 1, b:b + width + 1]
-            phases.append(conv_valid(window, phase_kernels[a, b], 1, 'matmul'))
+            window = padded[:, a : a + height + 1, b : b + width + 1]
+            phases.append(conv_valid(window, phase_kernels[a, b], 1, "matmul"))
     return depth_to_space(jnp.concatenate(phases, axis=-1), kernel.shape[-1])
 
 
@@ -400,13 +399,13 @@ class UpsampleConv2D(nn.Module):
     """
 
     features: int
-    conv_impl: ConvImpl = 'matmul'
-    padding: str = 'zero'
+    conv_impl: ConvImpl = "matmul"
+    padding: str = "zero"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param('kernel', nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
-        bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         return upsample_conv(x, kernel, self.conv_impl, self.padding) + bias
 
 
@@ -443,7 +442,7 @@ class LatentNoise(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
-        amplitude = nn.Dense(x.shape[-1], kernel_init=nn.initializers.zeros_init(), name='amplitude')(z)
+        amplitude = nn.Dense(x.shape[-1], kernel_init=nn.initializers.zeros_init(), name="amplitude")(z)
         field = latent_noise_field(z, x.shape[1], x.shape[2], self.seed)
         return x + amplitude[:, None, None, :] * field
 
@@ -462,11 +461,11 @@ class ResizeConvGenerator(nn.Module):
     instrument noise that convolutions of smooth features do not make).
     """
 
-    conv_impl: ConvImpl = 'matmul'
+    conv_impl: ConvImpl = "matmul"
     base_channels: int = 256
     block_channels: tuple[int, ...] = (128, 64, 32, 16)
     upsample_output: bool = False
-    padding: str = 'zero'
+    padding: str = "zero"
     output_noise: bool = False
 
     @nn.compact
@@ -477,20 +476,21 @@ class ResizeConvGenerator(nn.Module):
         x = pixel_norm(x.reshape(-1, start, start, self.base_channels))
         for index, features in enumerate(self.block_channels):
             # named as the Conv2D of upsample-then-conv, which it equals (same parameter tree)
-            x = UpsampleConv2D(features, self.conv_impl, self.padding, name=f'Conv2D_{index}')(x)
+            x = UpsampleConv2D(features, self.conv_impl, self.padding, name=f"Conv2D_{index}")(x)
             x = pixel_norm(leaky_relu(x))
-        name = f'Conv2D_{len(self.block_channels)}'
+        name = f"Conv2D_{len(self.block_channels)}"
         if self.upsample_output:
             x = UpsampleConv2D(1, self.conv_impl, self.padding, name=name)(x)
         else:
             x = Conv2D(1, 3, conv_impl=self.conv_impl, name=name)(pad_spatial_mode(x, 1, self.padding))
         if self.output_noise:
-            x = LatentNoise(name='OutputNoise')(x, z)
+            x = LatentNoise(name="OutputNoise")(x, z)
         return jnp.tanh(x)
 
 
-def small_resize_conv_generator(conv_impl: ConvImpl = 'matmul', padding: str = 'zero',
-                                output_noise: bool = False) -> ResizeConvGenerator:
+def small_resize_conv_generator(
+    conv_impl: ConvImpl = "matmul", padding: str = "zero", output_noise: bool = False
+) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
 
@@ -498,18 +498,24 @@ def small_resize_conv_generator(conv_impl: ConvImpl = 'matmul', padding: str = '
     upsample-conv 1 (128 x 128) -> tanh, LeakyReLU and pixel norm between; 1,710,465 parameters
     (101 more with ``output_noise``). `padding` and `output_noise` as in `ResizeConvGenerator`.
     """
-    return ResizeConvGenerator(conv_impl=conv_impl, base_channels=64, block_channels=(64, 32),
-                               upsample_output=True, padding=padding, output_noise=output_noise)
+    return ResizeConvGenerator(
+        conv_impl=conv_impl,
+        base_channels=64,
+        block_channels=(64, 32),
+        upsample_output=True,
+        padding=padding,
+        output_noise=output_noise,
+    )
 
 
-def small_resize_conv_edge_generator(conv_impl: ConvImpl = 'matmul') -> ResizeConvGenerator:
+def small_resize_conv_edge_generator(conv_impl: ConvImpl = "matmul") -> ResizeConvGenerator:
     """'resize_conv_small_edge': `small_resize_conv_generator` with edge padding (no border frame)."""
-    return small_resize_conv_generator(conv_impl, padding='edge')
+    return small_resize_conv_generator(conv_impl, padding="edge")
 
 
-def small_resize_conv_edge_noise_generator(conv_impl: ConvImpl = 'matmul') -> ResizeConvGenerator:
+def small_resize_conv_edge_noise_generator(conv_impl: ConvImpl = "matmul") -> ResizeConvGenerator:
     """'resize_conv_small_edge_noise': edge padding and a learned latent noise field at the output."""
-    return small_resize_conv_generator(conv_impl, padding='edge', output_noise=True)
+    return small_resize_conv_generator(conv_impl, padding="edge", output_noise=True)
 
 
 class SpectralNormDiscriminator(nn.Module):
@@ -520,7 +526,7 @@ class SpectralNormDiscriminator(nn.Module):
     ``update_stats=True``; vectors in the 'batch_stats' collection).
     """
 
-    conv_impl: ConvImpl = 'matmul'
+    conv_impl: ConvImpl = "matmul"
     channels: tuple[int, ...] = (32, 64, 128, 256)
 
     @nn.compact
@@ -534,15 +540,15 @@ class SpectralNormDiscriminator(nn.Module):
 
 
 ARCHITECTURES = {
-    'simple': (SimpleGenerator, SimpleDiscriminator),
-    'resize_conv': (ResizeConvGenerator, SpectralNormDiscriminator),
-    'resize_conv_small': (small_resize_conv_generator, SimpleDiscriminator),
-    'resize_conv_small_edge': (small_resize_conv_edge_generator, SimpleDiscriminator),
-    'resize_conv_small_edge_noise': (small_resize_conv_edge_noise_generator, SimpleDiscriminator),
+    "simple": (SimpleGenerator, SimpleDiscriminator),
+    "resize_conv": (ResizeConvGenerator, SpectralNormDiscriminator),
+    "resize_conv_small": (small_resize_conv_generator, SimpleDiscriminator),
+    "resize_conv_small_edge": (small_resize_conv_edge_generator, SimpleDiscriminator),
+    "resize_conv_small_edge_noise": (small_resize_conv_edge_noise_generator, SimpleDiscriminator),
 }
 
 
-def make_models(arch: str, conv_impl: ConvImpl = 'matmul') -> tuple[nn.Module, nn.Module]:
+def make_models(arch: str, conv_impl: ConvImpl = "matmul") -> tuple[nn.Module, nn.Module]:
     """The (generator, discriminator) pair of an architecture.
 
     Args:
@@ -562,7 +568,7 @@ def make_models(arch: str, conv_impl: ConvImpl = 'matmul') -> tuple[nn.Module, n
 def default_conv_impl(backend: str | None = None) -> ConvImpl:
     """'matmul' on CPU (see the module docstring), 'xla' on GPU and TPU."""
     backend = jax.default_backend() if backend is None else backend
-    return 'matmul' if backend == 'cpu' else 'xla'
+    return "matmul" if backend == "cpu" else "xla"
 
 
 def parameter_count(params) -> int:

@@ -9,6 +9,7 @@ Micikevicius et al. 2018). bfloat16 keeps float32's exponent range, so no loss s
 Names: ``'float32'`` (the default: no cast is made at all, so the numbers are those of a trainer
 without this module) and ``'bfloat16'``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def compute_dtype_of(name: str | None) -> Any:
@@ -25,7 +26,7 @@ def compute_dtype_of(name: str | None) -> Any:
     Raises:
       ValueError: a name not in `COMPUTE_DTYPES`.
     """
-    name = 'float32' if name is None else str(name)
+    name = "float32" if name is None else str(name)
     if name not in COMPUTE_DTYPES:
         raise ValueError(f"compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {name!r}")
     return COMPUTE_DTYPES[name]
@@ -38,8 +39,9 @@ def is_mixed(name: str | None) -> bool:
 
 def cast_floating(tree: Any, dtype: Any) -> Any:
     """Every floating leaf of a pytree cast to `dtype`; integer, boolean and key leaves unchanged."""
+
     def cast(leaf):
-        if hasattr(leaf, 'dtype') and jnp.issubdtype(leaf.dtype, jnp.floating):
+        if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.floating):
             return jnp.asarray(leaf).astype(dtype)
         return leaf
 

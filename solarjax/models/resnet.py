@@ -9,9 +9,10 @@ normal initialisation (fan_out), as torchvision. One difference remains: flax up
 variance with the biased batch variance, PyTorch with the unbiased one (B / (B - 1): 1.6 % at
 batch 64); training-mode outputs and gradients are the same.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -24,8 +25,9 @@ _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
 def _batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON,
-                        name=name)
+    return nn.BatchNorm(
+        use_running_average=not train, momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name
+    )
 
 
 class BasicBlock(nn.Module):
@@ -43,14 +45,26 @@ class BasicBlock(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         """[N, H, W, C] -> [N, H / strides, W / strides, features]."""
         residual = x
-        y = nn.Conv(self.features, (3, 3), (self.strides, self.strides), padding=((1, 1), (1, 1)), use_bias=False,
-                    kernel_init=_conv_init)(x)
+        y = nn.Conv(
+            self.features,
+            (3, 3),
+            (self.strides, self.strides),
+            padding=((1, 1), (1, 1)),
+            use_bias=False,
+            kernel_init=_conv_init,
+        )(x)
         y = nn.relu(_batch_norm(train)(y))
         y = nn.Conv(self.features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=_conv_init)(y)
         y = _batch_norm(train)(y)
         if residual.shape != y.shape:
-            residual = nn.Conv(self.features, (1, 1), (self.strides, self.strides), use_bias=False,
-                               kernel_init=_conv_init, name="shortcut_conv")(residual)
+            residual = nn.Conv(
+                self.features,
+                (1, 1),
+                (self.strides, self.strides),
+                use_bias=False,
+                kernel_init=_conv_init,
+                name="shortcut_conv",
+            )(residual)
             residual = _batch_norm(train, name="shortcut_bn")(residual)
         return nn.relu(y + residual)
 
@@ -85,11 +99,16 @@ class ResNet(nn.Module):
           [N, feature_dim] float32.
         """
         if images.ndim != 4 or images.shape[-1] != self.input_channels:
-            raise ValueError(
-                f"ResNet expects images [N, H, W, {self.input_channels}], got shape {tuple(images.shape)}"
-            )
-        x = nn.Conv(self.width, (7, 7), (2, 2), padding=((3, 3), (3, 3)), use_bias=False, kernel_init=_conv_init,
-                    name="stem_conv")(images)
+            raise ValueError(f"ResNet expects images [N, H, W, {self.input_channels}], got shape {tuple(images.shape)}")
+        x = nn.Conv(
+            self.width,
+            (7, 7),
+            (2, 2),
+            padding=((3, 3), (3, 3)),
+            use_bias=False,
+            kernel_init=_conv_init,
+            name="stem_conv",
+        )(images)
         x = nn.relu(_batch_norm(train, name="stem_bn")(x))
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         for stage, num_blocks in enumerate(self.stage_sizes):

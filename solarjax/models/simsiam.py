@@ -14,9 +14,10 @@ one linear layer on the backbone features that predicts the standardised exact q
 input view (`solarjax.train.simsiam.physics_aux_loss`), a self-supervised target since the
 quantities are computed from the patch itself.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -26,8 +27,13 @@ from solarjax.models.resnet import BATCH_NORM_EPSILON, BATCH_NORM_MOMENTUM, ResN
 
 
 def _batch_norm(train: bool, affine: bool = True) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON,
-                        use_scale=affine, use_bias=affine)
+    return nn.BatchNorm(
+        use_running_average=not train,
+        momentum=BATCH_NORM_MOMENTUM,
+        epsilon=BATCH_NORM_EPSILON,
+        use_scale=affine,
+        use_bias=affine,
+    )
 
 
 class Projector(nn.Module):

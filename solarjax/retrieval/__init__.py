@@ -10,6 +10,7 @@
 keywords of real-to-real matches) and `bootstrap` are imported on first use:
 ``from solarjax.retrieval import evaluate, ranking``.
 """
+
 from solarjax.retrieval.filters import Filters, QueryContext
 from solarjax.retrieval.index import (
     ExactIndex,

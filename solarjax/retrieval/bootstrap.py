@@ -9,6 +9,7 @@ interval lies above 0 says the first method is better at that level.
 Resamples in which a statistic is undefined (a constant side in a correlation) are dropped from
 that statistic's percentiles; ``valid_resamples`` says how many remained.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -50,7 +51,7 @@ STATISTICS = {"pearson": pearson_rows, "spearman": spearman_rows}
 def percentile_interval(value: float, resampled: np.ndarray) -> dict[str, Any]:
     """{'value', 'low', 'high' (2.5th / 97.5th percentile of the finite resampled values), 'valid_resamples'}."""
     finite = resampled[np.isfinite(resampled)]
-    low, high = (np.percentile(finite, [2.5, 97.5]) if finite.size else (math.nan, math.nan))
+    low, high = np.percentile(finite, [2.5, 97.5]) if finite.size else (math.nan, math.nan)
     return {"value": float(value), "low": float(low), "high": float(high), "valid_resamples": int(finite.size)}
 
 
@@ -111,7 +112,9 @@ def precision_intervals(hits: Mapping[str, np.ndarray], indices: np.ndarray) -> 
     arrays = {m: np.asarray(hits[m], np.float64) for m in methods}
     n = {len(a) for a in arrays.values()}
     if len(n) != 1:
-        raise ValueError(f"methods were scored on different numbers of queries: { {m: len(a) for m, a in arrays.items()} }")
+        raise ValueError(
+            f"methods were scored on different numbers of queries: { {m: len(a) for m, a in arrays.items()} }"
+        )
     resampled = {m: a[indices].mean(axis=1) for m, a in arrays.items()}
     report = {
         "n": n.pop(),

@@ -38,6 +38,7 @@ Figures (PNG, sunpy's ``hmimag`` colour map on [-1000, 1000] G): queries next to
 matches with quantities (the paper's Figure 5), and query-vs-match scatter plots of every
 quantity for every method with its correlations (Figure 6).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,13 +50,13 @@ from typing import Any
 import numpy as np
 
 from solarjax.jsonable import jsonable
-from solarjax.stats import correlations  # noqa: F401  (part of this module's API)
+from solarjax.plotting import show_field
 from solarjax.retrieval import bootstrap
 from solarjax.retrieval import ranking as ranking_lib
 from solarjax.retrieval.filters import Filters
 from solarjax.retrieval.index import BLOCK_ROWS, Encoder, Index, exact_top_k
 from solarjax.retrieval.table import check_fingerprint, embed_images
-from solarjax.plotting import show_field
+from solarjax.stats import correlations  # noqa: F401  (part of this module's API)
 
 EVAL_QUANTITIES = ("tuf", "tpf", "tnf", "psep", "r_value")
 """Quantities of the paper's retrieval table."""
@@ -63,18 +64,42 @@ EVAL_QUANTITIES = ("tuf", "tpf", "tnf", "psep", "r_value")
 SEARCH_QUANTITIES = ("tuf", "psep", "r_value", "tilt", "area")
 """Quantities of the baseline comparison (issue: TUF, PSEP, R, tilt, area)."""
 
-QUANTITY_LABELS = {"tuf": "TUF", "tpf": "TPF", "tnf": "TNF", "psep": "PSEP", "r_value": "R", "tilt": "tilt",
-                   "area": "area", "unsigned_flux_mx": "flux [Mx]"}
+QUANTITY_LABELS = {
+    "tuf": "TUF",
+    "tpf": "TPF",
+    "tnf": "TNF",
+    "psep": "PSEP",
+    "r_value": "R",
+    "tilt": "tilt",
+    "area": "area",
+    "unsigned_flux_mx": "flux [Mx]",
+}
 
 METHODS = ("ssl", "pixel_l2", "physics_euclidean", "physics_mahalanobis", "random")
 """Methods of `evaluate_retrieval` by default (the paper's table)."""
 
-ALL_METHODS = ("ssl", "hybrid", "pixel_l2", "thumbnail_8x8", "random_encoder", "physics_euclidean",
-               "physics_mahalanobis", "random")
+ALL_METHODS = (
+    "ssl",
+    "hybrid",
+    "pixel_l2",
+    "thumbnail_8x8",
+    "random_encoder",
+    "physics_euclidean",
+    "physics_mahalanobis",
+    "random",
+)
 """Every method `evaluate_retrieval` knows."""
 
-BASELINE_METHODS = ("ssl", "hybrid", "pixel_l2", "thumbnail_8x8", "random_encoder", "physics_euclidean",
-                    "physics_mahalanobis", "random")
+BASELINE_METHODS = (
+    "ssl",
+    "hybrid",
+    "pixel_l2",
+    "thumbnail_8x8",
+    "random_encoder",
+    "physics_euclidean",
+    "physics_mahalanobis",
+    "random",
+)
 """The demo's comparison: the two search modes against every baseline."""
 
 THUMBNAIL_SIZE = 8
@@ -193,7 +218,9 @@ def thumbnails(images: Any, size: int = THUMBNAIL_SIZE) -> np.ndarray:
         count, height, width = block.shape
         if height % size or width % size:
             raise ValueError(f"images of {height}x{width} pixels do not split into {size}x{size} blocks")
-        parts.append(block.reshape(count, size, height // size, size, width // size).mean(axis=(2, 4)).reshape(count, -1))
+        parts.append(
+            block.reshape(count, size, height // size, size, width // size).mean(axis=(2, 4)).reshape(count, -1)
+        )
     return np.concatenate(parts) if parts else np.zeros((0, size * size), np.float32)
 
 
@@ -203,7 +230,10 @@ def feature_neighbours(
     """int64 [Q, k]: exact Euclidean nearest rows of [N, D] database features for [Q, D] queries."""
     database_features = np.asarray(database_features, np.float32)
     blocks = (
-        (np.arange(start, min(start + BLOCK_ROWS, len(database_features))), database_features[start : start + BLOCK_ROWS])
+        (
+            np.arange(start, min(start + BLOCK_ROWS, len(database_features))),
+            database_features[start : start + BLOCK_ROWS],
+        )
         for start in range(0, len(database_features), BLOCK_ROWS)
     )
     rows, _ = exact_top_k(np.asarray(query_features, np.float32), blocks, k, "l2", allowed=_exclusion(exclude_rows))
@@ -225,10 +255,14 @@ class BaselineFeatures:
         self.random_encoder = random_encoder
         self.random_embeddings = None
         if random_encoder is not None:
-            self.random_embeddings = np.concatenate([
-                np.asarray(embed_images(random_encoder.embed, np.asarray(database_images[s : s + batch_size], np.float32)))
-                for s in range(0, len(database_images), batch_size)
-            ])
+            self.random_embeddings = np.concatenate(
+                [
+                    np.asarray(
+                        embed_images(random_encoder.embed, np.asarray(database_images[s : s + batch_size], np.float32))
+                    )
+                    for s in range(0, len(database_images), batch_size)
+                ]
+            )
 
 
 def _quantity_matrix(quantities: Mapping[str, Any], names: Sequence[str]) -> np.ndarray:
@@ -246,7 +280,9 @@ def _table_quantities(index: Index, names: Sequence[str], extra: Mapping[str, An
         if name in extra:
             values = np.asarray(extra[name], np.float64).reshape(-1)
             if len(values) != index.num_rows:
-                raise ValueError(f"database quantity {name!r} has {len(values)} rows, the index covers {index.num_rows}")
+                raise ValueError(
+                    f"database quantity {name!r} has {len(values)} rows, the index covers {index.num_rows}"
+                )
             columns.append(values)
         else:
             columns.append(index.table.column(name)[: index.num_rows].astype(np.float64))
@@ -297,7 +333,8 @@ def scored_correlations(
         if keep.sum() >= 3:
             indices = bootstrap.resample_indices(int(keep.sum()), num_resamples, seed + j)
             intervals[name] = bootstrap.correlation_intervals(
-                query_values[keep, j], {m: v[keep, j] for m, v in matched.items()}, indices)
+                query_values[keep, j], {m: v[keep, j] for m, v in matched.items()}, indices
+            )
     return table, intervals
 
 
@@ -384,8 +421,9 @@ def evaluate_retrieval(
     top1: dict[str, np.ndarray] = {"ssl": ssl_rows[:, 0]}
     for method in methods[1:]:
         if method == "hybrid":
-            hits = ranking_lib.search(index, embeddings, query_quantities, 1, filters,
-                                      ranking=ranking.with_rank("hybrid"))
+            hits = ranking_lib.search(
+                index, embeddings, query_quantities, 1, filters, ranking=ranking.with_rank("hybrid")
+            )
             top1[method] = np.array([h[0].row if h else -1 for h in hits], np.int64)
         elif method == "pixel_l2":
             top1[method] = pixel_neighbours(query_images, database_images)[:, 0]
@@ -395,13 +433,15 @@ def evaluate_retrieval(
             query_features = np.asarray(embed_images(baselines.random_encoder.embed, query_images))
             top1[method] = feature_neighbours(query_features, baselines.random_embeddings)[:, 0]
         elif method in ("physics_euclidean", "physics_mahalanobis"):
-            top1[method] = physics_neighbours(
-                query_values, table_values, mahalanobis=method == "physics_mahalanobis")[:, 0]
+            top1[method] = physics_neighbours(query_values, table_values, mahalanobis=method == "physics_mahalanobis")[
+                :, 0
+            ]
         elif method == "random":
             top1[method] = random_matches(num_queries, index.num_rows, seed)[:, 0]
     matched = {method: _values_at(table_values, rows) for method, rows in top1.items()}
-    table, intervals = scored_correlations(query_values, matched, quantity_names, num_resamples=num_resamples,
-                                           seed=seed)
+    table, intervals = scored_correlations(
+        query_values, matched, quantity_names, num_resamples=num_resamples, seed=seed
+    )
     report: dict[str, Any] = {
         "num_queries": num_queries,
         "num_rows": index.num_rows,
@@ -417,13 +457,12 @@ def evaluate_retrieval(
     if ranking is not None and "hybrid" in methods:
         report["hybrid_weight"] = ranking.weight
     if query_truth is not None:
-        report["truth_agreement"] = {
-            method: truth_agreement(query_truth, index, rows) for method, rows in top1.items()
-        }
+        report["truth_agreement"] = {method: truth_agreement(query_truth, index, rows) for method, rows in top1.items()}
         indices = bootstrap.resample_indices(num_queries, num_resamples, seed)
         report["truth_intervals"] = {
             name: bootstrap.precision_intervals(
-                {method: truth_hits(query_truth[name], index, name, rows) for method, rows in top1.items()}, indices)
+                {method: truth_hits(query_truth[name], index, name, rows) for method, rows in top1.items()}, indices
+            )
             for name in query_truth
         }
     if out_dir is not None:
@@ -443,7 +482,9 @@ def evaluate_retrieval(
                 )
             ),
             "query_vs_match": str(
-                plot_query_vs_match(out_dir / "query_vs_match.png", query_values, matched, report["correlations"], quantity_names)
+                plot_query_vs_match(
+                    out_dir / "query_vs_match.png", query_values, matched, report["correlations"], quantity_names
+                )
             ),
         }
         (out_dir / "retrieval_report.json").write_text(json.dumps(jsonable(report), indent=1))
@@ -506,8 +547,9 @@ def format_interval_table(intervals: Mapping[str, Any], statistic: str = "pearso
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines)
 
 
-def format_difference_table(intervals: Mapping[str, Any], subject: str, statistic: str = "pearson",
-                            digits: int = 2) -> str:
+def format_difference_table(
+    intervals: Mapping[str, Any], subject: str, statistic: str = "pearson", digits: int = 2
+) -> str:
     """'subject - other' paired differences with intervals, one row per other method."""
     names = list(intervals)
     lines = [[f"{subject} minus"] + [QUANTITY_LABELS.get(n, n) for n in names]]
@@ -613,7 +655,10 @@ def plot_query_vs_match(
                 low, high = min(x[finite].min(), y[finite].min()), max(x[finite].max(), y[finite].max())
                 axis.plot([low, high], [low, high], color="grey", linewidth=0.8)
             stats = correlation_table[method][name]
-            axis.set_title(f"{method}: {QUANTITY_LABELS.get(name, name)}\nr={stats['pearson']:.2f} rho={stats['spearman']:.2f}", fontsize=8)
+            axis.set_title(
+                f"{method}: {QUANTITY_LABELS.get(name, name)}\nr={stats['pearson']:.2f} rho={stats['spearman']:.2f}",
+                fontsize=8,
+            )
             axis.tick_params(labelsize=6)
             if i == len(methods) - 1:
                 axis.set_xlabel("query", fontsize=7)

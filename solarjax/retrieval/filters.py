@@ -26,6 +26,7 @@ Conventions:
   * Latitude in degrees (Stonyhurst, patch centre); north is ``lat_deg > 0``, south ``< 0``.
   * A row whose value is missing (NaN quantity or latitude, NaT time) fails every filter on it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -73,7 +74,7 @@ def to_datetime64(value: TimeLike) -> np.datetime64:
             raise ValueError(f"{text!r} is not an ISO 8601 time or a JSOC T_REC") from err
     if isinstance(value, datetime.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(datetime.UTC).replace(tzinfo=None)
         return np.datetime64(value, "s")
     return np.datetime64(value, "s")
 
@@ -279,7 +280,9 @@ def query_mask(
     Returns:
       bool [Q, C]: True where query q may return row c.
     """
-    rows, harpnum, t_rec = (np.asarray(a) if np.ndim(a) == 2 else np.asarray(a)[None, :] for a in (rows, harpnum, t_rec))
+    rows, harpnum, t_rec = (
+        np.asarray(a) if np.ndim(a) == 2 else np.asarray(a)[None, :] for a in (rows, harpnum, t_rec)
+    )
     allowed = np.ones((len(context), rows.shape[1]), dtype=bool)
     if filters.exclude_self:
         allowed &= context.row[:, None] != rows

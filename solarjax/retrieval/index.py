@@ -52,6 +52,7 @@ reports a missing, partial (wrong size) or corrupted (wrong checksum) file by na
 reads it. An index covers the first ``num_rows`` rows of its table: rows appended later are
 found after `build_index` again (immediate for exact search).
 """
+
 from __future__ import annotations
 
 import abc
@@ -291,7 +292,8 @@ def exact_top_k(
             merged_groups = None
             if groups is not None:
                 merged_groups = np.concatenate(
-                    [_groups_of(best_rows[chunk], groups), np.where(candidate_rows >= 0, block_groups[columns], 0)], axis=1
+                    [_groups_of(best_rows[chunk], groups), np.where(candidate_rows >= 0, block_groups[columns], 0)],
+                    axis=1,
                 )
             best_scores[chunk], best_rows[chunk] = _select_top_k(
                 np.concatenate([best_scores[chunk], scores], axis=1), merged_rows, merged_groups, k
@@ -349,8 +351,11 @@ class SearchPlan:
             context = self.context
             sub = QueryContext(context.harpnum[queries], context.t_rec[queries], context.row[queries])
             mask = mask & filters_lib.query_mask(
-                self.filters, sub, rows, self.table.filter_column("harpnum")[safe_rows],
-                self.table.filter_column("t_rec")[safe_rows]
+                self.filters,
+                sub,
+                rows,
+                self.table.filter_column("harpnum")[safe_rows],
+                self.table.filter_column("t_rec")[safe_rows],
             )
         return mask
 
@@ -475,7 +480,9 @@ class Index(abc.ABC):
         found = rows >= 0
         metadata = iter(self.table.rows(rows[found]))
         vectors = self.table.embeddings(rows[found]).astype(np.float64)
-        distances = iter(_distances(np.repeat(queries.astype(np.float64), found.sum(axis=1), axis=0), vectors, self.metric))
+        distances = iter(
+            _distances(np.repeat(queries.astype(np.float64), found.sum(axis=1), axis=0), vectors, self.metric)
+        )
         results = []
         for query_rows in rows:
             hits = [

@@ -22,6 +22,7 @@ stay the SSL ones (comparable across modes); ``score`` is what a hybrid or physi
 The weight is chosen on a validation split (`choose_ranking`, used by the demo), never on test,
 and saved with the default mode in ``ranking.json`` beside the index.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -83,7 +84,7 @@ class Ranking:
         if self.scale is not None and len(self.scale) != len(self.quantities):
             raise ValueError(f"{len(self.scale)} scales for {len(self.quantities)} quantities")
 
-    def with_rank(self, rank: str) -> "Ranking":
+    def with_rank(self, rank: str) -> Ranking:
         return dataclasses.replace(self, rank=rank)
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,7 +94,7 @@ class Ranking:
         return fields
 
     @classmethod
-    def from_dict(cls, fields: Mapping[str, Any]) -> "Ranking":
+    def from_dict(cls, fields: Mapping[str, Any]) -> Ranking:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(fields) - names
         if unknown:
@@ -207,8 +208,10 @@ def table_values(index: Index, quantities: Sequence[str]) -> np.ndarray:
 def query_matrix(query_quantities: Mapping[str, Any] | np.ndarray, quantities: Sequence[str], count: int) -> np.ndarray:
     """[Q, P] float64 from {name: [Q]} (missing names NaN) or an array [Q, P]."""
     if isinstance(query_quantities, Mapping):
-        columns = [np.asarray(query_quantities.get(name, np.full(count, np.nan)), np.float64).reshape(-1)
-                   for name in quantities]
+        columns = [
+            np.asarray(query_quantities.get(name, np.full(count, np.nan)), np.float64).reshape(-1)
+            for name in quantities
+        ]
         matrix = np.stack(columns, axis=1)
     else:
         matrix = np.asarray(query_quantities, np.float64).reshape(count, len(quantities))
@@ -275,8 +278,11 @@ def search(
         present = rows >= 0
         distances = np.full(rows.shape, np.inf)
         query_of_row = np.broadcast_to(np.arange(len(queries))[:, None], rows.shape)[present]
-        distances[present] = _distances(queries[query_of_row].astype(np.float64),
-                                        index.table.embeddings(rows[present]).astype(np.float64), index.metric)
+        distances[present] = _distances(
+            queries[query_of_row].astype(np.float64),
+            index.table.embeddings(rows[present]).astype(np.float64),
+            index.metric,
+        )
         ssl_order = np.lexsort((rows, distances), axis=-1)  # as `Index.search` sorts: (distance, row)
         rows, distances = np.take_along_axis(rows, ssl_order, 1), np.take_along_axis(distances, ssl_order, 1)
         scores = hybrid_scores(distances, query_values, values[np.maximum(rows, 0)], scale, ranking.weight)
@@ -289,12 +295,18 @@ def search(
     query_space = np.where(query_defined[:, None], query_values / scale, 0.0).astype(np.float32)
     if plan.static is not None:
         defined_rows = defined_rows[plan.static[defined_rows]]
-    blocks = ((defined_rows[s : s + BLOCK_ROWS], space[defined_rows[s : s + BLOCK_ROWS]])
-              for s in range(0, len(defined_rows), BLOCK_ROWS))
+    blocks = (
+        (defined_rows[s : s + BLOCK_ROWS], space[defined_rows[s : s + BLOCK_ROWS]])
+        for s in range(0, len(defined_rows), BLOCK_ROWS)
+    )
     rows, physics_distances = exact_top_k(
-        query_space, blocks, k, "l2",
+        query_space,
+        blocks,
+        k,
+        "l2",
         allowed=plan.allowed if plan.has_query_filters else None,
-        groups=plan.groups if plan.one_per_harp else None)
+        groups=plan.groups if plan.one_per_harp else None,
+    )
     rows = np.where(query_defined[:, None], rows, -1)
     return _in_order(index, queries, rows, physics_distances / math.sqrt(len(ranking.quantities)))
 
@@ -306,8 +318,9 @@ def _in_order(index: Index, queries: np.ndarray, rows: np.ndarray, scores: np.nd
     ordered = []
     for q, hits in enumerate(results):
         by_row = {h.row: h for h in hits}
-        ordered.append([dataclasses.replace(by_row[int(r)], score=float(score))
-                        for r, score in zip(rows[q], scores[q]) if r >= 0])
+        ordered.append(
+            [dataclasses.replace(by_row[int(r)], score=float(score)) for r, score in zip(rows[q], scores[q]) if r >= 0]
+        )
     return ordered
 
 
@@ -379,8 +392,9 @@ def choose_ranking(
         if query_truth:
             for name, truth in query_truth.items():
                 column = index.table.column(name)
-                result[f"truth/{name}"] = float(np.mean(
-                    (top1 >= 0) & (column[np.maximum(top1, 0)] == np.asarray(truth).astype(column.dtype))))
+                result[f"truth/{name}"] = float(
+                    np.mean((top1 >= 0) & (column[np.maximum(top1, 0)] == np.asarray(truth).astype(column.dtype)))
+                )
             total += float(np.mean([result[f"truth/{n}"] for n in query_truth]))
         result["score"] = total
         return result
@@ -404,9 +418,16 @@ def choose_ranking(
         best_hybrid = next(n for n in hybrid_names if trials[n]["score"] >= top - tolerance)
     default = chosen.split(":")[0]
     weight = float(best_hybrid.split(":")[1]) if best_hybrid else base.weight
-    validation = {"queries": int(len(queries)), "criterion": "mean Spearman of " + ", ".join(scored)
-                  + (" + mean ground-truth agreement" if query_truth else "")
-                  + f" (within {tolerance:g} of the best, the mode closest to the image)", "trials": trials,
-                  "chosen": chosen, "default_rank": default}
-    return dataclasses.replace(base, rank=default, weight=weight, scale=tuple(float(s) for s in scale),
-                               validation=validation)
+    validation = {
+        "queries": int(len(queries)),
+        "criterion": "mean Spearman of "
+        + ", ".join(scored)
+        + (" + mean ground-truth agreement" if query_truth else "")
+        + f" (within {tolerance:g} of the best, the mode closest to the image)",
+        "trials": trials,
+        "chosen": chosen,
+        "default_rank": default,
+    }
+    return dataclasses.replace(
+        base, rank=default, weight=weight, scale=tuple(float(s) for s in scale), validation=validation
+    )

@@ -22,6 +22,7 @@ percentile bootstrap over queries (`solarjax.retrieval.bootstrap`).
 
 Region ids <= 0 mean "no region": such a frame is never excluded by region and never a hit.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -50,14 +51,16 @@ def hours_since_epoch(times: Sequence[Any] | np.ndarray) -> np.ndarray:
     if array.dtype.kind in "iuf":
         return array.astype(np.float64)
     if array.dtype.kind != "M":
-        array = np.array([np.datetime64(t.replace(tzinfo=None) if isinstance(t, datetime.datetime) and t.tzinfo
-                                        else t, "s") for t in array.tolist()])
+        array = np.array(
+            [
+                np.datetime64(t.replace(tzinfo=None) if isinstance(t, datetime.datetime) and t.tzinfo else t, "s")
+                for t in array.tolist()
+            ]
+        )
     return array.astype("datetime64[s]").astype(np.float64) / 3600.0
 
 
-def exclusion(
-    query_rows: np.ndarray, region: np.ndarray, hours: np.ndarray, window_hours: float | None
-) -> AllowedFn:
+def exclusion(query_rows: np.ndarray, region: np.ndarray, hours: np.ndarray, window_hours: float | None) -> AllowedFn:
     """Row filter: query q may not return its own row, nor (when ``window_hours`` is given) a row of
     its region with |t - t_q| < window_hours; ``window_hours=None`` excludes its whole region.
 
@@ -84,8 +87,10 @@ def feature_ranker(features: np.ndarray) -> Ranker:
     features = np.asarray(features, np.float32)
 
     def rank(query_rows: np.ndarray, allowed: AllowedFn, k: int) -> np.ndarray:
-        blocks = ((np.arange(s, min(s + BLOCK_ROWS, len(features))), features[s : s + BLOCK_ROWS])
-                  for s in range(0, len(features), BLOCK_ROWS))
+        blocks = (
+            (np.arange(s, min(s + BLOCK_ROWS, len(features))), features[s : s + BLOCK_ROWS])
+            for s in range(0, len(features), BLOCK_ROWS)
+        )
         rows, _ = exact_top_k(features[query_rows], blocks, k, "l2", allowed=allowed)
         return rows
 
@@ -99,8 +104,9 @@ def physics_features(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(values), (values - mean) / ranking_lib.standard_scale(values), 0.0).astype(np.float32)
 
 
-def hybrid_ranker(embeddings: np.ndarray, values: np.ndarray, weight: float,
-                  candidates: int = ranking_lib.DEFAULT_CANDIDATES) -> Ranker:
+def hybrid_ranker(
+    embeddings: np.ndarray, values: np.ndarray, weight: float, candidates: int = ranking_lib.DEFAULT_CANDIDATES
+) -> Ranker:
     """`solarjax.retrieval.ranking`'s hybrid: the SSL ``candidates`` nearest allowed rows re-ordered by
     SSL distance / its median + weight * standardised physics distance.
 
@@ -112,8 +118,10 @@ def hybrid_ranker(embeddings: np.ndarray, values: np.ndarray, weight: float,
     scale = ranking_lib.standard_scale(values)
 
     def rank(query_rows: np.ndarray, allowed: AllowedFn, k: int) -> np.ndarray:
-        blocks = ((np.arange(s, min(s + BLOCK_ROWS, len(embeddings))), embeddings[s : s + BLOCK_ROWS])
-                  for s in range(0, len(embeddings), BLOCK_ROWS))
+        blocks = (
+            (np.arange(s, min(s + BLOCK_ROWS, len(embeddings))), embeddings[s : s + BLOCK_ROWS])
+            for s in range(0, len(embeddings), BLOCK_ROWS)
+        )
         rows, distances = exact_top_k(embeddings[query_rows], blocks, max(k, candidates), "l2", allowed=allowed)
         distances = np.where(rows >= 0, distances, np.inf)
         order = ranking_lib.hybrid_order(distances, values[query_rows], values[np.maximum(rows, 0)], scale, weight)
@@ -122,8 +130,13 @@ def hybrid_ranker(embeddings: np.ndarray, values: np.ndarray, weight: float,
     return rank
 
 
-def _chunked_counts(allowed: AllowedFn, num_queries: int, num_rows: int, target: Callable[[slice], np.ndarray] | None,
-                    chunk: int = 1_024) -> tuple[np.ndarray, np.ndarray]:
+def _chunked_counts(
+    allowed: AllowedFn,
+    num_queries: int,
+    num_rows: int,
+    target: Callable[[slice], np.ndarray] | None,
+    chunk: int = 1_024,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per query, allowed rows, and allowed rows where ``target(chunk) -> bool [q, N]`` (0 without one)."""
     total, hit = np.zeros(num_queries), np.zeros(num_queries)
     for start in range(0, num_queries, chunk):
@@ -184,15 +197,18 @@ def same_region_precision(
     hours = hours_since_epoch(times)
     eligible = eligible_queries(region, hours, min_gap_hours)
     if eligible.size == 0:
-        raise ValueError(f"no region has two frames at least {min_gap_hours} h apart: same-region precision is undefined")
+        raise ValueError(
+            f"no region has two frames at least {min_gap_hours} h apart: same-region precision is undefined"
+        )
     allowed = exclusion(eligible, region, hours, min_gap_hours)
     hits, top1 = {}, {}
     for method, ranker in rankers.items():
         rows = ranker(eligible, allowed, 1)[:, 0]
         top1[method] = rows
         hits[method] = (rows >= 0) & (region[np.maximum(rows, 0)] == region[eligible])
-    total, same = _chunked_counts(allowed, len(eligible), len(region),
-                                  lambda part: region[eligible[part]][:, None] == region[None, :])
+    total, same = _chunked_counts(
+        allowed, len(eligible), len(region), lambda part: region[eligible[part]][:, None] == region[None, :]
+    )
     hits["random"] = same / np.maximum(total, 1)
     indices = bootstrap.resample_indices(len(eligible), num_resamples, seed)
     intervals = bootstrap.precision_intervals(hits, indices)
@@ -231,8 +247,12 @@ def keyword_agreement(
     allowed = exclusion(queries, region, np.zeros(len(region)), None)
     top1 = {method: ranker(queries, allowed, 1)[:, 0] for method, ranker in rankers.items()}
     top1["random"] = _random_allowed(allowed, len(queries), len(region), seed)
-    report: dict[str, Any] = {"queries": int(len(queries)), "top1": {m: r.tolist() for m, r in top1.items()},
-                              "correlations": {}, "intervals": {}}
+    report: dict[str, Any] = {
+        "queries": int(len(queries)),
+        "top1": {m: r.tolist() for m, r in top1.items()},
+        "correlations": {},
+        "intervals": {},
+    }
     for j, (name, values) in enumerate(keywords.items()):
         values = np.asarray(values, np.float64)
         matched = {m: np.where(rows >= 0, values[np.maximum(rows, 0)], np.nan) for m, rows in top1.items()}
@@ -251,5 +271,6 @@ def keyword_agreement(
         if keep.sum() >= 3:
             indices = bootstrap.resample_indices(int(keep.sum()), num_resamples, seed + 1 + j)
             report["intervals"][name] = bootstrap.correlation_intervals(
-                values[keep], {m: v[keep] for m, v in matched.items()}, indices)
+                values[keep], {m: v[keep] for m, v in matched.items()}, indices
+            )
     return report

@@ -22,6 +22,7 @@ with their missing value when the input lacks them); further per-row scalar colu
 Column kinds: 'int' (int64), 'float' (float64, NaN missing), 'bool', 'text' (UTF-8 bytes) and
 'time' (datetime64[s] UTC, NaT missing; see `filters.to_datetime64`).
 """
+
 from __future__ import annotations
 
 import json
@@ -107,8 +108,7 @@ quantities of `solarjax.cme_physics` and the synthetic truth (NaN for files); tr
 rare (double) CME, 0 not, -1 unknown; source: the files.
 """
 
-DATASET_CORE_COLUMNS = {"sharp_patches": CORE_COLUMNS, "aia_patches": AIA_CORE_COLUMNS,
-                        "cme_patches": CME_CORE_COLUMNS}
+DATASET_CORE_COLUMNS = {"sharp_patches": CORE_COLUMNS, "aia_patches": AIA_CORE_COLUMNS, "cme_patches": CME_CORE_COLUMNS}
 TIME_COLUMNS = {"sharp_patches": "t_rec", "aia_patches": "t_obs", "cme_patches": "t_obs"}
 """The observation-time column of each dataset's tables (what a time filter reads)."""
 DEFAULT_DATASET = "sharp_patches"
@@ -117,7 +117,9 @@ DEFAULT_DATASET = "sharp_patches"
 def core_columns(dataset_name: str) -> dict[str, tuple[str, Any]]:
     """The core columns of tables of a TFDS dataset ('sharp_patches' or 'aia_patches')."""
     if dataset_name not in DATASET_CORE_COLUMNS:
-        raise ValueError(f"no embedding-table columns for dataset {dataset_name!r}; known: {sorted(DATASET_CORE_COLUMNS)}")
+        raise ValueError(
+            f"no embedding-table columns for dataset {dataset_name!r}; known: {sorted(DATASET_CORE_COLUMNS)}"
+        )
     return DATASET_CORE_COLUMNS[dataset_name]
 
 
@@ -207,8 +209,9 @@ def _column_array(name: str, kind: str, values: Any, num_rows: int) -> np.ndarra
     return array
 
 
-def _metadata_columns(metadata: Mapping[str, Any] | Sequence[Mapping[str, Any]],
-                      core: Mapping[str, tuple[str, Any]]) -> dict[str, Any]:
+def _metadata_columns(
+    metadata: Mapping[str, Any] | Sequence[Mapping[str, Any]], core: Mapping[str, tuple[str, Any]]
+) -> dict[str, Any]:
     """Metadata given as columns ({name: [N] values}) or as rows ([{name: value}]) -> columns."""
     if isinstance(metadata, Mapping):
         return dict(metadata)
@@ -421,7 +424,9 @@ def _load_array(file: pathlib.Path, shape: tuple[int, ...], dtype: np.dtype | No
 def _read_manifest(path: pathlib.Path) -> dict[str, Any]:
     file = path / TABLE_MANIFEST
     if not file.is_file():
-        raise TableError(file, "missing: not an embedding table (build one with build_table_from_arrays or embed_dataset)")
+        raise TableError(
+            file, "missing: not an embedding table (build one with build_table_from_arrays or embed_dataset)"
+        )
     try:
         manifest = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -606,8 +611,9 @@ def _device_multiple(rows: int) -> int:
 def _batch_sharding() -> jax.sharding.NamedSharding:
     """Shards the batch axis over this process's devices (replicated on one device). Local, not global:
     in a jax.distributed job each host embeds its own batches (`solarjax.retrieval.hosts`)."""
-    mesh = jax.make_mesh((jax.local_device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
-                         devices=jax.local_devices())
+    mesh = jax.make_mesh(
+        (jax.local_device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.local_devices()
+    )
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
 
 
@@ -626,7 +632,9 @@ def _embed_padded(
     """Embeds ``images`` [b <= batch_size, H, W, C] as one batch of exactly ``batch_size`` rows."""
     embeddings = np.asarray(embed_fn(jax.device_put(_padded(images, batch_size), sharding)), dtype=np.float32)
     if embeddings.ndim != 2 or embeddings.shape[0] != batch_size:
-        raise ValueError(f"embed_fn returned shape {embeddings.shape} for a batch of {batch_size} images; expected [{batch_size}, D]")
+        raise ValueError(
+            f"embed_fn returned shape {embeddings.shape} for a batch of {batch_size} images; expected [{batch_size}, D]"
+        )
     return embeddings[: len(images)]
 
 
@@ -636,7 +644,11 @@ def _joined_integers(values: np.ndarray) -> list[str]:
 
 
 def _batch_metadata(
-    batch: Mapping[str, Any], images: np.ndarray, batch_size: int, dataset: str, first_index: int,
+    batch: Mapping[str, Any],
+    images: np.ndarray,
+    batch_size: int,
+    dataset: str,
+    first_index: int,
     core: Mapping[str, tuple[str, Any]],
 ) -> dict[str, Any]:
     """Per-row features of a dataset batch as table columns; images and other vectors are left out.
@@ -730,7 +742,10 @@ def embed_dataset(
 
 
 def _write_part(
-    out_dir: pathlib.Path, fingerprint: str, embeddings: list[np.ndarray], metadata: list[dict[str, Any]],
+    out_dir: pathlib.Path,
+    fingerprint: str,
+    embeddings: list[np.ndarray],
+    metadata: list[dict[str, Any]],
     dataset_name: str,
 ) -> None:
     """Writes buffered batches as one part, creating the table on the first part."""

@@ -15,6 +15,7 @@
 `evaluate` (monotonicity, leakage, targeting success, figures) is imported on first use:
 ``from solarjax.steering import evaluate``.
 """
+
 from solarjax.steering.directions import (
     Directions,
     DirectionsFileError,
@@ -29,8 +30,8 @@ from solarjax.steering.directions import (
 )
 from solarjax.steering.edit import conditional, edit, project_out
 from solarjax.steering.families import METHODS, steer_along, steer_latents, steer_traversal
-from solarjax.steering.local import local_path, local_traversal
 from solarjax.steering.invert import InversionResult, invert, invert_files, masked_mse
+from solarjax.steering.local import local_path, local_traversal
 from solarjax.steering.target import SteeringResult, parse_target, prior_scales, steer_to
 
 __all__ = [

@@ -23,6 +23,7 @@ Figures per quantity q (on held-out latents of `fit_directions`):
 One generator-level figure: ``generator_odd_fraction``, the fraction of the variance of G(z) about
 its mean image that is odd in z, from patches of latents and their negations.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ STRUCTURES = {
     "z": "linear: a global boundary in z orders it",
     "z_norm": "radial: it grows with |z|, a boundary needs |z|",
     "folded": "sign-symmetric: even under z -> -z (odd generator); linear on each side of the leading-polarity "
-              "boundary",
+    "boundary",
     "folded_norm": "sign-symmetric and radial: linear in folded z together with |z|",
     "quadratic": "axis-aligned second order: linear in z and the squares of its coordinates",
     "hidden": "bent by the first layer: linear in the generator's first-layer activations h1(z), not in z",
@@ -88,8 +89,13 @@ def feature_sets(z: np.ndarray, side: np.ndarray, hidden: np.ndarray | None = No
     """
     radius = np.linalg.norm(z, axis=1, keepdims=True) - np.sqrt(z.shape[1])
     folded = z * side[:, None]
-    sets = {"z": z, "z_norm": np.hstack([z, radius]), "folded": folded, "folded_norm": np.hstack([folded, radius]),
-            "quadratic": np.hstack([z, z * z - 1.0])}
+    sets = {
+        "z": z,
+        "z_norm": np.hstack([z, radius]),
+        "folded": folded,
+        "folded_norm": np.hstack([folded, radius]),
+        "quadratic": np.hstack([z, z * z - 1.0]),
+    }
     if hidden is not None:
         sets["hidden"] = np.hstack([z, hidden])
     return sets
@@ -105,15 +111,22 @@ def first_dense_layer(params: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return (kernel, bias) if kernel.ndim == 2 and bias.shape == (kernel.shape[1],) else None
 
 
-def hidden_features(kernel: np.ndarray, bias: np.ndarray, z: np.ndarray, train: np.ndarray,
-                    components: int = HIDDEN_COMPONENTS, fit_latents: int = HIDDEN_FIT_LATENTS,
-                    batch: int = 1024) -> np.ndarray:
+def hidden_features(
+    kernel: np.ndarray,
+    bias: np.ndarray,
+    z: np.ndarray,
+    train: np.ndarray,
+    components: int = HIDDEN_COMPONENTS,
+    fit_latents: int = HIDDEN_FIT_LATENTS,
+    batch: int = 1024,
+) -> np.ndarray:
     """[N, K] whitened principal components of h1 = LeakyReLU(0.2)(z W + b), K <= ``components``.
 
     Args:
       kernel: [D, H] and bias: [H], the first dense layer; z: [N, D] latents;
       train: [N] mask; the components are fitted on its first ``fit_latents`` latents only.
     """
+
     def activations(rows):
         pre = np.asarray(rows, np.float32) @ kernel + bias
         return np.where(pre >= 0, pre, LEAKY_SLOPE * pre)
@@ -122,13 +135,13 @@ def hidden_features(kernel: np.ndarray, bias: np.ndarray, z: np.ndarray, train: 
     mean = fit.mean(axis=0)
     _, singular, basis = np.linalg.svd(fit - mean, full_matrices=False)
     keep = min(components, int(np.sum(singular > singular[0] * 1e-6)))
-    projection = basis[:keep].T / (singular[:keep] / np.sqrt(max(len(fit) - 1, 1)))   # whitened
-    return np.concatenate([(activations(z[start:start + batch]) - mean) @ projection
-                           for start in range(0, len(z), batch)]).astype(np.float64)
+    projection = basis[:keep].T / (singular[:keep] / np.sqrt(max(len(fit) - 1, 1)))  # whitened
+    return np.concatenate(
+        [(activations(z[start : start + batch]) - mean) @ projection for start in range(0, len(z), batch)]
+    ).astype(np.float64)
 
 
-def boundary_accuracy(features: np.ndarray, high: np.ndarray, train: np.ndarray, test: np.ndarray,
-                      seed: int) -> float:
+def boundary_accuracy(features: np.ndarray, high: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int) -> float:
     """Held-out accuracy of a linear SVM (C = 1, as the paper's) on boolean labels ``high``."""
     from sklearn.svm import LinearSVC
 
@@ -145,10 +158,19 @@ def name_structure(accuracy: Mapping[str, float]) -> str:
     return next(name for name in FEATURE_SETS if name in measured and measured[name] >= best - TIE)
 
 
-def diagnose_quantity(z: np.ndarray, side: np.ndarray, high: np.ndarray, train: np.ndarray, test: np.ndarray,
-                      at_z: np.ndarray, at_minus_z: np.ndarray, at_rotated: list[np.ndarray],
-                      seed: int, known: Mapping[str, float] | None = None,
-                      hidden: np.ndarray | None = None) -> dict[str, Any]:
+def diagnose_quantity(
+    z: np.ndarray,
+    side: np.ndarray,
+    high: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    at_z: np.ndarray,
+    at_minus_z: np.ndarray,
+    at_rotated: list[np.ndarray],
+    seed: int,
+    known: Mapping[str, float] | None = None,
+    hidden: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Figures of one quantity (see the module docstring).
 
     Args:
@@ -160,8 +182,10 @@ def diagnose_quantity(z: np.ndarray, side: np.ndarray, high: np.ndarray, train: 
       hidden: [N, K] `hidden_features` of z, for the 'hidden' feature set (left out when None).
     """
     known = dict(known or {})
-    accuracy = {name: known[name] if name in known else boundary_accuracy(features, high, train, test, seed)
-                for name, features in feature_sets(z, side, hidden).items()}
+    accuracy = {
+        name: known[name] if name in known else boundary_accuracy(features, high, train, test, seed)
+        for name, features in feature_sets(z, side, hidden).items()
+    }
     structure = name_structure(accuracy)
     return {
         "odd_fraction": odd_fraction(at_z, at_minus_z),

@@ -32,6 +32,7 @@ its boundary is where the prediction equals the label threshold, the median by d
 Generation runs in fixed-shape batches sharded over all devices (one mesh axis 'data', the
 generator's parameters replicated); only the quantities come back to the host.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -93,8 +94,9 @@ def as_generator(generator: Any) -> LatentGenerator:
     if isinstance(generator, tuple) and len(generator) in (3, 4):
         return LatentGenerator(*generator)
     if all(hasattr(generator, name) for name in ("apply_fn", "params", "fingerprint")):
-        return LatentGenerator(generator.apply_fn, generator.params, str(generator.fingerprint),
-                               int(getattr(generator, "latent_dim", 100)))
+        return LatentGenerator(
+            generator.apply_fn, generator.params, str(generator.fingerprint), int(getattr(generator, "latent_dim", 100))
+        )
     raise TypeError(
         f"cannot use {type(generator).__name__} as a generator: pass a LatentGenerator, a tuple "
         "(apply_fn, params, fingerprint[, latent_dim]) or an object with apply_fn, params and "
@@ -122,9 +124,12 @@ def device_multiple(count: int, mesh: jax.sharding.Mesh) -> int:
     return -(-max(count, 1) // devices) * devices
 
 
-def map_generated(generator: Any, z: np.ndarray | jax.Array,
-                  fn: Callable[[jax.Array], Any] = _identity,
-                  batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
+def map_generated(
+    generator: Any,
+    z: np.ndarray | jax.Array,
+    fn: Callable[[jax.Array], Any] = _identity,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Any:
     """``fn(G(z))`` over many latents, in fixed-shape batches sharded over all devices.
 
     Args:
@@ -150,16 +155,17 @@ def map_generated(generator: Any, z: np.ndarray | jax.Array,
     params = jax.device_put(generator.params, sharding.replicated(mesh))
     pieces = []
     for start in range(0, len(z), batch_size):
-        chunk = z[start:start + batch_size]
+        chunk = z[start : start + batch_size]
         padded = np.zeros((batch_size, z.shape[1]), np.float32)
-        padded[:len(chunk)] = chunk
+        padded[: len(chunk)] = chunk
         out = _generate_and_map(generator.apply_fn, fn, params, jax.device_put(padded, batch_sharding))
         pieces.append(jax.tree.map(lambda leaf, count=len(chunk): np.asarray(leaf)[:count], out))
     return jax.tree.map(lambda *leaves: np.concatenate(leaves), *pieces)
 
 
-def latent_quantities(generator: Any, z: np.ndarray | jax.Array,
-                      batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, np.ndarray]:
+def latent_quantities(
+    generator: Any, z: np.ndarray | jax.Array, batch_size: int = DEFAULT_BATCH_SIZE
+) -> dict[str, np.ndarray]:
     """Exact physical quantities of the patches G(z): dict name -> [N] (NaN where undefined)."""
     return map_generated(generator, z, physics.quantities, batch_size)
 
@@ -281,17 +287,20 @@ class Directions:
     def summary(self) -> dict[str, dict[str, Any]]:
         """JSON-ready per-quantity figures: accuracy, R^2, sign symmetry, thresholds, counts, mean, std,
         intercept."""
-        return {name: {
-            "test_accuracy": self.test_accuracy[name],
-            "r2": self.r2[name],
-            "sign_symmetry": self.sign_symmetry[name],
-            "intercept": self.intercept(name),
-            "label_thresholds": list(self.label_thresholds[name]),
-            "counts": self.counts[name],
-            "mean": self.mean[name],
-            "std": self.std[name],
-            "piecewise_accuracy": self.piecewise_accuracy.get(name),
-        } for name in self.names}
+        return {
+            name: {
+                "test_accuracy": self.test_accuracy[name],
+                "r2": self.r2[name],
+                "sign_symmetry": self.sign_symmetry[name],
+                "intercept": self.intercept(name),
+                "label_thresholds": list(self.label_thresholds[name]),
+                "counts": self.counts[name],
+                "mean": self.mean[name],
+                "std": self.std[name],
+                "piecewise_accuracy": self.piecewise_accuracy.get(name),
+            }
+            for name in self.names
+        }
 
     def save(self, folder: str | os.PathLike) -> pathlib.Path:
         """Writes ``directions.npz`` (normals, intercepts) and then ``directions.json``.
@@ -304,8 +313,11 @@ class Directions:
         arrays_path = folder / "directions.npz"
         arrays = {"normals": self.normals, "intercepts": self.intercepts}
         if self.has_piecewise:
-            arrays.update(piecewise_normals=self.piecewise_normals, piecewise_intercepts=self.piecewise_intercepts,
-                          piecewise_radial=self.piecewise_radial)
+            arrays.update(
+                piecewise_normals=self.piecewise_normals,
+                piecewise_intercepts=self.piecewise_intercepts,
+                piecewise_radial=self.piecewise_radial,
+            )
         _atomic_write(arrays_path, lambda f: np.savez(f, **arrays))
         manifest = {
             "format": FORMAT,
@@ -316,11 +328,9 @@ class Directions:
             "quantities": self.summary(),
             "split": self.split,
             "diagnosis": self.diagnosis,
-            "arrays": {"file": arrays_path.name, "bytes": arrays_path.stat().st_size,
-                       "sha256": _sha256(arrays_path)},
+            "arrays": {"file": arrays_path.name, "bytes": arrays_path.stat().st_size, "sha256": _sha256(arrays_path)},
         }
-        _atomic_write(folder / "directions.json",
-                      lambda f: f.write(json.dumps(jsonable(manifest), indent=2).encode()))
+        _atomic_write(folder / "directions.json", lambda f: f.write(json.dumps(jsonable(manifest), indent=2).encode()))
         return folder
 
 
@@ -345,7 +355,9 @@ def load_directions(folder: str | os.PathLike, generator: Any) -> Directions:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DirectionsFileError(f"{manifest_path}: not valid JSON ({err})") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise DirectionsFileError(f"{manifest_path}: format {manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT!r}")
+        raise DirectionsFileError(
+            f"{manifest_path}: format {manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT!r}"
+        )
     if manifest["fingerprint"] != expected:
         raise GeneratorMismatchError(
             f"directions in {folder} were fitted with the generator of fingerprint "
@@ -356,8 +368,13 @@ def load_directions(folder: str | os.PathLike, generator: Any) -> Directions:
     arrays_path = folder / manifest["arrays"]["file"]
     if not arrays_path.is_file():
         raise DirectionsFileError(f"{arrays_path}: missing")
-    if arrays_path.stat().st_size != manifest["arrays"]["bytes"] or _sha256(arrays_path) != manifest["arrays"]["sha256"]:
-        raise DirectionsFileError(f"{arrays_path}: size or SHA-256 differs from {manifest_path} (partial or corrupted file)")
+    if (
+        arrays_path.stat().st_size != manifest["arrays"]["bytes"]
+        or _sha256(arrays_path) != manifest["arrays"]["sha256"]
+    ):
+        raise DirectionsFileError(
+            f"{arrays_path}: size or SHA-256 differs from {manifest_path} (partial or corrupted file)"
+        )
     with np.load(arrays_path) as arrays:
         normals, intercepts = arrays["normals"], arrays["intercepts"]
         piecewise_normals = arrays["piecewise_normals"] if "piecewise_normals" in arrays else None
@@ -366,9 +383,13 @@ def load_directions(folder: str | os.PathLike, generator: Any) -> Directions:
     names = tuple(manifest["names"])
     figures = manifest["quantities"]
     if normals.shape != (len(names), manifest["latent_dim"]) or intercepts.shape != (len(names),):
-        raise DirectionsFileError(f"{arrays_path}: arrays of shape {normals.shape} and {intercepts.shape} do not match {len(names)} quantities of dimension {manifest['latent_dim']}")
+        raise DirectionsFileError(
+            f"{arrays_path}: arrays of shape {normals.shape} and {intercepts.shape} do not match {len(names)} quantities of dimension {manifest['latent_dim']}"
+        )
     return Directions(
-        names=names, normals=normals, intercepts=intercepts,
+        names=names,
+        normals=normals,
+        intercepts=intercepts,
         test_accuracy={n: _float(figures[n]["test_accuracy"]) for n in names},
         r2={n: _float(figures[n]["r2"]) for n in names},
         sign_symmetry={n: _float(figures[n]["sign_symmetry"]) for n in names},
@@ -376,20 +397,35 @@ def load_directions(folder: str | os.PathLike, generator: Any) -> Directions:
         counts={n: dict(figures[n]["counts"]) for n in names},
         mean={n: _float(figures[n]["mean"]) for n in names},
         std={n: _float(figures[n]["std"]) for n in names},
-        settings=manifest["settings"], fingerprint=manifest["fingerprint"],
+        settings=manifest["settings"],
+        fingerprint=manifest["fingerprint"],
         split=manifest.get("split") if piecewise_normals is not None else None,
-        piecewise_normals=piecewise_normals, piecewise_intercepts=piecewise_intercepts,
-        piecewise_radial=piecewise_radial, piecewise_accuracy={n: _float(figures[n].get("piecewise_accuracy")) for n in names
-                            if figures[n].get("piecewise_accuracy") is not None},
+        piecewise_normals=piecewise_normals,
+        piecewise_intercepts=piecewise_intercepts,
+        piecewise_radial=piecewise_radial,
+        piecewise_accuracy={
+            n: _float(figures[n].get("piecewise_accuracy"))
+            for n in names
+            if figures[n].get("piecewise_accuracy") is not None
+        },
         diagnosis=manifest.get("diagnosis") or {},
     )
 
 
-def fit_directions(generator: Any, quantities: Sequence[str] = physics.QUANTITY_NAMES, n: int = 10_000,
-                   seed: int = 23, labels: str | Sequence = "median", method: str = "svm",
-                   test_fraction: float = 0.2, batch_size: int = DEFAULT_BATCH_SIZE,
-                   split: str | None = "lead_polarity", diagnose: bool = True,
-                   symmetry_latents: int = 1000, rotations: int = 2) -> Directions:
+def fit_directions(
+    generator: Any,
+    quantities: Sequence[str] = physics.QUANTITY_NAMES,
+    n: int = 10_000,
+    seed: int = 23,
+    labels: str | Sequence = "median",
+    method: str = "svm",
+    test_fraction: float = 0.2,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    split: str | None = "lead_polarity",
+    diagnose: bool = True,
+    symmetry_latents: int = 1000,
+    rotations: int = 2,
+) -> Directions:
     """Fits one linear boundary per physical quantity in the generator's latent space.
 
     Args:
@@ -429,10 +465,12 @@ def fit_directions(generator: Any, quantities: Sequence[str] = physics.QUANTITY_
     z = sample_latents(n, generator.latent_dim, seed).astype(np.float64)
     values = latent_quantities(generator, z, batch_size)
     is_test = np.zeros(n, bool)
-    is_test[np.random.default_rng(seed).permutation(n)[:round(test_fraction * n)]] = True
+    is_test[np.random.default_rng(seed).permutation(n)[: round(test_fraction * n)]] = True
 
-    fits = {name: _fit_quantity(name, z, values[name].astype(np.float64), is_test, low_pct, high_pct, method, seed)
-            for name in quantities}
+    fits = {
+        name: _fit_quantity(name, z, values[name].astype(np.float64), is_test, low_pct, high_pct, method, seed)
+        for name in quantities
+    }
     mirrored = latent_quantities(generator, -z[is_test], batch_size)
     split = split if split in quantities else None
     piecewise, diagnosis = {}, {}
@@ -440,8 +478,21 @@ def fit_directions(generator: Any, quantities: Sequence[str] = physics.QUANTITY_
         side = z @ fits[split]["normal"] + fits[split]["intercept"] >= 0
         piecewise = {q: _fit_piecewise(q, z, side, fits[q], method, seed) for q in quantities}
         if diagnose:
-            diagnosis = _diagnose(generator, z, values, mirrored, is_test, side, fits, split, seed,
-                                  symmetry_latents, rotations, batch_size, method)
+            diagnosis = _diagnose(
+                generator,
+                z,
+                values,
+                mirrored,
+                is_test,
+                side,
+                fits,
+                split,
+                seed,
+                symmetry_latents,
+                rotations,
+                batch_size,
+                method,
+            )
     return Directions(
         names=tuple(quantities),
         normals=np.stack([fits[q]["normal"] for q in quantities]),
@@ -453,20 +504,30 @@ def fit_directions(generator: Any, quantities: Sequence[str] = physics.QUANTITY_
         counts={q: fits[q]["counts"] for q in quantities},
         mean={q: fits[q]["mean"] for q in quantities},
         std={q: fits[q]["std"] for q in quantities},
-        settings={"method": method, "labels": labels if isinstance(labels, str) else list(labels),
-                  "n": n, "seed": seed, "test_fraction": test_fraction},
+        settings={
+            "method": method,
+            "labels": labels if isinstance(labels, str) else list(labels),
+            "n": n,
+            "seed": seed,
+            "test_fraction": test_fraction,
+        },
         fingerprint=generator.fingerprint,
         split=split,
-        piecewise_normals=np.stack([[piecewise[q]["normals"][s] for q in quantities] for s in (0, 1)]) if split else None,
-        piecewise_intercepts=np.array([[piecewise[q]["intercepts"][s] for q in quantities] for s in (0, 1)]) if split else None,
+        piecewise_normals=np.stack([[piecewise[q]["normals"][s] for q in quantities] for s in (0, 1)])
+        if split
+        else None,
+        piecewise_intercepts=np.array([[piecewise[q]["intercepts"][s] for q in quantities] for s in (0, 1)])
+        if split
+        else None,
         piecewise_radial=np.array([[piecewise[q]["radial"][s] for q in quantities] for s in (0, 1)]) if split else None,
         piecewise_accuracy={q: piecewise[q]["test_accuracy"] for q in piecewise},
         diagnosis=diagnosis,
     )
 
 
-def _fit_piecewise(name: str, z: np.ndarray, side: np.ndarray, fit: Mapping[str, Any], method: str,
-                   seed: int) -> dict[str, Any]:
+def _fit_piecewise(
+    name: str, z: np.ndarray, side: np.ndarray, fit: Mapping[str, Any], method: str, seed: int
+) -> dict[str, Any]:
     """One boundary per half-space (side False = 0, True = 1) on the labels of the global fit ``fit``.
 
     Each boundary is linear in [z, |z| - sqrt(D)]: ``n . z + a (|z| - sqrt(D)) + b`` with n a unit
@@ -490,8 +551,12 @@ def _fit_piecewise(name: str, z: np.ndarray, side: np.ndarray, fit: Mapping[str,
         radial.append(slope)
         intercepts.append(intercept)
         correct[here] = (z[here] @ normal + slope * radius[here] + intercept > 0) == high[here]
-    return {"normals": normals, "radial": radial, "intercepts": intercepts,
-            "test_accuracy": float(np.mean(correct[test])) if test.any() else float("nan")}
+    return {
+        "normals": normals,
+        "radial": radial,
+        "intercepts": intercepts,
+        "test_accuracy": float(np.mean(correct[test])) if test.any() else float("nan"),
+    }
 
 
 def _boundary(z: np.ndarray, high: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, float]:
@@ -512,16 +577,19 @@ def _boundary(z: np.ndarray, high: np.ndarray, method: str, seed: int) -> tuple[
     return (weights / norm, bias / norm) if norm > 0 else (weights, bias)
 
 
-def _diagnose(generator, z, values, mirrored, is_test, side, fits, split, seed, symmetry_latents, rotations,
-              batch_size, method) -> dict[str, Any]:
+def _diagnose(
+    generator, z, values, mirrored, is_test, side, fits, split, seed, symmetry_latents, rotations, batch_size, method
+) -> dict[str, Any]:
     """`solarjax.steering.diagnosis` figures of every fitted quantity (see that module)."""
     from solarjax.steering import diagnosis
 
     test_index = np.flatnonzero(is_test)[:symmetry_latents]
     symmetric = z[test_index]
     rng = np.random.default_rng(seed)
-    rotated = [latent_quantities(generator, symmetric @ diagnosis.random_rotation(z.shape[1], rng).T, batch_size)
-               for _ in range(rotations)]
+    rotated = [
+        latent_quantities(generator, symmetric @ diagnosis.random_rotation(z.shape[1], rng).T, batch_size)
+        for _ in range(rotations)
+    ]
     odd_latents = symmetric[:256]
     patches = map_generated(generator, np.concatenate([odd_latents, -odd_latents]), batch_size=batch_size)
     patches = patches.reshape(2, len(odd_latents), -1)
@@ -533,11 +601,25 @@ def _diagnose(generator, z, values, mirrored, is_test, side, fits, split, seed, 
     report = {}
     for name, fit in fits.items():
         report[name] = diagnosis.diagnose_quantity(
-            z, signs, fit["high"], fit["train"], fit["test"], values[name][test_index],
-            mirrored[name][mirrored_rows], [r[name] for r in rotated], seed,
-            known={"z": fit["test_accuracy"]} if method == "svm" else None, hidden=hidden)
-    return {"generator_odd_fraction": diagnosis.odd_fraction(patches[0], patches[1]), "split": split,
-            "symmetry_latents": len(test_index), "rotations": rotations, "quantities": report}
+            z,
+            signs,
+            fit["high"],
+            fit["train"],
+            fit["test"],
+            values[name][test_index],
+            mirrored[name][mirrored_rows],
+            [r[name] for r in rotated],
+            seed,
+            known={"z": fit["test_accuracy"]} if method == "svm" else None,
+            hidden=hidden,
+        )
+    return {
+        "generator_odd_fraction": diagnosis.odd_fraction(patches[0], patches[1]),
+        "split": split,
+        "symmetry_latents": len(test_index),
+        "rotations": rotations,
+        "quantities": report,
+    }
 
 
 def _label_percentiles(labels: str | Sequence) -> tuple[float, float]:
@@ -551,8 +633,16 @@ def _label_percentiles(labels: str | Sequence) -> tuple[float, float]:
     raise ValueError(f"labels must be 'median' or ('percentile', p) with 0 < p < 50, got {labels!r}")
 
 
-def _fit_quantity(name: str, z: np.ndarray, values: np.ndarray, is_test: np.ndarray, low_pct: float,
-                  high_pct: float, method: str, seed: int) -> dict[str, Any]:
+def _fit_quantity(
+    name: str,
+    z: np.ndarray,
+    values: np.ndarray,
+    is_test: np.ndarray,
+    low_pct: float,
+    high_pct: float,
+    method: str,
+    seed: int,
+) -> dict[str, Any]:
     """Boundary, figures and counts of one quantity (see `fit_directions`)."""
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.svm import LinearSVC
@@ -589,10 +679,17 @@ def _fit_quantity(name: str, z: np.ndarray, values: np.ndarray, is_test: np.ndar
     regression = Ridge(alpha=1.0).fit(z[defined & ~is_test], values[defined & ~is_test])
     r2 = float(regression.score(z[defined & is_test], values[defined & is_test]))
     return {
-        "normal": normal, "intercept": intercept, "test_accuracy": accuracy, "r2": r2,
+        "normal": normal,
+        "intercept": intercept,
+        "test_accuracy": accuracy,
+        "r2": r2,
         "thresholds": (float(low_cut), float(high_cut)),
         "counts": {"defined": int(defined.sum()), "train": int(train.sum()), "test": int(test.sum())},
-        "mean": mean, "std": std, "high": high, "train": train, "test": test,
+        "mean": mean,
+        "std": std,
+        "high": high,
+        "train": train,
+        "test": test,
     }
 
 

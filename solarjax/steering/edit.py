@@ -7,6 +7,7 @@ it leaves the conditions' decision functions ``n_c . z + b_c`` unchanged. The pr
 exact for any number of conditions (one, two, or more, including linearly dependent ones): it uses
 an orthonormal basis of their span from a singular value decomposition.
 """
+
 from __future__ import annotations
 
 import jax

@@ -29,6 +29,7 @@ one orthogonal direction), traversal strips with curves of every quantity agains
 Figure 4) along SVM normals and along a local path, and a conditional traversal (R up, TUF and
 leading polarity held). Magnetograms use sunpy's ``hmimag`` colour map on [-1000, 1000] G.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
-from solarjax import physics
+from solarjax import physics, plotting
 from solarjax.jsonable import jsonable
 from solarjax.steering.directions import (
     Directions,
@@ -51,7 +52,6 @@ from solarjax.steering.directions import (
 )
 from solarjax.steering.edit import edit
 from solarjax.steering.target import steer_to
-from solarjax import plotting
 
 DEFAULT_ALPHAS = np.linspace(-3.0, 3.0, 13)
 FIGURE_QUANTITIES = ("tuf", "psep", "r_value")
@@ -86,8 +86,9 @@ MAX_HOLD_COSINE = 0.8
 
 
 # ------------------------------------------------------------------------------------- metrics
-def traversal_quantities(generator: Any, z: np.ndarray, direction: np.ndarray, alphas: np.ndarray = DEFAULT_ALPHAS,
-                         keep_norm: bool = True) -> dict[str, np.ndarray]:
+def traversal_quantities(
+    generator: Any, z: np.ndarray, direction: np.ndarray, alphas: np.ndarray = DEFAULT_ALPHAS, keep_norm: bool = True
+) -> dict[str, np.ndarray]:
     """Exact quantities along straight edits: dict name -> [N, A] for latents [N, D], alphas [A]."""
     generator = as_generator(generator)
     z = np.asarray(z, np.float32)
@@ -120,8 +121,9 @@ def _slopes(values: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     return (values - values.mean(axis=1, keepdims=True)) @ centred / (centred @ centred)
 
 
-def leakage(values: Mapping[str, np.ndarray], alphas: np.ndarray, target: str,
-            scales: Mapping[str, float]) -> dict[str, float]:
+def leakage(
+    values: Mapping[str, np.ndarray], alphas: np.ndarray, target: str, scales: Mapping[str, float]
+) -> dict[str, float]:
     """Change of every other quantity per unit change of the target along traversals.
 
     Args:
@@ -149,14 +151,21 @@ def leakage(values: Mapping[str, np.ndarray], alphas: np.ndarray, target: str,
 def default_hold(directions: Directions, name: str, max_cosine: float = MAX_HOLD_COSINE) -> tuple[str, ...]:
     """Every other quantity whose normal has |cosine| < ``max_cosine`` with the normal of ``name``."""
     cosines = directions.normals @ directions.normal(name)
-    return tuple(other for other, cosine in zip(directions.names, cosines)
-                 if other != name and abs(cosine) < max_cosine)
+    return tuple(
+        other for other, cosine in zip(directions.names, cosines) if other != name and abs(cosine) < max_cosine
+    )
 
 
-def evaluate_directions(generator: Any, directions: Directions, names: Sequence[str] | None = None,
-                        n_latents: int = 100, alphas: np.ndarray = DEFAULT_ALPHAS,
-                        hold: Mapping[str, Sequence[str]] | None = None, seed: int = 0,
-                        keep_norm: bool = True) -> dict[str, dict[str, Any]]:
+def evaluate_directions(
+    generator: Any,
+    directions: Directions,
+    names: Sequence[str] | None = None,
+    n_latents: int = 100,
+    alphas: np.ndarray = DEFAULT_ALPHAS,
+    hold: Mapping[str, Sequence[str]] | None = None,
+    seed: int = 0,
+    keep_norm: bool = True,
+) -> dict[str, dict[str, Any]]:
     """Monotonicity and leakage of each direction, plain and conditional.
 
     Args:
@@ -198,15 +207,22 @@ def evaluate_directions(generator: Any, directions: Directions, names: Sequence[
             "held_leakage_conditional": held_conditional,
             "held_leakage_ratio": held_conditional / held_plain if held_plain > 0 else float("nan"),
             "target_change": float(np.nanmedian(_slopes(plain[name], alphas)) * span / directions.std[name]),
-            "target_change_conditional":
-                float(np.nanmedian(_slopes(conditioned[name], alphas)) * span / directions.std[name]),
+            "target_change_conditional": float(
+                np.nanmedian(_slopes(conditioned[name], alphas)) * span / directions.std[name]
+            ),
         }
     return report
 
 
-def evaluate_targeting(generator: Any, requests: Sequence[Mapping[str, Any]] = DEFAULT_REQUESTS,
-                       n_latents: int = 20, seed: int = 1, scales: Mapping[str, float] | None = None,
-                       prior_latents: int = 1000, **steer_kwargs) -> dict[str, Any]:
+def evaluate_targeting(
+    generator: Any,
+    requests: Sequence[Mapping[str, Any]] = DEFAULT_REQUESTS,
+    n_latents: int = 20,
+    seed: int = 1,
+    scales: Mapping[str, float] | None = None,
+    prior_latents: int = 1000,
+    **steer_kwargs,
+) -> dict[str, Any]:
     """Success rate of `steer_to` on in-range requests.
 
     Args:
@@ -240,15 +256,17 @@ def evaluate_targeting(generator: Any, requests: Sequence[Mapping[str, Any]] = D
         in_range_total += int(in_range.sum())
         errors = np.abs(np.stack(list(result.relative_error.values())))[:, in_range]
         changes = np.abs(np.stack(list(result.held_change.values())))[:, in_range] if hold else np.zeros((0, 0))
-        rows.append({
-            "targets": {n: list(v) for n, v in request["targets"].items()},
-            "hold": list(hold),
-            "in_range": int(in_range.sum()),
-            "success_rate": float(met.sum() / in_range.sum()) if in_range.any() else float("nan"),
-            "unrefined_success_rate": float(unrefined.sum() / in_range.sum()) if in_range.any() else float("nan"),
-            "median_abs_relative_error": float(np.nanmedian(errors)) if errors.size else float("nan"),
-            "median_abs_held_change": float(np.nanmedian(changes)) if changes.size else float("nan"),
-        })
+        rows.append(
+            {
+                "targets": {n: list(v) for n, v in request["targets"].items()},
+                "hold": list(hold),
+                "in_range": int(in_range.sum()),
+                "success_rate": float(met.sum() / in_range.sum()) if in_range.any() else float("nan"),
+                "unrefined_success_rate": float(unrefined.sum() / in_range.sum()) if in_range.any() else float("nan"),
+                "median_abs_relative_error": float(np.nanmedian(errors)) if errors.size else float("nan"),
+                "median_abs_held_change": float(np.nanmedian(changes)) if changes.size else float("nan"),
+            }
+        )
     return {
         "success_rate": met_total / in_range_total if in_range_total else float("nan"),
         "success_interval": list(wilson_interval(met_total, in_range_total)),
@@ -284,8 +302,9 @@ def traversal_monotonicity(values: np.ndarray, alphas: np.ndarray) -> np.ndarray
     return np.where(defined, correlation, 0.0)
 
 
-def bootstrap_interval(statistic, samples: Sequence[np.ndarray], resamples: int = 1000, seed: int = 0,
-                       level: float = 0.95) -> tuple[float, float, float]:
+def bootstrap_interval(
+    statistic, samples: Sequence[np.ndarray], resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
     """(estimate, low, high): ``statistic(*samples)`` and its percentile bootstrap interval, resampling the
     rows (base latents) of every array in ``samples`` together."""
     estimate = float(statistic(*samples))
@@ -315,8 +334,9 @@ def _interval(values: tuple[float, float, float]) -> dict[str, float]:
     return {"value": values[0], "low": values[1], "high": values[2]}
 
 
-def realism(generator: Any, edited: np.ndarray, unedited: np.ndarray, reference: Any = None,
-            encoder_seed: int = 0) -> dict[str, Any]:
+def realism(
+    generator: Any, edited: np.ndarray, unedited: np.ndarray, reference: Any = None, encoder_seed: int = 0
+) -> dict[str, Any]:
     """Frechet distance (random-feature encoder of `solarjax.train.quality`) and per-quantity KS of edited
     patches against unedited ones, and of both against the data when ``reference_images`` is given.
 
@@ -336,20 +356,26 @@ def realism(generator: Any, edited: np.ndarray, unedited: np.ndarray, reference:
     edited_summary = quality.summarise([map_generated(generator, edited)], encoder)
     unedited_summary = quality.summarise([map_generated(generator, unedited)], encoder)
     edited_vs_unedited = quality.quality_figures(edited_summary, unedited_summary)
-    result = {"frechet_edited_unedited": edited_vs_unedited["frechet"],
-              "ks_edited_unedited": {k[3:]: v for k, v in edited_vs_unedited.items() if k.startswith("ks/")}}
+    result = {
+        "frechet_edited_unedited": edited_vs_unedited["frechet"],
+        "ks_edited_unedited": {k[3:]: v for k, v in edited_vs_unedited.items() if k.startswith("ks/")},
+    }
     if reference is not None:
         data = reference if isinstance(reference, quality.ImageSummary) else _summary(reference, encoder_seed)
         unedited_data, edited_data = (quality.quality_figures(x, data) for x in (unedited_summary, edited_summary))
         ks_u = {k[3:]: v for k, v in unedited_data.items() if k.startswith("ks/")}
         ks_e = {k[3:]: v for k, v in edited_data.items() if k.startswith("ks/")}
         ratios = [ks_e[k] / ks_u[k] for k in ks_u if np.isfinite(ks_e[k]) and ks_u[k] > 0]
-        result.update({
-            "frechet_unedited_data": unedited_data["frechet"], "frechet_edited_data": edited_data["frechet"],
-            "frechet_ratio": edited_data["frechet"] / unedited_data["frechet"],
-            "ks_unedited_data": ks_u, "ks_edited_data": ks_e,
-            "ks_ratio_mean": float(np.mean(ratios)) if ratios else float("nan"),
-        })
+        result.update(
+            {
+                "frechet_unedited_data": unedited_data["frechet"],
+                "frechet_edited_data": edited_data["frechet"],
+                "frechet_ratio": edited_data["frechet"] / unedited_data["frechet"],
+                "ks_unedited_data": ks_u,
+                "ks_edited_data": ks_e,
+                "ks_ratio_mean": float(np.mean(ratios)) if ratios else float("nan"),
+            }
+        )
     return result
 
 
@@ -369,9 +395,15 @@ def matched_rows(reference_values: np.ndarray, values: np.ndarray) -> np.ndarray
     return order[nearer]
 
 
-def matched_frechet_ratio(generator: Any, edited: np.ndarray, unedited: np.ndarray, target: str,
-                          reference_images: np.ndarray, reference_values: Mapping[str, np.ndarray],
-                          encoder_seed: int = 0) -> dict[str, float]:
+def matched_frechet_ratio(
+    generator: Any,
+    edited: np.ndarray,
+    unedited: np.ndarray,
+    target: str,
+    reference_images: np.ndarray,
+    reference_values: Mapping[str, np.ndarray],
+    encoder_seed: int = 0,
+) -> dict[str, float]:
     """Realism at the quantity reached: Frechet distance of edited patches to data patches matched on ``target``
     (`matched_rows`, one data patch per edited patch) over the same for the unedited patches.
 
@@ -393,8 +425,11 @@ def matched_frechet_ratio(generator: Any, edited: np.ndarray, unedited: np.ndarr
         generated = quality.summarise([images], encoder)
         data = quality.summarise([np.asarray(reference_images, np.float32)[rows]], encoder)
         distances.append(quality.quality_figures(generated, data)["frechet"])
-    return {"frechet_matched_edited": distances[0], "frechet_matched_unedited": distances[1],
-            "matched_frechet_ratio": distances[0] / distances[1] if distances[1] > 0 else float("nan")}
+    return {
+        "frechet_matched_edited": distances[0],
+        "frechet_matched_unedited": distances[1],
+        "matched_frechet_ratio": distances[0] / distances[1] if distances[1] > 0 else float("nan"),
+    }
 
 
 def _summary(images: np.ndarray, encoder_seed: int = 0):
@@ -402,15 +437,24 @@ def _summary(images: np.ndarray, encoder_seed: int = 0):
     from solarjax.train import quality
 
     encoder = quality.random_feature_encoder(encoder_seed)
-    return quality.summarise([images[i:i + 256] for i in range(0, len(images), 256)], encoder)
+    return quality.summarise([images[i : i + 256] for i in range(0, len(images), 256)], encoder)
 
 
-def evaluate_families(generator: Any, directions: Directions, methods: Sequence[str] = FAMILIES,
-                      names: Sequence[str] = EVALUATED_QUANTITIES, n_latents: int = 100,
-                      alphas: np.ndarray = DEFAULT_ALPHAS, hold: Mapping[str, Sequence[str]] | None = None,
-                      keep_norm: bool = True, seed: int = 0, reference_images: np.ndarray | None = None,
-                      realism_alpha: float = 2.0, step: float | None = None, resamples: int = 1000
-                      ) -> dict[str, Any]:
+def evaluate_families(
+    generator: Any,
+    directions: Directions,
+    methods: Sequence[str] = FAMILIES,
+    names: Sequence[str] = EVALUATED_QUANTITIES,
+    n_latents: int = 100,
+    alphas: np.ndarray = DEFAULT_ALPHAS,
+    hold: Mapping[str, Sequence[str]] | None = None,
+    keep_norm: bool = True,
+    seed: int = 0,
+    reference_images: np.ndarray | None = None,
+    realism_alpha: float = 2.0,
+    step: float | None = None,
+    resamples: int = 1000,
+) -> dict[str, Any]:
     """Every family on the same base latents: monotonicity, conditional leakage, realism, with intervals.
 
     For each method and target quantity q, the same ``n_latents`` base latents (seeded by ``seed``)
@@ -436,8 +480,9 @@ def evaluate_families(generator: Any, directions: Directions, methods: Sequence[
     generator = as_generator(generator)
     hold = dict(EVALUATION_HOLD if hold is None else hold)
     alphas = np.asarray(alphas, np.float64)
-    if not np.any(np.isclose(alphas, 0.0)) or not (np.any(np.isclose(alphas, realism_alpha))
-                                                   and np.any(np.isclose(alphas, -realism_alpha))):
+    if not np.any(np.isclose(alphas, 0.0)) or not (
+        np.any(np.isclose(alphas, realism_alpha)) and np.any(np.isclose(alphas, -realism_alpha))
+    ):
         raise ValueError(f"alphas must contain 0 and +-{realism_alpha} (realism guard), got {alphas}")
     zero = int(np.argmin(np.abs(alphas)))
     plus, minus = int(np.argmin(np.abs(alphas - realism_alpha))), int(np.argmin(np.abs(alphas + realism_alpha)))
@@ -445,8 +490,9 @@ def evaluate_families(generator: Any, directions: Directions, methods: Sequence[
     scales = directions.std
     step_kwargs = {} if step is None else {"step": step}
     data = _summary(np.asarray(reference_images, np.float32)) if reference_images is not None else None
-    reference_values = (image_quantities(np.asarray(reference_images, np.float32))
-                        if reference_images is not None else None)
+    reference_values = (
+        image_quantities(np.asarray(reference_images, np.float32)) if reference_images is not None else None
+    )
     results: dict[str, dict[str, Any]] = {}
     for method in methods:
         results[method] = {}
@@ -454,25 +500,27 @@ def evaluate_families(generator: Any, directions: Directions, methods: Sequence[
             held = tuple(h for h in hold.get(name, ()) if h != name)
             if method == "local":  # plain and conditional paths share one compiled program
                 step_kwargs["also_differentiate"] = held
-            latents, plain = families.steer_traversal(method, generator, directions, z, name, (), alphas,
-                                                      keep_norm, **step_kwargs)
-            _, conditioned = families.steer_traversal(method, generator, directions, z, name, held, alphas,
-                                                      keep_norm, **step_kwargs)
+            latents, plain = families.steer_traversal(
+                method, generator, directions, z, name, (), alphas, keep_norm, **step_kwargs
+            )
+            _, conditioned = families.steer_traversal(
+                method, generator, directions, z, name, held, alphas, keep_norm, **step_kwargs
+            )
             rho = traversal_monotonicity(plain[name], alphas)
             rho_conditional = traversal_monotonicity(conditioned[name], alphas)
             target_slopes = _slopes(conditioned[name], alphas) / scales[name]
             leak = {}
             for other in held:
                 held_slopes = _slopes(conditioned[other], alphas) / scales[other]
-                leak[other] = _interval(bootstrap_interval(_leakage_ratio, [held_slopes, target_slopes],
-                                                           resamples, seed))
+                leak[other] = _interval(
+                    bootstrap_interval(_leakage_ratio, [held_slopes, target_slopes], resamples, seed)
+                )
             pick = np.where(np.arange(n_latents) % 2 == 0, plus, minus)
             edited = latents[np.arange(n_latents), pick]
             span = alphas[-1] - alphas[0]
             results[method][name] = {
                 "monotonicity": _interval(bootstrap_interval(np.mean, [rho], resamples, seed)),
-                "monotonicity_conditional": _interval(bootstrap_interval(np.mean, [rho_conditional], resamples,
-                                                                         seed)),
+                "monotonicity_conditional": _interval(bootstrap_interval(np.mean, [rho_conditional], resamples, seed)),
                 "undefined_fraction": float(np.mean(~np.isfinite(plain[name]).all(axis=1))),
                 "undefined_fraction_conditional": float(np.mean(~np.isfinite(conditioned[name]).all(axis=1))),
                 "target_change": float(np.nanmedian(_slopes(plain[name], alphas)) * span / scales[name]),
@@ -482,30 +530,42 @@ def evaluate_families(generator: Any, directions: Directions, methods: Sequence[
                 "realism": realism(generator, edited, latents[:, zero], data),
             }
             if reference_values is not None:
-                results[method][name]["realism"].update(matched_frechet_ratio(
-                    generator, edited, latents[:, zero], name, reference_images, reference_values))
-    report = {"settings": {"n_latents": n_latents, "alphas": alphas.tolist(), "keep_norm": keep_norm, "seed": seed,
-                           "hold": {n: list(hold.get(n, ())) for n in names}, "realism_alpha": realism_alpha,
-                           "local_step": step if step is not None else local_lib.DEFAULT_STEP, "resamples": resamples},
-              "results": results}
+                results[method][name]["realism"].update(
+                    matched_frechet_ratio(generator, edited, latents[:, zero], name, reference_images, reference_values)
+                )
+    report = {
+        "settings": {
+            "n_latents": n_latents,
+            "alphas": alphas.tolist(),
+            "keep_norm": keep_norm,
+            "seed": seed,
+            "hold": {n: list(hold.get(n, ())) for n in names},
+            "realism_alpha": realism_alpha,
+            "local_step": step if step is not None else local_lib.DEFAULT_STEP,
+            "resamples": resamples,
+        },
+        "results": results,
+    }
     report["best"] = best_method(results)
     return report
 
 
 def image_quantities(images: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
     """Exact quantities name -> [M] of patches [M, 128, 128, 1] (in batches)."""
-    chunks = [physics.quantities(images[start:start + batch]) for start in range(0, len(images), batch)]
+    chunks = [physics.quantities(images[start : start + batch]) for start in range(0, len(images), batch)]
     return {name: np.concatenate([np.asarray(c[name]) for c in chunks]) for name in physics.QUANTITY_NAMES}
 
 
 def best_method(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     """The method with the highest mean (over quantities) lower interval end of plain monotonicity; ties go
     to the lower mean conditional leakage."""
+
     def score(method):
         rows = results[method].values()
         low = np.mean([r["monotonicity"]["low"] for r in rows])
         leak = np.nanmean([r["max_leakage"] for r in rows]) if rows else 0.0
         return (round(float(low), 3), -float(leak) if np.isfinite(leak) else 0.0)
+
     return max(results, key=score)
 
 
@@ -517,8 +577,15 @@ def _orthogonal_unit(normal: np.ndarray, seed: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def plot_latent_map(generator: Any, directions: Directions, name: str, path: str | os.PathLike,
-                    n_points: int = 1000, grid: int = 5, seed: int = 0) -> pathlib.Path:
+def plot_latent_map(
+    generator: Any,
+    directions: Directions,
+    name: str,
+    path: str | os.PathLike,
+    n_points: int = 1000,
+    grid: int = 5,
+    seed: int = 0,
+) -> pathlib.Path:
     """The paper's Figure 3 for one quantity: latents on the (normal, orthogonal) plane.
 
     Latents z ~ N(0, I) are drawn at their signed distance to the boundary (x) and their
@@ -559,9 +626,16 @@ def plot_latent_map(generator: Any, directions: Directions, name: str, path: str
     return _save(figure, path)
 
 
-def plot_traversal(generator: Any, z: np.ndarray, direction: np.ndarray | None, path: str | os.PathLike,
-                   alphas: np.ndarray = np.linspace(-3.0, 3.0, 7), scales: Mapping[str, float] | None = None,
-                   title: str = "", latents: np.ndarray | None = None) -> pathlib.Path:
+def plot_traversal(
+    generator: Any,
+    z: np.ndarray,
+    direction: np.ndarray | None,
+    path: str | os.PathLike,
+    alphas: np.ndarray = np.linspace(-3.0, 3.0, 7),
+    scales: Mapping[str, float] | None = None,
+    title: str = "",
+    latents: np.ndarray | None = None,
+) -> pathlib.Path:
     """The paper's Figure 4: one latent moved along a direction, with every quantity against alpha.
 
     Top: the patches at each alpha. Bottom: every exact quantity minus its value at the first
@@ -571,8 +645,11 @@ def plot_traversal(generator: Any, z: np.ndarray, direction: np.ndarray | None, 
     from matplotlib.figure import Figure
 
     generator = as_generator(generator)
-    edited = (np.asarray(latents, np.float32) if latents is not None else
-              np.asarray(edit(np.asarray(z, np.float32)[None], direction, np.asarray(alphas, np.float32)))[0])
+    edited = (
+        np.asarray(latents, np.float32)
+        if latents is not None
+        else np.asarray(edit(np.asarray(z, np.float32)[None], direction, np.asarray(alphas, np.float32)))[0]
+    )
     images = map_generated(generator, edited)
     values = latent_quantities(generator, edited)
     figure = Figure(figsize=(2.0 * len(alphas) + 1.5, 6.5), layout="constrained")
@@ -604,12 +681,22 @@ def _save(figure, path: str | os.PathLike) -> pathlib.Path:
 
 
 # -------------------------------------------------------------------------------------- report
-def run_evaluation(generator: Any, directions: Directions, outdir: str | os.PathLike, n_latents: int = 100,
-                   alphas: np.ndarray = DEFAULT_ALPHAS, targeting_latents: int = 20,
-                   requests: Sequence[Mapping[str, Any]] = DEFAULT_REQUESTS, seed: int = 0,
-                   figure_quantities: Sequence[str] = FIGURE_QUANTITIES, methods: Sequence[str] | None = None,
-                   names: Sequence[str] = EVALUATED_QUANTITIES, reference_images: np.ndarray | None = None,
-                   local_step: float | None = None, **steer_kwargs) -> dict[str, Any]:
+def run_evaluation(
+    generator: Any,
+    directions: Directions,
+    outdir: str | os.PathLike,
+    n_latents: int = 100,
+    alphas: np.ndarray = DEFAULT_ALPHAS,
+    targeting_latents: int = 20,
+    requests: Sequence[Mapping[str, Any]] = DEFAULT_REQUESTS,
+    seed: int = 0,
+    figure_quantities: Sequence[str] = FIGURE_QUANTITIES,
+    methods: Sequence[str] | None = None,
+    names: Sequence[str] = EVALUATED_QUANTITIES,
+    reference_images: np.ndarray | None = None,
+    local_step: float | None = None,
+    **steer_kwargs,
+) -> dict[str, Any]:
     """Evaluates the steering families and targeting, and writes ``report.json`` and the figures to ``outdir``.
 
     Args:
@@ -629,33 +716,78 @@ def run_evaluation(generator: Any, directions: Directions, outdir: str | os.Path
 
     generator = as_generator(generator)
     if directions.fingerprint != generator.fingerprint:
-        raise ValueError(f"directions of generator {directions.fingerprint!r} cannot evaluate generator {generator.fingerprint!r}")
+        raise ValueError(
+            f"directions of generator {directions.fingerprint!r} cannot evaluate generator {generator.fingerprint!r}"
+        )
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     if methods is None:
         methods = tuple(m for m in FAMILIES if m != "piecewise" or directions.has_piecewise)
-    families = evaluate_families(generator, directions, methods=methods, names=names, n_latents=n_latents,
-                                 alphas=alphas, seed=seed, reference_images=reference_images, step=local_step)
-    targeting = evaluate_targeting(generator, requests, n_latents=targeting_latents, seed=seed + 1,
-                                   scales=directions.std, **steer_kwargs)
+    families = evaluate_families(
+        generator,
+        directions,
+        methods=methods,
+        names=names,
+        n_latents=n_latents,
+        alphas=alphas,
+        seed=seed,
+        reference_images=reference_images,
+        step=local_step,
+    )
+    targeting = evaluate_targeting(
+        generator, requests, n_latents=targeting_latents, seed=seed + 1, scales=directions.std, **steer_kwargs
+    )
     base = sample_latents(1, generator.latent_dim, seed + 2)[0]
     figures = []
     for name in figure_quantities:
         if name in directions.names:
-            figures.append(plot_latent_map(generator, directions, name, outdir / f"latent_map_{name}.png", seed=seed,
-                                           n_points=min(1000, int(directions.settings.get("n", 1000)))))
-            figures.append(plot_traversal(generator, base, directions.normal(name), outdir / f"traversal_{name}.png",
-                                          scales=directions.std, title=f"{name} up (SVM normal)"))
+            figures.append(
+                plot_latent_map(
+                    generator,
+                    directions,
+                    name,
+                    outdir / f"latent_map_{name}.png",
+                    seed=seed,
+                    n_points=min(1000, int(directions.settings.get("n", 1000))),
+                )
+            )
+            figures.append(
+                plot_traversal(
+                    generator,
+                    base,
+                    directions.normal(name),
+                    outdir / f"traversal_{name}.png",
+                    scales=directions.std,
+                    title=f"{name} up (SVM normal)",
+                )
+            )
     if "local" in methods and "tuf" in directions.names:
         figure_alphas = np.linspace(-3.0, 3.0, 7)
         path = families_lib.steer_latents("local", generator, directions, base[None], "tuf", ("psep",), figure_alphas)
-        figures.append(plot_traversal(generator, base, None, outdir / "traversal_tuf_local.png", alphas=figure_alphas,
-                                      scales=directions.std, title="tuf up, psep held (local path)", latents=path[0]))
+        figures.append(
+            plot_traversal(
+                generator,
+                base,
+                None,
+                outdir / "traversal_tuf_local.png",
+                alphas=figure_alphas,
+                scales=directions.std,
+                title="tuf up, psep held (local path)",
+                latents=path[0],
+            )
+        )
     primal, held = CONDITIONAL_EXAMPLE
     if primal in directions.names and all(h in directions.names for h in held):
-        figures.append(plot_traversal(
-            generator, base, directions.direction(primal, held), outdir / f"traversal_{primal}_conditional.png",
-            scales=directions.std, title=f"{primal} up, {' and '.join(held)} held (conditional direction)"))
+        figures.append(
+            plot_traversal(
+                generator,
+                base,
+                directions.direction(primal, held),
+                outdir / f"traversal_{primal}_conditional.png",
+                scales=directions.std,
+                title=f"{primal} up, {' and '.join(held)} held (conditional direction)",
+            )
+        )
     report = {
         "fingerprint": generator.fingerprint,
         "directions": directions.summary(),

@@ -13,6 +13,7 @@
 With ``keep_norm`` (the default) paper and piecewise edits are rescaled to the base latent's
 norm (the Gaussian shell); the local path always stays on it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -41,15 +42,24 @@ def linear_edit(z: np.ndarray, directions: np.ndarray, alphas: np.ndarray, keep_
     z = np.asarray(z, np.float64)
     edited = z[:, None, :] + np.asarray(alphas, np.float64)[None, :, None] * np.asarray(directions, np.float64)[:, None]
     if keep_norm:
-        edited *= np.linalg.norm(z, axis=1)[:, None, None] / np.maximum(np.linalg.norm(edited, axis=-1, keepdims=True),
-                                                                         1e-30)
+        edited *= np.linalg.norm(z, axis=1)[:, None, None] / np.maximum(
+            np.linalg.norm(edited, axis=-1, keepdims=True), 1e-30
+        )
     return edited.astype(np.float32)
 
 
-def steer_traversal(method: str, generator: Any, directions: Directions | None, z: np.ndarray, target: str,
-                    hold: Sequence[str] = (), alphas: Sequence[float] = np.linspace(-3.0, 3.0, 13),
-                    keep_norm: bool = True, step: float = local.DEFAULT_STEP, also_differentiate: Sequence[str] = ()
-                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def steer_traversal(
+    method: str,
+    generator: Any,
+    directions: Directions | None,
+    z: np.ndarray,
+    target: str,
+    hold: Sequence[str] = (),
+    alphas: Sequence[float] = np.linspace(-3.0, 3.0, 13),
+    keep_norm: bool = True,
+    step: float = local.DEFAULT_STEP,
+    also_differentiate: Sequence[str] = (),
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Edited latents [N, A, D] and the exact quantities of their patches, name -> [N, A].
 
     Args:
@@ -70,8 +80,9 @@ def steer_traversal(method: str, generator: Any, directions: Directions | None, 
     alphas = np.asarray(alphas, np.float64)
     hold = tuple(h for h in hold if h != target)
     if method == "local":
-        return local.local_traversal(generator, z, target, hold, alphas, step=step,
-                                     also_differentiate=also_differentiate)
+        return local.local_traversal(
+            generator, z, target, hold, alphas, step=step, also_differentiate=also_differentiate
+        )
     if method == "paper":
         direction = np.broadcast_to(directions.direction(target, hold), z.shape)
     else:
@@ -81,9 +92,17 @@ def steer_traversal(method: str, generator: Any, directions: Directions | None, 
     return latents, {name: v.reshape(len(z), len(alphas)) for name, v in values.items()}
 
 
-def steer_latents(method: str, generator: Any, directions: Directions | None, z: np.ndarray, target: str,
-                  hold: Sequence[str] = (), alphas: Sequence[float] = np.linspace(-3.0, 3.0, 13),
-                  keep_norm: bool = True, step: float = local.DEFAULT_STEP) -> np.ndarray:
+def steer_latents(
+    method: str,
+    generator: Any,
+    directions: Directions | None,
+    z: np.ndarray,
+    target: str,
+    hold: Sequence[str] = (),
+    alphas: Sequence[float] = np.linspace(-3.0, 3.0, 13),
+    keep_norm: bool = True,
+    step: float = local.DEFAULT_STEP,
+) -> np.ndarray:
     """[N, A, D] edited latents of one family (see `steer_traversal`, which also measures them)."""
     generator = as_generator(generator)
     check_method(method, directions)
@@ -91,15 +110,27 @@ def steer_latents(method: str, generator: Any, directions: Directions | None, z:
     hold = tuple(h for h in hold if h != target)
     if method == "local":
         return local.local_path(generator, z, target, hold, alphas, step=step)
-    direction = (np.broadcast_to(directions.direction(target, hold), z.shape) if method == "paper"
-                 else directions.piecewise_direction(target, z, hold))
+    direction = (
+        np.broadcast_to(directions.direction(target, hold), z.shape)
+        if method == "paper"
+        else directions.piecewise_direction(target, z, hold)
+    )
     return linear_edit(z, direction, np.asarray(alphas, np.float64), keep_norm)
 
 
-def steer_along(method: str, generator: Any, directions: Directions | None, z: np.ndarray, target: str,
-                request: tuple[str, float], hold: Sequence[str] = (), scales: dict[str, float] | None = None,
-                alphas: Sequence[float] = np.linspace(-3.0, 3.0, 25), tolerance: float = 0.05,
-                keep_norm: bool = True) -> dict[str, Any]:
+def steer_along(
+    method: str,
+    generator: Any,
+    directions: Directions | None,
+    z: np.ndarray,
+    target: str,
+    request: tuple[str, float],
+    hold: Sequence[str] = (),
+    scales: dict[str, float] | None = None,
+    alphas: Sequence[float] = np.linspace(-3.0, 3.0, 25),
+    tolerance: float = 0.05,
+    keep_norm: bool = True,
+) -> dict[str, Any]:
     """Moves each latent along one family's traversal of ``target`` to the alpha closest to a requested value.
 
     Args:
@@ -132,6 +163,12 @@ def steer_along(method: str, generator: Any, directions: Directions | None, z: n
     best = np.argmin(np.where(np.isfinite(error), np.abs(error), np.inf), axis=1)
     rows = np.arange(len(z))
     chosen_error = error[rows, best]
-    return {"latents": latents[rows, best], "alpha": alphas[best], "targets": targets,
-            "initial": initial, "reached": {name: v[rows, best] for name, v in values.items()},
-            "relative_error": chosen_error, "success": np.abs(chosen_error) <= tolerance}
+    return {
+        "latents": latents[rows, best],
+        "alpha": alphas[best],
+        "targets": targets,
+        "initial": initial,
+        "reached": {name: v[rows, best] for name, v in values.items()},
+        "relative_error": chosen_error,
+        "success": np.abs(chosen_error) <= tolerance,
+    }

@@ -15,6 +15,7 @@ Each patch's starting latents depend only on ``seed`` and the patch's position i
 on how the input is chunked. With a latent for a real patch, it can be steered like any other
 (`solarjax.steering.edit`, `steer_to`) and searched again.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,19 +79,30 @@ def check_images(images: Any, what: str = "images") -> np.ndarray:
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[1:] != (128, 128, 1) or len(images) == 0:
-        raise ValueError(f"{what}: expected patches [N, 128, 128] or [N, 128, 128, 1] with N >= 1, got shape {images.shape}")
+        raise ValueError(
+            f"{what}: expected patches [N, 128, 128] or [N, 128, 128, 1] with N >= 1, got shape {images.shape}"
+        )
     bad = ~np.isfinite(images)
     if bad.any():
         raise ValueError(f"{what}: {int(bad.sum())} non-finite pixels (NaN must be set to 0 by the preprocessing)")
     largest = float(np.abs(images).max())
     if largest > 1.0 + 1e-6:
-        raise ValueError(f"{what}: max |s| = {largest:.3g} > 1: patches must be normalised B / 1000 G clipped to [-1, 1] "
-                         "(solarjax.data.preprocess)")
+        raise ValueError(
+            f"{what}: max |s| = {largest:.3g} > 1: patches must be normalised B / 1000 G clipped to [-1, 1] "
+            "(solarjax.data.preprocess)"
+        )
     return images
 
 
-def invert(images: Any, generator: Any, restarts: int = 10, steps: int = 1000, learning_rate: float = 0.05,
-           seed: int = 0, batch_size: int = 32) -> InversionResult:
+def invert(
+    images: Any,
+    generator: Any,
+    restarts: int = 10,
+    steps: int = 1000,
+    learning_rate: float = 0.05,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> InversionResult:
     """Finds for every patch the latent z whose G(z) best reproduces it.
 
     Args:
@@ -117,22 +129,36 @@ def invert(images: Any, generator: Any, restarts: int = 10, steps: int = 1000, l
     key = jax.random.key(seed)
     pieces = []
     for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
+        chunk = images[start : start + batch_size]
         padded = np.zeros((batch_size,) + images.shape[1:], np.float32)
-        padded[:len(chunk)] = chunk
+        padded[: len(chunk)] = chunk
         indices = np.arange(start, start + batch_size, dtype=np.int32)
-        out = _invert_program(generator.apply_fn, params, jax.device_put(padded, batch),
-                              jax.device_put(indices, batch), key, jnp.float32(learning_rate),
-                              latent_dim=generator.latent_dim, restarts=restarts, steps=steps)
-        pieces.append([np.asarray(x)[:len(chunk)] for x in out])
+        out = _invert_program(
+            generator.apply_fn,
+            params,
+            jax.device_put(padded, batch),
+            jax.device_put(indices, batch),
+            key,
+            jnp.float32(learning_rate),
+            latent_dim=generator.latent_dim,
+            restarts=restarts,
+            steps=steps,
+        )
+        pieces.append([np.asarray(x)[: len(chunk)] for x in out])
     latents, reconstructions, restart_errors = (np.concatenate(parts) for parts in zip(*pieces))
     return InversionResult(
-        latents=latents, reconstructions=reconstructions,
-        error=restart_errors.min(axis=1), restart_errors=restart_errors,
-        quantities_real=_exact_quantities(images), quantities_reconstructed=_exact_quantities(reconstructions))
+        latents=latents,
+        reconstructions=reconstructions,
+        error=restart_errors.min(axis=1),
+        restart_errors=restart_errors,
+        quantities_real=_exact_quantities(images),
+        quantities_reconstructed=_exact_quantities(reconstructions),
+    )
 
 
-def invert_files(paths: Sequence[str | os.PathLike], generator: Any, **invert_kwargs) -> tuple[InversionResult | None, list[tuple[str, str]]]:
+def invert_files(
+    paths: Sequence[str | os.PathLike], generator: Any, **invert_kwargs
+) -> tuple[InversionResult | None, list[tuple[str, str]]]:
     """`invert` for SHARP FITS files (Br), read and preprocessed as the method does.
 
     Returns:
@@ -165,7 +191,7 @@ def _invert_program(apply_fn, params, targets, indices, key, learning_rate, *, l
     """Inverts a chunk: targets [B, H, W, 1] -> (best z [B, D], G(best z), final errors [B, R])."""
     count = targets.shape[0]
     starts = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (restarts, latent_dim)))(indices)
-    repeated = jnp.repeat(targets, restarts, axis=0)                      # [B * R, H, W, 1]
+    repeated = jnp.repeat(targets, restarts, axis=0)  # [B * R, H, W, 1]
     optimiser = optax.adam(learning_rate)
 
     def loss(z):

@@ -29,6 +29,7 @@ Positive alpha raises the target, negative lowers it. Where d vanishes (the targ
 while holding the others) the latent stays put. Latents for alphas between the grid points of the
 path are linearly interpolated and put back on the shell.
 """
+
 from __future__ import annotations
 
 import functools
@@ -150,13 +151,14 @@ def _path_of_one(apply_fn, params, z_start, step, target_weights, hold_mask, nam
     held_start = jnp.stack([start_values[n][0] for n in names])
 
     def advance(z, _):
-        direction, rows, (values, shortfall), images = _step_geometry(apply_fn, params, z, names, target_weights,
-                                                                      hold_mask, jnp.sign(step), guard)
+        direction, rows, (values, shortfall), images = _step_geometry(
+            apply_fn, params, z, names, target_weights, hold_mask, jnp.sign(step), guard
+        )
         exact = {n: v[0] for n, v in physics.quantities(images).items()}
         moved = z + step * direction
         if correct or guard:
             held_deviation = hold_mask * (values - held_start) if correct else jnp.zeros_like(values)
-            rows = rows if correct else rows.at[:len(names)].set(0.0)
+            rows = rows if correct else rows.at[: len(names)].set(0.0)
             moved = moved + _correction(rows, jnp.concatenate([held_deviation, shortfall]), jnp.abs(step))
         moved = moved * radius / jnp.maximum(jnp.linalg.norm(moved), 1e-12)
         return moved, (z, exact)
@@ -176,8 +178,9 @@ def path_program(apply_fn, params, z0, step, target_weights, hold_mask, *, names
     Returns latents [B, steps + 1, D] and exact quantities name -> [B, steps + 1].
     """
     step = jnp.broadcast_to(jnp.asarray(step, z0.dtype), z0.shape[:1])
-    return jax.vmap(lambda z, h: _path_of_one(apply_fn, params, z, h, target_weights, hold_mask, names, steps,
-                                              correct, guard))(z0, step)
+    return jax.vmap(
+        lambda z, h: _path_of_one(apply_fn, params, z, h, target_weights, hold_mask, names, steps, correct, guard)
+    )(z0, step)
 
 
 def _grid(alphas: np.ndarray, step: float) -> tuple[int, float, int, float]:
@@ -188,10 +191,18 @@ def _grid(alphas: np.ndarray, step: float) -> tuple[int, float, int, float]:
     return up, (top / up if up else step), down, (bottom / down if down else step)
 
 
-def local_traversal(generator: Any, z: np.ndarray, target: str, hold: Sequence[str] = (),
-                    alphas: Sequence[float] = np.linspace(-3.0, 3.0, 13), step: float = DEFAULT_STEP,
-                    correct_held: bool = True, batch_size: int = BATCH_SIZE, also_differentiate: Sequence[str] = (),
-                    keep_polarities: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def local_traversal(
+    generator: Any,
+    z: np.ndarray,
+    target: str,
+    hold: Sequence[str] = (),
+    alphas: Sequence[float] = np.linspace(-3.0, 3.0, 13),
+    step: float = DEFAULT_STEP,
+    correct_held: bool = True,
+    batch_size: int = BATCH_SIZE,
+    also_differentiate: Sequence[str] = (),
+    keep_polarities: bool = True,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Latents along local paths and the exact quantities of their patches.
 
     Args:
@@ -230,19 +241,28 @@ def local_traversal(generator: Any, z: np.ndarray, target: str, hold: Sequence[s
     params = jax.device_put(generator.params, sharding.replicated(mesh))
     latents, exact = [], []
     for start in range(0, len(z), batch):
-        chunk = z[start:start + batch]
+        chunk = z[start : start + batch]
         padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
         padded = jax.device_put(padded, sharding.batch_sharded(mesh))
         sides = []
         for steps, signed in ((down, -down_step), (up, up_step)):
-            side = path_program(generator.apply_fn, params, padded, jnp.float32(signed), weights, mask,
-                                names=names, steps=steps, correct=bool(correct_held),
-                                guard=bool(keep_polarities))
-            sides.append(jax.tree.map(lambda leaf: np.asarray(leaf)[:len(chunk)], side))
+            side = path_program(
+                generator.apply_fn,
+                params,
+                padded,
+                jnp.float32(signed),
+                weights,
+                mask,
+                names=names,
+                steps=steps,
+                correct=bool(correct_held),
+                guard=bool(keep_polarities),
+            )
+            sides.append(jax.tree.map(lambda leaf: np.asarray(leaf)[: len(chunk)], side))
         (down_z, down_q), (up_z, up_q) = sides
         latents.append(np.concatenate([down_z[:, ::-1], up_z[:, 1:]], axis=1))
         exact.append({n: np.concatenate([down_q[n][:, ::-1], up_q[n][:, 1:]], axis=1) for n in up_q})
-    path = np.concatenate(latents)                                         # [N, down + 1 + up, D]
+    path = np.concatenate(latents)  # [N, down + 1 + up, D]
     path_q = {n: np.concatenate([e[n] for e in exact]) for n in exact[0]}
     grid = np.concatenate([-down_step * np.arange(down, 0, -1), up_step * np.arange(up + 1)])
     position = np.interp(alphas, grid, np.arange(len(grid)))
@@ -258,16 +278,25 @@ def local_traversal(generator: Any, z: np.ndarray, target: str, hold: Sequence[s
         values = {n: v[:, index] for n, v in path_q.items()}
     else:
         from solarjax.steering.directions import latent_quantities
+
         flat = latent_quantities(generator, result.reshape(-1, z.shape[1]))
         values = {n: v.reshape(len(z), len(alphas)) for n, v in flat.items()}
     return result, values
 
 
-def local_path(generator: Any, z: np.ndarray, target: str, hold: Sequence[str] = (),
-               alphas: Sequence[float] = np.linspace(-3.0, 3.0, 13), step: float = DEFAULT_STEP,
-               correct_held: bool = True, keep_polarities: bool = True) -> np.ndarray:
+def local_path(
+    generator: Any,
+    z: np.ndarray,
+    target: str,
+    hold: Sequence[str] = (),
+    alphas: Sequence[float] = np.linspace(-3.0, 3.0, 13),
+    step: float = DEFAULT_STEP,
+    correct_held: bool = True,
+    keep_polarities: bool = True,
+) -> np.ndarray:
     """[N, A, D] latents moved by signed path length alphas [A] along the local paths of ``target``
     (``hold`` held); see `local_traversal` and the module docstring."""
-    latents, _ = local_traversal(generator, z, target, hold, alphas, step, correct_held,
-                                 keep_polarities=keep_polarities)
+    latents, _ = local_traversal(
+        generator, z, target, hold, alphas, step, correct_held, keep_polarities=keep_polarities
+    )
     return latents

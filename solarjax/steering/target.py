@@ -37,6 +37,7 @@ the same scale: ``|q(z) - t| <= tolerance * max(|t|, floor)``. The whole optimis
 steps and the final exact quantities) is one jitted XLA program, the batch vmapped and sharded over
 the devices.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -119,10 +120,19 @@ def prior_scales(generator: Any, n: int = 512, seed: int = 0) -> dict[str, float
     return {name: float(np.nanstd(values[name])) for name in physics.QUANTITY_NAMES}
 
 
-def steer_to(generator: Any, z0: np.ndarray, targets: Mapping[str, tuple[str, float]],
-             hold: Sequence[str] = (), steps: int = 300, learning_rate: float = 0.05,
-             prior_weight: float = 0.05, rounds: int = 3, tolerance: float = 0.05,
-             scales: Mapping[str, float] | None = None, refine: bool = True) -> SteeringResult:
+def steer_to(
+    generator: Any,
+    z0: np.ndarray,
+    targets: Mapping[str, tuple[str, float]],
+    hold: Sequence[str] = (),
+    steps: int = 300,
+    learning_rate: float = 0.05,
+    prior_weight: float = 0.05,
+    rounds: int = 3,
+    tolerance: float = 0.05,
+    scales: Mapping[str, float] | None = None,
+    refine: bool = True,
+) -> SteeringResult:
     """Optimises a batch of latents so that their patches reach physical targets.
 
     Args:
@@ -154,8 +164,10 @@ def steer_to(generator: Any, z0: np.ndarray, targets: Mapping[str, tuple[str, fl
     target_names, hold_names = tuple(targets), tuple(hold)
     for name in target_names + hold_names:
         if not (name in scales and math.isfinite(scales[name]) and scales[name] > 0):
-            raise ValueError(f"no positive finite prior scale for {name!r} (got {scales.get(name)!r}): pass "
-                             "scales={name: standard deviation under the prior}")
+            raise ValueError(
+                f"no positive finite prior scale for {name!r} (got {scales.get(name)!r}): pass "
+                "scales={name: standard deviation under the prior}"
+            )
 
     initial = latent_quantities(generator, z0)
     target_values = np.stack([_target_value(initial[name], *targets[name]) for name in target_names], axis=1)
@@ -166,30 +178,51 @@ def steer_to(generator: Any, z0: np.ndarray, targets: Mapping[str, tuple[str, fl
     padded_n = device_multiple(len(z0), mesh)
 
     def pad(x):  # repeat the last row up to a multiple of the device count, split over devices
-        return jax.device_put(np.concatenate([x, np.repeat(x[-1:], padded_n - len(x), axis=0)]),
-                              sharding.batch_sharded(mesh))
+        return jax.device_put(
+            np.concatenate([x, np.repeat(x[-1:], padded_n - len(x), axis=0)]), sharding.batch_sharded(mesh)
+        )
 
     params = jax.device_put(generator.params, sharding.replicated(mesh))
     latents, images, exact, loss, unrefined_met = _steer_program(
-        generator.apply_fn, params, pad(z0), pad(target_values.astype(np.float32)),
-        jnp.asarray(target_floor, jnp.float32), jnp.asarray(hold_floor, jnp.float32),
-        jnp.float32(learning_rate), jnp.float32(prior_weight), jnp.float32(tolerance),
-        target_names=target_names, hold_names=hold_names, steps_per_round=steps // rounds, rounds=rounds,
-        line_search=LINE_SEARCH if refine else (), per_round=TRAJECTORY_CANDIDATES if refine else 1)
+        generator.apply_fn,
+        params,
+        pad(z0),
+        pad(target_values.astype(np.float32)),
+        jnp.asarray(target_floor, jnp.float32),
+        jnp.asarray(hold_floor, jnp.float32),
+        jnp.float32(learning_rate),
+        jnp.float32(prior_weight),
+        jnp.float32(tolerance),
+        target_names=target_names,
+        hold_names=hold_names,
+        steps_per_round=steps // rounds,
+        rounds=rounds,
+        line_search=LINE_SEARCH if refine else (),
+        per_round=TRAJECTORY_CANDIDATES if refine else 1,
+    )
     count = len(z0)
     reached = {name: np.asarray(v)[:count] for name, v in exact.items()}
     relative_error = {
         name: (reached[name] - target_values[:, i]) / np.maximum(np.abs(target_values[:, i]), target_floor[i])
-        for i, name in enumerate(target_names)}
+        for i, name in enumerate(target_names)
+    }
     held_change = {
         name: (reached[name] - initial[name]) / np.maximum(np.abs(initial[name]), hold_floor[i])
-        for i, name in enumerate(hold_names)}
+        for i, name in enumerate(hold_names)
+    }
     met = np.stack([np.abs(e) <= tolerance for e in relative_error.values()])  # NaN -> not met
     return SteeringResult(
-        latents=np.asarray(latents)[:count], images=np.asarray(images)[:count], quantities=reached,
-        initial_quantities=initial, targets={n: target_values[:, i] for i, n in enumerate(target_names)},
-        relative_error=relative_error, held_change=held_change, success=met.all(axis=0),
-        loss=np.asarray(loss)[:, :count].mean(axis=1), unrefined_success=np.asarray(unrefined_met)[:count])
+        latents=np.asarray(latents)[:count],
+        images=np.asarray(images)[:count],
+        quantities=reached,
+        initial_quantities=initial,
+        targets={n: target_values[:, i] for i, n in enumerate(target_names)},
+        relative_error=relative_error,
+        held_change=held_change,
+        success=met.all(axis=0),
+        loss=np.asarray(loss)[:, :count].mean(axis=1),
+        unrefined_success=np.asarray(unrefined_met)[:count],
+    )
 
 
 def _check_requests(targets: Mapping[str, tuple[str, float]], hold: Sequence[str]) -> None:
@@ -199,9 +232,15 @@ def _check_requests(targets: Mapping[str, tuple[str, float]], hold: Sequence[str
         if name not in physics.QUANTITY_NAMES:
             raise ValueError(f"unknown quantity {name!r}; known: {', '.join(physics.QUANTITY_NAMES)}")
     for name, request in targets.items():
-        if (not isinstance(request, (tuple, list)) or len(request) != 2 or request[0] not in TARGET_KINDS
-                or not math.isfinite(float(request[1]))):
-            raise ValueError(f"target for {name!r} must be ('rel', v) or ('abs', t) with finite v or t, got {request!r}")
+        if (
+            not isinstance(request, (tuple, list))
+            or len(request) != 2
+            or request[0] not in TARGET_KINDS
+            or not math.isfinite(float(request[1]))
+        ):
+            raise ValueError(
+                f"target for {name!r} must be ('rel', v) or ('abs', t) with finite v or t, got {request!r}"
+            )
     both = set(targets) & set(hold)
     if both:
         raise ValueError(f"quantities {sorted(both)} are both targets and held")
@@ -212,11 +251,28 @@ def _target_value(initial: np.ndarray, kind: str, value: float) -> np.ndarray:
     return (1.0 + value) * initial if kind == "rel" else np.full_like(initial, value)
 
 
-@functools.partial(jax.jit, static_argnames=("apply_fn", "target_names", "hold_names", "steps_per_round", "rounds",
-                                             "line_search", "per_round"))
-def _steer_program(apply_fn, params, z0, target_values, target_floor, hold_floor, learning_rate,
-                   prior_weight, tolerance, *, target_names, hold_names, steps_per_round, rounds, line_search,
-                   per_round=1):
+@functools.partial(
+    jax.jit,
+    static_argnames=("apply_fn", "target_names", "hold_names", "steps_per_round", "rounds", "line_search", "per_round"),
+)
+def _steer_program(
+    apply_fn,
+    params,
+    z0,
+    target_values,
+    target_floor,
+    hold_floor,
+    learning_rate,
+    prior_weight,
+    tolerance,
+    *,
+    target_names,
+    hold_names,
+    steps_per_round,
+    rounds,
+    line_search,
+    per_round=1,
+):
     """The whole optimisation and the selection: returns (latents, images, exact quantities,
     loss [steps, N], [N] last round's latent met every target). ``per_round`` latents of every round
     (evenly spaced steps, its end last) are candidates of the selection."""
@@ -243,9 +299,11 @@ def _steer_program(apply_fn, params, z0, target_values, target_floor, hold_floor
         smooth = physics.smooth_quantities(apply_fn(params, z[None]))
         reached = pick(smooth, target_names)[0]
         held = pick(smooth, hold_names)[0]
-        return (jnp.sum(weight * ((reached - target_smooth) / target_scale) ** 2)
-                + jnp.sum(((held - hold_smooth) / hold_scale) ** 2)
-                + prior_weight * (jnp.linalg.norm(z) - radius) ** 2)
+        return (
+            jnp.sum(weight * ((reached - target_smooth) / target_scale) ** 2)
+            + jnp.sum(((held - hold_smooth) / hold_scale) ** 2)
+            + prior_weight * (jnp.linalg.norm(z) - radius) ** 2
+        )
 
     optimiser = optax.adam(optax.cosine_decay_schedule(learning_rate, steps_per_round * rounds, alpha=0.05))
 
@@ -269,7 +327,7 @@ def _steer_program(apply_fn, params, z0, target_values, target_floor, hold_floor
         return (z, opt_state, target_smooth + jnp.where(jnp.isfinite(miss), miss, 0.0)), (losses, visited[kept])
 
     count = min(per_round, steps_per_round)
-    kept = np.round(np.linspace(0, steps_per_round - 1, count + 1)[1:]).astype(int)   # evenly spaced, the end last
+    kept = np.round(np.linspace(0, steps_per_round - 1, count + 1)[1:]).astype(int)  # evenly spaced, the end last
 
     hold_exact = pick(exact0, hold_names)
 
@@ -285,13 +343,13 @@ def _steer_program(apply_fn, params, z0, target_values, target_floor, hold_floor
     start = target_exact + pick(smooth0, target_names) - pick(exact0, target_names)
     start = jnp.where(jnp.isfinite(start), start, target_exact)
     (z, _, _), (losses, visited) = jax.lax.scan(run_round, (z0, optimiser.init(z0), start), length=rounds)
-    round_points = visited.reshape((rounds * count,) + z0.shape)                     # [rounds * count, N, D]
-    last = rounds * count - 1                                                           # the last round's end
+    round_points = visited.reshape((rounds * count,) + z0.shape)  # [rounds * count, N, D]
+    last = rounds * count - 1  # the last round's end
     fractions = jnp.asarray(line_search, jnp.float32).reshape(-1, 1, 1)
-    line = z0[None] + fractions * (z - z0)[None]                                        # [S, N, D]
+    line = z0[None] + fractions * (z - z0)[None]  # [S, N, D]
     line = line * (jnp.linalg.norm(z, axis=-1, keepdims=True) / jnp.linalg.norm(line, axis=-1, keepdims=True))
-    candidates = jnp.concatenate([round_points, line])                                  # [C, N, D]
-    target_error, held_change = jax.lax.map(errors, candidates)                         # [C, N] each
+    candidates = jnp.concatenate([round_points, line])  # [C, N, D]
+    target_error, held_change = jax.lax.map(errors, candidates)  # [C, N] each
     met = target_error <= tolerance
     # a met last round stays; else the met candidate with the smallest held change, else the smallest target error
     # (two arg-mins: an offset such as 1e6 + error would round errors to float32's 0.06 steps there)

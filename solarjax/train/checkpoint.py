@@ -23,12 +23,14 @@ from an unreadable step to the newest older one that reads, logging a warning th
 folder. A training resume moves the bad folder aside (``checkpoints.unreadable/<step>``) so the step
 can be saved again; readers leave it in place. `CheckpointReadError` when no step reads.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import grain
 import orbax.checkpoint as ocp
@@ -44,8 +46,11 @@ def stored_tree(state: Any) -> Any:
     (so a field added later with the default None, such as the GAN's ``g_ema_params`` when no EMA is
     kept, leaves the on-disk layout of older checkpoints unchanged); anything else as it is."""
     if dataclasses.is_dataclass(state) and not isinstance(state, type):
-        return {field.name: getattr(state, field.name) for field in dataclasses.fields(state)
-                if getattr(state, field.name) is not None}
+        return {
+            field.name: getattr(state, field.name)
+            for field in dataclasses.fields(state)
+            if getattr(state, field.name) is not None
+        }
     return state
 
 
@@ -66,21 +71,21 @@ class ArtefactKindError(ValueError):
 
 def run_kind(config: Mapping[str, Any]) -> str:
     """'gan', 'simsiam' or 'unknown': the kind of model a saved run config trains (by its model fields)."""
-    model = config.get('model') or {}
-    if 'latent_dim' in model and 'arch' in model:
-        return 'gan'
-    if 'projector_dims' in model:
-        return 'simsiam'
-    return 'unknown'
+    model = config.get("model") or {}
+    if "latent_dim" in model and "arch" in model:
+        return "gan"
+    if "projector_dims" in model:
+        return "simsiam"
+    return "unknown"
 
 
 def describe_run(config: Mapping[str, Any]) -> str:
     """A few words naming the model a saved run config trains, for error messages."""
     kind = run_kind(config)
-    model = config.get('model') or {}
-    if kind == 'gan':
+    model = config.get("model") or {}
+    if kind == "gan":
         return f"a GAN run (generator {model.get('arch')}, latent size {model.get('latent_dim')})"
-    if kind == 'simsiam':
+    if kind == "simsiam":
         return f"a SimSiam encoder run ({model.get('input_channels', 1)} input channel(s))"
     return f"a run of an unknown model (model fields {sorted(model)})"
 
@@ -91,9 +96,9 @@ def missing_run_hint(workdir: str | os.PathLike, demo_folder: str) -> str:
     workdir = os.fspath(workdir)
     if os.path.isfile(workdir):
         return f"; {workdir} is a file, not a run directory"
-    if os.path.isdir(os.path.join(workdir, demo_folder, 'checkpoints')):
+    if os.path.isdir(os.path.join(workdir, demo_folder, "checkpoints")):
         return f"; did you mean {os.path.join(workdir, demo_folder)}?"
-    return ''
+    return ""
 
 
 def _reason(error: BaseException) -> str:
@@ -121,35 +126,47 @@ class RunCheckpoints:
       best_mode: 'min' (smaller is better) or 'max'.
     """
 
-    def __init__(self, directory: str | os.PathLike, *, fingerprint: str | None,
-                 keep_last: int = 3, best_metric: str = 'frechet', best_mode: str = 'min'):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        *,
+        fingerprint: str | None,
+        keep_last: int = 3,
+        best_metric: str = "frechet",
+        best_mode: str = "min",
+    ):
         if keep_last < 1:
             raise ValueError(f"keep_last must be >= 1, got {keep_last}")
-        if best_mode not in ('min', 'max'):
+        if best_mode not in ("min", "max"):
             raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
         self.best_metric = best_metric
         rank = lambda metrics: float(metrics[best_metric])  # noqa: E731
-        keep = checkpoint_managers.AnyPreservationPolicy([
-            checkpoint_managers.LatestN(n=keep_last),
-            checkpoint_managers.BestN(get_metric_fn=rank, reverse=best_mode == 'min', n=1,
-                                      keep_checkpoints_without_metrics=False),
-        ])
+        keep = checkpoint_managers.AnyPreservationPolicy(
+            [
+                checkpoint_managers.LatestN(n=keep_last),
+                checkpoint_managers.BestN(
+                    get_metric_fn=rank, reverse=best_mode == "min", n=1, keep_checkpoints_without_metrics=False
+                ),
+            ]
+        )
         options = ocp.CheckpointManagerOptions(
-            preservation_policy=keep, best_fn=rank, best_mode=best_mode,
-            enable_async_checkpointing=True, create=True)
+            preservation_policy=keep, best_fn=rank, best_mode=best_mode, enable_async_checkpointing=True, create=True
+        )
         self.directory = os.fspath(directory)
         self.manager = ocp.CheckpointManager(os.path.abspath(self.directory), options=options)
-        self._unreadable: dict[int, str] = {}   # step -> reason, found by this reader
-        self._readable: set[int] = set()        # run record read, or written by this process (maybe in flight)
+        self._unreadable: dict[int, str] = {}  # step -> reason, found by this reader
+        self._readable: set[int] = set()  # run record read, or written by this process (maybe in flight)
         if fingerprint is None:
             latest = self.latest_step()
             if latest is None and self._unreadable:
-                raise CheckpointReadError(f"no readable checkpoint in {self.directory} ("
-                                          + "; ".join(f"step {s}: {r}" for s, r in sorted(self._unreadable.items()))
-                                          + ")")
+                raise CheckpointReadError(
+                    f"no readable checkpoint in {self.directory} ("
+                    + "; ".join(f"step {s}: {r}" for s, r in sorted(self._unreadable.items()))
+                    + ")"
+                )
             if latest is None:
                 raise FileNotFoundError(f"no checkpoints in {self.directory}")
-            fingerprint = self.run_info(latest)['fingerprint']
+            fingerprint = self.run_info(latest)["fingerprint"]
         self.fingerprint = fingerprint
 
     def latest_step(self) -> int | None:
@@ -181,8 +198,11 @@ class RunCheckpoints:
     def _mark_unreadable(self, step: int, reason: str) -> None:
         self._unreadable[step] = reason
         self._readable.discard(step)
-        log.warning("checkpoint %s is unreadable (%s); using an older checkpoint",
-                    os.path.join(self.directory, str(step)), reason)
+        log.warning(
+            "checkpoint %s is unreadable (%s); using an older checkpoint",
+            os.path.join(self.directory, str(step)),
+            reason,
+        )
 
     def require_kind(self, kind: str, workdir: str | os.PathLike, command: str) -> None:
         """Raises `ArtefactKindError` unless the newest readable checkpoint trains a `kind` model
@@ -191,11 +211,13 @@ class RunCheckpoints:
         latest = self.latest_step()
         if latest is None:
             raise FileNotFoundError(f"no checkpoints in {self.directory}")
-        config = self.run_info(latest)['config']
+        config = self.run_info(latest)["config"]
         if run_kind(config) != kind:
-            wanted = {'gan': 'a GAN', 'simsiam': 'a SimSiam encoder'}.get(kind, kind)
-            raise ArtefactKindError(f"{os.fspath(workdir)} holds {describe_run(config)}, not {wanted}: pass the "
-                                    f"work directory of `{command}`")
+            wanted = {"gan": "a GAN", "simsiam": "a SimSiam encoder"}.get(kind, kind)
+            raise ArtefactKindError(
+                f"{os.fspath(workdir)} holds {describe_run(config)}, not {wanted}: pass the "
+                f"work directory of `{command}`"
+            )
 
     def all_steps(self) -> list[int]:
         """Every step still on disk, ascending."""
@@ -204,11 +226,11 @@ class RunCheckpoints:
     def run_info(self, step: int) -> dict:
         """The ``{"fingerprint", "config"}`` record of a saved step."""
         restored = self.manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))
-        return dict(restored['run'])
+        return dict(restored["run"])
 
     def check_fingerprint(self, step: int) -> None:
         """Raises `FingerprintMismatchError` if `step` was saved for another model config."""
-        saved = self.run_info(step)['fingerprint']
+        saved = self.run_info(step)["fingerprint"]
         if saved != self.fingerprint:
             raise FingerprintMismatchError(
                 f"checkpoint {self.directory}/{step} holds a model with fingerprint {saved}, but "
@@ -216,8 +238,14 @@ class RunCheckpoints:
                 f"directory or the model config the checkpoint was trained with"
             )
 
-    def save(self, step: int, state: Any, data_iterator: Iterator, config: Mapping[str, Any],
-             metrics: Mapping[str, float] | None = None) -> bool:
+    def save(
+        self,
+        step: int,
+        state: Any,
+        data_iterator: Iterator,
+        config: Mapping[str, Any],
+        metrics: Mapping[str, float] | None = None,
+    ) -> bool:
         """Starts an asynchronous save of `state` and the iterator's position at `step`.
 
         Args:
@@ -235,7 +263,7 @@ class RunCheckpoints:
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(stored_tree(state)),
             data_iterator=grain.checkpoint.CheckpointSave(data_iterator),
-            run=ocp.args.JsonSave({'fingerprint': self.fingerprint, 'config': dict(config)}),
+            run=ocp.args.JsonSave({"fingerprint": self.fingerprint, "config": dict(config)}),
         )
         metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
         self._unreadable.pop(int(step), None)
@@ -256,11 +284,15 @@ class RunCheckpoints:
           FingerprintMismatchError: the checkpoint belongs to another model config.
           CheckpointReadError: neither `step` nor any older step reads.
         """
+
         def read(candidate: int) -> Any:
-            return self.manager.restore(candidate, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(stored_tree(state_template)),
-                data_iterator=grain.checkpoint.CheckpointRestore(data_iterator),
-            ))['state']
+            return self.manager.restore(
+                candidate,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(stored_tree(state_template)),
+                    data_iterator=grain.checkpoint.CheckpointRestore(data_iterator),
+                ),
+            )["state"]
 
         _, state = self._newest_readable(step, read, fallback=True)
         self._move_aside_unreadable()
@@ -278,9 +310,11 @@ class RunCheckpoints:
           FingerprintMismatchError: the checkpoint belongs to another model config.
           CheckpointReadError: `step` does not read (and, with ``fallback``, no older step does).
         """
+
         def read(candidate: int) -> Any:
-            return self.manager.restore(candidate, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(stored_tree(state_template))))['state']
+            return self.manager.restore(
+                candidate, args=ocp.args.Composite(state=ocp.args.StandardRestore(stored_tree(state_template)))
+            )["state"]
 
         chosen, state = self._newest_readable(step, read, fallback=fallback)
         return chosen, _rebuilt(state_template, state)
@@ -302,8 +336,9 @@ class RunCheckpoints:
                     if fallback:
                         self._mark_unreadable(candidate, reason)
             tried.append(f"step {candidate}: {reason}")
-        raise CheckpointReadError(f"no readable checkpoint in {self.directory} "
-                                  f"({'; '.join(tried) if tried else 'no steps'})")
+        raise CheckpointReadError(
+            f"no readable checkpoint in {self.directory} ({'; '.join(tried) if tried else 'no steps'})"
+        )
 
     def _move_aside_unreadable(self) -> None:
         """Moves the unreadable step folders found so far to ``<directory>.unreadable/<step>`` (the main
@@ -319,7 +354,7 @@ class RunCheckpoints:
             elif step in self.manager.all_steps() and os.path.isdir(source):
                 target = os.path.join(f"{os.path.normpath(self.directory)}.unreadable", str(step))
                 copies = 0
-                while os.path.exists(target):   # an earlier bad copy of this step is kept too
+                while os.path.exists(target):  # an earlier bad copy of this step is kept too
                     copies += 1
                     target = os.path.join(f"{os.path.normpath(self.directory)}.unreadable", f"{step}.{copies}")
                 os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -20,13 +20,15 @@ the same parameters as one that was never interrupted.
 
 Work directory: ``config.json``, ``metrics.jsonl``, ``samples/step_XXXXXXX.png``, ``checkpoints/``.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import os
 import pathlib
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -45,6 +47,8 @@ from solarjax.train import loop, monitor
 from solarjax.train import quality as quality_lib
 
 IMAGE_SHAPE = (gan_models.IMAGE_SIZE, gan_models.IMAGE_SIZE, 1)
+
+
 @struct.dataclass
 class GanState:
     """Everything a GAN run carries from step to step (a pytree).
@@ -71,7 +75,7 @@ class GanState:
     g_ema_params: Any = None
 
 
-LOSSES = ('non_saturating', 'hinge')
+LOSSES = ("non_saturating", "hinge")
 
 
 def sampling_params(state: GanState) -> Any:
@@ -90,14 +94,17 @@ def adversarial_losses(loss: str) -> tuple[Callable, Callable]:
     'non_saturating' (the paper): -log D(G(z)) and -log D(x) - log(1 - D(G(z))) on sigmoid logits.
     'hinge' (Lim & Ye 2017; Miyato et al. 2018): -D(G(z)) and relu(1 - D(x)) + relu(1 + D(G(z))).
     """
-    if loss == 'non_saturating':
+    if loss == "non_saturating":
+
         def generator_loss(fake):
             return jnp.mean(optax.sigmoid_binary_cross_entropy(fake, jnp.ones_like(fake)))
 
         def discriminator_loss(real, fake):
-            return (jnp.mean(optax.sigmoid_binary_cross_entropy(real, jnp.ones_like(real)))
-                    + jnp.mean(optax.sigmoid_binary_cross_entropy(fake, jnp.zeros_like(fake))))
-    elif loss == 'hinge':
+            return jnp.mean(optax.sigmoid_binary_cross_entropy(real, jnp.ones_like(real))) + jnp.mean(
+                optax.sigmoid_binary_cross_entropy(fake, jnp.zeros_like(fake))
+            )
+    elif loss == "hinge":
+
         def generator_loss(fake):
             return -jnp.mean(fake)
 
@@ -115,23 +122,29 @@ def make_optimizer(learning_rate: float, b1: float, b2: float) -> optax.Gradient
 
 def discriminator_variables(params: Any, stats: Any) -> dict:
     """The variables dict for ``discriminator.apply``."""
-    return {'params': params, 'batch_stats': stats} if stats else {'params': params}
+    return {"params": params, "batch_stats": stats} if stats else {"params": params}
 
 
-def init_state(generator: nn.Module, discriminator: nn.Module, g_tx: optax.GradientTransformation,
-               d_tx: optax.GradientTransformation, key: jax.Array, latent_dim: int,
-               ema: bool = False) -> GanState:
+def init_state(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    g_tx: optax.GradientTransformation,
+    d_tx: optax.GradientTransformation,
+    key: jax.Array,
+    latent_dim: int,
+    ema: bool = False,
+) -> GanState:
     """A fresh state: parameters from `key` (split three ways: G, D, the run's base key); with `ema`
     the moving average starts at the initial generator parameters."""
     g_key, d_key, run_key = jax.random.split(key, 3)
-    g_params = generator.init(g_key, jnp.zeros((1, latent_dim), jnp.float32))['params']
+    g_params = generator.init(g_key, jnp.zeros((1, latent_dim), jnp.float32))["params"]
     d_variables = discriminator.init(d_key, jnp.zeros((1, *IMAGE_SHAPE), jnp.float32))
-    d_params = d_variables['params']
+    d_params = d_variables["params"]
     return GanState(
         step=jnp.zeros((), jnp.int32),
         g_params=g_params,
         d_params=d_params,
-        d_stats=d_variables.get('batch_stats', {}),
+        d_stats=d_variables.get("batch_stats", {}),
         g_opt_state=g_tx.init(g_params),
         d_opt_state=d_tx.init(d_params),
         rng=run_key,
@@ -159,10 +172,18 @@ def r1_penalty(discriminator: nn.Module, d_params: Any, d_stats: Any, real: jax.
     return jnp.mean(jnp.sum(jnp.square(gradients), axis=(1, 2, 3)))
 
 
-def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.GradientTransformation,
-                    d_tx: optax.GradientTransformation, latent_dim: int,
-                    batch_sharding: NamedSharding | None = None, loss: str = 'non_saturating',
-                    ema_decay: float = 0.0, compute_dtype: str = 'float32', r1_gamma: float = 0.0) -> Callable:
+def make_train_step(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    g_tx: optax.GradientTransformation,
+    d_tx: optax.GradientTransformation,
+    latent_dim: int,
+    batch_sharding: NamedSharding | None = None,
+    loss: str = "non_saturating",
+    ema_decay: float = 0.0,
+    compute_dtype: str = "float32",
+    r1_gamma: float = 0.0,
+) -> Callable:
     """The pure train step ``(state, batch, key) -> (state, metrics)``.
 
     Args:
@@ -197,14 +218,14 @@ def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.
         return precision.to_float32(tree) if mixed else tree
 
     def train_step(state: GanState, batch: Mapping[str, jax.Array], key: jax.Array):
-        real = batch['image']
+        real = batch["image"]
         z = jax.random.normal(key, (real.shape[0], latent_dim), real.dtype)
         if batch_sharding is not None:
             z = jax.lax.with_sharding_constraint(z, batch_sharding)
         frozen_d = discriminator_variables(narrow(state.d_params), state.d_stats)
 
         def generator_loss(g_params):
-            fake = widen(generator.apply({'params': narrow(g_params)}, narrow(z)))
+            fake = widen(generator.apply({"params": narrow(g_params)}, narrow(z)))
             logits = widen(discriminator.apply(frozen_d, narrow(fake), update_stats=False))
             return g_objective(logits), fake
 
@@ -213,25 +234,29 @@ def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.
 
         def discriminator_loss(d_params):
             real_logits, updated = discriminator.apply(
-                discriminator_variables(narrow(d_params), state.d_stats), narrow(real), update_stats=True,
-                mutable=['batch_stats'])
-            d_stats = widen(updated.get('batch_stats', {}))
-            fake_logits = discriminator.apply(discriminator_variables(narrow(d_params), d_stats), narrow(fake),
-                                              update_stats=False)
+                discriminator_variables(narrow(d_params), state.d_stats),
+                narrow(real),
+                update_stats=True,
+                mutable=["batch_stats"],
+            )
+            d_stats = widen(updated.get("batch_stats", {}))
+            fake_logits = discriminator.apply(
+                discriminator_variables(narrow(d_params), d_stats), narrow(fake), update_stats=False
+            )
             real_logits, fake_logits = widen(real_logits), widen(fake_logits)
             objective = d_objective(real_logits, fake_logits)
             if r1_gamma > 0:
                 objective = objective + 0.5 * r1_gamma * r1_penalty(discriminator, d_params, d_stats, real)
             return objective, (real_logits, fake_logits, d_stats)
 
-        (d_loss, (real_logits, fake_logits, d_stats)), d_grads = jax.value_and_grad(
-            discriminator_loss, has_aux=True)(state.d_params)
+        (d_loss, (real_logits, fake_logits, d_stats)), d_grads = jax.value_and_grad(discriminator_loss, has_aux=True)(
+            state.d_params
+        )
 
         g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
         d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
         g_params = optax.apply_updates(state.g_params, g_updates)
-        g_ema_params = (None if state.g_ema_params is None
-                        else ema_update(state.g_ema_params, g_params, ema_decay))
+        g_ema_params = None if state.g_ema_params is None else ema_update(state.g_ema_params, g_params, ema_decay)
         new_state = state.replace(
             step=state.step + 1,
             g_params=g_params,
@@ -242,12 +267,12 @@ def make_train_step(generator: nn.Module, discriminator: nn.Module, g_tx: optax.
             d_opt_state=d_opt_state,
         )
         metrics = {
-            'g_loss': g_loss,
-            'd_loss': d_loss,
-            'd_real_accuracy': jnp.mean((real_logits > 0).astype(jnp.float32)),
-            'd_fake_accuracy': jnp.mean((fake_logits < 0).astype(jnp.float32)),
-            'g_grad_norm': optax.tree.norm(g_grads),
-            'd_grad_norm': optax.tree.norm(d_grads),
+            "g_loss": g_loss,
+            "d_loss": d_loss,
+            "d_real_accuracy": jnp.mean((real_logits > 0).astype(jnp.float32)),
+            "d_fake_accuracy": jnp.mean((fake_logits < 0).astype(jnp.float32)),
+            "g_grad_norm": optax.tree.norm(g_grads),
+            "d_grad_norm": optax.tree.norm(d_grads),
         }
         return new_state, metrics
 
@@ -276,9 +301,17 @@ class GanPrograms:
 
 
 @functools.lru_cache(maxsize=8)
-def build_programs(arch: str, conv_impl: str, latent_dim: int, adam: tuple[float, float, float],
-                   mesh: Mesh, loss: str = 'non_saturating', ema_decay: float = 0.0,
-                   compute_dtype: str = 'float32', r1_gamma: float = 0.0) -> GanPrograms:
+def build_programs(
+    arch: str,
+    conv_impl: str,
+    latent_dim: int,
+    adam: tuple[float, float, float],
+    mesh: Mesh,
+    loss: str = "non_saturating",
+    ema_decay: float = 0.0,
+    compute_dtype: str = "float32",
+    r1_gamma: float = 0.0,
+) -> GanPrograms:
     """`GanPrograms` for hashable settings; cached, so a resumed run in the same process (or a
     second run of the same model) reuses the compiled programs.
 
@@ -297,14 +330,26 @@ def build_programs(arch: str, conv_impl: str, latent_dim: int, adam: tuple[float
     precision.compute_dtype_of(compute_dtype)  # and an unknown compute dtype
     generator, discriminator = gan_models.make_models(arch, conv_impl)
     g_tx, d_tx = make_optimizer(*adam), make_optimizer(*adam)
-    init = jax.jit(lambda key: init_state(generator, discriminator, g_tx, d_tx, key, latent_dim,
-                                          ema=ema_decay > 0),
-                   out_shardings=sharding.replicated(mesh))
+    init = jax.jit(
+        lambda key: init_state(generator, discriminator, g_tx, d_tx, key, latent_dim, ema=ema_decay > 0),
+        out_shardings=sharding.replicated(mesh),
+    )
     train_step = loop.jit_train_step(
-        make_train_step(generator, discriminator, g_tx, d_tx, latent_dim, sharding.batch_sharded(mesh),
-                        loss=loss, ema_decay=ema_decay, compute_dtype=compute_dtype, r1_gamma=r1_gamma),
-        mesh)
-    generate = jax.jit(lambda params, z: generator.apply({'params': params}, z))
+        make_train_step(
+            generator,
+            discriminator,
+            g_tx,
+            d_tx,
+            latent_dim,
+            sharding.batch_sharded(mesh),
+            loss=loss,
+            ema_decay=ema_decay,
+            compute_dtype=compute_dtype,
+            r1_gamma=r1_gamma,
+        ),
+        mesh,
+    )
+    generate = jax.jit(lambda params, z: generator.apply({"params": params}, z))
     return GanPrograms(generator, discriminator, g_tx, d_tx, init, train_step, generate)
 
 
@@ -312,13 +357,19 @@ def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
     """`build_programs` for a run config (``conv_impl='auto'`` picks by backend; configs from before
     ``model.loss`` / ``model.ema_decay`` / ``compute_dtype`` / ``model.r1_gamma`` existed mean the
     paper's loss, no EMA, float32 and no R1 penalty)."""
-    conv_impl = config.conv_impl if config.conv_impl != 'auto' else gan_models.default_conv_impl()
+    conv_impl = config.conv_impl if config.conv_impl != "auto" else gan_models.default_conv_impl()
     adam = (float(config.optimizer.learning_rate), float(config.optimizer.b1), float(config.optimizer.b2))
-    return build_programs(config.model.arch, conv_impl, int(config.model.latent_dim), adam, mesh,
-                          loss=config.model.get('loss', 'non_saturating'),
-                          ema_decay=float(config.model.get('ema_decay', 0.0)),
-                          compute_dtype=config.get('compute_dtype', 'float32'),
-                          r1_gamma=float(config.model.get('r1_gamma', 0.0)))
+    return build_programs(
+        config.model.arch,
+        conv_impl,
+        int(config.model.latent_dim),
+        adam,
+        mesh,
+        loss=config.model.get("loss", "non_saturating"),
+        ema_decay=float(config.model.get("ema_decay", 0.0)),
+        compute_dtype=config.get("compute_dtype", "float32"),
+        r1_gamma=float(config.model.get("r1_gamma", 0.0)),
+    )
 
 
 def local_images(batch: Any, local_batch_size: int) -> np.ndarray:
@@ -333,8 +384,9 @@ def reference_batches(factory: loop.DataIteratorFactory, num_images: int, local_
         yield local_images(next(iterator), local_batch_size)
 
 
-def task_for(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-             data_iterator_factory: loop.DataIteratorFactory) -> loop.Task:
+def task_for(
+    config: ml_collections.ConfigDict, workdir: str | os.PathLike, data_iterator_factory: loop.DataIteratorFactory
+) -> loop.Task:
     """The GAN as a `loop.Task`: `programs_for`'s init and step; a grid of ``config.num_grid_samples``
     fixed latents saved as ``samples/step_XXXXXXX.png`` (`sample_params`); the quality figures of
     ``config.quality.num_samples`` generated against the first ``config.quality.num_reference``
@@ -346,38 +398,58 @@ def task_for(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
     def build(mesh: Mesh) -> loop.Programs:
         programs = programs_for(config, mesh)
         generate = programs.generate
-        grid_latents = jax.random.normal(jax.random.fold_in(base_key, 1),
-                                         (config.num_grid_samples, config.model.latent_dim))
+        grid_latents = jax.random.normal(
+            jax.random.fold_in(base_key, 1), (config.num_grid_samples, config.model.latent_dim)
+        )
 
         def sample(state: GanState, step: int) -> None:
-            monitor.save_sample_grid(generate(sampling_params(state), grid_latents),
-                                     workdir / 'samples' / f'step_{step:07d}.png', title=f'step {step}')
+            monitor.save_sample_grid(
+                generate(sampling_params(state), grid_latents),
+                workdir / "samples" / f"step_{step:07d}.png",
+                title=f"step {step}",
+            )
 
         evaluate = None
         if config.eval_every > 0:
             encoder = quality_lib.random_feature_encoder(config.quality.encoder_seed)
             reference = quality_lib.summarise(
-                reference_batches(data_iterator_factory, config.quality.num_reference, local_batch_size), encoder)
+                reference_batches(data_iterator_factory, config.quality.num_reference, local_batch_size), encoder
+            )
 
             def evaluate(state: GanState) -> dict[str, float]:
                 params = sampling_params(state)
                 batches = quality_lib.generated_batches(
-                    lambda z: generate(params, z), config.quality.num_samples, config.quality.batch_size,
-                    config.model.latent_dim, jax.random.fold_in(base_key, 2))
+                    lambda z: generate(params, z),
+                    config.quality.num_samples,
+                    config.quality.batch_size,
+                    config.model.latent_dim,
+                    jax.random.fold_in(base_key, 2),
+                )
                 return quality_lib.quality_figures(quality_lib.summarise(batches, encoder), reference)
 
-        return loop.Programs(init=lambda: programs.init(base_key), train_step=programs.train_step,
-                             evaluate=evaluate, sample=sample)
+        return loop.Programs(
+            init=lambda: programs.init(base_key), train_step=programs.train_step, evaluate=evaluate, sample=sample
+        )
 
     return loop.Task(
-        name='gan', fingerprint=checkpoint_lib.model_fingerprint(config.model.to_dict()),
-        run_config=loop.config_dict(config), image_shape=IMAGE_SHAPE, build=build,
-        best_metric=config.quality.best_metric, best_mode='min', log_prefix='quality/',
-        progress_fields={'g_loss': '.3f', 'd_loss': '.3f'}, time_first_step=False)
+        name="gan",
+        fingerprint=checkpoint_lib.model_fingerprint(config.model.to_dict()),
+        run_config=loop.config_dict(config),
+        image_shape=IMAGE_SHAPE,
+        build=build,
+        best_metric=config.quality.best_metric,
+        best_mode="min",
+        log_prefix="quality/",
+        progress_fields={"g_loss": ".3f", "d_loss": ".3f"},
+        time_first_step=False,
+    )
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-                       data_iterator_factory: loop.DataIteratorFactory | None = None) -> GanState:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    data_iterator_factory: loop.DataIteratorFactory | None = None,
+) -> GanState:
     """Trains (or resumes) the GAN of `config` in `workdir` up to ``config.total_steps`` steps (`loop.run`).
 
     Args:

@@ -23,6 +23,7 @@ keep_checkpoints, eval_every, sample_every (0 or absent = never). Work directory
 
 Also here: the sharded jit of a pure train step, the default data iterators, the PRNG key of a step.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,7 +31,8 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import jax
 import ml_collections
@@ -129,8 +131,12 @@ class _Recorder:
                 self.writer.write(step, host)
 
 
-def run(task: Task, config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-        data_iterator_factory: DataIteratorFactory) -> Any:
+def run(
+    task: Task,
+    config: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    data_iterator_factory: DataIteratorFactory,
+) -> Any:
     """Trains (or resumes) `task` in `workdir` up to ``config.total_steps`` steps; returns the final state.
 
     Raises:
@@ -149,8 +155,12 @@ def run(task: Task, config: ml_collections.ConfigDict, workdir: str | os.PathLik
     sharding.check_batch_divides(config.batch_size, mesh)
     local_shape = (config.batch_size // jax.process_count(), *task.image_shape)
     checkpoints = checkpoint_lib.RunCheckpoints(
-        workdir / "checkpoints", fingerprint=task.fingerprint, keep_last=config.keep_checkpoints,
-        best_metric=task.best_metric, best_mode=task.best_mode)
+        workdir / "checkpoints",
+        fingerprint=task.fingerprint,
+        keep_last=config.keep_checkpoints,
+        best_metric=task.best_metric,
+        best_mode=task.best_mode,
+    )
     latest = checkpoints.latest_step()
     if latest is not None:
         checkpoints.check_fingerprint(latest)  # before anything is compiled or written
@@ -167,8 +177,9 @@ def run(task: Task, config: ml_collections.ConfigDict, workdir: str | os.PathLik
     writer = monitor.MetricsWriter(workdir / "metrics.jsonl")
     if is_main:
         writer.forget_after(start)  # steps after the restored checkpoint are trained again
-    progress = tqdm.tqdm(total=config.total_steps, initial=start, desc=task.name, disable=not is_main,
-                         dynamic_ncols=True)
+    progress = tqdm.tqdm(
+        total=config.total_steps, initial=start, desc=task.name, disable=not is_main, dynamic_ncols=True
+    )
     recorder = _Recorder(task, config, checkpoints, writer, progress, is_main, start)
     sample_every = config.get("sample_every", 0) if programs.sample is not None else 0
     eval_every = config.eval_every if programs.evaluate is not None else 0
@@ -180,10 +191,12 @@ def run(task: Task, config: ml_collections.ConfigDict, workdir: str | os.PathLik
             except StopIteration:
                 raise RuntimeError(
                     f"the data iterator ended after {step - 1 - start} batches, before step "
-                    f"{config.total_steps}: use a repeating iterator (num_epochs=None)") from None
+                    f"{config.total_steps}: use a repeating iterator (num_epochs=None)"
+                ) from None
             images = checked_images(batch, local_shape)
-            state, metrics = programs.train_step(state, pipeline.to_global_batch({"image": images}, mesh),
-                                                 step_key(state))
+            state, metrics = programs.train_step(
+                state, pipeline.to_global_batch({"image": images}, mesh), step_key(state)
+            )
             if pending is not None:
                 recorder.record(*pending)
             pending = (step, metrics)
@@ -215,8 +228,10 @@ def checked_images(batch: Any, shape: tuple[int, ...]) -> np.ndarray:
         raise TypeError(f"data batches must be dicts with an 'image' entry, got {type(batch).__name__}")
     images = np.asarray(batch["image"], np.float32)
     if images.shape != tuple(shape):
-        raise ValueError(f"data batch 'image' has shape {images.shape}, expected {tuple(shape)} "
-                         "(config.batch_size / process count rows of the model's image shape)")
+        raise ValueError(
+            f"data batch 'image' has shape {images.shape}, expected {tuple(shape)} "
+            "(config.batch_size / process count rows of the model's image shape)"
+        )
     return images
 
 
@@ -226,8 +241,12 @@ def jit_train_step(train_step: Callable, mesh: Mesh) -> Callable:
     The input state's buffers are donated (reused for the output state).
     """
     replicated = sharding.replicated(mesh)
-    return jax.jit(train_step, in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
-                   out_shardings=(replicated, replicated), donate_argnums=0)
+    return jax.jit(
+        train_step,
+        in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
 
 
 def pipeline_iterator_factory(config: ml_collections.ConfigDict) -> DataIteratorFactory:
@@ -237,10 +256,14 @@ def pipeline_iterator_factory(config: ml_collections.ConfigDict) -> DataIterator
 
     def factory():
         return pipeline.make_iterator(
-            config.data.split, batch_size=config.batch_size, seed=config.seed,
-            data_dir=os.path.expanduser(config.data.data_dir), config=config.data.builder_config,
+            config.data.split,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            data_dir=os.path.expanduser(config.data.data_dir),
+            config=config.data.builder_config,
             dataset=config.data.get("dataset", pipeline.DATASET_NAME),
-            canonical_polarity=config.data.get("canonical_polarity", False))
+            canonical_polarity=config.data.get("canonical_polarity", False),
+        )
 
     return factory
 

@@ -3,13 +3,14 @@
 ``workdir/metrics.jsonl`` holds one JSON object per line, ``{"step": int, <name>: float, ...}``;
 training metrics and quality figures are separate lines of the same file.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import pathlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -33,20 +34,20 @@ class MetricsWriter:
         if not self.path.exists():
             return
         lines = self.path.read_text().splitlines(keepends=True)
-        kept = [line for line in lines if line.strip() and json.loads(line)['step'] <= step]
+        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
         if len(kept) != len(lines):
-            partial = self.path.with_name(self.path.name + '.partial')
-            partial.write_text(''.join(kept))
+            partial = self.path.with_name(self.path.name + ".partial")
+            partial.write_text("".join(kept))
             os.replace(partial, self.path)
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         """Appends one line; values become plain floats (NaN and Inf are written as null)."""
-        record = {'step': int(step)}
+        record = {"step": int(step)}
         for name, value in metrics.items():
             value = float(value)
             record[name] = value if math.isfinite(value) else None
-        with self.path.open('a') as f:
-            f.write(json.dumps(record) + '\n')
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
@@ -70,9 +71,12 @@ def check_finite(step: int, metrics: Mapping[str, float], last_good_checkpoint: 
     """
     bad = non_finite_names(metrics)
     if bad:
-        values = ', '.join(f"{name}={float(metrics[name])}" for name in bad)
-        kept = (f"the last good checkpoint is kept at {last_good_checkpoint}"
-                if last_good_checkpoint else "no checkpoint had been saved yet")
+        values = ", ".join(f"{name}={float(metrics[name])}" for name in bad)
+        kept = (
+            f"the last good checkpoint is kept at {last_good_checkpoint}"
+            if last_good_checkpoint
+            else "no checkpoint had been saved yet"
+        )
         raise NonFiniteError(
             f"non-finite training metrics at step {step} ({values}); training stopped and nothing "
             f"after that step was saved; {kept}. Lower the learning rate or check the data "

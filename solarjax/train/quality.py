@@ -20,12 +20,13 @@
 
 These figures rank a run's checkpoints (smaller is better).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import math
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -50,8 +51,7 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def ks_distances(generated: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray]) -> dict[str, float]:
     """KS distance per quantity present in both dicts of [N] arrays."""
-    return {name: ks_distance(generated[name], reference[name])
-            for name in sorted(generated) if name in reference}
+    return {name: ks_distance(generated[name], reference[name]) for name in sorted(generated) if name in reference}
 
 
 def gaussian_fit(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,11 +108,13 @@ def random_feature_encoder(seed: int = 0, channels: tuple[int, ...] = (16, 32, 6
 def default_quantities_fn() -> QuantitiesFn:
     """`solarjax.physics.quantities` (hard threshold, NaN where undefined)."""
     from solarjax import physics
+
     return physics.quantities
 
 
 # ------------------------------------------------------------------------------ realism diagnostics
 from solarjax.units import GAUSS_PER_UNIT  # noqa: E402  (images hold s = B / 1000 G)
+
 QUIET_LEVEL_GAUSS = 50.0
 """|Br| below this counts as a quiet (noise) pixel."""
 STRONG_LEVEL_GAUSS = 500.0
@@ -127,8 +129,13 @@ BORDER_WIDTH = 2
 """Pixels of the outer frame `border_excess` compares (a zero-padding rim is 1-2 pixels wide)."""
 BORDER_BAND = (4, 12)
 """The band (first and last pixel distance from the edge) the frame is compared with."""
-PER_PATCH_DIAGNOSTICS = ('noise_width_gauss', 'spectral_slope', 'mean_gradient_gauss_per_pixel',
-                         'strong_pixel_fraction', 'border_excess_gauss')
+PER_PATCH_DIAGNOSTICS = (
+    "noise_width_gauss",
+    "spectral_slope",
+    "mean_gradient_gauss_per_pixel",
+    "strong_pixel_fraction",
+    "border_excess_gauss",
+)
 
 
 def field_gauss(images) -> np.ndarray:
@@ -161,9 +168,9 @@ def radial_power_spectrum(images) -> tuple[np.ndarray, np.ndarray]:
     size = field.shape[1]
     if field.shape[2] != size:
         raise ValueError(f"radial_power_spectrum needs square patches, got {field.shape[1:]}")
-    spectrum = np.abs(np.fft.fft2(field - field.mean(axis=(1, 2), keepdims=True))) ** 2 / size ** 2
+    spectrum = np.abs(np.fft.fft2(field - field.mean(axis=(1, 2), keepdims=True))) ** 2 / size**2
     frequencies = np.fft.fftfreq(size) * size
-    ring = np.rint(np.hypot(*np.meshgrid(frequencies, frequencies, indexing='ij'))).astype(int).ravel()
+    ring = np.rint(np.hypot(*np.meshgrid(frequencies, frequencies, indexing="ij"))).astype(int).ravel()
     k = np.arange(1, size // 2 + 1)
     counts = np.bincount(ring, minlength=k[-1] + 1)[k]
     flat = spectrum.reshape(len(spectrum), -1)
@@ -175,10 +182,10 @@ def spectral_slope(k: np.ndarray, power: np.ndarray, k_range: tuple[int, int] = 
     """[N] least-squares slope of log10 power [N, K] against log10 k [K] over k in k_range (NaN if any power is 0)."""
     chosen = (k >= k_range[0]) & (k <= k_range[1])
     x = np.log10(k[chosen])
-    with np.errstate(divide='ignore'):
+    with np.errstate(divide="ignore"):
         y = np.log10(power[:, chosen])
     x = x - x.mean()
-    with np.errstate(invalid='ignore'):
+    with np.errstate(invalid="ignore"):
         slopes = (y - y.mean(axis=1, keepdims=True)) @ x / (x @ x)
     return np.where(np.isfinite(slopes), slopes, np.nan)
 
@@ -202,15 +209,18 @@ def border_excess(images, width: int = BORDER_WIDTH, band: tuple[int, int] = BOR
     """
     field = np.abs(field_gauss(images))
     height, width_px = field.shape[1:]
-    distance = np.minimum.outer(np.minimum(np.arange(height), np.arange(height)[::-1]),
-                                np.minimum(np.arange(width_px), np.arange(width_px)[::-1]))
+    distance = np.minimum.outer(
+        np.minimum(np.arange(height), np.arange(height)[::-1]),
+        np.minimum(np.arange(width_px), np.arange(width_px)[::-1]),
+    )
     frame = distance < width
     inner = (distance >= band[0]) & (distance < band[1])
     return field[:, frame].mean(axis=1) - field[:, inner].mean(axis=1)
 
 
-def spectral_peak_ratios(k: np.ndarray, mean_power: np.ndarray,
-                         peaks: tuple[int, ...] = PEAK_WAVENUMBERS) -> dict[int, float]:
+def spectral_peak_ratios(
+    k: np.ndarray, mean_power: np.ndarray, peaks: tuple[int, ...] = PEAK_WAVENUMBERS
+) -> dict[int, float]:
     """Power at each peak wavenumber over the geometric mean of its neighbours (`PEAK_NEIGHBOURS`).
 
     Args:
@@ -223,7 +233,7 @@ def spectral_peak_ratios(k: np.ndarray, mean_power: np.ndarray,
     ratios = {}
     for peak in peaks:
         neighbours = [mean_power[position[peak + d]] for d in PEAK_NEIGHBOURS if peak + d in position]
-        with np.errstate(divide='ignore'):
+        with np.errstate(divide="ignore"):
             ratios[peak] = float(mean_power[position[peak]] / np.exp(np.mean(np.log(neighbours))))
     return ratios
 
@@ -238,10 +248,17 @@ def realism_diagnostics(images) -> tuple[dict[str, np.ndarray], np.ndarray, np.n
       ({name: [N]} for `PER_PATCH_DIAGNOSTICS`, k [64], power [N, 64] in G^2).
     """
     k, power = radial_power_spectrum(images)
-    return ({'noise_width_gauss': noise_width(images), 'spectral_slope': spectral_slope(k, power),
-             'mean_gradient_gauss_per_pixel': mean_gradient(images),
-             'strong_pixel_fraction': strong_pixel_fraction(images),
-             'border_excess_gauss': border_excess(images)}, k, power)
+    return (
+        {
+            "noise_width_gauss": noise_width(images),
+            "spectral_slope": spectral_slope(k, power),
+            "mean_gradient_gauss_per_pixel": mean_gradient(images),
+            "strong_pixel_fraction": strong_pixel_fraction(images),
+            "border_excess_gauss": border_excess(images),
+        },
+        k,
+        power,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,8 +283,9 @@ class ImageSummary:
         return int(self.features.shape[0])
 
 
-def summarise(batches: Iterable[np.ndarray], encoder: Encoder,
-              quantities_fn: QuantitiesFn | None = None) -> ImageSummary:
+def summarise(
+    batches: Iterable[np.ndarray], encoder: Encoder, quantities_fn: QuantitiesFn | None = None
+) -> ImageSummary:
     """Quantities, features and realism diagnostics of image batches [B, 128, 128, 1] (consumed one at a time)."""
     quantities_fn = quantities_fn or default_quantities_fn()
     features, quantities, diagnostics, power_sum, wavenumbers = [], {}, {}, 0.0, None
@@ -283,9 +301,13 @@ def summarise(batches: Iterable[np.ndarray], encoder: Encoder,
     if not features:
         raise ValueError("summarise got no image batches")
     features = np.concatenate(features)
-    return ImageSummary({name: np.concatenate(v) for name, v in quantities.items()}, features,
-                        {name: np.concatenate(v) for name, v in diagnostics.items()},
-                        wavenumbers, power_sum / len(features))
+    return ImageSummary(
+        {name: np.concatenate(v) for name, v in quantities.items()},
+        features,
+        {name: np.concatenate(v) for name, v in diagnostics.items()},
+        wavenumbers,
+        power_sum / len(features),
+    )
 
 
 def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[str, float]:
@@ -302,26 +324,27 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
     if not generated.diagnostics or not reference.diagnostics:
         raise ValueError("realism_figures needs summaries with diagnostics (made by `summarise`)")
     figures = {}
-    for name in ('noise_width_gauss', 'spectral_slope', 'mean_gradient_gauss_per_pixel', 'border_excess_gauss'):
-        figures[f'realism/ks_{name}'] = ks_distance(generated.diagnostics[name], reference.diagnostics[name])
+    for name in ("noise_width_gauss", "spectral_slope", "mean_gradient_gauss_per_pixel", "border_excess_gauss"):
+        figures[f"realism/ks_{name}"] = ks_distance(generated.diagnostics[name], reference.diagnostics[name])
     for name in PER_PATCH_DIAGNOSTICS:
-        for label, summary in (('generated', generated), ('reference', reference)):
+        for label, summary in (("generated", generated), ("reference", reference)):
             values = summary.diagnostics[name]
             finite = values[np.isfinite(values)]
-            figures[f'realism/{name}_{label}'] = float(np.median(finite)) if finite.size else math.nan
-    strong_generated = float(np.mean(generated.diagnostics['strong_pixel_fraction']))
-    strong_reference = float(np.mean(reference.diagnostics['strong_pixel_fraction']))
-    figures['realism/strong_pixel_ratio'] = (strong_generated / strong_reference if strong_reference > 0
-                                             else math.nan)
+            figures[f"realism/{name}_{label}"] = float(np.median(finite)) if finite.size else math.nan
+    strong_generated = float(np.mean(generated.diagnostics["strong_pixel_fraction"]))
+    strong_reference = float(np.mean(reference.diagnostics["strong_pixel_fraction"]))
+    figures["realism/strong_pixel_ratio"] = strong_generated / strong_reference if strong_reference > 0 else math.nan
     peaks = spectral_peak_ratios(generated.wavenumbers, generated.mean_power)
-    figures.update({f'realism/peak_ratio_k{k}': v for k, v in peaks.items()})
-    figures['realism/peak_ratio_max'] = max(peaks.values())
-    if 'r_value' in generated.quantities and 'r_value' in reference.quantities:
-        r_generated, r_reference = (np.asarray(s.quantities['r_value'], np.float64) for s in (generated, reference))
+    figures.update({f"realism/peak_ratio_k{k}": v for k, v in peaks.items()})
+    figures["realism/peak_ratio_max"] = max(peaks.values())
+    if "r_value" in generated.quantities and "r_value" in reference.quantities:
+        r_generated, r_reference = (np.asarray(s.quantities["r_value"], np.float64) for s in (generated, reference))
         r_generated, r_reference = r_generated[np.isfinite(r_generated)], r_reference[np.isfinite(r_reference)]
-        figures['realism/r_median_ratio'] = (float(np.median(r_generated) / np.median(r_reference))
-                                             if r_generated.size and r_reference.size and np.median(r_reference) > 0
-                                             else math.nan)
+        figures["realism/r_median_ratio"] = (
+            float(np.median(r_generated) / np.median(r_reference))
+            if r_generated.size and r_reference.size and np.median(r_reference) > 0
+            else math.nan
+        )
     return figures
 
 
@@ -333,14 +356,20 @@ def realism_score(figures: Mapping[str, float]) -> float:
     density error counts 0.5); ``min(1, max(0, peak_ratio_max - 1))`` (a 1.5x peak counts 0.5).
     An undefined term counts as 1.
     """
+
     def bounded(value):
         return 1.0 if value is None or not math.isfinite(value) else min(1.0, max(0.0, float(value)))
 
-    strong = figures.get('realism/strong_pixel_ratio', math.nan)
+    strong = figures.get("realism/strong_pixel_ratio", math.nan)
     tail = abs(math.log2(strong)) / 2 if math.isfinite(strong) and strong > 0 else math.nan
-    terms = [figures.get('realism/ks_noise_width_gauss'), figures.get('realism/ks_spectral_slope'),
-             figures.get('realism/ks_mean_gradient_gauss_per_pixel'), figures.get('ks_mean'), tail,
-             figures.get('realism/peak_ratio_max', math.nan) - 1.0]
+    terms = [
+        figures.get("realism/ks_noise_width_gauss"),
+        figures.get("realism/ks_spectral_slope"),
+        figures.get("realism/ks_mean_gradient_gauss_per_pixel"),
+        figures.get("ks_mean"),
+        tail,
+        figures.get("realism/peak_ratio_max", math.nan) - 1.0,
+    ]
     return float(np.mean([bounded(term) for term in terms]))
 
 
@@ -354,17 +383,20 @@ def quality_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
     mean_r, cov_r = gaussian_fit(reference.features)
     ks = ks_distances(generated.quantities, reference.quantities)
     defined = [v for v in ks.values() if math.isfinite(v)]
-    figures = {'frechet': frechet_distance(mean_g, cov_g, mean_r, cov_r),
-               'ks_mean': float(np.mean(defined)) if defined else math.nan}
-    figures.update({f'ks/{name}': value for name, value in ks.items()})
+    figures = {
+        "frechet": frechet_distance(mean_g, cov_g, mean_r, cov_r),
+        "ks_mean": float(np.mean(defined)) if defined else math.nan,
+    }
+    figures.update({f"ks/{name}": value for name, value in ks.items()})
     if generated.diagnostics and reference.diagnostics:
         figures.update(realism_figures(generated, reference))
-        figures['realism_score'] = realism_score(figures)
+        figures["realism_score"] = realism_score(figures)
     return figures
 
 
-def generated_batches(generate: Callable[[jax.Array], jax.Array], num_samples: int, batch_size: int,
-                      latent_dim: int, key: jax.Array) -> Iterable[np.ndarray]:
+def generated_batches(
+    generate: Callable[[jax.Array], jax.Array], num_samples: int, batch_size: int, latent_dim: int, key: jax.Array
+) -> Iterable[np.ndarray]:
     """Yields `num_samples` generated patches in batches of `batch_size` (last one padded then cut).
 
     Args:
@@ -378,23 +410,26 @@ def generated_batches(generate: Callable[[jax.Array], jax.Array], num_samples: i
         raise ValueError(f"num_samples ({num_samples}) and batch_size ({batch_size}) must be >= 1")
     for start in range(0, num_samples, batch_size):
         z = jax.random.normal(jax.random.fold_in(key, start), (batch_size, latent_dim))
-        yield np.asarray(generate(z))[:min(batch_size, num_samples - start)]
+        yield np.asarray(generate(z))[: min(batch_size, num_samples - start)]
 
 
 REALISM_TARGETS = {
-    'realism/ks_noise_width_gauss': ('KS of noise width', (0.0, 0.25)),
-    'realism/ks_spectral_slope': ('KS of spectral slope (k = 3-48)', (0.0, 0.25)),
-    'realism/ks_mean_gradient_gauss_per_pixel': ('KS of mean gradient magnitude', (0.0, 0.25)),
-    'realism/strong_pixel_ratio': ('pixel density beyond +-500 G, generated / data', (0.5, 2.0)),
-    'realism/peak_ratio_max': ('largest spectral peak at k = 16, 32, 48 over its neighbours', (0.0, 1.5)),
-    'ks_mean': ('mean KS of the physics quantities', (0.0, 0.15)),
-    'realism/r_median_ratio': ('median Schrijver R, generated / data', (0.75, 1.25)),
+    "realism/ks_noise_width_gauss": ("KS of noise width", (0.0, 0.25)),
+    "realism/ks_spectral_slope": ("KS of spectral slope (k = 3-48)", (0.0, 0.25)),
+    "realism/ks_mean_gradient_gauss_per_pixel": ("KS of mean gradient magnitude", (0.0, 0.25)),
+    "realism/strong_pixel_ratio": ("pixel density beyond +-500 G, generated / data", (0.5, 2.0)),
+    "realism/peak_ratio_max": ("largest spectral peak at k = 16, 32, 48 over its neighbours", (0.0, 1.5)),
+    "ks_mean": ("mean KS of the physics quantities", (0.0, 0.15)),
+    "realism/r_median_ratio": ("median Schrijver R, generated / data", (0.75, 1.25)),
 }
 """figure -> (what it is, (lowest, highest) value a data-like generator has)."""
 
-_MEDIANS = {'realism/ks_noise_width_gauss': 'noise_width_gauss', 'realism/ks_spectral_slope': 'spectral_slope',
-            'realism/ks_mean_gradient_gauss_per_pixel': 'mean_gradient_gauss_per_pixel',
-            'realism/strong_pixel_ratio': 'strong_pixel_fraction'}
+_MEDIANS = {
+    "realism/ks_noise_width_gauss": "noise_width_gauss",
+    "realism/ks_spectral_slope": "spectral_slope",
+    "realism/ks_mean_gradient_gauss_per_pixel": "mean_gradient_gauss_per_pixel",
+    "realism/strong_pixel_ratio": "strong_pixel_fraction",
+}
 
 
 def realism_table(figures: Mapping[str, float]) -> dict[str, dict]:
@@ -404,10 +439,13 @@ def realism_table(figures: Mapping[str, float]) -> dict[str, dict]:
     for key, (label, (low, high)) in REALISM_TARGETS.items():
         value = figures.get(key, math.nan)
         value = math.nan if value is None else float(value)
-        row = {'value': value, 'target': f'{low:g}-{high:g}',
-               'met': bool(math.isfinite(value) and low <= value <= high)}
+        row = {
+            "value": value,
+            "target": f"{low:g}-{high:g}",
+            "met": bool(math.isfinite(value) and low <= value <= high),
+        }
         if key in _MEDIANS:
-            row['data_median'] = figures.get(f'realism/{_MEDIANS[key]}_reference', math.nan)
-            row['generated_median'] = figures.get(f'realism/{_MEDIANS[key]}_generated', math.nan)
+            row["data_median"] = figures.get(f"realism/{_MEDIANS[key]}_reference", math.nan)
+            row["generated_median"] = figures.get(f"realism/{_MEDIANS[key]}_generated", math.nan)
         table[label] = row
     return table

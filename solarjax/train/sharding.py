@@ -1,5 +1,6 @@
 """`solarjax.sharding` under its old path (the mesh and shardings moved to the top of the package, where
 steering, retrieval and the app use them without reaching into `solarjax.train`)."""
+
 from solarjax.sharding import (  # noqa: F401
     DATA_AXIS,
     batch_sharded,

@@ -28,12 +28,14 @@ that predicts the exact quantities `PHYSICS_TARGETS` of each view, computed from
 inside the step (`physics_targets`, label-free, so still self-supervised); the step descends
 SimSiam + weight x `physics_aux_loss` (mean squared error of the batch-standardised targets).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.struct
 import jax
@@ -134,8 +136,9 @@ def with_physics_head(config: ml_collections.ConfigDict) -> ml_collections.Confi
     names = target_names(target_set_of(config))
     size = config.model.get("physics_head", len(names))
     if size != len(names):
-        raise ValueError(f"config.model.physics_head is {size}, the physics aux loss predicts "
-                         f"{len(names)} quantities {names}")
+        raise ValueError(
+            f"config.model.physics_head is {size}, the physics aux loss predicts {len(names)} quantities {names}"
+        )
     config = config.copy_and_resolve_references()
     with config.unlocked():
         config.model.physics_head = len(names)
@@ -149,8 +152,10 @@ def physics_targets(images: jax.Array) -> jax.Array:
     (150 G threshold); NaN where a quantity is undefined (no positive or no negative polarity).
     """
     q = physics.quantities(images.astype(jnp.float32))
-    return jnp.stack([jnp.log(jnp.maximum(q["tuf"], 1e-6)), q["psep"], jnp.log1p(q["r_value"]), q["area"],
-                      jnp.abs(q["tilt"])], axis=1)
+    return jnp.stack(
+        [jnp.log(jnp.maximum(q["tuf"], 1e-6)), q["psep"], jnp.log1p(q["r_value"]), q["area"], jnp.abs(q["tilt"])],
+        axis=1,
+    )
 
 
 def physics_aux_loss(predictions: jax.Array, targets: jax.Array, eps: float = 1e-6) -> jax.Array:
@@ -174,9 +179,14 @@ def paper_learning_rate(batch_size: int, base_lr: float = 0.05) -> float:
     return base_lr * batch_size / 256
 
 
-def make_optimizer(learning_rate: float, *, momentum: float = 0.9, weight_decay: float = 5e-4,
-                   cosine_decay_steps: int | None = None, fixed_predictor_lr: bool = False
-                   ) -> optax.GradientTransformation:
+def make_optimizer(
+    learning_rate: float,
+    *,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    cosine_decay_steps: int | None = None,
+    fixed_predictor_lr: bool = False,
+) -> optax.GradientTransformation:
     """SGD with momentum and weight decay, one group for the encoder and one for the predictor.
 
     Args:
@@ -187,8 +197,9 @@ def make_optimizer(learning_rate: float, *, momentum: float = 0.9, weight_decay:
       fixed_predictor_lr: keep the predictor at the peak lr while the encoder decays (SimSiam's
         recommendation); False: the predictor follows the encoder's schedule.
     """
-    schedule = learning_rate if cosine_decay_steps is None else optax.cosine_decay_schedule(
-        learning_rate, cosine_decay_steps)
+    schedule = (
+        learning_rate if cosine_decay_steps is None else optax.cosine_decay_schedule(learning_rate, cosine_decay_steps)
+    )
 
     def sgd(lr):
         return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(lr, momentum=momentum))
@@ -201,19 +212,27 @@ def make_optimizer(learning_rate: float, *, momentum: float = 0.9, weight_decay:
 
 def parameter_groups(params: Any) -> Any:
     """The optimiser group of every parameter: 'predictor' under the predictor, else 'encoder'."""
-    return {name: jax.tree.map(lambda _: "predictor" if name == "predictor" else "encoder", subtree)
-            for name, subtree in params.items()}
+    return {
+        name: jax.tree.map(lambda _: "predictor" if name == "predictor" else "encoder", subtree)
+        for name, subtree in params.items()
+    }
 
 
-def init_state(model: SimSiam, optimizer: optax.GradientTransformation, key: jax.Array,
-               image_size: int = 128) -> TrainState:
+def init_state(
+    model: SimSiam, optimizer: optax.GradientTransformation, key: jax.Array, image_size: int = 128
+) -> TrainState:
     """A fresh state from `key` (split: parameters, run key): He-normal convolutions, zero momentum."""
     init_key, run_key = jax.random.split(key)
     images = jnp.zeros((2, image_size, image_size, model.input_channels), jnp.float32)
     variables = model.init(init_key, images, train=False)
     params = variables["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables["batch_stats"],
-                      opt_state=optimizer.init(params), rng=run_key)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables["batch_stats"],
+        opt_state=optimizer.init(params),
+        rng=run_key,
+    )
 
 
 def step_key(state: TrainState) -> jax.Array:
@@ -221,9 +240,17 @@ def step_key(state: TrainState) -> jax.Array:
     return loop.step_key(state)
 
 
-def update(model: SimSiam, optimizer: optax.GradientTransformation, state: TrainState, view1: jax.Array,
-           view2: jax.Array, *, compute_dtype: str = "float32", physics_aux_weight: float = 0.0,
-           target_set: str = "sharp") -> tuple[TrainState, dict[str, jax.Array]]:
+def update(
+    model: SimSiam,
+    optimizer: optax.GradientTransformation,
+    state: TrainState,
+    view1: jax.Array,
+    view2: jax.Array,
+    *,
+    compute_dtype: str = "float32",
+    physics_aux_weight: float = 0.0,
+    target_set: str = "sharp",
+) -> tuple[TrainState, dict[str, jax.Array]]:
     """One SimSiam update on two views [B, H, W, C] of the same images.
 
     With ``compute_dtype='bfloat16'`` the network computes in bfloat16 (parameters and views cast
@@ -240,8 +267,9 @@ def update(model: SimSiam, optimizer: optax.GradientTransformation, state: Train
       l2-normalised predictions of view 1), 'grad_norm', and with a physics weight 'physics_aux'.
     """
     if physics_aux_weight > 0:
-        return _update_with_physics(model, optimizer, state, view1, view2, compute_dtype, physics_aux_weight,
-                                    target_set)
+        return _update_with_physics(
+            model, optimizer, state, view1, view2, compute_dtype, physics_aux_weight, target_set
+        )
 
     dtype = precision.compute_dtype_of(compute_dtype)
     if precision.is_mixed(compute_dtype):
@@ -251,8 +279,9 @@ def update(model: SimSiam, optimizer: optax.GradientTransformation, state: Train
 
     def loss_fn(params):
         params = narrow(params)
-        (z1, p1), stats = model.apply({"params": params, "batch_stats": state.batch_stats}, narrow(view1),
-                                      train=True, mutable=["batch_stats"])
+        (z1, p1), stats = model.apply(
+            {"params": params, "batch_stats": state.batch_stats}, narrow(view1), train=True, mutable=["batch_stats"]
+        )
         stats = widen(stats)
         (z2, p2), stats = model.apply({"params": params, **stats}, narrow(view2), train=True, mutable=["batch_stats"])
         z1, p1, z2, p2, stats = widen((z1, p1, z2, p2, stats))
@@ -260,20 +289,33 @@ def update(model: SimSiam, optimizer: optax.GradientTransformation, state: Train
 
     (loss, (batch_stats, p1)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                              batch_stats=batch_stats, opt_state=opt_state)
+    new_state = state.replace(
+        step=state.step + 1,
+        params=optax.apply_updates(state.params, updates),
+        batch_stats=batch_stats,
+        opt_state=opt_state,
+    )
     metrics = {"loss": loss, "collapse": collapse_level(p1), "grad_norm": optax.tree.norm(grads)}
     return new_state, metrics
 
 
-def _update_with_physics(model: SimSiam, optimizer: optax.GradientTransformation, state: TrainState,
-                         view1: jax.Array, view2: jax.Array, compute_dtype: str, weight: float,
-                         target_set: str = "sharp") -> tuple[TrainState, dict[str, jax.Array]]:
+def _update_with_physics(
+    model: SimSiam,
+    optimizer: optax.GradientTransformation,
+    state: TrainState,
+    view1: jax.Array,
+    view2: jax.Array,
+    compute_dtype: str,
+    weight: float,
+    target_set: str = "sharp",
+) -> tuple[TrainState, dict[str, jax.Array]]:
     """`update` with the physics head's loss added (weight > 0)."""
     names = target_names(target_set)
     if model.physics_head != len(names):
-        raise ValueError(f"a physics aux weight needs a model with physics_head={len(names)} "
-                         f"(`with_physics_head`), got {model.physics_head}")
+        raise ValueError(
+            f"a physics aux weight needs a model with physics_head={len(names)} "
+            f"(`with_physics_head`), got {model.physics_head}"
+        )
     dtype = precision.compute_dtype_of(compute_dtype)
     if precision.is_mixed(compute_dtype):
         narrow, widen = functools.partial(precision.cast_floating, dtype=dtype), precision.to_float32
@@ -284,11 +326,17 @@ def _update_with_physics(model: SimSiam, optimizer: optax.GradientTransformation
 
     def loss_fn(params):
         params = narrow(params)
-        (z1, p1, a1), stats = model.apply({"params": params, "batch_stats": state.batch_stats}, narrow(view1),
-                                          train=True, mutable=["batch_stats"], method=SimSiam.with_physics)
+        (z1, p1, a1), stats = model.apply(
+            {"params": params, "batch_stats": state.batch_stats},
+            narrow(view1),
+            train=True,
+            mutable=["batch_stats"],
+            method=SimSiam.with_physics,
+        )
         stats = widen(stats)
-        (z2, p2, a2), stats = model.apply({"params": params, **stats}, narrow(view2), train=True,
-                                          mutable=["batch_stats"], method=SimSiam.with_physics)
+        (z2, p2, a2), stats = model.apply(
+            {"params": params, **stats}, narrow(view2), train=True, mutable=["batch_stats"], method=SimSiam.with_physics
+        )
         z1, p1, a1, z2, p2, a2, stats = widen((z1, p1, a1, z2, p2, a2, stats))
         siamese = simsiam_loss(p1, p2, z1, z2)
         aux = 0.5 * (physics_aux_loss(a1, targets1) + physics_aux_loss(a2, targets2))
@@ -296,21 +344,40 @@ def _update_with_physics(model: SimSiam, optimizer: optax.GradientTransformation
 
     (_, (batch_stats, p1, siamese, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                              batch_stats=batch_stats, opt_state=opt_state)
-    metrics = {"loss": siamese, "collapse": collapse_level(p1), "grad_norm": optax.tree.norm(grads),
-               "physics_aux": aux}
+    new_state = state.replace(
+        step=state.step + 1,
+        params=optax.apply_updates(state.params, updates),
+        batch_stats=batch_stats,
+        opt_state=opt_state,
+    )
+    metrics = {"loss": siamese, "collapse": collapse_level(p1), "grad_norm": optax.tree.norm(grads), "physics_aux": aux}
     return new_state, metrics
 
 
-def train_step(model: SimSiam, optimizer: optax.GradientTransformation, recipe: augment.Recipe, state: TrainState,
-               batch: Mapping[str, jax.Array], key: jax.Array, *, compute_dtype: str = "float32",
-               physics_aux_weight: float = 0.0, target_set: str = "sharp"
-               ) -> tuple[TrainState, dict[str, jax.Array]]:
+def train_step(
+    model: SimSiam,
+    optimizer: optax.GradientTransformation,
+    recipe: augment.Recipe,
+    state: TrainState,
+    batch: Mapping[str, jax.Array],
+    key: jax.Array,
+    *,
+    compute_dtype: str = "float32",
+    physics_aux_weight: float = 0.0,
+    target_set: str = "sharp",
+) -> tuple[TrainState, dict[str, jax.Array]]:
     """Two augmented views of batch['image'] [B, H, W, C] drawn with `key` (in float32), then `update`."""
     view1, view2 = augment.two_views(key, batch["image"], recipe)
-    return update(model, optimizer, state, view1, view2, compute_dtype=compute_dtype,
-                  physics_aux_weight=physics_aux_weight, target_set=target_set)
+    return update(
+        model,
+        optimizer,
+        state,
+        view1,
+        view2,
+        compute_dtype=compute_dtype,
+        physics_aux_weight=physics_aux_weight,
+        target_set=target_set,
+    )
 
 
 # ------------------------------------------------------------------------------------- monitors
@@ -323,8 +390,9 @@ def nearest_neighbours(vectors: np.ndarray) -> np.ndarray:
     return np.asarray(jnp.argmin(distances, axis=1), np.int64)
 
 
-def neighbour_agreement(vectors: np.ndarray, quantities: Mapping[str, np.ndarray],
-                        names: tuple[str, ...] = KNN_QUANTITIES) -> dict[str, float]:
+def neighbour_agreement(
+    vectors: np.ndarray, quantities: Mapping[str, np.ndarray], names: tuple[str, ...] = KNN_QUANTITIES
+) -> dict[str, float]:
     """Spearman correlation of each quantity between every patch and its nearest neighbour.
 
     Args:
@@ -335,26 +403,33 @@ def neighbour_agreement(vectors: np.ndarray, quantities: Mapping[str, np.ndarray
       name -> Spearman rho over the pairs where both values are finite.
     """
     neighbour = nearest_neighbours(vectors)
-    return {name: correlations(np.asarray(quantities[name]), np.asarray(quantities[name])[neighbour])["spearman"]
-            for name in names}
+    return {
+        name: correlations(np.asarray(quantities[name]), np.asarray(quantities[name])[neighbour])["spearman"]
+        for name in names
+    }
 
 
 # ------------------------------------------------------------------------------------------- run
 def optimizer_of(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
     """`make_optimizer` with a config's `optimizer` section, batch size and number of steps."""
     opt = config.optimizer
-    return make_optimizer(paper_learning_rate(config.batch_size, opt.base_lr), momentum=opt.momentum,
-                          weight_decay=opt.weight_decay,
-                          cosine_decay_steps=configs.upgrade(config).total_steps if opt.cosine_decay else None,
-                          fixed_predictor_lr=opt.fixed_predictor_lr)
+    return make_optimizer(
+        paper_learning_rate(config.batch_size, opt.base_lr),
+        momentum=opt.momentum,
+        weight_decay=opt.weight_decay,
+        cosine_decay_steps=configs.upgrade(config).total_steps if opt.cosine_decay else None,
+        fixed_predictor_lr=opt.fixed_predictor_lr,
+    )
 
 
-def create_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
-                 ) -> tuple[SimSiam, optax.GradientTransformation, TrainState]:
+def create_state(
+    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
+) -> tuple[SimSiam, optax.GradientTransformation, TrainState]:
     """The model, optimiser and fresh state (from `config.seed`, replicated over `mesh`) of a config."""
     model, optimizer = make_model(config.model), optimizer_of(config)
-    init = jax.jit(lambda key: init_state(model, optimizer, key, config.image_size),
-                   out_shardings=sharding.replicated(mesh))
+    init = jax.jit(
+        lambda key: init_state(model, optimizer, key, config.image_size), out_shardings=sharding.replicated(mesh)
+    )
     return model, optimizer, init(jax.random.key(config.seed))
 
 
@@ -389,8 +464,7 @@ def make_embed_fn(model: SimSiam, mesh: jax.sharding.Mesh):
     def embed(params, batch_stats, images):
         return model.apply({"params": params, "batch_stats": batch_stats}, images, method=SimSiam.embed)
 
-    return jax.jit(embed, in_shardings=(replicated, replicated, sharding.batch_sharded(mesh)),
-                   out_shardings=replicated)
+    return jax.jit(embed, in_shardings=(replicated, replicated, sharding.batch_sharded(mesh)), out_shardings=replicated)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -408,7 +482,7 @@ class HeldOut:
     pixel_agreement: dict[str, float]
 
     @classmethod
-    def from_images(cls, images: np.ndarray, quantities: Mapping[str, np.ndarray] | None = None) -> "HeldOut":
+    def from_images(cls, images: np.ndarray, quantities: Mapping[str, np.ndarray] | None = None) -> HeldOut:
         """Held-out patches [N, H, W, C] and their quantities (default: Br physics TUF, PSEP, R)."""
         images = np.asarray(images, np.float32)
         if quantities is None:
@@ -453,17 +527,29 @@ def load_heldout(config: ml_collections.ConfigDict) -> HeldOut:
     dataset = dataset_of(config)
     keys = ("image", "wavelengths", "mu") if dataset == AIA_DATASET else ("image",)
     iterator = pipeline.make_iterator(
-        config.data.heldout_split, batch_size=config.knn.num_patches, seed=config.seed,
-        data_dir=os.path.expanduser(config.data.data_dir), config=config.data.builder_config, dataset=dataset,
-        keys=keys, num_epochs=1, shuffle=False, drop_remainder=False, process_index=0, process_count=1)
+        config.data.heldout_split,
+        batch_size=config.knn.num_patches,
+        seed=config.seed,
+        data_dir=os.path.expanduser(config.data.data_dir),
+        config=config.data.builder_config,
+        dataset=dataset,
+        keys=keys,
+        num_epochs=1,
+        shuffle=False,
+        drop_remainder=False,
+        process_index=0,
+        process_count=1,
+    )
     batch = next(iterator)
     if dataset != AIA_DATASET:
         return HeldOut.from_images(batch["image"])
     wavelengths = recipe_of(config).wavelengths
     stored = tuple(int(w) for w in np.asarray(batch["wavelengths"])[0])
     if stored != tuple(wavelengths):
-        raise ValueError(f"{dataset}/{config.data.builder_config} holds channels {stored}, but the augmentation "
-                         f"recipe normalises channels {tuple(wavelengths)}: set Recipe.wavelengths to match")
+        raise ValueError(
+            f"{dataset}/{config.data.builder_config} holds channels {stored}, but the augmentation "
+            f"recipe normalises channels {tuple(wavelengths)}: set Recipe.wavelengths to match"
+        )
     return HeldOut.from_images(batch["image"], aia_quantities(batch["image"], stored, batch["mu"]))
 
 
@@ -480,8 +566,10 @@ def knn_figures(embed, state: TrainState, heldout: HeldOut, mesh: jax.sharding.M
     features = np.asarray(embed(state.params, state.batch_stats, images))[:count]  # padding rows: dropped
     figures = {}
     names = tuple(heldout.quantities)
-    for space, agreement in (("ssl", neighbour_agreement(features, heldout.quantities, names)),
-                             ("pixel", heldout.pixel_agreement)):
+    for space, agreement in (
+        ("ssl", neighbour_agreement(features, heldout.quantities, names)),
+        ("pixel", heldout.pixel_agreement),
+    ):
         figures.update({f"knn/{space}_{q}": v for q, v in agreement.items()})
         figures[f"knn/{space}_mean"] = float(np.nanmean(list(agreement.values())))
     return figures
@@ -495,10 +583,18 @@ def task_for(config: ml_collections.ConfigDict, heldout: HeldOut | None = None) 
 
     def build(mesh: jax.sharding.Mesh) -> loop.Programs:
         model, optimizer, state = create_state(config, mesh)
-        step_fn = loop.jit_train_step(functools.partial(train_step, model, optimizer, recipe_of(config),
-                                                        compute_dtype=config.get("compute_dtype", "float32"),
-                                                        physics_aux_weight=physics_aux_weight_of(config),
-                                                        target_set=target_set_of(config)), mesh)
+        step_fn = loop.jit_train_step(
+            functools.partial(
+                train_step,
+                model,
+                optimizer,
+                recipe_of(config),
+                compute_dtype=config.get("compute_dtype", "float32"),
+                physics_aux_weight=physics_aux_weight_of(config),
+                target_set=target_set_of(config),
+            ),
+            mesh,
+        )
         evaluate = None
         if config.eval_every > 0:
             monitored = heldout or load_heldout(config)
@@ -510,15 +606,24 @@ def task_for(config: ml_collections.ConfigDict, heldout: HeldOut | None = None) 
         return loop.Programs(init=lambda: state, train_step=step_fn, evaluate=evaluate)
 
     return loop.Task(
-        name="simsiam", fingerprint=encoder_config_fingerprint(config.model), run_config=plain_config,
-        image_shape=(config.image_size, config.image_size, config.model.input_channels), build=build,
-        best_metric=BEST_METRIC, best_mode="max", progress_fields={"loss": ".3f", "collapse": ".2f"},
-        time_first_step=True)
+        name="simsiam",
+        fingerprint=encoder_config_fingerprint(config.model),
+        run_config=plain_config,
+        image_shape=(config.image_size, config.image_size, config.model.input_channels),
+        build=build,
+        best_metric=BEST_METRIC,
+        best_mode="max",
+        progress_fields={"loss": ".3f", "collapse": ".2f"},
+        time_first_step=True,
+    )
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-                       data_iterator_factory: loop.DataIteratorFactory | None = None,
-                       heldout: HeldOut | None = None) -> TrainState:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    data_iterator_factory: loop.DataIteratorFactory | None = None,
+    heldout: HeldOut | None = None,
+) -> TrainState:
     """Trains (or resumes) the SimSiam encoder of `config` in `workdir` up to `config.total_steps` (`loop.run`;
     a config saved with the old name ``num_steps`` is read through `solarjax.configs.upgrade`).
 
