@@ -285,7 +285,7 @@ def _add_data(subparsers) -> None:
         action="append",
         default=[],
         metavar="FLAG",
-        help="a Beam pipeline flag, repeatable (e.g. --beam-option=--temp_location=gs://bucket/tmp)",
+        help="a Beam pipeline flag, repeatable (e.g. --beam-option=--temp_location=gs://bucket/tmp; default: none)",
     )
     build.set_defaults(func=_run_data_build)
 
