@@ -130,22 +130,9 @@ def test_every_import_goes_down_the_layers():
 # Known edges that close a cycle, each to be removed (then dropped from here; the test below insists they still
 # exist, so this list cannot go stale): the CME demo builds its index by calling the CLI's main() while the CLI
 # imports the CME demo for `solarjax cme-demo`; it should call `solarjax.retrieval` as `solarjax.demo` does.
-CYCLE_EDGES_TO_REMOVE: set[tuple[str, str]] = set()
-
-
 def test_no_import_cycle():
-    edges = import_edges(_modules())
-    for source, target in CYCLE_EDGES_TO_REMOVE:
-        edges[source] = edges[source] - {target}
-    cycle = find_cycle(edges)
+    cycle = find_cycle(import_edges(_modules()))
     assert cycle is None, " -> ".join(cycle)
-
-
-def test_cycle_edges_to_remove_still_exist():
-    edges = import_edges(_modules())
-    assert all(target in edges.get(source, ()) for source, target in CYCLE_EDGES_TO_REMOVE), (
-        "an edge of CYCLE_EDGES_TO_REMOVE is gone: drop it from the list"
-    )
 
 
 def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path):
