@@ -11,6 +11,9 @@ toy generator  `toy_generator()`: an analytic bipole generator with known latent
                (tests/test_steering_toy.py checks the toy's own claims with the exact physics).
 torch          `require_torch()`: the PyTorch parity tests' torch; skipped when torch is not installed,
                except under ``make parity`` (SOLARJAX_REQUIRE_TORCH=1), where a missing torch fails.
+CLI            `cli_status(argv)`: the exit status of ``solarjax ARGV`` run in process (argparse's exits
+               included); `index_build_argv` / `search_argv`: the argv of ``solarjax index build`` on a
+               demo output and of ``solarjax search`` against an index.
 """
 
 import functools
@@ -74,3 +77,24 @@ def require_torch():
 
         return torch
     return pytest.importorskip("torch")
+
+
+def cli_status(argv: list[str]) -> int:
+    """The exit status of ``solarjax ARGV`` run in this process (argparse errors exit from inside parse_args)."""
+    from solarjax import cli
+
+    try:
+        return cli.main(argv)
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def index_build_argv(demo_workdir, out, *extra: str) -> list[str]:
+    """``solarjax index build`` of the demo output's encoder and dataset into `out`, then `extra`."""
+    ssl, data_dir = demo_workdir / "simsiam", demo_workdir / "tfds"
+    return ["index", "build", "--ssl", str(ssl), "--data-dir", str(data_dir), "--out", str(out), *extra]
+
+
+def search_argv(query, index, ssl, *extra: str) -> list[str]:
+    """``solarjax search QUERY`` against the index folder `index` with the encoder run `ssl`, then `extra`."""
+    return ["search", str(query), "--index", str(index), "--ssl", str(ssl), *extra]

@@ -27,7 +27,7 @@ from jsoc_replay import REGISTERED_EMAIL
 from jsoc_replay_aia import AiaReplay, load_aia_records, write_aia_file
 
 from solarjax import cli
-from solarjax.data import aia, download
+from solarjax.data import aia, aia_download_cli, download, download_cli
 from solarjax.data.aia import AiaRecord
 from solarjax.data.download import RetryPolicy
 
@@ -174,7 +174,8 @@ def test_times_names_and_record_sets():
         aia.check_wavelengths((171, 195))
     with pytest.raises(ValueError, match="repeat"):
         aia.check_wavelengths((171, 171))
-    assert [aia.duration_seconds(text) for text in ("10m", "1h", "48", "96s", "1d")] == [600, 3600, 48, 96, 86400]
+    durations = [download_cli.duration_seconds(text) for text in ("10m", "1h", "48", "96s", "1d")]
+    assert durations == [600, 3600, 48, 96, 86400]
 
 
 def test_records_from_keyword_tables():
@@ -442,7 +443,7 @@ def test_bad_inputs_give_clear_errors(replay, tmp_path):
 # ---------------------------------------------------------------------------------- CLI and Fido
 def test_cli_download_aia(replay, tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    aia.add_aia_download_arguments(parser)
+    aia_download_cli.add_aia_download_arguments(parser)
     args = parser.parse_args(
         [
             str(tmp_path / "x"),

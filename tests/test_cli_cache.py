@@ -7,7 +7,7 @@ import sys
 
 def _cache_dir_chosen(env: dict) -> str:
     code = (
-        "from solarjax import cli; cli._use_compilation_cache(); import os; "
+        "from solarjax.cli import program; program._use_compilation_cache(); import os; "
         "print(os.environ.get('JAX_COMPILATION_CACHE_DIR'))"
     )
     return subprocess.run(

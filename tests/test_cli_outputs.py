@@ -4,6 +4,7 @@ atomically, and bad input is one line on stderr with exit 2."""
 import numpy as np
 import pytest
 from astropy.io import fits
+from helpers import cli_status
 
 from solarjax import cli
 
@@ -41,14 +42,7 @@ BR = "hmi.sharp_cea_720s.1449.20120306_142400_TAI.Br.fits"
 )
 def test_bad_input_is_one_line_and_exit_2(shared_data, tmp_path, capsys, argv, needle):
     argv = [a.format(data=shared_data / "sharp_cea", tmp=tmp_path) for a in argv]
-    status = _status(argv)
+    status = cli_status(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2
     assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0], err
-
-
-def _status(argv) -> int:
-    try:
-        return cli.main(argv)
-    except SystemExit as exit_:  # argparse errors exit from inside parse_args
-        return exit_.code

@@ -2,49 +2,19 @@
 
 import json
 
+from helpers import index_build_argv, search_argv
+
 from solarjax import cli
 
 
 def test_index_build_then_search_a_real_fits_file(demo_workdir, real_br_files, tmp_path, capsys):
-    out = tmp_path / "index"
-    assert (
-        cli.main(
-            [
-                "index",
-                "build",
-                "--ssl",
-                str(demo_workdir / "simsiam"),
-                "--data-dir",
-                str(demo_workdir / "tfds"),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    out, ssl = tmp_path / "index", demo_workdir / "simsiam"
+    assert cli.main(index_build_argv(demo_workdir, out)) == 0
     assert "800 rows, exact index" in capsys.readouterr().out
 
     sheet = tmp_path / "sheet.png"
-    assert (
-        cli.main(
-            [
-                "search",
-                str(real_br_files[0]),
-                "--index",
-                str(out),
-                "--ssl",
-                str(demo_workdir / "simsiam"),
-                "-k",
-                "3",
-                "--json",
-                "--png",
-                str(sheet),
-                "--data-dir",
-                str(demo_workdir / "tfds"),
-            ]
-        )
-        == 0
-    )
+    png = ["--png", str(sheet), "--data-dir", str(demo_workdir / "tfds")]
+    assert cli.main(search_argv(real_br_files[0], out, ssl, "-k", "3", "--json", *png)) == 0
     text = capsys.readouterr().out
     [query] = json.loads(text[: text.rindex("contact sheet:")])
     assert query["query"] == str(real_br_files[0])
@@ -66,23 +36,7 @@ def test_index_build_then_search_a_real_fits_file(demo_workdir, real_br_files, t
     }
 
     def search(*extra):
-        assert (
-            cli.main(
-                [
-                    "search",
-                    str(real_br_files[0]),
-                    "--index",
-                    str(out),
-                    "--ssl",
-                    str(demo_workdir / "simsiam"),
-                    "-k",
-                    "5",
-                    "--json",
-                    *extra,
-                ]
-            )
-            == 0
-        )
+        assert cli.main(search_argv(real_br_files[0], out, ssl, "-k", "5", "--json", *extra)) == 0
         [found] = json.loads(capsys.readouterr().out)
         return found
 
@@ -98,32 +52,16 @@ def test_index_build_then_search_a_real_fits_file(demo_workdir, real_br_files, t
     assert gap(physics_found) <= gap(ssl_found)
     ranking.save_ranking(out, ranking.Ranking("hybrid", weight=0.0, validation={"best": "hybrid:0"}))
     assert [r["row"] for r in search()["results"]] == [r["row"] for r in ssl_found["results"]]  # weight 0 = ssl
-    assert (
-        cli.main(
-            ["search", str(real_br_files[0]), "--index", str(out), "--ssl", str(demo_workdir / "simsiam"), "-k", "2"]
-        )
-        == 0
-    )
+    assert cli.main(search_argv(real_br_files[0], out, ssl, "-k", "2")) == 0
     assert capsys.readouterr().out.splitlines()[0] == "ranking: hybrid (weight 0); chosen on validation: hybrid"
     (out / "ranking.json").write_text("{")
-    assert cli.main(["search", str(real_br_files[0]), "--index", str(out), "--ssl", str(demo_workdir / "simsiam")]) == 2
+    assert cli.main(search_argv(real_br_files[0], out, ssl)) == 2
     assert "ranking.json" in capsys.readouterr().err
 
 
 def test_index_build_refuses_an_existing_output_and_replaces_it_with_overwrite(demo_workdir, tmp_path, capsys):
     out = tmp_path / "index"
-    args = [
-        "index",
-        "build",
-        "--ssl",
-        str(demo_workdir / "simsiam"),
-        "--data-dir",
-        str(demo_workdir / "tfds"),
-        "--split",
-        "validation",
-        "--out",
-        str(out),
-    ]
+    args = index_build_argv(demo_workdir, out, "--split", "validation")
     assert cli.main(args) == 0
     assert "100 rows" in capsys.readouterr().out
     assert cli.main(args) == 2  # a second build never appends to the first

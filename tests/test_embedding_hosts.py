@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import index_build_argv
 
 from solarjax.retrieval import hosts
 from solarjax.retrieval.table import FingerprintMismatchError, embed_dataset, open_table
@@ -142,17 +143,7 @@ def test_cli_multihost_index_build_equals_the_demo_table(demo_workdir, tmp_path,
     from solarjax import cli
 
     out = tmp_path / "index"
-    argv = [
-        "index",
-        "build",
-        "--ssl",
-        str(demo_workdir / "simsiam"),
-        "--data-dir",
-        str(demo_workdir / "tfds"),
-        "--out",
-        str(out),
-        "--multihost",
-    ]
+    argv = index_build_argv(demo_workdir, out, "--multihost")
     monkeypatch.setattr(hosts, "initialize_distributed", lambda: (1, 2))
     assert cli.main(argv) == 0
     assert "host 1 of 2: share embedded" in capsys.readouterr().out and not out.exists()

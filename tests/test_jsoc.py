@@ -585,7 +585,7 @@ def _imported_modules(module) -> set[str]:
 
 
 def test_generic_jsoc_client_is_apart_from_the_sharp_and_aia_selections():
-    from solarjax.data import aia, jsoc_export, jsoc_time, sharp_download_cli
+    from solarjax.data import aia, aia_download_cli, jsoc_export, jsoc_time, sharp_download_cli
 
     for name in PUBLIC_BEFORE_THE_SPLIT:  # every public name still importable from the SHARP module
         assert getattr(jsoc, name) is not None, name
@@ -598,6 +598,7 @@ def test_generic_jsoc_client_is_apart_from_the_sharp_and_aia_selections():
     assert "solarjax.data.jsoc_export" in _imported_modules(aia) and "solarjax.data.jsoc" not in _imported_modules(aia)
     assert not {"solarjax.data.jsoc", "solarjax.data.aia"} & _imported_modules(jsoc_export)
     assert "argparse" not in _imported_modules(jsoc) and "argparse" in _imported_modules(sharp_download_cli)
+    assert "argparse" not in _imported_modules(aia) and "argparse" in _imported_modules(aia_download_cli)
     # one options object carries the transport settings of a run
     fields = {f.name for f in dataclasses.fields(jsoc_export.TransferOptions)}
     assert fields == {"policy", "sleep", "poll_seconds", "export_timeout_s", "timeout_s"}

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from solarjax import cli
+from solarjax.cli import program
 from solarjax.stages import StageRunner
 
 
@@ -64,7 +65,7 @@ def test_cli_logging_levels(
 
 
 def test_verbosity_flags_anywhere_on_the_line_and_results_stay_on_stdout(real_br_files, restored_logging, capsys):
-    moved = cli._verbosity_first(["demo", "-q", "--outdir", "x", "--", "-v"])
+    moved = program._verbosity_first(["demo", "-q", "--outdir", "x", "--", "-v"])
     assert moved == ["-q", "demo", "--outdir", "x", "--", "-v"]
     assert cli.main(["physics", "--json", "--size", "32", str(real_br_files[0]), "-qq"]) == 0
     out, err = capsys.readouterr()

@@ -9,173 +9,116 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import cli_status
 
 from solarjax import cli
 
 BR = "hmi.sharp_cea_720s.1449.20120306_142400_TAI.Br.fits"
 OFFLINE = "http://127.0.0.1:9"  # nothing listens there: a case that got past its check would fail loudly
 
-# (subcommand path, argv, text the one error line must hold)
+# (subcommand path, argv as words separated by spaces, text the one error line must hold)
 CASES = [
-    (("physics",), ["physics", "{tmp}/missing.Br.fits"], "missing.Br.fits: no such file"),
-    (("physics",), ["physics", "{png}"], "picture.png: not a FITS file"),
-    (("physics",), ["physics", "--size", "0", "{br}"], "--size: must be at least 1"),
-    (("physics",), ["physics", "--threshold", "-1", "{br}"], "--threshold: must be in (0, 1]"),
+    (("physics",), "physics {tmp}/missing.Br.fits", "missing.Br.fits: no such file"),
+    (("physics",), "physics {png}", "picture.png: not a FITS file"),
+    (("physics",), "physics --size 0 {br}", "--size: must be at least 1"),
+    (("physics",), "physics --threshold -1 {br}", "--threshold: must be in (0, 1]"),
     (
         ("data", "download"),
-        ["data", "download", "{tmp}/o", "--start", "junk", "--end", "2012-03-07", "--dry-run", "--base-url", OFFLINE],
+        "data download {tmp}/o --start junk --end 2012-03-07 --dry-run --base-url " + OFFLINE,
         "cannot read time 'junk'",
     ),
     (
         ("data", "download"),
-        ["data", "download", "{tmp}/o", "--start", "2012-03-06", "--end", "2012-03-07", "--max-attempts", "x"],
+        "data download {tmp}/o --start 2012-03-06 --end 2012-03-07 --max-attempts x",
         "--max-attempts: invalid int value",
     ),
     (
         ("data", "download-aia"),
-        [
-            "data",
-            "download-aia",
-            "{tmp}/o",
-            "--start",
-            "junk",
-            "--end",
-            "2012-03-08",
-            "--dry-run",
-            "--base-url",
-            OFFLINE,
-        ],
+        "data download-aia {tmp}/o --start junk --end 2012-03-08 --dry-run --base-url " + OFFLINE,
         "cannot read UTC time 'junk'",
     ),
     (
         ("data", "download-lasco"),
-        [
-            "data",
-            "download-lasco",
-            "{tmp}/l",
-            "--start",
-            "junk",
-            "--end",
-            "2013-05-14",
-            "--dry-run",
-            "--base-url",
-            OFFLINE,
-        ],
+        "data download-lasco {tmp}/l --start junk --end 2013-05-14 --dry-run --base-url " + OFFLINE,
         "expected a UTC time like 2013-05-13T12:00",
     ),
     (
         ("data", "download-lasco"),
-        ["data", "download-lasco", "{tmp}/l", "--start", "2013-05-13", "--end", "2013-05-14", "--cadence", "fast"],
+        "data download-lasco {tmp}/l --start 2013-05-13 --end 2013-05-14 --cadence fast",
         "--cadence: expected a duration",
     ),
     (
         ("data", "build"),
-        ["data", "build", "--config", "fits", "--manual-dir", "{tmp}/missing", "--data-dir", "{tmp}/tfds"],
+        "data build --config fits --manual-dir {tmp}/missing --data-dir {tmp}/tfds",
         "{tmp}/missing: the fits config needs a folder of downloaded files",
     ),
     (
         ("data", "build"),
-        ["data", "build", "--dataset", "cme_patches", "--config", "files", "--data-dir", "{tmp}/tfds"],
+        "data build --dataset cme_patches --config files --data-dir {tmp}/tfds",
         "--manual-dir (not given): the files config needs a folder",
     ),
-    (("data", "build"), ["data", "build", "--dataset", "pictures"], "--dataset: invalid choice: 'pictures'"),
-    (("train", "gan"), ["train", "gan", "--config", "{tmp}/missing.py", "--workdir", "{tmp}/w"], "missing.py"),
-    (("train", "gan"), ["train", "gan", "--config", "gan_synthetic", "--workdir", "{simsiam_copy}"], "fingerprint"),
-    (
-        ("train", "simsiam"),
-        ["train", "simsiam", "--config", "simsiam_synthetic", "--workdir", "{png}"],
-        "File exists: '{png}'",
-    ),
-    (
-        ("train", "simsiam"),
-        ["train", "simsiam", "--config", "{png}", "--workdir", "{tmp}/w"],
-        "{png} is not a Python config file",
-    ),
-    (("sample",), ["sample", "--workdir", "{tmp}/nothing", "--out", "{tmp}/s"], "no GAN checkpoints in"),
+    (("data", "build"), "data build --dataset pictures", "--dataset: invalid choice: 'pictures'"),
+    (("train", "gan"), "train gan --config {tmp}/missing.py --workdir {tmp}/w", "missing.py"),
+    (("train", "gan"), "train gan --config gan_synthetic --workdir {simsiam_copy}", "fingerprint"),
+    (("train", "simsiam"), "train simsiam --config simsiam_synthetic --workdir {png}", "File exists: '{png}'"),
+    (("train", "simsiam"), "train simsiam --config {png} --workdir {tmp}/w", "{png} is not a Python config file"),
+    (("sample",), "sample --workdir {tmp}/nothing --out {tmp}/s", "no GAN checkpoints in"),
     (
         ("sample",),
-        ["sample", "--workdir", "{demo}/simsiam", "--out", "{tmp}/s"],
+        "sample --workdir {demo}/simsiam --out {tmp}/s",
         "{demo}/simsiam holds a SimSiam encoder run (1 input channel(s)), not a GAN",
     ),
-    (("sample",), ["sample", "--workdir", "{demo}/gan", "-n", "0"], "-n: must be at least 1"),
-    (("steer", "fit"), ["steer", "fit", "--gan", "{demo}/simsiam"], "not a GAN"),
-    (("steer", "fit"), ["steer", "fit", "--gan", "{demo}/gan", "-n", "ten"], "-n: expected a whole number"),
+    (("sample",), "sample --workdir {demo}/gan -n 0", "-n: must be at least 1"),
+    (("steer", "fit"), "steer fit --gan {demo}/simsiam", "not a GAN"),
+    (("steer", "fit"), "steer fit --gan {demo}/gan -n ten", "-n: expected a whole number"),
     (
         ("steer", "generate"),
-        ["steer", "generate", "--gan", "{demo}/gan", "--set", "tuf=junk", "--out", "{tmp}/g"],
+        "steer generate --gan {demo}/gan --set tuf=junk --out {tmp}/g",
         "--set tuf=junk: target 'junk' is not",
     ),
-    (
-        ("steer", "generate"),
-        ["steer", "generate", "--gan", "{demo}/gan", "--set", "flux=+10%", "--out", "{tmp}/g"],
-        "unknown quantity 'flux'",
-    ),
-    (
-        ("steer", "generate"),
-        ["steer", "generate", "--gan", "{demo}/simsiam", "--set", "tuf=+10%", "--out", "{tmp}/g"],
-        "not a GAN",
-    ),
+    (("steer", "generate"), "steer generate --gan {demo}/gan --set flux=+10% --out {tmp}/g", "unknown quantity 'flux'"),
+    (("steer", "generate"), "steer generate --gan {demo}/simsiam --set tuf=+10% --out {tmp}/g", "not a GAN"),
     (
         ("steer", "invert"),
-        [
-            "steer",
-            "invert",
-            "{tmp}/missing.Br.fits",
-            "--gan",
-            "{demo}/gan",
-            "--restarts",
-            "1",
-            "--steps",
-            "1",
-            "--out",
-            "{tmp}/inv",
-        ],
+        "steer invert {tmp}/missing.Br.fits --gan {demo}/gan --restarts 1 --steps 1 --out {tmp}/inv",
         "missing.Br.fits: no such file",
     ),
-    (
-        ("steer", "invert"),
-        ["steer", "invert", "{br}", "--gan", "{demo}/gan", "--restarts", "0"],
-        "--restarts: must be at least 1",
-    ),
+    (("steer", "invert"), "steer invert {br} --gan {demo}/gan --restarts 0", "--restarts: must be at least 1"),
     (
         ("index", "build"),
-        ["index", "build", "--ssl", "{demo}/gan", "--data-dir", "{demo}/tfds", "--out", "{tmp}/i"],
+        "index build --ssl {demo}/gan --data-dir {demo}/tfds --out {tmp}/i",
         "{demo}/gan holds a GAN run",
     ),
     (
         ("index", "build"),
-        ["index", "build", "--ssl", "{demo}/simsiam", "--data-dir", "{tmp}", "--out", "{tmp}/i"],
+        "index build --ssl {demo}/simsiam --data-dir {tmp} --out {tmp}/i",
         "dataset sharp_patches/synthetic is not built in {tmp}",
     ),
     (
         ("index", "build"),
-        ["index", "build", "--ssl", "{demo}", "--data-dir", "{demo}/tfds", "--out", "{tmp}/i"],
+        "index build --ssl {demo} --data-dir {demo}/tfds --out {tmp}/i",
         "did you mean {demo}/simsiam?",
     ),
-    (("search",), ["search", "{br}", "--index", "{tmp}/missing", "--ssl", "{demo}/simsiam"], "not an index directory"),
-    (("search",), ["search", "{br}", "--index", "{demo}/index", "--ssl", "{demo}/gan"], "not a SimSiam encoder"),
+    (("search",), "search {br} --index {tmp}/missing --ssl {demo}/simsiam", "not an index directory"),
+    (("search",), "search {br} --index {demo}/index --ssl {demo}/gan", "not a SimSiam encoder"),
+    (("search",), "search {br} --index {demo}/index --ssl {demo}/simsiam -k 0", "-k: must be at least 1"),
+    (("search",), "search {png} --index {demo}/index --ssl {demo}/simsiam", "not a FITS file"),
     (
         ("search",),
-        ["search", "{br}", "--index", "{demo}/index", "--ssl", "{demo}/simsiam", "-k", "0"],
-        "-k: must be at least 1",
-    ),
-    (("search",), ["search", "{png}", "--index", "{demo}/index", "--ssl", "{demo}/simsiam"], "not a FITS file"),
-    (
-        ("search",),
-        ["search", "{br}", "--index", "{demo}/index", "--ssl", "{demo}/simsiam", "--start", "junk"],
+        "search {br} --index {demo}/index --ssl {demo}/simsiam --start junk",
         "'junk' is not an ISO 8601 time",
     ),
-    (("search",), ["search", "{nan_npy}", "--index", "{demo}/index", "--ssl", "{demo}/simsiam"], "no finite pixel"),
+    (("search",), "search {nan_npy} --index {demo}/index --ssl {demo}/simsiam", "no finite pixel"),
     (
         ("search",),
-        ["search", "{obj_npy}", "--index", "{demo}/index", "--ssl", "{demo}/simsiam"],
+        "search {obj_npy} --index {demo}/index --ssl {demo}/simsiam",
         "obj.npy: not a plain .npy array of numbers",
     ),
-    (("serve",), ["serve", "--workdir", "{tmp}/missing"], "no GAN run"),
-    (("serve",), ["serve", "--workdir", "{demo}", "--aia-index", "{tmp}/x"], "--aia-index and --aia-ssl go together"),
-    (("serve",), ["serve", "--port", "junk"], "--port: invalid int value"),
-    (("demo",), ["demo", "--outdir", "{user_dir}"], "{user_dir}"),
-    (("demo",), ["demo", "--outdir", "{png}"], "File exists"),
+    (("serve",), "serve --workdir {tmp}/missing", "no GAN run"),
+    (("serve",), "serve --workdir {demo} --aia-index {tmp}/x", "--aia-index and --aia-ssl go together"),
+    (("serve",), "serve --port junk", "--port: invalid int value"),
+    (("demo",), "demo --outdir {user_dir}", "{user_dir}"),
+    (("demo",), "demo --outdir {png}", "File exists"),
 ]
 
 
@@ -225,15 +168,12 @@ def test_bad_input_is_one_line_exit_2_and_no_traceback(
     inputs, demo_workdir, tmp_path, capsys, monkeypatch, path, argv, needle
 ):
     monkeypatch.delenv("SOLARJAX_TRACEBACK", raising=False)
-    if any("{simsiam_copy}" in a for a in argv):
+    if "{simsiam_copy}" in argv:
         shutil.copytree(demo_workdir / "simsiam" / "checkpoints", tmp_path / "simsiam_copy" / "checkpoints")
         inputs = {**inputs, "simsiam_copy": tmp_path / "simsiam_copy"}
-    argv = [a.format(**inputs) for a in argv]
+    argv = [word.format(**inputs) for word in argv.split()]
     needle = needle.format(**inputs)
-    try:
-        status = cli.main(argv)
-    except SystemExit as exit_:  # argparse errors exit from inside parse_args
-        status = exit_.code
+    status = cli_status(argv)
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert status == 2, (status, err)

@@ -37,7 +37,6 @@ entered in ``manifest.json``.
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import collections
 import dataclasses
@@ -51,13 +50,11 @@ import operator
 import os
 import pathlib
 import re
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 
 from solarjax.data.download import (
     CorruptFileError,
-    ManifestError,
     RetryPolicy,
     call_with_retries,
     check_fits_file,
@@ -701,103 +698,3 @@ def fido_download(
         failed[str(error.url)] = str(error.exception)
     log(f"Fido: {len(good)} files in {out_dir}, {len(failed)} failed")
     return good, failed
-
-
-# --------------------------------------------------------------------------------------------- CLI
-def duration_seconds(text: str) -> int:
-    """argparse type: a whole number of seconds from ``600``, ``600s``, ``10m``, ``1h`` or ``1d``."""
-    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"expected a duration like 600s, 10m, 1h, got {text!r}")
-    return int(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
-
-
-def quality_bits(text: str) -> int:
-    """argparse type: QUALITY bits as decimal or 0x-prefixed hex, >= 0."""
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected QUALITY bits like 0x400 or 1024, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"QUALITY bits must be >= 0, got {text!r}")
-    return value
-
-
-def add_aia_download_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``solarjax data download-aia`` (consumed by `run_aia_download`)."""
-    parser.add_argument("out_dir", help="output folder (holds the FITS files and manifest.json)")
-    parser.add_argument("--start", required=True, help="first slot, UTC (2012-03-07T00:00)")
-    parser.add_argument("--end", required=True, help="end of the range (exclusive), UTC")
-    parser.add_argument(
-        "--cadence",
-        type=duration_seconds,
-        default=3600,
-        help="slot spacing: 600s, 10m, 1h; a multiple of 12 s (24 s with UV channels) (default 1h)",
-    )
-    parser.add_argument(
-        "--wavelengths",
-        type=int,
-        nargs="+",
-        choices=EUV_WAVELENGTHS + UV_WAVELENGTHS,
-        default=list(DEFAULT_WAVELENGTHS),
-        help="channels in Angstrom (default 171 193 211)",
-    )
-    parser.add_argument(
-        "--tolerance-s",
-        type=float,
-        default=None,
-        help="largest |T_OBS - slot time| in seconds (default 12, or 24 with UV channels)",
-    )
-    parser.add_argument(
-        "--allowed-quality-bits",
-        type=quality_bits,
-        default=0,
-        help="QUALITY bits tolerated, e.g. 0x400 (default 0: QUALITY == 0 only)",
-    )
-    parser.add_argument(
-        "--route",
-        choices=("jsoc", "fido"),
-        default="jsoc",
-        help="jsoc: drms export with manifest and matching (default); fido: sunpy Fido via the VSO",
-    )
-    parser.add_argument("--email", help="address registered with JSOC (default: $JSOC_EMAIL)")
-    parser.add_argument("--base-url", default=JSOC_BASE_URL, help=f"JSOC server (default {JSOC_BASE_URL})")
-    parser.add_argument("--dry-run", action="store_true", help="print slot counts and estimated size only")
-    parser.add_argument("--max-attempts", type=int, default=5, help="attempts per request and file (default 5)")
-    parser.add_argument("--poll-seconds", type=float, default=5.0, help="export status poll interval (default 5)")
-
-
-def run_aia_download(args: argparse.Namespace) -> int:
-    """Run ``solarjax data download-aia``: 0 if every file is present, 1 if some failed, 2 on a fatal error."""
-    try:
-        if args.route == "fido":
-            _, failed = fido_download(
-                args.out_dir,
-                args.start,
-                args.end,
-                cadence_s=args.cadence,
-                wavelengths=args.wavelengths,
-                dry_run=args.dry_run,
-            )
-            return 1 if failed else 0
-        report = download_aia(
-            args.out_dir,
-            args.start,
-            args.end,
-            cadence_s=args.cadence,
-            wavelengths=tuple(args.wavelengths),
-            tolerance_s=args.tolerance_s,
-            allowed_quality_bits=args.allowed_quality_bits,
-            email=args.email or os.environ.get("JSOC_EMAIL"),
-            base_url=args.base_url,
-            dry_run=args.dry_run,
-            policy=RetryPolicy(max_attempts=args.max_attempts),
-            poll_seconds=args.poll_seconds,
-        )
-    except (ValueError, JsocError, ManifestError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except ConnectionError as err:
-        print(f"error: {args.route} route: {err}", file=sys.stderr)
-        return 2
-    return 1 if report.failed else 0

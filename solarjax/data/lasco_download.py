@@ -287,11 +287,11 @@ def download_lasco(
 # ------------------------------------------------------------------------------------------------ CLI
 def add_lasco_download_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``solarjax data download-lasco`` (consumed by `run_lasco_download`)."""
-    from solarjax.data.aia import duration_seconds
+    from solarjax.data.download_cli import add_range_arguments, add_transport_arguments, duration_seconds
 
-    parser.add_argument("out_dir", help="output folder (holds the JPEG2000 files and manifest.json)")
-    parser.add_argument("--start", required=True, help="start of the range, UTC (2013-05-13T12:00)")
-    parser.add_argument("--end", required=True, help="end of the range (exclusive), UTC")
+    add_range_arguments(
+        parser, files="JPEG2000 files", start_help="start of the range, UTC (2013-05-13T12:00)", time_scale="UTC"
+    )
     parser.add_argument("--detector", choices=sorted(SOURCE_IDS), default="C2", help="LASCO detector (default C2)")
     parser.add_argument(
         "--cadence",
@@ -299,11 +299,13 @@ def add_lasco_download_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_CADENCE_S,
         help="sampling step of the range: 600s, 12m, 1h (default 12m, every image)",
     )
-    parser.add_argument(
-        "--base-url", default=HELIOVIEWER_API_URL, help=f"Helioviewer API (default {HELIOVIEWER_API_URL})"
+    add_transport_arguments(
+        parser,
+        dry_run_help="list the images only; download nothing",
+        server="Helioviewer API",
+        base_url=HELIOVIEWER_API_URL,
+        jsoc_export=False,
     )
-    parser.add_argument("--dry-run", action="store_true", help="list the images only; download nothing")
-    parser.add_argument("--max-attempts", type=int, default=5, help="attempts per request and file (default 5)")
 
 
 def run_lasco_download(args: argparse.Namespace) -> int:

@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-from solarjax.data.download import ManifestError, RetryPolicy
+from solarjax.data.download_cli import (
+    add_range_arguments,
+    add_transport_arguments,
+    download_status,
+    jsoc_transport,
+    number_or_none,
+)
 from solarjax.data.jsoc import SHARP_SEGMENTS, download_sharps
-from solarjax.data.jsoc_export import JSOC_BASE_URL, JsocError
-
-
-def _number_or_none(text: str) -> float | None:
-    """argparse type: a float, or 'none' for no limit."""
-    if text.strip().lower() == "none":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
 def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``solarjax data download`` (consumed by `run_download`)."""
-    parser.add_argument("out_dir", help="output folder (holds the FITS files and manifest.json)")
-    parser.add_argument("--start", required=True, help="first T_REC, TAI (2012-03-06T00:00 or 2012.03.06_00:00:00_TAI)")
-    parser.add_argument("--end", required=True, help="end of the range (exclusive), TAI")
+    add_range_arguments(
+        parser,
+        files="FITS files",
+        start_help="first T_REC, TAI (2012-03-06T00:00 or 2012.03.06_00:00:00_TAI)",
+        time_scale="TAI",
+    )
     parser.add_argument(
         "--cadence-hours",
-        type=_number_or_none,
+        type=number_or_none,
         default=24.0,
         help="one record per HARP per this many hours; 'none' keeps every 12-minute record (default 24)",
     )
@@ -39,22 +35,18 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-lon-deg",
-        type=_number_or_none,
+        type=number_or_none,
         default=60.0,
         help="keep |LON_FWT| <= this, degrees; 'none' for no cut (default 60)",
     )
     parser.add_argument("--min-mu", type=float, default=None, help="keep mu >= this at the flux-weighted centre")
-    parser.add_argument("--email", help="address registered with JSOC (default: $JSOC_EMAIL)")
-    parser.add_argument("--base-url", default=JSOC_BASE_URL, help=f"JSOC server (default {JSOC_BASE_URL})")
-    parser.add_argument("--dry-run", action="store_true", help="print record count and estimated size only")
-    parser.add_argument("--max-attempts", type=int, default=5, help="attempts per request and file (default 5)")
-    parser.add_argument("--poll-seconds", type=float, default=5.0, help="export status poll interval (default 5)")
+    add_transport_arguments(parser, dry_run_help="print record count and estimated size only")
 
 
 def run_download(args: argparse.Namespace) -> int:
     """Run ``solarjax data download``: 0 if every file is present, 1 if some failed, 2 on a fatal error."""
-    try:
-        report = download_sharps(
+    return download_status(
+        lambda: download_sharps(
             args.out_dir,
             args.start,
             args.end,
@@ -64,13 +56,6 @@ def run_download(args: argparse.Namespace) -> int:
             segments=tuple(args.segments),
             max_lon_deg=args.max_lon_deg,
             min_mu=args.min_mu,
-            email=args.email or os.environ.get("JSOC_EMAIL"),
-            base_url=args.base_url,
-            dry_run=args.dry_run,
-            policy=RetryPolicy(max_attempts=args.max_attempts),
-            poll_seconds=args.poll_seconds,
+            **jsoc_transport(args),
         )
-    except (ValueError, JsocError, ManifestError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 1 if report.failed else 0
+    )

@@ -45,6 +45,7 @@ from solarjax.models import precision
 from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import loop, monitor
 from solarjax.train import quality as quality_lib
+from solarjax.train.loop import step_key as step_key  # the key of a state's next step
 
 IMAGE_SHAPE = (gan_models.IMAGE_SIZE, gan_models.IMAGE_SIZE, 1)
 
@@ -150,11 +151,6 @@ def init_state(
         rng=run_key,
         g_ema_params=jax.tree.map(jnp.copy, g_params) if ema else None,
     )
-
-
-def step_key(state: GanState) -> jax.Array:
-    """The PRNG key of the state's next step: ``fold_in(state.rng, state.step)`` (`loop.step_key`)."""
-    return loop.step_key(state)
 
 
 def r1_penalty(discriminator: nn.Module, d_params: Any, d_stats: Any, real: jax.Array) -> jax.Array:

@@ -50,6 +50,7 @@ from solarjax.models.simsiam import SimSiam, collapse_level, simsiam_loss
 from solarjax.stats import correlations
 from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import loop
+from solarjax.train.loop import step_key as step_key  # the key of a state's next step
 
 KNN_QUANTITIES = ("tuf", "psep", "r_value")
 PHYSICS_TARGETS = ("log_tuf", "psep", "log1p_r", "area", "abs_tilt")
@@ -233,11 +234,6 @@ def init_state(
         opt_state=optimizer.init(params),
         rng=run_key,
     )
-
-
-def step_key(state: TrainState) -> jax.Array:
-    """The PRNG key of the state's next step: ``fold_in(state.rng, state.step)`` (`loop.step_key`)."""
-    return loop.step_key(state)
 
 
 def update(
