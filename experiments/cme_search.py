@@ -124,8 +124,9 @@ def top1_matches(queries: dict, database: dict, encoder, untrained, seed: int) -
 
 def rare_case_recall(database: dict, untrained, seed: int, resamples: int) -> dict:
     """Recall of the planted double CMEs of the database in the top 5% of each rarity ranking
-    (`solarjax.cme_mining`): k-NN distance (k = 5) in the SSL, pixel, thumbnail and untrained-encoder spaces,
-    the property outlier score of the measured quantities, and random scores."""
+    (`solarjax.cme_mining`): k-NN distance (k = `cme_mining.KNN_K`, chosen in `experiments.cme_mining`) in
+    the SSL, pixel, thumbnail and untrained-encoder spaces, the property outlier score of the measured
+    quantities, the secondary-front share, the demo's ranking (SSL k-NN + secondary front) and random."""
     from solarjax import cme_mining
     from solarjax.retrieval.evaluate import thumbnails
     from solarjax.retrieval.table import embed_images
@@ -134,8 +135,11 @@ def rare_case_recall(database: dict, untrained, seed: int, resamples: int) -> di
     if not is_rare.any():
         return {}
     images = database["image"]
+    archive = cme_mining.archive_rarity(database["embedding"], images)
     scores = {
-        "ssl_knn": cme_mining.knn_rarity(database["embedding"]),
+        "ssl_knn+secondary_front": archive["combined"],
+        "ssl_knn": archive["ssl_knn"],
+        "secondary_front": archive["secondary_front"],
         "pixel_knn": cme_mining.knn_rarity(images.reshape(len(images), -1)),
         "thumbnail_knn": cme_mining.knn_rarity(thumbnails(images)),
         "untrained_knn": cme_mining.knn_rarity(embed_images(untrained.embed, images)),

@@ -12,7 +12,9 @@ fingerprint (`solarjax.stages`) in `outdir/<stage>/stage.json`:
 5. index       `solarjax index build --dataset cme_patches` of the training split (table + index)
 6. retrieval   test CMEs as queries: top-1 agreement of CPA, width, front height against pixel, thumbnail,
                untrained encoder and random (paired bootstrap); rare-case mining (recall of the planted
-               double CMEs in the top 5% of each rarity ranking); a generated 'wide and bright' query
+               double CMEs in the top 5% of each rarity ranking; the ranking reported is SSL k-NN combined
+               with the secondary-front share, `cme_mining.archive_rarity`, and its top 12); a generated
+               'wide and bright' query, and real held-out wide and bright CMEs as queries
 7. report      `report.html` (self-contained) and `metrics.json`
 """
 
@@ -134,7 +136,7 @@ def _run(outdir: pathlib.Path, size: CmeDemoSize, log) -> dict:
     )
     results["retrieval"] = runner.run(
         "retrieval",
-        {"queries": size.wide_bright_queries, "version": 1},
+        {"queries": size.wide_bright_queries, "version": 2},
         lambda d: _stage_retrieval(d, outdir, tfds_dir, size),
         depends_on=("gan", "directions", "index"),
         estimate_s=STAGE_ESTIMATES_S["retrieval"] * scale,
@@ -366,10 +368,14 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
             seed=SEED,
         )
 
-    # 2. Rare-case mining over the indexed archive.
+    # 2. Rare-case mining over the indexed archive: the ranking reported (SSL k-NN combined with the
+    # secondary-front share) and each alternative on the same rows.
     is_rare = database["true_rare"] == 1
+    archive = cme_mining.archive_rarity(embedding, database["image"])
     rarity = {
-        "ssl_knn": cme_mining.knn_rarity(embedding),
+        "ssl_knn+secondary_front": archive["combined"],
+        "ssl_knn": archive["ssl_knn"],
+        "secondary_front": archive["secondary_front"],
         "pixel_knn": cme_mining.knn_rarity(database["image"].reshape(len(rows), -1)),
         "thumbnail_knn": cme_mining.knn_rarity(thumbnails(database["image"])),
         "untrained_knn": cme_mining.knn_rarity(embed_images(untrained.embed, database["image"])),
@@ -381,8 +387,18 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
         if is_rare.any()
         else {"skipped": "no planted rare CME in the indexed split"}
     )
-    if is_rare.any():
-        _plot_gallery(database, cme_mining.top_rows(rarity["ssl_knn"])[:12], is_rare, stage_dir / "mining_gallery.png")
+    top12 = cme_mining.top_rows(archive["combined"])[:12]
+    _plot_gallery(database, top12, archive, is_rare, stage_dir / "mining_gallery.png")
+    top_of_ranking = [
+        {
+            "id": str(database["id"][row]),
+            **{name: round(float(database[name][row]), 2) for name in ("cpa_deg", "width_deg", "front_height_rsun")},
+            "ssl_knn": round(float(archive["ssl_knn"][row]), 3),
+            "secondary_front": round(float(archive["secondary_front"][row]), 3),
+            "planted_double": bool(is_rare[row]),
+        }
+        for row in top12
+    ]
 
     # 3. A generated 'wide and bright' query: local steering of width, then of excess holding width.
     generator = gan.load(outdir / "gan")
@@ -395,6 +411,17 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
     base_values = cme_steering.generated_quantities(generator, z)
     top10 = cme_retrieval.top_matches(query_images, database["image"], embedding, encoder, untrained, SEED, k=10)
     truth_columns = {"true_width_deg": database["true_width_deg"], "true_excess": database["true_excess"]}
+    # The same criterion with real held-out CMEs as queries: the test CMEs whose true width and excess are
+    # both in the database's top quartile (what a generated query should look like; no GAN involved).
+    real = np.flatnonzero(
+        (queries["true_width_deg"] >= np.nanpercentile(database["true_width_deg"], 75))
+        & (queries["true_excess"] >= np.nanpercentile(database["true_excess"], 75))
+    )
+    real_top10 = (
+        cme_retrieval.top_matches(queries["image"][real], database["image"], embedding, encoder, untrained, SEED, k=10)
+        if len(real)
+        else {}
+    )
     wide_bright = {
         "queries": size.wide_bright_queries,
         "query_width_deg": {
@@ -410,6 +437,12 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
             m: cme_mining.top_quartile_share(r, truth_columns, seed=SEED) for m, r in top10.items()
         },
     }
+    real_wide_bright = {
+        "queries": int(len(real)),
+        "top10_in_top_quartile": {
+            m: cme_mining.top_quartile_share(r, truth_columns, seed=SEED) for m, r in real_top10.items()
+        },
+    }
     methods = cme_retrieval.SEARCH_METHODS
     tables = {
         f"search, quantities {label}: top-1 Pearson / Spearman (95% paired bootstrap)": cme_retrieval.format_table(
@@ -421,27 +454,37 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
     }
     if is_rare.any():
         tables["mining: recall of the planted double CMEs in the top 5% (bootstrap 95%)"] = "\n".join(
-            f"{name:18s} {m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]  ({m['rare']} rare, top {m['top']})"
+            f"{name:24s} {m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]  ({m['rare']} rare, top {m['top']})"
             for name, m in mining.items()
         )
-    tables["wide and bright query: share of the top-10 in the top quartile (true width / true excess / both)"] = (
-        "\n".join(
+    tables["mining: the 12 rarest CMEs (ssl_knn+secondary_front ranking) and their measured properties"] = "\n".join(
+        f"{r['id']:24s} CPA {r['cpa_deg']:6.1f}  width {r['width_deg']:6.1f}  height {r['front_height_rsun']:4.2f}"
+        f"  ssl_knn {r['ssl_knn']:.3f}  secondary front {r['secondary_front']:.2f}"
+        + ("  (planted double)" if r["planted_double"] else "")
+        for r in top_of_ranking
+    )
+    for label, result in (("generated", wide_bright), ("real held-out", real_wide_bright)):
+        tables[
+            f"wide and bright query ({label}, {result['queries']} queries): share of the top-10 in the top quartile "
+            "(true width / true excess / both)"
+        ] = "\n".join(
             f"{m:15s} "
             + "  ".join(f"{k} {v['value']:.2f} [{v['low']:.2f}, {v['high']:.2f}]" for k, v in shares.items())
-            for m, shares in wide_bright["top10_in_top_quartile"].items()
+            for m, shares in result["top10_in_top_quartile"].items()
         )
-    )
     return {
         "database": len(rows),
         "queries": len(queries["image"]),
         "search": search,
         "mining": mining,
+        "top_of_ranking": top_of_ranking,
         "wide_and_bright": wide_bright,
+        "wide_and_bright_real_query": real_wide_bright,
         "tables": tables,
     }
 
 
-def _plot_gallery(database: dict, rows: np.ndarray, is_rare: np.ndarray, path: pathlib.Path) -> None:
+def _plot_gallery(database: dict, rows: np.ndarray, scores: dict, is_rare: np.ndarray, path: pathlib.Path) -> None:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(12, 3.4), layout="compressed")
@@ -449,13 +492,16 @@ def _plot_gallery(database: dict, rows: np.ndarray, is_rare: np.ndarray, path: p
     for ax, row in zip(axes, rows):
         ax.imshow(database["image"][row][..., 0], cmap="gray", vmin=-0.6, vmax=0.6)
         ax.set_title(
-            f"{'RARE ' if is_rare[row] else ''}w {database['width_deg'][row]:.0f}",
+            f"{'PLANTED ' if is_rare[row] else ''}w {database['width_deg'][row]:.0f} 2nd {scores['secondary_front'][row]:.2f}",
             fontsize=7,
             color="red" if is_rare[row] else "black",
         )
         ax.set_xticks([])
         ax.set_yticks([])
-    figure.suptitle("the 12 rarest CMEs by SSL k-NN distance (red: a planted double CME)")
+    figure.suptitle(
+        "the 12 rarest CMEs by SSL k-NN distance combined with the secondary-front share (2nd); red: a planted"
+        " double CME"
+    )
     figure.savefig(path, dpi=80)
 
 

@@ -12,8 +12,9 @@ passes the threshold), as the CDAW catalogue measures them by eye on LASCO movie
 - front_height_rsun: the radius (Rsun) where the CME's excess summed over position angle peaks (the
   front), in `RADIAL_BIN_RSUN` bins;
 - excess: total excess brightness of the CME pixels (image units x pixels; a mass proxy).
-All functions are batched and jit-able. `quantities` measures on the synthetic C2-like grid by default; a
-`Geometry` of another field of view (e.g. `C3_GEOMETRY`, the LASCO C3 field resampled on a 128x128 grid
+`angular_profile` is the CME excess per 1-degree position-angle bin (what the width counts; rare-case
+mining looks for more than one front in it). All functions are batched and jit-able. `quantities`
+measures on the synthetic C2-like grid by default; a `Geometry` of another field of view (e.g. `C3_GEOMETRY`, the LASCO C3 field resampled on a 128x128 grid
 by `solarjax.data.cme_prep`) sets the occulter, field stop and plate scale instead.
 """
 
@@ -70,8 +71,7 @@ def quantities(
     radians = jnp.deg2rad(angle)
     sine, cosine = (weight * jnp.sin(radians)).sum(axis=(1, 2)), (weight * jnp.cos(radians)).sum(axis=(1, 2))
     cpa = jnp.rad2deg(jnp.arctan2(sine, cosine)) % 360.0
-    bins = jnp.clip(jnp.floor(angle).astype(jnp.int32), 0, NUM_ANGLE_BINS - 1).reshape(-1)
-    per_bin = jax.vmap(lambda w: jax.ops.segment_sum(w.reshape(-1), bins, NUM_ANGLE_BINS))(weight)
+    per_bin = _per_angle_bin(weight, angle)
     width = 360.0 * (per_bin > width_fraction * per_bin.max(axis=1, keepdims=True)).mean(axis=1)
     num_radial = int(np.ceil(geometry.field_stop_rsun / RADIAL_BIN_RSUN)) + 1
     rings = jnp.clip(jnp.floor(radius / RADIAL_BIN_RSUN).astype(jnp.int32), 0, num_radial - 1).reshape(-1)
@@ -84,6 +84,26 @@ def quantities(
         "front_height_rsun": jnp.where(defined, height, nan),
         "excess": total,
     }
+
+
+def _per_angle_bin(weight: jax.Array, angle: jax.Array) -> jax.Array:
+    """[N, NUM_ANGLE_BINS] sums of weight [N, S, S] over the 1-degree position-angle bins of angle [S, S] (deg)."""
+    bins = jnp.clip(jnp.floor(angle).astype(jnp.int32), 0, NUM_ANGLE_BINS - 1).reshape(-1)
+    return jax.vmap(lambda w: jax.ops.segment_sum(w.reshape(-1), bins, NUM_ANGLE_BINS))(weight)
+
+
+@functools.partial(jax.jit, static_argnames=("geometry",))
+def angular_profile(images: jax.Array, threshold: float = 0.1, geometry: Geometry = C2_GEOMETRY) -> jax.Array:
+    """float32 [N, 360]: the CME excess (pixels above `threshold` in the field of view, as `quantities`) of
+    difference images [N, S, S] or [N, S, S, 1] summed in 1-degree position-angle bins (bin j: j..j+1 deg
+    from north through east)."""
+    images = jnp.asarray(images, jnp.float32)
+    if images.ndim == 4:
+        images = images[..., 0]
+    size = images.shape[-1]
+    radius, angle = (jnp.asarray(g, jnp.float32) for g in polar_grid(size, geometry.rsun_per_pixel(size)))
+    seen = (radius >= geometry.occulter_rsun) & (radius <= geometry.field_stop_rsun)
+    return _per_angle_bin(jnp.where(seen & (images > threshold), images, 0.0), angle)
 
 
 def angle_difference_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -135,8 +155,7 @@ def smooth_quantities(
     total = weight.sum(axis=(1, 2))
     radians = jnp.deg2rad(angle)
     sine, cosine = (weight * jnp.sin(radians)).sum(axis=(1, 2)), (weight * jnp.cos(radians)).sum(axis=(1, 2))
-    bins = jnp.clip(jnp.floor(angle).astype(jnp.int32), 0, NUM_ANGLE_BINS - 1).reshape(-1)
-    per_bin = jax.vmap(lambda w: jax.ops.segment_sum(w.reshape(-1), bins, NUM_ANGLE_BINS))(weight)
+    per_bin = _per_angle_bin(weight, angle)
     brightest = jnp.maximum(per_bin.max(axis=1, keepdims=True), 1e-6)
     width = 360.0 * jax.nn.sigmoid((per_bin / brightest - width_fraction) / 0.05).mean(axis=1)
     height = (weight * radius).sum(axis=(1, 2)) / jnp.maximum(total, 1e-6)
