@@ -16,7 +16,7 @@ seen in training, not the test split), with `solarjax.train.quality.quality_figu
 Frechet on the fixed random-feature encoder, every realism diagnostic, realism score) and 95%
 bootstrap intervals (resampling both sets, ``--bootstrap`` times) of every figure but the spectral
 peaks and Frechet. Writes ``candidates_<step>.json`` and ``candidates_<step>.md`` (one row per run) and prints
-the table.
+the table. Once a run has trained, ``OUT/<CANDIDATE>_SEED<S>_DONE`` holds its folder (`done_marker`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ CANDIDATES = {
     "edge_noise": {"arch": "resize_conv_small_edge_noise"},
     "edge_noise_r1": {"arch": "resize_conv_small_edge_noise", "r1_gamma": 1.0},
     "edge_noise_ema": {"arch": "resize_conv_small_edge_noise", "ema_decay": 0.99},
+    "bilinear_noise": {"arch": "resize_conv_small_bilinear_noise"},
+    "bilinear_noise_ema": {"arch": "resize_conv_small_bilinear_noise", "ema_decay": 0.99},
 }
 """candidate -> the ``config.model`` fields it changes."""
 
@@ -126,6 +128,12 @@ def score_run(run_dir: pathlib.Path, reference, num: int, resamples: int, seed: 
     }
 
 
+def done_marker(out: pathlib.Path, name: str, seed: int) -> pathlib.Path:
+    """``OUT/<NAME>_SEED<S>_DONE``: written (holding the run folder) once run `name`/`seed` has trained, so
+    another process can use the GAN while the remaining runs train."""
+    return out / f"{name.upper()}_SEED{seed}_DONE"
+
+
 def _train_speed(run_dir: pathlib.Path) -> float:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     speeds = [row["images_per_second"] for row in rows if "images_per_second" in row]
@@ -194,6 +202,7 @@ def main(argv=None) -> dict:
                 gan_train.train_and_evaluate(
                     candidate_config(name, args.data_dir, args.steps, seed, args.eval_every, args.num), run_dir
                 )
+                done_marker(args.out, name, seed).write_text(f"{run_dir.resolve()}\n")
             step = int(args.step) if args.step.isdigit() else args.step
             result = score_run(run_dir, reference, args.num, args.bootstrap, seed=1000 + seed, step=step)
             result.update(

@@ -93,6 +93,22 @@ def _select_step(checkpoints: checkpoint_lib.RunCheckpoints, step: int | str) ->
     return chosen
 
 
+def _ranked_checkpoints(directory: pathlib.Path, fingerprint: str | None) -> checkpoint_lib.RunCheckpoints:
+    """The run's checkpoints, 'best' ranked by the figure its training ranked them by (the run config's
+    ``quality.best_metric``; 'frechet' for runs without one), not the reader's default."""
+    checkpoints = checkpoint_lib.RunCheckpoints(directory, fingerprint=fingerprint)
+    try:
+        latest = checkpoints.latest_step()
+        config = checkpoints.run_info(latest)["config"] if latest is not None else {}
+    except Exception:  # an unreadable record is reported by the caller's own reads
+        config = {}
+    metric = (config.get("quality") or {}).get("best_metric", checkpoints.best_metric)
+    if metric == checkpoints.best_metric:
+        return checkpoints
+    checkpoints.close()
+    return checkpoint_lib.RunCheckpoints(directory, fingerprint=fingerprint, best_metric=metric)
+
+
 def load(workdir: str | os.PathLike, step: int | str = "best", fingerprint: str | None = None) -> TrainedGenerator:
     """The generator of a GAN run directory.
 
@@ -115,7 +131,7 @@ def load(workdir: str | os.PathLike, step: int | str = "best", fingerprint: str 
             f"no GAN checkpoints in {directory}: train first "
             f"(solarjax train gan --config ... --workdir {workdir})" + checkpoint_lib.missing_run_hint(workdir, "gan")
         )
-    checkpoints = checkpoint_lib.RunCheckpoints(directory, fingerprint=fingerprint)
+    checkpoints = _ranked_checkpoints(directory, fingerprint)
     try:
         checkpoints.require_kind("gan", workdir, "solarjax train gan")
         chosen = _select_step(checkpoints, step)

@@ -1,5 +1,5 @@
-"""Issue 23's generator candidates: edge padding (no border frame), the latent noise field, the R1
-penalty, and the border diagnostic, on known answers."""
+"""Issue 23's generator candidates: edge padding (no border frame), the latent noise field, bilinear
+upsampling, the R1 penalty, and the border diagnostic, on known answers."""
 
 import flax.linen as nn
 import jax
@@ -64,6 +64,58 @@ def test_noise_generator_starts_as_the_edge_generator_and_learns_a_per_patch_amp
     difference = np.asarray(noisy.apply({"params": louder}, z) - noisy.apply({"params": params}, z))
     # tanh'(x) <= 1: the added pixel noise has at most the field's std times 0.01
     assert 0.003 < difference.std() <= 0.0102
+
+
+def test_bilinear_upsampling_is_linear_interpolation_with_the_border_repeated():
+    x = jax.random.normal(jax.random.key(6), (2, 6, 5, 3))
+    up = np.asarray(gan.upsample_bilinear(x))
+    assert up.shape == (2, 12, 10, 3)
+    resized = jax.image.resize(x, (2, 12, 10, 3), "linear", antialias=False)  # half-pixel centres
+    np.testing.assert_allclose(up, resized, atol=1e-6)
+    np.testing.assert_allclose(gan.upsample_bilinear(jnp.full((1, 3, 3, 1), 0.7)), 0.7, atol=1e-7)
+    ramp = jnp.arange(8.0)[None, :, None, None] * jnp.ones((1, 8, 4, 1))
+    # a ramp at half-pixel centres: output pixel j sits at input coordinate (j - 0.5) / 2, away from the border
+    np.testing.assert_allclose(np.asarray(gan.upsample_bilinear(ramp))[0, 1:-1, 0, 0], (np.arange(1, 15) - 0.5) / 2)
+
+
+def test_bilinear_upsampling_adds_far_less_high_wavenumber_power_than_nearest():
+    noise = jax.random.normal(jax.random.key(7), (8, 64, 64, 1)) * 0.1
+    k, nearest = quality.radial_power_spectrum(gan.upsample_nearest(noise))
+    _, bilinear = quality.radial_power_spectrum(gan.upsample_bilinear(noise))
+    band = (k >= 40) & (k <= 64)  # above 0.6x the output Nyquist: the 2x2 blocks' high-k images
+    # white input: the power ratio is cos^6 / cos^2 of the half output frequency, cos^4(pi k / 256) on one axis
+    ratio = bilinear[:, band].mean() / nearest[:, band].mean()
+    assert ratio < 0.2
+    low = k <= 8  # the large scales pass both alike
+    assert bilinear[:, low].mean() / nearest[:, low].mean() == pytest.approx(1.0, abs=0.15)
+
+
+@pytest.mark.parametrize("conv_impl", gan.CONV_IMPLS)
+def test_bilinear_upsample_conv_equals_bilinear_upsampling_then_edge_padding_then_convolution(conv_impl):
+    x = jax.random.normal(jax.random.key(8), (2, 5, 6, 3))
+    kernel = jax.random.normal(jax.random.key(9), (3, 3, 3, 4))
+    expected = gan.conv_valid(gan.pad_spatial_mode(gan.upsample_bilinear(x), 1, "edge"), kernel, 1, "xla")
+    np.testing.assert_allclose(gan.upsample_bilinear_conv(x, kernel, conv_impl), expected, atol=1e-5)
+    grad = jax.grad(lambda k: jnp.sum(gan.upsample_bilinear_conv(x, k, conv_impl) ** 2))(kernel)
+    expected_grad = jax.grad(
+        lambda k: jnp.sum(gan.conv_valid(gan.pad_spatial_mode(gan.upsample_bilinear(x), 1, "edge"), k, 1, "xla") ** 2)
+    )(kernel)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-4)
+
+
+def test_bilinear_generator_has_the_noise_generators_parameters_and_needs_edge_padding():
+    noisy, _ = gan.make_models("resize_conv_small_edge_noise")
+    bilinear, _ = gan.make_models("resize_conv_small_bilinear_noise")
+    params = bilinear.init(KEY, jnp.zeros((1, 100)))["params"]
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, noisy.init(KEY, jnp.zeros((1, 100)))["params"])
+    z = jax.random.normal(jax.random.key(10), (2, 100))
+    images = np.asarray(bilinear.apply({"params": params}, z))
+    assert images.shape == (2, 128, 128, 1) and np.abs(images).max() <= 1.0
+    assert not np.allclose(images, noisy.apply({"params": params}, z), atol=1e-3)
+    with pytest.raises(ValueError, match="upsample"):
+        gan.ResizeConvGenerator(upsample="bilinear").init(KEY, jnp.zeros((1, 100)))
+    with pytest.raises(ValueError, match="upsample"):
+        gan.ResizeConvGenerator(padding="edge", upsample="cubic").init(KEY, jnp.zeros((1, 100)))
 
 
 class _Linear(nn.Module):

@@ -366,6 +366,24 @@ def test_default_config_with_ema_logs_realism_ranks_by_it_and_samples_with_the_e
     assert not np.allclose(jax.tree.leaves(state.g_ema_params)[0], jax.tree.leaves(state.g_params)[0])
 
 
+@pytest.mark.parametrize(("name", "best_step"), [("gan_synthetic", 4), ("gan_paper", 2)])
+def test_load_best_ranks_by_the_figure_the_run_trained_with(tmp_path, name, best_step):
+    # step 2 has the lower Frechet, step 4 the lower realism score: 'best' follows the run's best_metric
+    config = tiny_config(arch="resize_conv_small", name=name)
+    state = gan_train.programs_for(config, sharding.make_data_mesh()).init(jax.random.key(3))
+    fingerprint = checkpoint_lib.model_fingerprint(config.model.to_dict())
+    checkpoints = checkpoint_lib.RunCheckpoints(
+        tmp_path / "checkpoints", fingerprint=fingerprint, best_metric=config.quality.best_metric
+    )
+    for step, frechet, realism in ((2, 0.1, 0.6), (4, 0.5, 0.3)):
+        metrics = {"frechet": frechet, "realism_score": realism}
+        checkpoints.save(step, state, ArrayIterator(PATCHES, BATCH), loop.config_dict(config), metrics)
+        checkpoints.wait_until_finished()
+    checkpoints.close()
+    assert gan.load(tmp_path).step == best_step
+    assert gan.load(tmp_path, step="latest").step == 4
+
+
 # ----------------------------------------------------------------------------- retention, quality
 def test_checkpoints_keep_the_last_k_and_the_best(tmp_path):
     checkpoints = checkpoint_lib.RunCheckpoints(tmp_path, fingerprint="abc", keep_last=2, best_metric="frechet")

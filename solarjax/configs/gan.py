@@ -29,7 +29,8 @@ batch is split over the devices of all hosts, each host reading its own share of
 Why these choices (resize-convolution generator, b1 = 0.5, ``ema_decay = 0``, ``canonical_polarity = False``)
 and what each variant measured: experiments/README.md, "GAN configs: measurements behind the defaults".
 
-Fields: seed (parameters, latents, data order); model.arch ('simple' | 'resize_conv' | 'resize_conv_small'),
+Fields: seed (parameters, latents, data order); model.arch ('simple' | 'resize_conv' | 'resize_conv_small', or the
+issue-23 candidates 'resize_conv_small_edge' | '..._edge_noise' | '..._bilinear_noise': `solarjax.models.gan`),
 model.latent_dim, model.loss ('non_saturating' | 'hinge') and model.ema_decay (0 = no EMA) define the model
 (their hash is the checkpoint fingerprint); conv_impl ('auto' = 'matmul' on CPU, 'xla' elsewhere: same
 numbers, see `solarjax.models.gan`); compute_dtype ('float32' | 'bfloat16': bf16 compute, f32 parameters);
