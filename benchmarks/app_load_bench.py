@@ -17,6 +17,11 @@ deviation, metadata and quantities copied, images served from the copied row's T
 encoder work, for timing the app's search path at 10^5 rows on a machine that cannot embed 10^5
 new patches in reasonable time; the results' content then repeats the source table.
 
+Flow. ``--flow cold`` (default): every search is of a new slider state. ``--flow after-generate``: each
+search follows the POST /api/generate of its state, as on the page (sliders moved, patch shown, then
+search), and reuses the generated query; the generate's own latency is reported apart. Each stage's
+time comes from the responses' Server-Timing header (steer, embed, quantities, search, payload).
+
 Ranking. ``--rank ssl|hybrid|physics`` sends that mode with every request (default: the mode the
 work directory's ``index/ranking.json`` chose on validation, carried into the scaled directory).
 
@@ -30,12 +35,14 @@ Run: ``python -m benchmarks.app_load_bench --workdir demo_out [--rows 100000] [-
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import pathlib
 import socket
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -183,31 +190,84 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _client(port: int, deadline: float, seed: int, latencies: list, statuses: list, rank: str | None = None) -> None:
+FLOWS = ("cold", "after-generate")
+"""'cold': every search is of a slider state never generated before (the server steers, embeds and
+searches). 'after-generate': as the page does, the client first generates the slider state's patch
+(POST /api/generate, timed apart) and then searches it (the server reuses the generated query)."""
+
+
+def server_timing(header: str | None) -> dict[str, float]:
+    """Stage -> ms of a Server-Timing header (``steer;dur=250.1, search;dur=4.2``)."""
+    stages = {}
+    for part in (header or "").split(","):
+        name, _, parameters = part.strip().partition(";")
+        for parameter in parameters.split(";"):
+            key, _, value = parameter.strip().partition("=")
+            if name and key == "dur":
+                stages[name] = float(value)
+    return stages
+
+
+def _post(connection, port: int, path: str, body: str):
+    """(status, seconds, Server-Timing stages, connection): -1 on a connection failure (reconnected)."""
+    started = time.perf_counter()
+    try:
+        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        status, stages = response.status, server_timing(response.getheader("Server-Timing"))
+    except (OSError, http.client.HTTPException):
+        status, stages = -1, {}
+        connection.close()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    return status, time.perf_counter() - started, stages, connection
+
+
+def _client(
+    port: int,
+    deadline: float,
+    seed: int,
+    latencies: list,
+    statuses: list,
+    rank: str | None = None,
+    flow: str = "cold",
+    stages: list | None = None,
+    generate_latencies: list | None = None,
+) -> None:
     rng = np.random.default_rng(seed)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     filters = {"k": 10} if rank is None else {"k": 10, "rank": rank}
     while time.perf_counter() < deadline:
-        body = json.dumps(
-            {
-                "seed": int(rng.integers(0, 10_000)),
-                "sliders": {"tuf": float(rng.uniform(-2, 2)), "psep": float(rng.uniform(-2, 2))},
-                "filters": filters,
-            }
+        state = {
+            "seed": int(rng.integers(0, 2**31 - 1)),
+            "sliders": {"tuf": float(rng.uniform(-2, 2)), "psep": float(rng.uniform(-2, 2))},
+        }
+        if flow == "after-generate":
+            status, seconds, _, connection = _post(connection, port, "/api/generate", json.dumps(state))
+            if generate_latencies is not None and status == 200:
+                generate_latencies.append(seconds)
+        status, seconds, timing, connection = _post(
+            connection, port, "/api/search/generated", json.dumps({**state, "filters": filters})
         )
-        started = time.perf_counter()
-        try:
-            connection.request("POST", "/api/search/generated", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException):
-            status = -1
-            connection.close()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        latencies.append(time.perf_counter() - started)
+        latencies.append(seconds)
         statuses.append(status)
+        if stages is not None and status == 200:
+            stages.append(timing)
     connection.close()
+
+
+def _stage_figures(stages: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per stage: share of requests that ran it and p50 / p99 ms over those."""
+    names = list(dict.fromkeys(name for timing in stages for name in timing))
+    figures = {}
+    for name in names:
+        values = np.array([timing[name] for timing in stages if name in timing])
+        figures[name] = {
+            "fraction": round(len(values) / len(stages), 3),
+            "p50_ms": round(float(np.percentile(values, 50)), 2),
+            "p99_ms": round(float(np.percentile(values, 99)), 2),
+        }
+    return figures
 
 
 def load_per_core() -> float:
@@ -215,14 +275,23 @@ def load_per_core() -> float:
     return os.getloadavg()[0] / len(os.sched_getaffinity(0))
 
 
-def _measure(port: int, concurrency: int, duration_s: float, rank: str | None) -> dict:
-    """Latency and status figures of `concurrency` clients for `duration_s` against a running server."""
-    _client(port, time.perf_counter() + 2.0, 999, [], [], rank)  # warm connection paths (and this mode)
+def _measure(
+    port: int, concurrency: int, duration_s: float, rank: str | None, flow: str = "cold", seed: int = 1000
+) -> dict:
+    """Latency and status figures of `concurrency` clients for `duration_s` against a running server
+    (client i draws its slider states from seed + i; give each measurement its own seeds, so that a
+    cold search never meets a state an earlier measurement generated)."""
+    _client(port, time.perf_counter() + 2.0, seed - 1, [], [], rank, flow)  # warm connection paths (and this mode)
     latencies: list[float] = []
     statuses: list[int] = []
+    stages: list[dict[str, float]] = []
+    generate_latencies: list[float] = []
     deadline = time.perf_counter() + duration_s
     clients = [
-        threading.Thread(target=_client, args=(port, deadline, i, latencies, statuses, rank))
+        threading.Thread(
+            target=_client,
+            args=(port, deadline, seed + i, latencies, statuses, rank, flow, stages, generate_latencies),
+        )
         for i in range(concurrency)
     ]
     load_before = load_per_core()
@@ -235,7 +304,9 @@ def _measure(port: int, concurrency: int, duration_s: float, rank: str | None) -
     load_after = load_per_core()
     statuses_array = np.array(statuses)
     ok = np.array(latencies)[statuses_array == 200] * 1e3
+    generated = np.array(generate_latencies) * 1e3
     return {
+        "flow": flow,
         "concurrency": concurrency,
         "duration_s": round(elapsed, 2),
         "requests": len(statuses),
@@ -244,6 +315,10 @@ def _measure(port: int, concurrency: int, duration_s: float, rank: str | None) -
         "p99_ms": round(float(np.percentile(ok, 99)), 1) if len(ok) else None,
         "rejected_503": int((statuses_array == 503).sum()),
         "errors": int(((statuses_array != 200) & (statuses_array != 503)).sum()),
+        "stages": _stage_figures(stages),
+        "generate_p50_p99_ms": (
+            [round(float(np.percentile(generated, q)), 1) for q in (50, 99)] if len(generated) else None
+        ),
         "load_per_core_before_after": [round(load_before, 2), round(load_after, 2)],
         "loaded": bool(max(load_before, load_after) > LOADED_PER_CORE),
     }
@@ -257,9 +332,10 @@ def run_modes(
     rows: int | None = None,
     cache_dir: str | None = None,
     fill: str = "synthetic",
+    flow: str | Sequence[str] = "cold",
 ) -> list[dict]:
-    """`run`'s figures for each ranking mode in `ranks` (None: the work directory's default), one
-    server for all of them, the modes measured one after the other."""
+    """`run`'s figures for each ranking mode in `ranks` (None: the work directory's default) and each
+    flow (`FLOWS`), one server for all of them, measured one after the other."""
     import uvicorn
 
     from solarjax.app import create_app
@@ -275,8 +351,9 @@ def run_modes(
     while not server.started:
         time.sleep(0.05)
     results = []
+    flows = (flow,) if isinstance(flow, str) else tuple(flow)
     try:
-        for rank in ranks:
+        for number, (flow, rank) in enumerate(itertools.product(flows, ranks)):
             results.append(
                 {
                     "workdir": str(workdir),
@@ -284,7 +361,7 @@ def run_modes(
                     "index_kind": app.state.engine.index.kind,
                     "fill": fill if rows is not None else None,
                     "rank": rank or app.state.engine.ranking.rank,
-                    **_measure(port, concurrency, duration_s, rank),
+                    **_measure(port, concurrency, duration_s, rank, flow, seed=1000 * (number + 1)),
                 }
             )
     finally:
@@ -301,11 +378,12 @@ def run(
     cache_dir: str | None = None,
     rank: str | None = None,
     fill: str = "synthetic",
+    flow: str = "cold",
 ) -> dict:
     """Requests/s, latency percentiles (ms) and error counts of concurrent generated-query searches
     (`rows`: serve a table of that many rows made by `scaled_workdir`; `rank`: the ranking mode of
     every request, None for the work directory's default)."""
-    return run_modes(workdir, (rank,), concurrency, duration_s, rows, cache_dir, fill)[0]
+    return run_modes(workdir, (rank,), concurrency, duration_s, rows, cache_dir, fill, flow)[0]
 
 
 if __name__ == "__main__":
@@ -327,8 +405,18 @@ if __name__ == "__main__":
         default="synthetic",
         help="how --rows grows the table: new synthetic regions embedded, or copies of its rows",
     )
+    parser.add_argument(
+        "--flow", choices=FLOWS, nargs="+", default=["cold"], help="cold searches, and/or each after its generate"
+    )
     args = parser.parse_args()
     results = run_modes(
-        args.workdir, tuple(args.rank or [None]), args.concurrency, args.duration, args.rows, args.cache, args.fill
+        args.workdir,
+        tuple(args.rank or [None]),
+        args.concurrency,
+        args.duration,
+        args.rows,
+        args.cache,
+        args.fill,
+        args.flow,
     )
     print(json.dumps(results[0] if len(results) == 1 else results, indent=1))

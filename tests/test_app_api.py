@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from fastapi import testclient as fastapi_testclient
 
+from benchmarks import app_load_bench as bench
 from solarjax import physics
 from solarjax.app import server
 
@@ -213,6 +214,106 @@ def test_fits_upload_is_preprocessed_as_in_training(client, real_br_files):
     assert len(body["results"]) == 5
 
 
+def _bipole_fits(header_cards: dict) -> bytes:
+    """A 128 x 128 Br map (G) of two 20 x 20 pixel blocks of +-500 G, 30 rows and 50 columns apart."""
+    from astropy.io import fits
+
+    field = np.zeros((128, 128), np.float32)
+    field[40:60, 30:50] = 500.0
+    field[70:90, 80:100] = -500.0
+    header = fits.Header({"BUNIT": "Mx/cm^2", "CRPIX1": 64.5, "CRPIX2": 64.5, "CRVAL1": 100.0, "CRVAL2": 10.0})
+    header.update({key: value for key, value in header_cards.items() if value is not None})
+    buffer = io.BytesIO()
+    fits.PrimaryHDU(field, header).writeto(buffer)
+    return buffer.getvalue()
+
+
+ANALYTIC_NAME = "hmi.sharp_cea_720s.9999.20120306_142400_TAI.Br.fits"  # HARP and T_REC from the JSOC name
+CEA_CARDS = {"CTYPE1": "CRLN-CEA", "CTYPE2": "CRLT-CEA", "CUNIT1": "degree", "CUNIT2": "degree", "CDELT1": 0.03}
+
+
+HPC_CARDS = {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CUNIT1": "arcsec", "CUNIT2": "arcsec", "CDELT1": 0.5}
+
+
+@pytest.mark.parametrize(
+    "cards", [{**CEA_CARDS, "CDELT2": 0.03}, {**HPC_CARDS, "CDELT2": 0.5, "RSUN_OBS": 975.0}], ids=["cea", "hpc"]
+)
+def test_uploaded_bipole_has_its_analytic_flux_in_mx_and_separation_in_mm(client, cards):
+    from solarjax.data import MM_PER_DEGREE, R_SUN_MM
+
+    pixel_mm = R_SUN_MM * 0.5 / 975.0 if "RSUN_OBS" in cards else 0.03 * MM_PER_DEGREE  # R_sun / RSUN_OBS per arcsec
+    body = _upload(client, ANALYTIC_NAME, _bipole_fits(cards)).json()
+    physical = body["query"]["physical"]
+    assert physical["known"] and physical["units"] == "physical"
+    np.testing.assert_allclose(physical["pixel_size_mm"], [pixel_mm, pixel_mm], rtol=1e-9)
+    values = {(q["name"], q["unit"]): q["value"] for q in physical["quantities"]}
+    flux = 2 * 500.0 * 400 * pixel_mm**2 * 1e16  # G x pixels x cm^2 per pixel
+    assert values["unsigned_flux", "Mx"] == pytest.approx(flux, rel=1e-5)
+    assert values["unsigned_flux_full_res", "Mx"] == pytest.approx(flux, rel=1e-9)
+    assert values["net_flux", "Mx"] == pytest.approx(0.0, abs=1e-6 * flux)
+    assert values["psep", "Mm"] == pytest.approx(np.hypot(30, 50) * pixel_mm, rel=1e-5)
+    assert values["area", "Mm^2"] == pytest.approx(800 * pixel_mm**2, rel=1e-5)
+    assert values["area", "MSH"] == pytest.approx(800 * pixel_mm**2 / (2 * np.pi * R_SUN_MM**2 * 1e-6), rel=1e-5)
+    assert values["tilt", "deg"] == pytest.approx(np.degrees(np.arctan2(30, 50)), abs=1e-3)
+    assert values["tpf", "G"] == pytest.approx(500.0) and values["r_value", "Mx"] == 0.0
+    assert body["query"]["quantities"]["tuf"] == pytest.approx(2 * 0.5 * 400 / 128**2, rel=1e-5)  # patch units kept
+
+
+def test_uploads_without_a_plate_scale_say_patch_units(client):
+    no_scale = _upload(client, ANALYTIC_NAME, _bipole_fits({})).json()["query"]["physical"]
+    assert no_scale == {**no_scale, "known": False, "units": "patch units", "quantities": []}
+    assert "CDELT" in no_scale["plate_scale"]
+    unknown = _upload(client, ANALYTIC_NAME, _bipole_fits({**HPC_CARDS, "CDELT2": 0.5})).json()["query"]["physical"]
+    assert not unknown["known"] and "RSUN_OBS or DSUN_OBS" in unknown["plate_scale"]
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((64, 64), np.float32) + np.linspace(-800, 800, 64, dtype=np.float32))
+    npy = _upload(client, "map.npy", buffer.getvalue()).json()["query"]["physical"]
+    assert npy["units"] == "patch units" and not npy["known"]
+    generated = client.post("/api/generate", json={"seed": 0}).json()["physical"]
+    assert generated["units"] == "patch units" and not generated["known"]
+
+
+def test_plate_scale_from_header_keywords():
+    from solarjax.app import units
+    from solarjax.data import MM_PER_DEGREE, R_SUN_MM
+
+    cea = units.plate_scale({"CDELT1": 0.03, "CDELT2": 0.06, "CTYPE1": "CRLN-CEA", "CUNIT1": "degree"})
+    assert cea.pixel_size_mm == pytest.approx((0.06 * MM_PER_DEGREE, 0.03 * MM_PER_DEGREE))  # (row, col)
+    dsun = 1.5e11
+    hpc = units.plate_scale({"CDELT1": 0.6, "CDELT2": 0.6, "CTYPE1": "HPLN-TAN", "DSUN_OBS": dsun})  # arcsec default
+    assert hpc.pixel_size_mm == pytest.approx((dsun * np.tan(np.radians(0.6 / 3600)) / 1e6,) * 2, rel=1e-9)
+    rsun = units.plate_scale({"CDELT1": 0.6, "CDELT2": 0.6, "CUNIT1": "arcsec", "CUNIT2": "arcsec", "RSUN_OBS": 960.0})
+    assert rsun.pixel_size_mm == pytest.approx((R_SUN_MM * 0.6 / 960.0,) * 2)
+    km = units.plate_scale({"CDELT1": 720.0, "CDELT2": 360.0, "CUNIT1": "km", "CUNIT2": "km"})
+    assert km.pixel_size_mm == pytest.approx((0.36, 0.72))
+    scaled = {"CDELT1": 0.03, "CDELT2": 0.03}
+    for header in (
+        {},
+        {"CDELT1": 0.03},
+        {**scaled, "CUNIT1": "parsnip"},
+        {**scaled, "CUNIT1": "deg", "CUNIT2": "km"},
+        {**scaled, "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN"},
+        {**scaled, "CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN"},
+    ):
+        assert units.plate_scale(header).pixel_size_mm is None, header
+
+
+def test_real_fits_upload_reports_the_librarys_physical_quantities(client, real_br_files):
+    import astropy.units as u
+
+    from solarjax import interop
+    from solarjax.data import read_sharp
+
+    path = real_br_files[0]
+    physical = _upload(client, path.name, path.read_bytes()).json()["query"]["physical"]
+    patch = read_sharp(path)
+    expected = interop.physical_quantities(patch)
+    values = {(q["name"], q["unit"]): q["value"] for q in physical["quantities"]}
+    assert physical["known"] and physical["pixel_size_mm"] == pytest.approx(list(patch.meta["pixel_size_mm"]))
+    for name, unit in (("unsigned_flux", "Mx"), ("psep", "Mm"), ("area", "Mm^2"), ("unsigned_flux_full_res", "Mx")):
+        assert values[name, unit] == pytest.approx(expected[name].to_value(u.Unit(unit.replace("^", ""))), rel=1e-5)
+
+
 def test_corrupt_fits_uploads_are_4xx_with_the_reason_and_the_server_keeps_serving(
     client, corrupt_files, real_br_files
 ):
@@ -408,3 +509,56 @@ def test_index_of_another_encoder_stops_start_up(demo_workdir, tmp_path):
     manifest.write_text(json.dumps(content))
     with pytest.raises(server.ArtefactError, match="index"):
         server.load_artefacts(tmp_path)
+
+
+# ------------------------------------------------------------------------------------- latency
+def test_search_after_generate_reuses_the_patch_and_answers_as_a_cold_search(client):
+    engine = client.app.state.engine
+    state = {"seed": 31, "sliders": {"tuf": 1.25, "psep": -0.5}}
+    body = {**state, "filters": {"k": 6, "rank": "hybrid"}}
+    generated = client.post("/api/generate", json=state)
+    timing = bench.server_timing(generated.headers["Server-Timing"])
+    assert {"steer", "embed", "quantities", "payload"} <= timing.keys() and "cache_hit" not in timing
+    warm = client.post("/api/search/generated", json=body)
+    warm_timing = bench.server_timing(warm.headers["Server-Timing"])
+    assert "cache_hit" in warm_timing and "steer" not in warm_timing and "search" in warm_timing
+    engine.generated_cache = server.LruCache(server.GENERATED_CACHE_SIZE)  # forget it: a cold search
+    cold = client.post("/api/search/generated", json=body)
+    assert "steer" in bench.server_timing(cold.headers["Server-Timing"])
+    warm, cold = warm.json(), cold.json()
+    assert warm["query"]["image"] == cold["query"]["image"] == generated.json()["image"]
+    assert warm["query"]["quantities"] == cold["query"]["quantities"] == generated.json()["quantities"]
+    assert [h["row"] for h in warm["results"]] == [h["row"] for h in cold["results"]]
+    np.testing.assert_allclose([h["score"] for h in warm["results"]], [h["score"] for h in cold["results"]])
+    image = engine.generate(31, {"tuf": 1.25, "psep": -0.5}, ())
+    np.testing.assert_array_equal(engine.generated(31, {"tuf": 1.25, "psep": -0.5}, ()).image, image)
+
+
+def test_steering_key_keeps_what_steering_depends_on(client):
+    key = client.app.state.engine.steering_key
+    assert key(1, {"tuf": 1.0, "psep": 0.0}, ()) == key(1, {"tuf": 1.0}, ())  # a zero slider moves nothing
+    assert key(1, {"tuf": 1.0, "psep": 2.0}, ("psep",)) == key(1, {"tuf": 1.0}, ("psep",))  # held: ignored
+    assert key(1, {"tuf": 1.0, "psep": 2.0}, ()) != key(1, {"psep": 2.0, "tuf": 1.0}, ())  # local paths in order
+    assert key(1, {"tuf": 1.0}, ()) != key(2, {"tuf": 1.0}, ())
+    assert key(1, {"tuf": 1.0}, (), "paper") != key(1, {"tuf": 1.0}, (), "local")
+    assert key(1, {}, ("tuf", "psep")) == key(1, {}, ("psep", "tuf"))
+
+
+def test_lru_cache_evicts_the_least_recently_used():
+    cache = server.LruCache(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # "b" is now the oldest
+    cache.put("c", 3)
+    assert cache.get("b") is None and cache.get("a") == 1 and cache.get("c") == 3 and len(cache) == 2
+
+
+def test_server_timing_header_round_trip():
+    timer = server.StageTimer()
+    timer.mark("steer", 250.126)
+    timer.mark("search", 4.0)
+    timer.mark("search", 1.5)
+    assert bench.server_timing(timer.header()) == {"steer": 250.13, "search": 5.5}
+    assert bench.server_timing(None) == {} and bench.server_timing("miss, db;desc=x;dur=2") == {"db": 2.0}
+    figures = bench._stage_figures([{"steer": 10.0, "search": 2.0}, {"cache_hit": 0.0, "search": 4.0}])
+    assert figures["steer"]["fraction"] == 0.5 and figures["search"]["p50_ms"] == 3.0

@@ -91,6 +91,8 @@ def test_slider_search_filter_upload(page, shots, real_br_files):
     assert page.text_content("#out-tuf") == "1.50"
     page.wait_for_timeout(1500)  # the last slider position's patch
     assert float(_quantity(page, "tuf")) > float(before)  # "more flux" gives more flux
+    assert page.text_content("#query-units").startswith("Quantities in patch units")  # no plate scale
+    assert page.is_hidden("#query-physical")
     assert page.text_content("label[for=alpha-tuf]").startswith("total unsigned flux")
     change = page.text_content("#change-tuf")  # the slider shows the change it made: "+NN%"
     assert change.startswith("+") and change.endswith("%") and float(change[1:-1]) > 0
@@ -136,6 +138,11 @@ def test_slider_search_filter_upload(page, shots, real_br_files):
     assert real_br_files[0].name in page.text_content("#query-caption")
     assert page.locator("#results li").count() == 6
     assert page.locator("#map image").count() == 6 and page.locator("#map text.query").count() == 1
+    assert page.is_visible("#query-physical")  # a SHARP CEA file: CDELT1/2 in degrees give the plate scale
+    physical = page.text_content("#query-physical")
+    assert "total unsigned flux" in physical and "Mx" in physical and "Mm^2" in physical and "MSH" in physical
+    assert "polarity separation" in physical and "Mm" in physical
+    assert "Pixel 0.364 x 0.364 Mm on the Sun" in page.text_content("#query-units")  # 0.03 deg CEA pixels
     page.screenshot(path=shots / "4_upload.png", full_page=True)
 
 

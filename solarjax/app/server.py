@@ -43,6 +43,16 @@ on [-1000, 1000] G, north up.
 
 AIA filters: k, observation-time range (t_obs), mu range (cosine of the heliocentric angle).
 
+Units: a SHARP query's `quantities` are in patch units (`solarjax.physics`); its `physical` part gives
+them with names and units (Mx, G, Mm, Mm^2, MSH, deg) when an uploaded FITS file's header fixes the plate
+scale (`solarjax.app.units`), and otherwise says why they stay in patch units.
+
+Latency: the page generates a slider state's patch as the sliders move (/api/generate); the search of that
+state then reuses the generated patch, embedding and quantities (`GENERATED_CACHE_SIZE` states kept), so it
+costs the index search and the response, not the steering (local steering follows gradient paths through
+the generator: most of a cold request). Generate and generated-search responses carry a Server-Timing
+header with each stage's wall time (steer, embed, quantities, search, payload; cache_hit when reused).
+
 Safety: uploads are limited in size while they stream in (the AIA upload also in file count, at
 most one file per channel, and each file's bytes are copied to disk in chunks, never held whole in
 memory), checked by content (FITS signature / NPY magic) and written
@@ -54,6 +64,7 @@ interleaving of requests' steps on the CPU). `serve` binds 127.0.0.1 unless told
 """
 
 import collections
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -66,6 +77,7 @@ import pathlib
 import re
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -73,6 +85,7 @@ from typing import Any, Literal
 import numpy as np
 
 from solarjax import physics
+from solarjax.app import units
 from solarjax.plotting import hmimag_colormap
 
 STEERABLE = ("tuf", "psep", "r_value", "tilt")
@@ -98,6 +111,10 @@ MAP_POINTS = 2_000
 
 RESULT_STORE_SIZE = 256
 """Searches kept for export; older ones answer 404."""
+
+GENERATED_CACHE_SIZE = 256
+"""Generated queries (patch, embedding, quantities) kept by slider state: the page generates a patch as the
+sliders move, and the search of that patch reuses it instead of steering the generator again."""
 
 UPLOAD_SUFFIXES = (".fits", ".fit", ".fts", ".npy")
 FITS_SIGNATURE = b"SIMPLE  ="
@@ -513,16 +530,25 @@ class IndexSearch:
         return self.index.search(embeddings, SEARCH_K, filters, context)[0][:k]
 
     def search_ranked(
-        self, embeddings: np.ndarray, images: np.ndarray, k: int, filters, context=None, rank: str = "ssl"
+        self,
+        embeddings: np.ndarray,
+        images: np.ndarray,
+        k: int,
+        filters,
+        context=None,
+        rank: str = "ssl",
+        values: Mapping[str, np.ndarray] | None = None,
     ):
         """Top-k results of one query in a ranking mode of `solarjax.retrieval.ranking` ('ssl',
         'hybrid' with the validation-chosen weight, 'physics'); ``images`` [1, 128, 128, 1] give the
-        query's exact quantities."""
+        query's exact quantities (or ``values``, name -> [1], when already computed)."""
         from solarjax.retrieval import ranking as ranking_lib
 
         if rank == "ssl":
             return self.search(embeddings, k, filters, context)
-        quantities = {name: np.asarray(v, np.float64) for name, v in physics.quantities(images).items()}
+        if values is None:
+            values = physics.quantities(images)
+        quantities = {name: np.asarray(v, np.float64) for name, v in values.items()}
         return ranking_lib.search(
             self.index, embeddings, quantities, SEARCH_K, filters, context, ranking=self.ranking.with_rank(rank)
         )[0][:k]
@@ -586,12 +612,76 @@ class IndexSearch:
                 self.search_ranked(embedding, image, 1, Filters(one_per_harp=True), rank=rank)
 
 
+@dataclasses.dataclass(frozen=True)
+class GeneratedQuery:
+    """A generated query: patch [1, 128, 128, 1], embedding [1, D] and exact quantities name -> [1] float64."""
+
+    image: np.ndarray
+    embedding: np.ndarray
+    values: dict[str, np.ndarray]
+
+    def quantities(self) -> dict[str, float | None]:
+        """The quantities JSON-ready (NaN -> None)."""
+        return {name: _finite_or_none(self.values[name][0]) for name in physics.QUANTITY_NAMES}
+
+
+class LruCache:
+    """A thread-safe least-recently-used map of at most `size` entries."""
+
+    def __init__(self, size: int):
+        self._entries: collections.OrderedDict = collections.OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key not in self._entries:
+                return None
+            self._entries.move_to_end(key)
+            return self._entries[key]
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+class StageTimer:
+    """Wall time of a request's stages, in ms, for its Server-Timing header (shown by browsers' network
+    panels; the load benchmark reads it for the per-stage breakdown)."""
+
+    def __init__(self):
+        self.stages: dict[str, float] = {}
+
+    def mark(self, name: str, milliseconds: float) -> None:
+        self.stages[name] = self.stages.get(name, 0.0) + milliseconds
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.mark(name, (time.perf_counter() - started) * 1e3)
+
+    def header(self) -> str:
+        """``name;dur=1.2, ...`` (RFC Server-Timing syntax)."""
+        return ", ".join(f"{name};dur={value:.2f}" for name, value in self.stages.items())
+
+
 class SearchEngine(IndexSearch):
     """Steering, generation, embedding and search of the SHARP artefacts."""
 
     def __init__(self, artefacts: Artefacts):
         super().__init__(artefacts.encoder, artefacts.index, artefacts.tfds_dir)
         self.artefacts = artefacts
+        self.generated_cache = LruCache(GENERATED_CACHE_SIZE)
         self._directions = {
             hold: {name: np.asarray(artefacts.directions.direction(name, hold=hold), np.float32) for name in STEERABLE}
             for size in range(len(STEERABLE) + 1)
@@ -664,6 +754,42 @@ class SearchEngine(IndexSearch):
     ) -> np.ndarray:
         """The steered patch [1, 128, 128, 1]."""
         return np.asarray(self.artefacts.generator.generate(self.steered_latent(seed, sliders, hold, method)))
+
+    def steering_key(self, seed: int, sliders: Mapping[str, float], hold: Sequence[str], method: str | None = None):
+        """What `steered_latent` depends on: seed, method, held names and the free non-zero sliders in
+        request order (local paths are followed in that order)."""
+        method = method or self.steering_method
+        held = tuple(name for name in STEERABLE if name in hold)
+        free = tuple(
+            (name, float(alpha)) for name, alpha in sliders.items() if name not in held and float(alpha) != 0.0
+        )
+        return (int(seed), method, held, free)
+
+    def generated(
+        self,
+        seed: int,
+        sliders: Mapping[str, float],
+        hold: Sequence[str],
+        method: str | None = None,
+        timer: "StageTimer | None" = None,
+    ) -> "GeneratedQuery":
+        """The steered patch with its embedding and quantities, from `generated_cache` when this slider
+        state was generated before (``timer`` records the stages run: steer, embed, quantities)."""
+        timer = timer or StageTimer()
+        key = self.steering_key(seed, sliders, hold, method)
+        cached = self.generated_cache.get(key)
+        if cached is not None:
+            timer.mark("cache_hit", 0.0)
+            return cached
+        with timer.stage("steer"):
+            image = self.generate(seed, sliders, hold, method)
+        with timer.stage("embed"):
+            embedding = self.embed(image)
+        with timer.stage("quantities"):
+            values = {name: np.asarray(v, np.float64) for name, v in physics.quantities(image).items()}
+        query = GeneratedQuery(image, embedding, values)
+        self.generated_cache.put(key, query)
+        return query
 
     def quantities(self, images: np.ndarray) -> list[dict[str, float | None]]:
         return _quantities_of(images)
@@ -993,10 +1119,17 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         return {key: _finite_or_none(value) for key, value in (metadata or {}).items()}
 
     # -- SHARP ---------------------------------------------------------------------------------
-    def query_payload(image: np.ndarray, embedding: np.ndarray, metadata: dict | None = None) -> dict:
+    def query_payload(
+        image: np.ndarray, embedding: np.ndarray, metadata: dict | None = None, quantities: dict | None = None
+    ) -> dict:
+        metadata = dict(metadata or {})
+        physical = metadata.pop("physical", None) or units.patch_units_payload(
+            "a table row" if "row" in metadata else "a generated patch has no plate scale"
+        )
         return {
             "image": data_url(render_png(image[0])),
-            "quantities": engine.quantities(image)[0],
+            "quantities": engine.quantities(image)[0] if quantities is None else quantities,
+            "physical": physical,
             "metadata": jsonable_metadata(metadata),
             "map_xy": engine.map.project(embedding)[0].tolist(),
         }
@@ -1024,13 +1157,21 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         metadata: dict | None = None,
         context: QueryContext | None = None,
         embedding: np.ndarray | None = None,
+        values: Mapping[str, np.ndarray] | None = None,
+        timer: StageTimer | None = None,
     ) -> dict:
-        embedding = engine.embed(image) if embedding is None else embedding
+        timer = timer or StageTimer()
+        if embedding is None:
+            with timer.stage("embed"):
+                embedding = engine.embed(image)
         harpnum = int((metadata or {}).get("harpnum") or 0)
         rank = spec.rank or engine.ranking.rank
-        hits = engine.search_ranked(embedding, image, spec.k, spec.to_filters(harpnum), context, rank)
-        query = query_payload(image, embedding, metadata)
-        results = result_payloads(hits)
+        with timer.stage("search"):
+            hits = engine.search_ranked(embedding, image, spec.k, spec.to_filters(harpnum), context, rank, values)
+        with timer.stage("payload"):
+            quantities = None if values is None else GeneratedQuery(image, embedding, values).quantities()
+            query = query_payload(image, embedding, metadata, quantities)
+            results = result_payloads(hits)
         search_id = store.put({"image": image[0], "quantities": query["quantities"], "results": results})
         return {
             "search_id": search_id,
@@ -1091,18 +1232,27 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         }
 
     @app.post("/api/generate", summary="Generate a patch from slider values (held quantities kept)")
-    def generate(state: SliderState):
+    def generate(state: SliderState, response: Response):
         state.checked()
+        timer = StageTimer()
         with slots:
-            image = engine.generate(state.seed, state.sliders, state.hold, state.method)
-            return query_payload(image, engine.embed(image))
+            query = engine.generated(state.seed, state.sliders, state.hold, state.method, timer)
+            with timer.stage("payload"):
+                payload = query_payload(query.image, query.embedding, quantities=query.quantities())
+        response.headers["Server-Timing"] = timer.header()
+        return payload
 
     @app.post("/api/search/generated", summary="Search with the patch the sliders generate")
-    def search_generated(request: GeneratedSearch):
+    def search_generated(request: GeneratedSearch, response: Response):
         request.checked()
+        timer = StageTimer()
         with slots:
-            image = engine.generate(request.seed, request.sliders, request.hold, request.method)
-            return run_search(image, request.filters)
+            query = engine.generated(request.seed, request.sliders, request.hold, request.method, timer)
+            payload = run_search(
+                query.image, request.filters, embedding=query.embedding, values=query.values, timer=timer
+            )
+        response.headers["Server-Timing"] = timer.header()
+        return payload
 
     @app.post("/api/search/upload", summary="Search with an uploaded SHARP Br FITS file or a 2-D NPY Br map (G)")
     def search_upload(file: UploadFile = File(...), filters: str = Form("{}")):
@@ -1450,7 +1600,9 @@ def _uploaded_image(name: str, contents: bytes) -> tuple[np.ndarray, dict]:
             name, f"unsupported file type {suffix or '(none)'}: upload one of {', '.join(UPLOAD_SUFFIXES)}", status=415
         )
     if suffix == ".npy":
-        return preprocess(_npy_field(name, contents))[None, ..., None], {"file": name}
+        field = _npy_field(name, contents)
+        metadata = {"file": name, "physical": units.patch_units_payload("an NPY map carries no plate scale")}
+        return preprocess(field)[None, ..., None], metadata
     if not contents.startswith(FITS_SIGNATURE):
         raise UploadError(name, f"not a FITS file: it starts with {contents[:16]!r}, not 'SIMPLE  ='")
     with tempfile.TemporaryDirectory(prefix="solarjax-upload-") as folder:
@@ -1458,6 +1610,7 @@ def _uploaded_image(name: str, contents: bytes) -> tuple[np.ndarray, dict]:
         path.write_bytes(contents)
         try:
             patch = read_sharp(path)
+            scale = units.plate_scale(_image_header(path))
         except SharpReadError as error:
             raise UploadError(name, error.reason) from error
     if patch.segment != "Br":
@@ -1472,8 +1625,28 @@ def _uploaded_image(name: str, contents: bytes) -> tuple[np.ndarray, dict]:
         "lat_deg": meta.get("lat_deg"),
         "lon_deg": meta.get("lon_deg"),
         "shape": list(patch.data.shape),
+        "physical": units.physical_payload(patch.data, scale),
     }
     return preprocess_patch(patch).image[None, ..., None], metadata
+
+
+def _image_header(path: pathlib.Path) -> dict:
+    """The plate-scale keywords (`units.SCALE_KEYWORDS`) of a FITS file's image HDU (the one `read_sharp`
+    read); a keyword whose card cannot be parsed counts as absent (real SHARP headers hold broken cards)."""
+    from astropy.io import fits
+    from astropy.io.fits.verify import VerifyError
+
+    from solarjax.data.fits import image_hdu_index
+
+    values = {}
+    with fits.open(path) as hdus:
+        header = hdus[image_hdu_index(path, hdus)].header
+        for keyword in units.SCALE_KEYWORDS:
+            try:
+                values[keyword] = header[keyword]
+            except (KeyError, VerifyError, ValueError):
+                continue
+    return values
 
 
 def _npy_field(name: str, contents: bytes) -> np.ndarray:

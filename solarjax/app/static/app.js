@@ -84,6 +84,23 @@ function buildSliders() {
   $("seed").addEventListener("change", scheduleGenerate);
 }
 
+// Quantities with names and units where the query's plate scale is known (uploaded FITS with CDELT1/2),
+// otherwise the reason they stay in patch units.
+function showPhysical(physical) {
+  const table = $("query-physical");
+  if (!physical || !physical.known) {
+    table.hidden = true;
+    table.innerHTML = "";
+    $("query-units").textContent = `Quantities in patch units${physical ? ` (${physical.plate_scale})` : ""}.`;
+    return;
+  }
+  const [row, col] = physical.pixel_size_mm;
+  $("query-units").textContent = `Pixel ${row.toPrecision(3)} x ${col.toPrecision(3)} Mm on the Sun (${physical.plate_scale}).`;
+  const rows = physical.quantities.map((q) => `<tr><th>${escape(q.label)}</th><td>${fmt(q.value)}</td><td class="unit">${escape(q.unit)}</td></tr>`);
+  table.innerHTML = `<tr><th>quantity</th><th>value</th><th>unit</th></tr>${rows.join("")}`;
+  table.hidden = false;
+}
+
 function showQuery(query, caption, results) {
   $("query-image").src = query.image;
   $("query-caption").textContent = caption;
@@ -93,7 +110,8 @@ function showQuery(query, caption, results) {
     $("query-metadata").innerHTML = rows.join("");
   } else {
     const rows = state.info.quantities.map((name) => `<tr><th>${name}</th><td>${fmt(query.quantities[name])}</td></tr>`);
-    $("query-quantities").innerHTML = `<tr><th>quantity</th><th>query</th></tr>${rows.join("")}`;
+    $("query-quantities").innerHTML = `<tr><th>quantity</th><th>query (patch units)</th></tr>${rows.join("")}`;
+    showPhysical(query.physical);
   }
   drawMap(query.map_xy, results || []);
 }
