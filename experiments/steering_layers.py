@@ -3,7 +3,7 @@ r"""Where a quantity becomes linear: held-out linear accuracy on pooled activati
 Command::
 
     python -m experiments.steering_layers --gan-dir demo_out/gan --out results/steering_layers.json \
-        [--latents 2000] [--grid 4] [--seed 23]
+        [--latents 2000] [--grid 4] [--seed 23] [--polarity-only]
 
 The diagnosis of `solarjax.steering.diagnosis` finds no feature set of z (or of the first layer's
 activations) on which a linear boundary orders TUF, PSEP, R or area of the new default generator.
@@ -16,6 +16,14 @@ exact quantity (as `fit_directions`, NaN left out), the split 80/20 seeded by ``
 classifier a linear SVM (C = 1, standardised features, as the diagnosis). The JSON has, per layer,
 the feature count and the held-out accuracy per quantity with its Wilson 95% interval, and per
 quantity the first layer reaching 0.85.
+
+``polarity_statistics`` is one more feature set of the output (before tanh), built the way the
+quantities are defined rather than by plain pooling: per 32-pixel block (``grid`` 4) the mean of a,
+of |a| and |mean a|, the fractions of strong positive and strong negative pixels (|B| > 150 G, the
+quantities' threshold), and two fine-scale statistics pooled from 4-pixel sub-blocks (``fine`` 32):
+polarity mixing, mean(|a|) - |mean(a)|, and coexistence of the strong polarities, sqrt(fraction
+positive x fraction negative). The JSON's ``polarity_statistics`` holds its held-out accuracy per
+quantity (same labels, split and classifier).
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ import numpy as np
 QUANTITIES = ("tuf", "psep", "r_value", "area", "tilt")
 LEAKY_SLOPE = 0.2
 TARGET_ACCURACY = 0.85
+POLARITY_FEATURES = "polarity_statistics"
+"""Name of the `polarity_statistics` feature set among the layers' (it comes last)."""
 
 
 def pooled_statistics(activations, grid: int, xp=np):
@@ -47,6 +57,52 @@ def pooled_statistics(activations, grid: int, xp=np):
     blocks = a.reshape(n, grid, height // grid, grid, width // grid, channels)
     stats = [blocks.mean(axis=(2, 4)), xp.abs(blocks).mean(axis=(2, 4)), xp.sqrt((blocks**2).mean(axis=(2, 4)))]
     return xp.concatenate([s.reshape(n, -1) for s in stats], axis=1)
+
+
+POLARITY_THRESHOLD = 0.15
+"""Strong-field threshold of `polarity_statistics` (normalised field; 150 G, as `solarjax.physics`)."""
+OUTPUT_CLIP = 0.999
+"""Images are clipped to +-this before arctanh recovers the output before tanh."""
+
+
+def _block_means(x, grid: int, xp=np):
+    """[N, grid, grid] block means of x [N, H, W] (H and W multiples of ``grid``)."""
+    n, height, width = x.shape
+    if height % grid or width % grid:
+        raise ValueError(f"image of {height} x {width} pixels cannot be split into {grid} x {grid} blocks")
+    return x.reshape(n, grid, height // grid, grid, width // grid).mean(axis=(2, 4))
+
+
+def polarity_statistics(images, grid: int = 4, fine: int = 32, threshold: float = POLARITY_THRESHOLD, xp=np):
+    """[N, 7 * grid * grid] polarity-resolved statistics of generated patches [N, H, W] or [N, H, W, 1] in [-1, 1].
+
+    With a = arctanh(s) (the output before tanh), per block of a ``grid`` x ``grid`` split: mean(a),
+    mean(|a|), |mean(a)|, fraction of s > threshold, fraction of s < -threshold, and over the block's
+    sub-blocks of a ``fine`` x ``fine`` split the means of mean(|a|) - |mean(a)| (polarity mixing) and
+    of sqrt(fraction positive x fraction negative) (coexistence of the strong polarities). ``fine``
+    must be a multiple of ``grid``; ``xp``: numpy, or jax.numpy inside a jitted function.
+    """
+    if fine % grid:
+        raise ValueError(f"fine split {fine} must be a multiple of grid {grid}")
+    s = images[..., 0] if images.ndim == 4 else images
+    s = s if xp is not np else np.asarray(s, np.float64)
+    a = xp.arctanh(xp.clip(s, -OUTPUT_CLIP, OUTPUT_CLIP))
+    positive = (s > threshold).astype(a.dtype)
+    negative = (s < -threshold).astype(a.dtype)
+    fine_mean = _block_means(a, fine, xp)
+    mixing = _block_means(xp.abs(a), fine, xp) - xp.abs(fine_mean)
+    coexistence = xp.sqrt(_block_means(positive, fine, xp) * _block_means(negative, fine, xp))
+    block_mean = _block_means(a, grid, xp)
+    stats = [
+        block_mean,
+        _block_means(xp.abs(a), grid, xp),
+        xp.abs(block_mean),
+        _block_means(positive, grid, xp),
+        _block_means(negative, grid, xp),
+        _block_means(mixing, grid, xp),
+        _block_means(coexistence, grid, xp),
+    ]
+    return xp.concatenate([x.reshape(x.shape[0], -1) for x in stats], axis=1)
 
 
 def held_out_accuracy(features: np.ndarray, values: np.ndarray, train: np.ndarray, seed: int) -> tuple[float, int]:
@@ -104,6 +160,7 @@ def layer_features(trained, z: np.ndarray, grid: int, batch: int = 250) -> tuple
             if value.ndim == 2 and value.shape[1] % 256 == 0:
                 value = value.reshape(value.shape[0], 16, 16, -1)
             pooled[name] = pooled_statistics(value, grid, xp=jnp)
+        pooled[POLARITY_FEATURES] = polarity_statistics(images, grid, xp=jnp)
         return pooled, physics.quantities(images)
 
     features, quantities = {}, {}
@@ -113,7 +170,7 @@ def layer_features(trained, z: np.ndarray, grid: int, batch: int = 250) -> tuple
             features.setdefault(name, []).append(np.asarray(value, np.float64))
         for name, value in exact.items():
             quantities.setdefault(name, []).append(np.asarray(value))
-    order = sorted(features, key=network_position)
+    order = sorted((k for k in features if k != POLARITY_FEATURES), key=network_position) + [POLARITY_FEATURES]
     return ({k: np.concatenate(features[k]) for k in order}, {k: np.concatenate(v) for k, v in quantities.items()})
 
 
@@ -135,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--grid", type=int, default=4, help="spatial blocks per side of the pooling (default 4)")
     parser.add_argument("--seed", type=int, default=23, help="seed of the latents and the split (default 23)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.add_argument(
+        "--polarity-only", action="store_true", help="fit only the polarity statistics, not every layer (faster)"
+    )
     args = parser.parse_args(argv)
     if not (args.gan_dir / "checkpoints").is_dir():
         parser.exit(2, f"steering_layers: no GAN checkpoints in {args.gan_dir / 'checkpoints'}\n")
@@ -150,8 +210,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     z = rng.normal(size=(args.latents, trained.latent_dim)).astype(np.float32)
     train = rng.random(args.latents) < 0.8
     pooled, quantities = layer_features(trained, z, args.grid)
+    if args.polarity_only:
+        pooled = {POLARITY_FEATURES: pooled[POLARITY_FEATURES]}
     layers = {}
-    for name, features in pooled.items():
+    for name, features in pooled.items():  # the layers in call order, then the polarity statistics
         row = {"features": int(features.shape[1]), "accuracy": {}}
         for quantity in QUANTITIES:
             accuracy, count = held_out_accuracy(features, quantities[quantity], train, args.seed)
@@ -162,14 +224,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
             + "  ".join(f"{q} {row['accuracy'][q]['value']:.3f}" for q in QUANTITIES),
             flush=True,
         )
+    polarity = layers.pop(POLARITY_FEATURES)
     first = {
         q: next((name for name, row in layers.items() if row["accuracy"][q]["value"] >= TARGET_ACCURACY), None)
         for q in QUANTITIES
-    }
+    }  # None for every quantity with --polarity-only
     result = {
         "settings": vars(args) | {"gan_dir": str(args.gan_dir), "out": str(args.out)},
         "layers": layers,
         "first_layer_reaching_0.85": first,
+        POLARITY_FEATURES: polarity,
         "seconds": time.perf_counter() - started,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -53,3 +53,42 @@ def test_layers_sorted_in_call_order():
         "Conv2D_10",
         "OutputNoise",
     ]
+
+
+def _stripes(period: int) -> np.ndarray:
+    """[1, 32, 32, 1] patch of +0.5 / -0.5 vertical stripes, each ``period`` pixels wide, starting positive."""
+    columns = (np.arange(32) // period) % 2 == 0
+    return np.where(columns, 0.5, -0.5)[None, None, :, None].repeat(32, axis=1)
+
+
+def test_polarity_statistics_known_answers():
+    half = np.arctanh(0.5)
+    # one 32-pixel block (grid 1), sub-blocks of 4 pixels (fine 8)
+    uniform = steering_layers.polarity_statistics(np.full((1, 32, 32, 1), 0.5), grid=1, fine=8)
+    np.testing.assert_allclose(uniform[0], [half, half, half, 1.0, 0.0, 0.0, 0.0], atol=1e-12)
+    # 2-pixel stripes: both polarities inside every 4-pixel sub-block: mixed and coexisting
+    fine = steering_layers.polarity_statistics(_stripes(2), grid=1, fine=8)
+    np.testing.assert_allclose(fine[0], [0.0, half, 0.0, 0.5, 0.5, half, 0.5], atol=1e-12)
+    # 4-pixel stripes: the same block averages, but every sub-block holds one polarity only
+    coarse = steering_layers.polarity_statistics(_stripes(4), grid=1, fine=8)
+    np.testing.assert_allclose(coarse[0], [0.0, half, 0.0, 0.5, 0.5, 0.0, 0.0], atol=1e-12)
+    # a weak field (below 150 G) counts as neither polarity
+    weak = steering_layers.polarity_statistics(np.full((1, 32, 32), -0.1), grid=1, fine=8)
+    np.testing.assert_allclose(weak[0, 3:5], [0.0, 0.0])
+    # grid 2: features ordered statistic-major, blocks row-major
+    image = np.zeros((1, 32, 32))
+    image[0, :16, 16:] = -0.5  # top-right block negative
+    split = steering_layers.polarity_statistics(image, grid=2, fine=8).reshape(7, 2, 2)
+    np.testing.assert_allclose(split[0], [[0.0, -half], [0.0, 0.0]], atol=1e-12)
+    np.testing.assert_allclose(split[4], [[0.0, 1.0], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="multiple of grid"):
+        steering_layers.polarity_statistics(image, grid=3, fine=8)
+
+
+def test_polarity_statistics_same_under_jax():
+    import jax.numpy as jnp
+
+    images = np.random.default_rng(1).uniform(-0.9, 0.9, size=(3, 32, 32, 1))
+    expected = steering_layers.polarity_statistics(images, grid=2, fine=8)
+    got = steering_layers.polarity_statistics(jnp.asarray(images, jnp.float32), grid=2, fine=8, xp=jnp)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5)
