@@ -85,7 +85,7 @@ def test_flux_slider_raises_flux(client):
 def test_every_steering_family_is_one_switch_away(client, engine):
     info = client.get("/api/info").json()["steering"]
     assert info["default"] == engine.steering_method and "paper" in info["methods"]
-    assert info["default"] == (info["evaluation"] or {}).get("best_method", "paper")
+    assert info["default"] == (info["evaluation"] or {}).get("best_method", "local")
     for method in info["methods"]:
 
         def tuf(alpha, seed, method=method):
