@@ -1,5 +1,6 @@
 """Differentiable targeting of physical quantities (solarjax.steering.target)."""
 
+import jax
 import numpy as np
 import pytest
 from helpers import LATENT_DIM, toy_generator
@@ -11,6 +12,18 @@ from solarjax.steering.target import parse_target, prior_scales, steer_to
 
 N = 8
 STEPS = 150
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_persistent_cache_writes():
+    """XLA aborted the test process twice while serialising a `steer_to` CPU executable for the persistent
+    compilation cache (JAX writes only programs that took longer than the cache's minimum compile time, so
+    only on a loaded machine); this module's programs stay in the in-memory cache."""
+    name = "jax_persistent_cache_min_compile_time_secs"
+    previous = getattr(jax.config, name)
+    jax.config.update(name, 1e9)
+    yield
+    jax.config.update(name, previous)
 
 
 @pytest.fixture(scope="module")
