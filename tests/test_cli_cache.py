@@ -1,24 +1,34 @@
-"""The CLI keeps compiled XLA programs between commands in the user's cache folder."""
+"""The CLI keeps compiled XLA programs between commands in the user's cache folder only when asked to."""
 
+import json
 import os
 import subprocess
 import sys
 
 
-def _cache_dir_chosen(env: dict) -> str:
+def _cache_dir_chosen(env: dict) -> str | None:
     code = (
-        "from solarjax.cli import program; program._use_compilation_cache(); import os; "
-        "print(os.environ.get('JAX_COMPILATION_CACHE_DIR'))"
+        "from solarjax.cli import program; program._use_compilation_cache(); import json, os; "
+        "print(json.dumps(os.environ.get('JAX_COMPILATION_CACHE_DIR')))"
     )
-    return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
 
 
-def test_cli_caches_compiled_programs_under_xdg_cache_home_unless_told_otherwise(tmp_path):
+def test_cli_compilation_cache_is_opt_in_under_xdg_cache_home(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "SOLARJAX_COMPILATION_CACHE")}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    assert _cache_dir_chosen(env) is None  # off by default
+    env["SOLARJAX_COMPILATION_CACHE"] = "0"
+    assert _cache_dir_chosen(env) is None
+    env["SOLARJAX_COMPILATION_CACHE"] = "1"
+    assert _cache_dir_chosen(env) == str(tmp_path / "solarjax" / "jax")
+
+
+def test_jax_own_cache_setting_is_left_as_the_user_set_it(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path)
-    assert _cache_dir_chosen(env) == str(tmp_path / "solarjax" / "jax")
+    env["SOLARJAX_COMPILATION_CACHE"] = "1"
     env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "mine")
     assert _cache_dir_chosen(env) == str(tmp_path / "mine")
     env["JAX_COMPILATION_CACHE_DIR"] = ""  # the user's way to turn it off stays off

@@ -96,10 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _use_compilation_cache() -> None:
-    """XLA programs persist across commands in $XDG_CACHE_HOME/solarjax/jax (or ~/.cache/...), so a second
-    `steer`/`search`/`sample` skips most compilation; JAX_COMPILATION_CACHE_DIR chooses another folder
-    (an empty value turns the cache off)."""
+    """With SOLARJAX_COMPILATION_CACHE=1, XLA programs persist across commands in $XDG_CACHE_HOME/solarjax/jax
+    (or ~/.cache/...), so a second `steer`/`search`/`sample` skips most compilation. Off by default: XLA:CPU
+    has aborted the whole process while serialising a large program for the cache. JAX_COMPILATION_CACHE_DIR,
+    when set, is JAX's own switch and is left as it is."""
     if "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules:
+        return
+    if os.environ.get("SOLARJAX_COMPILATION_CACHE", "").strip().lower() not in ("1", "true", "yes", "on"):
         return
     cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "solarjax" / "jax"
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
