@@ -17,7 +17,8 @@ classifier a linear SVM (C = 1, standardised features, as the diagnosis). The JS
 the feature count and the held-out accuracy per quantity with its Wilson 95% interval, and per
 quantity the first layer reaching 0.85.
 
-``polarity_statistics`` is one more feature set of the output (before tanh), built the way the
+``polarity_statistics`` (`solarjax.steering.diagnosis.polarity_statistics`, also a feature set of the
+diagnosis in `fit_directions`) is one more feature set of the output (before tanh), built the way the
 quantities are defined rather than by plain pooling: per 32-pixel block (``grid`` 4) the mean of a,
 of |a| and |mean a|, the fractions of strong positive and strong negative pixels (|B| > 150 G, the
 quantities' threshold), and two fine-scale statistics pooled from 4-pixel sub-blocks (``fine`` 32):
@@ -36,6 +37,8 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+
+from solarjax.steering import diagnosis
 
 QUANTITIES = ("tuf", "psep", "r_value", "area", "tilt")
 LEAKY_SLOPE = 0.2
@@ -59,50 +62,8 @@ def pooled_statistics(activations, grid: int, xp=np):
     return xp.concatenate([s.reshape(n, -1) for s in stats], axis=1)
 
 
-POLARITY_THRESHOLD = 0.15
-"""Strong-field threshold of `polarity_statistics` (normalised field; 150 G, as `solarjax.physics`)."""
-OUTPUT_CLIP = 0.999
-"""Images are clipped to +-this before arctanh recovers the output before tanh."""
-
-
-def _block_means(x, grid: int, xp=np):
-    """[N, grid, grid] block means of x [N, H, W] (H and W multiples of ``grid``)."""
-    n, height, width = x.shape
-    if height % grid or width % grid:
-        raise ValueError(f"image of {height} x {width} pixels cannot be split into {grid} x {grid} blocks")
-    return x.reshape(n, grid, height // grid, grid, width // grid).mean(axis=(2, 4))
-
-
-def polarity_statistics(images, grid: int = 4, fine: int = 32, threshold: float = POLARITY_THRESHOLD, xp=np):
-    """[N, 7 * grid * grid] polarity-resolved statistics of generated patches [N, H, W] or [N, H, W, 1] in [-1, 1].
-
-    With a = arctanh(s) (the output before tanh), per block of a ``grid`` x ``grid`` split: mean(a),
-    mean(|a|), |mean(a)|, fraction of s > threshold, fraction of s < -threshold, and over the block's
-    sub-blocks of a ``fine`` x ``fine`` split the means of mean(|a|) - |mean(a)| (polarity mixing) and
-    of sqrt(fraction positive x fraction negative) (coexistence of the strong polarities). ``fine``
-    must be a multiple of ``grid``; ``xp``: numpy, or jax.numpy inside a jitted function.
-    """
-    if fine % grid:
-        raise ValueError(f"fine split {fine} must be a multiple of grid {grid}")
-    s = images[..., 0] if images.ndim == 4 else images
-    s = s if xp is not np else np.asarray(s, np.float64)
-    a = xp.arctanh(xp.clip(s, -OUTPUT_CLIP, OUTPUT_CLIP))
-    positive = (s > threshold).astype(a.dtype)
-    negative = (s < -threshold).astype(a.dtype)
-    fine_mean = _block_means(a, fine, xp)
-    mixing = _block_means(xp.abs(a), fine, xp) - xp.abs(fine_mean)
-    coexistence = xp.sqrt(_block_means(positive, fine, xp) * _block_means(negative, fine, xp))
-    block_mean = _block_means(a, grid, xp)
-    stats = [
-        block_mean,
-        _block_means(xp.abs(a), grid, xp),
-        xp.abs(block_mean),
-        _block_means(positive, grid, xp),
-        _block_means(negative, grid, xp),
-        _block_means(mixing, grid, xp),
-        _block_means(coexistence, grid, xp),
-    ]
-    return xp.concatenate([x.reshape(x.shape[0], -1) for x in stats], axis=1)
+polarity_statistics = diagnosis.polarity_statistics
+"""The output's polarity statistics, as `fit_directions` computes them for its diagnosis (one definition)."""
 
 
 def held_out_accuracy(features: np.ndarray, values: np.ndarray, train: np.ndarray, seed: int) -> tuple[float, int]:

@@ -4,11 +4,13 @@ Command::
 
     python -m experiments.steering_seeds --tfds-dir demo_out/tfds --out results/steering_seeds \
         [--seeds 0 1 2] [--gan-steps 1500] [--directions-samples 10000] [--latents 100] \
-        [--gan-run 0=demo_out/gan --directions 0=demo_out/directions/directions] [--targeting-latents 20]
+        [--gan-run 0=demo_out/gan --directions 0=demo_out/directions/directions] [--gan-step 0=1100] \
+        [--targeting-latents 20]
 
 ``--gan-run SEED=PATH`` evaluates an already trained GAN run for that seed instead of training one
 (nothing is written into PATH), and ``--directions SEED=PATH`` reuses directions fitted on that GAN
 (their fingerprint must match; otherwise they are fitted into ``OUT/seed<SEED>_directions``).
+``--gan-step SEED=STEP`` loads that saved checkpoint step of the seed's GAN instead of its best-ranked one.
 With ``--targeting-latents N`` > 0, `steer_to` is also evaluated (`evaluate_targeting`, the
 demo's requests, 150 steps x 3 rounds).
 
@@ -69,6 +71,7 @@ def run_seed(
     directions_dir: pathlib.Path | None = None,
     targeting_latents: int = 0,
     alphas: np.ndarray = DEMO_ALPHAS,
+    gan_step: int | str = "best",
 ) -> dict:
     """Trains (or resumes) one GAN seed, or takes the trained run ``gan_run``; fits its directions (or loads
     ``directions_dir``) and evaluates every family (and `steer_to` with ``targeting_latents`` > 0)."""
@@ -92,7 +95,7 @@ def run_seed(
         workdir = gan_run
         directions_out = out / f"seed{seed}_directions"
     trained = time.perf_counter()
-    generator = gan.load(workdir)
+    generator = gan.load(workdir, step=gan_step)
     directions = None
     if directions_dir is not None:
         try:
@@ -115,6 +118,7 @@ def run_seed(
     return {
         "seed": seed,
         "gan_run": str(workdir),
+        "gan_step": getattr(generator, "step", gan_step),
         "fingerprint": generator.fingerprint,
         "gan_seconds": trained - started,
         "steering_seconds": time.perf_counter() - trained,
@@ -135,6 +139,16 @@ def _seed_paths(pairs: Sequence[str], flag: str) -> dict[int, pathlib.Path]:
             raise ValueError(f"{flag} takes SEED=PATH, got {pair!r}")
         result[int(seed)] = pathlib.Path(path)
     return result
+
+
+def _seed_steps(pairs: Sequence[str]) -> dict[int, int]:
+    """{seed: step} from '--gan-step SEED=STEP' strings (ValueError on a malformed one)."""
+    steps = {}
+    for seed, value in _seed_paths(pairs, "--gan-step").items():
+        if not str(value).isdigit():
+            raise ValueError(f"--gan-step takes SEED=STEP with a checkpoint step number, got {seed}={value}")
+        steps[seed] = int(str(value))
+    return steps
 
 
 def summarise(runs: Sequence[dict]) -> dict:
@@ -186,7 +200,9 @@ def markdown_table(runs: Sequence[dict], summary: dict) -> str:
     lines = []
     for run in runs:
         lines += [
-            f"### seed {run['seed']} ({run.get('gan_run', '')}, fingerprint {run.get('fingerprint', '?')}; "
+            f"### seed {run['seed']} ({run.get('gan_run', '')}"
+            + (f" step {run['gan_step']}" if run.get("gan_step") is not None else "")
+            + f", fingerprint {run.get('fingerprint', '?')}; "
             f"best family: {run['families']['best']})",
             "",
             "| family | quantity | monotonicity [95%] | conditional [95%] | undefined | max leakage sd/sd [95%] "
@@ -267,11 +283,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument(
         "--directions", action="append", default=[], metavar="SEED=PATH", help="directions fitted on SEED's GAN"
     )
+    parser.add_argument(
+        "--gan-step", action="append", default=[], metavar="SEED=STEP", help="load this checkpoint step of SEED's GAN"
+    )
     parser.add_argument("--targeting-latents", type=int, default=0, help="base latents per steer_to request (0: none)")
     args = parser.parse_args(argv)
     try:
         gan_runs = _seed_paths(args.gan_run, "--gan-run")
         directions_dirs = _seed_paths(args.directions, "--directions")
+        gan_steps = _seed_steps(args.gan_step)
     except ValueError as error:
         parser.exit(2, f"error: {error}\n")
     for seed, path in gan_runs.items():
@@ -309,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 gan_run=gan_runs.get(seed),
                 directions_dir=directions_dirs.get(seed),
                 targeting_latents=args.targeting_latents,
+                gan_step=gan_steps.get(seed, "best"),
             )
         )
         (args.out / f"seed{seed}.json").write_text(json.dumps(jsonable(runs[-1]), indent=1))

@@ -379,11 +379,13 @@ def _directions_tables(directions, report: dict) -> dict:
             "svm_accuracy_folded_norm": row["accuracy"]["folded_norm"],
             "svm_accuracy_quadratic": row["accuracy"].get("quadratic"),
             "svm_accuracy_hidden": row["accuracy"].get("hidden"),
+            "svm_accuracy_polarity_statistics": row["accuracy"].get("polarity_statistics"),
             "piecewise_accuracy": directions.piecewise_accuracy.get(name),
             "odd_fraction": row["odd_fraction"],
             "corr_q(z)_q(-z)": row["corr_negation"],
             "corr_q(z)_q(Qz)": row["corr_rotation"],
             "structure": row["structure"],
+            "best_features": row.get("best_features"),
         }
         for name, row in diagnosis.items()
     }

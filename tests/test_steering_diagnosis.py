@@ -79,6 +79,57 @@ def test_fit_directions_saves_diagnosis_and_piecewise(tmp_path):
     np.testing.assert_array_equal(loaded.side(z), directions.side(z))
     assert loaded.diagnosis["quantities"]["tuf"]["structure"] == "z"
     assert loaded.piecewise_accuracy == pytest.approx(directions.piecewise_accuracy)
+    # the polarity statistics of the 128 x 128 patches: 7 statistics x 16 blocks, saved with the rest
+    assert directions.diagnosis["polarity_statistics_features"] == 7 * 16
+    for name in ("tuf", "area"):  # the toy's flux and area are read off its blocks' field magnitudes
+        assert directions.diagnosis["quantities"][name]["accuracy"]["polarity_statistics"] > 0.9
+    assert loaded.diagnosis["quantities"]["tuf"]["accuracy"]["polarity_statistics"] == pytest.approx(
+        directions.diagnosis["quantities"]["tuf"]["accuracy"]["polarity_statistics"]
+    )
+
+
+def test_polarity_statistics_name_a_quantity_linear_in_the_patch_not_in_z(latents):
+    """q = |z0 + z1| + |z2 - z3| is even and not axis-aligned (no set of z orders it), but a sum of two
+    patch statistics: the 'polarity_statistics' set, standardised (one column scaled by 1e4), names it."""
+    z, train, test = latents
+    rng = np.random.default_rng(5)
+    values = np.abs(z[:, 0] + z[:, 1]) + np.abs(z[:, 2] - z[:, 3])
+    polarity = np.column_stack(
+        [1e4 * np.abs(z[:, 0] + z[:, 1]), np.abs(z[:, 2] - z[:, 3]), rng.normal(size=(len(z), 6))]
+    )
+    high = values > np.median(values)
+    side = np.where(z[:, 5] >= 0, 1.0, -1.0)
+    sets = diagnosis.feature_sets(z, side, polarity=polarity)
+    assert "hidden" not in sets and sets["polarity_statistics"].shape == (len(z), 8)
+    accuracy = {
+        name: diagnosis.boundary_accuracy(f, high, train, test, seed=0, standardise=name in diagnosis.STANDARDISED)
+        for name, f in sets.items()
+    }
+    others = max(v for k, v in accuracy.items() if k != "polarity_statistics")
+    assert accuracy["polarity_statistics"] > 0.97 and others < 0.85, accuracy
+    assert diagnosis.name_structure(accuracy) == "polarity_statistics"
+    # a set of z at 0.85 or above is named even when the patch's statistics do better
+    assert diagnosis.name_structure(accuracy | {"quadratic": 0.86}) == "quadratic"
+    assert diagnosis.name_structure({"z": 0.6, "polarity_statistics": 0.7}) == "none"
+
+
+def test_polarity_statistics_known_answers_and_jax_parity():
+    import jax
+    import jax.numpy as jnp
+
+    half = np.arctanh(0.5)
+    image = np.zeros((1, 64, 64, 1))
+    image[0, :32, 32:] = -0.5  # top-right 32-pixel block negative, the rest quiet
+    stats = diagnosis.polarity_statistics(image, grid=2, fine=16).reshape(7, 2, 2)
+    np.testing.assert_allclose(stats[0], [[0.0, -half], [0.0, 0.0]], atol=1e-12)  # block means of arctanh(s)
+    np.testing.assert_allclose(stats[1:3], [[[0.0, half], [0.0, 0.0]]] * 2, atol=1e-12)
+    np.testing.assert_allclose(stats[3], 0.0)  # no strong positive pixel
+    np.testing.assert_allclose(stats[4], [[0.0, 1.0], [0.0, 0.0]])  # the negative block is all strong
+    np.testing.assert_allclose(stats[5:], 0.0)  # one polarity per sub-block: no mixing, no coexistence
+    assert diagnosis.polarity_statistics_fit(128, 128) and not diagnosis.polarity_statistics_fit(128, 100)
+    images = np.tanh(np.random.default_rng(6).normal(size=(3, 128, 128, 1))).astype(np.float32)
+    on_device = jax.jit(lambda x: diagnosis.polarity_statistics(x, xp=jnp))(images)
+    np.testing.assert_allclose(np.asarray(on_device), diagnosis.polarity_statistics(images), rtol=1e-4, atol=1e-5)
 
 
 def test_hidden_features_find_a_quantity_bent_by_the_first_layer(latents):
@@ -102,7 +153,7 @@ def test_hidden_features_find_a_quantity_bent_by_the_first_layer(latents):
     high = values > np.median(values)
     side = np.where(z[:, 5] >= 0, 1.0, -1.0)
     sets = diagnosis.feature_sets(z, side, hidden)
-    assert set(sets) == set(diagnosis.FEATURE_SETS)
+    assert set(sets) == set(diagnosis.FEATURE_SETS) - {"polarity_statistics"}  # no patch statistics given
     accuracy = {name: diagnosis.boundary_accuracy(f, high, train, test, seed=0) for name, f in sets.items()}
     assert accuracy["hidden"] > 0.95 and accuracy["z"] < 0.65 and accuracy["quadratic"] < accuracy["hidden"] - 0.05, (
         accuracy

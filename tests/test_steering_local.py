@@ -132,3 +132,43 @@ def test_polarity_areas_known_answers():
     areas = np.asarray(local.polarity_areas(jnp.asarray(image)))
     zero = 1.0 / (1.0 + np.exp(local.POLARITY_SHARPNESS * 0.15))  # a zero pixel's soft weight
     np.testing.assert_allclose(areas[0], [0.25 + 0.6875 * zero, 0.0625 + 0.6875 * zero], rtol=1e-4)
+
+
+@pytest.mark.parametrize("hold", [(), ("psep",)])
+def test_batch_step_computes_only_the_rows_it_needs_and_equals_the_full_jacobian_step(hold):
+    """`_batch_step_geometry` (the held rows only when something is held, the guard's rows only when an area
+    of the batch is below the floor) equals `_step_geometry` (every row of the Jacobian) latent by latent:
+    on a batch where the weak toy's lowered latents sit below the floor (the guard acts on them) and on one
+    where every area is above it (the guard's rows are skipped)."""
+    generator = toy_generator(amplitude=0.22)
+    names = ("tuf", "psep")
+    weights = jnp.asarray([1.0, 0.0], jnp.float32)
+    mask = jnp.asarray([float(n in hold) for n in names], jnp.float32)
+    batch = jax.jit(local._batch_step_geometry, static_argnums=(0, 3, 7))
+    single = jax.jit(
+        jax.vmap(local._step_geometry, in_axes=(None, None, 0, None, None, None, 0, None)), static_argnums=(0, 3, 7)
+    )
+    z = np.array(sample_latents(4, LATENT_DIM, seed=8))
+    weak, strong = z.copy(), z.copy()
+    weak[:, 0] = [-3.0, -1.5, 0.0, 1.0]  # peak field about 120 G to 260 G: the first two below the floor
+    strong[:, 0] = 1.0
+    sign = jnp.asarray([-1.0, -1.0, -1.0, 1.0], jnp.float32)  # lowering TUF shrinks the areas
+    active = []
+    for latents in (weak, strong):
+        args = (generator.apply_fn, generator.params, jnp.asarray(latents), names, weights, mask, sign, True)
+        got, expected = batch(*args), single(*args)
+        for a, b in zip(jax.tree.leaves(got[:3]), jax.tree.leaves(expected[:3])):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-6)
+        np.testing.assert_allclose(np.asarray(got[3]), np.asarray(expected[3])[:, 0], atol=1e-7)
+        active.append(np.asarray(got[2][1]).min(axis=1) < 0)  # guard shortfall: the guard acted
+    assert active[0][:2].all() and not active[0][2:].any() and not active[1].any(), active
+
+
+def test_path_steps_match_the_evaluated_grid():
+    assert [local.path_steps(a) for a in (0.0, 0.2, 0.5, 0.51, -1.5, 3.0)] == [1, 1, 1, 2, 3, 6]
+    up, up_step, down, down_step = local._grid(np.array([-1.2, 3.0]), local.DEFAULT_STEP)
+    assert (
+        (up, down) == (local.path_steps(3.0), local.path_steps(-1.2))
+        and up_step == pytest.approx(0.5)
+        and down_step == pytest.approx(0.4)
+    )

@@ -60,6 +60,17 @@ def test_seed_paths_parse_and_refuse_malformed():
             steering_seeds._seed_paths([bad], "--gan-run")
 
 
+def test_gan_steps_parse_and_refuse_non_numbers(tmp_path, capsys):
+    assert steering_seeds._seed_steps(["24=1100", "23=550"]) == {24: 1100, 23: 550}
+    for bad in ("24=best", "24=", "1100"):
+        with pytest.raises(ValueError, match="--gan-step takes SEED="):
+            steering_seeds._seed_steps([bad])
+    with pytest.raises(SystemExit) as exit_info:
+        steering_seeds.main(["--out", str(tmp_path / "out"), "--seeds", "5", "--gan-step", "5=last"])
+    assert exit_info.value.code == 2
+    assert "--gan-step takes SEED=STEP" in capsys.readouterr().err
+
+
 def test_gan_run_without_checkpoints_exits_2(tmp_path, capsys):
     (tmp_path / "gan").mkdir()
     with pytest.raises(SystemExit) as exit_info:

@@ -158,7 +158,8 @@ def run_steer_fit(args) -> int:
         accuracy = ", ".join(f"{k} {v:.3f}" for k, v in row["accuracy"].items())
         print(
             f"diagnosis {name}: held-out SVM accuracy {accuracy}; corr q(z),q(-z) {row['corr_negation']:.2f}, "
-            f"q(z),q(Qz) {row['corr_rotation']:.2f} -> {row['explanation']}"
+            f"q(z),q(Qz) {row['corr_rotation']:.2f} -> {row['explanation']}; best feature set "
+            f"{row['best_features']} {row['best_accuracy']:.3f}"
         )
     print(f"directions saved to {out}")
     return 0

@@ -463,7 +463,12 @@ def fit_directions(
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
 
     z = sample_latents(n, generator.latent_dim, seed).astype(np.float64)
-    values = latent_quantities(generator, z, batch_size)
+    split = split if split in quantities else None
+    polarity = None
+    if split is not None and diagnose and _polarity_statistics_fit(generator):
+        values, polarity = map_generated(generator, z, _quantities_and_polarity_statistics, batch_size)
+    else:
+        values = latent_quantities(generator, z, batch_size)
     is_test = np.zeros(n, bool)
     is_test[np.random.default_rng(seed).permutation(n)[: round(test_fraction * n)]] = True
 
@@ -472,7 +477,6 @@ def fit_directions(
         for name in quantities
     }
     mirrored = latent_quantities(generator, -z[is_test], batch_size)
-    split = split if split in quantities else None
     piecewise, diagnosis = {}, {}
     if split is not None:
         side = z @ fits[split]["normal"] + fits[split]["intercept"] >= 0
@@ -492,6 +496,7 @@ def fit_directions(
                 rotations,
                 batch_size,
                 method,
+                polarity,
             )
     return Directions(
         names=tuple(quantities),
@@ -577,10 +582,41 @@ def _boundary(z: np.ndarray, high: np.ndarray, method: str, seed: int) -> tuple[
     return (weights / norm, bias / norm) if norm > 0 else (weights, bias)
 
 
+def _quantities_and_polarity_statistics(images: jax.Array) -> tuple[dict[str, jax.Array], jax.Array]:
+    """(exact quantities name -> [B], `solarjax.steering.diagnosis.polarity_statistics` [B, P]) of images."""
+    from solarjax.steering import diagnosis
+
+    return physics.quantities(images), diagnosis.polarity_statistics(images, xp=jnp)
+
+
+def _polarity_statistics_fit(generator: LatentGenerator) -> bool:
+    """Whether the generator's patches split into the blocks of the polarity statistics."""
+    from solarjax.steering import diagnosis
+
+    shape = jax.eval_shape(
+        generator.apply_fn, generator.params, jax.ShapeDtypeStruct((1, generator.latent_dim), jnp.float32)
+    ).shape
+    return len(shape) in (3, 4) and diagnosis.polarity_statistics_fit(shape[1], shape[2])
+
+
 def _diagnose(
-    generator, z, values, mirrored, is_test, side, fits, split, seed, symmetry_latents, rotations, batch_size, method
+    generator,
+    z,
+    values,
+    mirrored,
+    is_test,
+    side,
+    fits,
+    split,
+    seed,
+    symmetry_latents,
+    rotations,
+    batch_size,
+    method,
+    polarity=None,
 ) -> dict[str, Any]:
-    """`solarjax.steering.diagnosis` figures of every fitted quantity (see that module)."""
+    """`solarjax.steering.diagnosis` figures of every fitted quantity (see that module); ``polarity`` [N, P]
+    the polarity statistics of G(z) (None: that feature set is left out)."""
     from solarjax.steering import diagnosis
 
     test_index = np.flatnonzero(is_test)[:symmetry_latents]
@@ -612,12 +648,14 @@ def _diagnose(
             seed,
             known={"z": fit["test_accuracy"]} if method == "svm" else None,
             hidden=hidden,
+            polarity=polarity,
         )
     return {
         "generator_odd_fraction": diagnosis.odd_fraction(patches[0], patches[1]),
         "split": split,
         "symmetry_latents": len(test_index),
         "rotations": rotations,
+        "polarity_statistics_features": None if polarity is None else int(polarity.shape[1]),
         "quantities": report,
     }
 

@@ -10,7 +10,9 @@ the direction that raises the quantity *where that latent is*::
 One step of size h from z (all per latent, vmapped; the whole path is one jitted ``lax.scan``):
 
 1. g = grad_z q~(G(z)) of the target's smooth quantity (`solarjax.physics.smooth_quantities`) and
-   the gradients of the held quantities, one reverse-mode Jacobian [1 + H, D];
+   the gradients of the held quantities, from one forward pass and one reverse pass per row: the
+   held rows only when something is held, the guard's rows only where it can act (with nothing
+   held and both polarities present a step costs one forward and one reverse pass);
 2. d = the part of g orthogonal to the span of the held gradients and of z (least squares,
    `solarjax.steering.edit.project_out`): to first order d changes no held quantity and not |z|;
 3. a correction c = -J+ (h~(z) - h~(z0)) with J the held gradients made tangent to the shell,
@@ -144,29 +146,94 @@ def _correction(held_tangent, deviation, limit):
     return c * jnp.minimum(1.0, limit / jnp.maximum(norm, 1e-30))
 
 
-def _path_of_one(apply_fn, params, z_start, step, target_weights, hold_mask, names, steps, correct, guard):
-    """Latents [steps + 1, D] and exact quantities name -> [steps + 1] of one latent's path (index 0 = start)."""
-    radius = jnp.linalg.norm(z_start)
-    start_values = physics.smooth_quantities(apply_fn(params, z_start[None]))
-    held_start = jnp.stack([start_values[n][0] for n in names])
+def _smooth_of_one(apply_fn, params, names, z):
+    """(smooth quantities ``names`` then the two `polarity_areas` [K + 2], image [1, H, W, 1]) of one latent z [D]."""
+    images = apply_fn(params, z[None])
+    values = physics.smooth_quantities(images)
+    return jnp.concatenate([jnp.stack([values[n][0] for n in names]), polarity_areas(images)[0]]), images
+
+
+def _batch_step_geometry(apply_fn, params, z, names, target_weights, hold_mask, sign, guard):
+    """`_step_geometry` of a batch z [B, D] with step signs [B], differentiating only what the step uses.
+
+    One forward pass of the generator and one reverse pass for the target gradient; the K rows of the held
+    quantities' Jacobian only when something is held (``hold_mask`` is the same for the whole batch, so
+    this is a real branch), and the two rows of the polarity areas only when some latent of the batch has
+    an area below `POLARITY_FLOOR` (where the guard can act). Each latent's path is the one
+    `_step_geometry` gives: the Jacobian rows skipped are those it multiplies by zero.
+
+    Returns (unit directions [B, D], tangent constraint rows [B, K + 2, D], (smooth values [B, K], guard
+    shortfall [B, 2]), images [B, H, W, 1]).
+    """
+    count, (batch, dim) = len(names), z.shape
+    stacked, pullback, images = jax.vjp(
+        jax.vmap(functools.partial(_smooth_of_one, apply_fn, params, names)), z, has_aux=True
+    )
+    eye = jnp.eye(count + 2, dtype=stacked.dtype)
+
+    def rows(cotangents):  # [R, K + 2] -> [B, R, D]: the rows of every latent's own Jacobian
+        return jax.vmap(lambda c: pullback(jnp.broadcast_to(c, stacked.shape))[0], out_axes=1)(cotangents)
+
+    def every_row():
+        jacobian = rows(eye[:count])
+        return jnp.einsum("k,bkd->bd", target_weights, jacobian), jacobian * hold_mask[None, :, None]
+
+    def target_row():
+        weights = jnp.concatenate([target_weights, jnp.zeros(2, stacked.dtype)])
+        return pullback(jnp.broadcast_to(weights, stacked.shape))[0], jnp.zeros((batch, count, dim), z.dtype)
+
+    gradient, held = jax.lax.cond(jnp.any(hold_mask != 0), every_row, target_row)
+    values, areas = stacked[:, :count], stacked[:, count:]
+    if guard:
+        guard_jacobian = jax.lax.cond(
+            jnp.any(areas < POLARITY_FLOOR), lambda: rows(eye[count:]), lambda: jnp.zeros((batch, 2, dim), z.dtype)
+        )
+    else:
+        guard_jacobian = jnp.zeros((batch, 2, dim), z.dtype)
+
+    def geometry(z, gradient, held, guard_jacobian, areas, sign):
+        radial = z / jnp.maximum(jnp.linalg.norm(z), 1e-12)
+        direction = _unit_direction(gradient, jnp.concatenate([held, radial[None]], axis=0))
+        if guard:
+            shrinking = sign * (guard_jacobian @ direction) < 0
+            active = ((areas < POLARITY_FLOOR) & shrinking).astype(z.dtype)
+            guarded = guard_jacobian * active[:, None]
+            direction = _unit_direction(gradient, jnp.concatenate([held, guarded, radial[None]], axis=0))
+            shortfall = active * jnp.minimum(areas - POLARITY_FLOOR, 0.0)
+        else:
+            guarded, shortfall = jnp.zeros_like(guard_jacobian), jnp.zeros_like(areas)
+        constraints = jnp.concatenate([held, guarded], axis=0)
+        return direction, constraints - (constraints @ radial)[:, None] * radial[None], shortfall
+
+    direction, constraints, shortfall = jax.vmap(geometry)(z, gradient, held, guard_jacobian, areas, sign)
+    return direction, constraints, (values, shortfall), images[:, 0]
+
+
+def _paths(apply_fn, params, z_start, step, target_weights, hold_mask, names, steps, correct, guard):
+    """Latents [B, steps + 1, D] and exact quantities name -> [B, steps + 1] of the paths of a batch z_start
+    [B, D] with signed step lengths [B] (index 0 = start)."""
+    radius = jnp.linalg.norm(z_start, axis=1, keepdims=True)
+    held_start = jax.vmap(lambda z: _smooth_of_one(apply_fn, params, names, z)[0][: len(names)])(z_start)
 
     def advance(z, _):
-        direction, rows, (values, shortfall), images = _step_geometry(
+        direction, rows, (values, shortfall), images = _batch_step_geometry(
             apply_fn, params, z, names, target_weights, hold_mask, jnp.sign(step), guard
         )
-        exact = {n: v[0] for n, v in physics.quantities(images).items()}
-        moved = z + step * direction
+        exact = physics.quantities(images)
+        moved = z + step[:, None] * direction
         if correct or guard:
             held_deviation = hold_mask * (values - held_start) if correct else jnp.zeros_like(values)
-            rows = rows if correct else rows.at[: len(names)].set(0.0)
-            moved = moved + _correction(rows, jnp.concatenate([held_deviation, shortfall]), jnp.abs(step))
-        moved = moved * radius / jnp.maximum(jnp.linalg.norm(moved), 1e-12)
+            rows = rows if correct else rows.at[:, : len(names)].set(0.0)
+            moved = moved + jax.vmap(_correction)(
+                rows, jnp.concatenate([held_deviation, shortfall], axis=1), jnp.abs(step)
+            )
+        moved = moved * radius / jnp.maximum(jnp.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
         return moved, (z, exact)
 
     last, (visited, exact) = jax.lax.scan(advance, z_start, length=steps)
-    final_exact = {n: v[0] for n, v in physics.quantities(apply_fn(params, last[None])).items()}
-    latents = jnp.concatenate([visited, last[None]], axis=0)
-    return latents, {n: jnp.concatenate([exact[n], final_exact[n][None]]) for n in exact}
+    final_exact = physics.quantities(jax.vmap(lambda z: apply_fn(params, z[None])[0])(last))
+    latents = jnp.concatenate([jnp.swapaxes(visited, 0, 1), last[:, None]], axis=1)
+    return latents, {n: jnp.concatenate([exact[n].T, final_exact[n][:, None]], axis=1) for n in exact}
 
 
 @functools.partial(jax.jit, static_argnames=("apply_fn", "names", "steps", "correct", "guard"))
@@ -178,9 +245,14 @@ def path_program(apply_fn, params, z0, step, target_weights, hold_mask, *, names
     Returns latents [B, steps + 1, D] and exact quantities name -> [B, steps + 1].
     """
     step = jnp.broadcast_to(jnp.asarray(step, z0.dtype), z0.shape[:1])
-    return jax.vmap(
-        lambda z, h: _path_of_one(apply_fn, params, z, h, target_weights, hold_mask, names, steps, correct, guard)
-    )(z0, step)
+    return _paths(apply_fn, params, z0, step, target_weights, hold_mask, names, steps, correct, guard)
+
+
+def path_steps(alpha: float, step: float = DEFAULT_STEP) -> int:
+    """Steps of a path of length |alpha| made of equal steps at most ``step`` long (at least 1): the steps
+    `local_traversal` takes to its extreme alpha, so a path of this many steps is the one the evaluation
+    measured, and a short path costs fewer steps than a fixed count."""
+    return max(1, math.ceil(abs(float(alpha)) / step - 1e-9))
 
 
 def _grid(alphas: np.ndarray, step: float) -> tuple[int, float, int, float]:
