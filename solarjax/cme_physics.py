@@ -53,18 +53,25 @@ GEOMETRIES = {"C2": C2_GEOMETRY, "C3": C3_GEOMETRY}
 assert C2_GEOMETRY == Geometry(*OCCULTER_RSUN_OF["C2"]), "the synthetic grid is LASCO C2's field of view"
 
 
+def _polar_view(images: jax.Array, geometry: Geometry) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Difference images [N, S, S] or [N, S, S, 1] as float32 [N, S, S], with their grid's radius (Rsun) and
+    position angle (deg from north through east), each float32 [S, S], and the field of view (occulter to field
+    stop) bool [S, S]."""
+    images = jnp.asarray(images, jnp.float32)
+    if images.ndim == 4:
+        images = images[..., 0]
+    size = images.shape[-1]
+    radius, angle = (jnp.asarray(g, jnp.float32) for g in polar_grid(size, geometry.rsun_per_pixel(size)))
+    seen = (radius >= geometry.occulter_rsun) & (radius <= geometry.field_stop_rsun)
+    return images, radius, angle, seen
+
+
 @functools.partial(jax.jit, static_argnames=("geometry",))
 def quantities(
     images: jax.Array, threshold: float = 0.1, width_fraction: float = 0.1, geometry: Geometry = C2_GEOMETRY
 ) -> dict[str, jax.Array]:
     """The CME quantities of a batch of difference images [N, S, S] or [N, S, S, 1]; each value is float32 [N]."""
-    images = jnp.asarray(images, jnp.float32)
-    if images.ndim == 4:
-        images = images[..., 0]
-    size = images.shape[-1]
-    grid = polar_grid(size, geometry.rsun_per_pixel(size))
-    radius, angle = (jnp.asarray(g, jnp.float32) for g in grid)
-    seen = (radius >= geometry.occulter_rsun) & (radius <= geometry.field_stop_rsun)
+    images, radius, angle, seen = _polar_view(images, geometry)
     weight = jnp.where(seen & (images > threshold), images, 0.0)
     total = weight.sum(axis=(1, 2))
     defined = total > 0
@@ -97,12 +104,7 @@ def angular_profile(images: jax.Array, threshold: float = 0.1, geometry: Geometr
     """float32 [N, 360]: the CME excess (pixels above `threshold` in the field of view, as `quantities`) of
     difference images [N, S, S] or [N, S, S, 1] summed in 1-degree position-angle bins (bin j: j..j+1 deg
     from north through east)."""
-    images = jnp.asarray(images, jnp.float32)
-    if images.ndim == 4:
-        images = images[..., 0]
-    size = images.shape[-1]
-    radius, angle = (jnp.asarray(g, jnp.float32) for g in polar_grid(size, geometry.rsun_per_pixel(size)))
-    seen = (radius >= geometry.occulter_rsun) & (radius <= geometry.field_stop_rsun)
+    images, _, angle, seen = _polar_view(images, geometry)
     return _per_angle_bin(jnp.where(seen & (images > threshold), images, 0.0), angle)
 
 
@@ -145,12 +147,7 @@ def smooth_quantities(
     the bin's excess over `width_fraction` of the brightest, width 0.05 of it); front_height_rsun is the
     excess-weighted mean radius; excess the soft total.
     """
-    images = jnp.asarray(images, jnp.float32)
-    if images.ndim == 4:
-        images = images[..., 0]
-    size = images.shape[-1]
-    radius, angle = (jnp.asarray(g, jnp.float32) for g in polar_grid(size, geometry.rsun_per_pixel(size)))
-    seen = (radius >= geometry.occulter_rsun) & (radius <= geometry.field_stop_rsun)
+    images, radius, angle, seen = _polar_view(images, geometry)
     weight = jnp.where(seen, images * jax.nn.sigmoid((images - threshold) / sharpness), 0.0)
     total = weight.sum(axis=(1, 2))
     radians = jnp.deg2rad(angle)

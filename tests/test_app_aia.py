@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from fastapi import testclient as fastapi_testclient
 
+from solarjax.app import search as app_search
 from solarjax.app import server
 from tests.test_app_api import LIMITS, _data_url_pixels, _png_pixels
 
@@ -96,7 +97,7 @@ def aia(client) -> server.AiaSearch:
 
 def _jsonable(metadata: dict) -> dict:
     """Metadata as the API sends it (NaN as None)."""
-    return {key: server._finite_or_none(value) for key, value in metadata.items()}
+    return {key: app_search.finite_or_none(value) for key, value in metadata.items()}
 
 
 def _upload(client, files: list[tuple[str, bytes]], filters=None):

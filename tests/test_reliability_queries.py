@@ -10,7 +10,7 @@ import pytest
 from astropy.io import fits
 
 from solarjax import cli
-from solarjax.app import server
+from solarjax.app import server, uploads
 from solarjax.data import read_sharp
 from solarjax.data.query_checks import check_gauss_map, check_normalised_images
 
@@ -126,7 +126,7 @@ def test_all_nan_fits_is_refused_by_search_physics_api_and_upload(demo_workdir, 
         index.search_images(np.full((1, 128, 128), np.nan, np.float32), encoder, k=2)
 
     with pytest.raises(server.UploadError, match="no finite pixel") as error:
-        server._uploaded_image(all_nan_br.name, all_nan_br.read_bytes())
+        uploads.uploaded_image(all_nan_br.name, all_nan_br.read_bytes())
     assert error.value.status == 422
 
 
@@ -144,12 +144,12 @@ def test_upload_refuses_normalised_and_empty_npy_maps(br_map, array, needle):
     buffer = io.BytesIO()
     np.save(buffer, array)
     with pytest.raises(server.UploadError, match=needle) as error:
-        server._uploaded_image("query.npy", buffer.getvalue())
+        uploads.uploaded_image("query.npy", buffer.getvalue())
     assert error.value.status == 422 and str(error.value).startswith("query.npy: ")
     # a map in gauss goes through, preprocessed as in training
     good = io.BytesIO()
     np.save(good, br_map)
-    image, _ = server._uploaded_image("query.npy", good.getvalue())
+    image, _ = uploads.uploaded_image("query.npy", good.getvalue())
     assert image.shape == (1, 128, 128, 1) and 0.1 < np.abs(image).max() <= 1.0
 
 

@@ -2,7 +2,7 @@
 is capped, the whole body is capped with a message saying what the route takes, and the uploaded
 bytes go to disk in chunks so that the server's memory stays bounded whatever is sent.
 
-The route's own pieces (`_aia_upload_form`, `_spooled_to_disk`, `BodyLimit`) are driven as a server
+The route's own pieces (`uploads.aia_upload_form`, `uploads.spooled_to_disk`, `BodyLimit`) are driven as a server
 drives them: an ASGI receive channel that produces the body lazily, one 1 MiB message at a time."""
 
 import asyncio
@@ -12,7 +12,7 @@ import tracemalloc
 import pytest
 from starlette.requests import Request
 
-from solarjax.app import server
+from solarjax.app import server, uploads
 
 MIB = 2**20
 BOUNDARY = b"solarjaxboundary"
@@ -75,10 +75,10 @@ def _request(body: LazyBody, with_app: bool = True) -> Request:
 
 
 async def _receive_to_disk(body: LazyBody, folder, max_files: int, max_file_bytes: int):
-    form = await server._aia_upload_form(_request(body), max_files=max_files)
+    form = await uploads.aia_upload_form(_request(body), max_files=max_files)
     try:
         files = [value for key, value in form.multi_items() if key == "files"]
-        return form.get("filters"), server._spooled_to_disk(files, folder, max_file_bytes)
+        return form.get("filters"), uploads.spooled_to_disk(files, folder, max_file_bytes)
     finally:
         await form.close()
 
@@ -105,7 +105,7 @@ def test_too_many_files_are_refused_before_their_bytes_are_read(tmp_path):
     for with_app in (True, False):
         body = LazyBody({f"aia_{i}.fits": 2 * MIB for i in range(20)})
         with pytest.raises(server.UploadError) as error:
-            asyncio.run(server._aia_upload_form(_request(body, with_app), max_files=3))
+            asyncio.run(uploads.aia_upload_form(_request(body, with_app), max_files=3))
         assert error.value.status == 413
         assert str(error.value) == (
             "files: too many files: at most 3 (one AIA level-1 FITS file per channel of the index, or one .npy patch)"

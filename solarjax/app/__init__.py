@@ -7,23 +7,17 @@
     aia = app.load_aia_artefacts("runs/aia_index", "runs/simsiam_aia", "~/tensorflow_datasets")
     app.serve("demo_out", aia=aia)             # SHARP and AIA, with a dataset selector on the page
 
-See `solarjax.app.server` for the endpoints, the safety limits and the start-up checks.
+See `solarjax.app.server` for the endpoints, the safety limits and the start-up checks; the app is built from
+`artefacts` (loading), `search` and `generation` (the engines), `state` (what one app serves), `schemas`
+(request bodies), `routes` (per dataset), `uploads`, `middleware`, `rendering`, `caches` and `timing`.
 """
 
-from solarjax.app.server import (
-    AiaArtefacts,
-    AiaSearch,
-    ArtefactError,
-    Artefacts,
-    SearchEngine,
-    ServerLimits,
-    create_app,
-    load_aia_artefacts,
-    load_artefacts,
-    render_aia_png,
-    render_png,
-    serve,
-)
+from solarjax.app.artefacts import AiaArtefacts, ArtefactError, Artefacts, load_aia_artefacts, load_artefacts
+from solarjax.app.generation import SearchEngine
+from solarjax.app.rendering import render_aia_png, render_png
+from solarjax.app.search import AiaSearch
+from solarjax.app.server import create_app, serve
+from solarjax.app.state import ServerLimits
 
 __all__ = [
     "AiaArtefacts",

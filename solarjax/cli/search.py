@@ -102,15 +102,9 @@ def run_search(args) -> int:
         return ranking_lib.search(index, embeddings, quantities, args.k, filters, context, ranking=chosen)
 
     if files:
-        from solarjax.data import preprocess_patch, read_sharp
-        from solarjax.data.query_checks import check_gauss_map
+        from solarjax.data.query_checks import read_br_queries
 
-        patches = [read_sharp(f) for f in files]
-        for patch in patches:
-            if patch.segment != "Br":
-                raise ValueError(f"{patch.path}: a {patch.segment} segment: the index holds Br patches")
-            check_gauss_map(patch.data, str(patch.path))
-        images = np.stack([preprocess_patch(p).image for p in patches])
+        images, patches = read_br_queries(files)
         results += ranked(images, QueryContext.from_metadata([p.meta for p in patches]))
         labels += files
         query_images += list(images)

@@ -1,4 +1,5 @@
-"""Value checks of query arrays, so that a map in the wrong units or without data is refused by name.
+"""Value checks of query arrays, so that a map in the wrong units or without data is refused by name, and the
+reader of SHARP Br query files (`read_br_queries`) that applies them.
 
 Two conventions meet at a query: Br maps in gauss (SHARP FITS files, ``.npy`` queries of the CLI and
 the web app) and preprocessed patches s = clip(B, +-1000 G) / 1000 G in [-1, 1] (what the encoder and
@@ -8,6 +9,9 @@ preprocessed patch given by mistake; a "preprocessed" patch with values outside 
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -65,3 +69,25 @@ def check_normalised_images(images, what: str) -> np.ndarray:
             "1000 G; AIA: solarjax.data.aia_prep.normalise_channels)"
         )
     return images
+
+
+def read_br_queries(paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray, list]:
+    """SHARP Br FITS files read and preprocessed as in training, to search with.
+
+    Returns:
+      The preprocessed patches float32 [N, 128, 128] (s = B / 1000 G) and the patches read
+      (`solarjax.data.SharpPatch`; their ``meta`` gives each query's HARP and T_REC).
+
+    Raises:
+      SharpReadError: an unreadable file, named.
+      ValueError: a segment other than Br, or a map that `check_gauss_map` refuses; the file named.
+    """
+    from solarjax.data.fits import read_sharp
+    from solarjax.data.preprocess import preprocess_patch
+
+    patches = [read_sharp(path) for path in paths]
+    for patch in patches:
+        if patch.segment != "Br":
+            raise ValueError(f"{patch.path}: a {patch.segment} segment: the index holds Br patches")
+        check_gauss_map(patch.data, str(patch.path))
+    return np.stack([preprocess_patch(patch).image for patch in patches]), patches

@@ -453,15 +453,9 @@ class Index(abc.ABC):
         HARP and T_REC feed ``exclude_own_harp_days``. An unreadable file raises
         `solarjax.data.SharpReadError` naming it; a segment other than Br, or a map without finite
         data, raises ValueError naming it."""
-        from solarjax.data import preprocess_patch, read_sharp
-        from solarjax.data.query_checks import check_gauss_map
+        from solarjax.data.query_checks import read_br_queries
 
-        patches = [read_sharp(path) for path in paths]
-        for patch in patches:
-            if patch.segment != "Br":
-                raise ValueError(f"{patch.path}: a {patch.segment} segment: the index holds Br patches")
-            check_gauss_map(patch.data, str(patch.path))
-        images = np.stack([preprocess_patch(patch).image for patch in patches])
+        images, patches = read_br_queries(paths)
         context = QueryContext.from_metadata([patch.meta for patch in patches])
         return self.search_images(images, encoder, k, filters, context)
 
