@@ -19,8 +19,15 @@ ALPHA_LIMIT = 3.0
 STEERING_METHODS = ("paper", "piecewise", "local")
 """Steering families (`solarjax.steering.families`); the sliders default to the best by the demo's evaluation."""
 
-LOCAL_STEPS = 6
-"""Steps of a slider's local path (one compiled program whatever the slider values)."""
+LOCAL_STEP_COUNTS = (3, 6)
+"""Step counts of a slider's local path: the fewer whose steps are at most `local.DEFAULT_STEP` long (the
+evaluated step), so |alpha| <= 1.5 costs half of a long path; two compiled programs in all."""
+
+
+def local_step_count(alpha: float, step: float) -> int:
+    """The first of `LOCAL_STEP_COUNTS` whose steps along a path of length |alpha| are at most ``step`` long."""
+    return next((n for n in LOCAL_STEP_COUNTS if abs(alpha) <= n * step + 1e-6), LOCAL_STEP_COUNTS[-1])
+
 
 GENERATED_CACHE_SIZE = 256
 """Generated queries (patch, embedding, quantities) kept by slider state: the page generates a patch as the
@@ -102,15 +109,16 @@ class SearchEngine(IndexSearch):
         z = jnp.asarray(z, jnp.float32)
         for name, alpha in free:
             weights = jnp.asarray([float(n == name) for n in STEERABLE], jnp.float32)
+            steps = local_step_count(alpha, local.DEFAULT_STEP)
             path, _ = local.path_program(
                 generator.apply_fn,
                 generator.params,
                 z,
-                jnp.float32(alpha / LOCAL_STEPS),
+                jnp.float32(alpha / steps),
                 weights,
                 mask,
                 names=STEERABLE,
-                steps=LOCAL_STEPS,
+                steps=steps,
             )
             z = path[:, -1]
         return np.asarray(z)
@@ -176,8 +184,9 @@ class SearchEngine(IndexSearch):
     def warm(self) -> None:
         """Compiles every program a request runs, on the shapes served."""
         image = self.generate(0, {name: 0.5 for name in STEERABLE}, hold=STEERABLE[:1])
-        if self.steering_method != "local" and "local" in self.steering_methods:
+        if "local" in self.steering_methods:  # both path lengths (`LOCAL_STEP_COUNTS`)
             self.generate(0, {STEERABLE[0]: 0.5}, hold=(), method="local")
+            self.generate(0, {STEERABLE[0]: ALPHA_LIMIT}, hold=(), method="local")
         self.quantities(image)
         self.warm_search(self.embed(image), grouped=True)
         self.warm_ranked(self.embed(image), image, grouped=True)
