@@ -37,6 +37,8 @@ CANDIDATES = {
     "edge_noise_ema": {"arch": "resize_conv_small_edge_noise", "ema_decay": 0.99},
     "bilinear_noise": {"arch": "resize_conv_small_bilinear_noise"},
     "bilinear_noise_ema": {"arch": "resize_conv_small_bilinear_noise", "ema_decay": 0.99},
+    "edge_noise_minibatch": {"arch": "resize_conv_small_edge_noise_minibatch"},
+    "bilinear_noise_minibatch": {"arch": "resize_conv_small_bilinear_noise_minibatch"},
 }
 """candidate -> the ``config.model`` fields it changes."""
 

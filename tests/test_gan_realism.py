@@ -92,8 +92,9 @@ def test_realism_figures_and_score_tell_a_checkerboard_from_data():
     # identical sets: every KS is 0, the score keeps only the set's own peak term
     identical = quality.quality_figures(reference, reference)
     assert identical["realism/ks_noise_width_gauss"] == 0 and identical["realism/strong_pixel_ratio"] == 1
+    assert identical["realism/r_median_ratio"] == 1  # seven terms: R is one of them
     assert identical["realism_score"] == pytest.approx(
-        min(1.0, max(0.0, identical["realism/peak_ratio_max"] - 1)) / 6, abs=1e-12
+        min(1.0, max(0.0, identical["realism/peak_ratio_max"] - 1)) / 7, abs=1e-12
     )
 
 
@@ -110,6 +111,14 @@ def test_realism_score_terms():
     assert quality.realism_score({**perfect, "realism/strong_pixel_ratio": 0.5}) == pytest.approx(0.5 / 6)
     assert quality.realism_score({**perfect, "realism/peak_ratio_max": 1.5}) == pytest.approx(0.5 / 6)
     assert quality.realism_score({**perfect, "ks_mean": float("nan")}) == pytest.approx(1 / 6)
+    # the median-R target is the seventh term when the figures have it: R 2x (or 0.5x) off counts 0.5,
+    # 4x off counts 1, as does an undefined ratio
+    with_r = {**perfect, "realism/r_median_ratio": 1.0}
+    assert quality.realism_score(with_r) == 0.0
+    assert quality.realism_score({**with_r, "realism/r_median_ratio": 2.0}) == pytest.approx(0.5 / 7)
+    assert quality.realism_score({**with_r, "realism/r_median_ratio": 0.5}) == pytest.approx(0.5 / 7)
+    assert quality.realism_score({**with_r, "realism/r_median_ratio": 4.0}) == pytest.approx(1 / 7)
+    assert quality.realism_score({**with_r, "realism/r_median_ratio": float("nan")}) == pytest.approx(1 / 7)
 
 
 def test_ema_update_known_answer():

@@ -30,7 +30,9 @@ Why these choices (resize-convolution generator, b1 = 0.5, ``ema_decay = 0``, ``
 and what each variant measured: experiments/README.md, "GAN configs: measurements behind the defaults".
 
 Fields: seed (parameters, latents, data order); model.arch ('simple' | 'resize_conv' | 'resize_conv_small', or the
-issue-23 candidates 'resize_conv_small_edge' | '..._edge_noise' | '..._bilinear_noise': `solarjax.models.gan`),
+issue-23 candidates 'resize_conv_small_edge' | '..._edge_noise' | '..._bilinear_noise', and
+'..._edge_noise_minibatch' | '..._bilinear_noise_minibatch' with a discriminator that sees its batch's polarity
+balance: `solarjax.models.gan`),
 model.latent_dim, model.loss ('non_saturating' | 'hinge') and model.ema_decay (0 = no EMA) define the model
 (their hash is the checkpoint fingerprint); conv_impl ('auto' = 'matmul' on CPU, 'xla' elsewhere: same
 numbers, see `solarjax.models.gan`); compute_dtype ('float32' | 'bfloat16': bf16 compute, f32 parameters);

@@ -22,6 +22,10 @@ Three architectures, chosen by name (``config.model.arch``):
   per-pixel noise field at the output (`LatentNoise`, a fixed linear function of z, so G stays
   deterministic in z) for the quiet Sun's instrument noise; ``'resize_conv_small_bilinear_noise'``: the
   latter with bilinear instead of nearest upsampling (`upsample_bilinear_conv`). Same discriminator.
+  ``'..._edge_noise_minibatch'`` and ``'..._bilinear_noise_minibatch'``: those generators against
+  `MinibatchStatisticsDiscriminator`, the paper's discriminator plus a branch that sees its batch
+  (each patch's flux imbalance, the batch's distribution of it, the minibatch standard deviation):
+  against the polarity collapse, where a generator draws most patches with one net polarity.
 
 Conventions: images are NHWC float32 [N, 128, 128, 1], the normalised field s = B / 1000 G, and a
 generator's output lies in [-1, 1]; latents z are [N, latent_dim]; a discriminator returns logits [N].
@@ -590,6 +594,89 @@ def small_resize_conv_bilinear_noise_generator(conv_impl: ConvImpl = "matmul") -
     return small_resize_conv_generator(conv_impl, padding="edge", output_noise=True, upsample="bilinear")
 
 
+def flux_imbalance(images: jax.Array, epsilon: float = 1e-6) -> jax.Array:
+    """[N] signed flux imbalance of each patch, weighted by field strength: sum(s |s|) / sum(s^2).
+
+    In [-1, 1]: +1 for a unipolar positive patch, 0 for equal positive and negative fields, and
+    odd in the field (the patch's sign flip negates it). Weighting by |s| lets the strong field
+    decide and the quiet-Sun noise (s ~ 0.025) hardly count; it is smooth in s, so a generator
+    gets a gradient through it. Computed in float32 whatever the input's dtype.
+
+    Args:
+      images: [N, H, W(, 1)] normalised patches s = B / 1000 G.
+    """
+    s = images.astype(jnp.float32).reshape(images.shape[0], -1)
+    return jnp.sum(s * jnp.abs(s), axis=1) / (jnp.sum(s * s, axis=1) + epsilon)
+
+
+def minibatch_stddev(features: jax.Array, epsilon: float = 1e-8) -> jax.Array:
+    """[] the batch's standard deviation (ddof 0) of every feature, averaged over the features
+    (Karras et al. 2018); near 0 for a batch of near-identical samples (mode collapse).
+
+    Args:
+      features: [N, ...].
+    """
+    return jnp.mean(jnp.sqrt(jnp.var(features.astype(jnp.float32), axis=0) + epsilon))
+
+
+BATCH_STATISTICS = (
+    "flux_imbalance",
+    "abs_flux_imbalance",
+    "batch_mean_flux_imbalance",
+    "batch_mean_abs_flux_imbalance",
+    "batch_std_flux_imbalance",
+    "batch_feature_stddev",
+)
+"""The columns of `batch_statistics`: two per patch, then four of the whole batch."""
+
+
+def batch_statistics(images: jax.Array, features: jax.Array) -> jax.Array:
+    """[N, 6] what a discriminator sees of a patch's polarity and of its batch (`BATCH_STATISTICS`).
+
+    Per patch: its `flux_imbalance` u and |u|. Per batch (the same in every row): the mean of u,
+    of |u| and the standard deviation of u over the batch, and `minibatch_stddev` of `features`.
+    The data's patches are balanced (u spread around 0, batch mean about 0); a generator that
+    collapsed onto one polarity gives a batch mean of u far from 0, which one patch at a time
+    does not show.
+
+    Args:
+      images: [N, H, W, 1] normalised patches; features: [N, ...] the discriminator's features of them.
+    """
+    u = flux_imbalance(images)
+    spread = jnp.sqrt(jnp.var(u) + 1e-8)  # finite gradient for a batch of one imbalance (jnp.std's is NaN there)
+    batch = jnp.stack([jnp.mean(u), jnp.mean(jnp.abs(u)), spread, minibatch_stddev(features)])
+    per_patch = jnp.stack([u, jnp.abs(u)], axis=1)
+    return jnp.concatenate([per_patch, jnp.broadcast_to(batch, (u.shape[0], batch.shape[0]))], axis=1)
+
+
+class MinibatchStatisticsDiscriminator(nn.Module):
+    """The paper's discriminator with a branch that sees the batch: images [N, 128, 128, 1] -> logits [N].
+
+    The convolutions and Dense(100) of `SimpleDiscriminator`; beside them `batch_statistics` (each
+    patch's flux imbalance and the batch's distribution of it, and the minibatch standard
+    deviation of the last convolution's features) -> Dense(`statistics_features`) + LeakyReLU;
+    both concatenated -> Dense(1). A patch's logit therefore depends on the other patches of its
+    batch, so a generator whose batches are all of one polarity, or all alike, is told apart even
+    when each patch on its own looks real (the trainers pass real and generated patches in
+    separate batches). PyTorch default initialisation as `SimpleDiscriminator`.
+    """
+
+    conv_impl: ConvImpl = "matmul"
+    statistics_features: int = 16
+
+    @nn.compact
+    def __call__(self, images: jax.Array, update_stats: bool = False) -> jax.Array:
+        x = images
+        for features in (32, 64, 64):  # 63, 31, 15
+            x = leaky_relu(_pytorch_conv(features, x.shape[-1], self.conv_impl)(x))
+        statistics = batch_statistics(images, x).astype(x.dtype)
+        x = leaky_relu(_pytorch_dense(100, x.shape[1] * x.shape[2] * x.shape[3])(x.reshape(x.shape[0], -1)))
+        init = pytorch_default_init(statistics.shape[-1])
+        branch = nn.Dense(self.statistics_features, kernel_init=init, bias_init=init, name="Statistics")
+        s = leaky_relu(branch(statistics))
+        return _pytorch_dense(1, 100 + self.statistics_features)(jnp.concatenate([x, s], axis=-1))[:, 0]
+
+
 class SpectralNormDiscriminator(nn.Module):
     """Spectrally normalised discriminator: images [N, 128, 128, 1] -> logits [N].
 
@@ -618,6 +705,14 @@ ARCHITECTURES = {
     "resize_conv_small_edge": (small_resize_conv_edge_generator, SimpleDiscriminator),
     "resize_conv_small_edge_noise": (small_resize_conv_edge_noise_generator, SimpleDiscriminator),
     "resize_conv_small_bilinear_noise": (small_resize_conv_bilinear_noise_generator, SimpleDiscriminator),
+    "resize_conv_small_edge_noise_minibatch": (
+        small_resize_conv_edge_noise_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
+    "resize_conv_small_bilinear_noise_minibatch": (
+        small_resize_conv_bilinear_noise_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
 }
 
 

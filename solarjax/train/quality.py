@@ -16,7 +16,7 @@
   first three, the ratio of strong-pixel densities, the largest spectral peak ratio at k = 16, 32, 48
   (the harmonics of the 8-pixel period three stride-2 upsamplings leave; 1.0 for a smooth spectrum),
   and the ratio of median Schrijver R. `realism_score` folds them and the mean physics KS into one
-  number in [0, 1].
+  number in [0, 1] (one term per target of `REALISM_TARGETS`).
 
 These figures rank a run's checkpoints (smaller is better).
 """
@@ -351,25 +351,30 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
 def realism_score(figures: Mapping[str, float]) -> float:
     """One number in [0, 1] (0: indistinguishable by these figures) from `quality_figures`.
 
-    The mean of six terms, each in [0, 1]: the KS distances of noise width, spectral slope and
-    gradient; the mean physics KS (``ks_mean``); ``min(1, |log2 strong_pixel_ratio| / 2)`` (a 2x
-    density error counts 0.5); ``min(1, max(0, peak_ratio_max - 1))`` (a 1.5x peak counts 0.5).
-    An undefined term counts as 1.
+    The mean of seven terms, each in [0, 1], one per target of `REALISM_TARGETS`: the KS distances
+    of noise width, spectral slope and gradient; the mean physics KS (``ks_mean``);
+    ``min(1, |log2 strong_pixel_ratio| / 2)`` (a 2x density error counts 0.5);
+    ``min(1, max(0, peak_ratio_max - 1))`` (a 1.5x peak counts 0.5); ``min(1, |log2 r_median_ratio| / 2)``
+    (median Schrijver R 2x off counts 0.5; left out, six terms, when the figures have no R ratio at all,
+    as with a quantities function without 'r_value'). An undefined term counts as 1.
     """
 
     def bounded(value):
         return 1.0 if value is None or not math.isfinite(value) else min(1.0, max(0.0, float(value)))
 
-    strong = figures.get("realism/strong_pixel_ratio", math.nan)
-    tail = abs(math.log2(strong)) / 2 if math.isfinite(strong) and strong > 0 else math.nan
+    def log2_error(ratio):
+        return abs(math.log2(ratio)) / 2 if ratio is not None and math.isfinite(ratio) and ratio > 0 else math.nan
+
     terms = [
         figures.get("realism/ks_noise_width_gauss"),
         figures.get("realism/ks_spectral_slope"),
         figures.get("realism/ks_mean_gradient_gauss_per_pixel"),
         figures.get("ks_mean"),
-        tail,
+        log2_error(figures.get("realism/strong_pixel_ratio", math.nan)),
         figures.get("realism/peak_ratio_max", math.nan) - 1.0,
     ]
+    if "realism/r_median_ratio" in figures:
+        terms.append(log2_error(figures["realism/r_median_ratio"]))
     return float(np.mean([bounded(term) for term in terms]))
 
 
