@@ -11,6 +11,9 @@ toy generator  `toy_generator()`: an analytic bipole generator with known latent
                (tests/test_steering_toy.py checks the toy's own claims with the exact physics).
 torch          `require_torch()`: the PyTorch parity tests' torch; skipped when torch is not installed,
                except under ``make parity`` (SOLARJAX_REQUIRE_TORCH=1), where a missing torch fails.
+web app        `LIMITS` (the app tests' server limits), `png_pixels` / `data_url_pixels` (decoded PNGs),
+               `make_encoder` (an untrained SimSiam encoder), `build_aia_artefacts` (a small real AIA
+               search: `aia_patches/synthetic` embedded and indexed); `CHROMIUM` and its headless flags.
 CLI            `cli_status(argv)`: the exit status of ``solarjax ARGV`` run in process (argparse's exits
                included); `index_build_argv` / `search_argv`: the argv of ``solarjax index build`` on a
                demo output and of ``solarjax search`` against an index.
@@ -18,11 +21,16 @@ CLI            `cli_status(argv)`: the exit status of ``solarjax ARGV`` run in p
 
 import functools
 import os
+import pathlib
+import shutil
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from solarjax.app.artefacts import AiaArtefacts
+from solarjax.app.state import ServerLimits
 from solarjax.steering.directions import LatentGenerator
 
 SIZE = 128
@@ -98,3 +106,90 @@ def index_build_argv(demo_workdir, out, *extra: str) -> list[str]:
 def search_argv(query, index, ssl, *extra: str) -> list[str]:
     """``solarjax search QUERY`` against the index folder `index` with the encoder run `ssl`, then `extra`."""
     return ["search", str(query), "--index", str(index), "--ssl", str(ssl), *extra]
+
+
+# ------------------------------------------------------------------------------------------------ web app
+LIMITS = ServerLimits(max_upload_bytes=4 * 2**20, max_pending=4, workers=2)
+AIA_WAVELENGTHS = (171, 193, 211)
+AIA_NUM_EXAMPLES = 40
+
+
+def png_pixels(data: bytes) -> np.ndarray:
+    import io
+
+    from matplotlib import image as mpimg
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return mpimg.imread(io.BytesIO(data), format="png")
+
+
+def data_url_pixels(url: str) -> np.ndarray:
+    import base64
+
+    prefix = "data:image/png;base64,"
+    assert url.startswith(prefix)
+    return png_pixels(base64.b64decode(url[len(prefix) :]))
+
+
+def make_encoder(channels: int = len(AIA_WAVELENGTHS)):
+    """A freshly initialised SimSiam encoder of ``channels`` input channels (backbone features)."""
+    from solarjax import ssl
+    from solarjax.models.simsiam import SimSiam
+    from solarjax.train import simsiam as simsiam_train
+
+    model_config = {"input_channels": channels, "width": 8, "projector_dims": (64, 64, 32), "predictor_hidden": 16}
+    model = simsiam_train.make_model(model_config)
+    variables = model.init(jax.random.key(0), np.zeros((2, 128, 128, channels), np.float32), train=False)
+    params, stats = variables["params"], variables["batch_stats"]
+    apply = jax.jit(
+        lambda images: model.apply({"params": params, "batch_stats": stats}, images, False, method=SimSiam.embed)
+    )
+    return ssl.Encoder(
+        embed=apply,
+        fingerprint=ssl.encoder_fingerprint(model_config, params, stats, False),
+        dim=model.feature_dim,
+        projection=False,
+        step=0,
+        config={"model": model_config},
+    )
+
+
+def build_aia_artefacts(folder: pathlib.Path) -> AiaArtefacts:
+    """aia_patches/synthetic in ``folder``/tfds, its train split embedded into a table, exact index."""
+    import tensorflow_datasets as tfds
+
+    from data_builders.aia_patches import aia_patches_dataset_builder
+    from solarjax.retrieval import build_index, build_table_from_arrays, embed_images
+
+    tfds_dir = folder / "tfds"
+    aia_patches_dataset_builder.build("synthetic", tfds_dir, num_examples=AIA_NUM_EXAMPLES)
+    source = tfds.data_source("aia_patches/synthetic", data_dir=str(tfds_dir), split="train")
+    examples = [source[i] for i in range(len(source))]
+    text = lambda value: value.decode() if isinstance(value, bytes) else str(value)  # noqa: E731
+    metadata = {
+        "dataset": ["aia_patches/synthetic:train"] * len(examples),
+        "example_index": np.arange(len(examples)),
+        "id": [text(e["id"]) for e in examples],
+        "t_obs": [text(e["t_obs"]) for e in examples],
+        "wavelengths": [",".join(map(str, e["wavelengths"])) for e in examples],
+        "bbox": [",".join(map(str, e["bbox"])) for e in examples],
+        **{name: np.array([e[name] for e in examples], np.float64) for name in ("hpc_x", "hpc_y", "mu")},
+        "source": [text(e["source"]) for e in examples],
+    }
+    encoder = make_encoder()
+    embeddings = embed_images(encoder.embed, np.stack([e["image"] for e in examples]))
+    table = build_table_from_arrays(
+        folder / "index" / "table", embeddings, metadata, encoder.fingerprint, dataset_name="aia_patches"
+    )
+    return AiaArtefacts(encoder, build_index(table, kind="exact"), tfds_dir)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

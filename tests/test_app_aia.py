@@ -10,7 +10,6 @@ with its WAVELNTH keyword changed.
 
 import io
 import json
-import pathlib
 
 import jax
 import numpy as np
@@ -19,63 +18,9 @@ from fastapi import testclient as fastapi_testclient
 
 from solarjax.app import search as app_search
 from solarjax.app import server
-from tests.test_app_api import LIMITS, _data_url_pixels, _png_pixels
-
-WAVELENGTHS = (171, 193, 211)
-NUM_EXAMPLES = 40
-
-
-def make_encoder(channels: int = len(WAVELENGTHS)):
-    """A freshly initialised SimSiam encoder of ``channels`` input channels (backbone features)."""
-    from solarjax import ssl
-    from solarjax.models.simsiam import SimSiam
-    from solarjax.train import simsiam as simsiam_train
-
-    model_config = {"input_channels": channels, "width": 8, "projector_dims": (64, 64, 32), "predictor_hidden": 16}
-    model = simsiam_train.make_model(model_config)
-    variables = model.init(jax.random.key(0), np.zeros((2, 128, 128, channels), np.float32), train=False)
-    params, stats = variables["params"], variables["batch_stats"]
-    apply = jax.jit(
-        lambda images: model.apply({"params": params, "batch_stats": stats}, images, False, method=SimSiam.embed)
-    )
-    return ssl.Encoder(
-        embed=apply,
-        fingerprint=ssl.encoder_fingerprint(model_config, params, stats, False),
-        dim=model.feature_dim,
-        projection=False,
-        step=0,
-        config={"model": model_config},
-    )
-
-
-def build_aia_artefacts(folder: pathlib.Path) -> server.AiaArtefacts:
-    """aia_patches/synthetic in ``folder``/tfds, its train split embedded into a table, exact index."""
-    import tensorflow_datasets as tfds
-
-    from data_builders.aia_patches import aia_patches_dataset_builder
-    from solarjax.retrieval import build_index, build_table_from_arrays, embed_images
-
-    tfds_dir = folder / "tfds"
-    aia_patches_dataset_builder.build("synthetic", tfds_dir, num_examples=NUM_EXAMPLES)
-    source = tfds.data_source("aia_patches/synthetic", data_dir=str(tfds_dir), split="train")
-    examples = [source[i] for i in range(len(source))]
-    text = lambda value: value.decode() if isinstance(value, bytes) else str(value)  # noqa: E731
-    metadata = {
-        "dataset": ["aia_patches/synthetic:train"] * len(examples),
-        "example_index": np.arange(len(examples)),
-        "id": [text(e["id"]) for e in examples],
-        "t_obs": [text(e["t_obs"]) for e in examples],
-        "wavelengths": [",".join(map(str, e["wavelengths"])) for e in examples],
-        "bbox": [",".join(map(str, e["bbox"])) for e in examples],
-        **{name: np.array([e[name] for e in examples], np.float64) for name in ("hpc_x", "hpc_y", "mu")},
-        "source": [text(e["source"]) for e in examples],
-    }
-    encoder = make_encoder()
-    embeddings = embed_images(encoder.embed, np.stack([e["image"] for e in examples]))
-    table = build_table_from_arrays(
-        folder / "index" / "table", embeddings, metadata, encoder.fingerprint, dataset_name="aia_patches"
-    )
-    return server.AiaArtefacts(encoder, build_index(table, kind="exact"), tfds_dir)
+from tests.helpers import AIA_NUM_EXAMPLES as NUM_EXAMPLES
+from tests.helpers import AIA_WAVELENGTHS as WAVELENGTHS
+from tests.helpers import LIMITS, build_aia_artefacts, data_url_pixels, make_encoder, png_pixels
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +127,7 @@ def test_npy_upload_of_a_stored_patch_finds_it_first(client, aia):
     body = _upload(client, [("patch.npy", _npy(image))]).json()
     assert body["results"][0]["row"] == 7 and body["results"][0]["distance"] == pytest.approx(0.0, abs=1e-4)
     np.testing.assert_allclose(
-        _data_url_pixels(body["query"]["image"]), _png_pixels(server.render_aia_png(image, WAVELENGTHS))
+        data_url_pixels(body["query"]["image"]), png_pixels(server.render_aia_png(image, WAVELENGTHS))
     )
 
 
@@ -199,7 +144,7 @@ def test_fits_upload_is_prepared_as_aia_patches_prepares_files(client, aia, aia_
     patch = aia_prep.extract_patches(observation, np.array([[row0, row0 + 128, col0, col0 + 128]]))[0]
     expected = aia_prep.normalise_channels(patch.image, WAVELENGTHS)
     np.testing.assert_allclose(
-        _data_url_pixels(body["query"]["image"]), _png_pixels(server.render_aia_png(expected, WAVELENGTHS))
+        data_url_pixels(body["query"]["image"]), png_pixels(server.render_aia_png(expected, WAVELENGTHS))
     )
     metadata = body["query"]["metadata"]
     assert metadata["t_obs"] == patch.t_obs and metadata["t_obs"].startswith("2011-02-15T00:00:01")
@@ -244,11 +189,11 @@ def test_patch_metadata_and_thumbnails(client, aia):
     meta = client.get("/api/aia/patch/3").json()
     assert meta == _jsonable({"row": 3, **aia.index.table.rows([3])[0], "image_url": "/api/aia/patch/3/image.png"})
     image = aia.images.image(3)
-    rgb = _png_pixels(client.get("/api/aia/patch/3/image.png").content)
+    rgb = png_pixels(client.get("/api/aia/patch/3/image.png").content)
     np.testing.assert_allclose(
         rgb[::-1, :, :3], np.round(image * 255) / 255, atol=1e-6
     )  # north up, R G B = 171 193 211
-    single = _png_pixels(client.get("/api/aia/patch/3/image.png?channel=193").content)
+    single = png_pixels(client.get("/api/aia/patch/3/image.png?channel=193").content)
     colours = server.aia_colormap(193)(image[..., 1], bytes=True)[..., :3] / 255
     np.testing.assert_allclose(single[::-1, :, :3], colours, atol=1e-6)
     assert client.get("/api/aia/patch/3/image.png?channel=94").status_code == 422

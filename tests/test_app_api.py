@@ -16,9 +16,9 @@ from fastapi import testclient as fastapi_testclient
 from benchmarks import app_load_bench as bench
 from solarjax import physics
 from solarjax.app import server
+from tests.helpers import LIMITS, data_url_pixels, png_pixels
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-LIMITS = server.ServerLimits(max_upload_bytes=4 * 2**20, max_pending=4, workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -31,21 +31,6 @@ def client(demo_workdir):
 @pytest.fixture(scope="module")
 def engine(client) -> server.SearchEngine:
     return client.app.state.engine
-
-
-def _png_pixels(data: bytes) -> np.ndarray:
-    from matplotlib import image as mpimg
-
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return mpimg.imread(io.BytesIO(data), format="png")
-
-
-def _data_url_pixels(url: str) -> np.ndarray:
-    import base64
-
-    prefix = "data:image/png;base64,"
-    assert url.startswith(prefix)
-    return _png_pixels(base64.b64decode(url[len(prefix) :]))
 
 
 # ------------------------------------------------------------------------------------- info / generate
@@ -68,9 +53,9 @@ def test_generate_at_rest_is_the_seeds_plain_sample(client, engine):
     want = {k: float(v[0]) for k, v in physics.quantities(expected).items()}
     for name in ("tuf", "psep", "area"):
         assert body["quantities"][name] == pytest.approx(want[name], rel=1e-5, abs=1e-6)
-    pixels = _data_url_pixels(body["image"])
+    pixels = data_url_pixels(body["image"])
     assert pixels.shape[:2] == (128, 128)
-    np.testing.assert_allclose(pixels, _png_pixels(server.render_png(expected[0])))
+    np.testing.assert_allclose(pixels, png_pixels(server.render_png(expected[0])))
 
 
 def test_flux_slider_raises_flux(client):
@@ -422,8 +407,8 @@ def test_npy_uploads(client):
 def test_patch_metadata_and_image(client, engine):
     meta = client.get("/api/patch/3").json()
     assert meta["row"] == 3 and meta["tuf"] == pytest.approx(float(engine.index.table.column("tuf")[3]))
-    pixels = _png_pixels(client.get("/api/patch/3/image.png").content)
-    np.testing.assert_allclose(pixels, _png_pixels(server.render_png(engine.images.image(3))))
+    pixels = png_pixels(client.get("/api/patch/3/image.png").content)
+    np.testing.assert_allclose(pixels, png_pixels(server.render_png(engine.images.image(3))))
     assert client.get("/api/patch/-1").status_code == 404
     assert client.get(f"/api/patch/{engine.index.num_rows}/image.png").status_code == 404
 
@@ -434,7 +419,7 @@ def test_exports(client):
     assert csv_text[0].startswith("rank,similarity,distance,row,harpnum")
     assert "record" in csv_text[0].split(",")
     assert [int(line.split(",")[3]) for line in csv_text[1:]] == [hit["row"] for hit in body["results"]]
-    sheet = _png_pixels(client.get(body["export"]["png"]).content)
+    sheet = png_pixels(client.get(body["export"]["png"]).content)
     assert sheet.shape[0] > 100 and sheet.shape[1] > 500
     assert client.get("/api/export/0123456789abcdef.csv").status_code == 404
 

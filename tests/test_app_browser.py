@@ -9,25 +9,13 @@ channel; see tests/test_app_aia.py), and switches back. Screenshots go to $SOLAR
 
 import os
 import pathlib
-import shutil
 import socket
 import threading
 import time
 
 import pytest
 
-from tests.test_app_aia import build_aia_artefacts
-from tests.test_app_api import LIMITS
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, LIMITS, build_aia_artefacts
 
 
 @pytest.fixture(scope="module")

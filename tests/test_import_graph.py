@@ -169,3 +169,19 @@ def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path):
 def test_shared_modules_import_no_other_layer(module):
     edges = import_edges(_modules())
     assert all(layer_of(target) == 0 for target in edges[module]), edges[module]
+
+
+def test_test_files_share_helpers_through_tests_helpers_only():
+    """A test file imports shared test code from tests/helpers.py, never from another test file."""
+    offenders = []
+    for path in sorted((REPO / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            offenders += [f"{path.name}: {name}" for name in names if name.startswith("tests.test_")]
+    assert not offenders, offenders

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from solarjax import report
-from tests.test_app_browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.helpers import CHROMIUM, CHROMIUM_FLAGS
 
 
 @pytest.fixture(scope="module")
