@@ -1,4 +1,4 @@
-"""Helpers shared by the tests (test files import from here, never from each other or from benchmarks/).
+"""Helpers shared by the tests (test files import from here, never from each other).
 
 toy generator  `toy_generator()`: an analytic bipole generator with known latent directions, for the
                steering tests. It maps z [N, 100] to one bipolar active region per latent, like a GAN
