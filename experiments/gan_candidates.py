@@ -39,6 +39,9 @@ CANDIDATES = {
     "bilinear_noise_ema": {"arch": "resize_conv_small_bilinear_noise", "ema_decay": 0.99},
     "edge_noise_minibatch": {"arch": "resize_conv_small_edge_noise_minibatch"},
     "bilinear_noise_minibatch": {"arch": "resize_conv_small_bilinear_noise_minibatch"},
+    "edge_instrument_minibatch": {"arch": "resize_conv_small_edge_instrument_minibatch"},
+    "edge_instrument_threshold_minibatch": {"arch": "resize_conv_small_edge_instrument_threshold_minibatch"},
+    "edge_instrument_threshold_physics": {"arch": "resize_conv_small_edge_instrument_threshold_physics"},
 }
 """candidate -> the ``config.model`` fields it changes."""
 

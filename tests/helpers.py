@@ -14,12 +14,17 @@ torch          `require_torch()`: the PyTorch parity tests' torch; skipped when 
 web app        `LIMITS` (the app tests' server limits), `png_pixels` / `data_url_pixels` (decoded PNGs),
                `make_encoder` (an untrained SimSiam encoder), `build_aia_artefacts` (a small real AIA
                search: `aia_patches/synthetic` embedded and indexed); `CHROMIUM` and its headless flags.
+GAN training   `bipole_patches`, `ArrayIterator` (in-memory batches with grain's iterator protocol, a kill or
+               a NaN batch on request), `load_config` (an experiments/configs config) and `tiny_config`
+               (a GAN run of a few steps on `BATCH` patches).
 CLI            `cli_status(argv)`: the exit status of ``solarjax ARGV`` run in process (argparse's exits
                included); `index_build_argv` / `search_argv`: the argv of ``solarjax index build`` on a
                demo output and of ``solarjax search`` against an index.
 """
 
 import functools
+import importlib.util
+import json
 import os
 import pathlib
 import shutil
@@ -193,3 +198,81 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+# ----------------------------------------------------------------------------- GAN training
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BATCH = 4  # one patch per forced CPU device
+
+
+def load_config(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def bipole_patches(count: int, seed: int) -> np.ndarray:
+    """[count, 128, 128, 1] float32 patches: a positive and a negative Gaussian spot plus noise."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:128, 0:128]
+    patches = []
+    for _ in range(count):
+        (r1, c1), (r2, c2) = rng.uniform(30, 98, size=(2, 2))
+        width = rng.uniform(6, 14)
+        spot = lambda r, c: np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * width**2))  # noqa: E731
+        field = 0.9 * spot(r1, c1) - 0.8 * spot(r2, c2) + 0.05 * rng.normal(size=(128, 128))
+        patches.append(np.clip(field, -1, 1))
+    return np.asarray(patches, np.float32)[..., None]
+
+
+class ArrayIterator:
+    """Deterministic in-memory batches with grain's iterator protocol (get_state/set_state bytes).
+
+    Batch k holds patches (k * batch_size + i) mod N; with ``fail_at`` the k-th `next` raises,
+    standing in for a killed process; ``nan_at`` makes the k-th batch NaN.
+    """
+
+    def __init__(self, images, batch_size, fail_at=None, nan_at=None):
+        self.images, self.batch_size = images, batch_size
+        self.fail_at, self.nan_at = fail_at, nan_at
+        self.position = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.position == self.fail_at:
+            raise KeyboardInterrupt("simulated kill")
+        index = (self.position * self.batch_size + np.arange(self.batch_size)) % len(self.images)
+        batch = self.images[index]
+        if self.position == self.nan_at:
+            batch = np.full_like(batch, np.nan)
+        self.position += 1
+        return {"image": batch}
+
+    def get_state(self) -> bytes:
+        return json.dumps({"position": self.position}).encode()
+
+    def set_state(self, state: bytes) -> None:
+        self.position = json.loads(state.decode())["position"]
+
+    def start_prefetch(self) -> None:
+        pass
+
+
+def tiny_config(total_steps=6, eval_every=0, arch="simple", name="gan_paper"):
+    config = load_config(name)
+    config.model.arch = arch
+    config.batch_size = BATCH
+    config.total_steps = total_steps
+    config.log_every = 1
+    config.checkpoint_every = 2
+    config.keep_checkpoints = 2
+    config.sample_every = 0
+    config.num_grid_samples = 8
+    config.eval_every = eval_every
+    config.quality.num_samples = 16
+    config.quality.num_reference = 16
+    config.quality.batch_size = 8
+    return config

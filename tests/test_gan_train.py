@@ -2,7 +2,6 @@
 uninterrupted, refusal of another model's checkpoints, NaN guard, checkpoint retention, quality
 figures, and the `solarjax.gan` loading / sample files."""
 
-import importlib.util
 import json
 import math
 import pathlib
@@ -21,89 +20,14 @@ from solarjax import gan
 from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import gan as gan_train
 from solarjax.train import loop, monitor, quality, sharding
+from tests.helpers import BATCH, ArrayIterator, bipole_patches, tiny_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-BATCH = 4  # one patch per forced CPU device
-
-
-def load_config(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
-def bipole_patches(count: int, seed: int) -> np.ndarray:
-    """[count, 128, 128, 1] float32 patches: a positive and a negative Gaussian spot plus noise."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:128, 0:128]
-    patches = []
-    for _ in range(count):
-        (r1, c1), (r2, c2) = rng.uniform(30, 98, size=(2, 2))
-        width = rng.uniform(6, 14)
-        spot = lambda r, c: np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * width**2))  # noqa: E731
-        field = 0.9 * spot(r1, c1) - 0.8 * spot(r2, c2) + 0.05 * rng.normal(size=(128, 128))
-        patches.append(np.clip(field, -1, 1))
-    return np.asarray(patches, np.float32)[..., None]
-
-
-class ArrayIterator:
-    """Deterministic in-memory batches with grain's iterator protocol (get_state/set_state bytes).
-
-    Batch k holds patches (k * batch_size + i) mod N; with ``fail_at`` the k-th `next` raises,
-    standing in for a killed process; ``nan_at`` makes the k-th batch NaN.
-    """
-
-    def __init__(self, images, batch_size, fail_at=None, nan_at=None):
-        self.images, self.batch_size = images, batch_size
-        self.fail_at, self.nan_at = fail_at, nan_at
-        self.position = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self.position == self.fail_at:
-            raise KeyboardInterrupt("simulated kill")
-        index = (self.position * self.batch_size + np.arange(self.batch_size)) % len(self.images)
-        batch = self.images[index]
-        if self.position == self.nan_at:
-            batch = np.full_like(batch, np.nan)
-        self.position += 1
-        return {"image": batch}
-
-    def get_state(self) -> bytes:
-        return json.dumps({"position": self.position}).encode()
-
-    def set_state(self, state: bytes) -> None:
-        self.position = json.loads(state.decode())["position"]
-
-    def start_prefetch(self) -> None:
-        pass
-
-
 PATCHES = bipole_patches(24, seed=0)
 
 
 def factory(**kwargs):
     return lambda: ArrayIterator(PATCHES, BATCH, **kwargs)
-
-
-def tiny_config(total_steps=6, eval_every=0, arch="simple", name="gan_paper"):
-    config = load_config(name)
-    config.model.arch = arch
-    config.batch_size = BATCH
-    config.total_steps = total_steps
-    config.log_every = 1
-    config.checkpoint_every = 2
-    config.keep_checkpoints = 2
-    config.sample_every = 0
-    config.num_grid_samples = 8
-    config.eval_every = eval_every
-    config.quality.num_samples = 16
-    config.quality.num_reference = 16
-    config.quality.batch_size = 8
-    return config
 
 
 def params_of(state):

@@ -193,20 +193,47 @@ def test_matched_rows_known_answers():
         evaluate.matched_rows(np.array([np.nan]), np.array([1.0]))
 
 
+def _speckled_apply(params, z):
+    """The toy bipole plus +-0.4 checkerboard speckle scaled by relu(z[99] - 4): off the manifold only where z[99]
+    is far beyond anything z ~ N(0, I) draws."""
+    import jax.numpy as jnp
+    from helpers import SIZE, toy_apply
+
+    images = toy_apply(params, z)
+    checker = jnp.asarray((-1.0) ** (np.add.outer(np.arange(SIZE), np.arange(SIZE)) % 2), jnp.float32)
+    speckle = 0.4 * jnp.clip(z[:, 99] - 4.0, 0.0, 1.0)[:, None, None, None] * checker[None, :, :, None]
+    return images + speckle
+
+
 def test_matched_realism_is_neutral_and_forgives_an_on_manifold_move():
     """Unedited against unedited is 1; a move to more flux that stays a toy bipole is far from the data as a
-    whole (raw ratio > 1.5) but much nearer to data patches of the same flux."""
+    whole (raw ratio > 1.5) but much nearer to data patches of the same flux. The generated baseline (unedited
+    pool patches matched on the edited target values): exactly 1 when the pool is the edited latents, near 1 for
+    that move, far above it for an edit that adds speckle the generator never makes at z ~ N(0, I)."""
     from helpers import LATENT_DIM
 
-    from solarjax.steering.directions import map_generated, sample_latents
+    from solarjax.steering.directions import LatentGenerator, map_generated, sample_latents
 
+    speckled = LatentGenerator(
+        _speckled_apply, toy_generator().params, fingerprint="toy-speckled", latent_dim=LATENT_DIM
+    )
     z = sample_latents(64, LATENT_DIM, seed=5)
     data = map_generated(toy_generator(), sample_latents(256, LATENT_DIM, seed=6))
     values = evaluate.image_quantities(data)
-    same = evaluate.matched_frechet_ratio(toy_generator(), z, z, "tuf", data, values)
+    same = evaluate.matched_frechet_ratio(
+        speckled, z, z, "tuf", data, values, pool=(z, evaluate.image_quantities(map_generated(speckled, z)))
+    )
     assert same["matched_frechet_ratio"] == pytest.approx(1.0)
+    assert same["generated_matched_ratio"] == pytest.approx(1.0)
+    pool = evaluate.generated_pool(speckled, 256, seed=7)
+    assert pool[0].shape == (256, LATENT_DIM) and pool[1]["tuf"].shape == (256,) and pool[0][:, 99].max() < 4.0
     moved = z.copy()
     moved[:, 0] += 1.5
     raw = evaluate.realism(toy_generator(), moved, z, data)["frechet_ratio"]
-    matched = evaluate.matched_frechet_ratio(toy_generator(), moved, z, "tuf", data, values)["matched_frechet_ratio"]
-    assert raw > 1.5 and matched < 0.5 * raw
+    matched = evaluate.matched_frechet_ratio(speckled, moved, z, "tuf", data, values, pool=pool)
+    assert raw > 1.5 and matched["matched_frechet_ratio"] < 0.5 * raw
+    assert matched["generated_matched_ratio"] < 2.0
+    speckle = z.copy()
+    speckle[:, 99] = 5.0
+    off = evaluate.matched_frechet_ratio(speckled, speckle, z, "tuf", data, values, pool=pool)
+    assert off["generated_matched_ratio"] > 50.0 * matched["generated_matched_ratio"]

@@ -172,3 +172,34 @@ def test_path_steps_match_the_evaluated_grid():
         and up_step == pytest.approx(0.5)
         and down_step == pytest.approx(0.4)
     )
+
+
+class _EnergyCritic:
+    """A toy critic: logit = -1000 x mean squared field, so raising flux by brightening lowers it."""
+
+    variables = jnp.float32(1000.0)
+
+    @staticmethod
+    def apply_fn(scale, images):
+        return -scale * jnp.mean(images**2, axis=(1, 2, 3))
+
+
+def test_realism_guard_keeps_the_critic_logit_at_its_start_while_the_target_still_moves(z):
+    """Raising TUF by 2 latent units lowers the energy critic's logit by 4-7 on every unguarded path; with the critic
+    as a guard it stays at its start on most paths (the median within 0.05) and falls by at most a third as much
+    on any, TUF still rises (spread over more pixels at the same energy) and the paths stay on the shell."""
+    generator = toy_generator()
+    critic = _EnergyCritic()
+    alphas = np.linspace(0.0, 2.0, 5)
+
+    def logits(latents):
+        images = generator(jnp.asarray(latents.reshape(-1, LATENT_DIM)))
+        return np.asarray(critic.apply_fn(critic.variables, images)).reshape(latents.shape[:2])
+
+    free, unguarded = local.local_traversal(generator, z, "tuf", alphas=alphas)
+    latents, guarded = local.local_traversal(generator, z, "tuf", alphas=alphas, critic=critic)
+    drop_free, drop_guarded = (logits(p)[:, -1] - logits(p)[:, 0] for p in (free, latents))
+    assert np.all(drop_free < -4.0), drop_free
+    assert np.all(drop_guarded > 0.35 * drop_free) and np.median(drop_guarded) > -0.05, (drop_guarded, drop_free)
+    assert np.all(guarded["tuf"][:, -1] > guarded["tuf"][:, 0]), guarded["tuf"]
+    np.testing.assert_allclose(np.linalg.norm(latents, axis=-1) / np.linalg.norm(z, axis=1)[:, None], 1.0, atol=1e-5)

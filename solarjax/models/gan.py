@@ -26,6 +26,13 @@ Three architectures, chosen by name (``config.model.arch``):
   `MinibatchStatisticsDiscriminator`, the paper's discriminator plus a branch that sees its batch
   (each patch's flux imbalance, the batch's distribution of it, the minibatch standard deviation):
   against the polarity collapse, where a generator draws most patches with one net polarity.
+  ``'resize_conv_small_edge_instrument_minibatch'``: the edge generator whose output noise is not learned but
+  measured: `InstrumentNoise` adds the training data's quiet-Sun noise (its distribution of per-patch widths
+  and its neighbour correlation), against the same discriminator; ``'..._edge_instrument_threshold_minibatch'``
+  also soft-thresholds the signal before the noise (`SoftThreshold`): the generator's weak speckle would
+  otherwise add to the measured noise; ``'..._edge_instrument_threshold_physics'``: that generator against
+  the batch-statistics discriminator that also sees each patch's smooth physical quantities
+  (`physics_statistics`).
 
 Conventions: images are NHWC float32 [N, 128, 128, 1], the normalised field s = B / 1000 G, and a
 generator's output lies in [-1, 1]; latents z are [N, latent_dim]; a discriminator returns logits [N].
@@ -51,6 +58,7 @@ only slices, pads and matrix products. ``conv_impl='xla'`` uses `lax.conv_genera
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Literal
@@ -59,6 +67,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from solarjax import physics
 
 ConvImpl = Literal["matmul", "xla"]
 CONV_IMPLS = ("matmul", "xla")
@@ -509,6 +519,62 @@ class LatentNoise(nn.Module):
         return x + amplitude[:, None, None, :] * field
 
 
+def smooth_neighbours(field: jax.Array, neighbour_weight: float) -> jax.Array:
+    """field [N, H, W, 1] convolved with the separable kernel [a, 1, a] x [a, 1, a] (a = ``neighbour_weight``,
+    edge padding) and divided by (1 + 2 a^2), so white noise keeps unit variance and gets lag-1 autocorrelation
+    2a / (1 + 2 a^2) along rows and columns."""
+    a = neighbour_weight
+    padded = jnp.pad(field, ((0, 0), (1, 1), (0, 0), (0, 0)), mode="edge")
+    field = a * padded[:, :-2] + padded[:, 1:-1] + a * padded[:, 2:]
+    padded = jnp.pad(field, ((0, 0), (0, 0), (1, 1), (0, 0)), mode="edge")
+    field = a * padded[:, :, :-2] + padded[:, :, 1:-1] + a * padded[:, :, 2:]
+    return field / (1.0 + 2.0 * a * a)
+
+
+def instrument_noise_width(z: jax.Array, widths: tuple[float, ...], seed: int = 0) -> jax.Array:
+    """[N] per-patch noise width: the quantile function of ``widths`` (quantiles at evenly spaced probabilities
+    0..1) at Phi(z . u), u a fixed unit vector (PRNG key `seed` + 1); for z ~ N(0, I) the widths are distributed
+    as the calibration's."""
+    direction = jax.random.normal(jax.random.key(seed + 1), (z.shape[-1],), z.dtype)
+    probability = jax.scipy.stats.norm.cdf(z @ (direction / jnp.linalg.norm(direction)))
+    table = jnp.asarray(widths, z.dtype)
+    return jnp.interp(probability, jnp.linspace(0.0, 1.0, len(widths), dtype=z.dtype), table)
+
+
+class InstrumentNoise(nn.Module):
+    """Adds the data's measured quiet-Sun noise: ``x + w(z) * smooth(latent_noise_field(z sqrt(d) / |z|))``.
+
+    No parameters: the per-patch width w(z) follows the calibration's distribution of quiet-pixel widths
+    (`instrument_noise_width`) and the field has the calibration's neighbour correlation
+    (`smooth_neighbours`); both are measured on the training split before training
+    (`solarjax.train.gan.calibrate_instrument_noise`). The generator then learns only the field's signal.
+    Input x [N, H, W, 1] (pre-tanh, normalised field) and z [N, latent_dim]; output like x.
+    """
+
+    widths: tuple[float, ...]
+    neighbour_weight: float
+    seed: int = 0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
+        # the field of z / |z| * sqrt(d): unit standard deviation in every patch, so w(z) alone sets the width
+        unit = z * (math.sqrt(z.shape[-1]) / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12))
+        field = smooth_neighbours(latent_noise_field(unit, x.shape[1], x.shape[2], self.seed), self.neighbour_weight)
+        return x + instrument_noise_width(z, self.widths, self.seed)[:, None, None, None] * field
+
+
+class SoftThreshold(nn.Module):
+    """sign(x) max(|x| - t, 0) with a learned threshold t = softplus(theta) > 0 (initial ``initial``, normalised
+    field): weak values become exactly 0, strong ones pass, shifted by t. Input and output [N, H, W, C]."""
+
+    initial: float = 0.03
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        raw = self.param("threshold", nn.initializers.constant(math.log(math.expm1(self.initial))), ())
+        return jnp.sign(x) * jax.nn.relu(jnp.abs(x) - jax.nn.softplus(raw))
+
+
 class ResizeConvGenerator(nn.Module):
     """Resize-convolution generator: z [N, latent_dim] -> images [N, 128, 128, 1] in [-1, 1].
 
@@ -520,7 +586,9 @@ class ResizeConvGenerator(nn.Module):
     upsamplings). Defaults: 8 x 8 x 256, blocks (128, 64, 32, 16), 3x3 output ('resize_conv').
     ``padding`` ('zero' or 'edge') is the padding of every 3x3 convolution (`upsample_conv`);
     ``output_noise`` adds a `LatentNoise` field to the output layer before the tanh (the pixel-scale
-    instrument noise that convolutions of smooth features do not make). ``upsample`` ('nearest' or
+    instrument noise that convolutions of smooth features do not make); ``noise_widths`` (non-empty) adds the
+    calibrated `InstrumentNoise` there instead (with ``noise_neighbour_weight``), after a `SoftThreshold` of the
+    signal with ``quiet_threshold`` (so the measured noise alone fills the quiet pixels). ``upsample`` ('nearest' or
     'bilinear') is the 2x upsampling of every block ('bilinear', `upsample_bilinear_conv`, needs edge padding).
     """
 
@@ -531,6 +599,9 @@ class ResizeConvGenerator(nn.Module):
     padding: str = "zero"
     output_noise: bool = False
     upsample: str = "nearest"
+    noise_widths: tuple[float, ...] = ()
+    noise_neighbour_weight: float = 0.0
+    quiet_threshold: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -551,20 +622,31 @@ class ResizeConvGenerator(nn.Module):
             x = UpsampleConv2D(1, self.conv_impl, self.padding, self.upsample, name=name)(x)
         else:
             x = Conv2D(1, 3, conv_impl=self.conv_impl, name=name)(pad_spatial_mode(x, 1, self.padding))
-        if self.output_noise:
+        if self.quiet_threshold:
+            x = SoftThreshold(name="QuietThreshold")(x)
+        if self.noise_widths:
+            x = InstrumentNoise(self.noise_widths, self.noise_neighbour_weight, name="InstrumentNoise")(x, z)
+        elif self.output_noise:
             x = LatentNoise(name="OutputNoise")(x, z)
         return jnp.tanh(x)
 
 
 def small_resize_conv_generator(
-    conv_impl: ConvImpl = "matmul", padding: str = "zero", output_noise: bool = False, upsample: str = "nearest"
+    conv_impl: ConvImpl = "matmul",
+    padding: str = "zero",
+    output_noise: bool = False,
+    upsample: str = "nearest",
+    noise_widths: tuple[float, ...] = (),
+    noise_neighbour_weight: float = 0.0,
+    quiet_threshold: bool = False,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
 
     Dense(100 -> 16 x 16 x 64) -> upsample-conv 64 (32 x 32) -> upsample-conv 32 (64 x 64) ->
     upsample-conv 1 (128 x 128) -> tanh, LeakyReLU and pixel norm between; 1,710,465 parameters
-    (101 more with ``output_noise``). `padding`, `output_noise` and `upsample` as in `ResizeConvGenerator`.
+    (101 more with ``output_noise``, 1 more with ``quiet_threshold``). `padding`, `output_noise`, `upsample`,
+    `noise_widths`, `noise_neighbour_weight` and `quiet_threshold` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -574,6 +656,33 @@ def small_resize_conv_generator(
         padding=padding,
         output_noise=output_noise,
         upsample=upsample,
+        noise_widths=tuple(float(w) for w in noise_widths),
+        noise_neighbour_weight=float(noise_neighbour_weight),
+        quiet_threshold=quiet_threshold,
+    )
+
+
+def small_resize_conv_edge_instrument_generator(
+    conv_impl: ConvImpl = "matmul", noise_widths: tuple[float, ...] = (), noise_neighbour_weight: float = 0.0
+) -> ResizeConvGenerator:
+    """'resize_conv_small_edge_instrument': edge padding and the calibrated `InstrumentNoise` at the output
+    (the same parameters as 'resize_conv_small_edge')."""
+    return small_resize_conv_generator(
+        conv_impl, padding="edge", noise_widths=noise_widths, noise_neighbour_weight=noise_neighbour_weight
+    )
+
+
+def small_resize_conv_edge_instrument_threshold_generator(
+    conv_impl: ConvImpl = "matmul", noise_widths: tuple[float, ...] = (), noise_neighbour_weight: float = 0.0
+) -> ResizeConvGenerator:
+    """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
+    through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise."""
+    return small_resize_conv_generator(
+        conv_impl,
+        padding="edge",
+        noise_widths=noise_widths,
+        noise_neighbour_weight=noise_neighbour_weight,
+        quiet_threshold=True,
     )
 
 
@@ -649,6 +758,22 @@ def batch_statistics(images: jax.Array, features: jax.Array) -> jax.Array:
     return jnp.concatenate([per_patch, jnp.broadcast_to(batch, (u.shape[0], batch.shape[0]))], axis=1)
 
 
+def signed_log1p(x: jax.Array) -> jax.Array:
+    """sign(x) log(1 + |x|): quantities spanning decades on one scale, odd and smooth away from 0."""
+    return jnp.sign(x) * jnp.log1p(jnp.abs(x))
+
+
+def physics_statistics(images: jax.Array) -> jax.Array:
+    """[N, 9] what a discriminator sees of a patch's physics: `signed_log1p` of each smooth quantity
+    (`solarjax.physics.smooth_quantities`, in `solarjax.physics.QUANTITY_NAMES` order), float32.
+
+    Args:
+      images: [N, H, W, 1] normalised patches.
+    """
+    values = physics.smooth_quantities(images.astype(jnp.float32))
+    return signed_log1p(jnp.stack([values[name] for name in physics.QUANTITY_NAMES], axis=1))
+
+
 class MinibatchStatisticsDiscriminator(nn.Module):
     """The paper's discriminator with a branch that sees the batch: images [N, 128, 128, 1] -> logits [N].
 
@@ -658,18 +783,23 @@ class MinibatchStatisticsDiscriminator(nn.Module):
     both concatenated -> Dense(1). A patch's logit therefore depends on the other patches of its
     batch, so a generator whose batches are all of one polarity, or all alike, is told apart even
     when each patch on its own looks real (the trainers pass real and generated patches in
-    separate batches). PyTorch default initialisation as `SimpleDiscriminator`.
+    separate batches). PyTorch default initialisation as `SimpleDiscriminator`. With ``physics`` the branch
+    also sees each patch's `physics_statistics` (flux, separation, tilt, area, R, ...).
     """
 
     conv_impl: ConvImpl = "matmul"
     statistics_features: int = 16
+    physics: bool = False
 
     @nn.compact
     def __call__(self, images: jax.Array, update_stats: bool = False) -> jax.Array:
         x = images
         for features in (32, 64, 64):  # 63, 31, 15
             x = leaky_relu(_pytorch_conv(features, x.shape[-1], self.conv_impl)(x))
-        statistics = batch_statistics(images, x).astype(x.dtype)
+        statistics = batch_statistics(images, x)
+        if self.physics:
+            statistics = jnp.concatenate([statistics, physics_statistics(images)], axis=1)
+        statistics = statistics.astype(x.dtype)
         x = leaky_relu(_pytorch_dense(100, x.shape[1] * x.shape[2] * x.shape[3])(x.reshape(x.shape[0], -1)))
         init = pytorch_default_init(statistics.shape[-1])
         branch = nn.Dense(self.statistics_features, kernel_init=init, bias_init=init, name="Statistics")
@@ -713,24 +843,58 @@ ARCHITECTURES = {
         small_resize_conv_bilinear_noise_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_minibatch": (
+        small_resize_conv_edge_instrument_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
+    "resize_conv_small_edge_instrument_threshold_minibatch": (
+        small_resize_conv_edge_instrument_threshold_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
+    "resize_conv_small_edge_instrument_threshold_physics": (
+        small_resize_conv_edge_instrument_threshold_generator,
+        functools.partial(MinibatchStatisticsDiscriminator, physics=True),
+    ),
 }
+INSTRUMENT_NOISE_ARCHITECTURES = (
+    "resize_conv_small_edge_instrument_minibatch",
+    "resize_conv_small_edge_instrument_threshold_minibatch",
+    "resize_conv_small_edge_instrument_threshold_physics",
+)
+"""Architectures whose generator adds `InstrumentNoise`: they need the calibration (`make_models`)."""
 
 
-def make_models(arch: str, conv_impl: ConvImpl = "matmul") -> tuple[nn.Module, nn.Module]:
+def make_models(
+    arch: str,
+    conv_impl: ConvImpl = "matmul",
+    noise_widths: tuple[float, ...] = (),
+    noise_neighbour_weight: float = 0.0,
+) -> tuple[nn.Module, nn.Module]:
     """The (generator, discriminator) pair of an architecture.
 
     Args:
       arch: a key of `ARCHITECTURES` ('simple', 'resize_conv' or 'resize_conv_small').
       conv_impl: 'matmul' or 'xla' (see the module docstring; numbers are the same).
+      noise_widths, noise_neighbour_weight: the instrument-noise calibration (`InstrumentNoise`) of the
+        `INSTRUMENT_NOISE_ARCHITECTURES` (required there, ignored elsewhere).
 
     Raises:
-      ValueError: unknown arch or conv_impl.
+      ValueError: unknown arch or conv_impl, or an instrument-noise arch without its calibration.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown GAN architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
     _check_conv_impl(conv_impl)
     generator_cls, discriminator_cls = ARCHITECTURES[arch]
-    return generator_cls(conv_impl=conv_impl), discriminator_cls(conv_impl=conv_impl)
+    if arch in INSTRUMENT_NOISE_ARCHITECTURES:
+        if len(noise_widths) < 2 or not 0.0 <= noise_neighbour_weight <= 1.0:
+            raise ValueError(
+                f"GAN architecture {arch!r} needs its instrument-noise calibration (>= 2 noise_widths and a "
+                f"neighbour weight in [0, 1]), got {len(noise_widths)} widths and weight {noise_neighbour_weight}"
+            )
+        generator = generator_cls(conv_impl, tuple(noise_widths), noise_neighbour_weight)
+    else:
+        generator = generator_cls(conv_impl=conv_impl)
+    return generator, discriminator_cls(conv_impl=conv_impl)
 
 
 def default_conv_impl(backend: str | None = None) -> ConvImpl:

@@ -395,6 +395,22 @@ def matched_rows(reference_values: np.ndarray, values: np.ndarray) -> np.ndarray
     return order[nearer]
 
 
+GENERATED_POOL = 5000
+"""Unedited latents z ~ N(0, I) drawn for the generated-matched realism baseline (`generated_pool`), at most."""
+POOL_PER_LATENT = 50
+"""`evaluate_families` draws this many pool latents per base latent (up to `GENERATED_POOL`)."""
+
+
+def generated_pool(
+    generator: Any, count: int = GENERATED_POOL, seed: int = 3
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(latents [count, D], exact quantities name -> [count]) of unedited samples z ~ N(0, I): what the GAN
+    itself makes at each quantity value, for `matched_frechet_ratio`'s generated baseline."""
+    generator = as_generator(generator)
+    latents = sample_latents(count, generator.latent_dim, seed)
+    return latents, latent_quantities(generator, latents)
+
+
 def matched_frechet_ratio(
     generator: Any,
     edited: np.ndarray,
@@ -403,33 +419,51 @@ def matched_frechet_ratio(
     reference_images: np.ndarray,
     reference_values: Mapping[str, np.ndarray],
     encoder_seed: int = 0,
+    pool: tuple[np.ndarray, Mapping[str, np.ndarray]] | None = None,
 ) -> dict[str, float]:
     """Realism at the quantity reached: Frechet distance of edited patches to data patches matched on ``target``
-    (`matched_rows`, one data patch per edited patch) over the same for the unedited patches.
+    (`matched_rows`, one data patch per edited patch) over the same for the unedited patches; with ``pool``, also
+    over the same for unedited generated patches matched on the edited patches' target values (the generated
+    baseline: does the edit make patches like those the GAN itself makes at that value).
 
     Args:
       edited, unedited: [N, D] latents; reference_images: data patches [M, 128, 128, 1];
-      reference_values: name -> [M] exact quantities of the data patches.
+      reference_values: name -> [M] exact quantities of the data patches;
+      pool: (latents [P, D], quantities name -> [P]) of unedited samples (`generated_pool`), or None.
 
     Returns:
-      {'frechet_matched_edited', 'frechet_matched_unedited', 'matched_frechet_ratio'}.
+      {'frechet_matched_edited', 'frechet_matched_unedited', 'matched_frechet_ratio'} and with ``pool``
+      {'frechet_matched_generated' (pool patches matched on the edited target values to the edited patches'
+      data rows), 'generated_matched_ratio' (frechet_matched_edited / frechet_matched_generated)}.
     """
     from solarjax.train import quality
 
     encoder = quality.random_feature_encoder(encoder_seed)
-    distances = []
+    reference_images = np.asarray(reference_images, np.float32)
+    distances, edited_rows, edited_values = [], None, None
     for latents in (edited, unedited):
         images = map_generated(generator, latents)
         values = np.asarray(physics.quantities(images)[target], np.float64)
         rows = matched_rows(reference_values[target], values)
+        if edited_rows is None:
+            edited_rows, edited_values = rows, values
         generated = quality.summarise([images], encoder)
-        data = quality.summarise([np.asarray(reference_images, np.float32)[rows]], encoder)
+        data = quality.summarise([reference_images[rows]], encoder)
         distances.append(quality.quality_figures(generated, data)["frechet"])
-    return {
+    result = {
         "frechet_matched_edited": distances[0],
         "frechet_matched_unedited": distances[1],
         "matched_frechet_ratio": distances[0] / distances[1] if distances[1] > 0 else float("nan"),
     }
+    if pool is not None:
+        pool_latents, pool_values = pool
+        pool_rows = matched_rows(pool_values[target], edited_values)
+        generated = quality.summarise([map_generated(generator, np.asarray(pool_latents)[pool_rows])], encoder)
+        data = quality.summarise([reference_images[edited_rows]], encoder)
+        baseline = quality.quality_figures(generated, data)["frechet"]
+        result["frechet_matched_generated"] = baseline
+        result["generated_matched_ratio"] = distances[0] / baseline if baseline > 0 else float("nan")
+    return result
 
 
 def _summary(images: np.ndarray, encoder_seed: int = 0):
@@ -454,6 +488,7 @@ def evaluate_families(
     realism_alpha: float = 2.0,
     step: float | None = None,
     resamples: int = 1000,
+    pool_size: int | None = None,
 ) -> dict[str, Any]:
     """Every family on the same base latents: monotonicity, conditional leakage, realism, with intervals.
 
@@ -469,7 +504,10 @@ def evaluate_families(
       deviations of p per standard deviation of q (traversals where either is undefined are left
       out); ``max_leakage`` is the largest over the held quantities;
     * ``realism`` (`realism`): patches of the plain edits at alpha = +realism_alpha (even base
-      latents) and -realism_alpha (odd) against the unedited ones (alpha = 0) and the data.
+      latents) and -realism_alpha (odd) against the unedited ones (alpha = 0) and the data; with data, also
+      against data matched on the target and, with ``pool_size`` > 0, over unedited generated patches matched
+      on the same target values (`matched_frechet_ratio`, pool from `generated_pool`, drawn once; default
+      size `POOL_PER_LATENT` per base latent, at most `GENERATED_POOL`).
 
     Returns:
       {'settings', 'results': method -> name -> figures, 'best': `best_method`}.
@@ -493,6 +531,8 @@ def evaluate_families(
     reference_values = (
         image_quantities(np.asarray(reference_images, np.float32)) if reference_images is not None else None
     )
+    pool_size = min(GENERATED_POOL, POOL_PER_LATENT * n_latents) if pool_size is None else int(pool_size)
+    pool = generated_pool(generator, pool_size, seed + 3) if reference_images is not None and pool_size > 0 else None
     results: dict[str, dict[str, Any]] = {}
     for method in methods:
         results[method] = {}
@@ -531,7 +571,9 @@ def evaluate_families(
             }
             if reference_values is not None:
                 results[method][name]["realism"].update(
-                    matched_frechet_ratio(generator, edited, latents[:, zero], name, reference_images, reference_values)
+                    matched_frechet_ratio(
+                        generator, edited, latents[:, zero], name, reference_images, reference_values, pool=pool
+                    )
                 )
     report = {
         "settings": {
@@ -543,6 +585,7 @@ def evaluate_families(
             "realism_alpha": realism_alpha,
             "local_step": step if step is not None else local_lib.DEFAULT_STEP,
             "resamples": resamples,
+            "generated_pool": pool_size if pool is not None else 0,
         },
         "results": results,
     }

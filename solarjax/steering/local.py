@@ -27,6 +27,10 @@ loses its last pixel of one polarity, and lowering flux or area drives paths the
 joins the held ones and the correction pulls it back up to the floor; the path then changes the
 target through the other polarity or the field strength, or stops where nothing else is left.
 
+Realism guard (``critic``, off by default): the GAN's discriminator logit (`solarjax.steering.critic`) is a
+third guarded value with its value at the start of the path as its floor: where a step would lower it at
+or below the floor, its gradient joins the held ones and the correction pulls it back up.
+
 Positive alpha raises the target, negative lowers it. Where d vanishes (the target cannot move
 while holding the others) the latent stays put. Latents for alphas between the grid points of the
 path are linearly interpolated and put back on the shell.
@@ -119,20 +123,39 @@ def _step_geometry(apply_fn, params, z, names, target_weights, hold_mask, sign=1
     values, areas = stacked[:count], stacked[count:]
     gradient = target_weights @ jacobian
     held = jacobian * hold_mask[:, None]
+    floors = jnp.full(areas.shape, POLARITY_FLOOR, areas.dtype)
+    direction, rows_tangent, shortfall = _guarded_geometry(
+        z, gradient, held, guard_jacobian, areas, floors, sign, guard
+    )
+    return direction, rows_tangent, (values, shortfall), images
+
+
+def _guarded_geometry(z, gradient, held, guard_jacobian, guarded_values, floors, sign, guard):
+    """The step's direction and constraints at one latent z [D] from its gradients.
+
+    Args:
+      gradient: [D] target gradient; held: [K, D] held gradients (zero rows where not held);
+      guard_jacobian: [G, D] gradients of the guarded values (the two `polarity_areas`, then the critic's
+        logit when there is a critic); guarded_values: [G] their values; floors: [G] the floors they are kept
+        above (`POLARITY_FLOOR`; the critic's starting logit); sign: the step's sign; guard: whether any
+        guard is on (static).
+
+    Returns:
+      (unit direction [D] orthogonal to the held rows, the active guard rows and z; tangent constraint rows
+      [K + G, D] (held, then the active guard rows); guard shortfall [G] below the floors).
+    """
     radial = z / jnp.maximum(jnp.linalg.norm(z), 1e-12)
     direction = _unit_direction(gradient, jnp.concatenate([held, radial[None]], axis=0))
     if guard:
         shrinking = sign * (guard_jacobian @ direction) < 0
-        active = ((areas < POLARITY_FLOOR) & shrinking).astype(z.dtype)
+        active = ((guarded_values <= floors) & shrinking).astype(z.dtype)
         guarded = guard_jacobian * active[:, None]
         direction = _unit_direction(gradient, jnp.concatenate([held, guarded, radial[None]], axis=0))
-        shortfall = active * jnp.minimum(areas - POLARITY_FLOOR, 0.0)
+        shortfall = active * jnp.minimum(guarded_values - floors, 0.0)
     else:
-        guarded = jnp.zeros_like(guard_jacobian)
-        shortfall = jnp.zeros_like(areas)
-    rows = jnp.concatenate([held, guarded], axis=0)
-    rows_tangent = rows - (rows @ radial)[:, None] * radial[None]
-    return direction, rows_tangent, (values, shortfall), images
+        guarded, shortfall = jnp.zeros_like(guard_jacobian), jnp.zeros_like(guarded_values)
+    constraints = jnp.concatenate([held, guarded], axis=0)
+    return direction, constraints - (constraints @ radial)[:, None] * radial[None], shortfall
 
 
 def _correction(held_tangent, deviation, limit):
@@ -146,14 +169,30 @@ def _correction(held_tangent, deviation, limit):
     return c * jnp.minimum(1.0, limit / jnp.maximum(norm, 1e-30))
 
 
-def _smooth_of_one(apply_fn, params, names, z):
-    """(smooth quantities ``names`` then the two `polarity_areas` [K + 2], image [1, H, W, 1]) of one latent z [D]."""
+def _smooth_of_one(apply_fn, params, names, z, critic_fn=None, critic_variables=None):
+    """(smooth quantities ``names``, the two `polarity_areas`, then the critic's logit when ``critic_fn`` is given
+    [K + G], image [1, H, W, 1]) of one latent z [D]."""
     images = apply_fn(params, z[None])
     values = physics.smooth_quantities(images)
-    return jnp.concatenate([jnp.stack([values[n][0] for n in names]), polarity_areas(images)[0]]), images
+    parts = [jnp.stack([values[n][0] for n in names]), polarity_areas(images)[0]]
+    if critic_fn is not None:
+        parts.append(jnp.reshape(critic_fn(critic_variables, images), (1,)).astype(parts[0].dtype))
+    return jnp.concatenate(parts), images
 
 
-def _batch_step_geometry(apply_fn, params, z, names, target_weights, hold_mask, sign, guard):
+def _batch_step_geometry(
+    apply_fn,
+    params,
+    z,
+    names,
+    target_weights,
+    hold_mask,
+    sign,
+    guard,
+    critic_fn=None,
+    critic_variables=None,
+    floors=None,
+):
     """`_step_geometry` of a batch z [B, D] with step signs [B], differentiating only what the step uses.
 
     One forward pass of the generator and one reverse pass for the target gradient; the K rows of the held
@@ -162,14 +201,26 @@ def _batch_step_geometry(apply_fn, params, z, names, target_weights, hold_mask, 
     an area below `POLARITY_FLOOR` (where the guard can act). Each latent's path is the one
     `_step_geometry` gives: the Jacobian rows skipped are those it multiplies by zero.
 
-    Returns (unit directions [B, D], tangent constraint rows [B, K + 2, D], (smooth values [B, K], guard
-    shortfall [B, 2]), images [B, H, W, 1]).
+    With ``critic_fn`` (the realism guard) the critic's logit is a third guarded value, kept above its floor
+    (``floors`` [B, G], default `POLARITY_FLOOR` for the areas) like the areas.
+
+    Returns (unit directions [B, D], tangent constraint rows [B, K + G, D], (smooth values [B, K], guard
+    shortfall [B, G]), images [B, H, W, 1]); G = 2, or 3 with a critic.
     """
     count, (batch, dim) = len(names), z.shape
+    guards = 2 + (critic_fn is not None)
     stacked, pullback, images = jax.vjp(
-        jax.vmap(functools.partial(_smooth_of_one, apply_fn, params, names)), z, has_aux=True
+        jax.vmap(
+            functools.partial(
+                _smooth_of_one, apply_fn, params, names, critic_fn=critic_fn, critic_variables=critic_variables
+            )
+        ),
+        z,
+        has_aux=True,
     )
-    eye = jnp.eye(count + 2, dtype=stacked.dtype)
+    if floors is None:
+        floors = jnp.full((batch, guards), POLARITY_FLOOR, stacked.dtype)
+    eye = jnp.eye(count + guards, dtype=stacked.dtype)
 
     def rows(cotangents):  # [R, K + 2] -> [B, R, D]: the rows of every latent's own Jacobian
         return jax.vmap(lambda c: pullback(jnp.broadcast_to(c, stacked.shape))[0], out_axes=1)(cotangents)
@@ -179,49 +230,66 @@ def _batch_step_geometry(apply_fn, params, z, names, target_weights, hold_mask, 
         return jnp.einsum("k,bkd->bd", target_weights, jacobian), jacobian * hold_mask[None, :, None]
 
     def target_row():
-        weights = jnp.concatenate([target_weights, jnp.zeros(2, stacked.dtype)])
+        weights = jnp.concatenate([target_weights, jnp.zeros(guards, stacked.dtype)])
         return pullback(jnp.broadcast_to(weights, stacked.shape))[0], jnp.zeros((batch, count, dim), z.dtype)
 
     gradient, held = jax.lax.cond(jnp.any(hold_mask != 0), every_row, target_row)
-    values, areas = stacked[:, :count], stacked[:, count:]
+    values, guarded = stacked[:, :count], stacked[:, count:]
     if guard:
         guard_jacobian = jax.lax.cond(
-            jnp.any(areas < POLARITY_FLOOR), lambda: rows(eye[count:]), lambda: jnp.zeros((batch, 2, dim), z.dtype)
+            jnp.any(guarded <= floors),
+            lambda: rows(eye[count:]),
+            lambda: jnp.zeros((batch, guards, dim), z.dtype),
         )
     else:
-        guard_jacobian = jnp.zeros((batch, 2, dim), z.dtype)
+        guard_jacobian = jnp.zeros((batch, guards, dim), z.dtype)
 
-    def geometry(z, gradient, held, guard_jacobian, areas, sign):
-        radial = z / jnp.maximum(jnp.linalg.norm(z), 1e-12)
-        direction = _unit_direction(gradient, jnp.concatenate([held, radial[None]], axis=0))
-        if guard:
-            shrinking = sign * (guard_jacobian @ direction) < 0
-            active = ((areas < POLARITY_FLOOR) & shrinking).astype(z.dtype)
-            guarded = guard_jacobian * active[:, None]
-            direction = _unit_direction(gradient, jnp.concatenate([held, guarded, radial[None]], axis=0))
-            shortfall = active * jnp.minimum(areas - POLARITY_FLOOR, 0.0)
-        else:
-            guarded, shortfall = jnp.zeros_like(guard_jacobian), jnp.zeros_like(areas)
-        constraints = jnp.concatenate([held, guarded], axis=0)
-        return direction, constraints - (constraints @ radial)[:, None] * radial[None], shortfall
-
-    direction, constraints, shortfall = jax.vmap(geometry)(z, gradient, held, guard_jacobian, areas, sign)
+    geometry = functools.partial(_guarded_geometry, guard=guard)
+    direction, constraints, shortfall = jax.vmap(geometry)(z, gradient, held, guard_jacobian, guarded, floors, sign)
     return direction, constraints, (values, shortfall), images[:, 0]
 
 
-def _paths(apply_fn, params, z_start, step, target_weights, hold_mask, names, steps, correct, guard):
+def _paths(
+    apply_fn,
+    params,
+    z_start,
+    step,
+    target_weights,
+    hold_mask,
+    names,
+    steps,
+    correct,
+    guard,
+    critic_fn,
+    critic_variables,
+):
     """Latents [B, steps + 1, D] and exact quantities name -> [B, steps + 1] of the paths of a batch z_start
-    [B, D] with signed step lengths [B] (index 0 = start)."""
+    [B, D] with signed step lengths [B] (index 0 = start); with ``critic_fn`` its logit is kept above its value
+    at the start (the realism guard), with ``guard`` both polarity areas above `POLARITY_FLOOR`."""
     radius = jnp.linalg.norm(z_start, axis=1, keepdims=True)
-    held_start = jax.vmap(lambda z: _smooth_of_one(apply_fn, params, names, z)[0][: len(names)])(z_start)
+    start = jax.vmap(lambda z: _smooth_of_one(apply_fn, params, names, z, critic_fn, critic_variables)[0])(z_start)
+    held_start = start[:, : len(names)]
+    area_floor = POLARITY_FLOOR if guard else -jnp.inf
+    floors = jnp.concatenate([jnp.full((len(z_start), 2), area_floor, start.dtype), start[:, len(names) + 2 :]], axis=1)
+    any_guard = guard or critic_fn is not None
 
     def advance(z, _):
         direction, rows, (values, shortfall), images = _batch_step_geometry(
-            apply_fn, params, z, names, target_weights, hold_mask, jnp.sign(step), guard
+            apply_fn,
+            params,
+            z,
+            names,
+            target_weights,
+            hold_mask,
+            jnp.sign(step),
+            any_guard,
+            critic_fn,
+            critic_variables,
+            floors,
         )
         exact = physics.quantities(images)
         moved = z + step[:, None] * direction
-        if correct or guard:
+        if correct or any_guard:
             held_deviation = hold_mask * (values - held_start) if correct else jnp.zeros_like(values)
             rows = rows if correct else rows.at[:, : len(names)].set(0.0)
             moved = moved + jax.vmap(_correction)(
@@ -236,16 +304,33 @@ def _paths(apply_fn, params, z_start, step, target_weights, hold_mask, names, st
     return latents, {n: jnp.concatenate([exact[n].T, final_exact[n][:, None]], axis=1) for n in exact}
 
 
-@functools.partial(jax.jit, static_argnames=("apply_fn", "names", "steps", "correct", "guard"))
-def path_program(apply_fn, params, z0, step, target_weights, hold_mask, *, names, steps, correct=True, guard=True):
+@functools.partial(jax.jit, static_argnames=("apply_fn", "names", "steps", "correct", "guard", "critic_fn"))
+def path_program(
+    apply_fn,
+    params,
+    z0,
+    step,
+    target_weights,
+    hold_mask,
+    critic_variables=None,
+    *,
+    names,
+    steps,
+    correct=True,
+    guard=True,
+    critic_fn=None,
+):
     """Local paths of a batch: z0 [B, D], signed step length [] or [B], target_weights and hold_mask [K] over
     ``names`` (one compiled program per names/steps, whatever is targeted or held); ``guard``: the polarity
-    guard (module docstring).
+    guard (module docstring); ``critic_fn(critic_variables, images) -> logits [N]``: the realism guard (the
+    critic's logit kept above its value at the start; `solarjax.steering.critic`), None for none.
 
     Returns latents [B, steps + 1, D] and exact quantities name -> [B, steps + 1].
     """
     step = jnp.broadcast_to(jnp.asarray(step, z0.dtype), z0.shape[:1])
-    return _paths(apply_fn, params, z0, step, target_weights, hold_mask, names, steps, correct, guard)
+    return _paths(
+        apply_fn, params, z0, step, target_weights, hold_mask, names, steps, correct, guard, critic_fn, critic_variables
+    )
 
 
 def path_steps(alpha: float, step: float = DEFAULT_STEP) -> int:
@@ -274,6 +359,7 @@ def local_traversal(
     batch_size: int = BATCH_SIZE,
     also_differentiate: Sequence[str] = (),
     keep_polarities: bool = True,
+    critic: Any = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Latents along local paths and the exact quantities of their patches.
 
@@ -290,6 +376,8 @@ def local_traversal(
       also_differentiate: quantities differentiated but not held (they change nothing; paths that share
         the set ``target, hold, also_differentiate`` share one compiled program).
       keep_polarities: the polarity guard (module docstring): keep both polarities present.
+      critic: a `solarjax.steering.critic.Critic` (or anything with ``apply_fn`` and ``variables``): the
+        realism guard, which keeps its logit at least at its value at the start of the path; None for none.
 
     Returns:
       (latents [N, A, D] float32, exact quantities name -> [N, A], NaN where undefined).
@@ -311,6 +399,7 @@ def local_traversal(
     mesh = sharding.make_data_mesh()
     batch = device_multiple(min(batch_size, len(z)), mesh)
     params = jax.device_put(generator.params, sharding.replicated(mesh))
+    critic_variables = jax.device_put(critic.variables, sharding.replicated(mesh)) if critic is not None else None
     latents, exact = [], []
     for start in range(0, len(z), batch):
         chunk = z[start : start + batch]
@@ -325,10 +414,12 @@ def local_traversal(
                 jnp.float32(signed),
                 weights,
                 mask,
+                critic_variables,
                 names=names,
                 steps=steps,
                 correct=bool(correct_held),
                 guard=bool(keep_polarities),
+                critic_fn=critic.apply_fn if critic is not None else None,
             )
             sides.append(jax.tree.map(lambda leaf: np.asarray(leaf)[: len(chunk)], side))
         (down_z, down_q), (up_z, up_q) = sides

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import pathlib
 from collections.abc import Callable, Mapping
@@ -307,6 +308,8 @@ def build_programs(
     ema_decay: float = 0.0,
     compute_dtype: str = "float32",
     r1_gamma: float = 0.0,
+    noise_widths: tuple[float, ...] = (),
+    noise_neighbour_weight: float = 0.0,
 ) -> GanPrograms:
     """`GanPrograms` for hashable settings; cached, so a resumed run in the same process (or a
     second run of the same model) reuses the compiled programs.
@@ -316,7 +319,9 @@ def build_programs(
       adam: (learning_rate, b1, b2); mesh: the device mesh; loss: 'non_saturating' or 'hinge';
       ema_decay: 0 (no moving average in the state) or the decay of the generator's EMA;
       compute_dtype: 'float32' or 'bfloat16' for the train step (`make_train_step`);
-      r1_gamma: R1 penalty weight (0 = none).
+      r1_gamma: R1 penalty weight (0 = none);
+      noise_widths, noise_neighbour_weight: the instrument-noise calibration (`calibrate_instrument_noise`)
+        of the architectures that need it (`solarjax.models.gan.make_models`).
     """
     if r1_gamma < 0:
         raise ValueError(f"r1_gamma must be >= 0, got {r1_gamma}")
@@ -324,7 +329,7 @@ def build_programs(
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     adversarial_losses(loss)  # refuses an unknown loss now
     precision.compute_dtype_of(compute_dtype)  # and an unknown compute dtype
-    generator, discriminator = gan_models.make_models(arch, conv_impl)
+    generator, discriminator = gan_models.make_models(arch, conv_impl, noise_widths, noise_neighbour_weight)
     g_tx, d_tx = make_optimizer(*adam), make_optimizer(*adam)
     init = jax.jit(
         lambda key: init_state(generator, discriminator, g_tx, d_tx, key, latent_dim, ema=ema_decay > 0),
@@ -365,7 +370,81 @@ def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
         ema_decay=float(config.model.get("ema_decay", 0.0)),
         compute_dtype=config.get("compute_dtype", "float32"),
         r1_gamma=float(config.model.get("r1_gamma", 0.0)),
+        noise_widths=tuple(float(w) for w in config.model.get("noise_widths", ())),
+        noise_neighbour_weight=float(config.model.get("noise_neighbour_weight", 0.0)),
     )
+
+
+CALIBRATION_QUANTILES = 33
+"""Quantiles of the per-patch quiet-pixel width kept by `calibrate_instrument_noise`."""
+CALIBRATION_ROUNDS = 4
+"""Simulation rounds `calibrate_instrument_noise` takes to match the quiet pixels' neighbour correlation."""
+
+
+def neighbour_weight_for(correlation: float) -> float:
+    """The weight a of `solarjax.models.gan.smooth_neighbours` that gives white noise the lag-1 autocorrelation
+    ``correlation`` (2a / (1 + 2a^2) = correlation; clipped to [0, 0.7], a in [0, 1])."""
+    rho = float(np.clip(correlation, 0.0, 0.7))
+    return 0.0 if rho == 0.0 else (1.0 - math.sqrt(1.0 - 2.0 * rho * rho)) / (2.0 * rho)
+
+
+def truncated_width(sigma: np.ndarray, limit: float) -> np.ndarray:
+    """Standard deviation of N(0, sigma^2) restricted to |x| < limit (what `quality.noise_width` measures of
+    Gaussian noise of width sigma), same units as sigma."""
+    from scipy import stats
+
+    t = limit / np.maximum(np.asarray(sigma, np.float64), 1e-12)
+    inside = 2.0 * stats.norm.cdf(t) - 1.0
+    return np.asarray(sigma) * np.sqrt(np.maximum(1.0 - 2.0 * t * stats.norm.pdf(t) / np.maximum(inside, 1e-300), 0.0))
+
+
+def gaussian_width_for(measured: np.ndarray, limit: float) -> np.ndarray:
+    """The Gaussian width sigma whose `truncated_width` is ``measured`` (bisection; measured is capped just
+    below the uniform limit, limit / sqrt(3), which no Gaussian reaches)."""
+    target = np.minimum(np.asarray(measured, np.float64), 0.98 * limit / math.sqrt(3.0))
+    low, high = np.zeros_like(target), np.full_like(target, 100.0 * limit)
+    for _ in range(80):
+        middle = 0.5 * (low + high)
+        below = truncated_width(middle, limit) < target
+        low, high = np.where(below, middle, low), np.where(below, high, middle)
+    return 0.5 * (low + high)
+
+
+def calibrate_instrument_noise(images: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """The instrument-noise calibration (`solarjax.models.gan.InstrumentNoise`) of training patches
+    [N, 128, 128, 1] (normalised field), so that the noise alone measures like the data's quiet pixels:
+
+    * ``noise_widths``: [CALIBRATION_QUANTILES] quantiles (probabilities 0..1) of the per-patch quiet-pixel width
+      (`quality.noise_width`), each turned into the Gaussian width that measures so under the quiet cut
+      (`gaussian_width_for`), in normalised units;
+    * ``noise_neighbour_weight``: the smoothing weight whose noise, simulated and measured like the data
+      (`quality.quiet_neighbour_correlation`, which the quiet cut lowers), has the data's median correlation.
+
+    Raises:
+      ValueError: fewer than 2 patches with quiet pixels.
+    """
+    widths = quality_lib.noise_width(images)
+    widths = widths[np.isfinite(widths)]
+    if len(widths) < 2:
+        raise ValueError(f"instrument-noise calibration needs >= 2 patches with quiet pixels, got {len(widths)}")
+    limit = quality_lib.QUIET_LEVEL_GAUSS
+    sigma = gaussian_width_for(np.quantile(widths, np.linspace(0.0, 1.0, CALIBRATION_QUANTILES)), limit)
+    target = float(np.nanmedian(quality_lib.quiet_neighbour_correlation(images)))
+    target = target if np.isfinite(target) else 0.0
+    white = np.random.default_rng(seed).standard_normal((16, *IMAGE_SHAPE)).astype(np.float32)
+    # one simulated patch per 16-quantile of the widths: the quiet cut lowers the correlation more at larger widths
+    probabilities = (np.arange(16) + 0.5) / 16
+    scale = np.interp(probabilities, np.linspace(0.0, 1.0, len(sigma)), sigma)[:, None, None, None]
+    scale = (scale / quality_lib.GAUSS_PER_UNIT).astype(np.float32)
+    requested = target
+    for _ in range(CALIBRATION_ROUNDS):
+        field = np.asarray(gan_models.smooth_neighbours(jnp.asarray(white), neighbour_weight_for(requested)))
+        measured = float(np.nanmedian(quality_lib.quiet_neighbour_correlation(scale * field)))
+        requested += target - measured
+    return {
+        "noise_widths": [float(w) / quality_lib.GAUSS_PER_UNIT for w in sigma],
+        "noise_neighbour_weight": neighbour_weight_for(requested),
+    }
 
 
 def local_images(batch: Any, local_batch_size: int) -> np.ndarray:
@@ -464,4 +543,8 @@ def train_and_evaluate(
       NonFiniteError: a loss or gradient norm became NaN/Inf (the last good checkpoint is kept).
     """
     factory = data_iterator_factory or loop.pipeline_iterator_factory(config)
+    if config.model.arch in gan_models.INSTRUMENT_NOISE_ARCHITECTURES and not config.model.get("noise_widths"):
+        config = config.copy_and_resolve_references()
+        patches = np.concatenate(list(reference_batches(factory, config.quality.num_reference, config.batch_size)))
+        config.model.update(calibrate_instrument_noise(patches))
     return loop.run(task_for(config, workdir, factory), config, workdir, factory)

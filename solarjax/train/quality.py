@@ -154,6 +154,26 @@ def noise_width(images, quiet_gauss: float = QUIET_LEVEL_GAUSS) -> np.ndarray:
     return np.where(counts >= 2, np.sqrt(squares / np.maximum(counts - 1, 1)), np.nan)
 
 
+def quiet_neighbour_correlation(images, quiet_gauss: float = QUIET_LEVEL_GAUSS) -> np.ndarray:
+    """[N] lag-1 autocorrelation of the quiet pixels (|Br| < quiet_gauss) of each patch, over the horizontal and
+    vertical neighbour pairs that are both quiet, about the patch's quiet mean; NaN below 2 such pairs."""
+    field = field_gauss(images)
+    quiet = np.abs(field) < quiet_gauss
+    counts = quiet.sum(axis=(1, 2))
+    mean = np.where(quiet, field, 0.0).sum(axis=(1, 2)) / np.maximum(counts, 1)
+    anomaly = np.where(quiet, field - mean[:, None, None], 0.0)
+    variance = (anomaly**2).sum(axis=(1, 2)) / np.maximum(counts, 1)
+    products, pairs = np.zeros(len(field)), np.zeros(len(field))
+    for a, b, both in (
+        (anomaly[:, :, 1:], anomaly[:, :, :-1], quiet[:, :, 1:] & quiet[:, :, :-1]),
+        (anomaly[:, 1:], anomaly[:, :-1], quiet[:, 1:] & quiet[:, :-1]),
+    ):
+        products += np.where(both, a * b, 0.0).sum(axis=(1, 2))
+        pairs += both.sum(axis=(1, 2))
+    covariance = products / np.maximum(pairs, 1)
+    return np.where((pairs >= 2) & (variance > 0), covariance / np.where(variance > 0, variance, 1.0), np.nan)
+
+
 def radial_power_spectrum(images) -> tuple[np.ndarray, np.ndarray]:
     """Azimuthally averaged power spectrum of each square patch.
 

@@ -1,0 +1,124 @@
+"""Issue 23's measured instrument noise: the calibration recovers known noise, the generator's noise layer
+reproduces it, and a run calibrates on its own training data and loads back with it."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from solarjax import gan as gan_api
+from solarjax.models import gan
+from solarjax.train import gan as gan_train
+from solarjax.train import quality
+from tests.helpers import BATCH, ArrayIterator, bipole_patches, tiny_config
+
+ARCH = "resize_conv_small_edge_instrument_minibatch"
+
+
+@pytest.mark.parametrize("a", [0.0, 0.3, 0.6])
+def test_smoothed_white_noise_keeps_unit_variance_and_gets_the_stated_neighbour_correlation(a):
+    white = jax.random.normal(jax.random.key(0), (4, 128, 128, 1))
+    field = np.asarray(gan.smooth_neighbours(white, a))[:, 1:-1, 1:-1, 0]  # away from the edge padding
+    assert field.std() == pytest.approx(1.0, abs=0.02)
+    lag = np.corrcoef(field[:, :, 1:].ravel(), field[:, :, :-1].ravel())[0, 1]
+    assert lag == pytest.approx(2 * a / (1 + 2 * a * a), abs=0.02)
+    assert gan_train.neighbour_weight_for(2 * a / (1 + 2 * a * a)) == pytest.approx(a, abs=1e-9)
+
+
+def test_noise_widths_follow_the_calibration_table_under_the_prior():
+    table = tuple(np.linspace(0.01, 0.03, 9))  # a uniform distribution of widths on [0.01, 0.03]
+    z = jax.random.normal(jax.random.key(1), (20_000, 100))
+    widths = np.asarray(gan.instrument_noise_width(z, table))
+    assert stats.kstest(widths, stats.uniform(0.01, 0.02).cdf).statistic < 0.02
+    np.testing.assert_array_equal(widths, gan.instrument_noise_width(z, table))  # deterministic in z
+
+
+def test_truncated_width_matches_monte_carlo_and_inverts():
+    sigma = np.array([10.0, 25.0, 40.0])
+    samples = np.random.default_rng(2).normal(size=(400_000, 1)) * sigma
+    inside = [s[np.abs(s) < 50.0].std() for s in samples.T]
+    np.testing.assert_allclose(gan_train.truncated_width(sigma, 50.0), inside, rtol=0.01)
+    np.testing.assert_allclose(gan_train.gaussian_width_for(inside, 50.0), sigma, rtol=0.02)
+
+
+def _smoothed_noise(count: int, sigma_gauss, a: float, seed: int) -> np.ndarray:
+    """[count, 128, 128, 1] Gaussian noise of width sigma_gauss (G; one or one per patch), neighbour weight a."""
+    white = jax.random.normal(jax.random.key(seed), (count, 128, 128, 1))
+    sigma = np.broadcast_to(np.asarray(sigma_gauss, np.float32), (count,))[:, None, None, None]
+    return np.asarray(gan.smooth_neighbours(white, a)) * sigma / quality.GAUSS_PER_UNIT
+
+
+@pytest.mark.parametrize(("sigma", "a"), [(15.0, 0.0), (30.0, 0.3)])
+def test_calibration_recovers_the_width_and_correlation_of_known_noise(sigma, a):
+    calibration = gan_train.calibrate_instrument_noise(_smoothed_noise(24, sigma, a, seed=3))
+    widths = np.asarray(calibration["noise_widths"]) * quality.GAUSS_PER_UNIT
+    assert len(widths) == gan_train.CALIBRATION_QUANTILES
+    assert np.median(widths) == pytest.approx(sigma, rel=0.03)
+    assert calibration["noise_neighbour_weight"] == pytest.approx(a, abs=0.05)
+
+
+def test_instrument_generator_reproduces_the_data_noise_and_needs_its_calibration():
+    data = _smoothed_noise(64, np.linspace(16.0, 32.0, 64), 0.3, seed=4)  # widths spread like the data's
+    calibration = gan_train.calibrate_instrument_noise(data)
+    with pytest.raises(ValueError, match="instrument-noise calibration"):
+        gan.make_models(ARCH)
+    generator, _ = gan.make_models(ARCH, "matmul", tuple(calibration["noise_widths"]), 0.3)
+    edge, _ = gan.make_models("resize_conv_small_edge")
+    params = generator.init(jax.random.key(5), jnp.zeros((1, 100)))["params"]
+    assert gan.parameter_count(params) == gan.parameter_count(edge.init(jax.random.key(5), jnp.zeros((1, 100))))
+    # with the last layer's output zeroed the generator draws the calibrated noise alone
+    silent = jax.tree_util.tree_map_with_path(
+        lambda path, leaf: jnp.zeros_like(leaf) if "Conv2D_2" in jax.tree_util.keystr(path) else leaf, params
+    )
+    z = jax.random.normal(jax.random.key(6), (256, 100))
+    noise = np.asarray(generator.apply({"params": silent}, z))
+    assert stats.ks_2samp(quality.noise_width(noise), quality.noise_width(data)).statistic < 0.3
+    measured = np.nanmedian(quality.quiet_neighbour_correlation(noise))
+    assert measured == pytest.approx(np.nanmedian(quality.quiet_neighbour_correlation(data)), abs=0.03)
+
+
+def test_a_run_calibrates_on_its_training_data_saves_it_and_loads_back(tmp_path):
+    patches = bipole_patches(16, seed=7)
+    config = tiny_config(total_steps=2, arch=ARCH, name="gan_synthetic")
+    state = gan_train.train_and_evaluate(config, tmp_path, lambda: ArrayIterator(patches, BATCH))
+    assert "noise_widths" not in config.model  # the caller's config is not changed
+    generator = gan_api.load(tmp_path, step="latest")
+    expected = gan_train.calibrate_instrument_noise(patches[: config.quality.num_reference])
+    np.testing.assert_allclose(generator.config["model"]["noise_widths"], expected["noise_widths"])
+    assert generator.config["model"]["noise_neighbour_weight"] == pytest.approx(expected["noise_neighbour_weight"])
+    z = generator.sample_latents(2, seed=1)
+    model, _ = gan.make_models(ARCH, "matmul", tuple(expected["noise_widths"]), expected["noise_neighbour_weight"])
+    np.testing.assert_allclose(
+        np.asarray(generator.generate(z)), np.asarray(model.apply({"params": state.g_params}, z)), atol=1e-5
+    )
+
+
+def test_soft_threshold_zeroes_weak_values_and_shifts_strong_ones_by_the_learned_threshold():
+    layer = gan.SoftThreshold(initial=0.03)
+    x = jnp.array([-0.5, -0.03, -0.01, 0.0, 0.02, 0.1, 0.9]).reshape(1, 7, 1, 1)
+    params = layer.init(jax.random.key(0), x)
+    assert float(jax.nn.softplus(params["params"]["threshold"])) == pytest.approx(0.03, rel=1e-5)
+    expected = np.array([-0.47, 0.0, 0.0, 0.0, 0.0, 0.07, 0.87])
+    np.testing.assert_allclose(np.asarray(layer.apply(params, x)).ravel(), expected, atol=1e-6)
+    generator, _ = gan.make_models("resize_conv_small_edge_instrument_threshold_minibatch", "matmul", (0.02, 0.03), 0.3)
+    params = generator.init(jax.random.key(1), jnp.zeros((1, 100)))["params"]
+    assert gan.parameter_count(params) == 1_710_465 + 1
+
+
+def test_physics_discriminator_sees_each_patchs_quantities_with_finite_gradients():
+    patches = jnp.asarray(bipole_patches(4, seed=8))
+    features = np.asarray(gan.physics_statistics(patches))
+    assert features.shape == (4, len(gan.physics.QUANTITY_NAMES)) and np.isfinite(features).all()
+    smooth = gan.physics.smooth_quantities(patches)
+    tuf = gan.physics.QUANTITY_NAMES.index("tuf")
+    np.testing.assert_allclose(features[:, tuf], np.log1p(np.asarray(smooth["tuf"])), rtol=1e-5)
+    _, plain = gan.make_models("resize_conv_small_edge_instrument_threshold_minibatch", "matmul", (0.02, 0.03), 0.3)
+    _, aware = gan.make_models("resize_conv_small_edge_instrument_threshold_physics", "matmul", (0.02, 0.03), 0.3)
+    plain_params = plain.init(jax.random.key(2), patches)["params"]
+    params = aware.init(jax.random.key(2), patches)["params"]
+    assert gan.parameter_count(params) == gan.parameter_count(plain_params) + 16 * features.shape[1]
+    gradient = jax.grad(lambda x: aware.apply({"params": params}, x).sum())(patches)
+    assert np.isfinite(np.asarray(gradient)).all()
+    flipped = np.asarray(aware.apply({"params": params}, patches.at[0].set(-patches[0])))
+    assert not np.allclose(flipped[0], np.asarray(aware.apply({"params": params}, patches))[0])
