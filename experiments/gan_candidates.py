@@ -42,6 +42,7 @@ CANDIDATES = {
     "edge_instrument_minibatch": {"arch": "resize_conv_small_edge_instrument_minibatch"},
     "edge_instrument_threshold_minibatch": {"arch": "resize_conv_small_edge_instrument_threshold_minibatch"},
     "edge_instrument_threshold_physics": {"arch": "resize_conv_small_edge_instrument_threshold_physics"},
+    "full_instrument_threshold_minibatch": {"arch": "resize_conv_full_edge_instrument_threshold_minibatch"},
 }
 """candidate -> the ``config.model`` fields it changes."""
 
