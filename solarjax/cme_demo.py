@@ -114,7 +114,7 @@ def _run(outdir: pathlib.Path, size: CmeDemoSize, log) -> dict:
     )
     results["directions"] = runner.run(
         "directions",
-        {"samples": size.directions_samples, "latents": size.steering_latents, "version": 1},
+        {"samples": size.directions_samples, "latents": size.steering_latents, "version": 2},  # 2: local path 6 x 0.5
         lambda d: _stage_directions(d, outdir / "gan", size),
         depends_on=("gan",),
         estimate_s=STAGE_ESTIMATES_S["directions"] * scale,

@@ -83,6 +83,7 @@ def test_families_are_scored_with_intervals(fitted):
     assert report["results"]["paper"]["width_deg"]["monotonicity"] > 0.9
     assert set(report["best_method"]) == set(cme_steering.STEERED)
     assert "local" in cme_steering.monotonicity_table(report)
+    np.testing.assert_allclose(report["alphas"], cme_steering.LOCAL_STEP * np.arange(-2, 3))
 
 
 def test_smooth_quantities_track_the_exact_ones_and_have_gradients():
