@@ -131,9 +131,9 @@ def _unit_gradients(apply_fn, params, z, target, hold):
 
 LOCAL_STEPS = 6
 LOCAL_STEP = 0.5
-"""The local family's path in the evaluation: 6 steps of 0.5 each way (alpha -3..3). On the full CME demo's GAN
-(32 base latents) 3 steps of 1.0 gave width monotonicity 0.861 [0.757, 0.950], these 0.905 [0.811, 0.972]
-(experiments/README.md); CPA, excess and front height were unchanged within their intervals."""
+"""The local family's path in the evaluation: 6 steps of 0.5 each way (alpha -3..3). Steps of 1.0 strayed from
+the width's gradient where a small CME's measured width jumps between frames (figures: experiments/README.md,
+the full CME demo)."""
 
 
 def local_traversals(

@@ -32,7 +32,8 @@ Three architectures, chosen by name (``config.model.arch``):
   also soft-thresholds the signal before the noise (`SoftThreshold`): the generator's weak speckle would
   otherwise add to the measured noise; ``'..._edge_instrument_threshold_physics'``: that generator against
   the batch-statistics discriminator that also sees each patch's smooth physical quantities
-  (`physics_statistics`).
+  (`physics_statistics`); ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
+  with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
 Conventions: images are NHWC float32 [N, 128, 128, 1], the normalised field s = B / 1000 G, and a
 generator's output lies in [-1, 1]; latents z are [N, latent_dim]; a discriminator returns logits [N].
