@@ -22,6 +22,17 @@ import pytest  # noqa: E402
 REPO_ROOT = pathlib.Path(__file__).resolve().parent
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drops JAX's compiled programs after each test module. One process runs the whole suite; without this it
+    keeps every executable it ever compiled (about 3 memory mappings each, several GB), and XLA:CPU's compiler
+    crashed the process twice at the same point, 68% into the suite, in a module that passes alone."""
+    yield
+    import jax
+
+    jax.clear_caches()
+
+
 def _shared_data_dir() -> pathlib.Path:
     env = os.environ.get("SOLARJAX_SHARED_DATA")
     return pathlib.Path(env) if env else REPO_ROOT.parent / "shared" / "data"
