@@ -26,6 +26,8 @@ can be saved again; readers leave it in place. `CheckpointReadError` when no ste
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -99,6 +101,37 @@ def missing_run_hint(workdir: str | os.PathLike, demo_folder: str) -> str:
     if os.path.isdir(os.path.join(workdir, demo_folder, "checkpoints")):
         return f"; did you mean {os.path.join(workdir, demo_folder)}?"
     return ""
+
+
+class _DrainingEventLoop(asyncio.SelectorEventLoop):
+    """An event loop that, when closed, first waits for its unfinished tasks and collects their errors.
+
+    orbax runs each restore in a fresh loop and closes it as soon as the restore's coroutine ends.
+    When one array read fails, its sibling reads are still pending in TensorStore; closed under them,
+    the loop leaves hundreds of lines of "Event loop is closed" and "exception was never retrieved"
+    tracebacks on stderr, printed whenever TensorStore or the garbage collector meets them."""
+
+    def close(self) -> None:
+        if not self.is_running() and not self.is_closed():
+            leftovers = list(asyncio.all_tasks(self))
+            if leftovers:
+                self.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        super().close()
+
+
+class _DrainingPolicy(asyncio.DefaultEventLoopPolicy):
+    _loop_factory = _DrainingEventLoop
+
+
+@contextlib.contextmanager
+def _draining_event_loops():
+    """Within: event loops created by `asyncio.new_event_loop` (orbax's) drain before they close."""
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(_DrainingPolicy())
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(previous)
 
 
 def _reason(error: BaseException) -> str:
@@ -225,7 +258,8 @@ class RunCheckpoints:
 
     def run_info(self, step: int) -> dict:
         """The ``{"fingerprint", "config"}`` record of a saved step."""
-        restored = self.manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))
+        with _draining_event_loops():
+            restored = self.manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))
         return dict(restored["run"])
 
     def check_fingerprint(self, step: int) -> None:
@@ -328,7 +362,8 @@ class RunCheckpoints:
             if reason is None:
                 try:
                     self.check_fingerprint(candidate)
-                    return candidate, read(candidate)
+                    with _draining_event_loops():
+                        return candidate, read(candidate)
                 except FingerprintMismatchError:
                     raise
                 except Exception as error:  # orbax / TensorStore raise bare Exception for damaged files
