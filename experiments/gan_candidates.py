@@ -41,6 +41,10 @@ CANDIDATES = {
     "bilinear_noise_minibatch": {"arch": "resize_conv_small_bilinear_noise_minibatch"},
     "edge_instrument_minibatch": {"arch": "resize_conv_small_edge_instrument_minibatch"},
     "edge_instrument_threshold_minibatch": {"arch": "resize_conv_small_edge_instrument_threshold_minibatch"},
+    "edge_instrument_threshold_sharpness": {
+        "arch": "resize_conv_small_edge_instrument_threshold_minibatch",
+        "sharpness_weight": 1.0,
+    },
     "edge_instrument_threshold_physics": {"arch": "resize_conv_small_edge_instrument_threshold_physics"},
     "full_instrument_threshold_minibatch": {"arch": "resize_conv_full_edge_instrument_threshold_minibatch"},
 }

@@ -40,7 +40,7 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding
 
-from solarjax import sharding
+from solarjax import sharding, units
 from solarjax.models import gan as gan_models
 from solarjax.models import precision
 from solarjax.train import checkpoint as checkpoint_lib
@@ -117,6 +117,40 @@ def adversarial_losses(loss: str) -> tuple[Callable, Callable]:
     return generator_loss, discriminator_loss
 
 
+SHARPNESS_BANDS_GAUSS = ((50.0, 200.0), (200.0, 500.0), (500.0, math.inf))
+"""Bands of |Br| (G) whose pixel share and mean |grad Br| `sharpness_mismatch` compares."""
+SHARPNESS_SOFTNESS_GAUSS = 10.0
+"""Width (G) of the logistic edges of the soft band masks (hard edges would carry no gradient)."""
+
+
+def band_statistics(images: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(pixel share [bands], mean |grad Br| [bands] in G/px)`` of a batch [B, H, W, 1] of patches
+    (s = Br / 1000 G), pooled over the batch, in the bands `SHARPNESS_BANDS_GAUSS` with soft edges;
+    the gradient is `jnp.gradient`'s (central differences inside, one-sided at the borders)."""
+    field = images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT
+    rows, cols = jnp.gradient(field, axis=(1, 2))
+    gradient = jnp.sqrt(rows**2 + cols**2 + 1e-6)
+    strength = jnp.abs(field)
+    shares, gradients = [], []
+    for low, high in SHARPNESS_BANDS_GAUSS:
+        inside = jax.nn.sigmoid((strength - low) / SHARPNESS_SOFTNESS_GAUSS)
+        if math.isfinite(high):
+            inside = inside * jax.nn.sigmoid((high - strength) / SHARPNESS_SOFTNESS_GAUSS)
+        shares.append(jnp.mean(inside))
+        gradients.append(jnp.sum(inside * gradient) / (jnp.sum(inside) + 1.0))
+    return jnp.stack(shares), jnp.stack(gradients)
+
+
+def sharpness_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Sum over the bands of the squared log ratios, fake over real, of the pixel share and of the mean
+    gradient (`band_statistics`); 0 when the batches agree. Shares floor at 1e-4, gradients at 1 G/px."""
+    fake_share, fake_gradient = band_statistics(fake)
+    real_share, real_gradient = jax.lax.stop_gradient(band_statistics(real))
+    share_term = jnp.log((fake_share + 1e-4) / (real_share + 1e-4)) ** 2
+    gradient_term = jnp.log((fake_gradient + 1.0) / (real_gradient + 1.0)) ** 2
+    return jnp.sum(share_term + gradient_term)
+
+
 def make_optimizer(learning_rate: float, b1: float, b2: float) -> optax.GradientTransformation:
     """Adam (the paper: learning rate 5e-4 with the default betas 0.9, 0.999)."""
     return optax.adam(learning_rate, b1=b1, b2=b2)
@@ -180,6 +214,7 @@ def make_train_step(
     ema_decay: float = 0.0,
     compute_dtype: str = "float32",
     r1_gamma: float = 0.0,
+    sharpness_weight: float = 0.0,
 ) -> Callable:
     """The pure train step ``(state, batch, key) -> (state, metrics)``.
 
@@ -197,6 +232,9 @@ def make_train_step(
         and gradients stay float32 (`solarjax.models.precision`).
       r1_gamma: weight of the R1 penalty (Mescheder et al. 2018) added to the discriminator's loss,
         ``r1_gamma / 2 * mean_batch |grad_x D(x)|^2`` on the real patches (0: none, the paper).
+      sharpness_weight: weight of `sharpness_mismatch(G(z), x)` added to the generator's loss: the
+        pixel share and sharpness of its 50-200, 200-500 and >500 G structures drawn toward the real
+        batch's (0: none, the paper).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
@@ -224,9 +262,11 @@ def make_train_step(
         def generator_loss(g_params):
             fake = widen(generator.apply({"params": narrow(g_params)}, narrow(z)))
             logits = widen(discriminator.apply(frozen_d, narrow(fake), update_stats=False))
-            return g_objective(logits), fake
+            objective = g_objective(logits)
+            mismatch = sharpness_mismatch(fake, real) if sharpness_weight > 0 else jnp.zeros((), jnp.float32)
+            return objective + sharpness_weight * mismatch, (fake, mismatch)
 
-        (g_loss, fake), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(state.g_params)
+        (g_loss, (fake, mismatch)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(state.g_params)
         fake = jax.lax.stop_gradient(fake)
 
         def discriminator_loss(d_params):
@@ -271,6 +311,8 @@ def make_train_step(
             "g_grad_norm": optax.tree.norm(g_grads),
             "d_grad_norm": optax.tree.norm(d_grads),
         }
+        if sharpness_weight > 0:
+            metrics["sharpness_mismatch"] = mismatch
         return new_state, metrics
 
     return train_step
@@ -310,6 +352,7 @@ def build_programs(
     r1_gamma: float = 0.0,
     noise_widths: tuple[float, ...] = (),
     noise_neighbour_weight: float = 0.0,
+    sharpness_weight: float = 0.0,
 ) -> GanPrograms:
     """`GanPrograms` for hashable settings; cached, so a resumed run in the same process (or a
     second run of the same model) reuses the compiled programs.
@@ -319,12 +362,14 @@ def build_programs(
       adam: (learning_rate, b1, b2); mesh: the device mesh; loss: 'non_saturating' or 'hinge';
       ema_decay: 0 (no moving average in the state) or the decay of the generator's EMA;
       compute_dtype: 'float32' or 'bfloat16' for the train step (`make_train_step`);
-      r1_gamma: R1 penalty weight (0 = none);
+      r1_gamma: R1 penalty weight (0 = none); sharpness_weight: `sharpness_mismatch` weight (0 = none);
       noise_widths, noise_neighbour_weight: the instrument-noise calibration (`calibrate_instrument_noise`)
         of the architectures that need it (`solarjax.models.gan.make_models`).
     """
     if r1_gamma < 0:
         raise ValueError(f"r1_gamma must be >= 0, got {r1_gamma}")
+    if sharpness_weight < 0:
+        raise ValueError(f"sharpness_weight must be >= 0, got {sharpness_weight}")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     adversarial_losses(loss)  # refuses an unknown loss now
@@ -347,6 +392,7 @@ def build_programs(
             ema_decay=ema_decay,
             compute_dtype=compute_dtype,
             r1_gamma=r1_gamma,
+            sharpness_weight=sharpness_weight,
         ),
         mesh,
     )
@@ -356,8 +402,9 @@ def build_programs(
 
 def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
     """`build_programs` for a run config (``conv_impl='auto'`` picks by backend; configs from before
-    ``model.loss`` / ``model.ema_decay`` / ``compute_dtype`` / ``model.r1_gamma`` existed mean the
-    paper's loss, no EMA, float32 and no R1 penalty)."""
+    ``model.loss`` / ``model.ema_decay`` / ``compute_dtype`` / ``model.r1_gamma`` /
+    ``model.sharpness_weight`` existed mean the paper's loss, no EMA, float32, no R1 penalty and no
+    sharpness matching)."""
     conv_impl = config.conv_impl if config.conv_impl != "auto" else gan_models.default_conv_impl()
     adam = (float(config.optimizer.learning_rate), float(config.optimizer.b1), float(config.optimizer.b2))
     return build_programs(
@@ -372,6 +419,7 @@ def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
         r1_gamma=float(config.model.get("r1_gamma", 0.0)),
         noise_widths=tuple(float(w) for w in config.model.get("noise_widths", ())),
         noise_neighbour_weight=float(config.model.get("noise_neighbour_weight", 0.0)),
+        sharpness_weight=float(config.model.get("sharpness_weight", 0.0)),
     )
 
 

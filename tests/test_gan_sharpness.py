@@ -1,0 +1,68 @@
+"""The generator's sharpness matching (`solarjax.train.gan.sharpness_mismatch`): known band shares and
+gradients on an analytic ramp, zero on identical batches, a descent step on a blurred batch sharpens
+it, and the train step adds exactly ``weight * mismatch`` to the generator's loss."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from solarjax.train import gan as gan_train
+from solarjax.train import sharding
+from tests.helpers import BATCH, bipole_patches, tiny_config
+
+
+def ramp(slope_gauss_per_px: float, batch: int = 2) -> jnp.ndarray:
+    """[batch, 128, 128, 1] patches of Br = slope * (column - 63.5) G, in units of 1000 G."""
+    columns = (np.arange(128) - 63.5) * slope_gauss_per_px / 1000.0
+    return jnp.asarray(np.broadcast_to(columns[None, None, :, None], (batch, 128, 128, 1)), jnp.float32)
+
+
+def test_band_statistics_of_a_ramp_are_its_known_shares_and_slope():
+    slope = 12.0  # G/px: the ramp runs from -762 G to +762 G, every band is crossed
+    shares, gradients = map(np.asarray, gan_train.band_statistics(ramp(slope)))
+    half_width = 63.5 * slope
+    expected = [2 * 150 / (2 * half_width), 2 * 300 / (2 * half_width), 2 * (half_width - 500) / (2 * half_width)]
+    # soft edges: symmetric logistic edges on a uniform distribution cost nothing but the columns' discreteness
+    np.testing.assert_allclose(shares, expected, atol=0.01)
+    np.testing.assert_allclose(gradients, slope, rtol=1e-3)  # linear field: finite differences are exact
+
+
+def test_identical_batches_match_and_a_blurred_batch_gets_sharper_by_descent():
+    real = jnp.asarray(bipole_patches(8, seed=1))
+    assert float(gan_train.sharpness_mismatch(real, real)) < 1e-10
+
+    kernel = jnp.ones((5, 5, 1, 1), jnp.float32) / 25.0
+    blurred = jax.lax.conv_general_dilated(real, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    before = float(gan_train.sharpness_mismatch(blurred, real))
+    assert before > 0.01
+    stepped = blurred
+    for _ in range(10):
+        grad = jax.grad(gan_train.sharpness_mismatch)(stepped, real)
+        stepped = stepped - 0.003 * jnp.sign(grad)  # 3 G per pixel and step
+    assert float(gan_train.sharpness_mismatch(stepped, real)) < 0.5 * before
+
+    def gradient_misfit(images):  # the squared log ratios of the bands' sharpness alone
+        return float(np.sum(np.log(gan_train.band_statistics(images)[1] / gan_train.band_statistics(real)[1]) ** 2))
+
+    real_sharpness = np.asarray(gan_train.band_statistics(real)[1])
+    assert (np.asarray(gan_train.band_statistics(blurred)[1]) < real_sharpness).all()  # the blur softened every band
+    assert gradient_misfit(stepped) < 0.5 * gradient_misfit(blurred)  # descent sharpens them back
+
+
+def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
+    mesh = sharding.make_data_mesh(jax.devices()[:1])
+    plain = gan_train.programs_for(tiny_config(), mesh)
+    config = tiny_config()
+    config.model.sharpness_weight = 2.0
+    matched = gan_train.programs_for(config, mesh)
+    state = plain.init(jax.random.key(5))
+    batch = {"image": jnp.asarray(bipole_patches(BATCH, seed=2))}
+    key = gan_train.step_key(state)
+    _, plain_metrics = plain.train_step(jax.tree.map(jnp.copy, state), batch, key)  # the step donates its state
+    _, metrics = matched.train_step(state, batch, key)
+    plain_metrics, metrics = jax.device_get((plain_metrics, metrics))
+    assert "sharpness_mismatch" not in plain_metrics and metrics["sharpness_mismatch"] > 0
+    np.testing.assert_allclose(
+        metrics["g_loss"], plain_metrics["g_loss"] + 2.0 * metrics["sharpness_mismatch"], rtol=1e-5
+    )
+    np.testing.assert_allclose(metrics["d_loss"], plain_metrics["d_loss"], rtol=1e-6)  # the critic is untouched
