@@ -136,7 +136,7 @@ def _run(outdir: pathlib.Path, size: CmeDemoSize, log) -> dict:
     )
     results["retrieval"] = runner.run(
         "retrieval",
-        {"queries": size.wide_bright_queries, "version": 2},
+        {"queries": size.wide_bright_queries, "version": 3},
         lambda d: _stage_retrieval(d, outdir, tfds_dir, size),
         depends_on=("gan", "directions", "index"),
         estimate_s=STAGE_ESTIMATES_S["retrieval"] * scale,
@@ -339,8 +339,9 @@ def _stage_index(stage_dir: pathlib.Path, tfds_dir: pathlib.Path, ssl_dir: pathl
 
 
 def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pathlib.Path, size: CmeDemoSize) -> dict:
-    from solarjax import cme_mining, cme_retrieval, cme_steering, gan, ssl
+    from solarjax import cme_mining, cme_physics, cme_retrieval, cme_steering, gan, ssl
     from solarjax.retrieval import load_index
+    from solarjax.retrieval import ranking as ranking_lib
     from solarjax.retrieval.evaluate import thumbnails
     from solarjax.retrieval.table import embed_images
     from solarjax.steering import directions as directions_lib
@@ -400,16 +401,36 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
         for row in top12
     ]
 
-    # 3. A generated 'wide and bright' query: local steering of width, then of excess holding width.
+    # 3. Ranking modes: the hybrid weight and the default mode chosen on the validation split (never test),
+    # saved beside the index for `solarjax search` and the app.
+    validation = cme_retrieval.load_split(tfds_dir, "validation")
+    ranking = cme_retrieval.choose_ranking(index, embed_images(encoder.embed, validation["image"]), validation)
+    ranking_lib.save_ranking(outdir / "index" / "built", ranking)
+    modes = {
+        f"hybrid (weight {ranking.weight:g})": ranking.with_rank("hybrid"),
+        "physics": ranking.with_rank("physics"),
+    }
+
+    def ranked_top10(images: np.ndarray) -> dict[str, np.ndarray]:
+        """Database rows [Q, 10] of every search method and every ranking mode."""
+        found = cme_retrieval.top_matches(images, database["image"], embedding, encoder, untrained, SEED, k=10)
+        embedded = embed_images(encoder.embed, images)
+        measured = {k: np.asarray(v, np.float64) for k, v in cme_physics.quantities(images).items()}
+        for label, mode in modes.items():
+            table_rows = cme_retrieval.ranked_rows(index, embedded, measured, mode, 10)
+            found[label] = np.where(table_rows >= 0, rows[np.maximum(table_rows, 0)], -1)
+        return found
+
+    # 4. A generated 'wide and bright' query: latents steered locally until the measured width, then the
+    # measured excess (holding width), reach the database's 90th percentiles.
     generator = gan.load(outdir / "gan")
     z = directions_lib.sample_latents(size.wide_bright_queries, generator.latent_dim, 202)
-    wide, _ = cme_steering.local_traversals(generator, z, "width_deg", num_steps=3)
-    bright, _ = cme_steering.local_traversals(generator, wide[:, -1], "excess", num_steps=3, hold=("width_deg",))
-    query_latents = bright[:, -1]
+    targets = {name: float(np.nanpercentile(database[name], 90)) for name in ("width_deg", "excess")}
+    query_latents, reached = cme_steering.steer_until(generator, z, targets)
     query_images = np.asarray(directions_lib.map_generated(generator, query_latents))
     query_values = cme_steering.generated_quantities(generator, query_latents)
     base_values = cme_steering.generated_quantities(generator, z)
-    top10 = cme_retrieval.top_matches(query_images, database["image"], embedding, encoder, untrained, SEED, k=10)
+    top10 = ranked_top10(query_images)
     truth_columns = {"true_width_deg": database["true_width_deg"], "true_excess": database["true_excess"]}
     # The same criterion with real held-out CMEs as queries: the test CMEs whose true width and excess are
     # both in the database's top quartile (what a generated query should look like; no GAN involved).
@@ -417,13 +438,11 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
         (queries["true_width_deg"] >= np.nanpercentile(database["true_width_deg"], 75))
         & (queries["true_excess"] >= np.nanpercentile(database["true_excess"], 75))
     )
-    real_top10 = (
-        cme_retrieval.top_matches(queries["image"][real], database["image"], embedding, encoder, untrained, SEED, k=10)
-        if len(real)
-        else {}
-    )
+    real_top10 = ranked_top10(queries["image"][real]) if len(real) else {}
     wide_bright = {
         "queries": size.wide_bright_queries,
+        "targets_measured_90th_percentile": targets,
+        "reached": float(reached.mean()),
         "query_width_deg": {
             "base": float(np.nanmedian(base_values["width_deg"])),
             "steered": float(np.nanmedian(query_values["width_deg"])),
@@ -463,6 +482,15 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
         + ("  (planted double)" if r["planted_double"] else "")
         for r in top_of_ranking
     )
+    trials = ranking.validation["trials"]
+    tables[
+        f"ranking modes on {ranking.validation['queries']} validation queries: mean Spearman of true width, excess "
+        f"and height, query vs top-1 (default rank {ranking.rank}, hybrid weight {ranking.weight:g})"
+    ] = "\n".join(f"{name:15s} {trial['score']:.3f}" for name, trial in trials.items())
+    tables["wide and bright query: steering targets (measured 90th percentiles of the database)"] = (
+        f"width >= {targets['width_deg']:.1f} deg, excess >= {targets['excess']:.1f}: reached by "
+        f"{wide_bright['reached']:.2f} of {size.wide_bright_queries} queries"
+    )
     for label, result in (("generated", wide_bright), ("real held-out", real_wide_bright)):
         tables[
             f"wide and bright query ({label}, {result['queries']} queries): share of the top-10 in the top quartile "
@@ -480,6 +508,7 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
         "top_of_ranking": top_of_ranking,
         "wide_and_bright": wide_bright,
         "wide_and_bright_real_query": real_wide_bright,
+        "ranking": ranking.to_dict(),
         "tables": tables,
     }
 

@@ -189,7 +189,7 @@ def top_quartile_share(
     """How many of each query's neighbours lie in the database's top quartile of each column, and of all.
 
     Args:
-      neighbours: int [Q, k] database rows of each query's top-k.
+      neighbours: int [Q, k] database rows of each query's top-k (-1: no match, counted as a miss).
       columns: name -> [N] database values (e.g. true width and true excess).
 
     Returns:
@@ -201,7 +201,7 @@ def top_quartile_share(
     rng = np.random.default_rng(seed)
     out = {}
     for name, flags in inside.items():
-        per_query = flags[neighbours].mean(axis=1)
+        per_query = np.append(flags, False)[neighbours].mean(axis=1)  # row -1 (no match): a miss
         draws = [per_query[rng.integers(0, len(per_query), len(per_query))].mean() for _ in range(resamples)]
         low, high = np.percentile(draws, [2.5, 97.5])
         out[name] = {"value": float(per_query.mean()), "low": float(low), "high": float(high)}

@@ -235,3 +235,46 @@ def top_matches(
         ),
         "random": np.random.default_rng(seed).integers(0, len(database), size=(len(queries), k)),
     }
+
+
+RANK_QUANTITIES = ("width_deg", "excess", "front_height_rsun")
+"""Measured quantities of the CME hybrid and physics rankings (`solarjax.retrieval.ranking`); the central
+position angle, an angle, is left to filters."""
+
+RANK_SCORED = tuple(f"true_{name}" for name in RANK_QUANTITIES)
+"""Ground-truth columns that score the ranking modes on validation queries."""
+
+
+def choose_ranking(index, embeddings: np.ndarray, validation: Mapping[str, np.ndarray]):
+    """The CME search's ranking (`solarjax.retrieval.ranking.choose_ranking`) chosen on validation queries:
+    each mode (ssl, hybrid at every weight, physics on `RANK_QUANTITIES`) scored by the mean Spearman
+    correlation of the true width, excess and front height between a query and its top-1 match.
+
+    Args:
+      index: the index over the train split's table; embeddings: [Q, D] of the validation images;
+      validation: their measured `RANK_QUANTITIES` and truth `RANK_SCORED` ({name: [Q]}).
+    """
+    from solarjax.retrieval import ranking as ranking_lib
+
+    return ranking_lib.choose_ranking(
+        index,
+        embeddings,
+        {name: validation[name] for name in (*RANK_QUANTITIES, *RANK_SCORED)},
+        scored=RANK_SCORED,
+        base=ranking_lib.Ranking(quantities=RANK_QUANTITIES),
+    )
+
+
+def ranked_rows(index, embeddings: np.ndarray, quantities: Mapping[str, np.ndarray], ranking, k: int) -> np.ndarray:
+    """int [Q, k] table rows of each query's top-k in `ranking`'s order (-1 where fewer match).
+
+    Args:
+      embeddings: [Q, D] query embeddings; quantities: the queries' measured `RANK_QUANTITIES` ({name: [Q]}).
+    """
+    from solarjax.retrieval import ranking as ranking_lib
+
+    results = ranking_lib.search(index, embeddings, quantities, k, ranking=ranking)
+    rows = np.full((len(results), k), -1, np.int64)
+    for q, hits in enumerate(results):
+        rows[q, : len(hits)] = [hit.row for hit in hits]
+    return rows

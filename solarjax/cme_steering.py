@@ -163,6 +163,43 @@ def local_traversals(
     return np.asarray(path), step * np.arange(-num_steps, num_steps + 1, dtype=np.float64)
 
 
+def steer_until(
+    generator: Any,
+    z: np.ndarray,
+    targets: Mapping[str, float],
+    step: float = LOCAL_STEP,
+    max_steps: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Latents whose generated CMEs reach every target, steered one quantity after another.
+
+    For each ``name: threshold`` of `targets` in order, every latent whose exact value of `name` is still
+    below its threshold takes a local step (`local_traversals`' step, up its gradient, holding the
+    quantities already steered) until it reaches it or `max_steps` steps were taken; a latent that
+    reached stays where it is.
+
+    Args:
+      z: [N, D] base latents; targets: {name of `cme_physics.smooth_quantities`: lower bound of the exact
+        value}; step: path length per step (prior units).
+
+    Returns:
+      (latents [N, D], reached bool [N]: every target met at the end).
+    """
+    generator = directions_lib.as_generator(generator)
+    z = jnp.asarray(z, jnp.float32)
+    steered: list[str] = []
+    for name, threshold in targets.items():
+        for _ in range(max_steps):
+            below = generated_quantities(generator, np.asarray(z))[name] < threshold
+            if not below.any():
+                break
+            move = step * _unit_gradients(generator.apply_fn, generator.params, z, name, tuple(steered))
+            z = jnp.where(jnp.asarray(below)[:, None], z + move, z)
+        steered.append(name)
+    values = generated_quantities(generator, np.asarray(z))
+    reached = np.logical_and.reduce([values[name] >= threshold for name, threshold in targets.items()])
+    return np.asarray(z), reached
+
+
 def paper_traversals(z: np.ndarray, normal: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     """[N, A, D] the paper's edit ``z + alpha n`` of every base latent, rescaled to |z|."""
     return linear_edit(z, np.broadcast_to(normal, z.shape), alphas)

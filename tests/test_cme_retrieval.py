@@ -79,3 +79,58 @@ def test_cme_tables_carry_the_cme_data_contract(tmp_path):
     assert np.isnat(table.column("t_obs")[0]) and not np.isnat(table.column("t_obs")[1])
     assert np.isnan(table.column("excess")).all()
     assert dataset_features("cme_patches")[0] == "image" and "true_rare" in dataset_features("cme_patches")
+
+
+def _synthetic_columns(n: int, seed: int) -> dict[str, np.ndarray]:
+    from solarjax import cme_physics
+    from solarjax.data import cme_synthetic
+
+    batch = cme_synthetic.generate(n, seed=seed)
+    images = batch.images[..., None]
+    columns = {"image": images, **{k: np.asarray(v, np.float64) for k, v in cme_physics.quantities(images).items()}}
+    for name in cme_retrieval.SPLIT_QUANTITIES:
+        columns[f"true_{name}"] = np.asarray(getattr(batch, name), np.float64)
+    return columns
+
+
+def test_cme_ranking_modes_are_chosen_on_validation_and_rank_by_measured_properties(tmp_path):
+    from solarjax.retrieval import build_index
+    from solarjax.retrieval import ranking as ranking_lib
+    from solarjax.retrieval.evaluate import thumbnails
+    from solarjax.retrieval.table import build_table_from_arrays
+
+    database, validation = _synthetic_columns(48, seed=3), _synthetic_columns(16, seed=4)
+    names = (*cme_retrieval.SPLIT_QUANTITIES, *(f"true_{n}" for n in cme_retrieval.SPLIT_QUANTITIES))
+    rows = [{"id": f"cme[{i}]", **{k: float(database[k][i]) for k in names}} for i in range(48)]
+    table = build_table_from_arrays(
+        tmp_path / "t", thumbnails(database["image"]), rows, "f" * 16, dataset_name="cme_patches"
+    )
+    index = build_index(table, kind="exact")
+
+    chosen = cme_retrieval.choose_ranking(index, thumbnails(validation["image"]), validation)
+    assert chosen.quantities == cme_retrieval.RANK_QUANTITIES and chosen.rank in ranking_lib.RANKS
+    trials = chosen.validation["trials"]
+    assert {"ssl", "physics", "hybrid:1"} <= set(trials) and chosen.validation["queries"] == 16
+    # the physics mode orders by measured width, excess and height: a database image as a query finds itself
+    # first, then rows whose measured quantities are at least as far in the standardised space
+    measured = {k: database[k][[5, 30]] for k in cme_retrieval.RANK_QUANTITIES}
+    physics = cme_retrieval.ranked_rows(
+        index, thumbnails(database["image"][[5, 30]]), measured, chosen.with_rank("physics"), 6
+    )
+    np.testing.assert_array_equal(physics[:, 0], [5, 30])
+    scale = ranking_lib.standard_scale(np.stack([database[k] for k in cme_retrieval.RANK_QUANTITIES], 1))
+    for q, row in enumerate((5, 30)):
+        distance = [
+            np.sqrt(
+                np.mean(
+                    [
+                        ((database[k][r] - database[k][row]) / s) ** 2
+                        for k, s in zip(cme_retrieval.RANK_QUANTITIES, scale)
+                    ]
+                )
+            )
+            for r in physics[q]
+        ]
+        assert (np.diff(distance) >= -1e-6).all()
+    ssl = cme_retrieval.ranked_rows(index, thumbnails(database["image"][[5]]), None, ranking_lib.Ranking(), 3)
+    assert ssl[0, 0] == 5

@@ -72,6 +72,23 @@ def test_local_paths_change_their_quantity_monotonically_and_hold_others():
     assert (np.diff(cpa, axis=1) > 0).all()
 
 
+def test_steer_until_reaches_each_target_in_turn_and_leaves_latents_already_there():
+    z = np.array(directions_lib.sample_latents(3, LATENT_DIM, 7))
+    z[0, 0], z[0, 3] = 2.5, 2.5  # already wide (132 deg) and bright: never moved
+    base = cme_steering.generated_quantities(GENERATOR, z)
+    targets = {"width_deg": 120.0, "excess": float(base["excess"][0]) * 0.9}
+    steered, reached = cme_steering.steer_until(GENERATOR, z, targets, step=0.5, max_steps=16)
+    values = cme_steering.generated_quantities(GENERATOR, steered)
+    assert reached.all() and (values["width_deg"] >= 120.0).all() and (values["excess"] >= targets["excess"]).all()
+    np.testing.assert_array_equal(steered[0], z[0])
+    # width went up along z0; the excess steps held the width (it stays above its target)
+    assert (steered[1:, 0] > z[1:, 0]).all()
+    unreachable, reached = cme_steering.steer_until(GENERATOR, z, {"width_deg": 1e4}, step=0.5, max_steps=2)
+    assert not reached.any()
+    moved = np.linalg.norm(unreachable - z, axis=1)
+    assert ((moved > 0.5) & (moved <= 1.0 + 1e-4)).all()  # 2 unit steps of 0.5 on a curving path, then stopped
+
+
 def test_families_are_scored_with_intervals(fitted):
     report = cme_steering.evaluate_families(GENERATOR, fitted, n_latents=3, num_steps=2, resamples=200)
     for family in cme_steering.FAMILIES:

@@ -1,4 +1,4 @@
-"""`solarjax search`: the real patches of an index that match query patches (SHARP Br or AIA)."""
+"""`solarjax search`: the real patches of an index that match query patches (SHARP Br, AIA or CME)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ def add_commands(subparsers) -> None:
         description="QUERY: SHARP Br FITS files (read and preprocessed as in training) or .npy arrays of Br maps "
         "in gauss, [H, W] or [N, H, W] (preprocessed the same way; a map whose largest |value| is 1 or "
         "less is refused as already normalised); for an aia_patches index, .npy arrays of "
-        "normalised patches [N, 128, 128, C] (or [128, 128, C]) in the index's channel order. Prints the "
-        "top-k rows per query.",
+        "normalised patches [N, 128, 128, C] (or [128, 128, C]) in the index's channel order; for a cme_patches "
+        "index, .npy arrays of CME difference images [N, 128, 128] (or [128, 128], [N, 128, 128, 1]) as the "
+        "cme_patches builder writes them. Prints the top-k rows per query.",
     )
     parser.add_argument("queries", nargs="+", metavar="QUERY", help="SHARP Br FITS files or .npy arrays (see above)")
     parser.add_argument("--index", required=True, help="directory written by `solarjax index build` (OUT)")
@@ -31,6 +32,14 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--end", help="latest observation time, T_REC or AIA t_obs (ISO)")
     parser.add_argument("--mu-min", type=float, help="smallest mu = cos(heliocentric angle) of the patch centre (AIA)")
     parser.add_argument("--mu-max", type=float, help="largest mu (AIA)")
+    parser.add_argument(
+        "--pa",
+        type=float,
+        nargs=2,
+        metavar=("START", "END"),
+        help="CME index: only CMEs whose central position angle lies on the arc from START counterclockwise to "
+        "END, deg (330 30: within 30 deg of north)",
+    )
     parser.add_argument("--harp", type=int, nargs="+", help="only these HARPs")
     parser.add_argument("--exclude-harp", type=int, nargs="+", default=(), help="never these HARPs (default: none)")
     parser.add_argument("--one-per-harp", action="store_true", help="at most one result per HARP")
@@ -49,8 +58,8 @@ def add_commands(subparsers) -> None:
         "--rank",
         choices=("ssl", "hybrid", "physics"),
         help="order of the results: SSL similarity, hybrid (SSL candidates re-ordered with the query's "
-        "exact TUF, PSEP, R and area), or physics alone (default: the mode chosen on validation "
-        "in INDEX/ranking.json, else ssl)",
+        "exact TUF, PSEP, R and area; for a CME index its measured width, excess and front height), or physics "
+        "alone (default: the mode chosen on validation in INDEX/ranking.json, else ssl)",
     )
     parser.set_defaults(func=run_search)
 
@@ -69,6 +78,7 @@ def run_search(args) -> int:
         exclude_own_harp_days=args.exclude_own_harp_days,
         hemisphere=args.hemisphere,
         mu_range=(args.mu_min, args.mu_max) if (args.mu_min is not None or args.mu_max is not None) else None,
+        pa_range=tuple(args.pa) if args.pa else None,
     )
     if index.table.dataset_name == "aia_patches":
         if args.rank not in (None, "ssl"):
@@ -78,6 +88,8 @@ def run_search(args) -> int:
             )
             return 2
         return _search_aia(args, index, encoder, filters)
+    if index.table.dataset_name == "cme_patches":
+        return _search_cme(args, index, encoder, filters)
     from solarjax import physics
     from solarjax.retrieval import QueryContext, embed_images
     from solarjax.retrieval import ranking as ranking_lib
@@ -224,6 +236,63 @@ def _search_aia(args, index, encoder, filters) -> int:
         lambda m: (
             f"{m['id']}  {m['t_obs']}  {m['wavelengths']} A  mu {m['mu']:.3f}  "
             f"hpc ({m['hpc_x']:.0f}, {m['hpc_y']:.0f}) arcsec  bbox {m['bbox']}  {m['source']}"
+        ),
+    )
+    return 0
+
+
+def _search_cme(args, index, encoder, filters) -> int:
+    """`solarjax search` on a cme_patches index: .npy queries of CME difference images, ranked as chosen."""
+    from solarjax import cme_physics, cme_retrieval
+    from solarjax.retrieval import embed_images
+    from solarjax.retrieval import ranking as ranking_lib
+
+    not_arrays = [q for q in args.queries if not q.endswith(".npy")]
+    if not_arrays:
+        print(
+            f"error: {not_arrays[0]}: a cme_patches index takes .npy arrays of CME difference images [N, 128, 128] "
+            "as queries",
+            file=sys.stderr,
+        )
+        return 2
+    if args.png:
+        print("error: --png draws Br contact sheets; it is not available for a cme_patches index", file=sys.stderr)
+        return 2
+    try:
+        saved = ranking_lib.load_ranking(args.index)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not (pathlib.Path(args.index) / ranking_lib.RANKING_FILE).is_file():  # the defaults, on CME quantities
+        saved = ranking_lib.Ranking(quantities=cme_retrieval.RANK_QUANTITIES)
+    chosen = saved.with_rank(args.rank or saved.rank)
+    results, labels = [], []
+    for path in args.queries:
+        images = np.load(path).astype(np.float32)
+        images = images[..., 0] if images.ndim in (3, 4) and images.shape[-1] == 1 else images
+        images = images[None] if images.ndim == 2 else images
+        if images.ndim != 3 or images.shape[1:] != (128, 128) or not np.isfinite(images).all():
+            print(
+                f"error: {path}: CME queries must be finite difference images [N, 128, 128], got shape "
+                f"{np.load(path).shape}" + ("" if np.isfinite(images).all() else " with non-finite pixels"),
+                file=sys.stderr,
+            )
+            return 2
+        images = images[..., None]
+        measured = {k: np.asarray(v, np.float64) for k, v in cme_physics.quantities(images).items()}
+        embeddings = np.asarray(embed_images(encoder.embed, images))
+        results += ranking_lib.search(index, embeddings, measured, args.k, filters, ranking=chosen)
+        labels += [f"{path}[{i}]" for i in range(len(images))]
+    if args.json:
+        _print_search_json(labels, results, rank=chosen.rank)
+        return 0
+    print(f"ranking: {chosen.rank}" + (f" (weight {chosen.weight:g})" if chosen.rank == "hybrid" else ""))
+    _print_search_text(
+        labels,
+        results,
+        lambda m: (
+            f"{m['id']}  {m['detector']}  {m['t_obs']}  CPA {m['cpa_deg']:.0f} deg  width {m['width_deg']:.0f} deg  "
+            f"height {m['front_height_rsun']:.2f} Rsun  excess {m['excess']:.1f}  {m['source']}"
         ),
     )
     return 0

@@ -5,7 +5,8 @@ returns k results whenever at least k allowed rows (k allowed HARPs with ``one_p
 Filters split into three parts that the indexes evaluate separately:
 
 * a row mask [N] that does not depend on the query (time range, HARP include/exclude,
-  hemisphere, latitude range, mu range, ranges on physics quantities): `row_mask`;
+  hemisphere, latitude range, mu range, CME position-angle range, ranges on physics quantities):
+  `row_mask`;
 * a query mask [Q, C] over a block of C rows that does (the query's own HARP within +-N days,
   the query's own row): `query_mask`;
 * grouping for "one result per HARP": `group_ids`.
@@ -95,6 +96,9 @@ class Filters:
       hemisphere: 'north' or 'south'.
       lat_range: (min, max) latitude in degrees, inclusive.
       mu_range: (min, max) of mu, inclusive; either bound may be None (tables with a 'mu' column).
+      pa_range: (start, end) central position angle in degrees (CME tables' 'cpa_deg' column), the arc
+        from start counterclockwise (increasing PA) to end, inclusive: (330, 30) is the 60 deg about
+        north, (0, 360) every angle. A halo's CPA is measured but not meaningful.
       quantity_ranges: {quantity: (min, max)} on the stored physics quantities (normalised
         units, see `solarjax.physics`), inclusive; either bound may be None.
       exclude_self: a query taken from the table never returns its own row.
@@ -108,6 +112,7 @@ class Filters:
     hemisphere: str | None = None
     lat_range: tuple[float, float] | None = None
     mu_range: tuple[float | None, float | None] | None = None
+    pa_range: tuple[float, float] | None = None
     quantity_ranges: Mapping[str, tuple[float | None, float | None]] = dataclasses.field(default_factory=dict)
     exclude_self: bool = True
 
@@ -128,6 +133,13 @@ class Filters:
             object.__setattr__(self, "lat_range", _checked_range("lat_range", self.lat_range))
         if self.mu_range is not None:
             object.__setattr__(self, "mu_range", _checked_range("mu_range", self.mu_range))
+        if self.pa_range is not None:
+            if len(self.pa_range) != 2:
+                raise ValueError(f"pa_range must be a (start, end) pair in degrees, got {self.pa_range!r}")
+            start, end = (float(a) for a in self.pa_range)
+            if not (0.0 <= start < 360.0 and 0.0 <= end <= 360.0):
+                raise ValueError(f"pa_range must have 0 <= start < 360 and 0 <= end <= 360 deg, got {self.pa_range!r}")
+            object.__setattr__(self, "pa_range", (start, end))
         unknown = sorted(set(self.quantity_ranges) - set(QUANTITY_NAMES))
         if unknown:
             raise ValueError(f"unknown quantities {unknown} in quantity_ranges; known: {QUANTITY_NAMES}")
@@ -147,6 +159,7 @@ class Filters:
             or self.hemisphere is not None
             or self.lat_range is not None
             or self.mu_range is not None
+            or self.pa_range is not None
             or bool(self.quantity_ranges)
         )
 
@@ -248,6 +261,12 @@ def row_mask(filters: Filters, column: Callable[[str], np.ndarray], num_rows: in
     if filters.mu_range is not None:
         mu = column("mu")[:num_rows]
         allowed &= (mu >= filters.mu_range[0]) & (mu <= filters.mu_range[1])
+    if filters.pa_range is not None:
+        start, end = filters.pa_range
+        span = end - start if end >= start else end + 360.0 - start
+        cpa = column("cpa_deg")[:num_rows]
+        with np.errstate(invalid="ignore"):
+            allowed &= np.isfinite(cpa) & ((cpa - start) % 360.0 <= span)
     for name, (low, high) in filters.quantity_ranges.items():
         values = column(name)[:num_rows]
         allowed &= (values >= low) & (values <= high)
