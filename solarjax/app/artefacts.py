@@ -11,6 +11,8 @@ A work directory written by `solarjax demo` holds every SHARP artefact::
 
 An AIA search is an index of an `aia_patches` table (``solarjax index build --dataset aia_patches --out
 OUT``: OUT/index, OUT/table), the SimSiam run that embedded it and the TFDS data directory of its rows.
+A CME search is the output of ``solarjax demo --dataset cme --outdir DIR`` (`load_cme_artefacts`: DIR/gan,
+DIR/simsiam, DIR/index/built/index over a `cme_patches` table, DIR/index/built/ranking.json, DIR/tfds).
 A mismatch (directions of another generator, an index built with another encoder) is refused with an
 `ArtefactError` naming the artefact.
 """
@@ -66,20 +68,11 @@ def load_artefacts(workdir: str | os.PathLike) -> Artefacts:
         "index": workdir / "index" / "index",
         "TFDS data": workdir / "tfds",
     }
-    for what, path in paths.items():
-        if not path.exists():
-            raise ArtefactError(f"{path}: no {what} (build the work directory with `solarjax demo --outdir {workdir}`)")
-
-    def loaded(what, load):
-        try:
-            return load()
-        except Exception as error:  # any loader failure stops start-up with the artefact named
-            raise ArtefactError(f"{paths[what]}: cannot load the {what}: {error}") from error
-
-    generator = loaded("GAN run", lambda: gan.load(paths["GAN run"]))
-    directions = loaded("directions", lambda: load_directions(paths["directions"], generator))
-    encoder = loaded("SimSiam run", lambda: ssl.load(paths["SimSiam run"]))
-    index = loaded("index", lambda: load_index(paths["index"], expected_fingerprint=encoder.fingerprint))
+    _require(paths, f" (build the work directory with `solarjax demo --outdir {workdir}`)")
+    generator = _loaded(paths, "GAN run", lambda: gan.load(paths["GAN run"]))
+    directions = _loaded(paths, "directions", lambda: load_directions(paths["directions"], generator))
+    encoder = _loaded(paths, "SimSiam run", lambda: ssl.load(paths["SimSiam run"]))
+    index = _loaded(paths, "index", lambda: load_index(paths["index"], expected_fingerprint=encoder.fingerprint))
     missing = [name for name in STEERABLE if name not in directions.names]
     if missing:
         raise ArtefactError(f"{paths['directions']}: no direction for {missing}; it has {list(directions.names)}")
@@ -148,25 +141,50 @@ def table_wavelengths(table) -> tuple[int, ...]:
         raise ArtefactError(f"{table.path}: wavelengths {text!r} are not comma-separated integers") from error
 
 
-def checked_aia_artefacts(artefacts: AiaArtefacts) -> AiaArtefacts:
-    """The artefacts, after checking that they belong together (raises `ArtefactError` naming the
-    table when the index is not of `aia_patches`, holds no row, or another encoder made it)."""
+def _checked_dataset(table, dataset: str, build: str) -> None:
+    """Raises `ArtefactError` naming the table when it is not a table of ``dataset``."""
+    if table.dataset_name != dataset:
+        raise ArtefactError(f"{table.path}: a table of {table.dataset_name!r}, not of {dataset!r}: {build}")
+
+
+def _checked_index(artefacts, dataset: str, label: str, build: str) -> None:
+    """Raises `ArtefactError` naming the table when ``artefacts.index`` is not of ``dataset``, holds no row,
+    or another encoder than ``artefacts.encoder`` made it (``build``: how to build the right one)."""
     from solarjax.retrieval.table import check_fingerprint
 
     table = artefacts.index.table
-    if table.dataset_name != AIA_DATASET:
-        raise ArtefactError(
-            f"{table.path}: a table of {table.dataset_name!r}, not of {AIA_DATASET!r}: "
-            "build it with `solarjax index build --dataset aia_patches`"
-        )
+    _checked_dataset(table, dataset, build)
     if artefacts.index.num_rows == 0:
-        raise ArtefactError(f"{table.path}: the AIA table holds no row")
+        raise ArtefactError(f"{table.path}: the {label} table holds no row")
     try:
-        check_fingerprint(f"AIA index over {table.path}", artefacts.index.fingerprint, artefacts.encoder.fingerprint)
+        check_fingerprint(
+            f"{label} index over {table.path}", artefacts.index.fingerprint, artefacts.encoder.fingerprint
+        )
     except ValueError as error:
         raise ArtefactError(str(error)) from error
-    table_wavelengths(table)
+
+
+def checked_aia_artefacts(artefacts: AiaArtefacts) -> AiaArtefacts:
+    """The artefacts, after checking that they belong together (raises `ArtefactError` naming the
+    table when the index is not of `aia_patches`, holds no row, or another encoder made it)."""
+    _checked_index(artefacts, AIA_DATASET, "AIA", "build it with `solarjax index build --dataset aia_patches`")
+    table_wavelengths(artefacts.index.table)
     return artefacts
+
+
+def _require(paths: dict[str, pathlib.Path], hint: str = "") -> None:
+    """Raises `ArtefactError` naming the first of ``paths`` (what -> path) that does not exist."""
+    for what, path in paths.items():
+        if not path.exists():
+            raise ArtefactError(f"{path}: no {what}{hint}")
+
+
+def _loaded(paths: dict[str, pathlib.Path], what: str, load):
+    """``load()``; any failure becomes an `ArtefactError` naming ``paths[what]``."""
+    try:
+        return load()
+    except Exception as error:  # any loader failure stops start-up with the artefact named
+        raise ArtefactError(f"{paths[what]}: cannot load the {what}: {error}") from error
 
 
 def load_aia_artefacts(
@@ -187,17 +205,11 @@ def load_aia_artefacts(
         "AIA SimSiam run": pathlib.Path(ssl_dir),
         "AIA TFDS data": pathlib.Path(data_dir).expanduser(),
     }
-    for what, path in paths.items():
-        if not path.exists():
-            raise ArtefactError(f"{path}: no {what}")
-    try:
-        encoder = ssl.load(paths["AIA SimSiam run"])
-    except Exception as error:  # any loader failure stops start-up with the artefact named
-        raise ArtefactError(f"{paths['AIA SimSiam run']}: cannot load the AIA SimSiam run: {error}") from error
-    try:
-        index = load_index(paths["AIA index"], expected_fingerprint=encoder.fingerprint)
-    except Exception as error:
-        raise ArtefactError(f"{paths['AIA index']}: cannot load the AIA index: {error}") from error
+    _require(paths)
+    encoder = _loaded(paths, "AIA SimSiam run", lambda: ssl.load(paths["AIA SimSiam run"]))
+    index = _loaded(
+        paths, "AIA index", lambda: load_index(paths["AIA index"], expected_fingerprint=encoder.fingerprint)
+    )
     return checked_aia_artefacts(AiaArtefacts(encoder, index, paths["AIA TFDS data"]))
 
 
@@ -214,3 +226,74 @@ def load_search_ranking(workdir: str | os.PathLike):
         return ranking_lib.load_ranking(pathlib.Path(workdir) / "index")
     except ValueError as error:
         raise ArtefactError(str(error)) from error
+
+
+CME_DATASET = "cme_patches"
+"""The TFDS dataset a CME index must be built over."""
+CME_BUILD = "serve the output of `solarjax demo --dataset cme`"
+
+CME_STEERABLE = ("width_deg", "cpa_deg", "excess")
+"""CME quantities with a slider (`solarjax.cme_steering.STEERED` names): angular width, central position
+angle and brightness excess."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CmeArtefacts:
+    """A CME search: the GAN of CME difference images, the SimSiam encoder, its index over a `cme_patches`
+    table, the TFDS data directory of the table's rows and the search's ranking."""
+
+    generator: Any  # solarjax.gan.TrainedGenerator (apply_fn, params, fingerprint, generate, sample_latents)
+    encoder: Any  # solarjax.ssl.Encoder
+    index: Any  # solarjax.retrieval.Index
+    tfds_dir: pathlib.Path
+    ranking: Any = None  # solarjax.retrieval.ranking.Ranking; None: SSL ranking
+
+
+def is_cme_workdir(workdir: str | os.PathLike) -> bool:
+    """Whether ``workdir`` was written by ``solarjax demo --dataset cme`` (its metrics name the CME family,
+    or it holds the CME demo's index at index/built/index)."""
+    workdir = pathlib.Path(workdir)
+    try:
+        family = str(json.loads((workdir / "metrics.json").read_text()).get("dataset_family", ""))
+    except (OSError, ValueError, AttributeError):
+        family = ""
+    return family.startswith("cme") or (workdir / "index" / "built" / "index").exists()
+
+
+def checked_cme_artefacts(artefacts: CmeArtefacts) -> CmeArtefacts:
+    """The artefacts, after checking that they belong together (raises `ArtefactError` naming the table
+    when the index is not of `cme_patches`, holds no row, or another encoder made it)."""
+    _checked_index(artefacts, CME_DATASET, "CME", CME_BUILD)
+    return artefacts
+
+
+def load_cme_artefacts(workdir: str | os.PathLike) -> CmeArtefacts:
+    """Loads the output of ``solarjax demo --dataset cme --outdir DIR``: DIR/gan, DIR/simsiam,
+    DIR/index/built/index (over DIR/index/built/table), DIR/index/built/ranking.json (optional) and
+    DIR/tfds. The index is checked to be of `cme_patches` before any model is loaded.
+
+    Raises:
+      ArtefactError: a path is missing, an artefact cannot be loaded, or they do not belong together.
+    """
+    from solarjax import gan, ssl
+    from solarjax.retrieval import load_index
+    from solarjax.retrieval import ranking as ranking_lib
+
+    workdir = pathlib.Path(workdir)
+    built = workdir / "index" / "built"
+    paths = {
+        "CME index": built / "index",
+        "CME GAN run": workdir / "gan",
+        "CME SimSiam run": workdir / "simsiam",
+        "CME TFDS data": workdir / "tfds",
+    }
+    _require(paths, f" (build the work directory with `solarjax demo --dataset cme --outdir {workdir}`)")
+    index = _loaded(paths, "CME index", lambda: load_index(paths["CME index"]))
+    _checked_dataset(index.table, CME_DATASET, CME_BUILD)
+    encoder = _loaded(paths, "CME SimSiam run", lambda: ssl.load(paths["CME SimSiam run"]))
+    generator = _loaded(paths, "CME GAN run", lambda: gan.load(paths["CME GAN run"]))
+    try:
+        ranking = ranking_lib.load_ranking(built)
+    except ValueError as error:
+        raise ArtefactError(str(error)) from error
+    return checked_cme_artefacts(CmeArtefacts(generator, encoder, index, paths["CME TFDS data"], ranking))

@@ -36,15 +36,17 @@ sliders move, and the search of that patch reuses it instead of steering the gen
 
 @dataclasses.dataclass(frozen=True)
 class GeneratedQuery:
-    """A generated query: patch [1, 128, 128, 1], embedding [1, D] and exact quantities name -> [1] float64."""
+    """A generated query: patch [1, 128, 128, 1], embedding [1, D] and exact quantities name -> [1] float64
+    (``names``: those a response lists, SHARP's by default)."""
 
     image: np.ndarray
     embedding: np.ndarray
     values: dict[str, np.ndarray]
+    names: tuple[str, ...] = physics.QUANTITY_NAMES
 
     def quantities(self) -> dict[str, float | None]:
         """The quantities JSON-ready (NaN -> None)."""
-        return {name: finite_or_none(self.values[name][0]) for name in physics.QUANTITY_NAMES}
+        return {name: finite_or_none(self.values[name][0]) for name in self.names}
 
 
 class SearchEngine(IndexSearch):

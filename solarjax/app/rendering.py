@@ -1,6 +1,7 @@
 """PNGs of the app: SHARP patches in sunpy's hmimag colour map on [-1000, 1000] G, AIA patches as an RGB
 composite or one channel in its sdoaia colour map, and a search's contact sheet; north up (row 0, south, at
-the bottom).
+the bottom). CME difference images are grey on [-0.6, 0.6] (as the CME demo's figures), north up: their row
+0 is north (the `cme_patches` data contract), drawn at the top.
 """
 
 import functools
@@ -22,12 +23,18 @@ PNG_COMPRESS_LEVEL = 1
 """zlib level of served PNGs: 1 encodes a 128 x 128 patch ~4x faster than the default 6, ~20% larger."""
 
 
-def _png(rgb: np.ndarray) -> bytes:
-    """PNG bytes of uint8 [H, W, 3], row 0 (south) drawn at the bottom."""
+CME_RANGE = 0.6
+"""A CME difference image's PNG spans [-CME_RANGE, CME_RANGE], black to white."""
+
+
+def _png(rgb: np.ndarray, row0_at_bottom: bool = True) -> bytes:
+    """PNG bytes of uint8 [H, W, 3], row 0 drawn at the bottom (or at the top)."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(np.flipud(rgb))).save(buffer, format="png", compress_level=PNG_COMPRESS_LEVEL)
+    Image.fromarray(np.ascontiguousarray(np.flipud(rgb) if row0_at_bottom else rgb)).save(
+        buffer, format="png", compress_level=PNG_COMPRESS_LEVEL
+    )
     return buffer.getvalue()
 
 
@@ -36,6 +43,14 @@ def render_png(image: np.ndarray) -> bytes:
     row 0 (south) at the bottom."""
     field = np.asarray(image, np.float32).reshape(np.shape(image)[:2])
     return _png(_hmimag()((np.clip(field, -1.0, 1.0) + 1.0) / 2.0, bytes=True)[..., :3])
+
+
+def render_cme_png(image: np.ndarray) -> bytes:
+    """PNG bytes of one CME difference image [H, W] or [H, W, 1] in grey on [-CME_RANGE, CME_RANGE], row 0
+    (north) at the top."""
+    field = np.asarray(image, np.float32).reshape(np.shape(image)[:2])
+    grey = np.round((np.clip(field, -CME_RANGE, CME_RANGE) + CME_RANGE) / (2 * CME_RANGE) * 255.0).astype(np.uint8)
+    return _png(np.repeat(grey[..., None], 3, axis=-1), row0_at_bottom=False)
 
 
 @functools.cache

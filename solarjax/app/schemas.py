@@ -6,7 +6,7 @@ from typing import Literal
 import fastapi
 from pydantic import BaseModel, Field
 
-from solarjax.app.artefacts import STEERABLE
+from solarjax.app.artefacts import CME_STEERABLE, STEERABLE
 from solarjax.app.generation import ALPHA_LIMIT, STEERING_METHODS
 from solarjax.app.search import MAX_K
 from solarjax.app.state import Dataset
@@ -24,9 +24,7 @@ class SliderState(BaseModel):
     def checked(self, steering_methods: tuple[str, ...]):
         """The state, after checking the slider range and that `steering_methods` (the served directions')
         hold its method; else 422."""
-        for name, alpha in self.sliders.items():
-            if not (math.isfinite(alpha) and abs(alpha) <= ALPHA_LIMIT):
-                raise fastapi.HTTPException(422, f"slider {name} = {alpha} is outside [-{ALPHA_LIMIT}, {ALPHA_LIMIT}]")
+        _check_sliders(self.sliders)
         if self.method is not None and self.method not in steering_methods:
             raise fastapi.HTTPException(
                 422,
@@ -34,6 +32,13 @@ class SliderState(BaseModel):
                 f"directions; use one of {', '.join(steering_methods)}",
             )
         return self
+
+
+def _check_sliders(sliders: dict[str, float]) -> None:
+    """422 naming the first slider outside [-ALPHA_LIMIT, ALPHA_LIMIT] (or not finite)."""
+    for name, alpha in sliders.items():
+        if not (math.isfinite(alpha) and abs(alpha) <= ALPHA_LIMIT):
+            raise fastapi.HTTPException(422, f"slider {name} = {alpha} is outside [-{ALPHA_LIMIT}, {ALPHA_LIMIT}]")
 
 
 def _time_range(start: str | None, end: str | None):
@@ -112,13 +117,64 @@ class AiaRowSearch(BaseModel):
     id: str | None = None
     filters: AiaFilterSpec = Field(default_factory=AiaFilterSpec)
 
-    def resolved(self, aia: Dataset) -> int:
-        """The row in the AIA table; 404 when absent, 422 when not given."""
+    def resolved(self, table: Dataset) -> int:
+        """The row in the table (AIA or CME); 404 when absent, 422 when not given."""
         if self.row is not None:
-            return aia.checked_row(self.row)
+            return table.checked_row(self.row)
         if not self.id:
             raise fastapi.HTTPException(422, "give a row or an id")
-        return aia.served().row_of_id(self.id)
+        return table.served().row_of_id(self.id)
+
+
+class CmeSliderState(BaseModel):
+    """A generated CME: base latent seed, local path length alpha per steerable quantity, held quantities."""
+
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    sliders: dict[Literal[CME_STEERABLE], float] = Field(default_factory=dict)
+    hold: list[Literal[CME_STEERABLE]] = Field(default_factory=list)
+
+    def checked(self):
+        """The state, after checking the slider range; else 422."""
+        _check_sliders(self.sliders)
+        return self
+
+
+class CmeFilterSpec(BaseModel):
+    """CME search filters: observation time (ISO 8601 UTC), an arc of central position angle (deg, from
+    ``pa_start`` counterclockwise to ``pa_end``; both or neither) and the ranking mode."""
+
+    k: int = Field(10, ge=1, le=MAX_K)
+    t_start: str | None = None
+    t_end: str | None = None
+    pa_start: float | None = Field(None, ge=0, lt=360)
+    pa_end: float | None = Field(None, ge=0, le=360)
+    rank: Literal["ssl", "hybrid", "physics"] | None = None  # None: the served ranking's default
+
+    def to_filters(self) -> Filters:
+        if (self.pa_start is None) != (self.pa_end is None):
+            raise fastapi.HTTPException(422, "bad filter: a position-angle arc needs both pa_start and pa_end")
+        pa_range = None if self.pa_start is None else (self.pa_start, self.pa_end)
+        return _filters(t_rec_range=_time_range(self.t_start, self.t_end), pa_range=pa_range)
+
+    def checked_rank(self, ranks: tuple[str, ...], default: str) -> str:
+        """The rank to search with: the requested one if the served ranking has it (else 422), or ``default``."""
+        if self.rank is not None and self.rank not in ranks:
+            raise fastapi.HTTPException(
+                422,
+                f"rank {self.rank} needs the CME ranking (index/built/ranking.json); this index ranks by "
+                f"{', '.join(ranks)}",
+            )
+        return self.rank or default
+
+
+class CmeGeneratedSearch(CmeSliderState):
+    filters: CmeFilterSpec = Field(default_factory=CmeFilterSpec)
+
+
+class CmeRowSearch(AiaRowSearch):
+    """A CME table row as query: its row number or its patch id (`resolved` as an AIA row)."""
+
+    filters: CmeFilterSpec = Field(default_factory=CmeFilterSpec)
 
 
 def parsed_filters(model: type[BaseModel], text: str) -> BaseModel:

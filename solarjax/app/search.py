@@ -27,6 +27,9 @@ MAP_POINTS = 2_000
 AIA_PATCH_SIZE = 128
 """Side of an AIA query patch (pixels)."""
 
+CME_PATCH_SIZE = 128
+"""Side of a CME query image (pixels)."""
+
 
 class NotFound(Exception):
     """A row, HARP/T_REC, image or stored search that does not exist (answered with 404)."""
@@ -117,6 +120,11 @@ class IndexSearch:
         self.images = RowImages(index.table, tfds_dir)
         self.map = EmbeddingMap(index)
 
+    def query_quantities(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Exact quantities of query patches [N, 128, 128, C] that the physics and hybrid ranks compare
+        (SHARP's `solarjax.physics`; other tables override): name -> float64 [N]."""
+        return {name: np.asarray(v, np.float64) for name, v in physics.quantities(images).items()}
+
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Query patches [1, 128, 128, C] -> embeddings [1, D] (the encoder's own device)."""
         return np.asarray(self.encoder.embed(np.asarray(images, np.float32)), np.float32)
@@ -143,7 +151,7 @@ class IndexSearch:
         if rank == "ssl":
             return self.search(embeddings, k, filters, context)
         if values is None:
-            values = physics.quantities(images)
+            values = self.query_quantities(images)
         quantities = {name: np.asarray(v, np.float64) for name, v in values.items()}
         return ranking_lib.search(
             self.index, embeddings, quantities, SEARCH_K, filters, context, ranking=self.ranking.with_rank(rank)

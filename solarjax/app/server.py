@@ -11,6 +11,11 @@ ever compiles.
 An AIA dataset can be served beside it (`AiaArtefacts`, `load_aia_artefacts`); the page then offers a
 dataset selector; the AIA endpoints live under /api/aia/.
 
+CME mode: a work directory written by `solarjax demo --dataset cme` is recognised (`is_cme_workdir`) and
+served as a CME search (`CmeArtefacts`, `load_cme_artefacts`): its endpoints live under /api/cme/ and its
+page (static/cme.html) is served at / (and at /cme beside a SHARP table). CME images are running-difference
+coronagraph images [128, 128, 1] in [-1, 1], north in row 0; their PNGs are grey on [-0.6, 0.6], north up.
+
 API (OpenAPI at /docs). SHARP images are s = B / 1000 G; their PNGs use sunpy's hmimag colour map
 on [-1000, 1000] G, north up.
 
@@ -35,6 +40,19 @@ on [-1000, 1000] G, north up.
     GET  /api/aia/map                  2-D PCA projection of the AIA table
 
 AIA filters: k, observation-time range (t_obs), mu range (cosine of the heliocentric angle).
+
+    GET  /api/cme/info                 sliders (width, CPA, excess; local family), quantities, ranking, table
+    POST /api/cme/generate             slider values (+ held quantities) -> CME PNG + measured quantities
+    POST /api/cme/search/generated     the same body + filters -> query and its top-k real CMEs
+    POST /api/cme/search/upload        multipart: one NPY difference image [128, 128] in [-1, 1] + filters
+    POST /api/cme/search/row           a CME table row (by row number or patch id) + filters
+    GET  /api/cme/patch/{row}          a row's metadata (id, event, t_obs, detector, CPA, width, height, excess)
+    GET  /api/cme/patch/{row}/image.png    a row's difference image
+    GET  /api/cme/export/{search_id}.csv   a CME search's results
+    GET  /api/cme/map                  2-D PCA projection of the CME table
+
+CME filters: k, observation-time range (t_obs), rank ('ssl'; 'hybrid' and 'physics' by width, excess and front
+height when the demo wrote index/built/ranking.json). Measured quantities: `solarjax.cme_physics.quantities`.
 
 Units: a SHARP query's `quantities` are in patch units (`solarjax.physics`); its `physical` part gives
 them with names and units (Mx, G, Mm, Mm^2, MSH, deg) when an uploaded FITS file's header fixes the plate
@@ -68,23 +86,34 @@ from solarjax.app.artefacts import (
     AiaArtefacts,
     ArtefactError,
     Artefacts,
+    CmeArtefacts,
     checked_aia_artefacts,
+    is_cme_workdir,
     load_aia_artefacts,
     load_artefacts,
+    load_cme_artefacts,
     load_search_ranking,
 )
 from solarjax.app.caches import LruCache
 from solarjax.app.generation import ALPHA_LIMIT, GENERATED_CACHE_SIZE, STEERING_METHODS, SearchEngine
 from solarjax.app.middleware import MULTIPART_OVERHEAD_BYTES, BodyLimit, add_bounded_queue
-from solarjax.app.rendering import aia_colormap, render_aia_png, render_png
+from solarjax.app.rendering import aia_colormap, render_aia_png, render_cme_png, render_png
 from solarjax.app.search import MAP_POINTS, MAX_K, SEARCH_K, AiaSearch, IndexSearch, NotFound, RowImages
-from solarjax.app.state import AIA_RESULT_COLUMNS, RESULT_COLUMNS, RESULT_STORE_SIZE, ServerLimits, load_state
+from solarjax.app.state import (
+    AIA_RESULT_COLUMNS,
+    CME_RESULT_COLUMNS,
+    RESULT_COLUMNS,
+    RESULT_STORE_SIZE,
+    ServerLimits,
+    load_state,
+)
 from solarjax.app.timing import StageTimer
 from solarjax.app.uploads import FITS_SIGNATURE, UploadError
 
 __all__ = [
     "AIA_RESULT_COLUMNS",
     "ALPHA_LIMIT",
+    "CME_RESULT_COLUMNS",
     "GENERATED_CACHE_SIZE",
     "FITS_SIGNATURE",
     "MAP_POINTS",
@@ -99,6 +128,7 @@ __all__ = [
     "ArtefactError",
     "Artefacts",
     "BodyLimit",
+    "CmeArtefacts",
     "IndexSearch",
     "LruCache",
     "NotFound",
@@ -110,16 +140,28 @@ __all__ = [
     "aia_colormap",
     "checked_aia_artefacts",
     "create_app",
+    "is_cme_workdir",
     "load_aia_artefacts",
     "load_artefacts",
+    "load_cme_artefacts",
     "load_search_ranking",
     "render_aia_png",
+    "render_cme_png",
     "render_png",
     "serve",
 ]
 
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / "static"
-GATED_PATHS = ("/api/generate", "/api/search/", "/api/export/", "/api/aia/search/", "/api/aia/export/")
+GATED_PATHS = (
+    "/api/generate",
+    "/api/search/",
+    "/api/export/",
+    "/api/aia/search/",
+    "/api/aia/export/",
+    "/api/cme/generate",
+    "/api/cme/search/",
+    "/api/cme/export/",
+)
 """Endpoints that compute (generator, encoder, search, contact sheets): they pass the bounded queue."""
 
 
@@ -136,15 +178,21 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits(), aia: AiaArtefacts | None = None):
-    """The FastAPI app serving one work directory (artefacts loaded and warmed here), and an AIA
-    search beside it when ``aia`` is given (see `load_aia_artefacts`).
+def create_app(
+    workdir: str | os.PathLike | None,
+    limits: ServerLimits = ServerLimits(),
+    aia: AiaArtefacts | None = None,
+    cme: CmeArtefacts | None = None,
+):
+    """The FastAPI app serving one work directory (artefacts loaded and warmed here: a SHARP demo output, or a
+    CME one, see `is_cme_workdir`; None: no SHARP table), an AIA search beside it when ``aia`` is given (see
+    `load_aia_artefacts`) and a CME search when ``cme`` is given (see `load_cme_artefacts`).
 
     The app's state (`solarjax.app.state.AppState`) is ``app.state.served``; its engines are also
-    ``app.state.engine`` (SHARP) and ``app.state.aia_engine`` (None without AIA).
+    ``app.state.engine`` (SHARP), ``app.state.aia_engine`` and ``app.state.cme_engine`` (None when absent).
 
     Raises:
-      ArtefactError: see `load_artefacts` and `checked_aia_artefacts`.
+      ArtefactError: see `load_state`.
     """
     import fastapi
     from fastapi.exceptions import RequestValidationError
@@ -152,9 +200,10 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
     from fastapi.staticfiles import StaticFiles
 
     from solarjax.app.routes.aia import add_aia_routes
+    from solarjax.app.routes.cme import add_cme_routes
     from solarjax.app.routes.sharp import add_sharp_routes
 
-    state = load_state(workdir, limits, aia)
+    state = load_state(workdir, limits, aia, cme)
     app = fastapi.FastAPI(
         title="solarjax reverse image search",
         description="Steer a GAN of SDO/HMI SHARP Br patches by physics and find the real patches that match; "
@@ -177,12 +226,18 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         JSON cannot carry them (the default handler failed to encode them and answered 500)."""
         return JSONResponse({"detail": _json_safe(error.errors())}, status_code=422)
 
-    add_sharp_routes(app, state)
+    if state.engine is not None:
+        add_sharp_routes(app, state)
     add_aia_routes(app, state)
+    add_cme_routes(app, state)
 
     @app.get("/", include_in_schema=False)
     def page():
-        return FileResponse(STATIC_DIR / "index.html")
+        return FileResponse(STATIC_DIR / ("index.html" if state.engine is not None else "cme.html"))
+
+    @app.get("/cme", include_in_schema=False)
+    def cme_page():
+        return FileResponse(STATIC_DIR / "cme.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     channels = 1 if state.aia_engine is None else len(state.aia_engine.wavelengths)
@@ -191,30 +246,34 @@ def create_app(workdir: str | os.PathLike, limits: ServerLimits = ServerLimits()
         caps={
             "/api/search/upload": limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
             "/api/aia/search/upload": channels * limits.max_aia_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+            "/api/cme/search/upload": limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
         },
         hints={
             "/api/search/upload": f"one file of at most {limits.max_upload_bytes} bytes",
             "/api/aia/search/upload": f"at most {channels} files, one per channel, of at most "
             f"{limits.max_aia_upload_bytes} bytes each",
+            "/api/cme/search/upload": f"one file of at most {limits.max_upload_bytes} bytes",
         },
     )
     app.state.served = state
     app.state.engine = state.engine
     app.state.aia_engine = state.aia_engine
+    app.state.cme_engine = state.cme_engine
     return app
 
 
 def serve(
-    workdir: str | os.PathLike,
+    workdir: str | os.PathLike | None,
     host: str = "127.0.0.1",
     port: int = 8000,
     limits: ServerLimits = ServerLimits(),
     aia: AiaArtefacts | None = None,
+    cme: CmeArtefacts | None = None,
 ) -> None:
-    """Loads and warms the artefacts of `workdir` (and the AIA search ``aia``, see
-    `load_aia_artefacts`), then serves the app until interrupted."""
+    """Loads and warms the artefacts of `workdir` (SHARP or CME demo output; and the AIA search ``aia``, see
+    `load_aia_artefacts`, and the CME search ``cme``), then serves the app until interrupted."""
     import uvicorn
 
-    app = create_app(workdir, limits, aia)
+    app = create_app(workdir, limits, aia, cme)
     print(f"solarjax app: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", flush=True)
     uvicorn.run(app, host=host, port=port, limit_concurrency=limits.max_pending + 16, log_level="warning")

@@ -1,5 +1,9 @@
 """What one app serves, in one object: the safety limits, the compute slots and each dataset's table (its
-search engine, stored searches and rendered row PNGs). `load_state` loads and warms it."""
+search engine, stored searches and rendered row PNGs). `load_state` loads and warms it.
+
+The SHARP table is served from a `solarjax demo` work directory; a CME demo output (`solarjax demo --dataset
+cme`) given as the work directory is recognised (`artefacts.is_cme_workdir`) and served as the CME table instead.
+"""
 
 import dataclasses
 import os
@@ -11,10 +15,20 @@ from typing import Any
 import numpy as np
 
 from solarjax import physics
-from solarjax.app.artefacts import AiaArtefacts, checked_aia_artefacts, load_artefacts, load_search_ranking
+from solarjax.app.artefacts import (
+    AiaArtefacts,
+    ArtefactError,
+    CmeArtefacts,
+    checked_aia_artefacts,
+    checked_cme_artefacts,
+    is_cme_workdir,
+    load_artefacts,
+    load_cme_artefacts,
+    load_search_ranking,
+)
 from solarjax.app.caches import LruCache
 from solarjax.app.generation import SearchEngine
-from solarjax.app.rendering import render_aia_png, render_png
+from solarjax.app.rendering import render_aia_png, render_cme_png, render_png
 from solarjax.app.search import AiaSearch, IndexSearch, NotFound
 from solarjax.retrieval.filters import QueryContext
 
@@ -29,6 +43,9 @@ RESULT_COLUMNS = ("harpnum", "noaa_ar", "t_rec", "lat_deg", "lon_deg", "record")
 
 AIA_RESULT_COLUMNS = ("id", "t_obs", "wavelengths", "mu", "hpc_x", "hpc_y", "bbox", "source")
 """Columns of an AIA result (the AIA data contract's metadata, as `aia_patches` tables store it)."""
+
+CME_RESULT_COLUMNS = ("id", "event", "t_obs", "detector", "kind", "source")
+"""Columns of a CME result (the CME data contract's metadata); its measured quantities come beside them."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +152,7 @@ class Dataset:
         return entry
 
 
-def sharp_dataset(engine: SearchEngine) -> Dataset:
+def sharp_dataset(engine: SearchEngine | None) -> Dataset:
     return Dataset(
         prefix="/api",
         search=engine,
@@ -146,6 +163,7 @@ def sharp_dataset(engine: SearchEngine) -> Dataset:
         harp_column="harpnum",
         row_label="row",
         render=lambda image, channel: render_png(image),
+        absent="this server serves no SHARP work directory (start it with --workdir of a `solarjax demo` output)",
     )
 
 
@@ -164,6 +182,24 @@ def aia_dataset(search: AiaSearch | None) -> Dataset:
     )
 
 
+def cme_dataset(search) -> Dataset:
+    """The CME table (``search``: a `solarjax.app.cme_engine.CmeSearch`, or None when not served)."""
+    from solarjax import cme_physics
+
+    return Dataset(
+        prefix="/api/cme",
+        search=search,
+        result_columns=CME_RESULT_COLUMNS,
+        result_quantities=cme_physics.QUANTITY_NAMES,
+        map_colour="width_deg",
+        time_column="t_obs",
+        harp_column=None,
+        row_label="CME row",
+        render=lambda image, channel: render_cme_png(image),
+        absent="this server serves no CME demo output (start it with --workdir of a `solarjax demo --dataset cme` output)",
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class AppState:
     """The shared state of one app: limits, compute slots (a request computes holding one from start to
@@ -173,9 +209,10 @@ class AppState:
     slots: threading.BoundedSemaphore
     sharp: Dataset
     aia: Dataset
+    cme: Dataset
 
     @property
-    def engine(self) -> SearchEngine:
+    def engine(self) -> SearchEngine | None:
         return self.sharp.search
 
     @property
@@ -183,24 +220,53 @@ class AppState:
         return self.aia.search
 
     @property
+    def cme_engine(self):
+        """The CME engine (`solarjax.app.cme_engine.CmeSearch`), or None without a CME demo output."""
+        return self.cme.search
+
+    @property
     def datasets(self) -> list[str]:
         """The datasets served, by name."""
-        return ["sharp"] + ([] if self.aia.search is None else ["aia"])
+        return [name for name in ("sharp", "aia", "cme") if getattr(self, name).search is not None]
 
 
 def load_state(
-    workdir: str | os.PathLike, limits: ServerLimits = ServerLimits(), aia: AiaArtefacts | None = None
+    workdir: str | os.PathLike | None,
+    limits: ServerLimits = ServerLimits(),
+    aia: AiaArtefacts | None = None,
+    cme: CmeArtefacts | None = None,
 ) -> AppState:
-    """Loads the artefacts of `workdir` (and the AIA search ``aia``), then compiles every program a request
-    can run (see `SearchEngine.warm`, `AiaSearch.warm`).
+    """Loads the artefacts of `workdir` (a SHARP demo output, or a CME one: see `is_cme_workdir`; None: no SHARP
+    table), the AIA search ``aia`` and the CME search ``cme``, then compiles every program a request can run
+    (see `SearchEngine.warm`, `AiaSearch.warm`, `CmeSearch.warm`).
 
     Raises:
-      ArtefactError: see `load_artefacts`, `load_search_ranking` and `checked_aia_artefacts`.
+      ArtefactError: nothing to serve, or see `load_artefacts`, `load_search_ranking`, `checked_aia_artefacts`,
+        `load_cme_artefacts` and `checked_cme_artefacts`.
     """
-    engine = SearchEngine(load_artefacts(workdir))
-    engine.ranking = load_search_ranking(workdir)
-    engine.warm()
+    from solarjax.app.cme_engine import CmeSearch
+
+    if workdir is not None and is_cme_workdir(workdir):
+        if cme is not None:
+            raise ArtefactError(f"{workdir}: a CME demo output, and a CME search was given too: serve one of them")
+        workdir, cme = None, load_cme_artefacts(workdir)
+    if workdir is None and cme is None:
+        raise ArtefactError("nothing to serve: give a `solarjax demo` work directory (SHARP or CME)")
+    engine = None
+    if workdir is not None:
+        engine = SearchEngine(load_artefacts(workdir))
+        engine.ranking = load_search_ranking(workdir)
+        engine.warm()
     aia_search = None if aia is None else AiaSearch(checked_aia_artefacts(aia))
     if aia_search is not None:
         aia_search.warm()
-    return AppState(limits, threading.BoundedSemaphore(limits.workers), sharp_dataset(engine), aia_dataset(aia_search))
+    cme_search = None if cme is None else CmeSearch(checked_cme_artefacts(cme))
+    if cme_search is not None:
+        cme_search.warm()
+    return AppState(
+        limits,
+        threading.BoundedSemaphore(limits.workers),
+        sharp_dataset(engine),
+        aia_dataset(aia_search),
+        cme_dataset(cme_search),
+    )

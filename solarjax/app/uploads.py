@@ -1,6 +1,6 @@
 """Uploaded query files, checked by content and turned into queries: a SHARP Br FITS file or a 2-D NPY Br map
 (-> [1, 128, 128, 1] patch), AIA level-1 FITS files (one per channel) or one normalised NPY patch (-> [1, 128,
-128, C]). No path from a request reaches the filesystem: files are written under fresh names in private
+128, C]) or one CME difference image as NPY (-> [1, 128, 128, 1]). No path from a request reaches the filesystem: files are written under fresh names in private
 temporary folders; a bad file is an `UploadError` naming the uploaded file and the reason.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from solarjax.app import units
-from solarjax.app.search import AIA_PATCH_SIZE
+from solarjax.app.search import AIA_PATCH_SIZE, CME_PATCH_SIZE
 
 UPLOAD_SUFFIXES = (".fits", ".fit", ".fts", ".npy")
 """File types of a SHARP query upload."""
@@ -311,3 +311,34 @@ def _aia_npy(name: str, contents: bytes, wavelengths: Sequence[int]) -> tuple[np
     if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
         raise UploadError(name, "normalised AIA intensities must be finite and in [0, 1] (aia_prep.normalise)")
     return array.reshape(1, *shape).astype(np.float32), {"file": name, "wavelengths": ",".join(map(str, wavelengths))}
+
+
+CME_UPLOAD_SUFFIXES = (".npy",)
+"""File types of a CME query upload."""
+
+
+def uploaded_cme(name: str, contents: bytes) -> tuple[np.ndarray, dict]:
+    """A CME query from an NPY upload: a running-difference image as `cme_patches` stores it (relative
+    difference in [-1, 1], Sun at the centre, north in row 0) of shape [128, 128] or [128, 128, 1] ->
+    [1, 128, 128, 1] float32."""
+    suffix = pathlib.PurePosixPath(name).suffix.lower()
+    if suffix not in CME_UPLOAD_SUFFIXES:
+        raise UploadError(
+            name,
+            f"unsupported file type {suffix or '(none)'}: a CME query is one .npy difference image "
+            f"[{CME_PATCH_SIZE}, {CME_PATCH_SIZE}]",
+            status=415,
+        )
+    array = _npy_array(name, contents)
+    shape = (CME_PATCH_SIZE, CME_PATCH_SIZE)
+    if array.shape not in (shape, (*shape, 1), (1, *shape, 1)):
+        raise UploadError(
+            name, f"a CME query must be one difference image of shape {list(shape)}, got shape {list(array.shape)}"
+        )
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise UploadError(name, f"a CME query must hold numbers, got dtype {array.dtype}")
+    if not np.all(np.isfinite(array)) or array.min() < -1.0 or array.max() > 1.0:
+        raise UploadError(
+            name, "a CME difference image must be finite and in [-1, 1] (relative difference, as cme_patches stores it)"
+        )
+    return array.reshape(1, *shape, 1).astype(np.float32), {"file": name}

@@ -199,18 +199,20 @@ def _print_search_text(labels, results, describe) -> None:
             print(f"  {rank:2d}. sim {h.similarity:.3f}  {describe(h.metadata)}")
 
 
-def _search_aia(args, index, encoder, filters) -> int:
-    """`solarjax search` on an aia_patches index: .npy queries of normalised [N, 128, 128, C] patches."""
+def _refused_arguments(args, dataset: str, queries: str) -> str | None:
+    """Why an index of `dataset` (not SHARP) cannot take these queries or --png, as one line; None if it can."""
     not_arrays = [q for q in args.queries if not q.endswith(".npy")]
     if not_arrays:
-        print(
-            f"error: {not_arrays[0]}: an aia_patches index takes .npy arrays of normalised patches "
-            "[N, 128, 128, C] as queries",
-            file=sys.stderr,
-        )
-        return 2
+        return f"error: {not_arrays[0]}: an index of {dataset} takes .npy arrays of {queries} as queries"
     if args.png:
-        print("error: --png draws Br contact sheets; it is not available for an aia_patches index", file=sys.stderr)
+        return f"error: --png draws Br contact sheets; it is not available for an index of {dataset}"
+    return None
+
+
+def _search_aia(args, index, encoder, filters) -> int:
+    """`solarjax search` on an aia_patches index: .npy queries of normalised [N, 128, 128, C] patches."""
+    if refused := _refused_arguments(args, "aia_patches", "normalised patches [N, 128, 128, C]"):
+        print(refused, file=sys.stderr)
         return 2
     num_channels = int(encoder.config["model"]["input_channels"])
     channels = index.table.rows([0])[0]["wavelengths"] if index.num_rows else "unknown"
@@ -247,16 +249,8 @@ def _search_cme(args, index, encoder, filters) -> int:
     from solarjax.retrieval import embed_images
     from solarjax.retrieval import ranking as ranking_lib
 
-    not_arrays = [q for q in args.queries if not q.endswith(".npy")]
-    if not_arrays:
-        print(
-            f"error: {not_arrays[0]}: a cme_patches index takes .npy arrays of CME difference images [N, 128, 128] "
-            "as queries",
-            file=sys.stderr,
-        )
-        return 2
-    if args.png:
-        print("error: --png draws Br contact sheets; it is not available for a cme_patches index", file=sys.stderr)
+    if refused := _refused_arguments(args, "cme_patches", "CME difference images [N, 128, 128]"):
+        print(refused, file=sys.stderr)
         return 2
     try:
         saved = ranking_lib.load_ranking(args.index)

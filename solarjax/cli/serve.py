@@ -1,4 +1,5 @@
-"""`solarjax serve`: the reverse image-search web application on a demo output."""
+"""`solarjax serve`: the reverse image-search web application on a demo output (SHARP, or CME: an output of
+`solarjax demo --dataset cme` is recognised and served in CME mode)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,15 @@ def add_commands(subparsers) -> None:
         "serve",
         help="the reverse image-search web application",
         description="Load the GAN, directions, encoder and index of a demo output directory (fingerprints must "
-        "match) and serve the search page and its JSON API (OpenAPI at /docs).",
+        "match) and serve the search page and its JSON API (OpenAPI at /docs). An output of `solarjax demo "
+        "--dataset cme` is recognised and served in CME mode: generate CMEs steered by width, CPA and excess, "
+        "search the real CMEs with them or with an uploaded .npy difference image.",
     )
-    parser.add_argument("--workdir", default="demo_out", help="directory written by `solarjax demo` (default demo_out)")
+    parser.add_argument(
+        "--workdir",
+        default="demo_out",
+        help="directory written by `solarjax demo` or `solarjax demo --dataset cme` (default demo_out)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     parser.add_argument(

@@ -19,6 +19,7 @@ from solarjax.app.routes.table import (
     data_url,
     jsonable_metadata,
     png_response,
+    ranking_info,
     result_payloads,
 )
 from solarjax.app.schemas import FilterSpec, GeneratedSearch, RowSearch, SliderState, parsed_filters
@@ -27,19 +28,6 @@ from solarjax.app.state import RESULT_COLUMNS, AppState
 from solarjax.app.timing import StageTimer
 from solarjax.app.uploads import UPLOAD_SUFFIXES, read_limited, safe_name, uploaded_image
 from solarjax.retrieval.filters import QueryContext
-
-
-def _ranking_info(ranking) -> dict:
-    validation = ranking.validation or {}
-    trials = validation.get("trials", {})
-    return {
-        "modes": ["ssl", "hybrid", "physics"],
-        "default": ranking.rank,
-        "hybrid_weight": ranking.weight,
-        "quantities": list(ranking.quantities),
-        "chosen_by": validation.get("criterion", "no validation run: SSL ranking"),
-        "validation_scores": {name: finite_or_none(t.get("score")) for name, t in trials.items()},
-    }
 
 
 def _hit_fields(hit) -> dict:
@@ -121,7 +109,7 @@ def add_sharp_routes(app, state: AppState) -> None:
             "index_kind": engine.index.kind,
             "fingerprints": {"generator": artefacts.generator.fingerprint, "encoder": artefacts.encoder.fingerprint},
             "datasets": state.datasets,
-            "ranking": _ranking_info(engine.ranking),
+            "ranking": ranking_info(engine.ranking),
         }
 
     @app.post("/api/generate", summary="Generate a patch from slider values (held quantities kept)")

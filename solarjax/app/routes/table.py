@@ -21,6 +21,23 @@ def jsonable_metadata(metadata: Mapping[str, Any] | None) -> dict:
     return {key: finite_or_none(value) for key, value in (metadata or {}).items()}
 
 
+def ranking_info(ranking) -> dict:
+    """A search's ranking as the page shows it: modes, default, hybrid weight, quantities, how it was chosen."""
+    validation = ranking.validation or {}
+    trials = validation.get("trials", {})
+    trials = trials if isinstance(trials, Mapping) else {}
+    return {
+        "modes": ["ssl", "hybrid", "physics"],
+        "default": ranking.rank,
+        "hybrid_weight": ranking.weight,
+        "quantities": list(ranking.quantities),
+        "chosen_by": validation.get("criterion", "no validation run: SSL ranking"),
+        "validation_scores": {
+            name: finite_or_none(t.get("score")) if isinstance(t, Mapping) else None for name, t in trials.items()
+        },
+    }
+
+
 def result_payloads(dataset: Dataset, hits: Sequence, fields: Callable[[Any], dict]) -> list[dict]:
     """The JSON of search results (SearchResult list): rank, row, similarity, distance, the dataset's
     ``fields(hit)``, the row's image URL and its map position."""
