@@ -45,9 +45,10 @@ CANDIDATES = {
         "arch": "resize_conv_small_edge_instrument_threshold_minibatch",
         "sharpness_weight": 1.0,
     },
-    "edge_instrument_threshold_sharpness_quarter": {
+    "edge_instrument_threshold_sharpness_complexity": {
         "arch": "resize_conv_small_edge_instrument_threshold_minibatch",
-        "sharpness_weight": 0.25,
+        "sharpness_weight": 1.0,
+        "complexity_weight": 1.0,
     },
     "edge_instrument_threshold_physics": {"arch": "resize_conv_small_edge_instrument_threshold_physics"},
     "full_instrument_threshold_minibatch": {"arch": "resize_conv_full_edge_instrument_threshold_minibatch"},

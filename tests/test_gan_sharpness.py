@@ -1,6 +1,7 @@
-"""The generator's sharpness matching (`solarjax.train.gan.sharpness_mismatch`): known band shares and
-gradients on an analytic ramp, zero on identical batches, a descent step on a blurred batch sharpens
-it, and the train step adds exactly ``weight * mismatch`` to the generator's loss."""
+"""The generator's sharpness and complexity matching (`solarjax.train.gan.sharpness_mismatch`,
+`complexity_mismatch`): known band shares and gradients on an analytic ramp, zero on identical batches, a
+descent step on a blurred batch sharpens it, R of separated polarities is drawn toward R of touching ones,
+and the train step adds exactly ``weight * mismatch`` of each to the generator's loss."""
 
 import jax
 import jax.numpy as jnp
@@ -49,11 +50,32 @@ def test_identical_batches_match_and_a_blurred_batch_gets_sharper_by_descent():
     assert gradient_misfit(stepped) < 0.5 * gradient_misfit(blurred)  # descent sharpens them back
 
 
+def test_complexity_mismatch_vanishes_on_equal_batches_and_descends_toward_the_real_r():
+    from solarjax import physics
+
+    rows, cols = np.mgrid[0:128, 0:128]
+
+    def bipole(gap):  # +-800 G spots of radius 10 px, centres `gap` px apart
+        spot = lambda c: 0.8 * (np.hypot(rows - 64, cols - c) < 10)  # noqa: E731
+        return jnp.asarray((spot(64 - gap / 2) - spot(64 + gap / 2))[None, :, :, None], jnp.float32)
+
+    touching, apart = bipole(20), bipole(60)  # spot edges 2 px apart (a PIL) vs. 40 px (none)
+    r = lambda x: float(physics.smooth_quantities(x)["r_value"][0])  # noqa: E731
+    assert r(touching) > 10 * r(apart)
+    assert float(gan_train.complexity_mismatch(touching, touching)) < 1e-10
+    before = float(gan_train.complexity_mismatch(apart, touching))
+    expected = np.log((r(apart) + 1e-3) / (r(touching) + 1e-3)) ** 2
+    np.testing.assert_allclose(before, expected, rtol=1e-4)
+    grad = jax.grad(gan_train.complexity_mismatch)(apart, touching)
+    assert float(gan_train.complexity_mismatch(apart - 0.01 * jnp.sign(grad), touching)) < before
+
+
 def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     mesh = sharding.make_data_mesh(jax.devices()[:1])
     plain = gan_train.programs_for(tiny_config(), mesh)
     config = tiny_config()
     config.model.sharpness_weight = 2.0
+    config.model.complexity_weight = 0.5
     matched = gan_train.programs_for(config, mesh)
     state = plain.init(jax.random.key(5))
     batch = {"image": jnp.asarray(bipole_patches(BATCH, seed=2))}
@@ -62,7 +84,10 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     _, metrics = matched.train_step(state, batch, key)
     plain_metrics, metrics = jax.device_get((plain_metrics, metrics))
     assert "sharpness_mismatch" not in plain_metrics and metrics["sharpness_mismatch"] > 0
+    assert "complexity_mismatch" not in plain_metrics and metrics["complexity_mismatch"] > 0
     np.testing.assert_allclose(
-        metrics["g_loss"], plain_metrics["g_loss"] + 2.0 * metrics["sharpness_mismatch"], rtol=1e-5
+        metrics["g_loss"],
+        plain_metrics["g_loss"] + 2.0 * metrics["sharpness_mismatch"] + 0.5 * metrics["complexity_mismatch"],
+        rtol=1e-5,
     )
     np.testing.assert_allclose(metrics["d_loss"], plain_metrics["d_loss"], rtol=1e-6)  # the critic is untouched

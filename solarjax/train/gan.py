@@ -40,7 +40,7 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding
 
-from solarjax import sharding, units
+from solarjax import physics, sharding, units
 from solarjax.models import gan as gan_models
 from solarjax.models import precision
 from solarjax.train import checkpoint as checkpoint_lib
@@ -151,6 +151,14 @@ def sharpness_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.sum(share_term + gradient_term)
 
 
+def complexity_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared log ratio, fake over real, of the batch-mean smooth Schrijver R (`solarjax.physics.smooth_quantities`:
+    the flux along strong-field polarity inversion lines); 0 when the batches agree. Means floor at 1e-3."""
+    fake_r = jnp.mean(physics.smooth_quantities(fake)["r_value"])
+    real_r = jax.lax.stop_gradient(jnp.mean(physics.smooth_quantities(real)["r_value"]))
+    return jnp.log((fake_r + 1e-3) / (real_r + 1e-3)) ** 2
+
+
 def make_optimizer(learning_rate: float, b1: float, b2: float) -> optax.GradientTransformation:
     """Adam (the paper: learning rate 5e-4 with the default betas 0.9, 0.999)."""
     return optax.adam(learning_rate, b1=b1, b2=b2)
@@ -215,6 +223,7 @@ def make_train_step(
     compute_dtype: str = "float32",
     r1_gamma: float = 0.0,
     sharpness_weight: float = 0.0,
+    complexity_weight: float = 0.0,
 ) -> Callable:
     """The pure train step ``(state, batch, key) -> (state, metrics)``.
 
@@ -235,6 +244,8 @@ def make_train_step(
       sharpness_weight: weight of `sharpness_mismatch(G(z), x)` added to the generator's loss: the
         pixel share and sharpness of its 50-200, 200-500 and >500 G structures drawn toward the real
         batch's (0: none, the paper).
+      complexity_weight: weight of `complexity_mismatch(G(z), x)` added to the generator's loss: its
+        Schrijver R drawn toward the real batch's (0: none, the paper).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
@@ -264,9 +275,13 @@ def make_train_step(
             logits = widen(discriminator.apply(frozen_d, narrow(fake), update_stats=False))
             objective = g_objective(logits)
             mismatch = sharpness_mismatch(fake, real) if sharpness_weight > 0 else jnp.zeros((), jnp.float32)
-            return objective + sharpness_weight * mismatch, (fake, mismatch)
+            complexity = complexity_mismatch(fake, real) if complexity_weight > 0 else jnp.zeros((), jnp.float32)
+            loss = objective + sharpness_weight * mismatch + complexity_weight * complexity
+            return loss, (fake, mismatch, complexity)
 
-        (g_loss, (fake, mismatch)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(state.g_params)
+        (g_loss, (fake, mismatch, complexity)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
+            state.g_params
+        )
         fake = jax.lax.stop_gradient(fake)
 
         def discriminator_loss(d_params):
@@ -313,6 +328,8 @@ def make_train_step(
         }
         if sharpness_weight > 0:
             metrics["sharpness_mismatch"] = mismatch
+        if complexity_weight > 0:
+            metrics["complexity_mismatch"] = complexity
         return new_state, metrics
 
     return train_step
@@ -353,6 +370,7 @@ def build_programs(
     noise_widths: tuple[float, ...] = (),
     noise_neighbour_weight: float = 0.0,
     sharpness_weight: float = 0.0,
+    complexity_weight: float = 0.0,
 ) -> GanPrograms:
     """`GanPrograms` for hashable settings; cached, so a resumed run in the same process (or a
     second run of the same model) reuses the compiled programs.
@@ -362,14 +380,15 @@ def build_programs(
       adam: (learning_rate, b1, b2); mesh: the device mesh; loss: 'non_saturating' or 'hinge';
       ema_decay: 0 (no moving average in the state) or the decay of the generator's EMA;
       compute_dtype: 'float32' or 'bfloat16' for the train step (`make_train_step`);
-      r1_gamma: R1 penalty weight (0 = none); sharpness_weight: `sharpness_mismatch` weight (0 = none);
+      r1_gamma: R1 penalty weight (0 = none); sharpness_weight, complexity_weight: weights of
+        `sharpness_mismatch` and `complexity_mismatch` (0 = none);
       noise_widths, noise_neighbour_weight: the instrument-noise calibration (`calibrate_instrument_noise`)
         of the architectures that need it (`solarjax.models.gan.make_models`).
     """
     if r1_gamma < 0:
         raise ValueError(f"r1_gamma must be >= 0, got {r1_gamma}")
-    if sharpness_weight < 0:
-        raise ValueError(f"sharpness_weight must be >= 0, got {sharpness_weight}")
+    if sharpness_weight < 0 or complexity_weight < 0:
+        raise ValueError(f"sharpness and complexity weights must be >= 0, got {sharpness_weight}, {complexity_weight}")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     adversarial_losses(loss)  # refuses an unknown loss now
@@ -393,6 +412,7 @@ def build_programs(
             compute_dtype=compute_dtype,
             r1_gamma=r1_gamma,
             sharpness_weight=sharpness_weight,
+            complexity_weight=complexity_weight,
         ),
         mesh,
     )
@@ -403,8 +423,8 @@ def build_programs(
 def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
     """`build_programs` for a run config (``conv_impl='auto'`` picks by backend; configs from before
     ``model.loss`` / ``model.ema_decay`` / ``compute_dtype`` / ``model.r1_gamma`` /
-    ``model.sharpness_weight`` existed mean the paper's loss, no EMA, float32, no R1 penalty and no
-    sharpness matching)."""
+    ``model.sharpness_weight`` / ``model.complexity_weight`` existed mean the paper's loss, no EMA, float32,
+    no R1 penalty and no sharpness or complexity matching)."""
     conv_impl = config.conv_impl if config.conv_impl != "auto" else gan_models.default_conv_impl()
     adam = (float(config.optimizer.learning_rate), float(config.optimizer.b1), float(config.optimizer.b2))
     return build_programs(
@@ -420,6 +440,7 @@ def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
         noise_widths=tuple(float(w) for w in config.model.get("noise_widths", ())),
         noise_neighbour_weight=float(config.model.get("noise_neighbour_weight", 0.0)),
         sharpness_weight=float(config.model.get("sharpness_weight", 0.0)),
+        complexity_weight=float(config.model.get("complexity_weight", 0.0)),
     )
 
 
