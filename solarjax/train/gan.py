@@ -11,6 +11,8 @@ from before its update, as the PyTorch original's ``fake.detach()``). Losses are
 is the sum of its real and fake terms. Options beyond the paper (``config.model``): ``loss='hinge'``
 (`adversarial_losses`) and ``ema_decay > 0``, an exponential moving average of the generator's weights
 kept in the state and the checkpoints, which sample grids, quality figures and `solarjax.gan.load` use.
+``sharpness_weight`` and ``complexity_weight`` add to the generator's loss the mismatch of the band sharpness
+(`sharpness_mismatch`) and of the Schrijver R (`complexity_mismatch`) between its batch and the real batch.
 Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
 ``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
 
