@@ -44,7 +44,8 @@ def _release_compiled_programs():
     `RELEASE_AT_MAPPINGS` memory mappings or `RELEASE_AT_RSS_BYTES` resident. One process runs the whole
     suite; without this it keeps every executable it ever compiled (about 3 mappings each, several GB), and
     XLA:CPU's compiler crashed the process twice at the same point, 68% into the suite, in a module that
-    passes alone. Clearing after every module instead recompiles what later modules share (~2.5 min)."""
+    passes alone. (Clearing after every module recompiles what later modules share; whether the threshold
+    saves time overall is not yet measured.)"""
     yield
     mappings, resident = _process_footprint()
     if mappings > RELEASE_AT_MAPPINGS or resident > RELEASE_AT_RSS_BYTES:
