@@ -122,3 +122,25 @@ def test_physics_discriminator_sees_each_patchs_quantities_with_finite_gradients
     assert np.isfinite(np.asarray(gradient)).all()
     flipped = np.asarray(aware.apply({"params": params}, patches.at[0].set(-patches[0])))
     assert not np.allclose(flipped[0], np.asarray(aware.apply({"params": params}, patches))[0])
+
+
+def test_learned_noise_gain_starts_at_one_and_scales_only_the_noise():
+    widths = (0.02, 0.03)
+    plain, _ = gan.make_models("resize_conv_small_edge_instrument_threshold_minibatch", "matmul", widths, 0.3)
+    gained, _ = gan.make_models("resize_conv_small_edge_instrument_gain_threshold_minibatch", "matmul", widths, 0.3)
+    params = gained.init(jax.random.key(2), jnp.zeros((1, 100)))["params"]
+    assert float(params["InstrumentNoise"]["log_gain"]) == 0.0
+    assert gan.parameter_count(params) == 1_710_465 + 2  # the threshold and the gain
+    z = jax.random.normal(jax.random.key(3), (4, 100))
+    shared = {k: v for k, v in params.items() if k != "InstrumentNoise"}
+    np.testing.assert_allclose(
+        np.asarray(gained.apply({"params": params}, z)), np.asarray(plain.apply({"params": shared}, z)), atol=1e-6
+    )
+    # with the signal zeroed the output is tanh(gain * noise): halving the gain halves the noise before the tanh
+    silent = jax.tree_util.tree_map_with_path(
+        lambda path, leaf: jnp.zeros_like(leaf) if "Conv2D_2" in jax.tree_util.keystr(path) else leaf, params
+    )
+    halved = {**silent, "InstrumentNoise": {"log_gain": jnp.log(0.5)}}
+    full = np.arctanh(np.asarray(gained.apply({"params": silent}, z), np.float64))
+    half = np.arctanh(np.asarray(gained.apply({"params": halved}, z), np.float64))
+    np.testing.assert_allclose(half, 0.5 * full, rtol=1e-4, atol=1e-6)

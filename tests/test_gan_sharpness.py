@@ -1,14 +1,15 @@
-"""The generator's sharpness and complexity matching (`solarjax.train.gan.sharpness_mismatch`,
-`complexity_mismatch`): known band shares and gradients on an analytic ramp, zero on identical batches, a
-descent step on a blurred batch sharpens it, R of separated polarities is drawn toward R of touching ones,
-and the train step adds exactly ``weight * mismatch`` of each to the generator's loss."""
+"""The generator's matching terms (`solarjax.train.gan.MATCHING_TERMS`): known band shares and gradients on an
+analytic ramp, zero on identical batches, a descent step on a blurred batch sharpens it, R of separated polarities
+is drawn toward R of touching ones, the quiet width of Gaussian noise is its truncated width and ignores strong
+field, and the train step adds exactly ``weight * mismatch`` of each to the generator's loss."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from solarjax.train import gan as gan_train
-from solarjax.train import sharding
+from solarjax.train import quality, sharding
 from tests.helpers import BATCH, bipole_patches, tiny_config
 
 
@@ -70,12 +71,48 @@ def test_complexity_mismatch_vanishes_on_equal_batches_and_descends_toward_the_r
     assert float(gan_train.complexity_mismatch(apart - 0.01 * jnp.sign(grad), touching)) < before
 
 
+def test_quiet_width_is_the_measured_noise_width_and_ignores_strong_field():
+    noise = np.random.default_rng(3).standard_normal((4, 128, 128, 1)) * 0.024  # 24 G white noise
+    spotted = noise.copy()
+    spotted[:, 40:80, 40:80] += 0.9  # a 900 G spot: no longer quiet
+    for images in (noise, spotted):
+        measured = float(gan_train.quiet_width(jnp.asarray(images, jnp.float32)))
+        assert measured == pytest.approx(float(np.mean(quality.noise_width(images))), rel=0.02)
+    # 24 G noise truncated at +-50 G (2.08 sigma) has width 0.884 x 24 G
+    assert float(gan_train.quiet_width(jnp.asarray(noise, jnp.float32))) == pytest.approx(0.884 * 24.0, rel=0.02)
+
+
+def test_quiet_mismatch_vanishes_on_equal_batches_and_descends_toward_the_real_width():
+    rng = np.random.default_rng(4)
+    real = jnp.asarray(rng.standard_normal((4, 128, 128, 1)) * 0.020, jnp.float32)
+    noisy = jnp.asarray(rng.standard_normal((4, 128, 128, 1)) * 0.030, jnp.float32)
+    assert float(gan_train.quiet_mismatch(real, real)) < 1e-12
+    before = float(gan_train.quiet_mismatch(noisy, real))
+    assert before > 0.01
+    scale = 1.0
+    for _ in range(20):  # descend on one overall scale of the noisy batch
+        grad = jax.grad(lambda s: gan_train.quiet_mismatch(s * noisy, real))(scale)
+        scale -= 0.5 * float(grad)
+    assert scale < 0.9 and float(gan_train.quiet_mismatch(scale * noisy, real)) < 0.1 * before
+
+
+def test_matching_weights_keep_the_positive_terms_and_refuse_negative_ones():
+    import ml_collections
+
+    model = ml_collections.ConfigDict({"arch": "simple", "quiet_weight": 3.0, "sharpness_weight": 0.0})
+    assert gan_train.matching_weights(model) == (("quiet", 3.0),)
+    model.complexity_weight = -1.0
+    with pytest.raises(ValueError, match="complexity_weight=-1.0"):
+        gan_train.matching_weights(model)
+
+
 def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     mesh = sharding.make_data_mesh(jax.devices()[:1])
     plain = gan_train.programs_for(tiny_config(), mesh)
     config = tiny_config()
     config.model.sharpness_weight = 2.0
     config.model.complexity_weight = 0.5
+    config.model.quiet_weight = 4.0
     matched = gan_train.programs_for(config, mesh)
     state = plain.init(jax.random.key(5))
     batch = {"image": jnp.asarray(bipole_patches(BATCH, seed=2))}
@@ -85,9 +122,7 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     plain_metrics, metrics = jax.device_get((plain_metrics, metrics))
     assert "sharpness_mismatch" not in plain_metrics and metrics["sharpness_mismatch"] > 0
     assert "complexity_mismatch" not in plain_metrics and metrics["complexity_mismatch"] > 0
-    np.testing.assert_allclose(
-        metrics["g_loss"],
-        plain_metrics["g_loss"] + 2.0 * metrics["sharpness_mismatch"] + 0.5 * metrics["complexity_mismatch"],
-        rtol=1e-5,
-    )
+    assert "quiet_mismatch" not in plain_metrics and metrics["quiet_mismatch"] > 0
+    added = 2.0 * metrics["sharpness_mismatch"] + 0.5 * metrics["complexity_mismatch"] + 4.0 * metrics["quiet_mismatch"]
+    np.testing.assert_allclose(metrics["g_loss"], plain_metrics["g_loss"] + added, rtol=1e-5)
     np.testing.assert_allclose(metrics["d_loss"], plain_metrics["d_loss"], rtol=1e-6)  # the critic is untouched

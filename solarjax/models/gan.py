@@ -32,7 +32,8 @@ Three architectures, chosen by name (``config.model.arch``):
   also soft-thresholds the signal before the noise (`SoftThreshold`): the generator's weak speckle would
   otherwise add to the measured noise; ``'..._edge_instrument_threshold_physics'``: that generator against
   the batch-statistics discriminator that also sees each patch's smooth physical quantities
-  (`physics_statistics`); ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
+  (`physics_statistics`); ``'..._edge_instrument_gain_threshold_minibatch'``: the threshold generator whose noise
+  has a learned gain; ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
   with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
 Conventions: images are NHWC float32 [N, 128, 128, 1], the normalised field s = B / 1000 G, and a
@@ -549,19 +550,25 @@ class InstrumentNoise(nn.Module):
     (`instrument_noise_width`) and the field has the calibration's neighbour correlation
     (`smooth_neighbours`); both are measured on the training split before training
     (`solarjax.train.gan.calibrate_instrument_noise`). The generator then learns only the field's signal.
+    With ``learned_gain`` one parameter, exp(log_gain) (initially 1), scales every width: the data's quiet width
+    holds weak field as well as noise, so the noise alone may need to be narrower than the calibration.
     Input x [N, H, W, 1] (pre-tanh, normalised field) and z [N, latent_dim]; output like x.
     """
 
     widths: tuple[float, ...]
     neighbour_weight: float
     seed: int = 0
+    learned_gain: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
         # the field of z / |z| * sqrt(d): unit standard deviation in every patch, so w(z) alone sets the width
         unit = z * (math.sqrt(z.shape[-1]) / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12))
         field = smooth_neighbours(latent_noise_field(unit, x.shape[1], x.shape[2], self.seed), self.neighbour_weight)
-        return x + instrument_noise_width(z, self.widths, self.seed)[:, None, None, None] * field
+        width = instrument_noise_width(z, self.widths, self.seed)
+        if self.learned_gain:
+            width = width * jnp.exp(self.param("log_gain", nn.initializers.zeros, ()))
+        return x + width[:, None, None, None] * field
 
 
 class SoftThreshold(nn.Module):
@@ -589,7 +596,8 @@ class ResizeConvGenerator(nn.Module):
     ``output_noise`` adds a `LatentNoise` field to the output layer before the tanh (the pixel-scale
     instrument noise that convolutions of smooth features do not make); ``noise_widths`` (non-empty) adds the
     calibrated `InstrumentNoise` there instead (with ``noise_neighbour_weight``), after a `SoftThreshold` of the
-    signal with ``quiet_threshold`` (so the measured noise alone fills the quiet pixels). ``upsample`` ('nearest' or
+    signal with ``quiet_threshold`` (so the measured noise alone fills the quiet pixels), with a learned gain with
+    ``noise_gain``. ``upsample`` ('nearest' or
     'bilinear') is the 2x upsampling of every block ('bilinear', `upsample_bilinear_conv`, needs edge padding).
     """
 
@@ -603,6 +611,7 @@ class ResizeConvGenerator(nn.Module):
     noise_widths: tuple[float, ...] = ()
     noise_neighbour_weight: float = 0.0
     quiet_threshold: bool = False
+    noise_gain: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -626,7 +635,9 @@ class ResizeConvGenerator(nn.Module):
         if self.quiet_threshold:
             x = SoftThreshold(name="QuietThreshold")(x)
         if self.noise_widths:
-            x = InstrumentNoise(self.noise_widths, self.noise_neighbour_weight, name="InstrumentNoise")(x, z)
+            x = InstrumentNoise(
+                self.noise_widths, self.noise_neighbour_weight, learned_gain=self.noise_gain, name="InstrumentNoise"
+            )(x, z)
         elif self.output_noise:
             x = LatentNoise(name="OutputNoise")(x, z)
         return jnp.tanh(x)
@@ -640,14 +651,16 @@ def small_resize_conv_generator(
     noise_widths: tuple[float, ...] = (),
     noise_neighbour_weight: float = 0.0,
     quiet_threshold: bool = False,
+    noise_gain: bool = False,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
 
     Dense(100 -> 16 x 16 x 64) -> upsample-conv 64 (32 x 32) -> upsample-conv 32 (64 x 64) ->
     upsample-conv 1 (128 x 128) -> tanh, LeakyReLU and pixel norm between; 1,710,465 parameters
-    (101 more with ``output_noise``, 1 more with ``quiet_threshold``). `padding`, `output_noise`, `upsample`,
-    `noise_widths`, `noise_neighbour_weight` and `quiet_threshold` as in `ResizeConvGenerator`.
+    (101 more with ``output_noise``, 1 more each with ``quiet_threshold`` and ``noise_gain``). `padding`,
+    `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold` and `noise_gain` as in
+    `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -660,6 +673,7 @@ def small_resize_conv_generator(
         noise_widths=tuple(float(w) for w in noise_widths),
         noise_neighbour_weight=float(noise_neighbour_weight),
         quiet_threshold=quiet_threshold,
+        noise_gain=noise_gain,
     )
 
 
@@ -684,6 +698,21 @@ def small_resize_conv_edge_instrument_threshold_generator(
         noise_widths=noise_widths,
         noise_neighbour_weight=noise_neighbour_weight,
         quiet_threshold=True,
+    )
+
+
+def small_resize_conv_edge_instrument_gain_threshold_generator(
+    conv_impl: ConvImpl = "matmul", noise_widths: tuple[float, ...] = (), noise_neighbour_weight: float = 0.0
+) -> ResizeConvGenerator:
+    """'resize_conv_small_edge_instrument_gain_threshold': 'resize_conv_small_edge_instrument_threshold' whose
+    noise has a learned gain (`InstrumentNoise.learned_gain`), so noise and weak field can share the quiet width."""
+    return small_resize_conv_generator(
+        conv_impl,
+        padding="edge",
+        noise_widths=noise_widths,
+        noise_neighbour_weight=noise_neighbour_weight,
+        quiet_threshold=True,
+        noise_gain=True,
     )
 
 
@@ -872,6 +901,10 @@ ARCHITECTURES = {
         small_resize_conv_edge_instrument_threshold_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_gain_threshold_minibatch": (
+        small_resize_conv_edge_instrument_gain_threshold_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_threshold_physics": (
         small_resize_conv_edge_instrument_threshold_generator,
         functools.partial(MinibatchStatisticsDiscriminator, physics=True),
@@ -884,6 +917,7 @@ ARCHITECTURES = {
 INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_minibatch",
     "resize_conv_small_edge_instrument_threshold_minibatch",
+    "resize_conv_small_edge_instrument_gain_threshold_minibatch",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",
 )

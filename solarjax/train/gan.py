@@ -11,8 +11,9 @@ from before its update, as the PyTorch original's ``fake.detach()``). Losses are
 is the sum of its real and fake terms. Options beyond the paper (``config.model``): ``loss='hinge'``
 (`adversarial_losses`) and ``ema_decay > 0``, an exponential moving average of the generator's weights
 kept in the state and the checkpoints, which sample grids, quality figures and `solarjax.gan.load` use.
-``sharpness_weight`` and ``complexity_weight`` add to the generator's loss the mismatch of the band sharpness
-(`sharpness_mismatch`) and of the Schrijver R (`complexity_mismatch`) between its batch and the real batch.
+``<term>_weight`` (`MATCHING_TERMS`) adds to the generator's loss the mismatch between its batch and the real
+batch of the band sharpness (`sharpness_mismatch`), the Schrijver R (`complexity_mismatch`) or the quiet-Sun
+width (`quiet_mismatch`).
 Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
 ``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
 
@@ -161,6 +162,47 @@ def complexity_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.log((fake_r + 1e-3) / (real_r + 1e-3)) ** 2
 
 
+QUIET_SOFTNESS_GAUSS = 5.0
+"""Width (G) of the logistic edge of the soft quiet-pixel mask of `quiet_width` (hard cut: 50 G)."""
+
+
+def quiet_width(images: jax.Array) -> jax.Array:
+    """Batch-mean width (G) of the quiet pixels (|Br| below `quality.QUIET_LEVEL_GAUSS`, soft edge) of a batch
+    [B, H, W, 1] of patches (s = Br / 1000 G): per patch, the mask-weighted standard deviation about the
+    weighted mean, the differentiable counterpart of `quality.noise_width`."""
+    field = images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT
+    quiet = jax.nn.sigmoid((quality_lib.QUIET_LEVEL_GAUSS - jnp.abs(field)) / QUIET_SOFTNESS_GAUSS)
+    weight = jnp.sum(quiet, axis=(1, 2)) + 1.0
+    mean = jnp.sum(quiet * field, axis=(1, 2)) / weight
+    variance = jnp.sum(quiet * (field - mean[:, None, None]) ** 2, axis=(1, 2)) / weight
+    return jnp.mean(jnp.sqrt(variance + 1e-6))
+
+
+def quiet_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared log ratio, fake over real, of the quiet-pixel width (`quiet_width`): the instrument noise plus the
+    weak field together measure like the data's quiet Sun; 0 when the batches agree. Widths floor at 1 G."""
+    return jnp.log((quiet_width(fake) + 1.0) / (jax.lax.stop_gradient(quiet_width(real)) + 1.0)) ** 2
+
+
+MATCHING_TERMS = {"sharpness": sharpness_mismatch, "complexity": complexity_mismatch, "quiet": quiet_mismatch}
+"""name -> ``(fake, real) -> scalar`` statistics the generator's loss can match to the real batch, each with the
+weight ``config.model.<name>_weight`` (0 or absent = off, the paper)."""
+
+
+def matching_weights(model: Any) -> tuple[tuple[str, float], ...]:
+    """The ``(term, weight)`` pairs of `MATCHING_TERMS` that a ``config.model`` turns on (weight > 0), in the
+    registry's order.
+
+    Raises:
+      ValueError: a negative weight.
+    """
+    weights = tuple((name, float(model.get(f"{name}_weight", 0.0))) for name in MATCHING_TERMS)
+    negative = [f"{name}_weight={weight}" for name, weight in weights if weight < 0]
+    if negative:
+        raise ValueError(f"matching weights must be >= 0, got {', '.join(negative)}")
+    return tuple((name, weight) for name, weight in weights if weight > 0)
+
+
 def make_optimizer(learning_rate: float, b1: float, b2: float) -> optax.GradientTransformation:
     """Adam (the paper: learning rate 5e-4 with the default betas 0.9, 0.999)."""
     return optax.adam(learning_rate, b1=b1, b2=b2)
@@ -224,8 +266,7 @@ def make_train_step(
     ema_decay: float = 0.0,
     compute_dtype: str = "float32",
     r1_gamma: float = 0.0,
-    sharpness_weight: float = 0.0,
-    complexity_weight: float = 0.0,
+    matching: tuple[tuple[str, float], ...] = (),
 ) -> Callable:
     """The pure train step ``(state, batch, key) -> (state, metrics)``.
 
@@ -243,11 +284,10 @@ def make_train_step(
         and gradients stay float32 (`solarjax.models.precision`).
       r1_gamma: weight of the R1 penalty (Mescheder et al. 2018) added to the discriminator's loss,
         ``r1_gamma / 2 * mean_batch |grad_x D(x)|^2`` on the real patches (0: none, the paper).
-      sharpness_weight: weight of `sharpness_mismatch(G(z), x)` added to the generator's loss: the
-        pixel share and sharpness of its 50-200, 200-500 and >500 G structures drawn toward the real
-        batch's (0: none, the paper).
-      complexity_weight: weight of `complexity_mismatch(G(z), x)` added to the generator's loss: its
-        Schrijver R drawn toward the real batch's (0: none, the paper).
+      matching: ``(term, weight)`` pairs: ``weight * MATCHING_TERMS[term](G(z), x)`` is added to the
+        generator's loss and logged as ``<term>_mismatch`` (`sharpness_mismatch`: the pixel share and
+        sharpness of the 50-200, 200-500 and >500 G structures; `complexity_mismatch`: Schrijver R;
+        `quiet_mismatch`: the quiet-Sun width; none: the paper).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
@@ -275,15 +315,11 @@ def make_train_step(
         def generator_loss(g_params):
             fake = widen(generator.apply({"params": narrow(g_params)}, narrow(z)))
             logits = widen(discriminator.apply(frozen_d, narrow(fake), update_stats=False))
-            objective = g_objective(logits)
-            mismatch = sharpness_mismatch(fake, real) if sharpness_weight > 0 else jnp.zeros((), jnp.float32)
-            complexity = complexity_mismatch(fake, real) if complexity_weight > 0 else jnp.zeros((), jnp.float32)
-            loss = objective + sharpness_weight * mismatch + complexity_weight * complexity
-            return loss, (fake, mismatch, complexity)
+            mismatches = {name: MATCHING_TERMS[name](fake, real) for name, _ in matching}
+            loss = g_objective(logits) + sum(weight * mismatches[name] for name, weight in matching)
+            return loss, (fake, mismatches)
 
-        (g_loss, (fake, mismatch, complexity)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
-            state.g_params
-        )
+        (g_loss, (fake, mismatches)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(state.g_params)
         fake = jax.lax.stop_gradient(fake)
 
         def discriminator_loss(d_params):
@@ -328,10 +364,7 @@ def make_train_step(
             "g_grad_norm": optax.tree.norm(g_grads),
             "d_grad_norm": optax.tree.norm(d_grads),
         }
-        if sharpness_weight > 0:
-            metrics["sharpness_mismatch"] = mismatch
-        if complexity_weight > 0:
-            metrics["complexity_mismatch"] = complexity
+        metrics.update({f"{name}_mismatch": value for name, value in mismatches.items()})
         return new_state, metrics
 
     return train_step
@@ -371,8 +404,7 @@ def build_programs(
     r1_gamma: float = 0.0,
     noise_widths: tuple[float, ...] = (),
     noise_neighbour_weight: float = 0.0,
-    sharpness_weight: float = 0.0,
-    complexity_weight: float = 0.0,
+    matching: tuple[tuple[str, float], ...] = (),
 ) -> GanPrograms:
     """`GanPrograms` for hashable settings; cached, so a resumed run in the same process (or a
     second run of the same model) reuses the compiled programs.
@@ -382,15 +414,16 @@ def build_programs(
       adam: (learning_rate, b1, b2); mesh: the device mesh; loss: 'non_saturating' or 'hinge';
       ema_decay: 0 (no moving average in the state) or the decay of the generator's EMA;
       compute_dtype: 'float32' or 'bfloat16' for the train step (`make_train_step`);
-      r1_gamma: R1 penalty weight (0 = none); sharpness_weight, complexity_weight: weights of
-        `sharpness_mismatch` and `complexity_mismatch` (0 = none);
+      r1_gamma: R1 penalty weight (0 = none); matching: ``(term, weight)`` pairs of `MATCHING_TERMS`
+        added to the generator's loss (`matching_weights`; empty = none);
       noise_widths, noise_neighbour_weight: the instrument-noise calibration (`calibrate_instrument_noise`)
         of the architectures that need it (`solarjax.models.gan.make_models`).
     """
     if r1_gamma < 0:
         raise ValueError(f"r1_gamma must be >= 0, got {r1_gamma}")
-    if sharpness_weight < 0 or complexity_weight < 0:
-        raise ValueError(f"sharpness and complexity weights must be >= 0, got {sharpness_weight}, {complexity_weight}")
+    unknown = [name for name, _ in matching if name not in MATCHING_TERMS]
+    if unknown or any(weight < 0 for _, weight in matching):
+        raise ValueError(f"matching terms must be from {sorted(MATCHING_TERMS)} with weights >= 0, got {matching}")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     adversarial_losses(loss)  # refuses an unknown loss now
@@ -413,8 +446,7 @@ def build_programs(
             ema_decay=ema_decay,
             compute_dtype=compute_dtype,
             r1_gamma=r1_gamma,
-            sharpness_weight=sharpness_weight,
-            complexity_weight=complexity_weight,
+            matching=matching,
         ),
         mesh,
     )
@@ -425,8 +457,8 @@ def build_programs(
 def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
     """`build_programs` for a run config (``conv_impl='auto'`` picks by backend; configs from before
     ``model.loss`` / ``model.ema_decay`` / ``compute_dtype`` / ``model.r1_gamma`` /
-    ``model.sharpness_weight`` / ``model.complexity_weight`` existed mean the paper's loss, no EMA, float32,
-    no R1 penalty and no sharpness or complexity matching)."""
+    ``model.<term>_weight`` existed mean the paper's loss, no EMA, float32, no R1 penalty and no matching
+    terms)."""
     conv_impl = config.conv_impl if config.conv_impl != "auto" else gan_models.default_conv_impl()
     adam = (float(config.optimizer.learning_rate), float(config.optimizer.b1), float(config.optimizer.b2))
     return build_programs(
@@ -441,8 +473,7 @@ def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
         r1_gamma=float(config.model.get("r1_gamma", 0.0)),
         noise_widths=tuple(float(w) for w in config.model.get("noise_widths", ())),
         noise_neighbour_weight=float(config.model.get("noise_neighbour_weight", 0.0)),
-        sharpness_weight=float(config.model.get("sharpness_weight", 0.0)),
-        complexity_weight=float(config.model.get("complexity_weight", 0.0)),
+        matching=matching_weights(config.model),
     )
 
 
