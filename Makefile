@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/solarjax demo --outdir demo_out
 
+# Two worker processes (pytest-xdist), each test module whole on one of them: XLA's compiler runs on one core.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # ruff (configured in pyproject.toml): lint, and the formatting checked (`ruff format .` applies it).
 lint: $(STAMP)

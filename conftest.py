@@ -4,6 +4,7 @@ Tests run JAX on several forced CPU devices so that sharded code paths are exerc
 the flag must be set before JAX is first imported.
 """
 
+import fcntl
 import hashlib
 import os
 import pathlib
@@ -41,8 +42,8 @@ def _process_footprint() -> tuple[int, int]:
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
     """Drops JAX's compiled programs after a test module once the process holds more than
-    `RELEASE_AT_MAPPINGS` memory mappings or `RELEASE_AT_RSS_BYTES` resident. One process runs the whole
-    suite; without this it keeps every executable it ever compiled (about 3 mappings each, several GB), and
+    `RELEASE_AT_MAPPINGS` memory mappings or `RELEASE_AT_RSS_BYTES` resident. One process runs a whole
+    share of the suite; without this it keeps every executable it ever compiled (about 3 mappings each, several GB), and
     XLA:CPU's compiler crashed the process twice at the same point, 68% into the suite, in a module that
     passes alone. (Clearing after every module recompiles what later modules share; whether the threshold
     saves time overall is not yet measured.)"""
@@ -115,6 +116,7 @@ def aia_fits(tmp_path_factory) -> dict[int, pathlib.Path]:
 def demo_workdir() -> pathlib.Path:
     """Output of `solarjax demo --quick`, built once per code version (a few minutes) in the temp folder.
 
+    Test worker processes (pytest-xdist) wait for each other: the first builds it, the others then find it built.
     SOLARJAX_DEMO_WORKDIR points the tests at an existing demo output instead.
     """
     override = os.environ.get("SOLARJAX_DEMO_WORKDIR")
@@ -123,5 +125,7 @@ def demo_workdir() -> pathlib.Path:
     from solarjax.demo import run_demo
 
     workdir = pathlib.Path(tempfile.gettempdir()) / f"solarjax-demo-quick-{_artefact_code_hash()}"
-    run_demo(workdir, quick=True)
+    with open(workdir.with_name(workdir.name + ".build-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks while another worker builds; released on close
+        run_demo(workdir, quick=True)
     return workdir

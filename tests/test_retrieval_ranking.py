@@ -158,3 +158,14 @@ def test_choose_ranking_scores_every_candidate_and_breaks_ties_towards_the_image
     assert chosen.scale is not None and len(chosen.scale) == len(QUANTITIES)
     tied = ranking.choose_ranking(index, queries, quantities, weights=(0.5, 2.0, 8.0), tolerance=10.0)
     assert tied.rank == "ssl" and tied.weight == 0.5  # everything ties: the image-most choices
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 0.01, 0.05, 0.1, 0.3])
+def test_a_chosen_hybrid_ranks_with_the_weight_it_was_chosen_at(setup, tolerance):
+    index, _, _, queries, query_values = setup
+    quantities = {name: query_values[:, j] for j, name in enumerate(QUANTITIES)}
+    chosen = ranking.choose_ranking(index, queries, quantities, weights=(0.5, 1.0, 2.0, 4.0, 8.0), tolerance=tolerance)
+    label = chosen.validation["chosen"]
+    assert label.split(":")[0] == chosen.rank
+    if chosen.rank == "hybrid":
+        assert label == f"hybrid:{chosen.weight:g}"

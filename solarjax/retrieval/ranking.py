@@ -356,8 +356,8 @@ def choose_ranking(
     fraction of matches with the query's ground truth (``query_truth`` columns of the table) when
     given. Candidates within ``tolerance`` of the best score count as tied, and the tie goes to
     the one that keeps most of the image (ssl, then the smallest hybrid weight, then physics): the
-    hybrid weight is the smallest within ``tolerance`` of the best hybrid, the default mode the first
-    candidate within ``tolerance`` of the best overall.
+    default mode is the first candidate within ``tolerance`` of the best overall; the hybrid weight is
+    that candidate's when it is a hybrid, else the smallest within ``tolerance`` of the best hybrid.
 
     Args:
       index: index over the table searched (the training split).
@@ -417,7 +417,9 @@ def choose_ranking(
         top = max(trials[n]["score"] for n in hybrid_names)
         best_hybrid = next(n for n in hybrid_names if trials[n]["score"] >= top - tolerance)
     default = chosen.split(":")[0]
-    weight = float(best_hybrid.split(":")[1]) if best_hybrid else base.weight
+    # a chosen hybrid ranks at the weight it was chosen at; otherwise the hybrid mode keeps the best hybrid's
+    weighted = chosen if default == "hybrid" else best_hybrid
+    weight = float(weighted.split(":")[1]) if weighted else base.weight
     validation = {
         "queries": int(len(queries)),
         "criterion": "mean Spearman of "
