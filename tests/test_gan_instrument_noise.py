@@ -124,10 +124,17 @@ def test_physics_discriminator_sees_each_patchs_quantities_with_finite_gradients
     assert not np.allclose(flipped[0], np.asarray(aware.apply({"params": params}, patches))[0])
 
 
-def test_learned_noise_gain_starts_at_one_and_scales_only_the_noise():
+@pytest.mark.parametrize(
+    "arch, rate",
+    [
+        ("resize_conv_small_edge_instrument_gain_threshold_minibatch", 1.0),
+        ("resize_conv_small_edge_instrument_fast_gain_threshold_minibatch", gan.FAST_GAIN_RATE),
+    ],
+)
+def test_learned_noise_gain_starts_at_one_and_scales_only_the_noise(arch, rate):
     widths = (0.02, 0.03)
     plain, _ = gan.make_models("resize_conv_small_edge_instrument_threshold_minibatch", "matmul", widths, 0.3)
-    gained, _ = gan.make_models("resize_conv_small_edge_instrument_gain_threshold_minibatch", "matmul", widths, 0.3)
+    gained, _ = gan.make_models(arch, "matmul", widths, 0.3)
     params = gained.init(jax.random.key(2), jnp.zeros((1, 100)))["params"]
     assert float(params["InstrumentNoise"]["log_gain"]) == 0.0
     assert gan.parameter_count(params) == 1_710_465 + 2  # the threshold and the gain
@@ -140,7 +147,7 @@ def test_learned_noise_gain_starts_at_one_and_scales_only_the_noise():
     silent = jax.tree_util.tree_map_with_path(
         lambda path, leaf: jnp.zeros_like(leaf) if "Conv2D_2" in jax.tree_util.keystr(path) else leaf, params
     )
-    halved = {**silent, "InstrumentNoise": {"log_gain": jnp.log(0.5)}}
+    halved = {**silent, "InstrumentNoise": {"log_gain": jnp.log(0.5) / rate}}
     full = np.arctanh(np.asarray(gained.apply({"params": silent}, z), np.float64))
     half = np.arctanh(np.asarray(gained.apply({"params": halved}, z), np.float64))
     np.testing.assert_allclose(half, 0.5 * full, rtol=1e-4, atol=1e-6)

@@ -33,7 +33,8 @@ Three architectures, chosen by name (``config.model.arch``):
   otherwise add to the measured noise; ``'..._edge_instrument_threshold_physics'``: that generator against
   the batch-statistics discriminator that also sees each patch's smooth physical quantities
   (`physics_statistics`); ``'..._edge_instrument_gain_threshold_minibatch'``: the threshold generator whose noise
-  has a learned gain; ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
+  has a learned gain (``'..._fast_gain_threshold_minibatch'``: learned at a 20x rate);
+  ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
   with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
 Conventions: images are NHWC float32 [N, 128, 128, 1], the normalised field s = B / 1000 G, and a
@@ -550,8 +551,9 @@ class InstrumentNoise(nn.Module):
     (`instrument_noise_width`) and the field has the calibration's neighbour correlation
     (`smooth_neighbours`); both are measured on the training split before training
     (`solarjax.train.gan.calibrate_instrument_noise`). The generator then learns only the field's signal.
-    With ``learned_gain`` one parameter, exp(log_gain) (initially 1), scales every width: the data's quiet width
-    holds weak field as well as noise, so the noise alone may need to be narrower than the calibration.
+    With ``learned_gain`` one parameter, exp(gain_rate * log_gain) (initially 1), scales every width: the data's
+    quiet width holds weak field as well as noise, so the noise alone may need to be narrower than the calibration
+    (``gain_rate`` multiplies the gain's learning rate, as an equalised learning rate does).
     Input x [N, H, W, 1] (pre-tanh, normalised field) and z [N, latent_dim]; output like x.
     """
 
@@ -559,6 +561,7 @@ class InstrumentNoise(nn.Module):
     neighbour_weight: float
     seed: int = 0
     learned_gain: bool = False
+    gain_rate: float = 1.0
 
     @nn.compact
     def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
@@ -567,7 +570,7 @@ class InstrumentNoise(nn.Module):
         field = smooth_neighbours(latent_noise_field(unit, x.shape[1], x.shape[2], self.seed), self.neighbour_weight)
         width = instrument_noise_width(z, self.widths, self.seed)
         if self.learned_gain:
-            width = width * jnp.exp(self.param("log_gain", nn.initializers.zeros, ()))
+            width = width * jnp.exp(self.gain_rate * self.param("log_gain", nn.initializers.zeros, ()))
         return x + width[:, None, None, None] * field
 
 
@@ -597,7 +600,7 @@ class ResizeConvGenerator(nn.Module):
     instrument noise that convolutions of smooth features do not make); ``noise_widths`` (non-empty) adds the
     calibrated `InstrumentNoise` there instead (with ``noise_neighbour_weight``), after a `SoftThreshold` of the
     signal with ``quiet_threshold`` (so the measured noise alone fills the quiet pixels), with a learned gain with
-    ``noise_gain``. ``upsample`` ('nearest' or
+    ``noise_gain`` (learning rate times ``noise_gain_rate``). ``upsample`` ('nearest' or
     'bilinear') is the 2x upsampling of every block ('bilinear', `upsample_bilinear_conv`, needs edge padding).
     """
 
@@ -612,6 +615,7 @@ class ResizeConvGenerator(nn.Module):
     noise_neighbour_weight: float = 0.0
     quiet_threshold: bool = False
     noise_gain: bool = False
+    noise_gain_rate: float = 1.0
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -636,7 +640,11 @@ class ResizeConvGenerator(nn.Module):
             x = SoftThreshold(name="QuietThreshold")(x)
         if self.noise_widths:
             x = InstrumentNoise(
-                self.noise_widths, self.noise_neighbour_weight, learned_gain=self.noise_gain, name="InstrumentNoise"
+                self.noise_widths,
+                self.noise_neighbour_weight,
+                learned_gain=self.noise_gain,
+                gain_rate=self.noise_gain_rate,
+                name="InstrumentNoise",
             )(x, z)
         elif self.output_noise:
             x = LatentNoise(name="OutputNoise")(x, z)
@@ -652,6 +660,7 @@ def small_resize_conv_generator(
     noise_neighbour_weight: float = 0.0,
     quiet_threshold: bool = False,
     noise_gain: bool = False,
+    noise_gain_rate: float = 1.0,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -659,8 +668,8 @@ def small_resize_conv_generator(
     Dense(100 -> 16 x 16 x 64) -> upsample-conv 64 (32 x 32) -> upsample-conv 32 (64 x 64) ->
     upsample-conv 1 (128 x 128) -> tanh, LeakyReLU and pixel norm between; 1,710,465 parameters
     (101 more with ``output_noise``, 1 more each with ``quiet_threshold`` and ``noise_gain``). `padding`,
-    `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold` and `noise_gain` as in
-    `ResizeConvGenerator`.
+    `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain` and
+    `noise_gain_rate` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -674,6 +683,7 @@ def small_resize_conv_generator(
         noise_neighbour_weight=float(noise_neighbour_weight),
         quiet_threshold=quiet_threshold,
         noise_gain=noise_gain,
+        noise_gain_rate=noise_gain_rate,
     )
 
 
@@ -702,10 +712,14 @@ def small_resize_conv_edge_instrument_threshold_generator(
 
 
 def small_resize_conv_edge_instrument_gain_threshold_generator(
-    conv_impl: ConvImpl = "matmul", noise_widths: tuple[float, ...] = (), noise_neighbour_weight: float = 0.0
+    conv_impl: ConvImpl = "matmul",
+    noise_widths: tuple[float, ...] = (),
+    noise_neighbour_weight: float = 0.0,
+    gain_rate: float = 1.0,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_gain_threshold': 'resize_conv_small_edge_instrument_threshold' whose
-    noise has a learned gain (`InstrumentNoise.learned_gain`), so noise and weak field can share the quiet width."""
+    noise has a learned gain (`InstrumentNoise.learned_gain`), so noise and weak field can share the quiet width;
+    '..._fast_gain_threshold': the gain learns ``gain_rate`` (`FAST_GAIN_RATE`) times faster."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -713,7 +727,13 @@ def small_resize_conv_edge_instrument_gain_threshold_generator(
         noise_neighbour_weight=noise_neighbour_weight,
         quiet_threshold=True,
         noise_gain=True,
+        noise_gain_rate=gain_rate,
     )
+
+
+FAST_GAIN_RATE = 20.0
+"""Learning-rate multiplier of the noise gain of '..._fast_gain_threshold_minibatch' (with Adam's step of 5e-4
+the gain can change by up to 1% per step)."""
 
 
 def full_resolution_edge_instrument_threshold_generator(
@@ -905,6 +925,10 @@ ARCHITECTURES = {
         small_resize_conv_edge_instrument_gain_threshold_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch": (
+        functools.partial(small_resize_conv_edge_instrument_gain_threshold_generator, gain_rate=FAST_GAIN_RATE),
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_threshold_physics": (
         small_resize_conv_edge_instrument_threshold_generator,
         functools.partial(MinibatchStatisticsDiscriminator, physics=True),
@@ -918,6 +942,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_minibatch",
     "resize_conv_small_edge_instrument_threshold_minibatch",
     "resize_conv_small_edge_instrument_gain_threshold_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",
 )
