@@ -1,7 +1,7 @@
 """Where the time of one train step goes: per-XLA-op times of the JAX step, per-aten-op times of PyTorch's.
 
     python -m benchmarks.step_profile gan            # the paper's 'simple' GAN step, batch 32
-    python -m benchmarks.step_profile gan_default    # the default config's 'resize_conv_small' GAN
+    python -m benchmarks.step_profile gan_default    # the default config's GAN (`solarjax.configs.gan`)
     python -m benchmarks.step_profile simsiam        # SimSiam update, ResNet-18 width 64, batch 64
     python -m benchmarks.step_profile torch_gan      # the PyTorch baselines (torch.profiler)
     python -m benchmarks.step_profile torch_simsiam
@@ -106,7 +106,9 @@ def _gan_workload(arch: str, batch: int, conv_impl: str) -> tuple[Callable[[int]
     if arch == "default":
         from solarjax.configs import gan_synthetic
 
-        programs = gan_train.programs_for(gan_synthetic.get_config(), mesh)
+        # an instrument-noise default calibrates on the benchmark's own patches, as a run does on its data
+        config = gan_train.calibrated(gan_synthetic.get_config(), gan_bench._real_batch(batch))
+        programs = gan_train.programs_for(config, mesh)
     else:
         programs = gan_train.build_programs(arch, conv_impl, 100, gan_bench.ADAM, mesh)
     batch_arrays = {"image": jax.device_put(gan_bench._real_batch(batch), sharding.batch_sharded(mesh))}

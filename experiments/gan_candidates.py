@@ -89,14 +89,15 @@ COLUMNS = (
 
 
 def candidate_config(name: str, data_dir: pathlib.Path, steps: int, seed: int, eval_every: int, num: int):
-    """The demo GAN config with candidate `name`'s model fields, `steps` steps and `seed`."""
+    """The demo GAN config with `PLAIN_MODEL` and candidate `name`'s model fields, `steps` steps and `seed`."""
+    import ml_collections
+
     from solarjax.configs import gan as gan_configs
 
     if name not in CANDIDATES:
         raise ValueError(f"unknown candidate {name!r}; choose from {sorted(CANDIDATES)}")
     config = gan_configs.get_config("synthetic")
-    for field, value in CANDIDATES[name].items():
-        config.model[field] = value
+    config.model = ml_collections.ConfigDict({**gan_configs.PLAIN_MODEL, **CANDIDATES[name]})
     config.seed = seed
     config.total_steps = steps
     config.data.data_dir = str(data_dir)

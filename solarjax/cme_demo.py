@@ -4,7 +4,7 @@ The machinery of the SHARP demo (`solarjax.demo`), on the coronagraph family; st
 fingerprint (`solarjax.stages`) in `outdir/<stage>/stage.json`:
 
 1. dataset     build `cme_patches/synthetic` (with its planted 1% of double CMEs) into `outdir/tfds`
-2. gan         train the default GAN (`gan:synthetic`'s generator) on the CME images
+2. gan         train the plain resize-convolution GAN (`gan:cme_synthetic`) on the CME images
 3. directions  the paper (linear SVM) and local (gradient path) families of width, CPA, excess and front
                height, scored by monotonicity with bootstrap 95% intervals; a traversal figure
 4. simsiam     SimSiam with the physics head predicting the CME quantities of each view
@@ -180,11 +180,11 @@ def _fingerprint_view(config) -> dict:
 
 
 def gan_config_of(tfds_dir: pathlib.Path, size: CmeDemoSize):
-    """`gan:synthetic` on `cme_patches/synthetic`; no quality evaluation in the trainer (its realism figures
+    """`gan:cme_synthetic` on `cme_patches/synthetic`; no quality evaluation in the trainer (its realism figures
     are Br physics): the last checkpoint is used and the GAN stage measures CME realism itself."""
     from solarjax import configs
 
-    config = configs.load("gan:synthetic", lock=False)
+    config = configs.load("gan:cme_synthetic", lock=False)
     config.total_steps = size.gan_steps
     config.data.data_dir = str(tfds_dir)
     config.data.dataset = "cme_patches"

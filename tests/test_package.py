@@ -27,6 +27,7 @@ import pytest  # noqa: E402
 
 from solarjax import configs  # noqa: E402
 from solarjax.cli import main  # noqa: E402
+from solarjax.models import gan as gan_models  # noqa: E402
 from solarjax.train.loop import load_config_file  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -42,10 +43,15 @@ def test_experiment_config_paths_are_the_packaged_configs(name):
     assert "ConfigDict(" not in (REPO / "experiments" / "configs" / f"{name}.py").read_text()
 
 
-def test_gan_paper_is_gan_synthetic_with_the_paper_generator():
+def test_gan_paper_is_gan_synthetic_with_the_paper_model():
+    from solarjax.configs import gan as gan_configs
+
     paper, synthetic = configs.load("gan_paper").to_dict(), configs.load("gan_synthetic").to_dict()
-    assert paper["model"]["arch"] == "simple" and synthetic["model"]["arch"] == "resize_conv_small"
-    paper["model"]["arch"] = synthetic["model"]["arch"]
+    assert paper["model"] == {**gan_configs.PLAIN_MODEL, "arch": "simple"}
+    assert synthetic["model"] == gan_configs.DEFAULT_MODEL
+    assert synthetic["model"]["arch"] in gan_models.INSTRUMENT_NOISE_ARCHITECTURES
+    assert configs.load("gan:cme_synthetic").to_dict()["model"] == gan_configs.PLAIN_MODEL
+    paper["model"] = synthetic["model"]
     paper["quality"]["best_metric"] = synthetic["quality"]["best_metric"]
     assert paper == synthetic
 

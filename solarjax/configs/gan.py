@@ -3,12 +3,17 @@ r"""The GAN trainer's config (`solarjax.train.gan.train_and_evaluate`): one base
 ``get_config(variant)``, ml_collections style (``--config gan:paper``, or the old names ``gan_synthetic``,
 ``gan_paper``, ``gan_sharp_full``):
 
-  synthetic   (default) the demo's GAN on the embedded synthetic active regions, on CPU: the paper's
-              generator with resize-convolution upsampling (``model.arch = 'resize_conv_small'``, no
-              checkerboard) and the paper's discriminator, loss and optimiser (Adam 5e-4, b1 = 0.5);
-              checkpoints ranked by the realism score; 6,000 steps of batch 32.
+  synthetic   (default) the demo's GAN on the embedded synthetic active regions, on CPU (`DEFAULT_MODEL`): the
+              paper's generator with resize-convolution upsampling (no checkerboard), edge padding, the
+              training data's measured quiet-Sun noise with a learned gain, against the paper's discriminator
+              with batch statistics; the band sharpness, Schrijver R and quiet width of each generated batch
+              drawn toward the real batch's; the paper's loss and optimiser (Adam 5e-4, b1 = 0.5); checkpoints
+              ranked by the realism score; 6,000 steps of batch 32.
+  cme_synthetic  the CME demo's GAN (`PLAIN_MODEL`: 'resize_conv_small' with nothing added, the default before
+              issue 23: the noise calibration and the matched statistics are a magnetogram's).
   paper       the paper's GAN ('simple': three stride-2 3x3 transposed convolutions, 1,510,081 generator
-              parameters), checkpoints ranked by the Frechet distance: the fidelity baseline.
+              parameters, and the paper's discriminator), checkpoints ranked by the Frechet distance: the
+              fidelity baseline.
   sharp_full  the paper's GAN at full scale on the real SHARP Br patches (``data.builder_config = 'fits'``):
               81 epochs of the paper's ~44,000 patches at batch 32 (1,375 steps each; the authors used the
               epoch-81 checkpoint), Adam b1 = 0.9, quality on 10,000 against 10,000 patches; on accelerators.
@@ -47,8 +52,23 @@ and ``best_metric``, which ranks checkpoints); data.* (the `sharp_patches` TFDS 
 
 import ml_collections
 
-VARIANTS = ("synthetic", "paper", "sharp_full")
+VARIANTS = ("synthetic", "paper", "sharp_full", "cme_synthetic")
 """The arguments `get_config` takes (the first is the default)."""
+
+PLAIN_MODEL = {"arch": "resize_conv_small", "latent_dim": 100, "loss": "non_saturating", "ema_decay": 0.0}
+"""The resize-convolution generator against the paper's discriminator and loss, nothing added: the default until
+issue 23, the CME demo's GAN, and the base of every issue-23 candidate (experiments/gan_candidates.py)."""
+
+DEFAULT_MODEL = {
+    **PLAIN_MODEL,
+    "arch": "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
+    "sharpness_weight": 1.0,
+    "complexity_weight": 1.0,
+    "quiet_weight": 10.0,
+}
+"""The magnetogram default (issue 23's candidate ``edge_instrument_fast_gain_threshold_sharpness_complexity_quiet``):
+edge padding, the measured instrument noise with a learned gain after a soft threshold, a discriminator that sees
+its batch's statistics, and the band sharpness, Schrijver R and quiet-Sun width matched to the real batch."""
 
 SHARP_FULL_STEPS_PER_EPOCH = 44_000 // 32
 """Steps per epoch of the paper's ~44,000 SHARP patches at batch 32."""
@@ -61,9 +81,7 @@ def get_config(variant: str = "synthetic") -> ml_collections.ConfigDict:
         raise ValueError(f"unknown GAN config variant {variant!r}; expected one of {', '.join(VARIANTS)}")
     config = ml_collections.ConfigDict()
     config.seed = 23
-    config.model = ml_collections.ConfigDict(
-        {"arch": "resize_conv_small", "latent_dim": 100, "loss": "non_saturating", "ema_decay": 0.0}
-    )
+    config.model = ml_collections.ConfigDict(DEFAULT_MODEL)
     config.conv_impl = "auto"
     config.compute_dtype = "float32"
     config.optimizer = ml_collections.ConfigDict({"learning_rate": 5e-4, "b1": 0.5, "b2": 0.999})
@@ -93,8 +111,10 @@ def get_config(variant: str = "synthetic") -> ml_collections.ConfigDict:
         }
     )
     if variant == "paper":
-        config.model.arch = "simple"
+        config.model = ml_collections.ConfigDict({**PLAIN_MODEL, "arch": "simple"})
         config.quality.best_metric = "frechet"
+    elif variant == "cme_synthetic":
+        config.model = ml_collections.ConfigDict(PLAIN_MODEL)
     elif variant == "sharp_full":
         epoch = SHARP_FULL_STEPS_PER_EPOCH
         config.model = ml_collections.ConfigDict({"arch": "simple", "latent_dim": 100})

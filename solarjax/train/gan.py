@@ -645,8 +645,22 @@ def train_and_evaluate(
       NonFiniteError: a loss or gradient norm became NaN/Inf (the last good checkpoint is kept).
     """
     factory = data_iterator_factory or loop.pipeline_iterator_factory(config)
-    if config.model.arch in gan_models.INSTRUMENT_NOISE_ARCHITECTURES and not config.model.get("noise_widths"):
-        config = config.copy_and_resolve_references()
+    if needs_calibration(config):
         patches = np.concatenate(list(reference_batches(factory, config.quality.num_reference, config.batch_size)))
-        config.model.update(calibrate_instrument_noise(patches))
+        config = calibrated(config, patches)
     return loop.run(task_for(config, workdir, factory), config, workdir, factory)
+
+
+def needs_calibration(config: ml_collections.ConfigDict) -> bool:
+    """Whether ``config.model`` is an instrument-noise architecture without its calibration yet."""
+    return config.model.arch in gan_models.INSTRUMENT_NOISE_ARCHITECTURES and not config.model.get("noise_widths")
+
+
+def calibrated(config: ml_collections.ConfigDict, patches: np.ndarray) -> ml_collections.ConfigDict:
+    """A copy of `config` whose model holds the instrument-noise calibration of training `patches` [N, 128, 128, 1]
+    (`calibrate_instrument_noise`) where its architecture needs one (`needs_calibration`); else `config` itself."""
+    if not needs_calibration(config):
+        return config
+    config = config.copy_and_resolve_references()
+    config.model.update(calibrate_instrument_noise(patches))
+    return config
