@@ -55,6 +55,19 @@ def _release_compiled_programs():
         jax.clear_caches()
 
 
+def pytest_collection_modifyitems(config, items):
+    """Orders the test modules for two workers (pytest-xdist, whole modules each): the first module that needs the
+    quick demo first, so one worker starts building it at once, then every module that does not need it, then the
+    other demo modules, which by then find it built (instead of a second worker waiting for it from the start)."""
+    modules: dict[str, list] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    needs_demo = [name for name, tests in modules.items() if any("demo_workdir" in t.fixturenames for t in tests)]
+    others = [name for name in modules if name not in needs_demo]
+    order = needs_demo[:1] + others + needs_demo[1:]
+    items[:] = [item for name in order for item in modules[name]]
+
+
 def _shared_data_dir() -> pathlib.Path:
     env = os.environ.get("SOLARJAX_SHARED_DATA")
     return pathlib.Path(env) if env else REPO_ROOT.parent / "shared" / "data"

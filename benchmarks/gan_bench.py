@@ -13,6 +13,8 @@ cores other processes kept busy. Sides:
   torch        the same in PyTorch (its default intra-op threads)
   jax_default  the default config's models, matched statistics and Adam betas (`solarjax.configs.gan_synthetic`,
                its instrument noise calibrated on the benchmark's batch), no PyTorch counterpart
+  jax_plain    the same config with `PLAIN_MODEL` ('resize_conv_small' with nothing added, the default before
+               issue 23): ``default_over_plain`` is what the issue-23 default costs per step
   jax_xla      (with --with-xla) 'simple' with conv_impl='xla' (lax.conv_transpose / conv)
 
 Reported: each side's images/s per round (batch * steps / seconds, median over `blocks` timed
@@ -55,15 +57,20 @@ def _real_batch(batch: int, seed: int = 0) -> np.ndarray:
 def jax_runner(conv_impl: str, batch: int, arch: str = "simple") -> Callable[[int], None]:
     """``run(steps)``: that many jitted train steps on a fixed batch (warmed up, state donated).
 
-    arch 'default' means the default config's programs (`solarjax.configs.gan_synthetic`).
+    arch 'default' means the default config's programs (`solarjax.configs.gan_synthetic`), 'plain' the same
+    config with `solarjax.configs.gan.PLAIN_MODEL` (the default before issue 23).
     """
     mesh = sharding.make_data_mesh()
-    if arch == "default":
-        from solarjax.configs import gan_synthetic
+    if arch in ("default", "plain"):
+        import ml_collections
 
+        from solarjax.configs import gan as gan_configs
+
+        config = gan_configs.get_config("synthetic")
+        if arch == "plain":
+            config.model = ml_collections.ConfigDict(gan_configs.PLAIN_MODEL)
         # an instrument-noise default calibrates on the benchmark's own patches, as a run does on its data
-        config = gan_train.calibrated(gan_synthetic.get_config(), _real_batch(batch))
-        programs = gan_train.programs_for(config, mesh)
+        programs = gan_train.programs_for(gan_train.calibrated(config, _real_batch(batch)), mesh)
     else:
         programs = gan_train.build_programs(arch, conv_impl, 100, ADAM, mesh)
     images = jax.device_put(_real_batch(batch), sharding.batch_sharded(mesh))
@@ -103,7 +110,7 @@ def images_per_second(run: Callable[[int], None], batch: int, steps: int) -> flo
     return batch * steps / (time.perf_counter() - start)
 
 
-SIDES = ("jax", "torch", "jax_default")
+SIDES = ("jax", "torch", "jax_default", "jax_plain")
 
 
 def side_figures(side: str, batch: int, steps: int, blocks: int) -> dict:
@@ -114,7 +121,7 @@ def side_figures(side: str, batch: int, steps: int, blocks: int) -> dict:
         runner, threads = torch_runner(batch), torch.get_num_threads()
     else:
         conv_impl = "xla" if side == "jax_xla" else "matmul"
-        arch = "default" if side == "jax_default" else "simple"
+        arch = {"jax_default": "default", "jax_plain": "plain"}.get(side, "simple")
         runner, threads = jax_runner(conv_impl, batch, arch), None
     rates = [images_per_second(runner, batch, steps) for _ in range(blocks)]
     return {
@@ -142,6 +149,8 @@ def _cpu_comparison(batch: int, steps: int, blocks: int, rounds: int, sides: tup
     if "jax_xla" in sides:
         result["jax_xla_ratio"] = isolated.ratio_summary(runs, "jax_xla", "torch", "images_per_s", cores)
     result["default_over_simple"] = isolated.ratio_summary(runs, "jax_default", "jax", "images_per_s", cores)
+    if "jax_plain" in sides:
+        result["default_over_plain"] = isolated.ratio_summary(runs, "jax_default", "jax_plain", "images_per_s", cores)
     result["runs"] = runs
     return result
 

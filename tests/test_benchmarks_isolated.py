@@ -148,12 +148,13 @@ def test_gan_and_physics_benchmarks_pair_their_sides_by_round(monkeypatch):
     gan_runs = [
         _run(r, side, rate)
         for r in range(2)
-        for side, rate in (("jax", 40.0 + r), ("torch", 20.0), ("jax_default", 10.0))
+        for side, rate in (("jax", 40.0 + r), ("torch", 20.0), ("jax_default", 10.0), ("jax_plain", 12.5))
     ]
     monkeypatch.setattr(isolated, "run_rounds", lambda *args, **kwargs: gan_runs)
     gan = gan_bench._cpu_comparison(32, 4, 3, 2, gan_bench.SIDES, settle_s=0)
     assert gan["ratio"]["per_round"] == pytest.approx([2.0, 2.05])
     assert gan["default_over_simple"]["per_round"] == pytest.approx([0.25, 10 / 41])
+    assert gan["default_over_plain"]["per_round"] == pytest.approx([0.8, 0.8])
     assert gan["jax_default_images_per_s"] == 10.0 and gan["ratio"]["flag"] == "idle"
 
     ways = {f"{way}_images_per_s": 1000.0 * (k + 1) for k, way in enumerate(physics_bench.JAX_WAYS)}

@@ -32,10 +32,18 @@ ADDED_FIELDS = {
 }
 
 
+# Models the variants changed on purpose (issue 23's default generator): the model now, and the model before.
+CHANGED_MODELS = {"gan_synthetic": (gan_configs.DEFAULT_MODEL, gan_configs.PLAIN_MODEL)}
+
+
 def _as_before(name: str, config: ml_collections.ConfigDict) -> dict:
     view = json.loads(config.to_json())
     for field, default in ADDED_FIELDS.get(name, {}).items():
         assert view.pop(field) == default
+    if name in CHANGED_MODELS:
+        now, before = CHANGED_MODELS[name]
+        assert view["model"] == now
+        view["model"] = before
     if name.startswith("simsiam"):
         view["num_steps"] = view.pop("total_steps")
     return view
@@ -59,7 +67,9 @@ def test_every_variant_has_the_same_fields_as_its_base():
 def test_bare_model_name_is_the_default_variant_and_unknown_variants_are_refused():
     assert configs.load("gan").to_dict() == configs.load("gan_synthetic").to_dict()
     assert configs.load("simsiam").to_dict() == configs.load("simsiam:synthetic").to_dict()
-    with pytest.raises(configs.ConfigError, match="gan has no variant 'huge' \\(synthetic, paper, sharp_full\\)"):
+    with pytest.raises(
+        configs.ConfigError, match="gan has no variant 'huge' \\(synthetic, paper, sharp_full, cme_synthetic\\)"
+    ):
         configs.load("gan:huge")
     with pytest.raises(configs.ConfigError, match="gan:VARIANT, simsiam:VARIANT"):
         configs.load("ganx")
@@ -109,6 +119,8 @@ def test_demo_trainer_stages_keep_their_fingerprints(tmp_path):
     before = {"gan": "92905c55808b40a3", "simsiam": "a579ba6fb91428b0"}
     tfds_dir = pathlib.Path(tmp_path / "tfds")
     gan_view = demo._trainer_fingerprint_view(demo._gan_config(tfds_dir, demo.QUICK))
+    assert gan_view["model"] == gan_configs.DEFAULT_MODEL  # issue 23 changed the model, and only the model
+    gan_view["model"] = gan_configs.PLAIN_MODEL
     simsiam_view = demo._trainer_fingerprint_view(
         demo._simsiam_config(tfds_dir, demo.QUICK), step_count_name="num_steps"
     )

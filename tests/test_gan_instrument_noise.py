@@ -92,6 +92,13 @@ def test_a_run_calibrates_on_its_training_data_saves_it_and_loads_back(tmp_path)
     np.testing.assert_allclose(
         np.asarray(generator.generate(z)), np.asarray(model.apply({"params": state.g_params}, z)), atol=1e-5
     )
+    # a resumed run takes the calibration from its checkpoint (no data read); another model is refused first
+    resumed = gan_train._resumed_calibration(config, tmp_path)
+    assert resumed.model.noise_widths == generator.config["model"]["noise_widths"]
+    other = config.copy_and_resolve_references()
+    other.model.quiet_weight = 1.0
+    with pytest.raises(gan_train.checkpoint_lib.FingerprintMismatchError, match="before its noise calibration"):
+        gan_train._resumed_calibration(other, tmp_path)
 
 
 def test_soft_threshold_zeroes_weak_values_and_shifts_strong_ones_by_the_learned_threshold():

@@ -29,18 +29,24 @@ class Critic:
       apply_fn: pure ``(variables, images [N, 128, 128, 1]) -> logits [N]``, differentiable in the images.
       variables: the discriminator's variables (params and, for spectral norm, its power-iteration stats).
       step: the train step of the checkpoint it was read from.
+      sees_batch: the discriminator also sees statistics of the whole batch it scores
+        (`solarjax.models.gan.MinibatchStatisticsDiscriminator`), so a patch's logit depends, weakly, on the
+        other patches of its batch; `logits` then scores all patches as one batch unless ``batch`` is given.
     """
 
     apply_fn: Callable[[Any, jax.Array], jax.Array]
     variables: Any
     step: int
+    sees_batch: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "_logits", jax.jit(self.apply_fn))
 
-    def logits(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
-        """[N] discriminator logits of patches [N, 128, 128, 1] (in batches)."""
+    def logits(self, images: np.ndarray, batch: int | None = None) -> np.ndarray:
+        """[N] discriminator logits of patches [N, 128, 128, 1], in batches of ``batch`` (default 256, or all N at
+        once for a discriminator that `sees_batch`)."""
         images = np.asarray(images, np.float32)
+        batch = batch or (max(len(images), 1) if self.sees_batch else 256)
         return np.concatenate(
             [np.asarray(self._logits(self.variables, images[i : i + batch])) for i in range(0, len(images), batch)]
         )
@@ -53,6 +59,7 @@ def load_critic(generator: Any) -> Critic:
     Raises:
       ValueError: the generator was not loaded from a GAN run directory.
     """
+    from solarjax.models import gan as gan_models
     from solarjax.train import checkpoint as checkpoint_lib
     from solarjax.train import gan as gan_train
 
@@ -76,4 +83,5 @@ def load_critic(generator: Any) -> Critic:
         apply_fn=lambda variables, images: discriminator.apply(variables, images, update_stats=False),
         variables=gan_train.discriminator_variables(state.d_params, state.d_stats),
         step=int(step),
+        sees_batch=isinstance(discriminator, gan_models.MinibatchStatisticsDiscriminator),
     )

@@ -646,9 +646,44 @@ def train_and_evaluate(
     """
     factory = data_iterator_factory or loop.pipeline_iterator_factory(config)
     if needs_calibration(config):
+        config = _resumed_calibration(config, pathlib.Path(workdir))
+    if needs_calibration(config):
         patches = np.concatenate(list(reference_batches(factory, config.quality.num_reference, config.batch_size)))
         config = calibrated(config, patches)
     return loop.run(task_for(config, workdir, factory), config, workdir, factory)
+
+
+def _resumed_calibration(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> ml_collections.ConfigDict:
+    """`config` with the instrument-noise calibration of the newest checkpoint in `workdir` when that checkpoint
+    holds the same model up to its calibration (a resumed run reads no data for it); `config` itself when there is
+    no checkpoint.
+
+    Raises:
+      FingerprintMismatchError: the newest checkpoint holds another model (before any data is read).
+    """
+    directory = workdir / "checkpoints"
+    if not directory.is_dir():
+        return config
+    checkpoints = checkpoint_lib.RunCheckpoints(directory, fingerprint=None)
+    try:
+        latest = checkpoints.latest_step()
+        if latest is None:
+            return config
+        info = checkpoints.run_info(latest)
+    finally:
+        checkpoints.close()
+    saved = dict(info.get("config", {}).get("model", {}))
+    calibration = {key: saved.pop(key, None) for key in ("noise_widths", "noise_neighbour_weight")}
+    if saved == config.model.to_dict() and calibration["noise_widths"]:
+        config = config.copy_and_resolve_references()
+        config.model.update(calibration)
+        return config
+    fingerprint = checkpoint_lib.model_fingerprint(config.model.to_dict())
+    raise checkpoint_lib.FingerprintMismatchError(
+        f"checkpoint {directory}/{latest} holds a model with fingerprint {info.get('fingerprint')}, but this run's "
+        f"model config (fingerprint {fingerprint} before its noise calibration) is another: use a new work "
+        "directory or the model config the checkpoint was trained with"
+    )
 
 
 def needs_calibration(config: ml_collections.ConfigDict) -> bool:
