@@ -698,35 +698,24 @@ def small_resize_conv_edge_instrument_generator(
 
 
 def small_resize_conv_edge_instrument_threshold_generator(
-    conv_impl: ConvImpl = "matmul", noise_widths: tuple[float, ...] = (), noise_neighbour_weight: float = 0.0
-) -> ResizeConvGenerator:
-    """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
-    through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise."""
-    return small_resize_conv_generator(
-        conv_impl,
-        padding="edge",
-        noise_widths=noise_widths,
-        noise_neighbour_weight=noise_neighbour_weight,
-        quiet_threshold=True,
-    )
-
-
-def small_resize_conv_edge_instrument_gain_threshold_generator(
     conv_impl: ConvImpl = "matmul",
     noise_widths: tuple[float, ...] = (),
     noise_neighbour_weight: float = 0.0,
+    noise_gain: bool = False,
     gain_rate: float = 1.0,
 ) -> ResizeConvGenerator:
-    """'resize_conv_small_edge_instrument_gain_threshold': 'resize_conv_small_edge_instrument_threshold' whose
-    noise has a learned gain (`InstrumentNoise.learned_gain`), so noise and weak field can share the quiet width;
-    '..._fast_gain_threshold': the gain learns ``gain_rate`` (`FAST_GAIN_RATE`) times faster."""
+    """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
+    through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
+    ``noise_gain`` ('..._gain_threshold') the noise has a learned gain (`InstrumentNoise.learned_gain`), so noise
+    and weak field can share the quiet width; '..._fast_gain_threshold' learns it ``gain_rate`` (`FAST_GAIN_RATE`)
+    times faster."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
         noise_widths=noise_widths,
         noise_neighbour_weight=noise_neighbour_weight,
         quiet_threshold=True,
-        noise_gain=True,
+        noise_gain=noise_gain,
         noise_gain_rate=gain_rate,
     )
 
@@ -922,11 +911,13 @@ ARCHITECTURES = {
         MinibatchStatisticsDiscriminator,
     ),
     "resize_conv_small_edge_instrument_gain_threshold_minibatch": (
-        small_resize_conv_edge_instrument_gain_threshold_generator,
+        functools.partial(small_resize_conv_edge_instrument_threshold_generator, noise_gain=True),
         MinibatchStatisticsDiscriminator,
     ),
     "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch": (
-        functools.partial(small_resize_conv_edge_instrument_gain_threshold_generator, gain_rate=FAST_GAIN_RATE),
+        functools.partial(
+            small_resize_conv_edge_instrument_threshold_generator, noise_gain=True, gain_rate=FAST_GAIN_RATE
+        ),
         MinibatchStatisticsDiscriminator,
     ),
     "resize_conv_small_edge_instrument_threshold_physics": (
