@@ -68,6 +68,20 @@ CANDIDATES = {
         "complexity_weight": 1.0,
         "quiet_weight": 10.0,
     },
+    "edge_instrument_fast_gain_threshold_sharpness_complexity_quiet_balance": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
+        "sharpness_weight": 1.0,
+        "complexity_weight": 1.0,
+        "quiet_weight": 10.0,
+        "balance_weight": 0.1,
+    },
+    "edge_instrument_fast_gain_bilinear_threshold_sharpness_complexity_quiet_balance": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_bilinear_threshold_minibatch",
+        "sharpness_weight": 1.0,
+        "complexity_weight": 1.0,
+        "quiet_weight": 10.0,
+        "balance_weight": 0.1,
+    },
     "edge_instrument_threshold_physics": {"arch": "resize_conv_small_edge_instrument_threshold_physics"},
     "full_instrument_threshold_minibatch": {"arch": "resize_conv_full_edge_instrument_threshold_minibatch"},
 }

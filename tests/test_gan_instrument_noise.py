@@ -158,3 +158,29 @@ def test_learned_noise_gain_starts_at_one_and_scales_only_the_noise(arch, rate):
     full = np.arctanh(np.asarray(gained.apply({"params": silent}, z), np.float64))
     half = np.arctanh(np.asarray(gained.apply({"params": halved}, z), np.float64))
     np.testing.assert_allclose(half, 0.5 * full, rtol=1e-4, atol=1e-6)
+
+
+def test_bilinear_output_generator_shares_the_parameters_and_upsamples_only_its_output_layer_bilinearly():
+    widths = (0.02, 0.03)
+    nearest, _ = gan.make_models(
+        "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch", "matmul", widths, 0.3
+    )
+    smooth, _ = gan.make_models(
+        "resize_conv_small_edge_instrument_fast_gain_bilinear_threshold_minibatch", "matmul", widths, 0.3
+    )
+    params = smooth.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(
+        jnp.shape, nearest.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    )
+    z = jax.random.normal(jax.random.key(5), (2, 100))
+    _, state = smooth.apply({"params": params}, z, capture_intermediates=True, mutable=["intermediates"])
+    block = state["intermediates"]["Conv2D_1"]["__call__"][0]  # [2, 64, 64, 32], before its LeakyReLU
+    features = gan.pixel_norm(gan.leaky_relu(block))
+    kernel, bias = params["Conv2D_2"]["kernel"], params["Conv2D_2"]["bias"]
+    signal = gan.conv_valid(gan.pad_spatial_mode(gan.upsample_bilinear(features), 1, "edge"), kernel, 1, "xla") + bias
+    output_layer = state["intermediates"]["Conv2D_2"]["__call__"][0]
+    np.testing.assert_allclose(np.asarray(output_layer), np.asarray(signal), atol=1e-5)
+    # the blocks before it are the nearest generator's
+    _, near_state = nearest.apply({"params": params}, z, capture_intermediates=True, mutable=["intermediates"])
+    np.testing.assert_allclose(np.asarray(near_state["intermediates"]["Conv2D_1"]["__call__"][0]), np.asarray(block))
+    assert not np.allclose(np.asarray(near_state["intermediates"]["Conv2D_2"]["__call__"][0]), np.asarray(output_layer))

@@ -1,7 +1,7 @@
 """The generator's matching terms (`solarjax.train.gan.MATCHING_TERMS`): known band shares and gradients on an
 analytic ramp, zero on identical batches, a descent step on a blurred batch sharpens it, R of separated polarities
 is drawn toward R of touching ones, the quiet width of Gaussian noise is its truncated width and ignores strong
-field, and the train step adds exactly ``weight * mismatch`` of each to the generator's loss."""
+field, the net-flux distance of a one-polarity batch to a balanced one is known and descends, and the train step adds exactly ``weight * mismatch`` of each to the generator's loss."""
 
 import jax
 import jax.numpy as jnp
@@ -96,6 +96,37 @@ def test_quiet_mismatch_vanishes_on_equal_batches_and_descends_toward_the_real_w
     assert scale < 0.9 and float(gan_train.quiet_mismatch(scale * noisy, real)) < 0.1 * before
 
 
+def test_balance_mismatch_is_the_sorted_distance_of_the_net_fluxes_and_descends_toward_balance():
+    from solarjax import physics
+    from solarjax.models import gan as gan_models
+
+    rows, cols = np.mgrid[0:128, 0:128]
+
+    def spots(signs):  # one 600 G spot of radius 8 px per patch, of the given signs
+        spot = 0.6 * (np.hypot(rows - 64, cols - 64) < 8)
+        return jnp.asarray(np.stack([sign * spot for sign in signs])[..., None], jnp.float32)
+
+    balanced, negative = spots([1, -1, 1, -1]), spots([-1, -1, -1, -1])
+    assert float(gan_train.balance_mismatch(balanced, balanced)) < 1e-12
+    # order does not matter: a permuted batch is the same distribution
+    assert float(gan_train.balance_mismatch(balanced[::-1], balanced)) < 1e-12
+    flux = float(physics.smooth_quantities(balanced)["net_flux"][0])
+    level = float(gan_models.signed_log1p(jnp.asarray(flux)))
+    # sorted, the all-negative batch meets [-l, -l, +l, +l] with [-l, -l, -l, -l]: two ranks off by 2 l
+    np.testing.assert_allclose(
+        float(gan_train.balance_mismatch(negative, balanced)), 2 * (2 * level) ** 2 / 4, rtol=1e-5
+    )
+    before = float(gan_train.balance_mismatch(negative, balanced))
+    grad = jax.grad(gan_train.balance_mismatch)(negative, balanced)
+    stepped = negative - 0.05 * jnp.sign(grad)
+    assert float(gan_train.balance_mismatch(stepped, balanced)) < before
+    # the descent lifts the net flux of the patches that sort against the real positive ones, not of every patch
+    lifted = np.asarray(physics.smooth_quantities(stepped)["net_flux"]) > np.asarray(
+        physics.smooth_quantities(negative)["net_flux"]
+    )
+    assert lifted.sum() == 2
+
+
 def test_matching_weights_keep_the_positive_terms_and_refuse_negative_ones():
     import ml_collections
 
@@ -113,6 +144,7 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     config.model.sharpness_weight = 2.0
     config.model.complexity_weight = 0.5
     config.model.quiet_weight = 4.0
+    config.model.balance_weight = 0.3
     matched = gan_train.programs_for(config, mesh)
     state = plain.init(jax.random.key(5))
     batch = {"image": jnp.asarray(bipole_patches(BATCH, seed=2))}
@@ -123,6 +155,12 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     assert "sharpness_mismatch" not in plain_metrics and metrics["sharpness_mismatch"] > 0
     assert "complexity_mismatch" not in plain_metrics and metrics["complexity_mismatch"] > 0
     assert "quiet_mismatch" not in plain_metrics and metrics["quiet_mismatch"] > 0
-    added = 2.0 * metrics["sharpness_mismatch"] + 0.5 * metrics["complexity_mismatch"] + 4.0 * metrics["quiet_mismatch"]
+    assert "balance_mismatch" not in plain_metrics and metrics["balance_mismatch"] > 0
+    added = (
+        2.0 * metrics["sharpness_mismatch"]
+        + 0.5 * metrics["complexity_mismatch"]
+        + 4.0 * metrics["quiet_mismatch"]
+        + 0.3 * metrics["balance_mismatch"]
+    )
     np.testing.assert_allclose(metrics["g_loss"], plain_metrics["g_loss"] + added, rtol=1e-5)
     np.testing.assert_allclose(metrics["d_loss"], plain_metrics["d_loss"], rtol=1e-6)  # the critic is untouched

@@ -33,7 +33,8 @@ Three architectures, chosen by name (``config.model.arch``):
   otherwise add to the measured noise; ``'..._edge_instrument_threshold_physics'``: that generator against
   the batch-statistics discriminator that also sees each patch's smooth physical quantities
   (`physics_statistics`); ``'..._edge_instrument_gain_threshold_minibatch'``: the threshold generator whose noise
-  has a learned gain (``'..._fast_gain_threshold_minibatch'``: learned at a 20x rate);
+  has a learned gain (``'..._fast_gain_threshold_minibatch'``: learned at a 20x rate;
+  ``'..._fast_gain_bilinear_threshold_minibatch'``: that one with bilinear upsampling into the output layer);
   ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
   with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
@@ -601,7 +602,8 @@ class ResizeConvGenerator(nn.Module):
     calibrated `InstrumentNoise` there instead (with ``noise_neighbour_weight``), after a `SoftThreshold` of the
     signal with ``quiet_threshold`` (so the measured noise alone fills the quiet pixels), with a learned gain with
     ``noise_gain`` (learning rate times ``noise_gain_rate``). ``upsample`` ('nearest' or
-    'bilinear') is the 2x upsampling of every block ('bilinear', `upsample_bilinear_conv`, needs edge padding).
+    'bilinear') is the 2x upsampling of every block ('bilinear', `upsample_bilinear_conv`, needs edge padding);
+    ``output_upsample`` that of the upsampling output layer ('' = ``upsample``).
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -616,14 +618,17 @@ class ResizeConvGenerator(nn.Module):
     quiet_threshold: bool = False
     noise_gain: bool = False
     noise_gain_rate: float = 1.0
+    output_upsample: str = ""
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
         _check_padding(self.padding)
-        if self.upsample not in UPSAMPLINGS or (self.upsample == "bilinear" and self.padding != "edge"):
-            raise ValueError(
-                f"upsample must be one of {UPSAMPLINGS} ('bilinear' with edge padding), got {self.upsample!r}"
-            )
+        output_upsample = self.output_upsample or self.upsample
+        for upsample in (self.upsample, output_upsample):
+            if upsample not in UPSAMPLINGS or (upsample == "bilinear" and self.padding != "edge"):
+                raise ValueError(
+                    f"upsample must be one of {UPSAMPLINGS} ('bilinear' with edge padding), got {upsample!r}"
+                )
         start = IMAGE_SIZE // 2 ** (len(self.block_channels) + int(self.upsample_output))
         x = leaky_relu(nn.Dense(start * start * self.base_channels)(z))
         x = pixel_norm(x.reshape(-1, start, start, self.base_channels))
@@ -633,7 +638,7 @@ class ResizeConvGenerator(nn.Module):
             x = pixel_norm(leaky_relu(x))
         name = f"Conv2D_{len(self.block_channels)}"
         if self.upsample_output:
-            x = UpsampleConv2D(1, self.conv_impl, self.padding, self.upsample, name=name)(x)
+            x = UpsampleConv2D(1, self.conv_impl, self.padding, output_upsample, name=name)(x)
         else:
             x = Conv2D(1, 3, conv_impl=self.conv_impl, name=name)(pad_spatial_mode(x, 1, self.padding))
         if self.quiet_threshold:
@@ -661,6 +666,7 @@ def small_resize_conv_generator(
     quiet_threshold: bool = False,
     noise_gain: bool = False,
     noise_gain_rate: float = 1.0,
+    output_upsample: str = "",
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -668,8 +674,8 @@ def small_resize_conv_generator(
     Dense(100 -> 16 x 16 x 64) -> upsample-conv 64 (32 x 32) -> upsample-conv 32 (64 x 64) ->
     upsample-conv 1 (128 x 128) -> tanh, LeakyReLU and pixel norm between; 1,710,465 parameters
     (101 more with ``output_noise``, 1 more each with ``quiet_threshold`` and ``noise_gain``). `padding`,
-    `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain` and
-    `noise_gain_rate` as in `ResizeConvGenerator`.
+    `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
+    `noise_gain_rate` and `output_upsample` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -684,6 +690,7 @@ def small_resize_conv_generator(
         quiet_threshold=quiet_threshold,
         noise_gain=noise_gain,
         noise_gain_rate=noise_gain_rate,
+        output_upsample=output_upsample,
     )
 
 
@@ -703,12 +710,15 @@ def small_resize_conv_edge_instrument_threshold_generator(
     noise_neighbour_weight: float = 0.0,
     noise_gain: bool = False,
     gain_rate: float = 1.0,
+    output_upsample: str = "",
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
     ``noise_gain`` ('..._gain_threshold') the noise has a learned gain (`InstrumentNoise.learned_gain`), so noise
     and weak field can share the quiet width; '..._fast_gain_threshold' learns it ``gain_rate`` (`FAST_GAIN_RATE`)
-    times faster."""
+    times faster. ``output_upsample='bilinear'`` ('..._fast_gain_bilinear_threshold') upsamples bilinearly into
+    the 128-px output layer, so its weak field has no 2x2-block texture (that one layer costs 2.25x the
+    multiply-adds)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -717,6 +727,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         quiet_threshold=True,
         noise_gain=noise_gain,
         noise_gain_rate=gain_rate,
+        output_upsample=output_upsample,
     )
 
 
@@ -920,6 +931,15 @@ ARCHITECTURES = {
         ),
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_threshold_minibatch": (
+        functools.partial(
+            small_resize_conv_edge_instrument_threshold_generator,
+            noise_gain=True,
+            gain_rate=FAST_GAIN_RATE,
+            output_upsample="bilinear",
+        ),
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_threshold_physics": (
         small_resize_conv_edge_instrument_threshold_generator,
         functools.partial(MinibatchStatisticsDiscriminator, physics=True),
@@ -934,6 +954,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_threshold_minibatch",
     "resize_conv_small_edge_instrument_gain_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_threshold_minibatch",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",
 )

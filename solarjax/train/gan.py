@@ -12,8 +12,8 @@ is the sum of its real and fake terms. Options beyond the paper (``config.model`
 (`adversarial_losses`) and ``ema_decay > 0``, an exponential moving average of the generator's weights
 kept in the state and the checkpoints, which sample grids, quality figures and `solarjax.gan.load` use.
 ``<term>_weight`` (`MATCHING_TERMS`) adds to the generator's loss the mismatch between its batch and the real
-batch of the band sharpness (`sharpness_mismatch`), the Schrijver R (`complexity_mismatch`) or the quiet-Sun
-width (`quiet_mismatch`).
+batch of the band sharpness (`sharpness_mismatch`), the Schrijver R (`complexity_mismatch`), the quiet-Sun
+width (`quiet_mismatch`) or the distribution of the net flux (`balance_mismatch`).
 Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
 ``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
 
@@ -184,7 +184,23 @@ def quiet_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.log((quiet_width(fake) + 1.0) / (jax.lax.stop_gradient(quiet_width(real)) + 1.0)) ** 2
 
 
-MATCHING_TERMS = {"sharpness": sharpness_mismatch, "complexity": complexity_mismatch, "quiet": quiet_mismatch}
+def balance_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance between the batches' distributions of the polarity balance: the smooth
+    net flux of each patch (`solarjax.physics.smooth_quantities`, normalised field times pixels) on the scale
+    `solarjax.models.gan.signed_log1p`, sorted and compared rank by rank; 0 when the batches agree. The batches
+    must be of one size. A generator that leans to one polarity (net fluxes all of one sign, where the data's are
+    spread about 0) pays for it whatever each patch looks like."""
+    fake_balance = jnp.sort(gan_models.signed_log1p(physics.smooth_quantities(fake)["net_flux"]))
+    real_balance = jnp.sort(gan_models.signed_log1p(physics.smooth_quantities(real)["net_flux"]))
+    return jnp.mean((fake_balance - jax.lax.stop_gradient(real_balance)) ** 2)
+
+
+MATCHING_TERMS = {
+    "sharpness": sharpness_mismatch,
+    "complexity": complexity_mismatch,
+    "quiet": quiet_mismatch,
+    "balance": balance_mismatch,
+}
 """name -> ``(fake, real) -> scalar`` statistics the generator's loss can match to the real batch, each with the
 weight ``config.model.<name>_weight`` (0 or absent = off, the paper)."""
 
@@ -287,7 +303,7 @@ def make_train_step(
       matching: ``(term, weight)`` pairs: ``weight * MATCHING_TERMS[term](G(z), x)`` is added to the
         generator's loss and logged as ``<term>_mismatch`` (`sharpness_mismatch`: the pixel share and
         sharpness of the 50-200, 200-500 and >500 G structures; `complexity_mismatch`: Schrijver R;
-        `quiet_mismatch`: the quiet-Sun width; none: the paper).
+        `quiet_mismatch`: the quiet-Sun width; `balance_mismatch`: the net flux's distribution; none: the paper).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
