@@ -116,9 +116,12 @@ def train_encoder(
 
 def top1_matches(queries: dict, database: dict, encoder, untrained, seed: int) -> dict[str, np.ndarray]:
     """int [Q] top-1 database row of every query, per method."""
-    from solarjax.cme_retrieval import top_matches
+    from solarjax.cme_retrieval import search_database, top_matches
+    from solarjax.retrieval.table import embed_images
 
-    matches = top_matches(queries["image"], database["image"], database["embedding"], encoder, untrained, seed)
+    searched = search_database(database["image"], database["embedding"], untrained)
+    query_embedding = embed_images(encoder.embed, queries["image"])
+    matches = top_matches(queries["image"], query_embedding, searched, untrained, seed)
     return {name: matches[name][:, 0] for name in METHODS}
 
 

@@ -342,7 +342,6 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
     from solarjax import cme_mining, cme_physics, cme_retrieval, cme_steering, gan, ssl
     from solarjax.retrieval import load_index
     from solarjax.retrieval import ranking as ranking_lib
-    from solarjax.retrieval.evaluate import thumbnails
     from solarjax.retrieval.table import embed_images
     from solarjax.steering import directions as directions_lib
 
@@ -356,9 +355,12 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
     embedding = np.empty((len(rows), index.table.dim), np.float32)
     embedding[rows] = index.table.all_embeddings()
     untrained = ssl.random_init(encoder.config["model"], seed=SEED)
+    searched = cme_retrieval.search_database(database["image"], embedding, untrained)
 
     # 1. Search: test CMEs as queries, top-1 agreement of the measured quantities.
-    matches = cme_retrieval.top_matches(queries["image"], database["image"], embedding, encoder, untrained, SEED)
+    matches = cme_retrieval.top_matches(
+        queries["image"], embed_images(encoder.embed, queries["image"]), searched, untrained, SEED
+    )
     names = ("cpa_deg", "width_deg", "front_height_rsun")
     search = {}
     for label, prefix in (("measured", ""), ("truth", "true_")):
@@ -378,8 +380,8 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
         "ssl_knn": archive["ssl_knn"],
         "secondary_front": archive["secondary_front"],
         "pixel_knn": cme_mining.knn_rarity(database["image"].reshape(len(rows), -1)),
-        "thumbnail_knn": cme_mining.knn_rarity(thumbnails(database["image"])),
-        "untrained_knn": cme_mining.knn_rarity(embed_images(untrained.embed, database["image"])),
+        "thumbnail_knn": cme_mining.knn_rarity(searched.thumbnails),
+        "untrained_knn": cme_mining.knn_rarity(searched.untrained_embedding),
         "property_outlier": cme_mining.property_rarity(database),
         "random": np.random.default_rng(SEED).random(len(rows)),
     }
@@ -413,8 +415,8 @@ def _stage_retrieval(stage_dir: pathlib.Path, outdir: pathlib.Path, tfds_dir: pa
 
     def ranked_top10(images: np.ndarray) -> dict[str, np.ndarray]:
         """Database rows [Q, 10] of every search method and every ranking mode."""
-        found = cme_retrieval.top_matches(images, database["image"], embedding, encoder, untrained, SEED, k=10)
         embedded = embed_images(encoder.embed, images)
+        found = cme_retrieval.top_matches(images, embedded, searched, untrained, SEED, k=10)
         measured = {k: np.asarray(v, np.float64) for k, v in cme_physics.quantities(images).items()}
         for label, mode in modes.items():
             table_rows = cme_retrieval.ranked_rows(index, embedded, measured, mode, 10)

@@ -17,6 +17,7 @@ Intervals: one set of bootstrap resamples of the common queries per quantity, sh
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -215,25 +216,45 @@ def load_split(data_dir, split: str, config: str = "synthetic") -> dict[str, np.
 SEARCH_METHODS = ("ssl", "pixel_l2", "thumbnail_8x8", "random_encoder", "random")
 
 
+@dataclasses.dataclass(frozen=True)
+class SearchDatabase:
+    """A database of CME images [N, 128, 128, 1] as every `SEARCH_METHODS` method sees it, computed once
+    (`search_database`): the images, the trained encoder's embeddings [N, D], the untrained encoder's
+    [N, D'] and the 8x8 thumbnails [N, 64]."""
+
+    images: np.ndarray
+    embedding: np.ndarray
+    untrained_embedding: np.ndarray
+    thumbnails: np.ndarray
+
+
+def search_database(images: np.ndarray, embedding: np.ndarray, untrained) -> SearchDatabase:
+    """`SearchDatabase` of ``images`` with their precomputed trained-encoder ``embedding`` [N, D] and an
+    ``untrained`` encoder (`solarjax.ssl.random_init`) of the same architecture."""
+    from solarjax.retrieval.evaluate import thumbnails
+    from solarjax.retrieval.table import embed_images
+
+    return SearchDatabase(images, embedding, embed_images(untrained.embed, images), thumbnails(images))
+
+
 def top_matches(
-    queries: np.ndarray, database: np.ndarray, database_embedding: np.ndarray, encoder, untrained, seed: int, k: int = 1
+    queries: np.ndarray, query_embedding: np.ndarray, database: SearchDatabase, untrained, seed: int, k: int = 1
 ) -> dict[str, np.ndarray]:
     """int [Q, k] top-k database rows of every query image [Q, 128, 128, 1], per `SEARCH_METHODS` method.
 
-    ssl: the encoder's embeddings (database_embedding [N, D] precomputed); pixel_l2 and thumbnail_8x8 on the
-    images; random_encoder: an untrained encoder of the same architecture; random: uniform rows.
+    ssl: the trained encoder's embeddings (``query_embedding`` [Q, D], the database's precomputed); pixel_l2
+    and thumbnail_8x8 on the images; random_encoder: ``untrained``, the database's untrained encoder; random:
+    uniform rows.
     """
     from solarjax.retrieval.evaluate import feature_neighbours, pixel_neighbours, thumbnails
     from solarjax.retrieval.table import embed_images
 
     return {
-        "ssl": feature_neighbours(embed_images(encoder.embed, queries), database_embedding, k),
-        "pixel_l2": pixel_neighbours(queries, database, k),
-        "thumbnail_8x8": feature_neighbours(thumbnails(queries), thumbnails(database), k),
-        "random_encoder": feature_neighbours(
-            embed_images(untrained.embed, queries), embed_images(untrained.embed, database), k
-        ),
-        "random": np.random.default_rng(seed).integers(0, len(database), size=(len(queries), k)),
+        "ssl": feature_neighbours(query_embedding, database.embedding, k),
+        "pixel_l2": pixel_neighbours(queries, database.images, k),
+        "thumbnail_8x8": feature_neighbours(thumbnails(queries), database.thumbnails, k),
+        "random_encoder": feature_neighbours(embed_images(untrained.embed, queries), database.untrained_embedding, k),
+        "random": np.random.default_rng(seed).integers(0, len(database.images), size=(len(queries), k)),
     }
 
 

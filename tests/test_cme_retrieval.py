@@ -134,3 +134,24 @@ def test_cme_ranking_modes_are_chosen_on_validation_and_rank_by_measured_propert
         assert (np.diff(distance) >= -1e-6).all()
     ssl = cme_retrieval.ranked_rows(index, thumbnails(database["image"][[5]]), None, ranking_lib.Ranking(), 3)
     assert ssl[0, 0] == 5
+
+
+def test_every_search_method_finds_a_query_that_is_in_the_database():
+    from solarjax import ssl
+    from solarjax.retrieval.evaluate import thumbnails
+
+    config = {"input_channels": 1, "width": 8, "projector_dims": (64, 64, 32), "predictor_hidden": 16}
+    untrained = ssl.random_init(config, seed=3)
+    rng = np.random.default_rng(5)
+    images = rng.normal(size=(12, 128, 128, 1)).astype(np.float32)
+    embedding = rng.normal(size=(12, 6)).astype(np.float32)  # stands in for a trained encoder's
+    database = cme_retrieval.search_database(images, embedding, untrained)
+    np.testing.assert_allclose(database.thumbnails, thumbnails(images))
+    assert database.untrained_embedding.shape == (12, untrained.dim)
+    rows = np.array([7, 2, 10])
+    found = cme_retrieval.top_matches(images[rows], embedding[rows], database, untrained, seed=0, k=3)
+    assert set(found) == set(cme_retrieval.SEARCH_METHODS)
+    for method in ("ssl", "pixel_l2", "thumbnail_8x8", "random_encoder"):
+        assert found[method].shape == (3, 3)
+        np.testing.assert_array_equal(found[method][:, 0], rows, err_msg=method)
+    assert ((found["random"] >= 0) & (found["random"] < 12)).all()
