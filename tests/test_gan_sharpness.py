@@ -98,7 +98,6 @@ def test_quiet_mismatch_vanishes_on_equal_batches_and_descends_toward_the_real_w
 
 def test_balance_mismatch_is_the_sorted_distance_of_the_net_fluxes_and_descends_toward_balance():
     from solarjax import physics
-    from solarjax.models import gan as gan_models
 
     rows, cols = np.mgrid[0:128, 0:128]
 
@@ -110,8 +109,8 @@ def test_balance_mismatch_is_the_sorted_distance_of_the_net_fluxes_and_descends_
     assert float(gan_train.balance_mismatch(balanced, balanced)) < 1e-12
     # order does not matter: a permuted batch is the same distribution
     assert float(gan_train.balance_mismatch(balanced[::-1], balanced)) < 1e-12
-    flux = float(physics.smooth_quantities(balanced)["net_flux"][0])
-    level = float(gan_models.signed_log1p(jnp.asarray(flux)))
+    level = float(physics.smooth_quantities(balanced)["net_flux"][0]) / gan_train.BALANCE_SCALE
+    assert level == pytest.approx(0.6 * np.sum(np.hypot(rows - 64, cols - 64) < 8) / 100.0, rel=0.01)
     # sorted, the all-negative batch meets [-l, -l, +l, +l] with [-l, -l, -l, -l]: two ranks off by 2 l
     np.testing.assert_allclose(
         float(gan_train.balance_mismatch(negative, balanced)), 2 * (2 * level) ** 2 / 4, rtol=1e-5

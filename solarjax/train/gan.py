@@ -184,15 +184,19 @@ def quiet_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.log((quiet_width(fake) + 1.0) / (jax.lax.stop_gradient(quiet_width(real)) + 1.0)) ** 2
 
 
+BALANCE_SCALE = 100.0
+"""Net flux (normalised field times pixels: 100 = 1e5 G px, about the data's median |net flux| of 55 doubled) that
+`balance_mismatch` counts as one unit."""
+
+
 def balance_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
-    """Squared 1-D Wasserstein-2 distance between the batches' distributions of the polarity balance: the smooth
-    net flux of each patch (`solarjax.physics.smooth_quantities`, normalised field times pixels) on the scale
-    `solarjax.models.gan.signed_log1p`, sorted and compared rank by rank; 0 when the batches agree. The batches
-    must be of one size. A generator that leans to one polarity (net fluxes all of one sign, where the data's are
-    spread about 0) pays for it whatever each patch looks like."""
-    fake_balance = jnp.sort(gan_models.signed_log1p(physics.smooth_quantities(fake)["net_flux"]))
-    real_balance = jnp.sort(gan_models.signed_log1p(physics.smooth_quantities(real)["net_flux"]))
-    return jnp.mean((fake_balance - jax.lax.stop_gradient(real_balance)) ** 2)
+    """Squared 1-D Wasserstein-2 distance between the batches' distributions of the net flux: the smooth net flux
+    of each patch (`solarjax.physics.smooth_quantities`, in units of `BALANCE_SCALE`), sorted and compared rank by
+    rank; 0 when the batches agree. The batches must be of one size. A generator that leans to one polarity, or
+    whose patches hold more net flux than the data's, pays for it whatever each patch looks like."""
+    fake_flux = jnp.sort(physics.smooth_quantities(fake)["net_flux"]) / BALANCE_SCALE
+    real_flux = jnp.sort(physics.smooth_quantities(real)["net_flux"]) / BALANCE_SCALE
+    return jnp.mean((fake_flux - jax.lax.stop_gradient(real_flux)) ** 2)
 
 
 MATCHING_TERMS = {
