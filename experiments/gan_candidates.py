@@ -75,6 +75,14 @@ CANDIDATES = {
         "quiet_weight": 10.0,
         "ema_decay": 0.99,
     },
+    "edge_instrument_fast_gain_threshold_sharpness_complexity_quiet_ema_start": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
+        "sharpness_weight": 1.0,
+        "complexity_weight": 1.0,
+        "quiet_weight": 10.0,
+        "ema_decay": 0.99,
+        "ema_start": 100,
+    },
     "edge_instrument_fast_gain_threshold_sharpness_complexity_quiet_balance": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
         "sharpness_weight": 1.0,

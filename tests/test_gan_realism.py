@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from solarjax import sharding
 from solarjax.models import gan as gan_models
 from solarjax.train import gan as gan_train
 from solarjax.train import quality
@@ -141,6 +142,25 @@ def test_train_step_moves_the_ema_towards_the_new_parameters_and_samples_use_it(
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), new_state.g_ema_params, expected)
     assert gan_train.sampling_params(new_state) is new_state.g_ema_params
     assert gan_train.sampling_params(new_state.replace(g_ema_params=None)) is new_state.g_params
+
+
+def test_the_ema_equals_the_trained_parameters_until_it_starts_then_averages():
+    generator, discriminator = gan_models.make_models("simple")
+    tx = gan_train.make_optimizer(5e-4, 0.5, 0.999)
+    state = gan_train.init_state(generator, discriminator, tx, tx, jax.random.key(0), 100, ema=True)
+    step = jax.jit(gan_train.make_train_step(generator, discriminator, tx, tx, 100, ema_decay=0.75, ema_start=2))
+    real = jnp.asarray(power_law_field(2, -2.8, seed=7))
+    for key in (1, 2):  # steps 0 and 1: before the start, the average is the latest parameters
+        state, _ = step(state, {"image": real}, jax.random.key(key))
+        jax.tree.map(np.testing.assert_array_equal, state.g_ema_params, state.g_params)
+    new_state, _ = step(state, {"image": real}, jax.random.key(3))
+    expected = jax.tree.map(lambda old, new: 0.75 * old + 0.25 * new, state.g_params, new_state.g_params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), new_state.g_ema_params, expected)
+    assert not np.allclose(jax.tree.leaves(new_state.g_ema_params)[0], jax.tree.leaves(new_state.g_params)[0])
+    with pytest.raises(ValueError, match="ema_start must be >= 0"):
+        gan_train.build_programs(
+            "simple", "xla", 100, (5e-4, 0.5, 0.999), sharding.make_data_mesh(), ema_decay=0.5, ema_start=-1
+        )
 
 
 def test_hinge_and_non_saturating_losses_known_values():

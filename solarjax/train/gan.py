@@ -287,6 +287,7 @@ def make_train_step(
     compute_dtype: str = "float32",
     r1_gamma: float = 0.0,
     matching: tuple[tuple[str, float], ...] = (),
+    ema_start: int = 0,
 ) -> Callable:
     """The pure train step ``(state, batch, key) -> (state, metrics)``.
 
@@ -299,6 +300,8 @@ def make_train_step(
       loss: 'non_saturating' or 'hinge' (`adversarial_losses`).
       ema_decay: with a state that keeps ``g_ema_params``, they move to
         ``ema_decay * ema + (1 - ema_decay) * g_params`` after the generator's update.
+      ema_start: the number of steps during which the average is the trained parameters themselves
+        (decay 0); it averages from then on, so a run shorter than `ema_start` samples its raw weights.
       compute_dtype: 'float32' (default) or 'bfloat16': G and D compute in it (parameters and
         inputs cast per pass); parameters, optimiser states, spectral-norm vectors, logits, losses
         and gradients stay float32 (`solarjax.models.precision`).
@@ -366,7 +369,11 @@ def make_train_step(
         g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
         d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
         g_params = optax.apply_updates(state.g_params, g_updates)
-        g_ema_params = None if state.g_ema_params is None else ema_update(state.g_ema_params, g_params, ema_decay)
+        if state.g_ema_params is None:
+            g_ema_params = None
+        else:
+            decay = jnp.where(state.step < ema_start, 0.0, ema_decay)
+            g_ema_params = ema_update(state.g_ema_params, g_params, decay)
         new_state = state.replace(
             step=state.step + 1,
             g_params=g_params,
@@ -425,6 +432,7 @@ def build_programs(
     noise_widths: tuple[float, ...] = (),
     noise_neighbour_weight: float = 0.0,
     matching: tuple[tuple[str, float], ...] = (),
+    ema_start: int = 0,
 ) -> GanPrograms:
     """`GanPrograms` for hashable settings; cached, so a resumed run in the same process (or a
     second run of the same model) reuses the compiled programs.
@@ -433,6 +441,7 @@ def build_programs(
       arch: architecture name; conv_impl: 'matmul' or 'xla'; latent_dim: size of z;
       adam: (learning_rate, b1, b2); mesh: the device mesh; loss: 'non_saturating' or 'hinge';
       ema_decay: 0 (no moving average in the state) or the decay of the generator's EMA;
+      ema_start: steps before the EMA starts averaging (`make_train_step`);
       compute_dtype: 'float32' or 'bfloat16' for the train step (`make_train_step`);
       r1_gamma: R1 penalty weight (0 = none); matching: ``(term, weight)`` pairs of `MATCHING_TERMS`
         added to the generator's loss (`matching_weights`; empty = none);
@@ -446,6 +455,8 @@ def build_programs(
         raise ValueError(f"matching terms must be from {sorted(MATCHING_TERMS)} with weights >= 0, got {matching}")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    if ema_start < 0:
+        raise ValueError(f"ema_start must be >= 0, got {ema_start}")
     adversarial_losses(loss)  # refuses an unknown loss now
     precision.compute_dtype_of(compute_dtype)  # and an unknown compute dtype
     generator, discriminator = gan_models.make_models(arch, conv_impl, noise_widths, noise_neighbour_weight)
@@ -467,6 +478,7 @@ def build_programs(
             compute_dtype=compute_dtype,
             r1_gamma=r1_gamma,
             matching=matching,
+            ema_start=ema_start,
         ),
         mesh,
     )
@@ -476,7 +488,7 @@ def build_programs(
 
 def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
     """`build_programs` for a run config (``conv_impl='auto'`` picks by backend; configs from before
-    ``model.loss`` / ``model.ema_decay`` / ``compute_dtype`` / ``model.r1_gamma`` /
+    ``model.loss`` / ``model.ema_decay`` / ``model.ema_start`` / ``compute_dtype`` / ``model.r1_gamma`` /
     ``model.<term>_weight`` existed mean the paper's loss, no EMA, float32, no R1 penalty and no matching
     terms)."""
     conv_impl = config.conv_impl if config.conv_impl != "auto" else gan_models.default_conv_impl()
@@ -494,6 +506,7 @@ def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
         noise_widths=tuple(float(w) for w in config.model.get("noise_widths", ())),
         noise_neighbour_weight=float(config.model.get("noise_neighbour_weight", 0.0)),
         matching=matching_weights(config.model),
+        ema_start=int(config.model.get("ema_start", 0)),
     )
 
 
