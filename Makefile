@@ -18,9 +18,11 @@ demo: $(STAMP)
 	$(VENV)/bin/solarjax demo --outdir demo_out
 
 # Two worker processes (pytest-xdist), each test module whole on one of them: XLA's compiler runs on one core.
+# In conftest.py's module order (the quick demo's first user first), not xdist's largest-module-first order,
+# so the second worker runs the modules without the demo while the first builds it.
 TEST_WORKERS ?= 2
 test: $(STAMP) browser lint
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # ruff (configured in pyproject.toml): lint, and the formatting checked (`ruff format .` applies it).
 lint: $(STAMP)

@@ -184,3 +184,32 @@ def test_bilinear_output_generator_shares_the_parameters_and_upsamples_only_its_
     _, near_state = nearest.apply({"params": params}, z, capture_intermediates=True, mutable=["intermediates"])
     np.testing.assert_allclose(np.asarray(near_state["intermediates"]["Conv2D_1"]["__call__"][0]), np.asarray(block))
     assert not np.allclose(np.asarray(near_state["intermediates"]["Conv2D_2"]["__call__"][0]), np.asarray(output_layer))
+
+
+def test_diffuse_generator_starts_as_the_plain_one_and_adds_a_smooth_bilinear_field_after_the_threshold():
+    widths = (0.02, 0.03)
+    plain, _ = gan.make_models("resize_conv_small_edge_instrument_fast_gain_threshold_minibatch", "matmul", widths, 0.3)
+    diffuse, _ = gan.make_models(
+        "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch", "matmul", widths, 0.3
+    )
+    params = diffuse.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    plain_params = {name: value for name, value in params.items() if name != "Diffuse"}
+    assert jax.tree.map(jnp.shape, plain_params) == jax.tree.map(
+        jnp.shape, plain.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    )
+    assert sum(leaf.size for leaf in jax.tree.leaves(params["Diffuse"])) == 65  # Dense(64 -> 1) on the 32 x 32 block
+    z = jax.random.normal(jax.random.key(5), (2, 100))
+    np.testing.assert_array_equal(
+        np.asarray(diffuse.apply({"params": params}, z)), np.asarray(plain.apply({"params": plain_params}, z))
+    )
+    # with a non-zero channel, the pre-tanh output gains exactly the channel upsampled bilinearly twice
+    kernel = jax.random.normal(jax.random.key(6), (64, 1)) * 0.05
+    turned = {**params, "Diffuse": {"kernel": kernel, "bias": jnp.array([0.01])}}
+    _, state = diffuse.apply({"params": turned}, z, capture_intermediates=True, mutable=["intermediates"])
+    block = state["intermediates"]["Conv2D_0"]["__call__"][0]  # [2, 32, 32, 64], before its LeakyReLU
+    channel = gan.pixel_norm(gan.leaky_relu(block)) @ kernel + 0.01
+    smooth = gan.upsample_bilinear(gan.upsample_bilinear(channel))
+    difference = np.arctanh(
+        np.clip(np.asarray(diffuse.apply({"params": turned}, z)), -0.999999, 0.999999)
+    ) - np.arctanh(np.clip(np.asarray(plain.apply({"params": plain_params}, z)), -0.999999, 0.999999))
+    np.testing.assert_allclose(difference, np.asarray(smooth), atol=2e-4)

@@ -126,6 +126,53 @@ def test_balance_mismatch_is_the_sorted_distance_of_the_net_fluxes_and_descends_
     assert lifted.sum() == 2
 
 
+def test_gaussian_smooth_keeps_constants_and_the_sum_and_spreads_a_point_by_sigma():
+    constant = jnp.full((1, 32, 32), 7.0)
+    np.testing.assert_allclose(np.asarray(gan_train.gaussian_smooth(constant, 3.0)), 7.0, rtol=1e-6)
+    point = jnp.zeros((1, 64, 64)).at[0, 32, 32].set(1.0)
+    smooth = np.asarray(gan_train.gaussian_smooth(point, 3.0))[0]
+    assert smooth.sum() == pytest.approx(1.0, rel=1e-6)
+    rows = np.arange(64) - 32
+    variance = np.sum(smooth.sum(axis=1) * rows**2)  # the taps stop at 2 sigma, so a little below sigma^2
+    assert 0.75 * 9.0 < variance < 9.0
+    np.testing.assert_allclose(smooth, smooth.T, atol=1e-9)
+
+
+def test_weak_coherence_keeps_unipolar_weak_field_and_cancels_mixed_polarity():
+    rows, cols = np.mgrid[0:128, 0:128]
+    unipolar = np.full((128, 128), 0.1)  # 100 G everywhere
+    checker = 0.1 * np.where((rows + cols) % 2 == 0, 1.0, -1.0)  # +-100 G, mixed at the pixel scale
+    halves = np.where(cols < 64, 0.1, -0.1)  # two opposite 100 G plage halves
+    spot = np.where(np.hypot(rows - 64, cols - 64) < 20, 1.0, 0.0)  # a 1 kG spot and nothing else
+    images = jnp.asarray(np.stack([unipolar, checker, halves, spot])[..., None], jnp.float32)
+    coherence = np.asarray(gan_train.weak_coherence(images))
+    assert coherence[0] == pytest.approx(100.0, rel=1e-3)
+    assert coherence[1] < 1.0
+    # smoothing the step between the halves only lowers the field within 2 sigma of the border
+    assert 90.0 < coherence[2] < 100.0
+    # the spot is strong field: its own pixels do not count and only its smoothed rim reaches the weak ones
+    assert coherence[3] < 0.1 * 1000.0 * np.mean(np.hypot(rows - 64, cols - 64) < 28)
+
+
+def test_plage_mismatch_vanishes_on_equal_batches_and_descends_toward_coherent_plage():
+    rows, cols = np.mgrid[0:128, 0:128]
+    halves = np.where(cols < 64, 0.1, -0.1)
+    checker = 0.1 * np.where((rows + cols) % 2 == 0, 1.0, -1.0)
+    real = jnp.asarray(np.stack([halves, -halves])[..., None], jnp.float32)
+    fake = jnp.asarray(np.stack([checker, -checker])[..., None], jnp.float32)
+    assert float(gan_train.plage_mismatch(real, real)) < 1e-12
+    assert float(gan_train.plage_mismatch(real[::-1], real)) < 1e-12
+    expected = np.mean(
+        (np.sort(np.log1p(gan_train.weak_coherence(fake))) - np.sort(np.log1p(gan_train.weak_coherence(real)))) ** 2
+    )
+    assert float(gan_train.plage_mismatch(fake, real)) == pytest.approx(float(expected), rel=1e-5)
+    assert float(gan_train.plage_mismatch(fake, real)) > 5.0  # log(1 + ~95) against log(1 + <1)
+    grad = jax.grad(gan_train.plage_mismatch)(fake, real)
+    assert np.all(np.isfinite(np.asarray(grad)))
+    stepped = fake - 0.02 * jnp.sign(grad)
+    assert float(gan_train.plage_mismatch(stepped, real)) < float(gan_train.plage_mismatch(fake, real))
+
+
 def test_matching_weights_keep_the_positive_terms_and_refuse_negative_ones():
     import ml_collections
 

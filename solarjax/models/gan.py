@@ -603,7 +603,9 @@ class ResizeConvGenerator(nn.Module):
     signal with ``quiet_threshold`` (so the measured noise alone fills the quiet pixels), with a learned gain with
     ``noise_gain`` (learning rate times ``noise_gain_rate``). ``upsample`` ('nearest' or
     'bilinear') is the 2x upsampling of every block ('bilinear', `upsample_bilinear_conv`, needs edge padding);
-    ``output_upsample`` that of the upsampling output layer ('' = ``upsample``).
+    ``output_upsample`` that of the upsampling output layer ('' = ``upsample``). ``diffuse`` adds, after the
+    threshold, a smooth field: one linear channel of the first block's features, upsampled bilinearly to 128 x 128
+    (initially zero), so weak plage can spread over tens of pixels without passing the threshold.
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -619,6 +621,7 @@ class ResizeConvGenerator(nn.Module):
     noise_gain: bool = False
     noise_gain_rate: float = 1.0
     output_upsample: str = ""
+    diffuse: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -636,6 +639,8 @@ class ResizeConvGenerator(nn.Module):
             # named as the Conv2D of upsample-then-conv, which it equals (same parameter tree)
             x = UpsampleConv2D(features, self.conv_impl, self.padding, self.upsample, name=f"Conv2D_{index}")(x)
             x = pixel_norm(leaky_relu(x))
+            if index == 0:
+                first_block = x
         name = f"Conv2D_{len(self.block_channels)}"
         if self.upsample_output:
             x = UpsampleConv2D(1, self.conv_impl, self.padding, output_upsample, name=name)(x)
@@ -643,6 +648,11 @@ class ResizeConvGenerator(nn.Module):
             x = Conv2D(1, 3, conv_impl=self.conv_impl, name=name)(pad_spatial_mode(x, 1, self.padding))
         if self.quiet_threshold:
             x = SoftThreshold(name="QuietThreshold")(x)
+        if self.diffuse:
+            smooth = nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="Diffuse")(first_block)
+            while smooth.shape[1] < x.shape[1]:
+                smooth = upsample_bilinear(smooth)
+            x = x + smooth
         if self.noise_widths:
             x = InstrumentNoise(
                 self.noise_widths,
@@ -667,6 +677,7 @@ def small_resize_conv_generator(
     noise_gain: bool = False,
     noise_gain_rate: float = 1.0,
     output_upsample: str = "",
+    diffuse: bool = False,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -675,7 +686,7 @@ def small_resize_conv_generator(
     upsample-conv 1 (128 x 128) -> tanh, LeakyReLU and pixel norm between; 1,710,465 parameters
     (101 more with ``output_noise``, 1 more each with ``quiet_threshold`` and ``noise_gain``). `padding`,
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
-    `noise_gain_rate` and `output_upsample` as in `ResizeConvGenerator`.
+    `noise_gain_rate`, `output_upsample` and `diffuse` (65 more parameters) as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -691,6 +702,7 @@ def small_resize_conv_generator(
         noise_gain=noise_gain,
         noise_gain_rate=noise_gain_rate,
         output_upsample=output_upsample,
+        diffuse=diffuse,
     )
 
 
@@ -711,6 +723,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     noise_gain: bool = False,
     gain_rate: float = 1.0,
     output_upsample: str = "",
+    diffuse: bool = False,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -718,7 +731,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     and weak field can share the quiet width; '..._fast_gain_threshold' learns it ``gain_rate`` (`FAST_GAIN_RATE`)
     times faster. ``output_upsample='bilinear'`` ('..._fast_gain_bilinear_threshold') upsamples bilinearly into
     the 128-px output layer, so its weak field has no 2x2-block texture (that one layer costs 2.25x the
-    multiply-adds)."""
+    multiply-adds). ``diffuse`` ('..._fast_gain_diffuse_threshold') adds `ResizeConvGenerator`'s smooth field after
+    the threshold."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -728,6 +742,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         noise_gain=noise_gain,
         noise_gain_rate=gain_rate,
         output_upsample=output_upsample,
+        diffuse=diffuse,
     )
 
 
@@ -940,6 +955,15 @@ ARCHITECTURES = {
         ),
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch": (
+        functools.partial(
+            small_resize_conv_edge_instrument_threshold_generator,
+            noise_gain=True,
+            gain_rate=FAST_GAIN_RATE,
+            diffuse=True,
+        ),
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_threshold_physics": (
         small_resize_conv_edge_instrument_threshold_generator,
         functools.partial(MinibatchStatisticsDiscriminator, physics=True),
@@ -955,6 +979,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_gain_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_threshold_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",
 )

@@ -199,11 +199,49 @@ def balance_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.mean((fake_flux - jax.lax.stop_gradient(real_flux)) ** 2)
 
 
+PLAGE_SIGMA_PIXELS = 3.0
+"""Gaussian smoothing (px) under which the weak field's sign pattern survives only where it is coherent (plage)."""
+PLAGE_WEAK_GAUSS = 250.0
+"""|Br| (G) below which a pixel counts as weak for `weak_coherence` (soft edge: `SHARPNESS_SOFTNESS_GAUSS`)."""
+
+
+def gaussian_smooth(field: jax.Array, sigma: float) -> jax.Array:
+    """field [B, H, W] convolved with a normalised Gaussian of `sigma` px (taps to 2 sigma), edge padding."""
+    radius = max(int(math.ceil(2 * sigma)), 1)
+    taps = [math.exp(-0.5 * (offset / sigma) ** 2) for offset in range(-radius, radius + 1)]
+    taps = [tap / sum(taps) for tap in taps]
+    for axis in (1, 2):
+        size = field.shape[axis]
+        padded = jnp.pad(field, [(radius, radius) if a == axis else (0, 0) for a in range(3)], mode="edge")
+        field = sum(tap * jax.lax.slice_in_dim(padded, i, i + size, axis=axis) for i, tap in enumerate(taps))
+    return field
+
+
+def weak_coherence(images: jax.Array) -> jax.Array:
+    """[B] per patch: the mean over the weak pixels (|Br| < `PLAGE_WEAK_GAUSS`, soft edge) of |Br smoothed by a
+    Gaussian of `PLAGE_SIGMA_PIXELS`| (G). Plage and unipolar network keep their field under the smoothing; noise
+    and salt-and-pepper mixed polarity average to near 0. Input [B, H, W, 1], s = Br / 1000 G."""
+    field = images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT
+    weak = jax.nn.sigmoid((PLAGE_WEAK_GAUSS - jnp.abs(field)) / SHARPNESS_SOFTNESS_GAUSS)
+    smooth = jnp.sqrt(gaussian_smooth(field, PLAGE_SIGMA_PIXELS) ** 2 + 1e-6)
+    return jnp.sum(weak * smooth, axis=(1, 2)) / (jnp.sum(weak, axis=(1, 2)) + 1.0)
+
+
+def plage_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance between the batches' distributions of log(1 + `weak_coherence` / 1 G),
+    sorted and compared rank by rank; 0 when the batches agree (batches of one size). A generator whose weak
+    field is mixed where the data's is coherent plage pays for it."""
+    fake_log = jnp.sort(jnp.log1p(weak_coherence(fake)))
+    real_log = jnp.sort(jnp.log1p(weak_coherence(real)))
+    return jnp.mean((fake_log - jax.lax.stop_gradient(real_log)) ** 2)
+
+
 MATCHING_TERMS = {
     "sharpness": sharpness_mismatch,
     "complexity": complexity_mismatch,
     "quiet": quiet_mismatch,
     "balance": balance_mismatch,
+    "plage": plage_mismatch,
 }
 """name -> ``(fake, real) -> scalar`` statistics the generator's loss can match to the real batch, each with the
 weight ``config.model.<name>_weight`` (0 or absent = off, the paper)."""
@@ -310,7 +348,8 @@ def make_train_step(
       matching: ``(term, weight)`` pairs: ``weight * MATCHING_TERMS[term](G(z), x)`` is added to the
         generator's loss and logged as ``<term>_mismatch`` (`sharpness_mismatch`: the pixel share and
         sharpness of the 50-200, 200-500 and >500 G structures; `complexity_mismatch`: Schrijver R;
-        `quiet_mismatch`: the quiet-Sun width; `balance_mismatch`: the net flux's distribution; none: the paper).
+        `quiet_mismatch`: the quiet-Sun width; `balance_mismatch`: the net flux's distribution; `plage_mismatch`: the
+        weak field's coherence; none: the paper).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
