@@ -31,17 +31,17 @@ Commands (build the data once, then train; a killed run resumes from its work di
 Multi-host: run the same program on every host, calling ``jax.distributed.initialize()`` first; the global
 batch is split over the devices of all hosts, each host reading its own share of the data.
 
-Why these choices (resize-convolution generator, b1 = 0.5, ``ema_decay = 0.99`` from step 100, ``canonical_polarity = False``)
-and what each variant measured: experiments/README.md, "GAN configs: measurements behind the defaults".
+Why these choices (resize-convolution generator, b1 = 0.5, ``ema_decay = 0.99`` from step 100,
+``canonical_polarity = False``) and what each variant measured: experiments/README.md, "GAN configs: measurements
+behind the defaults".
 
 Fields: seed (parameters, latents, data order); model.arch ('simple' | 'resize_conv' | 'resize_conv_small', or the
 issue-23 candidates 'resize_conv_small_edge' | '..._edge_noise' | '..._bilinear_noise', and
 '..._edge_noise_minibatch' | '..._bilinear_noise_minibatch' with a discriminator that sees its batch's polarity
 balance: `solarjax.models.gan`),
-model.latent_dim, model.loss ('non_saturating' | 'hinge'), model.ema_decay (0 = no EMA), model.ema_start (steps before
-the EMA averages; 0 if unset) and, where set,
-model.r1_gamma and model.<term>_weight for the matching terms sharpness, complexity, quiet and balance (0 = none;
-`solarjax.train.gan.MATCHING_TERMS`) define the model
+model.latent_dim, model.loss ('non_saturating' | 'hinge'), model.ema_decay (0 = no EMA), model.ema_start (steps
+before the EMA averages; 0 if unset) and, where set, model.r1_gamma and model.<term>_weight for the matching terms
+sharpness, complexity, quiet, balance and plage (0 = none; `solarjax.train.gan.MATCHING_TERMS`) define the model
 (their hash is the checkpoint fingerprint); conv_impl ('auto' = 'matmul' on CPU, 'xla' elsewhere: same
 numbers, see `solarjax.models.gan`); compute_dtype ('float32' | 'bfloat16': bf16 compute, f32 parameters);
 optimizer (Adam); batch_size (global, all devices and hosts); total_steps; log_every (metrics.jsonl),

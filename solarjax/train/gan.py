@@ -236,12 +236,34 @@ def plage_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.mean((fake_log - jax.lax.stop_gradient(real_log)) ** 2)
 
 
+def quiet_coherence(images: jax.Array) -> jax.Array:
+    """[B] per patch: the correlation, over the quiet pixels (|Br| < `quality.QUIET_LEVEL_GAUSS`, soft edge
+    `QUIET_SOFTNESS_GAUSS`), between Br and Br smoothed by a Gaussian of `PLAGE_SIGMA_PIXELS` (uncentred, in
+    [-1, 1]). Near 1 where the quiet pixels sit on a coherent weak field (the data's unipolar plage halves show
+    through their noise), low where they are noise or mixed polarity. Input [B, H, W, 1], s = Br / 1000 G."""
+    field = images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT
+    quiet = jax.nn.sigmoid((quality_lib.QUIET_LEVEL_GAUSS - jnp.abs(field)) / QUIET_SOFTNESS_GAUSS)
+    smooth = gaussian_smooth(field, PLAGE_SIGMA_PIXELS)
+    products = jnp.sum(quiet * field * smooth, axis=(1, 2))
+    norms = jnp.sum(quiet * field**2, axis=(1, 2)) * jnp.sum(quiet * smooth**2, axis=(1, 2))
+    return products / jnp.sqrt(norms + 1.0)
+
+
+def coherence_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance between the batches' distributions of `quiet_coherence`, sorted and
+    compared rank by rank; 0 when the batches agree (batches of one size)."""
+    fake_coherence = jnp.sort(quiet_coherence(fake))
+    real_coherence = jnp.sort(quiet_coherence(real))
+    return jnp.mean((fake_coherence - jax.lax.stop_gradient(real_coherence)) ** 2)
+
+
 MATCHING_TERMS = {
     "sharpness": sharpness_mismatch,
     "complexity": complexity_mismatch,
     "quiet": quiet_mismatch,
     "balance": balance_mismatch,
     "plage": plage_mismatch,
+    "coherence": coherence_mismatch,
 }
 """name -> ``(fake, real) -> scalar`` statistics the generator's loss can match to the real batch, each with the
 weight ``config.model.<name>_weight`` (0 or absent = off, the paper)."""
@@ -349,7 +371,7 @@ def make_train_step(
         generator's loss and logged as ``<term>_mismatch`` (`sharpness_mismatch`: the pixel share and
         sharpness of the 50-200, 200-500 and >500 G structures; `complexity_mismatch`: Schrijver R;
         `quiet_mismatch`: the quiet-Sun width; `balance_mismatch`: the net flux's distribution; `plage_mismatch`: the
-        weak field's coherence; none: the paper).
+        weak field's coherence; `coherence_mismatch`: the quiet pixels' coherence; none: the paper).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
