@@ -173,6 +173,45 @@ def test_plage_mismatch_vanishes_on_equal_batches_and_descends_toward_coherent_p
     assert float(gan_train.plage_mismatch(stepped, real)) < float(gan_train.plage_mismatch(fake, real))
 
 
+def test_quiet_coherence_is_one_on_a_uniform_weak_field_and_the_kernels_power_on_white_noise():
+    rows, cols = np.mgrid[0:128, 0:128]
+    uniform = np.full((128, 128), 0.02)  # 20 G everywhere
+    checker = 0.02 * np.where((rows + cols) % 2 == 0, 1.0, -1.0)
+    noise = np.random.default_rng(3).normal(0.0, 0.015, (128, 128))  # 15 G, well inside the 50 G quiet cut
+    halves = noise + np.where(cols < 64, 0.02, -0.02)  # noise on two opposite 20 G halves
+    spot_on_noise = noise + np.where(np.hypot(rows - 64, cols - 64) < 20, 1.0, 0.0)  # strong pixels do not count
+    images = jnp.asarray(np.stack([uniform, checker, noise, halves, spot_on_noise])[..., None], jnp.float32)
+    coherence = np.asarray(gan_train.quiet_coherence(images))
+    assert coherence[0] == pytest.approx(1.0, abs=3e-3)  # the local mean's 1e-3 floor
+    assert coherence[1] < 1e-3
+    # white noise keeps the kernel's power, the sum of its squared 2-D taps (outer product of the 1-D ones)
+    radius = 6
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / gan_train.PLAGE_SIGMA_PIXELS) ** 2)
+    taps /= taps.sum()
+    assert coherence[2] == pytest.approx(np.sum(taps**2) ** 2, rel=0.2)
+    # the halves keep their 20 G (less near the step between them), the noise its kernel share
+    assert 0.55 < coherence[3] < 0.8  # 20^2 / (20^2 + 15^2) = 0.64 without the mask's soft edge
+    # strong field beside quiet pixels does not spill into their local mean
+    assert coherence[4] == pytest.approx(coherence[2], rel=0.3)
+
+
+def test_coherence_mismatch_vanishes_on_equal_batches_and_descends_toward_coherent_quiet_field():
+    noise = np.random.default_rng(4).normal(0.0, 0.015, (2, 128, 128))
+    cols = np.arange(128)[None, None, :]
+    halves = noise + np.where(cols < 64, 0.02, -0.02)  # the data's look: noise on two opposite weak halves
+    real = jnp.asarray(halves[..., None], jnp.float32)
+    fake = jnp.asarray(noise[..., None], jnp.float32)
+    assert float(gan_train.coherence_mismatch(real, real)) < 1e-12
+    assert float(gan_train.coherence_mismatch(real[::-1], real)) < 1e-12
+    expected = np.mean((np.sort(gan_train.quiet_coherence(fake)) - np.sort(gan_train.quiet_coherence(real))) ** 2)
+    assert float(gan_train.coherence_mismatch(fake, real)) == pytest.approx(float(expected), rel=1e-5)
+    assert float(gan_train.coherence_mismatch(fake, real)) > 0.2
+    grad = jax.grad(gan_train.coherence_mismatch)(fake, real)
+    assert np.all(np.isfinite(np.asarray(grad)))
+    stepped = fake - 0.002 * jnp.sign(grad)
+    assert float(gan_train.coherence_mismatch(stepped, real)) < float(gan_train.coherence_mismatch(fake, real))
+
+
 def test_matching_weights_keep_the_positive_terms_and_refuse_negative_ones():
     import ml_collections
 

@@ -237,16 +237,16 @@ def plage_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
 
 
 def quiet_coherence(images: jax.Array) -> jax.Array:
-    """[B] per patch: the correlation, over the quiet pixels (|Br| < `quality.QUIET_LEVEL_GAUSS`, soft edge
-    `QUIET_SOFTNESS_GAUSS`), between Br and Br smoothed by a Gaussian of `PLAGE_SIGMA_PIXELS` (uncentred, in
-    [-1, 1]). Near 1 where the quiet pixels sit on a coherent weak field (the data's unipolar plage halves show
-    through their noise), low where they are noise or mixed polarity. Input [B, H, W, 1], s = Br / 1000 G."""
+    """[B] per patch: the share of the quiet pixels' power (|Br| < `quality.QUIET_LEVEL_GAUSS`, soft mask w of edge
+    `QUIET_SOFTNESS_GAUSS`; uncentred) that survives smoothing: sum(w m^2) / sum(w Br^2), m the local mean of the
+    quiet field (w Br and w each smoothed by a Gaussian of `PLAGE_SIGMA_PIXELS`, then divided, so strong field next
+    to a quiet pixel does not spill into it). About 1 for a uniform weak field, the kernel's sum of squared taps
+    (about 1 / (4 pi sigma^2)) for white noise, near 0 for mixed polarity at the pixel scale; the data's quiet pixels,
+    noise on unipolar plage halves, lie between. Input [B, H, W, 1], s = Br / 1000 G."""
     field = images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT
     quiet = jax.nn.sigmoid((quality_lib.QUIET_LEVEL_GAUSS - jnp.abs(field)) / QUIET_SOFTNESS_GAUSS)
-    smooth = gaussian_smooth(field, PLAGE_SIGMA_PIXELS)
-    products = jnp.sum(quiet * field * smooth, axis=(1, 2))
-    norms = jnp.sum(quiet * field**2, axis=(1, 2)) * jnp.sum(quiet * smooth**2, axis=(1, 2))
-    return products / jnp.sqrt(norms + 1.0)
+    smooth = gaussian_smooth(quiet * field, PLAGE_SIGMA_PIXELS) / (gaussian_smooth(quiet, PLAGE_SIGMA_PIXELS) + 1e-3)
+    return jnp.sum(quiet * smooth**2, axis=(1, 2)) / (jnp.sum(quiet * field**2, axis=(1, 2)) + 1.0)
 
 
 def coherence_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
