@@ -62,18 +62,21 @@ issue 23, the CME demo's GAN, and the base of every issue-23 candidate (experime
 
 DEFAULT_MODEL = {
     **PLAIN_MODEL,
-    "arch": "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
+    "arch": "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
     "sharpness_weight": 1.0,
     "complexity_weight": 1.0,
     "quiet_weight": 10.0,
+    "plage_weight": 10.0,
     "ema_decay": 0.99,
     "ema_start": 100,
 }
-"""The magnetogram default (issue 23's candidate ``edge_instrument_fast_gain_threshold_sharpness_complexity_quiet_ema``):
-edge padding, the measured instrument noise with a learned gain after a soft threshold, a discriminator that sees
-its batch's statistics, the band sharpness, Schrijver R and quiet-Sun width matched to the real batch, and samples
-drawn from an average of the generator's weights (decay 0.99) that starts after 100 steps, so that the polarity
-balance does not drift with where training stops and a shorter run samples its raw weights."""
+"""The magnetogram default (issue 23's candidate
+``edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage``): edge padding, the
+measured instrument noise with a learned gain after a soft threshold, a smooth diffuse field added after the
+threshold (the weak plage halves), a discriminator that sees its batch's statistics; the band sharpness, Schrijver R,
+quiet-Sun width and weak-field coherence matched to the real batch; samples drawn from an average of the generator's
+weights (decay 0.99) that starts after 100 steps, so that the polarity balance does not drift with where training
+stops and a shorter run samples its raw weights."""
 
 SHARP_FULL_STEPS_PER_EPOCH = 44_000 // 32
 """Steps per epoch of the paper's ~44,000 SHARP patches at batch 32."""
