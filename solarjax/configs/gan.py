@@ -4,11 +4,12 @@ r"""The GAN trainer's config (`solarjax.train.gan.train_and_evaluate`): one base
 ``gan_paper``, ``gan_sharp_full``):
 
   synthetic   (default) the demo's GAN on the embedded synthetic active regions, on CPU (`DEFAULT_MODEL`): the
-              paper's generator with resize-convolution upsampling (no checkerboard), edge padding, the
-              training data's measured quiet-Sun noise with a learned gain, against the paper's discriminator
-              with batch statistics; the band sharpness, Schrijver R and quiet width of each generated batch
-              drawn toward the real batch's; the paper's loss and optimiser (Adam 5e-4, b1 = 0.5); checkpoints
-              ranked by the realism score; 6,000 steps of batch 32.
+              paper's generator with resize-convolution upsampling (no checkerboard), edge padding, a smooth
+              diffuse field, the training data's measured quiet-Sun noise with a learned gain, against the
+              paper's discriminator with batch statistics; the band sharpness, Schrijver R, quiet width and
+              weak-field coherence of each generated batch drawn toward the real batch's; samples from an EMA of
+              the weights; the paper's loss and optimiser (Adam 5e-4, b1 = 0.5); checkpoints ranked by the
+              realism score; 6,000 steps of batch 32.
   cme_synthetic  the CME demo's GAN (`PLAIN_MODEL`: 'resize_conv_small' with nothing added, the default before
               issue 23: the noise calibration and the matched statistics are a magnetogram's).
   paper       the paper's GAN ('simple': three stride-2 3x3 transposed convolutions, 1,510,081 generator
