@@ -29,6 +29,15 @@ import time
 
 import numpy as np
 
+_MATCHED_EMA = {
+    "sharpness_weight": 1.0,
+    "complexity_weight": 1.0,
+    "quiet_weight": 10.0,
+    "ema_decay": 0.99,
+    "ema_start": 100,
+}
+"""The session-11 default's matched statistics with the EMA from step 100, which the session-12 candidates share."""
+
 CANDIDATES = {
     "baseline": {"arch": "resize_conv_small"},
     "edge": {"arch": "resize_conv_small_edge"},
@@ -77,57 +86,33 @@ CANDIDATES = {
     },
     "edge_instrument_fast_gain_threshold_sharpness_complexity_quiet_ema_start": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
-        "sharpness_weight": 1.0,
-        "complexity_weight": 1.0,
-        "quiet_weight": 10.0,
-        "ema_decay": 0.99,
-        "ema_start": 100,
+        **_MATCHED_EMA,
     },
     "edge_instrument_fast_gain_threshold_sharpness_complexity_quiet_ema_start_plage": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
-        "sharpness_weight": 1.0,
-        "complexity_weight": 1.0,
-        "quiet_weight": 10.0,
+        **_MATCHED_EMA,
         "plage_weight": 10.0,
-        "ema_decay": 0.99,
-        "ema_start": 100,
     },
     "edge_instrument_fast_gain_threshold_sharpness_complexity_quiet_ema_start_plage_balance": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
-        "sharpness_weight": 1.0,
-        "complexity_weight": 1.0,
-        "quiet_weight": 10.0,
+        **_MATCHED_EMA,
         "plage_weight": 10.0,
         "balance_weight": 1.0,
-        "ema_decay": 0.99,
-        "ema_start": 100,
     },
     "edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
-        "sharpness_weight": 1.0,
-        "complexity_weight": 1.0,
-        "quiet_weight": 10.0,
+        **_MATCHED_EMA,
         "plage_weight": 10.0,
-        "ema_decay": 0.99,
-        "ema_start": 100,
     },
     "edge_instrument_fast_gain_threshold_sharpness_complexity_quiet_ema_start_coherence": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
-        "sharpness_weight": 1.0,
-        "complexity_weight": 1.0,
-        "quiet_weight": 10.0,
+        **_MATCHED_EMA,
         "coherence_weight": 20.0,
-        "ema_decay": 0.99,
-        "ema_start": 100,
     },
     "edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_coherence": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
-        "sharpness_weight": 1.0,
-        "complexity_weight": 1.0,
-        "quiet_weight": 10.0,
+        **_MATCHED_EMA,
         "coherence_weight": 20.0,
-        "ema_decay": 0.99,
-        "ema_start": 100,
     },
     "edge_instrument_fast_gain_threshold_sharpness_complexity_quiet_balance": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",

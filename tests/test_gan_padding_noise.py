@@ -192,3 +192,14 @@ def test_candidates_change_only_their_model_fields(tmp_path):
         assert config.data.data_dir == str(tmp_path) and config.quality.num_samples == 64
     with pytest.raises(ValueError, match="unknown candidate"):
         gan_candidates.candidate_config("nope", tmp_path, 40, 7, 20, 64)
+
+
+def test_the_default_model_is_a_measured_candidate():
+    from solarjax.configs import gan as gan_configs
+
+    measured = [
+        name
+        for name, fields in gan_candidates.CANDIDATES.items()
+        if {**gan_configs.PLAIN_MODEL, **fields} == gan_configs.DEFAULT_MODEL
+    ]
+    assert measured == ["edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage"]
