@@ -92,13 +92,15 @@ def test_held_quantity_ignores_its_own_slider(client):
 
 def test_held_direction_is_orthogonal_to_the_held_normal(engine):
     directions = engine.artefacts.directions
-    z0 = engine.steered_latent(2, {}, (), method="paper")
-    z1 = engine.steered_latent(
-        2, {"psep": 1e-3}, ("tuf",), method="paper"
-    )  # tiny step: keep_norm's rescale is second order
-    step = (z1 - z0)[0]
-    assert abs(np.dot(step, directions.normal("tuf"))) < 1e-2 * np.linalg.norm(step)
-    assert np.dot(step, directions.normal("psep")) > 0.5 * np.linalg.norm(step)
+    delta = 1e-3 * directions.direction("psep", ("tuf",))  # the conditional direction, a tiny step along it
+    assert abs(np.dot(delta, directions.normal("tuf"))) < 1e-3 * np.linalg.norm(delta)
+    assert np.dot(delta, directions.normal("psep")) > 0.5 * np.linalg.norm(delta)
+    z0 = engine.steered_latent(2, {}, (), method="paper")[0]
+    z1 = engine.steered_latent(2, {"psep": 1e-3}, ("tuf",), method="paper")[0]
+    # the app adds it and rescales to the base latent's norm: to first order the step is delta less its radial part
+    # (which the held normal can see: 'paper' steering holds tuf only up to that radial share)
+    radial = z0 / np.linalg.norm(z0)
+    np.testing.assert_allclose(z1 - z0, delta - np.dot(delta, radial) * radial, atol=1e-2 * np.linalg.norm(delta))
 
 
 @pytest.mark.parametrize(
