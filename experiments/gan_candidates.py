@@ -114,6 +114,17 @@ CANDIDATES = {
         **_MATCHED_EMA,
         "coherence_weight": 20.0,
     },
+    "edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
+        **_MATCHED_EMA,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+    },
+    "edge_instrument_fast_gain_coarse_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_coarse_diffuse_threshold_minibatch",
+        **_MATCHED_EMA,
+        "plage_weight": 10.0,
+    },
     "edge_instrument_fast_gain_threshold_sharpness_complexity_quiet_balance": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
         "sharpness_weight": 1.0,

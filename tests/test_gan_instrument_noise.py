@@ -213,3 +213,26 @@ def test_diffuse_generator_starts_as_the_plain_one_and_adds_a_smooth_bilinear_fi
         np.clip(np.asarray(diffuse.apply({"params": turned}, z)), -0.999999, 0.999999)
     ) - np.arctanh(np.clip(np.asarray(plain.apply({"params": plain_params}, z)), -0.999999, 0.999999))
     np.testing.assert_allclose(difference, np.asarray(smooth), atol=2e-4)
+
+
+def test_coarse_diffuse_generator_draws_its_field_from_the_16_px_start_and_bad_sources_are_refused():
+    widths = (0.02, 0.03)
+    coarse, _ = gan.make_models(
+        "resize_conv_small_edge_instrument_fast_gain_coarse_diffuse_threshold_minibatch", "matmul", widths, 0.3
+    )
+    params = coarse.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    assert params["Diffuse"]["kernel"].shape == (64, 1)  # Dense(64 -> 1) on the 16 x 16 x 64 start
+    z = jax.random.normal(jax.random.key(5), (2, 100))
+    kernel = jax.random.normal(jax.random.key(6), (64, 1)) * 0.05
+    turned = {**params, "Diffuse": {"kernel": kernel, "bias": jnp.array([0.0])}}
+    start = gan.leaky_relu(z @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"])
+    channel = gan.pixel_norm(start.reshape(2, 16, 16, 64)) @ kernel
+    smooth = gan.upsample_bilinear(gan.upsample_bilinear(gan.upsample_bilinear(channel)))
+    difference = np.arctanh(np.clip(np.asarray(coarse.apply({"params": turned}, z)), -0.999999, 0.999999)) - np.arctanh(
+        np.clip(np.asarray(coarse.apply({"params": params}, z)), -0.999999, 0.999999)
+    )
+    np.testing.assert_allclose(difference, np.asarray(smooth), atol=2e-4)
+    with pytest.raises(ValueError, match="diffuse must be one of"):
+        gan.ResizeConvGenerator(diffuse="second_block").init(jax.random.key(0), jnp.zeros((1, 100)))
+    with pytest.raises(ValueError, match="'first_block' needs a block"):
+        gan.ResizeConvGenerator(block_channels=(), diffuse="first_block").init(jax.random.key(0), jnp.zeros((1, 100)))

@@ -212,6 +212,27 @@ def test_coherence_mismatch_vanishes_on_equal_batches_and_descends_toward_cohere
     assert float(gan_train.coherence_mismatch(stepped, real)) < float(gan_train.coherence_mismatch(fake, real))
 
 
+def test_mean_gradient_is_the_ramps_slope_and_the_quality_diagnostic():
+    np.testing.assert_allclose(np.asarray(gan_train.mean_gradient(ramp(7.0))), 7.0, rtol=1e-4)
+    images = bipole_patches(4, seed=2)
+    np.testing.assert_allclose(
+        np.asarray(gan_train.mean_gradient(jnp.asarray(images))), quality.mean_gradient(images), rtol=1e-4
+    )
+
+
+def test_gradient_mismatch_is_the_sorted_log_distance_and_descends_toward_the_real_gradients():
+    real = jnp.concatenate([ramp(8.0, 1), ramp(4.0, 1)])
+    fake = jnp.concatenate([ramp(1.0, 1), ramp(2.0, 1)])
+    assert float(gan_train.gradient_mismatch(real, real)) < 1e-10
+    assert float(gan_train.gradient_mismatch(real[::-1], real)) < 1e-10  # order within the batch does not matter
+    # sorted rank by rank: 1 against 4 and 2 against 8, each a log ratio of log 4
+    assert float(gan_train.gradient_mismatch(fake, real)) == pytest.approx(np.log(4.0) ** 2, rel=1e-4)
+    grad = jax.grad(gan_train.gradient_mismatch)(fake, real)
+    assert np.all(np.isfinite(np.asarray(grad)))
+    stepped = fake - 1e-4 * jnp.sign(grad)
+    assert float(gan_train.gradient_mismatch(stepped, real)) < float(gan_train.gradient_mismatch(fake, real))
+
+
 def test_matching_weights_keep_the_positive_terms_and_refuse_negative_ones():
     import ml_collections
 

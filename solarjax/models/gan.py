@@ -34,7 +34,9 @@ Three architectures, chosen by name (``config.model.arch``):
   the batch-statistics discriminator that also sees each patch's smooth physical quantities
   (`physics_statistics`); ``'..._edge_instrument_gain_threshold_minibatch'``: the threshold generator whose noise
   has a learned gain (``'..._fast_gain_threshold_minibatch'``: learned at a 20x rate;
-  ``'..._fast_gain_bilinear_threshold_minibatch'``: that one with bilinear upsampling into the output layer);
+  ``'..._fast_gain_bilinear_threshold_minibatch'``: that one with bilinear upsampling into the output layer;
+  ``'..._fast_gain_diffuse_threshold_minibatch'`` and ``'..._fast_gain_coarse_diffuse_threshold_minibatch'``: that
+  one plus a smooth field from the 32 x 32 or 16 x 16 features after the threshold);
   ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
   with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
@@ -587,6 +589,10 @@ class SoftThreshold(nn.Module):
         return jnp.sign(x) * jax.nn.relu(jnp.abs(x) - jax.nn.softplus(raw))
 
 
+DIFFUSE_SOURCES = ("", "first_block", "start")
+"""Features a `ResizeConvGenerator`'s diffuse field is drawn from ('' = no diffuse field)."""
+
+
 class ResizeConvGenerator(nn.Module):
     """Resize-convolution generator: z [N, latent_dim] -> images [N, 128, 128, 1] in [-1, 1].
 
@@ -603,8 +609,9 @@ class ResizeConvGenerator(nn.Module):
     signal with ``quiet_threshold`` (so the measured noise alone fills the quiet pixels), with a learned gain with
     ``noise_gain`` (learning rate times ``noise_gain_rate``). ``upsample`` ('nearest' or
     'bilinear') is the 2x upsampling of every block ('bilinear', `upsample_bilinear_conv`, needs edge padding);
-    ``output_upsample`` that of the upsampling output layer ('' = ``upsample``). ``diffuse`` adds, after the
-    threshold, a smooth field: one linear channel of the first block's features, upsampled bilinearly to 128 x 128
+    ``output_upsample`` that of the upsampling output layer ('' = ``upsample``). ``diffuse`` (one of
+    `DIFFUSE_SOURCES`, '' = none) adds, after the threshold, a smooth field: one linear channel of the first block's
+    features ('first_block') or of the starting S x S features ('start'), upsampled bilinearly to 128 x 128
     (initially zero), so weak plage can spread over tens of pixels without passing the threshold.
     """
 
@@ -621,11 +628,15 @@ class ResizeConvGenerator(nn.Module):
     noise_gain: bool = False
     noise_gain_rate: float = 1.0
     output_upsample: str = ""
-    diffuse: bool = False
+    diffuse: str = ""
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
         _check_padding(self.padding)
+        if self.diffuse not in DIFFUSE_SOURCES or (self.diffuse == "first_block" and not self.block_channels):
+            raise ValueError(
+                f"diffuse must be one of {DIFFUSE_SOURCES} ('first_block' needs a block), got {self.diffuse!r}"
+            )
         output_upsample = self.output_upsample or self.upsample
         for upsample in (self.upsample, output_upsample):
             if upsample not in UPSAMPLINGS or (upsample == "bilinear" and self.padding != "edge"):
@@ -635,12 +646,13 @@ class ResizeConvGenerator(nn.Module):
         start = IMAGE_SIZE // 2 ** (len(self.block_channels) + int(self.upsample_output))
         x = leaky_relu(nn.Dense(start * start * self.base_channels)(z))
         x = pixel_norm(x.reshape(-1, start, start, self.base_channels))
+        sources = {"start": x}
         for index, features in enumerate(self.block_channels):
             # named as the Conv2D of upsample-then-conv, which it equals (same parameter tree)
             x = UpsampleConv2D(features, self.conv_impl, self.padding, self.upsample, name=f"Conv2D_{index}")(x)
             x = pixel_norm(leaky_relu(x))
             if index == 0:
-                first_block = x
+                sources["first_block"] = x
         name = f"Conv2D_{len(self.block_channels)}"
         if self.upsample_output:
             x = UpsampleConv2D(1, self.conv_impl, self.padding, output_upsample, name=name)(x)
@@ -649,7 +661,7 @@ class ResizeConvGenerator(nn.Module):
         if self.quiet_threshold:
             x = SoftThreshold(name="QuietThreshold")(x)
         if self.diffuse:
-            smooth = nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="Diffuse")(first_block)
+            smooth = nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="Diffuse")(sources[self.diffuse])
             while smooth.shape[1] < x.shape[1]:
                 smooth = upsample_bilinear(smooth)
             x = x + smooth
@@ -677,7 +689,7 @@ def small_resize_conv_generator(
     noise_gain: bool = False,
     noise_gain_rate: float = 1.0,
     output_upsample: str = "",
-    diffuse: bool = False,
+    diffuse: str = "",
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -723,7 +735,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     noise_gain: bool = False,
     gain_rate: float = 1.0,
     output_upsample: str = "",
-    diffuse: bool = False,
+    diffuse: str = "",
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -731,8 +743,9 @@ def small_resize_conv_edge_instrument_threshold_generator(
     and weak field can share the quiet width; '..._fast_gain_threshold' learns it ``gain_rate`` (`FAST_GAIN_RATE`)
     times faster. ``output_upsample='bilinear'`` ('..._fast_gain_bilinear_threshold') upsamples bilinearly into
     the 128-px output layer, so its weak field has no 2x2-block texture (that one layer costs 2.25x the
-    multiply-adds). ``diffuse`` ('..._fast_gain_diffuse_threshold') adds `ResizeConvGenerator`'s smooth field after
-    the threshold."""
+    multiply-adds). ``diffuse`` ('..._fast_gain_diffuse_threshold': 'first_block', 32 x 32;
+    '..._fast_gain_coarse_diffuse_threshold': 'start', 16 x 16) adds `ResizeConvGenerator`'s smooth field after the
+    threshold."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -960,7 +973,16 @@ ARCHITECTURES = {
             small_resize_conv_edge_instrument_threshold_generator,
             noise_gain=True,
             gain_rate=FAST_GAIN_RATE,
-            diffuse=True,
+            diffuse="first_block",
+        ),
+        MinibatchStatisticsDiscriminator,
+    ),
+    "resize_conv_small_edge_instrument_fast_gain_coarse_diffuse_threshold_minibatch": (
+        functools.partial(
+            small_resize_conv_edge_instrument_threshold_generator,
+            noise_gain=True,
+            gain_rate=FAST_GAIN_RATE,
+            diffuse="start",
         ),
         MinibatchStatisticsDiscriminator,
     ),
@@ -980,6 +1002,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_coarse_diffuse_threshold_minibatch",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",
 )
