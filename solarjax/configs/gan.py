@@ -68,14 +68,15 @@ DEFAULT_MODEL = {
     "complexity_weight": 1.0,
     "quiet_weight": 10.0,
     "plage_weight": 10.0,
+    "gradient_weight": 10.0,
     "ema_decay": 0.99,
     "ema_start": 100,
 }
 """The magnetogram default (issue 23's candidate
-``edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage``): edge padding, the
-measured instrument noise with a learned gain after a soft threshold, a smooth diffuse field added after the
+``edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient``): edge padding,
+the measured instrument noise with a learned gain after a soft threshold, a smooth diffuse field added after the
 threshold (the weak plage halves), a discriminator that sees its batch's statistics; the band sharpness, Schrijver R,
-quiet-Sun width and weak-field coherence matched to the real batch; samples drawn from an average of the generator's
+quiet-Sun width, weak-field coherence and per-patch mean gradient matched to the real batch; samples drawn from an average of the generator's
 weights (decay 0.99) that starts after 100 steps, so that the polarity balance does not drift with where training
 stops and a shorter run samples its raw weights."""
 
