@@ -6,9 +6,9 @@ r"""The GAN trainer's config (`solarjax.train.gan.train_and_evaluate`): one base
   synthetic   (default) the demo's GAN on the embedded synthetic active regions, on CPU (`DEFAULT_MODEL`): the
               paper's generator with resize-convolution upsampling (no checkerboard), edge padding, a smooth
               diffuse field, the training data's measured quiet-Sun noise with a learned gain, against the
-              paper's discriminator with batch statistics; the band sharpness, Schrijver R, quiet width and
-              weak-field coherence of each generated batch drawn toward the real batch's; samples from an EMA of
-              the weights; the paper's loss and optimiser (Adam 5e-4, b1 = 0.5); checkpoints ranked by the
+              paper's discriminator with batch statistics; the band sharpness, Schrijver R, quiet width,
+              weak-field coherence and per-patch gradient of each generated batch drawn toward the real batch's;
+              samples from an EMA of the weights; the paper's loss and optimiser (Adam 5e-4, b1 = 0.5); checkpoints ranked by the
               realism score; 6,000 steps of batch 32.
   cme_synthetic  the CME demo's GAN (`PLAIN_MODEL`: 'resize_conv_small' with nothing added, the default before
               issue 23: the noise calibration and the matched statistics are a magnetogram's).
