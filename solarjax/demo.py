@@ -125,7 +125,8 @@ def run_demo(
     Args:
       outdir: output directory (stages, `report.html`, `metrics.json`).
       quick: the smoke-test size (~4 min on a 2-core CPU) instead of the full demo (18.0 min measured on
-        an idle 2-core CPU with the GAN default before issue 23; the current default's GAN stage 9.6 min).
+        an idle 2-core CPU with the GAN default before issue 23; the issue-23 default's GAN stage 9.6 min before
+        session 13's gradient term, which costs no measurable time).
       fits_dir: real SHARP Br FITS files for the 'real' stage (default: ../shared/data/sharp_cea
         beside the repository when present; the stage is skipped when there are none).
       log: where progress lines go (default: the ``solarjax.demo`` logger at INFO; the CLI shows them).
