@@ -8,8 +8,8 @@ r"""The GAN trainer's config (`solarjax.train.gan.train_and_evaluate`): one base
               diffuse field, the training data's measured quiet-Sun noise with a learned gain, against the
               paper's discriminator with batch statistics; the band sharpness, Schrijver R, quiet width,
               weak-field coherence and per-patch gradient of each generated batch drawn toward the real batch's;
-              samples from an EMA of the weights; the paper's loss and optimiser (Adam 5e-4, b1 = 0.5); checkpoints ranked by the
-              realism score; 6,000 steps of batch 32.
+              samples from an EMA of the weights; the paper's loss and optimiser (Adam 5e-4, b1 = 0.5);
+              checkpoints ranked by the realism score; 6,000 steps of batch 32.
   cme_synthetic  the CME demo's GAN (`PLAIN_MODEL`: 'resize_conv_small' with nothing added, the default before
               issue 23: the noise calibration and the matched statistics are a magnetogram's).
   paper       the paper's GAN ('simple': three stride-2 3x3 transposed convolutions, 1,510,081 generator
@@ -76,9 +76,9 @@ DEFAULT_MODEL = {
 ``edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient``): edge padding,
 the measured instrument noise with a learned gain after a soft threshold, a smooth diffuse field added after the
 threshold (the weak plage halves), a discriminator that sees its batch's statistics; the band sharpness, Schrijver R,
-quiet-Sun width, weak-field coherence and per-patch mean gradient matched to the real batch; samples drawn from an average of the generator's
-weights (decay 0.99) that starts after 100 steps, so that the polarity balance does not drift with where training
-stops and a shorter run samples its raw weights."""
+quiet-Sun width, weak-field coherence and per-patch mean gradient matched to the real batch; samples drawn from an
+average of the generator's weights (decay 0.99) that starts after 100 steps, so that the polarity balance does not
+drift with where training stops and a shorter run samples its raw weights."""
 
 SHARP_FULL_STEPS_PER_EPOCH = 44_000 // 32
 """Steps per epoch of the paper's ~44,000 SHARP patches at batch 32."""
