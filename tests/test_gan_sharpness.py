@@ -1,7 +1,10 @@
 """The generator's matching terms (`solarjax.train.gan.MATCHING_TERMS`): known band shares and gradients on an
 analytic ramp, zero on identical batches, a descent step on a blurred batch sharpens it, R of separated polarities
 is drawn toward R of touching ones, the quiet width of Gaussian noise is its truncated width and ignores strong
-field, the net-flux distance of a one-polarity batch to a balanced one is known and descends, and the train step adds exactly ``weight * mismatch`` of each to the generator's loss."""
+field, the net-flux distance of a one-polarity batch to a balanced one is known and descends, the weak-field and
+quiet-field coherences have known answers, the per-patch gradient equals the quality diagnostic and its sorted
+distance between two ramp batches is known and descends, and the train step adds exactly ``weight * mismatch`` of
+each to the generator's loss."""
 
 import jax
 import jax.numpy as jnp
