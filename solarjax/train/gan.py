@@ -126,13 +126,19 @@ SHARPNESS_SOFTNESS_GAUSS = 10.0
 """Width (G) of the logistic edges of the soft band masks (hard edges would carry no gradient)."""
 
 
+def field_and_gradient(images: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(Br [B, H, W] in G, |grad Br| [B, H, W] in G/px)`` of patches [B, H, W, 1] (s = Br / 1000 G); the gradient is
+    `jnp.gradient`'s (central differences inside, one-sided at the borders), smoothed at 0 so it stays differentiable."""
+    field = images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT
+    rows, cols = jnp.gradient(field, axis=(1, 2))
+    return field, jnp.sqrt(rows**2 + cols**2 + 1e-6)
+
+
 def band_statistics(images: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(pixel share [bands], mean |grad Br| [bands] in G/px)`` of a batch [B, H, W, 1] of patches
     (s = Br / 1000 G), pooled over the batch, in the bands `SHARPNESS_BANDS_GAUSS` with soft edges;
     the gradient is `jnp.gradient`'s (central differences inside, one-sided at the borders)."""
-    field = images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT
-    rows, cols = jnp.gradient(field, axis=(1, 2))
-    gradient = jnp.sqrt(rows**2 + cols**2 + 1e-6)
+    field, gradient = field_and_gradient(images)
     strength = jnp.abs(field)
     shares, gradients = [], []
     for low, high in SHARPNESS_BANDS_GAUSS:
@@ -260,9 +266,7 @@ def coherence_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
 def mean_gradient(images: jax.Array) -> jax.Array:
     """[B] per patch: the mean over pixels of |grad Br| (G/px), `jnp.gradient`'s central differences (one-sided at
     the borders), the differentiable counterpart of `quality.mean_gradient`. Input [B, H, W, 1], s = Br / 1000 G."""
-    field = images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT
-    rows, cols = jnp.gradient(field, axis=(1, 2))
-    return jnp.mean(jnp.sqrt(rows**2 + cols**2 + 1e-6), axis=(1, 2))
+    return jnp.mean(field_and_gradient(images)[1], axis=(1, 2))
 
 
 def gradient_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
