@@ -120,6 +120,21 @@ CANDIDATES = {
         "plage_weight": 10.0,
         "gradient_weight": 10.0,
     },
+    "edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient_umbra": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
+        **_MATCHED_EMA,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+        "umbra_weight": 1.0,
+    },
+    "edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient_umbra_border": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
+        **_MATCHED_EMA,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+        "umbra_weight": 1.0,
+        "border_weight": 1.0,
+    },
     "edge_instrument_fast_gain_coarse_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_coarse_diffuse_threshold_minibatch",
         **_MATCHED_EMA,
@@ -155,6 +170,7 @@ COLUMNS = (
     ("ks_mean", "phys KS mean"),
     ("frechet", "Frechet"),
     ("realism/ks_border_excess_gauss", "KS border"),
+    ("realism/ks_umbra_strength_gauss", "KS umbra"),
 )
 """(figure, column title) of the printed table."""
 

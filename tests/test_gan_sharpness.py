@@ -3,7 +3,8 @@ analytic ramp, zero on identical batches, a descent step on a blurred batch shar
 is drawn toward R of touching ones, the quiet width of Gaussian noise is its truncated width and ignores strong
 field, the net-flux distance of a one-polarity batch to a balanced one is known and descends, the weak-field and
 quiet-field coherences have known answers, the per-patch gradient equals the quality diagnostic and its sorted
-distance between two ramp batches is known and descends, and the train step adds exactly ``weight * mismatch`` of
+distance between two ramp batches is known and descends, the umbra strength and the border excess have known
+answers on spots and rims and their sorted distances descend, and the train step adds exactly ``weight * mismatch`` of
 each to the generator's loss."""
 
 import jax
@@ -234,6 +235,50 @@ def test_gradient_mismatch_is_the_sorted_log_distance_and_descends_toward_the_re
     assert np.all(np.isfinite(np.asarray(grad)))
     stepped = fake - 1e-4 * jnp.sign(grad)
     assert float(gan_train.gradient_mismatch(stepped, real)) < float(gan_train.gradient_mismatch(fake, real))
+
+
+def spots(peaks_gauss: list[float]) -> jnp.ndarray:
+    """[len(peaks), 128, 128, 1] patches each holding one 5 x 5 block of +peak (25 px) on a 10 G field."""
+    images = np.full((len(peaks_gauss), 128, 128, 1), 0.01, np.float32)
+    for i, peak in enumerate(peaks_gauss):
+        images[i, 60:65, 60:65, 0] = peak / 1000.0
+    return jnp.asarray(images)
+
+
+def test_umbra_strength_is_the_mean_of_the_strongest_pixels_and_its_mismatch_descends():
+    np.testing.assert_allclose(np.asarray(gan_train.umbra_strength(spots([1000.0, 600.0]))), [1000.0, 600.0], rtol=1e-5)
+    images = bipole_patches(4, seed=2)
+    np.testing.assert_allclose(
+        np.asarray(gan_train.umbra_strength(jnp.asarray(images))), quality.umbra_strength(images), rtol=1e-5
+    )
+    mixed = np.full((1, 128, 128, 1), 0.01, np.float32)
+    mixed[0, :2, :4, 0] = -0.9  # 8 px at -900 G and 8 px at +500 G: the mean of the 16 strongest |Br|
+    mixed[0, 10:12, :4, 0] = 0.5
+    assert float(gan_train.umbra_strength(jnp.asarray(mixed))[0]) == pytest.approx(700.0, rel=1e-5)
+    real, fake = spots([1000.0, 500.0]), spots([400.0, 800.0])
+    assert float(gan_train.umbra_mismatch(real[::-1], real)) < 1e-10  # order within the batch does not matter
+    # sorted rank by rank: 400 against 500 and 800 against 1000, in units of 100 G: (1 + 4) / 2
+    assert float(gan_train.umbra_mismatch(fake, real)) == pytest.approx(2.5, rel=1e-5)
+    grad = jax.grad(gan_train.umbra_mismatch)(fake, real)
+    assert np.count_nonzero(np.asarray(grad)) == 2 * quality.UMBRA_PIXELS  # only the strongest pixels move
+    stepped = fake - 1e-2 * jnp.sign(grad)
+    assert float(gan_train.umbra_mismatch(stepped, real)) < float(gan_train.umbra_mismatch(fake, real))
+
+
+def test_border_excess_is_the_quality_diagnostic_and_its_mismatch_descends():
+    images = bipole_patches(4, seed=3)
+    np.testing.assert_allclose(
+        np.asarray(gan_train.border_excess(jnp.asarray(images))), quality.border_excess(images), rtol=1e-4, atol=1e-3
+    )
+    rim = np.full((2, 128, 128, 1), 0.02, np.float32)  # 20 G everywhere, the 2 px frame at 40 G in the first patch
+    rim[0, :2], rim[0, -2:], rim[0, :, :2], rim[0, :, -2:] = 0.04, 0.04, 0.04, 0.04
+    np.testing.assert_allclose(np.asarray(gan_train.border_excess(jnp.asarray(rim))), [20.0, 0.0], atol=1e-3)
+    flat = jnp.asarray(np.full((2, 128, 128, 1), 0.02, np.float32))
+    # sorted: (0 against 0) and (20 G against 0), in units of 10 G: (0 + 4) / 2
+    assert float(gan_train.border_mismatch(jnp.asarray(rim), flat)) == pytest.approx(2.0, rel=1e-4)
+    grad = jax.grad(gan_train.border_mismatch)(jnp.asarray(rim), flat)
+    stepped = jnp.asarray(rim) - 1e-3 * jnp.sign(grad)
+    assert float(gan_train.border_mismatch(stepped, flat)) < 2.0
 
 
 def test_matching_weights_keep_the_positive_terms_and_refuse_negative_ones():

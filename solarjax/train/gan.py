@@ -278,6 +278,48 @@ def gradient_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.mean((fake_log - jax.lax.stop_gradient(real_log)) ** 2)
 
 
+UMBRA_SCALE_GAUSS = 100.0
+"""|Br| (G) that `umbra_mismatch` counts as one unit."""
+
+
+def umbra_strength(images: jax.Array) -> jax.Array:
+    """[B] per patch: the mean |Br| (G) of its `quality.UMBRA_PIXELS` strongest pixels, the differentiable
+    counterpart of `quality.umbra_strength`. Input [B, H, W, 1], s = Br / 1000 G."""
+    strength = jnp.abs(images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT).reshape(images.shape[0], -1)
+    return jnp.mean(jax.lax.top_k(strength, quality_lib.UMBRA_PIXELS)[0], axis=1)
+
+
+def umbra_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance between the batches' distributions of `umbra_strength` (in units of
+    `UMBRA_SCALE_GAUSS`), sorted and compared rank by rank; 0 when the batches agree (batches of one size). A
+    generator whose strongest field stops short of the data's umbrae pays for it; the gradient reaches only each
+    patch's strongest pixels."""
+    fake_peak = jnp.sort(umbra_strength(fake)) / UMBRA_SCALE_GAUSS
+    real_peak = jnp.sort(umbra_strength(real)) / UMBRA_SCALE_GAUSS
+    return jnp.mean((fake_peak - jax.lax.stop_gradient(real_peak)) ** 2)
+
+
+BORDER_SCALE_GAUSS = 10.0
+"""Border excess (G) that `border_mismatch` counts as one unit."""
+
+
+def border_excess(images: jax.Array) -> jax.Array:
+    """[B] per patch: mean |Br| (G) of the outer `quality.BORDER_WIDTH`-pixel frame minus that of the band
+    `quality.BORDER_BAND` pixels in, the differentiable counterpart of `quality.border_excess`. Input
+    [B, H, W, 1], s = Br / 1000 G."""
+    strength = jnp.abs(images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT)
+    frame, band = quality_lib.border_masks(strength.shape[1:])
+    return jnp.mean(strength[:, frame], axis=1) - jnp.mean(strength[:, band], axis=1)
+
+
+def border_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance between the batches' distributions of `border_excess` (in units of
+    `BORDER_SCALE_GAUSS`), sorted and compared rank by rank; 0 when the batches agree (batches of one size)."""
+    fake_excess = jnp.sort(border_excess(fake)) / BORDER_SCALE_GAUSS
+    real_excess = jnp.sort(border_excess(real)) / BORDER_SCALE_GAUSS
+    return jnp.mean((fake_excess - jax.lax.stop_gradient(real_excess)) ** 2)
+
+
 MATCHING_TERMS = {
     "sharpness": sharpness_mismatch,
     "complexity": complexity_mismatch,
@@ -286,6 +328,8 @@ MATCHING_TERMS = {
     "plage": plage_mismatch,
     "coherence": coherence_mismatch,
     "gradient": gradient_mismatch,
+    "umbra": umbra_mismatch,
+    "border": border_mismatch,
 }
 """name -> ``(fake, real) -> scalar`` statistics the generator's loss can match to the real batch, each with the
 weight ``config.model.<name>_weight`` (0 or absent = off, the paper)."""

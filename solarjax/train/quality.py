@@ -125,6 +125,8 @@ PEAK_WAVENUMBERS = (16, 32, 48)
 """Where three stride-2 upsamplings (an 8-pixel period on 128 pixels) put their harmonics."""
 PEAK_NEIGHBOURS = (-2, -1, 1, 2)
 """Offsets of the wavenumbers a peak is compared with."""
+UMBRA_PIXELS = 16
+"""Pixels per patch (the strongest 0.1% of 128 x 128) whose mean |Br| `umbra_strength` takes."""
 BORDER_WIDTH = 2
 """Pixels of the outer frame `border_excess` compares (a zero-padding rim is 1-2 pixels wide)."""
 BORDER_BAND = (4, 12)
@@ -135,6 +137,7 @@ PER_PATCH_DIAGNOSTICS = (
     "mean_gradient_gauss_per_pixel",
     "strong_pixel_fraction",
     "border_excess_gauss",
+    "umbra_strength_gauss",
 )
 
 
@@ -221,6 +224,24 @@ def strong_pixel_fraction(images, strong_gauss: float = STRONG_LEVEL_GAUSS) -> n
     return (np.abs(field_gauss(images)) > strong_gauss).mean(axis=(1, 2))
 
 
+def umbra_strength(images, pixels: int = UMBRA_PIXELS) -> np.ndarray:
+    """[N] mean |Br| (G) of each patch's `pixels` strongest pixels: the 1000 G clip where it holds a saturated
+    umbra, a few hundred G where it holds only plage."""
+    strength = np.abs(field_gauss(images)).reshape(len(images), -1)
+    return np.partition(strength, -pixels, axis=1)[:, -pixels:].mean(axis=1)
+
+
+def border_masks(shape: tuple[int, int], width: int = BORDER_WIDTH, band: tuple[int, int] = BORDER_BAND):
+    """``(frame, band)`` boolean masks [H, W]: the outer `width`-pixel frame, and the pixels `band[0]` to
+    `band[1]` - 1 in from the nearest edge."""
+    height, width_px = shape
+    distance = np.minimum.outer(
+        np.minimum(np.arange(height), np.arange(height)[::-1]),
+        np.minimum(np.arange(width_px), np.arange(width_px)[::-1]),
+    )
+    return distance < width, (distance >= band[0]) & (distance < band[1])
+
+
 def border_excess(images, width: int = BORDER_WIDTH, band: tuple[int, int] = BORDER_BAND) -> np.ndarray:
     """[N] mean |Br| of the outer `width`-pixel frame minus that of the band `band` pixels in, in G.
 
@@ -228,13 +249,7 @@ def border_excess(images, width: int = BORDER_WIDTH, band: tuple[int, int] = BOR
     convolutions zero-pad draws a bright (or dark) rim, a positive (or negative) excess.
     """
     field = np.abs(field_gauss(images))
-    height, width_px = field.shape[1:]
-    distance = np.minimum.outer(
-        np.minimum(np.arange(height), np.arange(height)[::-1]),
-        np.minimum(np.arange(width_px), np.arange(width_px)[::-1]),
-    )
-    frame = distance < width
-    inner = (distance >= band[0]) & (distance < band[1])
+    frame, inner = border_masks(field.shape[1:], width, band)
     return field[:, frame].mean(axis=1) - field[:, inner].mean(axis=1)
 
 
@@ -275,6 +290,7 @@ def realism_diagnostics(images) -> tuple[dict[str, np.ndarray], np.ndarray, np.n
             "mean_gradient_gauss_per_pixel": mean_gradient(images),
             "strong_pixel_fraction": strong_pixel_fraction(images),
             "border_excess_gauss": border_excess(images),
+            "umbra_strength_gauss": umbra_strength(images),
         },
         k,
         power,
@@ -334,8 +350,9 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
     """Realism of generated against reference patches (both summarised with diagnostics).
 
     Returns:
-      ``realism/ks_<diagnostic>`` for noise width, spectral slope, mean gradient and border excess
-      (`border_excess`: the frame zero padding draws; not in `realism_score`);
+      ``realism/ks_<diagnostic>`` for noise width, spectral slope, mean gradient, border excess
+      (`border_excess`: the frame zero padding draws) and umbra strength (`umbra_strength`: the strongest
+      pixels); the last two are not in `realism_score`;
       ``realism/strong_pixel_ratio`` (generated / reference density of pixels beyond +-500 G);
       ``realism/peak_ratio_k<k>`` for k in `PEAK_WAVENUMBERS` and ``realism/peak_ratio_max``;
       ``realism/r_median_ratio`` (generated / reference median of the physics quantity 'r_value',
@@ -344,7 +361,13 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
     if not generated.diagnostics or not reference.diagnostics:
         raise ValueError("realism_figures needs summaries with diagnostics (made by `summarise`)")
     figures = {}
-    for name in ("noise_width_gauss", "spectral_slope", "mean_gradient_gauss_per_pixel", "border_excess_gauss"):
+    for name in (
+        "noise_width_gauss",
+        "spectral_slope",
+        "mean_gradient_gauss_per_pixel",
+        "border_excess_gauss",
+        "umbra_strength_gauss",
+    ):
         figures[f"realism/ks_{name}"] = ks_distance(generated.diagnostics[name], reference.diagnostics[name])
     for name in PER_PATCH_DIAGNOSTICS:
         for label, summary in (("generated", generated), ("reference", reference)):
