@@ -61,10 +61,14 @@ def test_absolute_target_and_one_compilation(scales, z0):
     )
     compiled = target_lib._steer_program._cache_size()
     result = steer_to(toy_generator(), z0, {"psep": ("abs", 1.2 * target)}, hold=["tuf"], steps=STEPS, scales=scales)
+    assert target_lib._steer_program._cache_size() <= compiled + 1
+    compiled = target_lib._steer_program._cache_size()
     again = steer_to(
         toy_generator(), z0[::-1].copy(), {"psep": ("abs", 0.9 * target)}, hold=["tuf"], steps=STEPS, scales=scales
     )
-    assert target_lib._steer_program._cache_size() == compiled + 1  # new values, same program
+    other = steer_to(toy_generator(), z0, {"tuf": ("rel", 0.2), "tilt": ("rel", 0.0)}, steps=STEPS, scales=scales)
+    assert target_lib._steer_program._cache_size() == compiled  # new values, targets and holds: the same program
+    assert other.success.mean() >= 0.8 and set(other.targets) == {"tuf", "tilt"} and other.held_change == {}
     for got, wanted in ((result, 1.2 * target), (again, 0.9 * target)):
         assert got.success.mean() >= 0.9
         np.testing.assert_allclose(np.median(got.quantities["psep"]), wanted, rtol=0.01)

@@ -183,18 +183,22 @@ def steer_to(
         )
 
     params = jax.device_put(generator.params, sharding.replicated(mesh))
+    names = physics.QUANTITY_NAMES  # every quantity in the program; masks say which are targeted or held
+    requested = np.full((len(z0), len(names)), np.nan, np.float32)
+    for i, name in enumerate(target_names):
+        requested[:, names.index(name)] = target_values[:, i]
+    floors = {**dict(zip(target_names, target_floor)), **dict(zip(hold_names, hold_floor))}
     latents, images, exact, loss, unrefined_met = _steer_program(
         generator.apply_fn,
         params,
         pad(z0),
-        pad(target_values.astype(np.float32)),
-        jnp.asarray(target_floor, jnp.float32),
-        jnp.asarray(hold_floor, jnp.float32),
+        pad(requested),
+        jnp.asarray([float(n in target_names) for n in names], jnp.float32),
+        jnp.asarray([float(n in hold_names) for n in names], jnp.float32),
+        jnp.asarray([floors.get(n, 1.0) for n in names], jnp.float32),
         jnp.float32(learning_rate),
         jnp.float32(prior_weight),
         jnp.float32(tolerance),
-        target_names=target_names,
-        hold_names=hold_names,
         steps_per_round=steps // rounds,
         rounds=rounds,
         line_search=LINE_SEARCH if refine else (),
@@ -251,23 +255,19 @@ def _target_value(initial: np.ndarray, kind: str, value: float) -> np.ndarray:
     return (1.0 + value) * initial if kind == "rel" else np.full_like(initial, value)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("apply_fn", "target_names", "hold_names", "steps_per_round", "rounds", "line_search", "per_round"),
-)
+@functools.partial(jax.jit, static_argnames=("apply_fn", "steps_per_round", "rounds", "line_search", "per_round"))
 def _steer_program(
     apply_fn,
     params,
     z0,
     target_values,
-    target_floor,
-    hold_floor,
+    target_mask,
+    hold_mask,
+    floors,
     learning_rate,
     prior_weight,
     tolerance,
     *,
-    target_names,
-    hold_names,
     steps_per_round,
     rounds,
     line_search,
@@ -275,33 +275,35 @@ def _steer_program(
 ):
     """The whole optimisation and the selection: returns (latents, images, exact quantities,
     loss [steps, N], [N] last round's latent met every target). ``per_round`` latents of every round
-    (evenly spaced steps, its end last) are candidates of the selection."""
-    radius = jnp.sqrt(jnp.float32(z0.shape[-1]))
+    (evenly spaced steps, its end last) are candidates of the selection.
 
-    def pick(values, names):
-        if not names:
-            return jnp.zeros(next(iter(values.values())).shape + (0,))
-        return jnp.stack([values[name] for name in names], axis=-1)
+    Every quantity of `physics.QUANTITY_NAMES` (K) is in the program: target_values [N, K] (NaN where
+    undefined or not targeted), target_mask and hold_mask [K] (1 = targeted / held) and floors [K] are
+    arrays, so one compiled program serves every request of one batch shape and step count."""
+    radius = jnp.sqrt(jnp.float32(z0.shape[-1]))
+    targeted, held_mask = target_mask > 0, hold_mask > 0
+
+    def stack(values):
+        return jnp.stack([values[name] for name in physics.QUANTITY_NAMES], axis=-1)
 
     def exact_and_smooth(z):
         images = apply_fn(params, z)
-        return physics.quantities(images), physics.smooth_quantities(images)
+        return stack(physics.quantities(images)), stack(physics.smooth_quantities(images))
 
     exact0, smooth0 = exact_and_smooth(z0)
-    defined = jnp.isfinite(target_values)
+    defined = targeted & jnp.isfinite(target_values)  # [N, K]; a targeted NaN request is never met
     target_exact = jnp.where(defined, target_values, 0.0)
-    target_scale = jnp.maximum(jnp.abs(target_exact), target_floor)
-    hold_smooth = pick(smooth0, hold_names)
-    hold_scale = jnp.maximum(jnp.nan_to_num(jnp.abs(pick(exact0, hold_names))), hold_floor)
+    target_scale = jnp.maximum(jnp.abs(target_exact), floors)
+    hold_smooth = smooth0
+    hold_scale = jnp.maximum(jnp.nan_to_num(jnp.abs(exact0)), floors)
 
     def latent_loss(z, target_smooth, weight, target_scale, hold_smooth, hold_scale):
-        """Loss of one latent [D]; vmapped over the batch."""
-        smooth = physics.smooth_quantities(apply_fn(params, z[None]))
-        reached = pick(smooth, target_names)[0]
-        held = pick(smooth, hold_names)[0]
+        """Loss of one latent [D]; vmapped over the batch. The smooth quantities are finite with finite
+        gradients everywhere (`physics.smooth_quantities`), so the masked-out terms add exact zeros."""
+        smooth = stack(physics.smooth_quantities(apply_fn(params, z[None])))[0]
         return (
-            jnp.sum(weight * ((reached - target_smooth) / target_scale) ** 2)
-            + jnp.sum(((held - hold_smooth) / hold_scale) ** 2)
+            jnp.sum(weight * ((smooth - target_smooth) / target_scale) ** 2)
+            + jnp.sum(hold_mask * ((smooth - hold_smooth) / hold_scale) ** 2)
             + prior_weight * (jnp.linalg.norm(z) - radius) ** 2
         )
 
@@ -323,24 +325,25 @@ def _steer_program(
 
         (z, opt_state), (losses, visited) = jax.lax.scan(step, (z, opt_state), length=steps_per_round)
         exact, _ = exact_and_smooth(z)
-        miss = target_exact - pick(exact, target_names)
+        miss = jnp.where(defined, target_exact - exact, 0.0)
         return (z, opt_state, target_smooth + jnp.where(jnp.isfinite(miss), miss, 0.0)), (losses, visited[kept])
 
     count = min(per_round, steps_per_round)
     kept = np.round(np.linspace(0, steps_per_round - 1, count + 1)[1:]).astype(int)  # evenly spaced, the end last
 
-    hold_exact = pick(exact0, hold_names)
-
     def errors(z):
         """([N] largest relative target error, [N] largest relative held change) of the exact quantities; NaN -> inf."""
-        exact = physics.quantities(apply_fn(params, z))
-        target_error = jnp.abs(pick(exact, target_names) - target_exact) / target_scale
-        target_error = jnp.where(defined & jnp.isfinite(target_error), target_error, jnp.inf).max(axis=-1)
-        held = jnp.abs(pick(exact, hold_names) - hold_exact) / hold_scale
+        exact = stack(physics.quantities(apply_fn(params, z)))
+        target_error = jnp.abs(exact - target_exact) / target_scale
+        target_error = jnp.where(defined & jnp.isfinite(target_error), target_error, jnp.inf)
+        held = jnp.abs(exact - exact0) / hold_scale
         held = jnp.where(jnp.isfinite(held), held, jnp.inf)
-        return target_error, held.max(axis=-1, initial=0.0)
+        return (
+            jnp.where(targeted, target_error, 0.0).max(axis=-1),
+            jnp.where(held_mask, held, 0.0).max(axis=-1),
+        )
 
-    start = target_exact + pick(smooth0, target_names) - pick(exact0, target_names)
+    start = target_exact + smooth0 - exact0
     start = jnp.where(jnp.isfinite(start), start, target_exact)
     (z, _, _), (losses, visited) = jax.lax.scan(run_round, (z0, optimiser.init(z0), start), length=rounds)
     round_points = visited.reshape((rounds * count,) + z0.shape)  # [rounds * count, N, D]
