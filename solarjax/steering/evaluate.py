@@ -534,12 +534,13 @@ def evaluate_families(
     pool_size = min(GENERATED_POOL, POOL_PER_LATENT * n_latents) if pool_size is None else int(pool_size)
     pool = generated_pool(generator, pool_size, seed + 3) if reference_images is not None and pool_size > 0 else None
     results: dict[str, dict[str, Any]] = {}
+    differentiated = tuple(dict.fromkeys(q for name in names for q in (name, *hold.get(name, ()))))
     for method in methods:
         results[method] = {}
         for name in names:
             held = tuple(h for h in hold.get(name, ()) if h != name)
-            if method == "local":  # plain and conditional paths share one compiled program
-                step_kwargs["also_differentiate"] = held
+            if method == "local":  # every target's plain and conditional paths share one compiled program
+                step_kwargs["also_differentiate"] = differentiated
             latents, plain = families.steer_traversal(
                 method, generator, directions, z, name, (), alphas, keep_norm, **step_kwargs
             )

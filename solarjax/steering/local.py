@@ -374,7 +374,8 @@ def local_traversal(
       correct_held: pull held smooth quantities back to their starting values every step.
       batch_size: latents per jitted program.
       also_differentiate: quantities differentiated but not held (they change nothing; paths that share
-        the set ``target, hold, also_differentiate`` share one compiled program).
+        the set ``{target, *hold, *also_differentiate}`` and the step counts share one compiled program,
+        whichever of its quantities is the target).
       keep_polarities: the polarity guard (module docstring): keep both polarities present.
       critic: a `solarjax.steering.critic.Critic` (or anything with ``apply_fn`` and ``variables``): the
         realism guard, which keeps its logit at least at its value at the start of the path; None for none.
@@ -393,8 +394,9 @@ def local_traversal(
     if not step > 0:
         raise ValueError(f"step must be positive, got {step}")
     up, up_step, down, down_step = _grid(alphas, step)
-    names = (target, *hold, *(n for n in check_names(target, also_differentiate) if n not in hold))
-    weights = jnp.zeros(len(names), jnp.float32).at[0].set(1.0)
+    wanted = {target, *hold, *check_names(target, also_differentiate)}
+    names = tuple(n for n in physics.QUANTITY_NAMES if n in wanted)  # one order, whatever the target
+    weights = jnp.asarray([float(n == target) for n in names], jnp.float32)
     mask = jnp.asarray([float(n in hold) for n in names], jnp.float32)
     mesh = sharding.make_data_mesh()
     batch = device_multiple(min(batch_size, len(z)), mesh)
