@@ -195,9 +195,9 @@ def _batch_step_geometry(
 ):
     """`_step_geometry` of a batch z [B, D] with step signs [B], differentiating only what the step uses.
 
-    One forward pass of the generator and one reverse pass for the target gradient; the K rows of the held
-    quantities' Jacobian only when something is held (``hold_mask`` is the same for the whole batch, so
-    this is a real branch), and the two rows of the polarity areas only when some latent of the batch has
+    One forward pass of the generator and one reverse pass for the target gradient; the rows of the held
+    quantities' Jacobian only when something is held, one reverse pass per held quantity whatever K is
+    (``hold_mask`` is the same for the whole batch, so these are real branches), and the two rows of the polarity areas only when some latent of the batch has
     an area below `POLARITY_FLOOR` (where the guard can act). Each latent's path is the one
     `_step_geometry` gives: the Jacobian rows skipped are those it multiplies by zero.
 
@@ -225,8 +225,15 @@ def _batch_step_geometry(
     def rows(cotangents):  # [R, K + 2] -> [B, R, D]: the rows of every latent's own Jacobian
         return jax.vmap(lambda c: pullback(jnp.broadcast_to(c, stacked.shape))[0], out_axes=1)(cotangents)
 
-    def every_row():
-        jacobian = rows(eye[:count])
+    def every_row():  # the rows of the target and the held quantities, one reverse pass each, in turn
+        needed = (hold_mask != 0) | (target_weights != 0)
+
+        def row(k):
+            return jax.lax.cond(
+                needed[k], lambda: rows(eye[k][None])[:, 0], lambda: jnp.zeros((batch, dim), stacked.dtype)
+            )
+
+        jacobian = jnp.moveaxis(jax.lax.map(row, jnp.arange(count)), 0, 1)  # [B, K, D]
         return jnp.einsum("k,bkd->bd", target_weights, jacobian), jacobian * hold_mask[None, :, None]
 
     def target_row():
