@@ -127,6 +127,21 @@ CANDIDATES = {
         "gradient_weight": 10.0,
         "umbra_weight": 1.0,
     },
+    "edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient_umbra_weak": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
+        **_MATCHED_EMA,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+        "umbra_weight": 0.1,
+    },
+    "edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient_umbra_border_weak": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
+        **_MATCHED_EMA,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+        "umbra_weight": 0.1,
+        "border_weight": 0.1,
+    },
     "edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient_umbra_border": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
         **_MATCHED_EMA,
@@ -171,6 +186,7 @@ COLUMNS = (
     ("frechet", "Frechet"),
     ("realism/ks_border_excess_gauss", "KS border"),
     ("realism/ks_umbra_strength_gauss", "KS umbra"),
+    ("realism/saturated_share_generated", "saturated share"),
 )
 """(figure, column title) of the printed table."""
 

@@ -127,6 +127,9 @@ PEAK_NEIGHBOURS = (-2, -1, 1, 2)
 """Offsets of the wavenumbers a peak is compared with."""
 UMBRA_PIXELS = 16
 """Pixels per patch (the strongest 0.1% of 128 x 128) whose mean |Br| `umbra_strength` takes."""
+SATURATED_UMBRA_GAUSS = 950.0
+"""`umbra_strength` from which a patch counts as holding a saturated umbra (the data clip at 1000 G, so a KS
+distance of the strength itself sees a point mass there that no smooth generator output reaches exactly)."""
 BORDER_WIDTH = 2
 """Pixels of the outer frame `border_excess` compares (a zero-padding rim is 1-2 pixels wide)."""
 BORDER_BAND = (4, 12)
@@ -352,7 +355,8 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
     Returns:
       ``realism/ks_<diagnostic>`` for noise width, spectral slope, mean gradient, border excess
       (`border_excess`: the frame zero padding draws) and umbra strength (`umbra_strength`: the strongest
-      pixels); the last two are not in `realism_score`;
+      pixels); the last two are not in `realism_score`; ``realism/saturated_share_generated`` and
+      ``..._reference``: the share of patches whose umbra strength reaches `SATURATED_UMBRA_GAUSS`;
       ``realism/strong_pixel_ratio`` (generated / reference density of pixels beyond +-500 G);
       ``realism/peak_ratio_k<k>`` for k in `PEAK_WAVENUMBERS` and ``realism/peak_ratio_max``;
       ``realism/r_median_ratio`` (generated / reference median of the physics quantity 'r_value',
@@ -374,6 +378,10 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
             values = summary.diagnostics[name]
             finite = values[np.isfinite(values)]
             figures[f"realism/{name}_{label}"] = float(np.median(finite)) if finite.size else math.nan
+    saturated = [
+        float(np.mean(s.diagnostics["umbra_strength_gauss"] >= SATURATED_UMBRA_GAUSS)) for s in (generated, reference)
+    ]
+    figures["realism/saturated_share_generated"], figures["realism/saturated_share_reference"] = saturated
     strong_generated = float(np.mean(generated.diagnostics["strong_pixel_fraction"]))
     strong_reference = float(np.mean(reference.diagnostics["strong_pixel_fraction"]))
     figures["realism/strong_pixel_ratio"] = strong_generated / strong_reference if strong_reference > 0 else math.nan
