@@ -379,7 +379,8 @@ def local_traversal(
       step: largest path length of one step; each side of the path uses equal steps that end
         exactly at its extreme alpha.
       correct_held: pull held smooth quantities back to their starting values every step.
-      batch_size: latents per jitted program.
+      batch_size: the most latents per jitted program; fewer run in one batch of the next power of two (at least
+        8), as in `solarjax.steering.directions.map_generated`, so callers with different N share a few shapes.
       also_differentiate: quantities differentiated but not held (they change nothing; paths that share
         the set ``{target, *hold, *also_differentiate}`` and the step counts share one compiled program,
         whichever of its quantities is the target).
@@ -406,7 +407,7 @@ def local_traversal(
     weights = jnp.asarray([float(n == target) for n in names], jnp.float32)
     mask = jnp.asarray([float(n in hold) for n in names], jnp.float32)
     mesh = sharding.make_data_mesh()
-    batch = device_multiple(min(batch_size, len(z)), mesh)
+    batch = device_multiple(min(batch_size, max(8, 1 << (len(z) - 1).bit_length())), mesh)  # a few shapes only
     params = jax.device_put(generator.params, sharding.replicated(mesh))
     critic_variables = jax.device_put(critic.variables, sharding.replicated(mesh)) if critic is not None else None
     latents, exact = [], []
