@@ -197,8 +197,9 @@ def _batch_step_geometry(
 
     One forward pass of the generator and one reverse pass for the target gradient; the rows of the held
     quantities' Jacobian only when something is held, one reverse pass per held quantity whatever K is
-    (``hold_mask`` is the same for the whole batch, so these are real branches), and the two rows of the polarity areas only when some latent of the batch has
-    an area below `POLARITY_FLOOR` (where the guard can act). Each latent's path is the one
+    (``hold_mask`` is the same for the whole batch, so these are real branches), and the two rows of the
+    polarity areas only when some latent of the batch has an area below `POLARITY_FLOOR` (where the guard
+    can act). Each latent's path is the one
     `_step_geometry` gives: the Jacobian rows skipped are those it multiplies by zero.
 
     With ``critic_fn`` (the realism guard) the critic's logit is a third guarded value, kept above its floor
