@@ -294,7 +294,6 @@ def _steer_program(
     defined = targeted & jnp.isfinite(target_values)  # [N, K]; a targeted NaN request is never met
     target_exact = jnp.where(defined, target_values, 0.0)
     target_scale = jnp.maximum(jnp.abs(target_exact), floors)
-    hold_smooth = smooth0
     hold_scale = jnp.maximum(jnp.nan_to_num(jnp.abs(exact0)), floors)
 
     def latent_loss(z, target_smooth, weight, target_scale, hold_smooth, hold_scale):
@@ -313,7 +312,7 @@ def _steer_program(
         z, opt_state, target_smooth = carry
 
         def batch_loss(z):
-            per_latent = jax.vmap(latent_loss)(z, target_smooth, defined, target_scale, hold_smooth, hold_scale)
+            per_latent = jax.vmap(latent_loss)(z, target_smooth, defined, target_scale, smooth0, hold_scale)
             return per_latent.sum(), per_latent
 
         def step(state, _):
