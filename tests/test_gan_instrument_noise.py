@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 from scipy import stats
 
 from solarjax import gan as gan_api
@@ -236,3 +237,35 @@ def test_coarse_diffuse_generator_draws_its_field_from_the_16_px_start_and_bad_s
         gan.ResizeConvGenerator(diffuse="second_block").init(jax.random.key(0), jnp.zeros((1, 100)))
     with pytest.raises(ValueError, match="'first_block' needs a block"):
         gan.ResizeConvGenerator(block_channels=(), diffuse="first_block").init(jax.random.key(0), jnp.zeros((1, 100)))
+
+
+def test_smooth_blocks_generator_upsamples_its_blocks_bilinearly_and_its_output_by_nearest_neighbours():
+    widths = (0.02, 0.03)
+    smooth, _ = gan.make_models(
+        "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch", "matmul", widths, 0.3
+    )
+    diffuse, _ = gan.make_models(
+        "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch", "matmul", widths, 0.3
+    )
+    params = smooth.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    # the same parameters as the nearest-block default, so checkpoints and steering see the same tree
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(
+        jnp.shape, diffuse.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    )
+    z = jax.random.normal(jax.random.key(5), (2, 100))
+    _, state = smooth.apply({"params": params}, z, capture_intermediates=True, mutable=["intermediates"])
+    inter = state["intermediates"]
+
+    def conv3(x, kernel, bias):  # 3x3 convolution with edge padding, by XLA
+        padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+        out = lax.conv_general_dilated(padded, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return out + bias
+
+    start = gan.pixel_norm(
+        gan.leaky_relu(z @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]).reshape(2, 16, 16, 64)
+    )
+    first = conv3(gan.upsample_bilinear(start), params["Conv2D_0"]["kernel"], params["Conv2D_0"]["bias"])
+    np.testing.assert_allclose(np.asarray(inter["Conv2D_0"]["__call__"][0]), np.asarray(first), atol=1e-4)
+    second_in = gan.pixel_norm(gan.leaky_relu(inter["Conv2D_1"]["__call__"][0]))
+    out = conv3(gan.upsample_nearest(second_in), params["Conv2D_2"]["kernel"], params["Conv2D_2"]["bias"])
+    np.testing.assert_allclose(np.asarray(inter["Conv2D_2"]["__call__"][0]), np.asarray(out), atol=1e-4)

@@ -736,6 +736,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     gain_rate: float = 1.0,
     output_upsample: str = "",
     diffuse: str = "",
+    upsample: str = "nearest",
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -745,7 +746,9 @@ def small_resize_conv_edge_instrument_threshold_generator(
     the 128-px output layer, so its weak field has no 2x2-block texture (that one layer costs 2.25x the
     multiply-adds). ``diffuse`` ('..._fast_gain_diffuse_threshold': 'first_block', 32 x 32;
     '..._fast_gain_coarse_diffuse_threshold': 'start', 16 x 16) adds `ResizeConvGenerator`'s smooth field after the
-    threshold."""
+    threshold. ``upsample='bilinear'`` with ``output_upsample='nearest'`` ('..._fast_gain_smooth_blocks_diffuse_threshold')
+    upsamples the two blocks bilinearly and the output layer by nearest neighbours, against the 4-8 px patchwork
+    the nearest blocks draw in the weak field."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -756,6 +759,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         noise_gain_rate=gain_rate,
         output_upsample=output_upsample,
         diffuse=diffuse,
+        upsample=upsample,
     )
 
 
@@ -986,6 +990,17 @@ ARCHITECTURES = {
         ),
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch": (
+        functools.partial(
+            small_resize_conv_edge_instrument_threshold_generator,
+            noise_gain=True,
+            gain_rate=FAST_GAIN_RATE,
+            diffuse="first_block",
+            upsample="bilinear",
+            output_upsample="nearest",
+        ),
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_threshold_physics": (
         small_resize_conv_edge_instrument_threshold_generator,
         functools.partial(MinibatchStatisticsDiscriminator, physics=True),
@@ -1003,6 +1018,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_bilinear_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_coarse_diffuse_threshold_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",
 )
