@@ -157,6 +157,13 @@ CANDIDATES = {
         "gradient_weight": 10.0,
         "border_weight": 0.1,
     },
+    "edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient_grid": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
+        **_MATCHED_EMA,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+        "grid_weight": 10.0,
+    },
     "edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch",
         **_MATCHED_EMA,
@@ -200,6 +207,8 @@ COLUMNS = (
     ("realism/ks_border_excess_gauss", "KS border"),
     ("realism/ks_umbra_strength_gauss", "KS umbra"),
     ("realism/saturated_share_generated", "saturated share"),
+    ("realism/grid_contrast_generated", "grid contrast"),
+    ("realism/ks_grid_contrast", "KS grid"),
 )
 """(figure, column title) of the printed table."""
 

@@ -281,6 +281,38 @@ def test_border_excess_is_the_quality_diagnostic_and_its_mismatch_descends():
     assert float(gan_train.border_mismatch(stepped, flat)) < 2.0
 
 
+def test_grid_phase_energy_sees_block_edges_and_its_mismatch_descends():
+    # a ramp of 2 G per column: every horizontal pair differs by 2 G, every vertical pair by 0 -> 4 / 2 G^2 at every
+    # phase, contrast 1
+    ramp = np.broadcast_to(np.arange(128, dtype=np.float32) * 0.002, (1, 128, 128))[..., None].copy()
+    np.testing.assert_allclose(quality.grid_phase_energy(ramp), np.full((1, quality.GRID_PERIOD), 2.0), rtol=1e-4)
+    assert quality.grid_contrast(ramp)[0] == pytest.approx(1.0, rel=1e-4)
+    # 2 x 2 blocks of independent 100 G draws (nearest-neighbour upsampling): pairs starting at even positions lie
+    # inside a block (no difference), pairs starting at odd positions cross an edge (variance 2 x 100^2 G^2)
+    coarse = np.random.default_rng(0).normal(0.0, 0.1, (3, 64, 64)).astype(np.float32)
+    blocks = np.repeat(np.repeat(coarse, 2, axis=1), 2, axis=2)[..., None]
+    energy = quality.grid_phase_energy(blocks)
+    np.testing.assert_allclose(energy[:, 0::2], 0.0, atol=1e-6)
+    np.testing.assert_allclose(energy[:, 1::2], 2e4, rtol=0.1)
+    assert np.all(quality.grid_contrast(blocks) > 1e6)
+    # a position-independent field (white noise) has no preferred phase
+    white = np.random.default_rng(1).normal(0.0, 0.05, (8, 128, 128, 1)).astype(np.float32)
+    assert np.all(quality.grid_contrast(white) < 1.2)
+    # the batch-pooled JAX energy (in s^2) is the mean of the per-patch NumPy energies (in G^2)
+    np.testing.assert_allclose(
+        np.asarray(gan_train.grid_phase_energy(jnp.asarray(blocks))),
+        quality.grid_phase_energy(blocks).mean(axis=0) / 1e6,
+        rtol=1e-4,
+    )
+    assert float(gan_train.grid_mismatch(jnp.asarray(ramp), None)) < 1e-10
+    assert float(gan_train.grid_mismatch(jnp.asarray(white), None)) < 1e-3
+    before = float(gan_train.grid_mismatch(jnp.asarray(blocks), None))
+    assert before > 0.1
+    grad = jax.grad(gan_train.grid_mismatch)(jnp.asarray(blocks), None)
+    stepped = jnp.asarray(blocks) - 1e-3 * jnp.sign(grad)
+    assert float(gan_train.grid_mismatch(stepped, None)) < before
+
+
 def test_matching_weights_keep_the_positive_terms_and_refuse_negative_ones():
     import ml_collections
 

@@ -320,6 +320,26 @@ def border_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.mean((fake_excess - jax.lax.stop_gradient(real_excess)) ** 2)
 
 
+def grid_phase_energy(images: jax.Array, period: int = quality_lib.GRID_PERIOD) -> jax.Array:
+    """[period] the batch's mean squared neighbour difference (s^2) by pair position mod `period`, the
+    differentiable, batch-pooled counterpart of `quality.grid_phase_energy`. Input [B, H, W, 1]."""
+    field = images[..., 0].astype(jnp.float32)
+    pairs = (field.shape[2] - 1) // period * period
+    rows = (field.shape[1] - 1) // period * period
+    across_columns = (jnp.diff(field, axis=2)[:, :, :pairs] ** 2).reshape(field.shape[0], field.shape[1], -1, period)
+    across_rows = (jnp.diff(field, axis=1)[:, :rows] ** 2).reshape(field.shape[0], -1, period, field.shape[2])
+    return (jnp.mean(across_columns, axis=(0, 1, 2)) + jnp.mean(across_rows, axis=(0, 1, 3))) / 2
+
+
+def grid_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Variance over phases of the log `grid_phase_energy` of the generated batch: 0 when every phase is alike,
+    as in any magnetogram, whose statistics do not depend on position (so `real` is not needed: its phases differ
+    only by sampling noise). Against the block texture of nearest-neighbour upsampling."""
+    del real
+    log_energy = jnp.log(grid_phase_energy(fake) + 1e-12)
+    return jnp.mean((log_energy - jnp.mean(log_energy)) ** 2)
+
+
 MATCHING_TERMS = {
     "sharpness": sharpness_mismatch,
     "complexity": complexity_mismatch,
@@ -330,6 +350,7 @@ MATCHING_TERMS = {
     "gradient": gradient_mismatch,
     "umbra": umbra_mismatch,
     "border": border_mismatch,
+    "grid": grid_mismatch,
 }
 """name -> ``(fake, real) -> scalar`` statistics the generator's loss can match to the real batch, each with the
 weight ``config.model.<name>_weight`` (0 or absent = off, the paper)."""

@@ -134,6 +134,8 @@ BORDER_WIDTH = 2
 """Pixels of the outer frame `border_excess` compares (a zero-padding rim is 1-2 pixels wide)."""
 BORDER_BAND = (4, 12)
 """The band (first and last pixel distance from the edge) the frame is compared with."""
+GRID_PERIOD = 8
+"""Pixel period whose phases `grid_phase_energy` compares: three 2x upsamplings repeat every 2, 4 and 8 pixels."""
 PER_PATCH_DIAGNOSTICS = (
     "noise_width_gauss",
     "spectral_slope",
@@ -141,7 +143,10 @@ PER_PATCH_DIAGNOSTICS = (
     "strong_pixel_fraction",
     "border_excess_gauss",
     "umbra_strength_gauss",
+    "grid_contrast",
 )
+KS_DIAGNOSTICS = tuple(name for name in PER_PATCH_DIAGNOSTICS if name != "strong_pixel_fraction")
+"""The per-patch diagnostics compared by a KS distance (the strong-pixel fraction is compared as a density ratio)."""
 
 
 def field_gauss(images) -> np.ndarray:
@@ -256,6 +261,33 @@ def border_excess(images, width: int = BORDER_WIDTH, band: tuple[int, int] = BOR
     return field[:, frame].mean(axis=1) - field[:, inner].mean(axis=1)
 
 
+def grid_phase_energy(images, period: int = GRID_PERIOD) -> np.ndarray:
+    """[N, period] mean squared difference (G^2) of neighbouring pixels, horizontal and vertical pairs pooled, by
+    the position mod `period` of the pair's first pixel (the first ``period * floor((H - 1) / period)`` pairs of
+    each row and column).
+
+    A field whose statistics do not depend on position (any magnetogram) has equal energies at every phase; a
+    generator that upsamples by repeating pixels draws blocks, whose edges fall on some phases and not others."""
+    field = field_gauss(images)
+    across_columns = np.diff(field, axis=2) ** 2
+    across_rows = np.diff(field, axis=1) ** 2
+    pairs = (field.shape[2] - 1) // period * period
+    rows = (field.shape[1] - 1) // period * period
+    return (
+        across_columns[:, :, :pairs].reshape(len(field), field.shape[1], -1, period).mean(axis=(1, 2))
+        + across_rows[:, :rows].reshape(len(field), -1, period, field.shape[2]).mean(axis=(1, 3))
+    ) / 2
+
+
+def grid_contrast(images, period: int = GRID_PERIOD) -> np.ndarray:
+    """[N] the largest over the smallest of a patch's `grid_phase_energy`: about 1 for a magnetogram (a little
+    above, from its noise), 2-4 for a generator's block texture; inf where a phase has no energy at all, NaN for a
+    constant patch."""
+    energy = grid_phase_energy(images, period)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return energy.max(axis=1) / energy.min(axis=1)
+
+
 def spectral_peak_ratios(
     k: np.ndarray, mean_power: np.ndarray, peaks: tuple[int, ...] = PEAK_WAVENUMBERS
 ) -> dict[int, float]:
@@ -294,6 +326,7 @@ def realism_diagnostics(images) -> tuple[dict[str, np.ndarray], np.ndarray, np.n
             "strong_pixel_fraction": strong_pixel_fraction(images),
             "border_excess_gauss": border_excess(images),
             "umbra_strength_gauss": umbra_strength(images),
+            "grid_contrast": grid_contrast(images),
         },
         k,
         power,
@@ -353,9 +386,10 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
     """Realism of generated against reference patches (both summarised with diagnostics).
 
     Returns:
-      ``realism/ks_<diagnostic>`` for noise width, spectral slope, mean gradient, border excess
-      (`border_excess`: the frame zero padding draws) and umbra strength (`umbra_strength`: the strongest
-      pixels); the last two are not in `realism_score`; ``realism/saturated_share_generated`` and
+      ``realism/ks_<diagnostic>`` for each of `KS_DIAGNOSTICS`: noise width, spectral slope, mean gradient,
+      border excess (`border_excess`: the frame zero padding draws), umbra strength (`umbra_strength`: the
+      strongest pixels) and grid contrast (`grid_contrast`: block texture); the last three are not in
+      `realism_score`; ``realism/saturated_share_generated`` and
       ``..._reference``: the share of patches whose umbra strength reaches `SATURATED_UMBRA_GAUSS`;
       ``realism/strong_pixel_ratio`` (generated / reference density of pixels beyond +-500 G);
       ``realism/peak_ratio_k<k>`` for k in `PEAK_WAVENUMBERS` and ``realism/peak_ratio_max``;
@@ -365,13 +399,7 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
     if not generated.diagnostics or not reference.diagnostics:
         raise ValueError("realism_figures needs summaries with diagnostics (made by `summarise`)")
     figures = {}
-    for name in (
-        "noise_width_gauss",
-        "spectral_slope",
-        "mean_gradient_gauss_per_pixel",
-        "border_excess_gauss",
-        "umbra_strength_gauss",
-    ):
+    for name in KS_DIAGNOSTICS:
         figures[f"realism/ks_{name}"] = ks_distance(generated.diagnostics[name], reference.diagnostics[name])
     for name in PER_PATCH_DIAGNOSTICS:
         for label, summary in (("generated", generated), ("reference", reference)):
@@ -477,6 +505,7 @@ REALISM_TARGETS = {
     "realism/peak_ratio_max": ("largest spectral peak at k = 16, 32, 48 over its neighbours", (0.0, 1.5)),
     "ks_mean": ("mean KS of the physics quantities", (0.0, 0.15)),
     "realism/r_median_ratio": ("median Schrijver R, generated / data", (0.75, 1.25)),
+    "realism/ks_grid_contrast": ("KS of grid contrast (the upsampling's block texture)", (0.0, 0.25)),
 }
 """figure -> (what it is, (lowest, highest) value a data-like generator has)."""
 
@@ -485,6 +514,7 @@ _MEDIANS = {
     "realism/ks_spectral_slope": "spectral_slope",
     "realism/ks_mean_gradient_gauss_per_pixel": "mean_gradient_gauss_per_pixel",
     "realism/strong_pixel_ratio": "strong_pixel_fraction",
+    "realism/ks_grid_contrast": "grid_contrast",
 }
 
 
