@@ -36,7 +36,9 @@ Three architectures, chosen by name (``config.model.arch``):
   has a learned gain (``'..._fast_gain_threshold_minibatch'``: learned at a 20x rate;
   ``'..._fast_gain_bilinear_threshold_minibatch'``: that one with bilinear upsampling into the output layer;
   ``'..._fast_gain_diffuse_threshold_minibatch'`` and ``'..._fast_gain_coarse_diffuse_threshold_minibatch'``: that
-  one plus a smooth field from the 32 x 32 or 16 x 16 features after the threshold);
+  one plus a smooth field from the 32 x 32 or 16 x 16 features after the threshold;
+  ``'..._fast_gain_smooth_blocks_diffuse_threshold_minibatch'``: the 32 x 32 one with bilinear upsampling in its two
+  blocks and nearest-neighbour upsampling into the output layer);
   ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
   with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
