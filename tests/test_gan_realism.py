@@ -99,6 +99,28 @@ def test_realism_figures_and_score_tell_a_checkerboard_from_data():
     )
 
 
+def test_realism_figures_count_saturated_umbrae_and_block_texture():
+    # 32 patches of 22 G noise; 4 hold a 5 x 5 spot at 1000 G (saturated), 4 at 900 G (not), the rest none
+    rng = np.random.default_rng(7)
+    images = rng.normal(0.0, 0.022, (32, SIZE, SIZE, 1)).astype(np.float32)
+    images[:4, 60:65, 60:65] = 1.0
+    images[4:8, 60:65, 60:65] = 0.9
+    reference = _summary(images)
+    # the same patches drawn in 2 x 2 blocks (nearest-neighbour upsampling of every other pixel), plus 2 G of noise
+    blocky = np.repeat(np.repeat(images[:, ::2, ::2], 2, axis=1), 2, axis=2) + rng.normal(0.0, 0.002, images.shape)
+    figures = quality.quality_figures(_summary(blocky), reference)
+    assert figures["realism/saturated_share_reference"] == pytest.approx(4 / 32)
+    assert figures["realism/saturated_share_generated"] == pytest.approx(4 / 32)
+    # white noise: every phase alike (median contrast near 1); the pairs inside a block differ by the 2 G noise
+    # only, those across a block edge by the 22 G noise too: (2 x 22^2 + 2 x 2^2) / (2 x 2^2), about 120
+    assert figures["realism/grid_contrast_reference"] < 1.3
+    assert 60 < figures["realism/grid_contrast_generated"] < 250
+    assert figures["realism/ks_grid_contrast"] == 1.0
+    table = quality.realism_table(figures)
+    row = table["KS of grid contrast (the upsampling's block texture)"]
+    assert row["met"] is False and row["data_median"] < 1.3
+
+
 def test_realism_score_terms():
     perfect = {
         "realism/ks_noise_width_gauss": 0.0,
