@@ -269,3 +269,27 @@ def test_smooth_blocks_generator_upsamples_its_blocks_bilinearly_and_its_output_
     second_in = gan.pixel_norm(gan.leaky_relu(inter["Conv2D_1"]["__call__"][0]))
     out = conv3(gan.upsample_nearest(second_in), params["Conv2D_2"]["kernel"], params["Conv2D_2"]["bias"])
     np.testing.assert_allclose(np.asarray(inter["Conv2D_2"]["__call__"][0]), np.asarray(out), atol=1e-4)
+
+
+def test_clipped_generator_reaches_the_clip_exactly_and_is_the_tanh_generator_below_it():
+    x = jnp.linspace(-3.0, 3.0, 601)
+    clipped = gan.clipped_tanh(x, gan.OUTPUT_CLIP_GAIN)
+    saturated = np.abs(np.tanh(np.asarray(x))) >= 1 / gan.OUTPUT_CLIP_GAIN
+    np.testing.assert_array_equal(np.abs(np.asarray(clipped))[saturated], 1.0)  # exactly the 1000 G clip
+    np.testing.assert_allclose(
+        np.asarray(clipped)[~saturated], gan.OUTPUT_CLIP_GAIN * np.tanh(np.asarray(x))[~saturated], rtol=1e-6
+    )
+    grad = np.asarray(jax.vmap(jax.grad(lambda v: gan.clipped_tanh(v, gan.OUTPUT_CLIP_GAIN)))(x))
+    assert np.all(grad[saturated] == 0) and np.all(grad[~saturated] > 0)
+    widths = (0.02, 0.03)
+    clip_generator, _ = gan.make_models(
+        "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_minibatch", "matmul", widths, 0.3
+    )
+    plain, _ = gan.make_models(
+        "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch", "matmul", widths, 0.3
+    )
+    params = plain.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    z = 3.0 * jax.random.normal(jax.random.key(5), (2, 100))
+    plain_out = np.asarray(plain.apply({"params": params}, z))
+    clip_out = np.asarray(clip_generator.apply({"params": params}, z))  # the same parameters
+    np.testing.assert_allclose(clip_out, np.clip(gan.OUTPUT_CLIP_GAIN * plain_out, -1, 1), rtol=1e-5, atol=1e-6)

@@ -38,7 +38,8 @@ Three architectures, chosen by name (``config.model.arch``):
   ``'..._fast_gain_diffuse_threshold_minibatch'`` and ``'..._fast_gain_coarse_diffuse_threshold_minibatch'``: that
   one plus a smooth field from the 32 x 32 or 16 x 16 features after the threshold;
   ``'..._fast_gain_smooth_blocks_diffuse_threshold_minibatch'``: the 32 x 32 one with bilinear upsampling in its two
-  blocks and nearest-neighbour upsampling into the output layer);
+  blocks and nearest-neighbour upsampling into the output layer; ``'..._fast_gain_diffuse_threshold_clip_minibatch'``:
+  the 32 x 32 one whose output tanh is stretched and clipped, `clipped_tanh`, so umbrae saturate as the data's do);
   ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
   with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
@@ -615,6 +616,7 @@ class ResizeConvGenerator(nn.Module):
     `DIFFUSE_SOURCES`, '' = none) adds, after the threshold, a smooth field: one linear channel of the first block's
     features ('first_block') or of the starting S x S features ('start'), upsampled bilinearly to 128 x 128
     (initially zero), so weak plage can spread over tens of pixels without passing the threshold.
+    ``output_clip_gain`` (> 0) replaces the output tanh by `clipped_tanh` with that gain.
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -631,6 +633,7 @@ class ResizeConvGenerator(nn.Module):
     noise_gain_rate: float = 1.0
     output_upsample: str = ""
     diffuse: str = ""
+    output_clip_gain: float = 0.0
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -677,7 +680,21 @@ class ResizeConvGenerator(nn.Module):
             )(x, z)
         elif self.output_noise:
             x = LatentNoise(name="OutputNoise")(x, z)
+        if self.output_clip_gain:
+            return clipped_tanh(x, self.output_clip_gain)
         return jnp.tanh(x)
+
+
+def clipped_tanh(x: jax.Array, gain: float) -> jax.Array:
+    """``clip(gain * tanh(x), -1, 1)``: tanh, stretched by ``gain`` > 1 and clipped at +-1, so values reach the clip
+    exactly (from tanh(x) >= 1 / gain) as the data do, whose preprocessing clips |Br| at 1000 G (a point mass at
+    +-1 that a plain tanh never reaches). Its gradient is 0 beyond the clip."""
+    return jnp.clip(gain * jnp.tanh(x), -1.0, 1.0)
+
+
+OUTPUT_CLIP_GAIN = 1.1
+"""The ``output_clip_gain`` of the clipped architectures: pixels with tanh(x) >= 0.91 (|Br| >= 910 G before the
+clip) saturate at 1000 G."""
 
 
 def small_resize_conv_generator(
@@ -692,6 +709,7 @@ def small_resize_conv_generator(
     noise_gain_rate: float = 1.0,
     output_upsample: str = "",
     diffuse: str = "",
+    output_clip_gain: float = 0.0,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -717,6 +735,7 @@ def small_resize_conv_generator(
         noise_gain_rate=noise_gain_rate,
         output_upsample=output_upsample,
         diffuse=diffuse,
+        output_clip_gain=output_clip_gain,
     )
 
 
@@ -739,6 +758,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     output_upsample: str = "",
     diffuse: str = "",
     upsample: str = "nearest",
+    output_clip_gain: float = 0.0,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -750,7 +770,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     '..._fast_gain_coarse_diffuse_threshold': 'start', 16 x 16) adds `ResizeConvGenerator`'s smooth field after the
     threshold. ``upsample='bilinear'`` with ``output_upsample='nearest'`` ('..._fast_gain_smooth_blocks_diffuse_threshold')
     upsamples the two blocks bilinearly and the output layer by nearest neighbours, against the 4-8 px patchwork
-    the nearest blocks draw in the weak field."""
+    the nearest blocks draw in the weak field. ``output_clip_gain`` ('..._fast_gain_diffuse_threshold_clip'):
+    `clipped_tanh` at the output, so umbrae saturate at 1000 G as the data's do."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -762,6 +783,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         output_upsample=output_upsample,
         diffuse=diffuse,
         upsample=upsample,
+        output_clip_gain=output_clip_gain,
     )
 
 
@@ -992,6 +1014,16 @@ ARCHITECTURES = {
         ),
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_minibatch": (
+        functools.partial(
+            small_resize_conv_edge_instrument_threshold_generator,
+            noise_gain=True,
+            gain_rate=FAST_GAIN_RATE,
+            diffuse="first_block",
+            output_clip_gain=OUTPUT_CLIP_GAIN,
+        ),
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch": (
         functools.partial(
             small_resize_conv_edge_instrument_threshold_generator,
@@ -1021,6 +1053,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_coarse_diffuse_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",
 )
