@@ -321,14 +321,9 @@ def border_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
 
 
 def grid_phase_energy(images: jax.Array, period: int = quality_lib.GRID_PERIOD) -> jax.Array:
-    """[period] the batch's mean squared neighbour difference (s^2) by pair position mod `period`, the
-    differentiable, batch-pooled counterpart of `quality.grid_phase_energy`. Input [B, H, W, 1]."""
-    field = images[..., 0].astype(jnp.float32)
-    pairs = (field.shape[2] - 1) // period * period
-    rows = (field.shape[1] - 1) // period * period
-    across_columns = (jnp.diff(field, axis=2)[:, :, :pairs] ** 2).reshape(field.shape[0], field.shape[1], -1, period)
-    across_rows = (jnp.diff(field, axis=1)[:, :rows] ** 2).reshape(field.shape[0], -1, period, field.shape[2])
-    return (jnp.mean(across_columns, axis=(0, 1, 2)) + jnp.mean(across_rows, axis=(0, 1, 3))) / 2
+    """[period] the batch's mean `quality.phase_energy` (s^2): the differentiable, batch-pooled counterpart of
+    `quality.grid_phase_energy`. Input [B, H, W, 1]."""
+    return jnp.mean(quality_lib.phase_energy(images[..., 0].astype(jnp.float32), period, jnp), axis=0)
 
 
 def grid_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:

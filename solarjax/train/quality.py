@@ -261,22 +261,23 @@ def border_excess(images, width: int = BORDER_WIDTH, band: tuple[int, int] = BOR
     return field[:, frame].mean(axis=1) - field[:, inner].mean(axis=1)
 
 
+def phase_energy(field, period: int = GRID_PERIOD, xp=np):
+    """[N, period] mean squared difference of neighbouring pixels of fields [N, H, W] (in their own units squared),
+    horizontal and vertical pairs pooled, by the position mod `period` of the pair's first pixel (the first
+    ``period * floor((H - 1) / period)`` pairs of each row and column). `xp`: numpy or jax.numpy."""
+    n, height, width = field.shape
+    pairs, rows = (width - 1) // period * period, (height - 1) // period * period
+    across_columns = (xp.diff(field, axis=2)[:, :, :pairs] ** 2).reshape(n, height, -1, period)
+    across_rows = (xp.diff(field, axis=1)[:, :rows] ** 2).reshape(n, -1, period, width)
+    return (xp.mean(across_columns, axis=(1, 2)) + xp.mean(across_rows, axis=(1, 3))) / 2
+
+
 def grid_phase_energy(images, period: int = GRID_PERIOD) -> np.ndarray:
-    """[N, period] mean squared difference (G^2) of neighbouring pixels, horizontal and vertical pairs pooled, by
-    the position mod `period` of the pair's first pixel (the first ``period * floor((H - 1) / period)`` pairs of
-    each row and column).
+    """[N, period] `phase_energy` of patches in G^2.
 
     A field whose statistics do not depend on position (any magnetogram) has equal energies at every phase; a
     generator that upsamples by repeating pixels draws blocks, whose edges fall on some phases and not others."""
-    field = field_gauss(images)
-    across_columns = np.diff(field, axis=2) ** 2
-    across_rows = np.diff(field, axis=1) ** 2
-    pairs = (field.shape[2] - 1) // period * period
-    rows = (field.shape[1] - 1) // period * period
-    return (
-        across_columns[:, :, :pairs].reshape(len(field), field.shape[1], -1, period).mean(axis=(1, 2))
-        + across_rows[:, :rows].reshape(len(field), -1, period, field.shape[2]).mean(axis=(1, 3))
-    ) / 2
+    return phase_energy(field_gauss(images), period)
 
 
 def grid_contrast(images, period: int = GRID_PERIOD) -> np.ndarray:
