@@ -7,8 +7,8 @@ r"""The GAN trainer's config (`solarjax.train.gan.train_and_evaluate`): one base
               paper's generator with resize-convolution upsampling (no checkerboard), edge padding, a smooth
               diffuse field, the training data's measured quiet-Sun noise with a learned gain, against the
               paper's discriminator with batch statistics; the band sharpness, Schrijver R, quiet width,
-              weak-field coherence and per-patch gradient of each generated batch drawn toward the real batch's;
-              samples from an EMA of the weights; the paper's loss and optimiser (Adam 5e-4, b1 = 0.5);
+              weak-field coherence and per-patch gradient of each generated batch drawn toward the real batch's,
+              and its neighbour differences kept alike at every phase of the pixel grid; samples from an EMA of the weights; the paper's loss and optimiser (Adam 5e-4, b1 = 0.5);
               checkpoints ranked by the realism score; 6,000 steps of batch 32.
   cme_synthetic  the CME demo's GAN (`PLAIN_MODEL`: 'resize_conv_small' with nothing added, the default before
               issue 23: the noise calibration and the matched statistics are a magnetogram's).
@@ -42,7 +42,7 @@ issue-23 candidates 'resize_conv_small_edge' | '..._edge_noise' | '..._bilinear_
 balance: `solarjax.models.gan`),
 model.latent_dim, model.loss ('non_saturating' | 'hinge'), model.ema_decay (0 = no EMA), model.ema_start (steps
 before the EMA averages; 0 if unset) and, where set, model.r1_gamma and model.<term>_weight for the matching terms
-sharpness, complexity, quiet, balance and plage (0 = none; `solarjax.train.gan.MATCHING_TERMS`) define the model
+sharpness, complexity, quiet, balance, plage, coherence, gradient, umbra, border and grid (0 = none; `solarjax.train.gan.MATCHING_TERMS`) define the model
 (their hash is the checkpoint fingerprint); conv_impl ('auto' = 'matmul' on CPU, 'xla' elsewhere: same
 numbers, see `solarjax.models.gan`); compute_dtype ('float32' | 'bfloat16': bf16 compute, f32 parameters);
 optimizer (Adam); batch_size (global, all devices and hosts); total_steps; log_every (metrics.jsonl),
@@ -69,16 +69,18 @@ DEFAULT_MODEL = {
     "quiet_weight": 10.0,
     "plage_weight": 10.0,
     "gradient_weight": 10.0,
+    "grid_weight": 10.0,
     "ema_decay": 0.99,
     "ema_start": 100,
 }
 """The magnetogram default (issue 23's candidate
-``edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient``): edge padding,
+``edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient_grid``): edge padding,
 the measured instrument noise with a learned gain after a soft threshold, a smooth diffuse field added after the
 threshold (the weak plage halves), a discriminator that sees its batch's statistics; the band sharpness, Schrijver R,
-quiet-Sun width, weak-field coherence and per-patch mean gradient matched to the real batch; samples drawn from an
-average of the generator's weights (decay 0.99) that starts after 100 steps, so that the polarity balance does not
-drift with where training stops and a shorter run samples its raw weights."""
+quiet-Sun width, weak-field coherence and per-patch mean gradient matched to the real batch; no phase of the pixel
+grid preferred by the neighbour differences (the grid term, against the nearest upsampling's block texture); samples
+drawn from an average of the generator's weights (decay 0.99) that starts after 100 steps, so that the polarity
+balance does not drift with where training stops and a shorter run samples its raw weights."""
 
 SHARP_FULL_STEPS_PER_EPOCH = 44_000 // 32
 """Steps per epoch of the paper's ~44,000 SHARP patches at batch 32."""
