@@ -161,17 +161,23 @@ def test_learned_noise_gain_starts_at_one_and_scales_only_the_noise(arch, rate):
     np.testing.assert_allclose(half, 0.5 * full, rtol=1e-4, atol=1e-6)
 
 
-def test_bilinear_output_generator_shares_the_parameters_and_upsamples_only_its_output_layer_bilinearly():
+def _variant_and_reference(arch, reference_arch):
+    """(variant, reference, params): two instrument-noise generators with the same parameter tree, and the
+    variant's initial parameters (which the reference can apply too)."""
     widths = (0.02, 0.03)
-    nearest, _ = gan.make_models(
-        "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch", "matmul", widths, 0.3
-    )
-    smooth, _ = gan.make_models(
-        "resize_conv_small_edge_instrument_fast_gain_bilinear_threshold_minibatch", "matmul", widths, 0.3
-    )
-    params = smooth.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    variant, _ = gan.make_models(arch, "matmul", widths, 0.3)
+    reference, _ = gan.make_models(reference_arch, "matmul", widths, 0.3)
+    params = variant.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(
-        jnp.shape, nearest.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+        jnp.shape, reference.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    )
+    return variant, reference, params
+
+
+def test_bilinear_output_generator_shares_the_parameters_and_upsamples_only_its_output_layer_bilinearly():
+    smooth, nearest, params = _variant_and_reference(
+        "resize_conv_small_edge_instrument_fast_gain_bilinear_threshold_minibatch",
+        "resize_conv_small_edge_instrument_fast_gain_threshold_minibatch",
     )
     z = jax.random.normal(jax.random.key(5), (2, 100))
     _, state = smooth.apply({"params": params}, z, capture_intermediates=True, mutable=["intermediates"])
@@ -240,17 +246,10 @@ def test_coarse_diffuse_generator_draws_its_field_from_the_16_px_start_and_bad_s
 
 
 def test_smooth_blocks_generator_upsamples_its_blocks_bilinearly_and_its_output_by_nearest_neighbours():
-    widths = (0.02, 0.03)
-    smooth, _ = gan.make_models(
-        "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch", "matmul", widths, 0.3
-    )
-    diffuse, _ = gan.make_models(
-        "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch", "matmul", widths, 0.3
-    )
-    params = smooth.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
     # the same parameters as the nearest-block default, so checkpoints and steering see the same tree
-    assert jax.tree.map(jnp.shape, params) == jax.tree.map(
-        jnp.shape, diffuse.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    smooth, _, params = _variant_and_reference(
+        "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch",
+        "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
     )
     z = jax.random.normal(jax.random.key(5), (2, 100))
     _, state = smooth.apply({"params": params}, z, capture_intermediates=True, mutable=["intermediates"])
@@ -281,14 +280,10 @@ def test_clipped_generator_reaches_the_clip_exactly_and_is_the_tanh_generator_be
     )
     grad = np.asarray(jax.vmap(jax.grad(lambda v: gan.clipped_tanh(v, gan.OUTPUT_CLIP_GAIN)))(x))
     assert np.all(grad[saturated] == 0) and np.all(grad[~saturated] > 0)
-    widths = (0.02, 0.03)
-    clip_generator, _ = gan.make_models(
-        "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_minibatch", "matmul", widths, 0.3
+    clip_generator, plain, params = _variant_and_reference(
+        "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_minibatch",
+        "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
     )
-    plain, _ = gan.make_models(
-        "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch", "matmul", widths, 0.3
-    )
-    params = plain.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
     z = 3.0 * jax.random.normal(jax.random.key(5), (2, 100))
     plain_out = np.asarray(plain.apply({"params": params}, z))
     clip_out = np.asarray(clip_generator.apply({"params": params}, z))  # the same parameters
