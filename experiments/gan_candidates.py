@@ -150,13 +150,6 @@ CANDIDATES = {
         "umbra_weight": 1.0,
         "border_weight": 1.0,
     },
-    "edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient_border_weak": {
-        "arch": "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
-        **_MATCHED_EMA,
-        "plage_weight": 10.0,
-        "gradient_weight": 10.0,
-        "border_weight": 0.1,
-    },
     "edge_instrument_fast_gain_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient_grid": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_minibatch",
         **_MATCHED_EMA,
