@@ -144,6 +144,38 @@ def test_subpixel_kernel_phases():
     np.testing.assert_array_equal(phases[..., 3], [[0, 0], [0, w[1, 1]]])  # odd, odd
 
 
+def test_average_pool_gives_block_means_and_refuses_ragged_sizes():
+    x = jnp.arange(2 * 8 * 8 * 3, dtype=jnp.float32).reshape(2, 8, 8, 3)
+    pooled = np.asarray(gan.average_pool(x, 4))
+    assert pooled.shape == (2, 2, 2, 3)
+    np.testing.assert_allclose(pooled[1, 0, 1, 2], np.asarray(x)[1, 0:4, 4:8, 2].mean())
+    with pytest.raises(ValueError, match="divisible by 4"):
+        gan.average_pool(jnp.zeros((1, 10, 8, 1)), 4)
+
+
+def test_multiscale_discriminators_coarse_branch_sees_only_block_means():
+    """With the logit's weights on the full-resolution and statistics branches zeroed, the multi-scale
+    discriminator's logit is that of the 32 x 32 branch: unchanged when the pixels inside every 4 x 4 block
+    are shuffled, which the whole discriminator does notice."""
+    arch = "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale"
+    _, discriminator = _models(arch)
+    variables = _variables(arch)[1]
+    final = variables["params"]["Dense_2"]
+    assert final["kernel"].shape == (100 + 16 + 100, 1)  # full resolution, statistics, coarse
+    coarse_only = jax.tree.map(lambda leaf: leaf, variables)
+    coarse_only["params"]["Dense_2"] = {**final, "kernel": final["kernel"].at[:116].set(0.0)}
+    images = 0.3 * jax.random.normal(jax.random.key(3), (4, 128, 128, 1))
+    blocks = images.reshape(4, 32, 4, 32, 4, 1).transpose(0, 1, 3, 2, 4, 5).reshape(4, 32, 32, 16)
+    shuffled = blocks[..., jax.random.permutation(jax.random.key(4), 16)]
+    shuffled = shuffled.reshape(4, 32, 32, 4, 4, 1).transpose(0, 1, 3, 2, 4, 5).reshape(4, 128, 128, 1)
+    np.testing.assert_allclose(gan.average_pool(shuffled, 4), gan.average_pool(images, 4), atol=1e-6)
+    np.testing.assert_allclose(
+        _apply(discriminator, coarse_only, shuffled), _apply(discriminator, coarse_only, images), atol=1e-5
+    )
+    change = jnp.abs(_apply(discriminator, variables, shuffled) - _apply(discriminator, variables, images))
+    assert float(jnp.max(change)) > 1e-3
+
+
 def test_spectral_norm_discriminator_updates_its_power_iteration_only_when_asked():
     _, discriminator = gan.make_models("resize_conv")
     variables = _variables("resize_conv")[1]

@@ -39,7 +39,9 @@ Three architectures, chosen by name (``config.model.arch``):
   one plus a smooth field from the 32 x 32 or 16 x 16 features after the threshold;
   ``'..._fast_gain_smooth_blocks_diffuse_threshold_minibatch'``: the 32 x 32 one with bilinear upsampling in its two
   blocks and nearest-neighbour upsampling into the output layer; ``'..._fast_gain_diffuse_threshold_clip_minibatch'``:
-  the 32 x 32 one whose output tanh is stretched and clipped, `clipped_tanh`, so umbrae saturate as the data's do);
+  the 32 x 32 one whose output tanh is stretched and clipped, `clipped_tanh`, so umbrae saturate as the data's do;
+  ``'..._fast_gain_diffuse_threshold_clip_multiscale'``: that generator against the batch-statistics discriminator
+  with a third branch that sees the patch averaged to 32 x 32);
   ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
   with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
@@ -692,6 +694,9 @@ def clipped_tanh(x: jax.Array, gain: float) -> jax.Array:
     return jnp.clip(gain * jnp.tanh(x), -1.0, 1.0)
 
 
+COARSE_POOL = 4
+"""The ``coarse_pool`` of the multi-scale architectures: their discriminator also sees the patch at 32 x 32."""
+
 OUTPUT_CLIP_GAIN = 1.1
 """The ``output_clip_gain`` of the clipped architectures: pixels with tanh(x) >= 0.91 (|Br| >= 910 G before the
 clip) saturate at 1000 G."""
@@ -910,12 +915,17 @@ class MinibatchStatisticsDiscriminator(nn.Module):
     batch, so a generator whose batches are all of one polarity, or all alike, is told apart even
     when each patch on its own looks real (the trainers pass real and generated patches in
     separate batches). PyTorch default initialisation as `SimpleDiscriminator`. With ``physics`` the branch
-    also sees each patch's `physics_statistics` (flux, separation, tilt, area, R, ...).
+    also sees each patch's `physics_statistics` (flux, separation, tilt, area, R, ...). With ``coarse_pool``
+    (> 0) a third branch sees the patch averaged over ``coarse_pool`` x ``coarse_pool`` pixels
+    (`average_pool`; 32 x 32 for 4): two stride-2 convolutions (32, 64 channels) -> Dense(100), concatenated
+    before the logit, so the layout of the field (plage halves, their envelopes) is judged apart from its
+    pixel-scale texture (a multi-scale discriminator, Wang et al. 2018).
     """
 
     conv_impl: ConvImpl = "matmul"
     statistics_features: int = 16
     physics: bool = False
+    coarse_pool: int = 0
 
     @nn.compact
     def __call__(self, images: jax.Array, update_stats: bool = False) -> jax.Array:
@@ -929,8 +939,23 @@ class MinibatchStatisticsDiscriminator(nn.Module):
         x = leaky_relu(_pytorch_dense(100, x.shape[1] * x.shape[2] * x.shape[3])(x.reshape(x.shape[0], -1)))
         init = pytorch_default_init(statistics.shape[-1])
         branch = nn.Dense(self.statistics_features, kernel_init=init, bias_init=init, name="Statistics")
-        s = leaky_relu(branch(statistics))
-        return _pytorch_dense(1, 100 + self.statistics_features)(jnp.concatenate([x, s], axis=-1))[:, 0]
+        branches = [x, leaky_relu(branch(statistics))]
+        if self.coarse_pool:
+            coarse = average_pool(images, self.coarse_pool)
+            for features in (32, 64):  # 15, 7 for a 32 x 32 input
+                coarse = leaky_relu(_pytorch_conv(features, coarse.shape[-1], self.conv_impl)(coarse))
+            coarse = coarse.reshape(coarse.shape[0], -1)
+            branches.append(leaky_relu(_pytorch_dense(100, coarse.shape[-1])(coarse)))
+        joined = jnp.concatenate(branches, axis=-1)
+        return _pytorch_dense(1, joined.shape[-1])(joined)[:, 0]
+
+
+def average_pool(images: jax.Array, size: int) -> jax.Array:
+    """[N, H, W, C] -> [N, H / size, W / size, C]: the mean of each size x size block (H, W multiples of size)."""
+    n, h, w, c = images.shape
+    if h % size or w % size:
+        raise ValueError(f"average_pool needs H and W divisible by {size}, got {h} x {w}")
+    return jnp.mean(images.reshape(n, h // size, size, w // size, size, c), axis=(2, 4))
 
 
 class SpectralNormDiscriminator(nn.Module):
@@ -1024,6 +1049,16 @@ ARCHITECTURES = {
         ),
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale": (
+        functools.partial(
+            small_resize_conv_edge_instrument_threshold_generator,
+            noise_gain=True,
+            gain_rate=FAST_GAIN_RATE,
+            diffuse="first_block",
+            output_clip_gain=OUTPUT_CLIP_GAIN,
+        ),
+        functools.partial(MinibatchStatisticsDiscriminator, coarse_pool=COARSE_POOL),
+    ),
     "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch": (
         functools.partial(
             small_resize_conv_edge_instrument_threshold_generator,
@@ -1054,6 +1089,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_coarse_diffuse_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",
 )
