@@ -71,7 +71,7 @@ POLARITY_FINE = 32
 POLARITY_THRESHOLD = 0.15
 """Strong-field threshold of `polarity_statistics` (normalised field; 150 G, as `solarjax.physics`)."""
 OUTPUT_CLIP = 0.999
-"""Images are clipped to +-this before arctanh recovers the generator's output before tanh."""
+"""Images are clipped to +-this before `polarity_statistics` takes their arctanh."""
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -122,8 +122,9 @@ def polarity_statistics(
 ):
     """[N, 7 * grid * grid] polarity-resolved statistics of patches [N, H, W] or [N, H, W, 1] in [-1, 1].
 
-    With a = arctanh(s) (the generator's output before tanh), per block of a ``grid`` x ``grid``
-    split: mean(a), mean(|a|), |mean(a)|, fraction of s > threshold, fraction of s < -threshold, and
+    With a = arctanh(s) (a monotone stretch of the field: a plain tanh generator's output before its tanh,
+    arctanh(1.1 tanh x) below the clip for the clipped ones, `models.gan.clipped_tanh`), per block of a
+    ``grid`` x ``grid`` split: mean(a), mean(|a|), |mean(a)|, fraction of s > threshold, fraction of s < -threshold, and
     over the block's sub-blocks of a ``fine`` x ``fine`` split the means of mean(|a|) - |mean(a)|
     (polarity mixing) and of sqrt(fraction positive x fraction negative) (coexistence of the strong
     polarities). Features are statistic-major, blocks row-major. ``fine`` must be a multiple of
