@@ -313,6 +313,44 @@ def test_grid_phase_energy_sees_block_edges_and_its_mismatch_descends():
     assert float(gan_train.grid_mismatch(stepped, None)) < before
 
 
+def test_band_power_is_the_ring_spectrum_by_band_and_a_cosine_fills_one_band():
+    edges = quality.SPECTRUM_BAND_EDGES
+    noise = np.random.default_rng(2).normal(0.0, 0.05, (3, 128, 128)).astype(np.float32)
+    k, power = quality.radial_power_spectrum(noise)  # G^2, rings k = 1..64
+    by_band = np.stack(
+        [power[:, low - 1 : min(high, 65) - 1].mean(axis=1) for low, high in zip(edges[:-1], edges[1:])], 1
+    )
+    np.testing.assert_allclose(quality.band_power(quality.field_gauss(noise)), by_band, rtol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(quality.band_power(jnp.asarray(noise), xp=jnp)), quality.band_power(noise), rtol=1e-4
+    )
+    # a cosine of 10 cycles per patch along the rows: amplitude 1 puts |F|^2 / H^2 = H^2 / 4 in each of its two
+    # FFT pixels, so ring 10 holds 2 x 4096 / (ring 10's pixel count) and band [8, 13) a fifth of that
+    x = np.arange(128, dtype=np.float64)
+    cosine = np.broadcast_to(np.cos(2 * np.pi * 10 * x / 128), (1, 128, 128)).copy()
+    frequencies = np.fft.fftfreq(128) * 128
+    ring_10 = np.sum(np.rint(np.hypot(*np.meshgrid(frequencies, frequencies))) == 10)
+    expected = np.zeros((1, len(edges) - 1))
+    expected[0, edges.index(8)] = 2 * 128**2 / 4 / ring_10 / 5
+    np.testing.assert_allclose(quality.band_power(cosine), expected, atol=1e-6 * expected.max())
+    with pytest.raises(ValueError, match="holds no wavenumber"):
+        quality.band_weights(16, (1, 4, 9, 12))
+
+
+def test_spectrum_mismatch_vanishes_on_equal_batches_and_descends_toward_the_real_spectrum():
+    rng = np.random.default_rng(3)
+    real = jnp.asarray(rng.normal(0.0, 0.05, (BATCH, 128, 128, 1)), jnp.float32)  # white: flat bands
+    assert float(gan_train.spectrum_mismatch(real, real)) == 0.0
+    # smoothed noise lacks the small scales: its upper bands lie decades below the white batch's
+    smooth = gan_train.gaussian_smooth(jnp.asarray(rng.normal(0.0, 0.05, (BATCH, 128, 128))), 2.0)[..., None]
+    fake_bands, real_bands = gan_train.log_band_power(smooth), gan_train.log_band_power(real)
+    assert fake_bands.shape == (BATCH, len(quality.SPECTRUM_BAND_EDGES) - 1)
+    assert float(jnp.median(real_bands[:, -1] - fake_bands[:, -1])) > 2.0
+    before = float(gan_train.spectrum_mismatch(smooth, real))
+    grad = jax.grad(gan_train.spectrum_mismatch)(smooth, real)
+    assert float(gan_train.spectrum_mismatch(smooth - 1e-3 * grad / jnp.max(jnp.abs(grad)), real)) < before
+
+
 def test_matching_weights_keep_the_positive_terms_and_refuse_negative_ones():
     import ml_collections
 

@@ -335,6 +335,21 @@ def grid_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.mean((log_energy - jnp.mean(log_energy)) ** 2)
 
 
+def log_band_power(images: jax.Array) -> jax.Array:
+    """[B, bands] log10 of each patch's `quality.band_power` (in s^2, +1e-12) over `quality.SPECTRUM_BAND_EDGES`.
+    Input [B, H, H, 1]."""
+    return jnp.log10(quality_lib.band_power(images[..., 0].astype(jnp.float32), xp=jnp) + 1e-12)
+
+
+def spectrum_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance between the batches' distributions of `log_band_power`, band by band
+    (sorted and compared rank by rank), averaged over the bands; 0 when the batches agree (batches of one size).
+    A generator short of power at some scale (its plage without network texture) pays for it in that band."""
+    fake_bands = jnp.sort(log_band_power(fake), axis=0)
+    real_bands = jnp.sort(log_band_power(real), axis=0)
+    return jnp.mean((fake_bands - jax.lax.stop_gradient(real_bands)) ** 2)
+
+
 MATCHING_TERMS = {
     "sharpness": sharpness_mismatch,
     "complexity": complexity_mismatch,
@@ -346,6 +361,7 @@ MATCHING_TERMS = {
     "umbra": umbra_mismatch,
     "border": border_mismatch,
     "grid": grid_mismatch,
+    "spectrum": spectrum_mismatch,
 }
 """name -> ``(fake, real) -> scalar`` statistics the generator's loss can match to the real batch, each with the
 weight ``config.model.<name>_weight`` (0 or absent = off, the paper)."""

@@ -136,6 +136,9 @@ BORDER_BAND = (4, 12)
 """The band (first and last pixel distance from the edge) the frame is compared with."""
 GRID_PERIOD = 8
 """Pixel period whose phases `grid_phase_energy` compares: three 2x upsamplings repeat every 2, 4 and 8 pixels."""
+SPECTRUM_BAND_EDGES = (1, 2, 3, 5, 8, 13, 22, 38, 65)
+"""Wavenumber bands [edge_i, edge_i+1) (cycles per 128-px patch; about 1.6x wide) of `band_power`: from the
+patch's layout (k 1-2) to the pixel scale (k 38-64)."""
 PER_PATCH_DIAGNOSTICS = (
     "noise_width_gauss",
     "spectral_slope",
@@ -207,6 +210,32 @@ def radial_power_spectrum(images) -> tuple[np.ndarray, np.ndarray]:
     flat = spectrum.reshape(len(spectrum), -1)
     power = np.stack([np.bincount(ring, weights=row, minlength=k[-1] + 1)[k] for row in flat]) / counts
     return k, power
+
+
+def band_weights(size: int, edges: tuple[int, ...] = SPECTRUM_BAND_EDGES) -> np.ndarray:
+    """[size * size, len(edges) - 1] float32 weights that turn a flattened |FFT|^2 / size^2 of a size x size patch
+    into `band_power`: each band's mean over its integer rings k (edges[i] <= k < edges[i+1], k <= size / 2) of the
+    ring's mean power, `radial_power_spectrum`'s rings."""
+    frequencies = np.fft.fftfreq(size) * size
+    ring = np.rint(np.hypot(*np.meshgrid(frequencies, frequencies, indexing="ij"))).astype(int).ravel()
+    counts = np.bincount(ring)
+    weights = np.zeros((size * size, len(edges) - 1), np.float32)
+    for band, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+        rings = [k for k in range(low, min(high, size // 2 + 1))]
+        if not rings:
+            raise ValueError(f"band [{low}, {high}) holds no wavenumber of a {size}-px patch")
+        for k in rings:
+            weights[ring == k, band] = 1.0 / (counts[k] * len(rings))
+    return weights
+
+
+def band_power(field, edges: tuple[int, ...] = SPECTRUM_BAND_EDGES, xp=np):
+    """[N, bands] mean power of square fields [N, H, H] (their units squared) in the wavenumber bands ``edges``
+    (`band_weights`), of the field minus its mean. `xp`: numpy or jax.numpy (differentiable)."""
+    n, size = field.shape[0], field.shape[1]
+    centred = field - xp.mean(field, axis=(1, 2), keepdims=True)
+    spectrum = xp.abs(xp.fft.fft2(centred)) ** 2 / size**2
+    return spectrum.reshape(n, -1) @ xp.asarray(band_weights(size, edges))
 
 
 def spectral_slope(k: np.ndarray, power: np.ndarray, k_range: tuple[int, int] = SLOPE_RANGE) -> np.ndarray:
