@@ -174,6 +174,10 @@ def test_multiscale_discriminators_coarse_branch_sees_only_block_means():
     )
     change = jnp.abs(_apply(discriminator, variables, shuffled) - _apply(discriminator, variables, images))
     assert float(jnp.max(change)) > 1e-3
+    # and the coarse branch does see the block means: flipped patches have other means at each position
+    flipped = jnp.flip(images, axis=1)
+    coarse_change = jnp.abs(_apply(discriminator, coarse_only, flipped) - _apply(discriminator, coarse_only, images))
+    assert float(jnp.max(coarse_change)) > 1e-3
 
 
 def test_spectral_norm_discriminator_updates_its_power_iteration_only_when_asked():

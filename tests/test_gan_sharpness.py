@@ -4,8 +4,9 @@ is drawn toward R of touching ones, the quiet width of Gaussian noise is its tru
 field, the net-flux distance of a one-polarity batch to a balanced one is known and descends, the weak-field and
 quiet-field coherences have known answers, the per-patch gradient equals the quality diagnostic and its sorted
 distance between two ramp batches is known and descends, the umbra strength and the border excess have known
-answers on spots and rims and their sorted distances descend, and the train step adds exactly ``weight * mismatch`` of
-each to the generator's loss."""
+answers on spots and rims and their sorted distances descend, the grid phases see block edges, the band powers are
+the ring spectrum's by band (a cosine fills one band) and their distance descends, and the train step adds exactly
+``weight * mismatch`` of each to the generator's loss."""
 
 import jax
 import jax.numpy as jnp

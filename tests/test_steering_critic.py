@@ -6,6 +6,7 @@ import pytest
 from helpers import toy_generator
 
 from solarjax import gan
+from solarjax.models import gan as gan_models
 from solarjax.steering.critic import load_critic
 
 
@@ -16,7 +17,10 @@ def test_critic_is_the_checkpoints_discriminator_and_scores_patches(demo_workdir
     generator = gan.load(demo_workdir / "gan")
     critic = load_critic(generator)
     assert critic.step == generator.step
-    assert critic.sees_batch == (generator.config["model"]["arch"].endswith("_minibatch"))
+    discriminator = gan_models.ARCHITECTURES[generator.config["model"]["arch"]][1]
+    assert critic.sees_batch == (
+        getattr(discriminator, "func", discriminator) is gan_models.MinibatchStatisticsDiscriminator
+    )
     images = np.asarray(generator.generate(generator.sample_latents(12, seed=0)))
     whole = np.asarray(critic.apply_fn(critic.variables, jnp.asarray(images)))
     logits = critic.logits(images)

@@ -13,7 +13,10 @@ is the sum of its real and fake terms. Options beyond the paper (``config.model`
 kept in the state and the checkpoints, which sample grids, quality figures and `solarjax.gan.load` use.
 ``<term>_weight`` (`MATCHING_TERMS`) adds to the generator's loss the mismatch between its batch and the real
 batch of the band sharpness (`sharpness_mismatch`), the Schrijver R (`complexity_mismatch`), the quiet-Sun
-width (`quiet_mismatch`) or the distribution of the net flux (`balance_mismatch`).
+width (`quiet_mismatch`), the distribution of the net flux (`balance_mismatch`), the weak and quiet field's
+coherence (`plage_mismatch`, `coherence_mismatch`), the per-patch gradient (`gradient_mismatch`), the umbra
+strength (`umbra_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`) or the
+power in wavenumber bands (`spectrum_mismatch`).
 Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
 ``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
 
@@ -469,7 +472,9 @@ def make_train_step(
         generator's loss and logged as ``<term>_mismatch`` (`sharpness_mismatch`: the pixel share and
         sharpness of the 50-200, 200-500 and >500 G structures; `complexity_mismatch`: Schrijver R;
         `quiet_mismatch`: the quiet-Sun width; `balance_mismatch`: the net flux's distribution; `plage_mismatch`: the
-        weak field's coherence; `coherence_mismatch`: the quiet pixels' coherence; none: the paper).
+        weak field's coherence; `coherence_mismatch`: the quiet pixels' coherence; `gradient_mismatch`,
+        `umbra_mismatch`, `border_mismatch`, `grid_mismatch`, `spectrum_mismatch`: the per-patch gradient, umbra
+        strength, border excess, grid phases and band powers; none: the paper).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``

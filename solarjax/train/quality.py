@@ -138,7 +138,8 @@ GRID_PERIOD = 8
 """Pixel period whose phases `grid_phase_energy` compares: three 2x upsamplings repeat every 2, 4 and 8 pixels."""
 SPECTRUM_BAND_EDGES = (1, 2, 3, 5, 8, 13, 22, 38, 65)
 """Wavenumber bands [edge_i, edge_i+1) (cycles per 128-px patch; about 1.6x wide) of `band_power`: from the
-patch's layout (k 1-2) to the pixel scale (k 38-64)."""
+patch's layout (k = 1) to the pixel scale (k = 38-64). As in `radial_power_spectrum`, the rings beyond k = 64 (the
+FFT's corners, diagonal wavelengths under 2 px) are in no band."""
 PER_PATCH_DIAGNOSTICS = (
     "noise_width_gauss",
     "spectral_slope",
@@ -234,8 +235,12 @@ def band_power(field, edges: tuple[int, ...] = SPECTRUM_BAND_EDGES, xp=np):
     (`band_weights`), of the field minus its mean. `xp`: numpy or jax.numpy (differentiable)."""
     n, size = field.shape[0], field.shape[1]
     centred = field - xp.mean(field, axis=(1, 2), keepdims=True)
-    spectrum = xp.abs(xp.fft.fft2(centred)) ** 2 / size**2
-    return spectrum.reshape(n, -1) @ xp.asarray(band_weights(size, edges))
+    transform = xp.fft.fft2(centred)
+    spectrum = (transform.real**2 + transform.imag**2) / size**2
+    weights = band_weights(size, edges)
+    if xp is np:
+        return spectrum.reshape(n, -1) @ weights
+    return xp.matmul(spectrum.reshape(n, -1), xp.asarray(weights), precision="highest")  # not TF32 / bf16
 
 
 def spectral_slope(k: np.ndarray, power: np.ndarray, k_range: tuple[int, int] = SLOPE_RANGE) -> np.ndarray:
