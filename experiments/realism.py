@@ -17,8 +17,12 @@ scored the same way, on s = B / 1000 G:
 * strong-pixel fraction: per patch, the share of pixels beyond +-500 G;
 * the library's figures (`solarjax.train.quality.realism_figures`: strong-pixel density ratio, spectral
   peak ratios at k = 16, 32, 48, median-R ratio, ``realism_score``), the ones logged during training;
-* two-sample KS distance between the sets for every `solarjax.physics` quantity and for the three
-  per-patch diagnostics above.
+* the quiet-field coherence (`solarjax.train.gan.quiet_coherence`) and the log10 power in the wavenumber bands of
+  `solarjax.train.quality.SPECTRUM_BAND_EDGES` (`quality.band_power`, G^2), per patch;
+* two-sample KS distance between the sets for every `solarjax.physics` quantity and every per-patch value above;
+* a classifier two-sample test (`two_sample_test`): how well a logistic regression and gradient-boosted trees
+  tell the sets apart from all those per-patch values (5-fold cross-validated accuracy, 95% bootstrap interval over
+  patches; 0.5 = indistinguishable), and the values that tell them apart best one at a time.
 
 Writes ``realism.png`` (4x4 grids of both sets on hmimag, then the diagnostic panels) and
 ``realism.json`` (per-set medians, KS distances, sizes).
@@ -51,11 +55,70 @@ radial_power_spectrum = quality.radial_power_spectrum
 
 
 # ---------------------------------------------------------------------------------- diagnostics
+def texture_diagnostics(images: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
+    """[N] per patch: ``quiet_coherence`` (`solarjax.train.gan.quiet_coherence`) and ``log_band_power_k{a}-{b}``, the
+    log10 of `quality.band_power` (G^2, +1e-12) in each band [a, b) of `quality.SPECTRUM_BAND_EDGES`."""
+    import jax.numpy as jnp
+
+    from solarjax.train import gan as gan_train
+
+    images = np.asarray(images, np.float32).reshape(len(images), 128, 128, 1)
+    coherence = np.concatenate(
+        [
+            np.asarray(gan_train.quiet_coherence(jnp.asarray(images[i : i + batch])))
+            for i in range(0, len(images), batch)
+        ]
+    )
+    bands = np.log10(quality.band_power(_field(images)) + 1e-12)
+    edges = quality.SPECTRUM_BAND_EDGES
+    names = [f"log_band_power_k{low}-{high - 1}" for low, high in zip(edges[:-1], edges[1:])]
+    return {"quiet_coherence": coherence.astype(np.float64), **dict(zip(names, bands.T.astype(np.float64)))}
+
+
 def diagnostics(images: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-patch realism diagnostics [N] (`solarjax.train.quality.realism_diagnostics`) and every physics
-    quantity (normalised units)."""
+    """Per-patch realism diagnostics [N] (`solarjax.train.quality.realism_diagnostics`), `texture_diagnostics` and
+    every physics quantity (normalised units)."""
     per_patch, _, _ = quality.realism_diagnostics(images)
-    return {**per_patch, **{name: np.asarray(v, np.float64) for name, v in physics.quantities(images).items()}}
+    quantities = {name: np.asarray(v, np.float64) for name, v in physics.quantities(images).items()}
+    return {**per_patch, **texture_diagnostics(images), **quantities}
+
+
+def two_sample_test(
+    real: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray], folds: int = 5, resamples: int = 1000, seed=0
+) -> dict:
+    """Classifier two-sample test on the per-patch values of `diagnostics` (non-finite values set to each column's
+    median): the 5-fold cross-validated accuracy of a standardised logistic regression and of gradient-boosted
+    trees at telling generated from real, each with a 95% bootstrap interval over patches (0.5: the sets cannot
+    be told apart; 1: every patch is sorted), and every value's accuracy alone (logistic, same folds), best first."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    names = sorted(real)
+    features = np.concatenate([np.stack([np.asarray(s[n], np.float64) for n in names], 1) for s in (real, generated)])
+    finite = np.isfinite(features)
+    medians = np.array([np.median(c[f]) if f.any() else 0.0 for c, f in zip(features.T, finite.T)])
+    features = np.where(finite, features, medians)
+    labels = np.r_[np.zeros(len(real[names[0]])), np.ones(len(generated[names[0]]))]
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(labels), (resamples, len(labels)))
+
+    def scored(model, x) -> dict:
+        correct = (cross_val_predict(model, x, labels, cv=splits) == labels).astype(np.float64)
+        boot = correct[draws].mean(axis=1)
+        return {"accuracy": float(correct.mean()), "interval": [float(q) for q in np.percentile(boot, [2.5, 97.5])]}
+
+    logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    single = {name: scored(logistic, features[:, [j]])["accuracy"] for j, name in enumerate(names)}
+    return {
+        "logistic": scored(logistic, features),
+        "boosted_trees": scored(HistGradientBoostingClassifier(random_state=seed), features),
+        "single_value": dict(sorted(single.items(), key=lambda item: -item[1])),
+        "patches": [int(len(labels) - labels.sum()), int(labels.sum())],
+    }
 
 
 def compare(real: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray]) -> dict:
@@ -151,7 +214,9 @@ def plot_realism(
     ax = axes[1, 2]
     names = list(table)
     ks = [table[n]["ks"] if np.isfinite(table[n]["ks"]) else 0.0 for n in names]
-    ax.barh(np.arange(len(names)), ks, color=["tab:purple" if n in DIAGNOSTICS else "tab:green" for n in names])
+    ax.barh(
+        np.arange(len(names)), ks, color=["tab:green" if n in physics.QUANTITY_NAMES else "tab:purple" for n in names]
+    )
     ax.set_yticks(
         np.arange(len(names)), [plotting.QUANTITY_LABELS.get(n, n.replace("_", " ")) for n in names], fontsize=8
     )
@@ -174,6 +239,7 @@ def run(args) -> dict:
     generated_images = steering.map_generated(generator, z)
     real, generated = diagnostics(real_images), diagnostics(generated_images)
     table = compare(real, generated)
+    sorting = two_sample_test(real, generated, seed=args.seed)
     encoder = quality.random_feature_encoder(0)
     summaries = [
         quality.summarise([images[i : i + 250] for i in range(0, len(images), 250)], encoder)
@@ -199,6 +265,7 @@ def run(args) -> dict:
         "quiet_level": QUIET_LEVEL,
         "slope_range": SLOPE_RANGE,
         "table": table,
+        "two_sample_test": sorting,
         "realism": {k: v for k, v in library.items() if k.startswith("realism")},
         "figures": common.relative_paths([figure], args.out),
         "seconds": time.perf_counter() - started,
@@ -214,9 +281,12 @@ def main(argv=None) -> dict:
     args = common.parse(parser, argv)
     result = run(args)
     worst = max(result["table"].items(), key=lambda item: np.nan_to_num(item[1]["ks"], nan=-1.0))
+    sorting = result["two_sample_test"]
+    telling = ", ".join(f"{name} {accuracy:.2f}" for name, accuracy in list(sorting["single_value"].items())[:3])
     print(
         f"realism: {result['num_real']} real vs {result['num_generated']} generated; largest KS "
-        f"{worst[0]} {worst[1]['ks']:.3f}; {args.out / 'realism.png'}"
+        f"{worst[0]} {worst[1]['ks']:.3f}; told apart with accuracy {sorting['logistic']['accuracy']:.3f} (logistic), "
+        f"{sorting['boosted_trees']['accuracy']:.3f} (trees), best alone: {telling}; {args.out / 'realism.png'}"
     )
     return result
 

@@ -59,6 +59,25 @@ def test_noise_width_and_gradient_analytic():
     assert np.isnan(quality.noise_width(strong)[0])
 
 
+def test_two_sample_test_cannot_sort_one_distribution_and_sorts_smoothed_from_white_noise():
+    """Two sets of white noise (20 G) cannot be told apart (accuracy near 0.5); white from power-law noise of the
+    same rms (power |k|^-3, smooth) is sorted on the upper band powers, which the single-value ranking names."""
+    rng = np.random.default_rng(0)
+    white = [0.02 * rng.standard_normal((60, 128, 128, 1)) for _ in range(2)]
+    smooth = np.stack([_power_law_field(128, -3.0, seed) for seed in range(60)])[..., None]
+    smooth = 0.02 * smooth / smooth.std(axis=(1, 2, 3), keepdims=True)
+    values = [realism.diagnostics(images) for images in (*white, smooth)]
+    assert {"quiet_coherence", "log_band_power_k38-64"} <= set(values[0])
+    same = realism.two_sample_test(values[0], values[1], resamples=200)
+    assert same["patches"] == [60, 60]
+    assert abs(same["logistic"]["accuracy"] - 0.5) < 0.2
+    low, high = same["logistic"]["interval"]
+    assert low <= same["logistic"]["accuracy"] <= high
+    apart = realism.two_sample_test(values[0], values[2], resamples=200)
+    assert apart["logistic"]["accuracy"] > 0.95 and apart["boosted_trees"]["accuracy"] > 0.95
+    assert next(iter(apart["single_value"].values())) > 0.95
+
+
 # ------------------------------------------------------------------------------------ the scripts
 def test_realism_on_demo(demo_workdir, tmp_path):
     result = realism.main(_common_args(demo_workdir, tmp_path, "--num", 48))
