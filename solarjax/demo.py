@@ -79,14 +79,24 @@ FULL = DemoSize(
     steer_rounds=3,
     steered_queries=32,
 )
-STAGE_ESTIMATES_S = {  # 2-core CPU, FULL size; QUICK is about a tenth
+STAGE_ESTIMATES_S = {  # idle 2-core CPU, FULL size (benchmarks/README.md): the best figures measured with these defaults
     "dataset": 18,
-    "gan": 550,
-    "directions": 170,
+    "gan": 900,  # 700 steps and three evaluations; a candidate run beside short tests took 16.5 min (session 15)
+    "directions": 900,  # a lower bound: unfinished after 13.5 min with nothing else running (session 14)
     "simsiam": 240,
     "index": 10,
-    "retrieval": 120,
+    "retrieval": 180,
     "real": 15,
+    "report": 1,
+}
+QUICK_STAGE_ESTIMATES_S = {  # QUICK size in a fresh `make test` with nothing else running (session 15): mostly compilation
+    "dataset": 6,
+    "gan": 280,
+    "directions": 310,
+    "simsiam": 90,
+    "index": 5,
+    "retrieval": 150,
+    "real": 12,
     "report": 1,
 }
 
@@ -124,9 +134,8 @@ def run_demo(
 
     Args:
       outdir: output directory (stages, `report.html`, `metrics.json`).
-      quick: the smoke-test size (~4 min on a 2-core CPU) instead of the full demo (18.0 min measured on
-        an idle 2-core CPU with the GAN default before issue 23; the issue-23 default's GAN stage 9.6 min before
-        session 13's gradient term, which costs no measurable time).
+      quick: the smoke-test size (about 14 min on an idle 2-core CPU, most of it XLA compilation) instead of the
+        full demo (over 40 min there with the current defaults; `STAGE_ESTIMATES_S`).
       fits_dir: real SHARP Br FITS files for the 'real' stage (default: ../shared/data/sharp_cea
         beside the repository when present; the stage is skipped when there are none).
       log: where progress lines go (default: the ``solarjax.demo`` logger at INFO; the CLI shows them).
@@ -141,11 +150,10 @@ def _run_demo(outdir: pathlib.Path, size: DemoSize, fits_dir, log) -> dict:
     if fits_dir is None:
         default = REPO_ROOT.parent / "shared" / "data" / "sharp_cea"
         fits_dir = os.environ.get("SOLARJAX_DEMO_FITS", default if default.is_dir() else None)
-    scale = 0.1 if quick else 1.0
     runner = StageRunner(outdir, total=8, log=log)
 
     def estimate(name):
-        return STAGE_ESTIMATES_S[name] * scale
+        return (QUICK_STAGE_ESTIMATES_S if quick else STAGE_ESTIMATES_S)[name]
 
     tfds_dir = outdir / "tfds"
     started = time.perf_counter()
