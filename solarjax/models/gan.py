@@ -979,6 +979,15 @@ class SpectralNormDiscriminator(nn.Module):
         return nn.SpectralNorm(nn.Dense(1))(x, update_stats=update_stats)[:, 0]
 
 
+_clipped_diffuse_generator = functools.partial(
+    small_resize_conv_edge_instrument_threshold_generator,
+    noise_gain=True,
+    gain_rate=FAST_GAIN_RATE,
+    diffuse="first_block",
+    output_clip_gain=OUTPUT_CLIP_GAIN,
+)
+"""The generator of '..._fast_gain_diffuse_threshold_clip_minibatch' and '..._clip_multiscale'."""
+
 ARCHITECTURES = {
     "simple": (SimpleGenerator, SimpleDiscriminator),
     "resize_conv": (ResizeConvGenerator, SpectralNormDiscriminator),
@@ -1040,23 +1049,11 @@ ARCHITECTURES = {
         MinibatchStatisticsDiscriminator,
     ),
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_minibatch": (
-        functools.partial(
-            small_resize_conv_edge_instrument_threshold_generator,
-            noise_gain=True,
-            gain_rate=FAST_GAIN_RATE,
-            diffuse="first_block",
-            output_clip_gain=OUTPUT_CLIP_GAIN,
-        ),
+        _clipped_diffuse_generator,
         MinibatchStatisticsDiscriminator,
     ),
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale": (
-        functools.partial(
-            small_resize_conv_edge_instrument_threshold_generator,
-            noise_gain=True,
-            gain_rate=FAST_GAIN_RATE,
-            diffuse="first_block",
-            output_clip_gain=OUTPUT_CLIP_GAIN,
-        ),
+        _clipped_diffuse_generator,
         functools.partial(MinibatchStatisticsDiscriminator, coarse_pool=COARSE_POOL),
     ),
     "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch": (
