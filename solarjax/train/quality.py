@@ -222,7 +222,7 @@ def band_weights(size: int, edges: tuple[int, ...] = SPECTRUM_BAND_EDGES) -> np.
     counts = np.bincount(ring)
     weights = np.zeros((size * size, len(edges) - 1), np.float32)
     for band, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
-        rings = [k for k in range(low, min(high, size // 2 + 1))]
+        rings = list(range(low, min(high, size // 2 + 1)))
         if not rings:
             raise ValueError(f"band [{low}, {high}) holds no wavenumber of a {size}-px patch")
         for k in rings:
