@@ -82,7 +82,7 @@ FULL = DemoSize(
 STAGE_ESTIMATES_S = {  # idle 2-core CPU, FULL size (benchmarks/README.md): the best figures measured with these defaults
     "dataset": 18,
     "gan": 900,  # 700 steps and three evaluations; a candidate run beside short tests took 16.5 min (session 15)
-    "directions": 900,  # a lower bound: unfinished after 13.5 min with nothing else running (session 14)
+    "directions": 900,  # more than 810: unfinished after 13.5 min with nothing else running (session 14)
     "simsiam": 240,
     "index": 10,
     "retrieval": 180,
