@@ -17,8 +17,10 @@ scored the same way, on s = B / 1000 G:
 * strong-pixel fraction: per patch, the share of pixels beyond +-500 G;
 * the library's figures (`solarjax.train.quality.realism_figures`: strong-pixel density ratio, spectral
   peak ratios at k = 16, 32, 48, median-R ratio, ``realism_score``), the ones logged during training;
-* the quiet-field coherence (`solarjax.train.gan.quiet_coherence`) and the log10 power in the wavenumber bands of
-  `solarjax.train.quality.SPECTRUM_BAND_EDGES` (`quality.band_power`, G^2), per patch;
+* the quiet-field coherence (`solarjax.train.gan.quiet_coherence`), the log10 power in the wavenumber bands of
+  `solarjax.train.quality.SPECTRUM_BAND_EDGES` (`quality.band_power`, G^2) and the orientation contrast in the
+  bands of `quality.ORIENTATION_BAND_EDGES` (`quality.orientation_contrast`: log10 axis over diagonal power), per
+  patch;
 * two-sample KS distance between the sets for every `solarjax.physics` quantity and every per-patch value above;
 * a classifier two-sample test (`two_sample_test`): how well a logistic regression and gradient-boosted trees
   tell the sets apart from all those per-patch values (5-fold cross-validated accuracy, 95% bootstrap interval over
@@ -56,8 +58,9 @@ radial_power_spectrum = quality.radial_power_spectrum
 
 # ---------------------------------------------------------------------------------- diagnostics
 def texture_diagnostics(images: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
-    """[N] per patch: ``quiet_coherence`` (`solarjax.train.gan.quiet_coherence`) and ``log_band_power_k{a}-{b}``, the
-    log10 of `quality.band_power` (G^2, +1e-12) in each band [a, b) of `quality.SPECTRUM_BAND_EDGES`."""
+    """[N] per patch: ``quiet_coherence`` (`solarjax.train.gan.quiet_coherence`), ``log_band_power_k{a}-{b}``, the
+    log10 of `quality.band_power` (G^2, +1e-12) in each band [a, b) of `quality.SPECTRUM_BAND_EDGES`, and
+    ``orientation_contrast_k{a}-{b}`` (`quality.orientation_contrast`) in those of `quality.ORIENTATION_BAND_EDGES`."""
     import jax.numpy as jnp
 
     from solarjax.train import gan as gan_train
@@ -72,7 +75,14 @@ def texture_diagnostics(images: np.ndarray, batch: int = 256) -> dict[str, np.nd
     bands = np.log10(quality.band_power(_field(images)) + 1e-12)
     edges = quality.SPECTRUM_BAND_EDGES
     names = [f"log_band_power_k{low}-{high - 1}" for low, high in zip(edges[:-1], edges[1:])]
-    return {"quiet_coherence": coherence.astype(np.float64), **dict(zip(names, bands.T.astype(np.float64)))}
+    contrast = quality.orientation_contrast(_field(images))
+    edges = quality.ORIENTATION_BAND_EDGES
+    contrast_names = [f"orientation_contrast_k{low}-{high - 1}" for low, high in zip(edges[:-1], edges[1:])]
+    return {
+        "quiet_coherence": coherence.astype(np.float64),
+        **dict(zip(names, bands.T.astype(np.float64))),
+        **dict(zip(contrast_names, contrast.T.astype(np.float64))),
+    }
 
 
 def diagnostics(images: np.ndarray) -> dict[str, np.ndarray]:

@@ -67,7 +67,7 @@ def test_two_sample_test_cannot_sort_one_distribution_and_sorts_smoothed_from_wh
     smooth = np.stack([_power_law_field(128, -3.0, seed) for seed in range(60)])[..., None]
     smooth = 0.02 * smooth / smooth.std(axis=(1, 2, 3), keepdims=True)
     values = [realism.diagnostics(images) for images in (*white, smooth)]
-    assert {"quiet_coherence", "log_band_power_k38-64"} <= set(values[0])
+    assert {"quiet_coherence", "log_band_power_k38-64", "orientation_contrast_k38-64"} <= set(values[0])
     same = realism.two_sample_test(values[0], values[1], resamples=200)
     assert same["patches"] == [60, 60]
     assert abs(same["logistic"]["accuracy"] - 0.5) < 0.2

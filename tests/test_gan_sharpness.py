@@ -352,6 +352,51 @@ def test_spectrum_mismatch_vanishes_on_equal_batches_and_descends_toward_the_rea
     assert float(gan_train.spectrum_mismatch(smooth - 1e-3 * grad / jnp.max(jnp.abs(grad)), real)) < before
 
 
+def test_orientation_contrast_reads_a_cross_hatch_a_diagonal_and_white_noise():
+    """Axis-aligned cosines of 20 cycles put all their power in band [13, 22)'s axis sector (a contrast of decades);
+    the same cosines along the diagonals put it in the diagonal sector; white noise is isotropic (|contrast| within its sampling noise).
+    NumPy and JAX agree."""
+    rng = np.random.default_rng(4)
+    white = rng.normal(0.0, 1.0, (4, 128, 128))
+    rows, cols = np.mgrid[:128, :128]
+    cross = np.cos(2 * np.pi * 20 * cols / 128) + np.cos(2 * np.pi * 20 * rows / 128)
+    diagonal = np.cos(2 * np.pi * 14 * (cols + rows) / 128) + np.cos(2 * np.pi * 14 * (cols - rows) / 128)
+    band = quality.ORIENTATION_BAND_EDGES.index(13)  # k = 14 sqrt(2) = 19.8 and k = 20 both fall in [13, 22)
+    contrast = quality.orientation_contrast(np.stack([cross, diagonal]) + 1e-2 * white[:2])
+    assert contrast[0, band] > 3.0
+    assert contrast[1, band] < -3.0
+    # white noise: about 100 exponential |F|^2 per sector in band [8, 13), so a per-patch sd of ~0.06 dex there
+    assert np.all(np.abs(quality.orientation_contrast(white)) < 0.25)
+    assert np.all(np.abs(quality.orientation_contrast(white).mean(axis=0)) < 0.1)
+    np.testing.assert_allclose(
+        np.asarray(quality.orientation_contrast(jnp.asarray(white, jnp.float32), xp=jnp)),
+        quality.orientation_contrast(white),
+        atol=1e-4,
+    )
+    # the sectors are disjoint and each band's weights sum to 1 (a band mean)
+    axis, diag = (quality.band_weights(128, quality.ORIENTATION_BAND_EDGES, s) for s in ("axis", "diagonal"))
+    assert not np.any((axis > 0) & (diag > 0))
+    np.testing.assert_allclose(axis.sum(axis=0), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(diag.sum(axis=0), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="sector must be one of"):
+        quality.band_weights(128, sector="radial")
+
+
+def test_isotropy_mismatch_descends_from_a_cross_hatch_toward_isotropic_patches():
+    rng = np.random.default_rng(5)
+    rows, cols = np.mgrid[:128, :128]
+    cross = 0.05 * (np.cos(2 * np.pi * 40 * cols / 128) + np.cos(2 * np.pi * 40 * rows / 128))
+    real = jnp.asarray(rng.normal(0.0, 0.02, (BATCH, 128, 128, 1)), jnp.float32)
+    fake = jnp.asarray(cross[None, ..., None] + rng.normal(0.0, 0.02, (BATCH, 128, 128, 1)), jnp.float32)
+    before = float(gan_train.isotropy_mismatch(fake, real))
+    # band [38, 65)'s axis sector: 4 x 128^2 x 0.05^2 / 4 = 41 of cosine power over ~1,400 noise pixels of 4e-4,
+    # a contrast of log10(74) = 1.9 dex against noise's 0: (1.9)^2 / 4 bands = 0.9
+    assert before > 0.5
+    assert float(gan_train.isotropy_mismatch(real[::-1], real)) < 0.01  # noise against noise
+    grad = jax.grad(gan_train.isotropy_mismatch)(fake, real)
+    assert float(gan_train.isotropy_mismatch(fake - 1e-2 * grad / jnp.max(jnp.abs(grad)), real)) < before
+
+
 def test_matching_weights_keep_the_positive_terms_and_refuse_negative_ones():
     import ml_collections
 

@@ -15,8 +15,8 @@ kept in the state and the checkpoints, which sample grids, quality figures and `
 batch of the band sharpness (`sharpness_mismatch`), the Schrijver R (`complexity_mismatch`), the quiet-Sun
 width (`quiet_mismatch`), the distribution of the net flux (`balance_mismatch`), the weak and quiet field's
 coherence (`plage_mismatch`, `coherence_mismatch`), the per-patch gradient (`gradient_mismatch`), the umbra
-strength (`umbra_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`) or the
-power in wavenumber bands (`spectrum_mismatch`).
+strength (`umbra_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`), the
+power in wavenumber bands (`spectrum_mismatch`) or its orientation at small scales (`isotropy_mismatch`).
 Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
 ``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
 
@@ -353,6 +353,16 @@ def spectrum_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.mean((fake_bands - jax.lax.stop_gradient(real_bands)) ** 2)
 
 
+def isotropy_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance between the batches' distributions of `quality.orientation_contrast`
+    (log10 axis over diagonal power at wavelengths 2-16 px), band by band, averaged over the bands; 0 when the
+    batches agree (batches of one size). A generator that draws its small scales along the pixel grid pays for it.
+    Matched to the data rather than to 0: a patch's edges give real magnetograms some axis power too."""
+    fake_contrast = jnp.sort(quality_lib.orientation_contrast(fake[..., 0].astype(jnp.float32), xp=jnp), axis=0)
+    real_contrast = jnp.sort(quality_lib.orientation_contrast(real[..., 0].astype(jnp.float32), xp=jnp), axis=0)
+    return jnp.mean((fake_contrast - jax.lax.stop_gradient(real_contrast)) ** 2)
+
+
 MATCHING_TERMS = {
     "sharpness": sharpness_mismatch,
     "complexity": complexity_mismatch,
@@ -365,6 +375,7 @@ MATCHING_TERMS = {
     "border": border_mismatch,
     "grid": grid_mismatch,
     "spectrum": spectrum_mismatch,
+    "isotropy": isotropy_mismatch,
 }
 """name -> ``(fake, real) -> scalar`` statistics the generator's loss can match to the real batch, each with the
 weight ``config.model.<name>_weight`` (0 or absent = off, the paper)."""
@@ -473,8 +484,8 @@ def make_train_step(
         sharpness of the 50-200, 200-500 and >500 G structures; `complexity_mismatch`: Schrijver R;
         `quiet_mismatch`: the quiet-Sun width; `balance_mismatch`: the net flux's distribution; `plage_mismatch`: the
         weak field's coherence; `coherence_mismatch`: the quiet pixels' coherence; `gradient_mismatch`,
-        `umbra_mismatch`, `border_mismatch`, `grid_mismatch`, `spectrum_mismatch`: the per-patch gradient, umbra
-        strength, border excess, grid phases and band powers; none: the paper).
+        `umbra_mismatch`, `border_mismatch`, `grid_mismatch`, `spectrum_mismatch`, `isotropy_mismatch`: the per-patch
+        gradient, umbra strength, border excess, grid phases, band powers and their orientation; none: the paper).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``

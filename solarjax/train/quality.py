@@ -213,34 +213,71 @@ def radial_power_spectrum(images) -> tuple[np.ndarray, np.ndarray]:
     return k, power
 
 
-def band_weights(size: int, edges: tuple[int, ...] = SPECTRUM_BAND_EDGES) -> np.ndarray:
+ORIENTATION_BAND_EDGES = (8, 13, 22, 38, 65)
+"""The bands of `orientation_contrast`: the small scales (wavelengths 2-16 px) where upsampling and convolution
+artefacts leave a cross-hatch."""
+SECTOR_HALF_WIDTH_DEGREES = 15.0
+"""Half width of `band_weights`' orientation sectors about the axes (0 and 90 degrees) and the diagonals (45, 135)."""
+SECTORS = ("all", "axis", "diagonal")
+
+
+def band_weights(size: int, edges: tuple[int, ...] = SPECTRUM_BAND_EDGES, sector: str = "all") -> np.ndarray:
     """[size * size, len(edges) - 1] float32 weights that turn a flattened |FFT|^2 / size^2 of a size x size patch
     into `band_power`: each band's mean over its integer rings k (edges[i] <= k < edges[i+1], k <= size / 2) of the
-    ring's mean power, `radial_power_spectrum`'s rings."""
+    ring's mean power, `radial_power_spectrum`'s rings. ``sector`` (`SECTORS`): the whole ring, or only its
+    wavevectors within `SECTOR_HALF_WIDTH_DEGREES` of an axis or of a diagonal."""
+    if sector not in SECTORS:
+        raise ValueError(f"sector must be one of {SECTORS}, got {sector!r}")
     frequencies = np.fft.fftfreq(size) * size
-    ring = np.rint(np.hypot(*np.meshgrid(frequencies, frequencies, indexing="ij"))).astype(int).ravel()
-    counts = np.bincount(ring)
+    rows, cols = np.meshgrid(frequencies, frequencies, indexing="ij")
+    ring = np.rint(np.hypot(rows, cols)).astype(int).ravel()
+    angle = (np.degrees(np.arctan2(rows, cols)) % 90.0).ravel()
+    inside = {
+        "all": np.ones_like(angle, bool),
+        "axis": (angle < SECTOR_HALF_WIDTH_DEGREES) | (angle > 90.0 - SECTOR_HALF_WIDTH_DEGREES),
+        "diagonal": np.abs(angle - 45.0) < SECTOR_HALF_WIDTH_DEGREES,
+    }[sector]
+    counts = np.bincount(ring[inside], minlength=ring.max() + 1)
     weights = np.zeros((size * size, len(edges) - 1), np.float32)
     for band, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
-        rings = list(range(low, min(high, size // 2 + 1)))
+        rings = [k for k in range(low, min(high, size // 2 + 1)) if counts[k]]
         if not rings:
-            raise ValueError(f"band [{low}, {high}) holds no wavenumber of a {size}-px patch")
+            raise ValueError(f"band [{low}, {high}) holds no wavenumber of a {size}-px patch in sector {sector!r}")
         for k in rings:
-            weights[ring == k, band] = 1.0 / (counts[k] * len(rings))
+            weights[(ring == k) & inside, band] = 1.0 / (counts[k] * len(rings))
     return weights
+
+
+def _centred_power(field, xp):
+    """[N, H * W] |FFT|^2 / (H W) of square fields [N, H, W] minus their means."""
+    size = field.shape[1]
+    centred = field - xp.mean(field, axis=(1, 2), keepdims=True)
+    transform = xp.fft.fft2(centred)
+    return ((transform.real**2 + transform.imag**2) / size**2).reshape(field.shape[0], -1)
+
+
+def _weigh(spectrum, weights: np.ndarray, xp):
+    if xp is np:
+        return spectrum @ weights
+    return xp.matmul(spectrum, xp.asarray(weights), precision="highest")  # not TF32 / bf16
 
 
 def band_power(field, edges: tuple[int, ...] = SPECTRUM_BAND_EDGES, xp=np):
     """[N, bands] mean power of square fields [N, H, H] (their units squared) in the wavenumber bands ``edges``
     (`band_weights`), of the field minus its mean. `xp`: numpy or jax.numpy (differentiable)."""
-    n, size = field.shape[0], field.shape[1]
-    centred = field - xp.mean(field, axis=(1, 2), keepdims=True)
-    transform = xp.fft.fft2(centred)
-    spectrum = (transform.real**2 + transform.imag**2) / size**2
-    weights = band_weights(size, edges)
-    if xp is np:
-        return spectrum.reshape(n, -1) @ weights
-    return xp.matmul(spectrum.reshape(n, -1), xp.asarray(weights), precision="highest")  # not TF32 / bf16
+    return _weigh(_centred_power(field, xp), band_weights(field.shape[1], edges), xp)
+
+
+def orientation_contrast(field, edges: tuple[int, ...] = ORIENTATION_BAND_EDGES, xp=np):
+    """[N, bands] log10 of the power along the axes over the power along the diagonals (`band_weights`' sectors),
+    band by band, of square fields [N, H, H] minus their means. 0 for an isotropic field; > 0 for a cross-hatch
+    aligned with the pixel grid. A patch's edges (the FFT wraps it around) add some axis power to any real
+    magnetogram. `xp`: numpy or jax.numpy (differentiable)."""
+    size = field.shape[1]
+    weights = np.concatenate([band_weights(size, edges, "axis"), band_weights(size, edges, "diagonal")], axis=1)
+    power = _weigh(_centred_power(field, xp), weights, xp) + 1e-20
+    bands = len(edges) - 1
+    return xp.log10(power[:, :bands]) - xp.log10(power[:, bands:])
 
 
 def spectral_slope(k: np.ndarray, power: np.ndarray, k_range: tuple[int, int] = SLOPE_RANGE) -> np.ndarray:
