@@ -257,6 +257,8 @@ COLUMNS = (
     ("realism/saturated_share_generated", "saturated share"),
     ("realism/grid_contrast_generated", "grid contrast"),
     ("realism/ks_grid_contrast", "KS grid"),
+    ("realism/orientation_contrast_generated", "orientation contrast"),
+    ("realism/ks_orientation_contrast", "KS orientation"),
 )
 """(figure, column title) of the printed table."""
 

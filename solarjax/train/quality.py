@@ -148,6 +148,7 @@ PER_PATCH_DIAGNOSTICS = (
     "border_excess_gauss",
     "umbra_strength_gauss",
     "grid_contrast",
+    "orientation_contrast",
 )
 KS_DIAGNOSTICS = tuple(name for name in PER_PATCH_DIAGNOSTICS if name != "strong_pixel_fraction")
 """The per-patch diagnostics compared by a KS distance (the strong-pixel fraction is compared as a density ratio)."""
@@ -399,6 +400,7 @@ def realism_diagnostics(images) -> tuple[dict[str, np.ndarray], np.ndarray, np.n
             "border_excess_gauss": border_excess(images),
             "umbra_strength_gauss": umbra_strength(images),
             "grid_contrast": grid_contrast(images),
+            "orientation_contrast": np.mean(orientation_contrast(field_gauss(images)), axis=1),
         },
         k,
         power,
@@ -460,8 +462,8 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
     Returns:
       ``realism/ks_<diagnostic>`` for each of `KS_DIAGNOSTICS`: noise width, spectral slope, mean gradient,
       border excess (`border_excess`: the frame zero padding draws), umbra strength (`umbra_strength`: the
-      strongest pixels) and grid contrast (`grid_contrast`: block texture); the last three are not in
-      `realism_score`; ``realism/saturated_share_generated`` and
+      strongest pixels), grid contrast (`grid_contrast`: block texture) and orientation contrast (the mean over
+      its bands of `orientation_contrast`: a cross-hatch); the last four are not in `realism_score`; ``realism/saturated_share_generated`` and
       ``..._reference``: the share of patches whose umbra strength reaches `SATURATED_UMBRA_GAUSS`;
       ``realism/strong_pixel_ratio`` (generated / reference density of pixels beyond +-500 G);
       ``realism/peak_ratio_k<k>`` for k in `PEAK_WAVENUMBERS` and ``realism/peak_ratio_max``;
@@ -578,6 +580,7 @@ REALISM_TARGETS = {
     "ks_mean": ("mean KS of the physics quantities", (0.0, 0.15)),
     "realism/r_median_ratio": ("median Schrijver R, generated / data", (0.75, 1.25)),
     "realism/ks_grid_contrast": ("KS of grid contrast (the upsampling's block texture)", (0.0, 0.25)),
+    "realism/ks_orientation_contrast": ("KS of orientation contrast (a cross-hatch along the pixel grid)", (0.0, 0.25)),
 }
 """figure -> (what it is, (lowest, highest) value a data-like generator has)."""
 
@@ -587,6 +590,7 @@ _MEDIANS = {
     "realism/ks_mean_gradient_gauss_per_pixel": "mean_gradient_gauss_per_pixel",
     "realism/strong_pixel_ratio": "strong_pixel_fraction",
     "realism/ks_grid_contrast": "grid_contrast",
+    "realism/ks_orientation_contrast": "orientation_contrast",
 }
 
 
