@@ -16,7 +16,8 @@ batch of the band sharpness (`sharpness_mismatch`), the Schrijver R (`complexity
 width (`quiet_mismatch`), the distribution of the net flux (`balance_mismatch`), the weak and quiet field's
 coherence (`plage_mismatch`, `coherence_mismatch`), the per-patch gradient (`gradient_mismatch`), the umbra
 strength (`umbra_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`), the
-power in wavenumber bands (`spectrum_mismatch`) or its orientation at small scales (`isotropy_mismatch`).
+power in wavenumber bands (`spectrum_mismatch`), its orientation at small scales (`isotropy_mismatch`) or the
+small-scale power along the axes and the diagonals (`sector_mismatch`).
 Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
 ``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
 
@@ -363,6 +364,20 @@ def isotropy_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.mean((fake_contrast - jax.lax.stop_gradient(real_contrast)) ** 2)
 
 
+def sector_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance between the batches' distributions of the log10 `quality.sector_power`
+    (s^2, + 1e-12): the power along the axes and along the diagonals at wavelengths 2-16 px, sector by sector and
+    band by band, averaged; 0 when the batches agree (batches of one size). Unlike `isotropy_mismatch`, which a
+    generator can meet by adding diagonal power to a cross-hatch, it asks each sector for the data's power."""
+
+    def log_power(images):
+        power = quality_lib.sector_power(images[..., 0].astype(jnp.float32), xp=jnp)
+        return jnp.log10(power.reshape(images.shape[0], -1) + 1e-12)
+
+    fake_power, real_power = jnp.sort(log_power(fake), axis=0), jnp.sort(log_power(real), axis=0)
+    return jnp.mean((fake_power - jax.lax.stop_gradient(real_power)) ** 2)
+
+
 MATCHING_TERMS = {
     "sharpness": sharpness_mismatch,
     "complexity": complexity_mismatch,
@@ -376,6 +391,7 @@ MATCHING_TERMS = {
     "grid": grid_mismatch,
     "spectrum": spectrum_mismatch,
     "isotropy": isotropy_mismatch,
+    "sector": sector_mismatch,
 }
 """name -> ``(fake, real) -> scalar`` statistics the generator's loss can match to the real batch, each with the
 weight ``config.model.<name>_weight`` (0 or absent = off, the paper)."""
@@ -484,8 +500,9 @@ def make_train_step(
         sharpness of the 50-200, 200-500 and >500 G structures; `complexity_mismatch`: Schrijver R;
         `quiet_mismatch`: the quiet-Sun width; `balance_mismatch`: the net flux's distribution; `plage_mismatch`: the
         weak field's coherence; `coherence_mismatch`: the quiet pixels' coherence; `gradient_mismatch`,
-        `umbra_mismatch`, `border_mismatch`, `grid_mismatch`, `spectrum_mismatch`, `isotropy_mismatch`: the per-patch
-        gradient, umbra strength, border excess, grid phases, band powers and their orientation; none: the paper).
+        `umbra_mismatch`, `border_mismatch`, `grid_mismatch`, `spectrum_mismatch`, `isotropy_mismatch`,
+        `sector_mismatch`: the per-patch gradient, umbra strength, border excess, grid phases, band powers, their
+        orientation and their power by orientation; none: the paper).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``

@@ -269,16 +269,21 @@ def band_power(field, edges: tuple[int, ...] = SPECTRUM_BAND_EDGES, xp=np):
     return _weigh(_centred_power(field, xp), band_weights(field.shape[1], edges), xp)
 
 
-def orientation_contrast(field, edges: tuple[int, ...] = ORIENTATION_BAND_EDGES, xp=np):
-    """[N, bands] log10 of the power along the axes over the power along the diagonals (`band_weights`' sectors),
-    band by band, of square fields [N, H, H] minus their means. 0 for an isotropic field; > 0 for a cross-hatch
-    aligned with the pixel grid. A patch's edges (the FFT wraps it around) add some axis power to any real
-    magnetogram. `xp`: numpy or jax.numpy (differentiable)."""
+def sector_power(field, edges: tuple[int, ...] = ORIENTATION_BAND_EDGES, xp=np):
+    """[N, 2, bands] mean power of square fields [N, H, H] minus their means, band by band, in the wavevectors
+    along the axes ([:, 0]) and along the diagonals ([:, 1]) (`band_weights`' sectors). `xp`: numpy or jax.numpy."""
     size = field.shape[1]
     weights = np.concatenate([band_weights(size, edges, "axis"), band_weights(size, edges, "diagonal")], axis=1)
-    power = _weigh(_centred_power(field, xp), weights, xp) + 1e-20
-    bands = len(edges) - 1
-    return xp.log10(power[:, :bands]) - xp.log10(power[:, bands:])
+    return _weigh(_centred_power(field, xp), weights, xp).reshape(field.shape[0], 2, len(edges) - 1)
+
+
+def orientation_contrast(field, edges: tuple[int, ...] = ORIENTATION_BAND_EDGES, xp=np):
+    """[N, bands] log10 of the power along the axes over the power along the diagonals (`sector_power`), band by
+    band, of square fields [N, H, H]. 0 for an isotropic field; > 0 for a cross-hatch aligned with the pixel grid.
+    A patch's edges (the FFT wraps it around) add some axis power to any real magnetogram. `xp`: numpy or
+    jax.numpy (differentiable)."""
+    power = sector_power(field, edges, xp) + 1e-20
+    return xp.log10(power[:, 0]) - xp.log10(power[:, 1])
 
 
 def spectral_slope(k: np.ndarray, power: np.ndarray, k_range: tuple[int, int] = SLOPE_RANGE) -> np.ndarray:
