@@ -16,7 +16,8 @@
   first three, the ratio of strong-pixel densities, the largest spectral peak ratio at k = 16, 32, 48
   (the harmonics of the 8-pixel period three stride-2 upsamplings leave; 1.0 for a smooth spectrum),
   and the ratio of median Schrijver R. `realism_score` folds them and the mean physics KS into one
-  number in [0, 1] (one term per target of `REALISM_TARGETS`).
+  number in [0, 1]. The border excess, umbra strength, grid contrast and orientation contrast (small-scale power
+  along the pixel axes over the diagonals, `orientation_contrast`) are compared by KS too, outside the score.
 
 These figures rank a run's checkpoints (smaller is better).
 """
@@ -468,8 +469,8 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
       ``realism/ks_<diagnostic>`` for each of `KS_DIAGNOSTICS`: noise width, spectral slope, mean gradient,
       border excess (`border_excess`: the frame zero padding draws), umbra strength (`umbra_strength`: the
       strongest pixels), grid contrast (`grid_contrast`: block texture) and orientation contrast (the mean over
-      its bands of `orientation_contrast`: a cross-hatch); the last four are not in `realism_score`; ``realism/saturated_share_generated`` and
-      ``..._reference``: the share of patches whose umbra strength reaches `SATURATED_UMBRA_GAUSS`;
+      its bands of `orientation_contrast`: a cross-hatch); the last four are not in `realism_score`;
+      ``realism/saturated_share_generated`` and ``..._reference``: the share of patches whose umbra strength reaches `SATURATED_UMBRA_GAUSS`;
       ``realism/strong_pixel_ratio`` (generated / reference density of pixels beyond +-500 G);
       ``realism/peak_ratio_k<k>`` for k in `PEAK_WAVENUMBERS` and ``realism/peak_ratio_max``;
       ``realism/r_median_ratio`` (generated / reference median of the physics quantity 'r_value',
