@@ -221,6 +221,21 @@ CANDIDATES = {
         "spectrum_weight": 10.0,
         "sector_weight": 10.0,
     },
+    "edge_instrument_fast_gain_bilinear_diffuse_threshold_clip_sharpness_complexity_quiet_ema_start_plage_gradient_grid": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_bilinear_diffuse_threshold_clip_minibatch",
+        **_MATCHED_EMA,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+        "grid_weight": 10.0,
+    },
+    "edge_instrument_fast_gain_bilinear_diffuse_threshold_clip_sharpness_complexity_quiet_ema_start_plage_gradient_grid_spectrum": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_bilinear_diffuse_threshold_clip_minibatch",
+        **_MATCHED_EMA,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+        "grid_weight": 10.0,
+        "spectrum_weight": 10.0,
+    },
     "edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_sharpness_complexity_quiet_ema_start_plage_gradient": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch",
         **_MATCHED_EMA,

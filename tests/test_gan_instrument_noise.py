@@ -193,6 +193,32 @@ def test_bilinear_output_generator_shares_the_parameters_and_upsamples_only_its_
     assert not np.allclose(np.asarray(near_state["intermediates"]["Conv2D_2"]["__call__"][0]), np.asarray(output_layer))
 
 
+def test_bilinear_output_clip_generator_does_not_mirror_the_large_scale_field_to_the_axis_nyquist():
+    smooth, nearest, params = _variant_and_reference(
+        "resize_conv_small_edge_instrument_fast_gain_bilinear_diffuse_threshold_clip_minibatch",
+        "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_minibatch",
+    )
+    z = jax.random.normal(jax.random.key(5), (4, 100))
+
+    k = np.abs(np.fft.fftfreq(128, 1 / 128))
+    near_axis_nyquist = ((np.abs(k[:, None] - 64) <= 8) & (k[None, :] <= 8)) | (
+        (k[:, None] <= 8) & (np.abs(k[None, :] - 64) <= 8)
+    )
+    window = np.outer(np.hanning(128), np.hanning(128))  # so the patch's wrapped edges add no power there
+
+    def image_share(generator):
+        """The output layer's power within 8 of the axis Nyquist points (k = (64, 0), (0, 64)), where 2x
+        upsampling mirrors the large-scale field, over its total power."""
+        _, state = generator.apply({"params": params}, z, capture_intermediates=True, mutable=["intermediates"])
+        signal = np.asarray(state["intermediates"]["Conv2D_2"]["__call__"][0])[..., 0]  # before the threshold
+        power = np.abs(np.fft.fft2((signal - signal.mean(axis=(1, 2), keepdims=True)) * window)) ** 2
+        return power[:, near_axis_nyquist].sum() / power.sum()
+
+    nearest_share, smooth_share = image_share(nearest), image_share(smooth)
+    assert nearest_share > 3e-3  # the nearest layer's 2x2 blocks pass the mirrored field: the axis cross-hatch
+    assert smooth_share < nearest_share / 300  # the (1, 3, 3, 1) filter's triple zero at the Nyquist frequency
+
+
 def test_diffuse_generator_starts_as_the_plain_one_and_adds_a_smooth_bilinear_field_after_the_threshold():
     widths = (0.02, 0.03)
     plain, _ = gan.make_models("resize_conv_small_edge_instrument_fast_gain_threshold_minibatch", "matmul", widths, 0.3)

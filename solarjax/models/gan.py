@@ -41,7 +41,9 @@ Three architectures, chosen by name (``config.model.arch``):
   blocks and nearest-neighbour upsampling into the output layer; ``'..._fast_gain_diffuse_threshold_clip_minibatch'``:
   the 32 x 32 one whose output tanh is stretched and clipped, `clipped_tanh`, so umbrae saturate as the data's do;
   ``'..._fast_gain_diffuse_threshold_clip_multiscale'``: that generator against the batch-statistics discriminator
-  with a third branch that sees the patch averaged to 32 x 32);
+  with a third branch that sees the patch averaged to 32 x 32; ``'..._fast_gain_bilinear_diffuse_threshold_clip_minibatch'``:
+  the clipped one with bilinear upsampling into the output layer, whose (1, 3, 3, 1) filter passes nothing at the
+  output's 2-px period, where the nearest output layer's four phases draw a cross-hatch along the pixel axes);
   ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
   with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
@@ -988,6 +990,10 @@ _clipped_diffuse_generator = functools.partial(
 )
 """The generator of '..._fast_gain_diffuse_threshold_clip_minibatch' and '..._clip_multiscale'."""
 
+_clipped_diffuse_bilinear_output_generator = functools.partial(_clipped_diffuse_generator, output_upsample="bilinear")
+"""The generator of '..._fast_gain_bilinear_diffuse_threshold_clip_minibatch': the clipped one, its output layer
+upsampled bilinearly (the same parameters)."""
+
 ARCHITECTURES = {
     "simple": (SimpleGenerator, SimpleDiscriminator),
     "resize_conv": (ResizeConvGenerator, SpectralNormDiscriminator),
@@ -1052,6 +1058,10 @@ ARCHITECTURES = {
         _clipped_diffuse_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_diffuse_threshold_clip_minibatch": (
+        _clipped_diffuse_bilinear_output_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale": (
         _clipped_diffuse_generator,
         functools.partial(MinibatchStatisticsDiscriminator, coarse_pool=COARSE_POOL),
@@ -1086,6 +1096,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_coarse_diffuse_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",
