@@ -105,14 +105,15 @@ def test_transposed_conv_paints_the_kernel_at_twice_the_input_position():
         np.testing.assert_allclose(y, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("features", [7, 2])  # patches @ kernel (Cout >= Cin), channels first (Cout < Cin)
 @pytest.mark.parametrize("kernel_size,stride,padding", [(3, 2, 0), (4, 2, 1), (3, 1, 1), (3, 1, 0)])
-def test_matmul_conv_equals_flax_conv(kernel_size, stride, padding):
+def test_matmul_conv_equals_flax_conv(kernel_size, stride, padding, features):
     x = jax.random.normal(jax.random.key(2), (2, 17, 16, 5))
-    reference = nn.Conv(7, (kernel_size, kernel_size), (stride, stride), padding=((padding, padding),) * 2)
+    reference = nn.Conv(features, (kernel_size, kernel_size), (stride, stride), padding=((padding, padding),) * 2)
     variables = reference.init(KEY, x)
     expected = reference.apply(variables, x)
     for conv_impl in gan.CONV_IMPLS:
-        mine = gan.Conv2D(7, kernel_size, stride=stride, padding=padding, conv_impl=conv_impl)
+        mine = gan.Conv2D(features, kernel_size, stride=stride, padding=padding, conv_impl=conv_impl)
         np.testing.assert_allclose(mine.apply(variables, x), expected, atol=2e-5)
 
 

@@ -63,8 +63,10 @@ loop (about 10x slower here). ``conv_impl='matmul'`` therefore expresses each la
 extraction (strided slices and a concatenation) and one matrix product, and each stride-2
 transposed convolution by its sub-pixel (phase) decomposition: the four output phases of a 3x3
 stride-2 kernel are 2x2 stride-1 correlations of the input, computed together as one stride-1
-convolution with 4*Cout outputs followed by depth-to-space. Forward and autodiff backward are then
-only slices, pads and matrix products. ``conv_impl='xla'`` uses `lax.conv_general_dilated` /
+convolution with 4*Cout outputs followed by depth-to-space. A layer with fewer outputs than inputs
+(the 32 -> 1 output layers) multiplies first and shifts after: one product of each pixel with every
+tap's kernel, then the taps' shifted outputs summed, so the patch matrix (kh * kw * Cin values per
+pixel) is never written. Forward and autodiff backward are then only slices, pads and matrix products. ``conv_impl='xla'`` uses `lax.conv_general_dilated` /
 `lax.conv_transpose` directly (the better choice on GPU/TPU). Both give the same numbers as
 `flax.linen.Conv` / `flax.linen.ConvTranspose` with the same parameters (tests check it).
 """
@@ -139,9 +141,34 @@ def conv_valid(x: jax.Array, kernel: jax.Array, stride: int, conv_impl: ConvImpl
     _check_conv_impl(conv_impl)
     if conv_impl == "xla":
         return lax.conv_general_dilated(x, kernel, (stride, stride), "VALID", dimension_numbers=_DIMENSION_NUMBERS)
-    kernel_height, kernel_width, _, out_channels = kernel.shape
+    kernel_height, kernel_width, in_channels, out_channels = kernel.shape
+    if out_channels < in_channels:
+        return _conv_valid_channels_first(x, kernel, stride)
     patches = conv_patches(x, kernel_height, kernel_width, stride)
     return patches @ kernel.reshape(-1, out_channels)
+
+
+def _conv_valid_channels_first(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """`conv_valid` ('matmul') for Cout < Cin: one product of every pixel with every tap's kernel,
+    ``x @ [Cin, kh * kw * Cout]``, then the taps' shifted outputs summed. It writes kh * kw * Cout values
+    per pixel where the patch matrix writes kh * kw * Cin (32x fewer in a 32 -> 1 output layer)."""
+    kernel_height, kernel_width, in_channels, out_channels = kernel.shape
+    n, height, width, _ = x.shape
+    out_height = (height - kernel_height) // stride + 1
+    out_width = (width - kernel_width) // stride + 1
+    taps = kernel_height * kernel_width
+    products = x @ jnp.transpose(kernel, (2, 0, 1, 3)).reshape(in_channels, taps * out_channels)
+    products = products.reshape(n, height, width, taps, out_channels)
+    return sum(
+        products[
+            :,
+            i : i + stride * (out_height - 1) + 1 : stride,
+            j : j + stride * (out_width - 1) + 1 : stride,
+            i * kernel_width + j,
+        ]
+        for i in range(kernel_height)
+        for j in range(kernel_width)
+    )
 
 
 def subpixel_kernel(kernel: jax.Array) -> jax.Array:
