@@ -41,9 +41,10 @@ Three architectures, chosen by name (``config.model.arch``):
   blocks and nearest-neighbour upsampling into the output layer; ``'..._fast_gain_diffuse_threshold_clip_minibatch'``:
   the 32 x 32 one whose output tanh is stretched and clipped, `clipped_tanh`, so umbrae saturate as the data's do;
   ``'..._fast_gain_diffuse_threshold_clip_multiscale'``: that generator against the batch-statistics discriminator
-  with a third branch that sees the patch averaged to 32 x 32; ``'..._fast_gain_bilinear_diffuse_threshold_clip_minibatch'``:
-  the clipped one with bilinear upsampling into the output layer, whose (1, 3, 3, 1) filter passes nothing at the
-  output's 2-px period, where the nearest output layer's four phases draw a cross-hatch along the pixel axes);
+  with a third branch that sees the patch averaged to 32 x 32;
+  ``'..._fast_gain_bilinear_diffuse_threshold_clip_minibatch'``: the clipped one with bilinear upsampling into the
+  output layer, whose (1, 3, 3, 1) filter does not mirror the large-scale field to the axis Nyquist points, where the
+  nearest output layer's 2 x 2 blocks draw a cross-hatch along the pixel axes);
   ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
   with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
@@ -63,12 +64,14 @@ loop (about 10x slower here). ``conv_impl='matmul'`` therefore expresses each la
 extraction (strided slices and a concatenation) and one matrix product, and each stride-2
 transposed convolution by its sub-pixel (phase) decomposition: the four output phases of a 3x3
 stride-2 kernel are 2x2 stride-1 correlations of the input, computed together as one stride-1
-convolution with 4*Cout outputs followed by depth-to-space. A layer with fewer outputs than inputs
-(the 32 -> 1 output layers) multiplies first and shifts after: one product of each pixel with every
-tap's kernel, then the taps' shifted outputs summed, so the patch matrix (kh * kw * Cin values per
-pixel) is never written. Forward and autodiff backward are then only slices, pads and matrix products. ``conv_impl='xla'`` uses `lax.conv_general_dilated` /
-`lax.conv_transpose` directly (the better choice on GPU/TPU). Both give the same numbers as
-`flax.linen.Conv` / `flax.linen.ConvTranspose` with the same parameters (tests check it).
+convolution with 4*Cout outputs followed by depth-to-space. A convolution with fewer outputs than
+inputs (the output layers; the resize-convolution generators' 64 -> 32 phases) multiplies first and
+shifts after: one product of each pixel with every tap's kernel, then the taps' shifted outputs
+summed, so the patch matrix (kh * kw * Cin values per pixel) is never written. Forward and autodiff
+backward are then only slices, pads and matrix products. ``conv_impl='xla'`` uses
+`lax.conv_general_dilated` / `lax.conv_transpose` directly (the better choice on GPU/TPU). Both give
+the same numbers as `flax.linen.Conv` / `flax.linen.ConvTranspose` with the same parameters (tests
+check it).
 """
 
 from __future__ import annotations
