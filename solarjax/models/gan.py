@@ -44,7 +44,9 @@ Three architectures, chosen by name (``config.model.arch``):
   with a third branch that sees the patch averaged to 32 x 32;
   ``'..._fast_gain_bilinear_diffuse_threshold_clip_minibatch'``: the clipped one with bilinear upsampling into the
   output layer, whose (1, 3, 3, 1) filter does not mirror the large-scale field to the axis Nyquist points, where the
-  nearest output layer's 2 x 2 blocks draw a cross-hatch along the pixel axes);
+  nearest output layer's 2 x 2 blocks draw a cross-hatch along the pixel axes;
+  ``'..._fast_gain_all_bilinear_diffuse_threshold_clip_minibatch'``: that one with its two blocks upsampled
+  bilinearly too);
   ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
   with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
@@ -1024,6 +1026,10 @@ _clipped_diffuse_bilinear_output_generator = functools.partial(_clipped_diffuse_
 """The generator of '..._fast_gain_bilinear_diffuse_threshold_clip_minibatch': the clipped one, its output layer
 upsampled bilinearly (the same parameters)."""
 
+_clipped_diffuse_all_bilinear_generator = functools.partial(_clipped_diffuse_generator, upsample="bilinear")
+"""The generator of '..._fast_gain_all_bilinear_diffuse_threshold_clip_minibatch': the clipped one, its two blocks
+and its output layer upsampled bilinearly (the same parameters)."""
+
 ARCHITECTURES = {
     "simple": (SimpleGenerator, SimpleDiscriminator),
     "resize_conv": (ResizeConvGenerator, SpectralNormDiscriminator),
@@ -1092,6 +1098,10 @@ ARCHITECTURES = {
         _clipped_diffuse_bilinear_output_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_all_bilinear_diffuse_threshold_clip_minibatch": (
+        _clipped_diffuse_all_bilinear_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale": (
         _clipped_diffuse_generator,
         functools.partial(MinibatchStatisticsDiscriminator, coarse_pool=COARSE_POOL),
@@ -1127,6 +1137,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_smooth_blocks_diffuse_threshold_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_diffuse_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_all_bilinear_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",
