@@ -199,7 +199,6 @@ def test_bilinear_output_clip_generator_does_not_mirror_the_large_scale_field_to
         "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_minibatch",
     )
     z = jax.random.normal(jax.random.key(5), (4, 100))
-
     k = np.abs(np.fft.fftfreq(128, 1 / 128))
     near_axis_nyquist = ((np.abs(k[:, None] - 64) <= 8) & (k[None, :] <= 8)) | (
         (k[:, None] <= 8) & (np.abs(k[None, :] - 64) <= 8)
