@@ -5,7 +5,8 @@ field, the net-flux distance of a one-polarity batch to a balanced one is known 
 quiet-field coherences have known answers, the per-patch gradient equals the quality diagnostic and its sorted
 distance between two ramp batches is known and descends, the umbra strength and the border excess have known
 answers on spots and rims and their sorted distances descend, the grid phases see block edges, the band powers are
-the ring spectrum's by band (a cosine fills one band) and their distance descends, and the train step adds exactly
+the ring spectrum's by band (a cosine fills one band) and their distance descends, the soft-thresholded (signal) band
+powers ignore quiet noise and descend, and the train step adds exactly
 ``weight * mismatch`` of each to the generator's loss."""
 
 import jax
@@ -350,6 +351,34 @@ def test_spectrum_mismatch_vanishes_on_equal_batches_and_descends_toward_the_rea
     before = float(gan_train.spectrum_mismatch(smooth, real))
     grad = jax.grad(gan_train.spectrum_mismatch)(smooth, real)
     assert float(gan_train.spectrum_mismatch(smooth - 1e-3 * grad / jnp.max(jnp.abs(grad)), real)) < before
+
+
+def test_signal_spectrum_ignores_quiet_noise_and_descends_toward_the_real_structures_small_scales():
+    rng = np.random.default_rng(5)
+    rows, cols = np.mgrid[:128, :128]
+    # above the floor everywhere: the signal field is the field less 50 G, so its band powers are the field's
+    strong = (300.0 + 100.0 * np.cos(2 * np.pi * 10 * cols / 128)) / 1000.0
+    signal = np.asarray(gan_train.signal_field(jnp.asarray(strong[None, :, :, None], jnp.float32)))
+    np.testing.assert_allclose(signal[0], 1000.0 * strong - gan_train.SIGNAL_FLOOR_GAUSS, atol=1e-3)
+    # quiet noise (sd 10 G, all |Br| < 50 G) is not signal: it neither changes the mismatch nor receives gradient
+    spots = np.exp(-((rows - 64.0) ** 2 + (cols - 64.0) ** 2) / (2 * 6.0**2))[None, :, :, None]
+    real = jnp.asarray(
+        0.8 * spots * (1 + 0.2 * rng.normal(size=(BATCH, 128, 128, 1))), jnp.float32
+    )  # a spot with small-scale texture
+    smooth = jnp.asarray(np.broadcast_to(0.8 * spots, real.shape), jnp.float32)
+    noise = jnp.asarray(np.clip(rng.normal(0.0, 0.01, real.shape), -0.045, 0.045), jnp.float32)
+    far = jnp.asarray(
+        np.broadcast_to((((rows - 64.0) ** 2 + (cols - 64.0) ** 2) > 40.0**2)[None, :, :, None], real.shape)
+    )
+    noisy = jnp.where(far, noise, smooth)
+    assert float(gan_train.signal_spectrum_mismatch(real, real)) == 0.0
+    before = float(gan_train.signal_spectrum_mismatch(smooth, real))
+    assert before > 0.1
+    assert float(gan_train.signal_spectrum_mismatch(noisy, real)) == pytest.approx(before, rel=1e-4)
+    grad = jax.grad(gan_train.signal_spectrum_mismatch)(noisy, real)
+    assert float(jnp.max(jnp.abs(jnp.where(far, grad, 0.0)))) == 0.0
+    step = smooth - 1e-3 * grad / jnp.max(jnp.abs(grad))
+    assert float(gan_train.signal_spectrum_mismatch(step, real)) < before
 
 
 def test_orientation_contrast_reads_a_cross_hatch_a_diagonal_and_white_noise():

@@ -16,7 +16,8 @@ batch of the band sharpness (`sharpness_mismatch`), the Schrijver R (`complexity
 width (`quiet_mismatch`), the distribution of the net flux (`balance_mismatch`), the weak and quiet field's
 coherence (`plage_mismatch`, `coherence_mismatch`), the per-patch gradient (`gradient_mismatch`), the umbra
 strength (`umbra_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`), the
-power in wavenumber bands (`spectrum_mismatch`), its orientation at small scales (`isotropy_mismatch`) or the
+power in wavenumber bands (`spectrum_mismatch`), that power in the field above the noise
+(`signal_spectrum_mismatch`), its orientation at small scales (`isotropy_mismatch`) or the
 small-scale power along the axes and the diagonals (`sector_mismatch`).
 Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
 ``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
@@ -354,6 +355,32 @@ def spectrum_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.mean((fake_bands - jax.lax.stop_gradient(real_bands)) ** 2)
 
 
+SIGNAL_FLOOR_GAUSS = quality_lib.QUIET_LEVEL_GAUSS
+"""|Br| (G) that `signal_field` shrinks every pixel by: about twice the data's quiet-Sun noise width."""
+
+
+def signal_field(images: jax.Array) -> jax.Array:
+    """[B, H, W] (G) the field soft-thresholded at `SIGNAL_FLOOR_GAUSS`: sign(Br) max(|Br| - floor, 0). The quiet
+    pixels, mostly noise, become 0 (and pass no gradient); the structure keeps its shape. Input [B, H, W, 1],
+    s = Br / 1000 G."""
+    field = images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT
+    return jnp.sign(field) * jax.nn.relu(jnp.abs(field) - SIGNAL_FLOOR_GAUSS)
+
+
+def signal_spectrum_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """`spectrum_mismatch` on the `signal_field`s: the squared W2 distance between the batches' distributions of
+    log10 band power (G^2, + 1 G^2, far below
+    the ~500 G^2 per mode of the data's noise) of the soft-thresholded field, band by band, averaged; 0 when the batches agree
+    (batches of one size). A generator short of small-scale power in its structures pays for it there, and
+    cannot pay it back with noise: the quiet pixels do not enter."""
+
+    def log_power(images):
+        return jnp.log10(quality_lib.band_power(signal_field(images), xp=jnp) + 1.0)
+
+    fake_bands, real_bands = jnp.sort(log_power(fake), axis=0), jnp.sort(log_power(real), axis=0)
+    return jnp.mean((fake_bands - jax.lax.stop_gradient(real_bands)) ** 2)
+
+
 def isotropy_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared 1-D Wasserstein-2 distance between the batches' distributions of `quality.orientation_contrast`
     (log10 axis over diagonal power at wavelengths 2-16 px), band by band, averaged over the bands; 0 when the
@@ -390,6 +417,7 @@ MATCHING_TERMS = {
     "border": border_mismatch,
     "grid": grid_mismatch,
     "spectrum": spectrum_mismatch,
+    "signal_spectrum": signal_spectrum_mismatch,
     "isotropy": isotropy_mismatch,
     "sector": sector_mismatch,
 }
