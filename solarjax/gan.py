@@ -27,6 +27,7 @@ from astropy.io import fits
 
 from solarjax import plotting, sharding
 from solarjax.fingerprint import weights_fingerprint
+from solarjax.models import gan as gan_models
 from solarjax.train import checkpoint as checkpoint_lib
 from solarjax.train import gan as gan_train
 from solarjax.units import GAUSS_PER_UNIT
@@ -55,15 +56,12 @@ class TrainedGenerator:
     config: dict
     workdir: str
 
-    def __post_init__(self):
-        object.__setattr__(self, "_generate", jax.jit(self.apply_fn))
-
     def generate(self, z) -> jax.Array:
         """Patches [N, 128, 128, 1] (s = B / 1000 G) of latents z [N, latent_dim] (jitted)."""
         z = np.asarray(z, np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"latents must have shape [N, {self.latent_dim}], got {z.shape}")
-        return self._generate(self.params, z)
+        return gan_models.apply_generator(self.apply_fn, self.params, z)
 
     def sample_latents(self, count: int, seed: int = 0) -> np.ndarray:
         """z ~ N(0, I), [count, latent_dim] float32, from ``jax.random.key(seed)``."""
@@ -145,10 +143,9 @@ def load(workdir: str | os.PathLike, step: int | str = "best", fingerprint: str 
         chosen, state = checkpoints.read_state(chosen, template, fallback=step in ("best", "latest"))
     finally:
         checkpoints.close()
-    generator = programs.generator
     params = gan_train.sampling_params(state)
     return TrainedGenerator(
-        apply_fn=lambda params, z: generator.apply({"params": params}, z),
+        apply_fn=gan_models.GeneratorApply(programs.generator),
         params=params,
         fingerprint=weights_fingerprint(checkpoints.fingerprint, f"step {chosen}", weights=params),
         latent_dim=int(config.model.latent_dim),

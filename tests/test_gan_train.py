@@ -205,6 +205,21 @@ def test_load_generates_with_the_trained_parameters(uninterrupted_run, tmp_path)
         np.testing.assert_array_equal(hdus["LATENTS"].data, z)
 
 
+def test_loading_a_generator_again_compiles_nothing_new(uninterrupted_run):
+    """Each load builds a new module and parameters; the generator's function is equal across loads, so its
+    jitted programs (generation, the steering programs that take it as a static argument) are reused."""
+    from solarjax.models.gan import apply_generator
+
+    workdir, _ = uninterrupted_run
+    first, second = gan.load(workdir, step="latest"), gan.load(workdir, step="latest")
+    assert first.apply_fn == second.apply_fn and hash(first.apply_fn) == hash(second.apply_fn)
+    z = first.sample_latents(5, seed=2)
+    images = np.asarray(first.generate(z))
+    compiled = apply_generator._cache_size()
+    np.testing.assert_array_equal(np.asarray(second.generate(z)), images)
+    assert apply_generator._cache_size() == compiled
+
+
 def test_load_refuses_missing_runs_and_unknown_steps(uninterrupted_run, tmp_path):
     with pytest.raises(FileNotFoundError, match="no GAN checkpoints"):
         gan.load(tmp_path)

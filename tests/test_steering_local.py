@@ -106,6 +106,19 @@ def test_every_family_through_one_interface(z):
         families.steer_latents("paper", generator, None, z, "psep")
 
 
+def test_a_path_that_also_differentiates_the_evaluations_quantities_reuses_its_program(z, tuf_path):
+    """A traversal of one target with its hold (the report's figure) computes the same latents whether or not it
+    also differentiates other quantities, and with the set an evaluation used it compiles nothing new."""
+    generator, extra = toy_generator(), ("tuf", "psep", "area")
+    _, values = local.local_traversal(generator, z, "psep", hold=("tuf",), alphas=ALPHAS, also_differentiate=extra)
+    compiled = local.path_program._cache_size()
+    latents = families.steer_latents(
+        "local", generator, None, z, "tuf", hold=("psep",), alphas=ALPHAS, also_differentiate=extra
+    )
+    assert local.path_program._cache_size() == compiled
+    np.testing.assert_allclose(latents, tuf_path[0], atol=1e-5)
+
+
 def test_polarity_guard_keeps_both_polarities_while_lowering_flux():
     """A weak toy (peak field 110-330 G against the 150 G threshold): lowering TUF by 3 latent units empties
     the polarities of every path without the guard (every quantity undefined); the guard stops each polarity

@@ -67,7 +67,10 @@ def test_absolute_target_and_one_compilation(scales, z0):
         toy_generator(), z0[::-1].copy(), {"psep": ("abs", 0.9 * target)}, hold=["tuf"], steps=STEPS, scales=scales
     )
     other = steer_to(toy_generator(), z0, {"tuf": ("rel", 0.2), "tilt": ("rel", 0.0)}, steps=STEPS, scales=scales)
+    # fewer latents than MIN_BATCH run padded in the same program, each latent as it ran among eight
+    few = steer_to(toy_generator(), z0[:3], {"psep": ("abs", 1.2 * target)}, hold=["tuf"], steps=STEPS, scales=scales)
     assert target_lib._steer_program._cache_size() == compiled  # new values, targets and holds: the same program
+    np.testing.assert_allclose(few.latents, result.latents[:3], atol=1e-5)
     assert other.success.mean() >= 0.8 and set(other.targets) == {"tuf", "tilt"} and other.held_change == {}
     for got, wanted in ((result, 1.2 * target), (again, 0.9 * target)):
         assert got.success.mean() >= 0.9

@@ -78,6 +78,7 @@ check it).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -1176,6 +1177,24 @@ def make_models(
     else:
         generator = generator_cls(conv_impl=conv_impl)
     return generator, discriminator_cls(conv_impl=conv_impl)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorApply:
+    """``(params, z [N, latent_dim]) -> images [N, 128, 128, 1]`` of a generator module. Equal, and hashing
+    equal, for equal modules: jitted programs that take it as a static argument (`apply_generator`, the steering
+    programs) compile once per architecture and shape, however many times a generator is loaded."""
+
+    module: nn.Module
+
+    def __call__(self, params, z: jax.Array) -> jax.Array:
+        return self.module.apply({"params": params}, z)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def apply_generator(apply_fn: Callable, params, z: jax.Array) -> jax.Array:
+    """``apply_fn(params, z)`` as one jitted program per (apply_fn, shape of z)."""
+    return apply_fn(params, z)
 
 
 def default_conv_impl(backend: str | None = None) -> ConvImpl:

@@ -50,6 +50,7 @@ import numpy as np
 from solarjax import physics, sharding
 from solarjax.fingerprint import file_sha256
 from solarjax.jsonable import jsonable
+from solarjax.models.gan import apply_generator
 from solarjax.steering.edit import conditional
 
 FORMAT = "solarjax.steering.directions/1"
@@ -79,7 +80,7 @@ class LatentGenerator:
 
     def __call__(self, z: jax.Array) -> jax.Array:
         """Images [N, 128, 128, 1] of latents [N, D] (one jitted call, no batching)."""
-        return _apply(self.apply_fn, self.params, jnp.asarray(z, jnp.float32))
+        return apply_generator(self.apply_fn, self.params, jnp.asarray(z, jnp.float32))
 
 
 def as_generator(generator: Any) -> LatentGenerator:
@@ -102,11 +103,6 @@ def as_generator(generator: Any) -> LatentGenerator:
         "(apply_fn, params, fingerprint[, latent_dim]) or an object with apply_fn, params and "
         "fingerprint attributes"
     )
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _apply(apply_fn, params, z):
-    return apply_fn(params, z)
 
 
 def _identity(images: jax.Array) -> jax.Array:

@@ -474,6 +474,12 @@ def _summary(images: np.ndarray, encoder_seed: int = 0):
     return quality.summarise([images[i : i + 256] for i in range(0, len(images), 256)], encoder)
 
 
+def differentiated_quantities(names: Sequence[str], hold: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """Every target of ``names`` and its held quantities, once each: the local paths of an evaluation
+    differentiate all of them, so every target's plain and conditional paths share one compiled program."""
+    return tuple(dict.fromkeys(q for name in names for q in (name, *hold.get(name, ()))))
+
+
 def evaluate_families(
     generator: Any,
     directions: Directions,
@@ -534,7 +540,7 @@ def evaluate_families(
     pool_size = min(GENERATED_POOL, POOL_PER_LATENT * n_latents) if pool_size is None else int(pool_size)
     pool = generated_pool(generator, pool_size, seed + 3) if reference_images is not None and pool_size > 0 else None
     results: dict[str, dict[str, Any]] = {}
-    differentiated = tuple(dict.fromkeys(q for name in names for q in (name, *hold.get(name, ()))))
+    differentiated = differentiated_quantities(names, hold)
     for method in methods:
         results[method] = {}
         for name in names:
@@ -807,7 +813,17 @@ def run_evaluation(
             )
     if "local" in methods and "tuf" in directions.names:
         figure_alphas = np.linspace(-3.0, 3.0, 7)
-        path = families_lib.steer_latents("local", generator, directions, base[None], "tuf", ("psep",), figure_alphas)
+        path = families_lib.steer_latents(
+            "local",
+            generator,
+            directions,
+            base[None],
+            "tuf",
+            ("psep",),
+            figure_alphas,
+            **({} if local_step is None else {"step": local_step}),
+            also_differentiate=differentiated_quantities(names, EVALUATION_HOLD),  # the evaluation's program
+        )
         figures.append(
             plot_traversal(
                 generator,

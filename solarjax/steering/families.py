@@ -102,6 +102,7 @@ def steer_latents(
     alphas: Sequence[float] = np.linspace(-3.0, 3.0, 13),
     keep_norm: bool = True,
     step: float = local.DEFAULT_STEP,
+    also_differentiate: Sequence[str] = (),
 ) -> np.ndarray:
     """[N, A, D] edited latents of one family (see `steer_traversal`, which also measures them)."""
     generator = as_generator(generator)
@@ -109,7 +110,7 @@ def steer_latents(
     z = np.asarray(z, np.float32)
     hold = tuple(h for h in hold if h != target)
     if method == "local":
-        return local.local_path(generator, z, target, hold, alphas, step=step)
+        return local.local_path(generator, z, target, hold, alphas, step=step, also_differentiate=also_differentiate)
     direction = (
         np.broadcast_to(directions.direction(target, hold), z.shape)
         if method == "paper"

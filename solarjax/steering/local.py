@@ -467,10 +467,19 @@ def local_path(
     step: float = DEFAULT_STEP,
     correct_held: bool = True,
     keep_polarities: bool = True,
+    also_differentiate: Sequence[str] = (),
 ) -> np.ndarray:
     """[N, A, D] latents moved by signed path length alphas [A] along the local paths of ``target``
-    (``hold`` held); see `local_traversal` and the module docstring."""
+    (``hold`` held); see `local_traversal` (and its ``also_differentiate``) and the module docstring."""
     latents, _ = local_traversal(
-        generator, z, target, hold, alphas, step, correct_held, keep_polarities=keep_polarities
+        generator,
+        z,
+        target,
+        hold,
+        alphas,
+        step,
+        correct_held,
+        also_differentiate=also_differentiate,
+        keep_polarities=keep_polarities,
     )
     return latents

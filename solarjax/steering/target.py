@@ -62,6 +62,8 @@ LINE_SEARCH = (0.5, 0.7, 0.85, 0.93, 1.07, 1.15, 1.3, 1.5)
 """Fractions s of the final displacement z - z0 tried by the exact line search (1 is the last round's latent)."""
 TRAJECTORY_CANDIDATES = 5
 """Latents per round (evenly spaced steps, the round's end last) among the exact selection's candidates."""
+MIN_BATCH = 8
+"""Fewer latents are padded to this many (repeating the last), so small requests share one compiled program."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,9 +177,9 @@ def steer_to(
     hold_floor = np.array([SCALE_FLOOR * scales[name] for name in hold_names]).reshape(len(hold_names))
 
     mesh = sharding.make_data_mesh()
-    padded_n = device_multiple(len(z0), mesh)
+    padded_n = device_multiple(max(len(z0), MIN_BATCH), mesh)
 
-    def pad(x):  # repeat the last row up to a multiple of the device count, split over devices
+    def pad(x):  # repeat the last row up to MIN_BATCH and a multiple of the device count, split over devices
         return jax.device_put(
             np.concatenate([x, np.repeat(x[-1:], padded_n - len(x), axis=0)]), sharding.batch_sharded(mesh)
         )

@@ -702,7 +702,7 @@ def build_programs(
         ),
         mesh,
     )
-    generate = jax.jit(lambda params, z: generator.apply({"params": params}, z))
+    generate = functools.partial(gan_models.apply_generator, gan_models.GeneratorApply(generator))
     return GanPrograms(generator, discriminator, g_tx, d_tx, init, train_step, generate)
 
 
