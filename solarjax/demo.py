@@ -134,7 +134,7 @@ def run_demo(
 
     Args:
       outdir: output directory (stages, `report.html`, `metrics.json`).
-      quick: the smoke-test size (about 14 min on an idle 2-core CPU, most of it XLA compilation) instead of the
+      quick: the smoke-test size (4-9 min on an idle 2-core CPU, half of it XLA compilation) instead of the
         full demo (38 min or more there with the current defaults: the sum of `STAGE_ESTIMATES_S`).
       fits_dir: real SHARP Br FITS files for the 'real' stage (default: ../shared/data/sharp_cea
         beside the repository when present; the stage is skipped when there are none).
