@@ -110,7 +110,7 @@ def test_a_path_that_also_differentiates_the_evaluations_quantities_reuses_its_p
     """A traversal of one target with its hold (the report's figure) computes the same latents whether or not it
     also differentiates other quantities, and with the set an evaluation used it compiles nothing new."""
     generator, extra = toy_generator(), ("tuf", "psep", "area")
-    _, values = local.local_traversal(generator, z, "psep", hold=("tuf",), alphas=ALPHAS, also_differentiate=extra)
+    local.local_traversal(generator, z, "psep", hold=("tuf",), alphas=ALPHAS, also_differentiate=extra)
     compiled = local.path_program._cache_size()
     latents = families.steer_latents(
         "local", generator, None, z, "tuf", hold=("psep",), alphas=ALPHAS, also_differentiate=extra

@@ -763,6 +763,7 @@ def run_evaluation(
       relative to ``outdir``)}.
     """
     from solarjax.steering import families as families_lib
+    from solarjax.steering import local as local_lib
 
     generator = as_generator(generator)
     if directions.fingerprint != generator.fingerprint:
@@ -821,7 +822,7 @@ def run_evaluation(
             "tuf",
             ("psep",),
             figure_alphas,
-            **({} if local_step is None else {"step": local_step}),
+            step=local_lib.DEFAULT_STEP if local_step is None else local_step,
             also_differentiate=differentiated_quantities(names, EVALUATION_HOLD),  # the evaluation's program
         )
         figures.append(

@@ -369,10 +369,9 @@ def signal_field(images: jax.Array) -> jax.Array:
 
 def signal_spectrum_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """`spectrum_mismatch` on the `signal_field`s: the squared W2 distance between the batches' distributions of
-    log10 band power (G^2, + 1 G^2, far below
-    the ~500 G^2 per mode of the data's noise) of the soft-thresholded field, band by band, averaged; 0 when the batches agree
-    (batches of one size). A generator short of small-scale power in its structures pays for it there, and
-    cannot pay it back with noise: the quiet pixels do not enter."""
+    log10 band power (G^2, + 1 G^2, far below the ~500 G^2 per mode of the data's noise) of the soft-thresholded
+    field, band by band, averaged; 0 when the batches agree (batches of one size). A generator short of small-scale
+    power in its structures pays for it there, and cannot pay it back with noise: the quiet pixels do not enter."""
 
     def log_power(images):
         return jnp.log10(quality_lib.band_power(signal_field(images), xp=jnp) + 1.0)
