@@ -102,6 +102,21 @@ def test_quiet_mismatch_vanishes_on_equal_batches_and_descends_toward_the_real_w
     assert scale < 0.9 and float(gan_train.quiet_mismatch(scale * noisy, real)) < 0.1 * before
 
 
+def test_sorted_w2_compares_ranks_column_by_column_and_pulls_only_the_fake_side():
+    fake = jnp.array([[3.0, 0.0], [1.0, 5.0], [2.0, 1.0]])
+    real = jnp.array([[6.0, 1.0], [2.0, 1.0], [4.0, 1.0]])
+    # column 0 sorted: (1, 2, 3) against (2, 4, 6); column 1: (0, 1, 5) against (1, 1, 1)
+    assert float(gan_train.sorted_w2(fake, real)) == pytest.approx((1 + 4 + 9 + 1 + 0 + 16) / 6)
+    assert float(gan_train.sorted_w2(fake[::-1], real[jnp.array([1, 2, 0])])) == pytest.approx(
+        float(gan_train.sorted_w2(fake, real))
+    )  # the order of the patches in either batch does not matter
+    assert float(gan_train.sorted_w2(real, real)) == 0.0
+    fake_grad, real_grad = jax.grad(gan_train.sorted_w2, argnums=(0, 1))(fake, real)
+    assert not np.any(np.asarray(real_grad))
+    # d/d fake of mean((sorted fake - sorted real)^2): 2 (fake - its rank's real) / 6 at each fake entry
+    np.testing.assert_allclose(np.asarray(fake_grad), [[-1.0, -1.0 / 3], [-1.0 / 3, 4.0 / 3], [-2.0 / 3, 0.0]])
+
+
 def test_balance_mismatch_is_the_sorted_distance_of_the_net_fluxes_and_descends_toward_balance():
     from solarjax import physics
 

@@ -46,7 +46,9 @@ Three architectures, chosen by name (``config.model.arch``):
   output layer, whose (1, 3, 3, 1) filter does not mirror the large-scale field to the axis Nyquist points, where the
   nearest output layer's 2 x 2 blocks draw a cross-hatch along the pixel axes;
   ``'..._fast_gain_all_bilinear_diffuse_threshold_clip_minibatch'``: that one with its two blocks upsampled
-  bilinearly too);
+  bilinearly too; ``'..._fast_gain_bilinear_textured_diffuse_threshold_clip_minibatch'`` and
+  ``'..._fast_gain_all_bilinear_textured_diffuse_threshold_clip_minibatch'``: those two whose plage is a smooth
+  envelope times an isotropic log-normal clump texture, `ClumpTexture`);
   ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
   with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
@@ -629,6 +631,124 @@ class SoftThreshold(nn.Module):
         return jnp.sign(x) * jax.nn.relu(jnp.abs(x) - jax.nn.softplus(raw))
 
 
+TEXTURE_CORRELATION_PX = (0.5, 1.0, 2.0, 4.0)
+"""Correlation lengths [px] of the isotropic Gaussian filters a `ClumpTexture` mixes, per patch."""
+
+
+def isotropic_gaussian_filters(height: int, width: int, correlation_px: tuple[float, ...]) -> jax.Array:
+    """[S, height, width // 2 + 1] amplitude filters exp(-pi^2 sigma^2 |f|^2) on the half-plane (rfft2) grid,
+    |f| in cycles per pixel: white noise through filter s is a Gaussian random field with Gaussian covariance
+    of correlation length sigma_s px, the same along every direction (no preferred pixel axis)."""
+    fy = jnp.fft.fftfreq(height)[:, None]
+    fx = jnp.fft.rfftfreq(width)[None, :]
+    sigma = jnp.asarray(correlation_px, jnp.float32)[:, None, None]
+    return jnp.exp(-(math.pi**2) * sigma**2 * (fy**2 + fx**2))
+
+
+def texture_field(z: jax.Array, weights: jax.Array, height: int, width: int, seed: int = 2) -> jax.Array:
+    """Per patch a zero-mean, unit-variance isotropic Gaussian random field, a fixed smooth function of z.
+
+    The white `latent_noise_field` of z / |z| sqrt(d) (PRNG key ``seed``) filtered in the Fourier domain by
+    ``sum_s weights[n, s] * isotropic_gaussian_filters(...)[s]`` (`TEXTURE_CORRELATION_PX`), then standardised.
+
+    Args:
+      z: [N, latent_dim]; weights: [N, S] non-negative mixing weights of the S filters.
+
+    Returns:
+      [N, height, width] float32.
+    """
+    unit = z * (math.sqrt(z.shape[-1]) / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12))
+    white = latent_noise_field(unit, height, width, seed)[..., 0]
+    filters = isotropic_gaussian_filters(height, width, TEXTURE_CORRELATION_PX[: weights.shape[-1]])
+    field = jnp.fft.irfft2(jnp.fft.rfft2(white) * jnp.einsum("ns,shw->nhw", weights, filters), s=(height, width))
+    field = field - jnp.mean(field, axis=(1, 2), keepdims=True)
+    return field * lax.rsqrt(jnp.mean(jnp.square(field), axis=(1, 2), keepdims=True) + 1e-12)
+
+
+class ClumpTexture(nn.Module):
+    """A multiplicative clump texture of mean 1: ``floor + (1 - floor) * exp(c f) / mean(exp(c f))``.
+
+    f is `texture_field` of z, its filter mixture ``softmax(z @ A + a)`` over `TEXTURE_CORRELATION_PX` (A, a start
+    at zero: an even mix); the contrast c = softplus(.) (initially ``initial_contrast``) and floor = sigmoid(.)
+    (initially ``initial_floor``) are learned. Plage seen by HMI is unresolved kilogauss flux tubes gathered in
+    clumps a few Mm across: a smooth envelope times such a log-normal texture, whose small scales have no preferred
+    pixel axis (unlike those a convolution on the pixel grid sharpens). Input z [N, latent_dim]; output
+    [N, height, width, 1] float32, positive, mean 1 per patch.
+    """
+
+    height: int = IMAGE_SIZE
+    width: int = IMAGE_SIZE
+    initial_contrast: float = 0.5
+    initial_floor: float = 0.5
+    seed: int = 2
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        logits = nn.Dense(len(TEXTURE_CORRELATION_PX), kernel_init=nn.initializers.zeros_init(), name="scales")(z)
+        field = texture_field(z, jax.nn.softmax(logits, axis=-1), self.height, self.width, self.seed)
+        contrast = jax.nn.softplus(
+            self.param("contrast", nn.initializers.constant(math.log(math.expm1(self.initial_contrast))), ())
+        )
+        floor = jax.nn.sigmoid(
+            self.param("floor", nn.initializers.constant(math.log(self.initial_floor / (1 - self.initial_floor))), ())
+        )
+        clumps = jnp.exp(contrast * field)
+        clumps = clumps / jnp.mean(clumps, axis=(1, 2), keepdims=True)
+        return (floor + (1.0 - floor) * clumps)[..., None]
+
+
+def render_concentrations(
+    centres: jax.Array, widths: jax.Array, amplitudes: jax.Array, height: int, width: int
+) -> jax.Array:
+    """Round Gaussian concentrations summed on the pixel grid: sum_k a_k exp(-|p - c_k|^2 / (2 w_k^2)).
+
+    Args:
+      centres: [N, K, 2] (row, col) in pixels, the grid's pixel centres at 0.5, 1.5, ...
+      widths: [N, K] Gaussian widths (px); amplitudes: [N, K] peak values (normalised field).
+
+    Returns:
+      [N, height, width, 1]; separable, so K (height + width + height * width) multiply-adds per patch.
+    """
+    rows = jnp.arange(height, dtype=centres.dtype) + 0.5
+    cols = jnp.arange(width, dtype=centres.dtype) + 0.5
+    inverse = 1.0 / (2.0 * widths[..., None] ** 2)
+    row_profile = jnp.exp(-jnp.square(rows - centres[..., :1]) * inverse)  # [N, K, H]
+    col_profile = jnp.exp(-jnp.square(cols - centres[..., 1:]) * inverse)  # [N, K, W]
+    return jnp.einsum("nk,nky,nkx->nyx", amplitudes, row_profile, col_profile)[..., None]
+
+
+class FluxConcentrations(nn.Module):
+    """``count`` round Gaussian flux concentrations drawn from z (`render_concentrations`): [N, H, W, 1].
+
+    An MLP (z -> ``hidden`` -> LeakyReLU) gives each concentration a centre anywhere in the patch (tanh-bounded), a
+    width ``min_width_px + typical_width_px * softplus(.)`` and a signed peak (normalised field). The peaks' layer
+    starts at zero, so the module starts as nothing and the generator grows the concentrations it needs: sunspot
+    umbrae round and saturated, plage clouds tens of pixels across, which upsampling convolutions draw only as
+    blocks after many steps.
+    """
+
+    count: int
+    typical_width_px: float
+    min_width_px: float = 1.0
+    hidden: int = 128
+    height: int = IMAGE_SIZE
+    width: int = IMAGE_SIZE
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        h = leaky_relu(nn.Dense(self.hidden, name="hidden")(z))
+        geometry = nn.Dense(3 * self.count, name="geometry")(h).reshape(-1, self.count, 3)
+        peaks = nn.Dense(self.count, kernel_init=nn.initializers.zeros_init(), name="peaks")(h)
+        size = jnp.asarray([self.height, self.width], z.dtype)
+        centres = size / 2 * (1.0 + jnp.tanh(geometry[..., :2]))
+        widths = self.min_width_px + self.typical_width_px * jax.nn.softplus(geometry[..., 2])
+        return render_concentrations(centres, widths, peaks, self.height, self.width)
+
+
+CONCENTRATIONS = {"spots": (8, 2.0), "clouds": (16, 8.0)}
+"""(count, typical width px) of a concentrating generator's smooth spots and textured plage clouds."""
+
+
 DIFFUSE_SOURCES = ("", "first_block", "start")
 """Features a `ResizeConvGenerator`'s diffuse field is drawn from ('' = no diffuse field)."""
 
@@ -653,7 +773,11 @@ class ResizeConvGenerator(nn.Module):
     `DIFFUSE_SOURCES`, '' = none) adds, after the threshold, a smooth field: one linear channel of the first block's
     features ('first_block') or of the starting S x S features ('start'), upsampled bilinearly to 128 x 128
     (initially zero), so weak plage can spread over tens of pixels without passing the threshold.
-    ``output_clip_gain`` (> 0) replaces the output tanh by `clipped_tanh` with that gain.
+    ``output_clip_gain`` (> 0) replaces the output tanh by `clipped_tanh` with that gain. ``texture`` makes the
+    output layer draw two channels, a smooth one and a textured one, thresholded alike; the diffuse field joins the
+    textured one, which is multiplied by a learned `ClumpTexture` of z before the two are summed.
+    ``concentrations`` adds `FluxConcentrations` after the threshold: smooth round spots (`CONCENTRATIONS`) to the
+    output and plage clouds to the textured channel (without ``texture``, the clouds are textured alone).
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -671,6 +795,8 @@ class ResizeConvGenerator(nn.Module):
     output_upsample: str = ""
     diffuse: str = ""
     output_clip_gain: float = 0.0
+    texture: bool = False
+    concentrations: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -696,17 +822,30 @@ class ResizeConvGenerator(nn.Module):
             if index == 0:
                 sources["first_block"] = x
         name = f"Conv2D_{len(self.block_channels)}"
+        outputs = 2 if self.texture else 1
         if self.upsample_output:
-            x = UpsampleConv2D(1, self.conv_impl, self.padding, output_upsample, name=name)(x)
+            x = UpsampleConv2D(outputs, self.conv_impl, self.padding, output_upsample, name=name)(x)
         else:
-            x = Conv2D(1, 3, conv_impl=self.conv_impl, name=name)(pad_spatial_mode(x, 1, self.padding))
+            x = Conv2D(outputs, 3, conv_impl=self.conv_impl, name=name)(pad_spatial_mode(x, 1, self.padding))
         if self.quiet_threshold:
             x = SoftThreshold(name="QuietThreshold")(x)
+        x, textured = (x[..., :1], x[..., 1:]) if self.texture else (x, None)
         if self.diffuse:
             smooth = nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="Diffuse")(sources[self.diffuse])
             while smooth.shape[1] < x.shape[1]:
                 smooth = upsample_bilinear(smooth)
-            x = x + smooth
+            if self.texture:
+                textured = textured + smooth
+            else:
+                x = x + smooth
+        if self.concentrations:
+            count, typical = CONCENTRATIONS["spots"]
+            x = x + FluxConcentrations(count, typical, height=x.shape[1], width=x.shape[2], name="Spots")(z)
+            count, typical = CONCENTRATIONS["clouds"]
+            clouds = FluxConcentrations(count, typical, height=x.shape[1], width=x.shape[2], name="Clouds")(z)
+            textured = clouds if textured is None else textured + clouds
+        if textured is not None:
+            x = x + textured * ClumpTexture(x.shape[1], x.shape[2], name="Texture")(z)
         if self.noise_widths:
             x = InstrumentNoise(
                 self.noise_widths,
@@ -750,6 +889,8 @@ def small_resize_conv_generator(
     output_upsample: str = "",
     diffuse: str = "",
     output_clip_gain: float = 0.0,
+    texture: bool = False,
+    concentrations: bool = False,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -758,7 +899,8 @@ def small_resize_conv_generator(
     upsample-conv 1 (128 x 128) -> tanh, LeakyReLU and pixel norm between; 1,710,465 parameters
     (101 more with ``output_noise``, 1 more each with ``quiet_threshold`` and ``noise_gain``). `padding`,
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
-    `noise_gain_rate`, `output_upsample` and `diffuse` (65 more parameters) as in `ResizeConvGenerator`.
+    `noise_gain_rate`, `output_upsample`, `diffuse` (65 more parameters), `output_clip_gain`, `texture` (a second
+    output channel and the `ClumpTexture`: 695 more parameters) and `concentrations` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -776,6 +918,8 @@ def small_resize_conv_generator(
         output_upsample=output_upsample,
         diffuse=diffuse,
         output_clip_gain=output_clip_gain,
+        texture=texture,
+        concentrations=concentrations,
     )
 
 
@@ -799,6 +943,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     diffuse: str = "",
     upsample: str = "nearest",
     output_clip_gain: float = 0.0,
+    texture: bool = False,
+    concentrations: bool = False,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -811,7 +957,10 @@ def small_resize_conv_edge_instrument_threshold_generator(
     threshold. ``upsample='bilinear'`` with ``output_upsample='nearest'`` ('..._fast_gain_smooth_blocks_diffuse_threshold')
     upsamples the two blocks bilinearly and the output layer by nearest neighbours, against the 4-8 px patchwork
     the nearest blocks draw in the weak field. ``output_clip_gain`` ('..._fast_gain_diffuse_threshold_clip'):
-    `clipped_tanh` at the output, so umbrae saturate at 1000 G as the data's do."""
+    `clipped_tanh` at the output, so umbrae saturate at 1000 G as the data's do. ``texture``
+    ('..._bilinear_textured_diffuse_threshold_clip'): plage drawn as a smooth envelope times a `ClumpTexture`;
+    ``concentrations`` ('..._bilinear_textured_concentrated_...'): round spots and plage clouds added to it
+    (`FluxConcentrations`)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -824,6 +973,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
         diffuse=diffuse,
         upsample=upsample,
         output_clip_gain=output_clip_gain,
+        texture=texture,
+        concentrations=concentrations,
     )
 
 
@@ -1031,6 +1182,22 @@ _clipped_diffuse_all_bilinear_generator = functools.partial(_clipped_diffuse_gen
 """The generator of '..._fast_gain_all_bilinear_diffuse_threshold_clip_minibatch': the clipped one, its two blocks
 and its output layer upsampled bilinearly (the same parameters)."""
 
+_clipped_diffuse_textured_generator = functools.partial(
+    _clipped_diffuse_generator, output_upsample="bilinear", texture=True
+)
+"""The generator of '..._fast_gain_bilinear_textured_diffuse_threshold_clip_minibatch': the bilinear-output one
+whose plage is a smooth envelope times a `ClumpTexture`."""
+
+_clipped_diffuse_all_bilinear_textured_generator = functools.partial(
+    _clipped_diffuse_generator, upsample="bilinear", texture=True
+)
+"""The generator of '..._fast_gain_all_bilinear_textured_diffuse_threshold_clip_minibatch': the textured one with
+its two blocks upsampled bilinearly too."""
+
+_clipped_diffuse_concentrated_generator = functools.partial(_clipped_diffuse_textured_generator, concentrations=True)
+"""The generator of '..._fast_gain_bilinear_textured_concentrated_diffuse_threshold_clip_minibatch': the textured
+one with round spots and plage clouds drawn from z (`FluxConcentrations`)."""
+
 ARCHITECTURES = {
     "simple": (SimpleGenerator, SimpleDiscriminator),
     "resize_conv": (ResizeConvGenerator, SpectralNormDiscriminator),
@@ -1103,6 +1270,18 @@ ARCHITECTURES = {
         _clipped_diffuse_all_bilinear_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_diffuse_threshold_clip_minibatch": (
+        _clipped_diffuse_textured_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
+    "resize_conv_small_edge_instrument_fast_gain_all_bilinear_textured_diffuse_threshold_clip_minibatch": (
+        _clipped_diffuse_all_bilinear_textured_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_concentrated_diffuse_threshold_clip_minibatch": (
+        _clipped_diffuse_concentrated_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale": (
         _clipped_diffuse_generator,
         functools.partial(MinibatchStatisticsDiscriminator, coarse_pool=COARSE_POOL),
@@ -1139,6 +1318,9 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_all_bilinear_diffuse_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_diffuse_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_all_bilinear_textured_diffuse_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_concentrated_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",

@@ -195,6 +195,15 @@ def quiet_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.log((quiet_width(fake) + 1.0) / (jax.lax.stop_gradient(quiet_width(real)) + 1.0)) ** 2
 
 
+def sorted_w2(fake_values: jax.Array, real_values: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance between two samples of one size, column by column, averaged: the values
+    [B, ...] sorted along the batch axis and compared rank by rank, mean((sort(fake) - sort(real))^2); 0 when the
+    samples agree. The real side is a target: no gradient reaches it. The core of the `*_mismatch` terms that
+    match a per-patch value's distribution."""
+    fake_sorted = jnp.sort(fake_values, axis=0)
+    return jnp.mean((fake_sorted - jax.lax.stop_gradient(jnp.sort(real_values, axis=0))) ** 2)
+
+
 BALANCE_SCALE = 100.0
 """Net flux (normalised field times pixels: 100 = 1e5 G px, about the data's median |net flux| of 55 doubled) that
 `balance_mismatch` counts as one unit."""
@@ -205,9 +214,10 @@ def balance_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     of each patch (`solarjax.physics.smooth_quantities`, in units of `BALANCE_SCALE`), sorted and compared rank by
     rank; 0 when the batches agree. The batches must be of one size. A generator that leans to one polarity, or
     whose patches hold more net flux than the data's, pays for it whatever each patch looks like."""
-    fake_flux = jnp.sort(physics.smooth_quantities(fake)["net_flux"]) / BALANCE_SCALE
-    real_flux = jnp.sort(physics.smooth_quantities(real)["net_flux"]) / BALANCE_SCALE
-    return jnp.mean((fake_flux - jax.lax.stop_gradient(real_flux)) ** 2)
+    return sorted_w2(
+        physics.smooth_quantities(fake)["net_flux"] / BALANCE_SCALE,
+        physics.smooth_quantities(real)["net_flux"] / BALANCE_SCALE,
+    )
 
 
 PLAGE_SIGMA_PIXELS = 3.0
@@ -242,9 +252,7 @@ def plage_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared 1-D Wasserstein-2 distance between the batches' distributions of log(1 + `weak_coherence` / 1 G),
     sorted and compared rank by rank; 0 when the batches agree (batches of one size). A generator whose weak
     field is mixed where the data's is coherent plage pays for it."""
-    fake_log = jnp.sort(jnp.log1p(weak_coherence(fake)))
-    real_log = jnp.sort(jnp.log1p(weak_coherence(real)))
-    return jnp.mean((fake_log - jax.lax.stop_gradient(real_log)) ** 2)
+    return sorted_w2(jnp.log1p(weak_coherence(fake)), jnp.log1p(weak_coherence(real)))
 
 
 def quiet_coherence(images: jax.Array) -> jax.Array:
@@ -263,9 +271,7 @@ def quiet_coherence(images: jax.Array) -> jax.Array:
 def coherence_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared 1-D Wasserstein-2 distance between the batches' distributions of `quiet_coherence`, sorted and
     compared rank by rank; 0 when the batches agree (batches of one size)."""
-    fake_coherence = jnp.sort(quiet_coherence(fake))
-    real_coherence = jnp.sort(quiet_coherence(real))
-    return jnp.mean((fake_coherence - jax.lax.stop_gradient(real_coherence)) ** 2)
+    return sorted_w2(quiet_coherence(fake), quiet_coherence(real))
 
 
 def mean_gradient(images: jax.Array) -> jax.Array:
@@ -278,9 +284,7 @@ def gradient_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared 1-D Wasserstein-2 distance between the batches' distributions of log(`mean_gradient` / 1 G/px),
     sorted and compared rank by rank; 0 when the batches agree (batches of one size). Unlike `sharpness_mismatch`'s
     pooled band means, it sees each patch: a generator whose patches are all a little too smooth pays for it."""
-    fake_log = jnp.sort(jnp.log(mean_gradient(fake)))
-    real_log = jnp.sort(jnp.log(mean_gradient(real)))
-    return jnp.mean((fake_log - jax.lax.stop_gradient(real_log)) ** 2)
+    return sorted_w2(jnp.log(mean_gradient(fake)), jnp.log(mean_gradient(real)))
 
 
 UMBRA_SCALE_GAUSS = 100.0
@@ -299,9 +303,7 @@ def umbra_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     `UMBRA_SCALE_GAUSS`), sorted and compared rank by rank; 0 when the batches agree (batches of one size). A
     generator whose strongest field stops short of the data's umbrae pays for it; the gradient reaches only each
     patch's strongest pixels."""
-    fake_peak = jnp.sort(umbra_strength(fake)) / UMBRA_SCALE_GAUSS
-    real_peak = jnp.sort(umbra_strength(real)) / UMBRA_SCALE_GAUSS
-    return jnp.mean((fake_peak - jax.lax.stop_gradient(real_peak)) ** 2)
+    return sorted_w2(umbra_strength(fake) / UMBRA_SCALE_GAUSS, umbra_strength(real) / UMBRA_SCALE_GAUSS)
 
 
 BORDER_SCALE_GAUSS = 10.0
@@ -320,9 +322,7 @@ def border_excess(images: jax.Array) -> jax.Array:
 def border_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared 1-D Wasserstein-2 distance between the batches' distributions of `border_excess` (in units of
     `BORDER_SCALE_GAUSS`), sorted and compared rank by rank; 0 when the batches agree (batches of one size)."""
-    fake_excess = jnp.sort(border_excess(fake)) / BORDER_SCALE_GAUSS
-    real_excess = jnp.sort(border_excess(real)) / BORDER_SCALE_GAUSS
-    return jnp.mean((fake_excess - jax.lax.stop_gradient(real_excess)) ** 2)
+    return sorted_w2(border_excess(fake) / BORDER_SCALE_GAUSS, border_excess(real) / BORDER_SCALE_GAUSS)
 
 
 def grid_phase_energy(images: jax.Array, period: int = quality_lib.GRID_PERIOD) -> jax.Array:
@@ -350,9 +350,7 @@ def spectrum_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared 1-D Wasserstein-2 distance between the batches' distributions of `log_band_power`, band by band
     (sorted and compared rank by rank), averaged over the bands; 0 when the batches agree (batches of one size).
     A generator short of power at some scale (its plage without network texture) pays for it in that band."""
-    fake_bands = jnp.sort(log_band_power(fake), axis=0)
-    real_bands = jnp.sort(log_band_power(real), axis=0)
-    return jnp.mean((fake_bands - jax.lax.stop_gradient(real_bands)) ** 2)
+    return sorted_w2(log_band_power(fake), log_band_power(real))
 
 
 SIGNAL_FLOOR_GAUSS = quality_lib.QUIET_LEVEL_GAUSS
@@ -376,8 +374,7 @@ def signal_spectrum_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     def log_power(images):
         return jnp.log10(quality_lib.band_power(signal_field(images), xp=jnp) + 1.0)
 
-    fake_bands, real_bands = jnp.sort(log_power(fake), axis=0), jnp.sort(log_power(real), axis=0)
-    return jnp.mean((fake_bands - jax.lax.stop_gradient(real_bands)) ** 2)
+    return sorted_w2(log_power(fake), log_power(real))
 
 
 def isotropy_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
@@ -385,9 +382,10 @@ def isotropy_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     (log10 axis over diagonal power at wavelengths 2-16 px), band by band, averaged over the bands; 0 when the
     batches agree (batches of one size). A generator that draws its small scales along the pixel grid pays for it.
     Matched to the data rather than to 0: a patch's edges give real magnetograms some axis power too."""
-    fake_contrast = jnp.sort(quality_lib.orientation_contrast(fake[..., 0].astype(jnp.float32), xp=jnp), axis=0)
-    real_contrast = jnp.sort(quality_lib.orientation_contrast(real[..., 0].astype(jnp.float32), xp=jnp), axis=0)
-    return jnp.mean((fake_contrast - jax.lax.stop_gradient(real_contrast)) ** 2)
+    return sorted_w2(
+        quality_lib.orientation_contrast(fake[..., 0].astype(jnp.float32), xp=jnp),
+        quality_lib.orientation_contrast(real[..., 0].astype(jnp.float32), xp=jnp),
+    )
 
 
 def sector_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
@@ -400,8 +398,7 @@ def sector_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
         power = quality_lib.sector_power(images[..., 0].astype(jnp.float32), xp=jnp)
         return jnp.log10(power.reshape(images.shape[0], -1) + 1e-12)
 
-    fake_power, real_power = jnp.sort(log_power(fake), axis=0), jnp.sort(log_power(real), axis=0)
-    return jnp.mean((fake_power - jax.lax.stop_gradient(real_power)) ** 2)
+    return sorted_w2(log_power(fake), log_power(real))
 
 
 MATCHING_TERMS = {

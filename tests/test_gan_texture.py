@@ -1,0 +1,153 @@
+"""The textured generators' clump texture (`solarjax.models.gan.ClumpTexture`): known covariance, no preferred
+pixel axis, a log-normal of the stated contrast, and a generator that reduces to the untextured one."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from solarjax.models import gan
+from solarjax.train import quality
+
+TEXTURED = "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_diffuse_threshold_clip_minibatch"
+UNTEXTURED = "resize_conv_small_edge_instrument_fast_gain_bilinear_diffuse_threshold_clip_minibatch"
+
+
+def _one_scale_fields(scale_index: int, count: int = 8) -> np.ndarray:
+    z = jax.random.normal(jax.random.key(3), (count, 100))
+    weights = jax.nn.one_hot(jnp.full((count,), scale_index), len(gan.TEXTURE_CORRELATION_PX))
+    return np.asarray(gan.texture_field(z, weights, 128, 128))
+
+
+def _lag_correlation(fields: np.ndarray, dy: int, dx: int) -> float:
+    shifted = np.roll(fields, (dy, dx), axis=(1, 2))  # the field is periodic
+    return float(np.mean(fields * shifted) / np.mean(fields * fields))
+
+
+@pytest.mark.parametrize("scale_index", [1, 2])
+def test_texture_field_has_the_gaussian_covariance_of_its_scale_along_the_axes_and_the_diagonal(scale_index):
+    sigma = gan.TEXTURE_CORRELATION_PX[scale_index]
+    fields = _one_scale_fields(scale_index)
+    np.testing.assert_allclose(fields.mean(axis=(1, 2)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(fields.std(axis=(1, 2)), 1.0, rtol=1e-4)
+    # amplitude filter exp(-pi^2 sigma^2 f^2): power exp(-2 pi^2 sigma^2 f^2), covariance exp(-r^2 / (2 sigma^2))
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1), (0, 2)):
+        expected = np.exp(-(dy * dy + dx * dx) / (2 * sigma * sigma))
+        assert _lag_correlation(fields, dy, dx) == pytest.approx(expected, abs=0.03), (dy, dx)
+
+
+def test_texture_field_prefers_no_pixel_axis_where_the_nearest_upsampled_one_does():
+    z = jax.random.normal(jax.random.key(4), (16, 100))
+    weights = jnp.full((16, len(gan.TEXTURE_CORRELATION_PX)), 1.0 / len(gan.TEXTURE_CORRELATION_PX))
+    fields = np.asarray(gan.texture_field(z, weights, 128, 128))
+    contrast = quality.orientation_contrast(fields)  # [16, bands]: log10 axis over diagonal power
+    np.testing.assert_array_less(np.abs(np.median(contrast, axis=0)), 0.06)
+    # a 1-px texture drawn at 64 x 64 and upsampled 2x by nearest neighbours: its 2 x 2 blocks mirror it to the axis
+    # Nyquist points, a cross-hatch at k = 38-64
+    coarse = gan.texture_field(z, jax.nn.one_hot(jnp.full((16,), 1), len(gan.TEXTURE_CORRELATION_PX)), 64, 64)
+    blocky = np.asarray(gan.upsample_nearest(coarse[..., None]))[..., 0]
+    assert np.median(quality.orientation_contrast(blocky)[:, -1]) > 1.0
+
+
+def test_clump_texture_is_a_log_normal_of_mean_one_with_the_learned_contrast_and_floor():
+    texture = gan.ClumpTexture()
+    z = jax.random.normal(jax.random.key(5), (8, 100))
+    params = texture.init(jax.random.key(0), z)
+    values = np.asarray(texture.apply(params, z))
+    assert values.shape == (8, 128, 128, 1)
+    np.testing.assert_allclose(values.mean(axis=(1, 2, 3)), 1.0, rtol=1e-5)
+    floor, contrast = 0.5, 0.5  # the initial values
+    assert values.min() > floor
+    # (1 - floor) exp(c f) / E[exp(c f)] for unit Gaussian f: standard deviation (1 - floor) sqrt(exp(c^2) - 1)
+    expected_sd = (1 - floor) * np.sqrt(np.exp(contrast**2) - 1)
+    assert values.std(axis=(1, 2, 3)).mean() == pytest.approx(expected_sd, rel=0.05)
+    stronger = jax.tree.map(lambda leaf: leaf, params)
+    stronger["params"]["contrast"] = jnp.asarray(np.log(np.expm1(1.0)), jnp.float32)
+    stronger_sd = np.asarray(texture.apply(stronger, z)).std(axis=(1, 2, 3)).mean()
+    assert stronger_sd == pytest.approx((1 - floor) * np.sqrt(np.e - 1), rel=0.08)
+
+
+def test_textured_generator_is_the_untextured_one_while_its_textured_channel_is_zero_and_learns_the_texture():
+    widths = (0.02, 0.03)
+    textured, _ = gan.make_models(TEXTURED, "matmul", widths, 0.3)
+    untextured, _ = gan.make_models(UNTEXTURED, "matmul", widths, 0.3)
+    params = textured.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    assert params["Conv2D_2"]["kernel"].shape[-1] == 2
+    extra = gan.parameter_count(params) - gan.parameter_count(
+        untextured.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    )
+    assert extra == 695  # a second output channel (3 x 3 x 32 + 1) and the texture (100 x 4 + 4, contrast, floor)
+    silent = {
+        **params,
+        "Conv2D_2": {
+            "kernel": params["Conv2D_2"]["kernel"].at[..., 1].set(0.0),
+            "bias": params["Conv2D_2"]["bias"].at[1].set(0.0),
+        },
+    }
+    plain = {name: value for name, value in silent.items() if name != "Texture"}
+    plain["Conv2D_2"] = {"kernel": silent["Conv2D_2"]["kernel"][..., :1], "bias": silent["Conv2D_2"]["bias"][:1]}
+    z = jax.random.normal(jax.random.key(5), (2, 100))
+    np.testing.assert_allclose(
+        np.asarray(textured.apply({"params": silent}, z)),
+        np.asarray(untextured.apply({"params": plain}, z)),
+        atol=1e-6,
+    )
+    # with its textured channel on, every texture parameter receives gradient
+    grads = jax.grad(lambda p: jnp.mean(textured.apply({"params": p}, z) ** 2))(params)["Texture"]
+    for leaf in jax.tree.leaves(grads):
+        assert np.all(np.isfinite(np.asarray(leaf))) and np.abs(np.asarray(leaf)).max() > 0
+
+
+CONCENTRATED = (
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_concentrated_diffuse_threshold_clip_minibatch"
+)
+
+
+def test_rendered_concentrations_have_their_peak_width_and_flux_and_add_linearly():
+    centres = jnp.array([[[64.5, 30.5], [20.5, 100.5]]])
+    widths, peaks = jnp.array([[3.0, 5.0]]), jnp.array([[0.8, -0.4]])
+    both = np.asarray(gan.render_concentrations(centres, widths, peaks, 128, 128))[0, ..., 0]
+    first = np.asarray(gan.render_concentrations(centres[:, :1], widths[:, :1], peaks[:, :1], 128, 128))[0, ..., 0]
+    second = np.asarray(gan.render_concentrations(centres[:, 1:], widths[:, 1:], peaks[:, 1:], 128, 128))[0, ..., 0]
+    np.testing.assert_allclose(both, first + second, atol=1e-6)
+    assert first[64, 30] == pytest.approx(0.8)  # the pixel whose centre is the concentration's
+    assert first.sum() == pytest.approx(0.8 * 2 * np.pi * 3.0**2, rel=1e-4)  # a Gaussian's integral
+    # half maximum at w sqrt(2 ln 2) px from the centre along a row and along a diagonal alike
+    half = 3.0 * np.sqrt(2 * np.log(2))
+    ys, xs = np.mgrid[0:128, 0:128] + 0.5
+    radius = np.hypot(ys - 64.5, xs - 30.5)
+    assert np.all(first[np.abs(radius - half) < 0.3] == pytest.approx(0.4, abs=0.03))
+    assert second.min() == pytest.approx(-0.4, abs=1e-3)
+
+
+def test_flux_concentrations_start_as_nothing_and_learn_centres_and_widths_once_they_have_peaks():
+    layer = gan.FluxConcentrations(count=4, typical_width_px=2.0)
+    z = jax.random.normal(jax.random.key(6), (3, 100))
+    params = layer.init(jax.random.key(0), z)
+    np.testing.assert_array_equal(np.asarray(layer.apply(params, z)), 0.0)
+    assert gan.parameter_count(params) == (100 * 128 + 128) + (128 * 12 + 12) + (128 * 4 + 4)
+    lit = jax.tree.map(lambda leaf: leaf, params)
+    lit["params"]["peaks"]["bias"] = jnp.full((4,), 0.5)
+    image = np.asarray(layer.apply(lit, z))
+    assert image.max() > 0.4 and image.min() >= 0.0  # every peak 0.5; they may overlap
+    grads = jax.grad(lambda p: jnp.mean(layer.apply(p, z) ** 2))(lit)["params"]["geometry"]
+    assert np.abs(np.asarray(grads["kernel"])).max() > 0
+
+
+def test_concentrated_generator_is_the_textured_one_until_its_concentrations_have_peaks():
+    widths = (0.02, 0.03)
+    concentrated, _ = gan.make_models(CONCENTRATED, "matmul", widths, 0.3)
+    textured, _ = gan.make_models(TEXTURED, "matmul", widths, 0.3)
+    params = concentrated.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    base = {name: value for name, value in params.items() if name not in ("Spots", "Clouds")}
+    z = jax.random.normal(jax.random.key(5), (2, 100))
+    np.testing.assert_allclose(
+        np.asarray(concentrated.apply({"params": params}, z)),
+        np.asarray(textured.apply({"params": base}, z)),
+        atol=1e-6,
+    )
+    spotted = {**params, "Spots": {**params["Spots"], "peaks": {**params["Spots"]["peaks"]}}}
+    spotted["Spots"]["peaks"]["bias"] = jnp.full((gan.CONCENTRATIONS["spots"][0],), 3.0)
+    assert np.mean(np.asarray(concentrated.apply({"params": spotted}, z)) >= 1.0) > np.mean(
+        np.asarray(textured.apply({"params": base}, z)) >= 1.0
+    )  # strong round spots reach the 1000 G clip
