@@ -151,3 +151,23 @@ def test_concentrated_generator_is_the_textured_one_until_its_concentrations_hav
     assert np.mean(np.asarray(concentrated.apply({"params": spotted}, z)) >= 1.0) > np.mean(
         np.asarray(textured.apply({"params": base}, z)) >= 1.0
     )  # strong round spots reach the 1000 G clip
+
+
+STRUCTURED = "resize_conv_small_edge_instrument_fast_gain_structured_diffuse_threshold_clip_minibatch"
+
+
+def test_structured_generator_draws_only_concentrations_diffuse_field_texture_and_noise():
+    widths = (0.02, 0.03)
+    structured, _ = gan.make_models(STRUCTURED, "matmul", widths, 0.3)
+    params = structured.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    assert sorted(params) == sorted(["Dense_0", "Conv2D_0", "Diffuse", "Spots", "Clouds", "Texture", "InstrumentNoise"])
+    z = jax.random.normal(jax.random.key(5), (2, 100))
+    # at the start (no peaks, no diffuse field) the output is the instrument noise alone, whatever the blocks hold
+    noise_only = gan.InstrumentNoise(widths, 0.3, learned_gain=True, gain_rate=gan.FAST_GAIN_RATE)
+    noise = noise_only.apply({"params": params["InstrumentNoise"]}, jnp.zeros((2, 128, 128, 1)), z)
+    expected = gan.clipped_tanh(noise, gan.OUTPUT_CLIP_GAIN)
+    np.testing.assert_allclose(np.asarray(structured.apply({"params": params}, z)), np.asarray(expected), atol=1e-6)
+    scrambled = {**params, "Conv2D_0": jax.tree.map(lambda leaf: leaf + 1.0, params["Conv2D_0"])}
+    np.testing.assert_allclose(np.asarray(structured.apply({"params": scrambled}, z)), np.asarray(expected), atol=1e-6)
+    with pytest.raises(ValueError, match="needs its concentrations and texture"):
+        gan.ResizeConvGenerator(conv_signal=False, texture=True).init(jax.random.key(0), jnp.zeros((1, 100)))

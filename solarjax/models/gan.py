@@ -777,7 +777,9 @@ class ResizeConvGenerator(nn.Module):
     output layer draw two channels, a smooth one and a textured one, thresholded alike; the diffuse field joins the
     textured one, which is multiplied by a learned `ClumpTexture` of z before the two are summed.
     ``concentrations`` adds `FluxConcentrations` after the threshold: smooth round spots (`CONCENTRATIONS`) to the
-    output and plage clouds to the textured channel (without ``texture``, the clouds are textured alone).
+    output and plage clouds to the textured channel (without ``texture``, the clouds are textured alone). With
+    ``conv_signal=False`` (needs both) the convolutions draw only the diffuse field: the signal is the concentrations,
+    the diffuse field and the clump texture alone (no output layer, no threshold, no block after the diffuse source).
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -797,10 +799,13 @@ class ResizeConvGenerator(nn.Module):
     output_clip_gain: float = 0.0
     texture: bool = False
     concentrations: bool = False
+    conv_signal: bool = True
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
         _check_padding(self.padding)
+        if not (self.conv_signal or (self.concentrations and self.texture)):
+            raise ValueError("a generator without a convolutional signal needs its concentrations and texture")
         if self.diffuse not in DIFFUSE_SOURCES or (self.diffuse == "first_block" and not self.block_channels):
             raise ValueError(
                 f"diffuse must be one of {DIFFUSE_SOURCES} ('first_block' needs a block), got {self.diffuse!r}"
@@ -815,21 +820,26 @@ class ResizeConvGenerator(nn.Module):
         x = leaky_relu(nn.Dense(start * start * self.base_channels)(z))
         x = pixel_norm(x.reshape(-1, start, start, self.base_channels))
         sources = {"start": x}
-        for index, features in enumerate(self.block_channels):
+        # without a convolutional signal, only the blocks the diffuse field is drawn from run
+        blocks = self.block_channels if self.conv_signal else self.block_channels[: int(self.diffuse == "first_block")]
+        for index, features in enumerate(blocks):
             # named as the Conv2D of upsample-then-conv, which it equals (same parameter tree)
             x = UpsampleConv2D(features, self.conv_impl, self.padding, self.upsample, name=f"Conv2D_{index}")(x)
             x = pixel_norm(leaky_relu(x))
             if index == 0:
                 sources["first_block"] = x
-        name = f"Conv2D_{len(self.block_channels)}"
-        outputs = 2 if self.texture else 1
-        if self.upsample_output:
-            x = UpsampleConv2D(outputs, self.conv_impl, self.padding, output_upsample, name=name)(x)
+        if self.conv_signal:
+            name = f"Conv2D_{len(self.block_channels)}"
+            outputs = 2 if self.texture else 1
+            if self.upsample_output:
+                x = UpsampleConv2D(outputs, self.conv_impl, self.padding, output_upsample, name=name)(x)
+            else:
+                x = Conv2D(outputs, 3, conv_impl=self.conv_impl, name=name)(pad_spatial_mode(x, 1, self.padding))
+            if self.quiet_threshold:
+                x = SoftThreshold(name="QuietThreshold")(x)
+            x, textured = (x[..., :1], x[..., 1:]) if self.texture else (x, None)
         else:
-            x = Conv2D(outputs, 3, conv_impl=self.conv_impl, name=name)(pad_spatial_mode(x, 1, self.padding))
-        if self.quiet_threshold:
-            x = SoftThreshold(name="QuietThreshold")(x)
-        x, textured = (x[..., :1], x[..., 1:]) if self.texture else (x, None)
+            x = textured = jnp.zeros((z.shape[0], IMAGE_SIZE, IMAGE_SIZE, 1), z.dtype)
         if self.diffuse:
             smooth = nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="Diffuse")(sources[self.diffuse])
             while smooth.shape[1] < x.shape[1]:
@@ -891,6 +901,7 @@ def small_resize_conv_generator(
     output_clip_gain: float = 0.0,
     texture: bool = False,
     concentrations: bool = False,
+    conv_signal: bool = True,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -900,7 +911,8 @@ def small_resize_conv_generator(
     (101 more with ``output_noise``, 1 more each with ``quiet_threshold`` and ``noise_gain``). `padding`,
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
     `noise_gain_rate`, `output_upsample`, `diffuse` (65 more parameters), `output_clip_gain`, `texture` (a second
-    output channel and the `ClumpTexture`: 695 more parameters) and `concentrations` as in `ResizeConvGenerator`.
+    output channel and the `ClumpTexture`: 695 more parameters), `concentrations` and `conv_signal` as in
+    `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -920,6 +932,7 @@ def small_resize_conv_generator(
         output_clip_gain=output_clip_gain,
         texture=texture,
         concentrations=concentrations,
+        conv_signal=conv_signal,
     )
 
 
@@ -945,6 +958,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     output_clip_gain: float = 0.0,
     texture: bool = False,
     concentrations: bool = False,
+    conv_signal: bool = True,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -960,7 +974,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     `clipped_tanh` at the output, so umbrae saturate at 1000 G as the data's do. ``texture``
     ('..._bilinear_textured_diffuse_threshold_clip'): plage drawn as a smooth envelope times a `ClumpTexture`;
     ``concentrations`` ('..._bilinear_textured_concentrated_...'): round spots and plage clouds added to it
-    (`FluxConcentrations`)."""
+    (`FluxConcentrations`); ``conv_signal=False`` ('..._structured_...'): those alone, no convolutional signal."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -975,6 +989,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         output_clip_gain=output_clip_gain,
         texture=texture,
         concentrations=concentrations,
+        conv_signal=conv_signal,
     )
 
 
@@ -1198,6 +1213,10 @@ _clipped_diffuse_concentrated_generator = functools.partial(_clipped_diffuse_tex
 """The generator of '..._fast_gain_bilinear_textured_concentrated_diffuse_threshold_clip_minibatch': the textured
 one with round spots and plage clouds drawn from z (`FluxConcentrations`)."""
 
+_clipped_diffuse_structured_generator = functools.partial(_clipped_diffuse_concentrated_generator, conv_signal=False)
+"""The generator of '..._fast_gain_structured_diffuse_threshold_clip_minibatch': round spots, textured plage clouds
+and the textured diffuse field, no convolutional signal (`ResizeConvGenerator.conv_signal`)."""
+
 ARCHITECTURES = {
     "simple": (SimpleGenerator, SimpleDiscriminator),
     "resize_conv": (ResizeConvGenerator, SpectralNormDiscriminator),
@@ -1282,6 +1301,10 @@ ARCHITECTURES = {
         _clipped_diffuse_concentrated_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_structured_diffuse_threshold_clip_minibatch": (
+        _clipped_diffuse_structured_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale": (
         _clipped_diffuse_generator,
         functools.partial(MinibatchStatisticsDiscriminator, coarse_pool=COARSE_POOL),
@@ -1321,6 +1344,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_all_bilinear_textured_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_concentrated_diffuse_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_structured_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",
