@@ -171,3 +171,44 @@ def test_structured_generator_draws_only_concentrations_diffuse_field_texture_an
     np.testing.assert_allclose(np.asarray(structured.apply({"params": scrambled}, z)), np.asarray(expected), atol=1e-6)
     with pytest.raises(ValueError, match="needs its concentrations and texture"):
         gan.ResizeConvGenerator(conv_signal=False, texture=True).init(jax.random.key(0), jnp.zeros((1, 100)))
+
+
+def test_a_stretched_texture_and_concentration_are_longer_by_the_stretch_along_the_rows_axis():
+    z = jax.random.normal(jax.random.key(3), (8, 100))
+    weights = jax.nn.one_hot(jnp.full((8,), 2), len(gan.TEXTURE_CORRELATION_PX))  # sigma = 2 px
+    fields = np.asarray(gan.texture_field(z, weights, 128, 128, log_stretch=jnp.full((8,), np.log(4.0))))
+    # correlation lengths 2 * 2 = 4 px down a column, 2 / 2 = 1 px along a row
+    assert _lag_correlation(fields, 1, 0) == pytest.approx(np.exp(-1 / (2 * 4.0**2)), abs=0.03)
+    assert _lag_correlation(fields, 0, 1) == pytest.approx(np.exp(-1 / (2 * 1.0**2)), abs=0.03)
+    np.testing.assert_allclose(
+        gan.texture_field(z, weights, 128, 128, log_stretch=jnp.zeros(8)), gan.texture_field(z, weights, 128, 128)
+    )
+    layer = gan.FluxConcentrations(count=1, typical_width_px=2.0)
+    params = layer.init(jax.random.key(0), z[:1])
+    params["params"]["peaks"]["bias"] = jnp.ones((1,))
+    params["params"]["geometry"] = jax.tree.map(jnp.zeros_like, params["params"]["geometry"])  # centred
+    round_image = np.asarray(layer.apply(params, z[:1]))[0, ..., 0]
+    stretched = np.asarray(layer.apply(params, z[:1], jnp.full((1,), np.log(4.0))))[0, ..., 0]
+
+    # a Gaussian's second moment along an axis is its width squared: x2 along the rows' axis, / 2 across
+    def moments(image):
+        ys, xs = np.mgrid[0:128, 0:128] + 0.5
+        total = image.sum()
+        cy, cx = (image * ys).sum() / total, (image * xs).sum() / total
+        return (image * (ys - cy) ** 2).sum() / total, (image * (xs - cx) ** 2).sum() / total
+
+    (round_y, round_x), (stretched_y, stretched_x) = moments(round_image), moments(stretched)
+    assert round_y == pytest.approx(round_x, rel=1e-3)
+    assert stretched_y == pytest.approx(4 * round_y, rel=0.02) and stretched_x == pytest.approx(round_x / 4, rel=0.02)
+
+
+def test_a_structured_generator_without_a_diffuse_field_draws_no_convolutional_feature():
+    structured, _ = gan.make_models(
+        "resize_conv_small_edge_instrument_fast_gain_stretched_structured_threshold_clip_minibatch",
+        "matmul",
+        (0.02, 0.03),
+        0.3,
+    )
+    params = structured.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    assert sorted(params) == ["Clouds", "InstrumentNoise", "Spots", "Stretch", "Texture"]
+    assert gan.parameter_count(params) < 40_000

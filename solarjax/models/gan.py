@@ -632,35 +632,42 @@ class SoftThreshold(nn.Module):
 
 
 TEXTURE_CORRELATION_PX = (0.5, 1.0, 2.0, 4.0)
-"""Correlation lengths [px] of the isotropic Gaussian filters a `ClumpTexture` mixes, per patch."""
+"""Correlation lengths [px] of the Gaussian filters a `ClumpTexture` mixes, per patch."""
 
 
-def isotropic_gaussian_filters(height: int, width: int, correlation_px: tuple[float, ...]) -> jax.Array:
-    """[S, height, width // 2 + 1] amplitude filters exp(-pi^2 sigma^2 |f|^2) on the half-plane (rfft2) grid,
-    |f| in cycles per pixel: white noise through filter s is a Gaussian random field with Gaussian covariance
-    of correlation length sigma_s px, the same along every direction (no preferred pixel axis)."""
+def gaussian_filters(height: int, width: int, correlation_px: tuple[float, ...], log_stretch: jax.Array) -> jax.Array:
+    """[N, S, height, width // 2 + 1] amplitude filters exp(-pi^2 sigma^2 (e^l fy^2 + e^-l fx^2)) on the half-plane
+    (rfft2) grid, f in cycles per pixel: white noise through filter s is a Gaussian random field with Gaussian
+    covariance of correlation length sigma_s e^(l/2) px along the rows' axis (down a column) and sigma_s e^(-l/2) px
+    across. ``log_stretch`` [N] is l: 0 gives no preferred direction, as a square-pixel patch; a SHARP box resized
+    to 128 x 128 stretches one axis over the other."""
     fy = jnp.fft.fftfreq(height)[:, None]
     fx = jnp.fft.rfftfreq(width)[None, :]
-    sigma = jnp.asarray(correlation_px, jnp.float32)[:, None, None]
-    return jnp.exp(-(math.pi**2) * sigma**2 * (fy**2 + fx**2))
+    stretch = jnp.exp(log_stretch)[:, None, None, None]
+    sigma = jnp.asarray(correlation_px, jnp.float32)[None, :, None, None]
+    return jnp.exp(-(math.pi**2) * sigma**2 * (stretch * fy**2 + fx**2 / stretch))
 
 
-def texture_field(z: jax.Array, weights: jax.Array, height: int, width: int, seed: int = 2) -> jax.Array:
-    """Per patch a zero-mean, unit-variance isotropic Gaussian random field, a fixed smooth function of z.
+def texture_field(
+    z: jax.Array, weights: jax.Array, height: int, width: int, seed: int = 2, log_stretch: jax.Array | None = None
+) -> jax.Array:
+    """Per patch a zero-mean, unit-variance Gaussian random field, a fixed smooth function of z.
 
     The white `latent_noise_field` of z / |z| sqrt(d) (PRNG key ``seed``) filtered in the Fourier domain by
-    ``sum_s weights[n, s] * isotropic_gaussian_filters(...)[s]`` (`TEXTURE_CORRELATION_PX`), then standardised.
+    ``sum_s weights[n, s] * gaussian_filters(...)[n, s]`` (`TEXTURE_CORRELATION_PX`), then standardised.
 
     Args:
-      z: [N, latent_dim]; weights: [N, S] non-negative mixing weights of the S filters.
+      z: [N, latent_dim]; weights: [N, S] non-negative mixing weights of the S filters; log_stretch: [N] (None:
+        zeros, isotropic), see `gaussian_filters`.
 
     Returns:
       [N, height, width] float32.
     """
     unit = z * (math.sqrt(z.shape[-1]) / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12))
     white = latent_noise_field(unit, height, width, seed)[..., 0]
-    filters = isotropic_gaussian_filters(height, width, TEXTURE_CORRELATION_PX[: weights.shape[-1]])
-    field = jnp.fft.irfft2(jnp.fft.rfft2(white) * jnp.einsum("ns,shw->nhw", weights, filters), s=(height, width))
+    log_stretch = jnp.zeros(z.shape[:1], z.dtype) if log_stretch is None else log_stretch
+    filters = gaussian_filters(height, width, TEXTURE_CORRELATION_PX[: weights.shape[-1]], log_stretch)
+    field = jnp.fft.irfft2(jnp.fft.rfft2(white) * jnp.einsum("ns,nshw->nhw", weights, filters), s=(height, width))
     field = field - jnp.mean(field, axis=(1, 2), keepdims=True)
     return field * lax.rsqrt(jnp.mean(jnp.square(field), axis=(1, 2), keepdims=True) + 1e-12)
 
@@ -672,8 +679,9 @@ class ClumpTexture(nn.Module):
     at zero: an even mix); the contrast c = softplus(.) (initially ``initial_contrast``) and floor = sigmoid(.)
     (initially ``initial_floor``) are learned. Plage seen by HMI is unresolved kilogauss flux tubes gathered in
     clumps a few Mm across: a smooth envelope times such a log-normal texture, whose small scales have no preferred
-    pixel axis (unlike those a convolution on the pixel grid sharpens). Input z [N, latent_dim]; output
-    [N, height, width, 1] float32, positive, mean 1 per patch.
+    pixel axis (unlike those a convolution on the pixel grid sharpens) but the patch's own stretch. Input z
+    [N, latent_dim] and optionally ``log_stretch`` [N] (`gaussian_filters`); output [N, height, width, 1] float32,
+    positive, mean 1 per patch.
     """
 
     height: int = IMAGE_SIZE
@@ -683,9 +691,10 @@ class ClumpTexture(nn.Module):
     seed: int = 2
 
     @nn.compact
-    def __call__(self, z: jax.Array) -> jax.Array:
+    def __call__(self, z: jax.Array, log_stretch: jax.Array | None = None) -> jax.Array:
         logits = nn.Dense(len(TEXTURE_CORRELATION_PX), kernel_init=nn.initializers.zeros_init(), name="scales")(z)
-        field = texture_field(z, jax.nn.softmax(logits, axis=-1), self.height, self.width, self.seed)
+        weights = jax.nn.softmax(logits, axis=-1)
+        field = texture_field(z, weights, self.height, self.width, self.seed, log_stretch)
         contrast = jax.nn.softplus(
             self.param("contrast", nn.initializers.constant(math.log(math.expm1(self.initial_contrast))), ())
         )
@@ -700,20 +709,22 @@ class ClumpTexture(nn.Module):
 def render_concentrations(
     centres: jax.Array, widths: jax.Array, amplitudes: jax.Array, height: int, width: int
 ) -> jax.Array:
-    """Round Gaussian concentrations summed on the pixel grid: sum_k a_k exp(-|p - c_k|^2 / (2 w_k^2)).
+    """Gaussian concentrations summed on the pixel grid: sum_k a_k exp(-dy^2 / (2 wy_k^2) - dx^2 / (2 wx_k^2)).
 
     Args:
       centres: [N, K, 2] (row, col) in pixels, the grid's pixel centres at 0.5, 1.5, ...
-      widths: [N, K] Gaussian widths (px); amplitudes: [N, K] peak values (normalised field).
+      widths: [N, K] Gaussian widths (px; round) or [N, K, 2] (along the row axis, along the column axis);
+      amplitudes: [N, K] peak values (normalised field).
 
     Returns:
       [N, height, width, 1]; separable, so K (height + width + height * width) multiply-adds per patch.
     """
     rows = jnp.arange(height, dtype=centres.dtype) + 0.5
     cols = jnp.arange(width, dtype=centres.dtype) + 0.5
-    inverse = 1.0 / (2.0 * widths[..., None] ** 2)
-    row_profile = jnp.exp(-jnp.square(rows - centres[..., :1]) * inverse)  # [N, K, H]
-    col_profile = jnp.exp(-jnp.square(cols - centres[..., 1:]) * inverse)  # [N, K, W]
+    widths = widths if widths.ndim == 3 else jnp.stack([widths, widths], axis=-1)
+    inverse = 1.0 / (2.0 * widths**2)
+    row_profile = jnp.exp(-jnp.square(rows - centres[..., :1]) * inverse[..., :1])  # [N, K, H]
+    col_profile = jnp.exp(-jnp.square(cols - centres[..., 1:]) * inverse[..., 1:])  # [N, K, W]
     return jnp.einsum("nk,nky,nkx->nyx", amplitudes, row_profile, col_profile)[..., None]
 
 
@@ -724,7 +735,8 @@ class FluxConcentrations(nn.Module):
     width ``min_width_px + typical_width_px * softplus(.)`` and a signed peak (normalised field). The peaks' layer
     starts at zero, so the module starts as nothing and the generator grows the concentrations it needs: sunspot
     umbrae round and saturated, plage clouds tens of pixels across, which upsampling convolutions draw only as
-    blocks after many steps.
+    blocks after many steps. With ``log_stretch`` [N] each is stretched by e^(l/2) along the rows' axis and
+    shrunk by as much across (`gaussian_filters`).
     """
 
     count: int
@@ -735,18 +747,24 @@ class FluxConcentrations(nn.Module):
     width: int = IMAGE_SIZE
 
     @nn.compact
-    def __call__(self, z: jax.Array) -> jax.Array:
+    def __call__(self, z: jax.Array, log_stretch: jax.Array | None = None) -> jax.Array:
         h = leaky_relu(nn.Dense(self.hidden, name="hidden")(z))
         geometry = nn.Dense(3 * self.count, name="geometry")(h).reshape(-1, self.count, 3)
         peaks = nn.Dense(self.count, kernel_init=nn.initializers.zeros_init(), name="peaks")(h)
         size = jnp.asarray([self.height, self.width], z.dtype)
         centres = size / 2 * (1.0 + jnp.tanh(geometry[..., :2]))
         widths = self.min_width_px + self.typical_width_px * jax.nn.softplus(geometry[..., 2])
+        if log_stretch is not None:
+            half = jnp.exp(log_stretch / 2)[:, None, None]
+            widths = widths[..., None] * jnp.concatenate([half, 1.0 / half], axis=-1)
         return render_concentrations(centres, widths, peaks, self.height, self.width)
 
 
 CONCENTRATIONS = {"spots": (8, 2.0), "clouds": (16, 8.0)}
 """(count, typical width px) of a concentrating generator's smooth spots and textured plage clouds."""
+
+STRETCH_LIMIT = math.log(8.0)
+"""|log stretch| a stretching generator draws (`ResizeConvGenerator.stretch`): up to 8 times longer along one axis."""
 
 
 DIFFUSE_SOURCES = ("", "first_block", "start")
@@ -780,6 +798,8 @@ class ResizeConvGenerator(nn.Module):
     output and plage clouds to the textured channel (without ``texture``, the clouds are textured alone). With
     ``conv_signal=False`` (needs both) the convolutions draw only the diffuse field: the signal is the concentrations,
     the diffuse field and the clump texture alone (no output layer, no threshold, no block after the diffuse source).
+    ``stretch`` draws a per-patch log stretch (|l| <= `STRETCH_LIMIT`, initially 0) that stretches the texture and
+    the concentrations along one pixel axis, as resizing a SHARP box to 128 x 128 does.
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -800,6 +820,7 @@ class ResizeConvGenerator(nn.Module):
     texture: bool = False
     concentrations: bool = False
     conv_signal: bool = True
+    stretch: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -817,9 +838,11 @@ class ResizeConvGenerator(nn.Module):
                     f"upsample must be one of {UPSAMPLINGS} ('bilinear' with edge padding), got {upsample!r}"
                 )
         start = IMAGE_SIZE // 2 ** (len(self.block_channels) + int(self.upsample_output))
-        x = leaky_relu(nn.Dense(start * start * self.base_channels)(z))
-        x = pixel_norm(x.reshape(-1, start, start, self.base_channels))
-        sources = {"start": x}
+        sources = {}
+        if self.conv_signal or self.diffuse:  # without either, no convolutional feature is drawn at all
+            x = leaky_relu(nn.Dense(start * start * self.base_channels)(z))
+            x = pixel_norm(x.reshape(-1, start, start, self.base_channels))
+            sources["start"] = x
         # without a convolutional signal, only the blocks the diffuse field is drawn from run
         blocks = self.block_channels if self.conv_signal else self.block_channels[: int(self.diffuse == "first_block")]
         for index, features in enumerate(blocks):
@@ -848,14 +871,19 @@ class ResizeConvGenerator(nn.Module):
                 textured = textured + smooth
             else:
                 x = x + smooth
+        log_stretch = None
+        if self.stretch:
+            raw = nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="Stretch")(z)[:, 0]
+            log_stretch = STRETCH_LIMIT * jnp.tanh(raw)
         if self.concentrations:
             count, typical = CONCENTRATIONS["spots"]
-            x = x + FluxConcentrations(count, typical, height=x.shape[1], width=x.shape[2], name="Spots")(z)
+            spots = FluxConcentrations(count, typical, height=x.shape[1], width=x.shape[2], name="Spots")
+            x = x + spots(z, log_stretch)
             count, typical = CONCENTRATIONS["clouds"]
-            clouds = FluxConcentrations(count, typical, height=x.shape[1], width=x.shape[2], name="Clouds")(z)
-            textured = clouds if textured is None else textured + clouds
+            clouds = FluxConcentrations(count, typical, height=x.shape[1], width=x.shape[2], name="Clouds")
+            textured = clouds(z, log_stretch) if textured is None else textured + clouds(z, log_stretch)
         if textured is not None:
-            x = x + textured * ClumpTexture(x.shape[1], x.shape[2], name="Texture")(z)
+            x = x + textured * ClumpTexture(x.shape[1], x.shape[2], name="Texture")(z, log_stretch)
         if self.noise_widths:
             x = InstrumentNoise(
                 self.noise_widths,
@@ -902,6 +930,7 @@ def small_resize_conv_generator(
     texture: bool = False,
     concentrations: bool = False,
     conv_signal: bool = True,
+    stretch: bool = False,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -911,7 +940,7 @@ def small_resize_conv_generator(
     (101 more with ``output_noise``, 1 more each with ``quiet_threshold`` and ``noise_gain``). `padding`,
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
     `noise_gain_rate`, `output_upsample`, `diffuse` (65 more parameters), `output_clip_gain`, `texture` (a second
-    output channel and the `ClumpTexture`: 695 more parameters), `concentrations` and `conv_signal` as in
+    output channel and the `ClumpTexture`: 695 more parameters), `concentrations`, `conv_signal` and `stretch` as in
     `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
@@ -933,6 +962,7 @@ def small_resize_conv_generator(
         texture=texture,
         concentrations=concentrations,
         conv_signal=conv_signal,
+        stretch=stretch,
     )
 
 
@@ -959,6 +989,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     texture: bool = False,
     concentrations: bool = False,
     conv_signal: bool = True,
+    stretch: bool = False,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -990,6 +1021,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         texture=texture,
         concentrations=concentrations,
         conv_signal=conv_signal,
+        stretch=stretch,
     )
 
 
@@ -1217,6 +1249,28 @@ _clipped_diffuse_structured_generator = functools.partial(_clipped_diffuse_conce
 """The generator of '..._fast_gain_structured_diffuse_threshold_clip_minibatch': round spots, textured plage clouds
 and the textured diffuse field, no convolutional signal (`ResizeConvGenerator.conv_signal`)."""
 
+_clipped_diffuse_stretched_concentrated_generator = functools.partial(
+    _clipped_diffuse_concentrated_generator, stretch=True
+)
+"""The generator of '..._fast_gain_bilinear_textured_stretched_concentrated_diffuse_threshold_clip_minibatch': the
+concentrated one whose texture and concentrations share a per-patch stretch along one pixel axis."""
+
+_clipped_diffuse_stretched_structured_generator = functools.partial(_clipped_diffuse_structured_generator, stretch=True)
+"""The generator of '..._fast_gain_stretched_structured_diffuse_threshold_clip_minibatch': the structured one with
+the per-patch stretch."""
+
+_clipped_stretched_structured_generator = functools.partial(
+    _clipped_diffuse_structured_generator, stretch=True, diffuse=""
+)
+"""The generator of '..._fast_gain_stretched_structured_threshold_clip_minibatch': the stretched structured one
+without a diffuse field: concentrations, texture and noise alone."""
+
+_clipped_coarse_diffuse_stretched_structured_generator = functools.partial(
+    _clipped_diffuse_structured_generator, stretch=True, diffuse="start"
+)
+"""The generator of '..._fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch': the stretched
+structured one whose diffuse field comes from the 16 x 16 start."""
+
 ARCHITECTURES = {
     "simple": (SimpleGenerator, SimpleDiscriminator),
     "resize_conv": (ResizeConvGenerator, SpectralNormDiscriminator),
@@ -1305,6 +1359,22 @@ ARCHITECTURES = {
         _clipped_diffuse_structured_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_diffuse_threshold_clip_minibatch": (
+        _clipped_diffuse_stretched_concentrated_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
+    "resize_conv_small_edge_instrument_fast_gain_stretched_structured_diffuse_threshold_clip_minibatch": (
+        _clipped_diffuse_stretched_structured_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
+    "resize_conv_small_edge_instrument_fast_gain_stretched_structured_threshold_clip_minibatch": (
+        _clipped_stretched_structured_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
+    "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch": (
+        _clipped_coarse_diffuse_stretched_structured_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale": (
         _clipped_diffuse_generator,
         functools.partial(MinibatchStatisticsDiscriminator, coarse_pool=COARSE_POOL),
@@ -1345,6 +1415,10 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_all_bilinear_textured_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_concentrated_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_structured_diffuse_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_diffuse_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_stretched_structured_diffuse_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_stretched_structured_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
     "resize_conv_small_edge_instrument_threshold_physics",
     "resize_conv_full_edge_instrument_threshold_minibatch",
