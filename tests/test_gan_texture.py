@@ -212,3 +212,19 @@ def test_a_structured_generator_without_a_diffuse_field_draws_no_convolutional_f
     params = structured.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
     assert sorted(params) == ["Clouds", "InstrumentNoise", "Spots", "Stretch", "Texture"]
     assert gan.parameter_count(params) < 40_000
+
+
+def test_quiet_network_is_mixed_polarity_at_its_scale_with_a_learned_density_and_net_polarity():
+    network = gan.QuietNetwork()
+    z = jax.random.normal(jax.random.key(7), (8, 100))
+    params = network.init(jax.random.key(0), z)
+    field = np.asarray(network.apply(params, z))[..., 0]
+    assert 0.3 < np.mean(field > 0) < 0.7  # no net polarity to begin with
+    # clumps of mean 1 times |tanh(3 g)| (g unit Gaussian, E|tanh(3 g)| ~ 0.79) times the initial density
+    assert np.abs(field).mean() == pytest.approx(0.79 * network.initial_density, rel=0.15)
+    # the sign pattern keeps its polarity over the polarity scale, unlike the clumps' pixel-scale texture
+    sign = np.sign(field)
+    assert _lag_correlation(sign, 1, 0) > 0.9 and _lag_correlation(sign, 8, 8) < 0.6
+    biased = jax.tree.map(lambda leaf: leaf, params)
+    biased["params"]["bias"]["bias"] = jnp.array([3.0])
+    assert np.mean(np.asarray(network.apply(biased, z)) > 0) > 0.99  # a net polarity everywhere

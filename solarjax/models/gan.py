@@ -649,12 +649,18 @@ def gaussian_filters(height: int, width: int, correlation_px: tuple[float, ...],
 
 
 def texture_field(
-    z: jax.Array, weights: jax.Array, height: int, width: int, seed: int = 2, log_stretch: jax.Array | None = None
+    z: jax.Array,
+    weights: jax.Array,
+    height: int,
+    width: int,
+    seed: int = 2,
+    log_stretch: jax.Array | None = None,
+    correlation_px: tuple[float, ...] = TEXTURE_CORRELATION_PX,
 ) -> jax.Array:
     """Per patch a zero-mean, unit-variance Gaussian random field, a fixed smooth function of z.
 
     The white `latent_noise_field` of z / |z| sqrt(d) (PRNG key ``seed``) filtered in the Fourier domain by
-    ``sum_s weights[n, s] * gaussian_filters(...)[n, s]`` (`TEXTURE_CORRELATION_PX`), then standardised.
+    ``sum_s weights[n, s] * gaussian_filters(...)[n, s]`` (the first S of ``correlation_px``), then standardised.
 
     Args:
       z: [N, latent_dim]; weights: [N, S] non-negative mixing weights of the S filters; log_stretch: [N] (None:
@@ -666,7 +672,7 @@ def texture_field(
     unit = z * (math.sqrt(z.shape[-1]) / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12))
     white = latent_noise_field(unit, height, width, seed)[..., 0]
     log_stretch = jnp.zeros(z.shape[:1], z.dtype) if log_stretch is None else log_stretch
-    filters = gaussian_filters(height, width, TEXTURE_CORRELATION_PX[: weights.shape[-1]], log_stretch)
+    filters = gaussian_filters(height, width, tuple(correlation_px[: weights.shape[-1]]), log_stretch)
     field = jnp.fft.irfft2(jnp.fft.rfft2(white) * jnp.einsum("ns,nshw->nhw", weights, filters), s=(height, width))
     field = field - jnp.mean(field, axis=(1, 2), keepdims=True)
     return field * lax.rsqrt(jnp.mean(jnp.square(field), axis=(1, 2), keepdims=True) + 1e-12)
@@ -760,6 +766,38 @@ class FluxConcentrations(nn.Module):
         return render_concentrations(centres, widths, peaks, self.height, self.width)
 
 
+NETWORK_POLARITY_PX = 8.0
+"""Correlation length [px] of a `QuietNetwork`'s polarity pattern (15 Mm on a SHARP patch of ~2 Mm pixels)."""
+
+
+class QuietNetwork(nn.Module):
+    """The quiet Sun's mixed-polarity network: ``density * clumps * tanh(k (g + b))`` [N, H, W, 1].
+
+    g is a unit Gaussian random field of correlation `NETWORK_POLARITY_PX` (`texture_field`, PRNG key ``seed``) and
+    the clumps a `ClumpTexture` of z (key ``seed + 1``), both stretched by ``log_stretch`` where given; the density
+    (normalised field, initially ``initial_density``) and the net-polarity bias b are drawn from z (linear, then
+    softplus and identity), the sharpness k = softplus(.) (initially 3) is learned.
+    """
+
+    height: int = IMAGE_SIZE
+    width: int = IMAGE_SIZE
+    initial_density: float = 0.01
+    seed: int = 3
+
+    @nn.compact
+    def __call__(self, z: jax.Array, log_stretch: jax.Array | None = None) -> jax.Array:
+        one = jnp.ones((z.shape[0], 1), z.dtype)
+        pattern = texture_field(z, one, self.height, self.width, self.seed, log_stretch, (NETWORK_POLARITY_PX,))
+        sharpness = jax.nn.softplus(self.param("sharpness", nn.initializers.constant(math.log(math.expm1(3.0))), ()))
+        bias = nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="bias")(z)[:, :, None]
+        density_init = nn.initializers.constant(math.log(math.expm1(self.initial_density)))
+        density = jax.nn.softplus(
+            nn.Dense(1, kernel_init=nn.initializers.zeros_init(), bias_init=density_init, name="density")(z)
+        )[:, :, None]
+        clumps = ClumpTexture(self.height, self.width, seed=self.seed + 1, name="clumps")(z, log_stretch)[..., 0]
+        return (density * clumps * jnp.tanh(sharpness * (pattern + bias)))[..., None]
+
+
 CONCENTRATIONS = {"spots": (8, 2.0), "clouds": (16, 8.0)}
 """(count, typical width px) of a concentrating generator's smooth spots and textured plage clouds."""
 
@@ -799,7 +837,8 @@ class ResizeConvGenerator(nn.Module):
     ``conv_signal=False`` (needs both) the convolutions draw only the diffuse field: the signal is the concentrations,
     the diffuse field and the clump texture alone (no output layer, no threshold, no block after the diffuse source).
     ``stretch`` draws a per-patch log stretch (|l| <= `STRETCH_LIMIT`, initially 0) that stretches the texture and
-    the concentrations along one pixel axis, as resizing a SHARP box to 128 x 128 does.
+    the concentrations along one pixel axis, as resizing a SHARP box to 128 x 128 does. ``network`` adds a
+    `QuietNetwork` before the noise.
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -821,6 +860,7 @@ class ResizeConvGenerator(nn.Module):
     concentrations: bool = False
     conv_signal: bool = True
     stretch: bool = False
+    network: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -884,6 +924,8 @@ class ResizeConvGenerator(nn.Module):
             textured = clouds(z, log_stretch) if textured is None else textured + clouds(z, log_stretch)
         if textured is not None:
             x = x + textured * ClumpTexture(x.shape[1], x.shape[2], name="Texture")(z, log_stretch)
+        if self.network:
+            x = x + QuietNetwork(x.shape[1], x.shape[2], name="Network")(z, log_stretch)
         if self.noise_widths:
             x = InstrumentNoise(
                 self.noise_widths,
@@ -931,6 +973,7 @@ def small_resize_conv_generator(
     concentrations: bool = False,
     conv_signal: bool = True,
     stretch: bool = False,
+    network: bool = False,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -940,7 +983,7 @@ def small_resize_conv_generator(
     (101 more with ``output_noise``, 1 more each with ``quiet_threshold`` and ``noise_gain``). `padding`,
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
     `noise_gain_rate`, `output_upsample`, `diffuse` (65 more parameters), `output_clip_gain`, `texture` (a second
-    output channel and the `ClumpTexture`: 695 more parameters), `concentrations`, `conv_signal` and `stretch` as in
+    output channel and the `ClumpTexture`: 695 more parameters), `concentrations`, `conv_signal`, `stretch` and `network` as in
     `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
@@ -963,6 +1006,7 @@ def small_resize_conv_generator(
         concentrations=concentrations,
         conv_signal=conv_signal,
         stretch=stretch,
+        network=network,
     )
 
 
@@ -990,6 +1034,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     concentrations: bool = False,
     conv_signal: bool = True,
     stretch: bool = False,
+    network: bool = False,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -1022,6 +1067,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         concentrations=concentrations,
         conv_signal=conv_signal,
         stretch=stretch,
+        network=network,
     )
 
 
@@ -1271,6 +1317,12 @@ _clipped_coarse_diffuse_stretched_structured_generator = functools.partial(
 """The generator of '..._fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch': the stretched
 structured one whose diffuse field comes from the 16 x 16 start."""
 
+_clipped_stretched_structured_network_generator = functools.partial(
+    _clipped_stretched_structured_generator, network=True
+)
+"""The generator of '..._fast_gain_stretched_structured_network_threshold_clip_minibatch': the stretched structured
+one without a diffuse field, with the quiet Sun's network (`QuietNetwork`)."""
+
 ARCHITECTURES = {
     "simple": (SimpleGenerator, SimpleDiscriminator),
     "resize_conv": (ResizeConvGenerator, SpectralNormDiscriminator),
@@ -1371,6 +1423,10 @@ ARCHITECTURES = {
         _clipped_stretched_structured_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_threshold_clip_minibatch": (
+        _clipped_stretched_structured_network_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch": (
         _clipped_coarse_diffuse_stretched_structured_generator,
         MinibatchStatisticsDiscriminator,
@@ -1418,6 +1474,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
     "resize_conv_small_edge_instrument_threshold_physics",
