@@ -1323,6 +1323,17 @@ _clipped_stretched_structured_network_generator = functools.partial(
 """The generator of '..._fast_gain_stretched_structured_network_threshold_clip_minibatch': the stretched structured
 one without a diffuse field, with the quiet Sun's network (`QuietNetwork`)."""
 
+
+def _white_noise_generator(
+    conv_impl: ConvImpl = "matmul", noise_widths: tuple[float, ...] = (), noise_neighbour_weight: float = 0.0
+) -> ResizeConvGenerator:
+    """The generator of '..._fast_gain_stretched_structured_network_white_threshold_clip_minibatch': the network
+    one whose instrument noise is white (neighbour weight 0 whatever the calibration): the data's quiet pixels owe
+    their neighbour correlation to the network, which this generator draws itself."""
+    del noise_neighbour_weight
+    return _clipped_stretched_structured_network_generator(conv_impl, noise_widths, 0.0)
+
+
 ARCHITECTURES = {
     "simple": (SimpleGenerator, SimpleDiscriminator),
     "resize_conv": (ResizeConvGenerator, SpectralNormDiscriminator),
@@ -1427,6 +1438,10 @@ ARCHITECTURES = {
         _clipped_stretched_structured_network_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch": (
         _clipped_coarse_diffuse_stretched_structured_generator,
         MinibatchStatisticsDiscriminator,
@@ -1475,6 +1490,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
     "resize_conv_small_edge_instrument_threshold_physics",
