@@ -228,3 +228,15 @@ def test_quiet_network_is_mixed_polarity_at_its_scale_with_a_learned_density_and
     biased = jax.tree.map(lambda leaf: leaf, params)
     biased["params"]["bias"]["bias"] = jnp.array([3.0])
     assert np.mean(np.asarray(network.apply(biased, z)) > 0) > 0.99  # a net polarity everywhere
+
+
+def test_white_noise_structured_generator_ignores_the_calibrated_neighbour_correlation():
+    arch = "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_minibatch"
+    generator, _ = gan.make_models(arch, "matmul", (0.02, 0.03), 0.6)
+    assert generator.noise_neighbour_weight == 0.0 and generator.network and generator.stretch
+    params = generator.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    z = jax.random.normal(jax.random.key(5), (4, 100))
+    noise = np.asarray(generator.apply({"params": params}, z))[..., 0]  # at the start: network and noise only
+    network = np.asarray(gan.QuietNetwork().apply({"params": params["Network"]}, z, jnp.zeros(4)))[..., 0]
+    residual = np.arctanh(np.clip(noise / gan.OUTPUT_CLIP_GAIN, -0.999, 0.999)) - network
+    assert abs(_lag_correlation(residual, 0, 1)) < 0.05 and abs(_lag_correlation(residual, 1, 0)) < 0.05
