@@ -299,6 +299,13 @@ CANDIDATES = {
         "gradient_weight": 10.0,
         "grid_weight": 10.0,
     },
+    "edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_sharpness_complexity_quiet_ema_start_plage_gradient_grid": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
+        **_MATCHED_EMA,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+        "grid_weight": 10.0,
+    },
     "edge_instrument_fast_gain_all_bilinear_textured_diffuse_threshold_clip_sharpness_complexity_quiet_ema_start_plage_gradient_grid": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_all_bilinear_textured_diffuse_threshold_clip_minibatch",
         **_MATCHED_EMA,

@@ -1324,14 +1324,27 @@ _clipped_stretched_structured_network_generator = functools.partial(
 one without a diffuse field, with the quiet Sun's network (`QuietNetwork`)."""
 
 
-def _white_noise_generator(
-    conv_impl: ConvImpl = "matmul", noise_widths: tuple[float, ...] = (), noise_neighbour_weight: float = 0.0
-) -> ResizeConvGenerator:
-    """The generator of '..._fast_gain_stretched_structured_network_white_threshold_clip_minibatch': the network
-    one whose instrument noise is white (neighbour weight 0 whatever the calibration): the data's quiet pixels owe
-    their neighbour correlation to the network, which this generator draws itself."""
-    del noise_neighbour_weight
-    return _clipped_stretched_structured_network_generator(conv_impl, noise_widths, 0.0)
+def _white_noise(generator: Callable[..., ResizeConvGenerator]) -> Callable[..., ResizeConvGenerator]:
+    """``generator`` with white instrument noise (neighbour weight 0 whatever the calibration): the data's quiet
+    pixels owe their neighbour correlation to the network, which a `QuietNetwork` generator draws itself."""
+
+    def white(
+        conv_impl: ConvImpl = "matmul", noise_widths: tuple[float, ...] = (), noise_neighbour_weight: float = 0.0
+    ) -> ResizeConvGenerator:
+        del noise_neighbour_weight
+        return generator(conv_impl, noise_widths, 0.0)
+
+    return white
+
+
+_white_noise_generator = _white_noise(_clipped_stretched_structured_network_generator)
+"""The generator of '..._fast_gain_stretched_structured_network_white_threshold_clip_minibatch'."""
+
+_white_noise_concentrated_generator = _white_noise(
+    functools.partial(_clipped_diffuse_stretched_concentrated_generator, network=True)
+)
+"""The generator of '..._fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch':
+the stretched concentrated one (convolutional signal, texture, spots and clouds) with the network and white noise."""
 
 
 ARCHITECTURES = {
@@ -1442,6 +1455,10 @@ ARCHITECTURES = {
         _white_noise_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch": (
+        _white_noise_concentrated_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch": (
         _clipped_coarse_diffuse_stretched_structured_generator,
         MinibatchStatisticsDiscriminator,
@@ -1491,6 +1508,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
     "resize_conv_small_edge_instrument_threshold_physics",
