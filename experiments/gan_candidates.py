@@ -306,6 +306,14 @@ CANDIDATES = {
         "gradient_weight": 10.0,
         "grid_weight": 10.0,
     },
+    "edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_sharpness_complexity_quiet30_ema_start_plage_gradient_grid": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_minibatch",
+        **_MATCHED_EMA,
+        "quiet_weight": 30.0,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+        "grid_weight": 10.0,
+    },
     "edge_instrument_fast_gain_all_bilinear_textured_diffuse_threshold_clip_sharpness_complexity_quiet_ema_start_plage_gradient_grid": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_all_bilinear_textured_diffuse_threshold_clip_minibatch",
         **_MATCHED_EMA,
