@@ -48,7 +48,11 @@ Three architectures, chosen by name (``config.model.arch``):
   ``'..._fast_gain_all_bilinear_diffuse_threshold_clip_minibatch'``: that one with its two blocks upsampled
   bilinearly too; ``'..._fast_gain_bilinear_textured_diffuse_threshold_clip_minibatch'`` and
   ``'..._fast_gain_all_bilinear_textured_diffuse_threshold_clip_minibatch'``: those two whose plage is a smooth
-  envelope times an isotropic log-normal clump texture, `ClumpTexture`);
+  envelope times an isotropic log-normal clump texture, `ClumpTexture`; ``'..._textured_concentrated_...'``
+  adds round spots and plage clouds drawn from z, `FluxConcentrations`, and ``'..._stretched_...'`` a per-patch
+  stretch along one pixel axis; ``'..._structured_...'`` keeps those and drops the convolutional signal
+  (`ResizeConvGenerator.conv_signal`); ``'..._network_...'`` adds the quiet Sun's network, `QuietNetwork`, and
+  ``'..._network_white_...'`` makes the instrument noise white, `_white_noise`);
   ``'resize_conv_full_edge_instrument_threshold_minibatch'``: the threshold generator
   with a last block at full resolution (`full_resolution_edge_instrument_threshold_generator`).
 
