@@ -553,6 +553,12 @@ def latent_noise_field(z: jax.Array, height: int, width: int, seed: int = 0) -> 
     return field.reshape(-1, height, width, 1)
 
 
+def unit_latent(z: jax.Array) -> jax.Array:
+    """z [N, latent_dim] rescaled to norm sqrt(latent_dim) per row: its `latent_noise_field` has unit standard
+    deviation over the pixels of every patch."""
+    return z * (math.sqrt(z.shape[-1]) / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12))
+
+
 class LatentNoise(nn.Module):
     """Adds `latent_noise_field` with a per-sample, per-channel amplitude learned from z (StyleGAN-like).
 
@@ -615,7 +621,7 @@ class InstrumentNoise(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
         # the field of z / |z| * sqrt(d): unit standard deviation in every patch, so w(z) alone sets the width
-        unit = z * (math.sqrt(z.shape[-1]) / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12))
+        unit = unit_latent(z)
         field = smooth_neighbours(latent_noise_field(unit, x.shape[1], x.shape[2], self.seed), self.neighbour_weight)
         width = instrument_noise_width(z, self.widths, self.seed)
         if self.learned_gain:
@@ -673,8 +679,7 @@ def texture_field(
     Returns:
       [N, height, width] float32.
     """
-    unit = z * (math.sqrt(z.shape[-1]) / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12))
-    white = latent_noise_field(unit, height, width, seed)[..., 0]
+    white = latent_noise_field(unit_latent(z), height, width, seed)[..., 0]
     log_stretch = jnp.zeros(z.shape[:1], z.dtype) if log_stretch is None else log_stretch
     filters = gaussian_filters(height, width, tuple(correlation_px[: weights.shape[-1]]), log_stretch)
     field = jnp.fft.irfft2(jnp.fft.rfft2(white) * jnp.einsum("ns,nshw->nhw", weights, filters), s=(height, width))
