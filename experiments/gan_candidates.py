@@ -299,6 +299,22 @@ CANDIDATES = {
         "gradient_weight": 10.0,
         "grid_weight": 10.0,
     },
+    "edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_sharpness_complexity_quiet_spread_ema_start_plage_gradient_grid": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_minibatch",
+        **_MATCHED_EMA,
+        "quiet_spread_weight": 10.0,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+        "grid_weight": 10.0,
+    },
+    "edge_instrument_fast_gain_patch_gain_stretched_structured_network_white_threshold_clip_sharpness_complexity_quiet_spread_ema_start_plage_gradient_grid": {
+        "arch": "resize_conv_small_edge_instrument_fast_gain_patch_gain_stretched_structured_network_white_threshold_clip_minibatch",
+        **_MATCHED_EMA,
+        "quiet_spread_weight": 10.0,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+        "grid_weight": 10.0,
+    },
     "edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_sharpness_complexity_quiet_ema_start_plage_gradient_grid": {
         "arch": "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
         **_MATCHED_EMA,

@@ -313,3 +313,27 @@ def test_clipped_generator_reaches_the_clip_exactly_and_is_the_tanh_generator_be
     plain_out = np.asarray(plain.apply({"params": params}, z))
     clip_out = np.asarray(clip_generator.apply({"params": params}, z))  # the same parameters
     np.testing.assert_allclose(clip_out, np.clip(gan.OUTPUT_CLIP_GAIN * plain_out, -1, 1), rtol=1e-5, atol=1e-6)
+
+
+def test_patch_gain_starts_at_one_and_scales_each_patchs_noise_by_its_own_factor():
+    widths, z = (0.02, 0.03), jax.random.normal(jax.random.key(5), (4, 100))
+    x = jnp.zeros((4, 32, 32, 1))
+    plain = gan.InstrumentNoise(widths, 0.0)
+    per_patch = gan.InstrumentNoise(widths, 0.0, patch_gain=True)
+    params = per_patch.init(jax.random.key(6), x, z)["params"]
+    assert gan.parameter_count(params) == 101
+    base = np.asarray(plain.apply({}, x, z))
+    np.testing.assert_allclose(np.asarray(per_patch.apply({"params": params}, x, z)), base, atol=1e-7)
+    kernel = jnp.zeros((100, 1)).at[0, 0].set(0.5)
+    moved = {"patch_gain": {"kernel": kernel, "bias": jnp.array([np.log(2.0)], jnp.float32)}}
+    factor = 2.0 * np.exp(0.5 * np.asarray(z[:, 0]))
+    np.testing.assert_allclose(
+        np.asarray(per_patch.apply({"params": moved}, x, z)), factor[:, None, None, None] * base, rtol=1e-5, atol=1e-7
+    )
+    white = "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_minibatch"
+    gained = white.replace("fast_gain_", "fast_gain_patch_gain_")
+    counts = [
+        gan.parameter_count(gan.make_models(arch, "matmul", widths, 0.3)[0].init(jax.random.key(2), z[:1])["params"])
+        for arch in (white, gained)
+    ]
+    assert counts[1] == counts[0] + 101

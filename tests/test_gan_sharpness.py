@@ -102,6 +102,28 @@ def test_quiet_mismatch_vanishes_on_equal_batches_and_descends_toward_the_real_w
     assert scale < 0.9 and float(gan_train.quiet_mismatch(scale * noisy, real)) < 0.1 * before
 
 
+def test_quiet_spread_mismatch_sees_the_spread_of_widths_that_the_mean_width_hides():
+    rng = np.random.default_rng(5)
+    unit = rng.standard_normal((8, 128, 128, 1))
+    spread = np.array([14.0, 16, 18, 20, 24, 26, 28, 30])[:, None, None, None] / 1000  # 22 G on average
+    real = jnp.asarray(unit * spread, jnp.float32)
+    narrow = jnp.asarray(rng.standard_normal((8, 128, 128, 1)) * 0.022, jnp.float32)
+    widths = np.asarray(gan_train.quiet_widths(real))
+    np.testing.assert_allclose(widths, quality.noise_width(np.asarray(real)), rtol=0.02)  # per patch
+    assert float(gan_train.quiet_mismatch(narrow, real)) < 2e-3  # the same mean width...
+    before = float(gan_train.quiet_spread_mismatch(narrow, real))
+    assert before > 0.03  # ...but not the same spread
+    assert float(gan_train.quiet_spread_mismatch(real[::-1], real)) < 1e-10  # order does not matter
+    log_scale = jnp.zeros((8,))  # descend on one scale per patch
+    for _ in range(50):
+        grad = jax.grad(lambda s: gan_train.quiet_spread_mismatch(jnp.exp(s)[:, None, None, None] * narrow, real))(
+            log_scale
+        )
+        log_scale = log_scale - 2.0 * grad
+    after = float(gan_train.quiet_spread_mismatch(jnp.exp(log_scale)[:, None, None, None] * narrow, real))
+    assert after < 0.05 * before
+
+
 def test_sorted_w2_compares_ranks_column_by_column_and_pulls_only_the_fake_side():
     fake = jnp.array([[3.0, 0.0], [1.0, 5.0], [2.0, 1.0]])
     real = jnp.array([[6.0, 1.0], [2.0, 1.0], [4.0, 1.0]])

@@ -608,7 +608,9 @@ class InstrumentNoise(nn.Module):
     (`solarjax.train.gan.calibrate_instrument_noise`). The generator then learns only the field's signal.
     With ``learned_gain`` one parameter, exp(gain_rate * log_gain) (initially 1), scales every width: the data's
     quiet width holds weak field as well as noise, so the noise alone may need to be narrower than the calibration
-    (``gain_rate`` multiplies the gain's learning rate, as an equalised learning rate does).
+    (``gain_rate`` multiplies the gain's learning rate, as an equalised learning rate does). With ``patch_gain`` a
+    linear function of z (Dense [latent_dim -> 1], initially 0) adds to the log width, so the widths' spread between
+    patches is learned too (the weak field under the quiet cut widens narrow patches more than wide ones).
     Input x [N, H, W, 1] (pre-tanh, normalised field) and z [N, latent_dim]; output like x.
     """
 
@@ -617,6 +619,7 @@ class InstrumentNoise(nn.Module):
     seed: int = 0
     learned_gain: bool = False
     gain_rate: float = 1.0
+    patch_gain: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
@@ -626,6 +629,8 @@ class InstrumentNoise(nn.Module):
         width = instrument_noise_width(z, self.widths, self.seed)
         if self.learned_gain:
             width = width * jnp.exp(self.gain_rate * self.param("log_gain", nn.initializers.zeros, ()))
+        if self.patch_gain:
+            width = width * jnp.exp(nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="patch_gain")(z)[:, 0])
         return x + width[:, None, None, None] * field
 
 
@@ -862,6 +867,7 @@ class ResizeConvGenerator(nn.Module):
     quiet_threshold: bool = False
     noise_gain: bool = False
     noise_gain_rate: float = 1.0
+    noise_patch_gain: bool = False
     output_upsample: str = ""
     diffuse: str = ""
     output_clip_gain: float = 0.0
@@ -941,6 +947,7 @@ class ResizeConvGenerator(nn.Module):
                 self.noise_neighbour_weight,
                 learned_gain=self.noise_gain,
                 gain_rate=self.noise_gain_rate,
+                patch_gain=self.noise_patch_gain,
                 name="InstrumentNoise",
             )(x, z)
         elif self.output_noise:
@@ -975,6 +982,7 @@ def small_resize_conv_generator(
     quiet_threshold: bool = False,
     noise_gain: bool = False,
     noise_gain_rate: float = 1.0,
+    noise_patch_gain: bool = False,
     output_upsample: str = "",
     diffuse: str = "",
     output_clip_gain: float = 0.0,
@@ -991,7 +999,7 @@ def small_resize_conv_generator(
     upsample-conv 1 (128 x 128) -> tanh, LeakyReLU and pixel norm between; 1,710,465 parameters
     (101 more with ``output_noise``, 1 more each with ``quiet_threshold`` and ``noise_gain``). `padding`,
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
-    `noise_gain_rate`, `output_upsample`, `diffuse` (65 more parameters), `output_clip_gain`, `texture` (a second
+    `noise_gain_rate`, `noise_patch_gain`, `output_upsample`, `diffuse` (65 more parameters), `output_clip_gain`, `texture` (a second
     output channel and the `ClumpTexture`: 695 more parameters), `concentrations`, `conv_signal`, `stretch` and `network` as in
     `ResizeConvGenerator`.
     """
@@ -1008,6 +1016,7 @@ def small_resize_conv_generator(
         quiet_threshold=quiet_threshold,
         noise_gain=noise_gain,
         noise_gain_rate=noise_gain_rate,
+        noise_patch_gain=noise_patch_gain,
         output_upsample=output_upsample,
         diffuse=diffuse,
         output_clip_gain=output_clip_gain,
@@ -1035,6 +1044,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     noise_neighbour_weight: float = 0.0,
     noise_gain: bool = False,
     gain_rate: float = 1.0,
+    patch_gain: bool = False,
     output_upsample: str = "",
     diffuse: str = "",
     upsample: str = "nearest",
@@ -1059,7 +1069,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     `clipped_tanh` at the output, so umbrae saturate at 1000 G as the data's do. ``texture``
     ('..._bilinear_textured_diffuse_threshold_clip'): plage drawn as a smooth envelope times a `ClumpTexture`;
     ``concentrations`` ('..._bilinear_textured_concentrated_...'): round spots and plage clouds added to it
-    (`FluxConcentrations`); ``conv_signal=False`` ('..._structured_...'): those alone, no convolutional signal."""
+    (`FluxConcentrations`); ``conv_signal=False`` ('..._structured_...'): those alone, no convolutional signal.
+    ``patch_gain`` ('..._patch_gain_...'): the noise's gain per patch (`InstrumentNoise.patch_gain`)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1068,6 +1079,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         quiet_threshold=True,
         noise_gain=noise_gain,
         noise_gain_rate=gain_rate,
+        noise_patch_gain=patch_gain,
         output_upsample=output_upsample,
         diffuse=diffuse,
         upsample=upsample,
@@ -1349,6 +1361,12 @@ def _white_noise(generator: Callable[..., ResizeConvGenerator]) -> Callable[...,
 _white_noise_generator = _white_noise(_clipped_stretched_structured_network_generator)
 """The generator of '..._fast_gain_stretched_structured_network_white_threshold_clip_minibatch'."""
 
+_white_noise_patch_gain_generator = _white_noise(
+    functools.partial(_clipped_stretched_structured_network_generator, patch_gain=True)
+)
+"""The generator of '..._fast_gain_patch_gain_stretched_structured_network_white_threshold_clip_minibatch': the
+structured white-noise one whose noise width is learned per patch too."""
+
 _white_noise_concentrated_generator = _white_noise(
     functools.partial(_clipped_diffuse_stretched_concentrated_generator, network=True)
 )
@@ -1464,6 +1482,10 @@ ARCHITECTURES = {
         _white_noise_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_fast_gain_patch_gain_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_patch_gain_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch": (
         _white_noise_concentrated_generator,
         MinibatchStatisticsDiscriminator,
@@ -1517,6 +1539,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_fast_gain_patch_gain_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",

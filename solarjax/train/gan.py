@@ -177,22 +177,34 @@ QUIET_SOFTNESS_GAUSS = 5.0
 """Width (G) of the logistic edge of the soft quiet-pixel mask of `quiet_width` (hard cut: 50 G)."""
 
 
-def quiet_width(images: jax.Array) -> jax.Array:
-    """Batch-mean width (G) of the quiet pixels (|Br| below `quality.QUIET_LEVEL_GAUSS`, soft edge) of a batch
-    [B, H, W, 1] of patches (s = Br / 1000 G): per patch, the mask-weighted standard deviation about the
-    weighted mean, the differentiable counterpart of `quality.noise_width`."""
+def quiet_widths(images: jax.Array) -> jax.Array:
+    """[B] width (G) of the quiet pixels (|Br| below `quality.QUIET_LEVEL_GAUSS`, soft edge) of each patch of a
+    batch [B, H, W, 1] (s = Br / 1000 G): the mask-weighted standard deviation about the weighted mean, the
+    differentiable counterpart of `quality.noise_width`."""
     field = images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT
     quiet = jax.nn.sigmoid((quality_lib.QUIET_LEVEL_GAUSS - jnp.abs(field)) / QUIET_SOFTNESS_GAUSS)
     weight = jnp.sum(quiet, axis=(1, 2)) + 1.0
     mean = jnp.sum(quiet * field, axis=(1, 2)) / weight
     variance = jnp.sum(quiet * (field - mean[:, None, None]) ** 2, axis=(1, 2)) / weight
-    return jnp.mean(jnp.sqrt(variance + 1e-6))
+    return jnp.sqrt(variance + 1e-6)
+
+
+def quiet_width(images: jax.Array) -> jax.Array:
+    """Batch-mean `quiet_widths` (G) of a batch [B, H, W, 1]."""
+    return jnp.mean(quiet_widths(images))
 
 
 def quiet_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared log ratio, fake over real, of the quiet-pixel width (`quiet_width`): the instrument noise plus the
     weak field together measure like the data's quiet Sun; 0 when the batches agree. Widths floor at 1 G."""
     return jnp.log((quiet_width(fake) + 1.0) / (jax.lax.stop_gradient(quiet_width(real)) + 1.0)) ** 2
+
+
+def quiet_spread_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance (`sorted_w2`) between the batches' distributions of the log per-patch
+    quiet width (`quiet_widths`, floored at 1 G): the quiet Sun is as wide in each patch as in the data's, not only
+    on average; 0 when the batches agree."""
+    return sorted_w2(jnp.log(quiet_widths(fake) + 1.0), jnp.log(quiet_widths(real) + 1.0))
 
 
 def sorted_w2(fake_values: jax.Array, real_values: jax.Array) -> jax.Array:
@@ -405,6 +417,7 @@ MATCHING_TERMS = {
     "sharpness": sharpness_mismatch,
     "complexity": complexity_mismatch,
     "quiet": quiet_mismatch,
+    "quiet_spread": quiet_spread_mismatch,
     "balance": balance_mismatch,
     "plage": plage_mismatch,
     "coherence": coherence_mismatch,
@@ -522,8 +535,8 @@ def make_train_step(
       matching: ``(term, weight)`` pairs: ``weight * MATCHING_TERMS[term](G(z), x)`` is added to the
         generator's loss and logged as ``<term>_mismatch`` (`sharpness_mismatch`: the pixel share and
         sharpness of the 50-200, 200-500 and >500 G structures; `complexity_mismatch`: Schrijver R;
-        `quiet_mismatch`: the quiet-Sun width; `balance_mismatch`: the net flux's distribution; `plage_mismatch`: the
-        weak field's coherence; `coherence_mismatch`: the quiet pixels' coherence; `gradient_mismatch`,
+        `quiet_mismatch`: the quiet-Sun width; `quiet_spread_mismatch`: its spread between patches;
+        `balance_mismatch`: the net flux's distribution; `plage_mismatch`: the weak field's coherence; `coherence_mismatch`: the quiet pixels' coherence; `gradient_mismatch`,
         `umbra_mismatch`, `border_mismatch`, `grid_mismatch`, `spectrum_mismatch`, `isotropy_mismatch`,
         `sector_mismatch`: the per-patch gradient, umbra strength, border excess, grid phases, band powers, their
         orientation and their power by orientation; none: the paper).
