@@ -599,6 +599,25 @@ def instrument_noise_width(z: jax.Array, widths: tuple[float, ...], seed: int = 
     return jnp.interp(probability, jnp.linspace(0.0, 1.0, len(widths), dtype=z.dtype), table)
 
 
+QUIET_LEVEL = 0.05
+"""|x| (normalised field) below which `quiet_variance` counts a pixel as quiet: the data's 50 G quiet cut."""
+
+QUIET_SOFTNESS = 0.005
+"""Width (normalised field, 5 G) of the logistic edge of `quiet_variance`'s quiet mask."""
+
+FILL_FLOOR = 0.25
+"""The least noise a `InstrumentNoise` with ``fill_quiet`` adds, as a share of its width w(z)."""
+
+
+def quiet_variance(field: jax.Array) -> jax.Array:
+    """[N] variance of the quiet pixels (|field| < `QUIET_LEVEL`, logistic edge `QUIET_SOFTNESS`) of each
+    [N, H, W] field, mask-weighted about their weighted mean."""
+    quiet = jax.nn.sigmoid((QUIET_LEVEL - jnp.abs(field)) / QUIET_SOFTNESS)
+    weight = jnp.sum(quiet, axis=(1, 2)) + 1.0
+    mean = jnp.sum(quiet * field, axis=(1, 2)) / weight
+    return jnp.sum(quiet * (field - mean[:, None, None]) ** 2, axis=(1, 2)) / weight
+
+
 class InstrumentNoise(nn.Module):
     """Adds the data's measured quiet-Sun noise: ``x + w(z) * smooth(latent_noise_field(z sqrt(d) / |z|))``.
 
@@ -610,7 +629,10 @@ class InstrumentNoise(nn.Module):
     quiet width holds weak field as well as noise, so the noise alone may need to be narrower than the calibration
     (``gain_rate`` multiplies the gain's learning rate, as an equalised learning rate does). With ``patch_gain`` a
     linear function of z (Dense [latent_dim -> 1], initially 0) adds to the log width, so the widths' spread between
-    patches is learned too (the weak field under the quiet cut widens narrow patches more than wide ones).
+    patches is learned too (the weak field under the quiet cut widens narrow patches more than wide ones). With
+    ``fill_quiet`` w(z) is the width of the whole quiet field, not of the noise alone: the noise fills what the
+    signal's own quiet pixels (|x| < `QUIET_LEVEL`, soft edge `QUIET_SOFTNESS`) leave of its variance,
+    sqrt(max(w^2 - var_quiet(x), (`FILL_FLOOR` w)^2)), so a discriminator cannot buy small-scale power with noise.
     Input x [N, H, W, 1] (pre-tanh, normalised field) and z [N, latent_dim]; output like x.
     """
 
@@ -620,6 +642,7 @@ class InstrumentNoise(nn.Module):
     learned_gain: bool = False
     gain_rate: float = 1.0
     patch_gain: bool = False
+    fill_quiet: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
@@ -631,6 +654,8 @@ class InstrumentNoise(nn.Module):
             width = width * jnp.exp(self.gain_rate * self.param("log_gain", nn.initializers.zeros, ()))
         if self.patch_gain:
             width = width * jnp.exp(nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="patch_gain")(z)[:, 0])
+        if self.fill_quiet:
+            width = jnp.sqrt(jnp.maximum(width**2 - quiet_variance(x[..., 0]), (FILL_FLOOR * width) ** 2))
         return x + width[:, None, None, None] * field
 
 
@@ -868,6 +893,7 @@ class ResizeConvGenerator(nn.Module):
     noise_gain: bool = False
     noise_gain_rate: float = 1.0
     noise_patch_gain: bool = False
+    noise_fill: bool = False
     output_upsample: str = ""
     diffuse: str = ""
     output_clip_gain: float = 0.0
@@ -948,6 +974,7 @@ class ResizeConvGenerator(nn.Module):
                 learned_gain=self.noise_gain,
                 gain_rate=self.noise_gain_rate,
                 patch_gain=self.noise_patch_gain,
+                fill_quiet=self.noise_fill,
                 name="InstrumentNoise",
             )(x, z)
         elif self.output_noise:
@@ -983,6 +1010,7 @@ def small_resize_conv_generator(
     noise_gain: bool = False,
     noise_gain_rate: float = 1.0,
     noise_patch_gain: bool = False,
+    noise_fill: bool = False,
     output_upsample: str = "",
     diffuse: str = "",
     output_clip_gain: float = 0.0,
@@ -999,7 +1027,7 @@ def small_resize_conv_generator(
     upsample-conv 1 (128 x 128) -> tanh, LeakyReLU and pixel norm between; 1,710,465 parameters
     (101 more with ``output_noise``, 1 more each with ``quiet_threshold`` and ``noise_gain``). `padding`,
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
-    `noise_gain_rate`, `noise_patch_gain`, `output_upsample`, `diffuse` (65 more parameters), `output_clip_gain`, `texture` (a second
+    `noise_gain_rate`, `noise_patch_gain`, `noise_fill`, `output_upsample`, `diffuse` (65 more parameters), `output_clip_gain`, `texture` (a second
     output channel and the `ClumpTexture`: 695 more parameters), `concentrations`, `conv_signal`, `stretch` and `network` as in
     `ResizeConvGenerator`.
     """
@@ -1017,6 +1045,7 @@ def small_resize_conv_generator(
         noise_gain=noise_gain,
         noise_gain_rate=noise_gain_rate,
         noise_patch_gain=noise_patch_gain,
+        noise_fill=noise_fill,
         output_upsample=output_upsample,
         diffuse=diffuse,
         output_clip_gain=output_clip_gain,
@@ -1045,6 +1074,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     noise_gain: bool = False,
     gain_rate: float = 1.0,
     patch_gain: bool = False,
+    fill: bool = False,
     output_upsample: str = "",
     diffuse: str = "",
     upsample: str = "nearest",
@@ -1070,7 +1100,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     ('..._bilinear_textured_diffuse_threshold_clip'): plage drawn as a smooth envelope times a `ClumpTexture`;
     ``concentrations`` ('..._bilinear_textured_concentrated_...'): round spots and plage clouds added to it
     (`FluxConcentrations`); ``conv_signal=False`` ('..._structured_...'): those alone, no convolutional signal.
-    ``patch_gain`` ('..._patch_gain_...'): the noise's gain per patch (`InstrumentNoise.patch_gain`)."""
+    ``patch_gain`` ('..._patch_gain_...'): the noise's gain per patch (`InstrumentNoise.patch_gain`); ``fill``
+    ('..._filled_...'): the noise fills the quiet field's calibrated width (`InstrumentNoise.fill_quiet`)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1080,6 +1111,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         noise_gain=noise_gain,
         noise_gain_rate=gain_rate,
         noise_patch_gain=patch_gain,
+        noise_fill=fill,
         output_upsample=output_upsample,
         diffuse=diffuse,
         upsample=upsample,
@@ -1367,6 +1399,12 @@ _white_noise_patch_gain_generator = _white_noise(
 """The generator of '..._fast_gain_patch_gain_stretched_structured_network_white_threshold_clip_minibatch': the
 structured white-noise one whose noise width is learned per patch too."""
 
+_white_noise_filled_generator = _white_noise(
+    functools.partial(_clipped_stretched_structured_network_generator, noise_gain=False, fill=True)
+)
+"""The generator of '..._filled_stretched_structured_network_white_threshold_clip_minibatch': the structured
+white-noise one whose noise fills the calibrated quiet width left by its signal, with no learned gain."""
+
 _white_noise_concentrated_generator = _white_noise(
     functools.partial(_clipped_diffuse_stretched_concentrated_generator, network=True)
 )
@@ -1486,6 +1524,10 @@ ARCHITECTURES = {
         _white_noise_patch_gain_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_filled_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch": (
         _white_noise_concentrated_generator,
         MinibatchStatisticsDiscriminator,
@@ -1540,6 +1582,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_patch_gain_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
