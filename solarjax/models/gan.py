@@ -618,6 +618,24 @@ def quiet_variance(field: jax.Array) -> jax.Array:
     return jnp.sum(quiet * (field - mean[:, None, None]) ** 2, axis=(1, 2)) / weight
 
 
+FILL_ROUNDS = 2
+"""Corrections `fill_quiet_width` makes after its first guess."""
+
+
+def fill_quiet_width(signal: jax.Array, noise: jax.Array, width: jax.Array) -> jax.Array:
+    """[N] the width n of unit ``noise`` [N, H, W] whose sum with ``signal`` [N, H, W] measures like noise of
+    ``width`` [N] alone under the quiet cut (`quiet_variance`): first n = sqrt(max(w^2 - var_quiet(signal), 0)), then
+    `FILL_ROUNDS` times n^2 <- n^2 + measured(w noise)^2 - measured(signal + n noise)^2, so signal near the cut that
+    the noise carries into the quiet pixels counts as well; never below `FILL_FLOOR` w."""
+    floor = FILL_FLOOR * width
+    target = jnp.sqrt(quiet_variance(width[:, None, None] * noise))  # what noise of width w alone measures
+    fill = jnp.maximum(jnp.sqrt(jnp.maximum(width**2 - quiet_variance(signal), 0.0)), floor)
+    for _ in range(FILL_ROUNDS):
+        measured = quiet_variance(signal + fill[:, None, None] * noise)
+        fill = jnp.sqrt(jnp.maximum(fill**2 + target**2 - measured, floor**2))
+    return fill
+
+
 class InstrumentNoise(nn.Module):
     """Adds the data's measured quiet-Sun noise: ``x + w(z) * smooth(latent_noise_field(z sqrt(d) / |z|))``.
 
@@ -631,8 +649,8 @@ class InstrumentNoise(nn.Module):
     linear function of z (Dense [latent_dim -> 1], initially 0) adds to the log width, so the widths' spread between
     patches is learned too (the weak field under the quiet cut widens narrow patches more than wide ones). With
     ``fill_quiet`` w(z) is the width of the whole quiet field, not of the noise alone: the noise fills what the
-    signal's own quiet pixels (|x| < `QUIET_LEVEL`, soft edge `QUIET_SOFTNESS`) leave of its variance,
-    sqrt(max(w^2 - var_quiet(x), (`FILL_FLOOR` w)^2)), so a discriminator cannot buy small-scale power with noise.
+    signal leaves of the quiet pixels' measured width (|x| < `QUIET_LEVEL`, soft edge `QUIET_SOFTNESS`;
+    `fill_quiet_width`), so a discriminator cannot buy small-scale power with noise.
     Input x [N, H, W, 1] (pre-tanh, normalised field) and z [N, latent_dim]; output like x.
     """
 
@@ -655,7 +673,7 @@ class InstrumentNoise(nn.Module):
         if self.patch_gain:
             width = width * jnp.exp(nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="patch_gain")(z)[:, 0])
         if self.fill_quiet:
-            width = jnp.sqrt(jnp.maximum(width**2 - quiet_variance(x[..., 0]), (FILL_FLOOR * width) ** 2))
+            width = fill_quiet_width(x[..., 0], field[..., 0], width)
         return x + width[:, None, None, None] * field
 
 
