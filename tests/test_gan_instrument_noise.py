@@ -358,3 +358,7 @@ def test_filled_noise_makes_the_whole_quiet_field_measure_like_the_calibrated_no
     added = np.asarray(filled.apply({}, loud, z) - loud)[..., 0]
     target = np.asarray(gan.instrument_noise_width(z, widths))
     np.testing.assert_allclose(added.std(axis=(1, 2)), gan.FILL_FLOOR * target, rtol=0.03)
+    # at the floor the gradient stays finite (a square root of a clipped 0 would give NaN)
+    for signal in (loud, weak):
+        grad = jax.grad(lambda s: jnp.sum(filled.apply({}, s, z) ** 2))(signal)
+        assert np.all(np.isfinite(np.asarray(grad)))

@@ -624,16 +624,16 @@ FILL_ROUNDS = 2
 
 def fill_quiet_width(signal: jax.Array, noise: jax.Array, width: jax.Array) -> jax.Array:
     """[N] the width n of unit ``noise`` [N, H, W] whose sum with ``signal`` [N, H, W] measures like noise of
-    ``width`` [N] alone under the quiet cut (`quiet_variance`): first n = sqrt(max(w^2 - var_quiet(signal), 0)), then
-    `FILL_ROUNDS` times n^2 <- n^2 + measured(w noise)^2 - measured(signal + n noise)^2, so signal near the cut that
-    the noise carries into the quiet pixels counts as well; never below `FILL_FLOOR` w."""
-    floor = FILL_FLOOR * width
-    target = jnp.sqrt(quiet_variance(width[:, None, None] * noise))  # what noise of width w alone measures
-    fill = jnp.maximum(jnp.sqrt(jnp.maximum(width**2 - quiet_variance(signal), 0.0)), floor)
+    ``width`` [N] alone under the quiet cut (`quiet_variance`): first n^2 = w^2 - var_quiet(signal), then
+    `FILL_ROUNDS` times n^2 <- n^2 + var_quiet(w noise) - var_quiet(signal + n noise), so signal near the cut that
+    the noise carries into the quiet pixels counts as well; n^2 never below (`FILL_FLOOR` w)^2 (which also keeps the
+    square root's gradient finite)."""
+    floor = (FILL_FLOOR * width) ** 2
+    target = quiet_variance(width[:, None, None] * noise)  # what noise of width w alone measures
+    fill = jnp.maximum(width**2 - quiet_variance(signal), floor)
     for _ in range(FILL_ROUNDS):
-        measured = quiet_variance(signal + fill[:, None, None] * noise)
-        fill = jnp.sqrt(jnp.maximum(fill**2 + target**2 - measured, floor**2))
-    return fill
+        fill = jnp.maximum(fill + target - quiet_variance(signal + jnp.sqrt(fill)[:, None, None] * noise), floor)
+    return jnp.sqrt(fill)
 
 
 class InstrumentNoise(nn.Module):
