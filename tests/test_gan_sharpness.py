@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from solarjax import units
+from solarjax.models import gan as gan_models
 from solarjax.train import gan as gan_train
 from solarjax.train import quality, sharding
 from tests.helpers import BATCH, bipole_patches, tiny_config
@@ -78,6 +80,7 @@ def test_complexity_mismatch_vanishes_on_equal_batches_and_descends_toward_the_r
 
 
 def test_quiet_width_is_the_measured_noise_width_and_ignores_strong_field():
+    assert gan_models.QUIET_LEVEL * units.GAUSS_PER_UNIT == quality.QUIET_LEVEL_GAUSS  # one quiet cut
     noise = np.random.default_rng(3).standard_normal((4, 128, 128, 1)) * 0.024  # 24 G white noise
     spotted = noise.copy()
     spotted[:, 40:80, 40:80] += 0.9  # a 900 G spot: no longer quiet

@@ -600,7 +600,8 @@ def instrument_noise_width(z: jax.Array, widths: tuple[float, ...], seed: int = 
 
 
 QUIET_LEVEL = 0.05
-"""|x| (normalised field) below which `quiet_variance` counts a pixel as quiet: the data's 50 G quiet cut."""
+"""|x| (normalised field) below which `quiet_variance` counts a pixel as quiet: the data's 50 G quiet cut
+(`solarjax.train.quality.QUIET_LEVEL_GAUSS`)."""
 
 QUIET_SOFTNESS = 0.005
 """Width (normalised field, 5 G) of the logistic edge of `quiet_variance`'s quiet mask."""
@@ -1045,9 +1046,9 @@ def small_resize_conv_generator(
     upsample-conv 1 (128 x 128) -> tanh, LeakyReLU and pixel norm between; 1,710,465 parameters
     (101 more with ``output_noise``, 1 more each with ``quiet_threshold`` and ``noise_gain``). `padding`,
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
-    `noise_gain_rate`, `noise_patch_gain`, `noise_fill`, `output_upsample`, `diffuse` (65 more parameters), `output_clip_gain`, `texture` (a second
-    output channel and the `ClumpTexture`: 695 more parameters), `concentrations`, `conv_signal`, `stretch` and `network` as in
-    `ResizeConvGenerator`.
+    `noise_gain_rate`, `noise_patch_gain`, `noise_fill`, `output_upsample`, `diffuse` (65 more parameters),
+    `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
+    `concentrations`, `conv_signal`, `stretch` and `network` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,

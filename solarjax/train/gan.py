@@ -173,20 +173,16 @@ def complexity_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.log((fake_r + 1e-3) / (real_r + 1e-3)) ** 2
 
 
-QUIET_SOFTNESS_GAUSS = 5.0
-"""Width (G) of the logistic edge of the soft quiet-pixel mask of `quiet_width` (hard cut: 50 G)."""
+QUIET_SOFTNESS_GAUSS = gan_models.QUIET_SOFTNESS * units.GAUSS_PER_UNIT
+"""Width (G) of the logistic edge of the soft quiet-pixel masks (hard cut: `quality.QUIET_LEVEL_GAUSS`)."""
 
 
 def quiet_widths(images: jax.Array) -> jax.Array:
-    """[B] width (G) of the quiet pixels (|Br| below `quality.QUIET_LEVEL_GAUSS`, soft edge) of each patch of a
-    batch [B, H, W, 1] (s = Br / 1000 G): the mask-weighted standard deviation about the weighted mean, the
-    differentiable counterpart of `quality.noise_width`."""
-    field = images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT
-    quiet = jax.nn.sigmoid((quality_lib.QUIET_LEVEL_GAUSS - jnp.abs(field)) / QUIET_SOFTNESS_GAUSS)
-    weight = jnp.sum(quiet, axis=(1, 2)) + 1.0
-    mean = jnp.sum(quiet * field, axis=(1, 2)) / weight
-    variance = jnp.sum(quiet * (field - mean[:, None, None]) ** 2, axis=(1, 2)) / weight
-    return jnp.sqrt(variance + 1e-6)
+    """[B] width (G) of the quiet pixels (|Br| below `quality.QUIET_LEVEL_GAUSS`, soft edge of 5 G) of each patch
+    of a batch [B, H, W, 1] (s = Br / 1000 G): the mask-weighted standard deviation about the weighted mean
+    (`models.gan.quiet_variance`), the differentiable counterpart of `quality.noise_width`."""
+    variance = gan_models.quiet_variance(images[..., 0].astype(jnp.float32))
+    return units.GAUSS_PER_UNIT * jnp.sqrt(variance + 1e-12)
 
 
 def quiet_width(images: jax.Array) -> jax.Array:
