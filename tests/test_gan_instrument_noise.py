@@ -354,6 +354,13 @@ def test_filled_noise_makes_the_whole_quiet_field_measure_like_the_calibrated_no
         np.testing.assert_allclose(measured, alone, rtol=0.02)
         louder = np.sqrt(np.asarray(gan.quiet_variance(plain.apply({}, signal, z)[..., 0])))
         assert np.all(louder > 1.03 * alone)
+    # behind an output gain (the clipped tanh's 1.1) the fill measures the output: 1.1 (x + n noise) like w noise
+    gained = gan.InstrumentNoise(widths, 0.0, fill_quiet=True, output_gain=gan.OUTPUT_CLIP_GAIN)
+    for signal in (weak, spill):
+        output = gan.clipped_tanh(gained.apply({}, signal, z), gan.OUTPUT_CLIP_GAIN)[..., 0]
+        np.testing.assert_allclose(np.sqrt(np.asarray(gan.quiet_variance(output))), alone, rtol=0.03)
+    ungained = gan.clipped_tanh(filled.apply({}, weak, z), gan.OUTPUT_CLIP_GAIN)[..., 0]  # measures too wide
+    assert np.all(np.sqrt(np.asarray(gan.quiet_variance(ungained))) > 1.04 * alone)
     loud = 0.045 * jax.random.rademacher(jax.random.key(9), silent.shape, jnp.float32)  # +-45 G: wider than w
     added = np.asarray(filled.apply({}, loud, z) - loud)[..., 0]
     target = np.asarray(gan.instrument_noise_width(z, widths))

@@ -651,7 +651,9 @@ class InstrumentNoise(nn.Module):
     patches is learned too (the weak field under the quiet cut widens narrow patches more than wide ones). With
     ``fill_quiet`` w(z) is the width of the whole quiet field, not of the noise alone: the noise fills what the
     signal leaves of the quiet pixels' measured width (|x| < `QUIET_LEVEL`, soft edge `QUIET_SOFTNESS`;
-    `fill_quiet_width`), so a discriminator cannot buy small-scale power with noise.
+    `fill_quiet_width`), so a discriminator cannot buy small-scale power with noise. ``output_gain`` is the factor
+    the generator's output applies to weak fields (`clipped_tanh`'s gain; 1 for a plain tanh): the fill measures
+    the output, ``output_gain * (x + n noise)``, against the width w(z).
     Input x [N, H, W, 1] (pre-tanh, normalised field) and z [N, latent_dim]; output like x.
     """
 
@@ -662,6 +664,7 @@ class InstrumentNoise(nn.Module):
     gain_rate: float = 1.0
     patch_gain: bool = False
     fill_quiet: bool = False
+    output_gain: float = 1.0
 
     @nn.compact
     def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
@@ -674,7 +677,8 @@ class InstrumentNoise(nn.Module):
         if self.patch_gain:
             width = width * jnp.exp(nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="patch_gain")(z)[:, 0])
         if self.fill_quiet:
-            width = fill_quiet_width(x[..., 0], field[..., 0], width)
+            gain = self.output_gain
+            width = fill_quiet_width(gain * x[..., 0], field[..., 0], width) / gain
         return x + width[:, None, None, None] * field
 
 
@@ -994,6 +998,7 @@ class ResizeConvGenerator(nn.Module):
                 gain_rate=self.noise_gain_rate,
                 patch_gain=self.noise_patch_gain,
                 fill_quiet=self.noise_fill,
+                output_gain=self.output_clip_gain or 1.0,
                 name="InstrumentNoise",
             )(x, z)
         elif self.output_noise:
