@@ -3,7 +3,8 @@ analytic ramp, zero on identical batches, a descent step on a blurred batch shar
 is drawn toward R of touching ones, the quiet width of Gaussian noise is its truncated width and ignores strong
 field, the net-flux distance of a one-polarity batch to a balanced one is known and descends, the weak-field and
 quiet-field coherences have known answers, the per-patch gradient equals the quality diagnostic and its sorted
-distance between two ramp batches is known and descends, the umbra strength and the border excess have known
+distance between two ramp batches is known and descends, the bipoles' separations have a known sorted distance
+that descends, the umbra strength and the border excess have known
 answers on spots and rims and their sorted distances descend, the grid phases see block edges, the band powers are
 the ring spectrum's by band (a cosine fills one band) and their distance descends, the soft-thresholded (signal) band
 powers ignore quiet noise and descend, and the train step adds exactly
@@ -285,6 +286,36 @@ def spots(peaks_gauss: list[float]) -> jnp.ndarray:
     for i, peak in enumerate(peaks_gauss):
         images[i, 60:65, 60:65, 0] = peak / 1000.0
     return jnp.asarray(images)
+
+
+def bipoles(separations_px) -> jnp.ndarray:
+    """[B, 128, 128, 1] patches: a +800 G and a -800 G Gaussian spot (sigma 3 px) on row 64, the positive one
+    leading (left) by each separation (px), centred on column 64."""
+    rows, cols = np.mgrid[0:128, 0:128]
+
+    def spot(col):
+        return np.exp(-((rows - 64) ** 2 + (cols - col) ** 2) / (2 * 3.0**2))
+
+    return jnp.asarray(
+        np.stack([0.8 * spot(64 - d / 2) - 0.8 * spot(64 + d / 2) for d in separations_px])[..., None], jnp.float32
+    )
+
+
+def test_bipole_mismatch_is_the_sorted_distance_of_separations_and_descends():
+    from solarjax import physics
+
+    real, fake = bipoles([20, 30, 40, 50]), bipoles([10, 20, 30, 40])
+    values = physics.smooth_quantities(real)
+    np.testing.assert_allclose(np.asarray(values["psep"]) * 128 * np.sqrt(2), [20, 30, 40, 50], rtol=0.01)
+    np.testing.assert_allclose(np.abs(np.asarray(values["lead_polarity"])), [20, 30, 40, 50], rtol=0.01)
+    assert float(gan_train.bipole_mismatch(real[::-1], real)) < 1e-10  # order within the batch does not matter
+    # every rank of both columns 10 px short: (10 / 32)^2
+    expected = (10 / gan_train.BIPOLE_SCALE_PIXELS) ** 2
+    assert float(gan_train.bipole_mismatch(fake, real)) == pytest.approx(expected, rel=0.03)
+    before = float(gan_train.bipole_mismatch(fake, real))
+    grad = jax.grad(gan_train.bipole_mismatch)(fake, real)
+    stepped = fake - 0.02 * jnp.sign(grad)
+    assert float(gan_train.bipole_mismatch(stepped, real)) < before
 
 
 def test_umbra_strength_is_the_mean_of_the_strongest_pixels_and_its_mismatch_descends():

@@ -43,9 +43,9 @@ issue-23 candidates 'resize_conv_small_edge' | '..._edge_noise' | '..._bilinear_
 balance: `solarjax.models.gan`),
 model.latent_dim, model.loss ('non_saturating' | 'hinge'), model.ema_decay (0 = no EMA), model.ema_start (steps
 before the EMA averages; 0 if unset) and, where set, model.r1_gamma and model.<term>_weight for the matching terms
-sharpness, complexity, quiet, quiet_spread, balance, plage, coherence, gradient, umbra, border, grid, spectrum,
-signal_spectrum, isotropy and sector (0 = none; `solarjax.train.gan.MATCHING_TERMS`) define the model (their hash
-is the checkpoint fingerprint); conv_impl ('auto' = 'matmul' on CPU, 'xla' elsewhere: same numbers, see
+sharpness, complexity, quiet, quiet_spread, balance, plage, coherence, gradient, bipole, umbra, border, grid,
+spectrum, signal_spectrum, isotropy and sector (0 = none; `solarjax.train.gan.MATCHING_TERMS`) define the model
+(their hash is the checkpoint fingerprint); conv_impl ('auto' = 'matmul' on CPU, 'xla' elsewhere: same numbers, see
 `solarjax.models.gan`);
 compute_dtype ('float32' | 'bfloat16': bf16 compute, f32 parameters);
 optimizer (Adam); batch_size (global, all devices and hosts); total_steps; log_every (metrics.jsonl),

@@ -14,11 +14,11 @@ kept in the state and the checkpoints, which sample grids, quality figures and `
 ``<term>_weight`` (`MATCHING_TERMS`) adds to the generator's loss the mismatch between its batch and the real
 batch of the band sharpness (`sharpness_mismatch`), the Schrijver R (`complexity_mismatch`), the quiet-Sun
 width (`quiet_mismatch`), the distribution of the net flux (`balance_mismatch`), the weak and quiet field's
-coherence (`plage_mismatch`, `coherence_mismatch`), the per-patch gradient (`gradient_mismatch`), the umbra
-strength (`umbra_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`), the
-power in wavenumber bands (`spectrum_mismatch`), that power in the field above the noise
-(`signal_spectrum_mismatch`), its orientation at small scales (`isotropy_mismatch`) or the
-small-scale power along the axes and the diagonals (`sector_mismatch`).
+coherence (`plage_mismatch`, `coherence_mismatch`), the per-patch gradient (`gradient_mismatch`), the bipole's
+polarity separation and leading-polarity offset (`bipole_mismatch`), the umbra strength (`umbra_mismatch`), the
+border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`), the power in wavenumber bands
+(`spectrum_mismatch`), that power in the field above the noise (`signal_spectrum_mismatch`), its orientation at
+small scales (`isotropy_mismatch`) or the small-scale power along the axes and the diagonals (`sector_mismatch`).
 Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
 ``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
 
@@ -295,6 +295,25 @@ def gradient_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return sorted_w2(jnp.log(mean_gradient(fake)), jnp.log(mean_gradient(real)))
 
 
+BIPOLE_SCALE_PIXELS = 32.0
+"""Distance (px) that `bipole_mismatch` counts as one unit: a quarter of the patch."""
+
+
+def bipole_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance between the batches' distributions of the bipole's geometry: the smooth
+    polarity separation (px) and the leading polarity's column offset (px) of each patch
+    (`solarjax.physics.smooth_quantities` ``psep`` times the patch diagonal and ``lead_polarity``, in units of
+    `BIPOLE_SCALE_PIXELS`), each sorted and compared rank by rank,
+    averaged; 0 when the batches agree (batches of one size). Inputs [B, H, W, 1], s = Br / 1000 G."""
+
+    def geometry(images: jax.Array) -> jax.Array:
+        values = physics.smooth_quantities(images.astype(jnp.float32))
+        separation = values["psep"] * math.hypot(images.shape[1], images.shape[2])  # psep is over the diagonal
+        return jnp.stack([separation, values["lead_polarity"]], axis=-1) / BIPOLE_SCALE_PIXELS
+
+    return sorted_w2(geometry(fake), geometry(real))
+
+
 UMBRA_SCALE_GAUSS = 100.0
 """|Br| (G) that `umbra_mismatch` counts as one unit."""
 
@@ -418,6 +437,7 @@ MATCHING_TERMS = {
     "plage": plage_mismatch,
     "coherence": coherence_mismatch,
     "gradient": gradient_mismatch,
+    "bipole": bipole_mismatch,
     "umbra": umbra_mismatch,
     "border": border_mismatch,
     "grid": grid_mismatch,
