@@ -67,7 +67,7 @@ QUICK = DemoSize(
 )
 FULL = DemoSize(
     num_patches=6_000,
-    gan_steps=700,  # as good on validation as step 825 on both seeds (experiments/README.md, session 11)
+    gan_steps=1_400,  # the default's every numeric target met at 1,400 on both seeds, not at 700 (session 22)
     gan_eval_samples=1_000,
     directions_samples=10_000,
     steering_latents=100,
@@ -81,7 +81,7 @@ FULL = DemoSize(
 )
 STAGE_ESTIMATES_S = {  # idle 2-core CPU, FULL size (benchmarks/README.md): the best figures measured with these defaults
     "dataset": 18,
-    "gan": 900,  # 700 steps and three evaluations; a candidate run beside short tests took 16.5 min (session 15)
+    "gan": 720,  # 1,400 steps at ~2.4 it/s and two evaluations (session 22, candidate run alone)
     "directions": 900,  # more than 810: unfinished after 13.5 min with nothing else running (session 14)
     "simsiam": 240,
     "index": 10,
