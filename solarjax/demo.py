@@ -81,7 +81,7 @@ FULL = DemoSize(
 )
 STAGE_ESTIMATES_S = {  # idle 2-core CPU, FULL size (benchmarks/README.md): the best figures measured with these defaults
     "dataset": 18,
-    "gan": 720,  # 1,400 steps at ~2.4 it/s and two evaluations (session 22, candidate run alone)
+    "gan": 615,  # 1,400 steps and two evaluations: 10.2 min, the demo run alone (session 22)
     "directions": 900,  # more than 810: unfinished after 13.5 min with nothing else running (session 14)
     "simsiam": 240,
     "index": 10,
@@ -135,7 +135,7 @@ def run_demo(
     Args:
       outdir: output directory (stages, `report.html`, `metrics.json`).
       quick: the smoke-test size (4-9 min on an idle 2-core CPU, half of it XLA compilation) instead of the
-        full demo (38 min or more there with the current defaults: the sum of `STAGE_ESTIMATES_S`).
+        full demo (about 26 min there: the GAN stage 10.2 min; the sum of `STAGE_ESTIMATES_S` bounds it).
       fits_dir: real SHARP Br FITS files for the 'real' stage (default: ../shared/data/sharp_cea
         beside the repository when present; the stage is skipped when there are none).
       log: where progress lines go (default: the ``solarjax.demo`` logger at INFO; the CLI shows them).

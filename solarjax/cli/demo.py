@@ -13,7 +13,7 @@ def add_commands(subparsers) -> None:
             "Build the synthetic dataset, train the GAN, fit the physical directions, train SimSiam, build the "
             "index, steer and search, evaluate, and write OUTDIR/report.html and OUTDIR/metrics.json. Finished "
             "stages are cached by config fingerprint: a rerun skips them, an interrupted run resumes. The "
-            "full size takes 38 min or more on an idle 2-core CPU (GAN about 15, directions over 13.5); --quick (smoke "
+            "full size takes about 26 min on an idle 2-core CPU (GAN about 10, directions about 9); --quick (smoke "
             "test) about 14 min, most of it XLA compilation."
         ),
     )
