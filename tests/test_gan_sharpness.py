@@ -4,11 +4,10 @@ is drawn toward R of touching ones, the quiet width of Gaussian noise is its tru
 field, the net-flux distance of a one-polarity batch to a balanced one is known and descends, the weak-field and
 quiet-field coherences have known answers, the per-patch gradient equals the quality diagnostic and its sorted
 distance between two ramp batches is known and descends, the bipoles' separations have a known sorted distance
-that descends, the umbra strength and the border excess have known
-answers on spots and rims and their sorted distances descend, the grid phases see block edges, the band powers are
-the ring spectrum's by band (a cosine fills one band) and their distance descends, the soft-thresholded (signal) band
-powers ignore quiet noise and descend, and the train step adds exactly
-``weight * mismatch`` of each to the generator's loss."""
+that descends, the umbra strength and the border excess have known answers on spots and rims and their sorted
+distances descend, the grid phases see block edges, the band powers are the ring spectrum's by band (a cosine fills
+one band) and their distance descends, the soft-thresholded (signal) band powers ignore quiet noise and descend, and
+the train step adds exactly ``weight * mismatch`` of each to the generator's loss."""
 
 import jax
 import jax.numpy as jnp
@@ -289,8 +288,8 @@ def spots(peaks_gauss: list[float]) -> jnp.ndarray:
 
 
 def bipoles(separations_px) -> jnp.ndarray:
-    """[B, 128, 128, 1] patches: a +800 G and a -800 G Gaussian spot (sigma 3 px) on row 64, the positive one
-    leading (left) by each separation (px), centred on column 64."""
+    """[B, 128, 128, 1] patches: a +800 G and a -800 G Gaussian spot (sigma 3 px) on row 64, the positive one to
+    the left (smaller column) by each separation (px), centred on column 64."""
     rows, cols = np.mgrid[0:128, 0:128]
 
     def spot(col):

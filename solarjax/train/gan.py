@@ -301,10 +301,10 @@ BIPOLE_SCALE_PIXELS = 32.0
 
 def bipole_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared 1-D Wasserstein-2 distance between the batches' distributions of the bipole's geometry: the smooth
-    polarity separation (px) and the leading polarity's column offset (px) of each patch
-    (`solarjax.physics.smooth_quantities` ``psep`` times the patch diagonal and ``lead_polarity``, in units of
-    `BIPOLE_SCALE_PIXELS`), each sorted and compared rank by rank,
-    averaged; 0 when the batches agree (batches of one size). Inputs [B, H, W, 1], s = Br / 1000 G."""
+    polarity separation (px) and the column offset of the positive centroid from the negative one (px) of each
+    patch (`solarjax.physics.smooth_quantities` ``psep`` times the patch diagonal and ``lead_polarity``, in units
+    of `BIPOLE_SCALE_PIXELS`), each sorted and compared rank by rank, averaged; 0 when the batches agree (batches
+    of one size). Inputs [B, H, W, 1], s = Br / 1000 G."""
 
     def geometry(images: jax.Array) -> jax.Array:
         values = physics.smooth_quantities(images.astype(jnp.float32))
