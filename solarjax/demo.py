@@ -67,7 +67,7 @@ QUICK = DemoSize(
 )
 FULL = DemoSize(
     num_patches=6_000,
-    gan_steps=1_400,  # the default's every numeric target met at 1,400 on both seeds, not at 700 (session 22)
+    gan_steps=1_400,  # the default's candidate runs met every numeric target at 1,400 on two seeds, not at 700
     gan_eval_samples=1_000,
     directions_samples=10_000,
     steering_latents=100,

@@ -48,8 +48,9 @@ STAGE_TITLES = {
 }
 
 METHOD_NOTES = {
-    "gan": "The default generator (resize-convolution upsampling instead of the paper's stride-2 transposed "
-    "convolutions; the paper's 'simple' generator is the gan_paper config), latent dimension 100, trained on the "
+    "gan": "The default generator (a structured one: round flux concentrations, textured plage, the quiet "
+    "network and the measured instrument noise drawn from the latent, no upsampling convolutions; the paper's "
+    "'simple' generator is the gan_paper config), latent dimension 100, trained on the "
     "synthetic SHARP-like patches; the checkpoint kept is the one with the best realism score. The realism "
     "table compares generated with training patches: KS distances (0 = same distribution) of the quiet-pixel "
     "noise width, the power-spectrum slope and the mean gradient; the density of pixels beyond +-500 G; the "

@@ -306,8 +306,13 @@ def test_bipole_mismatch_is_the_sorted_distance_of_separations_and_descends():
     real, fake = bipoles([20, 30, 40, 50]), bipoles([10, 20, 30, 40])
     values = physics.smooth_quantities(real)
     np.testing.assert_allclose(np.asarray(values["psep"]) * 128 * np.sqrt(2), [20, 30, 40, 50], rtol=0.01)
-    np.testing.assert_allclose(np.abs(np.asarray(values["lead_polarity"])), [20, 30, 40, 50], rtol=0.01)
+    # lead_polarity = col(positive) - col(negative): the positive spot sits on the left
+    np.testing.assert_allclose(np.asarray(values["lead_polarity"]), [-20, -30, -40, -50], rtol=0.01)
     assert float(gan_train.bipole_mismatch(real[::-1], real)) < 1e-10  # order within the batch does not matter
+    # mirrored (positive on the right): the same separations; sorted offsets +20..+50 against -50..-20, 70 px apart
+    mirrored = real[:, :, ::-1]
+    expected_mirror = (70 / gan_train.BIPOLE_SCALE_PIXELS) ** 2 / 2  # the separation column contributes 0
+    assert float(gan_train.bipole_mismatch(mirrored, real)) == pytest.approx(expected_mirror, rel=0.03)
     # every rank of both columns 10 px short: (10 / 32)^2
     expected = (10 / gan_train.BIPOLE_SCALE_PIXELS) ** 2
     assert float(gan_train.bipole_mismatch(fake, real)) == pytest.approx(expected, rel=0.03)

@@ -885,7 +885,9 @@ class ResizeConvGenerator(nn.Module):
     instrument noise that convolutions of smooth features do not make); ``noise_widths`` (non-empty) adds the
     calibrated `InstrumentNoise` there instead (with ``noise_neighbour_weight``), after a `SoftThreshold` of the
     signal with ``quiet_threshold`` (so the measured noise alone fills the quiet pixels), with a learned gain with
-    ``noise_gain`` (learning rate times ``noise_gain_rate``). ``upsample`` ('nearest' or
+    ``noise_gain`` (learning rate times ``noise_gain_rate``), a per-patch one with ``noise_patch_gain``, or filling
+    what the signal leaves of the quiet width with ``noise_fill`` (measured behind ``output_clip_gain``: the
+    `InstrumentNoise` ``output_gain``). ``upsample`` ('nearest' or
     'bilinear') is the 2x upsampling of every block ('bilinear', `upsample_bilinear_conv`, needs edge padding);
     ``output_upsample`` that of the upsampling output layer ('' = ``upsample``). ``diffuse`` (one of
     `DIFFUSE_SOURCES`, '' = none) adds, after the threshold, a smooth field: one linear channel of the first block's

@@ -552,10 +552,12 @@ def make_train_step(
         generator's loss and logged as ``<term>_mismatch`` (`sharpness_mismatch`: the pixel share and
         sharpness of the 50-200, 200-500 and >500 G structures; `complexity_mismatch`: Schrijver R;
         `quiet_mismatch`: the quiet-Sun width; `quiet_spread_mismatch`: its spread between patches;
-        `balance_mismatch`: the net flux's distribution; `plage_mismatch`: the weak field's coherence; `coherence_mismatch`: the quiet pixels' coherence; `gradient_mismatch`,
-        `umbra_mismatch`, `border_mismatch`, `grid_mismatch`, `spectrum_mismatch`, `isotropy_mismatch`,
-        `sector_mismatch`: the per-patch gradient, umbra strength, border excess, grid phases, band powers, their
-        orientation and their power by orientation; none: the paper).
+        `balance_mismatch`: the net flux's distribution; `plage_mismatch`: the weak field's coherence;
+        `coherence_mismatch`: the quiet pixels' coherence; `bipole_mismatch`: the polarity separation and offset;
+        `gradient_mismatch`, `umbra_mismatch`, `border_mismatch`, `grid_mismatch`, `spectrum_mismatch`,
+        `signal_spectrum_mismatch`, `isotropy_mismatch`, `sector_mismatch`: the per-patch gradient, umbra strength,
+        border excess, grid phases, band powers, those above the noise, their orientation and their power by
+        orientation; none: the paper).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
