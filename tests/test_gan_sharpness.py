@@ -4,10 +4,11 @@ is drawn toward R of touching ones, the quiet width of Gaussian noise is its tru
 field, the net-flux distance of a one-polarity batch to a balanced one is known and descends, the weak-field and
 quiet-field coherences have known answers, the per-patch gradient equals the quality diagnostic and its sorted
 distance between two ramp batches is known and descends, the bipoles' separations have a known sorted distance
-that descends, the umbra strength and the border excess have known answers on spots and rims and their sorted
-distances descend, the grid phases see block edges, the band powers are the ring spectrum's by band (a cosine fills
-one band) and their distance descends, the soft-thresholded (signal) band powers ignore quiet noise and descend, and
-the train step adds exactly ``weight * mismatch`` of each to the generator's loss."""
+that descends, the umbra strength, the strong field's extent and the border excess have known answers on spots,
+squares and rims and their sorted distances descend, the grid phases see block edges, the band powers are the ring
+spectrum's by band (a cosine fills one band) and their distance descends, the soft-thresholded (signal) band powers
+ignore quiet noise and descend, and the train step adds exactly ``weight * mismatch`` of each to the generator's
+loss."""
 
 import jax
 import jax.numpy as jnp
@@ -340,6 +341,41 @@ def test_umbra_strength_is_the_mean_of_the_strongest_pixels_and_its_mismatch_des
     assert np.count_nonzero(np.asarray(grad)) == 2 * quality.UMBRA_PIXELS  # only the strongest pixels move
     stepped = fake - 1e-2 * jnp.sign(grad)
     assert float(gan_train.umbra_mismatch(stepped, real)) < float(gan_train.umbra_mismatch(fake, real))
+
+
+def test_spot_areas_count_the_pixels_above_each_level_and_their_mismatch_descends():
+    def squares(sides, gauss=1000.0):  # one saturated square per patch (sides in px) in a 20 G field
+        images = np.full((len(sides), 128, 128, 1), 0.02, np.float32)
+        for image, side in zip(images, sides):
+            image[:side, :side] = -gauss / 1000.0  # the sign does not matter
+        return jnp.asarray(images)
+
+    def soft_count(side, gauss=1000.0):  # the square's and the background's shares of each soft level mask
+        levels = np.asarray(gan_train.SPOT_LEVELS_GAUSS)
+        inside = 1 / (1 + np.exp(-(gauss - levels) / gan_train.SPOT_SOFTNESS_GAUSS))
+        outside = 1 / (1 + np.exp(-(20.0 - levels) / gan_train.SPOT_SOFTNESS_GAUSS))
+        return side**2 * inside + (128**2 - side**2) * outside
+
+    np.testing.assert_allclose(
+        np.asarray(gan_train.spot_areas(squares([30, 6]))), [soft_count(30), soft_count(6)], rtol=1e-5
+    )
+    # above 500 G the 20 G background counts for nothing; a 700 G square is strong, not saturated
+    assert np.asarray(gan_train.spot_areas(squares([30])))[0, 1:] == pytest.approx([900, 884], abs=1)
+    assert np.asarray(gan_train.spot_areas(squares([30], 700.0)))[0, 1:] == pytest.approx([900, 0], abs=1)
+    real, fake = squares([30, 12]), squares([6, 3])
+    assert float(gan_train.spot_mismatch(real[::-1], real)) < 1e-10  # order within the batch does not matter
+    # sorted rank by rank: 3 px against 12 and 6 against 30, each level's log(1 + count) apart
+    expected = (
+        np.mean(
+            (np.log1p(soft_count(3)) - np.log1p(soft_count(12))) ** 2
+            + (np.log1p(soft_count(6)) - np.log1p(soft_count(30))) ** 2
+        )
+        / 2
+    )
+    assert float(gan_train.spot_mismatch(fake, real)) == pytest.approx(expected, rel=1e-4)
+    grad = jax.grad(gan_train.spot_mismatch)(fake, real)
+    stepped = fake - 0.05 * jnp.sign(grad)
+    assert float(gan_train.spot_mismatch(stepped, real)) < float(gan_train.spot_mismatch(fake, real))
 
 
 def test_border_excess_is_the_quality_diagnostic_and_its_mismatch_descends():

@@ -43,7 +43,7 @@ issue-23 candidates 'resize_conv_small_edge' | '..._edge_noise' | '..._bilinear_
 balance: `solarjax.models.gan`),
 model.latent_dim, model.loss ('non_saturating' | 'hinge'), model.ema_decay (0 = no EMA), model.ema_start (steps
 before the EMA averages; 0 if unset) and, where set, model.r1_gamma and model.<term>_weight for the matching terms
-sharpness, complexity, quiet, quiet_spread, balance, plage, coherence, gradient, bipole, umbra, border, grid,
+sharpness, complexity, quiet, quiet_spread, balance, plage, coherence, gradient, bipole, umbra, spot, border, grid,
 spectrum, signal_spectrum, isotropy and sector (0 = none; `solarjax.train.gan.MATCHING_TERMS`) define the model
 (their hash is the checkpoint fingerprint); conv_impl ('auto' = 'matmul' on CPU, 'xla' elsewhere: same numbers, see
 `solarjax.models.gan`);

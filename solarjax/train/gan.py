@@ -16,9 +16,10 @@ batch of the band sharpness (`sharpness_mismatch`), the Schrijver R (`complexity
 width (`quiet_mismatch`), the distribution of the net flux (`balance_mismatch`), the weak and quiet field's
 coherence (`plage_mismatch`, `coherence_mismatch`), the per-patch gradient (`gradient_mismatch`), the bipole's
 polarity separation and leading-polarity offset (`bipole_mismatch`), the umbra strength (`umbra_mismatch`), the
-border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`), the power in wavenumber bands
-(`spectrum_mismatch`), that power in the field above the noise (`signal_spectrum_mismatch`), its orientation at
-small scales (`isotropy_mismatch`) or the small-scale power along the axes and the diagonals (`sector_mismatch`).
+strong field's extent (`spot_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases
+(`grid_mismatch`), the power in wavenumber bands (`spectrum_mismatch`), that power in the field above the noise
+(`signal_spectrum_mismatch`), its orientation at small scales (`isotropy_mismatch`) or the small-scale power along
+the axes and the diagonals (`sector_mismatch`).
 Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
 ``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
 
@@ -314,6 +315,29 @@ def bipole_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return sorted_w2(geometry(fake), geometry(real))
 
 
+SPOT_LEVELS_GAUSS = (150.0, 500.0, 900.0)
+"""|Br| levels (G) above which `spot_areas` counts a patch's pixels: the physics' polarity threshold (its ``area``),
+the strong field, and the saturated umbrae (the data clip at 1000 G)."""
+SPOT_SOFTNESS_GAUSS = 25.0
+"""Width (G) of the logistic edges of `spot_areas`' soft level masks."""
+
+
+def spot_areas(images: jax.Array) -> jax.Array:
+    """[B, levels] per patch: the number of pixels whose |Br| lies above each of `SPOT_LEVELS_GAUSS` (soft edges of
+    `SPOT_SOFTNESS_GAUSS`), so a patch's strong field is measured by its extent, not its peak. Input [B, H, W, 1],
+    s = Br / 1000 G."""
+    strength = jnp.abs(images[..., 0].astype(jnp.float32) * units.GAUSS_PER_UNIT)
+    levels = jnp.asarray(SPOT_LEVELS_GAUSS, jnp.float32)
+    return jnp.sum(jax.nn.sigmoid((strength[..., None] - levels) / SPOT_SOFTNESS_GAUSS), axis=(1, 2))
+
+
+def spot_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance between the batches' distributions of log(1 + `spot_areas`), each level
+    sorted and compared rank by rank, averaged; 0 when the batches agree (batches of one size). A generator whose
+    umbrae saturate a few pixels where the data's saturate tens pays for it, patch by patch."""
+    return sorted_w2(jnp.log1p(spot_areas(fake)), jnp.log1p(spot_areas(real)))
+
+
 UMBRA_SCALE_GAUSS = 100.0
 """|Br| (G) that `umbra_mismatch` counts as one unit."""
 
@@ -439,6 +463,7 @@ MATCHING_TERMS = {
     "gradient": gradient_mismatch,
     "bipole": bipole_mismatch,
     "umbra": umbra_mismatch,
+    "spot": spot_mismatch,
     "border": border_mismatch,
     "grid": grid_mismatch,
     "spectrum": spectrum_mismatch,
