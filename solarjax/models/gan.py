@@ -902,7 +902,8 @@ class ResizeConvGenerator(nn.Module):
     the diffuse field and the clump texture alone (no output layer, no threshold, no block after the diffuse source).
     ``stretch`` draws a per-patch log stretch (|l| <= `STRETCH_LIMIT`, initially 0) that stretches the texture and
     the concentrations along one pixel axis, as resizing a SHARP box to 128 x 128 does. ``network`` adds a
-    `QuietNetwork` before the noise.
+    `QuietNetwork` before the noise. ``spot_width_px`` (> 0) replaces the spots' typical width (px) of
+    `CONCENTRATIONS`.
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -927,6 +928,7 @@ class ResizeConvGenerator(nn.Module):
     conv_signal: bool = True
     stretch: bool = False
     network: bool = False
+    spot_width_px: float = 0.0
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -983,6 +985,7 @@ class ResizeConvGenerator(nn.Module):
             log_stretch = STRETCH_LIMIT * jnp.tanh(raw)
         if self.concentrations:
             count, typical = CONCENTRATIONS["spots"]
+            typical = self.spot_width_px or typical
             spots = FluxConcentrations(count, typical, height=x.shape[1], width=x.shape[2], name="Spots")
             x = x + spots(z, log_stretch)
             count, typical = CONCENTRATIONS["clouds"]
@@ -1045,6 +1048,7 @@ def small_resize_conv_generator(
     conv_signal: bool = True,
     stretch: bool = False,
     network: bool = False,
+    spot_width_px: float = 0.0,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -1055,7 +1059,7 @@ def small_resize_conv_generator(
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
     `noise_gain_rate`, `noise_patch_gain`, `noise_fill`, `output_upsample`, `diffuse` (65 more parameters),
     `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
-    `concentrations`, `conv_signal`, `stretch` and `network` as in `ResizeConvGenerator`.
+    `concentrations`, `conv_signal`, `stretch`, `network` and `spot_width_px` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -1080,6 +1084,7 @@ def small_resize_conv_generator(
         conv_signal=conv_signal,
         stretch=stretch,
         network=network,
+        spot_width_px=spot_width_px,
     )
 
 
@@ -1110,6 +1115,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     conv_signal: bool = True,
     stretch: bool = False,
     network: bool = False,
+    spot_width_px: float = 0.0,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -1127,7 +1133,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     ``concentrations`` ('..._bilinear_textured_concentrated_...'): round spots and plage clouds added to it
     (`FluxConcentrations`); ``conv_signal=False`` ('..._structured_...'): those alone, no convolutional signal.
     ``patch_gain`` ('..._patch_gain_...'): the noise's gain per patch (`InstrumentNoise.patch_gain`); ``fill``
-    ('..._filled_...'): the noise fills the quiet field's calibrated width (`InstrumentNoise.fill_quiet`)."""
+    ('..._filled_...'): the noise fills the quiet field's calibrated width (`InstrumentNoise.fill_quiet`);
+    ``spot_width_px`` ('..._wide_spots_...'): the spots' typical width (`ResizeConvGenerator.spot_width_px`)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1147,6 +1154,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         conv_signal=conv_signal,
         stretch=stretch,
         network=network,
+        spot_width_px=spot_width_px,
     )
 
 
@@ -1431,6 +1439,21 @@ _white_noise_filled_generator = _white_noise(
 """The generator of '..._filled_stretched_structured_network_white_threshold_clip_minibatch': the structured
 white-noise one whose noise fills the calibrated quiet width left by its signal, with no learned gain."""
 
+WIDE_SPOT_WIDTH_PX = 6.0
+"""Typical spot width (px) of '..._filled_wide_spots_...': three times `CONCENTRATIONS`' 2 px, so a spot whose peak
+reaches a few times the clip saturates a disc 20-30 px across, as the data's umbrae do."""
+
+_white_noise_filled_wide_spots_generator = _white_noise(
+    functools.partial(
+        _clipped_stretched_structured_network_generator,
+        noise_gain=False,
+        fill=True,
+        spot_width_px=WIDE_SPOT_WIDTH_PX,
+    )
+)
+"""The generator of '..._filled_wide_spots_stretched_structured_network_white_threshold_clip_minibatch': the filled
+structured one whose spots are `WIDE_SPOT_WIDTH_PX` wide to begin with."""
+
 _white_noise_concentrated_generator = _white_noise(
     functools.partial(_clipped_diffuse_stretched_concentrated_generator, network=True)
 )
@@ -1554,6 +1577,10 @@ ARCHITECTURES = {
         _white_noise_filled_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_wide_spots_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_filled_wide_spots_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch": (
         _white_noise_concentrated_generator,
         MinibatchStatisticsDiscriminator,
@@ -1609,6 +1636,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_patch_gain_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_wide_spots_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
