@@ -568,6 +568,19 @@ def test_matching_weights_keep_the_positive_terms_and_refuse_negative_ones():
         gan_train.matching_weights(model)
 
 
+def test_matching_starts_hold_a_term_off_then_ramp_it_in():
+    import ml_collections
+
+    model = ml_collections.ConfigDict({"spot_weight": 3.0, "spot_start": 200, "grid_weight": 1.0, "umbra_start": 50})
+    assert gan_train.matching_starts(model) == (("spot", 200),)  # a start without a weight turns nothing on
+    scales = [float(gan_train.matching_scale(jnp.asarray(step), 200)) for step in (0, 199, 200, 300, 400, 1000)]
+    assert scales == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0, 1.0])
+    assert float(gan_train.matching_scale(jnp.asarray(0), 0)) == 1.0
+    model.spot_start = -1
+    with pytest.raises(ValueError, match="spot_start=-1"):
+        gan_train.matching_starts(model)
+
+
 def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     mesh = sharding.make_data_mesh(jax.devices()[:1])
     plain = gan_train.programs_for(tiny_config(), mesh)
@@ -576,8 +589,10 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     config.model.complexity_weight = 0.5
     config.model.quiet_weight = 4.0
     config.model.balance_weight = 0.3
+    config.model.balance_start = 10  # off for 10 steps, then ramps in: half its weight at step 15
     matched = gan_train.programs_for(config, mesh)
     state = plain.init(jax.random.key(5))
+    state = state.replace(step=jnp.asarray(15, state.step.dtype))
     batch = {"image": jnp.asarray(bipole_patches(BATCH, seed=2))}
     key = gan_train.step_key(state)
     _, plain_metrics = plain.train_step(jax.tree.map(jnp.copy, state), batch, key)  # the step donates its state
@@ -591,7 +606,7 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
         2.0 * metrics["sharpness_mismatch"]
         + 0.5 * metrics["complexity_mismatch"]
         + 4.0 * metrics["quiet_mismatch"]
-        + 0.3 * metrics["balance_mismatch"]
+        + 0.5 * 0.3 * metrics["balance_mismatch"]
     )
     np.testing.assert_allclose(metrics["g_loss"], plain_metrics["g_loss"] + added, rtol=1e-5)
     np.testing.assert_allclose(metrics["d_loss"], plain_metrics["d_loss"], rtol=1e-6)  # the critic is untouched

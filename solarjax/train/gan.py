@@ -489,6 +489,30 @@ def matching_weights(model: Any) -> tuple[tuple[str, float], ...]:
     return tuple((name, weight) for name, weight in weights if weight > 0)
 
 
+def matching_starts(model: Any) -> tuple[tuple[str, int], ...]:
+    """The ``(term, start)`` pairs of the terms `matching_weights` turns on whose ``config.model.<term>_start`` is
+    set (> 0): such a term is off for its first ``start`` steps and ramps linearly to its full weight over the next
+    ``start`` (`matching_scale`), so a term that would pull the generator hard while it is still nothing waits for
+    the adversarial game to settle.
+
+    Raises:
+      ValueError: a negative start.
+    """
+    starts = tuple((name, int(model.get(f"{name}_start", 0))) for name, _ in matching_weights(model))
+    negative = [f"{name}_start={start}" for name, start in starts if start < 0]
+    if negative:
+        raise ValueError(f"matching starts must be >= 0, got {', '.join(negative)}")
+    return tuple((name, start) for name, start in starts if start > 0)
+
+
+def matching_scale(step: jax.Array, start: int) -> jax.Array:
+    """The share of its weight a term with ``start`` (`matching_starts`) carries at ``step``: 0 before ``start``,
+    then (step - start) / start up to 1 at ``2 * start``; 1 for ``start`` 0."""
+    if start <= 0:
+        return jnp.ones((), jnp.float32)
+    return jnp.clip((step - start) / start, 0.0, 1.0).astype(jnp.float32)
+
+
 def make_optimizer(learning_rate: float, b1: float, b2: float) -> optax.GradientTransformation:
     """Adam (the paper: learning rate 5e-4 with the default betas 0.9, 0.999)."""
     return optax.adam(learning_rate, b1=b1, b2=b2)
@@ -554,6 +578,7 @@ def make_train_step(
     r1_gamma: float = 0.0,
     matching: tuple[tuple[str, float], ...] = (),
     ema_start: int = 0,
+    matching_start: tuple[tuple[str, int], ...] = (),
 ) -> Callable:
     """The pure train step ``(state, batch, key) -> (state, metrics)``.
 
@@ -583,6 +608,8 @@ def make_train_step(
         `signal_spectrum_mismatch`, `isotropy_mismatch`, `sector_mismatch`: the per-patch gradient, umbra strength,
         border excess, grid phases, band powers, those above the noise, their orientation and their power by
         orientation; none: the paper).
+      matching_start: ``(term, start)`` pairs (`matching_starts`): those terms' weights are scaled by
+        `matching_scale` of the step.
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
@@ -606,12 +633,14 @@ def make_train_step(
         if batch_sharding is not None:
             z = jax.lax.with_sharding_constraint(z, batch_sharding)
         frozen_d = discriminator_variables(narrow(state.d_params), state.d_stats)
+        starts = dict(matching_start)
+        scales = {name: matching_scale(state.step, starts.get(name, 0)) for name, _ in matching}
 
         def generator_loss(g_params):
             fake = widen(generator.apply({"params": narrow(g_params)}, narrow(z)))
             logits = widen(discriminator.apply(frozen_d, narrow(fake), update_stats=False))
             mismatches = {name: MATCHING_TERMS[name](fake, real) for name, _ in matching}
-            loss = g_objective(logits) + sum(weight * mismatches[name] for name, weight in matching)
+            loss = g_objective(logits) + sum(weight * scales[name] * mismatches[name] for name, weight in matching)
             return loss, (fake, mismatches)
 
         (g_loss, (fake, mismatches)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(state.g_params)
@@ -705,6 +734,7 @@ def build_programs(
     noise_neighbour_weight: float = 0.0,
     matching: tuple[tuple[str, float], ...] = (),
     ema_start: int = 0,
+    matching_start: tuple[tuple[str, int], ...] = (),
 ) -> GanPrograms:
     """`GanPrograms` for hashable settings; cached, so a resumed run in the same process (or a
     second run of the same model) reuses the compiled programs.
@@ -716,7 +746,8 @@ def build_programs(
       ema_start: steps before the EMA starts averaging (`make_train_step`);
       compute_dtype: 'float32' or 'bfloat16' for the train step (`make_train_step`);
       r1_gamma: R1 penalty weight (0 = none); matching: ``(term, weight)`` pairs of `MATCHING_TERMS`
-        added to the generator's loss (`matching_weights`; empty = none);
+        added to the generator's loss (`matching_weights`; empty = none); matching_start: ``(term, start)``
+        pairs of those terms that wait and ramp in (`matching_starts`);
       noise_widths, noise_neighbour_weight: the instrument-noise calibration (`calibrate_instrument_noise`)
         of the architectures that need it (`solarjax.models.gan.make_models`).
     """
@@ -729,6 +760,8 @@ def build_programs(
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     if ema_start < 0:
         raise ValueError(f"ema_start must be >= 0, got {ema_start}")
+    if any(name not in dict(matching) or start < 0 for name, start in matching_start):
+        raise ValueError(f"matching starts must name matching terms with starts >= 0, got {matching_start}")
     adversarial_losses(loss)  # refuses an unknown loss now
     precision.compute_dtype_of(compute_dtype)  # and an unknown compute dtype
     generator, discriminator = gan_models.make_models(arch, conv_impl, noise_widths, noise_neighbour_weight)
@@ -751,6 +784,7 @@ def build_programs(
             r1_gamma=r1_gamma,
             matching=matching,
             ema_start=ema_start,
+            matching_start=matching_start,
         ),
         mesh,
     )
@@ -761,8 +795,8 @@ def build_programs(
 def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
     """`build_programs` for a run config (``conv_impl='auto'`` picks by backend; configs from before
     ``model.loss`` / ``model.ema_decay`` / ``model.ema_start`` / ``compute_dtype`` / ``model.r1_gamma`` /
-    ``model.<term>_weight`` existed mean the paper's loss, no EMA, float32, no R1 penalty and no matching
-    terms)."""
+    ``model.<term>_weight`` / ``model.<term>_start`` existed mean the paper's loss, no EMA, float32, no R1 penalty
+    and no matching terms)."""
     conv_impl = config.conv_impl if config.conv_impl != "auto" else gan_models.default_conv_impl()
     adam = (float(config.optimizer.learning_rate), float(config.optimizer.b1), float(config.optimizer.b2))
     return build_programs(
@@ -779,6 +813,7 @@ def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
         noise_neighbour_weight=float(config.model.get("noise_neighbour_weight", 0.0)),
         matching=matching_weights(config.model),
         ema_start=int(config.model.get("ema_start", 0)),
+        matching_start=matching_starts(config.model),
     )
 
 
