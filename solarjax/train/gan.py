@@ -11,15 +11,15 @@ from before its update, as the PyTorch original's ``fake.detach()``). Losses are
 is the sum of its real and fake terms. Options beyond the paper (``config.model``): ``loss='hinge'``
 (`adversarial_losses`) and ``ema_decay > 0``, an exponential moving average of the generator's weights
 kept in the state and the checkpoints, which sample grids, quality figures and `solarjax.gan.load` use.
-``<term>_weight`` (`MATCHING_TERMS`) adds to the generator's loss the mismatch between its batch and the real
-batch of the band sharpness (`sharpness_mismatch`), the Schrijver R (`complexity_mismatch`), the quiet-Sun
-width (`quiet_mismatch`), the distribution of the net flux (`balance_mismatch`), the weak and quiet field's
-coherence (`plage_mismatch`, `coherence_mismatch`), the per-patch gradient (`gradient_mismatch`), the bipole's
-polarity separation and leading-polarity offset (`bipole_mismatch`), the umbra strength (`umbra_mismatch`), the
-strong field's extent (`spot_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases
-(`grid_mismatch`), the power in wavenumber bands (`spectrum_mismatch`), that power in the field above the noise
-(`signal_spectrum_mismatch`), its orientation at small scales (`isotropy_mismatch`) or the small-scale power along
-the axes and the diagonals (`sector_mismatch`).
+``<term>_weight`` (`MATCHING_TERMS`; ``<term>_start`` steps off, then ramped in: `matching_starts`) adds to the
+generator's loss the mismatch between its batch and the real batch of the band sharpness (`sharpness_mismatch`), the
+Schrijver R (`complexity_mismatch`), the quiet-Sun width (`quiet_mismatch`), the distribution of the net flux
+(`balance_mismatch`), the weak and quiet field's coherence (`plage_mismatch`, `coherence_mismatch`), the per-patch
+gradient (`gradient_mismatch`), the bipole's polarity separation and leading-polarity offset (`bipole_mismatch`),
+the umbra strength (`umbra_mismatch`), the strong field's extent (`spot_mismatch`), the border excess
+(`border_mismatch`), the pixel-grid phases (`grid_mismatch`), the power in wavenumber bands (`spectrum_mismatch`),
+that power in the field above the noise (`signal_spectrum_mismatch`), its orientation at small scales
+(`isotropy_mismatch`) or the small-scale power along the axes and the diagonals (`sector_mismatch`).
 Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
 ``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
 
