@@ -338,8 +338,10 @@ def _stage_directions(stage_dir: pathlib.Path, gan_dir: pathlib.Path, size: Demo
     from solarjax.steering import evaluate
 
     generator = gan.load(gan_dir)
+    started = time.perf_counter()
     directions = directions_lib.fit_directions(generator, n=size.directions_samples)
     directions.save(stage_dir / "directions")
+    fit_seconds = time.perf_counter() - started
     reference, count = [], 0
     for batch in _split_batches(gan_dir.parent / "tfds", "train", ("image",)):  # data patches, realism guard
         reference.append(np.asarray(batch["image"]))
@@ -366,6 +368,7 @@ def _stage_directions(stage_dir: pathlib.Path, gan_dir: pathlib.Path, size: Demo
             for k in ("success_rate", "success_interval", "unrefined_success_rate", "in_range", "requested")
         },
         "report": report,
+        "seconds": {"fit": round(fit_seconds, 1), **report["seconds"]},
         "directions_dir": str(stage_dir / "directions"),
         "figures_dir": str(stage_dir / "evaluation"),
     }

@@ -90,6 +90,8 @@ def test_run_evaluation_writes_report_and_figures(directions, tmp_path):
         parse_constant=lambda c: pytest.fail(f"non-JSON constant {c} in report.json"),
     )
     assert on_disk["fingerprint"] == directions.fingerprint
+    assert set(on_disk["seconds"]) == {"families", "targeting", "figures"}
+    assert all(seconds > 0 for seconds in on_disk["seconds"].values())
     assert set(on_disk["families"]["results"]) == {"paper", "piecewise", "local"}
     assert set(on_disk["families"]["results"]["local"]) == {"tuf"}
     assert on_disk["best_method"] in evaluate.FAMILIES

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -760,7 +761,7 @@ def run_evaluation(
     Returns:
       The report: {'fingerprint', 'directions' (`Directions.summary`), 'diagnosis', 'families'
       (`evaluate_families`), 'best_method', 'targeting' (`evaluate_targeting`), 'figures' (paths
-      relative to ``outdir``)}.
+      relative to ``outdir``), 'seconds' (wall time of the families, the targeting and the figures)}.
     """
     from solarjax.steering import families as families_lib
     from solarjax.steering import local as local_lib
@@ -774,6 +775,7 @@ def run_evaluation(
     outdir.mkdir(parents=True, exist_ok=True)
     if methods is None:
         methods = tuple(m for m in FAMILIES if m != "piecewise" or directions.has_piecewise)
+    seconds, started = {}, time.perf_counter()
     families = evaluate_families(
         generator,
         directions,
@@ -785,9 +787,11 @@ def run_evaluation(
         reference_images=reference_images,
         step=local_step,
     )
+    seconds["families"], started = time.perf_counter() - started, time.perf_counter()
     targeting = evaluate_targeting(
         generator, requests, n_latents=targeting_latents, seed=seed + 1, scales=directions.std, **steer_kwargs
     )
+    seconds["targeting"], started = time.perf_counter() - started, time.perf_counter()
     base = sample_latents(1, generator.latent_dim, seed + 2)[0]
     figures = []
     for name in figure_quantities:
@@ -849,6 +853,7 @@ def run_evaluation(
                 title=f"{primal} up, {' and '.join(held)} held (conditional direction)",
             )
         )
+    seconds["figures"] = time.perf_counter() - started
     report = {
         "fingerprint": generator.fingerprint,
         "directions": directions.summary(),
@@ -857,6 +862,7 @@ def run_evaluation(
         "best_method": families["best"],
         "targeting": targeting,
         "figures": [str(p.relative_to(outdir)) for p in figures],
+        "seconds": {name: round(value, 1) for name, value in seconds.items()},
     }
     (outdir / "report.json").write_text(json.dumps(jsonable(report), indent=2))
     return report
