@@ -376,6 +376,17 @@ CANDIDATES = {
         "spot_start": 200,
         "grid_weight": 10.0,
     },
+    "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_grid": {
+        "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
+        **_MATCHED_EMA,
+        "complexity_spread_weight": 3.0,
+        "complexity_spread_start": 200,
+        "quiet_weight": 0.0,
+        "plage_weight": 10.0,
+        "gradient_weight": 10.0,
+        "bipole_weight": 10.0,
+        "grid_weight": 10.0,
+    },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_strong_complexity_ema_start_plage_gradient_bipole_grid": {
         "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
         **_MATCHED_EMA,

@@ -1,14 +1,14 @@
-"""The generator's matching terms (`solarjax.train.gan.MATCHING_TERMS`): known band shares and gradients on an
-analytic ramp, zero on identical batches, a descent step on a blurred batch sharpens it, R of separated polarities
-is drawn toward R of touching ones, the quiet width of Gaussian noise is its truncated width and ignores strong
-field, the net-flux distance of a one-polarity batch to a balanced one is known and descends, the weak-field and
-quiet-field coherences have known answers, the per-patch gradient equals the quality diagnostic and its sorted
-distance between two ramp batches is known and descends, the bipoles' separations have a known sorted distance
-that descends, the umbra strength, the strong field's extent and the border excess have known answers on spots,
-squares and rims and their sorted distances descend, the grid phases see block edges, the band powers are the ring
-spectrum's by band (a cosine fills one band) and their distance descends, the soft-thresholded (signal) band powers
-ignore quiet noise and descend, and the train step adds exactly ``weight * mismatch`` of each to the generator's
-loss."""
+"""The generator's matching terms (`solarjax.train.gan.MATCHING_TERMS`): known band shares and gradients on an analytic
+ramp, zero on identical batches, a descent step on a blurred batch sharpens it, R of separated polarities is drawn
+toward R of touching ones (in the mean and in distribution), the quiet width of Gaussian noise is its truncated
+width and ignores strong field, the net-flux distance of a one-polarity batch to a balanced one is known and
+descends, the weak-field and quiet-field coherences have known answers, the per-patch gradient equals the quality
+diagnostic and its sorted distance between two ramp batches is known and descends, the bipoles' separations have a
+known sorted distance that descends, the umbra strength, the strong field's extent and the border excess have known
+answers on spots, squares and rims and their sorted distances descend, the grid phases see block edges, the band
+powers are the ring spectrum's by band (a cosine fills one band) and their distance descends, the soft-thresholded
+(signal) band powers ignore quiet noise and descend, and the train step adds exactly ``weight * mismatch`` of each
+to the generator's loss."""
 
 import jax
 import jax.numpy as jnp
@@ -78,6 +78,28 @@ def test_complexity_mismatch_vanishes_on_equal_batches_and_descends_toward_the_r
     np.testing.assert_allclose(before, expected, rtol=1e-4)
     grad = jax.grad(gan_train.complexity_mismatch)(apart, touching)
     assert float(gan_train.complexity_mismatch(apart - 0.01 * jnp.sign(grad), touching)) < before
+
+
+def test_complexity_spread_is_the_sorted_log_r_distance_and_descends_toward_the_real_rs():
+    from solarjax import physics
+
+    rows, cols = np.mgrid[0:128, 0:128]
+
+    def bipole(gap):  # +-800 G spots of radius 10 px, centres `gap` px apart
+        spot = lambda c: 0.8 * (np.hypot(rows - 64, cols - c) < 10)  # noqa: E731
+        return (spot(64 - gap / 2) - spot(64 + gap / 2))[:, :, None]
+
+    real = jnp.asarray(np.stack([bipole(20), bipole(60)]), jnp.float32)  # one patch with a PIL, one without
+    fake = jnp.asarray(np.stack([bipole(60), bipole(50)]), jnp.float32)  # neither has one
+    log_r = lambda x: np.sort(np.log1p(np.asarray(physics.smooth_quantities(x)["r_value"])))  # noqa: E731
+    assert log_r(real)[1] > log_r(real)[0] + 2  # R of touching spots is many times R of separated ones
+    assert float(gan_train.complexity_spread_mismatch(real[::-1], real)) < 1e-10  # order does not matter
+    expected = np.mean((log_r(fake) - log_r(real)) ** 2)  # rank by rank
+    assert float(gan_train.complexity_spread_mismatch(fake, real)) == pytest.approx(expected, rel=1e-4)
+    grad = jax.grad(gan_train.complexity_spread_mismatch)(fake, real)
+    assert np.all(np.isfinite(np.asarray(grad)))
+    stepped = fake - 0.01 * jnp.sign(grad)
+    assert float(gan_train.complexity_spread_mismatch(stepped, real)) < expected
 
 
 def test_quiet_width_is_the_measured_noise_width_and_ignores_strong_field():

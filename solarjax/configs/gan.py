@@ -43,8 +43,8 @@ issue-23 candidates 'resize_conv_small_edge' | '..._edge_noise' | '..._bilinear_
 balance: `solarjax.models.gan`),
 model.latent_dim, model.loss ('non_saturating' | 'hinge'), model.ema_decay (0 = no EMA), model.ema_start (steps
 before the EMA averages; 0 if unset) and, where set, model.r1_gamma, model.<term>_weight for the matching terms
-sharpness, complexity, quiet, quiet_spread, balance, plage, coherence, gradient, bipole, umbra, spot, border, grid,
-spectrum, signal_spectrum, isotropy and sector (0 = none; `solarjax.train.gan.MATCHING_TERMS`) and
+sharpness, complexity, complexity_spread, quiet, quiet_spread, balance, plage, coherence, gradient, bipole, umbra,
+spot, border, grid, spectrum, signal_spectrum, isotropy and sector (0 = none; `solarjax.train.gan.MATCHING_TERMS`) and
 model.<term>_start (steps before a term ramps in; `solarjax.train.gan.matching_starts`) define the model
 (their hash is the checkpoint fingerprint); conv_impl ('auto' = 'matmul' on CPU, 'xla' elsewhere: same numbers, see
 `solarjax.models.gan`);

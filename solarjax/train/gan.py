@@ -13,13 +13,14 @@ is the sum of its real and fake terms. Options beyond the paper (``config.model`
 kept in the state and the checkpoints, which sample grids, quality figures and `solarjax.gan.load` use.
 ``<term>_weight`` (`MATCHING_TERMS`; ``<term>_start`` steps off, then ramped in: `matching_starts`) adds to the
 generator's loss the mismatch between its batch and the real batch of the band sharpness (`sharpness_mismatch`), the
-Schrijver R (`complexity_mismatch`), the quiet-Sun width (`quiet_mismatch`), the distribution of the net flux
-(`balance_mismatch`), the weak and quiet field's coherence (`plage_mismatch`, `coherence_mismatch`), the per-patch
-gradient (`gradient_mismatch`), the bipole's polarity separation and leading-polarity offset (`bipole_mismatch`),
-the umbra strength (`umbra_mismatch`), the strong field's extent (`spot_mismatch`), the border excess
-(`border_mismatch`), the pixel-grid phases (`grid_mismatch`), the power in wavenumber bands (`spectrum_mismatch`),
-that power in the field above the noise (`signal_spectrum_mismatch`), its orientation at small scales
-(`isotropy_mismatch`) or the small-scale power along the axes and the diagonals (`sector_mismatch`).
+Schrijver R (`complexity_mismatch`) and its distribution (`complexity_spread_mismatch`), the quiet-Sun width
+(`quiet_mismatch`), the distribution of the net flux (`balance_mismatch`), the weak and quiet field's coherence
+(`plage_mismatch`, `coherence_mismatch`), the per-patch gradient (`gradient_mismatch`), the bipole's polarity
+separation and leading-polarity offset (`bipole_mismatch`), the umbra strength (`umbra_mismatch`), the strong
+field's extent (`spot_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`),
+the power in wavenumber bands (`spectrum_mismatch`), that power in the field above the noise
+(`signal_spectrum_mismatch`), its orientation at small scales (`isotropy_mismatch`) or the small-scale power along
+the axes and the diagonals (`sector_mismatch`).
 Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
 ``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
 
@@ -172,6 +173,16 @@ def complexity_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     fake_r = jnp.mean(physics.smooth_quantities(fake)["r_value"])
     real_r = jax.lax.stop_gradient(jnp.mean(physics.smooth_quantities(real)["r_value"]))
     return jnp.log((fake_r + 1e-3) / (real_r + 1e-3)) ** 2
+
+
+def complexity_spread_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance (`sorted_w2`) between the batches' distributions of log(1 + R), R the
+    smooth Schrijver R of each patch (`solarjax.physics.smooth_quantities`, normalised field times pixels): the
+    share of patches without a strong-field polarity inversion line and the complex patches' tail as in the data,
+    not only the batch mean (`complexity_mismatch`); 0 when the batches agree (batches of one size)."""
+    return sorted_w2(
+        jnp.log1p(physics.smooth_quantities(fake)["r_value"]), jnp.log1p(physics.smooth_quantities(real)["r_value"])
+    )
 
 
 QUIET_SOFTNESS_GAUSS = gan_models.QUIET_SOFTNESS * units.GAUSS_PER_UNIT
@@ -455,6 +466,7 @@ def sector_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
 MATCHING_TERMS = {
     "sharpness": sharpness_mismatch,
     "complexity": complexity_mismatch,
+    "complexity_spread": complexity_spread_mismatch,
     "quiet": quiet_mismatch,
     "quiet_spread": quiet_spread_mismatch,
     "balance": balance_mismatch,
