@@ -7,7 +7,8 @@ r"""The GAN trainer's config (`solarjax.train.gan.train_and_evaluate`): one base
               structured generator (round flux concentrations, textured plage, the quiet network, and noise that
               fills the data's measured quiet width) with an output clipped at 1000 G like the data, against the
               paper's discriminator with batch statistics; the band sharpness, Schrijver R, weak-field coherence,
-              per-patch gradient and bipole geometry of each generated batch drawn toward the real batch's, and
+              per-patch gradient and bipole geometry of each generated batch drawn toward the real batch's (and
+              from step 200 the strong field's extent and the distribution of R), and
               its neighbour differences kept alike at every phase of the pixel grid; samples from an EMA of the
               weights; the paper's loss and optimiser (Adam 5e-4, b1 = 0.5); checkpoints ranked by the realism
               score; 6,000 steps of batch 32.
@@ -70,25 +71,31 @@ DEFAULT_MODEL = {
     "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
     "sharpness_weight": 1.0,
     "complexity_weight": 1.0,
+    "complexity_spread_weight": 3.0,
+    "complexity_spread_start": 200,
     "quiet_weight": 0.0,
     "plage_weight": 10.0,
     "gradient_weight": 10.0,
     "bipole_weight": 10.0,
+    "spot_weight": 10.0,
+    "spot_start": 200,
     "grid_weight": 10.0,
     "ema_decay": 0.99,
     "ema_start": 100,
 }
 """The magnetogram default (issue 23's candidate
-``edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_ema_start_plage_gradient_bipole_grid``):
+``edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_grid``):
 a field drawn from z without convolutions: round Gaussian flux concentrations (umbrae up to the clip, plage clouds
 tens of pixels across) and a log-normal clump texture, stretched per patch along one pixel axis as resizing a SHARP
 box does, the quiet Sun's mixed-polarity network, and white instrument noise that fills what the signal leaves of
 the training data's measured quiet-pixel width (no learned gain, so a discriminator cannot buy small-scale power
 with noise); an output tanh stretched by 1.1 and clipped at +-1000 G as the data are; a discriminator that sees its
 batch's statistics; the band sharpness, Schrijver R, weak-field coherence, per-patch mean gradient and the bipole's
-polarity separation and leading-polarity offset matched to the real batch; no phase of the pixel grid preferred by
-the neighbour differences; samples drawn from an average of the generator's weights (decay 0.99) that starts after
-100 steps. The default before it (``'..._fast_gain_diffuse_threshold_clip_minibatch'``, upsampling convolutions) met
+polarity separation and leading-polarity offset matched to the real batch, and from step 200 (ramped in over 200
+steps: earlier, the pull toward the data's saturated area let the discriminator win on one seed of two) the strong
+field's extent per patch and the distribution of R; no phase of the pixel grid preferred by the neighbour
+differences; samples drawn from an average of the generator's weights (decay 0.99) that starts after 100 steps.
+The upsampling-convolution default of sessions 15-21 (``'..._fast_gain_diffuse_threshold_clip_minibatch'``) met
 the numeric targets but was told from the data by a classifier every time (experiments/README.md, "Issue 23")."""
 
 SHARP_FULL_STEPS_PER_EPOCH = 44_000 // 32
