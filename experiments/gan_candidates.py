@@ -38,6 +38,21 @@ _MATCHED_EMA = {
 }
 """The session-11 default's matched statistics with the EMA from step 100, which the session-12 candidates share."""
 
+_FILLED_BIPOLE = {
+    "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
+    **_MATCHED_EMA,
+    "quiet_weight": 0.0,
+    "plage_weight": 10.0,
+    "gradient_weight": 10.0,
+    "bipole_weight": 10.0,
+    "grid_weight": 10.0,
+}
+"""The session-22 default (filled structured generator with the bipole term) that the session-23 candidates extend."""
+WIDE_SPOTS_ARCH = (
+    "resize_conv_small_edge_instrument_filled_wide_spots_stretched_structured_network_white_threshold_clip_minibatch"
+)
+"""The filled structured generator with 6 px spots (`solarjax.models.gan.WIDE_SPOT_WIDTH_PX`)."""
+
 CANDIDATES = {
     "baseline": {"arch": "resize_conv_small"},
     "edge": {"arch": "resize_conv_small_edge"},
@@ -325,80 +340,40 @@ CANDIDATES = {
         "grid_weight": 10.0,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_ema_start_plage_gradient_bipole_spot_grid": {
-        "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
-        **_MATCHED_EMA,
-        "quiet_weight": 0.0,
-        "plage_weight": 10.0,
-        "gradient_weight": 10.0,
-        "bipole_weight": 10.0,
+        **_FILLED_BIPOLE,
         "spot_weight": 10.0,
-        "grid_weight": 10.0,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_ema_start_plage_gradient_bipole_spot_weak_grid": {
-        "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
-        **_MATCHED_EMA,
-        "quiet_weight": 0.0,
-        "plage_weight": 10.0,
-        "gradient_weight": 10.0,
-        "bipole_weight": 10.0,
+        **_FILLED_BIPOLE,
         "spot_weight": 3.0,
-        "grid_weight": 10.0,
     },
     "edge_instrument_filled_wide_spots_stretched_structured_network_white_threshold_clip_sharpness_complexity_ema_start_plage_gradient_bipole_spot_weak_grid": {
-        "arch": "resize_conv_small_edge_instrument_filled_wide_spots_stretched_structured_network_white_threshold_clip_minibatch",
-        **_MATCHED_EMA,
-        "quiet_weight": 0.0,
-        "plage_weight": 10.0,
-        "gradient_weight": 10.0,
-        "bipole_weight": 10.0,
+        **_FILLED_BIPOLE,
+        "arch": WIDE_SPOTS_ARCH,
         "spot_weight": 3.0,
-        "grid_weight": 10.0,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_ema_start_plage_gradient_bipole_spot_late_grid": {
-        "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
-        **_MATCHED_EMA,
-        "quiet_weight": 0.0,
-        "plage_weight": 10.0,
-        "gradient_weight": 10.0,
-        "bipole_weight": 10.0,
+        **_FILLED_BIPOLE,
         "spot_weight": 10.0,
         "spot_start": 200,
-        "grid_weight": 10.0,
     },
     "edge_instrument_filled_wide_spots_stretched_structured_network_white_threshold_clip_sharpness_complexity_ema_start_plage_gradient_bipole_spot_late_grid": {
-        "arch": "resize_conv_small_edge_instrument_filled_wide_spots_stretched_structured_network_white_threshold_clip_minibatch",
-        **_MATCHED_EMA,
-        "quiet_weight": 0.0,
-        "plage_weight": 10.0,
-        "gradient_weight": 10.0,
-        "bipole_weight": 10.0,
+        **_FILLED_BIPOLE,
+        "arch": WIDE_SPOTS_ARCH,
         "spot_weight": 10.0,
         "spot_start": 200,
-        "grid_weight": 10.0,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_grid": {
-        "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
-        **_MATCHED_EMA,
+        **_FILLED_BIPOLE,
         "complexity_spread_weight": 3.0,
         "complexity_spread_start": 200,
-        "quiet_weight": 0.0,
-        "plage_weight": 10.0,
-        "gradient_weight": 10.0,
-        "bipole_weight": 10.0,
-        "grid_weight": 10.0,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_grid": {
-        "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
-        **_MATCHED_EMA,
+        **_FILLED_BIPOLE,
         "complexity_spread_weight": 3.0,
         "complexity_spread_start": 200,
-        "quiet_weight": 0.0,
-        "plage_weight": 10.0,
-        "gradient_weight": 10.0,
-        "bipole_weight": 10.0,
         "spot_weight": 10.0,
         "spot_start": 200,
-        "grid_weight": 10.0,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_strong_complexity_ema_start_plage_gradient_bipole_grid": {
         "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
