@@ -331,13 +331,7 @@ CANDIDATES = {
         "grid_weight": 10.0,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_ema_start_plage_gradient_bipole_grid": {
-        "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
-        **_MATCHED_EMA,
-        "quiet_weight": 0.0,
-        "plage_weight": 10.0,
-        "gradient_weight": 10.0,
-        "bipole_weight": 10.0,
-        "grid_weight": 10.0,
+        **_FILLED_BIPOLE,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_ema_start_plage_gradient_bipole_spot_grid": {
         **_FILLED_BIPOLE,
