@@ -48,6 +48,7 @@ _FILLED_BIPOLE = {
     "grid_weight": 10.0,
 }
 """The session-22 default (filled structured generator with the bipole term) that the session-23 candidates extend."""
+
 WIDE_SPOTS_ARCH = (
     "resize_conv_small_edge_instrument_filled_wide_spots_stretched_structured_network_white_threshold_clip_minibatch"
 )

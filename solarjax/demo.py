@@ -81,7 +81,7 @@ FULL = DemoSize(
 )
 STAGE_ESTIMATES_S = {  # idle 2-core CPU, FULL size (benchmarks/README.md): the best figures measured with these defaults
     "dataset": 18,
-    "gan": 615,  # 1,400 steps and two evaluations: 10.2 min, the demo run alone (session 22)
+    "gan": 615,  # 1,400 steps and two evaluations: 10.2 min alone (session 22's default; session 23's untimed idle)
     "directions": 900,  # more than 810: unfinished after 13.5 min with nothing else running (session 14)
     "simsiam": 240,
     "index": 10,

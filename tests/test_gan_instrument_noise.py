@@ -384,24 +384,22 @@ def test_the_filled_generator_fills_the_width_of_its_clipped_output():
 
 
 def test_wide_spots_saturate_a_larger_disc_than_the_filled_generators_spots():
-    # the same parameters drawn alike; with every spot's peak at 5000 G, the wide spots saturate about 9x the area
+    # the same parameters drawn alike; with every spot's peak at 5000 G, the wide spots saturate about 4.8x the area
     z = jax.random.normal(jax.random.key(5), (4, 100))
     base = "resize_conv_small_edge_instrument_{}stretched_structured_network_white_threshold_clip_minibatch"
-    saturated = []
-    for spots in ("filled_", "filled_wide_spots_"):
-        generator = gan.make_models(base.format(spots), "matmul", (0.02, 0.03), 0.0)[0]
-        params = generator.init(jax.random.key(6), z)
-        params = jax.tree_util.tree_map_with_path(
-            lambda path, leaf: (
-                jnp.full_like(leaf, 5.0)
-                if "Spots" in str(path) and "peaks" in str(path) and "bias" in str(path)
-                else leaf
-            ),
-            params,
-        )
-        saturated.append(np.mean(np.abs(np.asarray(generator.apply(params, z))) >= 1.0))
-    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(
-        gan.make_models(base.format("filled_"), "matmul", (0.02, 0.03), 0.0)[0].init(jax.random.key(6), z)
-    )
+    generators = [
+        gan.make_models(base.format(s), "matmul", (0.02, 0.03), 0.0)[0] for s in ("filled_", "filled_wide_spots_")
+    ]
+    drawn = [generator.init(jax.random.key(6), z) for generator in generators]
+    assert jax.tree_util.tree_all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), *drawn))
+
+    def peaks_at_5000_gauss(path, leaf):
+        named = "Spots" in str(path) and "peaks" in str(path) and "bias" in str(path)
+        return jnp.full_like(leaf, 5.0) if named else leaf
+
+    saturated = [
+        np.mean(np.abs(np.asarray(g.apply(jax.tree_util.tree_map_with_path(peaks_at_5000_gauss, p), z))) >= 1.0)
+        for g, p in zip(generators, drawn)
+    ]
     assert saturated[0] > 0
     assert 4.0 < saturated[1] / saturated[0] < 12.0

@@ -593,8 +593,11 @@ def test_matching_weights_keep_the_positive_terms_and_refuse_negative_ones():
 def test_matching_starts_hold_a_term_off_then_ramp_it_in():
     import ml_collections
 
-    model = ml_collections.ConfigDict({"spot_weight": 3.0, "spot_start": 200, "grid_weight": 1.0, "umbra_start": 50})
-    assert gan_train.matching_starts(model) == (("spot", 200),)  # a start without a weight turns nothing on
+    model = ml_collections.ConfigDict({"spot_weight": 3.0, "spot_start": 200, "grid_weight": 1.0, "ema_start": 50})
+    assert gan_train.matching_starts(model) == (("spot", 200),)
+    for stray in ({"umbra_start": 50}, {"spots_start": 50}):  # a term without a weight, a misspelt term
+        with pytest.raises(ValueError, match=f"{next(iter(stray))} name no matching term"):
+            gan_train.matching_starts(ml_collections.ConfigDict({**model.to_dict(), **stray}))
     scales = [float(gan_train.matching_scale(jnp.asarray(step), 200)) for step in (0, 199, 200, 300, 400, 1000)]
     assert scales == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0, 1.0])
     assert float(gan_train.matching_scale(jnp.asarray(0), 0)) == 1.0
@@ -614,6 +617,7 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     config.model.balance_start = 10  # off for 10 steps, then ramps in: half its weight at step 15
     matched = gan_train.programs_for(config, mesh)
     state = plain.init(jax.random.key(5))
+    early = jax.tree.map(jnp.copy, state.replace(step=jnp.asarray(5, state.step.dtype)))  # before balance_start
     state = state.replace(step=jnp.asarray(15, state.step.dtype))
     batch = {"image": jnp.asarray(bipole_patches(BATCH, seed=2))}
     key = gan_train.step_key(state)
@@ -632,3 +636,12 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     )
     np.testing.assert_allclose(metrics["g_loss"], plain_metrics["g_loss"] + added, rtol=1e-5)
     np.testing.assert_allclose(metrics["d_loss"], plain_metrics["d_loss"], rtol=1e-6)  # the critic is untouched
+    _, plain_early = plain.train_step(jax.tree.map(jnp.copy, early), batch, gan_train.step_key(early))
+    _, matched_early = matched.train_step(early, batch, gan_train.step_key(early))  # balance adds nothing yet
+    plain_early, matched_early = jax.device_get((plain_early, matched_early))
+    assert matched_early["balance_mismatch"] > 0
+    without_balance = sum(
+        weight * matched_early[f"{name}_mismatch"]
+        for name, weight in (("sharpness", 2.0), ("complexity", 0.5), ("quiet", 4.0))
+    )
+    np.testing.assert_allclose(matched_early["g_loss"], plain_early["g_loss"] + without_balance, rtol=1e-5)

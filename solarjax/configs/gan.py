@@ -8,8 +8,8 @@ r"""The GAN trainer's config (`solarjax.train.gan.train_and_evaluate`): one base
               fills the data's measured quiet width) with an output clipped at 1000 G like the data, against the
               paper's discriminator with batch statistics; the band sharpness, Schrijver R, weak-field coherence,
               per-patch gradient and bipole geometry of each generated batch drawn toward the real batch's (and
-              from step 200 the strong field's extent and the distribution of R), and
-              its neighbour differences kept alike at every phase of the pixel grid; samples from an EMA of the
+              the strong field's extent and the distribution of R, off to step 200, full from step 400), and its
+              neighbour differences kept alike at every phase of the pixel grid; samples from an EMA of the
               weights; the paper's loss and optimiser (Adam 5e-4, b1 = 0.5); checkpoints ranked by the realism
               score; 6,000 steps of batch 32.
   cme_synthetic  the CME demo's GAN (`PLAIN_MODEL`: 'resize_conv_small' with nothing added, the default before
@@ -46,7 +46,8 @@ model.latent_dim, model.loss ('non_saturating' | 'hinge'), model.ema_decay (0 = 
 before the EMA averages; 0 if unset) and, where set, model.r1_gamma, model.<term>_weight for the matching terms
 sharpness, complexity, complexity_spread, quiet, quiet_spread, balance, plage, coherence, gradient, bipole, umbra,
 spot, border, grid, spectrum, signal_spectrum, isotropy and sector (0 = none; `solarjax.train.gan.MATCHING_TERMS`) and
-model.<term>_start (steps before a term ramps in; `solarjax.train.gan.matching_starts`) define the model
+model.<term>_start (steps a term is off; it then ramps to its weight at twice that: `solarjax.train.gan.matching_starts`)
+define the model
 (their hash is the checkpoint fingerprint); conv_impl ('auto' = 'matmul' on CPU, 'xla' elsewhere: same numbers, see
 `solarjax.models.gan`);
 compute_dtype ('float32' | 'bfloat16': bf16 compute, f32 parameters);

@@ -1440,8 +1440,9 @@ _white_noise_filled_generator = _white_noise(
 white-noise one whose noise fills the calibrated quiet width left by its signal, with no learned gain."""
 
 WIDE_SPOT_WIDTH_PX = 6.0
-"""Typical spot width (px) of '..._filled_wide_spots_...': three times `CONCENTRATIONS`' 2 px, so a spot whose peak
-reaches a few times the clip saturates a disc 20-30 px across, as the data's umbrae do."""
+"""Typical spot width (px) of '..._filled_wide_spots_...': three times `CONCENTRATIONS`' 2 px (a spot's Gaussian
+width is 1 px plus this times softplus of a latent feature, about 5 px at initialisation against 2.4), so a spot
+saturates a disc 10-20 px across with a peak of a few times the clip."""
 
 _white_noise_filled_wide_spots_generator = _white_noise(
     functools.partial(

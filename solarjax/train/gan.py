@@ -179,7 +179,8 @@ def complexity_spread_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared 1-D Wasserstein-2 distance (`sorted_w2`) between the batches' distributions of log(1 + R), R the
     smooth Schrijver R of each patch (`solarjax.physics.smooth_quantities`, normalised field times pixels): the
     share of patches without a strong-field polarity inversion line and the complex patches' tail as in the data,
-    not only the batch mean (`complexity_mismatch`); 0 when the batches agree (batches of one size)."""
+    not only the batch mean (`complexity_mismatch`); 0 when the batches agree (batches of one size). Inputs
+    [B, H, W, 1], s = Br / 1000 G."""
     return sorted_w2(
         jnp.log1p(physics.smooth_quantities(fake)["r_value"]), jnp.log1p(physics.smooth_quantities(real)["r_value"])
     )
@@ -503,18 +504,27 @@ def matching_weights(model: Any) -> tuple[tuple[str, float], ...]:
 
 def matching_starts(model: Any) -> tuple[tuple[str, int], ...]:
     """The ``(term, start)`` pairs of the terms `matching_weights` turns on whose ``config.model.<term>_start`` is
-    set (> 0): such a term is off for its first ``start`` steps and ramps linearly to its full weight over the next
-    ``start`` (`matching_scale`), so a term that would pull the generator hard while it is still nothing waits for
-    the adversarial game to settle.
+    set (> 0), in the registry's order: such a term is off for its first ``start`` steps and ramps linearly to its
+    full weight at step ``2 * start`` (`matching_scale`), so a term that would pull the generator hard while it is
+    still nothing waits for the adversarial game to settle. Its ``<term>_mismatch`` metric is logged unscaled.
 
     Raises:
-      ValueError: a negative start.
+      ValueError: a negative or non-integer start, or a ``<term>_start`` whose term is unknown or has no weight.
     """
-    starts = tuple((name, int(model.get(f"{name}_start", 0))) for name, _ in matching_weights(model))
-    negative = [f"{name}_start={start}" for name, start in starts if start < 0]
-    if negative:
-        raise ValueError(f"matching starts must be >= 0, got {', '.join(negative)}")
-    return tuple((name, start) for name, start in starts if start > 0)
+    weighted = dict(matching_weights(model))
+    keys = [key for key in model.keys() if key.endswith("_start") and key != "ema_start"]
+    stray = [key for key in keys if key.removesuffix("_start") not in weighted]
+    if stray:
+        raise ValueError(
+            f"{', '.join(stray)} name no matching term with a weight > 0 (terms: {sorted(MATCHING_TERMS)})"
+        )
+    starts = tuple((key.removesuffix("_start"), model[key]) for key in keys)
+    invalid = [f"{name}_start={start}" for name, start in starts if start != int(start) or start < 0]
+    if invalid:
+        raise ValueError(f"matching starts must be integers >= 0, got {', '.join(invalid)}")
+    return tuple(
+        (name, int(start)) for name, start in sorted(starts, key=lambda s: list(weighted).index(s[0])) if start > 0
+    )
 
 
 def matching_scale(step: jax.Array, start: int) -> jax.Array:
@@ -613,6 +623,7 @@ def make_train_step(
       matching: ``(term, weight)`` pairs: ``weight * MATCHING_TERMS[term](G(z), x)`` is added to the
         generator's loss and logged as ``<term>_mismatch`` (`sharpness_mismatch`: the pixel share and
         sharpness of the 50-200, 200-500 and >500 G structures; `complexity_mismatch`: Schrijver R;
+        `complexity_spread_mismatch`: its distribution; `spot_mismatch`: the strong field's extent;
         `quiet_mismatch`: the quiet-Sun width; `quiet_spread_mismatch`: its spread between patches;
         `balance_mismatch`: the net flux's distribution; `plage_mismatch`: the weak field's coherence;
         `coherence_mismatch`: the quiet pixels' coherence; `bipole_mismatch`: the polarity separation and offset;
