@@ -518,13 +518,11 @@ def matching_starts(model: Any) -> tuple[tuple[str, int], ...]:
         raise ValueError(
             f"{', '.join(stray)} name no matching term with a weight > 0 (terms: {sorted(MATCHING_TERMS)})"
         )
-    starts = tuple((key.removesuffix("_start"), model[key]) for key in keys)
+    starts = tuple((name, model[f"{name}_start"]) for name in weighted if f"{name}_start" in keys)
     invalid = [f"{name}_start={start}" for name, start in starts if start != int(start) or start < 0]
     if invalid:
         raise ValueError(f"matching starts must be integers >= 0, got {', '.join(invalid)}")
-    return tuple(
-        (name, int(start)) for name, start in sorted(starts, key=lambda s: list(weighted).index(s[0])) if start > 0
-    )
+    return tuple((name, int(start)) for name, start in starts if start > 0)
 
 
 def matching_scale(step: jax.Array, start: int) -> jax.Array:
