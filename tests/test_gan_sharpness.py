@@ -614,6 +614,8 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     config.model.complexity_weight = 0.5
     config.model.quiet_weight = 4.0
     config.model.balance_weight = 0.3
+    config.model.complexity_spread_weight = 3.0  # with complexity and bipole: one matched_quantities per batch
+    config.model.bipole_weight = 10.0
     config.model.balance_start = 10  # off for 10 steps, then ramps in: half its weight at step 15
     matched = gan_train.programs_for(config, mesh)
     state = plain.init(jax.random.key(5))
@@ -631,6 +633,8 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     added = (
         2.0 * metrics["sharpness_mismatch"]
         + 0.5 * metrics["complexity_mismatch"]
+        + 3.0 * metrics["complexity_spread_mismatch"]
+        + 10.0 * metrics["bipole_mismatch"]
         + 4.0 * metrics["quiet_mismatch"]
         + 0.5 * 0.3 * metrics["balance_mismatch"]
     )
@@ -642,6 +646,8 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     assert matched_early["balance_mismatch"] > 0
     without_balance = sum(
         weight * matched_early[f"{name}_mismatch"]
-        for name, weight in (("sharpness", 2.0), ("complexity", 0.5), ("quiet", 4.0))
+        for name, weight in (
+            ("sharpness", 2.0), ("complexity", 0.5), ("complexity_spread", 3.0), ("bipole", 10.0), ("quiet", 4.0)
+        )
     )
     np.testing.assert_allclose(matched_early["g_loss"], plain_early["g_loss"] + without_balance, rtol=1e-5)

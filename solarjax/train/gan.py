@@ -167,12 +167,31 @@ def sharpness_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.sum(share_term + gradient_term)
 
 
+def matched_quantities(images: jax.Array) -> dict[str, jax.Array]:
+    """name -> [B]: the smooth quantities of a batch [B, H, W, 1] (s = Br / 1000 G; `solarjax.physics.smooth_quantities`)
+    that the R and bipole terms read (`QUANTITY_TERMS`), with ``separation_px``: ``psep`` (a share of the patch
+    diagonal) in pixels. The train step computes them once per batch for all those terms."""
+    values = dict(physics.smooth_quantities(images.astype(jnp.float32)))
+    values["separation_px"] = values["psep"] * math.hypot(images.shape[1], images.shape[2])
+    return values
+
+
+def complexity_from_quantities(fake: Mapping[str, jax.Array], real: Mapping[str, jax.Array]) -> jax.Array:
+    """`complexity_mismatch` of two batches' `matched_quantities`."""
+    fake_r = jnp.mean(fake["r_value"])
+    real_r = jax.lax.stop_gradient(jnp.mean(real["r_value"]))
+    return jnp.log((fake_r + 1e-3) / (real_r + 1e-3)) ** 2
+
+
 def complexity_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared log ratio, fake over real, of the batch-mean smooth Schrijver R (`solarjax.physics.smooth_quantities`:
     the flux along strong-field polarity inversion lines); 0 when the batches agree. Means floor at 1e-3."""
-    fake_r = jnp.mean(physics.smooth_quantities(fake)["r_value"])
-    real_r = jax.lax.stop_gradient(jnp.mean(physics.smooth_quantities(real)["r_value"]))
-    return jnp.log((fake_r + 1e-3) / (real_r + 1e-3)) ** 2
+    return complexity_from_quantities(matched_quantities(fake), matched_quantities(real))
+
+
+def complexity_spread_from_quantities(fake: Mapping[str, jax.Array], real: Mapping[str, jax.Array]) -> jax.Array:
+    """`complexity_spread_mismatch` of two batches' `matched_quantities`."""
+    return sorted_w2(jnp.log1p(fake["r_value"]), jnp.log1p(real["r_value"]))
 
 
 def complexity_spread_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
@@ -181,9 +200,7 @@ def complexity_spread_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     share of patches without a strong-field polarity inversion line and the complex patches' tail as in the data,
     not only the batch mean (`complexity_mismatch`); 0 when the batches agree (batches of one size). Inputs
     [B, H, W, 1], s = Br / 1000 G."""
-    return sorted_w2(
-        jnp.log1p(physics.smooth_quantities(fake)["r_value"]), jnp.log1p(physics.smooth_quantities(real)["r_value"])
-    )
+    return complexity_spread_from_quantities(matched_quantities(fake), matched_quantities(real))
 
 
 QUIET_SOFTNESS_GAUSS = gan_models.QUIET_SOFTNESS * units.GAUSS_PER_UNIT
@@ -312,19 +329,22 @@ BIPOLE_SCALE_PIXELS = 32.0
 """Distance (px) that `bipole_mismatch` counts as one unit: a quarter of the patch."""
 
 
+def bipole_from_quantities(fake: Mapping[str, jax.Array], real: Mapping[str, jax.Array]) -> jax.Array:
+    """`bipole_mismatch` of two batches' `matched_quantities`."""
+
+    def geometry(values: Mapping[str, jax.Array]) -> jax.Array:
+        return jnp.stack([values["separation_px"], values["lead_polarity"]], axis=-1) / BIPOLE_SCALE_PIXELS
+
+    return sorted_w2(geometry(fake), geometry(real))
+
+
 def bipole_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared 1-D Wasserstein-2 distance between the batches' distributions of the bipole's geometry: the smooth
     polarity separation (px) and the column offset of the positive centroid from the negative one (px) of each
-    patch (`solarjax.physics.smooth_quantities` ``psep`` times the patch diagonal and ``lead_polarity``, in units
-    of `BIPOLE_SCALE_PIXELS`), each sorted and compared rank by rank, averaged; 0 when the batches agree (batches
-    of one size). Inputs [B, H, W, 1], s = Br / 1000 G."""
-
-    def geometry(images: jax.Array) -> jax.Array:
-        values = physics.smooth_quantities(images.astype(jnp.float32))
-        separation = values["psep"] * math.hypot(images.shape[1], images.shape[2])  # psep is over the diagonal
-        return jnp.stack([separation, values["lead_polarity"]], axis=-1) / BIPOLE_SCALE_PIXELS
-
-    return sorted_w2(geometry(fake), geometry(real))
+    patch (`matched_quantities` ``separation_px`` and ``lead_polarity``, in units of `BIPOLE_SCALE_PIXELS`), each
+    sorted and compared rank by rank, averaged; 0 when the batches agree (batches of one size). Inputs
+    [B, H, W, 1], s = Br / 1000 G."""
+    return bipole_from_quantities(matched_quantities(fake), matched_quantities(real))
 
 
 SPOT_LEVELS_GAUSS = (150.0, 500.0, 900.0)
@@ -487,6 +507,14 @@ MATCHING_TERMS = {
 """name -> ``(fake, real) -> scalar`` statistics the generator's loss can match to the real batch, each with the
 weight ``config.model.<name>_weight`` (0 or absent = off, the paper)."""
 
+QUANTITY_TERMS = {
+    "complexity": complexity_from_quantities,
+    "complexity_spread": complexity_spread_from_quantities,
+    "bipole": bipole_from_quantities,
+}
+"""name -> ``(fake quantities, real quantities) -> scalar``: the `MATCHING_TERMS` that read only the batches'
+`matched_quantities`, the same values from quantities the train step computes once per batch for all of them."""
+
 
 def matching_weights(model: Any) -> tuple[tuple[str, float], ...]:
     """The ``(term, weight)`` pairs of `MATCHING_TERMS` that a ``config.model`` turns on (weight > 0), in the
@@ -619,7 +647,7 @@ def make_train_step(
       r1_gamma: weight of the R1 penalty (Mescheder et al. 2018) added to the discriminator's loss,
         ``r1_gamma / 2 * mean_batch |grad_x D(x)|^2`` on the real patches (0: none, the paper).
       matching: ``(term, weight)`` pairs: ``weight * MATCHING_TERMS[term](G(z), x)`` is added to the
-        generator's loss and logged as ``<term>_mismatch`` (`sharpness_mismatch`: the pixel share and
+        generator's loss (the `QUANTITY_TERMS` from one `matched_quantities` per batch) and logged as ``<term>_mismatch`` (`sharpness_mismatch`: the pixel share and
         sharpness of the 50-200, 200-500 and >500 G structures; `complexity_mismatch`: Schrijver R;
         `complexity_spread_mismatch`: its distribution; `spot_mismatch`: the strong field's extent;
         `quiet_mismatch`: the quiet-Sun width; `quiet_spread_mismatch`: its spread between patches;
@@ -657,10 +685,19 @@ def make_train_step(
         starts = dict(matching_start)
         scales = {name: matching_scale(state.step, starts.get(name, 0)) for name, _ in matching}
 
+        reads_quantities = any(name in QUANTITY_TERMS for name, _ in matching)
+        real_quantities = jax.lax.stop_gradient(matched_quantities(real)) if reads_quantities else None
+
         def generator_loss(g_params):
             fake = widen(generator.apply({"params": narrow(g_params)}, narrow(z)))
             logits = widen(discriminator.apply(frozen_d, narrow(fake), update_stats=False))
-            mismatches = {name: MATCHING_TERMS[name](fake, real) for name, _ in matching}
+            fake_quantities = matched_quantities(fake) if reads_quantities else None
+            mismatches = {
+                name: QUANTITY_TERMS[name](fake_quantities, real_quantities)
+                if name in QUANTITY_TERMS
+                else MATCHING_TERMS[name](fake, real)
+                for name, _ in matching
+            }
             loss = g_objective(logits) + sum(weight * scales[name] * mismatches[name] for name, weight in matching)
             return loss, (fake, mismatches)
 
