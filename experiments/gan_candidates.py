@@ -54,6 +54,21 @@ WIDE_SPOTS_ARCH = (
 )
 """The filled structured generator with 6 px spots (`solarjax.models.gan.WIDE_SPOT_WIDTH_PX`)."""
 
+UMBRAL_SPOTS_ARCH = (
+    "resize_conv_small_edge_instrument_filled_umbral_spots_stretched_structured_network_white_threshold_clip_minibatch"
+)
+"""The filled structured generator with flat-cored spots (`solarjax.models.gan.render_umbrae`)."""
+
+_LATE_SPREAD_SPOT = {
+    **_FILLED_BIPOLE,
+    "complexity_spread_weight": 3.0,
+    "complexity_spread_start": 200,
+    "spot_weight": 10.0,
+    "spot_start": 200,
+}
+"""The session-23 default: `_FILLED_BIPOLE` with the R-spread and spot terms from step 200, which the session-24
+candidates extend."""
+
 CANDIDATES = {
     "baseline": {"arch": "resize_conv_small"},
     "edge": {"arch": "resize_conv_small_edge"},
@@ -364,11 +379,11 @@ CANDIDATES = {
         "complexity_spread_start": 200,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_grid": {
-        **_FILLED_BIPOLE,
-        "complexity_spread_weight": 3.0,
-        "complexity_spread_start": 200,
-        "spot_weight": 10.0,
-        "spot_start": 200,
+        **_LATE_SPREAD_SPOT,
+    },
+    "edge_instrument_filled_umbral_spots_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_grid": {
+        **_LATE_SPREAD_SPOT,
+        "arch": UMBRAL_SPOTS_ARCH,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_strong_complexity_ema_start_plage_gradient_bipole_grid": {
         "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",

@@ -240,3 +240,44 @@ def test_white_noise_structured_generator_ignores_the_calibrated_neighbour_corre
     network = np.asarray(gan.QuietNetwork().apply({"params": params["Network"]}, z, jnp.zeros(4)))[..., 0]
     residual = np.arctanh(np.clip(noise / gan.OUTPUT_CLIP_GAIN, -0.999, 0.999)) - network
     assert abs(_lag_correlation(residual, 0, 1)) < 0.05 and abs(_lag_correlation(residual, 1, 0)) < 0.05
+
+
+def test_rendered_umbrae_are_flat_cored_discs_of_their_radius_and_edge():
+    centres = jnp.array([[[64.5, 40.5], [30.5, 100.5]]])
+    radii, edges, peaks = jnp.array([[10.0, 4.0]]), jnp.array([[0.5, 1.0]]), jnp.array([[2.0, -1.5]])
+    both = np.asarray(gan.render_umbrae(centres, radii, edges, peaks, 128, 128))[0, ..., 0]
+    first = np.asarray(gan.render_umbrae(centres[:, :1], radii[:, :1], edges[:, :1], peaks[:, :1], 128, 128))[0, ..., 0]
+    np.testing.assert_allclose(both[:, :64], first[:, :64], atol=1e-6)  # the second disc ends 20 px from the first
+    ys, xs = np.mgrid[0:128, 0:128] + 0.5
+    radius = np.hypot(ys - 64.5, xs - 40.5)
+    np.testing.assert_allclose(first[radius < 7.0], 2.0, rtol=0.01)  # the core is flat, 3 px inside the edge
+    ring = first[np.abs(radius - 10.0) < 0.25]
+    np.testing.assert_allclose(ring, 1.0, atol=2.0 * 0.13)  # half the core at the radius (0.25 px / 0.5 px edge)
+    assert np.all(np.abs(first[radius > 14.0]) < 2.0 * 1e-3)  # 8 edges outside, nothing
+    assert abs(np.sum(first > 1.0) - np.sum(radius < 10.0)) <= 4  # the pixels inside the radius, up to the rim's
+    assert abs(np.sum(both < -0.75) - np.sum(np.hypot(ys - 30.5, xs - 100.5) < 4.0)) <= 4
+    # a disc stretched 4x along the rows keeps the round one's area and is 4x as long as wide
+    stretched = np.asarray(
+        gan.render_umbrae(centres[:, :1], jnp.array([[[20.0, 5.0]]]), edges[:, :1], peaks[:, :1], 128, 128)
+    )[0, ..., 0]
+    inside = stretched > 1.0
+    assert inside.sum() == pytest.approx(np.pi * 10.0**2, rel=0.05)
+    assert inside.any(axis=1).sum() / inside.any(axis=0).sum() == pytest.approx(4.0, rel=0.1)
+    area = jax.grad(lambda r: jnp.sum(gan.render_umbrae(centres[:, :1], r, edges[:, :1], peaks[:, :1], 128, 128)))
+    # d/dR of the disc's integral 2 * pi * R^2 is 2 * 2 * pi * R = 125.7
+    assert float(area(radii[:, :1])[0, 0]) == pytest.approx(2.0 * 2 * np.pi * 10.0, rel=0.02)
+
+
+def test_umbral_spots_start_as_nothing_and_saturate_their_whole_core():
+    layer = gan.FluxConcentrations(count=4, typical_width_px=3.0, profile="umbra")
+    z = jax.random.normal(jax.random.key(6), (3, 100))
+    params = layer.init(jax.random.key(0), z)
+    np.testing.assert_array_equal(np.asarray(layer.apply(params, z)), 0.0)
+    assert gan.parameter_count(params) == (100 * 128 + 128) + (128 * 16 + 16) + (128 * 4 + 4)
+    lit = jax.tree.map(lambda leaf: leaf, params)
+    lit["params"]["peaks"]["bias"] = jnp.full((4,), 3.0)
+    drawn = np.asarray(layer.apply(lit, z))
+    assert drawn.max() == pytest.approx(3.0, rel=0.02)  # a plateau at its peak, not a Gaussian's single pixel
+    assert np.sum(drawn[0] > 2.7) >= 4 * 9  # the four cores cover several pixels each
+    with pytest.raises(ValueError, match="profile must be one of"):
+        gan.FluxConcentrations(count=4, typical_width_px=3.0, profile="square").init(jax.random.key(0), z)

@@ -796,6 +796,41 @@ def render_concentrations(
     return jnp.einsum("nk,nky,nkx->nyx", amplitudes, row_profile, col_profile)[..., None]
 
 
+def render_umbrae(
+    centres: jax.Array, radii: jax.Array, edges: jax.Array, amplitudes: jax.Array, height: int, width: int
+) -> jax.Array:
+    """Flat-cored discs summed on the pixel grid: sum_k a_k sigmoid((R_k - r_k) / e_k), r_k a pixel's distance from
+    centre k, so a sunspot's umbra is a plateau of radius R_k and its penumbra a fall-off e_k wide.
+
+    Args:
+      centres: [N, K, 2] (row, col) in pixels, the grid's pixel centres at 0.5, 1.5, ...
+      radii: [N, K] plateau radii (px; round) or [N, K, 2] (along the row axis, along the column axis): an
+        elliptic disc, whose distance is measured in units of its radii times their geometric mean;
+      edges: [N, K] widths (px) of the logistic fall-off;
+      amplitudes: [N, K] core values (normalised field).
+
+    Returns:
+      [N, height, width, 1]; K * height * width evaluations per patch (not separable).
+    """
+    rows = jnp.arange(height, dtype=centres.dtype)[:, None] + 0.5
+    cols = jnp.arange(width, dtype=centres.dtype)[None, :] + 0.5
+    radii = radii if radii.ndim == 3 else jnp.stack([radii, radii], axis=-1)
+    mean_radius = jnp.sqrt(radii[..., 0] * radii[..., 1])[..., None, None]  # [N, K, 1, 1]
+    dy = (rows - centres[..., :1, None]) / radii[..., :1, None]  # [N, K, H, 1]
+    dx = (cols - centres[..., 1:, None]) / radii[..., 1:, None]  # [N, K, 1, W]
+    distance = mean_radius * jnp.sqrt(dy**2 + dx**2 + 1e-6)  # px, [N, K, H, W]
+    profiles = jax.nn.sigmoid((mean_radius - distance) / edges[..., None, None])
+    return jnp.einsum("nk,nkyx->nyx", amplitudes, profiles)[..., None]
+
+
+SPOT_PROFILES = ("gaussian", "umbra")
+"""The shapes `FluxConcentrations` draws: Gaussians (`render_concentrations`) or flat-cored discs (`render_umbrae`)."""
+
+UMBRA_EDGE_PX = (0.3, 0.5)
+"""(min, typical) width (px) of an umbra's fall-off: ``min + typical * softplus(.)``, 0.65 px at initialisation, a
+fifth of the initial radius, so a disc starts flat."""
+
+
 class FluxConcentrations(nn.Module):
     """``count`` round Gaussian flux concentrations drawn from z (`render_concentrations`): [N, H, W, 1].
 
@@ -804,7 +839,8 @@ class FluxConcentrations(nn.Module):
     starts at zero, so the module starts as nothing and the generator grows the concentrations it needs: sunspot
     umbrae round and saturated, plage clouds tens of pixels across, which upsampling convolutions draw only as
     blocks after many steps. With ``log_stretch`` [N] each is stretched by e^(l/2) along the rows' axis and
-    shrunk by as much across (`gaussian_filters`).
+    shrunk by as much across (`gaussian_filters`). ``profile='umbra'`` draws flat-cored discs instead
+    (`render_umbrae`): the width is the plateau's radius, and a fourth geometry feature its edge (`UMBRA_EDGE_PX`).
     """
 
     count: int
@@ -813,11 +849,16 @@ class FluxConcentrations(nn.Module):
     hidden: int = 128
     height: int = IMAGE_SIZE
     width: int = IMAGE_SIZE
+    profile: str = "gaussian"
 
     @nn.compact
     def __call__(self, z: jax.Array, log_stretch: jax.Array | None = None) -> jax.Array:
+        if self.profile not in SPOT_PROFILES:
+            raise ValueError(f"profile must be one of {SPOT_PROFILES}, got {self.profile!r}")
+        umbra = self.profile == "umbra"
+        per_spot = 4 if umbra else 3  # centre (2), width or radius, and an umbra's edge
         h = leaky_relu(nn.Dense(self.hidden, name="hidden")(z))
-        geometry = nn.Dense(3 * self.count, name="geometry")(h).reshape(-1, self.count, 3)
+        geometry = nn.Dense(per_spot * self.count, name="geometry")(h).reshape(-1, self.count, per_spot)
         peaks = nn.Dense(self.count, kernel_init=nn.initializers.zeros_init(), name="peaks")(h)
         size = jnp.asarray([self.height, self.width], z.dtype)
         centres = size / 2 * (1.0 + jnp.tanh(geometry[..., :2]))
@@ -825,6 +866,9 @@ class FluxConcentrations(nn.Module):
         if log_stretch is not None:
             half = jnp.exp(log_stretch / 2)[:, None, None]
             widths = widths[..., None] * jnp.concatenate([half, 1.0 / half], axis=-1)
+        if umbra:
+            edges = UMBRA_EDGE_PX[0] + UMBRA_EDGE_PX[1] * jax.nn.softplus(geometry[..., 3])
+            return render_umbrae(centres, widths, edges, peaks, self.height, self.width)
         return render_concentrations(centres, widths, peaks, self.height, self.width)
 
 
@@ -903,7 +947,7 @@ class ResizeConvGenerator(nn.Module):
     ``stretch`` draws a per-patch log stretch (|l| <= `STRETCH_LIMIT`, initially 0) that stretches the texture and
     the concentrations along one pixel axis, as resizing a SHARP box to 128 x 128 does. ``network`` adds a
     `QuietNetwork` before the noise. ``spot_width_px`` (> 0) replaces the spots' typical width (px) of
-    `CONCENTRATIONS`.
+    `CONCENTRATIONS`; ``spot_profile`` is their shape (`SPOT_PROFILES`).
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -929,6 +973,7 @@ class ResizeConvGenerator(nn.Module):
     stretch: bool = False
     network: bool = False
     spot_width_px: float = 0.0
+    spot_profile: str = "gaussian"
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -986,7 +1031,9 @@ class ResizeConvGenerator(nn.Module):
         if self.concentrations:
             count, typical = CONCENTRATIONS["spots"]
             typical = self.spot_width_px or typical
-            spots = FluxConcentrations(count, typical, height=x.shape[1], width=x.shape[2], name="Spots")
+            spots = FluxConcentrations(
+                count, typical, height=x.shape[1], width=x.shape[2], profile=self.spot_profile, name="Spots"
+            )
             x = x + spots(z, log_stretch)
             count, typical = CONCENTRATIONS["clouds"]
             clouds = FluxConcentrations(count, typical, height=x.shape[1], width=x.shape[2], name="Clouds")
@@ -1049,6 +1096,7 @@ def small_resize_conv_generator(
     stretch: bool = False,
     network: bool = False,
     spot_width_px: float = 0.0,
+    spot_profile: str = "gaussian",
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -1059,7 +1107,8 @@ def small_resize_conv_generator(
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
     `noise_gain_rate`, `noise_patch_gain`, `noise_fill`, `output_upsample`, `diffuse` (65 more parameters),
     `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
-    `concentrations`, `conv_signal`, `stretch`, `network` and `spot_width_px` as in `ResizeConvGenerator`.
+    `concentrations`, `conv_signal`, `stretch`, `network`, `spot_width_px` and `spot_profile` as in
+    `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -1085,6 +1134,7 @@ def small_resize_conv_generator(
         stretch=stretch,
         network=network,
         spot_width_px=spot_width_px,
+        spot_profile=spot_profile,
     )
 
 
@@ -1116,6 +1166,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     stretch: bool = False,
     network: bool = False,
     spot_width_px: float = 0.0,
+    spot_profile: str = "gaussian",
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -1134,7 +1185,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     (`FluxConcentrations`); ``conv_signal=False`` ('..._structured_...'): those alone, no convolutional signal.
     ``patch_gain`` ('..._patch_gain_...'): the noise's gain per patch (`InstrumentNoise.patch_gain`); ``fill``
     ('..._filled_...'): the noise fills the quiet field's calibrated width (`InstrumentNoise.fill_quiet`);
-    ``spot_width_px`` ('..._wide_spots_...'): the spots' typical width (`ResizeConvGenerator.spot_width_px`)."""
+    ``spot_width_px`` ('..._wide_spots_...'): the spots' typical width (`ResizeConvGenerator.spot_width_px`);
+    ``spot_profile='umbra'`` ('..._umbral_spots_...'): flat-cored spots (`render_umbrae`)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1155,6 +1207,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         stretch=stretch,
         network=network,
         spot_width_px=spot_width_px,
+        spot_profile=spot_profile,
     )
 
 
@@ -1455,6 +1508,23 @@ _white_noise_filled_wide_spots_generator = _white_noise(
 """The generator of '..._filled_wide_spots_stretched_structured_network_white_threshold_clip_minibatch': the filled
 structured one whose spots are `WIDE_SPOT_WIDTH_PX` wide to begin with."""
 
+UMBRA_RADIUS_PX = 3.0
+"""Typical umbra radius (px) of '..._filled_umbral_spots_...': a spot's plateau radius is 1 px plus this times
+softplus of a latent feature (3.1 px at initialisation)."""
+
+_white_noise_filled_umbral_spots_generator = _white_noise(
+    functools.partial(
+        _clipped_stretched_structured_network_generator,
+        noise_gain=False,
+        fill=True,
+        spot_width_px=UMBRA_RADIUS_PX,
+        spot_profile="umbra",
+    )
+)
+"""The generator of '..._filled_umbral_spots_stretched_structured_network_white_threshold_clip_minibatch': the
+filled structured one whose spots are flat-cored discs with a fall-off (`render_umbrae`), so an umbra saturates
+its whole core whatever its size."""
+
 _white_noise_concentrated_generator = _white_noise(
     functools.partial(_clipped_diffuse_stretched_concentrated_generator, network=True)
 )
@@ -1582,6 +1652,10 @@ ARCHITECTURES = {
         _white_noise_filled_wide_spots_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_umbral_spots_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_filled_umbral_spots_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch": (
         _white_noise_concentrated_generator,
         MinibatchStatisticsDiscriminator,
@@ -1638,6 +1712,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_fast_gain_patch_gain_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_wide_spots_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_umbral_spots_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
