@@ -647,7 +647,11 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
     without_balance = sum(
         weight * matched_early[f"{name}_mismatch"]
         for name, weight in (
-            ("sharpness", 2.0), ("complexity", 0.5), ("complexity_spread", 3.0), ("bipole", 10.0), ("quiet", 4.0)
+            ("sharpness", 2.0),
+            ("complexity", 0.5),
+            ("complexity_spread", 3.0),
+            ("bipole", 10.0),
+            ("quiet", 4.0),
         )
     )
     np.testing.assert_allclose(matched_early["g_loss"], plain_early["g_loss"] + without_balance, rtol=1e-5)
