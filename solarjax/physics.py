@@ -527,13 +527,16 @@ def smooth_quantities(
 
     flux_pos = total(s * soft_pos)
     flux_neg = total(s * soft_neg)
-    safe_pos = jnp.maximum(flux_pos, min_flux)
-    safe_neg = jnp.minimum(flux_neg, -min_flux)
-    d_row = total(s * soft_neg * rows) / safe_neg - total(s * soft_pos * rows) / safe_pos
-    d_col = total(s * soft_neg * cols) / safe_neg - total(s * soft_pos * cols) / safe_pos
+    # the centroids weigh pixels by |s| times the soft mask, never negatively: s * soft_pos is slightly negative on
+    # negative pixels, and a patch whose positive flux those tails cancel would put its centroid anywhere
+    magnitude = jnp.abs(s)
+    weight_pos, weight_neg = magnitude * soft_pos, magnitude * soft_neg
+    safe_pos = jnp.maximum(total(weight_pos), min_flux)
+    safe_neg = jnp.maximum(total(weight_neg), min_flux)
+    d_row = total(weight_neg * rows) / safe_neg - total(weight_pos * rows) / safe_pos
+    d_col = total(weight_neg * cols) / safe_neg - total(weight_pos * cols) / safe_pos
     smooth_abs_d_col = jnp.sqrt(d_col**2 + min_separation**2)
     overlap = _soft_dilation(-jax.nn.softplus(above)) * _soft_dilation(-jax.nn.softplus(below))
-    magnitude = jnp.abs(s)
     return {
         "tuf": total(magnitude) / pixels,
         "tpf": total(s * soft_positive) / jnp.maximum(total(soft_positive), min_flux),

@@ -318,6 +318,20 @@ def test_smooth_converges_to_exact(bipoles):
             assert errors[5000.0][name] < errors[50.0][name], (name, errors)
 
 
+def test_smooth_centroids_stay_in_the_patch_when_a_polarity_is_all_but_absent():
+    # a broad negative plage and a weak positive speck swept through the amplitude where, with signed centroid
+    # weights, the positive mask's negative tails cancel the speck's flux (the centroid went 59,000 px away)
+    rows, cols = np.mgrid[0:128, 0:128] + 0.5
+    negative = -0.4 * np.exp(-((rows - 64) ** 2 + (cols - 64) ** 2) / (2 * 30.0**2))
+    speck = np.exp(-((rows - 20) ** 2 + (cols - 110) ** 2) / (2 * 1.5**2))
+    fields = negative[None] + np.linspace(0.0, 0.1, 201)[:, None, None] * speck[None]
+    smooth = physics.smooth_quantities(jnp.asarray(fields, jnp.float32))
+    assert float(jnp.max(smooth["psep"])) <= 1.0  # a share of the diagonal: both centroids lie in the patch
+    assert float(jnp.max(jnp.abs(smooth["lead_polarity"]))) <= 128.0
+    gradient = jax.grad(lambda x: jnp.sum(physics.smooth_quantities(x)["psep"]))(jnp.asarray(fields, jnp.float32))
+    assert np.all(np.isfinite(np.asarray(gradient))) and float(jnp.max(jnp.abs(gradient))) < 1.0
+
+
 def test_smooth_gradients_finite_and_non_zero(bipoles):
     images = jnp.asarray(bipoles[2:6], jnp.float32).at[3].set(0.0)
     # [1] is positive only (bipoles[3]) and [3] is empty: undefined exactly, finite smoothly
