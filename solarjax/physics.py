@@ -496,7 +496,8 @@ def smooth_quantities(
     s > 0 -> sigmoid(k s), with k = `sharpness` per unit of s (a transition about 4 / k wide:
     k = 50 blurs the threshold over +-0.04 = +-40 G). The 7 x 7 dilation becomes the soft OR
     1 - prod(1 - m) over the window, computed as 1 - exp(box_sum(-softplus(k (s - th)))), which
-    is separable, exact for hard masks, and has finite gradients. Divisions use floors
+    is separable, exact for hard masks, and has finite gradients. The polarity centroids weigh each
+    pixel by |s| times its soft mask, never negatively, so they stay inside the patch. Divisions use floors
     (`min_flux` for flux and pixel-count denominators, `min_separation` pixels inside the
     separation's square root), so every value and gradient is finite, also for patches where
     `quantities` returns NaN; such values are meaningless, and `quantities` says which they are.
