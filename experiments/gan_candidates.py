@@ -385,6 +385,11 @@ CANDIDATES = {
         **_LATE_SPREAD_SPOT,
         "arch": UMBRAL_SPOTS_ARCH,
     },
+    "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SPREAD_SPOT,
+        "sector_weight": 3.0,
+        "sector_start": 200,
+    },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_strong_complexity_ema_start_plage_gradient_bipole_grid": {
         "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
         **_MATCHED_EMA,
