@@ -655,3 +655,22 @@ def test_train_step_adds_the_weighted_mismatch_to_the_generators_loss():
         )
     )
     np.testing.assert_allclose(matched_early["g_loss"], plain_early["g_loss"] + without_balance, rtol=1e-5)
+
+
+def test_shared_quantities_give_each_term_its_own_value_and_gradient():
+    """The train step's one `matched_quantities` per batch gives each `QUANTITY_TERMS` term the value and the
+    gradient its array function computes on its own."""
+    real = jnp.asarray(bipole_patches(BATCH, seed=3))
+    fake = jnp.asarray(bipole_patches(BATCH, seed=4)) * 0.8
+    assert set(gan_train.QUANTITY_TERMS) == {"complexity", "complexity_spread", "bipole", "balance"}
+    real_quantities = jax.lax.stop_gradient(gan_train.matched_quantities(real))
+    for name, from_quantities in gan_train.QUANTITY_TERMS.items():
+        value, grad = jax.value_and_grad(gan_train.MATCHING_TERMS[name])(fake, real)
+        shared_value, shared_grad = jax.value_and_grad(
+            lambda x, term=from_quantities: term(gan_train.matched_quantities(x), real_quantities)
+        )(fake)
+        assert float(value) > 1e-4, name
+        np.testing.assert_allclose(shared_value, value, rtol=1e-6, err_msg=name)
+        scale = float(jnp.max(jnp.abs(grad)))
+        assert scale > 0, name
+        np.testing.assert_allclose(shared_grad, grad, rtol=1e-5, atol=1e-6 * scale, err_msg=name)

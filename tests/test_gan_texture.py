@@ -247,7 +247,9 @@ def test_rendered_umbrae_are_flat_cored_discs_of_their_radius_and_edge():
     radii, edges, peaks = jnp.array([[10.0, 4.0]]), jnp.array([[0.5, 1.0]]), jnp.array([[2.0, -1.5]])
     both = np.asarray(gan.render_umbrae(centres, radii, edges, peaks, 128, 128))[0, ..., 0]
     first = np.asarray(gan.render_umbrae(centres[:, :1], radii[:, :1], edges[:, :1], peaks[:, :1], 128, 128))[0, ..., 0]
-    np.testing.assert_allclose(both[:, :64], first[:, :64], atol=1e-6)  # the second disc ends 20 px from the first
+    np.testing.assert_allclose(
+        both[:, :64], first[:, :64], atol=1e-6
+    )  # the second disc's rim is 55 px from the first's
     ys, xs = np.mgrid[0:128, 0:128] + 0.5
     radius = np.hypot(ys - 64.5, xs - 40.5)
     np.testing.assert_allclose(first[radius < 7.0], 2.0, rtol=0.01)  # the core is flat, 3 px inside the edge

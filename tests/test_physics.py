@@ -326,8 +326,9 @@ def test_smooth_centroids_stay_in_the_patch_when_a_polarity_is_all_but_absent():
     speck = np.exp(-((rows - 20) ** 2 + (cols - 110) ** 2) / (2 * 1.5**2))
     fields = negative[None] + np.linspace(0.0, 0.1, 201)[:, None, None] * speck[None]
     smooth = physics.smooth_quantities(jnp.asarray(fields, jnp.float32))
-    assert float(jnp.max(smooth["psep"])) <= 1.0  # a share of the diagonal: both centroids lie in the patch
-    assert float(jnp.max(jnp.abs(smooth["lead_polarity"]))) <= 128.0
+    # no positive polarity to speak of: both centroids sit near the plage's (measured: psep 0.020, offset 2.6 px)
+    assert float(jnp.max(smooth["psep"])) < 0.05
+    assert float(jnp.max(jnp.abs(smooth["lead_polarity"]))) < 5.0
     gradient = jax.grad(lambda x: jnp.sum(physics.smooth_quantities(x)["psep"]))(jnp.asarray(fields, jnp.float32))
     assert np.all(np.isfinite(np.asarray(gradient))) and float(jnp.max(jnp.abs(gradient))) < 1.0
 

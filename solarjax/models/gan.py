@@ -806,7 +806,8 @@ def render_umbrae(
       centres: [N, K, 2] (row, col) in pixels, the grid's pixel centres at 0.5, 1.5, ...
       radii: [N, K] plateau radii (px; round) or [N, K, 2] (along the row axis, along the column axis): an
         elliptic disc, whose distance is measured in units of its radii times their geometric mean;
-      edges: [N, K] widths (px) of the logistic fall-off;
+      edges: [N, K] widths (px) of the logistic fall-off of a round disc; an elliptic one's stretches with it
+        (e_k r_axis / sqrt(r_row r_col) along each axis);
       amplitudes: [N, K] core values (normalised field).
 
     Returns:
@@ -827,12 +828,13 @@ SPOT_PROFILES = ("gaussian", "umbra")
 """The shapes `FluxConcentrations` draws: Gaussians (`render_concentrations`) or flat-cored discs (`render_umbrae`)."""
 
 UMBRA_EDGE_PX = (0.3, 0.5)
-"""(min, typical) width (px) of an umbra's fall-off: ``min + typical * softplus(.)``, 0.65 px at initialisation, a
-fifth of the initial radius, so a disc starts flat."""
+"""(min, typical) width (px) of an umbra's fall-off: ``min + typical * softplus(.)``, 0.65 px at initialisation (a
+fifth of the initial radius with `UMBRA_RADIUS_PX`), so a disc starts flat."""
 
 
 class FluxConcentrations(nn.Module):
-    """``count`` round Gaussian flux concentrations drawn from z (`render_concentrations`): [N, H, W, 1].
+    """``count`` round flux concentrations drawn from z, Gaussians (`render_concentrations`) or flat-cored discs
+    (`render_umbrae`): [N, H, W, 1].
 
     An MLP (z -> ``hidden`` -> LeakyReLU) gives each concentration a centre anywhere in the patch (tanh-bounded), a
     width ``min_width_px + typical_width_px * softplus(.)`` and a signed peak (normalised field). The peaks' layer
@@ -947,7 +949,7 @@ class ResizeConvGenerator(nn.Module):
     ``stretch`` draws a per-patch log stretch (|l| <= `STRETCH_LIMIT`, initially 0) that stretches the texture and
     the concentrations along one pixel axis, as resizing a SHARP box to 128 x 128 does. ``network`` adds a
     `QuietNetwork` before the noise. ``spot_width_px`` (> 0) replaces the spots' typical width (px) of
-    `CONCENTRATIONS`; ``spot_profile`` is their shape (`SPOT_PROFILES`).
+    `CONCENTRATIONS`; ``spot_profile`` is their shape (`SPOT_PROFILES`; read only with ``concentrations``).
     """
 
     conv_impl: ConvImpl = "matmul"

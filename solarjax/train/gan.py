@@ -168,9 +168,10 @@ def sharpness_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
 
 
 def matched_quantities(images: jax.Array) -> dict[str, jax.Array]:
-    """name -> [B]: the smooth quantities of a batch [B, H, W, 1] (s = Br / 1000 G; `solarjax.physics.smooth_quantities`)
-    that the R and bipole terms read (`QUANTITY_TERMS`), with ``separation_px``: ``psep`` (a share of the patch
-    diagonal) in pixels. The train step computes them once per batch for all those terms."""
+    """name -> float32 [B]: the smooth quantities of a batch [B, H, W, 1] (s = Br / 1000 G;
+    `solarjax.physics.smooth_quantities`) that the R, bipole and balance terms read (`QUANTITY_TERMS`), with
+    ``separation_px``: ``psep`` (a share of the patch diagonal) in pixels. The train step computes them once per
+    batch for all those terms."""
     values = dict(physics.smooth_quantities(images.astype(jnp.float32)))
     values["separation_px"] = values["psep"] * math.hypot(images.shape[1], images.shape[2])
     return values
@@ -185,7 +186,7 @@ def complexity_from_quantities(fake: Mapping[str, jax.Array], real: Mapping[str,
 
 def complexity_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared log ratio, fake over real, of the batch-mean smooth Schrijver R (`solarjax.physics.smooth_quantities`:
-    the flux along strong-field polarity inversion lines); 0 when the batches agree. Means floor at 1e-3."""
+    the flux along strong-field polarity inversion lines); 0 when the batches agree. Means floor at 1e-3. Float32."""
     return complexity_from_quantities(matched_quantities(fake), matched_quantities(real))
 
 
@@ -199,7 +200,7 @@ def complexity_spread_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     smooth Schrijver R of each patch (`solarjax.physics.smooth_quantities`, normalised field times pixels): the
     share of patches without a strong-field polarity inversion line and the complex patches' tail as in the data,
     not only the batch mean (`complexity_mismatch`); 0 when the batches agree (batches of one size). Inputs
-    [B, H, W, 1], s = Br / 1000 G."""
+    [B, H, W, 1], s = Br / 1000 G; float32."""
     return complexity_spread_from_quantities(matched_quantities(fake), matched_quantities(real))
 
 
@@ -247,15 +248,17 @@ BALANCE_SCALE = 100.0
 `balance_mismatch` counts as one unit."""
 
 
+def balance_from_quantities(fake: Mapping[str, jax.Array], real: Mapping[str, jax.Array]) -> jax.Array:
+    """`balance_mismatch` of two batches' `matched_quantities`."""
+    return sorted_w2(fake["net_flux"] / BALANCE_SCALE, real["net_flux"] / BALANCE_SCALE)
+
+
 def balance_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     """Squared 1-D Wasserstein-2 distance between the batches' distributions of the net flux: the smooth net flux
-    of each patch (`solarjax.physics.smooth_quantities`, in units of `BALANCE_SCALE`), sorted and compared rank by
-    rank; 0 when the batches agree. The batches must be of one size. A generator that leans to one polarity, or
-    whose patches hold more net flux than the data's, pays for it whatever each patch looks like."""
-    return sorted_w2(
-        physics.smooth_quantities(fake)["net_flux"] / BALANCE_SCALE,
-        physics.smooth_quantities(real)["net_flux"] / BALANCE_SCALE,
-    )
+    of each patch (`matched_quantities`, in units of `BALANCE_SCALE`), sorted and compared rank by rank; 0 when the
+    batches agree. The batches must be of one size. A generator that leans to one polarity, or whose patches hold
+    more net flux than the data's, pays for it whatever each patch looks like. Float32."""
+    return balance_from_quantities(matched_quantities(fake), matched_quantities(real))
 
 
 PLAGE_SIGMA_PIXELS = 3.0
@@ -511,6 +514,7 @@ QUANTITY_TERMS = {
     "complexity": complexity_from_quantities,
     "complexity_spread": complexity_spread_from_quantities,
     "bipole": bipole_from_quantities,
+    "balance": balance_from_quantities,
 }
 """name -> ``(fake quantities, real quantities) -> scalar``: the `MATCHING_TERMS` that read only the batches'
 `matched_quantities`, the same values from quantities the train step computes once per batch for all of them."""
@@ -647,8 +651,9 @@ def make_train_step(
       r1_gamma: weight of the R1 penalty (Mescheder et al. 2018) added to the discriminator's loss,
         ``r1_gamma / 2 * mean_batch |grad_x D(x)|^2`` on the real patches (0: none, the paper).
       matching: ``(term, weight)`` pairs: ``weight * MATCHING_TERMS[term](G(z), x)`` is added to the
-        generator's loss (the `QUANTITY_TERMS` from one `matched_quantities` per batch) and logged as ``<term>_mismatch`` (`sharpness_mismatch`: the pixel share and
-        sharpness of the 50-200, 200-500 and >500 G structures; `complexity_mismatch`: Schrijver R;
+        generator's loss (the `QUANTITY_TERMS` from one `matched_quantities` per batch) and logged as
+        ``<term>_mismatch`` (`sharpness_mismatch`: the pixel share and sharpness of the 50-200, 200-500 and >500 G
+        structures; `complexity_mismatch`: Schrijver R;
         `complexity_spread_mismatch`: its distribution; `spot_mismatch`: the strong field's extent;
         `quiet_mismatch`: the quiet-Sun width; `quiet_spread_mismatch`: its spread between patches;
         `balance_mismatch`: the net flux's distribution; `plage_mismatch`: the weak field's coherence;
