@@ -59,6 +59,11 @@ UMBRAL_SPOTS_ARCH = (
 )
 """The filled structured generator with flat-cored spots (`solarjax.models.gan.render_umbrae`)."""
 
+MILD_STRETCH_ARCH = (
+    "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch"
+)
+"""The filled structured generator whose per-patch stretch is at most 2.5x (`solarjax.models.gan.MILD_STRETCH_LIMIT`)."""
+
 _LATE_SPREAD_SPOT = {
     **_FILLED_BIPOLE,
     "complexity_spread_weight": 3.0,
@@ -389,6 +394,26 @@ CANDIDATES = {
         **_LATE_SPREAD_SPOT,
         "sector_weight": 3.0,
         "sector_start": 200,
+    },
+    "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_strong_spot_late_sector_late_grid": {
+        **_LATE_SPREAD_SPOT,
+        "spot_weight": 30.0,
+        "sector_weight": 3.0,
+        "sector_start": 200,
+    },
+    "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_sector_late_grid": {
+        **_LATE_SPREAD_SPOT,
+        "spot_start": 0,
+        "sector_weight": 3.0,
+        "sector_start": 200,
+    },
+    "edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_grid": {
+        **_LATE_SPREAD_SPOT,
+        "arch": MILD_STRETCH_ARCH,
+    },
+    "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_isotropy_grid": {
+        **_LATE_SPREAD_SPOT,
+        "isotropy_weight": 10.0,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_strong_complexity_ema_start_plage_gradient_bipole_grid": {
         "arch": "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",

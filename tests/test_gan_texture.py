@@ -283,3 +283,31 @@ def test_umbral_spots_start_as_nothing_and_saturate_their_whole_core():
     assert np.sum(drawn[0] > 2.7) >= 4 * 9  # the four cores cover several pixels each
     with pytest.raises(ValueError, match="profile must be one of"):
         gan.FluxConcentrations(count=4, typical_width_px=3.0, profile="square").init(jax.random.key(0), z)
+
+
+def test_the_mild_stretch_generator_is_the_default_one_with_its_stretch_bounded_at_the_mild_limit():
+    default_arch = (
+        "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch"
+    )
+    mild_arch = "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch"
+    default, _ = gan.make_models(default_arch, "matmul", (0.02, 0.03), 0.3)
+    mild, _ = gan.make_models(mild_arch, "matmul", (0.02, 0.03), 0.3)
+    z = jax.random.normal(jax.random.key(5), (4, 100))
+    params = default.init(jax.random.key(6), z)["params"]
+    params["Spots"]["peaks"]["bias"] = jnp.full((8,), 2.0)  # visible spots, which the stretch elongates
+
+    def with_stretch_bias(bias):
+        stretch = {"kernel": jnp.zeros_like(params["Stretch"]["kernel"]), "bias": jnp.full((1,), bias)}
+        return {**params, "Stretch": stretch}
+
+    # zero stretch: the same generator
+    np.testing.assert_array_equal(
+        mild.apply({"params": with_stretch_bias(0.0)}, z), default.apply({"params": with_stretch_bias(0.0)}, z)
+    )
+    # a saturated stretch reaches log 2.5, which the default draws at a bias of artanh(log 2.5 / log 8)
+    saturated = np.asarray(mild.apply({"params": with_stretch_bias(50.0)}, z))
+    same_stretch = np.arctanh(gan.MILD_STRETCH_LIMIT / gan.STRETCH_LIMIT)
+    np.testing.assert_allclose(
+        saturated, np.asarray(default.apply({"params": with_stretch_bias(same_stretch)}, z)), atol=1e-5
+    )
+    assert np.abs(saturated - np.asarray(default.apply({"params": with_stretch_bias(50.0)}, z))).max() > 0.1

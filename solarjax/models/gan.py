@@ -946,7 +946,7 @@ class ResizeConvGenerator(nn.Module):
     output and plage clouds to the textured channel (without ``texture``, the clouds are textured alone). With
     ``conv_signal=False`` (needs both) the convolutions draw only the diffuse field: the signal is the concentrations,
     the diffuse field and the clump texture alone (no output layer, no threshold, no block after the diffuse source).
-    ``stretch`` draws a per-patch log stretch (|l| <= `STRETCH_LIMIT`, initially 0) that stretches the texture and
+    ``stretch`` draws a per-patch log stretch (|l| <= ``stretch_limit``, initially 0) that stretches the texture and
     the concentrations along one pixel axis, as resizing a SHARP box to 128 x 128 does. ``network`` adds a
     `QuietNetwork` before the noise. ``spot_width_px`` (> 0) replaces the spots' typical width (px) of
     `CONCENTRATIONS`; ``spot_profile`` is their shape (`SPOT_PROFILES`; read only with ``concentrations``).
@@ -973,6 +973,7 @@ class ResizeConvGenerator(nn.Module):
     concentrations: bool = False
     conv_signal: bool = True
     stretch: bool = False
+    stretch_limit: float = STRETCH_LIMIT
     network: bool = False
     spot_width_px: float = 0.0
     spot_profile: str = "gaussian"
@@ -1029,7 +1030,7 @@ class ResizeConvGenerator(nn.Module):
         log_stretch = None
         if self.stretch:
             raw = nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="Stretch")(z)[:, 0]
-            log_stretch = STRETCH_LIMIT * jnp.tanh(raw)
+            log_stretch = self.stretch_limit * jnp.tanh(raw)
         if self.concentrations:
             count, typical = CONCENTRATIONS["spots"]
             typical = self.spot_width_px or typical
@@ -1096,6 +1097,7 @@ def small_resize_conv_generator(
     concentrations: bool = False,
     conv_signal: bool = True,
     stretch: bool = False,
+    stretch_limit: float = STRETCH_LIMIT,
     network: bool = False,
     spot_width_px: float = 0.0,
     spot_profile: str = "gaussian",
@@ -1109,7 +1111,7 @@ def small_resize_conv_generator(
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
     `noise_gain_rate`, `noise_patch_gain`, `noise_fill`, `output_upsample`, `diffuse` (65 more parameters),
     `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
-    `concentrations`, `conv_signal`, `stretch`, `network`, `spot_width_px` and `spot_profile` as in
+    `concentrations`, `conv_signal`, `stretch`, `stretch_limit`, `network`, `spot_width_px` and `spot_profile` as in
     `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
@@ -1134,6 +1136,7 @@ def small_resize_conv_generator(
         concentrations=concentrations,
         conv_signal=conv_signal,
         stretch=stretch,
+        stretch_limit=stretch_limit,
         network=network,
         spot_width_px=spot_width_px,
         spot_profile=spot_profile,
@@ -1166,6 +1169,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     concentrations: bool = False,
     conv_signal: bool = True,
     stretch: bool = False,
+    stretch_limit: float = STRETCH_LIMIT,
     network: bool = False,
     spot_width_px: float = 0.0,
     spot_profile: str = "gaussian",
@@ -1188,7 +1192,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     ``patch_gain`` ('..._patch_gain_...'): the noise's gain per patch (`InstrumentNoise.patch_gain`); ``fill``
     ('..._filled_...'): the noise fills the quiet field's calibrated width (`InstrumentNoise.fill_quiet`);
     ``spot_width_px`` ('..._wide_spots_...'): the spots' typical width (`ResizeConvGenerator.spot_width_px`);
-    ``spot_profile='umbra'`` ('..._umbral_spots_...'): flat-cored spots (`render_umbrae`)."""
+    ``spot_profile='umbra'`` ('..._umbral_spots_...'): flat-cored spots (`render_umbrae`); ``stretch_limit``
+    ('..._mild_stretch_...'): the largest |log stretch| (`MILD_STRETCH_LIMIT`)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1207,6 +1212,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         concentrations=concentrations,
         conv_signal=conv_signal,
         stretch=stretch,
+        stretch_limit=stretch_limit,
         network=network,
         spot_width_px=spot_width_px,
         spot_profile=spot_profile,
@@ -1527,6 +1533,21 @@ _white_noise_filled_umbral_spots_generator = _white_noise(
 filled structured one whose spots are flat-cored discs with a fall-off (`render_umbrae`), so an umbra saturates
 its whole core whatever its size."""
 
+MILD_STRETCH_LIMIT = math.log(2.5)
+"""|log stretch| of '..._filled_mild_stretch_...': at most 2.5 times longer along one axis, the 90th percentile of
+the synthetic training patches' pixel aspect (the default's `STRETCH_LIMIT` allows 8)."""
+
+_white_noise_filled_mild_stretch_generator = _white_noise(
+    functools.partial(
+        _clipped_stretched_structured_network_generator,
+        noise_gain=False,
+        fill=True,
+        stretch_limit=MILD_STRETCH_LIMIT,
+    )
+)
+"""The generator of '..._filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch': the
+filled structured one whose per-patch stretch is bounded by `MILD_STRETCH_LIMIT`."""
+
 _white_noise_concentrated_generator = _white_noise(
     functools.partial(_clipped_diffuse_stretched_concentrated_generator, network=True)
 )
@@ -1658,6 +1679,10 @@ ARCHITECTURES = {
         _white_noise_filled_umbral_spots_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_filled_mild_stretch_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch": (
         _white_noise_concentrated_generator,
         MinibatchStatisticsDiscriminator,
@@ -1715,6 +1740,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_wide_spots_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_umbral_spots_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
