@@ -411,6 +411,12 @@ CANDIDATES = {
         **_LATE_SPREAD_SPOT,
         "arch": MILD_STRETCH_ARCH,
     },
+    "edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SPREAD_SPOT,
+        "arch": MILD_STRETCH_ARCH,
+        "sector_weight": 3.0,
+        "sector_start": 200,
+    },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_isotropy_grid": {
         **_LATE_SPREAD_SPOT,
         "isotropy_weight": 10.0,

@@ -93,9 +93,8 @@ the training data's measured quiet-pixel width (no learned gain, so a discrimina
 with noise); an output tanh stretched by 1.1 and clipped at +-1000 G as the data are; a discriminator that sees its
 batch's statistics; the band sharpness, Schrijver R, weak-field coherence, per-patch mean gradient and the bipole's
 polarity separation and leading-polarity offset matched to the real batch, and from step 200 (ramped in over 200
-steps: earlier, the pull toward the data's saturated area let the discriminator win on one seed of two) the strong
-field's extent per patch and the distribution of R; no phase of the pixel grid preferred by the neighbour
-differences; samples drawn from an average of the generator's weights (decay 0.99) that starts after 100 steps.
+steps; experiments/README.md, sessions 23-25) the strong field's extent per patch and the distribution of R; no
+phase of the pixel grid preferred by the neighbour differences; samples drawn from an average of the generator's weights (decay 0.99) that starts after 100 steps.
 The upsampling-convolution default of sessions 15-21 (``'..._fast_gain_diffuse_threshold_clip_minibatch'``) met
 the numeric targets but was told from the data by a classifier every time (experiments/README.md, "Issue 23")."""
 
