@@ -306,6 +306,7 @@ def test_the_mild_stretch_generator_is_the_default_one_with_its_stretch_bounded_
     )
     # a saturated stretch reaches log 2.5, which the default draws at a bias of artanh(log 2.5 / log 8)
     saturated = np.asarray(mild.apply({"params": with_stretch_bias(50.0)}, z))
+    assert gan.MILD_STRETCH_LIMIT == pytest.approx(np.log(2.5))
     same_stretch = np.arctanh(gan.MILD_STRETCH_LIMIT / gan.STRETCH_LIMIT)
     np.testing.assert_allclose(
         saturated, np.asarray(default.apply({"params": with_stretch_bias(same_stretch)}, z)), atol=1e-5

@@ -94,7 +94,8 @@ with noise); an output tanh stretched by 1.1 and clipped at +-1000 G as the data
 batch's statistics; the band sharpness, Schrijver R, weak-field coherence, per-patch mean gradient and the bipole's
 polarity separation and leading-polarity offset matched to the real batch, and from step 200 (ramped in over 200
 steps; experiments/README.md, sessions 23-25) the strong field's extent per patch and the distribution of R; no
-phase of the pixel grid preferred by the neighbour differences; samples drawn from an average of the generator's weights (decay 0.99) that starts after 100 steps.
+phase of the pixel grid preferred by the neighbour differences; samples drawn from an average of the generator's
+weights (decay 0.99) that starts after 100 steps.
 The upsampling-convolution default of sessions 15-21 (``'..._fast_gain_diffuse_threshold_clip_minibatch'``) met
 the numeric targets but was told from the data by a classifier every time (experiments/README.md, "Issue 23")."""
 

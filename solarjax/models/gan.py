@@ -910,7 +910,7 @@ CONCENTRATIONS = {"spots": (8, 2.0), "clouds": (16, 8.0)}
 """(count, typical width px) of a concentrating generator's smooth spots and textured plage clouds."""
 
 STRETCH_LIMIT = math.log(8.0)
-"""|log stretch| a stretching generator draws (`ResizeConvGenerator.stretch`): up to 8 times longer along one axis."""
+"""The default `ResizeConvGenerator.stretch_limit`, the largest |log stretch|: up to 8 times longer along one axis."""
 
 
 DIFFUSE_SOURCES = ("", "first_block", "start")
@@ -946,9 +946,9 @@ class ResizeConvGenerator(nn.Module):
     output and plage clouds to the textured channel (without ``texture``, the clouds are textured alone). With
     ``conv_signal=False`` (needs both) the convolutions draw only the diffuse field: the signal is the concentrations,
     the diffuse field and the clump texture alone (no output layer, no threshold, no block after the diffuse source).
-    ``stretch`` draws a per-patch log stretch (|l| <= ``stretch_limit``, initially 0) that stretches the texture and
-    the concentrations along one pixel axis, as resizing a SHARP box to 128 x 128 does. ``network`` adds a
-    `QuietNetwork` before the noise. ``spot_width_px`` (> 0) replaces the spots' typical width (px) of
+    ``stretch`` draws a per-patch log stretch (|l| <= ``stretch_limit``, default `STRETCH_LIMIT`; initially 0) that
+    stretches the texture and the concentrations along one pixel axis, as resizing a SHARP box to 128 x 128 does.
+    ``network`` adds a `QuietNetwork` before the noise. ``spot_width_px`` (> 0) replaces the spots' typical width (px) of
     `CONCENTRATIONS`; ``spot_profile`` is their shape (`SPOT_PROFILES`; read only with ``concentrations``).
     """
 
@@ -1192,8 +1192,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     ``patch_gain`` ('..._patch_gain_...'): the noise's gain per patch (`InstrumentNoise.patch_gain`); ``fill``
     ('..._filled_...'): the noise fills the quiet field's calibrated width (`InstrumentNoise.fill_quiet`);
     ``spot_width_px`` ('..._wide_spots_...'): the spots' typical width (`ResizeConvGenerator.spot_width_px`);
-    ``spot_profile='umbra'`` ('..._umbral_spots_...'): flat-cored spots (`render_umbrae`); ``stretch_limit``
-    ('..._mild_stretch_...'): the largest |log stretch| (`MILD_STRETCH_LIMIT`)."""
+    ``spot_profile='umbra'`` ('..._umbral_spots_...'): flat-cored spots (`render_umbrae`); ``stretch_limit=MILD_STRETCH_LIMIT``
+    ('..._mild_stretch_...'): a stretch at most 2.5 times."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1534,8 +1534,9 @@ filled structured one whose spots are flat-cored discs with a fall-off (`render_
 its whole core whatever its size."""
 
 MILD_STRETCH_LIMIT = math.log(2.5)
-"""|log stretch| of '..._filled_mild_stretch_...': at most 2.5 times longer along one axis, the 90th percentile of
-the synthetic training patches' pixel aspect (the default's `STRETCH_LIMIT` allows 8)."""
+"""The largest |log stretch| of '..._filled_mild_stretch_...': at most 2.5 times longer along one axis, about the 90th
+percentile of the synthetic training patches' pixel aspect (experiments/README.md, session 25); `STRETCH_LIMIT`
+allows 8."""
 
 _white_noise_filled_mild_stretch_generator = _white_noise(
     functools.partial(
