@@ -65,26 +65,26 @@ def save_sample_grid(
     return _save_titled(fig, path, title)
 
 
-def save_comparison_grid(
+def comparison_figure(
     data: np.ndarray,
     generated: np.ndarray,
-    path: str | os.PathLike,
     columns: int = 4,
     labels: tuple[str, str] = ("data", "generated"),
     title: str | None = None,
-) -> pathlib.Path:
-    """Writes two PNG grids side by side, data on the left and generated on the right, on one colour scale.
+) -> Figure:
+    """Two grids side by side, data on the left and generated on the right, on one colour scale, every panel the
+    same size (the colour bar has a column of its own, so no grid gives it room: a reader cannot tell the two
+    sets by their panels' size).
 
     Args:
       data, generated: [N, H, W] or [N, H, W, 1] normalised patches (s = B / 1000 G); the first
         ``columns * rows`` of each are drawn, rows = ceil(min(len) / columns).
-      path: PNG file to write (parent folders are created).
       columns: patches per row in each grid.
       labels: the two grids' titles.
-      title: optional figure title.
+      title: optional figure title, in a strip of its own above the grids.
 
     Returns:
-      The path written. Both grids use `show_field` (hmimag, [-1000, 1000] G) and share one colour bar.
+      The figure: both grids use `show_field` (hmimag, [-1000, 1000] G) and share one colour bar.
     """
     sets = []
     for images in (data, generated):
@@ -96,18 +96,37 @@ def save_comparison_grid(
         sets.append(images)
     count = min(len(images) for images in sets)
     rows = math.ceil(count / columns)
-    fig = Figure(figsize=(2 * (1.5 * columns) + 1.6, 1.5 * rows + 0.8), layout="compressed")
-    panels = fig.subfigures(1, 2)
+    grid_width, bar_width, body_height, title_height = 1.5 * columns, 1.2, 1.5 * rows + 0.8, 0.4 if title else 0.0
+    fig = Figure(figsize=(2 * grid_width + bar_width, body_height + title_height))
+    body = fig
+    if title:
+        head, body = fig.subfigures(2, 1, height_ratios=(title_height, body_height))
+        head.suptitle(title, y=0.5, va="center")
+    panels = body.subfigures(1, 3, width_ratios=(grid_width, grid_width, bar_width))
     shown = None
-    for panel, images, label in zip(panels, sets, labels):
-        axes = panel.subplots(rows, columns, squeeze=False)
+    for panel, images, label in zip(panels[:2], sets, labels):
+        axes = panel.subplots(rows, columns, squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.05})
+        panel.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.5 / body_height)
         for index, ax in enumerate(axes.flat):
             ax.set_axis_off()
             if index < count:
                 shown = show_field(ax, images[index])
         panel.suptitle(label)
-    fig.colorbar(shown, ax=panels[1].axes, shrink=0.8, label="Br [G]")
-    return _save_titled(fig, path, title)
+    fig.colorbar(shown, cax=panels[2].add_axes((0.1, 0.1, 0.18, 0.75)), label="Br [G]")
+    return fig
+
+
+def save_comparison_grid(
+    data: np.ndarray,
+    generated: np.ndarray,
+    path: str | os.PathLike,
+    columns: int = 4,
+    labels: tuple[str, str] = ("data", "generated"),
+    title: str | None = None,
+) -> pathlib.Path:
+    """Writes `comparison_figure` of ``data`` and ``generated`` (with the optional ``title``) to the PNG ``path``
+    (parent folders are created); returns the path."""
+    return _save_titled(comparison_figure(data, generated, columns, labels, title), path, None)
 
 
 def _save_titled(fig, path: str | os.PathLike, title: str | None) -> pathlib.Path:
