@@ -62,7 +62,8 @@ UMBRAL_SPOTS_ARCH = (
 MILD_STRETCH_ARCH = (
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch"
 )
-"""The filled structured generator whose per-patch stretch is at most 2.5x (`solarjax.models.gan.MILD_STRETCH_LIMIT`)."""
+"""The filled structured generator whose per-patch stretch is at most 2.5x
+(`solarjax.models.gan.MILD_STRETCH_LIMIT`)."""
 
 _LATE_SPREAD_SPOT = {
     **_FILLED_BIPOLE,

@@ -289,7 +289,7 @@ def test_the_mild_stretch_generator_is_the_default_one_with_its_stretch_bounded_
     default_arch = (
         "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch"
     )
-    mild_arch = "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch"
+    mild_arch = default_arch.replace("_filled_", "_filled_mild_stretch_")
     default, _ = gan.make_models(default_arch, "matmul", (0.02, 0.03), 0.3)
     mild, _ = gan.make_models(mild_arch, "matmul", (0.02, 0.03), 0.3)
     z = jax.random.normal(jax.random.key(5), (4, 100))

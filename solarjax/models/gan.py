@@ -948,8 +948,8 @@ class ResizeConvGenerator(nn.Module):
     the diffuse field and the clump texture alone (no output layer, no threshold, no block after the diffuse source).
     ``stretch`` draws a per-patch log stretch (|l| <= ``stretch_limit``, default `STRETCH_LIMIT`; initially 0) that
     stretches the texture and the concentrations along one pixel axis, as resizing a SHARP box to 128 x 128 does.
-    ``network`` adds a `QuietNetwork` before the noise. ``spot_width_px`` (> 0) replaces the spots' typical width (px) of
-    `CONCENTRATIONS`; ``spot_profile`` is their shape (`SPOT_PROFILES`; read only with ``concentrations``).
+    ``network`` adds a `QuietNetwork` before the noise. ``spot_width_px`` (> 0) replaces the spots' typical width
+    (px) of `CONCENTRATIONS`; ``spot_profile`` is their shape (`SPOT_PROFILES`; read only with ``concentrations``).
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -1192,8 +1192,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     ``patch_gain`` ('..._patch_gain_...'): the noise's gain per patch (`InstrumentNoise.patch_gain`); ``fill``
     ('..._filled_...'): the noise fills the quiet field's calibrated width (`InstrumentNoise.fill_quiet`);
     ``spot_width_px`` ('..._wide_spots_...'): the spots' typical width (`ResizeConvGenerator.spot_width_px`);
-    ``spot_profile='umbra'`` ('..._umbral_spots_...'): flat-cored spots (`render_umbrae`); ``stretch_limit=MILD_STRETCH_LIMIT``
-    ('..._mild_stretch_...'): a stretch at most 2.5 times."""
+    ``spot_profile='umbra'`` ('..._umbral_spots_...'): flat-cored spots (`render_umbrae`);
+    ``stretch_limit=MILD_STRETCH_LIMIT`` ('..._mild_stretch_...'): a stretch at most 2.5 times."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
