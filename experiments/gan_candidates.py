@@ -75,6 +75,9 @@ _LATE_SPREAD_SPOT = {
 """The session-23 default: `_FILLED_BIPOLE` with the R-spread and spot terms from step 200, which the session-24
 candidates extend."""
 
+_LATE_SECTOR = {**_LATE_SPREAD_SPOT, "sector_weight": 3.0, "sector_start": 200}
+"""`_LATE_SPREAD_SPOT` with the sector term from step 200 (session 24's SEC), which the session-25 candidates extend."""
+
 CANDIDATES = {
     "baseline": {"arch": "resize_conv_small"},
     "edge": {"arch": "resize_conv_small_edge"},
@@ -392,31 +395,23 @@ CANDIDATES = {
         "arch": UMBRAL_SPOTS_ARCH,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
-        **_LATE_SPREAD_SPOT,
-        "sector_weight": 3.0,
-        "sector_start": 200,
+        **_LATE_SECTOR,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_strong_spot_late_sector_late_grid": {
-        **_LATE_SPREAD_SPOT,
+        **_LATE_SECTOR,
         "spot_weight": 30.0,
-        "sector_weight": 3.0,
-        "sector_start": 200,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_sector_late_grid": {
-        **_LATE_SPREAD_SPOT,
+        **_LATE_SECTOR,
         "spot_start": 0,
-        "sector_weight": 3.0,
-        "sector_start": 200,
     },
     "edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_grid": {
         **_LATE_SPREAD_SPOT,
         "arch": MILD_STRETCH_ARCH,
     },
     "edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
-        **_LATE_SPREAD_SPOT,
+        **_LATE_SECTOR,
         "arch": MILD_STRETCH_ARCH,
-        "sector_weight": 3.0,
-        "sector_start": 200,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_isotropy_grid": {
         **_LATE_SPREAD_SPOT,
