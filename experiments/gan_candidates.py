@@ -65,6 +65,10 @@ MILD_STRETCH_ARCH = (
 """The filled structured generator whose per-patch stretch is at most 2.5x
 (`solarjax.models.gan.MILD_STRETCH_LIMIT`)."""
 
+MILD_STRETCH_STRETCHED_NOISE_ARCH = MILD_STRETCH_ARCH.replace("_mild_stretch_", "_mild_stretch_stretched_noise_")
+"""The mild-stretch generator whose noise has a learned share stretched with the patch
+(`solarjax.models.gan.InstrumentNoise.stretched`)."""
+
 _LATE_SPREAD_SPOT = {
     **_FILLED_BIPOLE,
     "complexity_spread_weight": 3.0,
@@ -412,6 +416,10 @@ CANDIDATES = {
     "edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,
         "arch": MILD_STRETCH_ARCH,
+    },
+    "edge_instrument_filled_mild_stretch_stretched_noise_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SECTOR,
+        "arch": MILD_STRETCH_STRETCHED_NOISE_ARCH,
     },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_isotropy_grid": {
         **_LATE_SPREAD_SPOT,

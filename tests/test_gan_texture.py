@@ -312,3 +312,40 @@ def test_the_mild_stretch_generator_is_the_default_one_with_its_stretch_bounded_
         saturated, np.asarray(default.apply({"params": with_stretch_bias(same_stretch)}, z)), atol=1e-5
     )
     assert np.abs(saturated - np.asarray(default.apply({"params": with_stretch_bias(50.0)}, z))).max() > 0.1
+
+
+def test_instrument_noise_with_a_stretched_share_keeps_its_width_and_leans_its_fine_power_along_the_stretch():
+    z = jax.random.normal(jax.random.key(7), (16, 100))
+    x = jnp.zeros((16, 128, 128, 1))
+    noise = gan.InstrumentNoise((0.02, 0.02), 0.0, stretched=True)
+    params = noise.init(jax.random.key(0), x, z)["params"]
+    assert params == {"stretched_angle": 0.0}  # one parameter, initially white noise alone
+    white = np.asarray(gan.InstrumentNoise((0.02, 0.02), 0.0).apply({}, x, z))
+    np.testing.assert_array_equal(np.asarray(noise.apply({"params": params}, x, z)), white)
+    half = {"stretched_angle": jnp.asarray(np.pi / 4 / gan.STRETCHED_ANGLE_RATE)}  # sin^2 = 1/2 of the power stretched
+    contrast = {}
+    for name, log_stretch in (("square", 0.0), ("stretched", np.log(2.5))):
+        drawn = np.asarray(noise.apply({"params": half}, x, z, jnp.full((16,), log_stretch)))[..., 0]
+        np.testing.assert_allclose(drawn.std(axis=(1, 2)), 0.02, rtol=0.03)  # the width is the calibration's
+        contrast[name] = quality.orientation_contrast(drawn)[:, -1]  # k = 38-64
+    white_contrast = quality.orientation_contrast(white[..., 0])[:, -1]
+    assert abs(np.median(contrast["square"])) < 0.03 and abs(np.median(white_contrast)) < 0.03
+    # half the power through the filter exp(-pi^2 (2.5 fy^2 + fx^2 / 2.5)) (1 px stretched 2.5x): at k = 38-64 the
+    # axes hold about 1.6 times the diagonals' power (0.2 dex), the data's median (experiments/README.md, session 25)
+    assert gan.STRETCHED_NOISE_PX == 1.0
+    assert 0.15 < np.median(contrast["stretched"]) < 0.25
+
+
+def test_the_stretched_noise_generator_is_the_mild_one_until_its_stretched_share_grows():
+    mild_arch = "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch"
+    mild, _ = gan.make_models(mild_arch, "matmul", (0.02, 0.03), 0.3)
+    stretched, _ = gan.make_models(
+        mild_arch.replace("_mild_stretch_", "_mild_stretch_stretched_noise_"), "matmul", (0.02, 0.03), 0.3
+    )
+    z = jax.random.normal(jax.random.key(8), (4, 100))
+    params = stretched.init(jax.random.key(9), z)["params"]
+    assert set(params) == set(mild.init(jax.random.key(9), z)["params"]) | {"InstrumentNoise"}
+    without = {name: value for name, value in params.items() if name != "InstrumentNoise"}
+    np.testing.assert_array_equal(stretched.apply({"params": params}, z), mild.apply({"params": without}, z))
+    grown = {**params, "InstrumentNoise": {"stretched_angle": jnp.asarray(0.2)}}
+    assert np.abs(np.asarray(stretched.apply({"params": grown}, z) - mild.apply({"params": without}, z))).max() > 0.01

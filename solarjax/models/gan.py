@@ -637,24 +637,45 @@ def fill_quiet_width(signal: jax.Array, noise: jax.Array, width: jax.Array) -> j
     return jnp.sqrt(fill)
 
 
+STRETCHED_NOISE_PX = 1.0
+"""Correlation length [px] (before the stretch) of `InstrumentNoise`'s stretched share, the second scale of
+`TEXTURE_CORRELATION_PX`: at a 2.5x stretch its power at k = 38-64 is 5 times stronger along the axes than along
+the diagonals (0.5 px: 1.3 times)."""
+
+STRETCHED_ANGLE_RATE = 4.0
+"""Learning-rate multiplier of `InstrumentNoise`'s stretched share: with Adam's step of 5e-4 its angle can move
+0.8 rad (a share of 1/2 at pi/4) in 400 steps."""
+
+STRETCHED_NOISE_SEED_OFFSET = 5
+"""PRNG key offset of `InstrumentNoise`'s stretched share from its white field's (the texture and the network
+use keys 2-4)."""
+
+
 class InstrumentNoise(nn.Module):
     """Adds the data's measured quiet-Sun noise: ``x + w(z) * smooth(latent_noise_field(z sqrt(d) / |z|))``.
 
-    No parameters: the per-patch width w(z) follows the calibration's distribution of quiet-pixel widths
-    (`instrument_noise_width`) and the field has the calibration's neighbour correlation
-    (`smooth_neighbours`); both are measured on the training split before training
-    (`solarjax.train.gan.calibrate_instrument_noise`). The generator then learns only the field's signal.
-    With ``learned_gain`` one parameter, exp(gain_rate * log_gain) (initially 1), scales every width: the data's
-    quiet width holds weak field as well as noise, so the noise alone may need to be narrower than the calibration
-    (``gain_rate`` multiplies the gain's learning rate, as an equalised learning rate does). With ``patch_gain`` a
-    linear function of z (Dense [latent_dim -> 1], initially 0) adds to the log width, so the widths' spread between
-    patches is learned too (the weak field under the quiet cut widens narrow patches more than wide ones). With
-    ``fill_quiet`` w(z) is the width of the whole quiet field, not of the noise alone: the noise fills what the
-    signal leaves of the quiet pixels' measured width (|x| < `QUIET_LEVEL`, soft edge `QUIET_SOFTNESS`;
-    `fill_quiet_width`), so a discriminator cannot buy small-scale power with noise. ``output_gain`` is the factor
-    the generator's output applies to weak fields (`clipped_tanh`'s gain; 1 for a plain tanh): the fill measures
-    the output, ``output_gain * (x + n noise)``, against the width w(z).
-    Input x [N, H, W, 1] (pre-tanh, normalised field) and z [N, latent_dim]; output like x.
+        No parameters: the per-patch width w(z) follows the calibration's distribution of quiet-pixel widths
+        (`instrument_noise_width`) and the field has the calibration's neighbour correlation
+        (`smooth_neighbours`); both are measured on the training split before training
+        (`solarjax.train.gan.calibrate_instrument_noise`). The generator then learns only the field's signal.
+        With ``learned_gain`` one parameter, exp(gain_rate * log_gain) (initially 1), scales every width: the data's
+        quiet width holds weak field as well as noise, so the noise alone may need to be narrower than the calibration
+        (``gain_rate`` multiplies the gain's learning rate, as an equalised learning rate does). With ``patch_gain`` a
+        linear function of z (Dense [latent_dim -> 1], initially 0) adds to the log width, so the widths' spread between
+        patches is learned too (the weak field under the quiet cut widens narrow patches more than wide ones). With
+        ``fill_quiet`` w(z) is the width of the whole quiet field, not of the noise alone: the noise fills what the
+        signal leaves of the quiet pixels' measured width (|x| < `QUIET_LEVEL`, soft edge `QUIET_SOFTNESS`;
+        `fill_quiet_width`), so a discriminator cannot buy small-scale power with noise. ``output_gain`` is the factor
+        the generator's output applies to weak fields (`clipped_tanh`'s gain; 1 for a plain tanh): the fill measures
+        the output, ``output_gain * (x + n noise)``, against the width w(z).
+        With ``stretched`` the unit field is ``cos(a) white + sin(a) f`` before the smoothing: f a `texture_field` of
+        correlation `STRETCHED_NOISE_PX` stretched by the patch's ``log_stretch`` (PRNG key ``seed`` +
+        `STRETCHED_NOISE_SEED_OFFSET`), a = `STRETCHED_ANGLE_RATE` times a learned parameter (initially 0, so initially
+    white noise alone; the rate multiplies its learning rate, as an equalised learning rate does): the quiet Sun's unresolved
+        internetwork, which resizing a SHARP box stretches along one axis as it does the network, in the share
+        sin(a)^2 of the quiet width.
+        Input x [N, H, W, 1] (pre-tanh, normalised field), z [N, latent_dim] and optionally ``log_stretch`` [N]
+        (`gaussian_filters`; None: isotropic); output like x.
     """
 
     widths: tuple[float, ...]
@@ -665,12 +686,20 @@ class InstrumentNoise(nn.Module):
     patch_gain: bool = False
     fill_quiet: bool = False
     output_gain: float = 1.0
+    stretched: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, z: jax.Array, log_stretch: jax.Array | None = None) -> jax.Array:
         # the field of z / |z| * sqrt(d): unit standard deviation in every patch, so w(z) alone sets the width
         unit = unit_latent(z)
-        field = smooth_neighbours(latent_noise_field(unit, x.shape[1], x.shape[2], self.seed), self.neighbour_weight)
+        field = latent_noise_field(unit, x.shape[1], x.shape[2], self.seed)
+        if self.stretched:
+            angle = STRETCHED_ANGLE_RATE * self.param("stretched_angle", nn.initializers.zeros, ())
+            one = jnp.ones((z.shape[0], 1), z.dtype)
+            seed = self.seed + STRETCHED_NOISE_SEED_OFFSET
+            fine = texture_field(z, one, x.shape[1], x.shape[2], seed, log_stretch, (STRETCHED_NOISE_PX,))
+            field = jnp.cos(angle) * field + jnp.sin(angle) * fine[..., None]
+        field = smooth_neighbours(field, self.neighbour_weight)
         width = instrument_noise_width(z, self.widths, self.seed)
         if self.learned_gain:
             width = width * jnp.exp(self.gain_rate * self.param("log_gain", nn.initializers.zeros, ()))
@@ -950,6 +979,7 @@ class ResizeConvGenerator(nn.Module):
     stretches the texture and the concentrations along one pixel axis, as resizing a SHARP box to 128 x 128 does.
     ``network`` adds a `QuietNetwork` before the noise. ``spot_width_px`` (> 0) replaces the spots' typical width
     (px) of `CONCENTRATIONS`; ``spot_profile`` is their shape (`SPOT_PROFILES`; read only with ``concentrations``).
+    ``noise_stretch`` gives the `InstrumentNoise` its learned stretched share (`InstrumentNoise.stretched`).
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -977,6 +1007,7 @@ class ResizeConvGenerator(nn.Module):
     network: bool = False
     spot_width_px: float = 0.0
     spot_profile: str = "gaussian"
+    noise_stretch: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -1054,8 +1085,9 @@ class ResizeConvGenerator(nn.Module):
                 patch_gain=self.noise_patch_gain,
                 fill_quiet=self.noise_fill,
                 output_gain=self.output_clip_gain or 1.0,
+                stretched=self.noise_stretch,
                 name="InstrumentNoise",
-            )(x, z)
+            )(x, z, log_stretch)
         elif self.output_noise:
             x = LatentNoise(name="OutputNoise")(x, z)
         if self.output_clip_gain:
@@ -1101,6 +1133,7 @@ def small_resize_conv_generator(
     network: bool = False,
     spot_width_px: float = 0.0,
     spot_profile: str = "gaussian",
+    noise_stretch: bool = False,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -1111,8 +1144,8 @@ def small_resize_conv_generator(
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
     `noise_gain_rate`, `noise_patch_gain`, `noise_fill`, `output_upsample`, `diffuse` (65 more parameters),
     `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
-    `concentrations`, `conv_signal`, `stretch`, `stretch_limit`, `network`, `spot_width_px` and `spot_profile` as in
-    `ResizeConvGenerator`.
+    `concentrations`, `conv_signal`, `stretch`, `stretch_limit`, `network`, `spot_width_px`, `spot_profile` and
+    `noise_stretch` (1 more parameter) as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -1140,6 +1173,7 @@ def small_resize_conv_generator(
         network=network,
         spot_width_px=spot_width_px,
         spot_profile=spot_profile,
+        noise_stretch=noise_stretch,
     )
 
 
@@ -1173,6 +1207,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     network: bool = False,
     spot_width_px: float = 0.0,
     spot_profile: str = "gaussian",
+    noise_stretch: bool = False,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -1193,7 +1228,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     ('..._filled_...'): the noise fills the quiet field's calibrated width (`InstrumentNoise.fill_quiet`);
     ``spot_width_px`` ('..._wide_spots_...'): the spots' typical width (`ResizeConvGenerator.spot_width_px`);
     ``spot_profile='umbra'`` ('..._umbral_spots_...'): flat-cored spots (`render_umbrae`);
-    ``stretch_limit=MILD_STRETCH_LIMIT`` ('..._mild_stretch_...'): a stretch at most 2.5 times."""
+    ``stretch_limit=MILD_STRETCH_LIMIT`` ('..._mild_stretch_...'): a stretch at most 2.5 times; ``noise_stretch``
+    ('..._stretched_noise_...'): a learned share of the noise stretched with the patch (`InstrumentNoise.stretched`)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1216,6 +1252,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         network=network,
         spot_width_px=spot_width_px,
         spot_profile=spot_profile,
+        noise_stretch=noise_stretch,
     )
 
 
@@ -1549,6 +1586,18 @@ _white_noise_filled_mild_stretch_generator = _white_noise(
 """The generator of '..._filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch': the
 filled structured one whose per-patch stretch is bounded by `MILD_STRETCH_LIMIT`."""
 
+_white_noise_filled_mild_stretch_stretched_noise_generator = _white_noise(
+    functools.partial(
+        _clipped_stretched_structured_network_generator,
+        noise_gain=False,
+        fill=True,
+        stretch_limit=MILD_STRETCH_LIMIT,
+        noise_stretch=True,
+    )
+)
+"""The generator of '..._filled_mild_stretch_stretched_noise_stretched_structured_network_white_threshold_clip_minibatch':
+the mild-stretch one whose noise has a learned share stretched with the patch (`InstrumentNoise.stretched`)."""
+
 _white_noise_concentrated_generator = _white_noise(
     functools.partial(_clipped_diffuse_stretched_concentrated_generator, network=True)
 )
@@ -1684,6 +1733,10 @@ ARCHITECTURES = {
         _white_noise_filled_mild_stretch_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_noise_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_filled_mild_stretch_stretched_noise_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch": (
         _white_noise_concentrated_generator,
         MinibatchStatisticsDiscriminator,
@@ -1742,6 +1795,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_filled_wide_spots_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_umbral_spots_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_noise_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
