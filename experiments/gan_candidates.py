@@ -421,6 +421,10 @@ CANDIDATES = {
         **_LATE_SECTOR,
         "arch": MILD_STRETCH_STRETCHED_NOISE_ARCH,
     },
+    "edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SECTOR,
+        "arch": MILD_STRETCH_STRETCHED_NOISE_ARCH.replace("_stretched_noise_", "_stretched_half_noise_"),
+    },
     "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_isotropy_grid": {
         **_LATE_SPREAD_SPOT,
         "isotropy_weight": 10.0,

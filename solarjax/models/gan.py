@@ -671,7 +671,7 @@ class InstrumentNoise(nn.Module):
         With ``stretched`` the unit field is ``cos(a) white + sin(a) f`` before the smoothing: f a `texture_field` of
         correlation `STRETCHED_NOISE_PX` stretched by the patch's ``log_stretch`` (PRNG key ``seed`` +
         `STRETCHED_NOISE_SEED_OFFSET`), a = `STRETCHED_ANGLE_RATE` times a learned parameter (initially 0, so initially
-    white noise alone; the rate multiplies its learning rate, as an equalised learning rate does): the quiet Sun's unresolved
+    white noise alone, or ``stretched_initial_angle``; the rate multiplies its learning rate, as an equalised learning rate does): the quiet Sun's unresolved
         internetwork, which resizing a SHARP box stretches along one axis as it does the network, in the share
         sin(a)^2 of the quiet width.
         Input x [N, H, W, 1] (pre-tanh, normalised field), z [N, latent_dim] and optionally ``log_stretch`` [N]
@@ -687,6 +687,7 @@ class InstrumentNoise(nn.Module):
     fill_quiet: bool = False
     output_gain: float = 1.0
     stretched: bool = False
+    stretched_initial_angle: float = 0.0
 
     @nn.compact
     def __call__(self, x: jax.Array, z: jax.Array, log_stretch: jax.Array | None = None) -> jax.Array:
@@ -694,7 +695,8 @@ class InstrumentNoise(nn.Module):
         unit = unit_latent(z)
         field = latent_noise_field(unit, x.shape[1], x.shape[2], self.seed)
         if self.stretched:
-            angle = STRETCHED_ANGLE_RATE * self.param("stretched_angle", nn.initializers.zeros, ())
+            initial = nn.initializers.constant(self.stretched_initial_angle / STRETCHED_ANGLE_RATE)
+            angle = STRETCHED_ANGLE_RATE * self.param("stretched_angle", initial, ())
             one = jnp.ones((z.shape[0], 1), z.dtype)
             seed = self.seed + STRETCHED_NOISE_SEED_OFFSET
             fine = texture_field(z, one, x.shape[1], x.shape[2], seed, log_stretch, (STRETCHED_NOISE_PX,))
@@ -979,7 +981,8 @@ class ResizeConvGenerator(nn.Module):
     stretches the texture and the concentrations along one pixel axis, as resizing a SHARP box to 128 x 128 does.
     ``network`` adds a `QuietNetwork` before the noise. ``spot_width_px`` (> 0) replaces the spots' typical width
     (px) of `CONCENTRATIONS`; ``spot_profile`` is their shape (`SPOT_PROFILES`; read only with ``concentrations``).
-    ``noise_stretch`` gives the `InstrumentNoise` its learned stretched share (`InstrumentNoise.stretched`).
+    ``noise_stretch`` gives the `InstrumentNoise` its learned stretched share (`InstrumentNoise.stretched`), starting
+    at the angle ``noise_stretch_angle``.
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -1008,6 +1011,7 @@ class ResizeConvGenerator(nn.Module):
     spot_width_px: float = 0.0
     spot_profile: str = "gaussian"
     noise_stretch: bool = False
+    noise_stretch_angle: float = 0.0
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -1086,6 +1090,7 @@ class ResizeConvGenerator(nn.Module):
                 fill_quiet=self.noise_fill,
                 output_gain=self.output_clip_gain or 1.0,
                 stretched=self.noise_stretch,
+                stretched_initial_angle=self.noise_stretch_angle,
                 name="InstrumentNoise",
             )(x, z, log_stretch)
         elif self.output_noise:
@@ -1134,6 +1139,7 @@ def small_resize_conv_generator(
     spot_width_px: float = 0.0,
     spot_profile: str = "gaussian",
     noise_stretch: bool = False,
+    noise_stretch_angle: float = 0.0,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -1145,7 +1151,7 @@ def small_resize_conv_generator(
     `noise_gain_rate`, `noise_patch_gain`, `noise_fill`, `output_upsample`, `diffuse` (65 more parameters),
     `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
     `concentrations`, `conv_signal`, `stretch`, `stretch_limit`, `network`, `spot_width_px`, `spot_profile` and
-    `noise_stretch` (1 more parameter) as in `ResizeConvGenerator`.
+    `noise_stretch` (1 more parameter) and `noise_stretch_angle` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -1174,6 +1180,7 @@ def small_resize_conv_generator(
         spot_width_px=spot_width_px,
         spot_profile=spot_profile,
         noise_stretch=noise_stretch,
+        noise_stretch_angle=noise_stretch_angle,
     )
 
 
@@ -1208,6 +1215,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     spot_width_px: float = 0.0,
     spot_profile: str = "gaussian",
     noise_stretch: bool = False,
+    noise_stretch_angle: float = 0.0,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -1229,7 +1237,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     ``spot_width_px`` ('..._wide_spots_...'): the spots' typical width (`ResizeConvGenerator.spot_width_px`);
     ``spot_profile='umbra'`` ('..._umbral_spots_...'): flat-cored spots (`render_umbrae`);
     ``stretch_limit=MILD_STRETCH_LIMIT`` ('..._mild_stretch_...'): a stretch at most 2.5 times; ``noise_stretch``
-    ('..._stretched_noise_...'): a learned share of the noise stretched with the patch (`InstrumentNoise.stretched`)."""
+    ('..._stretched_noise_...'): a learned share of the noise stretched with the patch (`InstrumentNoise.stretched`),
+    starting at the angle ``noise_stretch_angle`` ('..._stretched_half_noise_...': pi / 4, half the noise's power)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1253,6 +1262,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         spot_width_px=spot_width_px,
         spot_profile=spot_profile,
         noise_stretch=noise_stretch,
+        noise_stretch_angle=noise_stretch_angle,
     )
 
 
@@ -1598,6 +1608,19 @@ _white_noise_filled_mild_stretch_stretched_noise_generator = _white_noise(
 """The generator of '..._filled_mild_stretch_stretched_noise_stretched_structured_network_white_threshold_clip_minibatch':
 the mild-stretch one whose noise has a learned share stretched with the patch (`InstrumentNoise.stretched`)."""
 
+_white_noise_filled_mild_stretch_stretched_half_noise_generator = _white_noise(
+    functools.partial(
+        _clipped_stretched_structured_network_generator,
+        noise_gain=False,
+        fill=True,
+        stretch_limit=MILD_STRETCH_LIMIT,
+        noise_stretch=True,
+        noise_stretch_angle=math.pi / 4,
+    )
+)
+"""The generator of '..._filled_mild_stretch_stretched_half_noise_...': the stretched-noise one starting with half
+the noise's power in its stretched share."""
+
 _white_noise_concentrated_generator = _white_noise(
     functools.partial(_clipped_diffuse_stretched_concentrated_generator, network=True)
 )
@@ -1737,6 +1760,10 @@ ARCHITECTURES = {
         _white_noise_filled_mild_stretch_stretched_noise_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_filled_mild_stretch_stretched_half_noise_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch": (
         _white_noise_concentrated_generator,
         MinibatchStatisticsDiscriminator,
@@ -1796,6 +1823,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_filled_umbral_spots_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_noise_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_diffuse_threshold_clip_multiscale",
