@@ -203,5 +203,5 @@ def test_the_default_model_is_a_measured_candidate():
         if {**gan_configs.PLAIN_MODEL, **fields} == gan_configs.DEFAULT_MODEL
     ]
     assert measured == [
-        "edge_instrument_filled_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_grid"
+        "edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid"
     ]

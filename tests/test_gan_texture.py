@@ -285,12 +285,12 @@ def test_umbral_spots_start_as_nothing_and_saturate_their_whole_core():
         gan.FluxConcentrations(count=4, typical_width_px=3.0, profile="square").init(jax.random.key(0), z)
 
 
-def test_the_mild_stretch_generator_is_the_default_one_with_its_stretch_bounded_at_the_mild_limit():
-    default_arch = (
+def test_the_mild_stretch_generator_is_the_unbounded_one_with_its_stretch_bounded_at_the_mild_limit():
+    unbounded_arch = (
         "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch"
     )
-    mild_arch = default_arch.replace("_filled_", "_filled_mild_stretch_")
-    default, _ = gan.make_models(default_arch, "matmul", (0.02, 0.03), 0.3)
+    mild_arch = unbounded_arch.replace("_filled_", "_filled_mild_stretch_")
+    default, _ = gan.make_models(unbounded_arch, "matmul", (0.02, 0.03), 0.3)
     mild, _ = gan.make_models(mild_arch, "matmul", (0.02, 0.03), 0.3)
     z = jax.random.normal(jax.random.key(5), (4, 100))
     params = default.init(jax.random.key(6), z)["params"]
