@@ -1596,27 +1596,22 @@ _white_noise_filled_mild_stretch_generator = _white_noise(
 """The generator of '..._filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch': the
 filled structured one whose per-patch stretch is bounded by `MILD_STRETCH_LIMIT`."""
 
+_filled_mild_stretch_stretched_noise_generator = functools.partial(
+    _clipped_stretched_structured_network_generator,
+    noise_gain=False,
+    fill=True,
+    stretch_limit=MILD_STRETCH_LIMIT,
+    noise_stretch=True,
+)
+
 _white_noise_filled_mild_stretch_stretched_noise_generator = _white_noise(
-    functools.partial(
-        _clipped_stretched_structured_network_generator,
-        noise_gain=False,
-        fill=True,
-        stretch_limit=MILD_STRETCH_LIMIT,
-        noise_stretch=True,
-    )
+    _filled_mild_stretch_stretched_noise_generator
 )
 """The generator of '..._filled_mild_stretch_stretched_noise_stretched_structured_network_white_threshold_clip_minibatch':
 the mild-stretch one whose noise has a learned share stretched with the patch (`InstrumentNoise.stretched`)."""
 
 _white_noise_filled_mild_stretch_stretched_half_noise_generator = _white_noise(
-    functools.partial(
-        _clipped_stretched_structured_network_generator,
-        noise_gain=False,
-        fill=True,
-        stretch_limit=MILD_STRETCH_LIMIT,
-        noise_stretch=True,
-        noise_stretch_angle=math.pi / 4,
-    )
+    functools.partial(_filled_mild_stretch_stretched_noise_generator, noise_stretch_angle=math.pi / 4)
 )
 """The generator of '..._filled_mild_stretch_stretched_half_noise_...': the stretched-noise one starting with half
 the noise's power in its stretched share."""
