@@ -654,28 +654,27 @@ use keys 2-4)."""
 class InstrumentNoise(nn.Module):
     """Adds the data's measured quiet-Sun noise: ``x + w(z) * smooth(latent_noise_field(z sqrt(d) / |z|))``.
 
-        No parameters: the per-patch width w(z) follows the calibration's distribution of quiet-pixel widths
-        (`instrument_noise_width`) and the field has the calibration's neighbour correlation
-        (`smooth_neighbours`); both are measured on the training split before training
-        (`solarjax.train.gan.calibrate_instrument_noise`). The generator then learns only the field's signal.
-        With ``learned_gain`` one parameter, exp(gain_rate * log_gain) (initially 1), scales every width: the data's
-        quiet width holds weak field as well as noise, so the noise alone may need to be narrower than the calibration
-        (``gain_rate`` multiplies the gain's learning rate, as an equalised learning rate does). With ``patch_gain`` a
-        linear function of z (Dense [latent_dim -> 1], initially 0) adds to the log width, so the widths' spread between
-        patches is learned too (the weak field under the quiet cut widens narrow patches more than wide ones). With
-        ``fill_quiet`` w(z) is the width of the whole quiet field, not of the noise alone: the noise fills what the
-        signal leaves of the quiet pixels' measured width (|x| < `QUIET_LEVEL`, soft edge `QUIET_SOFTNESS`;
-        `fill_quiet_width`), so a discriminator cannot buy small-scale power with noise. ``output_gain`` is the factor
-        the generator's output applies to weak fields (`clipped_tanh`'s gain; 1 for a plain tanh): the fill measures
-        the output, ``output_gain * (x + n noise)``, against the width w(z).
-        With ``stretched`` the unit field is ``cos(a) white + sin(a) f`` before the smoothing: f a `texture_field` of
-        correlation `STRETCHED_NOISE_PX` stretched by the patch's ``log_stretch`` (PRNG key ``seed`` +
-        `STRETCHED_NOISE_SEED_OFFSET`), a = `STRETCHED_ANGLE_RATE` times a learned parameter (initially 0, so initially
-    white noise alone, or ``stretched_initial_angle``; the rate multiplies its learning rate, as an equalised learning rate does): the quiet Sun's unresolved
-        internetwork, which resizing a SHARP box stretches along one axis as it does the network, in the share
-        sin(a)^2 of the quiet width.
-        Input x [N, H, W, 1] (pre-tanh, normalised field), z [N, latent_dim] and optionally ``log_stretch`` [N]
-        (`gaussian_filters`; None: isotropic); output like x.
+    No parameters: the per-patch width w(z) follows the calibration's distribution of quiet-pixel widths
+    (`instrument_noise_width`) and the field has the calibration's neighbour correlation
+    (`smooth_neighbours`); both are measured on the training split before training
+    (`solarjax.train.gan.calibrate_instrument_noise`). The generator then learns only the field's signal.
+    With ``learned_gain`` one parameter, exp(gain_rate * log_gain) (initially 1), scales every width: the data's
+    quiet width holds weak field as well as noise, so the noise alone may need to be narrower than the calibration
+    (``gain_rate`` multiplies the gain's learning rate, as an equalised learning rate does). With ``patch_gain`` a
+    linear function of z (Dense [latent_dim -> 1], initially 0) adds to the log width, so the widths' spread between
+    patches is learned too (the weak field under the quiet cut widens narrow patches more than wide ones). With
+    ``fill_quiet`` w(z) is the width of the whole quiet field, not of the noise alone: the noise fills what the
+    signal leaves of the quiet pixels' measured width (|x| < `QUIET_LEVEL`, soft edge `QUIET_SOFTNESS`;
+    `fill_quiet_width`), so a discriminator cannot buy small-scale power with noise. ``output_gain`` is the factor
+    the generator's output applies to weak fields (`clipped_tanh`'s gain; 1 for a plain tanh): the fill measures
+    the output, ``output_gain * (x + n noise)``, against the width w(z).
+    With ``stretched`` (one parameter) the unit field is ``cos(a) white + sin(a) f`` before the smoothing: f a
+    `texture_field` of correlation `STRETCHED_NOISE_PX` stretched by the patch's ``log_stretch`` (PRNG key ``seed``
+    + `STRETCHED_NOISE_SEED_OFFSET`), a = `STRETCHED_ANGLE_RATE` times a learned parameter (initially
+    ``stretched_initial_angle``, 0: white noise alone): the quiet Sun's unresolved internetwork, which resizing a
+    SHARP box stretches along one axis as it does the network, in the share sin(a)^2 of the quiet width.
+    Input x [N, H, W, 1] (pre-tanh, normalised field), z [N, latent_dim] and optionally ``log_stretch`` [N]
+    (`gaussian_filters`; None: isotropic); output like x.
     """
 
     widths: tuple[float, ...]
@@ -1150,7 +1149,7 @@ def small_resize_conv_generator(
     `output_noise`, `upsample`, `noise_widths`, `noise_neighbour_weight`, `quiet_threshold`, `noise_gain`,
     `noise_gain_rate`, `noise_patch_gain`, `noise_fill`, `output_upsample`, `diffuse` (65 more parameters),
     `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
-    `concentrations`, `conv_signal`, `stretch`, `stretch_limit`, `network`, `spot_width_px`, `spot_profile` and
+    `concentrations`, `conv_signal`, `stretch`, `stretch_limit`, `network`, `spot_width_px`, `spot_profile`,
     `noise_stretch` (1 more parameter) and `noise_stretch_angle` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
