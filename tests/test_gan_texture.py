@@ -290,10 +290,10 @@ def test_the_mild_stretch_generator_is_the_unbounded_one_with_its_stretch_bounde
         "resize_conv_small_edge_instrument_filled_stretched_structured_network_white_threshold_clip_minibatch"
     )
     mild_arch = unbounded_arch.replace("_filled_", "_filled_mild_stretch_")
-    default, _ = gan.make_models(unbounded_arch, "matmul", (0.02, 0.03), 0.3)
+    unbounded, _ = gan.make_models(unbounded_arch, "matmul", (0.02, 0.03), 0.3)
     mild, _ = gan.make_models(mild_arch, "matmul", (0.02, 0.03), 0.3)
     z = jax.random.normal(jax.random.key(5), (4, 100))
-    params = default.init(jax.random.key(6), z)["params"]
+    params = unbounded.init(jax.random.key(6), z)["params"]
     params["Spots"]["peaks"]["bias"] = jnp.full((8,), 2.0)  # visible spots, which the stretch elongates
 
     def with_stretch_bias(bias):
@@ -302,16 +302,16 @@ def test_the_mild_stretch_generator_is_the_unbounded_one_with_its_stretch_bounde
 
     # zero stretch: the same generator
     np.testing.assert_array_equal(
-        mild.apply({"params": with_stretch_bias(0.0)}, z), default.apply({"params": with_stretch_bias(0.0)}, z)
+        mild.apply({"params": with_stretch_bias(0.0)}, z), unbounded.apply({"params": with_stretch_bias(0.0)}, z)
     )
-    # a saturated stretch reaches log 2.5, which the default draws at a bias of artanh(log 2.5 / log 8)
+    # a saturated stretch reaches log 2.5, which the unbounded generator draws at a bias of artanh(log 2.5 / log 8)
     saturated = np.asarray(mild.apply({"params": with_stretch_bias(50.0)}, z))
     assert gan.MILD_STRETCH_LIMIT == pytest.approx(np.log(2.5))
     same_stretch = np.arctanh(gan.MILD_STRETCH_LIMIT / gan.STRETCH_LIMIT)
     np.testing.assert_allclose(
-        saturated, np.asarray(default.apply({"params": with_stretch_bias(same_stretch)}, z)), atol=1e-5
+        saturated, np.asarray(unbounded.apply({"params": with_stretch_bias(same_stretch)}, z)), atol=1e-5
     )
-    assert np.abs(saturated - np.asarray(default.apply({"params": with_stretch_bias(50.0)}, z))).max() > 0.1
+    assert np.abs(saturated - np.asarray(unbounded.apply({"params": with_stretch_bias(50.0)}, z))).max() > 0.1
 
 
 def test_instrument_noise_with_a_stretched_share_keeps_its_width_and_leans_its_fine_power_along_the_stretch():
