@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from solarjax import physics
+from solarjax.app import units
 from solarjax.app.artefacts import STEERABLE, Artefacts
 from solarjax.app.caches import LruCache
 from solarjax.app.search import IndexSearch, NotFound, finite_or_none
@@ -108,7 +109,7 @@ class SearchEngine(IndexSearch):
 
         generator = self.artefacts.generator
         mask = jnp.asarray([float(name in held) for name in STEERABLE], jnp.float32)
-        z = jnp.asarray(z, jnp.float32)
+        z = np.asarray(z, np.float32)
         for name, alpha in free:
             weights = jnp.asarray([float(n == name) for n in STEERABLE], jnp.float32)
             steps = local_step_count(alpha, local.DEFAULT_STEP)
@@ -122,8 +123,10 @@ class SearchEngine(IndexSearch):
                 names=STEERABLE,
                 steps=steps,
             )
-            z = path[:, -1]
-        return np.asarray(z)
+            # back on the host: the path's output is placed on the generator's mesh, and a placed z0 would be
+            # another compiled program than the warmed one
+            z = np.asarray(path[:, -1])
+        return z
 
     def generate(
         self, seed: int, sliders: Mapping[str, float], hold: Sequence[str], method: str | None = None
@@ -190,5 +193,7 @@ class SearchEngine(IndexSearch):
             self.generate(0, {STEERABLE[0]: 0.5}, hold=(), method="local")
             self.generate(0, {STEERABLE[0]: ALPHA_LIMIT}, hold=(), method="local")
         self.quantities(image)
+        # an upload with a plate scale: its quantities in physical units (one patch shape whatever the map's)
+        units.physical_payload(np.asarray(image)[0, ..., 0] * 1000.0, units.PlateScale((0.36, 0.36), "warm-up"))
         self.warm_search(self.embed(image), grouped=True)
         self.warm_ranked(self.embed(image), image, grouped=True)
