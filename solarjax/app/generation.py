@@ -13,6 +13,7 @@ from solarjax.app.artefacts import STEERABLE, Artefacts
 from solarjax.app.caches import LruCache
 from solarjax.app.search import IndexSearch, NotFound, finite_or_none
 from solarjax.app.timing import StageTimer
+from solarjax.units import GAUSS_PER_UNIT
 
 ALPHA_LIMIT = 3.0
 """Slider range: alpha in [-ALPHA_LIMIT, ALPHA_LIMIT] units of the (unit) direction, or of local path length."""
@@ -194,6 +195,7 @@ class SearchEngine(IndexSearch):
             self.generate(0, {STEERABLE[0]: ALPHA_LIMIT}, hold=(), method="local")
         self.quantities(image)
         # an upload with a plate scale: its quantities in physical units (one patch shape whatever the map's)
-        units.physical_payload(np.asarray(image)[0, ..., 0] * 1000.0, units.PlateScale((0.36, 0.36), "warm-up"))
+        field = np.asarray(image)[0, ..., 0] * GAUSS_PER_UNIT
+        units.physical_payload(field, units.PlateScale((0.36, 0.36), "warm-up"))
         self.warm_search(self.embed(image), grouped=True)
         self.warm_ranked(self.embed(image), image, grouped=True)
