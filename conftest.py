@@ -12,6 +12,9 @@ import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+from solarjax.cli.program import prefer_fast_cpu_compilation  # noqa: E402
+
+prefer_fast_cpu_compilation()  # as the `solarjax` program does (and so the CLI subprocesses the tests start)
 # No persistent XLA cache for the tests (nor, by default, for the CLI subprocesses they start): XLA:CPU has
 # aborted the whole test process three times while serialising a `steer_to` program for that cache, in three
 # different test modules, on loaded and idle machines alike.

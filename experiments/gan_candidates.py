@@ -69,6 +69,10 @@ MILD_STRETCH_STRETCHED_NOISE_ARCH = MILD_STRETCH_ARCH.replace("_mild_stretch_", 
 """The mild-stretch generator whose noise has a learned share stretched with the patch
 (`solarjax.models.gan.InstrumentNoise.stretched`)."""
 
+MILD_STRETCH_PATCH_CONTRAST_ARCH = MILD_STRETCH_ARCH.replace("_mild_stretch_", "_mild_stretch_patch_contrast_")
+"""The mild-stretch generator whose plage texture has a contrast per patch
+(`solarjax.models.gan.ClumpTexture.patch_contrast`)."""
+
 _LATE_SPREAD_SPOT = {
     **_FILLED_BIPOLE,
     "complexity_spread_weight": 3.0,
@@ -420,6 +424,10 @@ CANDIDATES = {
     "edge_instrument_filled_mild_stretch_stretched_noise_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,
         "arch": MILD_STRETCH_STRETCHED_NOISE_ARCH,
+    },
+    "edge_instrument_filled_mild_stretch_patch_contrast_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SECTOR,
+        "arch": MILD_STRETCH_PATCH_CONTRAST_ARCH,
     },
     "edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,

@@ -349,3 +349,39 @@ def test_the_stretched_noise_generator_is_the_mild_one_until_its_stretched_share
     np.testing.assert_array_equal(stretched.apply({"params": params}, z), mild.apply({"params": without}, z))
     grown = {**params, "InstrumentNoise": {"stretched_angle": jnp.asarray(0.2)}}
     assert np.abs(np.asarray(stretched.apply({"params": grown}, z) - mild.apply({"params": without}, z))).max() > 0.01
+
+
+def test_a_patch_contrast_starts_as_the_shared_one_and_then_sets_each_patch_log_contrast_from_z():
+    z = jax.random.normal(jax.random.key(10), (32, 100))
+    shared = gan.ClumpTexture()
+    per_patch = gan.ClumpTexture(patch_contrast=True)
+    params = per_patch.init(jax.random.key(0), z)["params"]
+    assert params["patch_contrast"]["kernel"].shape == (100, 1)  # 101 more parameters, initially zero
+    without = {name: value for name, value in params.items() if name != "patch_contrast"}
+    np.testing.assert_array_equal(per_patch.apply({"params": params}, z), shared.apply({"params": without}, z))
+    # a kernel along z_0 gives each patch the contrast softplus(raw + z_0): the log texture's spread per patch
+    # follows z_0 (the floor, 0.5, and the mean-1 normalisation leave the ordering alone)
+    grown = {**params, "patch_contrast": {"kernel": jnp.zeros((100, 1)).at[0, 0].set(1.0), "bias": jnp.zeros(1)}}
+    values = np.asarray(per_patch.apply({"params": grown}, z))[..., 0]
+    spread = np.log(values - 0.5 + 1e-9).std(axis=(1, 2))  # log of (1 - floor) clumps: contrast * f + const
+    expected = np.log1p(np.exp(np.log(np.expm1(0.5)) + np.asarray(z[:, 0])))
+    np.testing.assert_allclose(spread, expected, rtol=1e-3)
+
+
+def test_the_patch_contrast_generator_is_the_mild_one_until_its_contrast_kernel_grows():
+    mild_arch = "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch"
+    mild, _ = gan.make_models(mild_arch, "matmul", (0.02, 0.03), 0.3)
+    varied, _ = gan.make_models(
+        mild_arch.replace("_mild_stretch_", "_mild_stretch_patch_contrast_"), "matmul", (0.02, 0.03), 0.3
+    )
+    z = jax.random.normal(jax.random.key(11), (4, 100))
+    params = varied.init(jax.random.key(9), z)["params"]
+    # plage clouds to texture (their peaks start at zero, and so does the textured channel)
+    clouds = params["Clouds"]
+    params = {**params, "Clouds": {**clouds, "peaks": {**clouds["peaks"], "bias": jnp.full((16,), 0.3)}}}
+    texture = {name: value for name, value in params["Texture"].items() if name != "patch_contrast"}
+    without = {**params, "Texture": texture}
+    np.testing.assert_array_equal(varied.apply({"params": params}, z), mild.apply({"params": without}, z))
+    kernel = jnp.full((100, 1), 0.3)
+    grown = {**params, "Texture": {**params["Texture"], "patch_contrast": {"kernel": kernel, "bias": jnp.zeros(1)}}}
+    assert np.abs(np.asarray(varied.apply({"params": grown}, z) - mild.apply({"params": without}, z))).max() > 0.01

@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command; bad input or a missing artefact is one line on stderr and exit 2
     (SOLARJAX_TRACEBACK=1 shows the traceback instead)."""
     _use_compilation_cache()
+    prefer_fast_cpu_compilation()
     argv, config_overrides = _split_config_overrides(sys.argv[1:] if argv is None else list(argv))
     args = build_parser().parse_args(_verbosity_first(argv))
     configure_logging(args.verbose - args.quiet)
@@ -107,6 +108,27 @@ def _use_compilation_cache() -> None:
     cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "solarjax" / "jax"
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+
+CPU_COMPILE_LEVEL_FLAG = "--xla_backend_optimization_level=2"
+"""XLA's LLVM optimisation level 2 instead of its default 3: on a CPU the GAN's train steps compile in 0.5-0.7x the
+time and run as fast, and so do the physics and the SimSiam update (benchmarks/README.md, session 28)."""
+
+_ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "jax_rocm7_plugin", "libtpu")
+
+
+def prefer_fast_cpu_compilation() -> None:
+    """Adds `CPU_COMPILE_LEVEL_FLAG` to XLA_FLAGS unless they set a level already or an accelerator plugin is
+    installed (its kernels were not measured at level 2). XLA reads its flags when JAX starts its first backend, so
+    this is for the start of a process."""
+    import importlib.util
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_backend_optimization_level" in flags:
+        return
+    if any(importlib.util.find_spec(name) is not None for name in _ACCELERATOR_PLUGINS):
+        return
+    os.environ["XLA_FLAGS"] = f"{flags} {CPU_COMPILE_LEVEL_FLAG}".strip()
 
 
 _VERBOSITY_FLAGS = frozenset({"-v", "-vv", "-vvv", "--verbose", "-q", "-qq", "--quiet"})

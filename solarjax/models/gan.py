@@ -777,7 +777,9 @@ class ClumpTexture(nn.Module):
     at zero: an even mix); the contrast c = softplus(.) (initially ``initial_contrast``) and floor = sigmoid(.)
     (initially ``initial_floor``) are learned. Plage seen by HMI is unresolved kilogauss flux tubes gathered in
     clumps a few Mm across: a smooth envelope times such a log-normal texture, whose small scales have no preferred
-    pixel axis (unlike those a convolution on the pixel grid sharpens) but the patch's own stretch. Input z
+    pixel axis (unlike those a convolution on the pixel grid sharpens) but the patch's own stretch. With
+    ``patch_contrast`` a linear function of z (Dense [latent_dim -> 1], initially 0) adds to the contrast's
+    pre-softplus value, so how clumpy a patch's plage is can vary between patches apart from its flux. Input z
     [N, latent_dim] and optionally ``log_stretch`` [N] (`gaussian_filters`); output [N, height, width, 1] float32,
     positive, mean 1 per patch.
     """
@@ -787,15 +789,17 @@ class ClumpTexture(nn.Module):
     initial_contrast: float = 0.5
     initial_floor: float = 0.5
     seed: int = 2
+    patch_contrast: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array, log_stretch: jax.Array | None = None) -> jax.Array:
         logits = nn.Dense(len(TEXTURE_CORRELATION_PX), kernel_init=nn.initializers.zeros_init(), name="scales")(z)
         weights = jax.nn.softmax(logits, axis=-1)
         field = texture_field(z, weights, self.height, self.width, self.seed, log_stretch)
-        contrast = jax.nn.softplus(
-            self.param("contrast", nn.initializers.constant(math.log(math.expm1(self.initial_contrast))), ())
-        )
+        raw = self.param("contrast", nn.initializers.constant(math.log(math.expm1(self.initial_contrast))), ())
+        if self.patch_contrast:
+            raw = raw + nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="patch_contrast")(z)[:, :, None]
+        contrast = jax.nn.softplus(raw)
         floor = jax.nn.sigmoid(
             self.param("floor", nn.initializers.constant(math.log(self.initial_floor / (1 - self.initial_floor))), ())
         )
@@ -981,7 +985,8 @@ class ResizeConvGenerator(nn.Module):
     ``network`` adds a `QuietNetwork` before the noise. ``spot_width_px`` (> 0) replaces the spots' typical width
     (px) of `CONCENTRATIONS`; ``spot_profile`` is their shape (`SPOT_PROFILES`; read only with ``concentrations``).
     ``noise_stretch`` gives the `InstrumentNoise` its learned stretched share (`InstrumentNoise.stretched`), starting
-    at the angle ``noise_stretch_angle``.
+    at the angle ``noise_stretch_angle``. ``texture_patch_contrast`` gives the textured channel's `ClumpTexture` a
+    contrast per patch (`ClumpTexture.patch_contrast`).
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -1011,6 +1016,7 @@ class ResizeConvGenerator(nn.Module):
     spot_profile: str = "gaussian"
     noise_stretch: bool = False
     noise_stretch_angle: float = 0.0
+    texture_patch_contrast: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -1076,7 +1082,8 @@ class ResizeConvGenerator(nn.Module):
             clouds = FluxConcentrations(count, typical, height=x.shape[1], width=x.shape[2], name="Clouds")
             textured = clouds(z, log_stretch) if textured is None else textured + clouds(z, log_stretch)
         if textured is not None:
-            x = x + textured * ClumpTexture(x.shape[1], x.shape[2], name="Texture")(z, log_stretch)
+            texture = ClumpTexture(x.shape[1], x.shape[2], patch_contrast=self.texture_patch_contrast, name="Texture")
+            x = x + textured * texture(z, log_stretch)
         if self.network:
             x = x + QuietNetwork(x.shape[1], x.shape[2], name="Network")(z, log_stretch)
         if self.noise_widths:
@@ -1139,6 +1146,7 @@ def small_resize_conv_generator(
     spot_profile: str = "gaussian",
     noise_stretch: bool = False,
     noise_stretch_angle: float = 0.0,
+    texture_patch_contrast: bool = False,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -1150,7 +1158,8 @@ def small_resize_conv_generator(
     `noise_gain_rate`, `noise_patch_gain`, `noise_fill`, `output_upsample`, `diffuse` (65 more parameters),
     `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
     `concentrations`, `conv_signal`, `stretch`, `stretch_limit`, `network`, `spot_width_px`, `spot_profile`,
-    `noise_stretch` (1 more parameter) and `noise_stretch_angle` as in `ResizeConvGenerator`.
+    `noise_stretch` (1 more parameter), `noise_stretch_angle` and `texture_patch_contrast` (101 more) as in
+    `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -1180,6 +1189,7 @@ def small_resize_conv_generator(
         spot_profile=spot_profile,
         noise_stretch=noise_stretch,
         noise_stretch_angle=noise_stretch_angle,
+        texture_patch_contrast=texture_patch_contrast,
     )
 
 
@@ -1215,6 +1225,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     spot_profile: str = "gaussian",
     noise_stretch: bool = False,
     noise_stretch_angle: float = 0.0,
+    texture_patch_contrast: bool = False,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -1237,7 +1248,9 @@ def small_resize_conv_edge_instrument_threshold_generator(
     ``spot_profile='umbra'`` ('..._umbral_spots_...'): flat-cored spots (`render_umbrae`);
     ``stretch_limit=MILD_STRETCH_LIMIT`` ('..._mild_stretch_...'): a stretch at most 2.5 times; ``noise_stretch``
     ('..._stretched_noise_...'): a learned share of the noise stretched with the patch (`InstrumentNoise.stretched`),
-    starting at the angle ``noise_stretch_angle`` ('..._stretched_half_noise_...': pi / 4, half the noise's power)."""
+    starting at the angle ``noise_stretch_angle`` ('..._stretched_half_noise_...': pi / 4, half the noise's power);
+    ``texture_patch_contrast`` ('..._patch_contrast_...'): the plage texture's contrast per patch
+    (`ClumpTexture.patch_contrast`)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1262,6 +1275,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         spot_profile=spot_profile,
         noise_stretch=noise_stretch,
         noise_stretch_angle=noise_stretch_angle,
+        texture_patch_contrast=texture_patch_contrast,
     )
 
 
@@ -1595,6 +1609,19 @@ _white_noise_filled_mild_stretch_generator = _white_noise(
 """The generator of '..._filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch': the
 filled structured one whose per-patch stretch is bounded by `MILD_STRETCH_LIMIT`."""
 
+_white_noise_filled_mild_stretch_patch_contrast_generator = _white_noise(
+    functools.partial(
+        _clipped_stretched_structured_network_generator,
+        noise_gain=False,
+        fill=True,
+        stretch_limit=MILD_STRETCH_LIMIT,
+        texture_patch_contrast=True,
+    )
+)
+"""The generator of '..._filled_mild_stretch_patch_contrast_stretched_structured_network_white_threshold_clip_minibatch':
+the mild-stretch one whose plage texture has a contrast per patch (`ClumpTexture.patch_contrast`), so its fine scales
+need not follow its flux."""
+
 _filled_mild_stretch_stretched_noise_generator = functools.partial(
     _clipped_stretched_structured_network_generator,
     noise_gain=False,
@@ -1754,6 +1781,10 @@ ARCHITECTURES = {
         _white_noise_filled_mild_stretch_stretched_noise_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_filled_mild_stretch_patch_contrast_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch": (
         _white_noise_filled_mild_stretch_stretched_half_noise_generator,
         MinibatchStatisticsDiscriminator,
@@ -1817,6 +1848,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_filled_umbral_spots_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_noise_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
