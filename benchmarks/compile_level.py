@@ -73,6 +73,20 @@ def run_side(side: str) -> dict:
     return figures
 
 
+def run(rounds: int = 2, settle_s: float = 90.0) -> dict:
+    """Every level `rounds` times, each in its own process; {'runs': [...], 'ratios': {'O2/O3' | 'O1/O3': {figure:
+    `benchmarks.isolated.ratio_summary`}}} (a ratio below 1 is faster than O3)."""
+    from benchmarks import isolated
+
+    cores = os.cpu_count() or 1
+    runs = isolated.run_rounds("benchmarks.compile_level", SIDES, rounds, settle_s=settle_s)
+    ratios = {
+        f"{side}/O3": {figure: isolated.ratio_summary(runs, side, "O3", figure, cores) for figure in FIGURES}
+        for side in SIDES[1:]
+    }
+    return {"runs": runs, "ratios": ratios}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", choices=SIDES, help="run one level in this process (used by the rounds)")
@@ -85,18 +99,14 @@ def main(argv=None) -> int:
         return 0
     from benchmarks import isolated
 
+    result = run(args.rounds, args.settle_s)
     cores = os.cpu_count() or 1
-    runs = isolated.run_rounds("benchmarks.compile_level", SIDES, args.rounds, settle_s=args.settle_s)
-    ratios = {
-        f"{side}/O3": {figure: isolated.ratio_summary(runs, side, "O3", figure, cores) for figure in FIGURES}
-        for side in SIDES[1:]
-    }
-    for side, by_figure in ratios.items():
+    for side, by_figure in result["ratios"].items():
         for figure, summary in by_figure.items():
             print(isolated.readme_row(f"{figure} {side}", summary, cores))
     if args.out:
         with open(args.out, "w") as out:
-            json.dump({"runs": runs, "ratios": ratios}, out, indent=1)
+            json.dump(result, out, indent=1)
     return 0
 
 

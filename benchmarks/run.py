@@ -26,6 +26,7 @@ BENCHMARKS = {
     "retrieval.scann": "benchmarks.retrieval_bench:run",
     "steering.inversion": "benchmarks.inversion_bench:run",
     "app.load": "benchmarks.app_load_bench:run",
+    "xla.compile_level": "benchmarks.compile_level:run",
 }
 """name -> 'module:function'; a benchmark's module (and PyTorch, for the reference baselines) is
 imported only when it runs. The PyTorch baselines need `pip install torch==2.13.0` (CPU build)."""
