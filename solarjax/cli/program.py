@@ -1,5 +1,5 @@
 """The `solarjax` program: the parser built from the command modules, and `main`, which runs a command with
-the program's logging, compilation cache, config overrides and one-line errors."""
+the program's logging, compilation cache and level, config overrides and one-line errors."""
 
 from __future__ import annotations
 
@@ -111,8 +111,8 @@ def _use_compilation_cache() -> None:
 
 
 CPU_COMPILE_LEVEL_FLAG = "--xla_backend_optimization_level=2"
-"""XLA's LLVM optimisation level 2 instead of its default 3: on a CPU the GAN's train steps compile in 0.5-0.7x the
-time and run as fast, and so do the physics and the SimSiam update (benchmarks/README.md, session 28)."""
+"""XLA's LLVM optimisation level 2 instead of its default 3: on a CPU the programs compile faster and run as fast
+(figures: benchmarks/README.md, `python -m benchmarks.compile_level`)."""
 
 _ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "jax_rocm7_plugin", "libtpu")
 
