@@ -336,12 +336,22 @@ def test_instrument_noise_with_a_stretched_share_keeps_its_width_and_leans_its_f
     assert 0.15 < np.median(contrast["stretched"]) < 0.25
 
 
-def test_the_stretched_noise_generator_is_the_mild_one_until_its_stretched_share_grows():
-    mild_arch = "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch"
-    mild, _ = gan.make_models(mild_arch, "matmul", (0.02, 0.03), 0.3)
-    stretched, _ = gan.make_models(
-        mild_arch.replace("_mild_stretch_", "_mild_stretch_stretched_noise_"), "matmul", (0.02, 0.03), 0.3
+MILD_ARCH = (
+    "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch"
+)
+
+
+def _mild_and_variant(token: str):
+    """The mild-stretch generator and its variant with ``token`` after '_mild_stretch_' (same noise calibration)."""
+    mild, _ = gan.make_models(MILD_ARCH, "matmul", (0.02, 0.03), 0.3)
+    variant, _ = gan.make_models(
+        MILD_ARCH.replace("_mild_stretch_", f"_mild_stretch_{token}_"), "matmul", (0.02, 0.03), 0.3
     )
+    return mild, variant
+
+
+def test_the_stretched_noise_generator_is_the_mild_one_until_its_stretched_share_grows():
+    mild, stretched = _mild_and_variant("stretched_noise")
     z = jax.random.normal(jax.random.key(8), (4, 100))
     params = stretched.init(jax.random.key(9), z)["params"]
     assert set(params) == set(mild.init(jax.random.key(9), z)["params"]) | {"InstrumentNoise"}
@@ -369,11 +379,7 @@ def test_a_patch_contrast_starts_as_the_shared_one_and_then_sets_each_patch_log_
 
 
 def test_the_patch_contrast_generator_is_the_mild_one_until_its_contrast_kernel_grows():
-    mild_arch = "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch"
-    mild, _ = gan.make_models(mild_arch, "matmul", (0.02, 0.03), 0.3)
-    varied, _ = gan.make_models(
-        mild_arch.replace("_mild_stretch_", "_mild_stretch_patch_contrast_"), "matmul", (0.02, 0.03), 0.3
-    )
+    mild, varied = _mild_and_variant("patch_contrast")
     z = jax.random.normal(jax.random.key(11), (4, 100))
     params = varied.init(jax.random.key(9), z)["params"]
     # plage clouds to texture (their peaks start at zero, and so does the textured channel)
