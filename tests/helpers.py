@@ -77,6 +77,12 @@ def toy_apply(params, z):
 
 
 @functools.cache
+def init_generator(module, key: jax.Array, latent_dim: int = 100) -> dict:
+    """``module.init(key, zeros [1, latent_dim])`` as one compiled program: run eagerly, a structured generator's
+    init compiles each of its primitives apart, several times slower."""
+    return jax.jit(module.init)(key, jnp.zeros((1, latent_dim)))
+
+
 def toy_generator(amplitude: float = 0.8) -> LatentGenerator:
     """The toy generator (one object per amplitude, so jitted programs are compiled once)."""
     params = {"amplitude": jnp.float32(amplitude), "background": jnp.asarray(_background_basis())}

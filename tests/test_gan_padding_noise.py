@@ -11,6 +11,7 @@ from experiments import gan_candidates
 from solarjax.models import gan
 from solarjax.train import gan as gan_train
 from solarjax.train import quality
+from tests.helpers import init_generator
 
 KEY = jax.random.key(0)
 
@@ -54,7 +55,7 @@ def test_latent_noise_field_is_white_linear_in_z_and_fixed():
 def test_noise_generator_starts_as_the_edge_generator_and_learns_a_per_patch_amplitude():
     edge, _ = gan.make_models("resize_conv_small_edge")
     noisy, _ = gan.make_models("resize_conv_small_edge_noise")
-    params = noisy.init(KEY, jnp.zeros((1, 100)))["params"]
+    params = init_generator(noisy, KEY)["params"]
     assert gan.parameter_count(params) == 1_710_465 + 101
     z = jax.random.normal(jax.random.key(4), (2, 100))
     without = {k: v for k, v in params.items() if k != "OutputNoise"}
@@ -106,8 +107,8 @@ def test_bilinear_upsample_conv_equals_bilinear_upsampling_then_edge_padding_the
 def test_bilinear_generator_has_the_noise_generators_parameters_and_needs_edge_padding():
     noisy, _ = gan.make_models("resize_conv_small_edge_noise")
     bilinear, _ = gan.make_models("resize_conv_small_bilinear_noise")
-    params = bilinear.init(KEY, jnp.zeros((1, 100)))["params"]
-    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, noisy.init(KEY, jnp.zeros((1, 100)))["params"])
+    params = init_generator(bilinear, KEY)["params"]
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, init_generator(noisy, KEY)["params"])
     z = jax.random.normal(jax.random.key(10), (2, 100))
     images = np.asarray(bilinear.apply({"params": params}, z))
     assert images.shape == (2, 128, 128, 1) and np.abs(images).max() <= 1.0
@@ -203,5 +204,5 @@ def test_the_default_model_is_a_measured_candidate():
         if {**gan_configs.PLAIN_MODEL, **fields} == gan_configs.DEFAULT_MODEL
     ]
     assert measured == [
-        "edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid"
+        "edge_instrument_filled_mild_stretch_patch_contrast_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid"
     ]
