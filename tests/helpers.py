@@ -76,13 +76,13 @@ def toy_apply(params, z):
     return jnp.tanh(field)[..., None]
 
 
-@functools.cache
 def init_generator(module, key: jax.Array, latent_dim: int = 100) -> dict:
-    """``module.init(key, zeros [1, latent_dim])`` as one compiled program: run eagerly, a structured generator's
-    init compiles each of its primitives apart, several times slower."""
+    """``module.init(key, zeros [1, latent_dim])`` as one compiled program (run eagerly, a structured generator's
+    init compiles each of its primitives apart)."""
     return jax.jit(module.init)(key, jnp.zeros((1, latent_dim)))
 
 
+@functools.cache
 def toy_generator(amplitude: float = 0.8) -> LatentGenerator:
     """The toy generator (one object per amplitude, so jitted programs are compiled once)."""
     params = {"amplitude": jnp.float32(amplitude), "background": jnp.asarray(_background_basis())}
@@ -267,9 +267,14 @@ class ArrayIterator:
         pass
 
 
-def tiny_config(total_steps=6, eval_every=0, arch="simple", name="gan_paper"):
+def tiny_config(total_steps=6, eval_every=0, arch="simple", name="gan_paper", matching_terms=True):
+    """A GAN run of `total_steps` on `BATCH` patches; ``matching_terms=False`` drops the config's matching terms
+    (their weights and starts) for tests of what a run does around its step, whose step then compiles faster."""
     config = load_config(name)
     config.model.arch = arch
+    if not matching_terms:
+        for key in [k for k in config.model if k.endswith(("_weight", "_start")) and k != "ema_start"]:
+            del config.model[key]
     config.batch_size = BATCH
     config.total_steps = total_steps
     config.log_every = 1

@@ -8,6 +8,7 @@ import pytest
 
 from solarjax.models import gan
 from solarjax.train import quality
+from tests.helpers import init_generator
 
 TEXTURED = "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_diffuse_threshold_clip_minibatch"
 UNTEXTURED = "resize_conv_small_edge_instrument_fast_gain_bilinear_diffuse_threshold_clip_minibatch"
@@ -71,11 +72,9 @@ def test_textured_generator_is_the_untextured_one_while_its_textured_channel_is_
     widths = (0.02, 0.03)
     textured, _ = gan.make_models(TEXTURED, "matmul", widths, 0.3)
     untextured, _ = gan.make_models(UNTEXTURED, "matmul", widths, 0.3)
-    params = textured.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    params = init_generator(textured, jax.random.key(4))["params"]
     assert params["Conv2D_2"]["kernel"].shape[-1] == 2
-    extra = gan.parameter_count(params) - gan.parameter_count(
-        untextured.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
-    )
+    extra = gan.parameter_count(params) - gan.parameter_count(init_generator(untextured, jax.random.key(4))["params"])
     assert extra == 695  # a second output channel (3 x 3 x 32 + 1) and the texture (100 x 4 + 4, contrast, floor)
     silent = {
         **params,
@@ -88,12 +87,12 @@ def test_textured_generator_is_the_untextured_one_while_its_textured_channel_is_
     plain["Conv2D_2"] = {"kernel": silent["Conv2D_2"]["kernel"][..., :1], "bias": silent["Conv2D_2"]["bias"][:1]}
     z = jax.random.normal(jax.random.key(5), (2, 100))
     np.testing.assert_allclose(
-        np.asarray(textured.apply({"params": silent}, z)),
-        np.asarray(untextured.apply({"params": plain}, z)),
+        np.asarray(jax.jit(textured.apply)({"params": silent}, z)),
+        np.asarray(jax.jit(untextured.apply)({"params": plain}, z)),
         atol=1e-6,
     )
     # with its textured channel on, every texture parameter receives gradient
-    grads = jax.grad(lambda p: jnp.mean(textured.apply({"params": p}, z) ** 2))(params)["Texture"]
+    grads = jax.jit(jax.grad(lambda p: jnp.mean(textured.apply({"params": p}, z) ** 2)))(params)["Texture"]
     for leaf in jax.tree.leaves(grads):
         assert np.all(np.isfinite(np.asarray(leaf))) and np.abs(np.asarray(leaf)).max() > 0
 
@@ -138,7 +137,7 @@ def test_concentrated_generator_is_the_textured_one_until_its_concentrations_hav
     widths = (0.02, 0.03)
     concentrated, _ = gan.make_models(CONCENTRATED, "matmul", widths, 0.3)
     textured, _ = gan.make_models(TEXTURED, "matmul", widths, 0.3)
-    params = concentrated.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    params = init_generator(concentrated, jax.random.key(4))["params"]
     base = {name: value for name, value in params.items() if name not in ("Spots", "Clouds")}
     z = jax.random.normal(jax.random.key(5), (2, 100))
     np.testing.assert_allclose(
@@ -159,7 +158,7 @@ STRUCTURED = "resize_conv_small_edge_instrument_fast_gain_structured_diffuse_thr
 def test_structured_generator_draws_only_concentrations_diffuse_field_texture_and_noise():
     widths = (0.02, 0.03)
     structured, _ = gan.make_models(STRUCTURED, "matmul", widths, 0.3)
-    params = structured.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    params = init_generator(structured, jax.random.key(4))["params"]
     assert sorted(params) == sorted(["Dense_0", "Conv2D_0", "Diffuse", "Spots", "Clouds", "Texture", "InstrumentNoise"])
     z = jax.random.normal(jax.random.key(5), (2, 100))
     # at the start (no peaks, no diffuse field) the output is the instrument noise alone, whatever the blocks hold
@@ -209,7 +208,7 @@ def test_a_structured_generator_without_a_diffuse_field_draws_no_convolutional_f
         (0.02, 0.03),
         0.3,
     )
-    params = structured.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    params = init_generator(structured, jax.random.key(4))["params"]
     assert sorted(params) == ["Clouds", "InstrumentNoise", "Spots", "Stretch", "Texture"]
     assert gan.parameter_count(params) < 40_000
 
@@ -234,7 +233,7 @@ def test_white_noise_structured_generator_ignores_the_calibrated_neighbour_corre
     arch = "resize_conv_small_edge_instrument_fast_gain_stretched_structured_network_white_threshold_clip_minibatch"
     generator, _ = gan.make_models(arch, "matmul", (0.02, 0.03), 0.6)
     assert generator.noise_neighbour_weight == 0.0 and generator.network and generator.stretch
-    params = generator.init(jax.random.key(4), jnp.zeros((1, 100)))["params"]
+    params = init_generator(generator, jax.random.key(4))["params"]
     z = jax.random.normal(jax.random.key(5), (4, 100))
     noise = np.asarray(generator.apply({"params": params}, z))[..., 0]  # at the start: network and noise only
     network = np.asarray(gan.QuietNetwork().apply({"params": params["Network"]}, z, jnp.zeros(4)))[..., 0]

@@ -278,7 +278,9 @@ def test_checkpoint_of_an_unknown_architecture_is_refused_by_name(tmp_path):
 
 
 def test_default_config_with_ema_logs_realism_ranks_by_it_and_samples_with_the_ema(tmp_path):
-    config = tiny_config(total_steps=4, eval_every=2, arch="resize_conv_small", name="gan_synthetic")
+    config = tiny_config(
+        total_steps=4, eval_every=2, arch="resize_conv_small", name="gan_synthetic", matching_terms=False
+    )
     assert config.quality.best_metric == "realism_score"
     config.model.ema_decay = 0.99
     config.model.ema_start = 1  # the default's 100 would leave a 4-step run on its raw weights
