@@ -91,16 +91,16 @@ DEFAULT_MODEL = {
 ``edge_instrument_filled_mild_stretch_patch_contrast_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid``,
 PC, since session 29):
 a field drawn from z without convolutions: round Gaussian flux concentrations (umbrae up to the clip, plage clouds
-tens of pixels across) and a log-normal clump texture whose contrast each patch sets from z, stretched per patch along one pixel axis as resizing a SHARP
-box does (at most 2.5 times, the data's 90th percentile), the quiet Sun's mixed-polarity network, and white
-instrument noise that fills what the signal leaves of the training data's measured quiet-pixel width (no learned
-gain, so a discriminator cannot buy small-scale power with noise); an output tanh stretched by 1.1 and clipped at
-+-1000 G as the data are; a discriminator that sees its batch's statistics; the band sharpness, Schrijver R,
-weak-field coherence, per-patch mean gradient and the bipole's polarity separation and leading-polarity offset
-matched to the real batch, and from step 200 (ramped in over 200 steps; experiments/README.md, sessions 23-25) the
-strong field's extent per patch, the distribution of R and the power along the axes and the diagonals at wavelengths
-2-16 px; no phase of the pixel grid preferred by the neighbour differences; samples drawn from an average of the
-generator's weights (decay 0.99) that starts after 100 steps.
+tens of pixels across) and a log-normal clump texture whose contrast each patch sets from z, stretched per patch along
+one pixel axis as resizing a SHARP box does (at most 2.5 times, the data's 90th percentile), the quiet Sun's
+mixed-polarity network, and white instrument noise that fills what the signal leaves of the training data's measured
+quiet-pixel width (no learned gain, so a discriminator cannot buy small-scale power with noise); an output tanh
+stretched by 1.1 and clipped at +-1000 G as the data are; a discriminator that sees its batch's statistics; the band
+sharpness, Schrijver R, weak-field coherence, per-patch mean gradient and the bipole's polarity separation and
+leading-polarity offset matched to the real batch, and from step 200 (ramped in over 200 steps; experiments/README.md,
+sessions 23-25) the strong field's extent per patch, the distribution of R and the power along the axes and the
+diagonals at wavelengths 2-16 px; no phase of the pixel grid preferred by the neighbour differences; samples drawn
+from an average of the generator's weights (decay 0.99) that starts after 100 steps.
 The session-26 default (MSEC: the same with one texture contrast shared by every patch) was told from the data by a
 logistic classifier more often in its full demo and in both candidate runs (experiments/README.md, session 29).
 The session-23 default (the same without the stretch bound and the sector term) drew features a third too
