@@ -273,8 +273,12 @@ def tiny_config(total_steps=6, eval_every=0, arch="simple", name="gan_paper", ma
     config = load_config(name)
     config.model.arch = arch
     if not matching_terms:
-        for key in [k for k in config.model if k.endswith(("_weight", "_start")) and k != "ema_start"]:
-            del config.model[key]
+        from solarjax.train import gan as gan_train
+
+        for term in gan_train.MATCHING_TERMS:
+            for key in (f"{term}_weight", f"{term}_start"):
+                if key in config.model:
+                    del config.model[key]
     config.batch_size = BATCH
     config.total_steps = total_steps
     config.log_every = 1
