@@ -1622,6 +1622,19 @@ _white_noise_filled_mild_stretch_patch_contrast_generator = _white_noise(
 the mild-stretch one whose plage texture has a contrast per patch (`ClumpTexture.patch_contrast`), so its fine scales
 need not follow its flux."""
 
+_white_noise_filled_mild_stretch_patch_contrast_wide_spots_generator = _white_noise(
+    functools.partial(
+        _clipped_stretched_structured_network_generator,
+        noise_gain=False,
+        fill=True,
+        stretch_limit=MILD_STRETCH_LIMIT,
+        texture_patch_contrast=True,
+        spot_width_px=WIDE_SPOT_WIDTH_PX,
+    )
+)
+"""The generator of '..._filled_mild_stretch_patch_contrast_wide_spots_...': the patch-contrast one whose spots are
+`WIDE_SPOT_WIDTH_PX` wide to begin with (the data's umbrae are 15-25 px across, its spots 2-6 px)."""
+
 _filled_mild_stretch_stretched_noise_generator = functools.partial(
     _clipped_stretched_structured_network_generator,
     noise_gain=False,
@@ -1785,6 +1798,10 @@ ARCHITECTURES = {
         _white_noise_filled_mild_stretch_patch_contrast_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_wide_spots_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_filled_mild_stretch_patch_contrast_wide_spots_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch": (
         _white_noise_filled_mild_stretch_stretched_half_noise_generator,
         MinibatchStatisticsDiscriminator,
@@ -1849,6 +1866,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_noise_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_wide_spots_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
