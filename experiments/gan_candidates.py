@@ -73,7 +73,9 @@ MILD_STRETCH_PATCH_CONTRAST_ARCH = MILD_STRETCH_ARCH.replace("_mild_stretch_", "
 """The mild-stretch generator whose plage texture has a contrast per patch
 (`solarjax.models.gan.ClumpTexture.patch_contrast`)."""
 
-PATCH_CONTRAST_WIDE_SPOTS_ARCH = MILD_STRETCH_PATCH_CONTRAST_ARCH.replace("_patch_contrast_", "_patch_contrast_wide_spots_")
+PATCH_CONTRAST_WIDE_SPOTS_ARCH = MILD_STRETCH_PATCH_CONTRAST_ARCH.replace(
+    "_patch_contrast_", "_patch_contrast_wide_spots_"
+)
 """The patch-contrast generator (the default since session 29) with 6 px spots
 (`solarjax.models.gan.WIDE_SPOT_WIDTH_PX`)."""
 
