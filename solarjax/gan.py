@@ -65,7 +65,7 @@ class TrainedGenerator:
 
     def sample_latents(self, count: int, seed: int = 0) -> np.ndarray:
         """z ~ N(0, I), [count, latent_dim] float32, from ``jax.random.key(seed)``."""
-        return np.asarray(jax.random.normal(jax.random.key(seed), (count, self.latent_dim)))
+        return gan_models.sample_latents(count, self.latent_dim, seed)
 
     def fits_header(self) -> dict[str, Any]:
         """Provenance cards for `write_fits_cube`."""

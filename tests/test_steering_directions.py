@@ -187,6 +187,30 @@ def test_sharded_batches_match_one_call():
     np.testing.assert_allclose(q["psep"], np.asarray(physics.quantities(generator(z))["psep"]), rtol=1e-5)
 
 
+def test_functions_of_one_batch_shape_share_one_generator_program():
+    from solarjax.models.gan import apply_generator
+
+    def apply(params, z):  # a function of its own, so the cache entries counted here are this test's
+        return toy_apply(params, z)
+
+    generator = as_generator((apply, toy_generator().params, "toy-shared"))
+    z = sample_latents(5, LATENT_DIM, 2)
+    before = apply_generator._cache_size()
+    images = map_generated(generator, z)
+    values = latent_quantities(generator, z[:3])  # the same batch bucket (8 latents)
+    assert apply_generator._cache_size() == before + 1
+    np.testing.assert_allclose(values["tuf"], np.asarray(physics.quantities(images[:3])["tuf"]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("count", [1, 7, 8, 9, 37, 400])
+def test_latents_of_any_count_are_the_first_rows_of_one_draw(count):
+    import jax
+
+    direct = np.asarray(jax.random.normal(jax.random.key(3), (count, LATENT_DIM), jnp.float32))
+    np.testing.assert_array_equal(sample_latents(count, LATENT_DIM, 3), direct)
+    assert sample_latents(count, LATENT_DIM, 3).dtype == np.float32
+
+
 def test_trained_generator_objects_are_accepted():
     # `solarjax.gan.load` returns a TrainedGenerator: steering takes it as it is.
     from solarjax.gan import TrainedGenerator

@@ -93,6 +93,7 @@ from typing import Literal
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from solarjax import physics
@@ -1926,6 +1927,17 @@ class GeneratorApply:
 def apply_generator(apply_fn: Callable, params, z: jax.Array) -> jax.Array:
     """``apply_fn(params, z)`` as one jitted program per (apply_fn, shape of z)."""
     return apply_fn(params, z)
+
+
+def sample_latents(count: int, latent_dim: int, seed: int) -> np.ndarray:
+    """[count, latent_dim] float32 draws from N(0, I) with ``jax.random.key(seed)``.
+
+    Drawn as the first ``count`` rows of a draw of the next power of two rows (at least 8), which are the rows a
+    draw of ``count`` gives (JAX's partitionable threefry, its default, draws each element from its own index), so
+    callers with different counts share a few compiled shapes.
+    """
+    rows = max(8, 1 << (count - 1).bit_length()) if count > 0 else 8
+    return np.asarray(jax.random.normal(jax.random.key(seed), (rows, latent_dim), jnp.float32))[:count]
 
 
 def default_conv_impl(backend: str | None = None) -> ConvImpl:

@@ -50,7 +50,7 @@ import numpy as np
 from solarjax import physics, sharding
 from solarjax.fingerprint import file_sha256
 from solarjax.jsonable import jsonable
-from solarjax.models.gan import apply_generator
+from solarjax.models.gan import apply_generator, sample_latents
 from solarjax.steering.edit import conditional
 
 FORMAT = "solarjax.steering.directions/1"
@@ -109,9 +109,9 @@ def _identity(images: jax.Array) -> jax.Array:
     return images
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _generate_and_map(apply_fn, fn, params, z):
-    return fn(apply_fn(params, z))
+@functools.partial(jax.jit, static_argnums=0)
+def _map_images(fn, images):
+    return fn(images)
 
 
 def device_multiple(count: int, mesh: jax.sharding.Mesh) -> int:
@@ -136,7 +136,8 @@ def map_generated(
       batch_size: the most latents per XLA program. Fewer latents than that run in one batch of the
         next power of two (at least 8), rounded up to a multiple of the device count; the last batch
         is padded with zero latents (results for padding are dropped). Callers with different N thus
-        share a few compiled shapes.
+        share a few compiled shapes, and the generator's program of a shape (`apply_generator`) serves
+        every ``fn``, which runs as a program of its own.
 
     Returns:
       The pytree of ``fn`` with numpy leaves [N, ...].
@@ -154,7 +155,8 @@ def map_generated(
         chunk = z[start : start + batch_size]
         padded = np.zeros((batch_size, z.shape[1]), np.float32)
         padded[: len(chunk)] = chunk
-        out = _generate_and_map(generator.apply_fn, fn, params, jax.device_put(padded, batch_sharding))
+        images = apply_generator(generator.apply_fn, params, jax.device_put(padded, batch_sharding))
+        out = images if fn is _identity else _map_images(fn, images)
         pieces.append(jax.tree.map(lambda leaf, count=len(chunk): np.asarray(leaf)[:count], out))
     return jax.tree.map(lambda *leaves: np.concatenate(leaves), *pieces)
 
@@ -164,11 +166,6 @@ def latent_quantities(
 ) -> dict[str, np.ndarray]:
     """Exact physical quantities of the patches G(z): dict name -> [N] (NaN where undefined)."""
     return map_generated(generator, z, physics.quantities, batch_size)
-
-
-def sample_latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
-    """[n, latent_dim] float32 draws from N(0, I) with ``jax.random.key(seed)``."""
-    return np.asarray(jax.random.normal(jax.random.key(seed), (n, latent_dim), jnp.float32))
 
 
 # ----------------------------------------------------------------------------------- directions
