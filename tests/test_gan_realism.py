@@ -73,6 +73,30 @@ def _summary(images):
     return quality.summarise([images[:16], images[16:]], encoder)
 
 
+def test_fixed_blocks_keep_the_rows_in_order_and_pad_only_the_last():
+    batches = [np.full((n, 2), i, np.float32) for i, n in enumerate((3, 7, 2))]
+    blocks = list(quality.fixed_blocks(batches, 5))
+    assert [(block.shape, count) for block, count in blocks] == [((5, 2), 5), ((5, 2), 5), ((5, 2), 2)]
+    rows = np.concatenate([block[:count] for block, count in blocks])
+    np.testing.assert_array_equal(rows, np.concatenate(batches))
+    np.testing.assert_array_equal(blocks[-1][0][2:], 0.0)
+
+
+def test_a_summary_does_not_depend_on_how_its_patches_are_batched():
+    rng = np.random.default_rng(4)
+    images = np.clip(rng.normal(0, 0.3, (quality.SUMMARY_BATCH + 7, 128, 128, 1)), -1, 1).astype(np.float32)
+    encoder = quality.random_feature_encoder(0)
+    whole = quality.summarise([images], encoder)
+    pieces = quality.summarise([images[:5], images[5:260], images[260:]], encoder)
+    assert whole.count == pieces.count == len(images)
+    np.testing.assert_allclose(pieces.features, whole.features, rtol=1e-5, atol=1e-6)
+    for name in whole.quantities:
+        np.testing.assert_allclose(pieces.quantities[name], whole.quantities[name], rtol=1e-5, equal_nan=True)
+    for name in whole.diagnostics:
+        np.testing.assert_allclose(pieces.diagnostics[name], whole.diagnostics[name], rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(pieces.mean_power, whole.mean_power, rtol=1e-6)
+
+
 def test_realism_figures_and_score_tell_a_checkerboard_from_data():
     data = power_law_field(32, -2.8, seed=4, peak=1.0)  # some pixels beyond +-500 G
     same_kind = power_law_field(32, -2.8, seed=5, peak=1.0)

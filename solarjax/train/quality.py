@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -435,17 +435,43 @@ class ImageSummary:
         return int(self.features.shape[0])
 
 
+SUMMARY_BATCH = 250
+"""Patches per encoder and quantities call of `summarise`: the batches it is given are regrouped into blocks of this
+many (the last padded with zeros, whose results are dropped), so any mix of batch sizes compiles one program each."""
+
+
+def fixed_blocks(batches: Iterable[np.ndarray], size: int) -> Iterator[tuple[np.ndarray, int]]:
+    """(block [size, ...] float32, count): the rows of ``batches`` in order, ``size`` at a time; the last block holds
+    ``count`` < ``size`` rows and zeros after them. Holds at most one batch and one block at a time."""
+    pending: list[np.ndarray] = []
+    held = 0
+    for images in batches:
+        images = np.asarray(images, np.float32)
+        pending.append(images)
+        held += len(images)
+        while held >= size:
+            rows = np.concatenate(pending)
+            yield rows[:size], size
+            pending, held = [rows[size:]], held - size
+    if held:
+        rows = np.concatenate(pending)
+        block = np.zeros((size, *rows.shape[1:]), np.float32)
+        block[:held] = rows
+        yield block, held
+
+
 def summarise(
     batches: Iterable[np.ndarray], encoder: Encoder, quantities_fn: QuantitiesFn | None = None
 ) -> ImageSummary:
-    """Quantities, features and realism diagnostics of image batches [B, 128, 128, 1] (consumed one at a time)."""
+    """Quantities, features and realism diagnostics of image batches [B, 128, 128, 1] (consumed one at a time; the
+    encoder and the quantities see blocks of `SUMMARY_BATCH`)."""
     quantities_fn = quantities_fn or default_quantities_fn()
     features, quantities, diagnostics, power_sum, wavenumbers = [], {}, {}, 0.0, None
-    for images in batches:
-        images = np.asarray(images, np.float32)
-        features.append(np.asarray(encoder(jnp.asarray(images))))
-        for name, values in quantities_fn(jnp.asarray(images)).items():
-            quantities.setdefault(name, []).append(np.asarray(values))
+    for block, count in fixed_blocks(batches, SUMMARY_BATCH):
+        images = block[:count]
+        features.append(np.asarray(encoder(jnp.asarray(block)))[:count])
+        for name, values in quantities_fn(jnp.asarray(block)).items():
+            quantities.setdefault(name, []).append(np.asarray(values)[:count])
         per_patch, wavenumbers, power = realism_diagnostics(images)
         for name, values in per_patch.items():
             diagnostics.setdefault(name, []).append(values)
