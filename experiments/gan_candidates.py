@@ -79,6 +79,11 @@ PATCH_CONTRAST_WIDE_SPOTS_ARCH = MILD_STRETCH_PATCH_CONTRAST_ARCH.replace(
 """The patch-contrast generator (the default since session 29) with 6 px spots
 (`solarjax.models.gan.WIDE_SPOT_WIDTH_PX`)."""
 
+PATCH_CONTRAST_FAST_SPOTS_ARCH = MILD_STRETCH_PATCH_CONTRAST_ARCH.replace(
+    "_patch_contrast_", "_patch_contrast_fast_spots_"
+)
+"""The patch-contrast generator whose spots' peaks learn 5 times faster (`solarjax.models.gan.SPOT_PEAK_RATE`)."""
+
 _LATE_SPREAD_SPOT = {
     **_FILLED_BIPOLE,
     "complexity_spread_weight": 3.0,
@@ -438,6 +443,10 @@ CANDIDATES = {
     "edge_instrument_filled_mild_stretch_patch_contrast_wide_spots_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,
         "arch": PATCH_CONTRAST_WIDE_SPOTS_ARCH,
+    },
+    "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SECTOR,
+        "arch": PATCH_CONTRAST_FAST_SPOTS_ARCH,
     },
     "edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,

@@ -404,3 +404,17 @@ def test_wide_spots_saturate_a_larger_disc_than_the_generators_own_spots(kind):
     ]
     assert saturated[0] > 0
     assert 4.0 < saturated[1] / saturated[0] < 12.0
+
+
+def test_fast_spots_start_as_the_patch_contrast_generator_and_scale_their_peaks_by_the_rate():
+    base = "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_{}stretched_structured_network_white_threshold_clip_minibatch"
+    plain, fast = (gan.make_models(base.format(s), "matmul", (0.02, 0.03), 0.0)[0] for s in ("", "fast_spots_"))
+    z = jax.random.normal(jax.random.key(7), (4, 100))
+    params = init_generator(fast, jax.random.key(8))
+    np.testing.assert_array_equal(jax.jit(fast.apply)(params, z), jax.jit(plain.apply)(params, z))
+    spots = [gan.FluxConcentrations(8, 2.0, peak_rate=rate) for rate in (1.0, gan.SPOT_PEAK_RATE)]
+    drawn = spots[0].init(jax.random.key(9), z)["params"]
+    drawn = {**drawn, "peaks": {**drawn["peaks"], "bias": jnp.full((8,), 0.1)}}
+    slow, quick = (np.asarray(s.apply({"params": drawn}, z)) for s in spots)
+    assert np.abs(slow).max() > 0.01
+    np.testing.assert_allclose(quick, gan.SPOT_PEAK_RATE * slow, rtol=1e-5, atol=1e-7)
