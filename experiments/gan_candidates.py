@@ -555,6 +555,7 @@ COLUMNS = (
     ("frechet", "Frechet"),
     ("realism/ks_border_excess_gauss", "KS border"),
     ("realism/ks_umbra_strength_gauss", "KS umbra"),
+    ("realism/ks_umbra_diameter_px", "KS umbra size"),
     ("realism/saturated_share_generated", "saturated share"),
     ("realism/grid_contrast_generated", "grid contrast"),
     ("realism/ks_grid_contrast", "KS grid"),

@@ -145,6 +145,18 @@ def test_realism_figures_count_saturated_umbrae_and_block_texture():
     assert row["met"] is False and row["data_median"] < 1.3
 
 
+def test_umbra_diameter_is_the_largest_saturated_discs_equivalent_diameter():
+    rows, cols = np.mgrid[:SIZE, :SIZE] + 0.5
+    images = np.zeros((3, SIZE, SIZE, 1), np.float32)
+    images[0, ..., 0] = np.where(np.hypot(rows - 40, cols - 40) < 10, 1.0, 0.0)  # radius 10: 316 px
+    images[0, ..., 0] -= np.where(np.hypot(rows - 100, cols - 100) < 4, 1.0, 0.0)  # a smaller one of the other sign
+    images[1, 20:28, 30:34] = -1.0  # 8 x 4 = 32 px
+    images[2] = 0.9  # 900 G everywhere: not saturated
+    diameters = quality.umbra_diameter(images)
+    np.testing.assert_allclose(diameters[0], 20.0, rtol=0.02)
+    np.testing.assert_allclose(diameters[1:], [2 * np.sqrt(32 / np.pi), 0.0])
+
+
 def test_realism_figures_see_a_cross_hatch_along_the_pixel_grid():
     # 22 G white noise (isotropic: orientation contrast near 0) against the same noise plus a 30 G cross-hatch of
     # 3-px wavelength along the rows and columns (k = 43: 4 x 128^2 x 0.03^2 / 4 = 15 of power in the axis sector

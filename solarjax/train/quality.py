@@ -148,6 +148,7 @@ PER_PATCH_DIAGNOSTICS = (
     "strong_pixel_fraction",
     "border_excess_gauss",
     "umbra_strength_gauss",
+    "umbra_diameter_px",
     "grid_contrast",
     "orientation_contrast",
 )
@@ -317,6 +318,19 @@ def umbra_strength(images, pixels: int = UMBRA_PIXELS) -> np.ndarray:
     return np.partition(strength, -pixels, axis=1)[:, -pixels:].mean(axis=1)
 
 
+def umbra_diameter(images, level_gauss: float = SATURATED_UMBRA_GAUSS) -> np.ndarray:
+    """[N] equivalent diameter 2 sqrt(A / pi) (px) of each patch's largest 4-connected region of |Br| above
+    `level_gauss` (A its area in pixels; 0 where there is none): the size of its largest saturated umbra."""
+    from scipy import ndimage
+
+    diameters = np.zeros(len(images))
+    for index, strong in enumerate(np.abs(field_gauss(images)) > level_gauss):
+        labels, count = ndimage.label(strong)
+        if count:
+            diameters[index] = 2.0 * math.sqrt(np.bincount(labels.ravel())[1:].max() / math.pi)
+    return diameters
+
+
 def border_masks(shape: tuple[int, int], width: int = BORDER_WIDTH, band: tuple[int, int] = BORDER_BAND):
     """``(frame, band)`` boolean masks [H, W]: the outer `width`-pixel frame, and the pixels `band[0]` to
     `band[1]` - 1 in from the nearest edge."""
@@ -405,6 +419,7 @@ def realism_diagnostics(images) -> tuple[dict[str, np.ndarray], np.ndarray, np.n
             "strong_pixel_fraction": strong_pixel_fraction(images),
             "border_excess_gauss": border_excess(images),
             "umbra_strength_gauss": umbra_strength(images),
+            "umbra_diameter_px": umbra_diameter(images),
             "grid_contrast": grid_contrast(images),
             "orientation_contrast": np.mean(orientation_contrast(field_gauss(images)), axis=1),
         },
@@ -494,8 +509,9 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
     Returns:
       ``realism/ks_<diagnostic>`` for each of `KS_DIAGNOSTICS`: noise width, spectral slope, mean gradient,
       border excess (`border_excess`: the frame zero padding draws), umbra strength (`umbra_strength`: the
-      strongest pixels), grid contrast (`grid_contrast`: block texture) and orientation contrast (the mean over
-      its bands of `orientation_contrast`: a cross-hatch); the last four are not in `realism_score`;
+      strongest pixels), umbra diameter (`umbra_diameter`: the largest saturated region's size), grid contrast
+      (`grid_contrast`: block texture) and orientation contrast (the mean over its bands of `orientation_contrast`:
+      a cross-hatch); the last five are not in `realism_score`;
       ``realism/saturated_share_generated`` and ``..._reference``: the share of patches whose umbra strength reaches `SATURATED_UMBRA_GAUSS`;
       ``realism/strong_pixel_ratio`` (generated / reference density of pixels beyond +-500 G);
       ``realism/peak_ratio_k<k>`` for k in `PEAK_WAVENUMBERS` and ``realism/peak_ratio_max``;
@@ -613,6 +629,7 @@ REALISM_TARGETS = {
     "realism/r_median_ratio": ("median Schrijver R, generated / data", (0.75, 1.25)),
     "realism/ks_grid_contrast": ("KS of grid contrast (the upsampling's block texture)", (0.0, 0.25)),
     "realism/ks_orientation_contrast": ("KS of orientation contrast (a cross-hatch along the pixel grid)", (0.0, 0.25)),
+    "realism/ks_umbra_diameter_px": ("KS of the largest saturated umbra's diameter (px)", (0.0, 0.25)),
 }
 """figure -> (what it is, (lowest, highest) value a data-like generator has)."""
 
@@ -623,6 +640,7 @@ _MEDIANS = {
     "realism/strong_pixel_ratio": "strong_pixel_fraction",
     "realism/ks_grid_contrast": "grid_contrast",
     "realism/ks_orientation_contrast": "orientation_contrast",
+    "realism/ks_umbra_diameter_px": "umbra_diameter_px",
 }
 
 
