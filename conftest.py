@@ -151,13 +151,15 @@ def demo_workdir() -> pathlib.Path:
 
 
 def _run_quick_demo(workdir: pathlib.Path) -> None:
-    """``solarjax demo --quick --outdir WORKDIR`` without the forced devices (it skips the stages already done);
-    its output goes to WORKDIR.log, whose end a failure shows."""
+    """``solarjax demo --quick --outdir WORKDIR`` from this checkout without the forced devices (it skips the stages
+    already done), tracebacks on; its output goes to WORKDIR.log, whose end a failure shows."""
     flags = [flag for flag in os.environ.get("XLA_FLAGS", "").split() if not flag.startswith(FORCED_DEVICES_FLAG)]
-    env = {**os.environ, "XLA_FLAGS": " ".join(flags)}
+    path = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "XLA_FLAGS": " ".join(flags), "PYTHONPATH": path, "SOLARJAX_TRACEBACK": "1"}
     log = workdir.with_name(workdir.name + ".log")
     with open(log, "w") as out:
         command = [sys.executable, "-m", "solarjax", "demo", "--quick", "--outdir", str(workdir)]
-        status = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+        run = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+        status = run.returncode
     if status:
         pytest.fail(f"solarjax demo --quick exited {status}; the end of {log}:\n{log.read_text()[-3000:]}")

@@ -412,6 +412,15 @@ def test_fast_spots_start_as_the_patch_contrast_generator_and_scale_their_peaks_
     z = jax.random.normal(jax.random.key(7), (4, 100))
     params = init_generator(fast, jax.random.key(8))
     np.testing.assert_array_equal(jax.jit(fast.apply)(params, z), jax.jit(plain.apply)(params, z))
+
+    def spot_peak_bias(bias):
+        named = lambda path: "Spots" in str(path) and "peaks" in str(path) and "bias" in str(path)  # noqa: E731
+        return jax.tree_util.tree_map_with_path(lambda p, leaf: jnp.full_like(leaf, bias) if named(p) else leaf, params)
+
+    # the generator's spots move at the rate: a peak bias of b draws what the plain generator draws at rate * b
+    fast_image = np.asarray(jax.jit(fast.apply)(spot_peak_bias(0.1), z))
+    np.testing.assert_allclose(fast_image, jax.jit(plain.apply)(spot_peak_bias(0.1 * gan.SPOT_PEAK_RATE), z), atol=1e-5)
+    assert np.abs(fast_image - np.asarray(jax.jit(plain.apply)(spot_peak_bias(0.1), z))).max() > 0.01
     spots = [gan.FluxConcentrations(8, 2.0, peak_rate=rate) for rate in (1.0, gan.SPOT_PEAK_RATE)]
     drawn = spots[0].init(jax.random.key(9), z)["params"]
     drawn = {**drawn, "peaks": {**drawn["peaks"], "bias": jnp.full((8,), 0.1)}}

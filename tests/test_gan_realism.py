@@ -73,28 +73,33 @@ def _summary(images):
     return quality.summarise([images[:16], images[16:]], encoder)
 
 
-def test_fixed_blocks_keep_the_rows_in_order_and_pad_only_the_last():
-    batches = [np.full((n, 2), i, np.float32) for i, n in enumerate((3, 7, 2))]
+@pytest.mark.parametrize("sizes", [(3, 7, 2), (12,), (2, 2, 2, 2, 2), (5, 0, 5), (1,)])
+def test_fixed_blocks_keep_the_rows_in_order_and_pad_only_the_last(sizes):
+    batches = [np.arange(n * 2, dtype=np.float32).reshape(n, 2) + 100 * i for i, n in enumerate(sizes)]
     blocks = list(quality.fixed_blocks(batches, 5))
-    assert [(block.shape, count) for block, count in blocks] == [((5, 2), 5), ((5, 2), 5), ((5, 2), 2)]
-    rows = np.concatenate([block[:count] for block, count in blocks])
-    np.testing.assert_array_equal(rows, np.concatenate(batches))
-    np.testing.assert_array_equal(blocks[-1][0][2:], 0.0)
+    total = sum(sizes)
+    assert [count for _, count in blocks] == [5] * (total // 5) + ([total % 5] if total % 5 else [])
+    assert all(block.shape == (5, 2) and block.dtype == np.float32 for block, _ in blocks)
+    np.testing.assert_array_equal(np.concatenate([b[:count] for b, count in blocks]), np.concatenate(batches))
+    np.testing.assert_array_equal(blocks[-1][0][blocks[-1][1] :], 0.0)
 
 
-def test_a_summary_does_not_depend_on_how_its_patches_are_batched():
+def test_a_summary_in_padded_blocks_is_the_patches_own_figures(monkeypatch):
+    monkeypatch.setattr(quality, "SUMMARY_BATCH", 16)
     rng = np.random.default_rng(4)
-    images = np.clip(rng.normal(0, 0.3, (quality.SUMMARY_BATCH + 7, 128, 128, 1)), -1, 1).astype(np.float32)
+    images = np.clip(rng.normal(0, 0.3, (37, 128, 128, 1)), -1, 1).astype(np.float32)
+    images[:, 40:60, 40:60] += 0.8  # a strong patch of one sign, so the quantities are defined
     encoder = quality.random_feature_encoder(0)
-    whole = quality.summarise([images], encoder)
-    pieces = quality.summarise([images[:5], images[5:260], images[260:]], encoder)
-    assert whole.count == pieces.count == len(images)
-    np.testing.assert_allclose(pieces.features, whole.features, rtol=1e-5, atol=1e-6)
-    for name in whole.quantities:
-        np.testing.assert_allclose(pieces.quantities[name], whole.quantities[name], rtol=1e-5, equal_nan=True)
-    for name in whole.diagnostics:
-        np.testing.assert_allclose(pieces.diagnostics[name], whole.diagnostics[name], rtol=1e-6, equal_nan=True)
-    np.testing.assert_allclose(pieces.mean_power, whole.mean_power, rtol=1e-6)
+    summary = quality.summarise([images[:5], images[5:30], images[30:]], encoder)  # blocks of 16, 16, 5 + padding
+    assert summary.count == len(images)
+    np.testing.assert_allclose(summary.features, np.asarray(encoder(jnp.asarray(images))), rtol=1e-5, atol=1e-6)
+    direct = quality.default_quantities_fn()(jnp.asarray(images))
+    for name, values in direct.items():
+        np.testing.assert_allclose(summary.quantities[name], np.asarray(values), rtol=1e-5, equal_nan=True)
+    diagnostics, _, power = quality.realism_diagnostics(images)
+    for name, values in diagnostics.items():
+        np.testing.assert_allclose(summary.diagnostics[name], values, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(summary.mean_power, power.mean(axis=0), rtol=1e-6)
 
 
 def test_realism_figures_and_score_tell_a_checkerboard_from_data():

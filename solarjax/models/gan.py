@@ -87,6 +87,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import operator
 from collections.abc import Callable
 from typing import Literal
 
@@ -1666,7 +1667,8 @@ _white_noise_filled_mild_stretch_patch_contrast_fast_spots_generator = _white_no
     )
 )
 """The generator of '..._filled_mild_stretch_patch_contrast_fast_spots_...': the patch-contrast one whose spots'
-peaks learn `SPOT_PEAK_RATE` times faster (its generated umbrae saturate a third of the data's pixels above 950 G)."""
+peaks learn `SPOT_PEAK_RATE` times faster (the patch-contrast generator's umbrae saturate a third of the data's
+pixels above 950 G)."""
 
 _filled_mild_stretch_stretched_noise_generator = functools.partial(
     _clipped_stretched_structured_network_generator,
@@ -1973,6 +1975,9 @@ def sample_latents(count: int, latent_dim: int, seed: int) -> np.ndarray:
     draw of ``count`` gives (JAX's partitionable threefry, its default, draws each element from its own index), so
     callers with different counts share a few compiled shapes.
     """
+    count = operator.index(count)
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
     rows = max(8, 1 << (count - 1).bit_length()) if count > 0 else 8
     return np.asarray(jax.random.normal(jax.random.key(seed), (rows, latent_dim), jnp.float32))[:count]
 

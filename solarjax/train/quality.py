@@ -319,12 +319,12 @@ def umbra_strength(images, pixels: int = UMBRA_PIXELS) -> np.ndarray:
 
 
 def umbra_diameter(images, level_gauss: float = SATURATED_UMBRA_GAUSS) -> np.ndarray:
-    """[N] equivalent diameter 2 sqrt(A / pi) (px) of each patch's largest 4-connected region of |Br| above
+    """[N] equivalent diameter 2 sqrt(A / pi) (px) of each patch's largest 4-connected region of |Br| at or above
     `level_gauss` (A its area in pixels; 0 where there is none): the size of its largest saturated umbra."""
     from scipy import ndimage
 
     diameters = np.zeros(len(images))
-    for index, strong in enumerate(np.abs(field_gauss(images)) > level_gauss):
+    for index, strong in enumerate(np.abs(field_gauss(images)) >= level_gauss):
         labels, count = ndimage.label(strong)
         if count:
             diameters[index] = 2.0 * math.sqrt(np.bincount(labels.ravel())[1:].max() / math.pi)
@@ -457,22 +457,27 @@ many (the last padded with zeros, whose results are dropped), so any mix of batc
 
 def fixed_blocks(batches: Iterable[np.ndarray], size: int) -> Iterator[tuple[np.ndarray, int]]:
     """(block [size, ...] float32, count): the rows of ``batches`` in order, ``size`` at a time; the last block holds
-    ``count`` < ``size`` rows and zeros after them. Holds at most one batch and one block at a time."""
-    pending: list[np.ndarray] = []
-    held = 0
+    ``count`` < ``size`` rows and zeros after them. Holds one batch and fewer than ``size`` rows left of the one
+    before at a time."""
+    tail = None  # fewer than `size` rows not yet in a block
     for images in batches:
         images = np.asarray(images, np.float32)
-        pending.append(images)
-        held += len(images)
-        while held >= size:
-            rows = np.concatenate(pending)
-            yield rows[:size], size
-            pending, held = [rows[size:]], held - size
-    if held:
-        rows = np.concatenate(pending)
-        block = np.zeros((size, *rows.shape[1:]), np.float32)
-        block[:held] = rows
-        yield block, held
+        start = 0
+        if tail is not None and len(tail) + len(images) >= size:
+            start = size - len(tail)
+            yield np.concatenate([tail, images[:start]]), size
+            tail = None
+        elif tail is not None:
+            tail, start = np.concatenate([tail, images]), len(images)
+        while start + size <= len(images):
+            yield images[start : start + size], size
+            start += size
+        if start < len(images):
+            tail = images[start:]
+    if tail is not None and len(tail):
+        block = np.zeros((size, *tail.shape[1:]), np.float32)
+        block[: len(tail)] = tail
+        yield block, len(tail)
 
 
 def summarise(
