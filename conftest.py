@@ -12,8 +12,7 @@ import subprocess
 import sys
 import tempfile
 
-FORCED_DEVICES_FLAG = "--xla_force_host_platform_device_count"
-os.environ.setdefault("XLA_FLAGS", f"{FORCED_DEVICES_FLAG}=4")
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")  # tests.helpers.FORCED_DEVICES_FLAG
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 from solarjax.cli.program import prefer_fast_cpu_compilation  # noqa: E402
 
@@ -152,12 +151,13 @@ def demo_workdir() -> pathlib.Path:
 
 def _run_quick_demo(workdir: pathlib.Path) -> None:
     """``solarjax demo --quick --outdir WORKDIR`` from this checkout without the forced devices (it skips the stages
-    already done), tracebacks on; its output goes to WORKDIR.log, whose end a failure shows."""
-    flags = [flag for flag in os.environ.get("XLA_FLAGS", "").split() if not flag.startswith(FORCED_DEVICES_FLAG)]
+    already done), tracebacks on; its output is appended to WORKDIR.log, whose end a failure shows."""
+    from tests.helpers import one_device_env
+
     path = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env = {**os.environ, "XLA_FLAGS": " ".join(flags), "PYTHONPATH": path, "SOLARJAX_TRACEBACK": "1"}
+    env = one_device_env(PYTHONPATH=path, SOLARJAX_TRACEBACK="1")
     log = workdir.with_name(workdir.name + ".log")
-    with open(log, "w") as out:
+    with open(log, "a") as out:
         command = [sys.executable, "-m", "solarjax", "demo", "--quick", "--outdir", str(workdir)]
         run = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
         status = run.returncode

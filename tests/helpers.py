@@ -40,6 +40,18 @@ from solarjax.steering.directions import LatentGenerator
 
 SIZE = 128
 LATENT_DIM = 100
+
+FORCED_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+"""The XLA flag by which conftest.py gives the test processes 4 CPU devices."""
+
+
+def one_device_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a subprocess on one CPU device, as a user runs the program: XLA_FLAGS without
+    the forced device count (its other flags kept), with ``extra`` set."""
+    flags = [flag for flag in os.environ.get("XLA_FLAGS", "").split() if not flag.startswith(FORCED_DEVICES_FLAG)]
+    return {**os.environ, "XLA_FLAGS": " ".join(flags), **extra}
+
+
 BACKGROUND_DIMS = slice(6, 22)
 
 

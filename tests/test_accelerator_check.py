@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import pathlib
 import subprocess
 import sys
@@ -10,6 +9,7 @@ import sys
 import pytest
 
 from benchmarks import accelerator_check
+from tests.helpers import one_device_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 STEP_KEYS = {
@@ -44,7 +44,7 @@ def _numbers(tree, path=""):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("accelerator_check") / "report.json"
-    env = {**os.environ, "PYTHON": sys.executable, "JAX_PLATFORMS": "cpu"}
+    env = one_device_env(PYTHON=sys.executable, JAX_PLATFORMS="cpu")  # one device, as on an accelerator
     completed = subprocess.run(
         [str(ROOT / "benchmarks" / "accelerator_check.sh"), str(out), "--tiny"],
         cwd=ROOT,
