@@ -1615,39 +1615,25 @@ MILD_STRETCH_LIMIT = math.log(2.5)
 percentile of the synthetic training patches' pixel aspect (experiments/README.md, session 25); `STRETCH_LIMIT`
 allows 8."""
 
-_white_noise_filled_mild_stretch_generator = _white_noise(
-    functools.partial(
-        _clipped_stretched_structured_network_generator,
-        noise_gain=False,
-        fill=True,
-        stretch_limit=MILD_STRETCH_LIMIT,
-    )
+_filled_mild_stretch_generator = functools.partial(
+    _clipped_stretched_structured_network_generator, noise_gain=False, fill=True, stretch_limit=MILD_STRETCH_LIMIT
 )
+
+_white_noise_filled_mild_stretch_generator = _white_noise(_filled_mild_stretch_generator)
 """The generator of '..._filled_mild_stretch_stretched_structured_network_white_threshold_clip_minibatch': the
 filled structured one whose per-patch stretch is bounded by `MILD_STRETCH_LIMIT`."""
 
-_white_noise_filled_mild_stretch_patch_contrast_generator = _white_noise(
-    functools.partial(
-        _clipped_stretched_structured_network_generator,
-        noise_gain=False,
-        fill=True,
-        stretch_limit=MILD_STRETCH_LIMIT,
-        texture_patch_contrast=True,
-    )
+_filled_mild_stretch_patch_contrast_generator = functools.partial(
+    _filled_mild_stretch_generator, texture_patch_contrast=True
 )
+
+_white_noise_filled_mild_stretch_patch_contrast_generator = _white_noise(_filled_mild_stretch_patch_contrast_generator)
 """The generator of '..._filled_mild_stretch_patch_contrast_stretched_structured_network_white_threshold_clip_minibatch':
 the mild-stretch one whose plage texture has a contrast per patch (`ClumpTexture.patch_contrast`), so its fine scales
 need not follow its flux."""
 
 _white_noise_filled_mild_stretch_patch_contrast_wide_spots_generator = _white_noise(
-    functools.partial(
-        _clipped_stretched_structured_network_generator,
-        noise_gain=False,
-        fill=True,
-        stretch_limit=MILD_STRETCH_LIMIT,
-        texture_patch_contrast=True,
-        spot_width_px=WIDE_SPOT_WIDTH_PX,
-    )
+    functools.partial(_filled_mild_stretch_patch_contrast_generator, spot_width_px=WIDE_SPOT_WIDTH_PX)
 )
 """The generator of '..._filled_mild_stretch_patch_contrast_wide_spots_...': the patch-contrast one whose spots are
 `WIDE_SPOT_WIDTH_PX` wide to begin with (the data's umbrae are 15-25 px across, its spots 2-6 px)."""
@@ -1657,26 +1643,13 @@ SPOT_PEAK_RATE = 5.0
 peak's bias can move 3.5 (3,500 G) in 1,400 steps instead of 0.7."""
 
 _white_noise_filled_mild_stretch_patch_contrast_fast_spots_generator = _white_noise(
-    functools.partial(
-        _clipped_stretched_structured_network_generator,
-        noise_gain=False,
-        fill=True,
-        stretch_limit=MILD_STRETCH_LIMIT,
-        texture_patch_contrast=True,
-        spot_peak_rate=SPOT_PEAK_RATE,
-    )
+    functools.partial(_filled_mild_stretch_patch_contrast_generator, spot_peak_rate=SPOT_PEAK_RATE)
 )
 """The generator of '..._filled_mild_stretch_patch_contrast_fast_spots_...': the patch-contrast one whose spots'
 peaks learn `SPOT_PEAK_RATE` times faster (the patch-contrast generator's umbrae saturate a third of the data's
 pixels above 950 G)."""
 
-_filled_mild_stretch_stretched_noise_generator = functools.partial(
-    _clipped_stretched_structured_network_generator,
-    noise_gain=False,
-    fill=True,
-    stretch_limit=MILD_STRETCH_LIMIT,
-    noise_stretch=True,
-)
+_filled_mild_stretch_stretched_noise_generator = functools.partial(_filled_mild_stretch_generator, noise_stretch=True)
 
 _white_noise_filled_mild_stretch_stretched_noise_generator = _white_noise(
     _filled_mild_stretch_stretched_noise_generator
