@@ -1941,17 +1941,22 @@ def apply_generator(apply_fn: Callable, params, z: jax.Array) -> jax.Array:
     return apply_fn(params, z)
 
 
+def batch_bucket(count: int) -> int:
+    """The next power of two >= ``count``, at least 8: the few batch shapes that callers with any count share."""
+    return max(8, 1 << (count - 1).bit_length())
+
+
 def sample_latents(count: int, latent_dim: int, seed: int) -> np.ndarray:
     """[count, latent_dim] float32 draws from N(0, I) with ``jax.random.key(seed)``.
 
-    Drawn as the first ``count`` rows of a draw of the next power of two rows (at least 8), which are the rows a
+    Drawn as the first ``count`` rows of a draw of `batch_bucket` rows, which are the rows a
     draw of ``count`` gives (JAX's partitionable threefry, its default, draws each element from its own index), so
     callers with different counts share a few compiled shapes.
     """
     count = operator.index(count)
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
-    rows = max(8, 1 << (count - 1).bit_length()) if count > 0 else 8
+    rows = batch_bucket(count)
     return np.asarray(jax.random.normal(jax.random.key(seed), (rows, latent_dim), jnp.float32))[:count]
 
 

@@ -50,7 +50,7 @@ import numpy as np
 from solarjax import physics, sharding
 from solarjax.fingerprint import file_sha256
 from solarjax.jsonable import jsonable
-from solarjax.models.gan import apply_generator, sample_latents
+from solarjax.models.gan import apply_generator, batch_bucket, sample_latents
 from solarjax.steering.edit import conditional
 
 FORMAT = "solarjax.steering.directions/1"
@@ -147,7 +147,7 @@ def map_generated(
     if z.ndim != 2 or z.shape[1] != generator.latent_dim or len(z) == 0:
         raise ValueError(f"latents must be [N, {generator.latent_dim}] with N >= 1, got shape {z.shape}")
     mesh = sharding.make_data_mesh()
-    batch_size = device_multiple(min(batch_size, max(8, 1 << (len(z) - 1).bit_length())), mesh)
+    batch_size = device_multiple(min(batch_size, batch_bucket(len(z))), mesh)
     batch_sharding = sharding.batch_sharded(mesh)
     params = jax.device_put(generator.params, sharding.replicated(mesh))
     pieces = []

@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from solarjax import physics, sharding
+from solarjax.models.gan import batch_bucket
 from solarjax.steering.directions import as_generator, device_multiple
 from solarjax.steering.edit import project_out
 
@@ -408,7 +409,7 @@ def local_traversal(
     weights = jnp.asarray([float(n == target) for n in names], jnp.float32)
     mask = jnp.asarray([float(n in hold) for n in names], jnp.float32)
     mesh = sharding.make_data_mesh()
-    batch = device_multiple(min(batch_size, max(8, 1 << (len(z) - 1).bit_length())), mesh)  # a few shapes only
+    batch = device_multiple(min(batch_size, batch_bucket(len(z))), mesh)  # a few shapes only
     params = jax.device_put(generator.params, sharding.replicated(mesh))
     critic_variables = jax.device_put(critic.variables, sharding.replicated(mesh)) if critic is not None else None
     latents, exact = [], []
