@@ -122,9 +122,10 @@ def test_realism_figures_and_score_tell_a_checkerboard_from_data():
     # identical sets: every KS is 0, the score keeps only the set's own peak term
     identical = quality.quality_figures(reference, reference)
     assert identical["realism/ks_noise_width_gauss"] == 0 and identical["realism/strong_pixel_ratio"] == 1
-    assert identical["realism/r_median_ratio"] == 1  # seven terms: R is one of them
+    assert identical["realism/r_median_ratio"] == 1  # ten terms: R is one of them
+    assert identical["realism/ks_umbra_diameter_px"] == 0 and identical["realism/ks_orientation_contrast"] == 0
     assert identical["realism_score"] == pytest.approx(
-        min(1.0, max(0.0, identical["realism/peak_ratio_max"] - 1)) / 7, abs=1e-12
+        min(1.0, max(0.0, identical["realism/peak_ratio_max"] - 1)) / 10, abs=1e-12
     )
 
 
@@ -184,22 +185,35 @@ def test_realism_score_terms():
         "realism/ks_noise_width_gauss": 0.0,
         "realism/ks_spectral_slope": 0.0,
         "realism/ks_mean_gradient_gauss_per_pixel": 0.0,
+        "realism/ks_grid_contrast": 0.0,
+        "realism/ks_orientation_contrast": 0.0,
+        "realism/ks_umbra_diameter_px": 0.0,
         "ks_mean": 0.0,
         "realism/strong_pixel_ratio": 1.0,
         "realism/peak_ratio_max": 1.0,
     }
     assert quality.realism_score(perfect) == 0.0
-    assert quality.realism_score({**perfect, "realism/strong_pixel_ratio": 0.5}) == pytest.approx(0.5 / 6)
-    assert quality.realism_score({**perfect, "realism/peak_ratio_max": 1.5}) == pytest.approx(0.5 / 6)
-    assert quality.realism_score({**perfect, "ks_mean": float("nan")}) == pytest.approx(1 / 6)
-    # the median-R target is the seventh term when the figures have it: R 2x (or 0.5x) off counts 0.5,
+    assert quality.realism_score({**perfect, "realism/strong_pixel_ratio": 0.5}) == pytest.approx(0.5 / 9)
+    assert quality.realism_score({**perfect, "realism/peak_ratio_max": 1.5}) == pytest.approx(0.5 / 9)
+    assert quality.realism_score({**perfect, "ks_mean": float("nan")}) == pytest.approx(1 / 9)
+    # the late-settling fine-scale and umbra-size KS are terms: a checkpoint that misses them ranks worse
+    assert quality.realism_score({**perfect, "realism/ks_orientation_contrast": 0.45}) == pytest.approx(0.45 / 9)
+    assert quality.realism_score({**perfect, "realism/ks_umbra_diameter_px": 0.3}) == pytest.approx(0.3 / 9)
+    missing = {k: v for k, v in perfect.items() if k != "realism/ks_grid_contrast"}
+    assert quality.realism_score(missing) == pytest.approx(1 / 9)  # a missing term counts as 1
+    # the median-R target is the tenth term when the figures have it: R 2x (or 0.5x) off counts 0.5,
     # 4x off counts 1, as does an undefined ratio
     with_r = {**perfect, "realism/r_median_ratio": 1.0}
     assert quality.realism_score(with_r) == 0.0
-    assert quality.realism_score({**with_r, "realism/r_median_ratio": 2.0}) == pytest.approx(0.5 / 7)
-    assert quality.realism_score({**with_r, "realism/r_median_ratio": 0.5}) == pytest.approx(0.5 / 7)
-    assert quality.realism_score({**with_r, "realism/r_median_ratio": 4.0}) == pytest.approx(1 / 7)
-    assert quality.realism_score({**with_r, "realism/r_median_ratio": float("nan")}) == pytest.approx(1 / 7)
+    assert quality.realism_score({**with_r, "realism/r_median_ratio": 2.0}) == pytest.approx(0.5 / 10)
+    assert quality.realism_score({**with_r, "realism/r_median_ratio": 0.5}) == pytest.approx(0.5 / 10)
+    assert quality.realism_score({**with_r, "realism/r_median_ratio": 4.0}) == pytest.approx(1 / 10)
+    assert quality.realism_score({**with_r, "realism/r_median_ratio": float("nan")}) == pytest.approx(1 / 10)
+    # one term per target: every target's figure moves the score
+    assert set(with_r) == set(quality.REALISM_TARGETS)
+    for name, (_, (_, high)) in quality.REALISM_TARGETS.items():
+        off = {**with_r, name: 2.0 * high if high > 1 else 1.0}  # twice a ratio's bound, or a KS of 1
+        assert quality.realism_score(off) > 0.05, name
 
 
 def test_ema_update_known_answer():

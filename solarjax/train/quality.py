@@ -15,9 +15,10 @@
   (G per pixel), and the share of pixels beyond +-500 G. Against the reference: the KS distance of the
   first three, the ratio of strong-pixel densities, the largest spectral peak ratio at k = 16, 32, 48
   (the harmonics of the 8-pixel period three stride-2 upsamplings leave; 1.0 for a smooth spectrum),
-  and the ratio of median Schrijver R. `realism_score` folds them and the mean physics KS into one
-  number in [0, 1]. The border excess, umbra strength, grid contrast and orientation contrast (small-scale power
-  along the pixel axes over the diagonals, `orientation_contrast`) are compared by KS too, outside the score.
+  and the ratio of median Schrijver R. The grid contrast, orientation contrast (small-scale power along the pixel
+  axes over the diagonals, `orientation_contrast`) and the largest saturated umbra's diameter are compared by KS
+  too. `realism_score` folds these and the mean physics KS into one number in [0, 1]; the border excess and the
+  umbra strength are compared by KS outside it.
 
 These figures rank a run's checkpoints (smaller is better).
 """
@@ -154,6 +155,17 @@ PER_PATCH_DIAGNOSTICS = (
 )
 KS_DIAGNOSTICS = tuple(name for name in PER_PATCH_DIAGNOSTICS if name != "strong_pixel_fraction")
 """The per-patch diagnostics compared by a KS distance (the strong-pixel fraction is compared as a density ratio)."""
+
+SCORED_KS_DIAGNOSTICS = (
+    "noise_width_gauss",
+    "spectral_slope",
+    "mean_gradient_gauss_per_pixel",
+    "grid_contrast",
+    "orientation_contrast",
+    "umbra_diameter_px",
+)
+"""The diagnostics whose KS distance is a term of `realism_score` (each has a target in `REALISM_TARGETS`); the
+border excess and umbra strength are reported, not scored."""
 
 
 def field_gauss(images) -> np.ndarray:
@@ -516,7 +528,7 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
       border excess (`border_excess`: the frame zero padding draws), umbra strength (`umbra_strength`: the
       strongest pixels), umbra diameter (`umbra_diameter`: the largest saturated region's size), grid contrast
       (`grid_contrast`: block texture) and orientation contrast (the mean over its bands of `orientation_contrast`:
-      a cross-hatch); the last five are not in `realism_score`;
+      a cross-hatch); `SCORED_KS_DIAGNOSTICS` are in `realism_score`;
       ``realism/saturated_share_generated`` and ``..._reference``: the share of patches whose umbra strength reaches `SATURATED_UMBRA_GAUSS`;
       ``realism/strong_pixel_ratio`` (generated / reference density of pixels beyond +-500 G);
       ``realism/peak_ratio_k<k>`` for k in `PEAK_WAVENUMBERS` and ``realism/peak_ratio_max``;
@@ -557,12 +569,12 @@ def realism_figures(generated: ImageSummary, reference: ImageSummary) -> dict[st
 def realism_score(figures: Mapping[str, float]) -> float:
     """One number in [0, 1] (0: indistinguishable by these figures) from `quality_figures`.
 
-    The mean of seven terms, each in [0, 1], one per target of `REALISM_TARGETS`: the KS distances
-    of noise width, spectral slope and gradient; the mean physics KS (``ks_mean``);
-    ``min(1, |log2 strong_pixel_ratio| / 2)`` (a 2x density error counts 0.5);
+    The mean of ten terms, each in [0, 1], one per target of `REALISM_TARGETS`: the KS distances of noise width,
+    spectral slope, gradient, grid contrast, orientation contrast and umbra diameter; the mean physics KS
+    (``ks_mean``); ``min(1, |log2 strong_pixel_ratio| / 2)`` (a 2x density error counts 0.5);
     ``min(1, max(0, peak_ratio_max - 1))`` (a 1.5x peak counts 0.5); ``min(1, |log2 r_median_ratio| / 2)``
-    (median Schrijver R 2x off counts 0.5; left out, six terms, when the figures have no R ratio at all,
-    as with a quantities function without 'r_value'). An undefined term counts as 1.
+    (median Schrijver R 2x off counts 0.5; left out, nine terms, when the figures have no R ratio at all, as with
+    a quantities function without 'r_value'). An undefined or missing term counts as 1.
     """
 
     def bounded(value):
@@ -571,10 +583,8 @@ def realism_score(figures: Mapping[str, float]) -> float:
     def log2_error(ratio):
         return abs(math.log2(ratio)) / 2 if ratio is not None and math.isfinite(ratio) and ratio > 0 else math.nan
 
-    terms = [
-        figures.get("realism/ks_noise_width_gauss"),
-        figures.get("realism/ks_spectral_slope"),
-        figures.get("realism/ks_mean_gradient_gauss_per_pixel"),
+    terms = [figures.get(f"realism/ks_{name}") for name in SCORED_KS_DIAGNOSTICS]
+    terms += [
         figures.get("ks_mean"),
         log2_error(figures.get("realism/strong_pixel_ratio", math.nan)),
         figures.get("realism/peak_ratio_max", math.nan) - 1.0,
