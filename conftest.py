@@ -73,6 +73,27 @@ def pytest_collection_modifyitems(config, items):
     items[:] = [item for name in order for item in modules[name]]
 
 
+SHARED_PROCESS_MODULES = ("tests/test_app_aia.py", "tests/test_app_api.py", "tests/test_app_browser.py")
+"""The modules that serve the quick demo in the web app. With ``--dist loadfile`` one worker runs them one after
+the other, so the programs every app compiles while it warms up (its steering paths, searches and encoders) are
+compiled once: the second app of a process warmed up in 14-20 s where a process of its own took 52-74 s."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, with `SHARED_PROCESS_MODULES` one unit of work (any other ``--dist``: xdist's own)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedAppScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SHARED_PROCESS_MODULES[0] if module in SHARED_PROCESS_MODULES else module
+
+    return SharedAppScheduling(config, log)
+
+
 def _shared_data_dir() -> pathlib.Path:
     env = os.environ.get("SOLARJAX_SHARED_DATA")
     return pathlib.Path(env) if env else REPO_ROOT.parent / "shared" / "data"

@@ -55,7 +55,8 @@ METHOD_NOTES = {
     "table compares generated with training patches: KS distances (0 = same distribution) of the quiet-pixel "
     "noise width, the power-spectrum slope and the mean gradient; the density of pixels beyond +-500 G; the "
     "checkerboard peaks of the spectrum at k = 16, 32, 48; the mean KS of the physical quantities and the median "
-    "R; 'met' says whether each lies in its target range.",
+    "R; the KS of the grid and orientation contrast and of the largest saturated umbra's diameter. The score is "
+    "the mean of one term per row; 'met' says whether each lies in its target range.",
     "directions": "One linear SVM per quantity on 'high vs low' (median split) of generated patches; its unit normal "
     "is the direction along which the quantity grows (the paper's family). Diagnosis: held-out accuracy "
     "of linear SVMs with the features z, [z, |z|], z folded across the leading-polarity boundary, and "
