@@ -76,13 +76,14 @@ MILD_STRETCH_PATCH_CONTRAST_ARCH = MILD_STRETCH_ARCH.replace("_mild_stretch_", "
 PATCH_CONTRAST_WIDE_SPOTS_ARCH = MILD_STRETCH_PATCH_CONTRAST_ARCH.replace(
     "_patch_contrast_", "_patch_contrast_wide_spots_"
 )
-"""The patch-contrast generator (the default since session 29) with 6 px spots
+"""The patch-contrast generator (the default of sessions 29-30) with 6 px spots
 (`solarjax.models.gan.WIDE_SPOT_WIDTH_PX`)."""
 
 PATCH_CONTRAST_FAST_SPOTS_ARCH = MILD_STRETCH_PATCH_CONTRAST_ARCH.replace(
     "_patch_contrast_", "_patch_contrast_fast_spots_"
 )
-"""The patch-contrast generator whose spots' peaks learn 5 times faster (`solarjax.models.gan.SPOT_PEAK_RATE`)."""
+"""The patch-contrast generator whose spots' peaks learn 5 times faster (`solarjax.models.gan.SPOT_PEAK_RATE`): the
+default since session 31."""
 
 _LATE_SPREAD_SPOT = {
     **_FILLED_BIPOLE,

@@ -204,5 +204,5 @@ def test_the_default_model_is_a_measured_candidate():
         if {**gan_configs.PLAIN_MODEL, **fields} == gan_configs.DEFAULT_MODEL
     ]
     assert measured == [
-        "edge_instrument_filled_mild_stretch_patch_contrast_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid"
+        "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid"
     ]
