@@ -4,7 +4,6 @@ Tests run JAX on several forced CPU devices so that sharded code paths are exerc
 the flag must be set before JAX is first imported.
 """
 
-import fcntl
 import hashlib
 import os
 import pathlib
@@ -164,8 +163,9 @@ def demo_workdir() -> pathlib.Path:
     if override:
         return pathlib.Path(override)
     workdir = pathlib.Path(tempfile.gettempdir()) / f"solarjax-demo-quick-{_artefact_code_hash()}"
-    with open(workdir.with_name(workdir.name + ".build-lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks while another worker builds; released on close
+    from tests.helpers import demo_run_lock
+
+    with demo_run_lock(workdir):  # blocks while another worker builds it
         _run_quick_demo(workdir)
     return workdir
 

@@ -22,12 +22,15 @@ CLI            `cli_status(argv)`: the exit status of ``solarjax ARGV`` run in p
                demo output and of ``solarjax search`` against an index.
 """
 
+import contextlib
+import fcntl
 import functools
 import importlib.util
 import json
 import os
 import pathlib
 import shutil
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +53,16 @@ def one_device_env(**extra: str) -> dict[str, str]:
     the forced device count (its other flags kept), with ``extra`` set."""
     flags = [flag for flag in os.environ.get("XLA_FLAGS", "").split() if not flag.startswith(FORCED_DEVICES_FLAG)]
     return {**os.environ, "XLA_FLAGS": " ".join(flags), **extra}
+
+
+@contextlib.contextmanager
+def demo_run_lock(workdir: pathlib.Path):
+    """Held by every test process that runs the demo on the shared quick-demo folder (conftest's `demo_workdir`
+    build, `tests/test_demo.py`'s rerun): one at a time, as the demo's own lock on its folder refuses a second run at
+    once. The lock file is ``<temp dir>/<folder name>.build-lock``."""
+    with open(pathlib.Path(tempfile.gettempdir()) / f"{pathlib.Path(workdir).name}.build-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks while another process runs it; released on close
+        yield
 
 
 BACKGROUND_DIMS = slice(6, 22)

@@ -4,6 +4,7 @@ import json
 import re
 
 from solarjax.demo import run_demo
+from tests.helpers import demo_run_lock
 
 STAGES = ("dataset", "gan", "directions", "simsiam", "index", "retrieval", "real", "report")
 
@@ -33,7 +34,8 @@ def test_quick_demo_writes_report_and_metrics(demo_workdir):
 
 def test_rerun_skips_finished_stages(demo_workdir):
     lines = []
-    run_demo(demo_workdir, quick=True, log=lines.append)
+    with demo_run_lock(demo_workdir):  # not while another worker's fixture runs the program there
+        run_demo(demo_workdir, quick=True, log=lines.append)
     skipped = [line for line in lines if line.endswith("skipped")]
     assert len(skipped) == len(STAGES), lines
 
