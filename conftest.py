@@ -75,7 +75,7 @@ def pytest_collection_modifyitems(config, items):
 SHARED_PROCESS_MODULES = ("tests/test_app_aia.py", "tests/test_app_api.py", "tests/test_app_browser.py")
 """The modules that serve the quick demo in the web app. With ``--dist loadfile`` one worker runs them one after
 the other, so the programs every app compiles while it warms up (its steering paths, searches and encoders) are
-compiled once: the second app of a process warmed up in 14-20 s where a process of its own took 52-74 s."""
+compiled once per suite, not once per module (benchmarks/README.md, session 31)."""
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -91,8 +91,8 @@ DEFAULT_MODEL = {
 ``edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid``,
 FS, since session 31):
 a field drawn from z without convolutions: round Gaussian flux concentrations (umbrae up to the clip, their peaks
-learned 5 times faster than the other weights, plage clouds tens of pixels across) and a log-normal clump texture whose contrast each patch sets from z, stretched per patch along
-one pixel axis as resizing a SHARP box does (at most 2.5 times, the data's 90th percentile), the quiet Sun's
+learned 5 times faster than the other weights, plage clouds tens of pixels across) and a log-normal clump texture
+whose contrast each patch sets from z, stretched per patch along one pixel axis as resizing a SHARP box does (at most 2.5 times, the data's 90th percentile), the quiet Sun's
 mixed-polarity network, and white instrument noise that fills what the signal leaves of the training data's measured
 quiet-pixel width (no learned gain, so a discriminator cannot buy small-scale power with noise); an output tanh
 stretched by 1.1 and clipped at +-1000 G as the data are; a discriminator that sees its batch's statistics; the band
