@@ -85,6 +85,13 @@ PATCH_CONTRAST_FAST_SPOTS_ARCH = MILD_STRETCH_PATCH_CONTRAST_ARCH.replace(
 """The patch-contrast generator whose spots' peaks learn 5 times faster (`solarjax.models.gan.SPOT_PEAK_RATE`): the
 default since session 31."""
 
+PENUMBRAE_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace("_fast_spots_", "_fast_spots_penumbrae_")
+"""The fast-spot generator (FS, the default since session 31) whose spots have penumbrae
+(`solarjax.models.gan.FluxConcentrations.penumbra`)."""
+
+WIDE_CLOUDS_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace("_fast_spots_", "_fast_spots_wide_clouds_")
+"""The fast-spot generator with 20 px plage clouds (`solarjax.models.gan.WIDE_CLOUD_WIDTH_PX`)."""
+
 _LATE_SPREAD_SPOT = {
     **_FILLED_BIPOLE,
     "complexity_spread_weight": 3.0,
@@ -448,6 +455,14 @@ CANDIDATES = {
     "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,
         "arch": PATCH_CONTRAST_FAST_SPOTS_ARCH,
+    },
+    "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_penumbrae_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SECTOR,
+        "arch": PENUMBRAE_ARCH,
+    },
+    "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_wide_clouds_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SECTOR,
+        "arch": WIDE_CLOUDS_ARCH,
     },
     "edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,

@@ -427,3 +427,41 @@ def test_fast_spots_start_as_the_patch_contrast_generator_and_scale_their_peaks_
     slow, quick = (np.asarray(s.apply({"params": drawn}, z)) for s in spots)
     assert np.abs(slow).max() > 0.01
     np.testing.assert_allclose(quick, gan.SPOT_PEAK_RATE * slow, rtol=1e-5, atol=1e-7)
+
+
+
+FAST_SPOTS_BASE = "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_{}stretched_structured_network_white_threshold_clip_minibatch"
+
+
+@pytest.mark.parametrize("variant", ["penumbrae_", "wide_clouds_"])
+def test_penumbrae_and_wide_clouds_start_with_the_fast_spot_generators_parameters(variant):
+    fast, other = (gan.make_models(FAST_SPOTS_BASE.format(s), "matmul", (0.02, 0.03), 0.0)[0] for s in ("", variant))
+    theirs, mine = (dict(jax.tree_util.tree_flatten_with_path(init_generator(g, jax.random.key(10)))[0]) for g in (fast, other))
+    for path, leaf in theirs.items():
+        np.testing.assert_array_equal(mine[path], leaf)  # every fast-spot parameter, drawn alike
+    added = {jax.tree_util.keystr(path) for path in mine.keys() - theirs.keys()}
+    penumbra = {f"['params']['Spots']['penumbra_{k}']['{w}']" for k in ("width", "peak") for w in ("kernel", "bias")}
+    assert added == (penumbra if variant == "penumbrae_" else set())
+
+
+@pytest.mark.parametrize("log_stretch", [None, 0.8])
+def test_a_penumbra_holds_the_synthetic_spots_share_of_the_flux_at_the_start(log_stretch):
+    # one spot in the middle (geometry at zero): its penumbra, 2.5 times as wide at 0.3 of the peak, holds
+    # 0.3 * 2.5^2 / (1 + 0.3 * 2.5^2) = 65% of the spot's flux, the synthetic data's penumbral share
+    z = jax.random.normal(jax.random.key(11), (2, 100))
+    stretch = None if log_stretch is None else jnp.full((2,), log_stretch)
+    plain, sunspot = (gan.FluxConcentrations(1, 2.0, penumbra=p) for p in (False, True))
+    params = sunspot.init(jax.random.key(12), z, stretch)["params"]
+    params = {**params, "geometry": jax.tree.map(jnp.zeros_like, params["geometry"])}
+    params = {**params, "peaks": {**params["peaks"], "bias": jnp.ones((1,))}}
+    umbra = np.asarray(plain.apply({"params": {k: v for k, v in params.items() if "penumbra" not in k}}, z, stretch))
+    spot = np.asarray(sunspot.apply({"params": params}, z, stretch))
+    share = 1.0 - umbra.sum(axis=(1, 2, 3)) / spot.sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(share, 0.3 * 2.5**2 / (1 + 0.3 * 2.5**2), rtol=1e-3)
+    # and spreads it 2.5 times as wide: the mean squared distance from the centre grows by (1 + 0.3 r^4) / (1 + 0.3 r^2)
+    centre = np.arange(128) + 0.5 - 64.0
+    squared = centre[:, None] ** 2 + centre[None, :] ** 2
+    spread = [np.sum(f[..., 0] * squared, axis=(1, 2)) / np.sum(f[..., 0], axis=(1, 2)) for f in (umbra, spot)]
+    np.testing.assert_allclose(spread[1] / spread[0], (1 + 0.3 * 2.5**4) / (1 + 0.3 * 2.5**2), rtol=1e-3)
+    with pytest.raises(ValueError, match="penumbra needs the 'gaussian' profile"):
+        gan.FluxConcentrations(1, 2.0, profile="umbra", penumbra=True).init(jax.random.key(0), z)

@@ -879,7 +879,11 @@ class FluxConcentrations(nn.Module):
     blocks after many steps. With ``log_stretch`` [N] each is stretched by e^(l/2) along the rows' axis and
     shrunk by as much across (`gaussian_filters`). ``profile='umbra'`` draws flat-cored discs instead
     (`render_umbrae`): the width is the plateau's radius, and a fourth geometry feature its edge (`UMBRA_EDGE_PX`).
-    ``peak_rate`` multiplies the peaks' layer, so Adam moves the peaks that many times faster.
+    ``peak_rate`` multiplies the peaks' layer, so Adam moves the peaks that many times faster. ``penumbra`` gives
+    each Gaussian a concentric second one, as a sunspot's penumbra around its umbra: its width is the umbra's times
+    ``1 + (r0 - 1) softplus(.) / log 2`` and its peak the umbra's times ``sigmoid(.)``, both drawn from the hidden
+    features by layers that start z-independent (at `PENUMBRA_WIDTH_RATIO` r0 and `PENUMBRA_PEAK_FRACTION`), so
+    the module starts as nothing, and with the same parameters as without them.
     """
 
     count: int
@@ -890,11 +894,14 @@ class FluxConcentrations(nn.Module):
     width: int = IMAGE_SIZE
     profile: str = "gaussian"
     peak_rate: float = 1.0
+    penumbra: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array, log_stretch: jax.Array | None = None) -> jax.Array:
         if self.profile not in SPOT_PROFILES:
             raise ValueError(f"profile must be one of {SPOT_PROFILES}, got {self.profile!r}")
+        if self.penumbra and self.profile != "gaussian":
+            raise ValueError(f"a penumbra needs the 'gaussian' profile, got {self.profile!r}")
         umbra = self.profile == "umbra"
         per_spot = 4 if umbra else 3  # centre (2), width or radius, and an umbra's edge
         h = leaky_relu(nn.Dense(self.hidden, name="hidden")(z))
@@ -909,7 +916,29 @@ class FluxConcentrations(nn.Module):
         if umbra:
             edges = UMBRA_EDGE_PX[0] + UMBRA_EDGE_PX[1] * jax.nn.softplus(geometry[..., 3])
             return render_umbrae(centres, widths, edges, peaks, self.height, self.width)
+        if self.penumbra:
+            zeros = nn.initializers.zeros_init()
+            ratio_raw = nn.Dense(self.count, kernel_init=zeros, name="penumbra_width")(h)
+            fraction_logit = math.log(PENUMBRA_PEAK_FRACTION / (1.0 - PENUMBRA_PEAK_FRACTION))
+            fraction_raw = nn.Dense(
+                self.count, kernel_init=zeros, bias_init=nn.initializers.constant(fraction_logit), name="penumbra_peak"
+            )(h)
+            ratio = 1.0 + (PENUMBRA_WIDTH_RATIO - 1.0) * jax.nn.softplus(ratio_raw) / math.log(2.0)
+            ratio = ratio[..., None] if widths.ndim == 3 else ratio
+            centres = jnp.concatenate([centres, centres], axis=1)
+            widths = jnp.concatenate([widths, widths * ratio], axis=1)
+            peaks = jnp.concatenate([peaks, peaks * jax.nn.sigmoid(fraction_raw)], axis=1)
         return render_concentrations(centres, widths, peaks, self.height, self.width)
+
+
+PENUMBRA_WIDTH_RATIO = 2.5
+"""A spot's penumbra width / its umbra's at the start of training: the synthetic training data's
+``penumbra_width_ratio`` (`solarjax.data.synthetic.SyntheticConfig`)."""
+
+PENUMBRA_PEAK_FRACTION = 0.3
+"""A spot's penumbra peak / its umbra's at the start of training: in the synthetic data a spot's penumbra holds 65%
+of its flux in a Gaussian 2.5 times as wide as the umbra's 35%, so its peak is 0.65 / 0.35 / 2.5^2 = 0.30 of the
+umbra's."""
 
 
 NETWORK_POLARITY_PX = 8.0
@@ -991,7 +1020,9 @@ class ResizeConvGenerator(nn.Module):
     ``spot_peak_rate`` their peaks' learning-rate multiplier (`FluxConcentrations.peak_rate`).
     ``noise_stretch`` gives the `InstrumentNoise` its learned stretched share (`InstrumentNoise.stretched`), starting
     at the angle ``noise_stretch_angle``. ``texture_patch_contrast`` gives the textured channel's `ClumpTexture` a
-    contrast per patch (`ClumpTexture.patch_contrast`).
+    contrast per patch (`ClumpTexture.patch_contrast`). ``spot_penumbra`` gives every spot a penumbra
+    (`FluxConcentrations.penumbra`); ``cloud_width_px`` (> 0) replaces the plage clouds' typical width (px) of
+    `CONCENTRATIONS`.
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -1023,6 +1054,8 @@ class ResizeConvGenerator(nn.Module):
     noise_stretch: bool = False
     noise_stretch_angle: float = 0.0
     texture_patch_contrast: bool = False
+    spot_penumbra: bool = False
+    cloud_width_px: float = 0.0
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -1087,10 +1120,12 @@ class ResizeConvGenerator(nn.Module):
                 width=x.shape[2],
                 profile=self.spot_profile,
                 peak_rate=self.spot_peak_rate,
+                penumbra=self.spot_penumbra,
                 name="Spots",
             )
             x = x + spots(z, log_stretch)
             count, typical = CONCENTRATIONS["clouds"]
+            typical = self.cloud_width_px or typical
             clouds = FluxConcentrations(count, typical, height=x.shape[1], width=x.shape[2], name="Clouds")
             textured = clouds(z, log_stretch) if textured is None else textured + clouds(z, log_stretch)
         if textured is not None:
@@ -1160,6 +1195,8 @@ def small_resize_conv_generator(
     noise_stretch: bool = False,
     noise_stretch_angle: float = 0.0,
     texture_patch_contrast: bool = False,
+    spot_penumbra: bool = False,
+    cloud_width_px: float = 0.0,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -1171,8 +1208,8 @@ def small_resize_conv_generator(
     `noise_gain_rate`, `noise_patch_gain`, `noise_fill`, `output_upsample`, `diffuse` (65 more parameters),
     `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
     `concentrations`, `conv_signal`, `stretch`, `stretch_limit`, `network`, `spot_width_px`, `spot_profile`,
-    `spot_peak_rate`, `noise_stretch` (1 more parameter), `noise_stretch_angle` and `texture_patch_contrast` (101 more) as in
-    `ResizeConvGenerator`.
+    `spot_peak_rate`, `noise_stretch` (1 more parameter), `noise_stretch_angle`, `texture_patch_contrast` (101 more),
+    `spot_penumbra` (2,064 more) and `cloud_width_px` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -1204,6 +1241,8 @@ def small_resize_conv_generator(
         noise_stretch=noise_stretch,
         noise_stretch_angle=noise_stretch_angle,
         texture_patch_contrast=texture_patch_contrast,
+        spot_penumbra=spot_penumbra,
+        cloud_width_px=cloud_width_px,
     )
 
 
@@ -1241,6 +1280,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     noise_stretch: bool = False,
     noise_stretch_angle: float = 0.0,
     texture_patch_contrast: bool = False,
+    spot_penumbra: bool = False,
+    cloud_width_px: float = 0.0,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -1266,7 +1307,9 @@ def small_resize_conv_edge_instrument_threshold_generator(
     ('..._stretched_noise_...'): a learned share of the noise stretched with the patch (`InstrumentNoise.stretched`),
     starting at the angle ``noise_stretch_angle`` ('..._stretched_half_noise_...': pi / 4, half the noise's power);
     ``texture_patch_contrast`` ('..._patch_contrast_...'): the plage texture's contrast per patch
-    (`ClumpTexture.patch_contrast`)."""
+    (`ClumpTexture.patch_contrast`); ``spot_penumbra`` ('..._penumbrae_...'): a penumbra around every spot
+    (`FluxConcentrations.penumbra`); ``cloud_width_px`` ('..._wide_clouds_...'): the plage clouds' typical width
+    (`ResizeConvGenerator.cloud_width_px`)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1293,6 +1336,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
         noise_stretch=noise_stretch,
         noise_stretch_angle=noise_stretch_angle,
         texture_patch_contrast=texture_patch_contrast,
+        spot_penumbra=spot_penumbra,
+        cloud_width_px=cloud_width_px,
     )
 
 
@@ -1642,12 +1687,27 @@ SPOT_PEAK_RATE = 5.0
 """The spots' peak learning-rate multiplier of '..._patch_contrast_fast_spots_...': with Adam's steps of 5e-4 a
 peak's bias can move 3.5 (3,500 G) in 1,400 steps instead of 0.7."""
 
-_white_noise_filled_mild_stretch_patch_contrast_fast_spots_generator = _white_noise(
-    functools.partial(_filled_mild_stretch_patch_contrast_generator, spot_peak_rate=SPOT_PEAK_RATE)
-)
+_fast_spots_generator = functools.partial(_filled_mild_stretch_patch_contrast_generator, spot_peak_rate=SPOT_PEAK_RATE)
+
+_white_noise_filled_mild_stretch_patch_contrast_fast_spots_generator = _white_noise(_fast_spots_generator)
 """The generator of '..._filled_mild_stretch_patch_contrast_fast_spots_...': the patch-contrast one whose spots'
 peaks learn `SPOT_PEAK_RATE` times faster (the patch-contrast generator's umbrae saturate a third of the data's
 pixels above 950 G)."""
+
+_white_noise_fast_spots_penumbrae_generator = _white_noise(functools.partial(_fast_spots_generator, spot_penumbra=True))
+"""The generator of '..._patch_contrast_fast_spots_penumbrae_...': the fast-spot one whose spots are an umbra and a
+penumbra, two concentric Gaussians as the synthetic data's (`FluxConcentrations.penumbra`)."""
+
+WIDE_CLOUD_WIDTH_PX = 20.0
+"""Typical plage-cloud width (px) of '..._wide_clouds_...': 2.5 times `CONCENTRATIONS`' 8 px (a cloud's Gaussian
+width is 1 px plus this times softplus of a latent feature, 14.9 px at initialisation against 6.5), as the synthetic
+data's polarity halves are a few overlapping clouds spreading the plage flux at ~300 G."""
+
+_white_noise_fast_spots_wide_clouds_generator = _white_noise(
+    functools.partial(_fast_spots_generator, cloud_width_px=WIDE_CLOUD_WIDTH_PX)
+)
+"""The generator of '..._patch_contrast_fast_spots_wide_clouds_...': the fast-spot one whose plage clouds are
+`WIDE_CLOUD_WIDTH_PX` wide to begin with."""
 
 _filled_mild_stretch_stretched_noise_generator = functools.partial(_filled_mild_stretch_generator, noise_stretch=True)
 
@@ -1814,6 +1874,14 @@ ARCHITECTURES = {
         _white_noise_filled_mild_stretch_patch_contrast_fast_spots_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_penumbrae_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_fast_spots_penumbrae_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_wide_clouds_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_fast_spots_wide_clouds_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch": (
         _white_noise_filled_mild_stretch_stretched_half_noise_generator,
         MinibatchStatisticsDiscriminator,
@@ -1880,6 +1948,8 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_wide_spots_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_penumbrae_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_wide_clouds_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
