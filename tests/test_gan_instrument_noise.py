@@ -429,14 +429,15 @@ def test_fast_spots_start_as_the_patch_contrast_generator_and_scale_their_peaks_
     np.testing.assert_allclose(quick, gan.SPOT_PEAK_RATE * slow, rtol=1e-5, atol=1e-7)
 
 
-
 FAST_SPOTS_BASE = "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_{}stretched_structured_network_white_threshold_clip_minibatch"
 
 
 @pytest.mark.parametrize("variant", ["penumbrae_", "wide_clouds_"])
 def test_penumbrae_and_wide_clouds_start_with_the_fast_spot_generators_parameters(variant):
     fast, other = (gan.make_models(FAST_SPOTS_BASE.format(s), "matmul", (0.02, 0.03), 0.0)[0] for s in ("", variant))
-    theirs, mine = (dict(jax.tree_util.tree_flatten_with_path(init_generator(g, jax.random.key(10)))[0]) for g in (fast, other))
+    theirs, mine = (
+        dict(jax.tree_util.tree_flatten_with_path(init_generator(g, jax.random.key(10)))[0]) for g in (fast, other)
+    )
     for path, leaf in theirs.items():
         np.testing.assert_array_equal(mine[path], leaf)  # every fast-spot parameter, drawn alike
     added = {jax.tree_util.keystr(path) for path in mine.keys() - theirs.keys()}

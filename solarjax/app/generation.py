@@ -21,14 +21,18 @@ ALPHA_LIMIT = 3.0
 STEERING_METHODS = ("paper", "piecewise", "local")
 """Steering families (`solarjax.steering.families`); the sliders default to the best by the demo's evaluation."""
 
-LOCAL_STEP_COUNTS = (3, 6)
-"""Step counts of a slider's local path: the fewer whose steps are at most `local.DEFAULT_STEP` long (the
-evaluated step), so |alpha| <= 1.5 costs half of a long path; two compiled programs in all."""
+LOCAL_PATH_STEPS = 6
+"""Steps of the app's one compiled local-path program, enough for |alpha| = `ALPHA_LIMIT` at the evaluated step
+length (`solarjax.steering.local.DEFAULT_STEP`); a slider's path moves `local_step_count` of them and the rest
+cost nothing (`path_program`'s ``active_steps``)."""
 
 
-def local_step_count(alpha: float, step: float) -> int:
-    """The first of `LOCAL_STEP_COUNTS` whose steps along a path of length |alpha| are at most ``step`` long."""
-    return next((n for n in LOCAL_STEP_COUNTS if abs(alpha) <= n * step + 1e-6), LOCAL_STEP_COUNTS[-1])
+def local_step_count(alpha: float) -> int:
+    """Steps of a slider's local path of length |alpha|: the evaluation's (`solarjax.steering.local.path_steps`,
+    equal steps at most `DEFAULT_STEP` long), at most `LOCAL_PATH_STEPS`."""
+    from solarjax.steering import local
+
+    return min(local.path_steps(alpha), LOCAL_PATH_STEPS)
 
 
 GENERATED_CACHE_SIZE = 256
@@ -113,7 +117,7 @@ class SearchEngine(IndexSearch):
         z = np.asarray(z, np.float32)
         for name, alpha in free:
             weights = jnp.asarray([float(n == name) for n in STEERABLE], jnp.float32)
-            steps = local_step_count(alpha, local.DEFAULT_STEP)
+            steps = local_step_count(alpha)
             path, _ = local.path_program(
                 generator.apply_fn,
                 generator.params,
@@ -122,7 +126,8 @@ class SearchEngine(IndexSearch):
                 weights,
                 mask,
                 names=STEERABLE,
-                steps=steps,
+                steps=LOCAL_PATH_STEPS,
+                active_steps=jnp.int32(steps),
             )
             # back on the host: the path's output is placed on the generator's mesh, and a placed z0 would be
             # another compiled program than the warmed one
@@ -190,9 +195,8 @@ class SearchEngine(IndexSearch):
     def warm(self) -> None:
         """Compiles every program a request runs, on the shapes served."""
         image = self.generate(0, {name: 0.5 for name in STEERABLE}, hold=STEERABLE[:1])
-        if "local" in self.steering_methods:  # both path lengths (`LOCAL_STEP_COUNTS`)
+        if "local" in self.steering_methods:  # one program for every path length (`LOCAL_PATH_STEPS`)
             self.generate(0, {STEERABLE[0]: 0.5}, hold=(), method="local")
-            self.generate(0, {STEERABLE[0]: ALPHA_LIMIT}, hold=(), method="local")
         self.quantities(image)
         # an upload with a plate scale: its quantities in physical units (one patch shape whatever the map's)
         field = np.asarray(image)[0, ..., 0] * GAUSS_PER_UNIT

@@ -271,10 +271,12 @@ def _paths(
     guard,
     critic_fn,
     critic_variables,
+    active_steps=None,
 ):
     """Latents [B, steps + 1, D] and exact quantities name -> [B, steps + 1] of the paths of a batch z_start
     [B, D] with signed step lengths [B] (index 0 = start); with ``critic_fn`` its logit is kept above its value
-    at the start (the realism guard), with ``guard`` both polarity areas above `POLARITY_FLOOR`."""
+    at the start (the realism guard), with ``guard`` both polarity areas above `POLARITY_FLOOR`; with
+    ``active_steps`` n (traced int []) only the first n steps move (`path_program`)."""
     radius = jnp.linalg.norm(z_start, axis=1, keepdims=True)
     start = jax.vmap(lambda z: _smooth_of_one(apply_fn, params, names, z, critic_fn, critic_variables)[0])(z_start)
     held_start = start[:, : len(names)]
@@ -282,7 +284,7 @@ def _paths(
     floors = jnp.concatenate([jnp.full((len(z_start), 2), area_floor, start.dtype), start[:, len(names) + 2 :]], axis=1)
     any_guard = guard or critic_fn is not None
 
-    def advance(z, _):
+    def move(z):
         direction, rows, (values, shortfall), images = _batch_step_geometry(
             apply_fn,
             params,
@@ -307,7 +309,14 @@ def _paths(
         moved = moved * radius / jnp.maximum(jnp.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
         return moved, (z, exact)
 
-    last, (visited, exact) = jax.lax.scan(advance, z_start, length=steps)
+    def stay(z):  # a step past ``active_steps``: the conditional runs this branch alone
+        quantities = jax.eval_shape(move, z)[1][1]
+        return z, (z, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), quantities))
+
+    def advance(z, index):
+        return move(z) if active_steps is None else jax.lax.cond(index < active_steps, move, stay, z)
+
+    last, (visited, exact) = jax.lax.scan(advance, z_start, jnp.arange(steps))
     final_exact = physics.quantities(jax.vmap(lambda z: apply_fn(params, z[None])[0])(last))
     latents = jnp.concatenate([jnp.swapaxes(visited, 0, 1), last[:, None]], axis=1)
     return latents, {n: jnp.concatenate([exact[n].T, final_exact[n][:, None]], axis=1) for n in exact}
@@ -328,17 +337,33 @@ def path_program(
     correct=True,
     guard=True,
     critic_fn=None,
+    active_steps=None,
 ):
     """Local paths of a batch: z0 [B, D], signed step length [] or [B], target_weights and hold_mask [K] over
     ``names`` (one compiled program per names/steps, whatever is targeted or held); ``guard``: the polarity
     guard (module docstring); ``critic_fn(critic_variables, images) -> logits [N]``: the realism guard (the
     critic's logit kept above its value at the start; `solarjax.steering.critic`), None for none.
+    ``active_steps`` (int [], at most ``steps``; None = ``steps``): only the first n steps move and cost
+    anything, so paths of every length up to ``steps`` share one compiled program; the latents from index n on
+    are the path's end, the quantities at indices n to ``steps - 1`` NaN.
 
     Returns latents [B, steps + 1, D] and exact quantities name -> [B, steps + 1].
     """
     step = jnp.broadcast_to(jnp.asarray(step, z0.dtype), z0.shape[:1])
     return _paths(
-        apply_fn, params, z0, step, target_weights, hold_mask, names, steps, correct, guard, critic_fn, critic_variables
+        apply_fn,
+        params,
+        z0,
+        step,
+        target_weights,
+        hold_mask,
+        names,
+        steps,
+        correct,
+        guard,
+        critic_fn,
+        critic_variables,
+        active_steps,
     )
 
 
