@@ -92,6 +92,9 @@ PENUMBRAE_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace("_fast_spots_", "_fast_s
 WIDE_CLOUDS_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace("_fast_spots_", "_fast_spots_wide_clouds_")
 """The fast-spot generator with 20 px plage clouds (`solarjax.models.gan.WIDE_CLOUD_WIDTH_PX`)."""
 
+CAPPED_TEXTURE_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace("_fast_spots_", "_fast_spots_capped_texture_")
+"""The fast-spot generator whose plage texture is capped at 2.5 sd (`solarjax.models.gan.CLUMP_CAP_SD`)."""
+
 _LATE_SPREAD_SPOT = {
     **_FILLED_BIPOLE,
     "complexity_spread_weight": 3.0,
@@ -463,6 +466,10 @@ CANDIDATES = {
     "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_wide_clouds_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,
         "arch": WIDE_CLOUDS_ARCH,
+    },
+    "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_texture_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SECTOR,
+        "arch": CAPPED_TEXTURE_ARCH,
     },
     "edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,

@@ -1,6 +1,8 @@
 """Issue 23's measured instrument noise: the calibration recovers known noise, the generator's noise layer
 reproduces it, and a run calibrates on its own training data and loads back with it."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -466,3 +468,23 @@ def test_a_penumbra_holds_the_synthetic_spots_share_of_the_flux_at_the_start(log
     np.testing.assert_allclose(spread[1] / spread[0], (1 + 0.3 * 2.5**4) / (1 + 0.3 * 2.5**2), rtol=1e-3)
     with pytest.raises(ValueError, match="penumbra needs the 'gaussian' profile"):
         gan.FluxConcentrations(1, 2.0, profile="umbra", penumbra=True).init(jax.random.key(0), z)
+
+
+def test_a_capped_texture_bounds_its_brightest_clumps_and_leaves_the_rest():
+    # at a contrast of 3 the uncapped log-normal puts single pixels at tens of times the mean; capped at 2.5 sd as
+    # the synthetic data's clumps, no pixel exceeds exp(3 * 2.5) / mean, and pixels below the cap keep their order
+    z = jax.random.normal(jax.random.key(13), (3, 100))
+    free, capped = (gan.ClumpTexture(patch_contrast=True, cap_sd=cap) for cap in (0.0, gan.CLUMP_CAP_SD))
+    params = free.init(jax.random.key(14), z)["params"]
+    params = {**params, "contrast": jnp.asarray(math.log(math.expm1(3.0))), "floor": jnp.asarray(-10.0)}
+    assert capped.init(jax.random.key(14), z)["params"].keys() == params.keys()  # no parameter added
+    loose, tight = (np.asarray(m.apply({"params": params}, z))[..., 0] for m in (free, capped))
+    field = np.asarray(gan.texture_field(z, jnp.full((3, 4), 0.25), 128, 128, seed=2))
+    np.testing.assert_allclose(tight.mean(axis=(1, 2)), 1.0, rtol=1e-4)
+    bound = np.exp(3.0 * gan.CLUMP_CAP_SD) / np.mean(np.exp(3.0 * np.minimum(field, gan.CLUMP_CAP_SD)), axis=(1, 2))
+    np.testing.assert_allclose(tight.max(axis=(1, 2)), bound, rtol=1e-3)
+    assert (loose.max(axis=(1, 2)) > 2 * bound).all()
+    for n in range(3):  # below the cap (and well above the floor) the two differ by one factor: their means
+        below = (field[n] < gan.CLUMP_CAP_SD) & (loose[n] > 0.1)
+        ratio = tight[n][below] / loose[n][below]
+        np.testing.assert_allclose(ratio, np.median(ratio), rtol=1e-3)

@@ -781,7 +781,9 @@ class ClumpTexture(nn.Module):
     clumps a few Mm across: a smooth envelope times such a log-normal texture, whose small scales have no preferred
     pixel axis (unlike those a convolution on the pixel grid sharpens) but the patch's own stretch. With
     ``patch_contrast`` a linear function of z (Dense [latent_dim -> 1], initially 0) adds to the contrast's
-    pre-softplus value, so how clumpy a patch's plage is can vary between patches apart from its flux. Input z
+    pre-softplus value, so how clumpy a patch's plage is can vary between patches apart from its flux. ``cap_sd``
+    (> 0) caps f at that many standard deviations, as the synthetic data's clumps are (`CLUMP_CAP_SD`), so a high
+    contrast makes a clumpier texture, not a few pixels many times the mean. Input z
     [N, latent_dim] and optionally ``log_stretch`` [N] (`gaussian_filters`); output [N, height, width, 1] float32,
     positive, mean 1 per patch.
     """
@@ -792,12 +794,15 @@ class ClumpTexture(nn.Module):
     initial_floor: float = 0.5
     seed: int = 2
     patch_contrast: bool = False
+    cap_sd: float = 0.0
 
     @nn.compact
     def __call__(self, z: jax.Array, log_stretch: jax.Array | None = None) -> jax.Array:
         logits = nn.Dense(len(TEXTURE_CORRELATION_PX), kernel_init=nn.initializers.zeros_init(), name="scales")(z)
         weights = jax.nn.softmax(logits, axis=-1)
         field = texture_field(z, weights, self.height, self.width, self.seed, log_stretch)
+        if self.cap_sd:
+            field = jnp.minimum(field, self.cap_sd)
         raw = self.param("contrast", nn.initializers.constant(math.log(math.expm1(self.initial_contrast))), ())
         if self.patch_contrast:
             raw = raw + nn.Dense(1, kernel_init=nn.initializers.zeros_init(), name="patch_contrast")(z)[:, :, None]
@@ -1022,7 +1027,7 @@ class ResizeConvGenerator(nn.Module):
     at the angle ``noise_stretch_angle``. ``texture_patch_contrast`` gives the textured channel's `ClumpTexture` a
     contrast per patch (`ClumpTexture.patch_contrast`). ``spot_penumbra`` gives every spot a penumbra
     (`FluxConcentrations.penumbra`); ``cloud_width_px`` (> 0) replaces the plage clouds' typical width (px) of
-    `CONCENTRATIONS`.
+    `CONCENTRATIONS`; ``texture_cap_sd`` (> 0) caps the textured channel's `ClumpTexture` field (`ClumpTexture.cap_sd`).
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -1056,6 +1061,7 @@ class ResizeConvGenerator(nn.Module):
     texture_patch_contrast: bool = False
     spot_penumbra: bool = False
     cloud_width_px: float = 0.0
+    texture_cap_sd: float = 0.0
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -1129,7 +1135,13 @@ class ResizeConvGenerator(nn.Module):
             clouds = FluxConcentrations(count, typical, height=x.shape[1], width=x.shape[2], name="Clouds")
             textured = clouds(z, log_stretch) if textured is None else textured + clouds(z, log_stretch)
         if textured is not None:
-            texture = ClumpTexture(x.shape[1], x.shape[2], patch_contrast=self.texture_patch_contrast, name="Texture")
+            texture = ClumpTexture(
+                x.shape[1],
+                x.shape[2],
+                patch_contrast=self.texture_patch_contrast,
+                cap_sd=self.texture_cap_sd,
+                name="Texture",
+            )
             x = x + textured * texture(z, log_stretch)
         if self.network:
             x = x + QuietNetwork(x.shape[1], x.shape[2], name="Network")(z, log_stretch)
@@ -1197,6 +1209,7 @@ def small_resize_conv_generator(
     texture_patch_contrast: bool = False,
     spot_penumbra: bool = False,
     cloud_width_px: float = 0.0,
+    texture_cap_sd: float = 0.0,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -1209,7 +1222,7 @@ def small_resize_conv_generator(
     `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
     `concentrations`, `conv_signal`, `stretch`, `stretch_limit`, `network`, `spot_width_px`, `spot_profile`,
     `spot_peak_rate`, `noise_stretch` (1 more parameter), `noise_stretch_angle`, `texture_patch_contrast` (101 more),
-    `spot_penumbra` (2,064 more) and `cloud_width_px` as in `ResizeConvGenerator`.
+    `spot_penumbra` (2,064 more), `cloud_width_px` and `texture_cap_sd` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -1243,6 +1256,7 @@ def small_resize_conv_generator(
         texture_patch_contrast=texture_patch_contrast,
         spot_penumbra=spot_penumbra,
         cloud_width_px=cloud_width_px,
+        texture_cap_sd=texture_cap_sd,
     )
 
 
@@ -1282,6 +1296,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     texture_patch_contrast: bool = False,
     spot_penumbra: bool = False,
     cloud_width_px: float = 0.0,
+    texture_cap_sd: float = 0.0,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -1309,7 +1324,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     ``texture_patch_contrast`` ('..._patch_contrast_...'): the plage texture's contrast per patch
     (`ClumpTexture.patch_contrast`); ``spot_penumbra`` ('..._penumbrae_...'): a penumbra around every spot
     (`FluxConcentrations.penumbra`); ``cloud_width_px`` ('..._wide_clouds_...'): the plage clouds' typical width
-    (`ResizeConvGenerator.cloud_width_px`)."""
+    (`ResizeConvGenerator.cloud_width_px`); ``texture_cap_sd`` ('..._capped_texture_...'): the plage texture capped
+    (`ClumpTexture.cap_sd`)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1338,6 +1354,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         texture_patch_contrast=texture_patch_contrast,
         spot_penumbra=spot_penumbra,
         cloud_width_px=cloud_width_px,
+        texture_cap_sd=texture_cap_sd,
     )
 
 
@@ -1709,6 +1726,16 @@ _white_noise_fast_spots_wide_clouds_generator = _white_noise(
 """The generator of '..._patch_contrast_fast_spots_wide_clouds_...': the fast-spot one whose plage clouds are
 `WIDE_CLOUD_WIDTH_PX` wide to begin with."""
 
+CLUMP_CAP_SD = 2.5
+"""Standard deviations at which '..._capped_texture_...' caps its plage texture's Gaussian field: the synthetic
+training data's cap (`solarjax.data.synthetic`, ``_CLUMP_LIMIT_SD``)."""
+
+_white_noise_fast_spots_capped_texture_generator = _white_noise(
+    functools.partial(_fast_spots_generator, texture_cap_sd=CLUMP_CAP_SD)
+)
+"""The generator of '..._patch_contrast_fast_spots_capped_texture_...': the fast-spot one whose plage texture is
+capped at `CLUMP_CAP_SD` (the fast-spot generator's texture reaches 8-30 times its mean in single pixels)."""
+
 _filled_mild_stretch_stretched_noise_generator = functools.partial(_filled_mild_stretch_generator, noise_stretch=True)
 
 _white_noise_filled_mild_stretch_stretched_noise_generator = _white_noise(
@@ -1882,6 +1909,10 @@ ARCHITECTURES = {
         _white_noise_fast_spots_wide_clouds_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_texture_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_fast_spots_capped_texture_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch": (
         _white_noise_filled_mild_stretch_stretched_half_noise_generator,
         MinibatchStatisticsDiscriminator,
@@ -1950,6 +1981,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_penumbrae_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_wide_clouds_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_texture_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
