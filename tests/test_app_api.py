@@ -443,9 +443,9 @@ def test_requests_never_compile(client, real_br_files):
     )
     responses = [
         client.post("/api/generate", json={"seed": 11, "sliders": {"tuf": 1.0, "r_value": -1.0}, "hold": ["psep"]}),
-        # two long local paths in turn: the second starts from the first's end (the longer step count)
+        # a long and a short local path in turn (6 steps and 1): the second starts from the first's end
         client.post(
-            "/api/generate", json={"seed": 14, "sliders": {"tuf": 3.0, "tilt": -3.0}, "hold": [], "method": "local"}
+            "/api/generate", json={"seed": 14, "sliders": {"tuf": 3.0, "tilt": -0.3}, "hold": [], "method": "local"}
         ),
         client.post("/api/search/generated", json={"seed": 12, "filters": {"k": 50, "one_per_harp": True}}),
         client.post("/api/search/generated", json={"seed": 13, "filters": {"k": 1, "hemisphere": "south"}}),
