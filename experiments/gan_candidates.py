@@ -86,7 +86,7 @@ PATCH_CONTRAST_FAST_SPOTS_ARCH = MILD_STRETCH_PATCH_CONTRAST_ARCH.replace(
 default since session 31."""
 
 PENUMBRAE_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace("_fast_spots_", "_fast_spots_penumbrae_")
-"""The fast-spot generator (FS, the default since session 31) whose spots have penumbrae
+"""The fast-spot generator (the default since session 31) whose spots have penumbrae
 (`solarjax.models.gan.FluxConcentrations.penumbra`)."""
 
 WIDE_CLOUDS_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace("_fast_spots_", "_fast_spots_wide_clouds_")

@@ -17,6 +17,7 @@ from solarjax.train import quality
 from tests.helpers import BATCH, ArrayIterator, bipole_patches, init_generator, tiny_config
 
 ARCH = "resize_conv_small_edge_instrument_minibatch"
+FAST_SPOTS_BASE = "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_{}stretched_structured_network_white_threshold_clip_minibatch"
 
 
 @pytest.mark.parametrize("a", [0.0, 0.3, 0.6])
@@ -431,11 +432,8 @@ def test_fast_spots_start_as_the_patch_contrast_generator_and_scale_their_peaks_
     np.testing.assert_allclose(quick, gan.SPOT_PEAK_RATE * slow, rtol=1e-5, atol=1e-7)
 
 
-FAST_SPOTS_BASE = "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_{}stretched_structured_network_white_threshold_clip_minibatch"
-
-
-@pytest.mark.parametrize("variant", ["penumbrae_", "wide_clouds_"])
-def test_penumbrae_and_wide_clouds_start_with_the_fast_spot_generators_parameters(variant):
+@pytest.mark.parametrize("variant", ["penumbrae_", "wide_clouds_", "capped_texture_"])
+def test_the_fast_spot_variants_start_with_the_fast_spot_generators_parameters(variant):
     fast, other = (gan.make_models(FAST_SPOTS_BASE.format(s), "matmul", (0.02, 0.03), 0.0)[0] for s in ("", variant))
     theirs, mine = (
         dict(jax.tree_util.tree_flatten_with_path(init_generator(g, jax.random.key(10)))[0]) for g in (fast, other)
@@ -445,6 +443,26 @@ def test_penumbrae_and_wide_clouds_start_with_the_fast_spot_generators_parameter
     added = {jax.tree_util.keystr(path) for path in mine.keys() - theirs.keys()}
     penumbra = {f"['params']['Spots']['penumbra_{k}']['{w}']" for k in ("width", "peak") for w in ("kernel", "bias")}
     assert added == (penumbra if variant == "penumbrae_" else set())
+    z = jax.random.normal(jax.random.key(15), (2, 100))
+
+    def with_peaks(params):  # every spot and cloud drawn at 500 G
+        named = lambda path: "peaks" in str(path) and "bias" in str(path)  # noqa: E731
+        return jax.tree_util.tree_map_with_path(lambda p, leaf: jnp.full_like(leaf, 0.5) if named(p) else leaf, params)
+
+    parts = [
+        jax.jit(lambda p, z, g=g: g.apply(p, z, capture_intermediates=True)[1]["intermediates"])(
+            with_peaks(init_generator(g, jax.random.key(10))), z
+        )
+        for g in (fast, other)
+    ]
+    moved = {
+        name: float(np.abs(np.asarray(parts[0][name]["__call__"][0]) - np.asarray(parts[1][name]["__call__"][0])).max())
+        for name in ("Spots", "Clouds", "Texture")
+    }
+    # each variant changes its own part alone: the penumbrae the spots, the wide clouds the clouds, the cap the
+    # texture (where its field passes 2.5 sd)
+    changed = {"penumbrae_": {"Spots"}, "wide_clouds_": {"Clouds"}, "capped_texture_": {"Texture"}}[variant]
+    assert {name for name, value in moved.items() if value > 1e-6} == changed, moved
 
 
 @pytest.mark.parametrize("log_stretch", [None, 0.8])

@@ -21,7 +21,7 @@ ALPHA_LIMIT = 3.0
 STEERING_METHODS = ("paper", "piecewise", "local")
 """Steering families (`solarjax.steering.families`); the sliders default to the best by the demo's evaluation."""
 
-LOCAL_PATH_STEPS = 6
+LOCAL_PROGRAM_STEPS = 6
 """Steps of the app's one compiled local-path program, enough for |alpha| = `ALPHA_LIMIT` at the evaluated step
 length (`solarjax.steering.local.DEFAULT_STEP`); a slider's path moves `local_step_count` of them and the rest
 cost nothing (`path_program`'s ``active_steps``)."""
@@ -29,10 +29,10 @@ cost nothing (`path_program`'s ``active_steps``)."""
 
 def local_step_count(alpha: float) -> int:
     """Steps of a slider's local path of length |alpha|: the evaluation's (`solarjax.steering.local.path_steps`,
-    equal steps at most `DEFAULT_STEP` long), at most `LOCAL_PATH_STEPS`."""
+    equal steps at most `DEFAULT_STEP` long), at most `LOCAL_PROGRAM_STEPS`."""
     from solarjax.steering import local
 
-    return min(local.path_steps(alpha), LOCAL_PATH_STEPS)
+    return min(local.path_steps(alpha), LOCAL_PROGRAM_STEPS)
 
 
 GENERATED_CACHE_SIZE = 256
@@ -126,7 +126,7 @@ class SearchEngine(IndexSearch):
                 weights,
                 mask,
                 names=STEERABLE,
-                steps=LOCAL_PATH_STEPS,
+                steps=LOCAL_PROGRAM_STEPS,
                 active_steps=jnp.int32(steps),
             )
             # back on the host: the path's output is placed on the generator's mesh, and a placed z0 would be
@@ -195,7 +195,7 @@ class SearchEngine(IndexSearch):
     def warm(self) -> None:
         """Compiles every program a request runs, on the shapes served."""
         image = self.generate(0, {name: 0.5 for name in STEERABLE}, hold=STEERABLE[:1])
-        if "local" in self.steering_methods:  # one program for every path length (`LOCAL_PATH_STEPS`)
+        if "local" in self.steering_methods:  # one program for every path length (`LOCAL_PROGRAM_STEPS`)
             self.generate(0, {STEERABLE[0]: 0.5}, hold=(), method="local")
         self.quantities(image)
         # an upload with a plate scale: its quantities in physical units (one patch shape whatever the map's)

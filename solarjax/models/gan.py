@@ -873,6 +873,16 @@ UMBRA_EDGE_PX = (0.3, 0.5)
 fifth of the initial radius with `UMBRA_RADIUS_PX`), so a disc starts flat."""
 
 
+PENUMBRA_WIDTH_RATIO = 2.5
+"""A spot's penumbra width / its umbra's at the start of training: the synthetic training data's
+``penumbra_width_ratio`` (`solarjax.data.synthetic.SyntheticConfig`)."""
+
+PENUMBRA_PEAK_FRACTION = 0.3
+"""A spot's penumbra peak / its umbra's at the start of training: in the synthetic data a spot's penumbra holds 65%
+of its flux in a Gaussian 2.5 times as wide as the umbra's 35%, so its peak is 0.65 / 0.35 / 2.5^2 = 0.30 of the
+umbra's."""
+
+
 class FluxConcentrations(nn.Module):
     """``count`` round flux concentrations drawn from z, Gaussians (`render_concentrations`) or flat-cored discs
     (`render_umbrae`): [N, H, W, 1].
@@ -888,7 +898,7 @@ class FluxConcentrations(nn.Module):
     each Gaussian a concentric second one, as a sunspot's penumbra around its umbra: its width is the umbra's times
     ``1 + (r0 - 1) softplus(.) / log 2`` and its peak the umbra's times ``sigmoid(.)``, both drawn from the hidden
     features by layers that start z-independent (at `PENUMBRA_WIDTH_RATIO` r0 and `PENUMBRA_PEAK_FRACTION`), so
-    the module starts as nothing, and with the same parameters as without them.
+    the module starts as nothing, its other parameters drawn as without them.
     """
 
     count: int
@@ -934,16 +944,6 @@ class FluxConcentrations(nn.Module):
             widths = jnp.concatenate([widths, widths * ratio], axis=1)
             peaks = jnp.concatenate([peaks, peaks * jax.nn.sigmoid(fraction_raw)], axis=1)
         return render_concentrations(centres, widths, peaks, self.height, self.width)
-
-
-PENUMBRA_WIDTH_RATIO = 2.5
-"""A spot's penumbra width / its umbra's at the start of training: the synthetic training data's
-``penumbra_width_ratio`` (`solarjax.data.synthetic.SyntheticConfig`)."""
-
-PENUMBRA_PEAK_FRACTION = 0.3
-"""A spot's penumbra peak / its umbra's at the start of training: in the synthetic data a spot's penumbra holds 65%
-of its flux in a Gaussian 2.5 times as wide as the umbra's 35%, so its peak is 0.65 / 0.35 / 2.5^2 = 0.30 of the
-umbra's."""
 
 
 NETWORK_POLARITY_PX = 8.0

@@ -309,8 +309,9 @@ def _paths(
         moved = moved * radius / jnp.maximum(jnp.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
         return moved, (z, exact)
 
+    quantities = jax.eval_shape(move, z_start)[1][1] if active_steps is not None else None
+
     def stay(z):  # a step past ``active_steps``: the conditional runs this branch alone
-        quantities = jax.eval_shape(move, z)[1][1]
         return z, (z, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), quantities))
 
     def advance(z, index):
