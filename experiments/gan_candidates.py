@@ -95,6 +95,10 @@ WIDE_CLOUDS_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace("_fast_spots_", "_fast
 CAPPED_TEXTURE_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace("_fast_spots_", "_fast_spots_capped_texture_")
 """The fast-spot generator whose plage texture is capped at 2.5 sd (`solarjax.models.gan.CLUMP_CAP_SD`)."""
 
+SCALED_TEXTURE_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace("_fast_spots_", "_fast_spots_scaled_texture_")
+"""The fast-spot generator whose plage texture starts at equal variance shares of its scales
+(`solarjax.models.gan.ClumpTexture.equal_variance_start`)."""
+
 _LATE_SPREAD_SPOT = {
     **_FILLED_BIPOLE,
     "complexity_spread_weight": 3.0,
@@ -470,6 +474,10 @@ CANDIDATES = {
     "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_texture_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,
         "arch": CAPPED_TEXTURE_ARCH,
+    },
+    "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_scaled_texture_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SECTOR,
+        "arch": SCALED_TEXTURE_ARCH,
     },
     "edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,

@@ -783,7 +783,9 @@ class ClumpTexture(nn.Module):
     ``patch_contrast`` a linear function of z (Dense [latent_dim -> 1], initially 0) adds to the contrast's
     pre-softplus value, so how clumpy a patch's plage is can vary between patches apart from its flux. ``cap_sd``
     (> 0) caps f at that many standard deviations, as the synthetic data's clumps are (`CLUMP_CAP_SD`), so a high
-    contrast makes a clumpier texture, not a few pixels many times the mean. Input z
+    contrast makes a clumpier texture, not a few pixels many times the mean. ``equal_variance_start`` starts the
+    mixture at weights proportional to the correlation lengths, where each scale holds an equal share of the
+    field's variance (an even mix gives the 0.5-px filter three quarters of it). Input z
     [N, latent_dim] and optionally ``log_stretch`` [N] (`gaussian_filters`); output [N, height, width, 1] float32,
     positive, mean 1 per patch.
     """
@@ -795,10 +797,23 @@ class ClumpTexture(nn.Module):
     seed: int = 2
     patch_contrast: bool = False
     cap_sd: float = 0.0
+    equal_variance_start: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array, log_stretch: jax.Array | None = None) -> jax.Array:
-        logits = nn.Dense(len(TEXTURE_CORRELATION_PX), kernel_init=nn.initializers.zeros_init(), name="scales")(z)
+        # an even mix of the filters gives the finest most of the variance (a filter of width s passes ~1 / s^2
+        # of white noise's); weights proportional to s give each scale an equal share
+        start = (
+            jnp.log(jnp.asarray(TEXTURE_CORRELATION_PX))
+            if self.equal_variance_start
+            else jnp.zeros(len(TEXTURE_CORRELATION_PX))
+        )
+        logits = nn.Dense(
+            len(TEXTURE_CORRELATION_PX),
+            kernel_init=nn.initializers.zeros_init(),
+            bias_init=lambda *_: start,
+            name="scales",
+        )(z)
         weights = jax.nn.softmax(logits, axis=-1)
         field = texture_field(z, weights, self.height, self.width, self.seed, log_stretch)
         if self.cap_sd:
@@ -1027,7 +1042,8 @@ class ResizeConvGenerator(nn.Module):
     at the angle ``noise_stretch_angle``. ``texture_patch_contrast`` gives the textured channel's `ClumpTexture` a
     contrast per patch (`ClumpTexture.patch_contrast`). ``spot_penumbra`` gives every spot a penumbra
     (`FluxConcentrations.penumbra`); ``cloud_width_px`` (> 0) replaces the plage clouds' typical width (px) of
-    `CONCENTRATIONS`; ``texture_cap_sd`` (> 0) caps the textured channel's `ClumpTexture` field (`ClumpTexture.cap_sd`).
+    `CONCENTRATIONS`; ``texture_cap_sd`` (> 0) caps the textured channel's `ClumpTexture` field (`ClumpTexture.cap_sd`);
+    ``texture_equal_variance`` starts its scales at equal variance shares (`ClumpTexture.equal_variance_start`).
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -1062,6 +1078,7 @@ class ResizeConvGenerator(nn.Module):
     spot_penumbra: bool = False
     cloud_width_px: float = 0.0
     texture_cap_sd: float = 0.0
+    texture_equal_variance: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -1140,6 +1157,7 @@ class ResizeConvGenerator(nn.Module):
                 x.shape[2],
                 patch_contrast=self.texture_patch_contrast,
                 cap_sd=self.texture_cap_sd,
+                equal_variance_start=self.texture_equal_variance,
                 name="Texture",
             )
             x = x + textured * texture(z, log_stretch)
@@ -1210,6 +1228,7 @@ def small_resize_conv_generator(
     spot_penumbra: bool = False,
     cloud_width_px: float = 0.0,
     texture_cap_sd: float = 0.0,
+    texture_equal_variance: bool = False,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -1222,7 +1241,8 @@ def small_resize_conv_generator(
     `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
     `concentrations`, `conv_signal`, `stretch`, `stretch_limit`, `network`, `spot_width_px`, `spot_profile`,
     `spot_peak_rate`, `noise_stretch` (1 more parameter), `noise_stretch_angle`, `texture_patch_contrast` (101 more),
-    `spot_penumbra` (2,064 more), `cloud_width_px` and `texture_cap_sd` as in `ResizeConvGenerator`.
+    `spot_penumbra` (2,064 more), `cloud_width_px`, `texture_cap_sd` and `texture_equal_variance` as in
+    `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -1257,6 +1277,7 @@ def small_resize_conv_generator(
         spot_penumbra=spot_penumbra,
         cloud_width_px=cloud_width_px,
         texture_cap_sd=texture_cap_sd,
+        texture_equal_variance=texture_equal_variance,
     )
 
 
@@ -1297,6 +1318,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     spot_penumbra: bool = False,
     cloud_width_px: float = 0.0,
     texture_cap_sd: float = 0.0,
+    texture_equal_variance: bool = False,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -1325,7 +1347,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     (`ClumpTexture.patch_contrast`); ``spot_penumbra`` ('..._penumbrae_...'): a penumbra around every spot
     (`FluxConcentrations.penumbra`); ``cloud_width_px`` ('..._wide_clouds_...'): the plage clouds' typical width
     (`ResizeConvGenerator.cloud_width_px`); ``texture_cap_sd`` ('..._capped_texture_...'): the plage texture capped
-    (`ClumpTexture.cap_sd`)."""
+    (`ClumpTexture.cap_sd`); ``texture_equal_variance`` ('..._scaled_texture_...'): its scales start at equal
+    variance shares (`ClumpTexture.equal_variance_start`)."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1355,6 +1378,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         spot_penumbra=spot_penumbra,
         cloud_width_px=cloud_width_px,
         texture_cap_sd=texture_cap_sd,
+        texture_equal_variance=texture_equal_variance,
     )
 
 
@@ -1736,6 +1760,13 @@ _white_noise_fast_spots_capped_texture_generator = _white_noise(
 """The generator of '..._patch_contrast_fast_spots_capped_texture_...': the fast-spot one whose plage texture is
 capped at `CLUMP_CAP_SD` (the fast-spot generator's texture reaches 8-30 times its mean in single pixels)."""
 
+_white_noise_fast_spots_scaled_texture_generator = _white_noise(
+    functools.partial(_fast_spots_generator, texture_equal_variance=True)
+)
+"""The generator of '..._patch_contrast_fast_spots_scaled_texture_...': the fast-spot one whose plage texture starts
+with each scale holding an equal share of its variance (the fast-spot generator's mix barely moves from its even
+start in 1,400 steps, so its plage is speckled at the pixel scale)."""
+
 _filled_mild_stretch_stretched_noise_generator = functools.partial(_filled_mild_stretch_generator, noise_stretch=True)
 
 _white_noise_filled_mild_stretch_stretched_noise_generator = _white_noise(
@@ -1913,6 +1944,10 @@ ARCHITECTURES = {
         _white_noise_fast_spots_capped_texture_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_scaled_texture_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_fast_spots_scaled_texture_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch": (
         _white_noise_filled_mild_stretch_stretched_half_noise_generator,
         MinibatchStatisticsDiscriminator,
@@ -1982,6 +2017,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_penumbrae_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_wide_clouds_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_texture_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_scaled_texture_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
