@@ -432,14 +432,16 @@ def test_fast_spots_start_as_the_patch_contrast_generator_and_scale_their_peaks_
     np.testing.assert_allclose(quick, gan.SPOT_PEAK_RATE * slow, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("variant", ["penumbrae_", "wide_clouds_", "capped_texture_"])
+@pytest.mark.parametrize("variant", ["penumbrae_", "wide_clouds_", "capped_texture_", "scaled_texture_"])
 def test_the_fast_spot_variants_start_with_the_fast_spot_generators_parameters(variant):
     fast, other = (gan.make_models(FAST_SPOTS_BASE.format(s), "matmul", (0.02, 0.03), 0.0)[0] for s in ("", variant))
     theirs, mine = (
         dict(jax.tree_util.tree_flatten_with_path(init_generator(g, jax.random.key(10)))[0]) for g in (fast, other)
     )
-    for path, leaf in theirs.items():
-        np.testing.assert_array_equal(mine[path], leaf)  # every fast-spot parameter, drawn alike
+    start = "['params']['Texture']['scales']['bias']"  # the scaled texture's own start (its test below)
+    for path, leaf in theirs.items():  # every other fast-spot parameter, drawn alike
+        if not (variant == "scaled_texture_" and jax.tree_util.keystr(path) == start):
+            np.testing.assert_array_equal(mine[path], leaf)
     added = {jax.tree_util.keystr(path) for path in mine.keys() - theirs.keys()}
     penumbra = {f"['params']['Spots']['penumbra_{k}']['{w}']" for k in ("width", "peak") for w in ("kernel", "bias")}
     assert added == (penumbra if variant == "penumbrae_" else set())
@@ -461,7 +463,7 @@ def test_the_fast_spot_variants_start_with_the_fast_spot_generators_parameters(v
     }
     # each variant changes its own part alone: the penumbrae the spots, the wide clouds the clouds, the cap the
     # texture (where its field passes 2.5 sd)
-    changed = {"penumbrae_": {"Spots"}, "wide_clouds_": {"Clouds"}, "capped_texture_": {"Texture"}}[variant]
+    changed = {"penumbrae_": {"Spots"}, "wide_clouds_": {"Clouds"}}.get(variant, {"Texture"})
     assert {name for name, value in moved.items() if value > 1e-6} == changed, moved
 
 
@@ -506,3 +508,25 @@ def test_a_capped_texture_bounds_its_brightest_clumps_and_leaves_the_rest():
         below = (field[n] < gan.CLUMP_CAP_SD) & (loose[n] > 0.1)
         ratio = tight[n][below] / loose[n][below]
         np.testing.assert_allclose(ratio, np.median(ratio), rtol=1e-3)
+
+
+def test_a_texture_started_at_equal_variance_shares_gives_each_scale_its_share():
+    # an even mix of the filters leaves the 0.5-px one ~70% of the field's variance; weights proportional to the
+    # correlation lengths give each scale a share within a factor 1.5 of the others
+    z = jax.random.normal(jax.random.key(16), (2, 100))
+    white = jnp.fft.rfft2(gan.latent_noise_field(gan.unit_latent(z), 128, 128, 2)[..., 0])
+    filters = gan.gaussian_filters(128, 128, gan.TEXTURE_CORRELATION_PX, jnp.zeros(2))
+
+    def shares(weights):
+        parts = [
+            np.var(np.asarray(jnp.fft.irfft2(white * w * filters[:, s], s=(128, 128)))) for s, w in enumerate(weights)
+        ]
+        return np.asarray(parts) / np.sum(parts)
+
+    start = gan.ClumpTexture(equal_variance_start=True).init(jax.random.key(17), z)["params"]["scales"]["bias"]
+    weights = np.asarray(jax.nn.softmax(start))
+    np.testing.assert_allclose(
+        weights, np.asarray(gan.TEXTURE_CORRELATION_PX) / sum(gan.TEXTURE_CORRELATION_PX), rtol=1e-5
+    )
+    assert shares(weights).max() / shares(weights).min() < 1.5
+    assert shares(np.full(4, 0.25))[0] > 0.6
