@@ -258,71 +258,6 @@ def _batch_step_geometry(
     return direction, constraints, (values, shortfall), images[:, 0]
 
 
-def _paths(
-    apply_fn,
-    params,
-    z_start,
-    step,
-    target_weights,
-    hold_mask,
-    names,
-    steps,
-    correct,
-    guard,
-    critic_fn,
-    critic_variables,
-    active_steps=None,
-):
-    """Latents [B, steps + 1, D] and exact quantities name -> [B, steps + 1] of the paths of a batch z_start
-    [B, D] with signed step lengths [B] (index 0 = start); with ``critic_fn`` its logit is kept above its value
-    at the start (the realism guard), with ``guard`` both polarity areas above `POLARITY_FLOOR`; with
-    ``active_steps`` n (traced int []) only the first n steps move (`path_program`)."""
-    radius = jnp.linalg.norm(z_start, axis=1, keepdims=True)
-    start = jax.vmap(lambda z: _smooth_of_one(apply_fn, params, names, z, critic_fn, critic_variables)[0])(z_start)
-    held_start = start[:, : len(names)]
-    area_floor = POLARITY_FLOOR if guard else -jnp.inf
-    floors = jnp.concatenate([jnp.full((len(z_start), 2), area_floor, start.dtype), start[:, len(names) + 2 :]], axis=1)
-    any_guard = guard or critic_fn is not None
-
-    def move(z):
-        direction, rows, (values, shortfall), images = _batch_step_geometry(
-            apply_fn,
-            params,
-            z,
-            names,
-            target_weights,
-            hold_mask,
-            jnp.sign(step),
-            any_guard,
-            critic_fn,
-            critic_variables,
-            floors,
-        )
-        exact = physics.quantities(images)
-        moved = z + step[:, None] * direction
-        if correct or any_guard:
-            held_deviation = hold_mask * (values - held_start) if correct else jnp.zeros_like(values)
-            rows = rows if correct else rows.at[:, : len(names)].set(0.0)
-            moved = moved + jax.vmap(_correction)(
-                rows, jnp.concatenate([held_deviation, shortfall], axis=1), jnp.abs(step)
-            )
-        moved = moved * radius / jnp.maximum(jnp.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
-        return moved, (z, exact)
-
-    quantities = jax.eval_shape(move, z_start)[1][1] if active_steps is not None else None
-
-    def stay(z):  # a step past ``active_steps``: the conditional runs this branch alone
-        return z, (z, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), quantities))
-
-    def advance(z, index):
-        return move(z) if active_steps is None else jax.lax.cond(index < active_steps, move, stay, z)
-
-    last, (visited, exact) = jax.lax.scan(advance, z_start, jnp.arange(steps))
-    final_exact = physics.quantities(jax.vmap(lambda z: apply_fn(params, z[None])[0])(last))
-    latents = jnp.concatenate([jnp.swapaxes(visited, 0, 1), last[:, None]], axis=1)
-    return latents, {n: jnp.concatenate([exact[n].T, final_exact[n][:, None]], axis=1) for n in exact}
-
-
 @functools.partial(jax.jit, static_argnames=("apply_fn", "names", "steps", "correct", "guard", "critic_fn"))
 def path_program(
     apply_fn,
@@ -351,21 +286,50 @@ def path_program(
     Returns latents [B, steps + 1, D] and exact quantities name -> [B, steps + 1].
     """
     step = jnp.broadcast_to(jnp.asarray(step, z0.dtype), z0.shape[:1])
-    return _paths(
-        apply_fn,
-        params,
-        z0,
-        step,
-        target_weights,
-        hold_mask,
-        names,
-        steps,
-        correct,
-        guard,
-        critic_fn,
-        critic_variables,
-        active_steps,
-    )
+    radius = jnp.linalg.norm(z0, axis=1, keepdims=True)
+    start = jax.vmap(lambda z: _smooth_of_one(apply_fn, params, names, z, critic_fn, critic_variables)[0])(z0)
+    held_start = start[:, : len(names)]
+    area_floor = POLARITY_FLOOR if guard else -jnp.inf
+    floors = jnp.concatenate([jnp.full((len(z0), 2), area_floor, start.dtype), start[:, len(names) + 2 :]], axis=1)
+    any_guard = guard or critic_fn is not None
+
+    def move(z):
+        direction, rows, (values, shortfall), images = _batch_step_geometry(
+            apply_fn,
+            params,
+            z,
+            names,
+            target_weights,
+            hold_mask,
+            jnp.sign(step),
+            any_guard,
+            critic_fn,
+            critic_variables,
+            floors,
+        )
+        exact = physics.quantities(images)
+        moved = z + step[:, None] * direction
+        if correct or any_guard:
+            held_deviation = hold_mask * (values - held_start) if correct else jnp.zeros_like(values)
+            rows = rows if correct else rows.at[:, : len(names)].set(0.0)
+            moved = moved + jax.vmap(_correction)(
+                rows, jnp.concatenate([held_deviation, shortfall], axis=1), jnp.abs(step)
+            )
+        moved = moved * radius / jnp.maximum(jnp.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
+        return moved, (z, exact)
+
+    quantities = jax.eval_shape(move, z0)[1][1] if active_steps is not None else None
+
+    def stay(z):  # a step past ``active_steps``: the conditional runs this branch alone
+        return z, (z, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), quantities))
+
+    def advance(z, index):
+        return move(z) if active_steps is None else jax.lax.cond(index < active_steps, move, stay, z)
+
+    last, (visited, exact) = jax.lax.scan(advance, z0, jnp.arange(steps))
+    final_exact = physics.quantities(jax.vmap(lambda z: apply_fn(params, z[None])[0])(last))
+    latents = jnp.concatenate([jnp.swapaxes(visited, 0, 1), last[:, None]], axis=1)
+    return latents, {n: jnp.concatenate([exact[n].T, final_exact[n][:, None]], axis=1) for n in exact}
 
 
 def path_steps(alpha: float, step: float = DEFAULT_STEP) -> int:
