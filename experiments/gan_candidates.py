@@ -99,6 +99,17 @@ SCALED_TEXTURE_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace("_fast_spots_", "_f
 """The fast-spot generator whose plage texture starts at equal variance shares of its scales
 (`solarjax.models.gan.ClumpTexture.equal_variance_start`)."""
 
+CAPPED_SCALED_TEXTURE_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace(
+    "_fast_spots_", "_fast_spots_capped_scaled_texture_"
+)
+"""The fast-spot generator with both texture changes: capped and started at equal variance shares."""
+
+CAPPED_FAST_SCALED_TEXTURE_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace(
+    "_fast_spots_", "_fast_spots_capped_fast_scaled_texture_"
+)
+"""The capped, equal-variance texture whose scale mixture learns 5 times faster
+(`solarjax.models.gan.TEXTURE_SCALE_RATE`)."""
+
 _LATE_SPREAD_SPOT = {
     **_FILLED_BIPOLE,
     "complexity_spread_weight": 3.0,
@@ -478,6 +489,14 @@ CANDIDATES = {
     "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_scaled_texture_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,
         "arch": SCALED_TEXTURE_ARCH,
+    },
+    "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_scaled_texture_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SECTOR,
+        "arch": CAPPED_SCALED_TEXTURE_ARCH,
+    },
+    "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_fast_scaled_texture_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SECTOR,
+        "arch": CAPPED_FAST_SCALED_TEXTURE_ARCH,
     },
     "edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,

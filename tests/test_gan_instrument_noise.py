@@ -432,15 +432,25 @@ def test_fast_spots_start_as_the_patch_contrast_generator_and_scale_their_peaks_
     np.testing.assert_allclose(quick, gan.SPOT_PEAK_RATE * slow, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("variant", ["penumbrae_", "wide_clouds_", "capped_texture_", "scaled_texture_"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "penumbrae_",
+        "wide_clouds_",
+        "capped_texture_",
+        "scaled_texture_",
+        "capped_scaled_texture_",
+        "capped_fast_scaled_texture_",
+    ],
+)
 def test_the_fast_spot_variants_start_with_the_fast_spot_generators_parameters(variant):
     fast, other = (gan.make_models(FAST_SPOTS_BASE.format(s), "matmul", (0.02, 0.03), 0.0)[0] for s in ("", variant))
     theirs, mine = (
         dict(jax.tree_util.tree_flatten_with_path(init_generator(g, jax.random.key(10)))[0]) for g in (fast, other)
     )
-    start = "['params']['Texture']['scales']['bias']"  # the scaled texture's own start (its test below)
+    start = "['params']['Texture']['scales']['bias']"  # the scaled textures' own start (their tests below)
     for path, leaf in theirs.items():  # every other fast-spot parameter, drawn alike
-        if not (variant == "scaled_texture_" and jax.tree_util.keystr(path) == start):
+        if not (variant.endswith("scaled_texture_") and jax.tree_util.keystr(path) == start):
             np.testing.assert_array_equal(mine[path], leaf)
     added = {jax.tree_util.keystr(path) for path in mine.keys() - theirs.keys()}
     penumbra = {f"['params']['Spots']['penumbra_{k}']['{w}']" for k in ("width", "peak") for w in ("kernel", "bias")}
@@ -530,3 +540,25 @@ def test_a_texture_started_at_equal_variance_shares_gives_each_scale_its_share()
     )
     assert shares(weights).max() / shares(weights).min() < 1.5
     assert shares(np.full(4, 0.25))[0] > 0.6
+
+
+def test_a_fast_scale_mix_starts_where_the_plain_one_does_and_moves_at_its_rate():
+    z = jax.random.normal(jax.random.key(18), (3, 100))
+    plain, fast = (
+        gan.ClumpTexture(32, 32, cap_sd=gan.CLUMP_CAP_SD, equal_variance_start=True, scale_rate=rate)
+        for rate in (1.0, gan.TEXTURE_SCALE_RATE)
+    )
+    mine, theirs = (t.init(jax.random.key(19), z)["params"] for t in (fast, plain))
+    np.testing.assert_allclose(mine["scales"]["bias"] * gan.TEXTURE_SCALE_RATE, theirs["scales"]["bias"], rtol=1e-6)
+    np.testing.assert_allclose(fast.apply({"params": mine}, z), plain.apply({"params": theirs}, z), rtol=1e-5)
+
+    def nudged(params, step):  # the same change of the mixture's layer, as one optimiser step makes on either
+        kernel = params["scales"]["kernel"].at[:, 0].add(step)
+        return {**params, "scales": {**params["scales"], "kernel": kernel}}
+
+    # a step d on the fast layer draws what the plain one draws at rate * d, and differs from a plain step d
+    quick = np.asarray(fast.apply({"params": nudged(mine, 0.01)}, z))
+    np.testing.assert_allclose(
+        quick, plain.apply({"params": nudged(theirs, 0.01 * gan.TEXTURE_SCALE_RATE)}, z), rtol=1e-4, atol=1e-5
+    )
+    assert np.abs(quick - np.asarray(plain.apply({"params": nudged(theirs, 0.01)}, z))).max() > 1e-3

@@ -785,7 +785,9 @@ class ClumpTexture(nn.Module):
     (> 0) caps f at that many standard deviations, as the synthetic data's clumps are (`CLUMP_CAP_SD`), so a high
     contrast makes a clumpier texture, not a few pixels many times the mean. ``equal_variance_start`` starts the
     mixture at weights proportional to the correlation lengths, where each scale holds an equal share of the
-    field's variance (an even mix gives the 0.5-px filter three quarters of it). Input z
+    field's variance (an even mix gives the 0.5-px filter three quarters of it). ``scale_rate`` multiplies the
+    mixture's logits (their layer starts at ``start / scale_rate``), so Adam moves the per-patch mix that many times
+    faster. Input z
     [N, latent_dim] and optionally ``log_stretch`` [N] (`gaussian_filters`); output [N, height, width, 1] float32,
     positive, mean 1 per patch.
     """
@@ -798,6 +800,7 @@ class ClumpTexture(nn.Module):
     patch_contrast: bool = False
     cap_sd: float = 0.0
     equal_variance_start: bool = False
+    scale_rate: float = 1.0
 
     @nn.compact
     def __call__(self, z: jax.Array, log_stretch: jax.Array | None = None) -> jax.Array:
@@ -808,10 +811,10 @@ class ClumpTexture(nn.Module):
             if self.equal_variance_start
             else jnp.zeros(len(TEXTURE_CORRELATION_PX))
         )
-        logits = nn.Dense(
+        logits = self.scale_rate * nn.Dense(
             len(TEXTURE_CORRELATION_PX),
             kernel_init=nn.initializers.zeros_init(),
-            bias_init=lambda *_: start,
+            bias_init=lambda *_: start / self.scale_rate,
             name="scales",
         )(z)
         weights = jax.nn.softmax(logits, axis=-1)
@@ -1043,7 +1046,8 @@ class ResizeConvGenerator(nn.Module):
     contrast per patch (`ClumpTexture.patch_contrast`). ``spot_penumbra`` gives every spot a penumbra
     (`FluxConcentrations.penumbra`); ``cloud_width_px`` (> 0) replaces the plage clouds' typical width (px) of
     `CONCENTRATIONS`; ``texture_cap_sd`` (> 0) caps the textured channel's `ClumpTexture` field (`ClumpTexture.cap_sd`);
-    ``texture_equal_variance`` starts its scales at equal variance shares (`ClumpTexture.equal_variance_start`).
+    ``texture_equal_variance`` starts its scales at equal variance shares (`ClumpTexture.equal_variance_start`);
+    ``texture_scale_rate`` is their learning-rate multiplier (`ClumpTexture.scale_rate`).
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -1079,6 +1083,7 @@ class ResizeConvGenerator(nn.Module):
     cloud_width_px: float = 0.0
     texture_cap_sd: float = 0.0
     texture_equal_variance: bool = False
+    texture_scale_rate: float = 1.0
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -1158,6 +1163,7 @@ class ResizeConvGenerator(nn.Module):
                 patch_contrast=self.texture_patch_contrast,
                 cap_sd=self.texture_cap_sd,
                 equal_variance_start=self.texture_equal_variance,
+                scale_rate=self.texture_scale_rate,
                 name="Texture",
             )
             x = x + textured * texture(z, log_stretch)
@@ -1229,6 +1235,7 @@ def small_resize_conv_generator(
     cloud_width_px: float = 0.0,
     texture_cap_sd: float = 0.0,
     texture_equal_variance: bool = False,
+    texture_scale_rate: float = 1.0,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -1241,8 +1248,8 @@ def small_resize_conv_generator(
     `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
     `concentrations`, `conv_signal`, `stretch`, `stretch_limit`, `network`, `spot_width_px`, `spot_profile`,
     `spot_peak_rate`, `noise_stretch` (1 more parameter), `noise_stretch_angle`, `texture_patch_contrast` (101 more),
-    `spot_penumbra` (2,064 more), `cloud_width_px`, `texture_cap_sd` and `texture_equal_variance` as in
-    `ResizeConvGenerator`.
+    `spot_penumbra` (2,064 more), `cloud_width_px`, `texture_cap_sd`, `texture_equal_variance` and
+    `texture_scale_rate` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -1278,6 +1285,7 @@ def small_resize_conv_generator(
         cloud_width_px=cloud_width_px,
         texture_cap_sd=texture_cap_sd,
         texture_equal_variance=texture_equal_variance,
+        texture_scale_rate=texture_scale_rate,
     )
 
 
@@ -1319,6 +1327,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     cloud_width_px: float = 0.0,
     texture_cap_sd: float = 0.0,
     texture_equal_variance: bool = False,
+    texture_scale_rate: float = 1.0,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -1348,7 +1357,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     (`FluxConcentrations.penumbra`); ``cloud_width_px`` ('..._wide_clouds_...'): the plage clouds' typical width
     (`ResizeConvGenerator.cloud_width_px`); ``texture_cap_sd`` ('..._capped_texture_...'): the plage texture capped
     (`ClumpTexture.cap_sd`); ``texture_equal_variance`` ('..._scaled_texture_...'): its scales start at equal
-    variance shares (`ClumpTexture.equal_variance_start`)."""
+    variance shares (`ClumpTexture.equal_variance_start`); with the cap ('..._capped_scaled_texture_...') and
+    ``texture_scale_rate`` (`TEXTURE_SCALE_RATE`, '..._capped_fast_scaled_texture_...') that many times faster."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1379,6 +1389,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         cloud_width_px=cloud_width_px,
         texture_cap_sd=texture_cap_sd,
         texture_equal_variance=texture_equal_variance,
+        texture_scale_rate=texture_scale_rate,
     )
 
 
@@ -1767,6 +1778,27 @@ _white_noise_fast_spots_scaled_texture_generator = _white_noise(
 with each scale holding an equal share of its variance (the fast-spot generator's mix barely moves from its even
 start in 1,400 steps, so its plage is speckled at the pixel scale)."""
 
+_white_noise_fast_spots_capped_scaled_texture_generator = _white_noise(
+    functools.partial(_fast_spots_generator, texture_cap_sd=CLUMP_CAP_SD, texture_equal_variance=True)
+)
+"""The generator of '..._patch_contrast_fast_spots_capped_scaled_texture_...': the fast-spot one with both texture
+changes, the cap (`CLUMP_CAP_SD`) and the equal-variance start."""
+
+TEXTURE_SCALE_RATE = 5.0
+"""Learning-rate multiplier of the texture's scale mixture in '..._capped_fast_scaled_texture_...' (the mixture's
+layer barely left its start in 1,400 steps at the common rate), as `SPOT_PEAK_RATE` for the spots' peaks."""
+
+_white_noise_fast_spots_capped_fast_scaled_texture_generator = _white_noise(
+    functools.partial(
+        _fast_spots_generator,
+        texture_cap_sd=CLUMP_CAP_SD,
+        texture_equal_variance=True,
+        texture_scale_rate=TEXTURE_SCALE_RATE,
+    )
+)
+"""The generator of '..._patch_contrast_fast_spots_capped_fast_scaled_texture_...': the capped, equal-variance
+texture whose scale mixture learns `TEXTURE_SCALE_RATE` times faster."""
+
 _filled_mild_stretch_stretched_noise_generator = functools.partial(_filled_mild_stretch_generator, noise_stretch=True)
 
 _white_noise_filled_mild_stretch_stretched_noise_generator = _white_noise(
@@ -1948,6 +1980,14 @@ ARCHITECTURES = {
         _white_noise_fast_spots_scaled_texture_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_scaled_texture_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_fast_spots_capped_scaled_texture_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_fast_scaled_texture_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_fast_spots_capped_fast_scaled_texture_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch": (
         _white_noise_filled_mild_stretch_stretched_half_noise_generator,
         MinibatchStatisticsDiscriminator,
@@ -2018,6 +2058,8 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_wide_clouds_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_texture_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_scaled_texture_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_scaled_texture_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_fast_scaled_texture_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
