@@ -110,6 +110,11 @@ CAPPED_FAST_SCALED_TEXTURE_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace(
 """The capped, equal-variance texture whose scale mixture learns 5 times faster
 (`solarjax.models.gan.TEXTURE_SCALE_RATE`)."""
 
+CAPPED_COARSE_TEXTURE_ARCH = PATCH_CONTRAST_FAST_SPOTS_ARCH.replace(
+    "_fast_spots_", "_fast_spots_capped_coarse_texture_"
+)
+"""The capped, equal-variance texture without its 0.5-px scale (`solarjax.models.gan.COARSE_TEXTURE_CORRELATION_PX`)."""
+
 _LATE_SPREAD_SPOT = {
     **_FILLED_BIPOLE,
     "complexity_spread_weight": 3.0,
@@ -502,6 +507,10 @@ CANDIDATES = {
         **_LATE_SECTOR,
         "arch": CAPPED_FAST_SCALED_TEXTURE_ARCH,
         "spectrum_weight": 10.0,
+    },
+    "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_coarse_texture_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
+        **_LATE_SECTOR,
+        "arch": CAPPED_COARSE_TEXTURE_ARCH,
     },
     "edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,

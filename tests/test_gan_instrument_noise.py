@@ -441,6 +441,7 @@ def test_fast_spots_start_as_the_patch_contrast_generator_and_scale_their_peaks_
         "scaled_texture_",
         "capped_scaled_texture_",
         "capped_fast_scaled_texture_",
+        "capped_coarse_texture_",
     ],
 )
 def test_the_fast_spot_variants_start_with_the_fast_spot_generators_parameters(variant):
@@ -448,9 +449,12 @@ def test_the_fast_spot_variants_start_with_the_fast_spot_generators_parameters(v
     theirs, mine = (
         dict(jax.tree_util.tree_flatten_with_path(init_generator(g, jax.random.key(10)))[0]) for g in (fast, other)
     )
-    start = "['params']['Texture']['scales']['bias']"  # the scaled textures' own start (their tests below)
+    own = {  # the scaled textures' own start (their tests below), the coarse texture's own scales
+        "['params']['Texture']['scales']['bias']": variant.endswith(("scaled_texture_", "coarse_texture_")),
+        "['params']['Texture']['scales']['kernel']": variant == "capped_coarse_texture_",
+    }
     for path, leaf in theirs.items():  # every other fast-spot parameter, drawn alike
-        if not (variant.endswith("scaled_texture_") and jax.tree_util.keystr(path) == start):
+        if not own.get(jax.tree_util.keystr(path), False):
             np.testing.assert_array_equal(mine[path], leaf)
     added = {jax.tree_util.keystr(path) for path in mine.keys() - theirs.keys()}
     penumbra = {f"['params']['Spots']['penumbra_{k}']['{w}']" for k in ("width", "peak") for w in ("kernel", "bias")}
@@ -562,3 +566,23 @@ def test_a_fast_scale_mix_starts_where_the_plain_one_does_and_moves_at_its_rate(
         quick, plain.apply({"params": nudged(theirs, 0.01 * gan.TEXTURE_SCALE_RATE)}, z), rtol=1e-4, atol=1e-5
     )
     assert np.abs(quick - np.asarray(plain.apply({"params": nudged(theirs, 0.01)}, z))).max() > 1e-3
+
+
+def test_a_coarse_texture_mixes_its_own_scales_at_equal_variance_shares():
+    z = jax.random.normal(jax.random.key(20), (2, 100))
+    texture = gan.ClumpTexture(
+        64, 64, cap_sd=gan.CLUMP_CAP_SD, equal_variance_start=True, correlation_px=gan.COARSE_TEXTURE_CORRELATION_PX
+    )
+    params = texture.init(jax.random.key(21), z)["params"]
+    assert params["scales"]["kernel"].shape == (100, 3)
+    np.testing.assert_allclose(jax.nn.softmax(params["scales"]["bias"]), np.array([1.0, 2.0, 4.0]) / 7.0, rtol=1e-5)
+
+    # without the 0.5-px filter the texture's field holds much less pixel-scale power than the default scales'
+    def finest_share(correlation_px):
+        weights = jnp.asarray(correlation_px)[None] / sum(correlation_px) * jnp.ones((2, 1))
+        field = np.asarray(gan.texture_field(z, weights, 64, 64, correlation_px=correlation_px))
+        power = np.abs(np.fft.fft2(field)) ** 2
+        k = np.hypot(*np.meshgrid(np.fft.fftfreq(64), np.fft.fftfreq(64), indexing="ij"))
+        return power[:, k > 0.25].sum() / power.sum()
+
+    assert finest_share(gan.COARSE_TEXTURE_CORRELATION_PX) < 0.5 * finest_share(gan.TEXTURE_CORRELATION_PX)

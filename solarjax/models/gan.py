@@ -775,7 +775,7 @@ def texture_field(
 class ClumpTexture(nn.Module):
     """A multiplicative clump texture of mean 1: ``floor + (1 - floor) * exp(c f) / mean(exp(c f))``.
 
-    f is `texture_field` of z, its filter mixture ``softmax(z @ A + a)`` over `TEXTURE_CORRELATION_PX` (A, a start
+    f is `texture_field` of z, its filter mixture ``softmax(z @ A + a)`` over ``correlation_px`` (A, a start
     at zero: an even mix); the contrast c = softplus(.) (initially ``initial_contrast``) and floor = sigmoid(.)
     (initially ``initial_floor``) are learned. Plage seen by HMI is unresolved kilogauss flux tubes gathered in
     clumps a few Mm across: a smooth envelope times such a log-normal texture, whose small scales have no preferred
@@ -787,7 +787,7 @@ class ClumpTexture(nn.Module):
     mixture at weights proportional to the correlation lengths, where each scale holds an equal share of the
     field's variance (an even mix gives the 0.5-px filter three quarters of it). ``scale_rate`` multiplies the
     mixture's logits (their layer starts at ``start / scale_rate``), so Adam moves the per-patch mix that many times
-    faster. Input z
+    faster. ``correlation_px``: the filters' correlation lengths (px). Input z
     [N, latent_dim] and optionally ``log_stretch`` [N] (`gaussian_filters`); output [N, height, width, 1] float32,
     positive, mean 1 per patch.
     """
@@ -801,24 +801,25 @@ class ClumpTexture(nn.Module):
     cap_sd: float = 0.0
     equal_variance_start: bool = False
     scale_rate: float = 1.0
+    correlation_px: tuple[float, ...] = TEXTURE_CORRELATION_PX
 
     @nn.compact
     def __call__(self, z: jax.Array, log_stretch: jax.Array | None = None) -> jax.Array:
         # an even mix of the filters gives the finest most of the variance (a filter of width s passes ~1 / s^2
         # of white noise's); weights proportional to s give each scale an equal share
         start = (
-            jnp.log(jnp.asarray(TEXTURE_CORRELATION_PX))
+            jnp.log(jnp.asarray(self.correlation_px))
             if self.equal_variance_start
-            else jnp.zeros(len(TEXTURE_CORRELATION_PX))
+            else jnp.zeros(len(self.correlation_px))
         )
         logits = self.scale_rate * nn.Dense(
-            len(TEXTURE_CORRELATION_PX),
+            len(self.correlation_px),
             kernel_init=nn.initializers.zeros_init(),
             bias_init=lambda *_: start / self.scale_rate,
             name="scales",
         )(z)
         weights = jax.nn.softmax(logits, axis=-1)
-        field = texture_field(z, weights, self.height, self.width, self.seed, log_stretch)
+        field = texture_field(z, weights, self.height, self.width, self.seed, log_stretch, self.correlation_px)
         if self.cap_sd:
             field = jnp.minimum(field, self.cap_sd)
         raw = self.param("contrast", nn.initializers.constant(math.log(math.expm1(self.initial_contrast))), ())
@@ -1047,7 +1048,8 @@ class ResizeConvGenerator(nn.Module):
     (`FluxConcentrations.penumbra`); ``cloud_width_px`` (> 0) replaces the plage clouds' typical width (px) of
     `CONCENTRATIONS`; ``texture_cap_sd`` (> 0) caps the textured channel's `ClumpTexture` field (`ClumpTexture.cap_sd`);
     ``texture_equal_variance`` starts its scales at equal variance shares (`ClumpTexture.equal_variance_start`);
-    ``texture_scale_rate`` is their learning-rate multiplier (`ClumpTexture.scale_rate`).
+    ``texture_scale_rate`` is their learning-rate multiplier (`ClumpTexture.scale_rate`) and
+    ``texture_correlation_px`` their correlation lengths (`ClumpTexture.correlation_px`).
     """
 
     conv_impl: ConvImpl = "matmul"
@@ -1084,6 +1086,7 @@ class ResizeConvGenerator(nn.Module):
     texture_cap_sd: float = 0.0
     texture_equal_variance: bool = False
     texture_scale_rate: float = 1.0
+    texture_correlation_px: tuple[float, ...] = TEXTURE_CORRELATION_PX
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -1164,6 +1167,7 @@ class ResizeConvGenerator(nn.Module):
                 cap_sd=self.texture_cap_sd,
                 equal_variance_start=self.texture_equal_variance,
                 scale_rate=self.texture_scale_rate,
+                correlation_px=self.texture_correlation_px,
                 name="Texture",
             )
             x = x + textured * texture(z, log_stretch)
@@ -1236,6 +1240,7 @@ def small_resize_conv_generator(
     texture_cap_sd: float = 0.0,
     texture_equal_variance: bool = False,
     texture_scale_rate: float = 1.0,
+    texture_correlation_px: tuple[float, ...] = TEXTURE_CORRELATION_PX,
 ) -> ResizeConvGenerator:
     """The 'resize_conv_small' generator: the paper's generator with each stride-2 transposed
     convolution replaced by an upsampling convolution of the same width.
@@ -1248,8 +1253,8 @@ def small_resize_conv_generator(
     `output_clip_gain`, `texture` (a second output channel and the `ClumpTexture`: 695 more parameters),
     `concentrations`, `conv_signal`, `stretch`, `stretch_limit`, `network`, `spot_width_px`, `spot_profile`,
     `spot_peak_rate`, `noise_stretch` (1 more parameter), `noise_stretch_angle`, `texture_patch_contrast` (101 more),
-    `spot_penumbra` (2,064 more), `cloud_width_px`, `texture_cap_sd`, `texture_equal_variance` and
-    `texture_scale_rate` as in `ResizeConvGenerator`.
+    `spot_penumbra` (2,064 more), `cloud_width_px`, `texture_cap_sd`, `texture_equal_variance`,
+    `texture_scale_rate` and `texture_correlation_px` as in `ResizeConvGenerator`.
     """
     return ResizeConvGenerator(
         conv_impl=conv_impl,
@@ -1286,6 +1291,7 @@ def small_resize_conv_generator(
         texture_cap_sd=texture_cap_sd,
         texture_equal_variance=texture_equal_variance,
         texture_scale_rate=texture_scale_rate,
+        texture_correlation_px=tuple(float(c) for c in texture_correlation_px),
     )
 
 
@@ -1328,6 +1334,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
     texture_cap_sd: float = 0.0,
     texture_equal_variance: bool = False,
     texture_scale_rate: float = 1.0,
+    texture_correlation_px: tuple[float, ...] = TEXTURE_CORRELATION_PX,
 ) -> ResizeConvGenerator:
     """'resize_conv_small_edge_instrument_threshold': 'resize_conv_small_edge_instrument' whose signal goes
     through a `SoftThreshold` before the noise, so weak speckle does not add to the measured noise. With
@@ -1358,7 +1365,8 @@ def small_resize_conv_edge_instrument_threshold_generator(
     (`ResizeConvGenerator.cloud_width_px`); ``texture_cap_sd`` ('..._capped_texture_...'): the plage texture capped
     (`ClumpTexture.cap_sd`); ``texture_equal_variance`` ('..._scaled_texture_...'): its scales start at equal
     variance shares (`ClumpTexture.equal_variance_start`); with the cap ('..._capped_scaled_texture_...') and
-    ``texture_scale_rate`` (`TEXTURE_SCALE_RATE`, '..._capped_fast_scaled_texture_...') that many times faster."""
+    ``texture_scale_rate`` (`TEXTURE_SCALE_RATE`, '..._capped_fast_scaled_texture_...') that many times faster;
+    ``texture_correlation_px`` (`COARSE_TEXTURE_CORRELATION_PX`, '..._capped_coarse_texture_...') the scales."""
     return small_resize_conv_generator(
         conv_impl,
         padding="edge",
@@ -1390,6 +1398,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         texture_cap_sd=texture_cap_sd,
         texture_equal_variance=texture_equal_variance,
         texture_scale_rate=texture_scale_rate,
+        texture_correlation_px=tuple(float(c) for c in texture_correlation_px),
     )
 
 
@@ -1799,6 +1808,21 @@ _white_noise_fast_spots_capped_fast_scaled_texture_generator = _white_noise(
 """The generator of '..._patch_contrast_fast_spots_capped_fast_scaled_texture_...': the capped, equal-variance
 texture whose scale mixture learns `TEXTURE_SCALE_RATE` times faster."""
 
+COARSE_TEXTURE_CORRELATION_PX = TEXTURE_CORRELATION_PX[1:]
+"""The texture scales of '..._capped_coarse_texture_...': `TEXTURE_CORRELATION_PX` without its 0.5-px filter, so the
+plage texture has no pixel-scale part (given a faster mix, the capped, equal-variance texture moves to 0.5-1 px)."""
+
+_white_noise_fast_spots_capped_coarse_texture_generator = _white_noise(
+    functools.partial(
+        _fast_spots_generator,
+        texture_cap_sd=CLUMP_CAP_SD,
+        texture_equal_variance=True,
+        texture_correlation_px=COARSE_TEXTURE_CORRELATION_PX,
+    )
+)
+"""The generator of '..._patch_contrast_fast_spots_capped_coarse_texture_...': the capped, equal-variance texture on
+`COARSE_TEXTURE_CORRELATION_PX`."""
+
 _filled_mild_stretch_stretched_noise_generator = functools.partial(_filled_mild_stretch_generator, noise_stretch=True)
 
 _white_noise_filled_mild_stretch_stretched_noise_generator = _white_noise(
@@ -1988,6 +2012,10 @@ ARCHITECTURES = {
         _white_noise_fast_spots_capped_fast_scaled_texture_generator,
         MinibatchStatisticsDiscriminator,
     ),
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_coarse_texture_stretched_structured_network_white_threshold_clip_minibatch": (
+        _white_noise_fast_spots_capped_coarse_texture_generator,
+        MinibatchStatisticsDiscriminator,
+    ),
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch": (
         _white_noise_filled_mild_stretch_stretched_half_noise_generator,
         MinibatchStatisticsDiscriminator,
@@ -2060,6 +2088,7 @@ INSTRUMENT_NOISE_ARCHITECTURES = (
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_scaled_texture_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_scaled_texture_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_fast_scaled_texture_stretched_structured_network_white_threshold_clip_minibatch",
+    "resize_conv_small_edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_coarse_texture_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_filled_mild_stretch_stretched_half_noise_stretched_structured_network_white_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_bilinear_textured_stretched_concentrated_network_white_diffuse_threshold_clip_minibatch",
     "resize_conv_small_edge_instrument_fast_gain_stretched_structured_coarse_diffuse_threshold_clip_minibatch",
