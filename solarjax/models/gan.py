@@ -1794,8 +1794,8 @@ _white_noise_fast_spots_capped_scaled_texture_generator = _white_noise(
 changes, the cap (`CLUMP_CAP_SD`) and the equal-variance start."""
 
 TEXTURE_SCALE_RATE = 5.0
-"""Learning-rate multiplier of the texture's scale mixture in '..._capped_fast_scaled_texture_...' (the mixture's
-layer barely left its start in 1,400 steps at the common rate), as `SPOT_PEAK_RATE` for the spots' peaks."""
+"""Learning-rate multiplier of the texture's scale mixture in '..._capped_fast_scaled_texture_...' (at the common
+rate the mixture's layer moves little in 1,400 steps), as `SPOT_PEAK_RATE` for the spots' peaks."""
 
 _white_noise_fast_spots_capped_fast_scaled_texture_generator = _white_noise(
     functools.partial(
