@@ -1398,7 +1398,7 @@ def small_resize_conv_edge_instrument_threshold_generator(
         texture_cap_sd=texture_cap_sd,
         texture_equal_variance=texture_equal_variance,
         texture_scale_rate=texture_scale_rate,
-        texture_correlation_px=tuple(float(c) for c in texture_correlation_px),
+        texture_correlation_px=texture_correlation_px,
     )
 
 
