@@ -577,12 +577,11 @@ def test_a_coarse_texture_mixes_its_own_scales_at_equal_variance_shares():
     assert params["scales"]["kernel"].shape == (100, 3)
     np.testing.assert_allclose(jax.nn.softmax(params["scales"]["bias"]), np.array([1.0, 2.0, 4.0]) / 7.0, rtol=1e-5)
 
-    # without the 0.5-px filter the texture's field holds much less pixel-scale power than the default scales'
-    def finest_share(correlation_px):
+    # without the 0.5-px filter the texture's unit-variance field holds much less pixel-scale power (wavelengths
+    # 2-4 px: k = 16-32 cycles per 64 px) than the default scales'
+    def pixel_scale_power(correlation_px):
         weights = jnp.asarray(correlation_px)[None] / sum(correlation_px) * jnp.ones((2, 1))
         field = np.asarray(gan.texture_field(z, weights, 64, 64, correlation_px=correlation_px))
-        power = np.abs(np.fft.fft2(field)) ** 2
-        k = np.hypot(*np.meshgrid(np.fft.fftfreq(64), np.fft.fftfreq(64), indexing="ij"))
-        return power[:, k > 0.25].sum() / power.sum()
+        return quality.band_power(field, (16, 33)).mean()
 
-    assert finest_share(gan.COARSE_TEXTURE_CORRELATION_PX) < 0.5 * finest_share(gan.TEXTURE_CORRELATION_PX)
+    assert pixel_scale_power(gan.COARSE_TEXTURE_CORRELATION_PX) < 0.5 * pixel_scale_power(gan.TEXTURE_CORRELATION_PX)
