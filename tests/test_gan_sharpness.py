@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from solarjax import units
+from solarjax import physics, units
 from solarjax.models import gan as gan_models
 from solarjax.train import gan as gan_train
 from solarjax.train import quality, sharding
@@ -674,3 +674,47 @@ def test_shared_quantities_give_each_term_its_own_value_and_gradient():
         scale = float(jnp.max(jnp.abs(grad)))
         assert scale > 0, name
         np.testing.assert_allclose(shared_grad, grad, rtol=1e-5, atol=1e-6 * scale, err_msg=name)
+
+
+def test_sharp_matched_quantities_leave_out_a_polarity_line_below_the_threshold():
+    """Two 48 x 34 px blocks of opposite sign side by side: at +-110 G (below the 150 G threshold; the exact R
+    is undefined) the default masks' +-40 G blur counts a line worth over a quarter of the strong pair's, the
+    sharp masks nothing; at +-300 G the sharp masks give the exact R."""
+    field = np.zeros((2, 128, 128, 1), np.float32)
+    for index, gauss in enumerate((110.0, 300.0)):
+        field[index, 40:88, 30:64], field[index, 40:88, 64:98] = gauss / 1000.0, -gauss / 1000.0
+    exact = np.asarray(physics.quantities(field)["r_value"])
+    default = np.asarray(gan_train.matched_quantities(jnp.asarray(field))["r_value"])
+    sharp = np.asarray(gan_train.matched_quantities(jnp.asarray(field), sharpness=200.0)["r_value"])
+    assert np.isnan(exact[0]) and exact[1] > 80.0
+    assert default[0] > 0.25 * exact[1] and sharp[0] < 0.01
+    np.testing.assert_allclose(sharp[1], exact[1], rtol=1e-3)
+    assert abs(default[1] - exact[1]) > 1.0
+
+
+def test_train_step_reads_its_quantities_at_the_matched_sharpness():
+    mesh = sharding.make_data_mesh(jax.devices()[:1])
+    config = tiny_config(matching_terms=False)
+    config.model.complexity_spread_weight = 1.0
+    config.model.matched_sharpness = 200.0
+    programs = gan_train.programs_for(config, mesh)
+    state = programs.init(jax.random.key(5))
+    real = jnp.asarray(bipole_patches(BATCH, seed=2))
+    key = gan_train.step_key(state)
+    fake = programs.generator.apply(
+        {"params": state.g_params}, jax.random.normal(key, (BATCH, int(config.model.latent_dim)))
+    )
+    _, metrics = programs.train_step(state, {"image": real}, key)
+
+    def spread(sharpness):
+        return float(
+            gan_train.complexity_spread_from_quantities(
+                gan_train.matched_quantities(fake, sharpness), gan_train.matched_quantities(real, sharpness)
+            )
+        )
+
+    np.testing.assert_allclose(float(metrics["complexity_spread_mismatch"]), spread(200.0), rtol=1e-4)
+    assert abs(spread(200.0) - spread(None)) > 1e-3 * spread(200.0)
+    config.model.matched_sharpness = 0.0
+    with pytest.raises(ValueError, match="matched_sharpness must be > 0"):
+        gan_train.programs_for(config, mesh)

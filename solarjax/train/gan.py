@@ -20,7 +20,8 @@ separation and leading-polarity offset (`bipole_mismatch`), the umbra strength (
 field's extent (`spot_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`),
 the power in wavenumber bands (`spectrum_mismatch`), that power in the field above the noise
 (`signal_spectrum_mismatch`), its orientation at small scales (`isotropy_mismatch`) or the small-scale power along
-the axes and the diagonals (`sector_mismatch`).
+the axes and the diagonals (`sector_mismatch`). ``matched_sharpness`` sets the masks of the quantities the R,
+bipole and balance terms read (`matched_quantities`).
 Quality figures (`solarjax.train.quality.quality_figures`: physics KS, Frechet, realism diagnostics and
 ``realism_score``) are logged as ``quality/...``; ``config.quality.best_metric`` ranks checkpoints.
 
@@ -167,12 +168,13 @@ def sharpness_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return jnp.sum(share_term + gradient_term)
 
 
-def matched_quantities(images: jax.Array) -> dict[str, jax.Array]:
+def matched_quantities(images: jax.Array, sharpness: float | None = None) -> dict[str, jax.Array]:
     """name -> float32 [B]: the smooth quantities of a batch [B, H, W, 1] (s = Br / 1000 G;
-    `solarjax.physics.smooth_quantities`) that the R, bipole and balance terms read (`QUANTITY_TERMS`), with
-    ``separation_px``: ``psep`` (a share of the patch diagonal) in pixels. The train step computes them once per
-    batch for all those terms."""
-    values = dict(physics.smooth_quantities(images.astype(jnp.float32)))
+    `solarjax.physics.smooth_quantities`, its logistic masks ``sharpness`` per unit of s: None for its default)
+    that the R, bipole and balance terms read (`QUANTITY_TERMS`), with ``separation_px``: ``psep`` (a share of the
+    patch diagonal) in pixels. The train step computes them once per batch for all those terms."""
+    sharp = {} if sharpness is None else {"sharpness": float(sharpness)}
+    values = dict(physics.smooth_quantities(images.astype(jnp.float32), **sharp))
     values["separation_px"] = values["psep"] * math.hypot(images.shape[1], images.shape[2])
     return values
 
@@ -631,6 +633,7 @@ def make_train_step(
     matching: tuple[tuple[str, float], ...] = (),
     ema_start: int = 0,
     matching_start: tuple[tuple[str, int], ...] = (),
+    matched_sharpness: float | None = None,
 ) -> Callable:
     """The pure train step ``(state, batch, key) -> (state, metrics)``.
 
@@ -664,6 +667,8 @@ def make_train_step(
         orientation; none: the paper).
       matching_start: ``(term, start)`` pairs (`matching_starts`): those terms' weights are scaled by
         `matching_scale` of the step.
+      matched_sharpness: the `QUANTITY_TERMS`' mask sharpness (`matched_quantities`; None: smooth_quantities'
+        default, whose +-40 G blur a generator can meet with fields the exact R does not count).
 
     The step takes ``batch = {'image': float32 [B, 128, 128, 1]}`` (s = B / 1000 G) and a PRNG key,
     and returns the new state and scalar metrics: ``g_loss``, ``d_loss``, ``d_real_accuracy``
@@ -691,12 +696,14 @@ def make_train_step(
         scales = {name: matching_scale(state.step, starts.get(name, 0)) for name, _ in matching}
 
         reads_quantities = any(name in QUANTITY_TERMS for name, _ in matching)
-        real_quantities = jax.lax.stop_gradient(matched_quantities(real)) if reads_quantities else None
+        real_quantities = (
+            jax.lax.stop_gradient(matched_quantities(real, matched_sharpness)) if reads_quantities else None
+        )
 
         def generator_loss(g_params):
             fake = widen(generator.apply({"params": narrow(g_params)}, narrow(z)))
             logits = widen(discriminator.apply(frozen_d, narrow(fake), update_stats=False))
-            fake_quantities = matched_quantities(fake) if reads_quantities else None
+            fake_quantities = matched_quantities(fake, matched_sharpness) if reads_quantities else None
             mismatches = {
                 name: QUANTITY_TERMS[name](fake_quantities, real_quantities)
                 if name in QUANTITY_TERMS
@@ -798,6 +805,7 @@ def build_programs(
     matching: tuple[tuple[str, float], ...] = (),
     ema_start: int = 0,
     matching_start: tuple[tuple[str, int], ...] = (),
+    matched_sharpness: float | None = None,
 ) -> GanPrograms:
     """`GanPrograms` for hashable settings; cached, so a resumed run in the same process (or a
     second run of the same model) reuses the compiled programs.
@@ -810,7 +818,8 @@ def build_programs(
       compute_dtype: 'float32' or 'bfloat16' for the train step (`make_train_step`);
       r1_gamma: R1 penalty weight (0 = none); matching: ``(term, weight)`` pairs of `MATCHING_TERMS`
         added to the generator's loss (`matching_weights`; empty = none); matching_start: ``(term, start)``
-        pairs of those terms that wait and ramp in (`matching_starts`);
+        pairs of those terms that wait and ramp in (`matching_starts`); matched_sharpness: their quantities' mask
+        sharpness (`make_train_step`; None: the default);
       noise_widths, noise_neighbour_weight: the instrument-noise calibration (`calibrate_instrument_noise`)
         of the architectures that need it (`solarjax.models.gan.make_models`).
     """
@@ -823,6 +832,8 @@ def build_programs(
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     if ema_start < 0:
         raise ValueError(f"ema_start must be >= 0, got {ema_start}")
+    if matched_sharpness is not None and not matched_sharpness > 0:
+        raise ValueError(f"matched_sharpness must be > 0, got {matched_sharpness}")
     if any(name not in dict(matching) or start < 0 for name, start in matching_start):
         raise ValueError(f"matching starts must name matching terms with starts >= 0, got {matching_start}")
     adversarial_losses(loss)  # refuses an unknown loss now
@@ -848,6 +859,7 @@ def build_programs(
             matching=matching,
             ema_start=ema_start,
             matching_start=matching_start,
+            matched_sharpness=matched_sharpness,
         ),
         mesh,
     )
@@ -877,6 +889,7 @@ def programs_for(config: ml_collections.ConfigDict, mesh: Mesh) -> GanPrograms:
         matching=matching_weights(config.model),
         ema_start=int(config.model.get("ema_start", 0)),
         matching_start=matching_starts(config.model),
+        matched_sharpness=config.model.get("matched_sharpness"),
     )
 
 
