@@ -16,7 +16,7 @@ seen in training, not the test split), with `solarjax.train.quality.quality_figu
 Frechet on the fixed random-feature encoder, every realism diagnostic, realism score) and 95%
 bootstrap intervals (resampling both sets, ``--bootstrap`` times) of every figure but the spectral
 peaks and Frechet. Writes ``candidates_<step>.json`` and ``candidates_<step>.md`` (one row per run) and prints
-the table. Once a run has trained, ``OUT/<CANDIDATE>_SEED<S>_DONE`` holds its folder (`done_marker`).
+the table. Once a run has trained, ``OUT/<candidate>/seed<S>.done`` holds its folder (`done_marker`).
 """
 
 from __future__ import annotations
@@ -716,9 +716,10 @@ def score_run(run_dir: pathlib.Path, reference, num: int, resamples: int, seed: 
 
 
 def done_marker(out: pathlib.Path, name: str, seed: int) -> pathlib.Path:
-    """``OUT/<NAME>_SEED<S>_DONE``: written (holding the run folder) once run `name`/`seed` has trained, so
-    another process can use the GAN while the remaining runs train."""
-    return out / f"{name.upper()}_SEED{seed}_DONE"
+    """``OUT/<name>/seed<S>.done``, beside the run folder (a name as long as the candidate's fits no longer
+    one): written (holding the run folder) once run `name`/`seed` has trained, so another process can use the GAN
+    while the remaining runs train."""
+    return out / name / f"seed{seed}.done"
 
 
 def _train_speed(run_dir: pathlib.Path) -> float:
