@@ -400,6 +400,43 @@ def test_spot_areas_count_the_pixels_above_each_level_and_their_mismatch_descend
     assert float(gan_train.spot_mismatch(stepped, real)) < float(gan_train.spot_mismatch(fake, real))
 
 
+def test_spot_sizes_erode_squares_to_known_areas_and_count_no_speckle():
+    """An 8 px square at 2,000 G counts (8 - w + 1)^2 at widths 3 and 5 and none at 9, at both levels; one in the
+    corner keeps its size (outside counts as strong); a one-pixel checkerboard at 2,000 G, half its pixels above both
+    levels by `spot_areas`, counts at no width."""
+    images = np.zeros((3, 128, 128, 1), np.float32)
+    images[0, 40:48, 60:68] = 2.0
+    images[1, :8, :8] = -2.0
+    images[2, ..., 0] = np.where(np.indices((128, 128)).sum(0) % 2 == 0, 2.0, 0.0)
+    assert gan_train.SPOT_SIZE_WIDTHS_PX == (3, 5, 9) and len(gan_train.SPOT_SIZE_LEVELS_GAUSS) == 2
+    sizes = np.asarray(gan_train.spot_sizes(jnp.asarray(images)))
+    np.testing.assert_allclose(sizes[0], [36, 16, 0] * 2, atol=1e-3)
+    np.testing.assert_allclose(sizes[1], [49, 36, 16] * 2, atol=1e-3)  # rows and columns 0-6, 0-5, 0-3 remain
+    np.testing.assert_allclose(sizes[2], 0, atol=1e-3)
+    assert np.asarray(gan_train.spot_areas(jnp.asarray(images[2:])))[0, 1:] == pytest.approx([8192, 8192], rel=1e-3)
+
+
+def test_spot_size_mismatch_has_its_known_value_and_grows_a_small_spot():
+    """A Gaussian spot 3 px wide against 12 px squares at 950 G: the mismatch is the mean over levels and widths of
+    the squared log(1 + count) differences, and a signed-gradient step lowers it."""
+    yy, xx = np.indices((128, 128))
+    fake = np.zeros((2, 128, 128, 1), np.float32)
+    fake[..., 0] = 0.95 * np.exp(-((yy - 64) ** 2 + (xx - 64) ** 2) / (2 * 3.0**2))
+    real = np.zeros((2, 128, 128, 1), np.float32)
+    real[:, 40:52, 40:52] = 0.95
+    fake, real = jnp.asarray(fake), jnp.asarray(real)
+    expected = np.mean(
+        (np.log1p(np.asarray(gan_train.spot_sizes(fake))) - np.log1p(np.asarray(gan_train.spot_sizes(real)))) ** 2
+    )
+    value, grad = jax.value_and_grad(gan_train.spot_size_mismatch)(fake, real)
+    assert float(value) == pytest.approx(expected, rel=1e-5)
+    assert float(value) > 1.0
+    assert float(gan_train.spot_size_mismatch(real[::-1], real)) < 1e-10
+    stepped = fake - 0.02 * jnp.sign(grad)
+    assert float(gan_train.spot_size_mismatch(stepped, real)) < float(value)
+    assert float(jnp.sum(gan_train.spot_sizes(stepped))) > float(jnp.sum(gan_train.spot_sizes(fake)))
+
+
 def test_border_excess_is_the_quality_diagnostic_and_its_mismatch_descends():
     images = bipole_patches(4, seed=3)
     np.testing.assert_allclose(

@@ -17,7 +17,7 @@ Schrijver R (`complexity_mismatch`) and its distribution (`complexity_spread_mis
 (`quiet_mismatch`), the distribution of the net flux (`balance_mismatch`), the weak and quiet field's coherence
 (`plage_mismatch`, `coherence_mismatch`), the per-patch gradient (`gradient_mismatch`), the bipole's polarity
 separation and leading-polarity offset (`bipole_mismatch`), the umbra strength (`umbra_mismatch`), the strong
-field's extent (`spot_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`),
+field's extent (`spot_mismatch`) and its pieces' sizes (`spot_size_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`),
 the power in wavenumber bands (`spectrum_mismatch`), that power in the field above the noise
 (`signal_spectrum_mismatch`), its orientation at small scales (`isotropy_mismatch`) or the small-scale power along
 the axes and the diagonals (`sector_mismatch`). ``matched_sharpness`` sets the masks of the quantities the R,
@@ -375,6 +375,38 @@ def spot_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
     return sorted_w2(jnp.log1p(spot_areas(fake)), jnp.log1p(spot_areas(real)))
 
 
+SPOT_SIZE_LEVELS_GAUSS = (500.0, 900.0)
+"""|Br| levels (G) of `spot_sizes`: the strong field (plage clumps, penumbrae) and the saturated umbrae."""
+SPOT_SIZE_WIDTHS_PX = (3, 5, 9)
+"""Side (px) of the square neighbourhoods `spot_sizes` erodes with: a pixel counts at width w when every pixel of
+its w x w neighbourhood lies above the level, so a 1-2 px speckle counts at none and an umbra 10 px across at all."""
+
+
+def spot_sizes(images: jax.Array) -> jax.Array:
+    """[B, levels * widths] per patch: the strong field's granulometry, the soft number of pixels whose whole
+    w x w neighbourhood (`SPOT_SIZE_WIDTHS_PX`) lies above each of `SPOT_SIZE_LEVELS_GAUSS` (soft edges of
+    `SPOT_SOFTNESS_GAUSS`), level-major. A square of side L far from the border counts (L - w + 1)^2 at width
+    w <= L and none above it; outside the patch counts as strong, so a spot the border cuts keeps its size. Input
+    [B, H, W, 1], s = Br / 1000 G."""
+    strength = jnp.abs(images.astype(jnp.float32) * units.GAUSS_PER_UNIT)
+    levels = jnp.asarray(SPOT_SIZE_LEVELS_GAUSS, jnp.float32)
+    areas = []
+    for width in SPOT_SIZE_WIDTHS_PX:  # the square's erosion is separable: a minimum along rows, then columns
+        eroded = -nn.max_pool(-strength, (width, 1), padding="SAME")
+        eroded = -nn.max_pool(-eroded, (1, width), padding="SAME")
+        areas.append(jnp.sum(jax.nn.sigmoid((eroded - levels) / SPOT_SOFTNESS_GAUSS), axis=(1, 2)))
+    return jnp.stack(areas, axis=-1).reshape(images.shape[0], -1)
+
+
+def spot_size_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """Squared 1-D Wasserstein-2 distance between the batches' distributions of log(1 + `spot_sizes`), each level
+    and width sorted and compared rank by rank, averaged; 0 when the batches agree (batches of one size). Where
+    `spot_mismatch` counts the strong field's extent, this asks for it in pieces of the data's sizes: umbrae of
+    the data's diameter, plage in coherent clumps rather than a speckle. Its gradient reaches the weakest pixel of
+    each neighbourhood, the edges and gaps of the strong field."""
+    return sorted_w2(jnp.log1p(spot_sizes(fake)), jnp.log1p(spot_sizes(real)))
+
+
 UMBRA_SCALE_GAUSS = 100.0
 """|Br| (G) that `umbra_mismatch` counts as one unit."""
 
@@ -502,6 +534,7 @@ MATCHING_TERMS = {
     "bipole": bipole_mismatch,
     "umbra": umbra_mismatch,
     "spot": spot_mismatch,
+    "spot_size": spot_size_mismatch,
     "border": border_mismatch,
     "grid": grid_mismatch,
     "spectrum": spectrum_mismatch,
