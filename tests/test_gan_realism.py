@@ -79,9 +79,26 @@ def test_fixed_blocks_keep_the_rows_in_order_and_pad_only_the_last(sizes):
     blocks = list(quality.fixed_blocks(batches, 5))
     total = sum(sizes)
     assert [count for _, count in blocks] == [5] * (total // 5) + ([total % 5] if total % 5 else [])
-    assert all(block.shape == (5, 2) and block.dtype == np.float32 for block, _ in blocks)
+    assert all(block.shape == (5, 2) and block.dtype == np.float32 for block, _ in blocks)  # 8 rows exceed 5
     np.testing.assert_array_equal(np.concatenate([b[:count] for b, count in blocks]), np.concatenate(batches))
     np.testing.assert_array_equal(blocks[-1][0][blocks[-1][1] :], 0.0)
+
+
+def test_the_last_block_is_the_smallest_power_of_two_that_holds_it():
+    assert [quality.tail_size(n, 250) for n in (1, 8, 9, 16, 17, 100, 128, 129, 249)] == [
+        8,
+        8,
+        16,
+        16,
+        32,
+        128,
+        128,
+        250,
+        250,
+    ]
+    blocks = list(quality.fixed_blocks([np.ones((260, 3)), np.ones((13, 3))], 250))
+    assert [(len(block), count) for block, count in blocks] == [(250, 250), (32, 23)]
+    np.testing.assert_array_equal(blocks[-1][0][23:], 0.0)
 
 
 def test_a_summary_in_padded_blocks_is_the_patches_own_figures(monkeypatch):
@@ -90,7 +107,7 @@ def test_a_summary_in_padded_blocks_is_the_patches_own_figures(monkeypatch):
     images = np.clip(rng.normal(0, 0.3, (37, 128, 128, 1)), -1, 1).astype(np.float32)
     images[:, 40:60, 40:60] += 0.8  # a strong patch of one sign, so the quantities are defined
     encoder = quality.random_feature_encoder(0)
-    summary = quality.summarise([images[:5], images[5:30], images[30:]], encoder)  # blocks of 16, 16, 5 + padding
+    summary = quality.summarise([images[:5], images[5:30], images[30:]], encoder)  # blocks of 16, 16, 5 + 3 zeros
     assert summary.count == len(images)
     np.testing.assert_allclose(summary.features, np.asarray(encoder(jnp.asarray(images))), rtol=1e-5, atol=1e-6)
     direct = quality.default_quantities_fn()(jnp.asarray(images))

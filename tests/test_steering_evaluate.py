@@ -239,3 +239,35 @@ def test_matched_realism_is_neutral_and_forgives_an_on_manifold_move():
     speckle[:, 99] = 5.0
     off = evaluate.matched_frechet_ratio(speckled, speckle, z, "tuf", data, values, pool=pool)
     assert off["generated_matched_ratio"] > 50.0 * matched["generated_matched_ratio"]
+
+
+def test_one_evaluations_memo_gives_the_same_figures_and_summarises_each_set_once():
+    """`realism` and `matched_frechet_ratio` with a shared memo give the figures they give without one, and a
+    second family's edit of the same base latents generates and summarises only its edited patches."""
+    from helpers import LATENT_DIM
+
+    from solarjax.steering.directions import map_generated, sample_latents
+
+    generator = toy_generator()
+    z = sample_latents(16, LATENT_DIM, seed=5)
+    data = map_generated(generator, sample_latents(64, LATENT_DIM, seed=6))
+    values = evaluate.image_quantities(data)
+    pool = evaluate.generated_pool(generator, 64, seed=7)
+    first, second = z.copy(), z.copy()
+    first[:, 0] += 1.5
+    second[:, 1] -= 1.5
+    summaries: dict = {}
+    for edited in (first, second):
+        plain = {
+            **evaluate.realism(generator, edited, z, data),
+            **evaluate.matched_frechet_ratio(generator, edited, z, "tuf", data, values, pool=pool),
+        }
+        before = {key for key in summaries if key[0] == "generated"}
+        memo = {
+            **evaluate.realism(generator, edited, z, data, summaries=summaries),
+            **evaluate.matched_frechet_ratio(generator, edited, z, "tuf", data, values, pool=pool, summaries=summaries),
+        }
+        for key in ("frechet_ratio", "frechet_edited_unedited", "matched_frechet_ratio", "generated_matched_ratio"):
+            assert memo[key] == pytest.approx(plain[key], rel=1e-5), key
+        added = {key for key in summaries if key[0] == "generated"} - before
+        assert len(added) == (3 if edited is first else 2)  # z's patches are summarised once, for both edits

@@ -335,8 +335,40 @@ def _interval(values: tuple[float, float, float]) -> dict[str, float]:
     return {"value": values[0], "low": values[1], "high": values[2]}
 
 
+def generated_summary(generator: Any, latents: np.ndarray, encoder_seed: int = 0, summaries: dict | None = None):
+    """`solarjax.train.quality.ImageSummary` of the patches G(latents) [N, D] with the random-feature encoder
+    (its ``quantities`` are `physics.quantities`); with ``summaries``, one evaluation's memo, each set of latents is
+    generated and summarised once."""
+    from solarjax.train import quality
+
+    latents = np.asarray(latents, np.float32)
+    key = ("generated", encoder_seed, latents.shape, latents.tobytes())
+    if summaries is not None and key in summaries:
+        return summaries[key]
+    summary = quality.summarise([map_generated(generator, latents)], quality.random_feature_encoder(encoder_seed))
+    if summaries is not None:
+        summaries[key] = summary
+    return summary
+
+
+def _data_summary(reference_images: np.ndarray, rows: np.ndarray, encoder_seed: int, summaries: dict | None):
+    """The summary of the data patches ``reference_images[rows]``, once per set of rows with ``summaries``."""
+    key = ("data", encoder_seed, id(reference_images), rows.tobytes())
+    if summaries is not None and key in summaries:
+        return summaries[key]
+    summary = _summary(reference_images[rows], encoder_seed)
+    if summaries is not None:
+        summaries[key] = summary
+    return summary
+
+
 def realism(
-    generator: Any, edited: np.ndarray, unedited: np.ndarray, reference: Any = None, encoder_seed: int = 0
+    generator: Any,
+    edited: np.ndarray,
+    unedited: np.ndarray,
+    reference: Any = None,
+    encoder_seed: int = 0,
+    summaries: dict | None = None,
 ) -> dict[str, Any]:
     """Frechet distance (random-feature encoder of `solarjax.train.quality`) and per-quantity KS of edited
     patches against unedited ones, and of both against the data when ``reference_images`` is given.
@@ -345,6 +377,7 @@ def realism(
       edited, unedited: [N, D] latents.
       reference: data patches [M, 128, 128, 1], their `solarjax.train.quality.ImageSummary` (same
         encoder seed), or None.
+      summaries: one evaluation's memo (`generated_summary`), or None.
 
     Returns:
       {'frechet_edited_unedited', 'frechet_unedited_data', 'frechet_edited_data', 'frechet_ratio'
@@ -353,9 +386,8 @@ def realism(
     """
     from solarjax.train import quality
 
-    encoder = quality.random_feature_encoder(encoder_seed)
-    edited_summary = quality.summarise([map_generated(generator, edited)], encoder)
-    unedited_summary = quality.summarise([map_generated(generator, unedited)], encoder)
+    edited_summary = generated_summary(generator, edited, encoder_seed, summaries)
+    unedited_summary = generated_summary(generator, unedited, encoder_seed, summaries)
     edited_vs_unedited = quality.quality_figures(edited_summary, unedited_summary)
     result = {
         "frechet_edited_unedited": edited_vs_unedited["frechet"],
@@ -421,6 +453,7 @@ def matched_frechet_ratio(
     reference_values: Mapping[str, np.ndarray],
     encoder_seed: int = 0,
     pool: tuple[np.ndarray, Mapping[str, np.ndarray]] | None = None,
+    summaries: dict | None = None,
 ) -> dict[str, float]:
     """Realism at the quantity reached: Frechet distance of edited patches to data patches matched on ``target``
     (`matched_rows`, one data patch per edited patch) over the same for the unedited patches; with ``pool``, also
@@ -431,6 +464,7 @@ def matched_frechet_ratio(
       edited, unedited: [N, D] latents; reference_images: data patches [M, 128, 128, 1];
       reference_values: name -> [M] exact quantities of the data patches;
       pool: (latents [P, D], quantities name -> [P]) of unedited samples (`generated_pool`), or None.
+      summaries: one evaluation's memo (`generated_summary`), or None.
 
     Returns:
       {'frechet_matched_edited', 'frechet_matched_unedited', 'matched_frechet_ratio'} and with ``pool``
@@ -439,17 +473,15 @@ def matched_frechet_ratio(
     """
     from solarjax.train import quality
 
-    encoder = quality.random_feature_encoder(encoder_seed)
     reference_images = np.asarray(reference_images, np.float32)
     distances, edited_rows, edited_values = [], None, None
     for latents in (edited, unedited):
-        images = map_generated(generator, latents)
-        values = np.asarray(physics.quantities(images)[target], np.float64)
+        generated = generated_summary(generator, latents, encoder_seed, summaries)
+        values = np.asarray(generated.quantities[target], np.float64)
         rows = matched_rows(reference_values[target], values)
         if edited_rows is None:
             edited_rows, edited_values = rows, values
-        generated = quality.summarise([images], encoder)
-        data = quality.summarise([reference_images[rows]], encoder)
+        data = _data_summary(reference_images, rows, encoder_seed, summaries)
         distances.append(quality.quality_figures(generated, data)["frechet"])
     result = {
         "frechet_matched_edited": distances[0],
@@ -459,8 +491,8 @@ def matched_frechet_ratio(
     if pool is not None:
         pool_latents, pool_values = pool
         pool_rows = matched_rows(pool_values[target], edited_values)
-        generated = quality.summarise([map_generated(generator, np.asarray(pool_latents)[pool_rows])], encoder)
-        data = quality.summarise([reference_images[edited_rows]], encoder)
+        generated = generated_summary(generator, np.asarray(pool_latents)[pool_rows], encoder_seed, summaries)
+        data = _data_summary(reference_images, edited_rows, encoder_seed, summaries)
         baseline = quality.quality_figures(generated, data)["frechet"]
         result["frechet_matched_generated"] = baseline
         result["generated_matched_ratio"] = distances[0] / baseline if baseline > 0 else float("nan")
@@ -541,6 +573,7 @@ def evaluate_families(
     pool_size = min(GENERATED_POOL, POOL_PER_LATENT * n_latents) if pool_size is None else int(pool_size)
     pool = generated_pool(generator, pool_size, seed + 3) if reference_images is not None and pool_size > 0 else None
     results: dict[str, dict[str, Any]] = {}
+    summaries: dict = {}  # every family moves the same base latents: their patches are summarised once
     differentiated = differentiated_quantities(names, hold)
     for method in methods:
         results[method] = {}
@@ -575,12 +608,19 @@ def evaluate_families(
                 "held": list(held),
                 "leakage": leak,
                 "max_leakage": max((v["value"] for v in leak.values()), default=float("nan")),
-                "realism": realism(generator, edited, latents[:, zero], data),
+                "realism": realism(generator, edited, latents[:, zero], data, summaries=summaries),
             }
             if reference_values is not None:
                 results[method][name]["realism"].update(
                     matched_frechet_ratio(
-                        generator, edited, latents[:, zero], name, reference_images, reference_values, pool=pool
+                        generator,
+                        edited,
+                        latents[:, zero],
+                        name,
+                        reference_images,
+                        reference_values,
+                        pool=pool,
+                        summaries=summaries,
                     )
                 )
     report = {

@@ -464,13 +464,21 @@ class ImageSummary:
 
 SUMMARY_BATCH = 250
 """Patches per encoder and quantities call of `summarise`: the batches it is given are regrouped into blocks of this
-many (the last padded with zeros, whose results are dropped), so any mix of batch sizes compiles one program each."""
+many, and the last into the smallest `tail_size` block that holds it (zeros after its rows, whose results are
+dropped), so any mix of batch sizes compiles one program per block size, and a summary of 8 patches does not pay for
+250."""
+
+
+def tail_size(count: int, size: int) -> int:
+    """Rows of the block that holds a last ``count`` < ``size`` rows: the smallest power of two >= max(count, 8),
+    at most ``size``, so a few block sizes serve every count."""
+    return min(size, 1 << max(3, (int(count) - 1).bit_length()))
 
 
 def fixed_blocks(batches: Iterable[np.ndarray], size: int) -> Iterator[tuple[np.ndarray, int]]:
-    """(block [size, ...] float32, count): the rows of ``batches`` in order, ``size`` at a time; the last block holds
-    ``count`` < ``size`` rows and zeros after them. Holds one batch and fewer than ``size`` rows left of the one
-    before at a time."""
+    """(block float32, count): the rows of ``batches`` in order, ``size`` at a time; the last block holds ``count``
+    < ``size`` rows and zeros after them up to `tail_size` rows. Holds one batch and fewer than ``size`` rows left of
+    the one before at a time."""
     tail = None  # fewer than `size` rows not yet in a block
     for images in batches:
         images = np.asarray(images, np.float32)
@@ -487,7 +495,7 @@ def fixed_blocks(batches: Iterable[np.ndarray], size: int) -> Iterator[tuple[np.
         if start < len(images):
             tail = images[start:]
     if tail is not None and len(tail):
-        block = np.zeros((size, *tail.shape[1:]), np.float32)
+        block = np.zeros((tail_size(len(tail), size), *tail.shape[1:]), np.float32)
         block[: len(tail)] = tail
         yield block, len(tail)
 
@@ -496,7 +504,7 @@ def summarise(
     batches: Iterable[np.ndarray], encoder: Encoder, quantities_fn: QuantitiesFn | None = None
 ) -> ImageSummary:
     """Quantities, features and realism diagnostics of image batches [B, 128, 128, 1] (consumed one at a time; the
-    encoder and the quantities see blocks of `SUMMARY_BATCH`)."""
+    encoder and the quantities see blocks of `SUMMARY_BATCH`, the last of `tail_size`)."""
     quantities_fn = quantities_fn or default_quantities_fn()
     features, quantities, diagnostics, power_sum, wavenumbers = [], {}, {}, 0.0, None
     for block, count in fixed_blocks(batches, SUMMARY_BATCH):
