@@ -566,10 +566,10 @@ def evaluate_families(
     z = sample_latents(n_latents, generator.latent_dim, seed)
     scales = directions.std
     step_kwargs = {} if step is None else {"step": step}
-    data = _summary(np.asarray(reference_images, np.float32)) if reference_images is not None else None
-    reference_values = (
-        image_quantities(np.asarray(reference_images, np.float32)) if reference_images is not None else None
-    )
+    if reference_images is not None:  # one array, so the memo's data summaries key on it
+        reference_images = np.asarray(reference_images, np.float32)
+    data = _summary(reference_images) if reference_images is not None else None
+    reference_values = image_quantities(reference_images) if reference_images is not None else None
     pool_size = min(GENERATED_POOL, POOL_PER_LATENT * n_latents) if pool_size is None else int(pool_size)
     pool = generated_pool(generator, pool_size, seed + 3) if reference_images is not None and pool_size > 0 else None
     results: dict[str, dict[str, Any]] = {}
