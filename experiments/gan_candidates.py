@@ -526,6 +526,12 @@ CANDIDATES = {
         "spectrum_weight": 10.0,
         "spot_size_weight": 10.0,
     },
+    "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_fast_scaled_texture_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid_spectrum_round_spot_size": {
+        **_LATE_SECTOR,
+        "arch": CAPPED_FAST_SCALED_TEXTURE_ARCH,
+        "spectrum_weight": 10.0,
+        "round_spot_size_weight": 10.0,
+    },
     "edge_instrument_filled_mild_stretch_patch_contrast_fast_spots_capped_coarse_texture_stretched_structured_network_white_threshold_clip_sharpness_complexity_spread_late_ema_start_plage_gradient_bipole_spot_late_sector_late_grid": {
         **_LATE_SECTOR,
         "arch": CAPPED_COARSE_TEXTURE_ARCH,

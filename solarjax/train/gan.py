@@ -17,7 +17,8 @@ Schrijver R (`complexity_mismatch`) and its distribution (`complexity_spread_mis
 (`quiet_mismatch`), the distribution of the net flux (`balance_mismatch`), the weak and quiet field's coherence
 (`plage_mismatch`, `coherence_mismatch`), the per-patch gradient (`gradient_mismatch`), the bipole's polarity
 separation and leading-polarity offset (`bipole_mismatch`), the umbra strength (`umbra_mismatch`), the strong
-field's extent (`spot_mismatch`) and its pieces' sizes (`spot_size_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`),
+field's extent (`spot_mismatch`) and its pieces' sizes (`spot_size_mismatch`,
+`round_spot_size_mismatch`), the border excess (`border_mismatch`), the pixel-grid phases (`grid_mismatch`),
 the power in wavenumber bands (`spectrum_mismatch`), that power in the field above the noise
 (`signal_spectrum_mismatch`), its orientation at small scales (`isotropy_mismatch`) or the small-scale power along
 the axes and the diagonals (`sector_mismatch`). ``matched_sharpness`` sets the masks of the quantities the R,
@@ -378,33 +379,55 @@ def spot_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
 SPOT_SIZE_LEVELS_GAUSS = (500.0, 900.0)
 """|Br| levels (G) of `spot_sizes`: the strong field (plage clumps, penumbrae) and the saturated umbrae."""
 SPOT_SIZE_WIDTHS_PX = (3, 5, 9)
-"""Side (px) of the square neighbourhoods `spot_sizes` erodes with: a pixel counts at width w when every pixel of
-its w x w neighbourhood lies above the level, so a 1-2 px speckle counts at none and an umbra 10 px across at all."""
+"""Widths (px) of the neighbourhoods `spot_sizes` erodes with: a pixel counts at width w when every pixel of its
+neighbourhood w px across lies above the level, so a 1-2 px speckle counts at none and an umbra 10 px across at all."""
+SPOT_SIZE_SHAPES = ("square", "octagon")
+"""Neighbourhoods of `spot_sizes`: w x w squares, or octagons w px across (3 x 3 squares and 5-pixel crosses in
+turn: a digital disc, so a strong region counts about the same whatever its orientation)."""
 
 
-def spot_sizes(images: jax.Array) -> jax.Array:
+def _erode(strength: jax.Array, rows: int, cols: int) -> jax.Array:
+    """Minimum over a rows x cols window centred on each pixel of [B, H, W, 1]; outside the patch counts as +inf."""
+    return -nn.max_pool(-strength, (rows, cols), padding="SAME")
+
+
+def _erode_cross(strength: jax.Array) -> jax.Array:
+    """Minimum over each pixel and its four neighbours."""
+    return jnp.minimum(_erode(strength, 3, 1), _erode(strength, 1, 3))
+
+
+def spot_sizes(images: jax.Array, shape: str = "square") -> jax.Array:
     """[B, levels * widths] per patch: the strong field's granulometry, the soft number of pixels whose whole
-    w x w neighbourhood (`SPOT_SIZE_WIDTHS_PX`) lies above each of `SPOT_SIZE_LEVELS_GAUSS` (soft edges of
-    `SPOT_SOFTNESS_GAUSS`), level-major. A square of side L far from the border counts (L - w + 1)^2 at width
-    w <= L and none above it; outside the patch counts as strong, so a spot the border cuts keeps its size. Input
-    [B, H, W, 1], s = Br / 1000 G."""
+    neighbourhood (``shape`` of `SPOT_SIZE_SHAPES`, `SPOT_SIZE_WIDTHS_PX` across) lies above each of
+    `SPOT_SIZE_LEVELS_GAUSS` (soft edges of `SPOT_SOFTNESS_GAUSS`), level-major. A square of side L far from the
+    border counts (L - w + 1)^2 at width w <= L and none above it, with either shape; outside the patch counts as
+    strong, so a spot the border cuts keeps its size. Input [B, H, W, 1], s = Br / 1000 G."""
+    if shape not in SPOT_SIZE_SHAPES or SPOT_SIZE_WIDTHS_PX != (3, 5, 9):
+        raise ValueError(f"spot_sizes erodes at widths (3, 5, 9) with a shape of {SPOT_SIZE_SHAPES}, got {shape!r}")
     strength = jnp.abs(images.astype(jnp.float32) * units.GAUSS_PER_UNIT)
+    if shape == "square":  # separable: a minimum along rows, then columns
+        eroded = [_erode(_erode(strength, width, 1), 1, width) for width in SPOT_SIZE_WIDTHS_PX]
+    else:  # each octagon is the one before grown by a square, then a cross: 3, 5 (3 + cross), 9 (5 + 3 + cross)
+        three = _erode(_erode(strength, 3, 1), 1, 3)
+        five = _erode_cross(three)
+        eroded = [three, five, _erode_cross(_erode(_erode(five, 3, 1), 1, 3))]
     levels = jnp.asarray(SPOT_SIZE_LEVELS_GAUSS, jnp.float32)
-    areas = []
-    for width in SPOT_SIZE_WIDTHS_PX:  # the square's erosion is separable: a minimum along rows, then columns
-        eroded = -nn.max_pool(-strength, (width, 1), padding="SAME")
-        eroded = -nn.max_pool(-eroded, (1, width), padding="SAME")
-        areas.append(jnp.sum(jax.nn.sigmoid((eroded - levels) / SPOT_SOFTNESS_GAUSS), axis=(1, 2)))
+    areas = [jnp.sum(jax.nn.sigmoid((e - levels) / SPOT_SOFTNESS_GAUSS), axis=(1, 2)) for e in eroded]
     return jnp.stack(areas, axis=-1).reshape(images.shape[0], -1)
 
 
-def spot_size_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+def spot_size_mismatch(fake: jax.Array, real: jax.Array, shape: str = "square") -> jax.Array:
     """Squared 1-D Wasserstein-2 distance between the batches' distributions of log(1 + `spot_sizes`), each level
     and width sorted and compared rank by rank, averaged; 0 when the batches agree (batches of one size). Where
     `spot_mismatch` counts the strong field's extent, this asks for it in pieces of the data's sizes: umbrae of
     the data's diameter, plage in coherent clumps rather than a speckle. Its gradient reaches the weakest pixel of
     each neighbourhood, the edges and gaps of the strong field."""
-    return sorted_w2(jnp.log1p(spot_sizes(fake)), jnp.log1p(spot_sizes(real)))
+    return sorted_w2(jnp.log1p(spot_sizes(fake, shape)), jnp.log1p(spot_sizes(real, shape)))
+
+
+def round_spot_size_mismatch(fake: jax.Array, real: jax.Array) -> jax.Array:
+    """`spot_size_mismatch` with octagonal neighbourhoods, which favour no orientation of the strong field."""
+    return spot_size_mismatch(fake, real, "octagon")
 
 
 UMBRA_SCALE_GAUSS = 100.0
@@ -535,6 +558,7 @@ MATCHING_TERMS = {
     "umbra": umbra_mismatch,
     "spot": spot_mismatch,
     "spot_size": spot_size_mismatch,
+    "round_spot_size": round_spot_size_mismatch,
     "border": border_mismatch,
     "grid": grid_mismatch,
     "spectrum": spectrum_mismatch,
