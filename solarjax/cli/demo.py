@@ -14,7 +14,7 @@ def add_commands(subparsers) -> None:
             "index, steer and search, evaluate, and write OUTDIR/report.html and OUTDIR/metrics.json. Finished "
             "stages are cached by config fingerprint: a rerun skips them, an interrupted run resumes. The "
             "full size takes about 26 min on an idle 2-core CPU (GAN about 10, directions about 9); --quick (smoke "
-            "test) about 6 min, most of it XLA compilation."
+            "test) about 5.3 min, most of it XLA compilation."
         ),
     )
     parser.add_argument("--outdir", default="demo_out", help="output directory (default demo_out)")
