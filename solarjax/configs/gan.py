@@ -46,10 +46,10 @@ balance: `solarjax.models.gan`),
 model.latent_dim, model.loss ('non_saturating' | 'hinge'), model.ema_decay (0 = no EMA), model.ema_start (steps
 before the EMA averages; 0 if unset) and, where set, model.r1_gamma, model.<term>_weight for the matching terms
 sharpness, complexity, complexity_spread, quiet, quiet_spread, balance, plage, coherence, gradient, bipole, umbra,
-spot, spot_size, round_spot_size, border, grid, spectrum, signal_spectrum, isotropy and sector (0 = none; `solarjax.train.gan.MATCHING_TERMS`) and
-model.<term>_start (steps a term is off; it then ramps to its weight at twice that: `solarjax.train.gan.matching_starts`)
-and model.matched_sharpness (the mask sharpness of the quantities the R, bipole and balance terms read; unset: the
-smooth quantities' default) define the model
+spot, spot_size, round_spot_size, border, grid, spectrum, signal_spectrum, isotropy and sector (0 = none;
+`solarjax.train.gan.MATCHING_TERMS`) and model.<term>_start (steps a term is off; it then ramps to its weight at
+twice that: `solarjax.train.gan.matching_starts`) and model.matched_sharpness (the mask sharpness of the quantities
+the R, bipole and balance terms read; unset: the smooth quantities' default) define the model
 (their hash is the checkpoint fingerprint); conv_impl ('auto' = 'matmul' on CPU, 'xla' elsewhere: same numbers, see
 `solarjax.models.gan`);
 compute_dtype ('float32' | 'bfloat16': bf16 compute, f32 parameters);

@@ -36,7 +36,7 @@ import json
 import os
 import pathlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -335,6 +335,15 @@ def _interval(values: tuple[float, float, float]) -> dict[str, float]:
     return {"value": values[0], "low": values[1], "high": values[2]}
 
 
+def _remembered(summaries: dict | None, key: tuple, compute: Callable[[], Any]) -> Any:
+    """``summaries[key]``, computed once by ``compute()``; with no memo (None), ``compute()``."""
+    if summaries is None:
+        return compute()
+    if key not in summaries:
+        summaries[key] = compute()
+    return summaries[key]
+
+
 def generated_summary(generator: Any, latents: np.ndarray, encoder_seed: int = 0, summaries: dict | None = None):
     """`solarjax.train.quality.ImageSummary` of the patches G(latents) [N, D] with the random-feature encoder
     (its ``quantities`` are `physics.quantities`); with ``summaries``, one evaluation's memo, each set of latents is
@@ -342,24 +351,20 @@ def generated_summary(generator: Any, latents: np.ndarray, encoder_seed: int = 0
     from solarjax.train import quality
 
     latents = np.asarray(latents, np.float32)
-    key = ("generated", encoder_seed, latents.shape, latents.tobytes())
-    if summaries is not None and key in summaries:
-        return summaries[key]
-    summary = quality.summarise([map_generated(generator, latents)], quality.random_feature_encoder(encoder_seed))
-    if summaries is not None:
-        summaries[key] = summary
-    return summary
+    return _remembered(
+        summaries,
+        ("generated", encoder_seed, latents.shape, latents.tobytes()),
+        lambda: quality.summarise([map_generated(generator, latents)], quality.random_feature_encoder(encoder_seed)),
+    )
 
 
 def _data_summary(reference_images: np.ndarray, rows: np.ndarray, encoder_seed: int, summaries: dict | None):
     """The summary of the data patches ``reference_images[rows]``, once per set of rows with ``summaries``."""
-    key = ("data", encoder_seed, id(reference_images), rows.tobytes())
-    if summaries is not None and key in summaries:
-        return summaries[key]
-    summary = _summary(reference_images[rows], encoder_seed)
-    if summaries is not None:
-        summaries[key] = summary
-    return summary
+    return _remembered(
+        summaries,
+        ("data", encoder_seed, id(reference_images), rows.tobytes()),
+        lambda: _summary(reference_images[rows], encoder_seed),
+    )
 
 
 def realism(

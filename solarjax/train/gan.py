@@ -402,15 +402,18 @@ def spot_sizes(images: jax.Array, shape: str = "square") -> jax.Array:
     `SPOT_SIZE_LEVELS_GAUSS` (soft edges of `SPOT_SOFTNESS_GAUSS`), level-major. A square of side L far from the
     border counts (L - w + 1)^2 at width w <= L and none above it, with either shape; outside the patch counts as
     strong, so a spot the border cuts keeps its size. Input [B, H, W, 1], s = Br / 1000 G."""
-    if shape not in SPOT_SIZE_SHAPES or SPOT_SIZE_WIDTHS_PX != (3, 5, 9):
-        raise ValueError(f"spot_sizes erodes at widths (3, 5, 9) with a shape of {SPOT_SIZE_SHAPES}, got {shape!r}")
+    if shape not in SPOT_SIZE_SHAPES:
+        raise ValueError(f"spot_sizes erodes with a shape of {SPOT_SIZE_SHAPES}, got {shape!r}")
     strength = jnp.abs(images.astype(jnp.float32) * units.GAUSS_PER_UNIT)
     if shape == "square":  # separable: a minimum along rows, then columns
         eroded = [_erode(_erode(strength, width, 1), 1, width) for width in SPOT_SIZE_WIDTHS_PX]
-    else:  # each octagon is the one before grown by a square, then a cross: 3, 5 (3 + cross), 9 (5 + 3 + cross)
-        three = _erode(_erode(strength, 3, 1), 1, 3)
-        five = _erode_cross(three)
-        eroded = [three, five, _erode_cross(_erode(_erode(five, 3, 1), 1, 3))]
+    else:  # each step grows the octagon by 2 px across: a 3 x 3 square, then a cross, in turn (widths odd, rising)
+        eroded, current, steps = [], strength, 0
+        for width in SPOT_SIZE_WIDTHS_PX:
+            while 2 * steps + 1 < width:
+                current = _erode(_erode(current, 3, 1), 1, 3) if steps % 2 == 0 else _erode_cross(current)
+                steps += 1
+            eroded.append(current)
     levels = jnp.asarray(SPOT_SIZE_LEVELS_GAUSS, jnp.float32)
     areas = [jnp.sum(jax.nn.sigmoid((e - levels) / SPOT_SOFTNESS_GAUSS), axis=(1, 2)) for e in eroded]
     return jnp.stack(areas, axis=-1).reshape(images.shape[0], -1)

@@ -470,9 +470,9 @@ dropped), so any mix of batch sizes compiles one program per block size, and a s
 
 
 def tail_size(count: int, size: int) -> int:
-    """Rows of the block that holds a last ``count`` < ``size`` rows: the smallest power of two >= max(count, 8),
-    at most ``size``, so a few block sizes serve every count."""
-    return min(size, 1 << max(3, (int(count) - 1).bit_length()))
+    """Rows of the block that holds a last ``count`` < ``size`` rows: `solarjax.models.gan.batch_bucket` (the
+    smallest power of two >= max(count, 8)), at most ``size``, so a few block sizes serve every count."""
+    return min(size, gan_models.batch_bucket(int(count)))
 
 
 def fixed_blocks(batches: Iterable[np.ndarray], size: int) -> Iterator[tuple[np.ndarray, int]]:
